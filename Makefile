@@ -1,0 +1,103 @@
+# dtrain - build, test, bench, demo, deps and data targets.
+#   make            build ./dtrain (build/dtrain)
+#   make deps       install missing Debian packages (quiet and idempotent)
+#   make data       MNIST + Fashion-MNIST into data/, SHA-256 checked
+#   make test       deps + data + build (warnings are errors) + the whole test suite
+#   make demo       deps + data + build + a 2-rank MNIST training run
+#   make bench      throughput / memory benchmarks (bench/README.md)
+#   SAN=address,undefined make ...   sanitized build under build-san/
+#   NATIVE=1 make   -march=native (only for a build host equal to the compute nodes)
+
+CC := gcc
+PKGS := ompi-c openblas hdf5
+SAN ?=
+NATIVE ?= 0
+NP ?= 2
+
+ifeq ($(SAN),)
+BUILD := build
+SANFLAGS :=
+else
+BUILD := build-san
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer
+endif
+
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wvla -Wformat=2
+# CI sets CI=true: there every warning is an error.
+ifneq ($(CI),)
+WARN += -Werror
+endif
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+OPT := -O3 -g
+ifeq ($(NATIVE),1)
+OPT += -march=native
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS = $(WARN) $(OPT) $(SANFLAGS) -D_GNU_SOURCE -iquote runtime $(PKG_CFLAGS) -MMD -MP
+LDLIBS = $(PKG_LIBS) -lm
+LDFLAGS = $(SANFLAGS)
+
+RUNTIME_SRC := $(wildcard runtime/*.c)
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o
+MODELS := $(wildcard models/*.cfg)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps data test demo bench clean check-toolchain
+all: dtrain $(TEST_BIN)
+
+dtrain: $(BUILD)/dtrain
+	@cp $< $@
+
+$(BUILD)/libdtrain.a: $(RUNTIME_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/dtrain: $(BUILD)/launch/main.o $(BUILD)/libdtrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libdtrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c | check-toolchain
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Built-in models: models/NAME.cfg compiled into the binary, so ./dtrain works from any directory.
+$(BUILD)/models_builtin.c: $(MODELS) scripts/embed-models.sh
+	@mkdir -p $(@D)
+	sh scripts/embed-models.sh $(MODELS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/models_builtin.o: $(BUILD)/models_builtin.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+check-toolchain:
+	@pkg-config --exists $(PKGS) || { echo "dtrain: missing build dependencies ($(PKGS)): run 'make deps'" >&2; exit 1; }
+
+deps:
+	@sh scripts/deps.sh
+
+data: deps
+	@sh scripts/fetch-data.sh data
+
+test: deps data
+	@$(MAKE) --no-print-directory WERROR=1 all
+	@sh tests/run.sh $(BUILD)
+
+demo: deps data
+	@$(MAKE) --no-print-directory all
+	@. scripts/mpi-env.sh && mpirun -np $(NP) $$DT_MPIRUN_FLAGS ./dtrain train --model mlp --data mnist --epochs 3
+
+bench: deps data
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh
+
+clean:
+	rm -rf build build-san dtrain
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

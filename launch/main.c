@@ -1,0 +1,192 @@
+/*
+ * main.c - the dtrain program: `dtrain train [options]`, `dtrain --help`, `dtrain --version`.
+ *
+ * Run as `mpirun -np N ./dtrain train ...` (or srun, or plain ./dtrain for one rank). Rank and
+ * world size come from MPI only. Every fallible phase ends in dt_dist_agree, so a bad input makes
+ * every rank exit 1 with one message, and no rank waits in a collective.
+ */
+#include "blas.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "config.h"
+#include "dataset.h"
+#include "dist.h"
+#include "net.h"
+#include "train.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "dtrain %s - data-parallel neural network training on MPI\n"
+            "\n"
+            "usage: mpirun -np N ./dtrain train [options]\n"
+            "       ./dtrain --help | --version\n"
+            "\n"
+            "train options (applied after -c files, in command-line order):\n"
+            "  -c, --config FILE     INI config file (repeatable; `[section]` + `key = value`)\n"
+            "  --set KEY=VALUE       set any key below, e.g. --set optim.nesterov=true\n"
+            "  --model NAME|FILE     model           (model)\n"
+            "  --data NAME           dataset         (data.name)\n"
+            "  --data-dir DIR        dataset folder  (data.dir)\n"
+            "  --epochs N            epochs          (train.epochs)\n"
+            "  --batch-size N        batch per rank  (train.batch_size)\n"
+            "  --lr X                learning rate   (optim.lr)\n"
+            "  --momentum X          SGD momentum    (optim.momentum)\n"
+            "  --weight-decay X      weight decay    (optim.weight_decay)\n"
+            "  --seed N              random seed     (seed)\n"
+            "  --threads N           BLAS threads per rank (threads)\n"
+            "\n",
+            DT_VERSION);
+    dt_config_help(f);
+}
+
+static const struct {
+    const char *opt, *key;
+} long_opts[] = {
+    {"--model", "model"},           {"--data", "data.name"},
+    {"--data-dir", "data.dir"},     {"--epochs", "train.epochs"},
+    {"--batch-size", "train.batch_size"}, {"--lr", "optim.lr"},
+    {"--momentum", "optim.momentum"}, {"--weight-decay", "optim.weight_decay"},
+    {"--seed", "seed"},             {"--threads", "threads"},
+};
+
+/* Resolves argv[first..argc) into cfg: config files first, then options in order. */
+static int parse_args(dt_config *cfg, int argc, char **argv, int first)
+{
+    dt_config_defaults(cfg);
+    for (int i = first; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc)
+                return dt_err("%s: expected a config file path", argv[i]);
+            if (dt_config_load(cfg, argv[++i]) != 0)
+                return DT_ERR;
+        }
+    }
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--set") == 0) {
+            if (i + 1 >= argc)
+                return dt_err("--set: expected KEY=VALUE");
+            char kv[1024];
+            snprintf(kv, sizeof kv, "%s", argv[++i]);
+            char *eq = strchr(kv, '=');
+            if (!eq)
+                return dt_err("--set %s: expected KEY=VALUE", kv);
+            *eq = '\0';
+            if (dt_config_set(cfg, kv, eq + 1, "--set") != 0)
+                return DT_ERR;
+            continue;
+        }
+        /* --opt VALUE or --opt=VALUE */
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        size_t k, n = sizeof long_opts / sizeof long_opts[0];
+        for (k = 0; k < n; k++)
+            if (strcmp(name, long_opts[k].opt) == 0)
+                break;
+        if (k == n)
+            return dt_err("unknown option '%s' (see dtrain --help)", a);
+        if (eq) {
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return dt_err("%s: expected a value", a);
+            val = argv[++i];
+        }
+        if (dt_config_set(cfg, long_opts[k].key, val, name) != 0)
+            return DT_ERR;
+    }
+    return dt_config_check(cfg);
+}
+
+static int cmd_train(int argc, char **argv, int world)
+{
+    dt_config cfg;
+    dt_dataset train, test;
+    dt_net *net = NULL;
+    int rc = parse_args(&cfg, argc, argv, 2);
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
+        return 1;
+    openblas_set_num_threads(cfg.threads);
+
+    memset(&train, 0, sizeof train);
+    memset(&test, 0, sizeof test);
+    rc = dt_dataset_open(&train, cfg.data_name, cfg.data_dir, "train", cfg.limit_train);
+    if (rc == 0)
+        rc = dt_dataset_open(&test, cfg.data_name, cfg.data_dir, "test", cfg.limit_test);
+    if (rc == 0) {
+        int max_batch = cfg.batch_size > cfg.eval_batch_size ? cfg.batch_size : cfg.eval_batch_size;
+        rc = dt_net_build(&net, cfg.model, max_batch);
+    }
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
+        dt_dataset_free(&train);
+        dt_dataset_free(&test);
+        return 1;
+    }
+    if (dt_rank == 0) {
+        printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
+               world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
+               cfg.batch_size * world);
+        printf("# resolved configuration (usable with -c):");
+        dt_config_print(&cfg, stdout);
+        printf("\n");
+        dt_net_print(net, stdout);
+        printf("data %s: %lld train, %lld test samples of %dx%dx%d\n", train.name,
+               (long long)train.n, (long long)test.n, train.c, train.h, train.w);
+        fflush(stdout);
+        dt_net_init(net, (uint64_t)cfg.seed);
+    }
+    /* rank 0 initializes, everyone starts from its weights */
+    dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
+
+    dt_trainer t;
+    rc = dt_trainer_init(&t, &cfg, net, &train, &test, MPI_COMM_WORLD, stdout);
+    if (rc == 0)
+        rc = dt_trainer_run(&t);
+    dt_trainer_free(&t);
+    dt_net_free(net);
+    dt_dataset_free(&train);
+    dt_dataset_free(&test);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    int world = dt_dist_init(&argc, &argv);
+    int status;
+    const char *cmd = argc > 1 ? argv[1] : "";
+    int want_help = 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            want_help = 1;
+    if (want_help || strcmp(cmd, "help") == 0) {
+        if (dt_rank == 0)
+            usage(stdout);
+        status = 0;
+    } else if (strcmp(cmd, "--version") == 0) {
+        if (dt_rank == 0)
+            printf("dtrain %s\n", DT_VERSION);
+        status = 0;
+    } else if (strcmp(cmd, "train") == 0) {
+        status = cmd_train(argc, argv, world);
+    } else {
+        if (dt_rank == 0) {
+            if (argc > 1)
+                fprintf(stderr, "dtrain: error: unknown command '%s': expected train (see dtrain --help)\n", cmd);
+            else
+                usage(stderr);
+        }
+        status = 2;
+    }
+    dt_dist_finalize();
+    return status;
+}

@@ -1,0 +1,99 @@
+/*
+ * common.c - see common.h.
+ */
+#include "common.h"
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+int dt_rank = -1;
+
+static char err_buf[1024];
+
+void dt_assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "dtrain: rank %d: %s:%d: %s: assertion failed: %s\n", dt_rank, file, line, func,
+            expr);
+    fflush(stderr);
+    int up = 0, down = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (up && !down)
+        MPI_Abort(MPI_COMM_WORLD, 134);
+    abort();
+}
+
+static void die_alloc(size_t n, size_t size, const char *file, int line)
+{
+    fprintf(stderr, "dtrain: rank %d: %s:%d: cannot allocate %zu x %zu bytes\n", dt_rank, file, line,
+            n, size);
+    fflush(stderr);
+    int up = 0, down = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (up && !down)
+        MPI_Abort(MPI_COMM_WORLD, 134);
+    abort();
+}
+
+void *dt_xmalloc_at(size_t n, size_t size, const char *file, int line)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        die_alloc(n, size, file, line);
+    size_t bytes = n * size;
+    if (bytes == 0)
+        bytes = 64;
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0)
+        die_alloc(n, size, file, line);
+    return p;
+}
+
+void *dt_xcalloc_at(size_t n, size_t size, const char *file, int line)
+{
+    void *p = dt_xmalloc_at(n, size, file, line);
+    memset(p, 0, n * size);
+    return p;
+}
+
+char *dt_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = dt_xmalloc(n, 1);
+    memcpy(p, s, n);
+    return p;
+}
+
+int dt_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return DT_ERR;
+}
+
+const char *dt_err_msg(void) { return err_buf; }
+
+void dt_err_clear(void) { err_buf[0] = '\0'; }
+
+double dt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double dt_peak_rss_mib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+}

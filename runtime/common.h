@@ -1,0 +1,59 @@
+/*
+ * common.h - assertions, checked allocation, error reporting and timing shared by all of dtrain.
+ *
+ * Two kinds of failure (STYLE.md "Errors"):
+ *   - bugs: DT_ASSERT, always compiled in, prints rank/file/line and aborts the whole MPI job;
+ *   - user/environment errors: a function records ONE message with dt_err() and returns a negative
+ *     code. The caller agrees on the outcome over all ranks (dt_dist_agree) and the lowest failing
+ *     rank prints the message, so a job prints one clear line and every rank exits non-zero.
+ */
+#ifndef DT_COMMON_H
+#define DT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DT_VERSION "0.1.0"
+
+/* Return codes: 0 ok, negative on error. */
+enum { DT_OK = 0, DT_ERR = -1 };
+
+/* Rank of this process in MPI_COMM_WORLD, -1 before MPI is up. Set by dt_dist_init. */
+extern int dt_rank;
+
+#if defined(__GNUC__)
+#define DT_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define DT_NORETURN __attribute__((noreturn))
+#else
+#define DT_PRINTF(a, b)
+#define DT_NORETURN
+#endif
+
+/* Prints "rank R: file:line: func: assertion failed: expr" and aborts every rank (MPI_Abort). */
+DT_NORETURN void dt_assert_fail(const char *expr, const char *file, int line, const char *func);
+#define DT_ASSERT(cond) \
+    do { if (!(cond)) dt_assert_fail(#cond, __FILE__, __LINE__, __func__); } while (0)
+
+/* Checked allocation: on overflow or out-of-memory aborts naming size and call site. Memory from
+ * dt_xmalloc is 64-byte aligned (AVX-512 friendly) and released with free(). */
+void *dt_xmalloc_at(size_t n, size_t size, const char *file, int line);
+void *dt_xcalloc_at(size_t n, size_t size, const char *file, int line);
+#define dt_xmalloc(n, size) dt_xmalloc_at((n), (size), __FILE__, __LINE__)
+#define dt_xcalloc(n, size) dt_xcalloc_at((n), (size), __FILE__, __LINE__)
+char *dt_xstrdup(const char *s);
+
+/* Records the error message of this rank (overwrites an earlier one) and returns DT_ERR, so a
+ * function can say `return dt_err("%s: bad magic", path);`. */
+DT_PRINTF(1, 2) int dt_err(const char *fmt, ...);
+/* The message recorded last on this rank ("" if none). */
+const char *dt_err_msg(void);
+/* Clears the recorded message. */
+void dt_err_clear(void);
+
+/* Monotonic wall clock in seconds. */
+double dt_now(void);
+
+/* Peak resident set size of this process in MiB. */
+double dt_peak_rss_mib(void);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * dataset.c - see dataset.h.
+ */
+#include "dataset.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+
+/* Per-channel statistics of the training sets (torchvision tutorials' values). */
+static const struct {
+    const char *name, *dir, *train_img, *train_lbl, *test_img, *test_lbl;
+    float mean, std;
+} builtin[] = {
+    {"mnist", "mnist", "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 0.1307f, 0.3081f},
+    {"fashion-mnist", "fashion-mnist", "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 0.2860f, 0.3530f},
+};
+
+void dt_dataset_set_norm(dt_dataset *ds, const float *mean, const float *std)
+{
+    for (int c = 0; c < ds->c && c < DT_MAX_CHANNELS; c++) {
+        ds->mean[c] = mean[c];
+        ds->std[c] = std[c];
+        for (int u = 0; u < 256; u++)
+            ds->lut[c][u] = ((float)u / 255.0f - mean[c]) / std[c];
+    }
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Maps a whole file read-only. Returns 0 or DT_ERR. */
+static int map_file(const char *path, void **map, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return dt_err("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return dt_err("%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+        close(fd);
+        return dt_err("%s: expected a non-empty regular file", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return dt_err("%s: cannot mmap: %s", path, strerror(errno));
+    *map = p;
+    *len = (size_t)st.st_size;
+    return DT_OK;
+}
+
+static void release(dt_dataset *ds)
+{
+    for (int i = 0; i < 2; i++) {
+        if (ds->map[i])
+            munmap(ds->map[i], ds->map_len[i]);
+        free(ds->owned[i]);
+        ds->map[i] = NULL;
+        ds->owned[i] = NULL;
+    }
+}
+
+int dt_idx_load(dt_dataset *ds, const char *images_path, const char *labels_path, int classes)
+{
+    memset(ds, 0, sizeof *ds);
+    if (map_file(images_path, &ds->map[0], &ds->map_len[0]) != 0)
+        goto fail;
+    if (map_file(labels_path, &ds->map[1], &ds->map_len[1]) != 0)
+        goto fail;
+    const uint8_t *img = ds->map[0], *lbl = ds->map[1];
+    if (ds->map_len[0] < 16 || be32(img) != 0x00000803u) {
+        dt_err("%s: not an IDX image file: expected magic 0x00000803 (ubyte, 3 dimensions)%s",
+               images_path, ds->map_len[0] < 16 ? " and a 16-byte header" : "");
+        goto fail;
+    }
+    if (ds->map_len[1] < 8 || be32(lbl) != 0x00000801u) {
+        dt_err("%s: not an IDX label file: expected magic 0x00000801 (ubyte, 1 dimension)%s",
+               labels_path, ds->map_len[1] < 8 ? " and an 8-byte header" : "");
+        goto fail;
+    }
+    uint64_t n = be32(img + 4), h = be32(img + 8), w = be32(img + 12), nl = be32(lbl + 4);
+    if (n == 0 || h == 0 || w == 0 || h > 4096 || w > 4096) {
+        dt_err("%s: implausible dimensions %llu x %llu x %llu", images_path, (unsigned long long)n,
+               (unsigned long long)h, (unsigned long long)w);
+        goto fail;
+    }
+    if (ds->map_len[0] != 16 + n * h * w) {
+        dt_err("%s: size %zu bytes, expected %llu (16-byte header + %llu images of %llux%llu)%s",
+               images_path, ds->map_len[0], (unsigned long long)(16 + n * h * w),
+               (unsigned long long)n, (unsigned long long)h, (unsigned long long)w,
+               ds->map_len[0] < 16 + n * h * w ? ": truncated" : "");
+        goto fail;
+    }
+    if (ds->map_len[1] != 8 + nl) {
+        dt_err("%s: size %zu bytes, expected %llu (8-byte header + %llu labels)%s", labels_path,
+               ds->map_len[1], (unsigned long long)(8 + nl), (unsigned long long)nl,
+               ds->map_len[1] < 8 + nl ? ": truncated" : "");
+        goto fail;
+    }
+    if (nl != n) {
+        dt_err("%s has %llu labels but %s has %llu images: expected the same count", labels_path,
+               (unsigned long long)nl, images_path, (unsigned long long)n);
+        goto fail;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (lbl[8 + i] >= classes) {
+            dt_err("%s: label %u of sample %llu is out of range: expected 0..%d", labels_path,
+                   lbl[8 + i], (unsigned long long)i, classes - 1);
+            goto fail;
+        }
+    }
+    ds->n = (int64_t)n;
+    ds->c = 1;
+    ds->h = (int)h;
+    ds->w = (int)w;
+    ds->classes = classes;
+    ds->images = img + 16;
+    ds->labels = lbl + 8;
+    /* Every epoch reads all of it: start paging it in now. */
+    madvise(ds->map[0], ds->map_len[0], MADV_WILLNEED);
+    float mean = 0.5f, std = 0.5f;
+    dt_dataset_set_norm(ds, &mean, &std);
+    return DT_OK;
+fail:
+    release(ds);
+    return DT_ERR;
+}
+
+int dt_dataset_open(dt_dataset *ds, const char *name, const char *dir, const char *split,
+                    int64_t limit)
+{
+    size_t nb = sizeof builtin / sizeof builtin[0];
+    for (size_t i = 0; i < nb; i++) {
+        if (strcmp(name, builtin[i].name) != 0)
+            continue;
+        int train = strcmp(split, "train") == 0;
+        DT_ASSERT(train || strcmp(split, "test") == 0);
+        char ip[4096], lp[4096];
+        snprintf(ip, sizeof ip, "%s/%s/%s", dir, builtin[i].dir,
+                 train ? builtin[i].train_img : builtin[i].test_img);
+        snprintf(lp, sizeof lp, "%s/%s/%s", dir, builtin[i].dir,
+                 train ? builtin[i].train_lbl : builtin[i].test_lbl);
+        if (dt_idx_load(ds, ip, lp, 10) != 0)
+            return DT_ERR;
+        snprintf(ds->name, sizeof ds->name, "%s", name);
+        dt_dataset_set_norm(ds, &builtin[i].mean, &builtin[i].std);
+        dt_dataset_limit(ds, limit);
+        return DT_OK;
+    }
+    return dt_err("data.name: unknown dataset '%s': expected mnist or fashion-mnist", name);
+}
+
+void dt_dataset_from_memory(dt_dataset *ds, const char *name, int64_t n, int c, int h, int w,
+                            int classes, const uint8_t *images, const uint8_t *labels,
+                            const float *mean, const float *std)
+{
+    DT_ASSERT(c >= 1 && c <= DT_MAX_CHANNELS && n > 0);
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    size_t sz = (size_t)n * (size_t)(c * h * w);
+    ds->owned[0] = dt_xmalloc(sz, 1);
+    ds->owned[1] = dt_xmalloc((size_t)n, 1);
+    memcpy(ds->owned[0], images, sz);
+    memcpy(ds->owned[1], labels, (size_t)n);
+    ds->images = ds->owned[0];
+    ds->labels = ds->owned[1];
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->classes = classes;
+    dt_dataset_set_norm(ds, mean, std);
+}
+
+void dt_dataset_limit(dt_dataset *ds, int64_t limit)
+{
+    if (limit > 0 && limit < ds->n)
+        ds->n = limit;
+}
+
+void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y)
+{
+    size_t plane = (size_t)ds->h * (size_t)ds->w;
+    size_t per = plane * (size_t)ds->c;
+    for (int i = 0; i < n; i++) {
+        DT_ASSERT(idx[i] >= 0 && idx[i] < ds->n);
+        const uint8_t *src = ds->images + (size_t)idx[i] * per;
+        float *dst = x + (size_t)i * per;
+        for (int c = 0; c < ds->c; c++) {
+            const float *lut = ds->lut[c];
+            for (size_t k = 0; k < plane; k++)
+                dst[c * plane + k] = lut[src[c * plane + k]];
+        }
+        y[i] = ds->labels[idx[i]];
+    }
+}
+
+void dt_dataset_free(dt_dataset *ds)
+{
+    if (!ds)
+        return;
+    release(ds);
+    ds->images = ds->labels = NULL;
+    ds->n = 0;
+}

@@ -1,0 +1,94 @@
+/*
+ * dist.c - see dist.h.
+ */
+#include "dist.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+int dt_dist_init(int *argc, char ***argv)
+{
+    int world = 1;
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &dt_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    return world;
+}
+
+void dt_dist_finalize(void) { MPI_Finalize(); }
+
+int dt_dist_agree(int rc, MPI_Comm comm)
+{
+    int rank, world;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    int mine = rc == 0 ? INT_MAX : rank, first = INT_MAX;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == INT_MAX)
+        return DT_OK;
+    if (rank == first) {
+        const char *msg = dt_err_msg();
+        if (!msg[0])
+            msg = "failed (no message recorded)";
+        if (world > 1)
+            fprintf(stderr, "dtrain: error: rank %d: %s\n", rank, msg);
+        else
+            fprintf(stderr, "dtrain: error: %s\n", msg);
+        fflush(stderr);
+    }
+    return DT_ERR;
+}
+
+void dt_dist_average(float *g, size_t n, MPI_Comm comm)
+{
+    int world;
+    MPI_Comm_size(comm, &world);
+    if (world == 1)
+        return;
+    /* MPI counts are int: reduce in chunks. */
+    const size_t chunk = (size_t)1 << 30;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        MPI_Allreduce(MPI_IN_PLACE, g + off, (int)len, MPI_FLOAT, MPI_SUM, comm);
+    }
+    float inv = 1.0f / (float)world;
+    for (size_t i = 0; i < n; i++)
+        g[i] *= inv;
+}
+
+void dt_dist_bcast(float *p, size_t n, MPI_Comm comm)
+{
+    const size_t chunk = (size_t)1 << 30;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        MPI_Bcast(p + off, (int)len, MPI_FLOAT, 0, comm);
+    }
+}
+
+void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm)
+{
+    MPI_Bcast(c, (int)sizeof *c, MPI_BYTE, 0, comm);
+}
+
+uint64_t dt_dist_fingerprint(const float *p, size_t n)
+{
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &p[i], sizeof b);
+        uint64_t x = (uint64_t)b * 0x9e3779b97f4a7c15ull + i;
+        x ^= x >> 29;
+        h += x * 0xbf58476d1ce4e5b9ull;
+    }
+    return h;
+}
+
+int dt_dist_same(uint64_t fp, MPI_Comm comm)
+{
+    unsigned long long v[2] = {fp, ~fp}, r[2];
+    MPI_Allreduce(v, r, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm);
+    return r[0] == fp && r[1] == ~fp;
+}

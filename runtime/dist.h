@@ -1,0 +1,46 @@
+/*
+ * dist.h - the MPI side of data parallelism: start-up, agreement on errors, gradient averaging,
+ * parameter broadcast, the per-step control message from rank 0, and a replica-consistency check.
+ *
+ * Every function here is collective over `comm`: all ranks call it in the same order.
+ */
+#ifndef DT_DIST_H
+#define DT_DIST_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* MPI_Init; sets dt_rank. Returns the world size. */
+int dt_dist_init(int *argc, char ***argv);
+void dt_dist_finalize(void);
+
+/* Agreement after a fallible phase: each rank passes its own rc. If any rank failed, the lowest
+ * failing rank prints its recorded message ("dtrain: error: ...", prefixed with the rank when
+ * world > 1) and every rank gets DT_ERR; otherwise DT_OK. Never hangs: every rank must call it. */
+int dt_dist_agree(int rc, MPI_Comm comm);
+
+/* g[0..n) <- mean over ranks of g (MPI_Allreduce sum, then * 1/world). */
+void dt_dist_average(float *g, size_t n, MPI_Comm comm);
+
+/* Broadcast n floats from rank 0. */
+void dt_dist_bcast(float *p, size_t n, MPI_Comm comm);
+
+/* What rank 0 decides each step and sends to every rank. */
+typedef struct dt_ctrl {
+    double lr;
+    double momentum;
+    int32_t flags; /* DT_CTRL_* */
+    int32_t pad;
+} dt_ctrl;
+enum { DT_CTRL_STOP = 1 };
+
+/* Rank 0's *c is copied to every rank. */
+void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm);
+
+/* Order-independent fingerprint of n floats' bit patterns. */
+uint64_t dt_dist_fingerprint(const float *p, size_t n);
+/* 1 when every rank holds the same fingerprint. */
+int dt_dist_same(uint64_t fp, MPI_Comm comm);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * layers.h - the registry of layer kinds a model description can name.
+ */
+#ifndef DT_LAYERS_H
+#define DT_LAYERS_H
+
+#include "net.h"
+
+/* The ops table of a kind by its section name, or NULL. */
+const dt_layer_ops *dt_layer_kind(const char *kind);
+/* All kind names, comma separated, for messages. */
+const char *dt_layer_kinds(void);
+
+/* Fills x[0..n) like torch.Tensor.uniform_(from, to) on CPU for float32 from generator g. */
+void dt_uniform_fill(float *x, size_t n, double from, double to, dt_mt19937 *g);
+
+#endif

@@ -1,0 +1,377 @@
+/*
+ * net.c - model description parsing, parameter/arena layout and the forward/backward drivers.
+ * See net.h. Layer kinds live in layers.c.
+ */
+#include "net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ini.h"
+#include "layers.h"
+
+/* Generated at build time from models/NAME.cfg (build/models_builtin.c). */
+typedef struct {
+    const char *name, *text;
+} builtin_model;
+extern const builtin_model dt_builtin_models[];
+extern const int dt_builtin_models_count;
+
+const char *dt_net_builtin_text(const char *name)
+{
+    for (int i = 0; i < dt_builtin_models_count; i++)
+        if (strcmp(dt_builtin_models[i].name, name) == 0)
+            return dt_builtin_models[i].text;
+    return NULL;
+}
+
+const char *dt_net_builtin_names(void)
+{
+    static char buf[512];
+    buf[0] = '\0';
+    for (int i = 0; i < dt_builtin_models_count; i++) {
+        if (i)
+            strncat(buf, ", ", sizeof buf - strlen(buf) - 1);
+        strncat(buf, dt_builtin_models[i].name, sizeof buf - strlen(buf) - 1);
+    }
+    return buf;
+}
+
+/* ---- parsing ---- */
+
+typedef struct {
+    dt_net *net;
+    int cap;
+    int in_net;       /* inside the [net] section */
+    int seen_net;
+    dt_layer *cur;
+} parse_state;
+
+static int parse_shape(const char *val, int *c, int *h, int *w)
+{
+    char *e;
+    long v[3];
+    const char *p = val;
+    for (int i = 0; i < 3; i++) {
+        v[i] = strtol(p, &e, 10);
+        if (e == p || v[i] <= 0 || v[i] > 65536)
+            return DT_ERR;
+        p = e;
+        if (i < 2) {
+            if (*p != 'x')
+                return DT_ERR;
+            p++;
+        }
+    }
+    if (*p)
+        return DT_ERR;
+    *c = (int)v[0];
+    *h = (int)v[1];
+    *w = (int)v[2];
+    return DT_OK;
+}
+
+static int parse_cb(void *ud, const char *section, const char *key, const char *val,
+                    const char *src, int line)
+{
+    parse_state *ps = ud;
+    dt_net *net = ps->net;
+    if (!key) { /* section header */
+        ps->in_net = strcmp(section, "net") == 0;
+        if (ps->in_net) {
+            if (ps->seen_net || net->nlayers > 0)
+                return dt_err("%s:%d: [net] must come once, before the layers", src, line);
+            ps->seen_net = 1;
+            return DT_OK;
+        }
+        if (!ps->seen_net)
+            return dt_err("%s:%d: expected the [net] section first", src, line);
+        const dt_layer_ops *ops = dt_layer_kind(section);
+        if (!ops)
+            return dt_err("%s:%d: unknown layer kind [%s]: expected one of %s", src, line, section,
+                          dt_layer_kinds());
+        if (net->nlayers == ps->cap) {
+            ps->cap = ps->cap ? 2 * ps->cap : 16;
+            dt_layer *nl = dt_xcalloc((size_t)ps->cap, sizeof *nl);
+            if (net->layers)
+                memcpy(nl, net->layers, (size_t)net->nlayers * sizeof *nl);
+            free(net->layers);
+            net->layers = nl;
+        }
+        dt_layer *l = &net->layers[net->nlayers];
+        memset(l, 0, sizeof *l);
+        l->ops = ops;
+        l->index = net->nlayers;
+        l->input = net->nlayers - 1;
+        snprintf(l->name, sizeof l->name, "%d", l->index); /* nn.Sequential's naming */
+        l->priv = ops->priv_size ? dt_xcalloc(1, ops->priv_size) : NULL;
+        l->src = src;
+        l->line = line;
+        net->nlayers++;
+        ps->cur = l;
+        return DT_OK;
+    }
+    if (ps->in_net) {
+        if (strcmp(key, "input") == 0) {
+            if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
+                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, e.g. 1x28x28", src, line,
+                              val);
+            return DT_OK;
+        }
+        if (strcmp(key, "classes") == 0) {
+            char *e;
+            long v = strtol(val, &e, 10);
+            if (*e || v < 2 || v > 100000)
+                return dt_err("%s:%d: [net] classes = '%s': expected an integer in [2, 100000]",
+                              src, line, val);
+            net->classes = (int)v;
+            return DT_OK;
+        }
+        return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
+    }
+    dt_layer *l = ps->cur;
+    if (strcmp(key, "name") == 0) {
+        if (strlen(val) >= DT_NAME_MAX - 16)
+            return dt_err("%s:%d: name '%s' is too long", src, line, val);
+        for (int i = 0; i < net->nlayers - 1; i++)
+            if (strcmp(net->layers[i].name, val) == 0)
+                return dt_err("%s:%d: duplicate layer name '%s'", src, line, val);
+        snprintf(l->name, sizeof l->name, "%s", val);
+        return DT_OK;
+    }
+    if (!l->ops->option)
+        return dt_err("%s:%d: [%s] unknown key '%s': expected name", src, line, l->ops->kind, key);
+    return l->ops->option(l, key, val, src, line);
+}
+
+static void net_free_layers(dt_net *net)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        free(net->layers[i].priv);
+    free(net->layers);
+    net->layers = NULL;
+}
+
+void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
+                      int is_bias)
+{
+    DT_ASSERT(ndim >= 1 && ndim <= 4);
+    if (net->nparams == net->cap_params) {
+        net->cap_params = net->cap_params ? 2 * net->cap_params : 16;
+        dt_param *np = dt_xcalloc((size_t)net->cap_params, sizeof *np);
+        if (net->params)
+            memcpy(np, net->params, (size_t)net->nparams * sizeof *np);
+        free(net->params);
+        net->params = np;
+    }
+    if (l->nparam == 0)
+        l->param0 = net->nparams;
+    DT_ASSERT(l->param0 + l->nparam == net->nparams); /* a layer's tensors are contiguous */
+    dt_param *p = &net->params[net->nparams++];
+    snprintf(p->name, sizeof p->name, "%.47s.%.15s", l->name, suffix);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= (size_t)shape[i];
+    }
+    p->off = net->numel;
+    p->is_bias = is_bias;
+    net->numel += p->numel;
+    l->nparam++;
+}
+
+float *dt_layer_param(dt_net *net, const dt_layer *l, int i)
+{
+    DT_ASSERT(i >= 0 && i < l->nparam);
+    return net->param + net->params[l->param0 + i].off;
+}
+
+float *dt_layer_grad(dt_net *net, const dt_layer *l, int i)
+{
+    DT_ASSERT(i >= 0 && i < l->nparam);
+    return net->grad + net->params[l->param0 + i].off;
+}
+
+const float *dt_layer_in(const dt_net *net, const dt_layer *l)
+{
+    return l->input < 0 ? net->x : net->layers[l->input].out;
+}
+
+float *dt_layer_din(const dt_net *net, const dt_layer *l)
+{
+    return l->input < 0 ? NULL : net->layers[l->input].dout;
+}
+
+int dt_net_build(dt_net **out, const char *spec, int max_batch)
+{
+    DT_ASSERT(max_batch > 0);
+    *out = NULL;
+    dt_net *net = dt_xcalloc(1, sizeof *net);
+    net->max_batch = max_batch;
+    parse_state ps = {.net = net};
+    int rc;
+    const char *slash = strrchr(spec, '/');
+    size_t sl = strlen(spec);
+    if (slash || (sl > 4 && strcmp(spec + sl - 4, ".cfg") == 0)) {
+        snprintf(net->source, sizeof net->source, "%s", spec);
+        const char *stem = slash ? slash + 1 : spec;
+        snprintf(net->model, sizeof net->model, "%.*s", (int)strcspn(stem, "."), stem);
+        rc = dt_ini_parse_file(spec, parse_cb, &ps);
+    } else {
+        const char *text = dt_net_builtin_text(spec);
+        if (!text) {
+            rc = dt_err("model: unknown model '%s': expected a built-in (%s) or a path to a .cfg "
+                        "model description",
+                        spec, dt_net_builtin_names());
+            goto fail;
+        }
+        snprintf(net->source, sizeof net->source, "models/%s.cfg", spec);
+        snprintf(net->model, sizeof net->model, "%s", spec);
+        rc = dt_ini_parse(text, net->source, parse_cb, &ps);
+    }
+    if (rc != 0)
+        goto fail;
+    if (!ps.seen_net || net->in_c == 0 || net->classes == 0) {
+        rc = dt_err("%s: expected a [net] section with input = CxHxW and classes = K", net->source);
+        goto fail;
+    }
+    if (net->nlayers == 0) {
+        rc = dt_err("%s: the model has no layers", net->source);
+        goto fail;
+    }
+    /* shapes and parameters */
+    for (int i = 0; i < net->nlayers; i++) {
+        dt_layer *l = &net->layers[i];
+        if (l->input < 0) {
+            l->in_c = net->in_c;
+            l->in_h = net->in_h;
+            l->in_w = net->in_w;
+        } else {
+            dt_layer *p = &net->layers[l->input];
+            l->in_c = p->c;
+            l->in_h = p->h;
+            l->in_w = p->w;
+        }
+        l->c = l->in_c;
+        l->h = l->in_h;
+        l->w = l->in_w;
+        if (l->ops->setup && l->ops->setup(l, net) != 0) {
+            rc = DT_ERR;
+            goto fail;
+        }
+        l->out_size = (size_t)l->c * (size_t)l->h * (size_t)l->w;
+    }
+    dt_layer *last = &net->layers[net->nlayers - 1];
+    if (last->out_size != (size_t)net->classes) {
+        rc = dt_err("%s: the last layer gives %zu values per sample, expected classes = %d",
+                    net->source, last->out_size, net->classes);
+        goto fail;
+    }
+    /* Gradient accumulation: in backward (last layer first) the first consumer of a tensor
+     * writes its gradient, any later one adds to it. */
+    {
+        int *seen = dt_xcalloc((size_t)net->nlayers + 1, sizeof *seen);
+        for (int i = net->nlayers - 1; i >= 0; i--) {
+            int p = net->layers[i].input + 1;
+            net->layers[i].accum = seen[p]++ > 0;
+        }
+        free(seen);
+    }
+    /* flat parameter/gradient buffers and the activation arena */
+    net->param = dt_xcalloc(net->numel, sizeof *net->param);
+    net->grad = dt_xcalloc(net->numel, sizeof *net->grad);
+    for (int i = 0; i < net->nlayers; i++)
+        if (!net->layers[i].ops->alias)
+            net->arena_floats += 2 * (size_t)max_batch * net->layers[i].out_size;
+    net->arena = dt_xcalloc(net->arena_floats, sizeof *net->arena);
+    size_t off = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        dt_layer *l = &net->layers[i];
+        if (l->ops->alias) {
+            DT_ASSERT(l->input >= 0 || i == 0);
+            l->out = NULL; /* set per forward from the input */
+            l->dout = l->input >= 0 ? net->layers[l->input].dout : NULL;
+            continue;
+        }
+        l->out = net->arena + off;
+        off += (size_t)max_batch * l->out_size;
+        l->dout = net->arena + off;
+        off += (size_t)max_batch * l->out_size;
+    }
+    *out = net;
+    return DT_OK;
+fail:
+    dt_net_free(net);
+    return rc;
+}
+
+void dt_net_free(dt_net *net)
+{
+    if (!net)
+        return;
+    net_free_layers(net);
+    free(net->params);
+    free(net->param);
+    free(net->grad);
+    free(net->arena);
+    free(net);
+}
+
+void dt_net_init(dt_net *net, uint64_t seed)
+{
+    dt_mt19937 g;
+    dt_mt_seed(&g, seed);
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i].ops->init)
+            net->layers[i].ops->init(&net->layers[i], net, &g);
+}
+
+float *dt_net_forward(dt_net *net, const float *x, int N, int train)
+{
+    DT_ASSERT(N > 0 && N <= net->max_batch);
+    net->x = x;
+    for (int i = 0; i < net->nlayers; i++) {
+        dt_layer *l = &net->layers[i];
+        if (l->ops->alias)
+            l->out = (float *)dt_layer_in(net, l);
+        l->ops->forward(l, net, N, train);
+    }
+    return net->layers[net->nlayers - 1].out;
+}
+
+float *dt_net_dlogits(dt_net *net)
+{
+    dt_layer *last = &net->layers[net->nlayers - 1];
+    DT_ASSERT(last->dout);
+    return last->dout;
+}
+
+void dt_net_backward(dt_net *net, int N)
+{
+    for (int i = net->nlayers - 1; i >= 0; i--) {
+        dt_layer *l = &net->layers[i];
+        l->ops->backward(l, net, N);
+    }
+}
+
+void dt_net_print(const dt_net *net, void *file)
+{
+    FILE *f = file;
+    fprintf(f, "model %s (%s): input %dx%dx%d, %d classes, %zu parameters\n", net->model,
+            net->source, net->in_c, net->in_h, net->in_w, net->classes, net->numel);
+    for (int i = 0; i < net->nlayers; i++) {
+        const dt_layer *l = &net->layers[i];
+        fprintf(f, "  %2d %-8s %-10s -> %dx%dx%d", i, l->ops->kind, l->name, l->c, l->h, l->w);
+        for (int k = 0; k < l->nparam; k++) {
+            const dt_param *p = &net->params[l->param0 + k];
+            fprintf(f, "  %s(", p->name);
+            for (int d = 0; d < p->ndim; d++)
+                fprintf(f, d ? ",%d" : "%d", p->shape[d]);
+            fprintf(f, ")");
+        }
+        fprintf(f, "\n");
+    }
+}

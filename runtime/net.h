@@ -1,0 +1,123 @@
+/*
+ * net.h - a network: an ordered list of layers built from a model description (models/NAME.cfg,
+ * see ini.h), owning ONE flat parameter buffer and ONE flat gradient buffer of the same layout,
+ * and an activation arena sized at build time for `max_batch` samples (no malloc in a step).
+ *
+ * Parameter layout: tensors in layer order, each contiguous, with PyTorch's shape convention
+ * (linear weight (OUT, IN)) and state_dict name ("fc1.weight"). Backward finishes layers from the
+ * last to the first, so the gradients it finishes always form a contiguous tail of the flat buffer:
+ * a bucketed allreduce can start on [off, numel) as soon as the layer at `off` is done.
+ *
+ * Activations are (N, C, H, W) per layer, float32, row-major.
+ */
+#ifndef DT_NET_H
+#define DT_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+typedef struct dt_net dt_net;
+typedef struct dt_layer dt_layer;
+
+#define DT_NAME_MAX 64
+
+typedef struct dt_param {
+    char name[DT_NAME_MAX]; /* PyTorch state_dict key, e.g. "fc1.weight" */
+    int ndim;
+    int shape[4];
+    size_t numel;
+    size_t off;             /* offset into net->param / net->grad */
+    int is_bias;            /* a bias (weight-decay exclusion lists use it) */
+} dt_param;
+
+/* One layer kind. Every callback gets the layer and the net it belongs to. */
+typedef struct dt_layer_ops {
+    const char *kind;   /* section name in a model file: "linear", "relu", ... */
+    size_t priv_size;   /* bytes of the kind's own struct, zeroed, at l->priv */
+    const char *keys;   /* the option keys it takes, for error messages ("out, bias") */
+    /* One `key = value` from the layer's section. Returns 0 or DT_ERR naming source:line. */
+    int (*option)(dt_layer *l, const char *key, const char *val, const char *src, int line);
+    /* Computes the output shape from l->c/h/w (preset to the input's) and declares parameters
+     * with dt_net_add_param. Returns 0 or DT_ERR. */
+    int (*setup)(dt_layer *l, dt_net *net);
+    /* PyTorch's default initialization from generator g (may be NULL: no parameters). */
+    void (*init)(dt_layer *l, dt_net *net, dt_mt19937 *g);
+    void (*forward)(dt_layer *l, dt_net *net, int N, int train);
+    void (*backward)(dt_layer *l, dt_net *net, int N);
+    /* 1 when out/dout are the input's own buffers (flatten): no arena space. */
+    int alias;
+} dt_layer_ops;
+
+struct dt_layer {
+    const dt_layer_ops *ops;
+    char name[DT_NAME_MAX];
+    int index;
+    int input;          /* producing layer, -1 = the net's input */
+    int in_c, in_h, in_w;
+    int c, h, w;        /* output shape per sample */
+    size_t out_size;    /* c * h * w */
+    float *out;         /* (max_batch, out_size) */
+    float *dout;        /* (max_batch, out_size) */
+    int accum;          /* backward adds into the input's dout instead of overwriting it */
+    int param0, nparam; /* its tensors: net->params[param0 .. param0 + nparam) */
+    void *priv;
+    const char *src;    /* model source and line of its section, for messages */
+    int line;
+};
+
+struct dt_net {
+    char model[DT_NAME_MAX]; /* model name ("mlp" or the file's stem) */
+    char source[256];        /* where the description came from */
+    int in_c, in_h, in_w, classes;
+    int max_batch;
+    int nlayers;
+    dt_layer *layers;
+    int nparams, cap_params;
+    dt_param *params;
+    size_t numel;            /* total parameter count */
+    float *param;            /* (numel) */
+    float *grad;             /* (numel) */
+    float *arena;
+    size_t arena_floats;
+    const float *x;          /* input of the current forward, (N, in_c, in_h, in_w) */
+};
+
+/* Builds a net from a model spec: a built-in name ("mlp") or a path to a .cfg file (anything with
+ * a '/' or ending in ".cfg"). The input shape and class count of the description must equal
+ * (in_c, in_h, in_w, classes) when those are > 0. Parameters are zero until dt_net_init.
+ * Returns 0 and *out, or DT_ERR naming the file, line and key. */
+int dt_net_build(dt_net **out, const char *spec, int max_batch);
+void dt_net_free(dt_net *net);
+
+/* Names of the built-in models, comma separated. */
+const char *dt_net_builtin_names(void);
+/* Text of a built-in model description, or NULL. */
+const char *dt_net_builtin_text(const char *name);
+
+/* PyTorch-default initialization, bitwise equal to torch.manual_seed(seed) followed by building
+ * the equivalent torch.nn modules in layer order (uniform_ consumes MT19937 words the same way). */
+void dt_net_init(dt_net *net, uint64_t seed);
+
+/* Declares a parameter tensor of layer l during setup (name "<layer>.<suffix>"). */
+void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
+                      int is_bias);
+/* Views of layer l's i-th tensor and its gradient. */
+float *dt_layer_param(dt_net *net, const dt_layer *l, int i);
+float *dt_layer_grad(dt_net *net, const dt_layer *l, int i);
+/* The layer's input activations, and where its input gradient goes (NULL: the net's input). */
+const float *dt_layer_in(const dt_net *net, const dt_layer *l);
+float *dt_layer_din(const dt_net *net, const dt_layer *l);
+
+/* Forward over N <= max_batch samples; returns the logits (N, classes). */
+float *dt_net_forward(dt_net *net, const float *x, int N, int train);
+/* Where the loss writes d(loss)/d(logits) (N, classes) before dt_net_backward. */
+float *dt_net_dlogits(dt_net *net);
+/* Backward: fills net->grad completely (overwrites; no zero_grad needed). */
+void dt_net_backward(dt_net *net, int N);
+
+/* Prints a one-line-per-layer summary (rank 0 uses it at start). */
+void dt_net_print(const dt_net *net, void *file);
+
+#endif

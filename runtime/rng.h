@@ -1,0 +1,32 @@
+/*
+ * rng.h - MT19937 identical to PyTorch's CPU generator (aten/src/ATen/core/MT19937RNGEngine.h),
+ * and torch.randperm's CPU algorithm on top of it.
+ *
+ * torch.Generator().manual_seed(s) seeds mt19937 with (s & 0xffffffff) by the standard
+ * init_genrand recurrence; generator->random() is one 32-bit MT output. randperm(n) for
+ * n < 2^32/20 (PyTorch's "small n" branch, aten/src/ATen/native/TensorFactories.cpp) is a forward
+ * Fisher-Yates: for i in [0, n-1): z = random() % (n - i); swap(r[i], r[i + z]).
+ */
+#ifndef DT_RNG_H
+#define DT_RNG_H
+
+#include <stdint.h>
+
+#define DT_MT_N 624
+
+typedef struct dt_mt19937 {
+    uint32_t state[DT_MT_N];
+    int next; /* index of the next output word; DT_MT_N means "twist first" */
+} dt_mt19937;
+
+/* Seeds like torch.Generator.manual_seed(seed): only the low 32 bits are used. */
+void dt_mt_seed(dt_mt19937 *g, uint64_t seed);
+/* One 32-bit output. */
+uint32_t dt_mt_next(dt_mt19937 *g);
+/* Uniform float in [0, 1) with 24 random bits (PyTorch's uniform_ for float32). */
+float dt_mt_uniform(dt_mt19937 *g);
+
+/* Writes torch.randperm(n, generator=g) into perm[0..n). n must be < 2^32 / 20 (asserted). */
+void dt_randperm(int64_t *perm, int64_t n, dt_mt19937 *g);
+
+#endif
