@@ -136,9 +136,9 @@ static int cmd_train(int argc, char **argv, int world)
         printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
                world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
                cfg.batch_size * world);
-        printf("# resolved configuration (usable with -c):");
+        printf("# resolved configuration (usable with -c):\n");
         dt_config_print(&cfg, stdout);
-        printf("\n");
+        printf("# end of configuration\n");
         dt_net_print(net, stdout);
         printf("data %s: %lld train, %lld test samples of %dx%dx%d\n", train.name,
                (long long)train.n, (long long)test.n, train.c, train.h, train.w);

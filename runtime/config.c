@@ -40,7 +40,7 @@ const dt_cfg_key dt_cfg_keys[] = {
      "live progress bar: auto = when stdout is a terminal"},
 
     ENUM("optim.name", optim, "sgd", "sgd", "optimizer"),
-    FLT("optim.lr", lr, "0.05", 0, 1e6, 0, 0, "learning rate (base lr of the schedule)"),
+    FLT("optim.lr", lr, "0.1", 0, 1e6, 0, 0, "learning rate (base lr of the schedule)"),
     FLT("optim.momentum", momentum, "0.9", 0, 1, 0, 1, "SGD momentum"),
     FLT("optim.dampening", dampening, "0", 0, 1, 0, 0, "SGD dampening"),
     BOOL("optim.nesterov", nesterov, "false", "Nesterov momentum (needs momentum > 0, dampening = 0)"),

@@ -36,26 +36,37 @@ void dt_optim_free(dt_optim *o)
  *       g = g + momentum * b   if nesterov   else   g = b
  *   p = p - lr * g
  * Scalars are cast to float before the elementwise ops, as PyTorch does for float32 tensors. */
-static void sgd_step(dt_optim *o, float *p, const float *grad, double lr, double momentum)
+static void sgd_step(dt_optim *o, float *restrict p, const float *restrict grad, double lr,
+                     double momentum)
 {
     const float wd = (float)o->weight_decay, mu = (float)momentum;
     const float damp = (float)(1.0 - o->dampening), nlr = (float)-lr;
-    const int first = o->steps == 0, nesterov = o->nesterov;
-    float *b = o->buf;
+    float *restrict b = o->buf;
     const size_t n = o->numel;
+    /* One branch-free loop per case, so each vectorizes. */
     if (momentum == 0.0) {
+        for (size_t i = 0; i < n; i++)
+            p[i] = p[i] + nlr * (grad[i] + wd * p[i]);
+    } else if (o->steps == 0) {
         for (size_t i = 0; i < n; i++) {
-            float g = wd != 0.0f ? grad[i] + wd * p[i] : grad[i];
-            p[i] = p[i] + nlr * g;
+            float g = grad[i] + wd * p[i];
+            b[i] = g;
+            p[i] = p[i] + nlr * (o->nesterov ? g + mu * g : g);
         }
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        float g = wd != 0.0f ? grad[i] + wd * p[i] : grad[i];
-        float bi = first ? g : b[i] * mu + damp * g;
-        b[i] = bi;
-        g = nesterov ? g + mu * bi : bi;
-        p[i] = p[i] + nlr * g;
+    } else if (o->nesterov) {
+        for (size_t i = 0; i < n; i++) {
+            float g = grad[i] + wd * p[i];
+            float bi = b[i] * mu + damp * g;
+            b[i] = bi;
+            p[i] = p[i] + nlr * (g + mu * bi);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float g = grad[i] + wd * p[i];
+            float bi = b[i] * mu + damp * g;
+            b[i] = bi;
+            p[i] = p[i] + nlr * bi;
+        }
     }
 }
 

@@ -1,0 +1,53 @@
+#!/bin/sh
+# run.sh - the whole test suite (make test): unit tests, MPI tests at 1, 2 and 3 ranks, the CLI
+# bad-input tests and end-to-end training runs. Sums every suite's "N passed, N failed" into a
+# final line of the same form; exits non-zero when any check failed or any suite did not finish.
+# usage: sh tests/run.sh [BUILD_DIR]
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. scripts/mpi-env.sh
+B=${1:-build}
+LOG=$(mktemp "${TMPDIR:-/tmp}/dtrain-tests.XXXXXX")
+trap 'rm -f "$LOG"' EXIT
+total_pass=0
+total_fail=0
+broken=0
+
+# suite NAME CMD...: runs one suite, echoes its output, adds up its counts
+suite() {
+    name=$1
+    shift
+    t0=$(date +%s)
+    "$@" > "$LOG" 2>&1
+    rc=$?
+    cat "$LOG"
+    counts=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$LOG" | tail -n 1 |
+             sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')
+    if [ -z "$counts" ]; then
+        echo "FAIL $name: exited $rc without a summary line"
+        broken=$((broken + 1))
+        return
+    fi
+    set -- $counts
+    total_pass=$((total_pass + $1))
+    total_fail=$((total_fail + $2))
+    if [ "$rc" -ne 0 ] && [ "$2" -eq 0 ]; then
+        echo "FAIL $name: exit status $rc"
+        broken=$((broken + 1))
+    fi
+    echo "   ($name: $(($(date +%s) - t0)) s)"
+}
+
+for t in "$B"/tests/test_grad "$B"/tests/test_sampler "$B"/tests/test_torch_ref; do
+    [ -x "$t" ] && suite "$(basename "$t")" timeout -k 5 300 "$t"
+done
+for np in 1 2 3; do
+    suite "test_dp np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$B"/tests/test_dp
+done
+suite test_cli timeout -k 5 600 sh tests/test_cli.sh 2
+suite test_e2e timeout -k 5 600 sh tests/test_e2e.sh
+
+echo
+[ $broken -gt 0 ] && echo "$broken suite(s) did not finish cleanly"
+echo "$total_pass passed, $((total_fail + broken)) failed"
+[ $total_fail -eq 0 ] && [ $broken -eq 0 ]

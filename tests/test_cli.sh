@@ -1,0 +1,144 @@
+#!/bin/sh
+# test_cli.sh - bad input at 2 ranks: each case must print ONE clear message naming the file or
+# key and what was expected, make mpirun exit non-zero (every rank exits 1), finish within
+# seconds (no rank left in a collective), and leave no core dump or MPI_ABORT noise.
+# Also: --help, --version, and that the resolved configuration printed at start is a valid
+# config file that reproduces the run bitwise.
+# usage: sh tests/test_cli.sh [NP]
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. scripts/mpi-env.sh
+NP=${1:-2}
+DT=./dtrain
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL test_cli: $*" >&2; }
+
+# A data folder whose test split is damaged in one way; the train split links to the real files.
+mkdata() { # name
+    d="$TMP/$1"
+    mkdir -p "$d/mnist"
+    for f in train-images-idx3-ubyte train-labels-idx1-ubyte; do ln -s "$PWD/data/mnist/$f" "$d/mnist/$f"; done
+    cp data/mnist/t10k-images-idx3-ubyte data/mnist/t10k-labels-idx1-ubyte "$d/mnist/"
+    echo "$d"
+}
+# poke FILE OFFSET OCTAL-BYTES: overwrite bytes in place
+poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+
+# expect_error NAME PATTERN ARGS...: non-zero exit, exactly one "dtrain: error" line matching
+# PATTERN, in under 30 s.
+expect_error() {
+    name=$1 pat=$2
+    shift 2
+    start=$(date +%s)
+    timeout -k 5 60 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@" \
+        > "$TMP/out" 2> "$TMP/err"
+    rc=$?
+    secs=$(($(date +%s) - start))
+    n=$(grep -c 'dtrain: error' "$TMP/err")
+    if [ $rc -eq 0 ]; then
+        fail "$name: exit status 0, expected non-zero"
+    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        fail "$name: timed out (a rank hung)"
+    elif [ "$n" -ne 1 ]; then
+        fail "$name: $n 'dtrain: error' lines, expected exactly 1:"; cat "$TMP/err" >&2
+    elif ! grep 'dtrain: error' "$TMP/err" | grep -q -- "$pat"; then
+        fail "$name: message does not match '$pat':"; cat "$TMP/err" >&2
+    elif grep -q -i -E 'core dumped|MPI_ABORT|Segmentation' "$TMP/err"; then
+        fail "$name: crash noise:"; cat "$TMP/err" >&2
+    elif [ $secs -gt 30 ]; then
+        fail "$name: took ${secs}s"
+    else
+        pass
+    fi
+}
+
+[ -x "$DT" ] || { echo "test_cli: $DT missing (make)" >&2; exit 1; }
+[ -f data/mnist/train-images-idx3-ubyte ] || { echo "test_cli: data/mnist missing (make data)" >&2; exit 1; }
+
+# --- data files ---
+expect_error "missing data file" "$TMP/nowhere/mnist/train-images-idx3-ubyte: cannot open: No such file" \
+    --data-dir "$TMP/nowhere"
+
+d=$(mkdata magic); poke "$d/mnist/t10k-images-idx3-ubyte" 0 '\000\000\010\004'
+expect_error "wrong IDX magic" "$d/mnist/t10k-images-idx3-ubyte: not an IDX image file: expected magic 0x00000803" \
+    --data-dir "$d"
+
+d=$(mkdata lmagic); poke "$d/mnist/t10k-labels-idx1-ubyte" 3 '\003'
+expect_error "wrong label magic" "t10k-labels-idx1-ubyte: not an IDX label file: expected magic 0x00000801" \
+    --data-dir "$d"
+
+d=$(mkdata trunc); head -c 1000000 data/mnist/t10k-images-idx3-ubyte > "$d/mnist/t10k-images-idx3-ubyte"
+expect_error "truncated images" "t10k-images-idx3-ubyte: size 1000000 bytes, expected 7840016 .*truncated" \
+    --data-dir "$d"
+
+d=$(mkdata ltrunc); head -c 5000 data/mnist/t10k-labels-idx1-ubyte > "$d/mnist/t10k-labels-idx1-ubyte"
+expect_error "truncated labels" "t10k-labels-idx1-ubyte: size 5000 bytes, expected 10008 .*truncated" \
+    --data-dir "$d"
+
+d=$(mkdata range); poke "$d/mnist/t10k-labels-idx1-ubyte" 13 '\012'
+expect_error "label out of range" "t10k-labels-idx1-ubyte: label 10 of sample 5 is out of range: expected 0..9" \
+    --data-dir "$d"
+
+d=$(mkdata count); head -c 108 data/mnist/t10k-labels-idx1-ubyte > "$d/mnist/t10k-labels-idx1-ubyte"
+poke "$d/mnist/t10k-labels-idx1-ubyte" 4 '\000\000\000\144'
+expect_error "image/label count mismatch" "has 100 labels but .*t10k-images-idx3-ubyte has 10000 images: expected the same count" \
+    --data-dir "$d"
+
+: > "$TMP/empty"
+d=$(mkdata emptyfile); : > "$d/mnist/t10k-images-idx3-ubyte"
+expect_error "empty file" "t10k-images-idx3-ubyte: expected a non-empty regular file" --data-dir "$d"
+
+# --- models ---
+expect_error "unknown model" "model: unknown model 'resnet1000': expected a built-in (mlp" --model resnet1000
+printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[conv9d]\n' > "$TMP/bad_kind.cfg"
+expect_error "unknown layer kind" "bad_kind.cfg:5: unknown layer kind \[conv9d\]" --model "$TMP/bad_kind.cfg"
+printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 10\nwidth = 3\n' > "$TMP/bad_key.cfg"
+expect_error "unknown layer key" "bad_key.cfg:7: \[linear\] unknown key 'width': expected name, out, bias" --model "$TMP/bad_key.cfg"
+printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 7\n' > "$TMP/bad_classes.cfg"
+expect_error "wrong class count" "the last layer gives 7 values per sample, expected classes = 10" --model "$TMP/bad_classes.cfg"
+printf '[net]\ninput = 3x32x32\nclasses = 10\n[flatten]\n[linear]\nout = 10\n' > "$TMP/bad_input.cfg"
+expect_error "input shape mismatch" "expects input 3x32x32 but dataset mnist has 1x28x28" --model "$TMP/bad_input.cfg"
+expect_error "missing model file" "$TMP/none.cfg: cannot open" --model "$TMP/none.cfg"
+
+# --- configuration ---
+expect_error "unknown --set key" "--set: unknown key 'optim.lrr'" --set optim.lrr=0.1
+expect_error "malformed number" "--lr: optim.lr = 'fast': expected a number in \[0, 1e+06\]" --lr fast
+expect_error "out-of-range value" "optim.momentum = '1.5': expected a number in \[0, 1)" --momentum 1.5
+expect_error "negative lr" "optim.lr = '-0.1': expected a number" --lr=-0.1
+expect_error "bad integer" "train.epochs = '2.5': expected an integer" --epochs 2.5
+expect_error "bad enum" "data.name = 'imagenet': expected one of mnist|fashion-mnist" --data imagenet
+expect_error "bad bool" "optim.nesterov = 'maybe': expected true or false" --set optim.nesterov=maybe
+expect_error "nesterov without momentum" "optim.nesterov = true requires optim.momentum > 0" \
+    --set optim.nesterov=true --momentum 0
+expect_error "unknown option" "unknown option '--learning-rate'" --learning-rate 0.1
+expect_error "missing config file" "$TMP/nope.ini: cannot open" -c "$TMP/nope.ini"
+printf '[optim]\nlr = 0.1\nbogus = 3\n' > "$TMP/bad_key.ini"
+expect_error "unknown key in config file" "bad_key.ini:3: unknown key 'optim.bogus'" -c "$TMP/bad_key.ini"
+printf '[optim]\nlr 0.1\n' > "$TMP/bad_line.ini"
+expect_error "malformed config line" "bad_line.ini:2: expected 'key = value'" -c "$TMP/bad_line.ini"
+printf '[train]\nbatch_size = 0\n' > "$TMP/bad_val.ini"
+expect_error "out-of-range value in config file" "bad_val.ini:2: train.batch_size = '0': expected an integer in \[1, 65536\]" -c "$TMP/bad_val.ini"
+
+# --- help and version ---
+if $DT --help | grep -q 'optim.lr' && $DT --version | grep -q '^dtrain '; then pass; else fail "--help/--version"; fi
+$DT frobnicate > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -ne 0 ] && grep -q "unknown command 'frobnicate'" "$TMP/err"; then pass; else fail "unknown command"; fi
+
+# --- the printed configuration is a config file that reproduces the run bitwise ---
+run() { timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@"; }
+run --epochs 1 --set data.limit_train=3000 --set data.limit_test=500 --lr 0.07 --seed 3 > "$TMP/a" 2>&1
+sed -n '/^# resolved configuration/,/^# end of configuration/p' "$TMP/a" > "$TMP/resolved.ini"
+run -c "$TMP/resolved.ini" > "$TMP/b" 2>&1
+strip() { grep '^final:' "$1" | sed 's/ samples_per_s=.*//'; }
+if [ -n "$(strip "$TMP/a")" ] && [ "$(strip "$TMP/a")" = "$(strip "$TMP/b")" ] && grep -q '^lr = 0.07$' "$TMP/resolved.ini"; then
+    pass
+else
+    fail "resolved config round trip: '$(strip "$TMP/a")' vs '$(strip "$TMP/b")'"
+fi
+
+echo "test_cli ($NP ranks): $passed passed, $failed failed"
+[ $failed -eq 0 ]

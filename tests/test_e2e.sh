@@ -1,0 +1,43 @@
+#!/bin/sh
+# test_e2e.sh - end to end: `mpirun -np N ./dtrain train` at 1, 2 and 3 ranks on a slice of real
+# MNIST (and Fashion-MNIST at 2 ranks) reaching a sane accuracy, with the summary line last.
+# usage: sh tests/test_e2e.sh
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. scripts/mpi-env.sh
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-e2e.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+# e2e NP DATA MIN_ACC ARGS...
+e2e() {
+    np=$1 data=$2 min=$3
+    shift 3
+    timeout -k 5 300 mpirun -np "$np" $DT_MPIRUN_FLAGS ./dtrain train --data "$data" \
+        --set train.progress=never "$@" > "$TMP/out" 2> "$TMP/err"
+    rc=$?
+    last=$(tail -n 1 "$TMP/out")
+    acc=$(echo "$last" | sed -n 's/^final: .* test_acc=\([0-9.]*\) .*/\1/p')
+    if [ $rc -ne 0 ] || [ -z "$acc" ]; then
+        failed=$((failed + 1))
+        echo "FAIL test_e2e: $np ranks $data: exit $rc, last line '$last'" >&2
+        cat "$TMP/err" >&2
+    elif ! awk -v a="$acc" -v m="$min" 'BEGIN { exit !(a >= m) }'; then
+        failed=$((failed + 1))
+        echo "FAIL test_e2e: $np ranks $data: test_acc $acc < $min" >&2
+    elif [ "$(grep -c '^epoch ' "$TMP/out")" -ne "$(echo "$last" | sed 's/.*epochs=\([0-9]*\).*/\1/')" ]; then
+        failed=$((failed + 1))
+        echo "FAIL test_e2e: $np ranks $data: epoch lines do not match the summary" >&2
+    else
+        passed=$((passed + 1))
+        echo "  $np rank(s) $data: $last"
+    fi
+}
+
+for np in 1 2 3; do
+    e2e $np mnist 90 --epochs 3 --set data.limit_train=12000 --set data.limit_test=2000
+done
+e2e 2 fashion-mnist 75 --epochs 1 --set data.limit_train=12000 --set data.limit_test=2000
+echo "test_e2e: $passed passed, $failed failed"
+[ $failed -eq 0 ]
