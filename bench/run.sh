@@ -3,7 +3,8 @@
 #   make bench                  (deps + data + build, then this script)
 #   sh bench/run.sh             (from anywhere; needs ./dtrain and data/mnist/)
 # Knobs (environment): BENCH_EPOCHS (default 2), BENCH_REPEAT (default 3: each number is the
-# median over that many runs), BENCH_PYTHON (default /usr/bin/python3).
+# median over that many runs), BENCH_LR (default 0.1, given to both dtrain and PyTorch),
+# BENCH_PYTHON (default /usr/bin/python3).
 # Output: a table on stdout, the same as markdown in bench/out/mlp.md, run logs in bench/out/logs/.
 set -u
 
@@ -14,6 +15,7 @@ LOGDIR=$OUTDIR/logs
 MD=$OUTDIR/mlp.md
 EPOCHS=${BENCH_EPOCHS:-2}
 REPEAT=${BENCH_REPEAT:-3}
+LR=${BENCH_LR:-0.1}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 DATA_DIR=data/mnist
 
@@ -30,6 +32,9 @@ for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte 
 done
 command -v mpirun >/dev/null 2>&1 || die "mpirun not found: install Open MPI with 'make deps'"
 
+# before the exports below: GNU nproc honours OMP_NUM_THREADS
+ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || OMP_NUM_THREADS= nproc 2>/dev/null || echo '?')
+
 # One BLAS / OpenMP / MKL thread everywhere (forced, whatever the caller's environment says).
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 . scripts/mpi-env.sh
@@ -37,13 +42,12 @@ MPIRUN_ENV="-x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS -x MKL_NUM_THREADS"
 [ -n "${OPENBLAS_CORETYPE:-}" ] && MPIRUN_ENV="$MPIRUN_ENV -x OPENBLAS_CORETYPE"
 
 mkdir -p "$LOGDIR" || die "cannot create $LOGDIR"
-rm -f "$LOGDIR"/*.log
+rm -f "$LOGDIR"/*.log "$LOGDIR"/*.dat
 
 # ---- machine -------------------------------------------------------------------------------
 cpu=$(LC_ALL=C lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
 [ -n "$cpu" ] || cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
 [ -n "$cpu" ] || cpu=unknown
-ncpu=$(nproc 2>/dev/null || echo '?')
 blas_lib=$(ldd ./dtrain 2>/dev/null | awk '/libopenblas/ { print $3; exit }')
 [ -n "$blas_lib" ] && blas_lib=$(readlink -f "$blas_lib")
 # OpenBLAS (DYNAMIC_ARCH builds) prints "Core: <name>" at load time with OPENBLAS_VERBOSE=2.
@@ -74,7 +78,7 @@ echo "CPU: $cpu ($ncpu logical CPUs)"
 echo "OpenBLAS: core $blas_core, ${blas_lib:-library not found by ldd}${blas_config:+ ($blas_config)}"
 echo "OPENBLAS_CORETYPE: $coretype_note"
 echo "threads: OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OMP_NUM_THREADS=$OMP_NUM_THREADS MKL_NUM_THREADS=$MKL_NUM_THREADS"
-echo "workload: MNIST train (60000), $EPOCHS epoch(s), model mlp (784-512-256-10), SGD momentum 0.9, cosine LR; median of $REPEAT run(s)"
+echo "workload: MNIST train (60000), $EPOCHS epoch(s), model mlp (784-512-256-10), SGD momentum 0.9, cosine LR $LR -> 0; median of $REPEAT run(s)"
 
 # ---- torch available? ----------------------------------------------------------------------
 have_torch=0
@@ -101,7 +105,7 @@ run_dtrain() {
     log=$LOGDIR/dtrain-$1x$2-$3.log
     # shellcheck disable=SC2086
     mpirun -np "$1" $DT_MPIRUN_FLAGS $MPIRUN_ENV ./dtrain train --model mlp --data mnist \
-        --data-dir data --epochs "$EPOCHS" --batch-size "$2" --threads 1 \
+        --data-dir data --epochs "$EPOCHS" --batch-size "$2" --lr "$LR" --threads 1 \
         --set train.progress=never >"$log" 2>&1
     rc=$?
     final=$(grep '^final:' "$log" | tail -n 1)
@@ -119,7 +123,7 @@ run_dtrain() {
 run_torch() {
     log=$LOGDIR/torch-1x128-$1.log
     "$PY" bench/torch_mlp.py --data-dir "$DATA_DIR" --epochs "$EPOCHS" --batch-size 128 \
-        --threads 1 >"$log" 2>&1
+        --lr "$LR" --threads 1 >"$log" 2>&1
     rc=$?
     final=$(grep '^torch:' "$log" | tail -n 1)
     if [ $rc -ne 0 ] || [ -z "$final" ]; then
@@ -148,21 +152,16 @@ while [ $rep -le "$REPEAT" ]; do
 done
 t_total=$(($(date +%s) - t_start))
 
-# median of column 1, max of column 2, column 3 of the first row, median of column 4
+# median FILE COL: the median of column COL of FILE ("-" when that column is empty)
+median() {
+    awk -v c="$2" '$c != "" { print $c }' "$1" | sort -n | awk '
+        { v[NR] = $1 }
+        END { if (NR == 0) print "-"; else printf "%.0f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# summarize FILE: "median samples/s, max RSS, train loss of run 1, median column 4"
 summarize() {
-    sort -n -k1,1 "$1" | awk '
-        { s[NR] = $1; if ($2 > rss) rss = $2; if (NR == 1) loss = $3; e[NR] = $4 }
-        END {
-            m = (NR % 2) ? s[(NR + 1) / 2] : (s[NR / 2] + s[NR / 2 + 1]) / 2
-            n = asort_e()
-            printf "%.0f %.0f %s %s\n", m, rss, loss, n
-        }
-        function asort_e(   i, j, t, k) {
-            k = NR
-            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (e[j] + 0 < e[i] + 0) { t = e[i]; e[i] = e[j]; e[j] = t }
-            if (e[1] == "") return "-"
-            return sprintf("%.0f", (k % 2) ? e[(k + 1) / 2] : (e[k / 2] + e[k / 2 + 1]) / 2)
-        }'
+    echo "$(median "$1" 1) $(awk '$2 > m { m = $2 } END { print m + 0 }' "$1") $(awk 'NR == 1 { print $3 }' "$1") $(median "$1" 4)"
 }
 
 torch_sps=
@@ -179,7 +178,9 @@ rows=
 for c in $CONFIGS; do
     set -- $(summarize "$LOGDIR/dtrain-$c.dat")
     np=${c%x*} b=${c#*x}
-    rows="$rows$(printf 'dtrain %s ranks x %s (global %s)|%s|%s|%s|%s' "$np" "$b" $((np * b)) "$1" "$2" "$(ratio "$1")" "$3")
+    ranks=ranks
+    [ "$np" = 1 ] && ranks=rank
+    rows="$rows$(printf 'dtrain %s %s x %s (global %s)|%s|%s|%s|%s' "$np" $ranks "$b" $((np * b)) "$1" "$2" "$(ratio "$1")" "$3")
 "
     eval "sps_$np$b=$1"
 done
@@ -209,7 +210,7 @@ $(awk -v a="$sps_2128" -v b="$sps_1128" 'BEGIN { printf "%.2f", a / b }')x."
     echo "- CPU: $cpu ($ncpu logical CPUs)"
     echo "- OpenBLAS: core $blas_core, \`${blas_lib:-?}\`${blas_config:+ ($blas_config)}; OPENBLAS_CORETYPE $coretype_note"
     echo "- OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 (1 BLAS thread per rank / process)"
-    echo "- workload: MNIST train set (60000 samples), $EPOCHS epoch(s), mlp 784-512-256-10, SGD momentum 0.9, cosine LR 0.05 -> 0"
+    echo "- workload: MNIST train set (60000 samples), $EPOCHS epoch(s), mlp 784-512-256-10, SGD momentum 0.9, cosine LR $LR -> 0 per step"
     echo "- samples/s: global training samples per second over whole epochs (no warm-up), evaluation excluded; median of $REPEAT run(s)"
     echo "- peak RSS: per rank / process (max over ranks and runs)"
     echo

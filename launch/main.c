@@ -125,7 +125,7 @@ static int cmd_train(int argc, char **argv, int world)
         rc = dt_dataset_open(&test, cfg.data_name, cfg.data_dir, "test", cfg.limit_test);
     if (rc == 0) {
         int max_batch = cfg.batch_size > cfg.eval_batch_size ? cfg.batch_size : cfg.eval_batch_size;
-        rc = dt_net_build(&net, cfg.model, max_batch);
+        rc = dt_net_build_for(&net, cfg.model, max_batch, train.c, train.h, train.w);
     }
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
         dt_dataset_free(&train);

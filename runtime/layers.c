@@ -14,11 +14,13 @@
 void dt_uniform_fill(float *x, size_t n, double from, double to, dt_mt19937 *g)
 {
     /* aten/src/ATen/core/TransformationHelper.h uniform_real: 24 random bits scaled by 2^-24,
-     * then x * (to - from) + from, all in float. */
+     * then u * (to - from) + from in float. PyTorch's AVX2/AVX-512 CPU kernels contract that to
+     * one fused multiply-add (one rounding); fmaf reproduces it bitwise on any CPU
+     * (tests/test_torch_ref.c checks every initial weight against torch's). */
     float f = (float)from, t = (float)to;
     for (size_t i = 0; i < n; i++) {
         float u = (float)(dt_mt_next(g) & ((1u << 24) - 1)) * (1.0f / 16777216.0f);
-        x[i] = u * (t - f) + f;
+        x[i] = fmaf(u, t - f, f);
     }
 }
 
@@ -57,7 +59,8 @@ static int linear_option(dt_layer *l, const char *key, const char *val, const ch
         p->no_bias = !v;
         return DT_OK;
     }
-    return dt_err("%s:%d: [linear] unknown key '%s': expected name, out, bias", src, line, key);
+    return dt_err("%s:%d: [linear] unknown key '%s': expected name, input, out, bias", src, line,
+                  key);
 }
 
 static int linear_setup(dt_layer *l, dt_net *net)
@@ -71,7 +74,7 @@ static int linear_setup(dt_layer *l, dt_net *net)
     int wshape[2] = {p->out, l->in_c};
     dt_net_add_param(net, l, "weight", 2, wshape, 0);
     if (!p->no_bias)
-        dt_net_add_param(net, l, "bias", 1, &p->out, 1);
+        dt_net_add_param(net, l, "bias", 1, &p->out, DT_PARAM_BIAS);
     l->c = p->out;
     l->h = l->w = 1;
     return DT_OK;
@@ -180,4 +183,7 @@ const dt_layer_ops *dt_layer_kind(const char *kind)
     return NULL;
 }
 
-const char *dt_layer_kinds(void) { return "linear, relu, flatten"; }
+const char *dt_layer_kinds(void)
+{
+    return "linear, relu, flatten";
+}

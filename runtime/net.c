@@ -105,6 +105,7 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         l->ops = ops;
         l->index = net->nlayers;
         l->input = net->nlayers - 1;
+        l->input2 = -2;
         snprintf(l->name, sizeof l->name, "%d", l->index); /* nn.Sequential's naming */
         l->priv = ops->priv_size ? dt_xcalloc(1, ops->priv_size) : NULL;
         l->src = src;
@@ -132,6 +133,12 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
     }
     dt_layer *l = ps->cur;
+    if (strcmp(key, "input") == 0 || (strcmp(key, "from") == 0 && l->ops->two_inputs)) {
+        if (strlen(val) >= DT_NAME_MAX)
+            return dt_err("%s:%d: %s = '%s' is too long", src, line, key, val);
+        snprintf(key[0] == 'i' ? l->input_ref : l->from_ref, DT_NAME_MAX, "%s", val);
+        return DT_OK;
+    }
     if (strcmp(key, "name") == 0) {
         if (strlen(val) >= DT_NAME_MAX - 16)
             return dt_err("%s:%d: name '%s' is too long", src, line, val);
@@ -142,20 +149,24 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         return DT_OK;
     }
     if (!l->ops->option)
-        return dt_err("%s:%d: [%s] unknown key '%s': expected name", src, line, l->ops->kind, key);
+        return dt_err("%s:%d: [%s] unknown key '%s': expected name, input", src, line, l->ops->kind,
+                      key);
     return l->ops->option(l, key, val, src, line);
 }
 
 static void net_free_layers(dt_net *net)
 {
-    for (int i = 0; i < net->nlayers; i++)
+    for (int i = 0; i < net->nlayers; i++) {
+        if (net->layers[i].ops->free && net->layers[i].priv)
+            net->layers[i].ops->free(&net->layers[i]);
         free(net->layers[i].priv);
+    }
     free(net->layers);
     net->layers = NULL;
 }
 
 void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
-                      int is_bias)
+                      int flags)
 {
     DT_ASSERT(ndim >= 1 && ndim <= 4);
     if (net->nparams == net->cap_params) {
@@ -178,9 +189,83 @@ void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, co
         p->numel *= (size_t)shape[i];
     }
     p->off = net->numel;
-    p->is_bias = is_bias;
+    p->is_bias = (flags & DT_PARAM_BIAS) != 0;
+    p->no_decay = (flags & (DT_PARAM_BIAS | DT_PARAM_NO_DECAY)) != 0;
     net->numel += p->numel;
     l->nparam++;
+}
+
+void dt_net_add_buffer(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape)
+{
+    DT_ASSERT(ndim >= 1 && ndim <= 4);
+    if (net->nbufs == net->cap_bufs) {
+        net->cap_bufs = net->cap_bufs ? 2 * net->cap_bufs : 16;
+        dt_param *nb = dt_xcalloc((size_t)net->cap_bufs, sizeof *nb);
+        if (net->bufs)
+            memcpy(nb, net->bufs, (size_t)net->nbufs * sizeof *nb);
+        free(net->bufs);
+        net->bufs = nb;
+    }
+    if (l->nbuf == 0)
+        l->buf0 = net->nbufs;
+    DT_ASSERT(l->buf0 + l->nbuf == net->nbufs);
+    dt_param *p = &net->bufs[net->nbufs++];
+    snprintf(p->name, sizeof p->name, "%.47s.%.15s", l->name, suffix);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= (size_t)shape[i];
+    }
+    p->off = net->state_numel;
+    net->state_numel += p->numel;
+    l->nbuf++;
+}
+
+float *dt_layer_buffer(dt_net *net, const dt_layer *l, int i)
+{
+    DT_ASSERT(i >= 0 && i < l->nbuf);
+    return net->state + net->bufs[l->buf0 + i].off;
+}
+
+const float *dt_layer_in2(const dt_net *net, const dt_layer *l)
+{
+    DT_ASSERT(l->input2 >= -1);
+    return l->input2 < 0 ? net->x : net->layers[l->input2].out;
+}
+
+float *dt_layer_din2(const dt_net *net, const dt_layer *l)
+{
+    DT_ASSERT(l->input2 >= -1);
+    return l->input2 < 0 ? NULL : net->layers[l->input2].dout;
+}
+
+/* Resolves `input =` / `from =` text of layer l: "" keeps *idx, "data" is the net's input, "-K"
+ * is K layers back, anything else the name of an earlier layer. */
+static int resolve_ref(const dt_net *net, const dt_layer *l, const char *ref, const char *key,
+                       int *idx)
+{
+    if (!ref[0])
+        return DT_OK;
+    if (strcmp(ref, "data") == 0) {
+        *idx = -1;
+        return DT_OK;
+    }
+    if (ref[0] == '-') {
+        char *e;
+        long k = strtol(ref + 1, &e, 10);
+        if (*e || k < 1 || k > l->index)
+            return dt_err("%s:%d: %s = %s: expected -1 .. -%d (layers back), a layer name or data",
+                          l->src, l->line, key, ref, l->index);
+        *idx = l->index - (int)k;
+        return DT_OK;
+    }
+    for (int j = l->index - 1; j >= 0; j--)
+        if (strcmp(net->layers[j].name, ref) == 0) {
+            *idx = j;
+            return DT_OK;
+        }
+    return dt_err("%s:%d: %s = %s: no earlier layer has that name", l->src, l->line, key, ref);
 }
 
 float *dt_layer_param(dt_net *net, const dt_layer *l, int i)
@@ -206,6 +291,11 @@ float *dt_layer_din(const dt_net *net, const dt_layer *l)
 }
 
 int dt_net_build(dt_net **out, const char *spec, int max_batch)
+{
+    return dt_net_build_for(out, spec, max_batch, 0, 0, 0);
+}
+
+int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w)
 {
     DT_ASSERT(max_batch > 0);
     *out = NULL;
@@ -242,9 +332,27 @@ int dt_net_build(dt_net **out, const char *spec, int max_batch)
         rc = dt_err("%s: the model has no layers", net->source);
         goto fail;
     }
-    /* shapes and parameters */
+    net->desc_c = net->in_c;
+    net->desc_h = net->in_h;
+    net->desc_w = net->in_w;
+    if (c > 0) {
+        net->in_c = c;
+        net->in_h = h;
+        net->in_w = w;
+    }
+    /* inputs, shapes and parameters */
     for (int i = 0; i < net->nlayers; i++) {
         dt_layer *l = &net->layers[i];
+        if (resolve_ref(net, l, l->input_ref, "input", &l->input) != 0 ||
+            resolve_ref(net, l, l->from_ref, "from", &l->input2) != 0) {
+            rc = DT_ERR;
+            goto fail;
+        }
+        if (l->ops->two_inputs && l->input2 == -2) {
+            rc = dt_err("%s:%d: [%s] needs from = NAME or -K (the second input)", l->src, l->line,
+                        l->ops->kind);
+            goto fail;
+        }
         if (l->input < 0) {
             l->in_c = net->in_c;
             l->in_h = net->in_h;
@@ -271,18 +379,27 @@ int dt_net_build(dt_net **out, const char *spec, int max_batch)
         goto fail;
     }
     /* Gradient accumulation: in backward (last layer first) the first consumer of a tensor
-     * writes its gradient, any later one adds to it. */
+     * writes its gradient, any later one adds to it. A layer reads input2 after input, so in
+     * backward its input2 edge counts first. */
     {
         int *seen = dt_xcalloc((size_t)net->nlayers + 1, sizeof *seen);
         for (int i = net->nlayers - 1; i >= 0; i--) {
-            int p = net->layers[i].input + 1;
-            net->layers[i].accum = seen[p]++ > 0;
+            dt_layer *l = &net->layers[i];
+            if (l->input2 >= -1)
+                l->accum2 = seen[l->input2 + 1]++ > 0;
+            l->accum = seen[l->input + 1]++ > 0;
         }
         free(seen);
     }
     /* flat parameter/gradient buffers and the activation arena */
     net->param = dt_xcalloc(net->numel, sizeof *net->param);
     net->grad = dt_xcalloc(net->numel, sizeof *net->grad);
+    net->state = dt_xcalloc(net->state_numel, sizeof *net->state);
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i].ws_floats > net->ws_floats)
+            net->ws_floats = net->layers[i].ws_floats;
+    net->ws = dt_xcalloc(net->ws_floats, sizeof *net->ws);
+    net->comm = MPI_COMM_SELF;
     for (int i = 0; i < net->nlayers; i++)
         if (!net->layers[i].ops->alias)
             net->arena_floats += 2 * (size_t)max_batch * net->layers[i].out_size;
@@ -316,6 +433,9 @@ void dt_net_free(dt_net *net)
     free(net->params);
     free(net->param);
     free(net->grad);
+    free(net->bufs);
+    free(net->state);
+    free(net->ws);
     free(net->arena);
     free(net);
 }
@@ -362,6 +482,9 @@ void dt_net_print(const dt_net *net, void *file)
     FILE *f = file;
     fprintf(f, "model %s (%s): input %dx%dx%d, %d classes, %zu parameters\n", net->model,
             net->source, net->in_c, net->in_h, net->in_w, net->classes, net->numel);
+    if (net->in_c != net->desc_c || net->in_h != net->desc_h || net->in_w != net->desc_w)
+        fprintf(f, "  (built for the data's %dx%dx%d input; the description names %dx%dx%d)\n",
+                net->in_c, net->in_h, net->in_w, net->desc_c, net->desc_h, net->desc_w);
     for (int i = 0; i < net->nlayers; i++) {
         const dt_layer *l = &net->layers[i];
         fprintf(f, "  %2d %-8s %-10s -> %dx%dx%d", i, l->ops->kind, l->name, l->c, l->h, l->w);

@@ -13,6 +13,7 @@
 #ifndef DT_NET_H
 #define DT_NET_H
 
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,8 +29,9 @@ typedef struct dt_param {
     int ndim;
     int shape[4];
     size_t numel;
-    size_t off;             /* offset into net->param / net->grad */
-    int is_bias;            /* a bias (weight-decay exclusion lists use it) */
+    size_t off;             /* offset into net->param / net->grad (or net->state for buffers) */
+    int is_bias;            /* a bias */
+    int no_decay;           /* excluded from weight decay by optim.no_decay_bias_bn (biases, BN) */
 } dt_param;
 
 /* One layer kind. Every callback gets the layer and the net it belongs to. */
@@ -46,8 +48,12 @@ typedef struct dt_layer_ops {
     void (*init)(dt_layer *l, dt_net *net, dt_mt19937 *g);
     void (*forward)(dt_layer *l, dt_net *net, int N, int train);
     void (*backward)(dt_layer *l, dt_net *net, int N);
+    /* Releases what setup allocated in priv (NULL: nothing). */
+    void (*free)(dt_layer *l);
     /* 1 when out/dout are the input's own buffers (flatten): no arena space. */
     int alias;
+    /* 1 when the layer takes a second input (`from = NAME|-K`): residual add. */
+    int two_inputs;
 } dt_layer_ops;
 
 struct dt_layer {
@@ -55,22 +61,28 @@ struct dt_layer {
     char name[DT_NAME_MAX];
     int index;
     int input;          /* producing layer, -1 = the net's input */
+    int input2;         /* second input (residual add), -2 = none */
     int in_c, in_h, in_w;
     int c, h, w;        /* output shape per sample */
     size_t out_size;    /* c * h * w */
     float *out;         /* (max_batch, out_size) */
     float *dout;        /* (max_batch, out_size) */
     int accum;          /* backward adds into the input's dout instead of overwriting it */
+    int accum2;         /* the same for input2 */
+    size_t ws_floats;   /* scratch the layer needs per forward/backward (set by setup) */
     int param0, nparam; /* its tensors: net->params[param0 .. param0 + nparam) */
+    int buf0, nbuf;     /* its non-trainable buffers: net->bufs[buf0 .. buf0 + nbuf) */
     void *priv;
     const char *src;    /* model source and line of its section, for messages */
     int line;
+    char input_ref[DT_NAME_MAX], from_ref[DT_NAME_MAX]; /* as written, resolved at build */
 };
 
 struct dt_net {
     char model[DT_NAME_MAX]; /* model name ("mlp" or the file's stem) */
     char source[256];        /* where the description came from */
     int in_c, in_h, in_w, classes;
+    int desc_c, desc_h, desc_w; /* the input shape the description names ([net] input) */
     int max_batch;
     int nlayers;
     dt_layer *layers;
@@ -79,9 +91,21 @@ struct dt_net {
     size_t numel;            /* total parameter count */
     float *param;            /* (numel) */
     float *grad;             /* (numel) */
+    int nbufs, cap_bufs;
+    dt_param *bufs;          /* non-trainable buffers (BatchNorm running stats), PyTorch names */
+    size_t state_numel;
+    float *state;            /* (state_numel) flat buffer of all buffers */
     float *arena;
     size_t arena_floats;
+    float *ws;               /* (ws_floats) scratch shared by all layers, e.g. im2col columns */
+    size_t ws_floats;
     const float *x;          /* input of the current forward, (N, in_c, in_h, in_w) */
+    /* set by the trainer, read by layers that need them */
+    MPI_Comm comm;           /* synchronized BatchNorm reduces over it (MPI_COMM_SELF: none) */
+    int sync_bn;             /* 1: BatchNorm statistics over all ranks of comm */
+    uint64_t seed;           /* dropout masks: seeded by (seed, rank, step, layer) */
+    int rank;
+    int64_t step;
 };
 
 /* Builds a net from a model spec: a built-in name ("mlp") or a path to a .cfg file (anything with
@@ -89,6 +113,9 @@ struct dt_net {
  * (in_c, in_h, in_w, classes) when those are > 0. Parameters are zero until dt_net_init.
  * Returns 0 and *out, or DT_ERR naming the file, line and key. */
 int dt_net_build(dt_net **out, const char *spec, int max_batch);
+/* The same, built for inputs of shape (c, h, w) instead of the description's `input` (every layer
+ * derives its shape from its input, so one description serves 1x28x28 and 3x32x32 data). */
+int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w);
 void dt_net_free(dt_net *net);
 
 /* Names of the built-in models, comma separated. */
@@ -100,15 +127,24 @@ const char *dt_net_builtin_text(const char *name);
  * the equivalent torch.nn modules in layer order (uniform_ consumes MT19937 words the same way). */
 void dt_net_init(dt_net *net, uint64_t seed);
 
-/* Declares a parameter tensor of layer l during setup (name "<layer>.<suffix>"). */
+/* Declares a parameter tensor of layer l during setup (name "<layer>.<suffix>"). flags:
+ * DT_PARAM_BIAS (a bias; implies no decay), DT_PARAM_NO_DECAY (BatchNorm affine parameters). */
+enum { DT_PARAM_BIAS = 1, DT_PARAM_NO_DECAY = 2 };
 void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
-                      int is_bias);
+                      int flags);
+/* Declares a non-trainable buffer (BatchNorm running_mean...) of layer l during setup. */
+void dt_net_add_buffer(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape);
+float *dt_layer_buffer(dt_net *net, const dt_layer *l, int i);
+
 /* Views of layer l's i-th tensor and its gradient. */
 float *dt_layer_param(dt_net *net, const dt_layer *l, int i);
 float *dt_layer_grad(dt_net *net, const dt_layer *l, int i);
 /* The layer's input activations, and where its input gradient goes (NULL: the net's input). */
 const float *dt_layer_in(const dt_net *net, const dt_layer *l);
 float *dt_layer_din(const dt_net *net, const dt_layer *l);
+/* The same for the second input (residual add). */
+const float *dt_layer_in2(const dt_net *net, const dt_layer *l);
+float *dt_layer_din2(const dt_net *net, const dt_layer *l);
 
 /* Forward over N <= max_batch samples; returns the logits (N, classes). */
 float *dt_net_forward(dt_net *net, const float *x, int N, int train);

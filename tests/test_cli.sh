@@ -93,15 +93,17 @@ d=$(mkdata emptyfile); : > "$d/mnist/t10k-images-idx3-ubyte"
 expect_error "empty file" "t10k-images-idx3-ubyte: expected a non-empty regular file" --data-dir "$d"
 
 # --- models ---
-expect_error "unknown model" "model: unknown model 'resnet1000': expected a built-in (mlp" --model resnet1000
+expect_error "unknown model" "model: unknown model 'resnet1000': expected a built-in (cnn, lenet5, mlp" --model resnet1000
 printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[conv9d]\n' > "$TMP/bad_kind.cfg"
 expect_error "unknown layer kind" "bad_kind.cfg:5: unknown layer kind \[conv9d\]" --model "$TMP/bad_kind.cfg"
 printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 10\nwidth = 3\n' > "$TMP/bad_key.cfg"
-expect_error "unknown layer key" "bad_key.cfg:7: \[linear\] unknown key 'width': expected name, out, bias" --model "$TMP/bad_key.cfg"
+expect_error "unknown layer key" "bad_key.cfg:7: \[linear\] unknown key 'width': expected name, input, out, bias" --model "$TMP/bad_key.cfg"
 printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 7\n' > "$TMP/bad_classes.cfg"
 expect_error "wrong class count" "the last layer gives 7 values per sample, expected classes = 10" --model "$TMP/bad_classes.cfg"
-printf '[net]\ninput = 3x32x32\nclasses = 10\n[flatten]\n[linear]\nout = 10\n' > "$TMP/bad_input.cfg"
-expect_error "input shape mismatch" "expects input 3x32x32 but dataset mnist has 1x28x28" --model "$TMP/bad_input.cfg"
+printf '[net]\ninput = 1x28x28\nclasses = 7\n[flatten]\n[linear]\nout = 7\n' > "$TMP/bad_classes2.cfg"
+expect_error "class count mismatch" "model bad_classes2 has 7 classes but dataset mnist has 10" --model "$TMP/bad_classes2.cfg"
+printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 10\ninput = fc9\n' > "$TMP/bad_ref.cfg"
+expect_error "unknown input reference" "bad_ref.cfg:5: input = fc9: no earlier layer has that name" --model "$TMP/bad_ref.cfg"
 expect_error "missing model file" "$TMP/none.cfg: cannot open" --model "$TMP/none.cfg"
 
 # --- configuration ---
