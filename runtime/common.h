@@ -29,6 +29,15 @@ extern int dt_rank;
 #define DT_NORETURN
 #endif
 
+/* Elementwise hot loops: compiled for AVX2 and for baseline x86-64, picked at load time (GCC
+ * function multiversioning), so a portable build still uses 8-wide vectors where the CPU has
+ * them. Plain IEEE arithmetic either way (no contraction: -std=c11 sets -ffp-contract=off). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define DT_SIMD __attribute__((target_clones("avx2", "default")))
+#else
+#define DT_SIMD
+#endif
+
 /* Prints "rank R: file:line: func: assertion failed: expr" and aborts every rank (MPI_Abort). */
 DT_NORETURN void dt_assert_fail(const char *expr, const char *file, int line, const char *func);
 #define DT_ASSERT(cond) \

@@ -36,7 +36,7 @@ void dt_optim_free(dt_optim *o)
  *       g = g + momentum * b   if nesterov   else   g = b
  *   p = p - lr * g
  * Scalars are cast to float before the elementwise ops, as PyTorch does for float32 tensors. */
-static void sgd_step(dt_optim *o, float *restrict p, const float *restrict grad, double lr,
+DT_SIMD static void sgd_step(dt_optim *o, float *restrict p, const float *restrict grad, double lr,
                      double momentum)
 {
     const float wd = (float)o->weight_decay, mu = (float)momentum;
