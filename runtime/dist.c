@@ -3,7 +3,9 @@
  */
 #include "dist.h"
 
+#include <float.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,9 +70,45 @@ void dt_dist_bcast(float *p, size_t n, MPI_Comm comm)
     }
 }
 
+static volatile sig_atomic_t pending_signal;
+
+static void on_signal(int sig)
+{
+    if (!pending_signal)
+        pending_signal = sig;
+}
+
+void dt_dist_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+int dt_dist_signal(void) { return (int)pending_signal; }
+
 void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm)
 {
-    MPI_Bcast(c, (int)sizeof *c, MPI_BYTE, 0, comm);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    /* max over ranks: rank 0's values win against -DBL_MAX, exactly */
+    double v[4] = {-DBL_MAX, -DBL_MAX, -DBL_MAX, (double)pending_signal};
+    if (rank == 0) {
+        v[0] = c->lr;
+        v[1] = c->momentum;
+        v[2] = (double)c->flags;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, v, 4, MPI_DOUBLE, MPI_MAX, comm);
+    c->lr = v[0];
+    c->momentum = v[1];
+    c->flags = (int32_t)v[2];
+    c->signal = (int32_t)v[3];
+    if (c->signal)
+        c->flags |= DT_CTRL_STOP;
 }
 
 uint64_t dt_dist_fingerprint(const float *p, size_t n)

@@ -26,17 +26,25 @@ void dt_dist_average(float *g, size_t n, MPI_Comm comm);
 /* Broadcast n floats from rank 0. */
 void dt_dist_bcast(float *p, size_t n, MPI_Comm comm);
 
-/* What rank 0 decides each step and sends to every rank. */
+/* What rank 0 decides each step and sends to every rank, plus what any rank raises. */
 typedef struct dt_ctrl {
     double lr;
     double momentum;
-    int32_t flags; /* DT_CTRL_* */
-    int32_t pad;
+    int32_t flags;  /* DT_CTRL_* */
+    int32_t signal; /* the pre-emption signal one of the ranks received (0: none) */
 } dt_ctrl;
-enum { DT_CTRL_STOP = 1 };
+enum { DT_CTRL_STOP = 1, DT_CTRL_CHECKPOINT = 2 };
 
-/* Rank 0's *c is copied to every rank. */
+/* The per-step control message: every rank gets rank 0's lr, momentum and flags, OR'ed with
+ * DT_CTRL_STOP when ANY rank has a pending signal (a Slurm pre-emption signal may reach only
+ * some ranks). One MPI_Allreduce (max): no more latency than the broadcast it replaces. */
 void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm);
+
+/* Installs SIGTERM and SIGUSR1 handlers that only record the signal (idempotent: a second
+ * signal changes nothing), so the job can checkpoint at the next step boundary and exit 0. */
+void dt_dist_catch_signals(void);
+/* The signal recorded on this rank (0: none). */
+int dt_dist_signal(void);
 
 /* Order-independent fingerprint of n floats' bit patterns. */
 uint64_t dt_dist_fingerprint(const float *p, size_t n);
