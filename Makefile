@@ -45,14 +45,14 @@ LDFLAGS = $(SANFLAGS)
 RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o
 MODELS := $(wildcard models/*.cfg)
-TEST_SRC := $(wildcard tests/test_*.c)
+TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps data test demo bench clean check-toolchain
 all: dtrain $(TEST_BIN)
 
 dtrain: $(BUILD)/dtrain
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/libdtrain.a: $(RUNTIME_OBJ)
 	@mkdir -p $(@D)

@@ -108,6 +108,59 @@ static int parse_args(dt_config *cfg, int argc, char **argv, int first)
     return dt_config_check(cfg);
 }
 
+/* Parses "auto" (n = 0) or 1..DT_MAX_CHANNELS comma-separated positive numbers. */
+static int parse_norm(const char *key, const char *text, float *out, int *n)
+{
+    *n = 0;
+    if (strcmp(text, "auto") == 0)
+        return DT_OK;
+    const char *p = text;
+    while (*n < DT_MAX_CHANNELS) {
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p || !(v > -1e3 && v < 1e3))
+            break;
+        out[(*n)++] = (float)v;
+        if (*e == '\0')
+            return DT_OK;
+        if (*e != ',')
+            break;
+        p = e + 1;
+    }
+    return dt_err("%s = '%s': expected auto, or 1 to %d comma-separated numbers", key, text,
+                  DT_MAX_CHANNELS);
+}
+
+/* Opens the training and test sets the configuration names. */
+static int open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
+{
+    dt_dataset_opts o;
+    memset(&o, 0, sizeof o);
+    o.h5_images = cfg->h5_images;
+    o.h5_labels = cfg->h5_labels;
+    o.h5_layout = cfg->h5_layout;
+    o.classes = cfg->classes;
+    int nm, ns;
+    if (parse_norm("data.mean", cfg->mean, o.mean, &nm) != 0 ||
+        parse_norm("data.std", cfg->std, o.std, &ns) != 0)
+        return DT_ERR;
+    if (nm != ns)
+        return dt_err("data.mean has %d values but data.std has %d: expected the same count", nm, ns);
+    for (int i = 0; i < ns; i++)
+        if (!(o.std[i] > 0.0f))
+            return dt_err("data.std = '%s': expected positive values", cfg->std);
+    o.norm_n = nm;
+    int h5 = strcmp(cfg->data_name, "hdf5") == 0;
+    if (h5 && (strcmp(cfg->h5_train, "none") == 0 || strcmp(cfg->h5_test, "none") == 0))
+        return dt_err("data.name = hdf5 needs data.h5_train and data.h5_test (HDF5 files)");
+    if (dt_dataset_open_ex(train, cfg->data_name, h5 ? cfg->h5_train : cfg->data_dir, "train",
+                           cfg->limit_train, &o) != 0)
+        return DT_ERR;
+    o.train = train;
+    return dt_dataset_open_ex(test, cfg->data_name, h5 ? cfg->h5_test : cfg->data_dir, "test",
+                              cfg->limit_test, &o);
+}
+
 static int cmd_train(int argc, char **argv, int world)
 {
     dt_config cfg;
@@ -117,12 +170,12 @@ static int cmd_train(int argc, char **argv, int world)
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
+    if (cfg.eval_batch_size == 0)
+        cfg.eval_batch_size = cfg.batch_size;
 
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
-    rc = dt_dataset_open(&train, cfg.data_name, cfg.data_dir, "train", cfg.limit_train);
-    if (rc == 0)
-        rc = dt_dataset_open(&test, cfg.data_name, cfg.data_dir, "test", cfg.limit_test);
+    rc = open_data(&cfg, &train, &test);
     if (rc == 0) {
         int max_batch = cfg.batch_size > cfg.eval_batch_size ? cfg.batch_size : cfg.eval_batch_size;
         rc = dt_net_build_for(&net, cfg.model, max_batch, train.c, train.h, train.w);
@@ -140,8 +193,9 @@ static int cmd_train(int argc, char **argv, int world)
         dt_config_print(&cfg, stdout);
         printf("# end of configuration\n");
         dt_net_print(net, stdout);
-        printf("data %s: %lld train, %lld test samples of %dx%dx%d\n", train.name,
-               (long long)train.n, (long long)test.n, train.c, train.h, train.w);
+        printf("data %s: %lld train, %lld test samples of %dx%dx%d, %d classes%s\n", train.name,
+               (long long)train.n, (long long)test.n, train.c, train.h, train.w, train.classes,
+               cfg.crop_pad || cfg.flip ? ", augmented" : "");
         fflush(stdout);
         dt_net_init(net, (uint64_t)cfg.seed);
     }

@@ -23,6 +23,12 @@ typedef struct dt_config {
     char data_name[DT_STR_MAX];
     char data_dir[DT_STR_MAX];
     int64_t limit_train, limit_test;
+    char h5_train[DT_STR_MAX], h5_test[DT_STR_MAX];   /* data.name = hdf5: the split files */
+    char h5_images[DT_STR_MAX], h5_labels[DT_STR_MAX], h5_layout[DT_STR_MAX];
+    int classes;                                      /* 0: the format's / inferred */
+    char mean[DT_STR_MAX], std[DT_STR_MAX];           /* "auto" or 1 or C comma-separated values */
+    int crop_pad;                                     /* random crop padding (0: off) */
+    int flip;                                         /* random horizontal flip */
     /* train */
     int epochs;
     int batch_size;       /* per rank */

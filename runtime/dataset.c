@@ -1,10 +1,13 @@
 /*
- * dataset.c - see dataset.h.
+ * dataset.c - see dataset.h. IDX reading, the name dispatch, normalization and the plain gather;
+ * CIFAR-10 is in cifar.c, HDF5 in h5data.c, augmentation in augment.c.
  */
 #include "dataset.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +72,18 @@ static void release(dt_dataset *ds)
     for (int i = 0; i < 2; i++) {
         if (ds->map[i])
             munmap(ds->map[i], ds->map_len[i]);
-        free(ds->owned[i]);
         ds->map[i] = NULL;
+        ds->map_len[i] = 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        free(ds->owned[i]);
         ds->owned[i] = NULL;
     }
+    ds->images = NULL;
+    ds->fimages = NULL;
+    ds->labels = NULL;
+    ds->labels32 = NULL;
+    ds->n = 0;
 }
 
 int dt_idx_load(dt_dataset *ds, const char *images_path, const char *labels_path, int classes)
@@ -141,28 +152,141 @@ fail:
     return DT_ERR;
 }
 
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* snprintf that reports truncation as an error naming what was being built. */
+DT_PRINTF(3, 4) static int path_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        return dt_err("data.dir: path '%.64s...' longer than %zu bytes", buf, size - 1);
+    return DT_OK;
+}
+
+int dt_dataset_apply_norm(dt_dataset *ds, const dt_dataset_opts *opt)
+{
+    if (!opt || opt->norm_n == 0)
+        return DT_OK;
+    if (opt->norm_n != 1 && opt->norm_n != ds->c)
+        return dt_err("data.mean/data.std: %d values but dataset %s has %d channel%s: expected 1 "
+                      "or %d", opt->norm_n, ds->name, ds->c, ds->c > 1 ? "s" : "", ds->c);
+    float mean[DT_MAX_CHANNELS], std[DT_MAX_CHANNELS];
+    for (int c = 0; c < ds->c; c++) {
+        int k = opt->norm_n == 1 ? 0 : c;
+        mean[c] = opt->mean[k];
+        std[c] = opt->std[k];
+        if (!isfinite(mean[c]))
+            return dt_err("data.mean: value %g for channel %d: expected a finite number",
+                          (double)mean[c], c);
+        if (!isfinite(std[c]) || !(std[c] > 0.0f))
+            return dt_err("data.std: value %g for channel %d: expected a finite number > 0",
+                          (double)std[c], c);
+    }
+    dt_dataset_set_norm(ds, mean, std);
+    return DT_OK;
+}
+
+/* The built-in IDX datasets and CIFAR-10: classes are fixed; normalization is the published one
+ * unless opt gives one. */
+static int open_builtin(dt_dataset *ds, const char *name, const char *dir, int train,
+                        int64_t limit, const dt_dataset_opts *opt)
+{
+    char ip[4096], lp[4096];
+    int found = 0;
+    size_t nb = sizeof builtin / sizeof builtin[0];
+    for (size_t i = 0; i < nb && !found; i++) {
+        if (strcmp(name, builtin[i].name) != 0)
+            continue;
+        found = 1;
+        if (path_fmt(ip, sizeof ip, "%s/%s/%s", dir, builtin[i].dir,
+                     train ? builtin[i].train_img : builtin[i].test_img) != 0 ||
+            path_fmt(lp, sizeof lp, "%s/%s/%s", dir, builtin[i].dir,
+                     train ? builtin[i].train_lbl : builtin[i].test_lbl) != 0 ||
+            dt_idx_load(ds, ip, lp, 10) != 0)
+            return DT_ERR;
+        dt_dataset_set_norm(ds, &builtin[i].mean, &builtin[i].std);
+    }
+    if (!found && strcmp(name, "cifar10") == 0) {
+        char folder[4096];
+        if (path_fmt(folder, sizeof folder, "%s/cifar10", dir) != 0)
+            return DT_ERR;
+        if (!is_dir(folder)) {
+            /* the folder name inside the official tarball cifar-10-binary.tar.gz */
+            if (path_fmt(lp, sizeof lp, "%s/cifar-10-batches-bin", dir) != 0)
+                return DT_ERR;
+            if (!is_dir(lp))
+                return dt_err("%s: no such directory (nor %s): expected the CIFAR-10 binary "
+                              "batches data_batch_1.bin .. data_batch_5.bin, test_batch.bin there",
+                              folder, lp);
+            memcpy(folder, lp, sizeof folder);
+        }
+        static const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                            "data_batch_3.bin", "data_batch_4.bin",
+                                            "data_batch_5.bin", "test_batch.bin"};
+        char paths[5][4096];
+        const char *pp[5];
+        int np = train ? 5 : 1;
+        for (int k = 0; k < np; k++) {
+            if (path_fmt(paths[k], sizeof paths[k], "%s/%s", folder, files[train ? k : 5]) != 0)
+                return DT_ERR;
+            pp[k] = paths[k];
+        }
+        if (dt_cifar10_load(ds, pp, np, limit) != 0)
+            return DT_ERR;
+        found = 1;
+    }
+    if (!found)
+        return dt_err("data.name: unknown dataset '%s': expected mnist, fashion-mnist, cifar10 or "
+                      "hdf5", name);
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    dt_dataset_limit(ds, limit);
+    if (opt->classes > 0 && opt->classes != ds->classes)
+        return dt_err("data.classes = %d: dataset %s has %d classes", opt->classes, name,
+                      ds->classes);
+    if (opt->norm_n > 0)
+        return dt_dataset_apply_norm(ds, opt);
+    if (opt->train) {
+        const dt_dataset *t = opt->train;
+        if (t->c != ds->c || t->h != ds->h || t->w != ds->w)
+            return dt_err("%s: test samples are %dx%dx%d but the training set %s has %dx%dx%d",
+                          dir, ds->c, ds->h, ds->w, t->name, t->c, t->h, t->w);
+        dt_dataset_set_norm(ds, t->mean, t->std);
+    }
+    return DT_OK;
+}
+
+int dt_dataset_open_ex(dt_dataset *ds, const char *name, const char *path, const char *split,
+                       int64_t limit, const dt_dataset_opts *opt)
+{
+    static const dt_dataset_opts defaults;
+    if (!opt)
+        opt = &defaults;
+    memset(ds, 0, sizeof *ds);
+    int train = strcmp(split, "train") == 0;
+    DT_ASSERT(train || strcmp(split, "test") == 0);
+    if (strcmp(name, "hdf5") == 0 && (!path || !path[0]))
+        return dt_err("data.h5_%s: no HDF5 file given for the %s split (data.name = hdf5)", split,
+                      split);
+    int rc = strcmp(name, "hdf5") == 0 ? dt_h5data_open(ds, path, opt, limit)
+                                       : open_builtin(ds, name, path, train, limit, opt);
+    if (rc != 0) {
+        release(ds);
+        return DT_ERR;
+    }
+    return DT_OK;
+}
+
 int dt_dataset_open(dt_dataset *ds, const char *name, const char *dir, const char *split,
                     int64_t limit)
 {
-    size_t nb = sizeof builtin / sizeof builtin[0];
-    for (size_t i = 0; i < nb; i++) {
-        if (strcmp(name, builtin[i].name) != 0)
-            continue;
-        int train = strcmp(split, "train") == 0;
-        DT_ASSERT(train || strcmp(split, "test") == 0);
-        char ip[4096], lp[4096];
-        snprintf(ip, sizeof ip, "%s/%s/%s", dir, builtin[i].dir,
-                 train ? builtin[i].train_img : builtin[i].test_img);
-        snprintf(lp, sizeof lp, "%s/%s/%s", dir, builtin[i].dir,
-                 train ? builtin[i].train_lbl : builtin[i].test_lbl);
-        if (dt_idx_load(ds, ip, lp, 10) != 0)
-            return DT_ERR;
-        snprintf(ds->name, sizeof ds->name, "%s", name);
-        dt_dataset_set_norm(ds, &builtin[i].mean, &builtin[i].std);
-        dt_dataset_limit(ds, limit);
-        return DT_OK;
-    }
-    return dt_err("data.name: unknown dataset '%s': expected mnist or fashion-mnist", name);
+    return dt_dataset_open_ex(ds, name, dir, split, limit, NULL);
 }
 
 void dt_dataset_from_memory(dt_dataset *ds, const char *name, int64_t n, int c, int h, int w,
@@ -199,14 +323,24 @@ void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x
     size_t per = plane * (size_t)ds->c;
     for (int i = 0; i < n; i++) {
         DT_ASSERT(idx[i] >= 0 && idx[i] < ds->n);
-        const uint8_t *src = ds->images + (size_t)idx[i] * per;
         float *dst = x + (size_t)i * per;
-        for (int c = 0; c < ds->c; c++) {
-            const float *lut = ds->lut[c];
-            for (size_t k = 0; k < plane; k++)
-                dst[c * plane + k] = lut[src[c * plane + k]];
+        if (ds->images) {
+            const uint8_t *src = ds->images + (size_t)idx[i] * per;
+            for (int c = 0; c < ds->c; c++) {
+                const float *lut = ds->lut[c];
+                for (size_t k = 0; k < plane; k++)
+                    dst[c * plane + k] = lut[src[c * plane + k]];
+            }
+        } else {
+            /* torchvision Normalize: (x - mean) / std, a division as PyTorch does it */
+            const float *src = ds->fimages + (size_t)idx[i] * per;
+            for (int c = 0; c < ds->c; c++) {
+                float m = ds->mean[c], s = ds->std[c];
+                for (size_t k = 0; k < plane; k++)
+                    dst[c * plane + k] = (src[c * plane + k] - m) / s;
+            }
         }
-        y[i] = ds->labels[idx[i]];
+        y[i] = dt_dataset_label(ds, idx[i]);
     }
 }
 
@@ -215,6 +349,4 @@ void dt_dataset_free(dt_dataset *ds)
     if (!ds)
         return;
     release(ds);
-    ds->images = ds->labels = NULL;
-    ds->n = 0;
 }

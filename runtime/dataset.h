@@ -1,14 +1,25 @@
 /*
- * dataset.h - image classification datasets held as uint8 (N, C, H, W) plus uint8 labels, and the
+ * dataset.h - image classification datasets held as (N, C, H, W) pixels plus labels, and the
  * per-batch gather that turns them into normalized float32 inputs.
  *
- * Images stay uint8 (a quarter of float32's memory, and file-backed mmap pages that every rank on a
- * node shares through the page cache); each batch is normalized on the fly as
- * x = (u / 255 - mean[c]) / std[c], through a 256-entry table per channel.
+ * Pixels are uint8 where the format has them (MNIST, CIFAR-10, uint8 HDF5): a quarter of float32's
+ * memory, and for IDX file-backed mmap pages that every rank on a node shares through the page
+ * cache. Each batch is normalized on the fly as x = (u / 255 - mean[c]) / std[c] (torchvision
+ * ToTensor then Normalize), through a 256-entry table per channel. Float HDF5 images are kept as
+ * float32 (`fimages`) and normalized as x = (v - mean[c]) / std[c]: mean/std are then in the
+ * units the file stores.
  *
- * Formats: IDX (MNIST, Fashion-MNIST; http://yann.lecun.com/exdb/mnist/ "FILE FORMATS"). Every
- * reader validates magic, dimensions, file size and label range, and reports the file and what was
- * expected through dt_err().
+ * Formats:
+ *   - IDX (MNIST, Fashion-MNIST; http://yann.lecun.com/exdb/mnist/ "FILE FORMATS"), mmap'd;
+ *   - CIFAR-10 binary (https://www.cs.toronto.edu/~kriz/cifar.html "Binary version"): records of
+ *     1 label byte + 3072 pixel bytes (R, G, B planes of 32x32, row-major), copied to the heap
+ *     de-interleaved (cifar.c);
+ *   - HDF5 with an image dataset (N,C,H,W), (N,H,W,C) or (N,H,W) and an integer label dataset
+ *     (N) (h5data.c).
+ * Every reader validates shapes, types, file sizes and label range, and reports the file (and
+ * HDF5 dataset) and what was expected through dt_err().
+ *
+ * Augmentation (random crop with zero padding, horizontal flip) is in augment.h.
  */
 #ifndef DT_DATASET_H
 #define DT_DATASET_H
@@ -23,19 +34,51 @@ typedef struct dt_dataset {
     int64_t n;                     /* samples */
     int c, h, w;                   /* per-sample shape */
     int classes;
-    const uint8_t *images;         /* (n, c, h, w) */
+    /* pixels: exactly one of images / fimages is set */
+    const uint8_t *images;         /* (n, c, h, w) uint8, normalized through lut */
+    const float *fimages;          /* (n, c, h, w) float32 as stored, normalized by mean/std */
+    /* labels: exactly one of labels / labels32 is set */
     const uint8_t *labels;         /* (n) */
-    float mean[DT_MAX_CHANNELS];   /* normalization, per channel, in [0,1] pixel units */
-    float std[DT_MAX_CHANNELS];
+    const int32_t *labels32;       /* (n), for formats whose labels may exceed 255 (HDF5) */
+    float mean[DT_MAX_CHANNELS];   /* normalization, per channel, in [0,1] pixel units (uint8) */
+    float std[DT_MAX_CHANNELS];    /* or in stored units (float images) */
     float lut[DT_MAX_CHANNELS][256]; /* lut[c][u] = (u/255 - mean[c]) / std[c] */
-    /* ownership: mmap'd regions or heap copies, released by dt_dataset_free */
+    /* ownership: mmap'd regions and heap blocks, released by dt_dataset_free */
     void *map[2];
     size_t map_len[2];
-    uint8_t *owned[2];
+    void *owned[4];
 } dt_dataset;
 
-/* Opens a built-in dataset by name ("mnist", "fashion-mnist") from dir/<name>/, split "train" or
- * "test", keeping only the first `limit` samples when limit > 0. Returns 0 or DT_ERR. */
+/* Options of dt_dataset_open_ex. Zero-initialize, then set what differs from the default. */
+typedef struct dt_dataset_opts {
+    const char *h5_images;  /* HDF5 image dataset name; NULL or "" = "images" */
+    const char *h5_labels;  /* HDF5 label dataset name; NULL or "" = "labels" */
+    const char *h5_layout;  /* rank-4 HDF5 images: "nchw" (NULL or "") or "nhwc" */
+    int classes;            /* 0: the format's (10 for the built-ins) or, for HDF5, max label + 1;
+                             * > 0: labels must lie in [0, classes) */
+    int norm_n;             /* 0: default normalization (the built-in's published statistics;
+                             * HDF5: mean/std of the loaded training images); 1: mean[0]/std[0]
+                             * for every channel; C: one value per channel */
+    float mean[DT_MAX_CHANNELS];
+    float std[DT_MAX_CHANNELS];
+    /* Opening a test split: the training set opened before. Its sample shape must match; its
+     * classes (unless `classes` is set) and its normalization (unless norm_n > 0) are taken, as
+     * the test set must be normalized with the training statistics. NULL for the training split. */
+    const struct dt_dataset *train;
+} dt_dataset_opts;
+
+/* Opens a dataset, split "train" or "test", keeping only the first `limit` samples when limit > 0
+ * (readers that can, read only those). `name`:
+ *   "mnist", "fashion-mnist": IDX files in path/<name>/;
+ *   "cifar10": the CIFAR-10 binary batches in path/cifar10/ or else path/cifar-10-batches-bin/
+ *              (train: data_batch_1.bin .. data_batch_5.bin; test: test_batch.bin);
+ *   "hdf5": path is the HDF5 file of that split (see dt_h5data_open).
+ * opt may be NULL (all defaults). On error returns DT_ERR with one message naming the file (and
+ * HDF5 dataset, key) and what was expected; ds is then empty (dt_dataset_free is a no-op). */
+int dt_dataset_open_ex(dt_dataset *ds, const char *name, const char *path, const char *split,
+                       int64_t limit, const dt_dataset_opts *opt);
+
+/* dt_dataset_open_ex with default options. */
 int dt_dataset_open(dt_dataset *ds, const char *name, const char *dir, const char *split,
                     int64_t limit);
 
@@ -43,20 +86,54 @@ int dt_dataset_open(dt_dataset *ds, const char *name, const char *dir, const cha
  * N ubyte) by mmap. Labels must lie in [0, classes). Returns 0 or DT_ERR naming the file. */
 int dt_idx_load(dt_dataset *ds, const char *images_path, const char *labels_path, int classes);
 
+/* Reads CIFAR-10 binary batch files (each a whole number of 3073-byte records, at most 10000:
+ * the official files are exactly 30730000 bytes) in order, concatenated, stopping after `limit`
+ * records when limit > 0 (all files are still checked to exist with a valid size). Labels must
+ * be 0..9. Images become (N, 3, 32, 32) uint8 on the heap; normalization is CIFAR-10's
+ * (mean 0.4914 0.4822 0.4465, std 0.2470 0.2435 0.2616). Returns 0 or DT_ERR naming the file. */
+int dt_cifar10_load(dt_dataset *ds, const char *const *paths, int npaths, int64_t limit);
+
+/* Reads an HDF5 file holding an image dataset and a label dataset (names from opt, default
+ * "images" and "labels"):
+ *   images: uint8 (read as is) or float32/float64 (read as float32), rank 4 in the layout
+ *           opt->h5_layout ("nchw" or "nhwc", converted to NCHW at load) or rank 3 (N, H, W)
+ *           with C = 1; C in 1..DT_MAX_CHANNELS; float values must be finite;
+ *   labels: any integer type, shape (N) or (N, 1), read as int, in [0, classes) where classes is
+ *           opt->classes, opt->train->classes, or max label + 1.
+ * Only the first `limit` samples are read when limit > 0. Normalization as dt_dataset_opts says;
+ * computed statistics are population mean/std over every pixel of a channel (in [0,1] units for
+ * uint8). HDF5's own error printing is silenced during the call: every failure (missing file, not
+ * an HDF5 file, missing dataset, wrong rank, wrong type, label out of range, count mismatch,
+ * constant channel) is ONE DT_ERR message naming the file and dataset. */
+int dt_h5data_open(dt_dataset *ds, const char *path, const dt_dataset_opts *opt, int64_t limit);
+
 /* Wraps caller-made arrays (copied) as a dataset; used by tests and synthetic data. */
 void dt_dataset_from_memory(dt_dataset *ds, const char *name, int64_t n, int c, int h, int w,
                             int classes, const uint8_t *images, const uint8_t *labels,
                             const float *mean, const float *std);
 
-/* Sets per-channel mean/std and rebuilds the normalization table. */
+/* Sets per-channel mean/std (ds->c values each) and rebuilds the normalization table. */
 void dt_dataset_set_norm(dt_dataset *ds, const float *mean, const float *std);
+
+/* Applies opt's normalization (norm_n 1 or ds->c values) or, with norm_n == 0, keeps the
+ * current one. Returns 0 or DT_ERR ("data.mean has 2 values but dataset X has 3 channels",
+ * "data.std: value 0 for channel 1: expected a finite number > 0"). */
+int dt_dataset_apply_norm(dt_dataset *ds, const dt_dataset_opts *opt);
 
 /* Keeps only the first `limit` samples (no-op when limit <= 0 or >= n). */
 void dt_dataset_limit(dt_dataset *ds, int64_t limit);
 
+/* Label of sample i. */
+static inline int dt_dataset_label(const dt_dataset *ds, int64_t i)
+{
+    return ds->labels32 ? (int)ds->labels32[i] : (int)ds->labels[i];
+}
+
 /* Gathers samples idx[0..n) into x (n, c, h, w) normalized float32 and y (n) int labels. */
 void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y);
 
+/* Releases what the dataset owns and empties it; NULL or an already freed/empty (zeroed) dataset
+ * is a no-op. */
 void dt_dataset_free(dt_dataset *ds);
 
 #endif

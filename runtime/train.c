@@ -72,6 +72,9 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     t->x = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->x);
     t->y = dt_xmalloc((size_t)net->max_batch, sizeof *t->y);
     t->probs = dt_xmalloc((size_t)net->max_batch * (size_t)net->classes, sizeof *t->probs);
+    t->aug.crop_pad = cfg->crop_pad;
+    t->aug.flip = cfg->flip;
+    t->aug.seed = (uint64_t)cfg->seed;
     t->bar = t->out && (cfg->progress == 2 || (cfg->progress == 1 && output_is_terminal(t->out)));
     return DT_OK;
 }
@@ -92,7 +95,7 @@ void dt_trainer_free(dt_trainer *t)
 double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *ctrl, int *correct)
 {
     dt_net *net = t->net;
-    dt_dataset_gather(t->train, idx, n, t->x, t->y);
+    dt_dataset_gather_aug(t->train, idx, n, t->x, t->y, &t->aug, t->epoch);
     const float *logits = dt_net_forward(net, t->x, n, 1);
     double loss = dt_xent_forward(t->probs, logits, t->y, NULL, n, net->classes, correct);
     /* Each rank's loss is its batch mean; ranks hold equal batch sizes (DistributedSampler pads),
@@ -156,6 +159,7 @@ int dt_trainer_run(dt_trainer *t)
     int64_t *batch_idx = dt_xmalloc((size_t)cfg->batch_size, sizeof *batch_idx);
     for (int epoch = 0; epoch < cfg->epochs && t->step < t->total_steps; epoch++) {
         const int64_t *shard = dt_sampler_epoch(&t->sampler, epoch);
+        t->epoch = epoch;
         double sums[3] = {0, 0, 0}; /* loss * n, correct, n over this epoch on this rank */
         double e0 = dt_now(), last_draw = 0.0;
         dt_ctrl ctrl = {0};

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "augment.h"
 #include "dataset.h"
 #include "dist.h"
 #include "net.h"
@@ -37,6 +38,8 @@ typedef struct dt_trainer {
     float *probs;         /* (max_batch, classes) softmax output */
     int64_t steps_per_epoch, total_steps;
     int64_t step;         /* optimizer steps taken */
+    int64_t epoch;        /* the epoch being trained (augmentation draws depend on it) */
+    dt_augment aug;       /* training-set augmentation (off: crop_pad = flip = 0) */
     FILE *out;            /* rank 0's progress stream (NULL on other ranks) */
     int bar;              /* draw a live progress bar */
 } dt_trainer;

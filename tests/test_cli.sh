@@ -59,6 +59,8 @@ expect_error() {
 [ -x "$DT" ] || { echo "test_cli: $DT missing (make)" >&2; exit 1; }
 [ -f data/mnist/train-images-idx3-ubyte ] || { echo "test_cli: data/mnist missing (make data)" >&2; exit 1; }
 
+printf '[optim]\nlr = 0.1\nbogus = 3\n' > "$TMP/bad_key.ini"
+
 # --- data files ---
 expect_error "missing data file" "$TMP/nowhere/mnist/train-images-idx3-ubyte: cannot open: No such file" \
     --data-dir "$TMP/nowhere"
@@ -91,6 +93,22 @@ expect_error "image/label count mismatch" "has 100 labels but .*t10k-images-idx3
 : > "$TMP/empty"
 d=$(mkdata emptyfile); : > "$d/mnist/t10k-images-idx3-ubyte"
 expect_error "empty file" "t10k-images-idx3-ubyte: expected a non-empty regular file" --data-dir "$d"
+
+# --- CIFAR-10 binary and HDF5 (small files in the exact formats) ---
+MK=${BUILD:-build}/tests/tool_mkdata
+"$MK" cifar "$TMP/cif" 20 10 || fail "tool_mkdata cifar"
+head -c 30000 "$TMP/cif/cifar10/data_batch_3.bin" > "$TMP/cif/cifar10/x" && mv "$TMP/cif/cifar10/x" "$TMP/cif/cifar10/data_batch_3.bin"
+expect_error "CIFAR file size" "data_batch_3.bin: .*3073" --data cifar10 --data-dir "$TMP/cif" --model lenet5
+"$MK" cifar "$TMP/cif2" 20 10 || fail "tool_mkdata cifar"
+rm "$TMP/cif2/cifar10/test_batch.bin"
+expect_error "CIFAR missing file" "test_batch.bin" --data cifar10 --data-dir "$TMP/cif2" --model lenet5
+"$MK" hdf5 "$TMP/tr.h5" 50 1 28 28 nchw u8 || fail "tool_mkdata hdf5"
+expect_error "HDF5 missing dataset" "tr.h5.*pixels" --data hdf5 --set data.h5_train="$TMP/tr.h5" \
+    --set data.h5_test="$TMP/tr.h5" --set data.h5_images=pixels
+expect_error "HDF5 not an HDF5 file" "$TMP/bad_key.ini" --data hdf5 --set data.h5_train="$TMP/bad_key.ini" \
+    --set data.h5_test="$TMP/tr.h5"
+expect_error "HDF5 files not given" "data.name = hdf5 needs data.h5_train and data.h5_test" --data hdf5
+expect_error "bad data.mean" "data.mean = '0.5,x': expected auto" --set data.mean=0.5,x
 
 # --- models ---
 expect_error "unknown model" "model: unknown model 'resnet1000': expected a built-in (cnn, lenet5, mlp" --model resnet1000

@@ -39,5 +39,23 @@ for np in 1 2 3; do
     e2e $np mnist 90 --epochs 3 --set data.limit_train=12000 --set data.limit_test=2000
 done
 e2e 2 fashion-mnist 75 --epochs 1 --set data.limit_train=12000 --set data.limit_test=2000
+e2e 2 mnist 85 --model lenet5 --epochs 2 --set data.limit_train=12000 --set data.limit_test=1000
+
+# generated data in the real formats: CIFAR-10 binary batches and HDF5 (NHWC uint8)
+MK=${BUILD:-build}/tests/tool_mkdata
+"$MK" cifar "$TMP" 64 64 && "$MK" hdf5 "$TMP/tr.h5" 1200 3 16 16 nhwc u8 &&
+    "$MK" hdf5 "$TMP/te.h5" 300 3 16 16 nhwc u8 || { echo "FAIL test_e2e: tool_mkdata" >&2; failed=$((failed + 1)); }
+e2e 2 hdf5 40 --model lenet5 --epochs 2 --set data.h5_train="$TMP/tr.h5" --set data.h5_test="$TMP/te.h5" \
+    --set data.h5_layout=nhwc --batch-size 32
+# resnet20 (BatchNorm, residual adds, projections) with crop + flip: the loss must fall
+e2e 2 cifar10 0 --model resnet20 --data-dir "$TMP" --epochs 2 --batch-size 16 --set data.crop_pad=4 \
+    --set data.flip=true --lr 0.05
+l1=$(sed -n 's/^epoch 1\/2  train_loss \([0-9.]*\).*/\1/p' "$TMP/out")
+l2=$(sed -n 's/^epoch 2\/2  train_loss \([0-9.]*\).*/\1/p' "$TMP/out")
+if [ -n "$l1" ] && [ -n "$l2" ] && awk -v a="$l1" -v b="$l2" 'BEGIN { exit !(b < a && a < 2.5) }'; then
+    passed=$((passed + 1)); echo "  resnet20 train loss $l1 -> $l2"
+else
+    failed=$((failed + 1)); echo "FAIL test_e2e: resnet20 loss did not fall: '$l1' -> '$l2'" >&2
+fi
 echo "test_e2e: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -1,0 +1,112 @@
+/*
+ * augment.c - see augment.h.
+ *
+ * Per output row the source row is y + dy (all zero value if outside); within a row the output
+ * splits into a zero prefix, a run read from the source row (forwards, or backwards when
+ * flipped), and a zero suffix, so the inner loop carries no bounds test.
+ */
+#include "augment.h"
+
+#include <string.h>
+
+#include "common.h"
+
+/* splitmix64's finalizer (Steele, Lea, Flood, "Fast splittable pseudorandom number generators",
+ * OOPSLA 2014; the constants of java.util.SplittableRandom / Vigna's splitmix64.c). */
+static uint64_t mix64(uint64_t z)
+{
+    z += UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+void dt_augment_draw(const dt_augment *aug, int64_t epoch, int64_t index, int *dy, int *dx,
+                     int *flip)
+{
+    /* a salt keeps this stream apart from other users of the same seed */
+    uint64_t h = mix64(aug->seed ^ UINT64_C(0x6175676d656e7421)); /* "augment!" */
+    h = mix64(h ^ (uint64_t)epoch);
+    h = mix64(h ^ (uint64_t)index);
+    uint64_t range = (uint64_t)(2 * aug->crop_pad + 1);
+    /* Lemire's multiply-shift: uniform up to a bias of range / 2^32 */
+    *dy = (int)(((h & 0xffffffffu) * range) >> 32) - aug->crop_pad;
+    *dx = (int)((((h >> 32) & 0x7fffffffu) * range) >> 31) - aug->crop_pad;
+    *flip = aug->flip ? (int)(h >> 63) : 0;
+}
+
+/* One channel of one sample. T is the stored pixel type; value(v) its normalized float. */
+#define AUG_PLANE(T, VALUE)                                                                     \
+    do {                                                                                        \
+        const T *in_ = (const T *)src;                                                          \
+        for (int yy = 0; yy < H; yy++) {                                                        \
+            float *o_ = out + (size_t)yy * W;                                                   \
+            int sy = yy + dy;                                                                   \
+            if (sy < 0 || sy >= H) {                                                            \
+                for (int xx = 0; xx < W; xx++)                                                  \
+                    o_[xx] = zero;                                                              \
+                continue;                                                                       \
+            }                                                                                   \
+            const T *row = in_ + (size_t)sy * W;                                                \
+            for (int xx = 0; xx < x0; xx++)                                                     \
+                o_[xx] = zero;                                                                  \
+            if (flip) {                                                                         \
+                /* out x reads source W-1-x+dx */                                               \
+                const T *s_ = row + (W - 1 - x0 + dx);                                          \
+                for (int xx = x0; xx < x1; xx++, s_--)                                          \
+                    o_[xx] = VALUE(*s_);                                                        \
+            } else {                                                                            \
+                const T *s_ = row + (x0 + dx);                                                  \
+                for (int xx = x0; xx < x1; xx++, s_++)                                          \
+                    o_[xx] = VALUE(*s_);                                                        \
+            }                                                                                   \
+            for (int xx = x1; xx < W; xx++)                                                     \
+                o_[xx] = zero;                                                                  \
+        }                                                                                       \
+    } while (0)
+
+#define LUT_VALUE(u) lut[(u)]
+#define NORM_VALUE(v) (((v) - m) / s)
+
+void dt_dataset_gather_aug(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y,
+                           const dt_augment *aug, int64_t epoch)
+{
+    if (!aug || (aug->crop_pad == 0 && !aug->flip)) {
+        dt_dataset_gather(ds, idx, n, x, y);
+        return;
+    }
+    DT_ASSERT(aug->crop_pad >= 0 && aug->crop_pad <= 4096);
+    const int H = ds->h, W = ds->w;
+    size_t plane = (size_t)H * (size_t)W;
+    size_t per = plane * (size_t)ds->c;
+    for (int i = 0; i < n; i++) {
+        DT_ASSERT(idx[i] >= 0 && idx[i] < ds->n);
+        int dy, dx, flip;
+        dt_augment_draw(aug, epoch, idx[i], &dy, &dx, &flip);
+        /* output columns [x0, x1) have their source column inside the image:
+         * unflipped  sx = x + dx          in [0, W)  <=>  x in [-dx, W - dx)
+         * flipped    sx = W - 1 - x + dx  in [0, W)  <=>  x in [dx, W + dx) */
+        int x0 = flip ? dx : -dx, x1 = flip ? W + dx : W - dx;
+        if (x0 < 0)
+            x0 = 0;
+        if (x1 > W)
+            x1 = W;
+        if (x1 < x0)
+            x1 = x0;
+        for (int c = 0; c < ds->c; c++) {
+            float *out = x + (size_t)i * per + (size_t)c * plane;
+            if (ds->images) {
+                const float *lut = ds->lut[c];
+                const float zero = lut[0];
+                const uint8_t *src = ds->images + (size_t)idx[i] * per + (size_t)c * plane;
+                AUG_PLANE(uint8_t, LUT_VALUE);
+            } else {
+                const float m = ds->mean[c], s = ds->std[c];
+                const float zero = (0.0f - m) / s;
+                const float *src = ds->fimages + (size_t)idx[i] * per + (size_t)c * plane;
+                AUG_PLANE(float, NORM_VALUE);
+            }
+        }
+        y[i] = dt_dataset_label(ds, idx[i]);
+    }
+}
