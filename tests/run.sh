@@ -47,7 +47,9 @@ for np in 1 2 3; do
     suite "test_dp np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$B"/tests/test_dp
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
-suite test_e2e timeout -k 5 600 sh tests/test_e2e.sh
+suite test_e2e env BUILD="$B" timeout -k 5 600 sh tests/test_e2e.sh
+suite test_multihost timeout -k 5 300 bash tests/test_multihost.sh
+suite test_slurm timeout -k 5 900 bash tests/test_slurm.sh
 
 echo
 [ $broken -gt 0 ] && echo "$broken suite(s) did not finish cleanly"
