@@ -31,7 +31,8 @@ endif
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
-OPT := -O3 -g
+# -fno-math-errno lets sqrtf loops vectorize; it changes no result (only errno on sqrt(-1)).
+OPT := -O3 -g -fno-math-errno
 ifeq ($(NATIVE),1)
 OPT += -march=native
 endif
@@ -43,12 +44,12 @@ LDLIBS = $(PKG_LIBS) -lm
 LDFLAGS = $(SANFLAGS)
 
 RUNTIME_SRC := $(wildcard runtime/*.c)
-RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o $(BUILD)/version.o
 MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps data test demo bench clean check-toolchain
+.PHONY: all deps data test demo bench clean check-toolchain FORCE
 all: dtrain $(TEST_BIN)
 
 dtrain: $(BUILD)/dtrain
@@ -75,6 +76,18 @@ $(BUILD)/models_builtin.c: $(MODELS) scripts/embed-models.sh
 
 $(BUILD)/models_builtin.o: $(BUILD)/models_builtin.c
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The commit a binary was built from (checkpoints record it); rewritten only when it changes.
+$(BUILD)/version.c: FORCE
+	@mkdir -p $(@D)
+	@v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	 echo "const char *const dt_commit = \"$$v\";" > $@.tmp; \
+	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+
+$(BUILD)/version.o: $(BUILD)/version.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+FORCE:
 
 check-toolchain:
 	@pkg-config --exists $(PKGS) || { echo "dtrain: missing build dependencies ($(PKGS)): run 'make deps'" >&2; exit 1; }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ckpt.h"
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
             "dtrain %s - data-parallel neural network training on MPI\n"
             "\n"
             "usage: mpirun -np N ./dtrain train [options]\n"
+            "       ./dtrain inspect CHECKPOINT.h5     verify a checkpoint, print what it holds\n"
             "       ./dtrain --help | --version\n"
             "\n"
             "train options (applied after -c files, in command-line order):\n"
@@ -38,6 +40,10 @@ static void usage(FILE *f)
             "  --weight-decay X      weight decay    (optim.weight_decay)\n"
             "  --seed N              random seed     (seed)\n"
             "  --threads N           BLAS threads per rank (threads)\n"
+            "  --optim NAME          optimizer       (optim.name)\n"
+            "  --sched NAME          lr schedule     (sched.kind)\n"
+            "  --ckpt-dir DIR        checkpoints     (ckpt.dir)\n"
+            "  --resume auto|FILE    resume from the newest good checkpoint in ckpt.dir, or FILE\n"
             "\n",
             DT_VERSION);
     dt_config_help(f);
@@ -51,6 +57,8 @@ static const struct {
     {"--batch-size", "train.batch_size"}, {"--lr", "optim.lr"},
     {"--momentum", "optim.momentum"}, {"--weight-decay", "optim.weight_decay"},
     {"--seed", "seed"},             {"--threads", "threads"},
+    {"--resume", "ckpt.resume"},    {"--ckpt-dir", "ckpt.dir"},
+    {"--optim", "optim.name"},      {"--sched", "sched.kind"},
 };
 
 /* Resolves argv[first..argc) into cfg: config files first, then options in order. */
@@ -105,7 +113,7 @@ static int parse_args(dt_config *cfg, int argc, char **argv, int first)
         if (dt_config_set(cfg, long_opts[k].key, val, name) != 0)
             return DT_ERR;
     }
-    return dt_config_check(cfg);
+    return dt_config_resolve(cfg);
 }
 
 /* Parses "auto" (n = 0) or 1..DT_MAX_CHANNELS comma-separated positive numbers. */
@@ -213,6 +221,58 @@ static int cmd_train(int argc, char **argv, int world)
     return rc == 0 ? 0 : 1;
 }
 
+/* dtrain inspect FILE: verifies a checkpoint and prints what it holds. */
+static int cmd_inspect(int argc, char **argv)
+{
+    if (argc != 3) {
+        dt_err("inspect: expected one checkpoint file (dtrain inspect FILE)");
+        return dt_dist_agree(DT_ERR, MPI_COMM_WORLD) == 0 ? 0 : 1;
+    }
+    dt_ck_reader *r = NULL;
+    int rc = dt_ck_open(&r, argv[2]);
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
+        return 1;
+    if (dt_rank == 0) {
+        printf("%s: verified (every dataset's checksum matches)\n", argv[2]);
+        const char *keys[] = {"model", "data", "optim", "step", "epochs_done", "world_size",
+                              "global_batch", "seed", "dtrain_version", "dtrain_commit",
+                              "mpi_version", "openblas_version", "hdf5_version"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            const char *v = dt_ck_get_attr(r, keys[i]);
+            if (v)
+                printf("  %-16s %s\n", keys[i], v);
+        }
+        size_t params = 0;
+        int n = dt_ck_count(r);
+        printf("items (%d):\n", n);
+        for (int i = 0; i < n; i++) {
+            const dt_ck_item *it = dt_ck_item_at(r, i);
+            char shape[96];
+            dt_ck_format_shape(shape, sizeof shape, it->ndim, it->dims);
+            printf("  %-40s %-8s %s\n", it->name, dt_ck_dtype_name(it->dtype), shape);
+            if (strncmp(it->name, "model/", 6) == 0 && it->dtype == DT_CK_F32)
+                params += (size_t)it->numel;
+        }
+        printf("model tensors: %zu values\n", params);
+        const dt_ck_item *h = dt_ck_find(r, "metrics/epochs");
+        if (h && h->ndim == 2 && h->dims[0] > 0) {
+            double *rows = dt_xmalloc((size_t)h->numel, sizeof *rows);
+            if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, rows) == 0) {
+                const double *last = rows + (h->dims[0] - 1) * h->dims[1];
+                printf("last epoch: epoch %.0f step %.0f train_loss %.4f train_acc %.2f "
+                       "test_loss %.4f test_acc %.2f lr %.6g\n",
+                       last[0], last[1], last[2], last[3], last[4], last[5], last[6]);
+            }
+            free(rows);
+        }
+        const char *config = dt_ck_get_attr(r, "config");
+        if (config)
+            printf("# configuration of the run:\n%s", config);
+    }
+    dt_ck_close(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int world = dt_dist_init(&argc, &argv);
@@ -232,10 +292,12 @@ int main(int argc, char **argv)
         status = 0;
     } else if (strcmp(cmd, "train") == 0) {
         status = cmd_train(argc, argv, world);
+    } else if (strcmp(cmd, "inspect") == 0) {
+        status = cmd_inspect(argc, argv);
     } else {
         if (dt_rank == 0) {
             if (argc > 1)
-                fprintf(stderr, "dtrain: error: unknown command '%s': expected train (see dtrain --help)\n", cmd);
+                fprintf(stderr, "dtrain: error: unknown command '%s': expected train or inspect (see dtrain --help)\n", cmd);
             else
                 usage(stderr);
         }

@@ -15,6 +15,9 @@
 
 #define DT_VERSION "0.1.0"
 
+/* `git describe --always --dirty` of the build (build/version.c), "unknown" outside git. */
+extern const char *const dt_commit;
+
 /* Return codes: 0 ok, negative on error. */
 enum { DT_OK = 0, DT_ERR = -1 };
 

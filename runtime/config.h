@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "optim.h"
+#include "sched.h"
+
 #define DT_STR_MAX 256
 
 typedef struct dt_config {
@@ -34,21 +37,43 @@ typedef struct dt_config {
     int batch_size;       /* per rank */
     int eval_batch_size;  /* per rank */
     int64_t max_steps;    /* 0: no limit */
+    int64_t stop_at_step; /* tests: act as if pre-empted at this step (0: off) */
     int drop_last;
     int shuffle;
     int progress;         /* 0 never, 1 when stdout is a terminal, 2 always */
-    /* optim */
-    char optim[DT_STR_MAX];
-    double lr, momentum, dampening, weight_decay;
-    int nesterov;
-    /* sched */
-    char sched[DT_STR_MAX];
-    double eta_min;
-    int64_t t_max;
-    char sched_interval[DT_STR_MAX];
+    double label_smoothing;
+    double mixup_alpha;   /* 0: off */
+    int sync_bn;
+    /* swa */
+    int swa_mode;         /* dt_swa_mode: off, swa, ema */
+    int swa_per_epoch;
+    int64_t swa_start, swa_freq, swa_anneal;
+    double swa_lr;        /* NaN (auto): keep the schedule */
+    int swa_anneal_linear;
+    double swa_decay;
+    int swa_eval_epoch;   /* evaluate the average every epoch (else at the end) */
+    /* optim: every optimizer's hyperparameters (optim.h); NaN = "auto" until resolved */
+    dt_optim_params op;
+    int no_decay_bias_bn;
+    double clip_grad_norm;
+    /* sched: every schedule's hyperparameters (sched.h) */
+    dt_sched_params sp;
+    char milestones[DT_STR_MAX];
+    int plateau_metric;   /* 0 test_loss, 1 test_acc, 2 train_loss */
+    /* ckpt */
+    char ckpt_dir[DT_STR_MAX];
+    int64_t ckpt_every_steps;
+    int ckpt_every_epoch;
+    int ckpt_keep;
+    char resume[DT_STR_MAX]; /* none | auto | PATH */
+    /* log */
+    char log_dir[DT_STR_MAX];
+    int64_t log_every_steps;
 } dt_config;
 
-typedef enum { DT_CFG_INT, DT_CFG_FLOAT, DT_CFG_BOOL, DT_CFG_STRING, DT_CFG_ENUM } dt_cfg_type;
+/* STRING and ENUM fill a char[DT_STR_MAX]; CHOICE stores the index of the value among `choices`
+ * in an int (enum) field. A FLOAT whose default is "auto" holds NaN until dt_config_resolve. */
+typedef enum { DT_CFG_INT, DT_CFG_FLOAT, DT_CFG_BOOL, DT_CFG_STRING, DT_CFG_ENUM, DT_CFG_CHOICE } dt_cfg_type;
 
 typedef struct dt_cfg_key {
     const char *key;      /* "optim.lr" */
@@ -78,8 +103,10 @@ int dt_config_set(dt_config *c, const char *key, const char *value, const char *
 /* Applies an INI config file. Returns 0 or DT_ERR naming file:line and key. */
 int dt_config_load(dt_config *c, const char *path);
 
-/* Cross-key checks (e.g. nesterov needs momentum > 0 and dampening = 0). Returns 0 or DT_ERR. */
-int dt_config_check(const dt_config *c);
+/* Fills "auto" values with PyTorch's default for the chosen optimizer / schedule (dtrain's own
+ * for SGD: lr 0.1, momentum 0.9), parses sched.milestones, and runs the cross-key checks
+ * (nesterov needs momentum > 0 and dampening = 0, ...). Returns 0 or DT_ERR naming the key. */
+int dt_config_resolve(dt_config *c);
 
 /* Writes the whole configuration as a config file (loadable with -c). */
 void dt_config_print(const dt_config *c, FILE *f);

@@ -173,7 +173,11 @@ static const dt_layer_ops flatten_ops = {
     .alias = 1,
 };
 
-static const dt_layer_ops *const kinds[] = {&linear_ops, &relu_ops, &flatten_ops};
+static const dt_layer_ops *const kinds[] = {
+    &linear_ops,       &relu_ops,       &flatten_ops, &dt_conv_ops,  &dt_maxpool_ops,
+    &dt_avgpool_ops,   &dt_gap_ops,     &dt_batchnorm_ops, &dt_dropout_ops, &dt_add_ops,
+    &dt_scale_ops,
+};
 
 const dt_layer_ops *dt_layer_kind(const char *kind)
 {
@@ -185,5 +189,5 @@ const dt_layer_ops *dt_layer_kind(const char *kind)
 
 const char *dt_layer_kinds(void)
 {
-    return "linear, relu, flatten";
+    return "linear, relu, flatten, conv, maxpool, avgpool, gap, batchnorm, dropout, add, scale";
 }

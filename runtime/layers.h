@@ -13,7 +13,7 @@ const char *dt_layer_kinds(void);
 
 /* Kinds defined in layers_cnn.c. */
 extern const dt_layer_ops dt_conv_ops, dt_maxpool_ops, dt_avgpool_ops, dt_gap_ops,
-    dt_batchnorm_ops, dt_dropout_ops, dt_add_ops;
+    dt_batchnorm_ops, dt_dropout_ops, dt_add_ops, dt_scale_ops;
 
 /* Fills x[0..n) like torch.Tensor.uniform_(from, to) on CPU for float32 from generator g. */
 void dt_uniform_fill(float *x, size_t n, double from, double to, dt_mt19937 *g);

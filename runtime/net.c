@@ -477,6 +477,21 @@ void dt_net_backward(dt_net *net, int N)
     }
 }
 
+int dt_net_has_refresh(const dt_net *net)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i].ops->refresh)
+            return 1;
+    return 0;
+}
+
+void dt_net_refresh(dt_net *net, int phase)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i].ops->refresh)
+            net->layers[i].ops->refresh(&net->layers[i], net, phase);
+}
+
 void dt_net_print(const dt_net *net, void *file)
 {
     FILE *f = file;

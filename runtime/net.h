@@ -50,6 +50,9 @@ typedef struct dt_layer_ops {
     void (*backward)(dt_layer *l, dt_net *net, int N);
     /* Releases what setup allocated in priv (NULL: nothing). */
     void (*free)(dt_layer *l);
+    /* BatchNorm statistics refresh (SWA): phase 0 resets the accumulators before a pass over the
+     * training data with net->bn_refresh set, phase 1 turns them into the running statistics. */
+    void (*refresh)(dt_layer *l, dt_net *net, int phase);
     /* 1 when out/dout are the input's own buffers (flatten): no arena space. */
     int alias;
     /* 1 when the layer takes a second input (`from = NAME|-K`): residual add. */
@@ -103,6 +106,7 @@ struct dt_net {
     /* set by the trainer, read by layers that need them */
     MPI_Comm comm;           /* synchronized BatchNorm reduces over it (MPI_COMM_SELF: none) */
     int sync_bn;             /* 1: BatchNorm statistics over all ranks of comm */
+    int bn_refresh;          /* 1: training-mode forwards accumulate BN statistics (no update) */
     uint64_t seed;           /* dropout masks: seeded by (seed, rank, step, layer) */
     int rank;
     int64_t step;
@@ -152,6 +156,11 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train);
 float *dt_net_dlogits(dt_net *net);
 /* Backward: fills net->grad completely (overwrites; no zero_grad needed). */
 void dt_net_backward(dt_net *net, int N);
+
+/* Whether the net has layers with a statistics refresh (BatchNorm). */
+int dt_net_has_refresh(const dt_net *net);
+/* Calls every layer's refresh hook with `phase` (see dt_layer_ops.refresh). */
+void dt_net_refresh(dt_net *net, int phase);
 
 /* Prints a one-line-per-layer summary (rank 0 uses it at start). */
 void dt_net_print(const dt_net *net, void *file);

@@ -3,15 +3,20 @@
  */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "common.h"
 #include "dist.h"
 #include "kernels.h"
+#include "mixup.h"
 
 /* Whether rank 0's output reaches a terminal. Under Open MPI a rank's stdout is always a pty that
  * mpirun relays, whatever mpirun's own stdout is (measured: isatty(1) is 1 even with `| tail`), so
@@ -31,6 +36,32 @@ static int output_is_terminal(FILE *f)
     return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
 }
 
+static int has_dir(const char *s) { return strcmp(s, "none") != 0; }
+
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return dt_err("%s: cannot create: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return dt_err("%s: cannot create: %s", buf, strerror(errno));
+    return DT_OK;
+}
+
+static const char *const step_cols[] = {"step", "epoch", "loss", "lr", "momentum", "grad_norm",
+                                        "samples_per_s"};
+static const char *const epoch_cols[DT_EPOCH_COLS] = {
+    "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "samples_per_s",
+    "time_s", "swa_test_acc"};
+
+static int resume(dt_trainer *t, int *resumed);
+
 int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_dataset *train,
                     const dt_dataset *test, MPI_Comm comm, FILE *out)
 {
@@ -43,6 +74,12 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     t->train = train;
     t->test = test;
     t->out = t->rank == 0 ? out : NULL;
+    t->batch = cfg->batch_size;
+    t->last_ckpt = -1;
+    net->comm = comm;
+    net->sync_bn = cfg->sync_bn;
+    net->seed = (uint64_t)cfg->seed;
+    net->rank = t->rank;
     int rc = DT_OK;
     if (net->in_c != train->c || net->in_h != train->h || net->in_w != train->w)
         rc = dt_err("model %s expects input %dx%dx%d but dataset %s has %dx%dx%d samples",
@@ -58,51 +95,133 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
                              cfg->shuffle, cfg->drop_last);
     if (dt_dist_agree(rc, comm) != 0)
         return DT_ERR;
-    t->steps_per_epoch = dt_sampler_num_batches(&t->sampler, cfg->batch_size);
-    t->total_steps = (int64_t)cfg->epochs * t->steps_per_epoch;
-    if (cfg->max_steps > 0 && cfg->max_steps < t->total_steps)
-        t->total_steps = cfg->max_steps;
-    rc = dt_sched_init(&t->sched, cfg->sched, cfg->sched_interval, cfg->lr, cfg->eta_min,
-                       cfg->t_max, t->total_steps, cfg->epochs);
+    /* optimizer: weight decay per tensor (Bag of Tricks: none on biases and BN parameters) */
+    dt_optim_segment *segs = dt_xmalloc((size_t)net->nparams + 1, sizeof *segs);
+    for (int i = 0; i < net->nparams; i++)
+        segs[i] = (dt_optim_segment){net->params[i].off, net->params[i].numel,
+                                     !(cfg->no_decay_bias_bn && net->params[i].no_decay)};
+    rc = dt_optim_init(&t->opt, &cfg->op, net->numel, segs, net->nparams);
+    free(segs);
     if (dt_dist_agree(rc, comm) != 0)
         return DT_ERR;
-    dt_optim_init_sgd(&t->opt, net->numel, cfg->momentum, cfg->dampening, cfg->weight_decay,
-                      cfg->nesterov);
     size_t in_size = (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w;
+    size_t K = (size_t)net->classes;
     t->x = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->x);
     t->y = dt_xmalloc((size_t)net->max_batch, sizeof *t->y);
-    t->probs = dt_xmalloc((size_t)net->max_batch * (size_t)net->classes, sizeof *t->probs);
+    t->probs = dt_xmalloc((size_t)net->max_batch * K, sizeof *t->probs);
+    t->targets = dt_xmalloc((size_t)net->max_batch * K, sizeof *t->targets);
+    t->perm = dt_xmalloc((size_t)net->max_batch, sizeof *t->perm);
+    if (cfg->mixup_alpha > 0.0)
+        t->xtmp = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->xtmp);
+    t->hist = dt_xcalloc((size_t)cfg->epochs, sizeof *t->hist);
     t->aug.crop_pad = cfg->crop_pad;
     t->aug.flip = cfg->flip;
     t->aug.seed = (uint64_t)cfg->seed;
+    dt_swa_init(&t->swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
+                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
+                cfg->swa_decay, net->numel, t->rank == 0);
     t->bar = t->out && (cfg->progress == 2 || (cfg->progress == 1 && output_is_terminal(t->out)));
-    return DT_OK;
+    dt_dist_catch_signals();
+    /* checkpoint directory, resume */
+    rc = DT_OK;
+    if (t->rank == 0 && has_dir(cfg->ckpt_dir))
+        rc = mkdir_p(cfg->ckpt_dir);
+    if (dt_dist_agree(rc, comm) != 0)
+        return DT_ERR;
+    int resumed = 0;
+    if (resume(t, &resumed) != 0)
+        return DT_ERR;
+    /* the schedule: its length follows the (possibly resumed) per-rank batch */
+    t->steps_per_epoch = (t->sampler.num_samples + t->batch - 1) / t->batch;
+    t->total_steps = (int64_t)cfg->epochs * t->steps_per_epoch;
+    if (cfg->max_steps > 0 && cfg->max_steps < t->total_steps)
+        t->total_steps = cfg->max_steps;
+    dt_sched_state keep = t->sched.st;
+    rc = dt_sched_init(&t->sched, &cfg->sp, cfg->op.lr, dt_optim_momentum(&t->opt),
+                       cfg->sp.per_epoch ? cfg->epochs : t->total_steps);
+    if (rc == 0 && dt_sched_cycles_momentum(&t->sched) && !dt_optim_kind_has_momentum(cfg->op.kind))
+        rc = dt_err("sched.cycle_momentum: optim.name = %s has no momentum to cycle (set "
+                    "sched.cycle_momentum = false)",
+                    dt_optim_kind_name(cfg->op.kind));
+    if (resumed)
+        t->sched.st = keep;
+    if (dt_dist_agree(rc, comm) != 0)
+        return DT_ERR;
+    /* metrics log */
+    rc = DT_OK;
+    if (t->rank == 0 && has_dir(cfg->log_dir)) {
+        rc = mkdir_p(cfg->log_dir);
+        if (rc == 0)
+            rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols,
+                                 DT_EPOCH_COLS, resumed ? (t->step + cfg->log_every_steps - 1) / cfg->log_every_steps : 0,
+                                 resumed ? t->nhist : 0, 50);
+    }
+    return dt_dist_agree(rc, comm);
 }
 
 void dt_trainer_free(dt_trainer *t)
 {
     if (!t)
         return;
+    if (t->metrics)
+        dt_metrics_close(t->metrics);
+    t->metrics = NULL;
     dt_optim_free(&t->opt);
+    dt_swa_free(&t->swa);
     dt_sampler_free(&t->sampler);
     free(t->x);
     free(t->y);
     free(t->probs);
-    t->x = t->probs = NULL;
-    t->y = NULL;
+    free(t->targets);
+    free(t->xtmp);
+    free(t->perm);
+    free(t->hist);
+    t->x = t->probs = t->targets = t->xtmp = NULL;
+    t->y = t->perm = NULL;
+    t->hist = NULL;
 }
 
 double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *ctrl, int *correct)
 {
     dt_net *net = t->net;
+    const dt_config *cfg = t->cfg;
+    int K = net->classes;
+    long D = (long)net->in_c * net->in_h * net->in_w;
+    net->step = t->step;
     dt_dataset_gather_aug(t->train, idx, n, t->x, t->y, &t->aug, t->epoch);
+    const float *targets = NULL;
+    if (cfg->mixup_alpha > 0.0) {
+        double lam = dt_mixup_draw((uint64_t)cfg->seed, t->rank, t->step, cfg->mixup_alpha,
+                                   t->perm, n);
+        dt_mixup_apply(t->x, t->targets, t->y, t->perm, n, D, K, (float)lam,
+                       (float)cfg->label_smoothing, t->xtmp);
+        targets = t->targets;
+    } else if (cfg->label_smoothing > 0.0) {
+        dt_targets_smooth(t->targets, t->y, n, K, (float)cfg->label_smoothing);
+        targets = t->targets;
+    }
     const float *logits = dt_net_forward(net, t->x, n, 1);
-    double loss = dt_xent_forward(t->probs, logits, t->y, NULL, n, net->classes, correct);
+    double loss = dt_xent_forward(t->probs, logits, targets ? NULL : t->y, targets, n, K, correct);
+    if (targets) { /* accuracy against the batch's own labels */
+        int hits = 0;
+        for (int i = 0; i < n; i++) {
+            const float *p = t->probs + (size_t)i * K;
+            int arg = 0;
+            for (int k = 1; k < K; k++)
+                if (p[k] > p[arg])
+                    arg = k;
+            hits += arg == t->y[i];
+        }
+        *correct = hits;
+    }
     /* Each rank's loss is its batch mean; ranks hold equal batch sizes (DistributedSampler pads),
      * so the mean of the rank means is the global batch mean, as with DDP. */
-    dt_xent_backward(dt_net_dlogits(net), t->probs, t->y, NULL, n, net->classes, (float)n);
+    dt_xent_backward(dt_net_dlogits(net), t->probs, targets ? NULL : t->y, targets, n, K,
+                     (float)n);
     dt_net_backward(net, n);
     dt_dist_average(net->grad, net->numel, t->comm);
+    if (cfg->clip_grad_norm > 0.0)
+        dt_optim_clip_grad_norm(net->grad, net->numel, cfg->clip_grad_norm);
     dt_optim_step(&t->opt, net->param, net->grad, ctrl->lr, ctrl->momentum);
     return loss;
 }
@@ -133,104 +252,637 @@ dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
     return e;
 }
 
-static void draw_bar(dt_trainer *t, int epoch, int64_t b, double loss, double rate)
+/* ---- checkpoints ---- */
+
+/* The resolved configuration as text (for the checkpoint's "config" attribute). */
+static char *config_text(const dt_config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    DT_ASSERT(f);
+    dt_config_print(cfg, f);
+    fclose(f);
+    return buf;
+}
+
+static void add_i64(dt_ck_writer *w, const char *name, int64_t v)
+{
+    dt_ck_add_copy(w, name, DT_CK_I64, 0, NULL, &v);
+}
+
+static void add_f64(dt_ck_writer *w, const char *name, double v)
+{
+    dt_ck_add_copy(w, name, DT_CK_F64, 0, NULL, &v);
+}
+
+/* Adds the model's parameters (from `param`, the net's or an average) and buffers, under
+ * model/<PyTorch state_dict key> with PyTorch's shapes. */
+static void add_model(dt_ck_writer *w, const dt_net *net, const float *param)
+{
+    char name[160];
+    for (int i = 0; i < net->nparams; i++) {
+        const dt_param *p = &net->params[i];
+        int64_t dims[4];
+        for (int d = 0; d < p->ndim; d++)
+            dims[d] = p->shape[d];
+        snprintf(name, sizeof name, "model/%s", p->name);
+        dt_ck_add(w, name, DT_CK_F32, p->ndim, dims, param + p->off);
+    }
+    for (int i = 0; i < net->nbufs; i++) {
+        const dt_param *p = &net->bufs[i];
+        snprintf(name, sizeof name, "model/%s", p->name);
+        size_t nl = strlen(p->name);
+        if (nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0) {
+            int64_t v = (int64_t)net->state[p->off]; /* torch: a 0-dim int64 tensor */
+            dt_ck_add_copy(w, name, DT_CK_I64, 0, NULL, &v);
+            continue;
+        }
+        int64_t dims[4];
+        for (int d = 0; d < p->ndim; d++)
+            dims[d] = p->shape[d];
+        dt_ck_add(w, name, DT_CK_F32, p->ndim, dims, net->state + p->off);
+    }
+}
+
+int dt_trainer_checkpoint(dt_trainer *t, const char *why)
+{
+    const dt_config *cfg = t->cfg;
+    if (!has_dir(cfg->ckpt_dir))
+        return DT_OK;
+    /* collective part: the epoch's partial sums and every rank's stream counters */
+    double sums[3];
+    MPI_Allreduce(t->epoch_sums, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
+    int64_t mine[3] = {cfg->seed, t->rank, t->step};
+    int64_t *streams = t->rank == 0 ? dt_xmalloc((size_t)t->world * 3, sizeof *streams) : NULL;
+    MPI_Gather(mine, 3, MPI_INT64_T, streams, 3, MPI_INT64_T, 0, t->comm);
+    int rc = DT_OK;
+    if (t->rank == 0) {
+        dt_net *net = t->net;
+        char path[4096];
+        if (dt_ck_step_path(path, sizeof path, cfg->ckpt_dir, t->step) != 0) {
+            rc = DT_ERR;
+            goto done;
+        }
+        if (t->metrics && dt_metrics_flush(t->metrics) != 0) {
+            rc = DT_ERR;
+            goto done;
+        }
+        dt_ck_writer *w = dt_ck_begin(path);
+        add_model(w, net, net->param);
+        for (int i = 0; i < t->opt.nstate; i++) {
+            char name[160];
+            int64_t dims[1] = {(int64_t)t->opt.state[i].numel};
+            snprintf(name, sizeof name, "optim/%s", t->opt.state[i].name);
+            dt_ck_add(w, name, DT_CK_F32, 1, dims, t->opt.state[i].data);
+        }
+        add_i64(w, "optim/step", t->opt.step);
+        add_i64(w, "optim/momentum_ready", t->opt.momentum_ready);
+        add_f64(w, "sched/lr", t->sched.st.lr);
+        add_f64(w, "sched/best", t->sched.st.best);
+        add_i64(w, "sched/num_bad_epochs", t->sched.st.num_bad_epochs);
+        add_i64(w, "sched/cooldown_counter", t->sched.st.cooldown_counter);
+        add_i64(w, "sched/last_epoch", t->sched.st.last_epoch);
+        add_i64(w, "train/step", t->step);
+        add_i64(w, "train/epoch", t->epoch);
+        add_i64(w, "train/epoch_pos", t->epoch_pos);
+        add_i64(w, "train/world_size", t->world);
+        add_i64(w, "train/batch_size", t->batch);
+        int64_t three[1] = {3}, two[1] = {2};
+        dt_ck_add_copy(w, "train/epoch_sums", DT_CK_F64, 1, three, sums);
+        double times[2] = {t->train_time, t->train_samples};
+        dt_ck_add_copy(w, "train/time", DT_CK_F64, 1, two, times);
+        int64_t sdims[2] = {t->world, 3};
+        dt_ck_add_copy(w, "rng/streams", DT_CK_I64, 2, sdims, streams);
+        if (t->swa.mode != DT_SWA_OFF) {
+            int64_t dims[1] = {(int64_t)net->numel};
+            dt_ck_add(w, "swa/average", DT_CK_F32, 1, dims, t->swa.avg);
+            add_i64(w, "swa/n", t->swa.n);
+            add_f64(w, "swa/lr_at_start", t->swa.lr_at_start);
+        }
+        int64_t hdims[2] = {t->nhist, DT_EPOCH_COLS};
+        dt_ck_add_copy(w, "metrics/epochs", DT_CK_F64, 2, hdims, t->hist);
+        char *text = config_text(cfg);
+        dt_ck_attr(w, "config", text);
+        free(text);
+        dt_ck_attr_versions(w);
+        dt_ck_attr(w, "dtrain_commit", dt_commit);
+        dt_ck_attr(w, "model", net->model);
+        dt_ck_attr(w, "data", cfg->data_name);
+        dt_ck_attr(w, "optim", dt_optim_kind_name(cfg->op.kind));
+        dt_ck_attrf(w, "world_size", "%d", t->world);
+        dt_ck_attrf(w, "global_batch", "%d", t->batch * t->world);
+        dt_ck_attrf(w, "seed", "%lld", (long long)cfg->seed);
+        dt_ck_attrf(w, "step", "%lld", (long long)t->step);
+        dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
+        double t0 = dt_now();
+        rc = dt_ck_commit(w);
+        t->last_ckpt = t->step;
+        if (rc == 0) {
+            int pruned = dt_ck_prune(cfg->ckpt_dir, cfg->ckpt_keep);
+            if (pruned < 0)
+                rc = DT_ERR;
+        }
+        if (rc == 0 && t->out) {
+            if (t->bar)
+                fprintf(t->out, "\r\033[K");
+            fprintf(t->out, "checkpoint %s (%s, step %lld, %.2fs)\n", path, why,
+                    (long long)t->step, dt_now() - t0);
+            fflush(t->out);
+        }
+    }
+done:
+    free(streams);
+    MPI_Bcast(&t->last_ckpt, 1, MPI_INT64_T, 0, t->comm);
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* rank 0: reads the checkpoint at path into t (and t->net); checks it fits this run. */
+static int load_checkpoint(dt_trainer *t, const char *path, int64_t *old_batch, int64_t *old_world)
+{
+    const dt_config *cfg = t->cfg;
+    dt_net *net = t->net;
+    dt_ck_reader *r = NULL;
+    if (dt_ck_open(&r, path) != 0)
+        return DT_ERR;
+    int rc = DT_ERR;
+    const char *model = dt_ck_get_attr(r, "model"), *data = dt_ck_get_attr(r, "data");
+    const char *optim = dt_ck_get_attr(r, "optim");
+    if (!model || strcmp(model, net->model) != 0) {
+        dt_err("%s: checkpoint of model '%s', this run trains '%s'", path, model ? model : "?",
+               net->model);
+        goto out;
+    }
+    if (!data || strcmp(data, cfg->data_name) != 0) {
+        dt_err("%s: checkpoint trained on data.name = %s, this run uses %s", path,
+               data ? data : "?", cfg->data_name);
+        goto out;
+    }
+    if (!optim || strcmp(optim, dt_optim_kind_name(cfg->op.kind)) != 0) {
+        dt_err("%s: checkpoint has optim.name = %s, this run uses %s: optimizer state does not "
+               "carry over",
+               path, optim ? optim : "?", dt_optim_kind_name(cfg->op.kind));
+        goto out;
+    }
+    char name[160];
+    for (int i = 0; i < net->nparams; i++) {
+        const dt_param *p = &net->params[i];
+        int64_t dims[4];
+        for (int d = 0; d < p->ndim; d++)
+            dims[d] = p->shape[d];
+        snprintf(name, sizeof name, "model/%s", p->name);
+        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->param + p->off) != 0)
+            goto out;
+    }
+    for (int i = 0; i < net->nbufs; i++) {
+        const dt_param *p = &net->bufs[i];
+        snprintf(name, sizeof name, "model/%s", p->name);
+        size_t nl = strlen(p->name);
+        if (nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0) {
+            int64_t v;
+            if (dt_ck_read(r, name, DT_CK_I64, 0, NULL, &v) != 0)
+                goto out;
+            net->state[p->off] = (float)v;
+            continue;
+        }
+        int64_t dims[4];
+        for (int d = 0; d < p->ndim; d++)
+            dims[d] = p->shape[d];
+        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->state + p->off) != 0)
+            goto out;
+    }
+    for (int i = 0; i < t->opt.nstate; i++) {
+        int64_t dims[1] = {(int64_t)t->opt.state[i].numel};
+        snprintf(name, sizeof name, "optim/%s", t->opt.state[i].name);
+        if (dt_ck_read(r, name, DT_CK_F32, 1, dims, t->opt.state[i].data) != 0)
+            goto out;
+    }
+    int64_t three[1] = {3}, two[1] = {2};
+    double times[2];
+    if (dt_ck_read(r, "optim/step", DT_CK_I64, 0, NULL, &t->opt.step) != 0 ||
+        dt_ck_read(r, "optim/momentum_ready", DT_CK_I64, 0, NULL, &t->opt.momentum_ready) != 0 ||
+        dt_ck_read(r, "sched/lr", DT_CK_F64, 0, NULL, &t->sched.st.lr) != 0 ||
+        dt_ck_read(r, "sched/best", DT_CK_F64, 0, NULL, &t->sched.st.best) != 0 ||
+        dt_ck_read(r, "sched/num_bad_epochs", DT_CK_I64, 0, NULL, &t->sched.st.num_bad_epochs) != 0 ||
+        dt_ck_read(r, "sched/cooldown_counter", DT_CK_I64, 0, NULL, &t->sched.st.cooldown_counter) != 0 ||
+        dt_ck_read(r, "sched/last_epoch", DT_CK_I64, 0, NULL, &t->sched.st.last_epoch) != 0 ||
+        dt_ck_read(r, "train/step", DT_CK_I64, 0, NULL, &t->step) != 0 ||
+        dt_ck_read(r, "train/epoch", DT_CK_I64, 0, NULL, &t->epoch) != 0 ||
+        dt_ck_read(r, "train/epoch_pos", DT_CK_I64, 0, NULL, &t->epoch_pos) != 0 ||
+        dt_ck_read(r, "train/world_size", DT_CK_I64, 0, NULL, old_world) != 0 ||
+        dt_ck_read(r, "train/batch_size", DT_CK_I64, 0, NULL, old_batch) != 0 ||
+        dt_ck_read(r, "train/epoch_sums", DT_CK_F64, 1, three, t->epoch_sums) != 0 ||
+        dt_ck_read(r, "train/time", DT_CK_F64, 1, two, times) != 0)
+        goto out;
+    t->train_time = times[0];
+    t->train_samples = times[1];
+    if (t->swa.mode != DT_SWA_OFF) {
+        int64_t dims[1] = {(int64_t)net->numel};
+        if (!dt_ck_has(r, "swa/average")) {
+            dt_err("%s: no SWA state in the checkpoint, but swa.mode is on", path);
+            goto out;
+        }
+        if (dt_ck_read(r, "swa/average", DT_CK_F32, 1, dims, t->swa.avg) != 0 ||
+            dt_ck_read(r, "swa/n", DT_CK_I64, 0, NULL, &t->swa.n) != 0 ||
+            dt_ck_read(r, "swa/lr_at_start", DT_CK_F64, 0, NULL, &t->swa.lr_at_start) != 0)
+            goto out;
+    }
+    const dt_ck_item *h = dt_ck_find(r, "metrics/epochs");
+    if (!h || h->ndim != 2 || h->dims[1] != DT_EPOCH_COLS || h->dims[0] > cfg->epochs) {
+        dt_err("%s: metrics/epochs: expected (at most %d, %d) epoch records", path, cfg->epochs,
+               DT_EPOCH_COLS);
+        goto out;
+    }
+    t->nhist = (int)h->dims[0];
+    if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, t->hist) != 0)
+        goto out;
+    rc = DT_OK;
+out:
+    dt_ck_close(r);
+    return rc;
+}
+
+/* Scalars a resume sends from rank 0 to every rank. */
+typedef struct {
+    int64_t step, epoch, epoch_pos, old_batch, old_world, opt_step, momentum_ready, swa_n, nhist;
+    double train_time, train_samples, swa_lr_at_start;
+    dt_sched_state st;
+} resume_pack;
+
+static int resume(dt_trainer *t, int *resumed)
+{
+    const dt_config *cfg = t->cfg;
+    dt_net *net = t->net;
+    *resumed = 0;
+    if (strcmp(cfg->resume, "none") == 0)
+        return DT_OK;
+    char path[4096] = "";
+    int rc = DT_OK, found = 0;
+    resume_pack pk;
+    memset(&pk, 0, sizeof pk);
+    if (t->rank == 0) {
+        if (strcmp(cfg->resume, "auto") == 0) {
+            if (!has_dir(cfg->ckpt_dir)) {
+                rc = dt_err("ckpt.resume = auto needs ckpt.dir (the folder to look in)");
+            } else {
+                char report[4096];
+                int64_t st;
+                int r = dt_ck_find_latest(cfg->ckpt_dir, path, sizeof path, &st, report,
+                                          sizeof report);
+                if (r < 0)
+                    rc = DT_ERR;
+                if (report[0] && t->out)
+                    fprintf(t->out, "resume: %s", report);
+                found = r == 1;
+                if (r == 0 && t->out)
+                    fprintf(t->out, "resume: no checkpoint in %s that verifies: starting from "
+                                    "scratch\n",
+                            cfg->ckpt_dir);
+            }
+        } else {
+            snprintf(path, sizeof path, "%s", cfg->resume);
+            found = 1;
+        }
+        if (rc == 0 && found) {
+            rc = load_checkpoint(t, path, &pk.old_batch, &pk.old_world);
+            if (rc == 0) {
+                int64_t global = pk.old_batch * pk.old_world;
+                if (global % t->world != 0)
+                    rc = dt_err("%s: its global batch %lld (%lld ranks x %lld) cannot be split "
+                                "over %d ranks: resume on a world size that divides it",
+                                path, (long long)global, (long long)pk.old_world,
+                                (long long)pk.old_batch, t->world);
+                else if (global / t->world > net->max_batch)
+                    rc = dt_err("%s: a global batch of %lld on %d ranks needs %lld per rank, "
+                                "above train.batch_size = %d: raise it to at least that",
+                                path, (long long)global, t->world,
+                                (long long)(global / t->world), net->max_batch);
+            }
+        }
+        pk.step = t->step;
+        pk.epoch = t->epoch;
+        pk.epoch_pos = t->epoch_pos;
+        pk.opt_step = t->opt.step;
+        pk.momentum_ready = t->opt.momentum_ready;
+        pk.swa_n = t->swa.n;
+        pk.swa_lr_at_start = t->swa.lr_at_start;
+        pk.nhist = t->nhist;
+        pk.train_time = t->train_time;
+        pk.train_samples = t->train_samples;
+        pk.st = t->sched.st;
+    }
+    if (dt_dist_agree(rc, t->comm) != 0)
+        return DT_ERR;
+    MPI_Bcast(&found, 1, MPI_INT, 0, t->comm);
+    if (!found)
+        return DT_OK;
+    MPI_Bcast(&pk, (int)sizeof pk, MPI_BYTE, 0, t->comm);
+    MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, t->comm);
+    dt_dist_bcast(net->param, net->numel, t->comm);
+    dt_dist_bcast(net->state, net->state_numel, t->comm);
+    for (int i = 0; i < t->opt.nstate; i++)
+        dt_dist_bcast(t->opt.state[i].data, t->opt.state[i].numel, t->comm);
+    t->step = pk.step;
+    t->epoch = pk.epoch;
+    t->epoch_pos = pk.epoch_pos;
+    t->opt.step = pk.opt_step;
+    t->opt.momentum_ready = pk.momentum_ready;
+    t->swa.n = pk.swa_n;
+    t->swa.lr_at_start = pk.swa_lr_at_start;
+    t->nhist = (int)pk.nhist;
+    t->train_time = pk.train_time;
+    t->train_samples = pk.train_samples;
+    t->sched.st = pk.st;
+    if (t->rank != 0) /* the partial epoch's global sums live on rank 0 */
+        memset(t->epoch_sums, 0, sizeof t->epoch_sums);
+    t->batch = (int)(pk.old_batch * pk.old_world / t->world);
+    t->last_ckpt = t->step;
+    snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
+    if (t->out) {
+        fprintf(t->out,
+                "resumed from %s: step %lld, epoch %lld, %lld samples of the epoch done; %d "
+                "rank%s x batch %d (global %d)%s\n",
+                path, (long long)t->step, (long long)t->epoch + 1, (long long)t->epoch_pos,
+                t->world, t->world > 1 ? "s" : "", t->batch, t->batch * t->world,
+                pk.old_world != t->world ? " (world size changed)" : "");
+        fflush(t->out);
+    }
+    *resumed = 1;
+    return DT_OK;
+}
+
+/* ---- SWA evaluation ---- */
+
+/* Evaluates the averaged weights: rank 0's average goes to every rank, BatchNorm statistics are
+ * recomputed over the training data, the test set is evaluated, and the net gets its own weights
+ * back. With save, rank 0 writes the averaged model (refreshed BN buffers included). */
+static double swa_evaluate(dt_trainer *t, int save)
+{
+    dt_net *net = t->net;
+    float *keep = dt_xmalloc(net->numel, sizeof *keep);
+    float *keep_state = dt_xmalloc(net->state_numel, sizeof *keep_state);
+    memcpy(keep, net->param, net->numel * sizeof *keep);
+    memcpy(keep_state, net->state, net->state_numel * sizeof *keep_state);
+    if (t->rank == 0)
+        memcpy(net->param, t->swa.avg, net->numel * sizeof *net->param);
+    dt_dist_bcast(net->param, net->numel, t->comm);
+    if (dt_net_has_refresh(net)) {
+        /* torch.optim.swa_utils.update_bn: one pass over the training data, training mode */
+        dt_net_refresh(net, 0);
+        net->bn_refresh = 1;
+        const int64_t *shard = dt_sampler_epoch(&t->sampler, t->epoch);
+        int64_t len = t->sampler.shard_len;
+        for (int64_t lo = 0; lo < len; lo += t->batch) {
+            int n = (int)(len - lo < t->batch ? len - lo : t->batch);
+            dt_dataset_gather(t->train, shard + lo, n, t->x, t->y);
+            dt_net_forward(net, t->x, n, 1);
+        }
+        net->bn_refresh = 0;
+        dt_net_refresh(net, 1);
+    }
+    dt_eval ev = dt_trainer_evaluate(t, t->test);
+    if (save && t->rank == 0 && (has_dir(t->cfg->ckpt_dir) || has_dir(t->cfg->log_dir))) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/swa-final.h5",
+                 has_dir(t->cfg->ckpt_dir) ? t->cfg->ckpt_dir : t->cfg->log_dir);
+        dt_ck_writer *w = dt_ck_begin(path);
+        add_model(w, net, net->param);
+        add_i64(w, "swa/n", t->swa.n);
+        dt_ck_attr(w, "model", net->model);
+        dt_ck_attr(w, "data", t->cfg->data_name);
+        dt_ck_attr(w, "optim", dt_optim_kind_name(t->cfg->op.kind));
+        dt_ck_attr_versions(w);
+        if (dt_ck_commit(w) == 0 && t->out)
+            fprintf(t->out, "swa: averaged weights (%lld snapshots) saved to %s\n",
+                    (long long)t->swa.n, path);
+        else if (t->out)
+            fprintf(t->out, "swa: %s\n", dt_err_msg());
+    }
+    memcpy(net->param, keep, net->numel * sizeof *keep);
+    memcpy(net->state, keep_state, net->state_numel * sizeof *keep_state);
+    free(keep);
+    free(keep_state);
+    return ev.acc;
+}
+
+/* ---- the loop ---- */
+
+static void draw_bar(dt_trainer *t, int64_t b, int64_t nb, double loss, double rate)
 {
     const int width = 30;
-    int64_t total = t->steps_per_epoch;
-    int fill = (int)(width * (b + 1) / total);
+    int fill = (int)(width * (b + 1) / nb);
     char bar[64];
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
     bar[width] = '\0';
-    fprintf(t->out, "\r  epoch %d/%d [%s] %3d%%  loss %.4f  %.0f samples/s ", epoch + 1,
-            t->cfg->epochs, bar, (int)(100 * (b + 1) / total), loss, rate);
+    fprintf(t->out, "\r  epoch %lld/%d [%s] %3d%%  loss %.4f  %.0f samples/s ",
+            (long long)t->epoch + 1, t->cfg->epochs, bar, (int)(100 * (b + 1) / nb), loss, rate);
     fflush(t->out);
+}
+
+static double sqnorm(const float *g, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i];
+    return s;
+}
+
+/* A param fingerprint for the summary line: equal runs print equal values. */
+static unsigned long long params_crc(const dt_net *net)
+{
+    return (unsigned long long)dt_ck_xxh64(net->param, net->numel * sizeof *net->param, 0);
 }
 
 int dt_trainer_run(dt_trainer *t)
 {
     const dt_config *cfg = t->cfg;
     dt_net *net = t->net;
-    double t_start = dt_now(), train_time = 0.0;
-    int64_t train_samples = 0;
-    int epochs_run = 0, rc = DT_OK;
-    double last_train_loss = NAN;
+    double t_start = dt_now();
+    int rc = DT_OK, stopped = 0;
+    double swa_acc = NAN;
     dt_eval ev = {NAN, NAN, 0};
-    int64_t *batch_idx = dt_xmalloc((size_t)cfg->batch_size, sizeof *batch_idx);
-    for (int epoch = 0; epoch < cfg->epochs && t->step < t->total_steps; epoch++) {
-        const int64_t *shard = dt_sampler_epoch(&t->sampler, epoch);
-        t->epoch = epoch;
-        double sums[3] = {0, 0, 0}; /* loss * n, correct, n over this epoch on this rank */
-        double e0 = dt_now(), last_draw = 0.0;
-        dt_ctrl ctrl = {0};
-        for (int64_t b = 0; b < t->steps_per_epoch && t->step < t->total_steps; b++) {
-            int64_t lo = b * cfg->batch_size;
-            int n = (int)(t->sampler.num_samples - lo < cfg->batch_size
-                              ? t->sampler.num_samples - lo
-                              : cfg->batch_size);
+    double last_train_loss = t->nhist ? t->hist[t->nhist - 1].train_loss : NAN;
+    if (t->nhist) {
+        ev.loss = t->hist[t->nhist - 1].test_loss;
+        ev.acc = t->hist[t->nhist - 1].test_acc / 100.0;
+    }
+    int64_t *batch_idx = dt_xmalloc((size_t)t->batch, sizeof *batch_idx);
+    dt_ctrl ctrl = {0};
+    while (t->epoch < cfg->epochs && t->step < t->total_steps && !stopped) {
+        const int64_t epoch = t->epoch;
+        const int64_t *shard = dt_sampler_epoch_from(&t->sampler, epoch, t->epoch_pos);
+        int64_t len = t->sampler.shard_len, nb = (len + t->batch - 1) / t->batch;
+        double e0 = dt_now(), last_draw = 0.0, seen0 = t->epoch_sums[2];
+        for (int64_t b = 0; b < nb && t->step < t->total_steps; b++) {
+            int64_t lo = b * t->batch;
+            int n = (int)(len - lo < t->batch ? len - lo : t->batch);
             memcpy(batch_idx, shard + lo, (size_t)n * sizeof *batch_idx);
             if (t->rank == 0) {
-                ctrl.lr = dt_sched_lr(&t->sched, t->step, epoch);
-                ctrl.momentum = cfg->momentum;
+                int64_t clock = dt_sched_clock(&t->sched, t->step, epoch);
+                double lr = dt_sched_lr(&t->sched, clock);
+                ctrl.lr = dt_swa_lr(&t->swa, t->swa.per_epoch ? epoch : t->step, lr);
+                ctrl.momentum = dt_sched_momentum(&t->sched, clock);
                 ctrl.flags = 0;
+                if (cfg->ckpt_every_steps > 0 && t->step % cfg->ckpt_every_steps == 0 &&
+                    t->step != t->last_ckpt)
+                    ctrl.flags |= DT_CTRL_CHECKPOINT;
+                if (cfg->stop_at_step > 0 && t->step == cfg->stop_at_step)
+                    ctrl.flags |= DT_CTRL_STOP; /* a simulated pre-emption, for tests */
             }
             dt_dist_ctrl(&ctrl, t->comm);
+            if (ctrl.flags & DT_CTRL_STOP) {
+                stopped = ctrl.signal ? ctrl.signal : -2;
+                break;
+            }
+            if (ctrl.flags & DT_CTRL_CHECKPOINT) {
+                t->train_time += dt_now() - e0;
+                e0 = dt_now();
+                if (dt_trainer_checkpoint(t, "every ckpt.every_steps") != 0) {
+                    rc = DT_ERR;
+                    break;
+                }
+            }
             int correct = 0;
             double loss = dt_trainer_step(t, batch_idx, n, &ctrl, &correct);
-            sums[0] += loss * n;
-            sums[1] += correct;
-            sums[2] += n;
+            t->epoch_sums[0] += loss * n;
+            t->epoch_sums[1] += correct;
+            t->epoch_sums[2] += n;
             t->step++;
+            t->epoch_pos += (int64_t)n * t->world;
+            if (!t->swa.per_epoch && dt_swa_due(&t->swa, t->step))
+                dt_swa_update(&t->swa, net->param);
+            if (has_dir(cfg->log_dir) && t->step % cfg->log_every_steps == 0) {
+                /* the loss differs per rank; the averaged gradient (its norm) does not */
+                double v[2] = {loss, sqnorm(net->grad, net->numel)};
+                MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_DOUBLE, MPI_SUM, t->comm);
+                if (t->metrics) {
+                    double el = dt_now() - e0;
+                    double row[7] = {(double)t->step, (double)epoch, v[0] / t->world, ctrl.lr,
+                                     ctrl.momentum, sqrt(v[1]),
+                                     el > 0 ? (t->epoch_sums[2] - seen0) * t->world / el : 0.0};
+                    if (dt_metrics_step(t->metrics, row) != 0)
+                        rc = DT_ERR;
+                }
+            }
             if (t->bar) {
                 double now = dt_now();
-                if (now - last_draw > 0.2 || b + 1 == t->steps_per_epoch) {
-                    draw_bar(t, epoch, b, sums[0] / sums[2],
-                             sums[2] * t->world / (now - e0 > 1e-9 ? now - e0 : 1e-9));
+                if (now - last_draw > 0.2 || b + 1 == nb) {
+                    draw_bar(t, b, nb, t->epoch_sums[0] / t->epoch_sums[2],
+                             (t->epoch_sums[2] - seen0) * t->world / (now - e0 > 1e-9 ? now - e0 : 1e-9));
                     last_draw = now;
                 }
             }
         }
         double epoch_time = dt_now() - e0;
-        train_time += epoch_time;
-        MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
-        train_samples += (int64_t)sums[2];
-        last_train_loss = sums[0] / sums[2];
-        epochs_run++;
-        ev = dt_trainer_evaluate(t, t->test);
-        if (!dt_dist_same(dt_dist_fingerprint(net->param, net->numel), t->comm)) {
-            rc = dt_err("replicas diverged after epoch %d: parameters differ between ranks",
-                        epoch + 1);
+        t->train_time += epoch_time;
+        /* a rank-0-only failure (metrics I/O) inside the loop ends the run on every rank here */
+        if (dt_dist_agree(rc, t->comm) != 0) {
+            rc = DT_ERR;
             break;
         }
+        if (stopped)
+            break;
+        double sums[3];
+        MPI_Allreduce(t->epoch_sums, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
+        t->train_samples += sums[2];
+        last_train_loss = sums[0] / sums[2];
+        ev = dt_trainer_evaluate(t, t->test);
+        if (t->swa.per_epoch && dt_swa_due(&t->swa, epoch + 1))
+            dt_swa_update(&t->swa, net->param);
+        swa_acc = NAN;
+        if (t->swa.mode != DT_SWA_OFF && cfg->swa_eval_epoch && t->swa.n > 0)
+            swa_acc = swa_evaluate(t, 0);
+        if (!dt_dist_same(dt_dist_fingerprint(net->param, net->numel), t->comm)) {
+            rc = dt_err("replicas diverged after epoch %lld: parameters differ between ranks",
+                        (long long)epoch + 1);
+            break;
+        }
+        double metric = cfg->plateau_metric == 0 ? ev.loss
+                        : cfg->plateau_metric == 1 ? 100.0 * ev.acc : last_train_loss;
+        dt_sched_observe(&t->sched, metric);
+        dt_epoch_rec rec = {(double)epoch + 1, (double)t->step, last_train_loss,
+                            100.0 * sums[1] / sums[2], ev.loss, 100.0 * ev.acc, ctrl.lr,
+                            sums[2] / (epoch_time > 0 ? epoch_time : 1),
+                            epoch_time, 100.0 * swa_acc};
+        if (t->nhist < cfg->epochs)
+            t->hist[t->nhist++] = rec;
         if (t->out) {
             if (t->bar)
                 fprintf(t->out, "\r\033[K");
             fprintf(t->out,
-                    "epoch %d/%d  train_loss %.4f  train_acc %.2f  test_loss %.4f  test_acc %.2f  "
-                    "lr %.6g  samples/s %.0f  time %.1fs\n",
-                    epoch + 1, cfg->epochs, last_train_loss, 100.0 * sums[1] / sums[2], ev.loss,
-                    100.0 * ev.acc, ctrl.lr, sums[2] / epoch_time, epoch_time);
+                    "epoch %lld/%d  train_loss %.4f  train_acc %.2f  test_loss %.4f  test_acc %.2f  "
+                    "lr %.6g  samples/s %.0f  time %.1fs",
+                    (long long)epoch + 1, cfg->epochs, last_train_loss, rec.train_acc, ev.loss,
+                    100.0 * ev.acc, ctrl.lr, rec.samples_per_s, epoch_time);
+            if (!isnan(swa_acc))
+                fprintf(t->out, "  swa_test_acc %.2f", 100.0 * swa_acc);
+            fprintf(t->out, "\n");
             fflush(t->out);
         }
+        if (t->metrics) {
+            double row[DT_EPOCH_COLS];
+            memcpy(row, &rec, sizeof row);
+            if (dt_metrics_epoch(t->metrics, row) != 0)
+                rc = DT_ERR;
+        }
+        if (dt_dist_agree(rc, t->comm) != 0) {
+            rc = DT_ERR;
+            break;
+        }
         if (!isfinite(last_train_loss)) {
-            rc = dt_err("training diverged: train loss is %g in epoch %d (try a lower optim.lr)",
-                        last_train_loss, epoch + 1);
+            rc = dt_err("training diverged: train loss is %g in epoch %lld (try a lower optim.lr)",
+                        last_train_loss, (long long)epoch + 1);
+            break;
+        }
+        t->epoch++;
+        t->epoch_pos = 0;
+        memset(t->epoch_sums, 0, sizeof t->epoch_sums);
+        if (cfg->ckpt_every_epoch && dt_trainer_checkpoint(t, "end of epoch") != 0) {
+            rc = DT_ERR;
             break;
         }
     }
     free(batch_idx);
-    /* every rank took the same branch above (reduced values), so all agree */
     if (dt_dist_agree(rc, t->comm) != 0)
         return DT_ERR;
+    if (stopped) {
+        const char *name = stopped == SIGTERM   ? "SIGTERM (pre-emption signal)"
+                           : stopped == SIGUSR1 ? "SIGUSR1 (pre-emption signal)"
+                           : stopped == -2      ? "train.stop_at_step (a simulated pre-emption signal)"
+                                                : "a pre-emption signal";
+        if (!has_dir(cfg->ckpt_dir)) {
+            dt_err("stopped at step %lld by %s, but ckpt.dir is none: no checkpoint written "
+                   "(set ckpt.dir to make runs resumable)",
+                   (long long)t->step, name);
+            return dt_dist_agree(DT_ERR, t->comm);
+        }
+        if (dt_trainer_checkpoint(t, "signal") != 0)
+            return DT_ERR;
+        if (t->out) {
+            fprintf(t->out,
+                    "stopped at step %lld by %s: checkpoint written to %s; rerun with --resume "
+                    "auto to continue\n",
+                    (long long)t->step, name, cfg->ckpt_dir);
+            fflush(t->out);
+        }
+        return DT_OK;
+    }
+    if (t->swa.mode != DT_SWA_OFF && t->swa.n > 0)
+        swa_acc = swa_evaluate(t, 1);
     double rss = dt_peak_rss_mib();
     MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_DOUBLE, MPI_MAX, t->comm);
     if (t->out) {
         fprintf(t->out,
                 "final: epochs=%d steps=%lld train_loss=%.4f test_loss=%.4f test_acc=%.2f "
-                "samples_per_s=%.0f wall_s=%.2f max_rss_mib=%.0f\n",
-                epochs_run, (long long)t->step, last_train_loss, ev.loss, 100.0 * ev.acc,
-                train_time > 0 ? (double)train_samples / train_time : 0.0, dt_now() - t_start,
-                rss);
+                "samples_per_s=%.0f wall_s=%.2f max_rss_mib=%.0f params_crc=%016llx",
+                t->nhist, (long long)t->step, last_train_loss, ev.loss, 100.0 * ev.acc,
+                t->train_time > 0 ? t->train_samples / t->train_time : 0.0, dt_now() - t_start,
+                rss, params_crc(net));
+        if (t->swa.mode != DT_SWA_OFF)
+            fprintf(t->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * swa_acc,
+                    (long long)t->swa.n);
+        fprintf(t->out, "\n");
         fflush(t->out);
     }
     return DT_OK;

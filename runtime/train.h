@@ -1,12 +1,17 @@
 /*
  * train.h - the data-parallel training loop (ARCHITECTURE.md "One training step"):
  *
- *   rank 0 decides lr/momentum/flags -> broadcast (dt_ctrl)
- *   every rank: gather its shard's batch -> forward -> softmax cross-entropy -> backward
- *   -> MPI_Allreduce average of the flat gradient -> optimizer step
+ *   rank 0 decides lr/momentum/flags; any rank may raise a pre-emption signal -> MPI_Allreduce
+ *   every rank: gather its shard's batch (augment, mixup) -> forward -> cross-entropy (soft
+ *   targets for label smoothing / mixup) -> backward -> MPI_Allreduce average of the flat gradient
+ *   -> optional global-norm clipping -> optimizer step
+ *   rank 0: SWA average, checkpoints at their interval; all: metrics
  *
  * Every rank applies the same averaged gradient, so replicas stay bitwise identical; a fingerprint
- * check at each epoch end proves it.
+ * check at each epoch end proves it. Everything a resume needs is in the trainer (the dt_state of
+ * ARCHITECTURE.md) and goes into the checkpoint: step, epoch, position in the epoch, partial
+ * epoch sums, optimizer buffers and counters, schedule state, SWA average and count, BN buffers,
+ * metrics history; random streams are counter-based (seed, rank, step / epoch, sample).
  */
 #ifndef DT_TRAIN_H
 #define DT_TRAIN_H
@@ -15,14 +20,23 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config.h"
 #include "augment.h"
+#include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "metrics.h"
 #include "net.h"
 #include "optim.h"
 #include "sampler.h"
 #include "sched.h"
+#include "swa.h"
+
+/* One epoch's record (rank 0's history; stored in checkpoints). */
+typedef struct dt_epoch_rec {
+    double epoch, step, train_loss, train_acc, test_loss, test_acc, lr, samples_per_s, time_s,
+        swa_test_acc;
+} dt_epoch_rec;
+#define DT_EPOCH_COLS 10
 
 typedef struct dt_trainer {
     MPI_Comm comm;
@@ -31,17 +45,32 @@ typedef struct dt_trainer {
     dt_net *net;          /* not owned */
     dt_optim opt;
     dt_sched sched;
+    dt_swa swa;
     dt_sampler sampler;
     const dt_dataset *train, *test; /* not owned */
+    int batch;            /* per-rank batch (a resume at another world size keeps the global one) */
     float *x;             /* (max_batch, C, H, W) gathered batch */
     int *y;               /* (max_batch) labels */
     float *probs;         /* (max_batch, classes) softmax output */
+    float *targets;       /* (max_batch, classes) soft targets (label smoothing / mixup) */
+    float *xtmp;          /* (max_batch, C, H, W) mixup scratch */
+    int *perm;            /* (max_batch) mixup pairing */
     int64_t steps_per_epoch, total_steps;
+    /* the resumable position */
     int64_t step;         /* optimizer steps taken */
-    int64_t epoch;        /* the epoch being trained (augmentation draws depend on it) */
+    int64_t epoch;        /* the epoch being trained */
+    int64_t epoch_pos;    /* global sample positions of `epoch` already consumed */
+    double epoch_sums[3]; /* loss * n, correct, n of the current epoch so far (rank-local) */
+    double train_time;    /* seconds of training so far (evaluation excluded) */
+    double train_samples; /* training samples so far, all ranks */
+    int64_t last_ckpt;    /* step of the last checkpoint written or resumed from (-1: none) */
+    dt_epoch_rec *hist;   /* (epochs) rank 0's history */
+    int nhist;
     dt_augment aug;       /* training-set augmentation (off: crop_pad = flip = 0) */
+    dt_metrics *metrics;  /* rank 0's metrics log, or NULL */
     FILE *out;            /* rank 0's progress stream (NULL on other ranks) */
     int bar;              /* draw a live progress bar */
+    char resumed_from[4096];
 } dt_trainer;
 
 /* Metrics of one evaluation pass, reduced over ranks. */
@@ -50,8 +79,9 @@ typedef struct dt_eval {
     int64_t n;        /* samples counted (each test sample exactly once) */
 } dt_eval;
 
-/* Sets up the optimizer, schedule and sampler for net and the datasets. Collective: returns 0,
- * or DT_ERR on every rank (message printed once). */
+/* Sets up optimizer, schedule, SWA and sampler for net and the datasets; with cfg->resume, loads
+ * the checkpoint (rank 0 reads, everyone receives). Collective: returns 0, or DT_ERR on every
+ * rank (message printed once). */
 int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_dataset *train,
                     const dt_dataset *test, MPI_Comm comm, FILE *out);
 void dt_trainer_free(dt_trainer *t);
@@ -64,8 +94,11 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
 /* Evaluates on `ds`, sharded without padding (rank r takes r, r+W, ...). Collective. */
 dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds);
 
-/* The whole run: epochs (or until train.max_steps), progress, final summary line. Collective.
- * Returns 0 or DT_ERR (diverged loss, replicas out of sync). */
+/* Writes a checkpoint of the current state (rank 0 writes, all ranks call). Collective. */
+int dt_trainer_checkpoint(dt_trainer *t, const char *why);
+
+/* The whole run: epochs (or until train.max_steps, or a pre-emption signal), progress, final
+ * summary line. Collective. Returns 0 (also after a signal-triggered checkpoint) or DT_ERR. */
 int dt_trainer_run(dt_trainer *t);
 
 #endif

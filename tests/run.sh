@@ -48,6 +48,7 @@ for np in 1 2 3; do
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
 suite test_e2e env BUILD="$B" timeout -k 5 600 sh tests/test_e2e.sh
+suite test_resume env BUILD="$B" timeout -k 5 600 bash tests/test_resume.sh
 suite test_multihost timeout -k 5 300 bash tests/test_multihost.sh
 suite test_slurm timeout -k 5 900 bash tests/test_slurm.sh
 

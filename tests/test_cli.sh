@@ -126,12 +126,19 @@ expect_error "missing model file" "$TMP/none.cfg: cannot open" --model "$TMP/non
 
 # --- configuration ---
 expect_error "unknown --set key" "--set: unknown key 'optim.lrr'" --set optim.lrr=0.1
-expect_error "malformed number" "--lr: optim.lr = 'fast': expected a number in \[0, 1e+06\]" --lr fast
-expect_error "out-of-range value" "optim.momentum = '1.5': expected a number in \[0, 1)" --momentum 1.5
-expect_error "negative lr" "optim.lr = '-0.1': expected a number" --lr=-0.1
+expect_error "malformed number" "--lr: optim.lr = 'fast': expected auto or a number in \[0, 1e+06\]" --lr fast
+expect_error "out-of-range value" "optim.momentum = '1.5': expected auto or a number in \[0, 1)" --momentum 1.5
+expect_error "negative lr" "optim.lr = '-0.1': expected auto or a number" --lr=-0.1
 expect_error "bad integer" "train.epochs = '2.5': expected an integer" --epochs 2.5
 expect_error "bad enum" "data.name = 'imagenet': expected one of mnist|fashion-mnist" --data imagenet
 expect_error "bad bool" "optim.nesterov = 'maybe': expected true or false" --set optim.nesterov=maybe
+expect_error "unknown optimizer" "optim.name = 'adamax': expected one of sgd|adagrad" --optim adamax
+expect_error "unknown scheduler" "sched.kind = 'linear': expected one of constant|step" --sched linear
+expect_error "beta outside [0,1)" "optim.beta1 = '1': expected a number in \[0, 1)" --optim adam --set optim.beta1=1
+expect_error "T_mult < 1" "sched.t_mult" --sched cosine_restarts --set sched.t_0=10 --set sched.t_mult=0
+expect_error "cyclic momentum on adagrad" "sched.cycle_momentum: optim.name = adagrad has no momentum" \
+    --optim adagrad --sched cyclic --set sched.max_lr=0.1
+expect_error "resume auto without ckpt.dir" "ckpt.resume = auto needs ckpt.dir" --resume auto
 expect_error "nesterov without momentum" "optim.nesterov = true requires optim.momentum > 0" \
     --set optim.nesterov=true --momentum 0
 expect_error "unknown option" "unknown option '--learning-rate'" --learning-rate 0.1

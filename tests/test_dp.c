@@ -49,8 +49,10 @@ static int64_t train(dt_net *net, const dt_dataset *ds, const dt_config *base, i
     int64_t steps = 0;
     for (int e = 0; e < EPOCHS; e++) {
         const int64_t *shard = dt_sampler_epoch(&t.sampler, e);
+        t.epoch = e;
         for (int64_t b = 0; b < t.steps_per_epoch; b++) {
-            dt_ctrl ctrl = {.lr = dt_sched_lr(&t.sched, steps, e), .momentum = cfg.momentum};
+            int64_t c = dt_sched_clock(&t.sched, steps, e);
+            dt_ctrl ctrl = {.lr = dt_sched_lr(&t.sched, c), .momentum = dt_sched_momentum(&t.sched, c)};
             int correct;
             dt_trainer_step(&t, shard + b * batch, batch, &ctrl, &correct);
             steps++;
@@ -67,6 +69,7 @@ static void run_case(const char *label, const char *const *sets, int nsets, int 
     dt_config_defaults(&cfg);
     for (int i = 0; i < nsets; i += 2)
         DT_ASSERT(dt_config_set(&cfg, sets[i], sets[i + 1], "test") == 0);
+    DT_ASSERT(dt_config_resolve(&cfg) == 0);
     dt_net *ref = NULL, *dp = NULL;
     DT_ASSERT(dt_net_build(&ref, model, PER_RANK * world) == 0);
     DT_ASSERT(dt_net_build(&dp, model, PER_RANK * world) == 0);

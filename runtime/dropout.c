@@ -1,0 +1,91 @@
+/*
+ * dropout.c - the elementwise layers with no parameters besides ReLU (relu.c): inverted dropout
+ * (torch.nn.Dropout) and the residual add, see layer_kernels.h.
+ *
+ * Dropout masks come from a counter-based generator: word j of the stream is SplitMix64's output
+ * function applied to seed + (j + 1) * 0x9E3779B97F4A7C15 (Steele, Lea & Flood, "Fast splittable
+ * pseudorandom number generators", OOPSLA 2014), i.e. the j-th output of a SplitMix64 seeded with
+ * `seed`. Word j decides elements 2j (low 32 bits) and 2j + 1 (high 32 bits): element i is kept
+ * when its 32-bit value u satisfies u >= p * 2^32, so P(keep) = 1 - p to within 2^-32. Being a
+ * pure function of (seed, i), a mask can be regenerated or computed in parallel without state.
+ * The scale 1 / (1 - p) is rounded to float once, as torch's _dropout_impl (noise.div_(1 - p)).
+ */
+#include <stdint.h>
+
+#include "common.h"
+#include "layer_kernels.h"
+
+static inline uint64_t splitmix64_at(uint64_t seed, uint64_t j)
+{
+    uint64_t z = seed + (j + 1) * UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* the scale of kept values; 0 when everything is dropped (p = 1) */
+static float keep_scale(float p)
+{
+    DT_ASSERT(p >= 0.0f && p <= 1.0f);
+    return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+DT_SIMD static void apply_mask(float *out, const uint8_t *mask, const float *inp, long n,
+                               float scale)
+{
+    /* multiply by 0 rather than select, like torch (NaN/inf inputs stay NaN when dropped) */
+    for (long i = 0; i < n; i++)
+        out[i] = inp[i] * ((float)mask[i] * scale);
+}
+
+DT_SIMD static void apply_mask_accum(float *out, const uint8_t *mask, const float *inp, long n,
+                                     float scale)
+{
+    for (long i = 0; i < n; i++)
+        out[i] += inp[i] * ((float)mask[i] * scale);
+}
+
+void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, float p,
+                        uint64_t seed)
+{
+    DT_ASSERT(n >= 0);
+    const float scale = keep_scale(p);
+    /* threshold in [0, 2^32]: u (32 bits) < threshold drops */
+    const uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
+    long i = 0;
+    for (; i + 2 <= n; i += 2) {
+        uint64_t r = splitmix64_at(seed, (uint64_t)i / 2);
+        mask[i] = (r & 0xffffffffu) >= threshold;
+        mask[i + 1] = (r >> 32) >= threshold;
+    }
+    if (i < n)
+        mask[i] = (splitmix64_at(seed, (uint64_t)i / 2) & 0xffffffffu) >= threshold;
+    apply_mask(out, mask, inp, n, scale);
+}
+
+void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, long n, float p,
+                         int accum)
+{
+    DT_ASSERT(n >= 0);
+    const float scale = keep_scale(p);
+    if (accum)
+        apply_mask_accum(dinp, mask, dout, n, scale);
+    else
+        apply_mask(dinp, mask, dout, n, scale);
+}
+
+DT_SIMD void dt_add_forward(float *out, const float *a, const float *b, long n)
+{
+    for (long i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+DT_SIMD void dt_add_backward(float *dinp, const float *dout, long n, int accum)
+{
+    if (accum)
+        for (long i = 0; i < n; i++)
+            dinp[i] += dout[i];
+    else
+        for (long i = 0; i < n; i++)
+            dinp[i] = dout[i];
+}

@@ -1,0 +1,561 @@
+/*
+ * metrics.c - the metrics log: see metrics.h for the file layout, buffering and resume contract.
+ *
+ * Buffers are column-major (buf[j * cap + i] is column j of pending row i), so a flush writes each
+ * column's pending rows with one H5Dwrite from a contiguous slice.
+ */
+#include "metrics.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ckpt.h"
+#include "common.h"
+
+#define COL_MAX 64
+#define FORMAT_NAME "dtrain-metrics"
+#define EPOCH_CAP 16              /* epoch records pending at most (each one flushes) */
+#define RESUME_BLOCK 65536        /* rows per block when rewriting the CSVs on resume */
+#define PATH_LEN 4096
+
+enum { STEP, EPOCH };
+static const char *const group_names[2] = {"step", "epoch"};
+static const char *const csv_names[2] = {"metrics_step.csv", "metrics_epoch.csv"};
+static const hsize_t chunk_rows[2] = {1024, 64};
+
+typedef struct mset {
+    int ncol;
+    char (*cols)[COL_MAX];
+    double *buf; /* (ncol, cap) column-major pending rows */
+    int cap, len;
+    int64_t rows; /* rows already in the files */
+    char csv_path[PATH_LEN];
+    FILE *csv;
+} mset;
+
+struct dt_metrics {
+    char h5path[PATH_LEN];
+    mset s[2];
+    int flush_every;
+    int failed; /* a flush failed: the files may hold part of the pending rows */
+};
+
+/* Fewest of 15, 16, 17 significant digits that read back to v (%g drops trailing zeros, so
+ * 0.1 is "0.1"). */
+static void fmt_double(char *buf, size_t n, double v)
+{
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static int col_valid(const char *c)
+{
+    size_t n = strlen(c);
+    return n > 0 && n < COL_MAX && !strpbrk(c, "/,\" \t\r\n") && strcmp(c, ".") != 0 &&
+           strcmp(c, "..") != 0;
+}
+
+/* Writer file access: no HDF5 file locking, so a reader holding the file open (h5py in a
+ * notebook) does not make the next flush fail. */
+static hid_t writer_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0)
+        return -1;
+#if H5_VERSION_GE(1, 10, 7)
+    if (H5Pset_file_locking(fapl, 0, 1) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+#endif
+    return fapl;
+}
+
+static void close_id(hid_t *id, herr_t (*fn)(hid_t), int *ok)
+{
+    if (*id >= 0 && fn(*id) < 0)
+        *ok = 0;
+    *id = -1;
+}
+
+static void write_header(FILE *f, const mset *s)
+{
+    for (int j = 0; j < s->ncol; j++)
+        fprintf(f, "%s%s", j ? "," : "", s->cols[j]);
+    fputc('\n', f);
+}
+
+/* Writes rows [0, n) of a column-major block with leading dimension ld as CSV lines. */
+static void write_rows(FILE *f, const double *blk, int ncol, size_t ld, size_t n)
+{
+    char num[40];
+    for (size_t i = 0; i < n; i++) {
+        for (int j = 0; j < ncol; j++) {
+            fmt_double(num, sizeof num, blk[(size_t)j * ld + i]);
+            if (j)
+                fputc(',', f);
+            fputs(num, f);
+        }
+        fputc('\n', f);
+    }
+}
+
+static int write_format_attrs(hid_t file)
+{
+    hid_t t = -1, s = -1, a = -1, root = -1;
+    int ok = 1;
+    const char *v = FORMAT_NAME;
+    const long long version = 1;
+    if ((root = H5Gopen2(file, "/", H5P_DEFAULT)) < 0 || (s = H5Screate(H5S_SCALAR)) < 0 ||
+        (t = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 ||
+        H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
+        (a = H5Acreate2(root, "format", t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(a, t, &v) < 0 || H5Aclose(a) < 0 ||
+        (a = H5Acreate2(root, "format_version", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(a, H5T_NATIVE_LLONG, &version) < 0)
+        ok = 0;
+    close_id(&a, H5Aclose, &ok);
+    close_id(&t, H5Tclose, &ok);
+    close_id(&s, H5Sclose, &ok);
+    close_id(&root, H5Gclose, &ok);
+    return ok ? 0 : -1;
+}
+
+/* A fresh log: metrics.h5 with empty extendible columns, CSVs with only their header. */
+static int create_fresh(dt_metrics *m)
+{
+    hid_t fapl = -1, file = -1, grp = -1, space = -1, dcpl = -1, d = -1;
+    int ok = 1;
+    const hsize_t zero = 0, unlimited = H5S_UNLIMITED;
+    if ((fapl = writer_fapl()) < 0 ||
+        (file = H5Fcreate(m->h5path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0 ||
+        write_format_attrs(file) || (space = H5Screate_simple(1, &zero, &unlimited)) < 0)
+        ok = 0;
+    for (int g = 0; g < 2 && ok; g++) {
+        if ((grp = H5Gcreate2(file, group_names[g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+            (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 1, &chunk_rows[g]) < 0)
+            ok = 0;
+        for (int j = 0; j < m->s[g].ncol && ok; j++) {
+            if ((d = H5Dcreate2(grp, m->s[g].cols[j], H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl,
+                                H5P_DEFAULT)) < 0)
+                ok = 0;
+            close_id(&d, H5Dclose, &ok);
+        }
+        close_id(&dcpl, H5Pclose, &ok);
+        close_id(&grp, H5Gclose, &ok);
+    }
+    if (ok && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
+        ok = 0;
+    close_id(&space, H5Sclose, &ok);
+    close_id(&file, H5Fclose, &ok);
+    close_id(&fapl, H5Pclose, &ok);
+    if (!ok)
+        return dt_err("%s: cannot create metrics file: %s", m->h5path, dt_ck_h5_error());
+    for (int g = 0; g < 2; g++) {
+        mset *s = &m->s[g];
+        if (!(s->csv = fopen(s->csv_path, "w")))
+            return dt_err("%s: cannot create: %s", s->csv_path, strerror(errno));
+        write_header(s->csv, s);
+        if (fflush(s->csv) != 0 || ferror(s->csv))
+            return dt_err("%s: write failed: %s", s->csv_path, strerror(errno));
+    }
+    return DT_OK;
+}
+
+/* Comma-separated names of the links in group grp. */
+static void list_names(hid_t grp, hsize_t n, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (hsize_t i = 0; i < n; i++) {
+        char name[COL_MAX + 8];
+        ssize_t k = H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                                       H5P_DEFAULT);
+        if (k < 0)
+            break;
+        int r = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", name);
+        if (r < 0 || (size_t)r >= size - len)
+            break;
+        len += (size_t)r;
+    }
+    H5Eclear2(H5E_DEFAULT);
+}
+
+static void list_cols(const mset *s, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int j = 0; j < s->ncol; j++) {
+        int r = snprintf(buf + len, size - len, "%s%s", j ? ", " : "", s->cols[j]);
+        if (r < 0 || (size_t)r >= size - len)
+            break;
+        len += (size_t)r;
+    }
+}
+
+/* Truncates group g of an open file to `keep` rows and rewrites its CSV from them. */
+static int resume_set(dt_metrics *m, hid_t file, int g, int64_t keep)
+{
+    mset *s = &m->s[g];
+    const char *gname = group_names[g];
+    hid_t grp = -1, fs = -1, ms = -1;
+    hid_t *d = dt_xmalloc((size_t)s->ncol, sizeof *d);
+    double *blk = NULL;
+    FILE *f = NULL;
+    char tmp[PATH_LEN + 8];
+    int rc = DT_ERR, ok = 1;
+    H5G_info_t gi;
+    tmp[0] = '\0';
+    for (int j = 0; j < s->ncol; j++)
+        d[j] = -1;
+    if ((grp = H5Gopen2(file, gname, H5P_DEFAULT)) < 0 || H5Gget_info(grp, &gi) < 0) {
+        dt_err("%s: no group /%s: %s", m->h5path, gname, dt_ck_h5_error());
+        goto out;
+    }
+    int same = gi.nlinks == (hsize_t)s->ncol;
+    for (int j = 0; j < s->ncol && same; j++) {
+        htri_t e = H5Lexists(grp, s->cols[j], H5P_DEFAULT);
+        if (e < 0) {
+            dt_err("%s: cannot read /%s: %s", m->h5path, gname, dt_ck_h5_error());
+            goto out;
+        }
+        same = e > 0;
+    }
+    if (!same) {
+        char have[512], want[512];
+        list_names(grp, gi.nlinks, have, sizeof have);
+        list_cols(s, want, sizeof want);
+        dt_err("%s: %s columns differ: file has (%s), run has (%s)", m->h5path, gname, have, want);
+        goto out;
+    }
+    for (int j = 0; j < s->ncol; j++) {
+        hsize_t n = 0, k = (hsize_t)keep;
+        if ((d[j] = H5Dopen2(grp, s->cols[j], H5P_DEFAULT)) < 0 || (fs = H5Dget_space(d[j])) < 0 ||
+            H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, &n, NULL) < 0) {
+            dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j], dt_ck_h5_error());
+            goto out;
+        }
+        H5Sclose(fs);
+        fs = -1;
+        if (n < k) {
+            dt_err("%s: %s/%s has %llu rows, fewer than the %lld to keep on resume", m->h5path,
+                   gname, s->cols[j], (unsigned long long)n, (long long)keep);
+            goto out;
+        }
+        if (H5Dset_extent(d[j], &k) < 0) {
+            dt_err("%s: cannot truncate %s/%s: %s", m->h5path, gname, s->cols[j],
+                   dt_ck_h5_error());
+            goto out;
+        }
+    }
+    /* the CSV, rebuilt from the kept rows, replaces the old one atomically */
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->csv_path);
+    if (!(f = fopen(tmp, "w"))) {
+        dt_err("%s: cannot create: %s", tmp, strerror(errno));
+        goto out;
+    }
+    write_header(f, s);
+    size_t bn = keep < RESUME_BLOCK ? (size_t)keep : RESUME_BLOCK;
+    blk = dt_xmalloc((size_t)s->ncol * (bn ? bn : 1), sizeof *blk);
+    for (int64_t r0 = 0; r0 < keep; r0 += (int64_t)bn) {
+        int64_t left = keep - r0;
+        hsize_t start = (hsize_t)r0, cnt = (hsize_t)(left < (int64_t)bn ? left : (int64_t)bn);
+        for (int j = 0; j < s->ncol; j++) {
+            if ((fs = H5Dget_space(d[j])) < 0 ||
+                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL) < 0 ||
+                (ms = H5Screate_simple(1, &cnt, NULL)) < 0 ||
+                H5Dread(d[j], H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, blk + (size_t)j * bn) < 0) {
+                dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j],
+                       dt_ck_h5_error());
+                goto out;
+            }
+            close_id(&ms, H5Sclose, &ok);
+            close_id(&fs, H5Sclose, &ok);
+        }
+        write_rows(f, blk, s->ncol, bn, (size_t)cnt);
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        dt_err("%s: write failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    int cr = fclose(f);
+    f = NULL;
+    if (cr != 0) {
+        dt_err("%s: write failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (rename(tmp, s->csv_path) != 0) {
+        dt_err("%s: cannot replace with %s: %s", s->csv_path, tmp, strerror(errno));
+        goto out;
+    }
+    tmp[0] = '\0';
+    if (!(s->csv = fopen(s->csv_path, "a"))) {
+        dt_err("%s: cannot open: %s", s->csv_path, strerror(errno));
+        goto out;
+    }
+    s->rows = keep;
+    rc = DT_OK;
+out:
+    if (f)
+        fclose(f);
+    if (rc != DT_OK && tmp[0])
+        remove(tmp);
+    close_id(&ms, H5Sclose, &ok);
+    close_id(&fs, H5Sclose, &ok);
+    for (int j = 0; j < s->ncol; j++)
+        close_id(&d[j], H5Dclose, &ok);
+    close_id(&grp, H5Gclose, &ok);
+    if (rc == DT_OK && !ok)
+        rc = dt_err("%s: cannot close /%s: %s", m->h5path, gname, dt_ck_h5_error());
+    H5Eclear2(H5E_DEFAULT);
+    free(blk);
+    free(d);
+    return rc;
+}
+
+static int resume(dt_metrics *m, int64_t rs, int64_t re)
+{
+    struct stat st;
+    if (stat(m->h5path, &st) != 0)
+        return dt_err("%s: cannot resume the metrics log: %s", m->h5path, strerror(errno));
+    hid_t fapl = writer_fapl(), file = -1;
+    int ok = 1, rc = DT_ERR;
+    if (fapl < 0 || (file = H5Fopen(m->h5path, H5F_ACC_RDWR, fapl)) < 0) {
+        dt_err("%s: cannot open metrics file: %s", m->h5path, dt_ck_h5_error());
+        goto out;
+    }
+    if (resume_set(m, file, STEP, rs) || resume_set(m, file, EPOCH, re))
+        goto out;
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
+        dt_err("%s: flush failed: %s", m->h5path, dt_ck_h5_error());
+        goto out;
+    }
+    rc = DT_OK;
+out:
+    close_id(&file, H5Fclose, &ok);
+    close_id(&fapl, H5Pclose, &ok);
+    if (rc == DT_OK && !ok)
+        rc = dt_err("%s: cannot close metrics file: %s", m->h5path, dt_ck_h5_error());
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
+
+static void free_metrics(dt_metrics *m)
+{
+    for (int g = 0; g < 2; g++) {
+        if (m->s[g].csv)
+            fclose(m->s[g].csv);
+        free(m->s[g].cols);
+        free(m->s[g].buf);
+    }
+    free(m);
+}
+
+static int setup_set(dt_metrics *m, int g, const char *dir, const char *const *cols, int n,
+                     int cap)
+{
+    mset *s = &m->s[g];
+    if (n < 1 || !cols)
+        return dt_err("%s: metrics log needs at least one %s column", dir, group_names[g]);
+    s->ncol = n;
+    s->cols = dt_xcalloc((size_t)n, sizeof *s->cols);
+    for (int j = 0; j < n; j++) {
+        if (!cols[j] || !col_valid(cols[j]))
+            return dt_err("%s: bad %s column name '%s' (1..%d characters, none of / , \" or "
+                          "whitespace)", dir, group_names[g], cols[j] ? cols[j] : "(null)",
+                          COL_MAX - 1);
+        for (int k = 0; k < j; k++)
+            if (strcmp(cols[k], cols[j]) == 0)
+                return dt_err("%s: %s column '%s' given twice", dir, group_names[g], cols[j]);
+        snprintf(s->cols[j], COL_MAX, "%s", cols[j]);
+    }
+    s->cap = cap;
+    s->buf = dt_xmalloc((size_t)n * (size_t)cap, sizeof *s->buf);
+    int k = snprintf(s->csv_path, sizeof s->csv_path, "%s/%s", dir, csv_names[g]);
+    if (k < 0 || (size_t)k >= sizeof s->csv_path)
+        return dt_err("%s: path too long", dir);
+    return DT_OK;
+}
+
+int dt_metrics_open(dt_metrics **out, const char *dir, const char *const *step_cols, int nstep,
+                    const char *const *epoch_cols, int nepoch, int64_t resume_steps,
+                    int64_t resume_epochs, int flush_every)
+{
+    DT_ASSERT(out && dir);
+    *out = NULL;
+    dt_ck_h5_init();
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return dt_err("%s: cannot open metrics directory: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return dt_err("%s: not a directory", dir);
+    if (flush_every < 1)
+        return dt_err("%s: metrics flush interval %d, must be >= 1", dir, flush_every);
+    if (resume_steps < 0 || resume_epochs < 0)
+        return dt_err("%s: cannot resume the metrics log at %lld steps, %lld epochs", dir,
+                      (long long)resume_steps, (long long)resume_epochs);
+    dt_metrics *m = dt_xcalloc(1, sizeof *m);
+    m->flush_every = flush_every;
+    int k = snprintf(m->h5path, sizeof m->h5path, "%s/metrics.h5", dir);
+    if (k < 0 || (size_t)k >= sizeof m->h5path) {
+        free_metrics(m);
+        return dt_err("%s: path too long", dir);
+    }
+    if (setup_set(m, STEP, dir, step_cols, nstep, flush_every) ||
+        setup_set(m, EPOCH, dir, epoch_cols, nepoch, EPOCH_CAP)) {
+        free_metrics(m);
+        return DT_ERR;
+    }
+    int rc = resume_steps == 0 && resume_epochs == 0 ? create_fresh(m)
+                                                     : resume(m, resume_steps, resume_epochs);
+    if (rc) {
+        free_metrics(m);
+        return DT_ERR;
+    }
+    *out = m;
+    return DT_OK;
+}
+
+/* Extends every column of group g by the pending rows and writes them. */
+static int flush_h5_set(dt_metrics *m, hid_t file, int g)
+{
+    mset *s = &m->s[g];
+    hid_t d = -1, fs = -1, ms = -1;
+    int ok = 1, rc = DT_ERR;
+    char name[COL_MAX + 8];
+    const hsize_t start = (hsize_t)s->rows, cnt = (hsize_t)s->len,
+                  total = (hsize_t)s->rows + (hsize_t)s->len;
+    for (int j = 0; j < s->ncol; j++) {
+        hsize_t n = 0;
+        snprintf(name, sizeof name, "%s/%s", group_names[g], s->cols[j]);
+        if ((d = H5Dopen2(file, name, H5P_DEFAULT)) < 0 || (fs = H5Dget_space(d)) < 0 ||
+            H5Sget_simple_extent_dims(fs, &n, NULL) < 0)
+            goto h5fail;
+        if (n != start) {
+            dt_err("%s: %s has %llu rows, expected %lld (changed by another program?)", m->h5path,
+                   name, (unsigned long long)n, (long long)s->rows);
+            goto out;
+        }
+        close_id(&fs, H5Sclose, &ok);
+        if (H5Dset_extent(d, &total) < 0 || (fs = H5Dget_space(d)) < 0 ||
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL) < 0 ||
+            (ms = H5Screate_simple(1, &cnt, NULL)) < 0 ||
+            H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT,
+                     s->buf + (size_t)j * (size_t)s->cap) < 0)
+            goto h5fail;
+        close_id(&ms, H5Sclose, &ok);
+        close_id(&fs, H5Sclose, &ok);
+        close_id(&d, H5Dclose, &ok);
+        if (!ok)
+            goto h5fail;
+    }
+    rc = DT_OK;
+    goto out;
+h5fail:
+    dt_err("%s: cannot append to %s: %s", m->h5path, name, dt_ck_h5_error());
+out:
+    close_id(&ms, H5Sclose, &ok);
+    close_id(&fs, H5Sclose, &ok);
+    close_id(&d, H5Dclose, &ok);
+    return rc;
+}
+
+int dt_metrics_flush(dt_metrics *m)
+{
+    DT_ASSERT(m);
+    if (m->failed)
+        return dt_err("%s: metrics log unusable after an earlier write error", m->h5path);
+    if (m->s[STEP].len == 0 && m->s[EPOCH].len == 0)
+        return DT_OK;
+    hid_t fapl = writer_fapl(), file = -1;
+    int ok = 1, rc = DT_ERR;
+    if (fapl < 0 || (file = H5Fopen(m->h5path, H5F_ACC_RDWR, fapl)) < 0) {
+        dt_err("%s: cannot open metrics file: %s", m->h5path, dt_ck_h5_error());
+        goto out;
+    }
+    for (int g = 0; g < 2; g++)
+        if (m->s[g].len && flush_h5_set(m, file, g))
+            goto out;
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
+        dt_err("%s: flush failed: %s", m->h5path, dt_ck_h5_error());
+        goto out;
+    }
+    close_id(&file, H5Fclose, &ok);
+    if (!ok) {
+        dt_err("%s: close failed: %s", m->h5path, dt_ck_h5_error());
+        goto out;
+    }
+    for (int g = 0; g < 2; g++) {
+        mset *s = &m->s[g];
+        if (!s->len)
+            continue;
+        write_rows(s->csv, s->buf, s->ncol, (size_t)s->cap, (size_t)s->len);
+        if (fflush(s->csv) != 0 || ferror(s->csv)) {
+            dt_err("%s: write failed: %s", s->csv_path, strerror(errno));
+            goto out;
+        }
+        s->rows += s->len;
+        s->len = 0;
+    }
+    rc = DT_OK;
+out:
+    close_id(&file, H5Fclose, &ok);
+    close_id(&fapl, H5Pclose, &ok);
+    H5Eclear2(H5E_DEFAULT);
+    if (rc != DT_OK)
+        m->failed = 1;
+    return rc;
+}
+
+static void append_row(mset *s, const double *vals)
+{
+    for (int j = 0; j < s->ncol; j++)
+        s->buf[(size_t)j * (size_t)s->cap + (size_t)s->len] = vals[j];
+    s->len++;
+}
+
+int dt_metrics_step(dt_metrics *m, const double *vals)
+{
+    DT_ASSERT(m && vals);
+    mset *s = &m->s[STEP];
+    if (s->len == s->cap && dt_metrics_flush(m))
+        return DT_ERR;
+    append_row(s, vals);
+    return s->len >= m->flush_every ? dt_metrics_flush(m) : DT_OK;
+}
+
+int dt_metrics_epoch(dt_metrics *m, const double *vals)
+{
+    DT_ASSERT(m && vals);
+    mset *s = &m->s[EPOCH];
+    if (s->len == s->cap && dt_metrics_flush(m))
+        return DT_ERR;
+    append_row(s, vals);
+    return dt_metrics_flush(m);
+}
+
+int64_t dt_metrics_step_rows(const dt_metrics *m) { return m->s[STEP].rows + m->s[STEP].len; }
+
+int64_t dt_metrics_epoch_rows(const dt_metrics *m) { return m->s[EPOCH].rows + m->s[EPOCH].len; }
+
+int dt_metrics_close(dt_metrics *m)
+{
+    if (!m)
+        return DT_OK;
+    int rc = dt_metrics_flush(m);
+    for (int g = 0; g < 2; g++) {
+        mset *s = &m->s[g];
+        if (s->csv && fclose(s->csv) != 0 && rc == DT_OK)
+            rc = dt_err("%s: close failed: %s", s->csv_path, strerror(errno));
+        s->csv = NULL;
+    }
+    free_metrics(m);
+    return rc;
+}

@@ -1,0 +1,299 @@
+/*
+ * pool.c - pooling kernels over each (n, c) plane of NCHW tensors, see layer_kernels.h:
+ * max pooling (torch.nn.MaxPool2d, with argmax indices for the backward), average pooling
+ * (torch.nn.AvgPool2d, count_include_pad=True) and global average pooling
+ * (torch.nn.AdaptiveAvgPool2d(1)). Floor mode: OH = floor((H + 2 pad - K) / stride) + 1.
+ *
+ * The fast kernels clip each window to the input once (padding contributes nothing: -inf for max,
+ * 0 for the sum) and special-case the common 2x2 stride-2 unpadded window; the _ref kernels test
+ * every window position against the bounds.
+ * Semantics follow ATen's CPU kernels (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
+ * AvgPoolKernel.cpp): the max takes the first maximum in row-major window order, a NaN wins;
+ * the average divides the float window sum by K*K.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "layer_kernels.h"
+
+/* checks shared by max and avg pooling; returns OH, OW */
+static void pool_shape(int N, int C, int H, int W, int K, int stride, int pad, int *OH, int *OW)
+{
+    DT_ASSERT(N >= 1 && C >= 1 && H >= 1 && W >= 1 && K >= 1 && stride >= 1);
+    /* torch: "pad should be at most half of effective kernel size" */
+    DT_ASSERT(pad >= 0 && pad <= K / 2);
+    *OH = dt_conv_out_size(H, K, stride, pad);
+    *OW = dt_conv_out_size(W, K, stride, pad);
+    DT_ASSERT(*OH >= 1 && *OW >= 1);
+    DT_ASSERT((long)H * W <= INT32_MAX);
+}
+
+/* ---- max pooling ---- */
+
+void dt_maxpool_forward(float *out, int32_t *argmax, const float *inp, int N, int C, int H, int W,
+                        int K, int stride, int pad)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
+    if (K == 2 && stride == 2 && pad == 0) {
+        for (size_t p = 0; p < planes; p++) {
+            const float *x = inp + p * HW;
+            float *y = out + p * OHW;
+            int32_t *a = argmax + p * OHW;
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    int i = 2 * oh * W + 2 * ow, idx[4] = {i, i + 1, i + W, i + W + 1};
+                    float m = x[i];
+                    int best = i;
+                    for (int t = 1; t < 4; t++) {
+                        float v = x[idx[t]];
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            best = idx[t];
+                        }
+                    }
+                    y[oh * OW + ow] = m;
+                    a[oh * OW + ow] = best;
+                }
+        }
+        return;
+    }
+    for (size_t p = 0; p < planes; p++) {
+        const float *x = inp + p * HW;
+        float *y = out + p * OHW;
+        int32_t *a = argmax + p * OHW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * stride - pad, h1 = h0 + K;
+            h0 = h0 < 0 ? 0 : h0;
+            h1 = h1 > H ? H : h1;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * stride - pad, w1 = w0 + K;
+                w0 = w0 < 0 ? 0 : w0;
+                w1 = w1 > W ? W : w1;
+                float m = -INFINITY;
+                int best = h0 * W + w0;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) {
+                        float v = x[ih * W + iw];
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            best = ih * W + iw;
+                        }
+                    }
+                y[oh * OW + ow] = m;
+                a[oh * OW + ow] = best;
+            }
+        }
+    }
+}
+
+void dt_maxpool_forward_ref(float *out, int32_t *argmax, const float *inp, int N, int C, int H,
+                            int W, int K, int stride, int pad)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    const float *x = inp + ((size_t)n * C + c) * H * W;
+                    float m = -INFINITY;
+                    int best = -1;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                continue;
+                            float v = x[ih * W + iw];
+                            if (best < 0 || v > m || isnan(v)) {
+                                m = v;
+                                best = ih * W + iw;
+                            }
+                        }
+                    size_t o = (((size_t)n * C + c) * OH + oh) * OW + ow;
+                    out[o] = m;
+                    argmax[o] = best;
+                }
+}
+
+void dt_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax, int N, int C, int H,
+                         int W, int OH, int OW, int accum)
+{
+    DT_ASSERT(N >= 1 && C >= 1 && H >= 1 && W >= 1 && OH >= 1 && OW >= 1);
+    const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
+    if (!accum)
+        memset(dinp, 0, planes * HW * sizeof *dinp);
+    for (size_t p = 0; p < planes; p++) {
+        float *dx = dinp + p * HW;
+        const float *dy = dout + p * OHW;
+        const int32_t *a = argmax + p * OHW;
+        for (size_t o = 0; o < OHW; o++)
+            dx[a[o]] += dy[o];
+    }
+}
+
+/* ---- average pooling ---- */
+
+void dt_avgpool_forward(float *out, const float *inp, int N, int C, int H, int W, int K, int stride,
+                        int pad)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
+    const float div = (float)(K * K);
+    if (K == 2 && stride == 2 && pad == 0) {
+        for (size_t p = 0; p < planes; p++) {
+            const float *x = inp + p * HW;
+            float *y = out + p * OHW;
+            for (int oh = 0; oh < OH; oh++) {
+                const float *r0 = x + (size_t)2 * oh * W, *r1 = r0 + W;
+                for (int ow = 0; ow < OW; ow++)
+                    y[oh * OW + ow] =
+                        (r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow] + r1[2 * ow + 1]) / div;
+            }
+        }
+        return;
+    }
+    for (size_t p = 0; p < planes; p++) {
+        const float *x = inp + p * HW;
+        float *y = out + p * OHW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * stride - pad, h1 = h0 + K;
+            h0 = h0 < 0 ? 0 : h0;
+            h1 = h1 > H ? H : h1;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * stride - pad, w1 = w0 + K;
+                w0 = w0 < 0 ? 0 : w0;
+                w1 = w1 > W ? W : w1;
+                float s = 0.0f;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++)
+                        s += x[ih * W + iw];
+                y[oh * OW + ow] = s / div;
+            }
+        }
+    }
+}
+
+void dt_avgpool_forward_ref(float *out, const float *inp, int N, int C, int H, int W, int K,
+                            int stride, int pad)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    const float *x = inp + ((size_t)n * C + c) * H * W;
+                    double s = 0.0;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                s += x[ih * W + iw];
+                        }
+                    out[(((size_t)n * C + c) * OH + oh) * OW + ow] = (float)(s / (K * K));
+                }
+}
+
+void dt_avgpool_backward(float *dinp, const float *dout, int N, int C, int H, int W, int K,
+                         int stride, int pad, int accum)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
+    const float div = (float)(K * K);
+    if (!accum)
+        memset(dinp, 0, planes * HW * sizeof *dinp);
+    for (size_t p = 0; p < planes; p++) {
+        float *dx = dinp + p * HW;
+        const float *dy = dout + p * OHW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * stride - pad, h1 = h0 + K;
+            h0 = h0 < 0 ? 0 : h0;
+            h1 = h1 > H ? H : h1;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * stride - pad, w1 = w0 + K;
+                w0 = w0 < 0 ? 0 : w0;
+                w1 = w1 > W ? W : w1;
+                float g = dy[oh * OW + ow] / div;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++)
+                        dx[ih * W + iw] += g;
+            }
+        }
+    }
+}
+
+void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H, int W, int K,
+                             int stride, int pad, int accum)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    /* gather form: input (ih, iw) is in window (oh, ow) when ih = oh*stride - pad + kh */
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int ih = 0; ih < H; ih++)
+                for (int iw = 0; iw < W; iw++) {
+                    float *d = &dinp[(((size_t)n * C + c) * H + ih) * W + iw];
+                    double s = accum ? *d : 0.0;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int th = ih + pad - kh, tw = iw + pad - kw;
+                            if (th < 0 || tw < 0 || th % stride || tw % stride ||
+                                th / stride >= OH || tw / stride >= OW)
+                                continue;
+                            s += (double)dout[(((size_t)n * C + c) * OH + th / stride) * OW +
+                                              tw / stride] / (K * K);
+                        }
+                    *d = (float)s;
+                }
+}
+
+/* ---- global average pooling ---- */
+
+/* sum of x[0..n) in double with 8 float lanes over blocks of 256 (vectorizes without
+ * reassociation flags); inlined into the DT_SIMD caller */
+static inline double plane_sum(const float *x, size_t n)
+{
+    double total = 0.0;
+    size_t i = 0;
+    while (i + 8 <= n) {
+        float acc[8] = {0};
+        size_t end = i + 256 <= n ? i + 256 : n - (n - i) % 8;
+        for (; i < end; i += 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += x[i + j];
+        for (int j = 0; j < 8; j++)
+            total += acc[j];
+    }
+    for (; i < n; i++)
+        total += x[i];
+    return total;
+}
+
+DT_SIMD void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
+{
+    DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
+    const size_t planes = (size_t)N * C;
+    for (size_t p = 0; p < planes; p++)
+        out[p] = (float)(plane_sum(inp + p * HW, (size_t)HW) / HW);
+}
+
+DT_SIMD void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum)
+{
+    DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
+    const size_t planes = (size_t)N * C;
+    for (size_t p = 0; p < planes; p++) {
+        const float g = dout[p] / (float)HW;
+        float *dx = dinp + p * HW;
+        if (accum)
+            for (int i = 0; i < HW; i++)
+                dx[i] += g;
+        else
+            for (int i = 0; i < HW; i++)
+                dx[i] = g;
+    }
+}
