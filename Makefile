@@ -59,7 +59,8 @@ $(BUILD)/libdtrain.a: $(RUNTIME_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/dtrain: $(BUILD)/launch/main.o $(BUILD)/libdtrain.a
+LAUNCH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard launch/*.c))
+$(BUILD)/dtrain: $(LAUNCH_OBJ) $(BUILD)/libdtrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libdtrain.a

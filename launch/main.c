@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "ckpt.h"
+#include "commands.h"
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
@@ -62,7 +63,7 @@ static const struct {
 };
 
 /* Resolves argv[first..argc) into cfg: config files first, then options in order. */
-static int parse_args(dt_config *cfg, int argc, char **argv, int first)
+int dt_parse_args(dt_config *cfg, int argc, char **argv, int first)
 {
     dt_config_defaults(cfg);
     for (int i = first; i < argc; i++) {
@@ -174,7 +175,7 @@ static int cmd_train(int argc, char **argv, int world)
     dt_config cfg;
     dt_dataset train, test;
     dt_net *net = NULL;
-    int rc = parse_args(&cfg, argc, argv, 2);
+    int rc = dt_parse_args(&cfg, argc, argv, 2);
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
@@ -294,6 +295,7 @@ int main(int argc, char **argv)
         status = cmd_train(argc, argv, world);
     } else if (strcmp(cmd, "inspect") == 0) {
         status = cmd_inspect(argc, argv);
+
     } else {
         if (dt_rank == 0) {
             if (argc > 1)
