@@ -153,8 +153,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
         rc = mkdir_p(cfg->log_dir);
         if (rc == 0)
             rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols,
-                                 DT_EPOCH_COLS, resumed ? (t->step + cfg->log_every_steps - 1) / cfg->log_every_steps : 0,
-                                 resumed ? t->nhist : 0, 50);
+                                 DT_EPOCH_COLS, t->log_rows[0], t->log_rows[1], 50);
     }
     return dt_dist_agree(rc, comm);
 }
@@ -360,13 +359,14 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
             add_i64(w, "swa/n", t->swa.n);
             add_f64(w, "swa/lr_at_start", t->swa.lr_at_start);
         }
+        add_i64(w, "metrics/step_rows", t->metrics ? dt_metrics_step_rows(t->metrics) : 0);
+        add_i64(w, "metrics/epoch_rows", t->metrics ? dt_metrics_epoch_rows(t->metrics) : 0);
         int64_t hdims[2] = {t->nhist, DT_EPOCH_COLS};
         dt_ck_add_copy(w, "metrics/epochs", DT_CK_F64, 2, hdims, t->hist);
         char *text = config_text(cfg);
         dt_ck_attr(w, "config", text);
         free(text);
         dt_ck_attr_versions(w);
-        dt_ck_attr(w, "dtrain_commit", dt_commit);
         dt_ck_attr(w, "model", net->model);
         dt_ck_attr(w, "data", cfg->data_name);
         dt_ck_attr(w, "optim", dt_optim_kind_name(cfg->op.kind));
@@ -494,7 +494,9 @@ static int load_checkpoint(dt_trainer *t, const char *path, int64_t *old_batch, 
         goto out;
     }
     t->nhist = (int)h->dims[0];
-    if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, t->hist) != 0)
+    if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, t->hist) != 0 ||
+        dt_ck_read(r, "metrics/step_rows", DT_CK_I64, 0, NULL, &t->log_rows[0]) != 0 ||
+        dt_ck_read(r, "metrics/epoch_rows", DT_CK_I64, 0, NULL, &t->log_rows[1]) != 0)
         goto out;
     rc = DT_OK;
 out:

@@ -63,6 +63,7 @@ typedef struct dt_trainer {
     double epoch_sums[3]; /* loss * n, correct, n of the current epoch so far (rank-local) */
     double train_time;    /* seconds of training so far (evaluation excluded) */
     double train_samples; /* training samples so far, all ranks */
+    int64_t log_rows[2];  /* metrics rows (step, epoch) the resumed checkpoint had logged */
     int64_t last_ckpt;    /* step of the last checkpoint written or resumed from (-1: none) */
     dt_epoch_rec *hist;   /* (epochs) rank 0's history */
     int nhist;
