@@ -26,6 +26,11 @@ static void usage(FILE *f)
             "\n"
             "usage: mpirun -np N ./dtrain train [options]\n"
             "       ./dtrain inspect CHECKPOINT.h5     verify a checkpoint, print what it holds\n"
+            "       ./dtrain schedule [options] [--plot FILE.png] [--csv FILE] [--samples N] [--world N]\n"
+            "                     the lr and momentum of every step of the configured run, no training\n"
+            "       mpirun -np N ./dtrain lr-find [options] [--min-lr 1e-7] [--max-lr 10] [--steps 100]\n"
+            "                     [--smooth 0.98] [--diverge 4] [--out DIR]\n"
+            "                     LR range test: exponential lr sweep, writes DIR/lr_find.csv + .png\n"
             "       ./dtrain --help | --version\n"
             "\n"
             "train options (applied after -c files, in command-line order):\n"
@@ -295,11 +300,15 @@ int main(int argc, char **argv)
         status = cmd_train(argc, argv, world);
     } else if (strcmp(cmd, "inspect") == 0) {
         status = cmd_inspect(argc, argv);
+    } else if (strcmp(cmd, "schedule") == 0) {
+        status = dt_cmd_schedule(argc, argv, world);
+    } else if (strcmp(cmd, "lr-find") == 0) {
+        status = dt_cmd_lrfind(argc, argv, world);
 
     } else {
         if (dt_rank == 0) {
             if (argc > 1)
-                fprintf(stderr, "dtrain: error: unknown command '%s': expected train or inspect (see dtrain --help)\n", cmd);
+                fprintf(stderr, "dtrain: error: unknown command '%s': expected train, schedule, lr-find or inspect (see dtrain --help)\n", cmd);
             else
                 usage(stderr);
         }

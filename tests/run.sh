@@ -47,6 +47,7 @@ for np in 1 2 3; do
     suite "test_dp np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$B"/tests/test_dp
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
+suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
 suite test_e2e env BUILD="$B" timeout -k 5 600 sh tests/test_e2e.sh
 suite test_resume env BUILD="$B" timeout -k 5 600 bash tests/test_resume.sh
 suite test_multihost timeout -k 5 300 bash tests/test_multihost.sh

@@ -1,0 +1,601 @@
+/*
+ * cmd_lrfind.c - `dtrain lr-find [train options] [--min-lr 1e-7] [--max-lr 10] [--steps 100]
+ * [--smooth 0.98] [--diverge 4] [--out DIR]`: the learning-rate range test (Smith, "Cyclical
+ * Learning Rates for Training Neural Networks", WACV 2017, sec. 3.3; fast.ai's lr_find and
+ * torch-lr-finder's LRFinder.range_test with step_mode "exp").
+ *
+ * From the initial weights (dt_net_init(seed) on rank 0, broadcast), `steps` optimizer steps of
+ * real data-parallel training (dt_trainer_step: every rank its DistributedSampler shard, gradients
+ * averaged) with the exponential sweep
+ *     lr_i = min_lr * (max_lr / min_lr) ^ (i / (steps - 1)),   i = 0 .. steps-1
+ * and the configured optimizer at its base momentum (no schedule, no warmup, no SWA). The loss of
+ * step i is its forward pass's loss (before the update with lr_i, as fast.ai records it), the mean
+ * over ranks. fast.ai's smoothing with bias correction:
+ *     avg_i = beta * avg_{i-1} + (1 - beta) * loss_i,  avg_{-1} = 0;  smooth_i = avg_i / (1 - beta^(i+1))
+ * The sweep stops after the first step with smooth_i > diverge * min_{j<=i} smooth_j (or a
+ * non-finite loss): the loss diverged.
+ *
+ * Suggestion (torch-lr-finder's "steepest gradient"): the lr where d smooth / d ln(lr) is most
+ * negative (numpy.gradient: central differences inside, one-sided at the ends), over the steps
+ * from the first 10% of the sweep on, up to (not including) the diverging step. Also reported:
+ * the lr of the lowest smoothed loss before divergence.
+ *
+ * Rank 0 writes DIR/lr_find.csv (step,lr,loss,smoothed_loss: one row per step taken, the diverging
+ * one included) and DIR/lr_find.png (gnuplot; skipped with a warning when gnuplot is missing) and
+ * prints, last, "lr-find: suggested_lr=X min_loss_lr=Y steps=N diverged=yes|no".
+ */
+#include "blas.h"
+
+#include <errno.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "common.h"
+#include "config.h"
+#include "dataset.h"
+#include "dist.h"
+#include "net.h"
+#include "optim.h"
+#include "sched.h"
+#include "swa.h"
+#include "train.h"
+
+/* One option of this command (not dt_parse_args'): "--name VALUE" or "--name=VALUE". */
+typedef struct own_opt {
+    const char *name;
+    const char *val; /* NULL: not given */
+} own_opt;
+
+/* Moves this command's options out of argv[first..argc) into opts (last occurrence wins) and
+ * copies everything else, argv[0..first) included, to rest (*nrest entries). Every option of
+ * dt_parse_args takes one value, so a word after a foreign option is copied with it unread.
+ * Returns 0 or DT_ERR (an option of ours without a value). */
+static int split_args(int argc, char **argv, int first, own_opt *opts, int nopts, char **rest,
+                      int *nrest)
+{
+    int n = 0;
+    for (int i = 0; i < first && i < argc; i++)
+        rest[n++] = argv[i];
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        int k;
+        for (k = 0; k < nopts; k++)
+            if (strlen(opts[k].name) == len && strncmp(a, opts[k].name, len) == 0)
+                break;
+        if (k < nopts) {
+            if (eq) {
+                opts[k].val = eq + 1;
+            } else {
+                if (i + 1 >= argc)
+                    return dt_err("%s: expected a value", a);
+                opts[k].val = argv[++i];
+            }
+            continue;
+        }
+        rest[n++] = argv[i];
+        if (a[0] == '-' && !eq && i + 1 < argc)
+            rest[n++] = argv[++i];
+    }
+    *nrest = n;
+    return DT_OK;
+}
+
+/* A number option (finite) into *out when given; keeps the default otherwise. */
+static int parse_num(const own_opt *o, double *out)
+{
+    if (!o->val)
+        return DT_OK;
+    char *end;
+    errno = 0;
+    double v = strtod(o->val, &end);
+    if (end == o->val || *end != '\0' || errno != 0 || !isfinite(v))
+        return dt_err("%s = '%s': expected a number", o->name, o->val);
+    *out = v;
+    return DT_OK;
+}
+
+/* Writes s as a gnuplot single-quoted string (a quote inside is doubled). */
+static void gp_quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+/* Result of run_gnuplot: drawn, gnuplot missing, or another failure (message recorded). */
+enum { GP_OK = 0, GP_MISSING = 1, GP_FAILED = -1 };
+
+/* Runs `gnuplot SCRIPT` ($DT_GNUPLOT names another program) and checks that it exited 0 and
+ * wrote png. */
+static int run_gnuplot(const char *script, const char *png)
+{
+    const char *prog = getenv("DT_GNUPLOT");
+    if (!prog || !*prog)
+        prog = "gnuplot";
+    char *args[3] = {(char *)prog, (char *)script, NULL};
+    extern char **environ;
+    pid_t pid;
+    int e = posix_spawnp(&pid, prog, NULL, NULL, args, environ);
+    if (e == ENOENT) {
+        dt_err("%s: gnuplot not found", prog);
+        return GP_MISSING;
+    }
+    if (e != 0) {
+        dt_err("%s: cannot start gnuplot: %s", prog, strerror(e));
+        return GP_FAILED;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            dt_err("%s: waitpid: %s", prog, strerror(errno));
+            return GP_FAILED;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        dt_err("%s: gnuplot not found", prog);
+        return GP_MISSING;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        dt_err("%s: gnuplot failed drawing %s (%s %d)", prog, png,
+               WIFEXITED(status) ? "exit status" : "signal",
+               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return GP_FAILED;
+    }
+    struct stat st;
+    if (stat(png, &st) != 0 || st.st_size == 0) {
+        dt_err("%s: gnuplot exited 0 but wrote no image", png);
+        return GP_FAILED;
+    }
+    return GP_OK;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s", dir);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return dt_err("--out %s: path too long", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return dt_err("%s: cannot create: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return dt_err("%s: cannot create: %s", buf, strerror(errno));
+    return DT_OK;
+}
+
+/* Parses "auto" (n = 0) or 1..DT_MAX_CHANNELS comma-separated numbers (as `dtrain train`). */
+static int parse_norm(const char *key, const char *text, float *out, int *n)
+{
+    *n = 0;
+    if (strcmp(text, "auto") == 0)
+        return DT_OK;
+    const char *p = text;
+    while (*n < DT_MAX_CHANNELS) {
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p || !(v > -1e3 && v < 1e3))
+            break;
+        out[(*n)++] = (float)v;
+        if (*e == '\0')
+            return DT_OK;
+        if (*e != ',')
+            break;
+        p = e + 1;
+    }
+    return dt_err("%s = '%s': expected auto, or 1 to %d comma-separated numbers", key, text,
+                  DT_MAX_CHANNELS);
+}
+
+/* Opens the training split the configuration names, normalized as `dtrain train` does. */
+static int open_train(const dt_config *cfg, dt_dataset *train)
+{
+    dt_dataset_opts o;
+    memset(&o, 0, sizeof o);
+    o.h5_images = cfg->h5_images;
+    o.h5_labels = cfg->h5_labels;
+    o.h5_layout = cfg->h5_layout;
+    o.classes = cfg->classes;
+    int nm, ns;
+    if (parse_norm("data.mean", cfg->mean, o.mean, &nm) != 0 ||
+        parse_norm("data.std", cfg->std, o.std, &ns) != 0)
+        return DT_ERR;
+    if (nm != ns)
+        return dt_err("data.mean has %d values but data.std has %d: expected the same count", nm, ns);
+    for (int i = 0; i < ns; i++)
+        if (!(o.std[i] > 0.0f))
+            return dt_err("data.std = '%s': expected positive values", cfg->std);
+    o.norm_n = nm;
+    int h5 = strcmp(cfg->data_name, "hdf5") == 0;
+    if (h5 && strcmp(cfg->h5_train, "none") == 0)
+        return dt_err("data.name = hdf5 needs data.h5_train (an HDF5 file)");
+    return dt_dataset_open_ex(train, cfg->data_name, h5 ? cfg->h5_train : cfg->data_dir, "train",
+                              cfg->limit_train, &o);
+}
+
+/* The sweep's settings. */
+typedef struct lrf_opts {
+    double min_lr, max_lr, smooth, diverge;
+    int steps;
+    char out[4096];
+} lrf_opts;
+
+/* The sweep's record (rank 0). */
+typedef struct lrf_result {
+    double *lr, *loss, *smooth; /* (steps) */
+    int n;                      /* steps taken */
+    int diverged;               /* 1: step n-1 diverged */
+    int sugg;                   /* index of the suggestion, -1: none */
+    int best;                   /* index of the lowest smoothed loss before divergence */
+} lrf_result;
+
+static int parse_opts(own_opt *o, const dt_config *cfg, lrf_opts *s)
+{
+    s->min_lr = 1e-7;
+    s->max_lr = 10.0;
+    s->smooth = 0.98;
+    s->diverge = 4.0;
+    double steps = 100;
+    if (parse_num(&o[0], &s->min_lr) || parse_num(&o[1], &s->max_lr) ||
+        parse_num(&o[2], &steps) || parse_num(&o[3], &s->smooth) ||
+        parse_num(&o[4], &s->diverge))
+        return DT_ERR;
+    if (!(s->min_lr > 0))
+        return dt_err("--min-lr = %g: expected a number > 0", s->min_lr);
+    if (!(s->max_lr > s->min_lr))
+        return dt_err("--max-lr = %g: expected a number > --min-lr = %g", s->max_lr, s->min_lr);
+    if (!(steps >= 10 && steps <= 1e7 && steps == floor(steps)))
+        return dt_err("--steps = %s: expected an integer in [10, 10000000]", o[2].val);
+    s->steps = (int)steps;
+    if (!(s->smooth >= 0 && s->smooth < 1))
+        return dt_err("--smooth = %g: expected a number in [0, 1) (0: no smoothing)", s->smooth);
+    if (!(s->diverge > 1))
+        return dt_err("--diverge = %g: expected a number > 1", s->diverge);
+    const char *out = o[5].val ? o[5].val : strcmp(cfg->log_dir, "none") != 0 ? cfg->log_dir : ".";
+    if (!*out)
+        return dt_err("--out: expected a folder");
+    int n = snprintf(s->out, sizeof s->out, "%s", out);
+    if (n < 0 || (size_t)n >= sizeof s->out - 32)
+        return dt_err("--out %s: path too long", out);
+    return DT_OK;
+}
+
+/* numpy.gradient of y over x on [lo, hi): the index of its minimum, or -1 when hi - lo < 2. */
+static int steepest(const double *x, const double *y, int lo, int hi)
+{
+    if (hi - lo < 2)
+        return -1;
+    int arg = -1;
+    double min = INFINITY;
+    for (int i = lo; i < hi; i++) {
+        int a = i > lo ? i - 1 : i, b = i + 1 < hi ? i + 1 : i;
+        double g = (y[b] - y[a]) / (x[b] - x[a]);
+        if (isfinite(g) && g < min) {
+            min = g;
+            arg = i;
+        }
+    }
+    return arg;
+}
+
+/* Rank 0: lr_find.csv. */
+static int write_csv(const char *path, const lrf_result *r)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return dt_err("%s: cannot create: %s", path, strerror(errno));
+    fprintf(f, "step,lr,loss,smoothed_loss\n");
+    for (int i = 0; i < r->n; i++)
+        fprintf(f, "%d,%.17g,%.17g,%.17g\n", i + 1, r->lr[i], r->loss[i], r->smooth[i]);
+    if (ferror(f) | fclose(f))
+        return dt_err("%s: write failed", path);
+    return DT_OK;
+}
+
+/* Rank 0: lr_find.png from the CSV (smoothed and raw loss against lr, log x, the suggestion
+ * marked). Returns GP_OK, GP_MISSING or GP_FAILED. */
+static int plot(const char *csv, const char *png, const lrf_result *r, const dt_config *cfg,
+                int world)
+{
+    const char *dir = getenv("TMPDIR");
+    char script[4096];
+    int len = snprintf(script, sizeof script, "%s/dtrain-lrfind-gp.XXXXXX",
+                       dir && *dir ? dir : "/tmp");
+    if (len < 0 || (size_t)len >= sizeof script) {
+        dt_err("temporary file name too long (TMPDIR = %s)", dir);
+        return GP_FAILED;
+    }
+    int fd = mkstemp(script);
+    if (fd < 0) {
+        dt_err("%s: cannot create a temporary file: %s", script, strerror(errno));
+        return GP_FAILED;
+    }
+    FILE *g = fdopen(fd, "w");
+    if (!g) {
+        dt_err("%s: %s", script, strerror(errno));
+        close(fd);
+        unlink(script);
+        return GP_FAILED;
+    }
+    /* y range: the curves before divergence, the top from the smoothed loss only (a raw loss
+     * spike would flatten everything else) */
+    int end = r->diverged ? r->n - 1 : r->n;
+    if (end < 1)
+        end = r->n;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < end; i++) {
+        if (isfinite(r->smooth[i])) {
+            lo = fmin(lo, r->smooth[i]);
+            hi = fmax(hi, r->smooth[i]);
+        }
+        if (isfinite(r->loss[i]))
+            lo = fmin(lo, r->loss[i]);
+    }
+    if (!(hi > lo)) {
+        lo = isfinite(lo) ? lo - 1 : 0;
+        hi = isfinite(hi) ? hi + 1 : 1;
+    }
+    double pad = 0.08 * (hi - lo);
+    fprintf(g, "if (strstrt(' '.GPVAL_TERMINALS.' ', ' pngcairo ') > 0) {\n"
+               "  set terminal pngcairo size 960,600\n"
+               "} else {\n"
+               "  set terminal png size 960,600\n"
+               "}\nset output ");
+    gp_quote(g, png);
+    fprintf(g, "\nset title 'dtrain lr-find: %s on %s, optim %s, %d rank%s x batch %d, %d steps%s' "
+               "noenhanced\n",
+            cfg->model, cfg->data_name, dt_optim_kind_name(cfg->op.kind), world,
+            world > 1 ? "s" : "", cfg->batch_size, r->n, r->diverged ? " (diverged)" : "");
+    fprintf(g, "set datafile separator ','\nset logscale x\nset format x '%%.0e'\n"
+               "set xlabel 'learning rate'\nset ylabel 'training loss'\nset grid\n"
+               "set key top left\nset yrange [%.9g:%.9g]\nset xrange [%.9g:%.9g]\n",
+            lo - pad, hi + pad, r->lr[0], r->lr[r->n - 1]);
+    if (r->sugg >= 0)
+        fprintf(g, "set arrow from %.9g, graph 0 to %.9g, graph 1 nohead dt 2 lc rgb '#d62728'\n",
+                r->lr[r->sugg], r->lr[r->sugg]);
+    fprintf(g, "plot ");
+    gp_quote(g, csv);
+    fprintf(g, " skip 1 using 2:3 with lines lc rgb '#bbbbbb' title 'loss', '' skip 1 using 2:4 "
+               "with lines lw 2 lc rgb '#1f77b4' title 'smoothed loss'");
+    if (r->sugg >= 0)
+        fprintf(g, ", '-' using 1:2 with points pt 7 ps 1.8 lc rgb '#d62728' title "
+                   "'suggested lr %.3g (steepest descent)'",
+                r->lr[r->sugg]);
+    fprintf(g, ", '-' using 1:2 with points pt 9 ps 1.6 lc rgb '#2ca02c' title "
+               "'lowest smoothed loss, lr %.3g'\n",
+            r->lr[r->best]);
+    if (r->sugg >= 0)
+        fprintf(g, "%.17g,%.17g\ne\n", r->lr[r->sugg], r->smooth[r->sugg]);
+    fprintf(g, "%.17g,%.17g\ne\nunset output\n", r->lr[r->best], r->smooth[r->best]);
+    int rc = GP_OK;
+    if (ferror(g) | fclose(g)) {
+        dt_err("%s: write failed", script);
+        rc = GP_FAILED;
+    }
+    if (rc == GP_OK)
+        rc = run_gnuplot(script, png);
+    unlink(script);
+    return rc;
+}
+
+/* The sweep; every rank runs it, rank 0 keeps the record in r. Returns 0 or DT_ERR (a
+ * pre-emption signal), not yet agreed. */
+static int sweep(dt_trainer *t, const lrf_opts *s, lrf_result *r, int world)
+{
+    const int64_t *shard = NULL;
+    int64_t epoch = 0, pos = 0;
+    int64_t *idx = dt_xmalloc((size_t)t->batch, sizeof *idx);
+    double avg = 0.0, best = INFINITY, momentum = dt_optim_momentum(&t->opt);
+    const double ratio = s->max_lr / s->min_lr;
+    int rc = DT_OK, stop = 0;
+    for (int i = 0; i < s->steps; i++) {
+        dt_ctrl ctrl = {0};
+        /* rank 0 decides (its record) and every rank follows: no rank leaves the loop alone */
+        ctrl.lr = s->min_lr * pow(ratio, (double)i / (double)(s->steps - 1));
+        ctrl.momentum = momentum;
+        ctrl.flags = stop ? DT_CTRL_STOP : 0;
+        dt_dist_ctrl(&ctrl, t->comm);
+        if (ctrl.flags & DT_CTRL_STOP) {
+            if (ctrl.signal)
+                rc = dt_err("lr-find: stopped at step %d by signal %d", i, (int)ctrl.signal);
+            break;
+        }
+        /* the shard in batches, epoch after epoch (the sweep may outlast one epoch) */
+        if (!shard || pos >= t->sampler.shard_len) {
+            if (shard)
+                epoch++;
+            shard = dt_sampler_epoch(&t->sampler, epoch);
+            pos = 0;
+        }
+        int n = (int)(t->sampler.shard_len - pos < t->batch ? t->sampler.shard_len - pos
+                                                            : t->batch);
+        memcpy(idx, shard + pos, (size_t)n * sizeof *idx);
+        pos += n;
+        t->epoch = epoch;
+        int correct = 0;
+        double loss = dt_trainer_step(t, idx, n, &ctrl, &correct);
+        t->step++;
+        /* equal batch sizes on every rank (the sampler pads): the mean of the rank means is the
+         * global batch mean */
+        MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, t->comm);
+        loss /= world;
+        if (t->rank != 0)
+            continue;
+        /* fast.ai: exponentially weighted average, bias-corrected */
+        avg = s->smooth * avg + (1.0 - s->smooth) * loss;
+        double sm = avg / (1.0 - pow(s->smooth, i + 1));
+        r->lr[i] = ctrl.lr;
+        r->loss[i] = loss;
+        r->smooth[i] = sm;
+        r->n = i + 1;
+        if (sm < best)
+            best = sm;
+        if (!isfinite(sm) || sm > s->diverge * best) {
+            r->diverged = 1;
+            stop = 1;
+        }
+        if (t->out && ((i + 1) % 10 == 0 || i == 0 || stop)) {
+            fprintf(t->out, "step %4d/%d  lr %-11.4g loss %-10.4f smoothed %.4f%s\n", i + 1,
+                    s->steps, ctrl.lr, loss, sm, stop ? "  (diverged)" : "");
+            fflush(t->out);
+        }
+    }
+    free(idx);
+    return rc;
+}
+
+/* Rank 0: the suggestion and the lowest-loss lr from the record. */
+static void suggest(lrf_result *r, const lrf_opts *s)
+{
+    int end = r->diverged ? r->n - 1 : r->n;
+    r->best = 0;
+    for (int i = 1; i < end; i++)
+        if (r->smooth[i] < r->smooth[r->best])
+            r->best = i;
+    double *x = dt_xmalloc((size_t)r->n, sizeof *x);
+    for (int i = 0; i < r->n; i++)
+        x[i] = log(r->lr[i]);
+    r->sugg = steepest(x, r->smooth, s->steps / 10, end);
+    free(x);
+}
+
+/* The whole command; returns the exit status (every failure agreed over the ranks once). */
+static int lrfind(int argc, char **argv, int world)
+{
+    own_opt opts[] = {{"--min-lr", NULL}, {"--max-lr", NULL}, {"--steps", NULL},
+                      {"--smooth", NULL}, {"--diverge", NULL}, {"--out", NULL}};
+    char **rest = dt_xmalloc((size_t)argc + 1, sizeof *rest);
+    dt_config cfg;
+    lrf_opts s;
+    int nrest = 0;
+    int rc = split_args(argc, argv, 2, opts, (int)(sizeof opts / sizeof opts[0]), rest, &nrest);
+    if (rc == 0)
+        rc = dt_parse_args(&cfg, nrest, rest, 2);
+    free(rest);
+    if (rc == 0)
+        rc = parse_opts(opts, &cfg, &s);
+    if (rc == 0 && dt_rank == 0)
+        rc = mkdir_p(s.out);
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
+        return 1;
+    openblas_set_num_threads(cfg.threads);
+
+    /* The trainer runs only dt_trainer_step: no schedule, SWA, checkpoints, resume or metrics
+     * log (the sweep's lr comes per step; its record is lr_find.csv). */
+    dt_config tc = cfg;
+    tc.eval_batch_size = tc.batch_size;
+    dt_sched_params_defaults(&tc.sp, DT_SCHED_CONSTANT);
+    tc.swa_mode = DT_SWA_OFF;
+    snprintf(tc.ckpt_dir, sizeof tc.ckpt_dir, "none");
+    snprintf(tc.resume, sizeof tc.resume, "none");
+    snprintf(tc.log_dir, sizeof tc.log_dir, "none");
+    tc.ckpt_every_epoch = 0;
+    tc.ckpt_every_steps = 0;
+    tc.stop_at_step = 0;
+    tc.max_steps = 0;
+    tc.progress = 0;
+
+    dt_dataset train;
+    dt_net *net = NULL;
+    memset(&train, 0, sizeof train);
+    rc = open_train(&tc, &train);
+    if (rc == 0)
+        rc = dt_net_build_for(&net, tc.model, tc.batch_size, train.c, train.h, train.w);
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
+        dt_dataset_free(&train);
+        return 1;
+    }
+    if (dt_rank == 0) {
+        printf("# dtrain lr-find: model %s, data %s (%lld samples), %d rank%s x batch %d, optim "
+               "%s\n# lr %g .. %g over %d steps (exponential), smoothing %g, stop when smoothed "
+               "loss > %g x best\n",
+               tc.model, train.name, (long long)train.n, world, world > 1 ? "s" : "",
+               tc.batch_size, dt_optim_kind_name(tc.op.kind), s.min_lr, s.max_lr, s.steps,
+               s.smooth, s.diverge);
+        fflush(stdout);
+        dt_net_init(net, (uint64_t)tc.seed);
+    }
+    dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
+
+    lrf_result r;
+    memset(&r, 0, sizeof r);
+    r.sugg = -1;
+    if (dt_rank == 0) {
+        r.lr = dt_xmalloc((size_t)s.steps, sizeof *r.lr);
+        r.loss = dt_xmalloc((size_t)s.steps, sizeof *r.loss);
+        r.smooth = dt_xmalloc((size_t)s.steps, sizeof *r.smooth);
+    }
+    /* the test split is never evaluated: the training set stands in for it */
+    dt_trainer t;
+    rc = dt_trainer_init(&t, &tc, net, &train, &train, MPI_COMM_WORLD, stdout);
+    if (rc == 0)
+        rc = dt_dist_agree(sweep(&t, &s, &r, world), MPI_COMM_WORLD);
+    dt_trainer_free(&t);
+    dt_net_free(net);
+    dt_dataset_free(&train);
+    if (rc != 0) { /* agreed: the message is out */
+        free(r.lr);
+        free(r.loss);
+        free(r.smooth);
+        return 1;
+    }
+
+    if (dt_rank == 0) {
+        suggest(&r, &s);
+        char csv[4160], png[4160];
+        snprintf(csv, sizeof csv, "%s/lr_find.csv", s.out);
+        snprintf(png, sizeof png, "%s/lr_find.png", s.out);
+        if (r.diverged)
+            printf("lr-find: the loss diverged at step %d (lr %.4g): smoothed loss %.4g > %g x "
+                   "best %.4g; sweep stopped\n",
+                   r.n, r.lr[r.n - 1], r.smooth[r.n - 1], s.diverge, r.smooth[r.best]);
+        if (r.sugg < 0)
+            printf("lr-find: warning: too few steps between the first 10%% of the sweep and the "
+                   "divergence to find the steepest descent (lower --min-lr or --max-lr, or "
+                   "raise --steps)\n");
+        rc = write_csv(csv, &r);
+        if (rc == 0) {
+            printf("lr-find: wrote %s\n", csv);
+            int g = plot(csv, png, &r, &tc, world);
+            if (g == GP_OK)
+                printf("lr-find: wrote %s\n", png);
+            else if (g == GP_MISSING)
+                fprintf(stderr, "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
+                                "apt-get install gnuplot-nox)\n",
+                        png, dt_err_msg());
+            else
+                rc = DT_ERR;
+        }
+        if (rc == 0) {
+            printf("lr-find: suggested_lr=%.4g min_loss_lr=%.4g steps=%d diverged=%s\n",
+                   r.sugg >= 0 ? r.lr[r.sugg] : NAN, r.lr[r.best], r.n,
+                   r.diverged ? "yes" : "no");
+            if (fflush(stdout) != 0)
+                rc = dt_err("stdout: write failed: %s", strerror(errno));
+        }
+    }
+    free(r.lr);
+    free(r.loss);
+    free(r.smooth);
+    return dt_dist_agree(rc, MPI_COMM_WORLD) == 0 ? 0 : 1;
+}
+
+int dt_cmd_lrfind(int argc, char **argv, int world)
+{
+    return lrfind(argc, argv, world);
+}
