@@ -21,6 +21,7 @@
 enum { N_SAMPLES = 120, PER_RANK = 4, EPOCHS = 3 };
 
 static const char *model = "tests/fixtures/dp_mlp.cfg";
+static const char *bn_model = "tests/fixtures/dp_bn.cfg";
 
 static void make_data(dt_dataset *ds)
 {
@@ -63,8 +64,11 @@ static int64_t train(dt_net *net, const dt_dataset *ds, const dt_config *base, i
 }
 
 static void run_case(const char *label, const char *const *sets, int nsets, int rank, int world,
-                     const dt_dataset *ds)
+                     const dt_dataset *ds, const char *model_file)
 {
+    const char *saved = model;
+    if (model_file)
+        model = model_file;
     dt_config cfg;
     dt_config_defaults(&cfg);
     for (int i = 0; i < nsets; i += 2)
@@ -89,9 +93,13 @@ static void run_case(const char *label, const char *const *sets, int nsets, int 
     CHECK(moved > 1e-2);
     /* replicas stay bitwise identical */
     CHECK(dt_dist_same(dt_dist_fingerprint(dp->param, dp->numel), MPI_COMM_WORLD));
+    /* BatchNorm buffers (running statistics) follow the same global batches */
+    if (dp->state_numel)
+        CHECK_TENSOR_CLOSE(dp->state, ref->state, dp->state_numel, 1e-5, 1e-6);
     dt_net_free(init);
     dt_net_free(ref);
     dt_net_free(dp);
+    model = saved;
 }
 
 int main(int argc, char **argv)
@@ -106,9 +114,12 @@ int main(int argc, char **argv)
                               "optim.weight_decay", "1e-3", "optim.lr", "0.02"};
     const char *nesterov[] = {"optim.momentum", "0.8", "optim.nesterov", "true", "sched.kind",
                               "cosine", "optim.lr", "0.03", "seed", "5"};
-    run_case("plain", plain, 6, rank, world, &ds);
-    run_case("momentum", momentum, 8, rank, world, &ds);
-    run_case("nesterov", nesterov, 10, rank, world, &ds);
+    const char *syncbn[] = {"train.sync_bn", "true", "optim.lr", "0.05"};
+    run_case("plain", plain, 6, rank, world, &ds, NULL);
+    run_case("momentum", momentum, 8, rank, world, &ds, NULL);
+    run_case("nesterov", nesterov, 10, rank, world, &ds, NULL);
+    /* SyncBatchNorm: W ranks x b == 1 rank x W*b, running statistics included */
+    run_case("sync_bn", syncbn, 4, rank, world, &ds, bn_model);
     dt_dataset_free(&ds);
     char name[64];
     snprintf(name, sizeof name, "test_dp (%d rank%s)", world, world > 1 ? "s" : "");
