@@ -531,6 +531,7 @@ static int lrfind(int argc, char **argv, int world)
         dt_net_init(net, (uint64_t)tc.seed);
     }
     dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
+    dt_dist_bcast(net->state, net->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
 
     lrf_result r;
     memset(&r, 0, sizeof r);

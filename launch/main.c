@@ -215,6 +215,7 @@ static int cmd_train(int argc, char **argv, int world)
     }
     /* rank 0 initializes, everyone starts from its weights */
     dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
+    dt_dist_bcast(net->state, net->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
 
     dt_trainer t;
     rc = dt_trainer_init(&t, &cfg, net, &train, &test, MPI_COMM_WORLD, stdout);

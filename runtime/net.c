@@ -210,7 +210,7 @@ void dt_net_add_buffer(dt_net *net, dt_layer *l, const char *suffix, int ndim, c
         l->buf0 = net->nbufs;
     DT_ASSERT(l->buf0 + l->nbuf == net->nbufs);
     dt_param *p = &net->bufs[net->nbufs++];
-    snprintf(p->name, sizeof p->name, "%.47s.%.15s", l->name, suffix);
+    snprintf(p->name, sizeof p->name, "%.43s.%.19s", l->name, suffix);
     p->ndim = ndim;
     p->numel = 1;
     for (int i = 0; i < ndim; i++) {

@@ -38,8 +38,9 @@ void dt_swa_init(dt_swa *s, dt_swa_mode mode, int per_epoch, int64_t start, int6
                  int keep_buffer);
 void dt_swa_free(dt_swa *s);
 
-/* The lr of the step that will be step number c (1-based, i.e. after c - 1 steps), given the
- * schedule's lr for it; records lr_at_start on the first SWA step. Units: steps or epochs. */
+/* The lr of the next step, given the schedule's lr for it. c = steps (or epochs) finished before
+ * it, torchcontrib's step_counter: swa_lr from c >= start. Records lr_at_start on the first SWA
+ * step. */
 double dt_swa_lr(dt_swa *s, int64_t c, double sched_lr);
 
 /* Whether the count c (steps, or finished epochs) triggers an average update. */

@@ -229,6 +229,9 @@ dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
 {
     dt_net *net = t->net;
     int B = t->cfg->eval_batch_size;
+    /* DDP (broadcast_buffers=True): every rank evaluates with rank 0's BatchNorm buffers, the
+     * ones a checkpoint stores */
+    dt_dist_bcast(net->state, net->state_numel, t->comm);
     int64_t *idx = dt_xmalloc((size_t)B, sizeof *idx);
     double sums[3] = {0, 0, 0}; /* loss * n, correct, n */
     /* rank r takes r, r + W, ...: every sample exactly once over all ranks, no padding */

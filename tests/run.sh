@@ -40,14 +40,20 @@ suite() {
 
 # every single-process unit test binary (tests/test_*.c except the MPI ones below)
 for t in "$B"/tests/test_*; do
-    case "$t" in *.o | *.d | */test_dp) continue ;; esac
+    case "$t" in *.o | *.d | */test_dp | */test_swa_mpi) continue ;; esac
     [ -x "$t" ] && suite "$(basename "$t")" timeout -k 5 300 "$t"
 done
 for np in 1 2 3; do
     suite "test_dp np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$B"/tests/test_dp
 done
+for np in 1 2; do
+    suite "test_swa_mpi np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$B"/tests/test_swa_mpi
+done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
 suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
+suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh
+suite test_metrics env BUILD="$B" timeout -k 5 300 sh tests/test_metrics.sh
+suite test_torch_load env BUILD="$B" timeout -k 5 300 sh tests/test_torch_load.sh
 suite test_e2e env BUILD="$B" timeout -k 5 600 sh tests/test_e2e.sh
 suite test_resume env BUILD="$B" timeout -k 5 600 bash tests/test_resume.sh
 suite test_multihost timeout -k 5 300 bash tests/test_multihost.sh

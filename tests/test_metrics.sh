@@ -1,0 +1,176 @@
+#!/bin/sh
+# test_metrics.sh - the metrics log (runtime/metrics.h) of real runs at 2 ranks on a slice of MNIST:
+#  - --set log.dir=DIR --set log.every_steps=5 writes DIR/metrics.h5, metrics_step.csv and
+#    metrics_epoch.csv; the CSV headers name the columns, there is one step row per 5 steps
+#    (step = 5, 10, ...; epoch = the 0-based epoch the step belongs to) and one row per epoch
+#    (epoch = 1, 2, ...; step = the steps done at its end), matching the final line's counts;
+#  - metrics.h5 holds the same columns with the same values as the CSVs (read with h5dump from
+#    hdf5-tools), and its format attributes;
+#  - stopped by train.stop_at_step and resumed (--resume auto), the logs have no duplicated or
+#    missing rows and the same values as the uninterrupted run (timing columns aside); also when
+#    the resume falls back to an older checkpoint than the last rows logged (the newest one
+#    deleted), so rows logged after that checkpoint must be dropped and logged again.
+# usage: sh tests/test_metrics.sh
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. scripts/mpi-env.sh
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-metrics.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL test_metrics: $*" >&2; }
+
+if ! command -v h5dump > /dev/null 2>&1; then
+    echo "FAIL test_metrics: h5dump not found (hdf5-tools; run make deps)" >&2
+    echo "test_metrics: 0 passed, 1 failed"
+    exit 1
+fi
+
+EPOCHS=3
+EVERY=5
+STEP_HDR="step,epoch,loss,lr,momentum,grad_norm,samples_per_s"
+EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,lr,samples_per_s,time_s,swa_test_acc"
+BASE="--set data.limit_train=1500 --set data.limit_test=300 --set train.progress=never --epochs $EPOCHS --set log.every_steps=$EVERY"
+run() { # ARGS... -> output in $TMP/out, status in $rc
+    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS ./dtrain train $BASE "$@" > "$TMP/out" 2>&1
+    rc=$?
+}
+final_steps() { sed -n 's/^final: .* steps=\([0-9]*\) .*/\1/p' "$TMP/out"; }
+
+# csv_col FILE NAME: the named column, one value per line
+csv_col() {
+    awk -F, -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; if (!k) exit 1; next } { print $k }' "$1"
+}
+# h5_col FILE DATASET: a 1-D dataset, one value per line, all 17 significant digits
+h5_col() {
+    h5dump -d "$2" -m %.17g -y -w 0 "$1" 2> /dev/null |
+        awk '/DATA \{/ { f = 1; next } f && /^ *\}/ { exit } f { n = split($0, a, /[ ,]+/); for (i = 1; i <= n; i++) if (a[i] != "") print a[i] }'
+}
+# same_values A B RTOL: the two one-value-per-line files have equal length and equal values
+# (nan equals nan; |a - b| <= RTOL * |b|)
+same_values() {
+    [ "$(wc -l < "$1")" -eq "$(wc -l < "$2")" ] || return 1
+    paste -d ' ' "$1" "$2" | awk -v r="$3" '
+        { a = $1; b = $2
+          if (a ~ /nan/ || b ~ /nan/) { if (!(a ~ /nan/ && b ~ /nan/)) bad++; next }
+          d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b
+          if (d > r * m) bad++ }
+        END { exit bad > 0 }'
+}
+
+# check_logs DIR STEPS NAME: layout, row counts, CSV == HDF5
+check_logs() {
+    dir=$1 steps=$2 name=$3
+    for f in metrics.h5 metrics_step.csv metrics_epoch.csv; do
+        [ -f "$dir/$f" ] || { fail "$name: $dir/$f missing"; return; }
+    done
+    # headers
+    if [ "$(head -n 1 "$dir/metrics_step.csv")" = "$STEP_HDR" ] &&
+        [ "$(head -n 1 "$dir/metrics_epoch.csv")" = "$EPOCH_HDR" ] &&
+        [ "$(grep -c '^step,' "$dir/metrics_step.csv")" = 1 ] &&
+        [ "$(grep -c '^epoch,' "$dir/metrics_epoch.csv")" = 1 ]; then pass
+    else fail "$name: CSV headers"; head -n 1 "$dir"/metrics_*.csv >&2; fi
+    # step rows: step = 5, 10, ... up to the run's steps; epoch = (step - 1) / steps_per_epoch
+    spe=$((steps / EPOCHS))
+    csv_col "$dir/metrics_step.csv" step > "$TMP/got"
+    csv_col "$dir/metrics_step.csv" epoch > "$TMP/got_e"
+    : > "$TMP/want"
+    : > "$TMP/want_e"
+    s=$EVERY
+    while [ $s -le "$steps" ]; do
+        echo $s >> "$TMP/want"
+        echo $(((s - 1) / spe)) >> "$TMP/want_e"
+        s=$((s + EVERY))
+    done
+    if [ "$(wc -l < "$TMP/want")" -eq $((steps / EVERY)) ] && cmp -s "$TMP/got" "$TMP/want" &&
+        cmp -s "$TMP/got_e" "$TMP/want_e"; then pass
+    else fail "$name: step rows: steps '$(tr '\n' ' ' < "$TMP/got")', epochs '$(tr '\n' ' ' < "$TMP/got_e")' (want steps '$(tr '\n' ' ' < "$TMP/want")', epochs '$(tr '\n' ' ' < "$TMP/want_e")')"; fi
+    # epoch rows: epoch = 1..EPOCHS, step = epoch * steps_per_epoch
+    csv_col "$dir/metrics_epoch.csv" epoch > "$TMP/got"
+    csv_col "$dir/metrics_epoch.csv" step > "$TMP/got_s"
+    : > "$TMP/want"
+    : > "$TMP/want_s"
+    for e in $(seq 1 $EPOCHS); do
+        echo "$e" >> "$TMP/want"
+        echo $((e * spe)) >> "$TMP/want_s"
+    done
+    if cmp -s "$TMP/got" "$TMP/want" && cmp -s "$TMP/got_s" "$TMP/want_s"; then pass
+    else fail "$name: epoch rows: epochs '$(tr '\n' ' ' < "$TMP/got")', steps '$(tr '\n' ' ' < "$TMP/got_s")'"; fi
+    # metrics.h5 == the CSVs, column by column, exactly
+    bad=""
+    for c in $(echo "$STEP_HDR" | tr , ' '); do
+        csv_col "$dir/metrics_step.csv" "$c" > "$TMP/x1"
+        h5_col "$dir/metrics.h5" "/step/$c" > "$TMP/x2"
+        same_values "$TMP/x1" "$TMP/x2" 0 || bad="$bad step/$c"
+    done
+    for c in $(echo "$EPOCH_HDR" | tr , ' '); do
+        csv_col "$dir/metrics_epoch.csv" "$c" > "$TMP/x1"
+        h5_col "$dir/metrics.h5" "/epoch/$c" > "$TMP/x2"
+        same_values "$TMP/x1" "$TMP/x2" 0 || bad="$bad epoch/$c"
+    done
+    if [ -z "$bad" ]; then pass; else fail "$name: metrics.h5 differs from the CSVs in:$bad"; fi
+    if h5dump -a /format "$dir/metrics.h5" 2> /dev/null | grep -q '"dtrain-metrics"' &&
+        [ "$(h5dump -a /format_version "$dir/metrics.h5" 2> /dev/null | sed -n 's/^ *(0): //p')" = 1 ]; then pass
+    else fail "$name: metrics.h5 format attributes"; fi
+}
+
+# same_as_reference DIR NAME: the deterministic columns equal the uninterrupted run's
+same_as_reference() {
+    dir=$1 name=$2
+    bad=""
+    for c in step epoch loss lr momentum grad_norm; do
+        csv_col "$TMP/ref/metrics_step.csv" $c > "$TMP/x1"
+        csv_col "$dir/metrics_step.csv" $c > "$TMP/x2"
+        same_values "$TMP/x2" "$TMP/x1" 1e-12 || bad="$bad step/$c"
+    done
+    for c in epoch step train_loss train_acc test_loss test_acc lr swa_test_acc; do
+        csv_col "$TMP/ref/metrics_epoch.csv" $c > "$TMP/x1"
+        csv_col "$dir/metrics_epoch.csv" $c > "$TMP/x2"
+        same_values "$TMP/x2" "$TMP/x1" 1e-12 || bad="$bad epoch/$c"
+    done
+    if [ -z "$bad" ]; then pass; echo "  $name: same rows and values as the uninterrupted run"
+    else fail "$name: differs from the uninterrupted run in:$bad"; fi
+}
+
+# --- the uninterrupted run ---
+run --set log.dir="$TMP/ref"
+STEPS=$(final_steps)
+if [ $rc -eq 0 ] && [ -n "$STEPS" ] && [ $((STEPS % EPOCHS)) -eq 0 ]; then
+    pass
+    echo "  uninterrupted: $STEPS steps, $((STEPS / EVERY)) step rows, $EPOCHS epoch rows"
+    check_logs "$TMP/ref" "$STEPS" "uninterrupted"
+else
+    fail "uninterrupted run: rc $rc"
+    tail -n 15 "$TMP/out" >&2
+    echo "test_metrics: $passed passed, $failed failed"
+    exit 1
+fi
+
+# --- stopped at step 13 (after epoch 1, between two log rows), resumed ---
+run --set log.dir="$TMP/logA" --ckpt-dir "$TMP/cka" --set train.stop_at_step=13
+grep -q "stopped at step 13 .*checkpoint written" "$TMP/out" || { fail "stop at 13 (rc $rc)"; tail -n 15 "$TMP/out" >&2; }
+run --set log.dir="$TMP/logA" --ckpt-dir "$TMP/cka" --resume auto
+if [ $rc -eq 0 ] && grep -q "resumed from .*ckpt-step0*13.h5" "$TMP/out"; then pass
+else fail "resume from step 13 (rc $rc)"; tail -n 15 "$TMP/out" >&2; fi
+check_logs "$TMP/logA" "$STEPS" "stop 13 + resume"
+same_as_reference "$TMP/logA" "stop 13 + resume"
+
+# --- rows logged after the checkpoint resumed from: stop at 28 with checkpoints every 10 steps,
+# the newest (28) deleted, so the resume starts at step 20 with rows 25 and epoch 2 already in
+# the files ---
+run --set log.dir="$TMP/logB" --ckpt-dir "$TMP/ckb" --set ckpt.every_steps=10 --set ckpt.every_epoch=false \
+    --set train.stop_at_step=28
+rows_before=$(($(wc -l < "$TMP/logB/metrics_step.csv") - 1))
+erows_before=$(($(wc -l < "$TMP/logB/metrics_epoch.csv") - 1))
+rm -f "$TMP"/ckb/ckpt-step*28.h5
+run --set log.dir="$TMP/logB" --ckpt-dir "$TMP/ckb" --set ckpt.every_steps=10 --set ckpt.every_epoch=false \
+    --resume auto
+if [ $rc -eq 0 ] && grep -q "resumed from .*ckpt-step0*20.h5" "$TMP/out" && [ "$rows_before" -eq 5 ] &&
+    [ "$erows_before" -eq 2 ]; then pass
+else fail "resume from step 20 with 28 deleted (rc $rc; $rows_before step rows, $erows_before epoch rows before)"; tail -n 15 "$TMP/out" >&2; fi
+check_logs "$TMP/logB" "$STEPS" "older checkpoint + resume"
+same_as_reference "$TMP/logB" "older checkpoint + resume"
+
+echo "test_metrics: $passed passed, $failed failed"
+[ $failed -eq 0 ]
