@@ -67,7 +67,7 @@ const dt_cfg_key dt_cfg_keys[] = {
     BOOL("swa.eval_every_epoch", swa_eval_epoch, "false", "evaluate the averaged weights (with BN refresh) every epoch, not only at the end"),
 
     CHOICE("optim.name", op.kind, "sgd", DT_OPTIM_KIND_CHOICES, "optimizer"),
-    FLT("optim.lr", op.lr, "auto", 0, 1e6, 0, 0, "learning rate, the schedule's base (auto: sgd 0.1, adagrad/rmsprop 0.01, adadelta 1, adam/adamw 0.001)"),
+    FLT("optim.lr", op.lr, "auto", 0, 1e6, 0, 0, "learning rate, the schedule's base (auto: sgd 0.05, adagrad/rmsprop 0.01, adadelta 1, adam/adamw 0.001)"),
     FLT("optim.momentum", op.momentum, "auto", 0, 1, 0, 1, "sgd / rmsprop momentum (auto: sgd 0.9, rmsprop 0)"),
     FLT("optim.dampening", op.dampening, "0", 0, 1, 0, 0, "sgd dampening"),
     BOOL("optim.nesterov", op.nesterov, "false", "sgd Nesterov momentum (needs momentum > 0, dampening = 0)"),
@@ -270,8 +270,10 @@ int dt_config_resolve(dt_config *c)
 {
     dt_optim_params d;
     dt_optim_params_defaults(&d, c->op.kind);
-    if (c->op.kind == DT_OPTIM_SGD) /* dtrain's SGD defaults; torch has no lr and momentum 0 */
+    if (c->op.kind == DT_OPTIM_SGD) { /* dtrain's SGD defaults; torch has no lr and momentum 0 */
+        d.lr = 0.05;
         d.momentum = 0.9;
+    }
     if (isnan(c->op.lr))
         c->op.lr = d.lr;
     if (isnan(c->op.momentum))
