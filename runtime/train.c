@@ -3,13 +3,11 @@
  */
 #include "train.h"
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -37,22 +35,6 @@ static int output_is_terminal(FILE *f)
 }
 
 static int has_dir(const char *s) { return strcmp(s, "none") != 0; }
-
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return dt_err("%s: cannot create: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dt_err("%s: cannot create: %s", buf, strerror(errno));
-    return DT_OK;
-}
 
 static const char *const step_cols[] = {"step", "epoch", "loss", "lr", "momentum", "grad_norm",
                                         "samples_per_s"};
@@ -125,7 +107,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     /* checkpoint directory, resume */
     rc = DT_OK;
     if (t->rank == 0 && has_dir(cfg->ckpt_dir))
-        rc = mkdir_p(cfg->ckpt_dir);
+        rc = dt_mkdir_p(cfg->ckpt_dir);
     if (dt_dist_agree(rc, comm) != 0)
         return DT_ERR;
     int resumed = 0;
@@ -150,7 +132,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     /* metrics log */
     rc = DT_OK;
     if (t->rank == 0 && has_dir(cfg->log_dir)) {
-        rc = mkdir_p(cfg->log_dir);
+        rc = dt_mkdir_p(cfg->log_dir);
         if (rc == 0)
             rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols,
                                  DT_EPOCH_COLS, t->log_rows[0], t->log_rows[1], 50);
@@ -189,9 +171,9 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     net->step = t->step;
     dt_dataset_gather_aug(t->train, idx, n, t->x, t->y, &t->aug, t->epoch);
     const float *targets = NULL;
+    double lam = 1.0;
     if (cfg->mixup_alpha > 0.0) {
-        double lam = dt_mixup_draw((uint64_t)cfg->seed, t->rank, t->step, cfg->mixup_alpha,
-                                   t->perm, n);
+        lam = dt_mixup_draw((uint64_t)cfg->seed, t->rank, t->step, cfg->mixup_alpha, t->perm, n);
         dt_mixup_apply(t->x, t->targets, t->y, t->perm, n, D, K, (float)lam,
                        (float)cfg->label_smoothing, t->xtmp);
         targets = t->targets;
@@ -201,8 +183,12 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     }
     const float *logits = dt_net_forward(net, t->x, n, 1);
     double loss = dt_xent_forward(t->probs, logits, targets ? NULL : t->y, targets, n, K, correct);
-    if (targets) { /* accuracy against the batch's own labels */
+    t->step_hits = *correct;
+    if (targets) {
+        /* accuracy against the labels; under mixup weighted like its loss (the reference
+         * implementation's lam * [pred == y_i] + (1 - lam) * [pred == y_j]) */
         int hits = 0;
+        double wh = 0.0;
         for (int i = 0; i < n; i++) {
             const float *p = t->probs + (size_t)i * K;
             int arg = 0;
@@ -210,8 +196,12 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
                 if (p[k] > p[arg])
                     arg = k;
             hits += arg == t->y[i];
+            wh += cfg->mixup_alpha > 0.0
+                      ? lam * (arg == t->y[i]) + (1.0 - lam) * (arg == t->y[t->perm[i]])
+                      : (double)(arg == t->y[i]);
         }
         *correct = hits;
+        t->step_hits = wh;
     }
     /* Each rank's loss is its batch mean; ranks hold equal batch sizes (DistributedSampler pads),
      * so the mean of the rank means is the global batch mean, as with DDP. */
@@ -751,7 +741,7 @@ int dt_trainer_run(dt_trainer *t)
             int correct = 0;
             double loss = dt_trainer_step(t, batch_idx, n, &ctrl, &correct);
             t->epoch_sums[0] += loss * n;
-            t->epoch_sums[1] += correct;
+            t->epoch_sums[1] += t->step_hits;
             t->epoch_sums[2] += n;
             t->step++;
             t->epoch_pos += (int64_t)n * t->world;

@@ -61,6 +61,7 @@ typedef struct dt_trainer {
     int64_t epoch;        /* the epoch being trained */
     int64_t epoch_pos;    /* global sample positions of `epoch` already consumed */
     double epoch_sums[3]; /* loss * n, correct, n of the current epoch so far (rank-local) */
+    double step_hits;     /* the last step's correct count (mixup: lam-weighted) */
     double train_time;    /* seconds of training so far (evaluation excluded) */
     double train_samples; /* training samples so far, all ranks */
     int64_t log_rows[2];  /* metrics rows (step, epoch) the resumed checkpoint had logged */
@@ -88,7 +89,8 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
 void dt_trainer_free(dt_trainer *t);
 
 /* One optimizer step on the n samples idx[0..n) of this rank (n equal on every rank), with the
- * lr/momentum of ctrl. Returns this rank's mean loss over its samples; *correct counts its hits. */
+ * lr/momentum of ctrl. Returns this rank's mean loss over its samples; *correct counts the
+ * predictions equal to the samples' labels (t->step_hits: under mixup, weighted by lambda). */
 double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *ctrl,
                        int *correct);
 
