@@ -28,12 +28,9 @@
 
 #include <errno.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -45,52 +42,11 @@
 #include "optim.h"
 #include "sched.h"
 #include "swa.h"
+#include "tools.h"
 #include "train.h"
 
-/* One option of this command (not dt_parse_args'): "--name VALUE" or "--name=VALUE". */
-typedef struct own_opt {
-    const char *name;
-    const char *val; /* NULL: not given */
-} own_opt;
-
-/* Moves this command's options out of argv[first..argc) into opts (last occurrence wins) and
- * copies everything else, argv[0..first) included, to rest (*nrest entries). Every option of
- * dt_parse_args takes one value, so a word after a foreign option is copied with it unread.
- * Returns 0 or DT_ERR (an option of ours without a value). */
-static int split_args(int argc, char **argv, int first, own_opt *opts, int nopts, char **rest,
-                      int *nrest)
-{
-    int n = 0;
-    for (int i = 0; i < first && i < argc; i++)
-        rest[n++] = argv[i];
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        int k;
-        for (k = 0; k < nopts; k++)
-            if (strlen(opts[k].name) == len && strncmp(a, opts[k].name, len) == 0)
-                break;
-        if (k < nopts) {
-            if (eq) {
-                opts[k].val = eq + 1;
-            } else {
-                if (i + 1 >= argc)
-                    return dt_err("%s: expected a value", a);
-                opts[k].val = argv[++i];
-            }
-            continue;
-        }
-        rest[n++] = argv[i];
-        if (a[0] == '-' && !eq && i + 1 < argc)
-            rest[n++] = argv[++i];
-    }
-    *nrest = n;
-    return DT_OK;
-}
-
 /* A number option (finite) into *out when given; keeps the default otherwise. */
-static int parse_num(const own_opt *o, double *out)
+static int parse_num(const dt_tool_opt *o, double *out)
 {
     if (!o->val)
         return DT_OK;
@@ -101,131 +57,6 @@ static int parse_num(const own_opt *o, double *out)
         return dt_err("%s = '%s': expected a number", o->name, o->val);
     *out = v;
     return DT_OK;
-}
-
-/* Writes s as a gnuplot single-quoted string (a quote inside is doubled). */
-static void gp_quote(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'')
-            fputc('\'', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-/* Result of run_gnuplot: drawn, gnuplot missing, or another failure (message recorded). */
-enum { GP_OK = 0, GP_MISSING = 1, GP_FAILED = -1 };
-
-/* Runs `gnuplot SCRIPT` ($DT_GNUPLOT names another program) and checks that it exited 0 and
- * wrote png. */
-static int run_gnuplot(const char *script, const char *png)
-{
-    const char *prog = getenv("DT_GNUPLOT");
-    if (!prog || !*prog)
-        prog = "gnuplot";
-    char *args[3] = {(char *)prog, (char *)script, NULL};
-    extern char **environ;
-    pid_t pid;
-    int e = posix_spawnp(&pid, prog, NULL, NULL, args, environ);
-    if (e == ENOENT) {
-        dt_err("%s: gnuplot not found", prog);
-        return GP_MISSING;
-    }
-    if (e != 0) {
-        dt_err("%s: cannot start gnuplot: %s", prog, strerror(e));
-        return GP_FAILED;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            dt_err("%s: waitpid: %s", prog, strerror(errno));
-            return GP_FAILED;
-        }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-        dt_err("%s: gnuplot not found", prog);
-        return GP_MISSING;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        dt_err("%s: gnuplot failed drawing %s (%s %d)", prog, png,
-               WIFEXITED(status) ? "exit status" : "signal",
-               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-        return GP_FAILED;
-    }
-    struct stat st;
-    if (stat(png, &st) != 0 || st.st_size == 0) {
-        dt_err("%s: gnuplot exited 0 but wrote no image", png);
-        return GP_FAILED;
-    }
-    return GP_OK;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    int n = snprintf(buf, sizeof buf, "%s", dir);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return dt_err("--out %s: path too long", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return dt_err("%s: cannot create: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dt_err("%s: cannot create: %s", buf, strerror(errno));
-    return DT_OK;
-}
-
-/* Parses "auto" (n = 0) or 1..DT_MAX_CHANNELS comma-separated numbers (as `dtrain train`). */
-static int parse_norm(const char *key, const char *text, float *out, int *n)
-{
-    *n = 0;
-    if (strcmp(text, "auto") == 0)
-        return DT_OK;
-    const char *p = text;
-    while (*n < DT_MAX_CHANNELS) {
-        char *e;
-        double v = strtod(p, &e);
-        if (e == p || !(v > -1e3 && v < 1e3))
-            break;
-        out[(*n)++] = (float)v;
-        if (*e == '\0')
-            return DT_OK;
-        if (*e != ',')
-            break;
-        p = e + 1;
-    }
-    return dt_err("%s = '%s': expected auto, or 1 to %d comma-separated numbers", key, text,
-                  DT_MAX_CHANNELS);
-}
-
-/* Opens the training split the configuration names, normalized as `dtrain train` does. */
-static int open_train(const dt_config *cfg, dt_dataset *train)
-{
-    dt_dataset_opts o;
-    memset(&o, 0, sizeof o);
-    o.h5_images = cfg->h5_images;
-    o.h5_labels = cfg->h5_labels;
-    o.h5_layout = cfg->h5_layout;
-    o.classes = cfg->classes;
-    int nm, ns;
-    if (parse_norm("data.mean", cfg->mean, o.mean, &nm) != 0 ||
-        parse_norm("data.std", cfg->std, o.std, &ns) != 0)
-        return DT_ERR;
-    if (nm != ns)
-        return dt_err("data.mean has %d values but data.std has %d: expected the same count", nm, ns);
-    for (int i = 0; i < ns; i++)
-        if (!(o.std[i] > 0.0f))
-            return dt_err("data.std = '%s': expected positive values", cfg->std);
-    o.norm_n = nm;
-    int h5 = strcmp(cfg->data_name, "hdf5") == 0;
-    if (h5 && strcmp(cfg->h5_train, "none") == 0)
-        return dt_err("data.name = hdf5 needs data.h5_train (an HDF5 file)");
-    return dt_dataset_open_ex(train, cfg->data_name, h5 ? cfg->h5_train : cfg->data_dir, "train",
-                              cfg->limit_train, &o);
 }
 
 /* The sweep's settings. */
@@ -244,7 +75,7 @@ typedef struct lrf_result {
     int best;                   /* index of the lowest smoothed loss before divergence */
 } lrf_result;
 
-static int parse_opts(own_opt *o, const dt_config *cfg, lrf_opts *s)
+static int parse_opts(dt_tool_opt *o, const dt_config *cfg, lrf_opts *s)
 {
     s->min_lr = 1e-7;
     s->max_lr = 10.0;
@@ -308,30 +139,14 @@ static int write_csv(const char *path, const lrf_result *r)
 }
 
 /* Rank 0: lr_find.png from the CSV (smoothed and raw loss against lr, log x, the suggestion
- * marked). Returns GP_OK, GP_MISSING or GP_FAILED. */
+ * marked). Returns 0, DT_TOOL_NO_GNUPLOT or DT_ERR (dt_tool_gnuplot). */
 static int plot(const char *csv, const char *png, const lrf_result *r, const dt_config *cfg,
                 int world)
 {
-    const char *dir = getenv("TMPDIR");
     char script[4096];
-    int len = snprintf(script, sizeof script, "%s/dtrain-lrfind-gp.XXXXXX",
-                       dir && *dir ? dir : "/tmp");
-    if (len < 0 || (size_t)len >= sizeof script) {
-        dt_err("temporary file name too long (TMPDIR = %s)", dir);
-        return GP_FAILED;
-    }
-    int fd = mkstemp(script);
-    if (fd < 0) {
-        dt_err("%s: cannot create a temporary file: %s", script, strerror(errno));
-        return GP_FAILED;
-    }
-    FILE *g = fdopen(fd, "w");
-    if (!g) {
-        dt_err("%s: %s", script, strerror(errno));
-        close(fd);
-        unlink(script);
-        return GP_FAILED;
-    }
+    FILE *g = dt_tool_temp_file(script, sizeof script, "lrfind-gp");
+    if (!g)
+        return DT_ERR;
     /* y range: the curves before divergence, the top from the smoothed loss only (a raw loss
      * spike would flatten everything else) */
     int end = r->diverged ? r->n - 1 : r->n;
@@ -356,7 +171,7 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
                "} else {\n"
                "  set terminal png size 960,600\n"
                "}\nset output ");
-    gp_quote(g, png);
+    dt_tool_gp_quote(g, png);
     fprintf(g, "\nset title 'dtrain lr-find: %s on %s, optim %s, %d rank%s x batch %d, %d steps%s' "
                "noenhanced\n",
             cfg->model, cfg->data_name, dt_optim_kind_name(cfg->op.kind), world,
@@ -369,7 +184,7 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
         fprintf(g, "set arrow from %.9g, graph 0 to %.9g, graph 1 nohead dt 2 lc rgb '#d62728'\n",
                 r->lr[r->sugg], r->lr[r->sugg]);
     fprintf(g, "plot ");
-    gp_quote(g, csv);
+    dt_tool_gp_quote(g, csv);
     fprintf(g, " skip 1 using 2:3 with lines lc rgb '#bbbbbb' title 'loss', '' skip 1 using 2:4 "
                "with lines lw 2 lc rgb '#1f77b4' title 'smoothed loss'");
     if (r->sugg >= 0)
@@ -382,13 +197,11 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
     if (r->sugg >= 0)
         fprintf(g, "%.17g,%.17g\ne\n", r->lr[r->sugg], r->smooth[r->sugg]);
     fprintf(g, "%.17g,%.17g\ne\nunset output\n", r->lr[r->best], r->smooth[r->best]);
-    int rc = GP_OK;
-    if (ferror(g) | fclose(g)) {
-        dt_err("%s: write failed", script);
-        rc = GP_FAILED;
-    }
-    if (rc == GP_OK)
-        rc = run_gnuplot(script, png);
+    int rc = DT_OK;
+    if (ferror(g) | fclose(g))
+        rc = dt_err("%s: write failed", script);
+    if (rc == DT_OK)
+        rc = dt_tool_gnuplot(script, png);
     unlink(script);
     return rc;
 }
@@ -477,20 +290,21 @@ static void suggest(lrf_result *r, const lrf_opts *s)
 /* The whole command; returns the exit status (every failure agreed over the ranks once). */
 static int lrfind(int argc, char **argv, int world)
 {
-    own_opt opts[] = {{"--min-lr", NULL}, {"--max-lr", NULL}, {"--steps", NULL},
+    dt_tool_opt opts[] = {{"--min-lr", NULL}, {"--max-lr", NULL}, {"--steps", NULL},
                       {"--smooth", NULL}, {"--diverge", NULL}, {"--out", NULL}};
     char **rest = dt_xmalloc((size_t)argc + 1, sizeof *rest);
     dt_config cfg;
     lrf_opts s;
     int nrest = 0;
-    int rc = split_args(argc, argv, 2, opts, (int)(sizeof opts / sizeof opts[0]), rest, &nrest);
+    int rc = dt_tool_split_args(argc, argv, 2, opts, (int)(sizeof opts / sizeof opts[0]), rest,
+                                &nrest);
     if (rc == 0)
         rc = dt_parse_args(&cfg, nrest, rest, 2);
     free(rest);
     if (rc == 0)
         rc = parse_opts(opts, &cfg, &s);
     if (rc == 0 && dt_rank == 0)
-        rc = mkdir_p(s.out);
+        rc = dt_mkdir_p(s.out);
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
@@ -513,7 +327,7 @@ static int lrfind(int argc, char **argv, int world)
     dt_dataset train;
     dt_net *net = NULL;
     memset(&train, 0, sizeof train);
-    rc = open_train(&tc, &train);
+    rc = dt_open_data(&tc, &train, NULL);
     if (rc == 0)
         rc = dt_net_build_for(&net, tc.model, tc.batch_size, train.c, train.h, train.w);
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
@@ -573,9 +387,9 @@ static int lrfind(int argc, char **argv, int world)
         if (rc == 0) {
             printf("lr-find: wrote %s\n", csv);
             int g = plot(csv, png, &r, &tc, world);
-            if (g == GP_OK)
+            if (g == DT_OK)
                 printf("lr-find: wrote %s\n", png);
-            else if (g == GP_MISSING)
+            else if (g == DT_TOOL_NO_GNUPLOT)
                 fprintf(stderr, "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
                                 "apt-get install gnuplot-nox)\n",
                         png, dt_err_msg());

@@ -18,12 +18,9 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -34,48 +31,7 @@
 #include "optim.h"
 #include "sched.h"
 #include "swa.h"
-
-/* One option of this command (not dt_parse_args'): "--name VALUE" or "--name=VALUE". */
-typedef struct own_opt {
-    const char *name;
-    const char *val; /* NULL: not given */
-} own_opt;
-
-/* Moves this command's options out of argv[first..argc) into opts (last occurrence wins) and
- * copies everything else, argv[0..first) included, to rest (*nrest entries). Every option of
- * dt_parse_args takes one value, so a word after a foreign option is copied with it unread.
- * Returns 0 or DT_ERR (an option of ours without a value). */
-static int split_args(int argc, char **argv, int first, own_opt *opts, int nopts, char **rest,
-                      int *nrest)
-{
-    int n = 0;
-    for (int i = 0; i < first && i < argc; i++)
-        rest[n++] = argv[i];
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        int k;
-        for (k = 0; k < nopts; k++)
-            if (strlen(opts[k].name) == len && strncmp(a, opts[k].name, len) == 0)
-                break;
-        if (k < nopts) {
-            if (eq) {
-                opts[k].val = eq + 1;
-            } else {
-                if (i + 1 >= argc)
-                    return dt_err("%s: expected a value", a);
-                opts[k].val = argv[++i];
-            }
-            continue;
-        }
-        rest[n++] = argv[i];
-        if (a[0] == '-' && !eq && i + 1 < argc)
-            rest[n++] = argv[++i];
-    }
-    *nrest = n;
-    return DT_OK;
-}
+#include "tools.h"
 
 /* An integer option in [lo, hi]. */
 static int parse_int(const char *name, const char *text, int64_t lo, int64_t hi, int64_t *out)
@@ -90,95 +46,19 @@ static int parse_int(const char *name, const char *text, int64_t lo, int64_t hi,
     return DT_OK;
 }
 
-/* Writes s as a gnuplot single-quoted string (a quote inside is doubled). */
-static void gp_quote(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'')
-            fputc('\'', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-/* Creates an empty temporary file from a "dtrain-XXXXXX" template in $TMPDIR (or /tmp) and opens
- * it for writing; path receives its name. Returns the stream, or NULL with a message recorded. */
-static FILE *temp_file(char *path, size_t size, const char *what)
-{
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir)
-        dir = "/tmp";
-    int n = snprintf(path, size, "%s/dtrain-%s.XXXXXX", dir, what);
-    if (n < 0 || (size_t)n >= size) {
-        dt_err("temporary file name too long (TMPDIR = %s)", dir);
-        return NULL;
-    }
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        dt_err("%s: cannot create a temporary file: %s", path, strerror(errno));
-        return NULL;
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        dt_err("%s: %s", path, strerror(errno));
-        close(fd);
-        unlink(path);
-    }
-    return f;
-}
-
-/* Runs `gnuplot SCRIPT` ($DT_GNUPLOT names another program) and checks that it exited 0 and
- * wrote png. Returns 0, or DT_ERR: "gnuplot not found" when it is not installed. */
-static int run_gnuplot(const char *script, const char *png)
-{
-    const char *prog = getenv("DT_GNUPLOT");
-    if (!prog || !*prog)
-        prog = "gnuplot";
-    char *args[3] = {(char *)prog, (char *)script, NULL};
-    extern char **environ;
-    pid_t pid;
-    int e = posix_spawnp(&pid, prog, NULL, NULL, args, environ);
-    if (e == ENOENT)
-        return dt_err("%s: gnuplot not found (install gnuplot, e.g. apt-get install gnuplot-nox, "
-                      "or set DT_GNUPLOT to its path)", prog);
-    if (e != 0)
-        return dt_err("%s: cannot start gnuplot: %s", prog, strerror(e));
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return dt_err("%s: waitpid: %s", prog, strerror(errno));
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        return dt_err("%s: gnuplot not found (install gnuplot, e.g. apt-get install gnuplot-nox, "
-                      "or set DT_GNUPLOT to its path)", prog);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return dt_err("%s: gnuplot failed drawing %s (%s %d)", prog, png,
-                      WIFEXITED(status) ? "exit status" : "signal",
-                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    struct stat st;
-    if (stat(png, &st) != 0 || st.st_size == 0)
-        return dt_err("%s: gnuplot exited 0 but wrote no image", png);
-    return DT_OK;
-}
-
 /* Number of training samples: the dataset's (its headers; data.limit_train applies). */
 static int train_samples(const dt_config *cfg, int64_t *n)
 {
-    dt_dataset_opts o;
-    memset(&o, 0, sizeof o);
-    o.h5_images = cfg->h5_images;
-    o.h5_labels = cfg->h5_labels;
-    o.h5_layout = cfg->h5_layout;
-    o.classes = cfg->classes;
-    int h5 = strcmp(cfg->data_name, "hdf5") == 0;
-    if (h5 && strcmp(cfg->h5_train, "none") == 0)
-        return dt_err("data.name = hdf5 needs data.h5_train (or give --samples N)");
+    /* the count does not depend on the normalization: data.mean/data.std are not read */
+    dt_config c = *cfg;
+    snprintf(c.mean, sizeof c.mean, "auto");
+    snprintf(c.std, sizeof c.std, "auto");
     dt_dataset ds;
     memset(&ds, 0, sizeof ds);
-    if (dt_dataset_open_ex(&ds, cfg->data_name, h5 ? cfg->h5_train : cfg->data_dir, "train",
-                           cfg->limit_train, &o) != 0) {
+    if (dt_open_data(&c, &ds, NULL) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", dt_err_msg());
+        dt_dataset_free(&ds);
         return dt_err("%s (or give --samples N instead of opening the data)", msg);
     }
     *n = ds.n;
@@ -206,7 +86,7 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
 {
     char data[4096], script[4096];
     int rc = DT_OK;
-    FILE *f = temp_file(data, sizeof data, "sched");
+    FILE *f = dt_tool_temp_file(data, sizeof data, "sched");
     if (!f)
         return DT_ERR;
     double mlo = rows[0].momentum, mhi = rows[0].momentum;
@@ -220,7 +100,7 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
         unlink(data);
         return dt_err("%s: write failed", data);
     }
-    FILE *g = temp_file(script, sizeof script, "sched-gp");
+    FILE *g = dt_tool_temp_file(script, sizeof script, "sched-gp");
     if (!g) {
         unlink(data);
         return DT_ERR;
@@ -230,7 +110,7 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
                "} else {\n"
                "  set terminal png size 960,560\n"
                "}\nset output ");
-    gp_quote(g, png);
+    dt_tool_gp_quote(g, png);
     fprintf(g, "\nset title 'dtrain schedule: sched.kind = %s, optim %s, %d epoch%s x %lld steps' "
                "noenhanced\n",
             dt_sched_kind_name(cfg->sp.kind), dt_optim_kind_name(cfg->op.kind), cfg->epochs,
@@ -247,7 +127,7 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
     if (mom)
         fprintf(g, "set ytics nomirror\nset y2tics\nset y2label 'momentum'\n");
     fprintf(g, "plot ");
-    gp_quote(g, data);
+    dt_tool_gp_quote(g, data);
     fprintf(g, " using 1:3 with lines lw 2 lc rgb '#1f77b4' title 'lr'");
     if (mom)
         fprintf(g, ", '' using 1:4 axes x1y2 with lines lw 2 lc rgb '#d62728' title 'momentum'");
@@ -255,7 +135,13 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
     if (ferror(g) | fclose(g))
         rc = dt_err("%s: write failed", script);
     if (rc == 0)
-        rc = run_gnuplot(script, png);
+        rc = dt_tool_gnuplot(script, png);
+    if (rc == DT_TOOL_NO_GNUPLOT) { /* --plot asked for the image: an error, with the way out */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dt_err_msg());
+        rc = dt_err("%s (install gnuplot, e.g. apt-get install gnuplot-nox, or set DT_GNUPLOT to "
+                    "its path)", msg);
+    }
     unlink(script);
     unlink(data);
     return rc;
@@ -278,14 +164,15 @@ static int write_csv(const char *path, const sched_row *rows, int64_t n)
 /* The whole command on one rank (rank 0 prints, plots and writes). */
 static int schedule(int argc, char **argv, int world)
 {
-    own_opt opts[] = {{"--plot", NULL}, {"--csv", NULL}, {"--samples", NULL}, {"--world", NULL}};
+    dt_tool_opt opts[] = {{"--plot", NULL}, {"--csv", NULL}, {"--samples", NULL},
+                          {"--world", NULL}};
     enum { O_PLOT, O_CSV, O_SAMPLES, O_WORLD, O_N };
     char **rest = dt_xmalloc((size_t)argc + 1, sizeof *rest);
     sched_row *rows = NULL;
     dt_config cfg;
     dt_optim opt;
     memset(&opt, 0, sizeof opt);
-    int nrest = 0, rc = split_args(argc, argv, 2, opts, O_N, rest, &nrest);
+    int nrest = 0, rc = dt_tool_split_args(argc, argv, 2, opts, O_N, rest, &nrest);
     if (rc == 0)
         rc = dt_parse_args(&cfg, nrest, rest, 2);
     int64_t n = 0, w = world;

@@ -6,10 +6,19 @@
 #define DT_COMMANDS_H
 
 #include "config.h"
+#include "dataset.h"
 
 /* Resolves `dtrain <cmd> [options]` arguments argv[first..argc) into cfg (defaults, -c files,
  * --set, long options), as `dtrain train` does. Returns 0 or DT_ERR (message recorded). */
 int dt_parse_args(dt_config *cfg, int argc, char **argv, int first);
+
+/* Opens the training split the configuration names (data.name, data.dir or data.h5_train,
+ * data.limit_train, data.classes, the HDF5 keys and layout) normalized by data.mean/data.std, and,
+ * when test is not NULL, the test split (data.h5_test, data.limit_test) normalized as the training
+ * set. train and test must be zeroed or freed sets; on error the ones already opened stay open
+ * (dt_dataset_free frees them, a zeroed set included). Returns 0 or DT_ERR (message recorded: a bad
+ * data.mean/data.std, hdf5 without its files, or the dataset's own error). Not collective. */
+int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test);
 
 /* dtrain schedule [options] [--plot FILE.png]: the lr/momentum of every step, no training. */
 int dt_cmd_schedule(int argc, char **argv, int world);

@@ -145,8 +145,8 @@ static int parse_norm(const char *key, const char *text, float *out, int *n)
                   DT_MAX_CHANNELS);
 }
 
-/* Opens the training and test sets the configuration names. */
-static int open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
+/* Opens the training set and, unless test is NULL, the test set (commands.h). */
+int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
 {
     dt_dataset_opts o;
     memset(&o, 0, sizeof o);
@@ -165,11 +165,15 @@ static int open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
             return dt_err("data.std = '%s': expected positive values", cfg->std);
     o.norm_n = nm;
     int h5 = strcmp(cfg->data_name, "hdf5") == 0;
-    if (h5 && (strcmp(cfg->h5_train, "none") == 0 || strcmp(cfg->h5_test, "none") == 0))
+    if (h5 && !test && strcmp(cfg->h5_train, "none") == 0)
+        return dt_err("data.name = hdf5 needs data.h5_train (an HDF5 file)");
+    if (h5 && test && (strcmp(cfg->h5_train, "none") == 0 || strcmp(cfg->h5_test, "none") == 0))
         return dt_err("data.name = hdf5 needs data.h5_train and data.h5_test (HDF5 files)");
     if (dt_dataset_open_ex(train, cfg->data_name, h5 ? cfg->h5_train : cfg->data_dir, "train",
                            cfg->limit_train, &o) != 0)
         return DT_ERR;
+    if (!test)
+        return DT_OK;
     o.train = train;
     return dt_dataset_open_ex(test, cfg->data_name, h5 ? cfg->h5_test : cfg->data_dir, "test",
                               cfg->limit_test, &o);
@@ -189,7 +193,7 @@ static int cmd_train(int argc, char **argv, int world)
 
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
-    rc = open_data(&cfg, &train, &test);
+    rc = dt_open_data(&cfg, &train, &test);
     if (rc == 0) {
         int max_batch = cfg.batch_size > cfg.eval_batch_size ? cfg.batch_size : cfg.eval_batch_size;
         rc = dt_net_build_for(&net, cfg.model, max_batch, train.c, train.h, train.w);

@@ -3,12 +3,14 @@
  */
 #include "common.h"
 
+#include <errno.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int dt_rank = -1;
@@ -82,6 +84,24 @@ int dt_err(const char *fmt, ...)
 const char *dt_err_msg(void) { return err_buf; }
 
 void dt_err_clear(void) { err_buf[0] = '\0'; }
+
+int dt_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s", dir);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return dt_err("%s: path too long", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return dt_err("%s: cannot create: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return dt_err("%s: cannot create: %s", buf, strerror(errno));
+    return DT_OK;
+}
 
 double dt_now(void)
 {

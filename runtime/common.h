@@ -62,6 +62,11 @@ const char *dt_err_msg(void);
 /* Clears the recorded message. */
 void dt_err_clear(void);
 
+/* Creates dir and any missing parents (mode 0777 before umask, as `mkdir -p`); an existing
+ * folder is fine. Returns 0, or DT_ERR with a message naming the path (too long, or the first
+ * component that cannot be created, with strerror). */
+int dt_mkdir_p(const char *dir);
+
 /* Monotonic wall clock in seconds. */
 double dt_now(void);
 
