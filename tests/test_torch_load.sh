@@ -85,7 +85,7 @@ if "$MK" cifar "$TMP/cifar" 64 64 > /dev/null; then
     if [ -f "$TMP/ck/swa-final.h5" ] && "$PY" "$LOADER" "$TMP/ck/swa-final.h5" resnet20 --data cifar10 \
         --data-dir "$TMP/cifar" --limit 64 > "$TMP/torch" 2>&1; then
         acc=$(sed -n 's/^n=.* acc=\([^ ]*\)$/\1/p' "$TMP/torch")
-        if [ -n "$swa_acc" ] && awk -v a="$acc" -v b="$swa_acc" 'BEGIN { d = a - b; exit !(d <= 0.005 && d >= -0.005) }'; then
+        if [ -n "$swa_acc" ] && awk -v a="$acc" -v b="$swa_acc" 'BEGIN { d = a - b; exit !(d <= 0.0051 && d >= -0.0051) }'; then
             pass; echo "  resnet20 swa-final.h5: torch acc $acc, dtrain swa_test_acc $swa_acc"
         else
             fail "resnet20 swa-final.h5: torch acc '$acc' vs swa_test_acc '$swa_acc'"
