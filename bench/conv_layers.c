@@ -1,0 +1,137 @@
+/*
+ * conv_layers.c - per-layer timing of dtrain's conv kernels (runtime/conv.c) at the benchmark's
+ * batch, 1 BLAS thread: for every distinct conv shape of lenet5, cnn (1x28x28) and resnet20
+ * (3x32x32), the time and GFLOP/s of dt_conv2d_forward and dt_conv2d_backward (weight + bias
+ * gradient, and the input gradient unless the layer reads the data), and
+ * the sum per model (ms of conv work per training step). A profiling aid next to bench/run.sh's
+ * BENCH_PROFILE=1.
+ *
+ *   conv_layers [N]        (default N = 128)
+ *
+ * Built by bench/run.sh (BENCH_PROFILE=1) against build/libdtrain.a with the Makefile's flags:
+ *   $(CC) $(CFLAGS) -o bench/out/conv_layers bench/conv_layers.c build/libdtrain.a $(LDLIBS)
+ * Each measurement: one warm-up call, then the median of 5 timed calls.
+ */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "blas.h"
+#include "common.h"
+#include "layer_kernels.h"
+
+typedef struct {
+    const char *model, *name;
+    int C, H, W, OC, K, stride, pad, bias, first, count; /* count: layers of this shape */
+} conv_shape;
+
+static const conv_shape shapes[] = {
+    {"lenet5", "conv1 1->6 5x5 p2 28x28", 1, 28, 28, 6, 5, 1, 2, 1, 1, 1},
+    {"lenet5", "conv2 6->16 5x5 14x14", 6, 14, 14, 16, 5, 1, 0, 1, 0, 1},
+    {"cnn", "conv1 1->32 3x3 28x28", 1, 28, 28, 32, 3, 1, 1, 1, 1, 1},
+    {"cnn", "conv2 32->64 3x3 14x14", 32, 14, 14, 64, 3, 1, 1, 1, 0, 1},
+    {"resnet20", "conv1 3->16 3x3 32x32", 3, 32, 32, 16, 3, 1, 1, 0, 1, 1},
+    {"resnet20", "16->16 3x3 32x32 (x6)", 16, 32, 32, 16, 3, 1, 1, 0, 0, 6},
+    {"resnet20", "16->32 3x3 s2 32x32", 16, 32, 32, 32, 3, 2, 1, 0, 0, 1},
+    {"resnet20", "16->32 1x1 s2 shortcut", 16, 32, 32, 32, 1, 2, 0, 0, 0, 1},
+    {"resnet20", "32->32 3x3 16x16 (x5)", 32, 16, 16, 32, 3, 1, 1, 0, 0, 5},
+    {"resnet20", "32->64 3x3 s2 16x16", 32, 16, 16, 64, 3, 2, 1, 0, 0, 1},
+    {"resnet20", "32->64 1x1 s2 shortcut", 32, 16, 16, 64, 1, 2, 0, 0, 0, 1},
+    {"resnet20", "64->64 3x3 8x8 (x5)", 64, 8, 8, 64, 3, 1, 1, 0, 0, 5},
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void fill(float *p, size_t n, unsigned *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        *s = *s * 1664525u + 1013904223u;
+        p[i] = (float)(*s >> 8) / 16777216.0f - 0.5f;
+    }
+}
+
+enum { REPS = 5 };
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    openblas_set_num_threads(1);
+    int N = argc > 1 ? atoi(argv[1]) : 128;
+    if (N < 1) {
+        fprintf(stderr, "conv_layers: N must be positive\n");
+        return 1;
+    }
+    printf("conv kernels at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = 2 MACs "
+           "per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
+           N, REPS);
+    printf("%-9s %-26s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "count", "fwd ms", "GF/s",
+           "bwd ms", "GF/s", "x count");
+    const char *model = NULL;
+    double model_ms = 0.0;
+    const size_t nshapes = sizeof shapes / sizeof shapes[0];
+    for (size_t i = 0; i < nshapes; i++) {
+        const conv_shape *s = &shapes[i];
+        if (!model || s->model != model) {
+            model = s->model;
+            model_ms = 0.0;
+        }
+        int OH = dt_conv_out_size(s->H, s->K, s->stride, s->pad);
+        int OW = dt_conv_out_size(s->W, s->K, s->stride, s->pad);
+        size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->OC * OH * OW;
+        size_t nw = (size_t)s->OC * s->C * s->K * s->K;
+        size_t nws = dt_conv2d_ws_floats(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad);
+        float *inp = dt_xmalloc(nin, sizeof(float)), *out = dt_xmalloc(nout, sizeof(float));
+        float *dinp = dt_xmalloc(nin, sizeof(float)), *dout = dt_xmalloc(nout, sizeof(float));
+        float *w = dt_xmalloc(nw, sizeof(float)), *dw = dt_xmalloc(nw, sizeof(float));
+        float *b = dt_xmalloc((size_t)s->OC, sizeof(float));
+        float *db = dt_xmalloc((size_t)s->OC, sizeof(float));
+        float *ws = dt_xmalloc(nws, sizeof(float));
+        unsigned seed = 7u;
+        fill(inp, nin, &seed);
+        fill(dout, nout, &seed);
+        fill(w, nw, &seed);
+        fill(b, (size_t)s->OC, &seed);
+        double tf[REPS], tb[REPS];
+        for (int r = -1; r < REPS; r++) {
+            double t0 = now();
+            dt_conv2d_forward(out, inp, w, s->bias ? b : NULL, N, s->C, s->H, s->W, s->OC, s->K,
+                              s->K, s->stride, s->pad, ws);
+            double t1 = now();
+            dt_conv2d_backward(s->first ? NULL : dinp, dw, s->bias ? db : NULL, dout, inp, w, N,
+                               s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad, 0, ws);
+            double t2 = now();
+            if (r >= 0) {
+                tf[r] = t1 - t0;
+                tb[r] = t2 - t1;
+            }
+        }
+        qsort(tf, REPS, sizeof tf[0], cmp_double);
+        qsort(tb, REPS, sizeof tb[0], cmp_double);
+        double macs = (double)N * OH * OW * (double)nw;
+        double f = tf[REPS / 2], bk = tb[REPS / 2];
+        double tot = (f + bk) * s->count;
+        model_ms += tot;
+        printf("%-9s %-26s %5d %8.2f %7.1f %8.2f %7.1f %9.2f\n", s->model, s->name, s->count,
+               1e3 * f, 2 * macs / f / 1e9, 1e3 * bk, (s->first ? 2 : 4) * macs / bk / 1e9,
+               1e3 * tot);
+        if (i + 1 == nshapes || shapes[i + 1].model != model)
+            printf("%-9s %-26s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n", model,
+                   "total", "", "", "", "", "", 1e3 * model_ms);
+        free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db);
+        free(ws);
+    }
+    MPI_Finalize();
+    return 0;
+}
