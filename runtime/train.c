@@ -342,7 +342,7 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
         add_i64(w, "train/batch_size", t->batch);
         int64_t three[1] = {3}, two[1] = {2};
         dt_ck_add_copy(w, "train/epoch_sums", DT_CK_F64, 1, three, sums);
-        double times[2] = {t->train_time, t->train_samples};
+        double times[2] = {t->train_time + t->pending_time, t->train_samples};
         dt_ck_add_copy(w, "train/time", DT_CK_F64, 1, two, times);
         int64_t sdims[2] = {t->world, 3};
         dt_ck_add_copy(w, "rng/streams", DT_CK_I64, 2, sdims, streams);
@@ -708,7 +708,7 @@ int dt_trainer_run(dt_trainer *t)
         const int64_t epoch = t->epoch;
         const int64_t *shard = dt_sampler_epoch_from(&t->sampler, epoch, t->epoch_pos);
         int64_t len = t->sampler.shard_len, nb = (len + t->batch - 1) / t->batch;
-        double e0 = dt_now(), last_draw = 0.0, seen0 = t->epoch_sums[2];
+        double e0 = dt_now(), last_draw = 0.0, seen0 = t->epoch_sums[2], ck_time = 0.0;
         for (int64_t b = 0; b < nb && t->step < t->total_steps; b++) {
             int64_t lo = b * t->batch;
             int n = (int)(len - lo < t->batch ? len - lo : t->batch);
@@ -731,12 +731,13 @@ int dt_trainer_run(dt_trainer *t)
                 break;
             }
             if (ctrl.flags & DT_CTRL_CHECKPOINT) {
-                t->train_time += dt_now() - e0;
-                e0 = dt_now();
+                double c0 = dt_now();
+                t->pending_time = c0 - e0 - ck_time; /* this epoch's training time so far */
                 if (dt_trainer_checkpoint(t, "every ckpt.every_steps") != 0) {
                     rc = DT_ERR;
                     break;
                 }
+                ck_time += dt_now() - c0;
             }
             int correct = 0;
             double loss = dt_trainer_step(t, batch_idx, n, &ctrl, &correct);
@@ -769,8 +770,9 @@ int dt_trainer_run(dt_trainer *t)
                 }
             }
         }
-        double epoch_time = dt_now() - e0;
+        double epoch_time = dt_now() - e0 - ck_time;
         t->train_time += epoch_time;
+        t->pending_time = 0.0;
         /* a rank-0-only failure (metrics I/O) inside the loop ends the run on every rank here */
         if (dt_dist_agree(rc, t->comm) != 0) {
             rc = DT_ERR;
@@ -778,8 +780,11 @@ int dt_trainer_run(dt_trainer *t)
         }
         if (stopped)
             break;
-        double sums[3];
-        MPI_Allreduce(t->epoch_sums, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
+        /* sums[3]: samples trained in this process's part of the epoch (a resumed epoch's
+         * earlier part is in epoch_sums but not in epoch_time) */
+        double sums[4] = {t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2],
+                          t->epoch_sums[2] - seen0};
+        MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, t->comm);
         t->train_samples += sums[2];
         last_train_loss = sums[0] / sums[2];
         ev = dt_trainer_evaluate(t, t->test);
@@ -798,7 +803,7 @@ int dt_trainer_run(dt_trainer *t)
         dt_sched_observe(&t->sched, metric);
         dt_epoch_rec rec = {(double)epoch + 1, (double)t->step, last_train_loss,
                             100.0 * sums[1] / sums[2], ev.loss, 100.0 * ev.acc, ctrl.lr,
-                            sums[2] / (epoch_time > 0 ? epoch_time : 1),
+                            sums[3] / (epoch_time > 0 ? epoch_time : 1),
                             epoch_time, 100.0 * swa_acc};
         if (t->nhist < cfg->epochs)
             t->hist[t->nhist++] = rec;

@@ -63,6 +63,7 @@ typedef struct dt_trainer {
     double epoch_sums[3]; /* loss * n, correct, n of the current epoch so far (rank-local) */
     double step_hits;     /* the last step's correct count (mixup: lam-weighted) */
     double train_time;    /* seconds of training so far (evaluation excluded) */
+    double pending_time;  /* the current epoch's training seconds not yet in train_time */
     double train_samples; /* training samples so far, all ranks */
     int64_t log_rows[2];  /* metrics rows (step, epoch) the resumed checkpoint had logged */
     int64_t last_ckpt;    /* step of the last checkpoint written or resumed from (-1: none) */
