@@ -29,6 +29,15 @@ static void pool_shape(int N, int C, int H, int W, int K, int stride, int pad, i
     DT_ASSERT((long)H * W <= INT32_MAX);
 }
 
+/* the window of output position o, [o * stride - pad, o * stride - pad + K), clipped to the input
+ * [0, size) */
+static inline void pool_window(int o, int K, int stride, int pad, int size, int *lo, int *hi)
+{
+    const int a = o * stride - pad, b = a + K;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > size ? size : b;
+}
+
 /* ---- max pooling ---- */
 
 void dt_maxpool_forward(float *out, int32_t *argmax, const float *inp, int N, int C, int H, int W,
@@ -65,13 +74,11 @@ void dt_maxpool_forward(float *out, int32_t *argmax, const float *inp, int N, in
         float *y = out + p * OHW;
         int32_t *a = argmax + p * OHW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * stride - pad, h1 = h0 + K;
-            h0 = h0 < 0 ? 0 : h0;
-            h1 = h1 > H ? H : h1;
+            int h0, h1;
+            pool_window(oh, K, stride, pad, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * stride - pad, w1 = w0 + K;
-                w0 = w0 < 0 ? 0 : w0;
-                w1 = w1 > W ? W : w1;
+                int w0, w1;
+                pool_window(ow, K, stride, pad, W, &w0, &w1);
                 float m = -INFINITY;
                 int best = h0 * W + w0;
                 for (int ih = h0; ih < h1; ih++)
@@ -160,13 +167,11 @@ void dt_avgpool_forward(float *out, const float *inp, int N, int C, int H, int W
         const float *x = inp + p * HW;
         float *y = out + p * OHW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * stride - pad, h1 = h0 + K;
-            h0 = h0 < 0 ? 0 : h0;
-            h1 = h1 > H ? H : h1;
+            int h0, h1;
+            pool_window(oh, K, stride, pad, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * stride - pad, w1 = w0 + K;
-                w0 = w0 < 0 ? 0 : w0;
-                w1 = w1 > W ? W : w1;
+                int w0, w1;
+                pool_window(ow, K, stride, pad, W, &w0, &w1);
                 float s = 0.0f;
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++)
@@ -211,13 +216,11 @@ void dt_avgpool_backward(float *dinp, const float *dout, int N, int C, int H, in
         float *dx = dinp + p * HW;
         const float *dy = dout + p * OHW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * stride - pad, h1 = h0 + K;
-            h0 = h0 < 0 ? 0 : h0;
-            h1 = h1 > H ? H : h1;
+            int h0, h1;
+            pool_window(oh, K, stride, pad, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * stride - pad, w1 = w0 + K;
-                w0 = w0 < 0 ? 0 : w0;
-                w1 = w1 > W ? W : w1;
+                int w0, w1;
+                pool_window(ow, K, stride, pad, W, &w0, &w1);
                 float g = dy[oh * OW + ow] / div;
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++)

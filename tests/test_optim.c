@@ -21,51 +21,14 @@
 
 #include "check.h"
 #include "common.h"
+#include "fixture.h"
 #include "optim.h"
 
-enum { MAXN = 256, MAXSTEPS = 64, MAXSEG = 16, LINE = 1 << 16 };
+enum { MAXN = 256, MAXSTEPS = 64, MAXSEG = 16 };
 
 static const double RTOL = 1e-6;
 
-/* ---- reading the fixture ---- */
-
-static char line[LINE];
-static char *tok_save;
-
-/* Next non-empty, non-comment line, split: returns its first token (NULL at end of file). */
-static char *next_line(FILE *f)
-{
-    while (fgets(line, sizeof line, f)) {
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *t = strtok_r(line, " \t\r\n", &tok_save);
-        if (t)
-            return t;
-    }
-    return NULL;
-}
-
-static char *next_tok(void) { return strtok_r(NULL, " \t\r\n", &tok_save); }
-
-/* The rest of the line as n doubles; returns how many were read. */
-static int read_doubles(double *v, int max)
-{
-    int n = 0;
-    char *t;
-    while ((t = next_tok()) && n < max)
-        v[n++] = strtod(t, NULL);
-    return n;
-}
-
-static int read_floats(float *v, int max)
-{
-    int n = 0;
-    char *t;
-    while ((t = next_tok()) && n < max)
-        v[n++] = strtof(t, NULL);
-    return n;
-}
+/* ---- reading the fixture (fixture.h: next_line, next_tok, next_kv, read_doubles, ...) ---- */
 
 /* dt_optim_params fields by name, as the fixture (and the config keys) name them. */
 typedef struct { const char *name; size_t off; int is_int; } field;
@@ -79,10 +42,7 @@ static const field fields[] = {
 
 static const field *find_field(const char *name)
 {
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (strcmp(fields[i].name, name) == 0)
-            return &fields[i];
-    return NULL;
+    return find_named(fields, sizeof fields / sizeof fields[0], sizeof fields[0], name);
 }
 
 static double get_field(const dt_optim_params *p, const field *fd)
@@ -177,26 +137,15 @@ static void check_defaults(void)
     }
     dt_optim_params p;
     dt_optim_params_defaults(&p, kind);
-    char *t;
-    while ((t = next_tok())) {
-        char *eq = strchr(t, '=');
-        if (!eq)
-            continue;
-        *eq = '\0';
+    char *t, *v;
+    while (next_kv(&t, &v)) {
         const field *fd = find_field(t);
-        double want = strtod(eq + 1, NULL);
         if (!fd) {
             fprintf(stderr, "FAIL defaults %s: no field %s\n", kname, t);
             check_failed++;
             continue;
         }
-        if (get_field(&p, fd) == want) {
-            check_passed++;
-        } else {
-            check_failed++;
-            fprintf(stderr, "FAIL defaults %s: %s = %g, torch's default is %g\n", kname, t,
-                    get_field(&p, fd), want);
-        }
+        check_default(kname, t, get_field(&p, fd), strtod(v, NULL));
     }
     ndefaults++;
 }
@@ -311,12 +260,9 @@ static void check_clip(FILE *f)
 
 static void check_fixture(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "FAIL test_optim: cannot open %s\n", path);
-        check_failed++;
+    FILE *f = fixture_open(path, "test_optim");
+    if (!f)
         return;
-    }
     char *t;
     while ((t = next_line(f))) {
         if (strcmp(t, "n") == 0) {

@@ -28,46 +28,16 @@
 
 #include "check.h"
 #include "common.h"
+#include "fixture.h"
 #include "sched.h"
 
-enum { MAXT = 256, LINE = 1 << 16 };
+enum { MAXT = 256 };
 
 static const double RTOL_TORCH = 1e-6, RTOL_CLOSED = 1e-12;
 
-/* ---- reading the fixture ---- */
+/* ---- reading the fixture (fixture.h: next_line, next_tok, next_kv, read_doubles_or_none) ---- */
 
-static char line[LINE];
-static char *tok_save;
-
-static char *next_line(FILE *f)
-{
-    while (fgets(line, sizeof line, f)) {
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *t = strtok_r(line, " \t\r\n", &tok_save);
-        if (t)
-            return t;
-    }
-    return NULL;
-}
-
-static char *next_tok(void) { return strtok_r(NULL, " \t\r\n", &tok_save); }
-
-/* The rest of the line as doubles; -1 when it is "-". */
-static int read_doubles(double *v, int max)
-{
-    int n = 0;
-    char *t;
-    while ((t = next_tok()) && n < max) {
-        if (n == 0 && strcmp(t, "-") == 0)
-            return -1;
-        v[n++] = strtod(t, NULL);
-    }
-    return n;
-}
-
-/* Expects a line "<key> ..." and reads its doubles. */
+/* Expects a line "<key> ..." and reads its doubles; -1 when they are "-". */
 static int read_row(FILE *f, const char *key, double *v)
 {
     char *t = next_line(f);
@@ -76,7 +46,7 @@ static int read_row(FILE *f, const char *key, double *v)
         check_failed++;
         return -2;
     }
-    return read_doubles(v, MAXT);
+    return read_doubles_or_none(v, MAXT, 1);
 }
 
 /* One case: the params plus dt_sched_init's other arguments (fixture keys base_lr,
@@ -105,10 +75,7 @@ static const field fields[] = {
 
 static const field *find_field(const char *name)
 {
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (strcmp(fields[i].name, name) == 0)
-            return &fields[i];
-    return NULL;
+    return find_named(fields, sizeof fields / sizeof fields[0], sizeof fields[0], name);
 }
 
 /* Enum fields through the public parse helpers (so they are tested too). */
@@ -242,25 +209,15 @@ static void check_defaults(void)
     dt_sched_params p, want;
     dt_sched_params_defaults(&p, kind);
     want = p;
-    char *t;
-    while ((t = next_tok())) {
-        char *eq = strchr(t, '=');
-        if (!eq)
-            continue;
-        *eq = '\0';
+    char *t, *v;
+    while (next_kv(&t, &v)) {
         const field *fd = find_field(t);
-        if (!fd || set_field(&want, fd, eq + 1) != 0) {
+        if (!fd || set_field(&want, fd, v) != 0) {
             fprintf(stderr, "FAIL defaults %s: no field %s\n", kname, t);
             check_failed++;
             continue;
         }
-        if (get_field(&p, fd) == get_field(&want, fd)) {
-            check_passed++;
-        } else {
-            check_failed++;
-            fprintf(stderr, "FAIL defaults %s: %s = %g, torch's default is %g\n", kname, t,
-                    get_field(&p, fd), get_field(&want, fd));
-        }
+        check_default(kname, t, get_field(&p, fd), get_field(&want, fd));
     }
     ndefaults++;
 }
@@ -364,12 +321,9 @@ static void check_case(FILE *f)
 
 static void check_fixture(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "FAIL test_sched: cannot open %s\n", path);
-        check_failed++;
+    FILE *f = fixture_open(path, "test_sched");
+    if (!f)
         return;
-    }
     char *t;
     while ((t = next_line(f))) {
         if (strcmp(t, "defaults") == 0) {
