@@ -39,6 +39,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "fsum.h"
 #include "layer_kernels.h"
 
 int dt_conv_out_size(int in, int k, int stride, int pad)
@@ -310,25 +311,8 @@ DT_SIMD static void scatter_planes(float *restrict dst, const float *restrict sr
         }
 }
 
-/* Sum of x[0..n) in double, with 8 float lanes over blocks of 256 so it vectorizes without
- * reassociation flags; the error is that of 32-term float sums. */
-DT_SIMD static double row_sum(const float *x, size_t n)
-{
-    double total = 0.0;
-    size_t i = 0;
-    while (i + 8 <= n) {
-        float acc[8] = {0};
-        size_t end = i + 256 <= n ? i + 256 : n - (n - i) % 8;
-        for (; i < end; i += 8)
-            for (int j = 0; j < 8; j++)
-                acc[j] += x[i + j];
-        for (int j = 0; j < 8; j++)
-            total += acc[j];
-    }
-    for (; i < n; i++)
-        total += x[i];
-    return total;
-}
+/* dt_fsum compiled for AVX2 where the CPU has it. */
+DT_SIMD static double row_sum(const float *x, size_t n) { return dt_fsum(x, n); }
 
 /* col for a chunk of inp (nb images from the chunk's first, output rows [oh0, oh1)) */
 static void make_col(float *col, const float *inp, const conv_plan *g, int nb, int C, int H, int W,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "fsum.h"
 #include "layer_kernels.h"
 
 /* checks shared by max and avg pooling; returns OH, OW */
@@ -257,32 +258,13 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
 
 /* ---- global average pooling ---- */
 
-/* sum of x[0..n) in double with 8 float lanes over blocks of 256 (vectorizes without
- * reassociation flags); inlined into the DT_SIMD caller */
-static inline double plane_sum(const float *x, size_t n)
-{
-    double total = 0.0;
-    size_t i = 0;
-    while (i + 8 <= n) {
-        float acc[8] = {0};
-        size_t end = i + 256 <= n ? i + 256 : n - (n - i) % 8;
-        for (; i < end; i += 8)
-            for (int j = 0; j < 8; j++)
-                acc[j] += x[i + j];
-        for (int j = 0; j < 8; j++)
-            total += acc[j];
-    }
-    for (; i < n; i++)
-        total += x[i];
-    return total;
-}
 
 DT_SIMD void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
 {
     DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
     const size_t planes = (size_t)N * C;
     for (size_t p = 0; p < planes; p++)
-        out[p] = (float)(plane_sum(inp + p * HW, (size_t)HW) / HW);
+        out[p] = (float)(dt_fsum(inp + p * HW, (size_t)HW) / HW);
 }
 
 DT_SIMD void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum)

@@ -7,15 +7,8 @@
 # usage: sh tests/test_cli.sh [NP]
 set -u
 cd "$(dirname "$0")/.." || exit 1
-. scripts/mpi-env.sh
-NP=${1:-2}
-DT=./dtrain
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_cli: $*" >&2; }
+T=test_cli
+. tests/lib.sh
 
 # A data folder whose test split is damaged in one way; the train split links to the real files.
 mkdata() { # name

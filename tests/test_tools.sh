@@ -11,15 +11,8 @@
 # usage: sh tests/test_tools.sh [NP]
 set -u
 cd "$(dirname "$0")/.." || exit 1
-. scripts/mpi-env.sh
-NP=${1:-2}
-DT=./dtrain
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-tools.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_tools: $*" >&2; }
+T=test_tools
+. tests/lib.sh
 run() { timeout -k 5 120 mpirun -np "$@"; } # run NP ARGS...: mpirun with a time limit
 
 [ -x "$DT" ] || { echo "test_tools: $DT missing (make)" >&2; exit 1; }
