@@ -151,6 +151,10 @@ mkdir -p "\$d" 2>/dev/null
 echo "export OMPI_MCA_btl_vader_backing_directory=\$d"
 echo "export OMPI_ALLOW_RUN_AS_ROOT=1"
 echo "export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
+# every emulated node is this host: TCP between "nodes" goes over loopback (an external
+# interface's address was seen to refuse connects under load: EAGAIN, then a crash in Open MPI)
+echo "export OMPI_MCA_btl_tcp_if_include=127.0.0.0/8"
+echo "export OMPI_MCA_oob_tcp_if_include=127.0.0.0/8"
 EOF
     chmod 0755 "$dir/taskprolog.sh"
 
