@@ -6,7 +6,8 @@
  * the sum per model (ms of conv work per training step). A profiling aid next to bench/run.sh's
  * BENCH_PROFILE=1.
  *
- *   conv_layers [N]        (default N = 128)
+ *   conv_layers [N [PATH]]   (default N = 128, PATH auto; gemm: im2col + sgemm only; lanes: the
+ *                            batch-lane kernels of runtime/conv_n8.c for every shape)
  *
  * Built by bench/run.sh (BENCH_PROFILE=1) against build/libdtrain.a with the Makefile's flags:
  *   $(CC) $(CFLAGS) -o bench/out/conv_layers bench/conv_layers.c build/libdtrain.a $(LDLIBS)
@@ -15,6 +16,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "blas.h"
@@ -73,9 +75,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "conv_layers: N must be positive\n");
         return 1;
     }
-    printf("conv kernels at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = 2 MACs "
+    const char *path = argc > 2 ? argv[2] : "auto";
+    if (!strcmp(path, "gemm"))
+        dt_conv2d_set_path(DT_CONV_GEMM);
+    else if (!strcmp(path, "lanes"))
+        dt_conv2d_set_path(DT_CONV_LANES);
+    else if (strcmp(path, "auto")) {
+        fprintf(stderr, "conv_layers: PATH must be auto, gemm or lanes\n");
+        return 1;
+    }
+    printf("conv kernels (%s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = 2 MACs "
            "per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
-           N, REPS);
+           path, N, REPS);
     printf("%-9s %-26s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "count", "fwd ms", "GF/s",
            "bwd ms", "GF/s", "x count");
     const char *model = NULL;

@@ -39,6 +39,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "conv_n8.h"
 #include "fsum.h"
 #include "layer_kernels.h"
 
@@ -62,6 +63,10 @@ int dt_conv_out_size(int in, int k, int stride, int pad)
 #ifndef DT_CONV_DIRECT_TAPS
 #define DT_CONV_DIRECT_TAPS 32
 #endif
+/* AUTO takes the batch-lane kernels when their workspace (8 images) is at most this (4 MiB) */
+#ifndef DT_CONV_LANES_FLOATS
+#define DT_CONV_LANES_FLOATS (1024L * 1024)
+#endif
 #define DIRECT_LANES 32 /* float lanes of the direct kernels' loops and dot products */
 
 /* Everything a call derives from the shape: sizes, the path, the chunking, the workspace layout. */
@@ -76,7 +81,31 @@ typedef struct {
     size_t dacc, dpin, dbuf; /* direct: workspace offsets (floats) */
     int nb, rows;       /* a chunk is nb images x rows output rows (rows < OH only if nb == 1) */
     size_t col, tmp, wt, total; /* workspace offsets (floats) and size */
+    int lanes;          /* batch-lane kernels (conv_n8.c) */
+    dt_n8_plan n8;
 } conv_plan;
+
+static int conv_path = DT_CONV_AUTO;
+
+int dt_conv2d_set_path(int path)
+{
+    DT_ASSERT(path == DT_CONV_AUTO || path == DT_CONV_GEMM || path == DT_CONV_LANES);
+    const int old = conv_path;
+    conv_path = path;
+    return old;
+}
+
+/* AUTO's choice of the batch-lane kernels, from timings on one Zen 3 core at N = 64 and 128
+ * (bench/conv_layers.c): they win on every layer of lenet5, cnn and resnet20 (1.2x to 3.6x), where
+ * the im2col GEMM is skinny (few output channels or taps) or im2col copies short rows, and lose
+ * (0.65x to 0.9x) on resnet9's wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4),
+ * where the GEMM runs at 70-77 GFLOP/s and a block of 8 images no longer fits in L2. The size of
+ * their workspace separates the two groups: at most 2.4 MiB for the first, 8.8 MiB and more for
+ * the second. */
+static int lanes_auto(const dt_n8_plan *q)
+{
+    return q->total <= (size_t)DT_CONV_LANES_FLOATS;
+}
 
 static void plan_conv(conv_plan *g, int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                       int pad)
@@ -140,6 +169,14 @@ static void plan_conv(conv_plan *g, int N, int C, int H, int W, int OC, int KH, 
     /* the backward writes wt before the direct weight gradient reuses the workspace: never both
      * (transposed needs C >= 8 and KH = KW >= 3, so C*KH*KW >= 72) */
     DT_ASSERT(!(g->direct && g->transposed));
+
+    g->lanes = 0;
+    if (conv_path != DT_CONV_GEMM && dt_conv_n8_cpu()) {
+        dt_conv_n8_plan(&g->n8, C, H, W, OC, KH, KW, stride, pad);
+        g->lanes = conv_path == DT_CONV_LANES || lanes_auto(&g->n8);
+        if (g->lanes && g->n8.total > g->total)
+            g->total = g->n8.total;
+    }
 }
 
 size_t dt_conv2d_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
@@ -573,6 +610,10 @@ void dt_conv2d_forward(float *out, const float *inp, const float *weight, const 
 {
     conv_plan g;
     plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    if (g.lanes) {
+        dt_conv_n8_forward(&g.n8, out, inp, weight, bias, N, ws);
+        return;
+    }
     if (g.direct) {
         conv_direct_forward(out, inp, weight, bias, N, C, H, W, OC, KH, KW, pad, &g, ws);
         return;
@@ -599,6 +640,10 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
 {
     conv_plan g;
     plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    if (g.lanes) {
+        dt_conv_n8_backward(&g.n8, dinp, dweight, dbias, dout, inp, weight, N, accum, ws);
+        return;
+    }
     float *col = ws + g.col, *dmat = ws + g.tmp, *wt = ws + g.wt;
     const int KT = OC * KH * KW; /* inner dimension of the transposed path */
 
@@ -665,6 +710,43 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
                        !accum && oh0 == 0);
             }
         }
+}
+
+/* ---- conv -> ReLU -> MaxPool2d(2, 2), fused (batch-lane kernels only) ---- */
+
+int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
+                            int pad)
+{
+    conv_plan g;
+    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    return g.lanes && g.OH >= 2 && g.OW >= 2;
+}
+
+size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW)
+{
+    return (size_t)(N + 7) / 8 * 8 * OC * (size_t)(OH / 2) * (size_t)(OW / 2);
+}
+
+void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp,
+                                  const float *weight, const float *bias, int N, int C, int H,
+                                  int W, int OC, int KH, int KW, int stride, int pad, float *ws)
+{
+    conv_plan g;
+    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2);
+    dt_conv_n8_relu_pool_forward(&g.n8, pout, code, inp, weight, bias, N, ws);
+}
+
+void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
+                                   const int32_t *code, const float *inp, const float *weight,
+                                   int N, int C, int H, int W, int OC, int KH, int KW, int stride,
+                                   int pad, int accum, float *ws)
+{
+    conv_plan g;
+    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2);
+    dt_conv_n8_relu_pool_backward(&g.n8, dinp, dweight, dbias, dpout, code, inp, weight, N,
+                                  accum, ws);
 }
 
 /* ---- references: direct loops, double accumulation ---- */

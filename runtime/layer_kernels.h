@@ -33,6 +33,15 @@ int dt_conv_out_size(int in, int k, int stride, int pad);
  * OW = dt_conv_out_size(W, KW, ...). inp (N, C, H, W), weight (OC, C, KH, KW), bias (OC),
  * out (N, OC, OH, OW). N * OH * OW and C * KH * KW must fit an int (BLAS dimensions). */
 
+/* Which kernels dt_conv2d_forward / _backward and dt_conv2d_ws_floats use (process-wide):
+ *   DT_CONV_AUTO  (default) the batch-lane kernels of conv_n8.c (8 images in the lanes of an AVX2
+ *                 register) for small layers when the CPU has AVX2 and FMA, im2col + sgemm else;
+ *   DT_CONV_GEMM  never the batch-lane kernels;
+ *   DT_CONV_LANES the batch-lane kernels for every shape (where the CPU has them).
+ * For tests and benchmarks: size workspaces after choosing. Returns the previous choice. */
+enum { DT_CONV_AUTO = 0, DT_CONV_GEMM = 1, DT_CONV_LANES = 2 };
+int dt_conv2d_set_path(int path);
+
 /* Floats of workspace dt_conv2d_forward and dt_conv2d_backward need for this shape (the same
  * number for both; about 1 to 2 MB whatever N, as the kernels work through the batch in chunks
  * of images whose im2col matrix stays in cache). */
@@ -52,6 +61,26 @@ void dt_conv2d_forward(float *out, const float *inp, const float *weight, const 
 void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, int N, int C, int H, int W, int OC,
                         int KH, int KW, int stride, int pad, int accum, float *ws);
+/* conv -> ReLU -> MaxPool2d(2, 2) in one pass over each block of 8 images (the batch-lane
+ * kernels, so the conv and ReLU outputs never leave the cache), with the results of the three
+ * separate kernels bitwise: pout (N, OC, OH/2, OW/2) = dt_maxpool_forward(relu(conv)).
+ * code (dt_conv2d_relu_pool2_code_size int32) records, per pooled value, where its gradient goes
+ * (the window position of the maximum, or none when ReLU passes none); the backward takes the
+ * pooled gradient dpout with it and gives what the three separate backwards give (dinp (+)=,
+ * dweight and dbias =). _ok: 1 when this shape takes the batch-lane kernels under the current
+ * dt_conv2d_set_path (the fused kernels assert it) and the output is at least 2x2. Workspace:
+ * dt_conv2d_ws_floats. */
+int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
+                            int pad);
+size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW);
+void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp,
+                                  const float *weight, const float *bias, int N, int C, int H,
+                                  int W, int OC, int KH, int KW, int stride, int pad, float *ws);
+void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
+                                   const int32_t *code, const float *inp, const float *weight,
+                                   int N, int C, int H, int W, int OC, int KH, int KW, int stride,
+                                   int pad, int accum, float *ws);
+
 /* Direct-convolution references (loops, double accumulation), same contracts, no workspace. */
 void dt_conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);

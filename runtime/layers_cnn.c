@@ -43,6 +43,8 @@ static int out_dim(int n, int K, int S, int P)
 typedef struct {
     int out, k, stride, pad;
     int no_bias, set;
+    int pool;      /* > 0: the [maxpool] layer whose [relu] + pooling this conv does (fused) */
+    int32_t *code; /* fused: where each pooled gradient goes (dt_conv2d_relu_pool2_forward) */
 } conv_priv;
 
 static int conv_option(dt_layer *l, const char *key, const char *val, const char *src, int line)
@@ -118,6 +120,14 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
     conv_priv *p = l->priv;
+    if (p->pool) {
+        dt_conv2d_relu_pool2_forward(net->layers[p->pool].out, p->code, dt_layer_in(net, l),
+                                     dt_layer_param(net, l, 0),
+                                     p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c,
+                                     l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad,
+                                     net->ws);
+        return;
+    }
     dt_conv2d_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),
                       p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c, l->in_h, l->in_w,
                       p->out, p->k, p->k, p->stride, p->pad, net->ws);
@@ -126,10 +136,25 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
 static void conv_backward(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
+    if (p->pool) {
+        dt_conv2d_relu_pool2_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0),
+                                      p->no_bias ? NULL : dt_layer_grad(net, l, 1),
+                                      net->layers[p->pool].dout, p->code, dt_layer_in(net, l),
+                                      dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w,
+                                      p->out, p->k, p->k, p->stride, p->pad, l->accum, net->ws);
+        return;
+    }
     dt_conv2d_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0),
                        p->no_bias ? NULL : dt_layer_grad(net, l, 1), l->dout, dt_layer_in(net, l),
                        dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out, p->k, p->k,
                        p->stride, p->pad, l->accum, net->ws);
+}
+
+static void conv_free(dt_layer *l)
+{
+    conv_priv *p = l->priv;
+    free(p->code);
+    p->code = NULL;
 }
 
 const dt_layer_ops dt_conv_ops = {
@@ -140,6 +165,7 @@ const dt_layer_ops dt_conv_ops = {
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
+    .free = conv_free,
 };
 
 /* ---- maxpool / avgpool: torch.nn.MaxPool2d / AvgPool2d(size, stride = size, padding) ---- */
@@ -664,3 +690,46 @@ const dt_layer_ops dt_scale_ops = {
     .forward = scale_forward,
     .backward = scale_backward,
 };
+
+/* ---- fusion: [conv] -> [relu] -> [maxpool] size 2 as one kernel ---- */
+
+static int fusion_on = 1;
+
+int dt_layers_set_fusion(int on)
+{
+    const int old = fusion_on;
+    fusion_on = on != 0;
+    return old;
+}
+
+void dt_layers_fuse(dt_net *net)
+{
+    if (!fusion_on)
+        return;
+    /* consumers of each layer's output (a fused tensor must have exactly one) */
+    int *uses = dt_xcalloc((size_t)net->nlayers + 1, sizeof *uses);
+    for (int i = 0; i < net->nlayers; i++) {
+        const dt_layer *l = &net->layers[i];
+        uses[l->input + 1]++;
+        if (l->input2 >= -1)
+            uses[l->input2 + 1]++;
+    }
+    for (int i = 0; i + 2 < net->nlayers; i++) {
+        dt_layer *cv = &net->layers[i], *r = &net->layers[i + 1], *mp = &net->layers[i + 2];
+        if (cv->ops != &dt_conv_ops || strcmp(r->ops->kind, "relu") != 0 ||
+            mp->ops != &dt_maxpool_ops || r->input != i || mp->input != i + 1 ||
+            uses[i + 1] != 1 || uses[i + 2] != 1)
+            continue;
+        conv_priv *p = cv->priv;
+        const pool_priv *q = mp->priv;
+        if (q->k != 2 || q->stride != 2 || q->pad != 0 || cv->fused ||
+            !dt_conv2d_relu_pool2_ok(net->max_batch, cv->in_c, cv->in_h, cv->in_w, p->out, p->k,
+                                     p->k, p->stride, p->pad))
+            continue;
+        p->pool = i + 2;
+        p->code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(net->max_batch, p->out, cv->h, cv->w),
+                             sizeof *p->code);
+        r->fused = mp->fused = 1;
+    }
+    free(uses);
+}

@@ -391,6 +391,7 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         }
         free(seen);
     }
+    dt_layers_fuse(net);
     /* flat parameter/gradient buffers and the activation arena */
     net->param = dt_xcalloc(net->numel, sizeof *net->param);
     net->grad = dt_xcalloc(net->numel, sizeof *net->grad);
@@ -457,7 +458,8 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train)
         dt_layer *l = &net->layers[i];
         if (l->ops->alias)
             l->out = (float *)dt_layer_in(net, l);
-        l->ops->forward(l, net, N, train);
+        if (!l->fused)
+            l->ops->forward(l, net, N, train);
     }
     return net->layers[net->nlayers - 1].out;
 }
@@ -473,7 +475,8 @@ void dt_net_backward(dt_net *net, int N)
 {
     for (int i = net->nlayers - 1; i >= 0; i--) {
         dt_layer *l = &net->layers[i];
-        l->ops->backward(l, net, N);
+        if (!l->fused)
+            l->ops->backward(l, net, N);
     }
 }
 
@@ -503,6 +506,8 @@ void dt_net_print(const dt_net *net, void *file)
     for (int i = 0; i < net->nlayers; i++) {
         const dt_layer *l = &net->layers[i];
         fprintf(f, "  %2d %-8s %-10s -> %dx%dx%d", i, l->ops->kind, l->name, l->c, l->h, l->w);
+        if (l->fused)
+            fprintf(f, "  (fused into layer %d)", i - 1 - (i > 0 && net->layers[i - 1].fused));
         for (int k = 0; k < l->nparam; k++) {
             const dt_param *p = &net->params[l->param0 + k];
             fprintf(f, "  %s(", p->name);

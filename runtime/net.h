@@ -72,6 +72,7 @@ struct dt_layer {
     float *dout;        /* (max_batch, out_size) */
     int accum;          /* backward adds into the input's dout instead of overwriting it */
     int accum2;         /* the same for input2 */
+    int fused;          /* 1: an earlier layer's fused kernel does this layer's work (skipped) */
     size_t ws_floats;   /* scratch the layer needs per forward/backward (set by setup) */
     int param0, nparam; /* its tensors: net->params[param0 .. param0 + nparam) */
     int buf0, nbuf;     /* its non-trainable buffers: net->bufs[buf0 .. buf0 + nbuf) */

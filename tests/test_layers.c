@@ -9,6 +9,8 @@
  *     rows; accum = 1 adds what accum = 0 writes (to rounding: col2im adds term by term) and
  *     still overwrites dweight/dbias; dbias/dinp NULL; the workspace size is enough (guard floats
  *     after it stay untouched) and its contents on entry do not matter (it is filled with NaN);
+ *     all of it twice: through im2col + sgemm (DT_CONV_GEMM) and through the batch-lane kernels
+ *     (DT_CONV_LANES; partial blocks of images, channel and pixel tails, strides and padding);
  *   - max/avg/global-average pooling: fd checks, fast vs _ref, argmax ties and NaN like torch;
  *   - batch norm: forward train/eval and running statistics against a double-precision formula,
  *     gradients against central differences in double of that formula, BatchNorm1d (HW = 1),
@@ -25,8 +27,12 @@
 
 #include "check.h"
 #include "common.h"
+#include "conv_n8.h"
 #include "fdcheck.h"
+#include "kernels.h"
 #include "layer_kernels.h"
+#include "layers.h"
+#include "net.h"
 #include "rng.h"
 
 static void fill_nan(float *x, size_t n)
@@ -214,6 +220,128 @@ static void test_conv_all(void)
     test_conv(3, 600, 5, 5, 7, 3, 3, 1, 1, 0);   /* K = 5400: at least DT_CONV_MIN_COLS columns */
     test_conv(9, 1, 28, 28, 6, 5, 5, 1, 2, 0);   /* lenet5 conv1 */
     test_conv(9, 6, 14, 14, 16, 5, 5, 1, 0, 0);  /* lenet5 conv2 */
+    test_conv(16, 3, 11, 13, 8, 3, 3, 1, 1, 0);  /* two full blocks of 8 images */
+    test_conv(17, 5, 9, 10, 7, 3, 4, 2, 1, 0);   /* odd channels, strided, partial block */
+}
+
+/* ---- conv -> ReLU -> MaxPool2d(2, 2) fused: bitwise the three separate kernels ---- */
+
+static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int stride, int pad,
+                                int bias, int zero_input)
+{
+    char what[160];
+    snprintf(what, sizeof what, "conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d%s%s", N, C, H, W,
+             OC, K, stride, pad, bias ? "" : " no bias", zero_input ? " zero input (ties)" : "");
+    const int fusable = dt_conv2d_relu_pool2_ok(N, C, H, W, OC, K, K, stride, pad);
+    CHECK(fusable);
+    if (!fusable) {
+        fprintf(stderr, "  %s: not fusable\n", what);
+        return;
+    }
+    const int OH = dt_conv_out_size(H, K, stride, pad), OW = dt_conv_out_size(W, K, stride, pad);
+    const int PH = OH / 2, PW = OW / 2;
+    const size_t ni = (size_t)N * C * H * W, nw = (size_t)OC * C * K * K;
+    const size_t no = (size_t)N * OC * OH * OW, np = (size_t)N * OC * PH * PW;
+    float *x = falloc(ni), *w = falloc(nw), *b = falloc(OC), *R = falloc(np);
+    fill(x, ni, -1, 1), fill(w, nw, -1, 1), fill(b, OC, -0.5, 0.5), fill(R, np, -1, 1);
+    if (zero_input)
+        memset(x, 0, ni * sizeof *x); /* every output is its bias: 4-way ties, ReLU zeros */
+    const float *bp = bias ? b : NULL;
+    const size_t wsn = dt_conv2d_ws_floats(N, C, H, W, OC, K, K, stride, pad);
+    float *ws = ws_alloc(wsn);
+    /* separate */
+    float *co = falloc(no), *ro = falloc(no), *po = falloc(np);
+    int32_t *arg = dt_xmalloc(np, sizeof *arg);
+    dt_conv2d_forward(co, x, w, bp, N, C, H, W, OC, K, K, stride, pad, ws);
+    dt_relu_forward(ro, co, (long)no);
+    dt_maxpool_forward(po, arg, ro, N, OC, OH, OW, 2, 2, 0);
+    float *dro = falloc(no), *dco = falloc(no);
+    float *dx = falloc(ni), *dw = falloc(nw), *db = falloc(OC);
+    dt_maxpool_backward(dro, R, arg, N, OC, OH, OW, PH, PW, 0);
+    dt_relu_backward(dco, dro, ro, (long)no, 0);
+    fill(dx, ni, -1, 1);
+    float *dx0 = falloc(ni);
+    memcpy(dx0, dx, ni * sizeof *dx);
+    dt_conv2d_backward(dx, dw, bias ? db : NULL, dco, x, w, N, C, H, W, OC, K, K, stride, pad, 1,
+                       ws);
+    /* fused */
+    float *pf = falloc(np), *dxf = falloc(ni), *dwf = falloc(nw), *dbf = falloc(OC);
+    int32_t *code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(N, OC, OH, OW), sizeof *code);
+    fill_nan(pf, np), fill_nan(ws, wsn), fill_nan(dwf, nw), fill_nan(dbf, OC);
+    memcpy(dxf, dx0, ni * sizeof *dx);
+    dt_conv2d_relu_pool2_forward(pf, code, x, w, bp, N, C, H, W, OC, K, K, stride, pad, ws);
+    int ok = CHECK_TENSOR_CLOSE(pf, po, np, 0.0, 0.0);
+    fill_nan(ws, wsn);
+    dt_conv2d_relu_pool2_backward(dxf, dwf, bias ? dbf : NULL, R, code, x, w, N, C, H, W, OC, K, K,
+                                  stride, pad, 1, ws);
+    ok &= CHECK_TENSOR_CLOSE(dxf, dx, ni, 0.0, 0.0);
+    ok &= CHECK_TENSOR_CLOSE(dwf, dw, nw, 0.0, 0.0);
+    if (bias)
+        ok &= CHECK_TENSOR_CLOSE(dbf, db, OC, 0.0, 0.0);
+    /* without an input gradient (a first layer), accum = 0 */
+    fill_nan(dwf, nw), fill_nan(ws, wsn);
+    dt_conv2d_relu_pool2_backward(NULL, dwf, NULL, R, code, x, w, N, C, H, W, OC, K, K, stride,
+                                  pad, 0, ws);
+    ok &= CHECK_TENSOR_CLOSE(dwf, dw, nw, 0.0, 0.0);
+    CHECK(ws_guard_ok(ws, wsn));
+    if (!ok)
+        fprintf(stderr, "  %s\n", what);
+    free(x), free(w), free(b), free(R), free(ws), free(co), free(ro), free(po), free(arg);
+    free(dro), free(dco), free(dx), free(dw), free(db), free(dx0), free(pf), free(dxf), free(dwf);
+    free(dbf), free(code);
+}
+
+static void test_conv_relu_pool_all(void)
+{
+    const int old = dt_conv2d_set_path(DT_CONV_LANES);
+    if (!dt_conv_n8_cpu()) {
+        CHECK(!dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 6, 5, 5, 1, 2));
+        printf("test_layers: no AVX2 + FMA: the fused conv + relu + pool kernels are not tested\n");
+        dt_conv2d_set_path(old);
+        return;
+    }
+    /* N C H W OC K stride pad bias zero_input */
+    test_conv_relu_pool(9, 1, 28, 28, 6, 5, 1, 2, 1, 0);  /* lenet5 conv1, a partial block */
+    test_conv_relu_pool(16, 6, 14, 14, 16, 5, 1, 0, 1, 0); /* lenet5 conv2 */
+    test_conv_relu_pool(3, 2, 9, 8, 5, 3, 1, 0, 0, 0);    /* odd 7x6 output: a dropped row */
+    test_conv_relu_pool(8, 3, 11, 9, 4, 3, 2, 1, 1, 0);   /* strided, odd output */
+    test_conv_relu_pool(10, 2, 6, 6, 3, 3, 1, 1, 1, 1);   /* ties and ReLU zeros */
+    dt_conv2d_set_path(DT_CONV_GEMM);
+    CHECK(!dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 6, 5, 5, 1, 2));
+    dt_conv2d_set_path(old);
+}
+
+/* a whole net with and without fusion: logits and every gradient bitwise equal */
+static void test_fused_net(const char *spec, int N, int expect_fused)
+{
+    dt_net *nets[2];
+    const int old = dt_layers_set_fusion(0);
+    DT_ASSERT(dt_net_build(&nets[0], spec, N) == 0);
+    dt_layers_set_fusion(1);
+    DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
+    dt_layers_set_fusion(old);
+    int fused = 0;
+    for (int i = 0; i < nets[1]->nlayers; i++)
+        fused += nets[1]->layers[i].fused;
+    CHECK(fused == expect_fused);
+    for (int i = 0; i < nets[0]->nlayers; i++)
+        CHECK(!nets[0]->layers[i].fused);
+    const size_t nx = (size_t)N * nets[0]->in_c * nets[0]->in_h * nets[0]->in_w;
+    const size_t nl = (size_t)N * nets[0]->classes;
+    float *x = falloc(nx), *dl = falloc(nl), *logits[2];
+    fill(x, nx, -1, 1), fill(dl, nl, -1, 1);
+    for (int k = 0; k < 2; k++) {
+        dt_net_init(nets[k], 5);
+        logits[k] = dt_net_forward(nets[k], x, N, 1);
+        memcpy(dt_net_dlogits(nets[k]), dl, nl * sizeof *dl);
+        dt_net_backward(nets[k], N);
+    }
+    int ok = CHECK_TENSOR_CLOSE(logits[1], logits[0], nl, 0.0, 0.0);
+    ok &= CHECK_TENSOR_CLOSE(nets[1]->grad, nets[0]->grad, nets[0]->numel, 0.0, 0.0);
+    if (!ok)
+        fprintf(stderr, "  %s N%d: fused vs unfused\n", spec, N);
+    free(x), free(dl);
+    dt_net_free(nets[0]), dt_net_free(nets[1]);
 }
 
 /* ---- max pooling ---- */
@@ -791,7 +919,22 @@ int main(void)
 
     CHECK(dt_conv_out_size(7, 3, 2, 1) == 4 && dt_conv_out_size(28, 5, 1, 2) == 28);
     CHECK(dt_conv_out_size(7, 2, 2, 0) == 3 && dt_conv_out_size(2, 5, 1, 1) == 0);
+    /* every shape through each kernel family: im2col + sgemm (with the direct few-tap path),
+     * and the batch-lane kernels (conv_n8.c) where this CPU has AVX2 + FMA */
+    dt_conv2d_set_path(DT_CONV_GEMM);
     test_conv_all();
+    dt_conv2d_set_path(DT_CONV_LANES);
+    if (dt_conv_n8_cpu())
+        test_conv_all();
+    else
+        printf("test_layers: no AVX2 + FMA: the batch-lane conv kernels are not tested here\n");
+    dt_conv2d_set_path(DT_CONV_AUTO);
+    test_conv_relu_pool_all();
+    /* lenet5: both conv + relu + pool groups fuse (4 layers skipped) where the CPU has the
+     * kernels; resnet20 has none to fuse */
+    test_fused_net("lenet5", 13, dt_conv_n8_cpu() ? 4 : 0);
+    test_fused_net("cnn", 8, dt_conv_n8_cpu() ? 4 : 0);
+    test_fused_net("resnet20", 3, 0);
 
     /* N C H W K stride pad */
     test_maxpool(2, 3, 7, 6, 3, 2, 1);
