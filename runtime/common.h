@@ -41,6 +41,10 @@ extern int dt_rank;
 #define DT_SIMD
 #endif
 
+/* 1 when the CPU runs AVX2 and FMA code (x86-64 with GCC/Clang; 0 elsewhere): the run-time
+ * choice of the kernels compiled for them (conv_n8.c). */
+int dt_cpu_avx2_fma(void);
+
 /* Prints "rank R: file:line: func: assertion failed: expr" and aborts every rank (MPI_Abort). */
 DT_NORETURN void dt_assert_fail(const char *expr, const char *file, int line, const char *func);
 #define DT_ASSERT(cond) \

@@ -97,21 +97,13 @@ void dt_conv_n8_plan(dt_n8_plan *q, int C, int H, int W, int OC, int KH, int KW,
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-int dt_conv_n8_cpu(void)
-{
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return have;
-}
+int dt_conv_n8_cpu(void) { return dt_cpu_avx2_fma(); }
 
 #define N8_T __attribute__((target("avx2,fma")))
 #define N8_INL static inline __attribute__((always_inline)) N8_T
 
-/* r[0..8) <- its transpose (row i, lane j) -> (row j, lane i) */
-N8_INL void tr8(__m256 r[8])
+/* r[0..8) <- its transpose: element j of row i goes to element i of row j */
+N8_INL void dt_tr8x8(__m256 r[8])
 {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
@@ -150,7 +142,7 @@ N8_T static void to_lanes(float *restrict l8, size_t lcs, size_t lrs, const floa
                     __m256 v[8];
                     for (int l = 0; l < 8; l++)
                         v[l] = _mm256_loadu_ps(s + l * simg + k);
-                    tr8(v);
+                    dt_tr8x8(v);
                     for (int j = 0; j < 8; j++)
                         _mm256_storeu_ps(d + (size_t)(k + j) * 8, v[j]);
                 }
@@ -176,7 +168,7 @@ N8_T static void from_lanes(float *restrict dst, size_t simg, size_t scs, size_t
                     __m256 v[8];
                     for (int j = 0; j < 8; j++)
                         v[j] = _mm256_loadu_ps(s + (size_t)(k + j) * 8);
-                    tr8(v);
+                    dt_tr8x8(v);
                     for (int l = 0; l < 8; l++) {
                         float *o = d + l * simg + k;
                         _mm256_storeu_ps(o, accum ? _mm256_add_ps(_mm256_loadu_ps(o), v[l]) : v[l]);
