@@ -42,7 +42,7 @@ extern int dt_rank;
 #endif
 
 /* 1 when the CPU runs AVX2 and FMA code (x86-64 with GCC/Clang; 0 elsewhere): the run-time
- * choice of the kernels compiled for them (conv_n8.c). */
+ * choice of the kernels compiled for them (conv_n8.c, gemm.c). */
 int dt_cpu_avx2_fma(void);
 
 /* Prints "rank R: file:line: func: assertion failed: expr" and aborts every rank (MPI_Abort). */

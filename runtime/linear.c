@@ -1,23 +1,17 @@
 /*
  * linear.c - fully connected layer kernels (torch.nn.Linear: y = x W^T + b), see kernels.h.
- * The fast path is three OpenBLAS sgemm calls over the whole batch.
+ * The fast path is three matrix products over the whole batch (gemm.h: the packed AVX2 kernel,
+ * or OpenBLAS's sgemm on CPUs without AVX2 + FMA); the forward's bias starts the accumulators.
  */
-#include "blas.h"
 #include <string.h>
 
+#include "gemm.h"
 #include "kernels.h"
 
 void dt_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                        int IN, int OUT)
 {
-    float beta = 0.0f;
-    if (bias) {
-        for (int n = 0; n < N; n++)
-            memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof *out);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, inp, IN, weight, IN,
-                beta, out, OUT);
+    dt_gemm(0, 1, N, OUT, IN, inp, IN, weight, IN, bias, 0, out, OUT);
 }
 
 void dt_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
@@ -36,8 +30,7 @@ void dt_linear_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight, int N, int IN, int OUT, int accum)
 {
     /* dW (OUT, IN) = dout^T (OUT, N) @ inp (N, IN) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 0.0f,
-                dweight, IN);
+    dt_gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dweight, IN);
     if (dbias) {
         memset(dbias, 0, (size_t)OUT * sizeof *dbias);
         for (int n = 0; n < N; n++) {
@@ -48,8 +41,7 @@ void dt_linear_backward(float *dinp, float *dweight, float *dbias, const float *
     }
     /* dinp (N, IN) = dout (N, OUT) @ W (OUT, IN) */
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, weight,
-                    IN, accum ? 1.0f : 0.0f, dinp, IN);
+        dt_gemm(0, 0, N, IN, OUT, dout, OUT, weight, IN, NULL, accum, dinp, IN);
 }
 
 void dt_linear_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
