@@ -326,6 +326,13 @@ void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x
         float *dst = x + (size_t)i * per;
         if (ds->images) {
             const uint8_t *src = ds->images + (size_t)idx[i] * per;
+            /* the samples are scattered over the whole set: fetch the next one's lines while
+             * this one is converted (hardware prefetchers cannot guess the jump) */
+            if (i + 1 < n && idx[i + 1] >= 0 && idx[i + 1] < ds->n) {
+                const uint8_t *next = ds->images + (size_t)idx[i + 1] * per;
+                for (size_t b = 0; b < per; b += 64)
+                    __builtin_prefetch(next + b);
+            }
             for (int c = 0; c < ds->c; c++) {
                 const float *lut = ds->lut[c];
                 for (size_t k = 0; k < plane; k++)

@@ -61,7 +61,7 @@ enum { MR = 6, NR = 16, KC = 256, MC = 144, NC = 2048 };
 static float *pack_a, *pack_b;
 
 /* Ap: the mc x kc block of op(A) at (i0, k0) as panels of MR rows: Ap[p][k][r], zero-padded */
-GEMM_T static void pack_A(float *restrict Ap, int ta, const float *A, int lda, int i0, int mc,
+__attribute__((noinline)) GEMM_T static void pack_A(float *restrict Ap, int ta, const float *A, int lda, int i0, int mc,
                           int k0, int kc)
 {
     for (int p = 0; p < mc; p += MR) {
@@ -99,37 +99,46 @@ GEMM_T static void pack_A(float *restrict Ap, int ta, const float *A, int lda, i
 GEMM_T static void pack_B(float *restrict Bp, int tb, const float *B, int ldb, int k0, int kc,
                           int j0, int nc)
 {
+    if (!tb) {
+        /* element (k, j) = B[k*ldb + j]: each row of the block read once, front to back (going
+         * down a 16-column panel instead touches a new cache line per row, and B, produced
+         * or last read a whole layer earlier, is usually no longer in L2) */
+        const int full = nc / NR * NR;
+        for (int k = 0; k < kc; k++) {
+            const float *s = B + (size_t)(k0 + k) * ldb + j0;
+            float *d = Bp + (size_t)k * NR;
+            for (int p = 0; p < full; p += NR) {
+                float *q = d + (size_t)p * kc;
+                _mm256_storeu_ps(q, _mm256_loadu_ps(s + p));
+                _mm256_storeu_ps(q + 8, _mm256_loadu_ps(s + p + 8));
+            }
+            if (full < nc) {
+                float *q = d + (size_t)full * kc;
+                for (int c = 0; c < NR; c++)
+                    q[c] = full + c < nc ? s[full + c] : 0.0f;
+            }
+        }
+        return;
+    }
     for (int p = 0; p < nc; p += NR) {
+        /* element (k, j) = B[j*ldb + k]: rows of B are columns of the panel */
         const int n = nc - p < NR ? nc - p : NR;
         float *d = Bp + (size_t)p * kc;
-        if (!tb) { /* element (k, j) = B[k*ldb + j]: NR contiguous floats per k */
-            const float *s = B + (size_t)k0 * ldb + j0 + p;
-            if (n == NR)
-                for (int k = 0; k < kc; k++, s += ldb, d += NR) {
-                    _mm256_storeu_ps(d, _mm256_loadu_ps(s));
-                    _mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));
+        const float *s = B + (size_t)(j0 + p) * ldb + k0;
+        int k = 0;
+        if (n == NR)
+            for (; k + 8 <= kc; k += 8)
+                for (int h = 0; h < 2; h++) {
+                    __m256 r[8];
+                    for (int c = 0; c < 8; c++)
+                        r[c] = _mm256_loadu_ps(s + (size_t)(8 * h + c) * ldb + k);
+                    dt_tr8x8(r);
+                    for (int q = 0; q < 8; q++)
+                        _mm256_storeu_ps(d + (size_t)(k + q) * NR + 8 * h, r[q]);
                 }
-            else
-                for (int k = 0; k < kc; k++, s += ldb, d += NR)
-                    for (int c = 0; c < NR; c++)
-                        d[c] = c < n ? s[c] : 0.0f;
-        } else { /* element (k, j) = B[j*ldb + k]: rows of B are columns of the panel */
-            const float *s = B + (size_t)(j0 + p) * ldb + k0;
-            int k = 0;
-            if (n == NR)
-                for (; k + 8 <= kc; k += 8)
-                    for (int h = 0; h < 2; h++) {
-                        __m256 r[8];
-                        for (int c = 0; c < 8; c++)
-                            r[c] = _mm256_loadu_ps(s + (size_t)(8 * h + c) * ldb + k);
-                        dt_tr8x8(r);
-                        for (int q = 0; q < 8; q++)
-                            _mm256_storeu_ps(d + (size_t)(k + q) * NR + 8 * h, r[q]);
-                    }
-            for (; k < kc; k++)
-                for (int c = 0; c < NR; c++)
-                    d[(size_t)k * NR + c] = c < n ? s[(size_t)c * ldb + k] : 0.0f;
-        }
+        for (; k < kc; k++)
+            for (int c = 0; c < NR; c++)
+                d[(size_t)k * NR + c] = c < n ? s[(size_t)c * ldb + k] : 0.0f;
     }
 }
 
