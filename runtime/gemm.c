@@ -161,24 +161,18 @@ GEMM_T static void micro(int kc, const float *restrict a, const float *restrict 
 #pragma GCC unroll 8
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
+        __m256 x;
+#define GEMM_ROW(r, lo, hi)                                                                    \
+    x = _mm256_broadcast_ss(a + (r));                                                          \
+    lo = _mm256_fmadd_ps(x, b0, lo);                                                           \
+    hi = _mm256_fmadd_ps(x, b1, hi);
+        GEMM_ROW(0, c00, c01)
+        GEMM_ROW(1, c10, c11)
+        GEMM_ROW(2, c20, c21)
+        GEMM_ROW(3, c30, c31)
+        GEMM_ROW(4, c40, c41)
+        GEMM_ROW(5, c50, c51)
+#undef GEMM_ROW
     }
     const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                {c30, c31}, {c40, c41}, {c50, c51}};
