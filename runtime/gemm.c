@@ -6,7 +6,7 @@
  * blocks of KC x NC, as panels of NR = 16 columns (k-major, zero-padded); op(A) in blocks of
  * MC x KC, as panels of MR = 6 rows; a 6 x 16 micro-kernel keeps 12 AVX2 accumulators over one
  * KC-long stretch of both panels: per k, 2 loads of B, 6 broadcasts of A, 12 FMAs.
- * The 16-float B panel (KC = 256: 16 KB) stays in L1 while the kernel sweeps the A panels of the
+ * The 16-float B panel (KC = 320: 20 KB) stays in L1 while the kernel sweeps the A panels of the
  * block (MC = 144: 144 KB, L2).
  *
  * Why not OpenBLAS: the mlp is GEMM-bound, on the same OpenBLAS as the PyTorch it is compared
@@ -16,7 +16,7 @@
  * mlp step (784-512-256-10, batch 128) it took 3.57 ms against OpenBLAS 0.3.21's 3.69 in the same
  * process, and the mlp trained 2-5 % faster (interleaved runs; the VM's noise is +-10 %). It also
  * starts the forward's accumulators from the bias (no bias copy pass) and never scales C by beta
- * in a separate pass. K is cut into equal blocks (784 = 4 x 196, not 3 x 256 + 16).
+ * in a separate pass. K is cut into equal blocks (784 = 3 x 262, not 2 x 320 + 144).
  *
  * Compiled into AVX2 + FMA functions (GCC target attribute) chosen at run time; other CPUs and
  * compilers call cblas_sgemm with the same contract.
@@ -53,7 +53,7 @@ void dt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda, 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "simd_avx2.h"
 
-enum { MR = 6, NR = 16, KC = 256, MC = 144, NC = 2048 };
+enum { MR = 6, NR = 16, KC = 320, MC = 144, NC = 2048 };
 
 #define GEMM_T DT_AVX2_TARGET
 
@@ -209,7 +209,7 @@ GEMM_T static void gemm_avx2(int ta, int tb, int M, int N, int K, const float *A
     }
     for (int jc = 0; jc < N; jc += NC) {
         const int nc = N - jc < NC ? N - jc : NC;
-        /* K in equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16) */
+        /* K in equal blocks of at most KC (784 = 3 x 262, not 2 x 320 + 144) */
         const int kb = (K + KC - 1) / KC, kstep = (K + kb - 1) / kb;
         for (int pc = 0; pc < K; pc += kstep) {
             const int kc = K - pc < kstep ? K - pc : kstep;
