@@ -7,7 +7,7 @@
  * MC x KC, as panels of MR = 6 rows; a 6 x 16 micro-kernel keeps 12 AVX2 accumulators over one
  * KC-long stretch of both panels: per k, 2 loads of B, 6 broadcasts of A, 12 FMAs.
  * The 16-float B panel (KC = 320: 20 KB) stays in L1 while the kernel sweeps the A panels of the
- * block (MC = 144: 144 KB, L2).
+ * block (MC = 144: 184 KB, L2).
  *
  * Why not OpenBLAS: the mlp is GEMM-bound, on the same OpenBLAS as the PyTorch it is compared
  * with, so only a faster product moves its ratio. On the Zen 3 VM this project measures on, this
