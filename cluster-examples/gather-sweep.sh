@@ -2,6 +2,10 @@
 # gather-sweep.sh - collect the trials of a sweep (cluster-examples/sweep.sbatch) into one table,
 # best test accuracy first: Markdown on stdout, and DIR/results.md + DIR/results.csv.
 # Trials that left a log but no result (failed, cancelled, still running) are listed below the table.
+# Then a heatmap of test accuracy over the sweep's two axes (DIR/sweep.axes, written by the
+# trials; "lr batch_size" when absent): DIR/heatmap.dat (x index, y index, x, y, test_acc; NaN for
+# a grid point without a result, "diverged" for a trial whose loss went to inf/NaN), and with
+# gnuplot DIR/heatmap.png and the script DIR/heatmap.gp.
 #
 # usage: cluster-examples/gather-sweep.sh DIR
 set -u
@@ -58,3 +62,63 @@ fi
 mv "$dir/results.md.tmp" "$dir/results.md"
 cat "$dir/results.md"
 echo "(also in $dir/results.md and $dir/results.csv)" >&2
+
+# ---- heatmap: test_acc over the grid of the two swept values ----
+axes=$(cat "$dir/sweep.axes" 2>/dev/null) || axes="lr batch_size"
+# shellcheck disable=SC2086
+set -- $axes
+xk=${1:-lr} yk=${2:-batch_size}
+if ! awk -F, -v xk="$xk" -v yk="$yk" -v tics="$dir/heatmap.tics.tmp" '
+    # sorted insertion of v into list a[1..n] (numeric)
+    function put(a, n, v,    j) { j = n; while (j > 0 && a[j] + 0 > v + 0) { a[j + 1] = a[j]; j-- } a[j + 1] = v; return n + 1 }
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
+              if (!(xk in col) || !(yk in col) || !("test_acc" in col)) exit 2
+              next }
+    { x = $col[xk]; y = $col[yk]
+      if (!(x in hx)) { hx[x] = 1; nx = put(xs, nx, x) }
+      if (!(y in hy)) { hy[y] = 1; ny = put(ys, ny, y) }
+      acc[x, y] = $col["test_acc"] }
+    END {
+        printf "# test_acc over %s (x) and %s (y): x_index y_index %s %s test_acc\n", xk, yk, xk, yk
+        for (j = 1; j <= ny; j++)
+            for (i = 1; i <= nx; i++)
+                printf "%d %d %s %s %s\n", i - 1, j - 1, xs[i], ys[j], ((xs[i], ys[j]) in acc) ? acc[xs[i], ys[j]] : "NaN"
+        t = ""; for (i = 1; i <= nx; i++) t = t (i > 1 ? ", " : "") sprintf("\"%s\" %d", xs[i], i - 1)
+        printf "set xtics (%s)\nset xrange [-0.5:%g]\n", t, nx - 0.5 > tics
+        t = ""; for (j = 1; j <= ny; j++) t = t (j > 1 ? ", " : "") sprintf("\"%s\" %d", ys[j], j - 1)
+        printf "set ytics (%s)\nset yrange [-0.5:%g]\n", t, ny - 0.5 > tics
+    }' "$dir/results.csv" >"$dir/heatmap.dat.tmp"; then
+    rm -f "$dir/heatmap.dat.tmp" "$dir/heatmap.tics.tmp"
+    echo "gather-sweep: no heatmap: results.csv lacks a $xk, $yk or test_acc column" >&2
+    exit 0
+fi
+mv "$dir/heatmap.dat.tmp" "$dir/heatmap.dat"
+if ! command -v gnuplot >/dev/null 2>&1; then
+    rm -f "$dir/heatmap.tics.tmp"
+    echo "gather-sweep: gnuplot not found: $dir/heatmap.dat only (apt-get install gnuplot-nox)" >&2
+    exit 0
+fi
+if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then term="pngcairo size 800,560"; else term="png size 800,560"; fi
+{
+    echo "# gnuplot $dir/heatmap.gp: the test accuracy of each trial, by $xk and $yk"
+    echo "set terminal $term"
+    echo "set output '$dir/heatmap.png'"
+    echo "set title 'test accuracy (%) by $xk and $yk ($(($(wc -l <"$dir/heatmap.dat") - 1)) grid points)' noenhanced"
+    echo "set xlabel '$xk' noenhanced"
+    echo "set ylabel '$yk' noenhanced"
+    cat "$dir/heatmap.tics.tmp"
+    echo "set palette defined (0 '#6baed6', 0.5 '#ffffcc', 1 '#fd8d3c')"
+    echo "set cblabel 'test accuracy (%)'"
+    echo "unset key"
+    echo "plot '$dir/heatmap.dat' using 1:2:(0.5):(0.5):5 with boxxyerror fillstyle solid noborder lc palette, \\"
+    echo "     '' using 1:2:(strcol(5) eq 'NaN' ? 'no result' : strcol(5) eq 'diverged' ? 'diverged' : sprintf('%.2f', \$5)) with labels tc 'black'"
+} >"$dir/heatmap.gp.tmp"
+rm -f "$dir/heatmap.tics.tmp"
+mv "$dir/heatmap.gp.tmp" "$dir/heatmap.gp"
+if gnuplot "$dir/heatmap.gp" 2>"$dir/heatmap.err"; then
+    rm -f "$dir/heatmap.err"
+    echo "(heatmap: $dir/heatmap.png)" >&2
+else
+    echo "gather-sweep: gnuplot failed on $dir/heatmap.gp (see $dir/heatmap.err)" >&2
+    exit 1
+fi

@@ -220,8 +220,12 @@ if [ -n "${j_sweep:-}" ]; then
     done
     if [ $ok = 1 ] && [ "$states" = " 4 COMPLETED," ] && [ "$ntxt" = 4 ] && [ "$rows" = 4 ] &&
         [ "$(wc -l <"$TMP/sweep/results.csv")" = 5 ] &&
-        grep -q '^trial,lr,batch_size,job,epochs,' "$TMP/sweep/results.csv"; then
-        pass "sweep (array job $j_sweep, 4 tasks COMPLETED, gathered table):"
+        grep -q '^trial,lr,batch_size,job,epochs,' "$TMP/sweep/results.csv" &&
+        [ "$(cat "$TMP/sweep/sweep.axes")" = "lr batch_size" ] &&
+        [ "$(grep -c '^[0-9]' "$TMP/sweep/heatmap.dat")" = 4 ] &&
+        ! grep -q NaN "$TMP/sweep/heatmap.dat" &&
+        [ "$(od -An -tx1 -N8 "$TMP/sweep/heatmap.png" | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+        pass "sweep (array job $j_sweep, 4 tasks COMPLETED, gathered table, heatmap.png):"
         echo "$table" | sed 's/^/      /'
     else
         fail "sweep (array job $j_sweep): states '$states', $ntxt result files, $rows table rows"

@@ -7,6 +7,9 @@
 #   lr-find:  2 ranks on an MNIST slice: CSV rows, PNG, the suggestion line (inside the sweep and,
 #             for mlp/SGD, in a sane range), no divergence for a tiny max lr, divergence reported
 #             for a huge one, no gnuplot = a warning, --out defaults to log.dir;
+#   sweeps:   cluster-examples/sweep.sbatch runs the grid point of its array task on any two
+#             axes (run here outside Slurm) and rejects bad axes and tasks outside the grid;
+#             gather-sweep.sh's table and heatmap (data, gnuplot script, PNG) with a hole;
 #   errors:   bad options give one "dtrain: error" line and a non-zero exit on every rank.
 # usage: sh tests/test_tools.sh [NP]
 set -u
@@ -222,6 +225,69 @@ else
         grep -q 'warning:.*gnuplot not found' "$TMP/huge.err" && pass ||
         fail "lr-find without gnuplot: expected the CSV in log.dir, no PNG and a warning"
 fi
+
+# ---- sweeps: cluster-examples/sweep.sbatch's axes (one task run outside Slurm, as the array
+# would) and gather-sweep.sh's table and heatmap ----
+SW=$TMP/sweep
+mkdir -p "$SW"
+if SLURM_ARRAY_TASK_ID=3 SWEEP_X=lr SWEEP_XS="0.02 0.05" SWEEP_Y=momentum SWEEP_YS="0 0.5 0.9" \
+    SWEEP_DIR="$SW" bash cluster-examples/sweep.sbatch --epochs 1 --set data.limit_train=512 \
+    --set data.limit_test=200 >"$TMP/sweep3.out" 2>&1 &&
+    grep -q '^trial=3 lr=0.05 momentum=0 job=' "$SW/trial-3.txt" &&
+    grep -q '^momentum = 0$' "$SW/trial-3.log" && grep -q '^lr = 0.05$' "$SW/trial-3.log" &&
+    [ "$(cat "$SW/sweep.axes")" = "lr momentum" ]; then
+    pass
+else
+    fail "sweep task 3 of lr (0.02 0.05) x momentum (0 0.5 0.9): expected lr 0.05, momentum 0"
+    cat "$TMP/sweep3.out" "$SW/trial-3.txt" >&2
+fi
+SLURM_ARRAY_TASK_ID=6 SWEEP_XS="0.02 0.05" SWEEP_Y=momentum SWEEP_YS="0 0.5 0.9" SWEEP_DIR="$SW" \
+    bash cluster-examples/sweep.sbatch >"$TMP/sweep6.out" 2>&1 &&
+    fail "sweep task 6 of a 2 x 3 grid: expected an error" ||
+    { grep -q 'outside the grid of 6 trials (2 lr x 3 momentum): use --array=0-5' "$TMP/sweep6.out" &&
+        pass || fail "sweep task 6: $(cat "$TMP/sweep6.out")"; }
+SLURM_ARRAY_TASK_ID=0 SWEEP_Y=dropout SWEEP_DIR="$SW" bash cluster-examples/sweep.sbatch \
+    >"$TMP/sweepbad.out" 2>&1 && fail "sweep axis dropout: expected an error" ||
+    { grep -q "axis 'dropout': expected lr, batch_size, momentum or weight_decay" "$TMP/sweepbad.out" &&
+        pass || fail "sweep axis dropout: $(cat "$TMP/sweepbad.out")"; }
+# a grid point whose loss goes to inf/NaN (dtrain stops with an error) is a result: diverged
+if SLURM_ARRAY_TASK_ID=0 SWEEP_XS=1000 SWEEP_Y=momentum SWEEP_YS=0.9 SWEEP_DIR="$TMP/sweep_div" \
+    bash cluster-examples/sweep.sbatch --epochs 1 --set data.limit_train=512 \
+    --set data.limit_test=200 >"$TMP/sweepdiv.out" 2>&1 &&
+    grep -q '^trial=0 lr=1000 momentum=0.9 job=local_0 final: test_acc=diverged$' "$TMP/sweep_div/trial-0.txt" &&
+    grep -q 'error: training diverged' "$TMP/sweep_div/trial-0.log"; then
+    pass
+else
+    fail "sweep trial at lr 1000: expected exit 0 and a 'test_acc=diverged' result"
+    tail -n 5 "$TMP/sweepdiv.out" >&2
+fi
+# gather: the real trial plus made-up ones; trial 4 has a log but no result (a hole in the grid),
+# trial 6 (outside the 2 x 3 grid: a third lr) diverged
+for t in "0 0.02 0 96.1" "1 0.02 0.5 96.9" "2 0.02 0.9 97.4" "5 0.05 0.9 98.2"; do
+    set -- $t
+    echo "trial=$1 lr=$2 momentum=$3 job=7_$1 final: epochs=1 steps=8 train_loss=1 test_loss=1 test_acc=$4 samples_per_s=1 wall_s=1 max_rss_mib=1 params_crc=0" >"$SW/trial-$1.txt"
+done
+echo "trial=6 lr=0.5 momentum=0.9 job=7_6 final: test_acc=diverged" >"$SW/trial-6.txt"
+: >"$SW/trial-4.log"
+acc3=$(sed -n 's/.* test_acc=\([0-9.]*\) .*/\1/p' "$SW/trial-3.txt")
+if sh cluster-examples/gather-sweep.sh "$SW" >"$TMP/gather.out" 2>"$TMP/gather.err" &&
+    [ "$(grep -c '^| [0-9]' "$TMP/gather.out")" = 6 ] && grep -q 'No result.*trial 4' "$TMP/gather.out" &&
+    grep '^| [0-9]' "$TMP/gather.out" | tail -n 1 | grep -q '^| 6 | 0.5 | 0.9 | 7_6 |.*| diverged |' &&
+    [ "$(grep -v '^#' "$SW/heatmap.dat" | tr '\n' ';')" = "0 0 0.02 0 96.1;1 0 0.05 0 $acc3;2 0 0.5 0 NaN;0 1 0.02 0.5 96.9;1 1 0.05 0.5 NaN;2 1 0.5 0.5 NaN;0 2 0.02 0.9 97.4;1 2 0.05 0.9 98.2;2 2 0.5 0.9 diverged;" ] &&
+    grep -q "set xtics (\"0.02\" 0, \"0.05\" 1, \"0.5\" 2)" "$SW/heatmap.gp" && is_png "$SW/heatmap.png"; then
+    pass
+else
+    fail "gather-sweep: expected 6 rows (diverged last), trial 4 missing, a 3 x 3 heatmap with NaN holes, heatmap.png"
+    cat "$TMP/gather.out" "$TMP/gather.err" "$SW/heatmap.dat" >&2
+fi
+# results without the axes' columns: the table, no heatmap, exit 0
+mkdir -p "$TMP/sweep_old"
+echo "trial=0 job=7_0 final: test_acc=90.0" >"$TMP/sweep_old/trial-0.txt"
+echo "lr batch_size" >"$TMP/sweep_old/sweep.axes"
+sh cluster-examples/gather-sweep.sh "$TMP/sweep_old" >/dev/null 2>"$TMP/gather_old.err" &&
+    [ ! -e "$TMP/sweep_old/heatmap.png" ] &&
+    grep -q 'no heatmap: results.csv lacks a lr, batch_size or test_acc column' "$TMP/gather_old.err" &&
+    pass || fail "gather-sweep without axis columns: $(cat "$TMP/gather_old.err")"
 
 # bad options
 expect_error "lr-find min >= max" "--max-lr = 0.1: expected a number > --min-lr = 1" lr-find $L --min-lr 1 --max-lr 0.1
