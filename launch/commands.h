@@ -11,6 +11,10 @@
 /* Resolves `dtrain <cmd> [options]` arguments argv[first..argc) into cfg (defaults, -c files,
  * --set, long options), as `dtrain train` does. Returns 0 or DT_ERR (message recorded). */
 int dt_parse_args(dt_config *cfg, int argc, char **argv, int first);
+/* The same on top of a base configuration (config-file text, applied right after the defaults;
+ * base_source names it in messages). */
+int dt_parse_args_on(dt_config *cfg, const char *base, const char *base_source, int argc,
+                     char **argv, int first);
 
 /* Opens the training split the configuration names (data.name, data.dir or data.h5_train,
  * data.limit_train, data.classes, the HDF5 keys and layout) normalized by data.mean/data.std, and,
@@ -24,5 +28,8 @@ int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test);
 int dt_cmd_schedule(int argc, char **argv, int world);
 /* dtrain lr-find [options]: the LR range test, data-parallel on all ranks. */
 int dt_cmd_lrfind(int argc, char **argv, int world);
+/* dtrain eval CHECKPOINT [--split test|train] [options]: a checkpoint's test (or training) loss
+ * and accuracy, data-parallel on all ranks. */
+int dt_cmd_eval(int argc, char **argv, int world);
 
 #endif

@@ -25,6 +25,9 @@ static void usage(FILE *f)
             "dtrain %s - data-parallel neural network training on MPI\n"
             "\n"
             "usage: mpirun -np N ./dtrain train [options]\n"
+            "       mpirun -np N ./dtrain eval CHECKPOINT.h5 [--split test|train] [options]\n"
+            "                     test (or training) loss and accuracy of a checkpoint's weights;\n"
+            "                     its run's configuration, overridden by the options\n"
             "       ./dtrain inspect CHECKPOINT.h5     verify a checkpoint, print what it holds\n"
             "       ./dtrain schedule [options] [--plot FILE.png] [--csv FILE] [--samples N] [--world N]\n"
             "                     the lr and momentum of every step of the configured run, no training\n"
@@ -70,7 +73,15 @@ static const struct {
 /* Resolves argv[first..argc) into cfg: config files first, then options in order. */
 int dt_parse_args(dt_config *cfg, int argc, char **argv, int first)
 {
+    return dt_parse_args_on(cfg, NULL, NULL, argc, argv, first);
+}
+
+int dt_parse_args_on(dt_config *cfg, const char *base, const char *base_source, int argc,
+                     char **argv, int first)
+{
     dt_config_defaults(cfg);
+    if (base && dt_config_load_text(cfg, base, base_source) != 0)
+        return DT_ERR;
     for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc)
@@ -309,11 +320,13 @@ int main(int argc, char **argv)
         status = dt_cmd_schedule(argc, argv, world);
     } else if (strcmp(cmd, "lr-find") == 0) {
         status = dt_cmd_lrfind(argc, argv, world);
+    } else if (strcmp(cmd, "eval") == 0) {
+        status = dt_cmd_eval(argc, argv, world);
 
     } else {
         if (dt_rank == 0) {
             if (argc > 1)
-                fprintf(stderr, "dtrain: error: unknown command '%s': expected train, schedule, lr-find or inspect (see dtrain --help)\n", cmd);
+                fprintf(stderr, "dtrain: error: unknown command '%s': expected train, eval, schedule, lr-find or inspect (see dtrain --help)\n", cmd);
             else
                 usage(stderr);
         }

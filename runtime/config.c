@@ -266,6 +266,11 @@ int dt_config_load(dt_config *c, const char *path)
     return dt_ini_parse_file(path, load_cb, c);
 }
 
+int dt_config_load_text(dt_config *c, const char *text, const char *source)
+{
+    return dt_ini_parse(text, source, load_cb, c);
+}
+
 int dt_config_resolve(dt_config *c)
 {
     dt_optim_params d;

@@ -102,6 +102,8 @@ int dt_config_set(dt_config *c, const char *key, const char *value, const char *
 
 /* Applies an INI config file. Returns 0 or DT_ERR naming file:line and key. */
 int dt_config_load(dt_config *c, const char *path);
+/* The same for config text held in memory (a checkpoint's "config"); source names it in messages. */
+int dt_config_load_text(dt_config *c, const char *text, const char *source);
 
 /* Fills "auto" values with PyTorch's default for the chosen optimizer / schedule (dtrain's own
  * for SGD: lr 0.1, momentum 0.9), parses sched.milestones, and runs the cross-key checks

@@ -215,33 +215,40 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     return loss;
 }
 
-dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
+dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
+                        float *probs, MPI_Comm comm)
 {
-    dt_net *net = t->net;
-    int B = t->cfg->eval_batch_size;
+    int rank, world;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
     /* DDP (broadcast_buffers=True): every rank evaluates with rank 0's BatchNorm buffers, the
      * ones a checkpoint stores */
-    dt_dist_bcast(net->state, net->state_numel, t->comm);
-    int64_t *idx = dt_xmalloc((size_t)B, sizeof *idx);
+    dt_dist_bcast(net->state, net->state_numel, comm);
+    int64_t *idx = dt_xmalloc((size_t)batch, sizeof *idx);
     double sums[3] = {0, 0, 0}; /* loss * n, correct, n */
     /* rank r takes r, r + W, ...: every sample exactly once over all ranks, no padding */
-    int64_t i = t->rank;
+    int64_t i = rank;
     while (i < ds->n) {
         int n = 0;
-        for (; n < B && i < ds->n; n++, i += t->world)
+        for (; n < batch && i < ds->n; n++, i += world)
             idx[n] = i;
-        dt_dataset_gather(ds, idx, n, t->x, t->y);
-        const float *logits = dt_net_forward(net, t->x, n, 0);
+        dt_dataset_gather(ds, idx, n, x, y);
+        const float *logits = dt_net_forward(net, x, n, 0);
         int correct = 0;
-        double loss = dt_xent_forward(t->probs, logits, t->y, NULL, n, net->classes, &correct);
+        double loss = dt_xent_forward(probs, logits, y, NULL, n, net->classes, &correct);
         sums[0] += loss * n;
         sums[1] += correct;
         sums[2] += n;
     }
     free(idx);
-    MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
+    MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm);
     dt_eval e = {sums[0] / sums[2], sums[1] / sums[2], (int64_t)sums[2]};
     return e;
+}
+
+dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
+{
+    return dt_net_evaluate(t->net, ds, t->cfg->eval_batch_size, t->x, t->y, t->probs, t->comm);
 }
 
 /* ---- checkpoints ---- */
@@ -390,6 +397,38 @@ done:
     return dt_dist_agree(rc, t->comm);
 }
 
+int dt_read_model(dt_ck_reader *r, dt_net *net)
+{
+    char name[160];
+    for (int i = 0; i < net->nparams; i++) {
+        const dt_param *p = &net->params[i];
+        int64_t dims[4];
+        for (int d = 0; d < p->ndim; d++)
+            dims[d] = p->shape[d];
+        snprintf(name, sizeof name, "model/%s", p->name);
+        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->param + p->off) != 0)
+            return DT_ERR;
+    }
+    for (int i = 0; i < net->nbufs; i++) {
+        const dt_param *p = &net->bufs[i];
+        snprintf(name, sizeof name, "model/%s", p->name);
+        size_t nl = strlen(p->name);
+        if (nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0) {
+            int64_t v;
+            if (dt_ck_read(r, name, DT_CK_I64, 0, NULL, &v) != 0)
+                return DT_ERR;
+            net->state[p->off] = (float)v;
+            continue;
+        }
+        int64_t dims[4];
+        for (int d = 0; d < p->ndim; d++)
+            dims[d] = p->shape[d];
+        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->state + p->off) != 0)
+            return DT_ERR;
+    }
+    return DT_OK;
+}
+
 /* rank 0: reads the checkpoint at path into t (and t->net); checks it fits this run. */
 static int load_checkpoint(dt_trainer *t, const char *path, int64_t *old_batch, int64_t *old_world)
 {
@@ -417,33 +456,9 @@ static int load_checkpoint(dt_trainer *t, const char *path, int64_t *old_batch, 
                path, optim ? optim : "?", dt_optim_kind_name(cfg->op.kind));
         goto out;
     }
+    if (dt_read_model(r, net) != 0)
+        goto out;
     char name[160];
-    for (int i = 0; i < net->nparams; i++) {
-        const dt_param *p = &net->params[i];
-        int64_t dims[4];
-        for (int d = 0; d < p->ndim; d++)
-            dims[d] = p->shape[d];
-        snprintf(name, sizeof name, "model/%s", p->name);
-        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->param + p->off) != 0)
-            goto out;
-    }
-    for (int i = 0; i < net->nbufs; i++) {
-        const dt_param *p = &net->bufs[i];
-        snprintf(name, sizeof name, "model/%s", p->name);
-        size_t nl = strlen(p->name);
-        if (nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0) {
-            int64_t v;
-            if (dt_ck_read(r, name, DT_CK_I64, 0, NULL, &v) != 0)
-                goto out;
-            net->state[p->off] = (float)v;
-            continue;
-        }
-        int64_t dims[4];
-        for (int d = 0; d < p->ndim; d++)
-            dims[d] = p->shape[d];
-        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->state + p->off) != 0)
-            goto out;
-    }
     for (int i = 0; i < t->opt.nstate; i++) {
         int64_t dims[1] = {(int64_t)t->opt.state[i].numel};
         snprintf(name, sizeof name, "optim/%s", t->opt.state[i].name);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "augment.h"
+#include "ckpt.h"
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
@@ -97,6 +98,14 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
 
 /* Evaluates on `ds`, sharded without padding (rank r takes r, r+W, ...). Collective. */
 dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds);
+/* The same for any net: batches of `batch` samples per rank through x (batch x C x H x W), y and
+ * probs (batch x classes); rank 0's BatchNorm buffers are broadcast first. Collective. */
+dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
+                        float *probs, MPI_Comm comm);
+/* Reads a checkpoint's model tensors and buffers (items model/<state_dict key>, shapes checked)
+ * into net->param and net->state. Not collective. Returns 0 or DT_ERR (message names the file
+ * and the item). */
+int dt_read_model(dt_ck_reader *r, dt_net *net);
 
 /* Writes a checkpoint of the current state (rank 0 writes, all ranks call). Collective. */
 int dt_trainer_checkpoint(dt_trainer *t, const char *why);

@@ -51,6 +51,7 @@ for np in 1 2; do
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
 suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
+suite test_eval env BUILD="$B" timeout -k 5 300 sh tests/test_eval.sh 2
 suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh
 suite test_metrics env BUILD="$B" timeout -k 5 300 sh tests/test_metrics.sh
 suite test_torch_load env BUILD="$B" timeout -k 5 300 sh tests/test_torch_load.sh

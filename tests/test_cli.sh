@@ -146,7 +146,7 @@ expect_error "out-of-range value in config file" "bad_val.ini:2: train.batch_siz
 # --- help and version ---
 if $DT --help | grep -q 'optim.lr' && $DT --version | grep -q '^dtrain '; then pass; else fail "--help/--version"; fi
 $DT frobnicate > /dev/null 2> "$TMP/err"; rc=$?
-if [ $rc -ne 0 ] && grep -q "unknown command 'frobnicate': expected train, schedule, lr-find or inspect" "$TMP/err"; then pass; else fail "unknown command"; fi
+if [ $rc -ne 0 ] && grep -q "unknown command 'frobnicate': expected train, eval, schedule, lr-find or inspect" "$TMP/err"; then pass; else fail "unknown command"; fi
 
 # --- the printed configuration is a config file that reproduces the run bitwise ---
 run() { timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@"; }
