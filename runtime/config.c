@@ -55,6 +55,7 @@ const dt_cfg_key dt_cfg_keys[] = {
     FLT("train.label_smoothing", label_smoothing, "0", 0, 1, 0, 1, "label smoothing epsilon (PyTorch: target 1-eps+eps/K, others eps/K)"),
     FLT("train.mixup_alpha", mixup_alpha, "0", 0, 1e3, 0, 0, "mixup: lambda ~ Beta(alpha, alpha) per step (0: off)"),
     BOOL("train.sync_bn", sync_bn, "false", "BatchNorm statistics over all ranks (SyncBatchNorm)"),
+    FLT("train.bucket_mb", bucket_mb, "25", 0, 1e6, 0, 0, "gradient allreduce in buckets of this many MB, each started while backward goes on (PyTorch DDP bucket_cap_mb; 0: one allreduce after backward)"),
 
     CHOICE("swa.mode", swa_mode, "off", "off|swa|ema", "weight averaging: SWA (running mean) or EMA"),
     CHOICE("swa.interval", swa_per_epoch, "epoch", "step|epoch", "swa.start and swa.freq count optimizer steps or epochs"),

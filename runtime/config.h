@@ -44,6 +44,7 @@ typedef struct dt_config {
     double label_smoothing;
     double mixup_alpha;   /* 0: off */
     int sync_bn;
+    double bucket_mb;     /* gradient allreduce buckets (MB; 0: one allreduce after backward) */
     /* swa */
     int swa_mode;         /* dt_swa_mode: off, swa, ema */
     int swa_per_epoch;

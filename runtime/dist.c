@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -59,6 +60,79 @@ void dt_dist_average(float *g, size_t n, MPI_Comm comm)
     float inv = 1.0f / (float)world;
     for (size_t i = 0; i < n; i++)
         g[i] *= inv;
+}
+
+void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm comm)
+{
+    memset(s, 0, sizeof *s);
+    s->comm = comm;
+    MPI_Comm_size(comm, &s->world);
+    s->g = g;
+    s->n = n;
+    s->cap = cap;
+    s->started = n;
+}
+
+void dt_grad_sync_free(dt_grad_sync *s)
+{
+    DT_ASSERT(s->nreq == 0);
+    free(s->req);
+    s->req = NULL;
+}
+
+void dt_grad_sync_begin(dt_grad_sync *s)
+{
+    DT_ASSERT(s->nreq == 0);
+    s->started = s->n;
+}
+
+/* MPI_Iallreduce of g[lo, hi), in pieces whose counts fit an int */
+static void start_slice(dt_grad_sync *s, size_t lo, size_t hi)
+{
+    const size_t chunk = (size_t)1 << 30;
+    for (size_t off = lo; off < hi; off += chunk) {
+        const size_t len = hi - off < chunk ? hi - off : chunk;
+        if (s->nreq == s->maxreq) {
+            s->maxreq = s->maxreq ? 2 * s->maxreq : 16;
+            s->req = realloc(s->req, (size_t)s->maxreq * sizeof *s->req);
+            DT_ASSERT(s->req);
+        }
+        MPI_Iallreduce(MPI_IN_PLACE, s->g + off, (int)len, MPI_FLOAT, MPI_SUM, s->comm,
+                       &s->req[s->nreq++]);
+    }
+}
+
+void dt_grad_sync_ready(dt_grad_sync *s, size_t off)
+{
+    if (s->world == 1 || s->cap == 0)
+        return;
+    DT_ASSERT(off <= s->started);
+    if (s->started - off >= s->cap) {
+        start_slice(s, off, s->started);
+        s->started = off;
+    }
+    if (s->nreq) { /* Open MPI progresses nonblocking collectives only inside MPI calls */
+        int done;
+        MPI_Testall(s->nreq, s->req, &done, MPI_STATUSES_IGNORE);
+    }
+}
+
+void dt_grad_sync_finish(dt_grad_sync *s)
+{
+    if (s->world == 1)
+        return;
+    if (s->nreq == 0) { /* nothing started: one bucket, the classic blocking allreduce */
+        dt_dist_average(s->g, s->n, s->comm);
+        return;
+    }
+    if (s->started > 0)
+        start_slice(s, 0, s->started);
+    MPI_Waitall(s->nreq, s->req, MPI_STATUSES_IGNORE);
+    s->nreq = 0;
+    s->started = s->n;
+    const float inv = 1.0f / (float)s->world;
+    for (size_t i = 0; i < s->n; i++)
+        s->g[i] *= inv;
 }
 
 void dt_dist_bcast(float *p, size_t n, MPI_Comm comm)

@@ -23,6 +23,32 @@ int dt_dist_agree(int rc, MPI_Comm comm);
 /* g[0..n) <- mean over ranks of g (MPI_Allreduce sum, then * 1/world). */
 void dt_dist_average(float *g, size_t n, MPI_Comm comm);
 
+/* Bucketed gradient averaging overlapped with backward (PyTorch DDP's buckets). Backward finishes
+ * layers last to first, so the finished gradients are always a tail [off, n) of the flat buffer:
+ * as soon as the unreduced part of that tail holds at least `cap` floats, its MPI_Iallreduce
+ * starts, while backward goes on with earlier layers (and each later call progresses the
+ * reductions in flight with MPI_Testall). finish starts the rest, waits, and divides by the world
+ * size. With cap = 0, one rank, or a model smaller than one bucket, finish does what
+ * dt_dist_average does (one blocking MPI_Allreduce): the same bits as before buckets existed.
+ * Every rank must make the same calls (the buckets follow the layers, equal on every rank). */
+typedef struct dt_grad_sync {
+    MPI_Comm comm;
+    int world;
+    float *g;
+    size_t n, cap;      /* gradient floats; bucket size in floats (0: no buckets) */
+    size_t started;     /* [started, n) has been handed to MPI this step */
+    int nreq, maxreq;
+    MPI_Request *req;
+} dt_grad_sync;
+void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm comm);
+void dt_grad_sync_free(dt_grad_sync *s);
+/* Before backward. */
+void dt_grad_sync_begin(dt_grad_sync *s);
+/* During backward: g[off, n) is final. */
+void dt_grad_sync_ready(dt_grad_sync *s, size_t off);
+/* After backward: every rank's g is the mean over ranks. */
+void dt_grad_sync_finish(dt_grad_sync *s);
+
 /* Broadcast n floats from rank 0. */
 void dt_dist_bcast(float *p, size_t n, MPI_Comm comm);
 

@@ -477,6 +477,8 @@ void dt_net_backward(dt_net *net, int N)
         dt_layer *l = &net->layers[i];
         if (!l->fused)
             l->ops->backward(l, net, N);
+        if (net->grad_ready && l->nparam > 0)
+            net->grad_ready(net->grad_ready_ctx, net->params[l->param0].off);
     }
 }
 

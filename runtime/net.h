@@ -109,6 +109,10 @@ struct dt_net {
     int sync_bn;             /* 1: BatchNorm statistics over all ranks of comm */
     int bn_refresh;          /* 1: training-mode forwards accumulate BN statistics (no update) */
     uint64_t seed;           /* dropout masks: seeded by (seed, rank, step, layer) */
+    /* called by dt_net_backward after each layer with parameters, with the offset of that
+     * layer's first parameter: grad[off, numel) is final (NULL: not called) */
+    void (*grad_ready)(void *ctx, size_t off);
+    void *grad_ready_ctx;
     int rank;
     int64_t step;
 };

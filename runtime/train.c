@@ -103,6 +103,9 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
                 cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
                 cfg->swa_decay, net->numel, t->rank == 0);
     t->bar = t->out && (cfg->progress == 2 || (cfg->progress == 1 && output_is_terminal(t->out)));
+    /* buckets of train.bucket_mb MiB, as DDP's bucket_cap_mb */
+    dt_grad_sync_init(&t->sync, net->grad, net->numel,
+                      (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), comm);
     dt_dist_catch_signals();
     /* checkpoint directory, resume */
     rc = DT_OK;
@@ -150,6 +153,7 @@ void dt_trainer_free(dt_trainer *t)
     dt_optim_free(&t->opt);
     dt_swa_free(&t->swa);
     dt_sampler_free(&t->sampler);
+    dt_grad_sync_free(&t->sync);
     free(t->x);
     free(t->y);
     free(t->probs);
@@ -161,6 +165,8 @@ void dt_trainer_free(dt_trainer *t)
     t->y = t->perm = NULL;
     t->hist = NULL;
 }
+
+static void grad_ready(void *ctx, size_t off) { dt_grad_sync_ready(ctx, off); }
 
 double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *ctrl, int *correct)
 {
@@ -207,8 +213,13 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
      * so the mean of the rank means is the global batch mean, as with DDP. */
     dt_xent_backward(dt_net_dlogits(net), t->probs, targets ? NULL : t->y, targets, n, K,
                      (float)n);
+    /* gradients averaged in buckets, each started as soon as backward has finished it */
+    dt_grad_sync_begin(&t->sync);
+    net->grad_ready = grad_ready;
+    net->grad_ready_ctx = &t->sync;
     dt_net_backward(net, n);
-    dt_dist_average(net->grad, net->numel, t->comm);
+    net->grad_ready = NULL;
+    dt_grad_sync_finish(&t->sync);
     if (cfg->clip_grad_norm > 0.0)
         dt_optim_clip_grad_norm(net->grad, net->numel, cfg->clip_grad_norm);
     dt_optim_step(&t->opt, net->param, net->grad, ctrl->lr, ctrl->momentum);

@@ -48,6 +48,7 @@ typedef struct dt_trainer {
     dt_sched sched;
     dt_swa swa;
     dt_sampler sampler;
+    dt_grad_sync sync;    /* bucketed gradient allreduce (train.bucket_mb) */
     const dt_dataset *train, *test; /* not owned */
     int batch;            /* per-rank batch (a resume at another world size keeps the global one) */
     float *x;             /* (max_batch, C, H, W) gathered batch */

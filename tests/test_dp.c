@@ -5,6 +5,9 @@
  *
  * Run under mpirun at 1, 2 and 3 ranks. Every rank also computes the 1-rank reference itself on
  * MPI_COMM_SELF, so the comparison needs no communication; replicas must be bitwise identical.
+ * The same with the gradient averaged in tiny buckets (train.bucket_mb: one bucket per layer,
+ * each MPI_Iallreduce started during backward), and dt_grad_sync itself: buckets start as soon
+ * as the finished tail holds a bucket, and the result is the mean over ranks.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,46 @@ static void run_case(const char *label, const char *const *sets, int nsets, int 
     model = saved;
 }
 
+/* dt_grad_sync on a made-up gradient: rank r holds g[i] = r + i / 8 (exact in float) */
+static void test_grad_sync(int rank, int world)
+{
+    enum { N = 1000 };
+    float g[N];
+    for (int i = 0; i < N; i++)
+        g[i] = (float)rank + (float)i / 8.0f;
+    dt_grad_sync s;
+    dt_grad_sync_init(&s, g, N, 300, MPI_COMM_WORLD);
+    for (int step = 0; step < 2; step++) { /* twice: the state resets between steps */
+        dt_grad_sync_begin(&s);
+        dt_grad_sync_ready(&s, 900); /* 100 floats: below a bucket */
+        CHECK(s.started == N && s.nreq == 0);
+        dt_grad_sync_ready(&s, 650); /* 350: one bucket starts (unless one rank) */
+        CHECK(world == 1 ? s.nreq == 0 : (s.started == 650 && s.nreq == 1));
+        dt_grad_sync_ready(&s, 600);
+        dt_grad_sync_ready(&s, 200); /* 450 more: the second bucket */
+        CHECK(world == 1 ? s.nreq == 0 : (s.started == 200 && s.nreq == 2));
+        dt_grad_sync_finish(&s);
+        CHECK(s.nreq == 0 && s.started == N);
+        /* mean over ranks of r + i/8 = (W - 1) / 2 + i / 8: sums of small integers and
+         * eighths are exact, so the bucketed mean is exact whatever the reduction order */
+        int bad = 0;
+        for (int i = 0; i < N; i++)
+            bad += g[i] != (float)(world - 1) / 2.0f + (float)i / 8.0f;
+        CHECK(bad == 0);
+        for (int i = 0; i < N; i++)
+            g[i] = (float)rank + (float)i / 8.0f;
+    }
+    dt_grad_sync_free(&s);
+    /* cap 0: no buckets, one allreduce at the end */
+    dt_grad_sync_init(&s, g, N, 0, MPI_COMM_WORLD);
+    dt_grad_sync_begin(&s);
+    dt_grad_sync_ready(&s, 0);
+    CHECK(s.nreq == 0);
+    dt_grad_sync_finish(&s);
+    CHECK(g[8] == (float)(world - 1) / 2.0f + 1.0f);
+    dt_grad_sync_free(&s);
+}
+
 int main(int argc, char **argv)
 {
     int world = dt_dist_init(&argc, &argv), rank = dt_rank;
@@ -120,6 +163,14 @@ int main(int argc, char **argv)
     run_case("nesterov", nesterov, 10, rank, world, &ds, NULL);
     /* SyncBatchNorm: W ranks x b == 1 rank x W*b, running statistics included */
     run_case("sync_bn", syncbn, 4, rank, world, &ds, bn_model);
+    /* gradients averaged in buckets of 104 bytes: one MPI_Iallreduce per layer, during backward */
+    const char *buckets[] = {"train.bucket_mb", "0.0001", "optim.momentum", "0.9", "optim.lr",
+                             "0.02"};
+    run_case("buckets", buckets, 6, rank, world, &ds, NULL);
+    const char *bn_buckets[] = {"train.bucket_mb", "0.0001", "train.sync_bn", "true", "optim.lr",
+                                "0.05"};
+    run_case("buckets + sync_bn", bn_buckets, 6, rank, world, &ds, bn_model);
+    test_grad_sync(rank, world);
     dt_dataset_free(&ds);
     char name[64];
     snprintf(name, sizeof name, "test_dp (%d rank%s)", world, world > 1 ? "s" : "");
