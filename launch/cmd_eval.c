@@ -113,6 +113,8 @@ int dt_cmd_eval(int argc, char **argv, int world)
     rc = dt_open_data(&cfg, &train, &test);
     if (rc == 0)
         rc = dt_net_build_for(&net, cfg.model, batch, train.c, train.h, train.w);
+    if (rc == 0)
+        dt_net_set_precision(net, cfg.precision); /* evaluate as the run did */
     if (dt_dist_agree(rc, MPI_COMM_WORLD) == 0) {
         if (dt_rank == 0) {
             const char *model = dt_ck_get_attr(r, "model");

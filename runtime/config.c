@@ -55,6 +55,9 @@ const dt_cfg_key dt_cfg_keys[] = {
     FLT("train.label_smoothing", label_smoothing, "0", 0, 1, 0, 1, "label smoothing epsilon (PyTorch: target 1-eps+eps/K, others eps/K)"),
     FLT("train.mixup_alpha", mixup_alpha, "0", 0, 1e3, 0, 0, "mixup: lambda ~ Beta(alpha, alpha) per step (0: off)"),
     BOOL("train.sync_bn", sync_bn, "false", "BatchNorm statistics over all ranks (SyncBatchNorm)"),
+    CHOICE("train.precision", precision, "fp32", "fp32|bf16|fp16", "fp16/bf16: PyTorch autocast emulated: 16-bit weights, activations and their gradients, float32 master weights, gradients and optimizer"),
+    STR("train.loss_scale", loss_scale, "auto", "loss scaling: auto (fp16: dynamic from 65536 like GradScaler; else off), dynamic, off, or a fixed number > 0 (steps with inf/NaN gradients are skipped)"),
+    INT("train.loss_scale_interval", loss_scale_interval, "2000", 1, 1e9, "dynamic loss scale: double it after this many steps without inf/NaN gradients (GradScaler growth_interval)"),
     FLT("train.bucket_mb", bucket_mb, "25", 0, 1e6, 0, 0, "gradient allreduce in buckets of this many MB, each started while backward goes on (PyTorch DDP bucket_cap_mb; 0: one allreduce after backward)"),
 
     CHOICE("swa.mode", swa_mode, "off", "off|swa|ema", "weight averaging: SWA (running mean) or EMA"),
@@ -300,6 +303,35 @@ int dt_config_resolve(dt_config *c)
         return DT_ERR;
     if (c->swa_mode == 2 && !isnan(c->swa_lr))
         return dt_err("swa.lr is for swa.mode = swa; an EMA leaves the schedule alone");
+    if (dt_config_loss_scale(c, NULL, NULL) != 0)
+        return DT_ERR;
+    return DT_OK;
+}
+
+int dt_config_loss_scale(const dt_config *c, double *scale, int *dynamic)
+{
+    double s = 0.0;
+    int dyn = 0;
+    if (strcmp(c->loss_scale, "off") == 0) {
+        s = 0.0;
+    } else if (strcmp(c->loss_scale, "auto") == 0) {
+        dyn = c->precision == 2; /* fp16 */
+        s = dyn ? 65536.0 : 0.0;
+    } else if (strcmp(c->loss_scale, "dynamic") == 0) {
+        dyn = 1;
+        s = 65536.0;
+    } else {
+        char *e;
+        s = strtod(c->loss_scale, &e);
+        if (e == c->loss_scale || *e || !(s > 0.0 && s <= 1e30))
+            return dt_err("train.loss_scale = '%s': expected auto, dynamic, off or a number in "
+                          "(0, 1e30]",
+                          c->loss_scale);
+    }
+    if (scale)
+        *scale = s;
+    if (dynamic)
+        *dynamic = dyn;
     return DT_OK;
 }
 

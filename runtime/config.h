@@ -45,6 +45,9 @@ typedef struct dt_config {
     double mixup_alpha;   /* 0: off */
     int sync_bn;
     double bucket_mb;     /* gradient allreduce buckets (MB; 0: one allreduce after backward) */
+    int precision;        /* lowp.h: DT_FP32, DT_BF16, DT_FP16 (the CHOICE order) */
+    char loss_scale[DT_STR_MAX]; /* auto | dynamic | a number */
+    int64_t loss_scale_interval;
     /* swa */
     int swa_mode;         /* dt_swa_mode: off, swa, ema */
     int swa_per_epoch;
@@ -110,6 +113,10 @@ int dt_config_load_text(dt_config *c, const char *text, const char *source);
  * for SGD: lr 0.1, momentum 0.9), parses sched.milestones, and runs the cross-key checks
  * (nesterov needs momentum > 0 and dampening = 0, ...). Returns 0 or DT_ERR naming the key. */
 int dt_config_resolve(dt_config *c);
+
+/* train.loss_scale resolved: *scale the initial (or fixed) loss scale, 0 when off; *dynamic 1
+ * for GradScaler's dynamic scaling (either may be NULL). Returns 0 or DT_ERR naming the key. */
+int dt_config_loss_scale(const dt_config *c, double *scale, int *dynamic);
 
 /* Writes the whole configuration as a config file (loadable with -c). */
 void dt_config_print(const dt_config *c, FILE *f);

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "ini.h"
 #include "layers.h"
+#include "lowp.h"
 
 /* Generated at build time from models/NAME.cfg (build/models_builtin.c). */
 typedef struct {
@@ -438,6 +439,7 @@ void dt_net_free(dt_net *net)
     free(net->state);
     free(net->ws);
     free(net->arena);
+    free(net->lp_param);
     free(net);
 }
 
@@ -450,18 +452,54 @@ void dt_net_init(dt_net *net, uint64_t seed)
             net->layers[i].ops->init(&net->layers[i], net, &g);
 }
 
+void dt_net_set_precision(dt_net *net, int format)
+{
+    DT_ASSERT(format == DT_FP32 || format == DT_BF16 || format == DT_FP16);
+    net->lowp = format;
+    if (format != DT_FP32 && !net->lp_param)
+        net->lp_param = dt_xmalloc(net->numel ? net->numel : 1, sizeof *net->lp_param);
+}
+
+/* low precision: the layers run on the rounded weights (net->param points at them meanwhile) */
+static float *use_rounded_weights(dt_net *net, int round)
+{
+    float *master = net->param;
+    if (round) {
+        memcpy(net->lp_param, master, net->numel * sizeof *master);
+        dt_round_to(net->lowp, net->lp_param, net->numel);
+    }
+    net->param = net->lp_param;
+    return master;
+}
+
 float *dt_net_forward(dt_net *net, const float *x, int N, int train)
 {
     DT_ASSERT(N > 0 && N <= net->max_batch);
     net->x = x;
+    float *master = net->lowp ? use_rounded_weights(net, 1) : NULL;
     for (int i = 0; i < net->nlayers; i++) {
         dt_layer *l = &net->layers[i];
         if (l->ops->alias)
             l->out = (float *)dt_layer_in(net, l);
-        if (!l->fused)
-            l->ops->forward(l, net, N, train);
+        if (l->fused)
+            continue;
+        if (net->lowp) { /* what the layer reads is 16-bit (rounding is idempotent) */
+            dt_round_to(net->lowp, (float *)dt_layer_in(net, l),
+                        (size_t)N * l->in_c * l->in_h * l->in_w);
+            if (l->input2 >= -1) {
+                const size_t n2 = l->input2 < 0 ? (size_t)net->in_c * net->in_h * net->in_w
+                                                : net->layers[l->input2].out_size;
+                dt_round_to(net->lowp, (float *)dt_layer_in2(net, l), (size_t)N * n2);
+            }
+        }
+        l->ops->forward(l, net, N, train);
     }
-    return net->layers[net->nlayers - 1].out;
+    dt_layer *last = &net->layers[net->nlayers - 1];
+    if (net->lowp) {
+        dt_round_to(net->lowp, last->out, (size_t)N * last->out_size);
+        net->param = master;
+    }
+    return last->out;
 }
 
 float *dt_net_dlogits(dt_net *net)
@@ -473,13 +511,21 @@ float *dt_net_dlogits(dt_net *net)
 
 void dt_net_backward(dt_net *net, int N)
 {
+    /* low precision: the weights rounded by the forward (unchanged since) */
+    float *master = net->lowp ? use_rounded_weights(net, 0) : NULL;
     for (int i = net->nlayers - 1; i >= 0; i--) {
         dt_layer *l = &net->layers[i];
+        /* the gradient a layer receives is 16-bit (a fused layer's too: the conv that does its
+         * work reads it) */
+        if (net->lowp && l->dout && !l->ops->alias)
+            dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
         if (!l->fused)
             l->ops->backward(l, net, N);
         if (net->grad_ready && l->nparam > 0)
             net->grad_ready(net->grad_ready_ctx, net->params[l->param0].off);
     }
+    if (master)
+        net->param = master;
 }
 
 int dt_net_has_refresh(const dt_net *net)

@@ -113,6 +113,11 @@ struct dt_net {
      * layer's first parameter: grad[off, numel) is final (NULL: not called) */
     void (*grad_ready)(void *ctx, size_t off);
     void *grad_ready_ctx;
+    /* low precision (lowp.h; DT_FP32: off): forward and backward round every layer's inputs and
+     * the gradients flowing between layers to this format, and run on a rounded copy of the
+     * weights (lp_param); param stays the float32 master */
+    int lowp;
+    float *lp_param;
     int rank;
     int64_t step;
 };
@@ -154,6 +159,10 @@ float *dt_layer_din(const dt_net *net, const dt_layer *l);
 /* The same for the second input (residual add). */
 const float *dt_layer_in2(const dt_net *net, const dt_layer *l);
 float *dt_layer_din2(const dt_net *net, const dt_layer *l);
+
+/* Low-precision emulation (lowp.h): DT_FP32, DT_BF16 or DT_FP16 for the forwards and backwards
+ * that follow. */
+void dt_net_set_precision(dt_net *net, int format);
 
 /* Forward over N <= max_batch samples; returns the logits (N, classes). */
 float *dt_net_forward(dt_net *net, const float *x, int N, int train);

@@ -103,6 +103,15 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
                 cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
                 cfg->swa_decay, net->numel, t->rank == 0);
     t->bar = t->out && (cfg->progress == 2 || (cfg->progress == 1 && output_is_terminal(t->out)));
+    /* low precision and loss scaling (lowp.h) */
+    dt_net_set_precision(net, cfg->precision);
+    {
+        double scale;
+        int dynamic;
+        DT_ASSERT(dt_config_loss_scale(cfg, &scale, &dynamic) == 0); /* checked by resolve */
+        if (scale > 0.0)
+            dt_scaler_init(&t->scaler, scale, dynamic, cfg->loss_scale_interval);
+    }
     /* buckets of train.bucket_mb MiB, as DDP's bucket_cap_mb */
     dt_grad_sync_init(&t->sync, net->grad, net->numel,
                       (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), comm);
@@ -213,6 +222,12 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
      * so the mean of the rank means is the global batch mean, as with DDP. */
     dt_xent_backward(dt_net_dlogits(net), t->probs, targets ? NULL : t->y, targets, n, K,
                      (float)n);
+    if (t->scaler.scale > 0.0) { /* GradScaler.scale(loss): the loss times S, in float32 */
+        float *dl = dt_net_dlogits(net);
+        const float S = (float)t->scaler.scale;
+        for (size_t i = 0; i < (size_t)n * K; i++)
+            dl[i] *= S;
+    }
     /* gradients averaged in buckets, each started as soon as backward has finished it */
     dt_grad_sync_begin(&t->sync);
     net->grad_ready = grad_ready;
@@ -220,6 +235,9 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     dt_net_backward(net, n);
     net->grad_ready = NULL;
     dt_grad_sync_finish(&t->sync);
+    /* the averaged gradients are equal on every rank, so every rank takes the same decision */
+    if (t->scaler.scale > 0.0 && !dt_scaler_unscale_update(&t->scaler, net->grad, net->numel))
+        return loss; /* inf/NaN gradients: no optimizer step (GradScaler.step), scale backed off */
     if (cfg->clip_grad_norm > 0.0)
         dt_optim_clip_grad_norm(net->grad, net->numel, cfg->clip_grad_norm);
     dt_optim_step(&t->opt, net->param, net->grad, ctrl->lr, ctrl->momentum);
@@ -364,6 +382,11 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
         dt_ck_add_copy(w, "train/time", DT_CK_F64, 1, two, times);
         int64_t sdims[2] = {t->world, 3};
         dt_ck_add_copy(w, "rng/streams", DT_CK_I64, 2, sdims, streams);
+        if (t->scaler.scale > 0.0) {
+            add_f64(w, "amp/scale", t->scaler.scale);
+            add_i64(w, "amp/growth_tracker", t->scaler.growth_tracker);
+            add_i64(w, "amp/skipped", t->scaler.skipped);
+        }
         if (t->swa.mode != DT_SWA_OFF) {
             int64_t dims[1] = {(int64_t)net->numel};
             dt_ck_add(w, "swa/average", DT_CK_F32, 1, dims, t->swa.avg);
@@ -495,6 +518,16 @@ static int load_checkpoint(dt_trainer *t, const char *path, int64_t *old_batch, 
         goto out;
     t->train_time = times[0];
     t->train_samples = times[1];
+    if (t->scaler.scale > 0.0) {
+        if (!dt_ck_has(r, "amp/scale")) {
+            dt_err("%s: no loss-scaler state in the checkpoint, but train.loss_scale is on", path);
+            goto out;
+        }
+        if (dt_ck_read(r, "amp/scale", DT_CK_F64, 0, NULL, &t->scaler.scale) != 0 ||
+            dt_ck_read(r, "amp/growth_tracker", DT_CK_I64, 0, NULL, &t->scaler.growth_tracker) != 0 ||
+            dt_ck_read(r, "amp/skipped", DT_CK_I64, 0, NULL, &t->scaler.skipped) != 0)
+            goto out;
+    }
     if (t->swa.mode != DT_SWA_OFF) {
         int64_t dims[1] = {(int64_t)net->numel};
         if (!dt_ck_has(r, "swa/average")) {
@@ -528,6 +561,7 @@ typedef struct {
     int64_t step, epoch, epoch_pos, old_batch, old_world, opt_step, momentum_ready, swa_n, nhist;
     double train_time, train_samples, swa_lr_at_start;
     dt_sched_state st;
+    dt_scaler scaler;
 } resume_pack;
 
 static int resume(dt_trainer *t, int *resumed)
@@ -591,6 +625,7 @@ static int resume(dt_trainer *t, int *resumed)
         pk.train_time = t->train_time;
         pk.train_samples = t->train_samples;
         pk.st = t->sched.st;
+        pk.scaler = t->scaler;
     }
     if (dt_dist_agree(rc, t->comm) != 0)
         return DT_ERR;
@@ -614,6 +649,7 @@ static int resume(dt_trainer *t, int *resumed)
     t->train_time = pk.train_time;
     t->train_samples = pk.train_samples;
     t->sched.st = pk.st;
+    t->scaler = pk.scaler;
     if (t->rank != 0) /* the partial epoch's global sums live on rank 0 */
         memset(t->epoch_sums, 0, sizeof t->epoch_sums);
     t->batch = (int)(pk.old_batch * pk.old_world / t->world);
@@ -908,6 +944,9 @@ int dt_trainer_run(dt_trainer *t)
         if (t->swa.mode != DT_SWA_OFF)
             fprintf(t->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * swa_acc,
                     (long long)t->swa.n);
+        if (t->scaler.scale > 0.0)
+            fprintf(t->out, " loss_scale=%g skipped_steps=%lld", t->scaler.scale,
+                    (long long)t->scaler.skipped);
         fprintf(t->out, "\n");
         fflush(t->out);
     }

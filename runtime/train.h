@@ -25,6 +25,7 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "lowp.h"
 #include "metrics.h"
 #include "net.h"
 #include "optim.h"
@@ -49,6 +50,7 @@ typedef struct dt_trainer {
     dt_swa swa;
     dt_sampler sampler;
     dt_grad_sync sync;    /* bucketed gradient allreduce (train.bucket_mb) */
+    dt_scaler scaler;     /* loss scaling (train.loss_scale; scale 0: off) */
     const dt_dataset *train, *test; /* not owned */
     int batch;            /* per-rank batch (a resume at another world size keeps the global one) */
     float *x;             /* (max_batch, C, H, W) gathered batch */

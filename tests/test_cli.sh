@@ -125,6 +125,9 @@ expect_error "negative lr" "optim.lr = '-0.1': expected auto or a number" --lr=-
 expect_error "bad integer" "train.epochs = '2.5': expected an integer" --epochs 2.5
 expect_error "bad enum" "data.name = 'imagenet': expected one of mnist|fashion-mnist" --data imagenet
 expect_error "bad bool" "optim.nesterov = 'maybe': expected true or false" --set optim.nesterov=maybe
+expect_error "bad precision" "train.precision = 'fp8': expected one of fp32|bf16|fp16" --set train.precision=fp8
+expect_error "bad loss scale" "train.loss_scale = 'big': expected auto, dynamic, off or a number in (0, 1e30\]" --set train.loss_scale=big
+expect_error "zero loss scale" "train.loss_scale = '0': expected auto, dynamic, off or a number" --set train.loss_scale=0
 expect_error "unknown optimizer" "optim.name = 'adamax': expected one of sgd|adagrad" --optim adamax
 expect_error "unknown scheduler" "sched.kind = 'linear': expected one of constant|step" --sched linear
 expect_error "beta outside [0,1)" "optim.beta1 = '1': expected a number in \[0, 1)" --optim adam --set optim.beta1=1

@@ -1,6 +1,7 @@
 #!/bin/sh
 # test_e2e.sh - end to end: `mpirun -np N ./dtrain train` at 1, 2 and 3 ranks on a slice of real
-# MNIST (and Fashion-MNIST at 2 ranks) reaching a sane accuracy, with the summary line last.
+# MNIST (and Fashion-MNIST at 2 ranks; lenet5 in float32, emulated fp16 and bf16) reaching a sane
+# accuracy, with the summary line last.
 # usage: sh tests/test_e2e.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -40,6 +41,9 @@ for np in 1 2 3; do
 done
 e2e 2 fashion-mnist 75 --epochs 1 --set data.limit_train=12000 --set data.limit_test=2000
 e2e 2 mnist 85 --model lenet5 --epochs 2 --set data.limit_train=12000 --set data.limit_test=1000
+# low precision (emulated fp16 with the dynamic loss scale, bf16): lenet5 still learns
+e2e 2 mnist 85 --model lenet5 --epochs 2 --set data.limit_train=12000 --set data.limit_test=1000 --set train.precision=fp16
+e2e 2 mnist 85 --model lenet5 --epochs 2 --set data.limit_train=12000 --set data.limit_test=1000 --set train.precision=bf16
 
 # generated data in the real formats: CIFAR-10 binary batches and HDF5 (NHWC uint8)
 MK=${BUILD:-build}/tests/tool_mkdata

@@ -2,6 +2,7 @@
 # test_resume.sh - checkpoints, exact resume and pre-emption, end to end at 2 ranks:
 #  - stopped at a step and resumed, a run ends with parameters bitwise equal (params_crc) to the
 #    uninterrupted run; for SGD + cosine on the mlp, Adam + onecycle, and lenet5 with dropout;
+#    and for fp16 with a dynamic loss scale (steps skipped and the scale changed across resumes);
 #  - kill -9 of one rank at random moments (and a crash in the middle of a checkpoint write),
 #    then --resume auto until done: bitwise equal;
 #  - SIGUSR1 to ONE rank only, and twice: every rank agrees, checkpoints, exits 0; resume: equal;
@@ -62,6 +63,11 @@ exact_case() {
 exact_case "sgd+cosine mlp"
 exact_case "adam+onecycle mlp" --optim adam --sched onecycle --set sched.max_lr=0.003 --set optim.weight_decay=1e-4
 exact_case "dropout + label smoothing + mixup" --model tests/fixtures/mlp_dropout.cfg --set train.label_smoothing=0.1 --set train.mixup_alpha=0.4
+# fp16 with a dynamic loss scale that doubles every 4 clean steps: it overflows, skips steps and
+# backs off on both sides of the resumes, so the scaler's state must travel in the checkpoint
+exact_case "fp16 + dynamic loss scale" --set train.precision=fp16 --set train.loss_scale_interval=4
+skipped=$(sed -n 's/^final: .*skipped_steps=\([0-9]*\).*/\1/p' "$TMP/out")
+[ "${skipped:-0}" -gt 0 ] && pass || fail "fp16 + dynamic loss scale: expected skipped steps, final: $(grep '^final' "$TMP/out")"
 
 # the reference for the remaining cases
 run 2

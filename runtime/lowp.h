@@ -1,0 +1,51 @@
+/*
+ * lowp.h - low-precision training on a CPU without 16-bit arithmetic: float16 / bfloat16
+ * rounding of float32 arrays, and PyTorch's dynamic loss scaler (torch.cuda.amp.GradScaler).
+ *
+ * What `train.precision = fp16 | bf16` means (PyTorch autocast + GradScaler, emulated): the
+ * master weights, the optimizer and the parameter gradients stay float32; every layer computes
+ * from inputs and weights rounded to the 16-bit format (float32 accumulation, as tensor cores
+ * and oneDNN's bf16 kernels do), and every activation and activation gradient between layers is
+ * rounded to it. So the values a layer sees are exactly the 16-bit values the format can hold:
+ * float16's 10-bit mantissa and its range (overflow above 65504, gradual underflow below 2^-14),
+ * bfloat16's 7-bit mantissa with float32's range. fp16 needs loss scaling (the gradient of the
+ * loss multiplied by S before it enters the rounded backward, the parameter gradients divided by
+ * S before the step); bf16 does not. It is a numerics emulation: on CPUs without fp16/bf16
+ * arithmetic it costs a rounding pass per tensor, it does not speed anything up.
+ */
+#ifndef DT_LOWP_H
+#define DT_LOWP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { DT_FP32 = 0, DT_BF16 = 1, DT_FP16 = 2 };
+
+/* x[0..n) <- x rounded to float16 (round to nearest even; beyond 65504 +-inf, gradual underflow)
+ * or to bfloat16 (round to nearest even on the upper 16 bits), as float32 values: bitwise
+ * tensor.half().float() / tensor.bfloat16().float(). NaN stays NaN. */
+void dt_round_fp16(float *x, size_t n);
+void dt_round_bf16(float *x, size_t n);
+/* The one selected by format (DT_FP32: nothing). */
+void dt_round_to(int format, float *x, size_t n);
+/* Scalar references (the tests' second opinion, and the fallback without F16C). */
+float dt_round_fp16_1(float f);
+float dt_round_bf16_1(float f);
+
+/* torch.cuda.amp.GradScaler (torch 1.13): init_scale 2^16, growth_factor 2, backoff_factor 0.5,
+ * growth_interval (default 2000). dynamic = 0: a fixed scale (never changes). */
+typedef struct dt_scaler {
+    double scale;
+    int64_t growth_tracker; /* successful steps since the last change */
+    int64_t growth_interval;
+    int dynamic;
+    int64_t skipped;        /* steps skipped for inf/NaN gradients */
+} dt_scaler;
+void dt_scaler_init(dt_scaler *s, double scale, int dynamic, int64_t growth_interval);
+/* After the (averaged) gradients of a step: g[0..n) finite -> unscales them (g *= float(1/S)),
+ * returns 1 (take the step); otherwise leaves them, returns 0 (skip the optimizer step). Then
+ * updates the scale like GradScaler.update: inf/NaN -> S *= 0.5, tracker 0; else tracker + 1,
+ * S *= 2 when it reaches growth_interval. */
+int dt_scaler_unscale_update(dt_scaler *s, float *g, size_t n);
+
+#endif
