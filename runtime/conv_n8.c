@@ -33,7 +33,7 @@
  *
  * Only compiled into an AVX2+FMA function body (GCC target attribute, dispatched at run time by
  * conv.c through dt_conv_n8_cpu): builds for any x86-64, and a CPU without AVX2 takes conv.c's
- * im2col path. Other architectures compile stubs that are never called.
+ * im2col path. On other architectures dt_conv_n8_cpu is 0 and the entry points only assert.
  */
 #include <stdint.h>
 #include <string.h>

@@ -304,32 +304,36 @@ static void add_f64(dt_ck_writer *w, const char *name, double v)
     dt_ck_add_copy(w, name, DT_CK_F64, 0, NULL, &v);
 }
 
+/* The checkpoint item of a tensor: model/<PyTorch state_dict key>, its shape; returns 1 for a
+ * BatchNorm num_batches_tracked (stored as torch does: a 0-dim int64 tensor). */
+static int model_item(const dt_param *p, char *name, size_t size, int64_t dims[4])
+{
+    snprintf(name, size, "model/%s", p->name);
+    for (int d = 0; d < p->ndim; d++)
+        dims[d] = p->shape[d];
+    const size_t nl = strlen(p->name);
+    return nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0;
+}
+
 /* Adds the model's parameters (from `param`, the net's or an average) and buffers, under
  * model/<PyTorch state_dict key> with PyTorch's shapes. */
 static void add_model(dt_ck_writer *w, const dt_net *net, const float *param)
 {
     char name[160];
+    int64_t dims[4];
     for (int i = 0; i < net->nparams; i++) {
         const dt_param *p = &net->params[i];
-        int64_t dims[4];
-        for (int d = 0; d < p->ndim; d++)
-            dims[d] = p->shape[d];
-        snprintf(name, sizeof name, "model/%s", p->name);
+        model_item(p, name, sizeof name, dims);
         dt_ck_add(w, name, DT_CK_F32, p->ndim, dims, param + p->off);
     }
     for (int i = 0; i < net->nbufs; i++) {
         const dt_param *p = &net->bufs[i];
-        snprintf(name, sizeof name, "model/%s", p->name);
-        size_t nl = strlen(p->name);
-        if (nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0) {
-            int64_t v = (int64_t)net->state[p->off]; /* torch: a 0-dim int64 tensor */
+        if (model_item(p, name, sizeof name, dims)) {
+            int64_t v = (int64_t)net->state[p->off];
             dt_ck_add_copy(w, name, DT_CK_I64, 0, NULL, &v);
-            continue;
+        } else {
+            dt_ck_add(w, name, DT_CK_F32, p->ndim, dims, net->state + p->off);
         }
-        int64_t dims[4];
-        for (int d = 0; d < p->ndim; d++)
-            dims[d] = p->shape[d];
-        dt_ck_add(w, name, DT_CK_F32, p->ndim, dims, net->state + p->off);
     }
 }
 
@@ -434,31 +438,23 @@ done:
 int dt_read_model(dt_ck_reader *r, dt_net *net)
 {
     char name[160];
+    int64_t dims[4];
     for (int i = 0; i < net->nparams; i++) {
         const dt_param *p = &net->params[i];
-        int64_t dims[4];
-        for (int d = 0; d < p->ndim; d++)
-            dims[d] = p->shape[d];
-        snprintf(name, sizeof name, "model/%s", p->name);
+        model_item(p, name, sizeof name, dims);
         if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->param + p->off) != 0)
             return DT_ERR;
     }
     for (int i = 0; i < net->nbufs; i++) {
         const dt_param *p = &net->bufs[i];
-        snprintf(name, sizeof name, "model/%s", p->name);
-        size_t nl = strlen(p->name);
-        if (nl > 19 && strcmp(p->name + nl - 19, "num_batches_tracked") == 0) {
+        if (model_item(p, name, sizeof name, dims)) {
             int64_t v;
             if (dt_ck_read(r, name, DT_CK_I64, 0, NULL, &v) != 0)
                 return DT_ERR;
             net->state[p->off] = (float)v;
-            continue;
-        }
-        int64_t dims[4];
-        for (int d = 0; d < p->ndim; d++)
-            dims[d] = p->shape[d];
-        if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->state + p->off) != 0)
+        } else if (dt_ck_read(r, name, DT_CK_F32, p->ndim, dims, net->state + p->off) != 0) {
             return DT_ERR;
+        }
     }
     return DT_OK;
 }
