@@ -71,6 +71,12 @@ void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm
     s->n = n;
     s->cap = cap;
     s->started = n;
+    if (cap > 0 && s->world > 1) {
+        /* every bucket but the last holds >= cap floats, each piece of one <= 2^30: the
+         * requests of a step, allocated here (a training step does not allocate) */
+        s->maxreq = (int)(n / cap + 2 + (n >> 30) + 1);
+        s->req = dt_xmalloc((size_t)s->maxreq, sizeof *s->req);
+    }
 }
 
 void dt_grad_sync_free(dt_grad_sync *s)
@@ -92,11 +98,7 @@ static void start_slice(dt_grad_sync *s, size_t lo, size_t hi)
     const size_t chunk = (size_t)1 << 30;
     for (size_t off = lo; off < hi; off += chunk) {
         const size_t len = hi - off < chunk ? hi - off : chunk;
-        if (s->nreq == s->maxreq) {
-            s->maxreq = s->maxreq ? 2 * s->maxreq : 16;
-            s->req = realloc(s->req, (size_t)s->maxreq * sizeof *s->req);
-            DT_ASSERT(s->req);
-        }
+        DT_ASSERT(s->nreq < s->maxreq);
         MPI_Iallreduce(MPI_IN_PLACE, s->g + off, (int)len, MPI_FLOAT, MPI_SUM, s->comm,
                        &s->req[s->nreq++]);
     }

@@ -199,14 +199,19 @@ GEMM_T static void micro(int kc, const float *restrict a, const float *restrict 
             c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + t[r * NR + j] : t[r * NR + j];
 }
 
-GEMM_T static void gemm_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                             const float *B, int ldb, const float *bias, int accum, float *C,
-                             int ldc)
+void dt_gemm_prepare(void)
 {
     if (!pack_a) {
         pack_a = dt_xmalloc((size_t)MC * KC + 8, sizeof *pack_a); /* + the transposes' spill */
         pack_b = dt_xmalloc((size_t)KC * NC, sizeof *pack_b);
     }
+}
+
+GEMM_T static void gemm_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, const float *bias, int accum, float *C,
+                             int ldc)
+{
+    dt_gemm_prepare();
     for (int jc = 0; jc < N; jc += NC) {
         const int nc = N - jc < NC ? N - jc : NC;
         /* K in equal blocks of at most KC (784 = 3 x 262, not 2 x 320 + 144) */
@@ -261,6 +266,8 @@ void dt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const
 }
 
 #else
+
+void dt_gemm_prepare(void) {}
 
 int dt_gemm_fast(void) { return 0; }
 

@@ -14,6 +14,8 @@ void dt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const
 /* The same through cblas_sgemm (the fallback, and the tests' second opinion). */
 void dt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                   int ldb, const float *bias, int accum, float *C, int ldc);
+/* Allocates dt_gemm's packing buffers now (dt_net_build calls it: no allocation in a step). */
+void dt_gemm_prepare(void);
 /* 1 when dt_gemm runs the AVX2 kernel. dt_gemm_set_fast(0) makes it call cblas_sgemm (tests,
  * benchmarks); returns the previous setting. */
 int dt_gemm_fast(void);

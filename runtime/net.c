@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "ini.h"
+#include "gemm.h"
 #include "layers.h"
 #include "lowp.h"
 
@@ -393,6 +394,7 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         free(seen);
     }
     dt_layers_fuse(net);
+    dt_gemm_prepare();
     /* flat parameter/gradient buffers and the activation arena */
     net->param = dt_xcalloc(net->numel, sizeof *net->param);
     net->grad = dt_xcalloc(net->numel, sizeof *net->grad);

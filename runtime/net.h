@@ -164,7 +164,8 @@ float *dt_layer_din2(const dt_net *net, const dt_layer *l);
  * that follow. */
 void dt_net_set_precision(dt_net *net, int format);
 
-/* Forward over N <= max_batch samples; returns the logits (N, classes). */
+/* Forward over N <= max_batch samples; returns the logits (N, classes). In low precision
+ * (dt_net_set_precision) x is rounded to the format in place. */
 float *dt_net_forward(dt_net *net, const float *x, int N, int train);
 /* Where the loss writes d(loss)/d(logits) (N, classes) before dt_net_backward. */
 float *dt_net_dlogits(dt_net *net);
