@@ -297,6 +297,123 @@ int dt_net_build(dt_net **out, const char *spec, int max_batch)
     return dt_net_build_for(out, spec, max_batch, 0, 0, 0);
 }
 
+/* The activation arena. Every layer's output lives through the step (backward reads them). The
+ * gradients do not: backward runs from the last layer to the first, and the gradient of layer i's
+ * output is written from the backward of its last consumer (or by the loss, for the last layer)
+ * and read by layer i's own backward (a fused [maxpool]'s, by its [conv]'s), so it is live over
+ * the layer indices [reader, last writer]. Gradients whose intervals do not overlap share memory
+ * (largest first, each into the first slot it fits without overlap): a resnet's gradients need a
+ * few layers' worth instead of one per layer. The first writer of a gradient overwrites it and
+ * later ones add (dt_layer.accum), so a shared slot's old contents never leak. Layers whose
+ * gradient nobody writes or reads (a fused [conv]'s and [relu]'s) get none. */
+static int share_grads = 1;
+
+int dt_net_set_grad_sharing(int on)
+{
+    const int old = share_grads;
+    share_grads = on != 0;
+    return old;
+}
+
+static void plan_arena(dt_net *net, int max_batch)
+{
+    const int n = net->nlayers;
+    int *hi = dt_xmalloc((size_t)n, sizeof *hi), *lo = dt_xmalloc((size_t)n, sizeof *lo);
+    /* the layer whose dout an alias layer (flatten) shares, followed to the end */
+    int *owner = dt_xmalloc((size_t)n, sizeof *owner);
+    for (int i = 0; i < n; i++) {
+        const dt_layer *l = &net->layers[i];
+        owner[i] = l->ops->alias && l->input >= 0 ? owner[l->input] : i;
+        hi[i] = i == n - 1 ? n : -1; /* the last layer's: written by the loss */
+        lo[i] = i;
+    }
+    for (int j = 0; j < n; j++) {
+        const dt_layer *l = &net->layers[j];
+        if (l->fused)
+            continue;
+        /* j's backward writes its inputs' gradients */
+        const int in[2] = {l->input, l->input2 >= 0 ? l->input2 : -1};
+        for (int k = 0; k < 2; k++)
+            if (in[k] >= 0 && j > hi[owner[in[k]]])
+                hi[owner[in[k]]] = j;
+    }
+    for (int i = 0; i < n; i++) {
+        const dt_layer *l = &net->layers[i];
+        /* an output nobody reads: a gradient of its own, never written (zero), as before */
+        if ((!l->fused && !l->ops->alias && hi[i] < 0) || !share_grads)
+            hi[i] = n, lo[i] = 0;
+        /* a fused conv reads the gradient of its group's last layer (the pool) */
+        if (l->fused && (i + 1 == n || !net->layers[i + 1].fused)) {
+            int c = i;
+            while (c > 0 && net->layers[c].fused)
+                c--;
+            lo[i] = c;
+        }
+    }
+    size_t outs = 0;
+    for (int i = 0; i < n; i++)
+        if (!net->layers[i].ops->alias)
+            outs += (size_t)max_batch * net->layers[i].out_size;
+    /* slots: size, and the intervals assigned to them */
+    int *order = dt_xmalloc((size_t)n, sizeof *order), *slot = dt_xmalloc((size_t)n, sizeof *slot);
+    size_t *slot_size = dt_xcalloc((size_t)n, sizeof *slot_size);
+    int nslots = 0, m = 0;
+    for (int i = 0; i < n; i++) {
+        slot[i] = -1;
+        const dt_layer *l = &net->layers[i];
+        if (!l->ops->alias && hi[i] >= lo[i] && !(l->fused && lo[i] == i) &&
+            !(!l->fused && i + 1 < n && net->layers[i + 1].fused))
+            order[m++] = i;
+    }
+    for (int a = 1; a < m; a++) { /* by size, largest first (insertion sort: tens of layers) */
+        const int v = order[a];
+        int b = a;
+        while (b > 0 && net->layers[order[b - 1]].out_size < net->layers[v].out_size) {
+            order[b] = order[b - 1];
+            b--;
+        }
+        order[b] = v;
+    }
+    for (int a = 0; a < m; a++) {
+        const int i = order[a];
+        int s = 0;
+        for (; s < nslots; s++) {
+            int clash = 0;
+            for (int b = 0; b < a && !clash; b++) {
+                const int k = order[b];
+                clash = slot[k] == s && lo[k] <= hi[i] && lo[i] <= hi[k];
+            }
+            if (!clash)
+                break;
+        }
+        if (s == nslots)
+            slot_size[nslots++] = (size_t)max_batch * net->layers[i].out_size;
+        slot[i] = s;
+    }
+    size_t douts = 0;
+    size_t *slot_off = dt_xmalloc((size_t)n + 1, sizeof *slot_off);
+    for (int s = 0; s < nslots; s++) {
+        slot_off[s] = outs + douts;
+        douts += slot_size[s];
+    }
+    net->arena_floats = outs + douts;
+    net->arena = dt_xcalloc(net->arena_floats ? net->arena_floats : 1, sizeof *net->arena);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        dt_layer *l = &net->layers[i];
+        if (l->ops->alias) {
+            DT_ASSERT(l->input >= 0 || i == 0);
+            l->out = NULL; /* set per forward from the input */
+            l->dout = l->input >= 0 ? net->layers[l->input].dout : NULL;
+            continue;
+        }
+        l->out = net->arena + off;
+        off += (size_t)max_batch * l->out_size;
+        l->dout = slot[i] >= 0 ? net->arena + slot_off[slot[i]] : NULL;
+    }
+    free(hi), free(lo), free(owner), free(order), free(slot), free(slot_size), free(slot_off);
+}
+
 int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w)
 {
     DT_ASSERT(max_batch > 0);
@@ -404,24 +521,7 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
             net->ws_floats = net->layers[i].ws_floats;
     net->ws = dt_xcalloc(net->ws_floats, sizeof *net->ws);
     net->comm = MPI_COMM_SELF;
-    for (int i = 0; i < net->nlayers; i++)
-        if (!net->layers[i].ops->alias)
-            net->arena_floats += 2 * (size_t)max_batch * net->layers[i].out_size;
-    net->arena = dt_xcalloc(net->arena_floats, sizeof *net->arena);
-    size_t off = 0;
-    for (int i = 0; i < net->nlayers; i++) {
-        dt_layer *l = &net->layers[i];
-        if (l->ops->alias) {
-            DT_ASSERT(l->input >= 0 || i == 0);
-            l->out = NULL; /* set per forward from the input */
-            l->dout = l->input >= 0 ? net->layers[l->input].dout : NULL;
-            continue;
-        }
-        l->out = net->arena + off;
-        off += (size_t)max_batch * l->out_size;
-        l->dout = net->arena + off;
-        off += (size_t)max_batch * l->out_size;
-    }
+    plan_arena(net, max_batch);
     *out = net;
     return DT_OK;
 fail:

@@ -344,6 +344,39 @@ static void test_fused_net(const char *spec, int N, int expect_fused)
     dt_net_free(nets[0]), dt_net_free(nets[1]);
 }
 
+/* a net with its activation gradients in shared slots vs one buffer each: bitwise equal */
+static void test_shared_grads(const char *spec, int N)
+{
+    dt_net *nets[2];
+    const int old = dt_net_set_grad_sharing(0);
+    DT_ASSERT(dt_net_build(&nets[0], spec, N) == 0);
+    dt_net_set_grad_sharing(1);
+    DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
+    dt_net_set_grad_sharing(old);
+    CHECK(nets[1]->arena_floats < nets[0]->arena_floats);
+    const size_t nx = (size_t)N * nets[0]->in_c * nets[0]->in_h * nets[0]->in_w;
+    const size_t nl = (size_t)N * nets[0]->classes;
+    float *x = falloc(nx), *dl = falloc(nl), *logits[2];
+    fill(x, nx, -1, 1), fill(dl, nl, -1, 1);
+    for (int k = 0; k < 2; k++) {
+        dt_net_init(nets[k], 9);
+        for (int rep = 0; rep < 2; rep++) { /* twice: stale gradients from a step must not leak */
+            logits[k] = dt_net_forward(nets[k], x, N, 1);
+            memcpy(dt_net_dlogits(nets[k]), dl, nl * sizeof *dl);
+            dt_net_backward(nets[k], N);
+        }
+    }
+    int ok = CHECK_TENSOR_CLOSE(logits[1], logits[0], nl, 0.0, 0.0);
+    ok &= CHECK_TENSOR_CLOSE(nets[1]->grad, nets[0]->grad, nets[0]->numel, 0.0, 0.0);
+    if (!ok)
+        fprintf(stderr, "  %s N%d: shared vs separate gradient buffers\n", spec, N);
+    printf("  %s: activation arena %.1f -> %.1f MiB at batch %d\n", spec,
+           4.0 * (double)nets[0]->arena_floats / 1048576.0,
+           4.0 * (double)nets[1]->arena_floats / 1048576.0, N);
+    free(x), free(dl);
+    dt_net_free(nets[0]), dt_net_free(nets[1]);
+}
+
 /* ---- max pooling ---- */
 
 typedef struct {
@@ -935,6 +968,10 @@ int main(void)
     test_fused_net("lenet5", 13, dt_conv_n8_cpu() ? 4 : 0);
     test_fused_net("cnn", 8, dt_conv_n8_cpu() ? 4 : 0);
     test_fused_net("resnet20", 3, 0);
+    /* residual adds (two writers per gradient), projections, BatchNorm, fused groups */
+    test_shared_grads("resnet20", 4);
+    test_shared_grads("lenet5", 9);
+    test_shared_grads("mlp", 5);
 
     /* N C H W K stride pad */
     test_maxpool(2, 3, 7, 6, 3, 2, 1);
