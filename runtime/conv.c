@@ -1,7 +1,12 @@
 /*
  * conv.c - 2-D convolution kernels (torch.nn.Conv2d, groups 1, dilation 1), see layer_kernels.h.
  *
- * Fast path: im2col + sgemm (Chellapilla et al., "High performance convolutional neural networks
+ * Two kernel families, chosen per shape (plan_conv): the batch-lane kernels of conv_n8.c (8 images
+ * in the lanes of an AVX2 register; every layer of lenet5, cnn and resnet20, where they are 1.2x
+ * to 3.6x faster, and the fused conv + ReLU + 2x2 max pool), and, for wide layers and CPUs
+ * without AVX2 + FMA, the paths below.
+ *
+ * im2col + sgemm (Chellapilla et al., "High performance convolutional neural networks
  * for document processing", 2006; Caffe). With K = C*KH*KW and P output pixels of a chunk:
  *   forward:  col (K, P) = im2col(inp); tmp (OC, P) = weight (OC, K) @ col; out = permute(tmp)+bias
  *   backward: dbias = sums of the planes of dout; dmat (OC, P) = permute(dout);
