@@ -311,7 +311,32 @@ static void test_conv_relu_pool_all(void)
     dt_conv2d_set_path(old);
 }
 
-/* a whole net with and without fusion: logits and every gradient bitwise equal */
+/* Two builds of one net, the same init, input and loss gradient, `steps` forward + backward
+ * passes each (two: what a step leaves behind must not leak into the next): logits and every
+ * parameter gradient must be bitwise equal. */
+static void check_same_training(dt_net *nets[2], int N, int steps, const char *what)
+{
+    const size_t nx = (size_t)N * nets[0]->in_c * nets[0]->in_h * nets[0]->in_w;
+    const size_t nl = (size_t)N * nets[0]->classes;
+    float *x = falloc(nx), *dl = falloc(nl), *logits[2];
+    fill(x, nx, -1, 1), fill(dl, nl, -1, 1);
+    for (int k = 0; k < 2; k++) {
+        dt_net_init(nets[k], 5);
+        for (int rep = 0; rep < steps; rep++) {
+            logits[k] = dt_net_forward(nets[k], x, N, 1);
+            memcpy(dt_net_dlogits(nets[k]), dl, nl * sizeof *dl);
+            dt_net_backward(nets[k], N);
+        }
+    }
+    int ok = CHECK_TENSOR_CLOSE(logits[1], logits[0], nl, 0.0, 0.0);
+    ok &= CHECK_TENSOR_CLOSE(nets[1]->grad, nets[0]->grad, nets[0]->numel, 0.0, 0.0);
+    if (!ok)
+        fprintf(stderr, "  %s N%d: %s\n", nets[0]->model, N, what);
+    free(x), free(dl);
+    dt_net_free(nets[0]), dt_net_free(nets[1]);
+}
+
+/* a whole net with and without fusion */
 static void test_fused_net(const char *spec, int N, int expect_fused)
 {
     dt_net *nets[2];
@@ -326,25 +351,10 @@ static void test_fused_net(const char *spec, int N, int expect_fused)
     CHECK(fused == expect_fused);
     for (int i = 0; i < nets[0]->nlayers; i++)
         CHECK(!nets[0]->layers[i].fused);
-    const size_t nx = (size_t)N * nets[0]->in_c * nets[0]->in_h * nets[0]->in_w;
-    const size_t nl = (size_t)N * nets[0]->classes;
-    float *x = falloc(nx), *dl = falloc(nl), *logits[2];
-    fill(x, nx, -1, 1), fill(dl, nl, -1, 1);
-    for (int k = 0; k < 2; k++) {
-        dt_net_init(nets[k], 5);
-        logits[k] = dt_net_forward(nets[k], x, N, 1);
-        memcpy(dt_net_dlogits(nets[k]), dl, nl * sizeof *dl);
-        dt_net_backward(nets[k], N);
-    }
-    int ok = CHECK_TENSOR_CLOSE(logits[1], logits[0], nl, 0.0, 0.0);
-    ok &= CHECK_TENSOR_CLOSE(nets[1]->grad, nets[0]->grad, nets[0]->numel, 0.0, 0.0);
-    if (!ok)
-        fprintf(stderr, "  %s N%d: fused vs unfused\n", spec, N);
-    free(x), free(dl);
-    dt_net_free(nets[0]), dt_net_free(nets[1]);
+    check_same_training(nets, N, 1, "fused vs unfused");
 }
 
-/* a net with its activation gradients in shared slots vs one buffer each: bitwise equal */
+/* a net with its activation gradients in shared slots vs one buffer each */
 static void test_shared_grads(const char *spec, int N)
 {
     dt_net *nets[2];
@@ -354,27 +364,10 @@ static void test_shared_grads(const char *spec, int N)
     DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
     dt_net_set_grad_sharing(old);
     CHECK(nets[1]->arena_floats < nets[0]->arena_floats);
-    const size_t nx = (size_t)N * nets[0]->in_c * nets[0]->in_h * nets[0]->in_w;
-    const size_t nl = (size_t)N * nets[0]->classes;
-    float *x = falloc(nx), *dl = falloc(nl), *logits[2];
-    fill(x, nx, -1, 1), fill(dl, nl, -1, 1);
-    for (int k = 0; k < 2; k++) {
-        dt_net_init(nets[k], 9);
-        for (int rep = 0; rep < 2; rep++) { /* twice: stale gradients from a step must not leak */
-            logits[k] = dt_net_forward(nets[k], x, N, 1);
-            memcpy(dt_net_dlogits(nets[k]), dl, nl * sizeof *dl);
-            dt_net_backward(nets[k], N);
-        }
-    }
-    int ok = CHECK_TENSOR_CLOSE(logits[1], logits[0], nl, 0.0, 0.0);
-    ok &= CHECK_TENSOR_CLOSE(nets[1]->grad, nets[0]->grad, nets[0]->numel, 0.0, 0.0);
-    if (!ok)
-        fprintf(stderr, "  %s N%d: shared vs separate gradient buffers\n", spec, N);
     printf("  %s: activation arena %.1f -> %.1f MiB at batch %d\n", spec,
            4.0 * (double)nets[0]->arena_floats / 1048576.0,
            4.0 * (double)nets[1]->arena_floats / 1048576.0, N);
-    free(x), free(dl);
-    dt_net_free(nets[0]), dt_net_free(nets[1]);
+    check_same_training(nets, N, 2, "shared vs separate gradient buffers");
 }
 
 /* ---- max pooling ---- */
