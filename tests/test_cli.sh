@@ -21,32 +21,11 @@ mkdata() { # name
 # poke FILE OFFSET OCTAL-BYTES: overwrite bytes in place
 poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 
-# expect_error NAME PATTERN ARGS...: non-zero exit, exactly one "dtrain: error" line matching
-# PATTERN, in under 30 s.
+# expect_error NAME PATTERN ARGS...: `dtrain train ARGS` fails cleanly (expect_dtrain_error)
 expect_error() {
     name=$1 pat=$2
     shift 2
-    start=$(date +%s)
-    timeout -k 5 60 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@" \
-        > "$TMP/out" 2> "$TMP/err"
-    rc=$?
-    secs=$(($(date +%s) - start))
-    n=$(grep -c 'dtrain: error' "$TMP/err")
-    if [ $rc -eq 0 ]; then
-        fail "$name: exit status 0, expected non-zero"
-    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        fail "$name: timed out (a rank hung)"
-    elif [ "$n" -ne 1 ]; then
-        fail "$name: $n 'dtrain: error' lines, expected exactly 1:"; cat "$TMP/err" >&2
-    elif ! grep 'dtrain: error' "$TMP/err" | grep -q -- "$pat"; then
-        fail "$name: message does not match '$pat':"; cat "$TMP/err" >&2
-    elif grep -q -i -E 'core dumped|MPI_ABORT|Segmentation' "$TMP/err"; then
-        fail "$name: crash noise:"; cat "$TMP/err" >&2
-    elif [ $secs -gt 30 ]; then
-        fail "$name: took ${secs}s"
-    else
-        pass
-    fi
+    expect_dtrain_error "$name" "$pat" train --set train.progress=never "$@"
 }
 
 [ -x "$DT" ] || { echo "test_cli: $DT missing (make)" >&2; exit 1; }
