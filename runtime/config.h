@@ -110,7 +110,7 @@ int dt_config_load(dt_config *c, const char *path);
 int dt_config_load_text(dt_config *c, const char *text, const char *source);
 
 /* Fills "auto" values with PyTorch's default for the chosen optimizer / schedule (dtrain's own
- * for SGD: lr 0.1, momentum 0.9), parses sched.milestones, and runs the cross-key checks
+ * for SGD: lr 0.05, momentum 0.9), parses sched.milestones, and runs the cross-key checks
  * (nesterov needs momentum > 0 and dampening = 0, ...). Returns 0 or DT_ERR naming the key. */
 int dt_config_resolve(dt_config *c);
 

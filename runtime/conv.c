@@ -2,9 +2,10 @@
  * conv.c - 2-D convolution kernels (torch.nn.Conv2d, groups 1, dilation 1), see layer_kernels.h.
  *
  * Two kernel families, chosen per shape (plan_conv): the batch-lane kernels of conv_n8.c (8 images
- * in the lanes of an AVX2 register; every layer of lenet5, cnn and resnet20, where they are 1.2x
- * to 3.6x faster, and the fused conv + ReLU + 2x2 max pool), and, for wide layers and CPUs
- * without AVX2 + FMA, the paths below.
+ * in the lanes of an AVX2 register; every layer of lenet5, cnn and resnet20, and the fused
+ * conv + ReLU + 2x2 max pool), and, for wide layers and CPUs without AVX2 + FMA, the paths below.
+ * Which family wins on which shape is measured by bench/conv_layers.c (numbers:
+ * docs/performance.md), never recorded here.
  *
  * im2col + sgemm (Chellapilla et al., "High performance convolutional neural networks
  * for document processing", 2006; Caffe). With K = C*KH*KW and P output pixels of a chunk:
@@ -16,23 +17,21 @@
  *                   conv of dout with the flipped, transposed weight wt (C, OC, KH, KW):
  *                   col = im2col(dout); tmp (C, P) = wt (C, OC*KH*KW) @ col; dinp (+)= permute(tmp)
  *                   - the same FLOPs as a GEMM with inner dimension OC*KH*KW instead of OC, and a
- *                   permute instead of the scattered col2im: the whole backward of resnet20's
- *                   3x3 convs runs 1.15x (64 channels) to 1.3x (16 channels) faster.
+ *                   permute instead of the scattered col2im (faster on resnet20's 3x3 convs).
  * A 1x1, stride 1, pad 0 convolution needs no im2col: col is inp permuted to (C, P).
  * Direct path, stride 1 with C*KH*KW <= DT_CONV_DIRECT_TAPS (first layers: lenet5's and cnn's
  * conv1, C = 1): with so few taps the GEMM is skinny (M = OC, K <= 32) and im2col's copies cost
  * more than the arithmetic; instead the forward and the weight (+ bias) gradient loop directly
  * over zero-padded input planes, see conv_direct_forward. dinp, if asked for, takes the GEMM
- * path. On one Zen 3 core at N = 128: lenet5 conv1 forward 2.2x, backward 2.1x faster.
+ * path.
  *
  * Chunks: P is the output pixels of a group of whole images (or, when one image's columns are too
  * big, of a band of output rows of one image), sized so the im2col block (K, P) stays in cache
  * (DT_CONV_COL_FLOATS) between im2col and the GEMM's packing. When the whole batch fits (lenet5's
  * convs at N = 128) that is ONE sgemm over the batch; otherwise one sgemm per group of images, P
- * still in the thousands. Measured on one Zen 3 core (OpenBLAS 0.3.21), resnet20's 3x3 convs at
- * N = 128 run 1.4x (64 channels, 8x8) to 1.9x (16 channels, 32x32) faster this way than with one
- * batch-wide (144, 131072) im2col matrix, which im2col writes and the GEMM reads back at DRAM
- * speed (75 MB); the workspace shrinks from 84 MB to under 2 MB.
+ * still in the thousands. That beats one batch-wide im2col matrix (resnet20: (144, 131072),
+ * 75 MB written by im2col and read back by the GEMM at DRAM speed), and the workspace shrinks
+ * from 84 MB to under 2 MB.
  * The price of batching images into one GEMM is the (OC, n, OH*OW) <-> NCHW permutes, one pass
  * over an output-sized block each, in cache.
  *
@@ -100,13 +99,12 @@ int dt_conv2d_set_path(int path)
     return old;
 }
 
-/* AUTO's choice of the batch-lane kernels, from timings on one Zen 3 core at N = 64 and 128
- * (bench/conv_layers.c): they win on every layer of lenet5, cnn and resnet20 (1.2x to 3.6x), where
- * the im2col GEMM is skinny (few output channels or taps) or im2col copies short rows, and lose
- * (0.65x to 0.9x) on resnet9's wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4),
- * where the GEMM runs at 70-77 GFLOP/s and a block of 8 images no longer fits in L2. The size of
- * their workspace separates the two groups: at most 2.4 MiB for the first, 8.8 MiB and more for
- * the second. */
+/* AUTO's choice of the batch-lane kernels, from timings of bench/conv_layers.c at N = 64 and 128
+ * (docs/performance.md): they win on every layer of lenet5, cnn and resnet20, where the im2col
+ * GEMM is skinny (few output channels or taps) or im2col copies short rows, and lose on resnet9's
+ * wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4), where the GEMM is efficient
+ * and a block of 8 images no longer fits in L2. The size of their workspace separates the two
+ * groups: at most 2.4 MiB for the first, 8.8 MiB and more for the second. */
 static int lanes_auto(const dt_n8_plan *q)
 {
     return q->total <= (size_t)DT_CONV_LANES_FLOATS;

@@ -10,11 +10,9 @@
  * block (MC = 144: 184 KB, L2).
  *
  * Why not OpenBLAS: the mlp is GEMM-bound, on the same OpenBLAS as the PyTorch it is compared
- * with, so only a faster product moves its ratio. On the Zen 3 VM this project measures on, this
- * kernel's K loop, unrolled 8 times, runs at 86-95 GFLOP/s in cache (unrolled 4 times: 72-76;
- * the core's FMA peak measured with independent chains: 122-131); over the eight products of an
- * mlp step (784-512-256-10, batch 128) it took 3.57 ms against OpenBLAS 0.3.21's 3.69 in the same
- * process, and the mlp trained 2-5 % faster (interleaved runs; the VM's noise is +-10 %). It also
+ * with, so only a faster product moves its ratio: the K loop is unrolled 8 times, which measured
+ * faster than 4 and than OpenBLAS 0.3.21's sgemm on the mlp's shapes (bench/sgemm_rate.c and
+ * `make bench`; the numbers and the CPU they were measured on: docs/performance.md). It also
  * starts the forward's accumulators from the bias (no bias copy pass) and never scales C by beta
  * in a separate pass. K is cut into equal blocks (784 = 3 x 262, not 2 x 320 + 144).
  *
