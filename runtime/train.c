@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "common.h"
 #include "dist.h"
 #include "kernels.h"
 #include "mixup.h"
+#include "xxh64.h"
 
 /* Whether rank 0's output reaches a terminal. Under Open MPI a rank's stdout is always a pty that
  * mpirun relays, whatever mpirun's own stdout is (measured: isatty(1) is 1 even with `| tail`), so
@@ -744,7 +746,7 @@ static double sqnorm(const float *g, size_t n)
 /* A param fingerprint for the summary line: equal runs print equal values. */
 static unsigned long long params_crc(const dt_net *net)
 {
-    return (unsigned long long)dt_ck_xxh64(net->param, net->numel * sizeof *net->param, 0);
+    return (unsigned long long)dt_xxh64(net->param, net->numel * sizeof *net->param, 0);
 }
 
 int dt_trainer_run(dt_trainer *t)
