@@ -9,19 +9,40 @@
 
 #include "common.h"
 
-void dt_h5_init(void)
-{
-    static int done;
-    if (!done) {
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        done = 1;
-    }
-}
-
 typedef struct walk {
     char desc[400]; /* the innermost message */
     int err;        /* an errno some driver recorded, 0 if none */
 } walk;
+
+static walk last_failure; /* captured by on_failure, consumed by dt_h5_error */
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *ud);
+
+/* HDF5's "automatic" error handler, called when an API function fails: instead of printing,
+ * keep what went wrong. A clean-up call (an H5Dclose after a failed H5Dwrite) clears the error
+ * stack when it starts, so without this the caller's message would say "unknown HDF5 error". */
+static herr_t on_failure(hid_t estack, void *ud)
+{
+    (void)ud;
+    walk w = {"", 0};
+    H5Ewalk2(estack, H5E_WALK_DOWNWARD, walk_cb, &w);
+    if (w.desc[0])
+        last_failure = w;
+    return 0;
+}
+
+void dt_h5_init(void)
+{
+    static int done;
+    if (!done) {
+        /* no H5close at exit: HDF5 1.10 crashes there (H5F__close_cb) on a file whose H5Fclose
+         * failed to flush (a full disk under the metrics log); every file dtrain opens is closed
+         * explicitly, so there is nothing left for it to do. Only effective before the library
+         * initializes, hence first. */
+        H5dont_atexit();
+        H5Eset_auto2(H5E_DEFAULT, on_failure, NULL);
+        done = 1;
+    }
+}
 
 /* "errno = 28" inside a message of the sec2/core drivers ("file write failed: ..., errno = 28,
  * error message = 'No space left on device', ..."). */
@@ -50,7 +71,7 @@ int dt_h5_errno(void)
 {
     walk w = {"", 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &w);
-    return w.err;
+    return w.desc[0] ? w.err : last_failure.err;
 }
 
 const char *dt_h5_error(void)
@@ -59,6 +80,10 @@ const char *dt_h5_error(void)
     walk w = {"", 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &w);
     H5Eclear2(H5E_DEFAULT);
+    if (!w.desc[0]) /* cleared by a later call: the last failure the handler saw */
+        w = last_failure;
+    last_failure.desc[0] = '\0';
+    last_failure.err = 0;
     if (w.err)
         snprintf(buf, sizeof buf, "%s", strerror(w.err));
     else

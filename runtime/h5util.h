@@ -3,10 +3,12 @@
  * (metrics.c) and the HDF5 dataset reader (h5data.c): one-time set-up, error messages that a
  * user can read, closing any handle, scalar attributes.
  *
- * HDF5's automatic error printing is switched off once for the whole process (dt_h5_init): its
- * raw error stack is never printed; a failing call's caller records one message built from
- * dt_h5_error() instead. Note that every HDF5 API call clears the error stack when it starts, so
- * dt_h5_error() must be called right after the failing call, before any clean-up call.
+ * HDF5's automatic error printing is replaced once for the whole process (dt_h5_init): its raw
+ * error stack is never printed; a failing call's caller records one message built from
+ * dt_h5_error() instead. Every HDF5 API call clears the error stack when it starts, so the
+ * replacement handler keeps the last failure's messages for dt_h5_error() to use after clean-up
+ * calls. HDF5's clean-up at exit is off (H5dont_atexit): HDF5 1.10 crashes there on a file whose
+ * H5Fclose failed to flush (a full disk), and dtrain closes every file it opens itself.
  */
 #ifndef DT_H5UTIL_H
 #define DT_H5UTIL_H
@@ -15,17 +17,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Switches off HDF5's automatic error printing for the process (idempotent; every module that
- * touches HDF5 calls it first, launch/main.c once at start). */
+/* Switches off HDF5's automatic error printing (the handler only records the failure) and its
+ * clean-up at exit, for the process (idempotent; every module that touches HDF5 calls it first,
+ * launch/main.c once at start, before anything else initializes HDF5). */
 void dt_h5_init(void);
 
-/* What went wrong, from HDF5's current error stack, then clears the stack: the strerror text
- * when a driver recorded an errno ("No space left on device"), else the innermost message
- * ("unknown HDF5 error" if the stack is empty). Static buffer, overwritten by the next call. */
+/* What went wrong, from HDF5's current error stack (or, when a clean-up call cleared it, from the
+ * last failure recorded), then forgets it: the strerror text when a driver recorded an errno
+ * ("No space left on device"), else the innermost message ("unknown HDF5 error" if there is
+ * none). Static buffer, overwritten by the next call. */
 const char *dt_h5_error(void);
 
-/* The errno recorded on HDF5's current error stack ("errno = 28" in a driver's message), or 0.
- * Leaves the stack as it is. */
+/* The errno recorded on HDF5's current error stack ("errno = 28" in a driver's message; the last
+ * failure's when the stack is empty), or 0. Forgets nothing. */
 int dt_h5_errno(void);
 
 /* Closes an HDF5 handle of any kind (file, group, dataset, dataspace, datatype, attribute,
