@@ -16,6 +16,7 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "h5util.h"
 #include "net.h"
 #include "train.h"
 
@@ -298,6 +299,7 @@ static int cmd_inspect(int argc, char **argv)
 int main(int argc, char **argv)
 {
     int world = dt_dist_init(&argc, &argv);
+    dt_h5_init(); /* HDF5 never prints its error stack: every failure is one dtrain message */
     int status;
     const char *cmd = argc > 1 ? argv[1] : "";
     int want_help = 0;

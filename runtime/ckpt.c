@@ -1,22 +1,25 @@
 /*
  * ckpt.c - the checkpoint container: see ckpt.h for the file layout, the commit protocol and
- * every function's contract.
+ * every function's contract. The dtrain header lives in ckpt_hdr.c, the directory helpers in
+ * ckpt_dir.c, HDF5 helpers in h5util.c.
  *
- * Conventions: every HDF5 call's return value is checked; HDF5 handles are closed on every path
- * (the writer's file access list uses H5F_CLOSE_SEMI, so H5Fclose fails loudly if an object was
- * left open instead of silently keeping the file open and unflushed). Checksums are XXH64 over the
- * raw bytes of the array in C order; the host must be little-endian, like the file's types.
+ * Conventions: every HDF5 call's return value is checked; HDF5 handles are closed on every path.
+ * The writer builds the whole file in memory with HDF5's core driver (no backing store) and
+ * writes it with plain write(2): HDF5 itself never touches the disk while writing, so a full
+ * disk, a quota, an I/O error or a vanished directory is a POSIX error with its errno, and HDF5
+ * never holds a file it could not flush (HDF5 1.10 crashes at library termination when
+ * H5Fclose failed to flush: H5F__close_cb on a file it already freed). The image is byte for
+ * byte the file the sec2 driver writes. Checksums are XXH64 over the raw bytes of the array in
+ * C order; the host must be little-endian, like the file's types.
  *
- * References: XXH64 as specified in https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md
- * (test vectors in tests/test_ckpt.c); HDF5 1.10 C API reference manual.
+ * References: HDF5 1.10 C API reference manual (H5Pset_fapl_core, H5Pset_file_image_callbacks,
+ * the version 2 superblock in the HDF5 file format specification).
  */
 #include "ckpt.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +27,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blas.h"
+#include "buildinfo.h"
+#include "ckpt_hdr.h"
 #include "common.h"
+#include "h5util.h"
+#include "xxh64.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "ckpt.c hashes in-memory bytes as the file's little-endian bytes: little-endian hosts only"
@@ -34,7 +40,6 @@
 #define FORMAT_NAME "dtrain-checkpoint"
 #define FORMAT_VERSION 1
 #define CKSUM_ATTR "xxh64"
-#define SLAB_BYTES ((size_t)8 << 20) /* verification reads files in pieces of this size */
 #define PATH_MAX_LEN 4096
 
 /* ---- small helpers ---- */
@@ -131,369 +136,7 @@ void dt_ck_format_shape(char *buf, size_t n, int ndim, const int64_t *dims)
     appendf(buf, n, &len, ")");
 }
 
-/* ---- XXH64 ---- */
-
-static const uint64_t P1 = 0x9E3779B185EBCA87ULL, P2 = 0xC2B2AE3D27D4EB4FULL,
-                      P3 = 0x165667B19E3779F9ULL, P4 = 0x85EBCA77C2B2AE63ULL,
-                      P5 = 0x27D4EB2F165667C5ULL;
-
-static inline uint64_t rotl64(uint64_t x, unsigned r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t rd64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static inline uint32_t rd32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static inline uint64_t xx_round(uint64_t acc, uint64_t in)
-{
-    acc += in * P2;
-    acc = rotl64(acc, 31);
-    return acc * P1;
-}
-
-static inline uint64_t xx_merge(uint64_t acc, uint64_t val)
-{
-    acc ^= xx_round(0, val);
-    return acc * P1 + P4;
-}
-
-void dt_ck_xxh64_init(dt_ck_xxh64_state *s, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    s->seed = seed;
-    s->v[0] = seed + P1 + P2;
-    s->v[1] = seed + P2;
-    s->v[2] = seed;
-    s->v[3] = seed - P1;
-}
-
-void dt_ck_xxh64_update(dt_ck_xxh64_state *s, const void *data, size_t len)
-{
-    if (len == 0)
-        return;
-    const unsigned char *p = data;
-    s->total += len;
-    if (s->memsize + len < 32) {
-        memcpy(s->mem + s->memsize, p, len);
-        s->memsize += (unsigned)len;
-        return;
-    }
-    uint64_t v0 = s->v[0], v1 = s->v[1], v2 = s->v[2], v3 = s->v[3];
-    if (s->memsize) {
-        size_t fill = 32 - s->memsize;
-        memcpy(s->mem + s->memsize, p, fill);
-        v0 = xx_round(v0, rd64(s->mem));
-        v1 = xx_round(v1, rd64(s->mem + 8));
-        v2 = xx_round(v2, rd64(s->mem + 16));
-        v3 = xx_round(v3, rd64(s->mem + 24));
-        p += fill;
-        len -= fill;
-        s->memsize = 0;
-    }
-    while (len >= 32) {
-        v0 = xx_round(v0, rd64(p));
-        v1 = xx_round(v1, rd64(p + 8));
-        v2 = xx_round(v2, rd64(p + 16));
-        v3 = xx_round(v3, rd64(p + 24));
-        p += 32;
-        len -= 32;
-    }
-    s->v[0] = v0, s->v[1] = v1, s->v[2] = v2, s->v[3] = v3;
-    if (len) {
-        memcpy(s->mem, p, len);
-        s->memsize = (unsigned)len;
-    }
-}
-
-uint64_t dt_ck_xxh64_digest(const dt_ck_xxh64_state *s)
-{
-    uint64_t h;
-    if (s->total >= 32) {
-        h = rotl64(s->v[0], 1) + rotl64(s->v[1], 7) + rotl64(s->v[2], 12) + rotl64(s->v[3], 18);
-        for (int i = 0; i < 4; i++)
-            h = xx_merge(h, s->v[i]);
-    } else {
-        h = s->seed + P5;
-    }
-    h += s->total;
-    const unsigned char *p = s->mem;
-    size_t len = s->memsize;
-    while (len >= 8) {
-        h ^= xx_round(0, rd64(p));
-        h = rotl64(h, 27) * P1 + P4;
-        p += 8;
-        len -= 8;
-    }
-    if (len >= 4) {
-        h ^= (uint64_t)rd32(p) * P1;
-        h = rotl64(h, 23) * P2 + P3;
-        p += 4;
-        len -= 4;
-    }
-    while (len) {
-        h ^= (uint64_t)*p * P5;
-        h = rotl64(h, 11) * P1;
-        p++;
-        len--;
-    }
-    h ^= h >> 33;
-    h *= P2;
-    h ^= h >> 29;
-    h *= P3;
-    h ^= h >> 32;
-    return h;
-}
-
-uint64_t dt_ck_xxh64(const void *data, size_t len, uint64_t seed)
-{
-    dt_ck_xxh64_state s;
-    dt_ck_xxh64_init(&s, seed);
-    dt_ck_xxh64_update(&s, data, len);
-    return dt_ck_xxh64_digest(&s);
-}
-
-/* ---- versions ---- */
-
-static void trim_line(char *s)
-{
-    s[strcspn(s, "\r\n")] = '\0';
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        s[--n] = '\0';
-}
-
-const char *dt_ck_hdf5_version(void)
-{
-    static char buf[48];
-    if (!buf[0]) {
-        unsigned maj = 0, min = 0, rel = 0;
-        if (H5get_libversion(&maj, &min, &rel) < 0)
-            snprintf(buf, sizeof buf, "unknown");
-        else
-            snprintf(buf, sizeof buf, "%u.%u.%u", maj, min, rel);
-    }
-    return buf;
-}
-
-const char *dt_ck_mpi_version(void)
-{
-    static char buf[MPI_MAX_LIBRARY_VERSION_STRING + 1];
-    if (!buf[0]) {
-        int len = 0;
-        if (MPI_Get_library_version(buf, &len) != MPI_SUCCESS)
-            snprintf(buf, sizeof buf, "unknown");
-        trim_line(buf);
-        if (!buf[0])
-            snprintf(buf, sizeof buf, "unknown");
-    }
-    return buf;
-}
-
-const char *dt_ck_openblas_version(void)
-{
-    static char buf[256];
-    if (!buf[0]) {
-        const char *c = openblas_get_config();
-        snprintf(buf, sizeof buf, "%s", c ? c : "unknown");
-        trim_line(buf);
-        if (!buf[0])
-            snprintf(buf, sizeof buf, "unknown");
-    }
-    return buf;
-}
-
-/* ---- HDF5 error handling ---- */
-
-void dt_ck_h5_init(void)
-{
-    static int done;
-    if (!done) {
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        done = 1;
-    }
-}
-
-static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *ud)
-{
-    (void)n;
-    char *buf = ud;
-    if (e->desc && e->desc[0])
-        snprintf(buf, 400, "%s", e->desc); /* walking downward: the last one is the innermost */
-    return 0;
-}
-
-const char *dt_ck_h5_error(void)
-{
-    static char buf[400];
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk_cb, buf);
-    H5Eclear2(H5E_DEFAULT);
-    if (!buf[0])
-        snprintf(buf, sizeof buf, "unknown HDF5 error");
-    return buf;
-}
-
-/* Closes an HDF5 handle of any kind if it is open; returns -1 if closing failed. */
-static int h5_close(hid_t *id)
-{
-    if (*id < 0)
-        return 0;
-    herr_t r = -1;
-    switch (H5Iget_type(*id)) {
-    case H5I_FILE: r = H5Fclose(*id); break;
-    case H5I_GROUP: r = H5Gclose(*id); break;
-    case H5I_DATASET: r = H5Dclose(*id); break;
-    case H5I_DATASPACE: r = H5Sclose(*id); break;
-    case H5I_DATATYPE: r = H5Tclose(*id); break;
-    case H5I_ATTR: r = H5Aclose(*id); break;
-    case H5I_GENPROP_LST: r = H5Pclose(*id); break;
-    default: r = H5Oclose(*id); break;
-    }
-    *id = -1;
-    return r < 0 ? -1 : 0;
-}
-
-/* ---- attributes ---- */
-
-static int write_str_attr(hid_t loc, const char *name, const char *value)
-{
-    hid_t t = -1, s = -1, a = -1;
-    int rc = -1;
-    if ((t = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 ||
-        H5Tset_cset(t, H5T_CSET_UTF8) < 0)
-        goto out;
-    if ((s = H5Screate(H5S_SCALAR)) < 0)
-        goto out;
-    if ((a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-        goto out;
-    if (H5Awrite(a, t, &value) < 0)
-        goto out;
-    rc = 0;
-out:
-    if (h5_close(&a) || h5_close(&s) || h5_close(&t))
-        rc = -1;
-    return rc;
-}
-
-static int write_num_attr(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v)
-{
-    hid_t s = -1, a = -1;
-    int rc = -1;
-    if ((s = H5Screate(H5S_SCALAR)) < 0)
-        goto out;
-    if ((a = H5Acreate2(loc, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-        goto out;
-    if (H5Awrite(a, mtype, v) < 0)
-        goto out;
-    rc = 0;
-out:
-    if (h5_close(&a) || h5_close(&s))
-        rc = -1;
-    return rc;
-}
-
-/* Reads a scalar attribute as a string: strings as they are, integers in decimal, floats %.17g.
- * Returns 0 with *out (malloc'd), or -1 (HDF5 error on the stack). */
-static int attr_to_string(hid_t a, char **out)
-{
-    hid_t t = -1, s = -1, mt = -1;
-    int rc = -1;
-    char tmp[64];
-    *out = NULL;
-    if ((t = H5Aget_type(a)) < 0 || (s = H5Aget_space(a)) < 0)
-        goto out;
-    hssize_t npoints = H5Sget_simple_extent_npoints(s);
-    if (npoints < 0)
-        goto out;
-    H5T_class_t cls = H5Tget_class(t);
-    if (npoints != 1) {
-        snprintf(tmp, sizeof tmp, "(%lld values)", (long long)npoints);
-        *out = dt_xstrdup(tmp);
-    } else if (cls == H5T_STRING) {
-        htri_t vl = H5Tis_variable_str(t);
-        if (vl < 0)
-            goto out;
-        if (vl) {
-            char *v = NULL;
-            if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
-                H5Tset_cset(mt, H5Tget_cset(t)) < 0 || H5Aread(a, mt, &v) < 0)
-                goto out;
-            *out = dt_xstrdup(v ? v : "");
-            H5free_memory(v);
-        } else {
-            size_t size = H5Tget_size(t);
-            if (size == 0)
-                goto out;
-            char *v = dt_xcalloc(size + 1, 1);
-            if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, size) < 0 ||
-                H5Aread(a, mt, v) < 0) {
-                free(v);
-                goto out;
-            }
-            *out = v;
-        }
-    } else if (cls == H5T_INTEGER) {
-        if (H5Tget_sign(t) == H5T_SGN_NONE) {
-            unsigned long long v = 0;
-            if (H5Aread(a, H5T_NATIVE_ULLONG, &v) < 0)
-                goto out;
-            snprintf(tmp, sizeof tmp, "%llu", v);
-        } else {
-            long long v = 0;
-            if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
-                goto out;
-            snprintf(tmp, sizeof tmp, "%lld", v);
-        }
-        *out = dt_xstrdup(tmp);
-    } else if (cls == H5T_FLOAT) {
-        double v = 0;
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
-            goto out;
-        snprintf(tmp, sizeof tmp, "%.17g", v);
-        *out = dt_xstrdup(tmp);
-    } else {
-        *out = dt_xstrdup("(unsupported type)");
-    }
-    rc = 0;
-out:
-    if (h5_close(&mt) || h5_close(&s) || h5_close(&t))
-        rc = -1;
-    if (rc) {
-        free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
-/* Attribute `name` of loc as a string: 1 with *out (malloc'd), 0 when missing, -1 on error. */
-static int get_attr_string(hid_t loc, const char *name, char **out)
-{
-    *out = NULL;
-    htri_t e = H5Aexists(loc, name);
-    if (e <= 0)
-        return e < 0 ? -1 : 0;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0)
-        return -1;
-    int rc = attr_to_string(a, out);
-    if (h5_close(&a))
-        rc = -1;
-    if (rc) {
-        free(*out);
-        *out = NULL;
-        return -1;
-    }
-    return 1;
-}
+/* ---- root attributes ---- */
 
 /* Checks the root attributes that make a file a complete dtrain checkpoint. 0 or DT_ERR. */
 static int check_header(hid_t file, const char *path)
@@ -502,11 +145,11 @@ static int check_header(hid_t file, const char *path)
     char *v = NULL;
     int rc = DT_ERR, k;
     if (root < 0) {
-        dt_err("%s: cannot open root group: %s", path, dt_ck_h5_error());
+        dt_err("%s: cannot open root group: %s", path, dt_h5_error());
         goto out;
     }
-    if ((k = get_attr_string(root, "format", &v)) < 0) {
-        dt_err("%s: cannot read attribute 'format': %s", path, dt_ck_h5_error());
+    if ((k = dt_h5_get_attr_string(root, "format", &v)) < 0) {
+        dt_err("%s: cannot read attribute 'format': %s", path, dt_h5_error());
         goto out;
     }
     if (k == 0) {
@@ -519,8 +162,8 @@ static int check_header(hid_t file, const char *path)
     }
     free(v);
     v = NULL;
-    if ((k = get_attr_string(root, "format_version", &v)) < 0) {
-        dt_err("%s: cannot read attribute 'format_version': %s", path, dt_ck_h5_error());
+    if ((k = dt_h5_get_attr_string(root, "format_version", &v)) < 0) {
+        dt_err("%s: cannot read attribute 'format_version': %s", path, dt_h5_error());
         goto out;
     }
     if (k == 0 || strcmp(v, "1") != 0) {
@@ -530,8 +173,8 @@ static int check_header(hid_t file, const char *path)
     }
     free(v);
     v = NULL;
-    if ((k = get_attr_string(root, "complete", &v)) < 0) {
-        dt_err("%s: cannot read attribute 'complete': %s", path, dt_ck_h5_error());
+    if ((k = dt_h5_get_attr_string(root, "complete", &v)) < 0) {
+        dt_err("%s: cannot read attribute 'complete': %s", path, dt_h5_error());
         goto out;
     }
     if (k == 0) {
@@ -545,8 +188,8 @@ static int check_header(hid_t file, const char *path)
     rc = DT_OK;
 out:
     free(v);
-    if (h5_close(&root) && rc == DT_OK)
-        rc = dt_err("%s: cannot close root group: %s", path, dt_ck_h5_error());
+    if (dt_h5_close(&root) && rc == DT_OK)
+        rc = dt_err("%s: cannot close root group: %s", path, dt_h5_error());
     return rc;
 }
 
@@ -698,9 +341,9 @@ void dt_ck_attr_versions(dt_ck_writer *w)
 {
     dt_ck_attr(w, "dtrain_version", DT_VERSION);
     dt_ck_attr(w, "dtrain_commit", dt_commit);
-    dt_ck_attr(w, "hdf5_version", dt_ck_hdf5_version());
-    dt_ck_attr(w, "mpi_version", dt_ck_mpi_version());
-    dt_ck_attr(w, "openblas_version", dt_ck_openblas_version());
+    dt_ck_attr(w, "hdf5_version", dt_buildinfo_hdf5());
+    dt_ck_attr(w, "mpi_version", dt_buildinfo_mpi());
+    dt_ck_attr(w, "openblas_version", dt_buildinfo_openblas());
 }
 
 void dt_ck_discard(dt_ck_writer *w)
@@ -763,296 +406,21 @@ static int fault_hit(const fault *f, const char *name)
     return 1;
 }
 
-/* ---- the dtrain header: byte-level integrity, checked before HDF5 parses anything ----
- *
- * HDF5 trusts its metadata: a flipped byte in it can make the library misbehave (HDF5 1.10.8 loops
- * forever reading a damaged global heap, where variable-length strings live). So the file's first
- * U bytes (HDF5's "user block", which HDF5 skips) hold a header written after H5Fclose, and every
- * byte after it is covered by a checksum: each dataset's raw data (found with H5Dget_offset) by
- * its own, everything else (HDF5 metadata) by one more. dt_ck_open verifies all of them with plain
- * pread before it calls H5Fopen, so HDF5 only ever reads bytes identical to the ones verified at
- * commit. Little-endian fields:
- *   0  "DTRAINCK"     8  u32 header version (1)   12  u32 U (power of 2, >= 512)
- *   16 u64 file size  24 u64 XXH64 of the U header bytes with this field zeroed
- *   (bytes 0..31 keep this meaning in every version, so any version's checksum can be checked)
- *   32 u64 XXH64 of the metadata bytes (all of [U, size) outside the datasets' data, in order)
- *   40 u32 number of entries   44 u32 0
- *   48 entries, by increasing offset: u64 offset, u64 length, u64 XXH64, u16 name length, name
- */
-
-#define HDR_MAGIC "DTRAINCK"
-#define HDR_VERSION 1
-#define HDR_FIXED 48
-#define HDR_ENTRY 26
-#define HDR_MAX ((uint64_t)64 << 20)
-
-typedef struct range {
-    uint64_t off, len, xxh64;
-    char name[DT_CK_NAME_MAX];
-    int item; /* writer: index of its item */
-} range;
-
-static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint16_t get16(const unsigned char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static int range_cmp(const void *a, const void *b)
-{
-    const range *x = a, *y = b;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
-/* Hashes bytes [a, b) of fd into s. 0, or -1 with errno (0 when the file ended early). */
-static int hash_span(int fd, uint64_t a, uint64_t b, dt_ck_xxh64_state *s, unsigned char *buf)
-{
-    while (a < b) {
-        size_t k = b - a < SLAB_BYTES ? (size_t)(b - a) : SLAB_BYTES;
-        ssize_t r = pread(fd, buf, k, (off_t)a);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = 0;
-            return -1;
-        }
-        dt_ck_xxh64_update(s, buf, (size_t)r);
-        a += (uint64_t)r;
-    }
-    return 0;
-}
-
-/* Hashes [start, end) of fd: range i (sorted, disjoint, inside) into got[i], the rest into *meta.
- * 0, or -1 with errno. */
-static int hash_file(int fd, uint64_t start, uint64_t end, const range *rg, int nr, uint64_t *got,
-                     uint64_t *meta)
-{
-    unsigned char *buf = dt_xmalloc(SLAB_BYTES, 1);
-    dt_ck_xxh64_state ms, st;
-    uint64_t pos = start;
-    int rc = -1;
-    dt_ck_xxh64_init(&ms, 0);
-    for (int i = 0; i < nr; i++) {
-        if (hash_span(fd, pos, rg[i].off, &ms, buf))
-            goto out;
-        dt_ck_xxh64_init(&st, 0);
-        if (hash_span(fd, rg[i].off, rg[i].off + rg[i].len, &st, buf))
-            goto out;
-        got[i] = dt_ck_xxh64_digest(&st);
-        pos = rg[i].off + rg[i].len;
-    }
-    if (hash_span(fd, pos, end, &ms, buf))
-        goto out;
-    *meta = dt_ck_xxh64_digest(&ms);
-    rc = 0;
-out:
-    free(buf);
-    return rc;
-}
-
-/* XXH64 of a header block, its own checksum field counted as zero. */
-static uint64_t header_hash(const unsigned char *hb, uint64_t u)
-{
-    static const unsigned char zero[8];
-    dt_ck_xxh64_state s;
-    dt_ck_xxh64_init(&s, 0);
-    dt_ck_xxh64_update(&s, hb, 24);
-    dt_ck_xxh64_update(&s, zero, 8);
-    dt_ck_xxh64_update(&s, hb + 32, (size_t)u - 32);
-    return dt_ck_xxh64_digest(&s);
-}
-
-/* 1 if the file fd (size bytes) carries the HDF5 signature at offset 0, 512, 1024, 2048, ...
- * (where HDF5 looks), 0 if not, -1 if it cannot be read (errno). */
-static int has_hdf5_signature(int fd, long long size)
-{
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    for (long long off = 0; off + 8 <= size; off = off ? 2 * off : 512) {
-        unsigned char buf[8];
-        ssize_t r = pread(fd, buf, 8, (off_t)off);
-        if (r < 0)
-            return -1;
-        if (r == 8 && memcmp(buf, sig, 8) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* What check_file learned: the header block size, the file size and the datasets' ranges. */
-typedef struct hdr {
-    uint64_t ublock, size;
-    int nr;
-    range *rg; /* malloc'd */
-} hdr;
-
-/* Checks the dtrain header of path and, when `full`, the checksum of every byte after it.
- * Returns 0 with *h filled (free h->rg), or DT_ERR with the message (see ckpt.h). */
-static int check_file(const char *path, int full, hdr *h)
-{
-    struct stat st;
-    unsigned char fixed[HDR_FIXED], *hb = NULL;
-    uint64_t *got = NULL;
-    int fd = -1, rc = DT_ERR;
-    memset(h, 0, sizeof *h);
-    if (stat(path, &st) != 0)
-        return dt_err("%s: cannot open checkpoint: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return dt_err("%s: not a regular file", path);
-    long long size = (long long)st.st_size;
-    if ((fd = open(path, O_RDONLY)) < 0)
-        return dt_err("%s: cannot open checkpoint: %s", path, strerror(errno));
-    ssize_t r = pread(fd, fixed, HDR_FIXED, 0);
-    if (r < 0) {
-        dt_err("%s: cannot read: %s", path, strerror(errno));
-        goto out;
-    }
-    if (r < 8 || memcmp(fixed, HDR_MAGIC, 8) != 0) {
-        static const unsigned char zero[8];
-        int sig = has_hdf5_signature(fd, size);
-        if (sig < 0)
-            dt_err("%s: cannot read: %s", path, strerror(errno));
-        else if (r == HDR_FIXED && size >= 512 && memcmp(fixed, zero, 8) == 0)
-            dt_err("%s: incomplete checkpoint (no dtrain header: its writer did not finish)",
-                   path);
-        else if (sig)
-            dt_err("%s: not a dtrain checkpoint (an HDF5 file without a dtrain header)", path);
-        else
-            dt_err("%s: not an HDF5 file", path);
-        goto out;
-    }
-    if (r < HDR_FIXED) {
-        dt_err("%s: truncated file (%lld bytes)", path, size);
-        goto out;
-    }
-    uint32_t version = get32(fixed + 8);
-    uint64_t u = get32(fixed + 12), written = get64(fixed + 16);
-    if (u < 512 || u > HDR_MAX || (u & (u - 1))) {
-        dt_err("%s: corrupted checkpoint header (block size %llu)", path, (unsigned long long)u);
-        goto out;
-    }
-    if ((uint64_t)size < u) {
-        dt_err("%s: truncated file (%lld bytes, shorter than its header)", path, size);
-        goto out;
-    }
-    hb = dt_xmalloc((size_t)u, 1);
-    if (pread(fd, hb, (size_t)u, 0) != (ssize_t)u) {
-        dt_err("%s: cannot read its header: %s", path, strerror(errno));
-        goto out;
-    }
-    if (header_hash(hb, u) != get64(hb + 24)) {
-        dt_err("%s: corrupted checkpoint header (checksum mismatch)", path);
-        goto out;
-    }
-    if (version != HDR_VERSION) {
-        dt_err("%s: unsupported checkpoint header version %u (this dtrain reads %d)", path,
-               (unsigned)version, HDR_VERSION);
-        goto out;
-    }
-    if ((uint64_t)size < written) {
-        dt_err("%s: truncated file (%lld of %llu bytes)", path, size,
-               (unsigned long long)written);
-        goto out;
-    }
-    if ((uint64_t)size > written) {
-        dt_err("%s: file is %lld bytes, %llu were written", path, size,
-               (unsigned long long)written);
-        goto out;
-    }
-    uint32_t nr = get32(hb + 40);
-    if (nr > (u - HDR_FIXED) / HDR_ENTRY) {
-        dt_err("%s: corrupted checkpoint header (%u entries)", path, (unsigned)nr);
-        goto out;
-    }
-    h->ublock = u;
-    h->size = written;
-    h->rg = dt_xcalloc(nr ? nr : 1, sizeof *h->rg);
-    uint64_t pos = HDR_FIXED, end = u;
-    for (uint32_t i = 0; i < nr; i++) {
-        range *g = &h->rg[i];
-        size_t nl = pos + HDR_ENTRY <= u ? get16(hb + pos + 24) : 0;
-        if (pos + HDR_ENTRY + nl > u || nl == 0 || nl >= DT_CK_NAME_MAX) {
-            dt_err("%s: corrupted checkpoint header (entry %u)", path, (unsigned)i);
-            goto out;
-        }
-        g->off = get64(hb + pos);
-        g->len = get64(hb + pos + 8);
-        g->xxh64 = get64(hb + pos + 16);
-        memcpy(g->name, hb + pos + HDR_ENTRY, nl);
-        g->name[nl] = '\0';
-        pos += HDR_ENTRY + nl;
-        if (g->off < end || g->len > written || g->off > written - g->len) {
-            dt_err("%s: corrupted checkpoint header (entry %u: %s)", path, (unsigned)i, g->name);
-            goto out;
-        }
-        end = g->off + g->len;
-        h->nr++;
-    }
-    if (full) {
-        uint64_t meta;
-        got = dt_xmalloc(nr ? nr : 1, sizeof *got);
-        if (hash_file(fd, u, written, h->rg, h->nr, got, &meta)) {
-            if (errno == 0)
-                dt_err("%s: truncated file (shrank while being read)", path);
-            else
-                dt_err("%s: cannot read: %s", path, strerror(errno));
-            goto out;
-        }
-        for (int i = 0; i < h->nr; i++)
-            if (got[i] != h->rg[i].xxh64) {
-                dt_err("%s: checksum mismatch in %s (stored xxh64 0x%016llx, computed "
-                       "0x%016llx)", path, h->rg[i].name, (unsigned long long)h->rg[i].xxh64,
-                       (unsigned long long)got[i]);
-                goto out;
-            }
-        if (meta != get64(hb + 32)) {
-            dt_err("%s: corrupted HDF5 metadata (checksum mismatch outside the datasets' data)",
-                   path);
-            goto out;
-        }
-    }
-    rc = DT_OK;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(hb);
-    free(got);
-    if (rc) {
-        free(h->rg);
-        h->rg = NULL;
-    }
-    return rc;
-}
-
 /* ---- commit ---- */
 
-/* Header block size for w's items: the smallest power of 2 >= 512 that holds the entries. */
-static uint64_t header_size(const dt_ck_writer *w)
-{
-    uint64_t need = HDR_FIXED, u = 512;
-    for (int i = 0; i < w->nitems; i++)
-        if (w->items[i].numel > 0)
-            need += HDR_ENTRY + strlen(w->items[i].name);
-    while (u < need)
-        u *= 2;
-    return u;
-}
+/* The state of one commit, step by step (dt_ck_commit). */
+typedef struct commit {
+    dt_ck_writer *w;
+    fault f;
+    char dir[PATH_MAX_LEN], tmp[PATH_MAX_LEN]; /* DIR, DIR/.NAME.tmp.PID */
+    uint64_t ublock, size;                     /* header block and file size */
+    unsigned char *img;                        /* the file image (malloc'd) */
+    int tmp_exists, saved;                     /* tmp may exist; renamed into place */
+    int err;                                   /* the errno of the failure, 0 if none */
+    char why[768];
+} commit;
+
+static int last_errno; /* dt_ck_commit_errno */
 
 /* Creates the groups on the way to item `name`. */
 static int ensure_groups(hid_t file, const char *name, hid_t gcpl)
@@ -1074,8 +442,9 @@ static int ensure_groups(hid_t file, const char *name, hid_t gcpl)
     return 0;
 }
 
-/* Writes one item and records where its raw data went. 0 or -1 (HDF5 error stack). */
-static int write_item(hid_t file, witem *it, hid_t gcpl, hid_t dcpl)
+/* Writes one item and records where its raw data went. 0, or -1 with the HDF5 message in why
+ * (taken before the clean-up calls, which clear HDF5's error stack). */
+static int write_item(hid_t file, witem *it, hid_t gcpl, hid_t dcpl, char *why, size_t n)
 {
     hid_t s = -1, d = -1;
     int rc = -1;
@@ -1083,123 +452,152 @@ static int write_item(hid_t file, witem *it, hid_t gcpl, hid_t dcpl)
     for (int i = 0; i < it->ndim; i++)
         hd[i] = (hsize_t)it->dims[i];
     if (ensure_groups(file, it->name, gcpl))
-        goto out;
+        goto fail;
     s = it->ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(it->ndim, hd, NULL);
     if (s < 0)
-        goto out;
+        goto fail;
     if ((d = H5Dcreate2(file, it->name, file_type(it->dtype), s, H5P_DEFAULT, dcpl,
                         H5P_DEFAULT)) < 0)
-        goto out;
+        goto fail;
     if (it->numel > 0) {
         if (H5Dwrite(d, mem_type(it->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, it->data) < 0)
-            goto out;
+            goto fail;
         haddr_t off = H5Dget_offset(d);
         hsize_t len = H5Dget_storage_size(d);
-        if (off == HADDR_UNDEF || len != (hsize_t)it->numel * dtype_sizes[it->dtype])
+        if (off == HADDR_UNDEF || len != (hsize_t)it->numel * dtype_sizes[it->dtype]) {
+            say(why, n, "HDF5 did not store it contiguously");
             goto out;
+        }
         it->off = (uint64_t)off;
         it->len = (uint64_t)len;
     }
-    if (write_num_attr(d, CKSUM_ATTR, H5T_STD_U64LE, H5T_NATIVE_UINT64, &it->xxh64))
-        goto out;
-    rc = 0;
-out:
-    if (h5_close(&d) || h5_close(&s))
-        rc = -1;
-    return rc;
-}
-
-/* Writes all of w into tmp with HDF5 and closes it. 0, or -1 with `why` filled in. */
-static int write_file(dt_ck_writer *w, const char *tmp, uint64_t ublock, const fault *f,
-                      char *why, size_t n)
-{
-    hid_t fcpl = -1, fapl = -1, gcpl = -1, dcpl = -1, file = -1, root = -1;
-    const unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
-    int rc = -1;
-    const char *step = "setting up property lists for";
-    if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 || H5Pset_userblock(fcpl, (hsize_t)ublock) < 0 ||
-        H5Pset_link_creation_order(fcpl, order) < 0 ||
-        H5Pset_attr_creation_order(fcpl, order) < 0 || H5Pset_obj_track_times(fcpl, 0) < 0)
-        goto fail;
-    if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
-        H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI) < 0)
-        goto fail;
-    if ((gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 ||
-        H5Pset_link_creation_order(gcpl, order) < 0 || H5Pset_obj_track_times(gcpl, 0) < 0)
-        goto fail;
-    if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
-        H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0)
-        goto fail;
-    step = "creating";
-    if ((file = H5Fcreate(tmp, H5F_ACC_EXCL, fcpl, fapl)) < 0)
-        goto fail;
-    for (int i = 0; i < w->nitems; i++) {
-        if (i == w->nitems / 2 && fault_hit(f, "mid_write")) {
-            say(why, n, "writing %s: fault injected at mid_write (DTRAIN_CKPT_FAULT)", tmp);
-            goto out;
-        }
-        if (write_item(file, &w->items[i], gcpl, dcpl)) {
-            say(why, n, "writing %s to %s: %s", w->items[i].name, tmp, dt_ck_h5_error());
-            goto out;
-        }
-    }
-    step = "writing attributes to";
-    if ((root = H5Gopen2(file, "/", H5P_DEFAULT)) < 0)
-        goto fail;
-    for (int i = 0; i < w->nattrs; i++)
-        if (write_str_attr(root, w->attrs[i].name, w->attrs[i].value)) {
-            say(why, n, "writing attribute '%s' to %s: %s", w->attrs[i].name, tmp,
-                dt_ck_h5_error());
-            goto out;
-        }
-    const int64_t version = FORMAT_VERSION, one = 1;
-    if (write_str_attr(root, "format", FORMAT_NAME) ||
-        write_num_attr(root, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version))
-        goto fail;
-    step = "flushing";
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
-        goto fail;
-    /* the last attribute: a file that has it was written to the end */
-    step = "marking complete";
-    if (write_num_attr(root, "complete", H5T_STD_I64LE, H5T_NATIVE_INT64, &one))
-        goto fail;
-    if (h5_close(&root))
-        goto fail;
-    step = "flushing";
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
-        goto fail;
-    step = "closing";
-    if (h5_close(&file))
+    if (dt_h5_write_num_attr(d, CKSUM_ATTR, H5T_STD_U64LE, H5T_NATIVE_UINT64, &it->xxh64))
         goto fail;
     rc = 0;
     goto out;
 fail:
-    say(why, n, "%s %s: %s", step, tmp, dt_ck_h5_error());
+    say(why, n, "%s", dt_h5_error());
 out:
-    h5_close(&root);
-    h5_close(&file);
-    h5_close(&dcpl);
-    h5_close(&gcpl);
-    h5_close(&fapl);
-    h5_close(&fcpl);
-    H5Eclear2(H5E_DEFAULT);
+    if ((dt_h5_close(&d) || dt_h5_close(&s)) && rc == 0) {
+        say(why, n, "%s", dt_h5_error());
+        rc = -1;
+    }
     return rc;
 }
 
-/* Hashes the closed file and writes the dtrain header into its user block. Each dataset's bytes
- * in the file must hash like the array in memory. 0, or -1 with `why`. */
-static int write_header(const dt_ck_writer *w, const char *tmp, uint64_t u, char *why, size_t n)
+/* Property lists of the writer: byte-identical files (creation order tracked, no timestamps),
+ * file format of HDF5 1.8, the core driver without backing store, ublock bytes of user block. */
+static int make_plists(hid_t pl[4], uint64_t ublock, dt_h5_image *im)
 {
-    range *rg = dt_xcalloc((size_t)w->nitems + 1, sizeof *rg);
-    uint64_t *got = dt_xcalloc((size_t)w->nitems + 1, sizeof *got), meta = 0;
-    unsigned char *hb = dt_xcalloc((size_t)u, 1);
-    int nr = 0, rc = -1, fd = open(tmp, O_RDWR);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        say(why, n, "reopening %s: %s", tmp, strerror(errno));
+    const unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+    hid_t fcpl = pl[0] = H5Pcreate(H5P_FILE_CREATE), fapl = pl[1] = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t gcpl = pl[2] = H5Pcreate(H5P_GROUP_CREATE), dcpl = pl[3] = H5Pcreate(H5P_DATASET_CREATE);
+    if (fcpl < 0 || H5Pset_userblock(fcpl, (hsize_t)ublock) < 0 ||
+        H5Pset_link_creation_order(fcpl, order) < 0 ||
+        H5Pset_attr_creation_order(fcpl, order) < 0 || H5Pset_obj_track_times(fcpl, 0) < 0)
+        return -1;
+    if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        dt_h5_image_fapl(fapl, im) < 0)
+        return -1;
+    if (gcpl < 0 || H5Pset_link_creation_order(gcpl, order) < 0 ||
+        H5Pset_obj_track_times(gcpl, 0) < 0)
+        return -1;
+    if (dcpl < 0 || H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0)
+        return -1;
+    return 0;
+}
+
+/* Writes the root attributes: the caller's, then format, format_version and, last, complete. */
+static int write_root_attrs(hid_t file, const dt_ck_writer *w, char *why, size_t n)
+{
+    hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
+    const int64_t version = FORMAT_VERSION, one = 1;
+    const char *what = "opening the root group";
+    int rc = -1;
+    if (root < 0)
+        goto fail;
+    for (int i = 0; i < w->nattrs; i++)
+        if (dt_h5_write_str_attr(root, w->attrs[i].name, w->attrs[i].value)) {
+            say(why, n, "attribute '%s': %s", w->attrs[i].name, dt_h5_error());
+            goto out;
+        }
+    what = "attribute 'format'";
+    if (dt_h5_write_str_attr(root, "format", FORMAT_NAME) ||
+        dt_h5_write_num_attr(root, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version) ||
+        dt_h5_write_num_attr(root, "complete", H5T_STD_I64LE, H5T_NATIVE_INT64, &one))
+        goto fail;
+    rc = 0;
+    goto out;
+fail:
+    say(why, n, "%s: %s", what, dt_h5_error());
+out:
+    if (dt_h5_close(&root) && rc == 0) {
+        say(why, n, "closing the root group: %s", dt_h5_error());
+        rc = -1;
+    }
+    return rc;
+}
+
+/* Step 1a: builds the whole file in memory: c->img, c->size bytes (ublock of them the still
+ * empty header block). 0, or -1 with c->why. */
+static int build_image(commit *c)
+{
+    dt_ck_writer *w = c->w;
+    hid_t pl[4] = {-1, -1, -1, -1}, file = -1;
+    dt_h5_image im = {NULL, 0};
+    int rc = -1;
+    if (make_plists(pl, c->ublock, &im)) {
+        say(c->why, sizeof c->why, "setting up HDF5 property lists: %s", dt_h5_error());
         goto out;
     }
+    if ((file = H5Fcreate(c->tmp, H5F_ACC_EXCL, pl[0], pl[1])) < 0) {
+        say(c->why, sizeof c->why, "creating %s in memory: %s", c->tmp, dt_h5_error());
+        goto out;
+    }
+    for (int i = 0; i < w->nitems; i++)
+        if (write_item(file, &w->items[i], pl[2], pl[3], c->why, sizeof c->why)) {
+            char m[400];
+            say(m, sizeof m, "%s", c->why);
+            say(c->why, sizeof c->why, "writing %s to %s: %s", w->items[i].name, c->tmp, m);
+            goto out;
+        }
+    if (write_root_attrs(file, w, c->why, sizeof c->why)) {
+        char m[400];
+        say(m, sizeof m, "%s", c->why);
+        say(c->why, sizeof c->why, "writing %s: %s", c->tmp, m);
+        goto out;
+    }
+    long left = dt_h5_open_objects(file);
+    if (left != 1) { /* only the file itself */
+        say(c->why, sizeof c->why, "writing %s: %ld HDF5 objects left open", c->tmp, left - 1);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (dt_h5_close(&file) && rc == 0) {
+        say(c->why, sizeof c->why, "closing %s in memory: %s", c->tmp, dt_h5_error());
+        rc = -1;
+    }
+    for (int i = 0; i < 4; i++)
+        dt_h5_close(&pl[i]);
+    H5Eclear2(H5E_DEFAULT);
+    if (rc == 0 && !(c->size = dt_h5_image_size(&im, c->ublock))) {
+        say(c->why, sizeof c->why, "writing %s: HDF5 gave an image without a version 2 "
+            "superblock", c->tmp);
+        rc = -1;
+    }
+    c->img = im.mem;
+    return rc;
+}
+
+/* Step 1b: the dtrain header, written into the image. Each dataset's bytes in the image must
+ * hash like the array in memory. 0, or -1 with c->why. */
+static int seal_image(commit *c)
+{
+    const dt_ck_writer *w = c->w;
+    dt_ck_range *rg = dt_xcalloc((size_t)w->nitems + 1, sizeof *rg);
+    int nr = 0, rc = -1;
     for (int i = 0; i < w->nitems; i++)
         if (w->items[i].numel > 0) {
             rg[nr].off = w->items[i].off;
@@ -1208,62 +606,94 @@ static int write_header(const dt_ck_writer *w, const char *tmp, uint64_t u, char
             snprintf(rg[nr].name, sizeof rg[nr].name, "%s", w->items[i].name);
             nr++;
         }
-    qsort(rg, (size_t)nr, sizeof *rg, range_cmp);
-    uint64_t size = (uint64_t)st.st_size, end = u;
-    for (int i = 0; i < nr; i++) {
-        if (rg[i].off < end || rg[i].off + rg[i].len > size) {
-            say(why, n, "hashing %s: the data of %s lies outside the file or overlaps", tmp,
-                rg[i].name);
-            goto out;
-        }
-        end = rg[i].off + rg[i].len;
-    }
-    if (hash_file(fd, u, size, rg, nr, got, &meta)) {
-        say(why, n, "hashing %s: %s", tmp, errno ? strerror(errno) : "file shorter than written");
+    char m[400];
+    if (dt_ck_hdr_seal(c->img, c->size, c->ublock, rg, nr, m, sizeof m)) {
+        say(c->why, sizeof c->why, "hashing %s: %s", c->tmp, m);
         goto out;
     }
     for (int i = 0; i < nr; i++)
-        if (got[i] != w->items[rg[i].item].xxh64) {
-            say(why, n, "hashing %s: the bytes of %s in the file differ from the array in memory",
-                tmp, rg[i].name);
+        if (rg[i].xxh64 != w->items[rg[i].item].xxh64) {
+            say(c->why, sizeof c->why, "hashing %s: the bytes of %s in the file differ from the "
+                "array in memory", c->tmp, rg[i].name);
             goto out;
         }
-    memcpy(hb, HDR_MAGIC, 8);
-    put32(hb + 8, HDR_VERSION);
-    put32(hb + 12, (uint32_t)u);
-    put64(hb + 16, size);
-    put64(hb + 32, meta);
-    put32(hb + 40, (uint32_t)nr);
-    size_t pos = HDR_FIXED;
-    for (int i = 0; i < nr; i++) {
-        size_t nl = strlen(rg[i].name);
-        DT_ASSERT(pos + HDR_ENTRY + nl <= u);
-        put64(hb + pos, rg[i].off);
-        put64(hb + pos + 8, rg[i].len);
-        put64(hb + pos + 16, got[i]);
-        put16(hb + pos + 24, (uint16_t)nl);
-        memcpy(hb + pos + HDR_ENTRY, rg[i].name, nl);
-        pos += HDR_ENTRY + nl;
-    }
-    put64(hb + 24, header_hash(hb, u));
-    if (pwrite(fd, hb, (size_t)u, 0) != (ssize_t)u) {
-        say(why, n, "writing the header of %s: %s", tmp, errno ? strerror(errno) : "short write");
-        goto out;
-    }
     rc = 0;
 out:
-    if (fd >= 0 && close(fd) != 0 && rc == 0) {
-        say(why, n, "closing %s: %s", tmp, strerror(errno));
-        rc = -1;
-    }
-    free(hb);
-    free(got);
     free(rg);
     return rc;
 }
 
-/* Reopens the written file (dt_ck_open: every byte verified) and checks it holds exactly what w
- * meant to write. */
+/* pwrite(2) of all n bytes at off, retried after EINTR and short writes. 0, or -1 with errno
+ * (ENOSPC for a short write that made no progress). *done counts the bytes written. */
+static int write_all(int fd, const unsigned char *p, size_t n, uint64_t off, uint64_t *done)
+{
+    while (n > 0) {
+        ssize_t r = pwrite(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+        *done += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Steps 1c and 2: writes the image to the temporary file, the data first and the header block
+ * last (a file cut short has no header, so it is never taken for a checkpoint), then fsync(2)s
+ * and closes it. 0, or -1 with c->why naming the file, the errno text and how far it got. */
+static int write_tmp(commit *c)
+{
+    uint64_t done = 0, body = c->size - c->ublock, half = body / 2;
+    int fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        say(c->why, sizeof c->why, "creating %s: %s", c->tmp, strerror(errno));
+        return -1;
+    }
+    c->tmp_exists = 1;
+    const char *what = "writing";
+    if (write_all(fd, c->img + c->ublock, (size_t)half, c->ublock, &done))
+        goto fail;
+    if (fault_hit(&c->f, "mid_write")) {
+        say(c->why, sizeof c->why, "writing %s: fault injected at mid_write (DTRAIN_CKPT_FAULT)",
+            c->tmp);
+        close(fd);
+        return -1;
+    }
+    if (write_all(fd, c->img + c->ublock + half, (size_t)(body - half), c->ublock + half, &done) ||
+        write_all(fd, c->img, (size_t)c->ublock, 0, &done))
+        goto fail;
+    if (fault_hit(&c->f, "after_write")) {
+        say(c->why, sizeof c->why, "fault injected at after_write (DTRAIN_CKPT_FAULT)");
+        close(fd);
+        return -1;
+    }
+    what = "fsync";
+    if (fsync(fd) != 0)
+        goto fail;
+    what = "closing";
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    say(c->why, sizeof c->why, "%s %s: %s (%llu of %llu bytes written)", what, c->tmp,
+        strerror(e), (unsigned long long)done, (unsigned long long)c->size);
+    c->err = e;
+    return -1;
+}
+
+/* Step 3: reopens the written file (dt_ck_open: every byte verified) and checks it holds exactly
+ * what w meant to write. */
 static int verify_written(const dt_ck_writer *w, const char *tmp, char *why, size_t n)
 {
     dt_ck_reader *r = NULL;
@@ -1316,118 +746,131 @@ static int fsync_path(const char *path, int dir)
     return r;
 }
 
-int dt_ck_commit(dt_ck_writer *w)
+/* Step 0: DIR/NAME -> c->dir = DIR, c->tmp = DIR/.NAME.tmp.PID; DIR must be a writable
+ * directory. 0, or -1 with c->why. */
+static int prepare_paths(commit *c)
 {
-    DT_ASSERT(w);
-    dt_ck_h5_init();
-    const char *final = w->path;
-    char why[768] = "";
-    char dir[PATH_MAX_LEN], tmp[PATH_MAX_LEN];
-    int rc = DT_ERR, tmp_exists = 0, saved = 0;
-    fault f;
-
-    if (fault_parse(&f)) {
-        say(why, sizeof why, "DTRAIN_CKPT_FAULT='%s' is not POINT[:exit|:fail] with POINT "
-            "one of mid_write, after_write, before_rename, after_rename",
-            getenv("DTRAIN_CKPT_FAULT"));
-        goto out;
-    }
-    /* DIR/NAME -> DIR, DIR/.NAME.tmp.PID */
+    const char *final = c->w->path;
     const char *slash = strrchr(final, '/');
     const char *base = slash ? slash + 1 : final;
     size_t dlen = slash ? (size_t)(slash - final) : 0;
+    struct stat st;
     if (!base[0]) {
-        say(why, sizeof why, "the path names a directory, not a file");
-        goto out;
+        say(c->why, sizeof c->why, "the path names a directory, not a file");
+        return -1;
     }
-    if (dlen + 1 >= sizeof dir ||
-        (size_t)snprintf(tmp, sizeof tmp, "%.*s%s.%s.tmp.%ld", (int)dlen, final,
-                         slash ? "/" : "", base, (long)getpid()) >= sizeof tmp) {
-        say(why, sizeof why, "path too long");
-        goto out;
+    if (dlen + 1 >= sizeof c->dir ||
+        (size_t)snprintf(c->tmp, sizeof c->tmp, "%.*s%s.%s.tmp.%ld", (int)dlen, final,
+                         slash ? "/" : "", base, (long)getpid()) >= sizeof c->tmp) {
+        say(c->why, sizeof c->why, "path too long");
+        return -1;
     }
     if (slash)
-        snprintf(dir, sizeof dir, "%.*s", dlen ? (int)dlen : 1, dlen ? final : "/");
+        snprintf(c->dir, sizeof c->dir, "%.*s", dlen ? (int)dlen : 1, dlen ? final : "/");
     else
-        snprintf(dir, sizeof dir, ".");
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        say(why, sizeof why, "directory %s: %s", dir, strerror(errno));
-        goto out;
+        snprintf(c->dir, sizeof c->dir, ".");
+    if (stat(c->dir, &st) != 0) {
+        c->err = errno;
+        say(c->why, sizeof c->why, "directory %s: %s", c->dir, strerror(errno));
+        return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        say(why, sizeof why, "%s is not a directory", dir);
-        goto out;
+        say(c->why, sizeof c->why, "%s is not a directory", c->dir);
+        return -1;
     }
-    if (access(dir, W_OK) != 0) {
-        say(why, sizeof why, "directory %s is not writable: %s", dir, strerror(errno));
-        goto out;
+    if (access(c->dir, W_OK) != 0) {
+        c->err = errno;
+        say(c->why, sizeof c->why, "directory %s is not writable: %s", c->dir, strerror(errno));
+        return -1;
     }
+    /* a stale temporary file of an earlier process with our pid goes first */
+    if (unlink(c->tmp) != 0 && errno != ENOENT) {
+        c->err = errno;
+        say(c->why, sizeof c->why, "removing stale %s: %s", c->tmp, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
+/* Steps 1-5 of the protocol (ckpt.h); c->saved once the rename happened. 0 or -1 with c->why. */
+static int run_protocol(commit *c)
+{
+    dt_ck_writer *w = c->w;
+    size_t names = 0;
+    int entries = 0;
     for (int i = 0; i < w->nitems; i++) {
         witem *it = &w->items[i];
-        it->xxh64 = dt_ck_xxh64(it->data, (size_t)it->numel * dtype_sizes[it->dtype], 0);
-    }
-    uint64_t ublock = header_size(w);
-
-    /* 1. the temporary file (a stale one of an earlier process with our pid goes first) */
-    if (unlink(tmp) != 0 && errno != ENOENT) {
-        say(why, sizeof why, "removing stale %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    tmp_exists = 1;
-    if (write_file(w, tmp, ublock, &f, why, sizeof why) ||
-        write_header(w, tmp, ublock, why, sizeof why))
-        goto out;
-    if (fault_hit(&f, "after_write")) {
-        say(why, sizeof why, "fault injected at after_write (DTRAIN_CKPT_FAULT)");
-        goto out;
-    }
-    /* 2. its bytes on disk */
-    if (fsync_path(tmp, 0)) {
-        say(why, sizeof why, "fsync %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    /* 3. read back: every byte, then every item and attribute through HDF5 */
-    if (verify_written(w, tmp, why, sizeof why))
-        goto out;
-    if (fault_hit(&f, "before_rename")) {
-        say(why, sizeof why, "fault injected at before_rename (DTRAIN_CKPT_FAULT)");
-        goto out;
-    }
-    /* 4. atomically in place */
-    if (rename(tmp, final) != 0) {
-        say(why, sizeof why, "rename %s -> %s: %s", tmp, final, strerror(errno));
-        goto out;
-    }
-    tmp_exists = 0;
-    saved = 1;
-    if (fault_hit(&f, "after_rename")) {
-        say(why, sizeof why, "fault injected at after_rename (DTRAIN_CKPT_FAULT)");
-        goto out;
-    }
-    /* 5. the rename itself durable */
-    if (fsync_path(dir, 1)) {
-        say(why, sizeof why, "fsync of directory %s: %s (the rename may not survive a "
-            "power loss)", dir, strerror(errno));
-        goto out;
-    }
-    rc = DT_OK;
-out:
-    if (rc != DT_OK) {
-        if (tmp_exists && unlink(tmp) != 0 && errno != ENOENT) {
-            size_t len = strlen(why);
-            appendf(why, sizeof why, &len, "; removing %s failed too: %s", tmp, strerror(errno));
+        it->xxh64 = dt_xxh64(it->data, (size_t)it->numel * dtype_sizes[it->dtype], 0);
+        if (it->numel > 0) {
+            entries++;
+            names += strlen(it->name);
         }
-        if (saved)
-            dt_err("%s: checkpoint saved, but %s", final, why);
-        else
-            dt_err("%s: cannot save checkpoint: %s", final, why);
     }
+    c->ublock = dt_ck_hdr_block_size(entries, names);
+    if (prepare_paths(c) || build_image(c) || seal_image(c) || write_tmp(c))
+        return -1;
+    free(c->img); /* written: the reader below reads the file itself */
+    c->img = NULL;
+    if (verify_written(w, c->tmp, c->why, sizeof c->why))
+        return -1;
+    if (fault_hit(&c->f, "before_rename")) {
+        say(c->why, sizeof c->why, "fault injected at before_rename (DTRAIN_CKPT_FAULT)");
+        return -1;
+    }
+    if (rename(c->tmp, w->path) != 0) {
+        c->err = errno;
+        say(c->why, sizeof c->why, "rename %s -> %s: %s", c->tmp, w->path, strerror(errno));
+        return -1;
+    }
+    c->tmp_exists = 0;
+    c->saved = 1;
+    if (fault_hit(&c->f, "after_rename")) {
+        say(c->why, sizeof c->why, "fault injected at after_rename (DTRAIN_CKPT_FAULT)");
+        return -1;
+    }
+    if (fsync_path(c->dir, 1)) {
+        c->err = errno;
+        say(c->why, sizeof c->why, "fsync of directory %s: %s (the rename may not survive a "
+            "power loss)", c->dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int dt_ck_commit(dt_ck_writer *w)
+{
+    DT_ASSERT(w);
+    dt_h5_init();
+    commit *c = dt_xcalloc(1, sizeof *c);
+    c->w = w;
+    int rc = DT_OK;
+    if (fault_parse(&c->f)) {
+        say(c->why, sizeof c->why, "DTRAIN_CKPT_FAULT='%s' is not POINT[:exit|:fail] with POINT "
+            "one of mid_write, after_write, before_rename, after_rename",
+            getenv("DTRAIN_CKPT_FAULT"));
+        rc = DT_ERR;
+    } else if (run_protocol(c)) {
+        rc = DT_ERR;
+    }
+    if (rc != DT_OK) {
+        if (c->tmp_exists && unlink(c->tmp) != 0 && errno != ENOENT) {
+            size_t len = strlen(c->why);
+            appendf(c->why, sizeof c->why, &len, "; removing %s failed too: %s", c->tmp,
+                    strerror(errno));
+        }
+        if (c->saved)
+            dt_err("%s: checkpoint saved, but %s", w->path, c->why);
+        else
+            dt_err("%s: cannot save checkpoint: %s", w->path, c->why);
+    }
+    last_errno = rc == DT_OK ? 0 : c->err;
+    free(c->img);
+    free(c);
     dt_ck_discard(w);
     return rc;
 }
 
+int dt_ck_commit_errno(void) { return last_errno; }
 /* ---- reader ---- */
 
 typedef struct rattr {
@@ -1437,7 +880,7 @@ typedef struct rattr {
 struct dt_ck_reader {
     char *path;
     hid_t file;
-    hdr h;
+    dt_ck_hdr h;
     dt_ck_item *items;
     int nitems, cap_items;
     rattr *attrs;
@@ -1450,10 +893,10 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void 
     dt_ck_reader *r = ud;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     char *v = NULL;
-    if (a < 0 || attr_to_string(a, &v) || h5_close(&a)) {
-        h5_close(&a);
+    if (a < 0 || dt_h5_attr_to_string(a, &v) || dt_h5_close(&a)) {
+        dt_h5_close(&a);
         free(v);
-        dt_err("%s: cannot read attribute '%s': %s", r->path, name, dt_ck_h5_error());
+        dt_err("%s: cannot read attribute '%s': %s", r->path, name, dt_h5_error());
         return -1;
     }
     r->attrs = grow(r->attrs, r->nattrs, &r->cap_attrs, sizeof *r->attrs);
@@ -1471,7 +914,7 @@ static int load_attrs(dt_ck_reader *r)
     int rc = DT_ERR;
     if (root < 0 || (ocpl = H5Gget_create_plist(root)) < 0 ||
         H5Pget_attr_creation_order(ocpl, &flags) < 0) {
-        dt_err("%s: cannot open root group: %s", r->path, dt_ck_h5_error());
+        dt_err("%s: cannot open root group: %s", r->path, dt_h5_error());
         goto out;
     }
     H5_index_t idx = (flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
@@ -1479,10 +922,47 @@ static int load_attrs(dt_ck_reader *r)
         goto out; /* attr_cb recorded the message */
     rc = DT_OK;
 out:
-    h5_close(&ocpl);
-    h5_close(&root);
+    dt_h5_close(&ocpl);
+    dt_h5_close(&root);
     H5Eclear2(H5E_DEFAULT);
     return rc;
+}
+
+/* The dtype of HDF5 file type t (float32/64, int64, uint8 little-endian), or DT_ERR naming the
+ * item. */
+static int dtype_of(const dt_ck_reader *r, hid_t t, const char *name, dt_ck_dtype *out)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    H5T_sign_t sign = cls == H5T_INTEGER ? H5Tget_sign(t) : H5T_SGN_ERROR;
+    if (cls == H5T_FLOAT && size == 4)
+        *out = DT_CK_F32;
+    else if (cls == H5T_FLOAT && size == 8)
+        *out = DT_CK_F64;
+    else if (cls == H5T_INTEGER && size == 8 && sign == H5T_SGN_2)
+        *out = DT_CK_I64;
+    else if (cls == H5T_INTEGER && size == 1 && sign == H5T_SGN_NONE)
+        *out = DT_CK_U8;
+    else
+        return dt_err("%s: %s has an unsupported type (HDF5 class %d, %zu bytes)", r->path, name,
+                      (int)cls, size);
+    return DT_OK;
+}
+
+/* The header entry of an item's data (verified byte by byte) must give its size and checksum. */
+static int agrees_with_header(const dt_ck_reader *r, const dt_ck_item *it, uint64_t bytes)
+{
+    uint64_t want = dt_xxh64(NULL, 0, 0);
+    int found = bytes == 0;
+    for (int i = 0; i < r->h.nr && !found; i++)
+        if (strcmp(r->h.rg[i].name, it->name) == 0) {
+            found = r->h.rg[i].len == bytes;
+            want = r->h.rg[i].xxh64;
+        }
+    if (!found || want != it->xxh64)
+        return dt_err("%s: %s disagrees with the checkpoint header (%s)", r->path, it->name,
+                      found ? "checksum" : "size or place of its data");
+    return DT_OK;
 }
 
 /* Records dataset d (named name) as an item after checking its type and shape, and that its
@@ -1496,22 +976,9 @@ static int scan_dataset(dt_ck_reader *r, hid_t d, const char *name)
     snprintf(it.name, sizeof it.name, "%s", name);
     if ((t = H5Dget_type(d)) < 0 || (s = H5Dget_space(d)) < 0)
         goto h5fail;
-    H5T_class_t cls = H5Tget_class(t);
     size_t size = H5Tget_size(t);
-    H5T_sign_t sign = cls == H5T_INTEGER ? H5Tget_sign(t) : H5T_SGN_ERROR;
-    if (cls == H5T_FLOAT && size == 4)
-        it.dtype = DT_CK_F32;
-    else if (cls == H5T_FLOAT && size == 8)
-        it.dtype = DT_CK_F64;
-    else if (cls == H5T_INTEGER && size == 8 && sign == H5T_SGN_2)
-        it.dtype = DT_CK_I64;
-    else if (cls == H5T_INTEGER && size == 1 && sign == H5T_SGN_NONE)
-        it.dtype = DT_CK_U8;
-    else {
-        dt_err("%s: %s has an unsupported type (HDF5 class %d, %zu bytes)", r->path, name,
-               (int)cls, size);
+    if (dtype_of(r, t, name, &it.dtype))
         goto out;
-    }
     H5S_class_t scls = H5Sget_simple_extent_type(s);
     int nd = H5Sget_simple_extent_ndims(s);
     if (scls == H5S_NO_CLASS || nd < 0)
@@ -1545,29 +1012,18 @@ static int scan_dataset(dt_ck_reader *r, hid_t d, const char *name)
         H5Aread(a, H5T_NATIVE_ULLONG, &stored) < 0)
         goto h5fail;
     it.xxh64 = stored;
-    /* the header entry of its data (verified byte by byte) must say the same */
-    uint64_t bytes = (uint64_t)it.numel * size, want = dt_ck_xxh64(NULL, 0, 0);
-    int found = bytes == 0;
-    for (int i = 0; i < r->h.nr && !found; i++)
-        if (strcmp(r->h.rg[i].name, name) == 0) {
-            found = r->h.rg[i].len == bytes;
-            want = r->h.rg[i].xxh64;
-        }
-    if (!found || want != it.xxh64) {
-        dt_err("%s: %s disagrees with the checkpoint header (%s)", r->path, name,
-               found ? "checksum" : "size or place of its data");
+    if (agrees_with_header(r, &it, (uint64_t)it.numel * size))
         goto out;
-    }
     r->items = grow(r->items, r->nitems, &r->cap_items, sizeof *r->items);
     r->items[r->nitems++] = it;
     rc = DT_OK;
     goto out;
 h5fail:
-    dt_err("%s: cannot read %s: %s", r->path, name, dt_ck_h5_error());
+    dt_err("%s: cannot read %s: %s", r->path, name, dt_h5_error());
 out:
-    h5_close(&a);
-    h5_close(&s);
-    h5_close(&t);
+    dt_h5_close(&a);
+    dt_h5_close(&s);
+    dt_h5_close(&t);
     return rc;
 }
 
@@ -1581,24 +1037,24 @@ static int scan_group(dt_ck_reader *r, hid_t g, const char *prefix, int depth)
         return dt_err("%s: groups nested too deeply at %s", r->path, prefix);
     if (H5Gget_info(g, &gi) < 0 || (gcpl = H5Gget_create_plist(g)) < 0 ||
         H5Pget_link_creation_order(gcpl, &flags) < 0) {
-        h5_close(&gcpl);
-        return dt_err("%s: cannot list group /%s: %s", r->path, prefix, dt_ck_h5_error());
+        dt_h5_close(&gcpl);
+        return dt_err("%s: cannot list group /%s: %s", r->path, prefix, dt_h5_error());
     }
-    h5_close(&gcpl);
+    dt_h5_close(&gcpl);
     H5_index_t idx = (flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
     for (hsize_t i = 0; i < gi.nlinks; i++) {
         char name[DT_CK_NAME_MAX], full[DT_CK_NAME_MAX];
         ssize_t len = H5Lget_name_by_idx(g, ".", idx, H5_ITER_INC, i, name, sizeof name,
                                          H5P_DEFAULT);
         if (len < 0)
-            return dt_err("%s: cannot list group /%s: %s", r->path, prefix, dt_ck_h5_error());
+            return dt_err("%s: cannot list group /%s: %s", r->path, prefix, dt_h5_error());
         int fl = snprintf(full, sizeof full, "%s%s%s", prefix, prefix[0] ? "/" : "", name);
         if ((size_t)len >= sizeof name || fl < 0 || (size_t)fl >= sizeof full)
             return dt_err("%s: a name in group /%s is longer than %d bytes", r->path, prefix,
                           DT_CK_NAME_MAX - 1);
         hid_t o = H5Oopen(g, name, H5P_DEFAULT);
         if (o < 0)
-            return dt_err("%s: cannot open %s: %s", r->path, full, dt_ck_h5_error());
+            return dt_err("%s: cannot open %s: %s", r->path, full, dt_h5_error());
         H5I_type_t t = H5Iget_type(o);
         int rc = DT_OK;
         if (t == H5I_GROUP)
@@ -1606,7 +1062,7 @@ static int scan_group(dt_ck_reader *r, hid_t g, const char *prefix, int depth)
         else if (t == H5I_DATASET)
             rc = scan_dataset(r, o, full);
         if (H5Oclose(o) < 0 && rc == DT_OK)
-            rc = dt_err("%s: cannot close %s: %s", r->path, full, dt_ck_h5_error());
+            rc = dt_err("%s: cannot close %s: %s", r->path, full, dt_h5_error());
         if (rc)
             return rc;
     }
@@ -1617,27 +1073,27 @@ int dt_ck_open(dt_ck_reader **out, const char *path)
 {
     DT_ASSERT(out && path);
     *out = NULL;
-    dt_ck_h5_init();
+    dt_h5_init();
     dt_ck_reader *r = dt_xcalloc(1, sizeof *r);
     r->path = dt_xstrdup(path);
     r->file = -1;
     hid_t root = -1;
     /* every byte first: HDF5 must never parse a damaged file */
-    if (check_file(path, 1, &r->h))
+    if (dt_ck_hdr_check(path, 1, &r->h))
         goto fail;
     if ((r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        dt_err("%s: cannot open HDF5 file: %s", path, dt_ck_h5_error());
+        dt_err("%s: cannot open HDF5 file: %s", path, dt_h5_error());
         goto fail;
     }
     if (check_header(r->file, path) || load_attrs(r))
         goto fail;
     if ((root = H5Gopen2(r->file, "/", H5P_DEFAULT)) < 0) {
-        dt_err("%s: cannot open root group: %s", path, dt_ck_h5_error());
+        dt_err("%s: cannot open root group: %s", path, dt_h5_error());
         goto fail;
     }
     if (scan_group(r, root, "", 0))
         goto fail;
-    h5_close(&root);
+    dt_h5_close(&root);
     int with_data = 0;
     for (int i = 0; i < r->nitems; i++)
         with_data += r->items[i].numel > 0;
@@ -1649,7 +1105,7 @@ int dt_ck_open(dt_ck_reader **out, const char *path)
     *out = r;
     return DT_OK;
 fail:
-    h5_close(&root);
+    dt_h5_close(&root);
     H5Eclear2(H5E_DEFAULT);
     dt_ck_close(r);
     return DT_ERR;
@@ -1700,13 +1156,13 @@ int dt_ck_read(dt_ck_reader *r, const char *name, dt_ck_dtype dtype, int ndim,
     DT_ASSERT(out);
     hid_t d = H5Dopen2(r->file, name, H5P_DEFAULT);
     if (d < 0 || H5Dread(d, mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-        int rc = dt_err("%s: cannot read %s: %s", r->path, name, dt_ck_h5_error());
-        h5_close(&d);
+        int rc = dt_err("%s: cannot read %s: %s", r->path, name, dt_h5_error());
+        dt_h5_close(&d);
         return rc;
     }
-    if (h5_close(&d))
-        return dt_err("%s: cannot close %s: %s", r->path, name, dt_ck_h5_error());
-    uint64_t h = dt_ck_xxh64(out, bytes, 0);
+    if (dt_h5_close(&d))
+        return dt_err("%s: cannot close %s: %s", r->path, name, dt_h5_error());
+    uint64_t h = dt_xxh64(out, bytes, 0);
     if (h != it->xxh64)
         return dt_err("%s: checksum mismatch in %s (stored xxh64 0x%016llx, computed 0x%016llx)",
                       r->path, name, (unsigned long long)it->xxh64, (unsigned long long)h);
@@ -1749,239 +1205,4 @@ void dt_ck_close(dt_ck_reader *r)
     free(r->h.rg);
     free(r->path);
     free(r);
-}
-
-/* ---- directory helpers ---- */
-
-#define CK_PREFIX "ckpt-step"
-#define CK_SUFFIX ".h5"
-
-/* Parses "ckpt-step<1..18 digits>.h5" followed by `rest` (matched literally up to its end, then
- * digits if rest ends in ".tmp."). Returns the number of characters matched, 0 if no match. */
-static size_t parse_digits(const char *s, int64_t *v)
-{
-    size_t k = 0;
-    int64_t x = 0;
-    while (s[k] >= '0' && s[k] <= '9' && k < 18)
-        x = 10 * x + (s[k++] - '0');
-    if (s[k] >= '0' && s[k] <= '9')
-        return 0;
-    *v = x;
-    return k;
-}
-
-/* 1 if name is exactly "ckpt-step<digits>.h5". */
-static int parse_ckpt_name(const char *name, int64_t *step)
-{
-    if (strncmp(name, CK_PREFIX, strlen(CK_PREFIX)) != 0)
-        return 0;
-    const char *p = name + strlen(CK_PREFIX);
-    size_t k = parse_digits(p, step);
-    return k > 0 && strcmp(p + k, CK_SUFFIX) == 0;
-}
-
-/* 1 if name is ".ckpt-step<digits>.h5.tmp.<pid>". */
-static int parse_tmp_name(const char *name, int64_t *step, int64_t *pid)
-{
-    static const char tail[] = CK_SUFFIX ".tmp.";
-    if (name[0] != '.' || strncmp(name + 1, CK_PREFIX, strlen(CK_PREFIX)) != 0)
-        return 0;
-    const char *p = name + 1 + strlen(CK_PREFIX);
-    size_t k = parse_digits(p, step);
-    if (k == 0 || strncmp(p + k, tail, strlen(tail)) != 0)
-        return 0;
-    p += k + strlen(tail);
-    k = parse_digits(p, pid);
-    return k > 0 && p[k] == '\0';
-}
-
-int dt_ck_step_path(char *out, size_t n, const char *dir, int64_t step)
-{
-    DT_ASSERT(out && dir && step >= 0);
-    int k = snprintf(out, n, "%s%s" CK_PREFIX "%08lld" CK_SUFFIX, dir,
-                     dir[0] && dir[strlen(dir) - 1] != '/' ? "/" : "", (long long)step);
-    if (k < 0 || (size_t)k >= n)
-        return dt_err("%s: checkpoint path longer than %zu bytes", dir, n);
-    return DT_OK;
-}
-
-static int entry_cmp(const void *a, const void *b)
-{
-    const dt_ck_entry *x = a, *y = b;
-    if (x->step != y->step)
-        return x->step < y->step ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
-int dt_ck_scan_dir(const char *dir, dt_ck_entry **out)
-{
-    DT_ASSERT(dir && out);
-    *out = NULL;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        return dt_err("%s: cannot list checkpoint directory: %s", dir, strerror(errno));
-    }
-    dt_ck_entry *e = NULL;
-    int n = 0, cap = 0;
-    struct dirent *de;
-    for (;;) {
-        errno = 0;
-        if (!(de = readdir(d)))
-            break;
-        int64_t step;
-        if (!parse_ckpt_name(de->d_name, &step) || strlen(de->d_name) >= sizeof e->name)
-            continue;
-        e = grow(e, n, &cap, sizeof *e);
-        e[n].step = step;
-        snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
-        n++;
-    }
-    int err = errno;
-    closedir(d);
-    if (err) {
-        free(e);
-        return dt_err("%s: cannot list checkpoint directory: %s", dir, strerror(err));
-    }
-    if (n)
-        qsort(e, (size_t)n, sizeof *e, entry_cmp);
-    *out = e;
-    return n;
-}
-
-static int join_path(char *out, size_t n, const char *dir, const char *name)
-{
-    int k = snprintf(out, n, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] != '/' ? "/" : "",
-                     name);
-    if (k < 0 || (size_t)k >= n)
-        return dt_err("%s: path of %s too long", dir, name);
-    return DT_OK;
-}
-
-int dt_ck_find_latest(const char *dir, char *out_path, size_t n, int64_t *step, char *report,
-                      size_t m)
-{
-    DT_ASSERT(dir && out_path && n > 0);
-    out_path[0] = '\0';
-    size_t rlen = 0;
-    int cut = 0;
-    if (report && m)
-        report[0] = '\0';
-    dt_ck_entry *e = NULL;
-    int cnt = dt_ck_scan_dir(dir, &e);
-    if (cnt < 0)
-        return DT_ERR;
-    int found = 0;
-    for (int i = cnt - 1; i >= 0 && !found; i--) {
-        char path[PATH_MAX_LEN];
-        if (join_path(path, sizeof path, dir, e[i].name)) {
-            free(e);
-            return DT_ERR;
-        }
-        dt_ck_reader *r = NULL;
-        if (dt_ck_open(&r, path) == DT_OK) {
-            dt_ck_close(r);
-            if (strlen(path) >= n) {
-                free(e);
-                return dt_err("%s: path longer than the %zu bytes given", path, n);
-            }
-            snprintf(out_path, n, "%s", path);
-            if (step)
-                *step = e[i].step;
-            found = 1;
-        } else if (report && m && !cut) {
-            /* keep room for "...\n" in case a later line does not fit */
-            const char *msg = dt_err_msg();
-            if (rlen + strlen("skipped \n") + strlen(msg) + 4 < m) {
-                appendf(report, m, &rlen, "skipped %s\n", msg);
-            } else {
-                appendf(report, m, &rlen, "...\n");
-                cut = 1;
-            }
-        }
-    }
-    free(e);
-    return found;
-}
-
-/* Checks only the dtrain header (written last, so the file was completed) and the file size;
- * no data is read. 0 or DT_ERR. */
-static int cheap_check(const char *path)
-{
-    hdr h;
-    int rc = check_file(path, 0, &h);
-    free(h.rg);
-    return rc;
-}
-
-int dt_ck_prune(const char *dir, int keep)
-{
-    DT_ASSERT(dir);
-    if (keep < 1)
-        return dt_err("%s: keeping %d checkpoints: must keep at least 1", dir, keep);
-    dt_ck_h5_init();
-    dt_ck_entry *e = NULL;
-    int cnt = dt_ck_scan_dir(dir, &e);
-    if (cnt < 0)
-        return DT_ERR;
-    char path[PATH_MAX_LEN];
-    int rc = DT_ERR, deleted = 0, newest_good = -1;
-    for (int i = cnt - 1; i >= 0 && newest_good < 0; i--) {
-        if (join_path(path, sizeof path, dir, e[i].name))
-            goto out;
-        if (cheap_check(path) == DT_OK)
-            newest_good = i;
-    }
-    for (int i = 0; i < cnt - keep; i++) {
-        if (i == newest_good)
-            continue;
-        if (join_path(path, sizeof path, dir, e[i].name))
-            goto out;
-        if (unlink(path) != 0 && errno != ENOENT) {
-            dt_err("%s: cannot delete old checkpoint: %s", path, strerror(errno));
-            goto out;
-        }
-        deleted++;
-    }
-    /* leftovers of crashed commits that a newer checkpoint has superseded */
-    if (cnt > 0) {
-        DIR *d = opendir(dir);
-        if (!d) {
-            dt_err("%s: cannot list checkpoint directory: %s", dir, strerror(errno));
-            goto out;
-        }
-        struct dirent *de;
-        int err = 0;
-        for (;;) {
-            errno = 0;
-            if (!(de = readdir(d))) {
-                err = errno;
-                break;
-            }
-            int64_t step, pid;
-            if (!parse_tmp_name(de->d_name, &step, &pid) || pid == (int64_t)getpid() ||
-                step > e[cnt - 1].step)
-                continue;
-            if (join_path(path, sizeof path, dir, de->d_name)) {
-                closedir(d);
-                goto out;
-            }
-            if (unlink(path) != 0 && errno != ENOENT) {
-                dt_err("%s: cannot delete leftover temporary file: %s", path, strerror(errno));
-                closedir(d);
-                goto out;
-            }
-            deleted++;
-        }
-        closedir(d);
-        if (err) {
-            dt_err("%s: cannot list checkpoint directory: %s", dir, strerror(err));
-            goto out;
-        }
-    }
-    rc = deleted;
-out:
-    free(e);
-    return rc;
 }

@@ -10,7 +10,7 @@
  *                            power of 2 >= 512): magic "DTRAINCK", file size, and XXH64 checksums
  *                            of every byte after it: one per dataset's raw data (located with
  *                            H5Dget_offset), one over all the rest (HDF5's metadata), one over
- *                            the header itself. Layout in ckpt.c. Written last, after H5Fclose.
+ *                            the header itself. Layout in ckpt_hdr.c. Written last.
  *   /                        root group; attributes, in the order they were added:
  *       <caller's>           variable-length UTF-8 strings ("config", "model", "seed", ...)
  *       format               "dtrain-checkpoint"             (string)
@@ -31,26 +31,29 @@
  * first, and HDF5 only ever parses a file identical to the one verified at commit.
  *
  * Commit protocol (dt_ck_commit), for final path DIR/NAME:
- *   1. write DIR/.NAME.tmp.<pid> with HDF5 (H5Fflush + H5Fclose, every return value checked),
- *      hash it back (each dataset's bytes must hash like the array in memory) and write the
- *      dtrain header into its user block;
- *   2. fsync(2) it;
+ *   1. build the file in memory with HDF5 (the core driver, no backing store: HDF5 never touches
+ *      the disk), hash it (each dataset's bytes must hash like the array in memory), put the
+ *      dtrain header into its user block, and write it to DIR/.NAME.tmp.<pid> with write(2):
+ *      the data first, the header block last;
+ *   2. fsync(2) and close it;
  *   3. verify it like any reader would (dt_ck_open: every byte, then every item and attribute
  *      through HDF5) and compare the items and attributes with what was meant to be written;
  *   4. rename(2) it over DIR/NAME (atomic on POSIX file systems);
  *   5. fsync(2) DIR, so the rename itself survives a power loss.
  * A failure in steps 1-4 removes the temporary file and leaves DIR/NAME untouched (absent or the
- * previous complete file). A crash leaves at most a hidden DIR/.NAME.tmp.<pid>, which the directory
+ * previous complete file). A full disk (ENOSPC), a quota (EDQUOT), an I/O error (EIO) or a
+ * directory that vanished is therefore an ordinary error naming the errno text, and no HDF5
+ * handle is ever left open (the memory for the image: about the checkpoint's size, once). A crash leaves at most a hidden DIR/.NAME.tmp.<pid>, which the directory
  * helpers ignore and dt_ck_prune removes.
  *
  * Errors are user/environment errors (STYLE.md): functions return DT_ERR after recording ONE
  * message with dt_err(), always starting with the file's path. HDF5's own automatic error printing
- * is switched off for the whole process the first time this module (or metrics.c) touches HDF5.
+ * is switched off for the whole process (dt_h5_init, h5util.h).
  * Misuse by the caller (bad rank, duplicate names, NULL data) is a bug: DT_ASSERT.
  *
  * Test hook: the environment variable DTRAIN_CKPT_FAULT=POINT[:exit|:fail] makes dt_ck_commit stop
- * at POINT (mid_write: half the items written, file still open; after_write: file closed and
- * header written, before fsync; before_rename: verified, before rename; after_rename: renamed,
+ * at POINT (mid_write: half of the file's data written, no header yet; after_write: everything
+ * written, before fsync; before_rename: verified, before rename; after_rename: renamed,
  * before the directory fsync). ":exit" (the default) calls _exit(DT_CK_FAULT_EXIT) there, like
  * a kill; ":fail" returns DT_ERR through the normal clean-up path. Any other non-empty value
  * makes every commit fail.
@@ -61,7 +64,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buildinfo.h"
 #include "common.h"
+#include "xxh64.h"
 
 #define DT_CK_NAME_MAX 160 /* item names: at most 159 bytes */
 #define DT_CK_MAX_DIM 4
@@ -77,31 +82,23 @@ size_t dt_ck_dtype_size(dt_ck_dtype dtype);
 /* Writes a shape as "(512, 784)", "(10)" or "()" into buf (always NUL-terminated). */
 void dt_ck_format_shape(char *buf, size_t n, int ndim, const int64_t *dims);
 
-/* XXH64 (Yann Collet's xxHash, 64-bit variant) of len bytes, bitwise equal to the reference
- * XXH64(data, len, seed). data may be NULL when len is 0. */
-uint64_t dt_ck_xxh64(const void *data, size_t len, uint64_t seed);
+/* ---- names kept for callers of the container's first version (tests/test_ckpt.c); new code
+ * calls xxh64.h and buildinfo.h directly ---- */
 
-/* The same, streamed: init, update over consecutive pieces, digest == dt_ck_xxh64 of the whole. */
-typedef struct dt_ck_xxh64_state {
-    uint64_t v[4], total;
-    unsigned char mem[32];
-    unsigned memsize;
-    uint64_t seed;
-} dt_ck_xxh64_state;
-void dt_ck_xxh64_init(dt_ck_xxh64_state *s, uint64_t seed);
-void dt_ck_xxh64_update(dt_ck_xxh64_state *s, const void *data, size_t len);
-uint64_t dt_ck_xxh64_digest(const dt_ck_xxh64_state *s);
-
-/* ---- library versions, for the root attributes of a checkpoint ---- */
-
-/* "1.10.8": the HDF5 library linked at run time (H5get_libversion). */
-const char *dt_ck_hdf5_version(void);
-/* First line of MPI_Get_library_version ("Open MPI v4.1.4, package: ..."); callable before
- * MPI_Init. */
-const char *dt_ck_mpi_version(void);
-/* openblas_get_config() ("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"). */
-const char *dt_ck_openblas_version(void);
-/* Each returns a static string, valid for the life of the process. */
+typedef dt_xxh64_state dt_ck_xxh64_state;
+static inline uint64_t dt_ck_xxh64(const void *data, size_t len, uint64_t seed)
+{
+    return dt_xxh64(data, len, seed);
+}
+static inline void dt_ck_xxh64_init(dt_ck_xxh64_state *s, uint64_t seed) { dt_xxh64_init(s, seed); }
+static inline void dt_ck_xxh64_update(dt_ck_xxh64_state *s, const void *data, size_t len)
+{
+    dt_xxh64_update(s, data, len);
+}
+static inline uint64_t dt_ck_xxh64_digest(const dt_ck_xxh64_state *s) { return dt_xxh64_digest(s); }
+static inline const char *dt_ck_hdf5_version(void) { return dt_buildinfo_hdf5(); }
+static inline const char *dt_ck_mpi_version(void) { return dt_buildinfo_mpi(); }
+static inline const char *dt_ck_openblas_version(void) { return dt_buildinfo_openblas(); }
 
 /* ---- writing ---- */
 
@@ -138,6 +135,10 @@ void dt_ck_attr_versions(dt_ck_writer *w);
  * verified, but its rename may not survive a power loss) and the message says so. */
 int dt_ck_commit(dt_ck_writer *w);
 
+/* The errno behind the last dt_ck_commit's failure (ENOSPC, EDQUOT, EIO, ENOENT, ...), or 0 when
+ * it succeeded or failed for another reason (verification, HDF5, an injected fault). */
+int dt_ck_commit_errno(void);
+
 /* Frees w without writing anything. NULL is a no-op. */
 void dt_ck_discard(dt_ck_writer *w);
 
@@ -170,7 +171,7 @@ typedef struct dt_ck_reader dt_ck_reader;
  *   "PATH: checksum mismatch in NAME (stored xxh64 0x..., computed 0x...)"
  *   "PATH: corrupted HDF5 metadata (checksum mismatch outside the datasets' data)"
  *   "PATH: unsupported checkpoint header version N (this dtrain reads 1)"
- * and, for a file that passed those (so only from a different writer, or a bug):
+ * (checked in ckpt_hdr.c) and, for a file that passed those (so only from a different writer, or a bug):
  *   "PATH: not a dtrain checkpoint (format is 'X')", "... (no 'format' attribute)"
  *   "PATH: unsupported checkpoint format_version N (this dtrain reads 1)"
  *   "PATH: incomplete checkpoint (no 'complete' attribute)"
@@ -210,50 +211,5 @@ const char *dt_ck_path(const dt_ck_reader *r);
 
 /* Closes the file and frees r. NULL is a no-op. */
 void dt_ck_close(dt_ck_reader *r);
-
-/* ---- a directory of checkpoints: DIR/ckpt-step%08lld.h5 ---- */
-
-/* Writes "DIR/ckpt-step00001234.h5" (at least 8 digits) into out. Returns 0, or DT_ERR when it
- * does not fit in n bytes. */
-int dt_ck_step_path(char *out, size_t n, const char *dir, int64_t step);
-
-/* One checkpoint file found in a directory. */
-typedef struct dt_ck_entry {
-    int64_t step;
-    char name[64]; /* "ckpt-step00001234.h5", without the directory */
-} dt_ck_entry;
-
-/* Lists the files named ckpt-step<digits>.h5 in dir (nothing else: temporary files start with a
- * '.'), sorted by increasing step. Returns the count with *out a malloc'd array (free()), or 0 with
- * *out = NULL when there is none or dir does not exist, or DT_ERR (unreadable dir). Nothing is
- * opened or verified. */
-int dt_ck_scan_dir(const char *dir, dt_ck_entry **out);
-
-/* Finds the newest checkpoint in dir that verifies (dt_ck_open), trying from the highest step
- * down. Returns 1 with its path in out_path (n bytes) and its step in *step (may be NULL); 0 when
- * there is none that verifies (out_path = ""); DT_ERR when dir cannot be read or out_path is too
- * small. Each newer file that failed is reported in `report` (m bytes, may be NULL), one line per
- * file, "skipped DIR/ckpt-step00000300.h5: checksum mismatch in model/fc1.weight (...)\n"; the
- * report is "" when nothing was skipped and is cut short (ending in "...\n") when m is too
- * small. */
-int dt_ck_find_latest(const char *dir, char *out_path, size_t n, int64_t *step, char *report,
-                      size_t m);
-
-/* Keeps the `keep` (>= 1) newest checkpoints of dir by step and deletes the older ones, but never
- * deletes the newest one that passes a cheap check (its dtrain header is intact and the file has
- * the size written; no data is read), so a run whose newer files were damaged still has one to
- * resume from. Call it right after a successful dt_ck_commit. Also removes leftover temporary
- * files (".ckpt-stepN.h5.tmp.PID" of another process) whose step is not above the newest
- * checkpoint's. Returns the number of files deleted, or DT_ERR (keep < 1, dir unreadable, unlink
- * failed) naming the path. */
-int dt_ck_prune(const char *dir, int keep);
-
-/* ---- shared with metrics.c ---- */
-
-/* Switches off HDF5's automatic error printing for the process (idempotent). */
-void dt_ck_h5_init(void);
-/* The innermost message of HDF5's current error stack ("unknown HDF5 error" if empty), then clears
- * the stack. Static buffer, overwritten by the next call. */
-const char *dt_ck_h5_error(void);
 
 #endif

@@ -16,6 +16,7 @@
 int dt_rank = -1;
 
 static char err_buf[1024];
+static int err_reported; /* dt_err_reported */
 
 void dt_assert_fail(const char *expr, const char *file, int line, const char *func)
 {
@@ -78,12 +79,21 @@ int dt_err(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
+    err_reported = 0;
     return DT_ERR;
 }
 
 const char *dt_err_msg(void) { return err_buf; }
 
-void dt_err_clear(void) { err_buf[0] = '\0'; }
+void dt_err_clear(void)
+{
+    err_buf[0] = '\0';
+    err_reported = 0;
+}
+
+int dt_err_reported(void) { return err_reported; }
+
+void dt_err_mark_reported(void) { err_reported = 1; }
 
 int dt_mkdir_p(const char *dir)
 {

@@ -65,6 +65,12 @@ DT_PRINTF(1, 2) int dt_err(const char *fmt, ...);
 const char *dt_err_msg(void);
 /* Clears the recorded message. */
 void dt_err_clear(void);
+/* Whether the failure behind the recorded message has been reported already: dt_dist_agree
+ * prints a failure once and then marks it reported on every rank, so the outer phases that pass
+ * the same failure on (returning DT_ERR without a new message) print nothing more. dt_err()
+ * and dt_err_clear() reset the mark. */
+int dt_err_reported(void);
+void dt_err_mark_reported(void);
 
 /* Creates dir and any missing parents (mode 0777 before umask, as `mkdir -p`); an existing
  * folder is fine. Returns 0, or DT_ERR with a message naming the path (too long, or the first

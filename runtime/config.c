@@ -129,6 +129,7 @@ const dt_cfg_key dt_cfg_keys[] = {
     INT("ckpt.every_steps", ckpt_every_steps, "0", 0, 1e15, "checkpoint every N optimizer steps (0: off)"),
     BOOL("ckpt.every_epoch", ckpt_every_epoch, "true", "checkpoint at the end of every epoch (when ckpt.dir is set)"),
     INT("ckpt.keep", ckpt_keep, "3", 1, 1000000, "keep the last K checkpoints"),
+    CHOICE("ckpt.on_error", ckpt_on_error, "continue", "continue|stop", "a checkpoint that cannot be written (full disk, quota, I/O error): warn and train on, retrying at the next one, or stop with exit 1"),
     STR("ckpt.resume", resume, "none", "none, auto (the newest checkpoint in ckpt.dir that verifies) or a checkpoint file"),
 
     STR("log.dir", log_dir, "none", "metrics folder: metrics.h5 + metrics_step.csv + metrics_epoch.csv (none: off)"),

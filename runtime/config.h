@@ -69,6 +69,7 @@ typedef struct dt_config {
     int64_t ckpt_every_steps;
     int ckpt_every_epoch;
     int ckpt_keep;
+    int ckpt_on_error; /* 0: continue, 1: stop */
     char resume[DT_STR_MAX]; /* none | auto | PATH */
     /* log */
     char log_dir[DT_STR_MAX];

@@ -28,7 +28,8 @@ int dt_dist_agree(int rc, MPI_Comm comm)
     int rank, world;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &world);
-    int mine = rc == 0 ? INT_MAX : rank, first = INT_MAX;
+    /* a failure an inner agreement already printed counts as `world`, after every new one */
+    int mine = rc == 0 ? INT_MAX : dt_err_reported() ? world : rank, first = INT_MAX;
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
     if (first == INT_MAX)
         return DT_OK;
@@ -42,6 +43,7 @@ int dt_dist_agree(int rc, MPI_Comm comm)
             fprintf(stderr, "dtrain: error: %s\n", msg);
         fflush(stderr);
     }
+    dt_err_mark_reported(); /* on every rank: the outer phases print nothing more */
     return DT_ERR;
 }
 

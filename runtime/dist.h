@@ -17,7 +17,9 @@ void dt_dist_finalize(void);
 
 /* Agreement after a fallible phase: each rank passes its own rc. If any rank failed, the lowest
  * failing rank prints its recorded message ("dtrain: error: ...", prefixed with the rank when
- * world > 1) and every rank gets DT_ERR; otherwise DT_OK. Never hangs: every rank must call it. */
+ * world > 1) and every rank gets DT_ERR; otherwise DT_OK. A failure is printed once: after it,
+ * every rank marks it reported (dt_err_mark_reported), and an outer agreement over the same
+ * failure (no new dt_err since) prints nothing. Never hangs: every rank must call it. */
 int dt_dist_agree(int rc, MPI_Comm comm);
 
 /* g[0..n) <- mean over ranks of g (MPI_Allreduce sum, then * 1/world). */

@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "dataset.h"
+#include "h5util.h"
 
 enum { READ_BYTES = 32 << 20 };
 
@@ -397,11 +398,7 @@ int dt_h5data_open(dt_dataset *ds, const char *path, const dt_dataset_opts *opt,
         return dt_err("%s: cannot open: %s", path, strerror(errno));
     close(fd);
 
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    if (H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data) < 0 ||
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
-        return dt_err("%s: the HDF5 library failed to initialize", path);
+    dt_h5_init(); /* HDF5 reports through dt_err, never on its own */
     int rc = DT_ERR;
     hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
 #if H5_VERSION_GE(1, 12, 0)
@@ -441,7 +438,7 @@ done:
         rc = dt_err("%s: HDF5: closing the file failed", path);
     if (fapl >= 0)
         H5Pclose(fapl);
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    H5Eclear2(H5E_DEFAULT);
     if (rc != DT_OK)
         dt_dataset_free(ds);
     return rc;

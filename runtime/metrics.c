@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ckpt.h"
+#include "h5util.h"
 #include "common.h"
 
 #define COL_MAX 64
@@ -157,7 +157,7 @@ static int create_fresh(dt_metrics *m)
     close_id(&file, H5Fclose, &ok);
     close_id(&fapl, H5Pclose, &ok);
     if (!ok)
-        return dt_err("%s: cannot create metrics file: %s", m->h5path, dt_ck_h5_error());
+        return dt_err("%s: cannot create metrics file: %s", m->h5path, dt_h5_error());
     for (int g = 0; g < 2; g++) {
         mset *s = &m->s[g];
         if (!(s->csv = fopen(s->csv_path, "w")))
@@ -216,14 +216,14 @@ static int resume_set(dt_metrics *m, hid_t file, int g, int64_t keep)
     for (int j = 0; j < s->ncol; j++)
         d[j] = -1;
     if ((grp = H5Gopen2(file, gname, H5P_DEFAULT)) < 0 || H5Gget_info(grp, &gi) < 0) {
-        dt_err("%s: no group /%s: %s", m->h5path, gname, dt_ck_h5_error());
+        dt_err("%s: no group /%s: %s", m->h5path, gname, dt_h5_error());
         goto out;
     }
     int same = gi.nlinks == (hsize_t)s->ncol;
     for (int j = 0; j < s->ncol && same; j++) {
         htri_t e = H5Lexists(grp, s->cols[j], H5P_DEFAULT);
         if (e < 0) {
-            dt_err("%s: cannot read /%s: %s", m->h5path, gname, dt_ck_h5_error());
+            dt_err("%s: cannot read /%s: %s", m->h5path, gname, dt_h5_error());
             goto out;
         }
         same = e > 0;
@@ -239,7 +239,7 @@ static int resume_set(dt_metrics *m, hid_t file, int g, int64_t keep)
         hsize_t n = 0, k = (hsize_t)keep;
         if ((d[j] = H5Dopen2(grp, s->cols[j], H5P_DEFAULT)) < 0 || (fs = H5Dget_space(d[j])) < 0 ||
             H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, &n, NULL) < 0) {
-            dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j], dt_ck_h5_error());
+            dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j], dt_h5_error());
             goto out;
         }
         H5Sclose(fs);
@@ -251,7 +251,7 @@ static int resume_set(dt_metrics *m, hid_t file, int g, int64_t keep)
         }
         if (H5Dset_extent(d[j], &k) < 0) {
             dt_err("%s: cannot truncate %s/%s: %s", m->h5path, gname, s->cols[j],
-                   dt_ck_h5_error());
+                   dt_h5_error());
             goto out;
         }
     }
@@ -273,7 +273,7 @@ static int resume_set(dt_metrics *m, hid_t file, int g, int64_t keep)
                 (ms = H5Screate_simple(1, &cnt, NULL)) < 0 ||
                 H5Dread(d[j], H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, blk + (size_t)j * bn) < 0) {
                 dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j],
-                       dt_ck_h5_error());
+                       dt_h5_error());
                 goto out;
             }
             close_id(&ms, H5Sclose, &ok);
@@ -313,7 +313,7 @@ out:
         close_id(&d[j], H5Dclose, &ok);
     close_id(&grp, H5Gclose, &ok);
     if (rc == DT_OK && !ok)
-        rc = dt_err("%s: cannot close /%s: %s", m->h5path, gname, dt_ck_h5_error());
+        rc = dt_err("%s: cannot close /%s: %s", m->h5path, gname, dt_h5_error());
     H5Eclear2(H5E_DEFAULT);
     free(blk);
     free(d);
@@ -328,13 +328,13 @@ static int resume(dt_metrics *m, int64_t rs, int64_t re)
     hid_t fapl = writer_fapl(), file = -1;
     int ok = 1, rc = DT_ERR;
     if (fapl < 0 || (file = H5Fopen(m->h5path, H5F_ACC_RDWR, fapl)) < 0) {
-        dt_err("%s: cannot open metrics file: %s", m->h5path, dt_ck_h5_error());
+        dt_err("%s: cannot open metrics file: %s", m->h5path, dt_h5_error());
         goto out;
     }
     if (resume_set(m, file, STEP, rs) || resume_set(m, file, EPOCH, re))
         goto out;
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
-        dt_err("%s: flush failed: %s", m->h5path, dt_ck_h5_error());
+        dt_err("%s: flush failed: %s", m->h5path, dt_h5_error());
         goto out;
     }
     rc = DT_OK;
@@ -342,7 +342,7 @@ out:
     close_id(&file, H5Fclose, &ok);
     close_id(&fapl, H5Pclose, &ok);
     if (rc == DT_OK && !ok)
-        rc = dt_err("%s: cannot close metrics file: %s", m->h5path, dt_ck_h5_error());
+        rc = dt_err("%s: cannot close metrics file: %s", m->h5path, dt_h5_error());
     H5Eclear2(H5E_DEFAULT);
     return rc;
 }
@@ -390,7 +390,7 @@ int dt_metrics_open(dt_metrics **out, const char *dir, const char *const *step_c
 {
     DT_ASSERT(out && dir);
     *out = NULL;
-    dt_ck_h5_init();
+    dt_h5_init();
     struct stat st;
     if (stat(dir, &st) != 0)
         return dt_err("%s: cannot open metrics directory: %s", dir, strerror(errno));
@@ -459,7 +459,7 @@ static int flush_h5_set(dt_metrics *m, hid_t file, int g)
     rc = DT_OK;
     goto out;
 h5fail:
-    dt_err("%s: cannot append to %s: %s", m->h5path, name, dt_ck_h5_error());
+    dt_err("%s: cannot append to %s: %s", m->h5path, name, dt_h5_error());
 out:
     close_id(&ms, H5Sclose, &ok);
     close_id(&fs, H5Sclose, &ok);
@@ -477,19 +477,19 @@ int dt_metrics_flush(dt_metrics *m)
     hid_t fapl = writer_fapl(), file = -1;
     int ok = 1, rc = DT_ERR;
     if (fapl < 0 || (file = H5Fopen(m->h5path, H5F_ACC_RDWR, fapl)) < 0) {
-        dt_err("%s: cannot open metrics file: %s", m->h5path, dt_ck_h5_error());
+        dt_err("%s: cannot open metrics file: %s", m->h5path, dt_h5_error());
         goto out;
     }
     for (int g = 0; g < 2; g++)
         if (m->s[g].len && flush_h5_set(m, file, g))
             goto out;
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
-        dt_err("%s: flush failed: %s", m->h5path, dt_ck_h5_error());
+        dt_err("%s: flush failed: %s", m->h5path, dt_h5_error());
         goto out;
     }
     close_id(&file, H5Fclose, &ok);
     if (!ok) {
-        dt_err("%s: close failed: %s", m->h5path, dt_ck_h5_error());
+        dt_err("%s: close failed: %s", m->h5path, dt_h5_error());
         goto out;
     }
     for (int g = 0; g < 2; g++) {

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "common.h"
 #include "dist.h"
 #include "kernels.h"
 #include "mixup.h"
+#include "xxh64.h"
 
 /* Whether rank 0's output reaches a terminal. Under Open MPI a rank's stdout is always a pty that
  * mpirun relays, whatever mpirun's own stdout is (measured: isatty(1) is 1 even with `| tail`), so
@@ -337,6 +339,54 @@ static void add_model(dt_ck_writer *w, const dt_net *net, const float *param)
     }
 }
 
+/* rank 0: where the newest checkpoint on disk is, for the message of a failed one */
+static void describe_newest(const dt_config *cfg, char *buf, size_t n)
+{
+    dt_ck_entry *e = NULL;
+    int cnt = dt_ck_scan_dir(cfg->ckpt_dir, &e);
+    if (cnt > 0)
+        snprintf(buf, n, "the newest checkpoint is still %s/%s", cfg->ckpt_dir, e[cnt - 1].name);
+    else
+        snprintf(buf, n, "there is no earlier checkpoint in %s", cfg->ckpt_dir);
+    free(e);
+}
+
+/* A checkpoint that rank 0 could not write (dt_ck_commit removed its temporary file; the older
+ * checkpoints are intact). ckpt.on_error = continue: one warning, counted in ckpt_failures, and
+ * training goes on (the next interval tries again). ckpt.on_error = stop, or the checkpoint of a
+ * pre-emption (the run ends now, without it): one error naming what was lost, DT_ERR on every
+ * rank. Either way one line, from rank 0, saying which file, why and what happens next. */
+static int checkpoint_failed(dt_trainer *t, int preempt)
+{
+    const dt_config *cfg = t->cfg;
+    char msg[1024], newest[4200];
+    t->ckpt_failures++;
+    if (t->rank == 0) {
+        snprintf(msg, sizeof msg, "%s", dt_err_msg());
+        describe_newest(cfg, newest, sizeof newest);
+    }
+    if (preempt) {
+        if (t->rank == 0)
+            dt_err("%s; stopped at step %lld by a pre-emption signal: nothing was saved (%s)",
+                   msg, (long long)t->step, newest);
+        return dt_dist_agree(t->rank == 0 ? DT_ERR : DT_OK, t->comm);
+    }
+    if (cfg->ckpt_on_error == 1) {
+        if (t->rank == 0)
+            dt_err("%s; stopping at step %lld (ckpt.on_error = stop); %s", msg,
+                   (long long)t->step, newest);
+        return dt_dist_agree(t->rank == 0 ? DT_ERR : DT_OK, t->comm);
+    }
+    if (t->rank == 0) {
+        if (t->bar)
+            fprintf(t->out, "\r\033[K");
+        fprintf(stderr, "dtrain: warning: %s; training goes on and the next checkpoint tries again "
+                "(ckpt.on_error = continue); %s\n", msg, newest);
+        fflush(stderr);
+    }
+    return DT_OK;
+}
+
 int dt_trainer_checkpoint(dt_trainer *t, const char *why)
 {
     const dt_config *cfg = t->cfg;
@@ -431,8 +481,13 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
     }
 done:
     free(streams);
-    MPI_Bcast(&t->last_ckpt, 1, MPI_INT64_T, 0, t->comm);
-    return dt_dist_agree(rc, t->comm);
+    /* only rank 0 writes: its outcome is everyone's */
+    int64_t shared[2] = {t->last_ckpt, rc != 0};
+    MPI_Bcast(shared, 2, MPI_INT64_T, 0, t->comm);
+    t->last_ckpt = shared[0];
+    if (!shared[1])
+        return DT_OK;
+    return checkpoint_failed(t, strcmp(why, "signal") == 0);
 }
 
 int dt_read_model(dt_ck_reader *r, dt_net *net)
@@ -744,7 +799,7 @@ static double sqnorm(const float *g, size_t n)
 /* A param fingerprint for the summary line: equal runs print equal values. */
 static unsigned long long params_crc(const dt_net *net)
 {
-    return (unsigned long long)dt_ck_xxh64(net->param, net->numel * sizeof *net->param, 0);
+    return (unsigned long long)dt_xxh64(net->param, net->numel * sizeof *net->param, 0);
 }
 
 int dt_trainer_run(dt_trainer *t)
@@ -943,6 +998,8 @@ int dt_trainer_run(dt_trainer *t)
         if (t->scaler.scale > 0.0)
             fprintf(t->out, " loss_scale=%g skipped_steps=%lld", t->scaler.scale,
                     (long long)t->scaler.skipped);
+        if (has_dir(cfg->ckpt_dir))
+            fprintf(t->out, " ckpt_failures=%lld", (long long)t->ckpt_failures);
         fprintf(t->out, "\n");
         fflush(t->out);
     }

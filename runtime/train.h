@@ -71,6 +71,7 @@ typedef struct dt_trainer {
     double train_samples; /* training samples so far, all ranks */
     int64_t log_rows[2];  /* metrics rows (step, epoch) the resumed checkpoint had logged */
     int64_t last_ckpt;    /* step of the last checkpoint written or resumed from (-1: none) */
+    int64_t ckpt_failures; /* checkpoints that could not be written (ckpt.on_error = continue) */
     dt_epoch_rec *hist;   /* (epochs) rank 0's history */
     int nhist;
     dt_augment aug;       /* training-set augmentation (off: crop_pad = flip = 0) */

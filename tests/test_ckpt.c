@@ -34,6 +34,7 @@
 
 #include "check.h"
 #include "ckpt.h"
+#include "ckpt_dir.h"
 #include "common.h"
 #include "metrics.h"
 
