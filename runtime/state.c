@@ -239,6 +239,10 @@ void dt_state_commit(dt_state *s)
             DT_ASSERT(it->ptr);
             memcpy(it->ptr, it->stage, (size_t)n * dt_ck_dtype_size(it->dtype));
         }
+        /* the staging copy of the model is as large as the model: not kept for the run */
+        free(it->stage);
+        it->stage = NULL;
+        it->present = 0;
     }
 }
 

@@ -99,7 +99,9 @@ int dt_state_read(dt_state *s, dt_ck_reader *r);
 /* The staged values of item `name` after a successful dt_state_read (NULL when absent); *numel
  * (may be NULL) receives their count. The item must be registered. */
 const void *dt_state_staged(const dt_state *s, const char *name, int64_t *numel);
-/* Copies the staged values of every read SHARED and RANK0 item into its memory (and row count). */
+/* Copies the staged values of every read SHARED and RANK0 item into its memory (and row count)
+ * and frees their staging buffers (dt_state_staged then returns NULL for them; per-rank items
+ * stay staged). */
 void dt_state_commit(dt_state *s);
 /* Collective: rank 0's values of every SHARED item (and every row count) to all ranks. */
 void dt_state_bcast(dt_state *s, MPI_Comm comm);

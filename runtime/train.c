@@ -643,6 +643,11 @@ static int check_fits(const dt_trainer *t, const char *path)
                       "epochs x %lld): was it written with another data.limit_train or data set?",
                       path, (long long)step, (long long)epoch + 1,
                       (long long)cfg->epochs * spe, cfg->epochs, (long long)spe);
+    if (step > (epoch + 1) * (spe + 1))
+        return dt_err("%s: train/step = %lld in epoch %lld: expected at most %lld (epochs of %lld "
+                      "steps in this run)",
+                      path, (long long)step, (long long)epoch + 1,
+                      (long long)((epoch + 1) * (spe + 1)), (long long)spe);
     return DT_OK;
 }
 
