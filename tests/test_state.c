@@ -63,6 +63,8 @@ static int load(dt_state *s, const char *path)
     return rc;
 }
 
+static int accept(dt_ck_reader *r, void *ctx) { return dt_state_read(ctx, r); }
+
 static int has(const char *msg, const char *a, const char *b)
 {
     int ok = strstr(msg, a) && strstr(msg, b);
@@ -142,6 +144,28 @@ static void test_table(void)
     CHECK(has(dt_err_msg(), path, "b/hist has 2 rows: expected at most 1"));
     dt_ck_close(r);
     dt_state_free(&big);
+    /* --resume auto's search: the newest checkpoint that passes dt_state_read; the newer one
+     * refused is in the report with the reason */
+    {
+        char sub[400], p1[512], p2[512], found[512], report[1024];
+        snprintf(sub, sizeof sub, "%s/auto", dir);
+        DT_ASSERT(dt_mkdir_p(sub) == 0);
+        DT_ASSERT(dt_ck_step_path(p1, sizeof p1, sub, 1) == 0);
+        DT_ASSERT(dt_ck_step_path(p2, sizeof p2, sub, 2) == 0);
+        k = 7;
+        CHECK(save(&s, p1, -1) == 0);
+        k = -1;
+        CHECK(save(&s, p2, -1) == 0);
+        k = 0;
+        int64_t step = -1;
+        CHECK(dt_ck_find_latest_if(sub, found, sizeof found, &step, report, sizeof report,
+                                   accept, &s) == 1);
+        CHECK(step == 1 && strcmp(found, p1) == 0);
+        CHECK(has(report, p2, "k = -1: expected an integer >= 1"));
+        dt_state_commit(&s);
+        CHECK(k == 7);
+        k = 42;
+    }
     /* a missing required item; an optional one may be missing */
     snprintf(bad, sizeof bad, "%s/nok.h5", dir);
     CHECK(save(&s, bad, 2) == 0);
