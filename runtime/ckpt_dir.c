@@ -154,6 +154,12 @@ static int join_path(char *out, size_t n, const char *dir, const char *name)
 int dt_ck_find_latest(const char *dir, char *out_path, size_t n, int64_t *step, char *report,
                       size_t m)
 {
+    return dt_ck_find_latest_if(dir, out_path, n, step, report, m, NULL, NULL);
+}
+
+int dt_ck_find_latest_if(const char *dir, char *out_path, size_t n, int64_t *step, char *report,
+                         size_t m, int (*accept)(struct dt_ck_reader *r, void *ctx), void *ctx)
+{
     DT_ASSERT(dir && out_path && n > 0);
     out_path[0] = '\0';
     size_t rlen = 0;
@@ -172,8 +178,9 @@ int dt_ck_find_latest(const char *dir, char *out_path, size_t n, int64_t *step, 
             return DT_ERR;
         }
         dt_ck_reader *r = NULL;
-        if (dt_ck_open(&r, path) == DT_OK) {
-            dt_ck_close(r);
+        int ok = dt_ck_open(&r, path) == DT_OK && (!accept || accept(r, ctx) == DT_OK);
+        dt_ck_close(r);
+        if (ok) {
             if (strlen(path) >= n) {
                 free(e);
                 return dt_err("%s: path longer than the %zu bytes given", path, n);

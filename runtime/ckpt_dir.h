@@ -34,6 +34,12 @@ int dt_ck_scan_dir(const char *dir, dt_ck_entry **out);
  * small. */
 int dt_ck_find_latest(const char *dir, char *out_path, size_t n, int64_t *step, char *report,
                       size_t m);
+/* The same, but a checkpoint counts only when it also passes accept(r, ctx) (called with the
+ * verified, open reader; returns 0 to take it, or DT_ERR after recording one message, which the
+ * report gives as the reason for skipping it): semantic validation by the caller. */
+struct dt_ck_reader;
+int dt_ck_find_latest_if(const char *dir, char *out_path, size_t n, int64_t *step, char *report,
+                         size_t m, int (*accept)(struct dt_ck_reader *r, void *ctx), void *ctx);
 
 /* Keeps the `keep` (>= 1) newest checkpoints of dir by step and deletes the older ones, but never
  * deletes the newest one that passes a cheap check (its dtrain header is intact and the file has

@@ -2,6 +2,7 @@
  * lowp.c - float16 / bfloat16 rounding and the dynamic loss scaler, see lowp.h.
  */
 #include "lowp.h"
+#include "state.h"
 
 #include <math.h>
 #include <string.h>
@@ -137,4 +138,16 @@ int dt_scaler_unscale_update(dt_scaler *s, float *g, size_t n)
         }
     }
     return finite;
+}
+
+void dt_scaler_register_state(dt_scaler *s, struct dt_state *st)
+{
+    if (!(s->scale > 0.0))
+        return;
+    dt_state_add(st, "amp/scale", DT_CK_F64, 0, NULL, &s->scale, DT_STATE_SHARED,
+                 DT_STATE_FINITE | DT_STATE_POSITIVE);
+    dt_state_add(st, "amp/growth_tracker", DT_CK_I64, 0, NULL, &s->growth_tracker,
+                 DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "amp/skipped", DT_CK_I64, 0, NULL, &s->skipped, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
 }

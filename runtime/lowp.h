@@ -48,4 +48,9 @@ void dt_scaler_init(dt_scaler *s, double scale, int dynamic, int64_t growth_inte
  * S *= 2 when it reaches growth_interval. */
 int dt_scaler_unscale_update(dt_scaler *s, float *g, size_t n);
 
+/* Registers the loss scaler's state in st (state.h) when scaling is on (scale > 0): amp/scale,
+ * amp/growth_tracker, amp/skipped. */
+struct dt_state;
+void dt_scaler_register_state(dt_scaler *s, struct dt_state *st);
+
 #endif

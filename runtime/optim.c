@@ -17,6 +17,7 @@
  * its scalar (pre-AVX2) kernels, unfused, ours differ from its by an ulp now and then.
  */
 #include "optim.h"
+#include "state.h"
 
 /* Our float expressions must round every operation, as torch's unfused kernels do: clang fuses
  * a * b + c by default, gcc does not in ISO C mode (-std=c11: -ffp-contract=off; with -std=gnu11
@@ -26,6 +27,7 @@
 #endif
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -590,4 +592,18 @@ double dt_optim_clip_grad_norm(float *grad, size_t n, double max_norm)
         for (size_t i = 0; i < n; i++)
             grad[i] = grad[i] * coef;
     return total;
+}
+
+void dt_optim_register_state(dt_optim *o, struct dt_state *st)
+{
+    for (int i = 0; i < o->nstate; i++) {
+        char name[DT_CK_NAME_MAX];
+        int64_t dims[1] = {(int64_t)o->state[i].numel};
+        snprintf(name, sizeof name, "optim/%s", o->state[i].name);
+        dt_state_add(st, name, DT_CK_F32, 1, dims, o->state[i].data, DT_STATE_SHARED,
+                     DT_STATE_FINITE);
+    }
+    dt_state_add(st, "optim/step", DT_CK_I64, 0, NULL, &o->step, DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "optim/momentum_ready", DT_CK_I64, 0, NULL, &o->momentum_ready,
+                 DT_STATE_SHARED, DT_STATE_NONNEG);
 }

@@ -138,4 +138,9 @@ void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, doub
  * max_norm must be > 0 (asserted). */
 double dt_optim_clip_grad_norm(float *grad, size_t n, double max_norm);
 
+/* Registers the optimizer's resumable state in st (state.h): every state buffer as
+ * optim/<torch state key> (numel float32, finite), optim/step and optim/momentum_ready. */
+struct dt_state;
+void dt_optim_register_state(dt_optim *o, struct dt_state *st);
+
 #endif

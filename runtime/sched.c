@@ -8,6 +8,7 @@
  * agree to rounding (tests/test_sched.c checks both).
  */
 #include "sched.h"
+#include "state.h"
 
 #include <errno.h>
 #include <math.h>
@@ -629,4 +630,17 @@ void dt_sched_observe(dt_sched *s, double metric)
         st->cooldown_counter = p->cooldown;
         st->num_bad_epochs = 0;
     }
+}
+
+void dt_sched_register_state(dt_sched *s, struct dt_state *st)
+{
+    dt_state_add(st, "sched/lr", DT_CK_F64, 0, NULL, &s->st.lr, DT_STATE_SHARED,
+                 DT_STATE_FINITE | DT_STATE_NONNEG);
+    dt_state_add(st, "sched/best", DT_CK_F64, 0, NULL, &s->st.best, DT_STATE_SHARED, 0);
+    dt_state_add(st, "sched/num_bad_epochs", DT_CK_I64, 0, NULL, &s->st.num_bad_epochs,
+                 DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "sched/cooldown_counter", DT_CK_I64, 0, NULL, &s->st.cooldown_counter,
+                 DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "sched/last_epoch", DT_CK_I64, 0, NULL, &s->st.last_epoch, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
 }

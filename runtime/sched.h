@@ -167,4 +167,9 @@ const char *dt_sched_kinds(void);
 /* "cosine", ...; "?" outside the enum. */
 const char *dt_sched_kind_name(dt_sched_kind kind);
 
+/* Registers the schedule's resumable state (s->st: the plateau's lr, best, counters) in st
+ * (state.h) as sched/<field>. */
+struct dt_state;
+void dt_sched_register_state(dt_sched *s, struct dt_state *st);
+
 #endif

@@ -2,6 +2,7 @@
  * swa.c - see swa.h.
  */
 #include "swa.h"
+#include "state.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -79,4 +80,14 @@ void dt_swa_update(dt_swa *s, const float *w)
         }
     }
     s->n++;
+}
+
+void dt_swa_register_state(dt_swa *s, struct dt_state *st)
+{
+    if (s->mode == DT_SWA_OFF)
+        return;
+    int64_t dims[1] = {(int64_t)s->numel};
+    dt_state_add(st, "swa/average", DT_CK_F32, 1, dims, s->avg, DT_STATE_RANK0, DT_STATE_FINITE);
+    dt_state_add(st, "swa/n", DT_CK_I64, 0, NULL, &s->n, DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "swa/lr_at_start", DT_CK_F64, 0, NULL, &s->lr_at_start, DT_STATE_SHARED, 0);
 }

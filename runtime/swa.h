@@ -49,4 +49,9 @@ int dt_swa_due(const dt_swa *s, int64_t c);
 /* Folds the weights w (numel) into the average (rank 0 with a buffer; no-op elsewhere). */
 void dt_swa_update(dt_swa *s, const float *w);
 
+/* Registers the SWA state in st (state.h) when s->mode is on: swa/average (rank 0's, not
+ * broadcast), swa/n and swa/lr_at_start. */
+struct dt_state;
+void dt_swa_register_state(dt_swa *s, struct dt_state *st);
+
 #endif

@@ -45,6 +45,7 @@ static const char *const epoch_cols[DT_EPOCH_COLS] = {
     "time_s", "swa_test_acc"};
 
 static int resume(dt_trainer *t, int *resumed);
+static void register_state(dt_trainer *t);
 
 int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_dataset *train,
                     const dt_dataset *test, MPI_Comm comm, FILE *out)
@@ -124,6 +125,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
         rc = dt_mkdir_p(cfg->ckpt_dir);
     if (dt_dist_agree(rc, comm) != 0)
         return DT_ERR;
+    register_state(t);
     int resumed = 0;
     if (resume(t, &resumed) != 0)
         return DT_ERR;
@@ -165,6 +167,9 @@ void dt_trainer_free(dt_trainer *t)
     dt_swa_free(&t->swa);
     dt_sampler_free(&t->sampler);
     dt_grad_sync_free(&t->sync);
+    dt_state_free(&t->state);
+    free(t->io.nbt);
+    t->io.nbt = NULL;
     free(t->x);
     free(t->y);
     free(t->probs);
@@ -301,11 +306,6 @@ static void add_i64(dt_ck_writer *w, const char *name, int64_t v)
     dt_ck_add_copy(w, name, DT_CK_I64, 0, NULL, &v);
 }
 
-static void add_f64(dt_ck_writer *w, const char *name, double v)
-{
-    dt_ck_add_copy(w, name, DT_CK_F64, 0, NULL, &v);
-}
-
 /* The checkpoint item of a tensor: model/<PyTorch state_dict key>, its shape; returns 1 for a
  * BatchNorm num_batches_tracked (stored as torch does: a 0-dim int64 tensor). */
 static int model_item(const dt_param *p, char *name, size_t size, int64_t dims[4])
@@ -387,17 +387,111 @@ static int checkpoint_failed(dt_trainer *t, int preempt)
     return DT_OK;
 }
 
+/* The trainer's table of resumable state (state.h), in the order of the checkpoint's items:
+ * model, optimizer, schedule, position, RNG streams, loss scaler, SWA, metrics. Items whose form
+ * in the file differs from the trainer's (an int, a sum over ranks, a float counter) live in t->io,
+ * filled by io_pack before a save and applied by io_unpack after a resume. */
+static void register_state(dt_trainer *t)
+{
+    dt_state *st = &t->state;
+    dt_net *net = t->net;
+    const int64_t two[1] = {2}, three[1] = {3}, hdims[2] = {t->cfg->epochs, DT_EPOCH_COLS};
+    dt_state_init(st);
+    char name[DT_CK_NAME_MAX];
+    int64_t dims[4];
+    for (int i = 0; i < net->nparams; i++) {
+        const dt_param *p = &net->params[i];
+        model_item(p, name, sizeof name, dims);
+        dt_state_add(st, name, DT_CK_F32, p->ndim, dims, net->param + p->off, DT_STATE_SHARED,
+                     DT_STATE_FINITE);
+    }
+    t->io.nbt = dt_xcalloc((size_t)net->nbufs + 1, sizeof *t->io.nbt);
+    for (int i = 0, k = 0; i < net->nbufs; i++) {
+        const dt_param *p = &net->bufs[i];
+        if (model_item(p, name, sizeof name, dims))
+            dt_state_add(st, name, DT_CK_I64, 0, NULL, &t->io.nbt[k++], DT_STATE_SHARED,
+                         DT_STATE_NONNEG);
+        else
+            dt_state_add(st, name, DT_CK_F32, p->ndim, dims, net->state + p->off,
+                         DT_STATE_SHARED, DT_STATE_FINITE);
+    }
+    dt_optim_register_state(&t->opt, st);
+    dt_sched_register_state(&t->sched, st);
+    dt_state_add(st, "train/step", DT_CK_I64, 0, NULL, &t->step, DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "train/epoch", DT_CK_I64, 0, NULL, &t->epoch, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
+    dt_state_add(st, "train/epoch_pos", DT_CK_I64, 0, NULL, &t->epoch_pos, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
+    dt_state_add(st, "train/world_size", DT_CK_I64, 0, NULL, &t->io.world, DT_STATE_SHARED,
+                 DT_STATE_POSITIVE);
+    dt_state_add(st, "train/batch_size", DT_CK_I64, 0, NULL, &t->io.batch, DT_STATE_SHARED,
+                 DT_STATE_POSITIVE);
+    /* the epoch's partial sums over all ranks, kept by rank 0 on resume */
+    dt_state_add(st, "train/epoch_sums", DT_CK_F64, 1, three, t->io.sums, DT_STATE_RANK0, 0);
+    /* training seconds, training samples */
+    dt_state_add(st, "train/time", DT_CK_F64, 1, two, t->io.times, DT_STATE_SHARED,
+                 DT_STATE_FINITE | DT_STATE_NONNEG);
+    /* every rank's (seed, rank, step) stream counters; derived on resume, so only checked */
+    dt_state_add(st, "rng/streams", DT_CK_I64, 1, three, t->io.stream, DT_STATE_PER_RANK, 0);
+    dt_scaler_register_state(&t->scaler, st);
+    dt_swa_register_state(&t->swa, st);
+    dt_state_add(st, "metrics/step_rows", DT_CK_I64, 0, NULL, &t->io.step_rows, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
+    dt_state_add(st, "metrics/epoch_rows", DT_CK_I64, 0, NULL, &t->io.epoch_rows,
+                 DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add_rows(st, "metrics/epochs", DT_CK_F64, 2, hdims, t->hist, &t->io.nhist,
+                      DT_STATE_RANK0, 0);
+}
+
+/* Before a save (every rank; collective): t -> t->io. */
+static void io_pack(dt_trainer *t)
+{
+    dt_net *net = t->net;
+    MPI_Allreduce(t->epoch_sums, t->io.sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
+    t->io.stream[0] = t->cfg->seed;
+    t->io.stream[1] = t->rank;
+    t->io.stream[2] = t->step;
+    t->io.world = t->world;
+    t->io.batch = t->batch;
+    t->io.times[0] = t->train_time + t->pending_time;
+    t->io.times[1] = t->train_samples;
+    t->io.step_rows = t->metrics ? dt_metrics_step_rows(t->metrics) : 0;
+    t->io.epoch_rows = t->metrics ? dt_metrics_epoch_rows(t->metrics) : 0;
+    t->io.nhist = t->nhist;
+    char name[DT_CK_NAME_MAX];
+    int64_t dims[4];
+    for (int i = 0, k = 0; i < net->nbufs; i++)
+        if (model_item(&net->bufs[i], name, sizeof name, dims))
+            t->io.nbt[k++] = (int64_t)net->state[net->bufs[i].off];
+    dt_state_gather(&t->state, t->comm);
+}
+
+/* After a resume's broadcast (every rank): t->io -> t. */
+static void io_unpack(dt_trainer *t)
+{
+    dt_net *net = t->net;
+    char name[DT_CK_NAME_MAX];
+    int64_t dims[4];
+    for (int i = 0, k = 0; i < net->nbufs; i++)
+        if (model_item(&net->bufs[i], name, sizeof name, dims))
+            net->state[net->bufs[i].off] = (float)t->io.nbt[k++];
+    /* the partial epoch's global sums live on rank 0 */
+    for (int k = 0; k < 3; k++)
+        t->epoch_sums[k] = t->rank == 0 ? t->io.sums[k] : 0.0;
+    t->train_time = t->io.times[0];
+    t->train_samples = t->io.times[1];
+    t->log_rows[0] = t->io.step_rows;
+    t->log_rows[1] = t->io.epoch_rows;
+    t->nhist = (int)t->io.nhist;
+    t->batch = (int)(t->io.batch * t->io.world / t->world);
+}
+
 int dt_trainer_checkpoint(dt_trainer *t, const char *why)
 {
     const dt_config *cfg = t->cfg;
     if (!has_dir(cfg->ckpt_dir))
         return DT_OK;
-    /* collective part: the epoch's partial sums and every rank's stream counters */
-    double sums[3];
-    MPI_Allreduce(t->epoch_sums, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
-    int64_t mine[3] = {cfg->seed, t->rank, t->step};
-    int64_t *streams = t->rank == 0 ? dt_xmalloc((size_t)t->world * 3, sizeof *streams) : NULL;
-    MPI_Gather(mine, 3, MPI_INT64_T, streams, 3, MPI_INT64_T, 0, t->comm);
+    io_pack(t); /* collective: the epoch's partial sums and every rank's stream counters */
     int rc = DT_OK;
     if (t->rank == 0) {
         dt_net *net = t->net;
@@ -411,46 +505,7 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
             goto done;
         }
         dt_ck_writer *w = dt_ck_begin(path);
-        add_model(w, net, net->param);
-        for (int i = 0; i < t->opt.nstate; i++) {
-            char name[160];
-            int64_t dims[1] = {(int64_t)t->opt.state[i].numel};
-            snprintf(name, sizeof name, "optim/%s", t->opt.state[i].name);
-            dt_ck_add(w, name, DT_CK_F32, 1, dims, t->opt.state[i].data);
-        }
-        add_i64(w, "optim/step", t->opt.step);
-        add_i64(w, "optim/momentum_ready", t->opt.momentum_ready);
-        add_f64(w, "sched/lr", t->sched.st.lr);
-        add_f64(w, "sched/best", t->sched.st.best);
-        add_i64(w, "sched/num_bad_epochs", t->sched.st.num_bad_epochs);
-        add_i64(w, "sched/cooldown_counter", t->sched.st.cooldown_counter);
-        add_i64(w, "sched/last_epoch", t->sched.st.last_epoch);
-        add_i64(w, "train/step", t->step);
-        add_i64(w, "train/epoch", t->epoch);
-        add_i64(w, "train/epoch_pos", t->epoch_pos);
-        add_i64(w, "train/world_size", t->world);
-        add_i64(w, "train/batch_size", t->batch);
-        int64_t three[1] = {3}, two[1] = {2};
-        dt_ck_add_copy(w, "train/epoch_sums", DT_CK_F64, 1, three, sums);
-        double times[2] = {t->train_time + t->pending_time, t->train_samples};
-        dt_ck_add_copy(w, "train/time", DT_CK_F64, 1, two, times);
-        int64_t sdims[2] = {t->world, 3};
-        dt_ck_add_copy(w, "rng/streams", DT_CK_I64, 2, sdims, streams);
-        if (t->scaler.scale > 0.0) {
-            add_f64(w, "amp/scale", t->scaler.scale);
-            add_i64(w, "amp/growth_tracker", t->scaler.growth_tracker);
-            add_i64(w, "amp/skipped", t->scaler.skipped);
-        }
-        if (t->swa.mode != DT_SWA_OFF) {
-            int64_t dims[1] = {(int64_t)net->numel};
-            dt_ck_add(w, "swa/average", DT_CK_F32, 1, dims, t->swa.avg);
-            add_i64(w, "swa/n", t->swa.n);
-            add_f64(w, "swa/lr_at_start", t->swa.lr_at_start);
-        }
-        add_i64(w, "metrics/step_rows", t->metrics ? dt_metrics_step_rows(t->metrics) : 0);
-        add_i64(w, "metrics/epoch_rows", t->metrics ? dt_metrics_epoch_rows(t->metrics) : 0);
-        int64_t hdims[2] = {t->nhist, DT_EPOCH_COLS};
-        dt_ck_add_copy(w, "metrics/epochs", DT_CK_F64, 2, hdims, t->hist);
+        dt_state_write(&t->state, w);
         char *text = config_text(cfg);
         dt_ck_attr(w, "config", text);
         free(text);
@@ -479,8 +534,7 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
             fflush(t->out);
         }
     }
-done:
-    free(streams);
+done:;
     /* only rank 0 writes: its outcome is everyone's */
     int64_t shared[2] = {t->last_ckpt, rc != 0};
     MPI_Bcast(shared, 2, MPI_INT64_T, 0, t->comm);
@@ -514,127 +568,184 @@ int dt_read_model(dt_ck_reader *r, dt_net *net)
     return DT_OK;
 }
 
-/* rank 0: reads the checkpoint at path into t (and t->net); checks it fits this run. */
-static int load_checkpoint(dt_trainer *t, const char *path, int64_t *old_batch, int64_t *old_world)
+static int64_t staged_i64(const dt_trainer *t, const char *name)
 {
-    const dt_config *cfg = t->cfg;
-    dt_net *net = t->net;
-    dt_ck_reader *r = NULL;
-    if (dt_ck_open(&r, path) != 0)
-        return DT_ERR;
-    int rc = DT_ERR;
-    const char *model = dt_ck_get_attr(r, "model"), *data = dt_ck_get_attr(r, "data");
-    const char *optim = dt_ck_get_attr(r, "optim");
-    if (!model || strcmp(model, net->model) != 0) {
-        dt_err("%s: checkpoint of model '%s', this run trains '%s'", path, model ? model : "?",
-               net->model);
-        goto out;
-    }
-    if (!data || strcmp(data, cfg->data_name) != 0) {
-        dt_err("%s: checkpoint trained on data.name = %s, this run uses %s", path,
-               data ? data : "?", cfg->data_name);
-        goto out;
-    }
-    if (!optim || strcmp(optim, dt_optim_kind_name(cfg->op.kind)) != 0) {
-        dt_err("%s: checkpoint has optim.name = %s, this run uses %s: optimizer state does not "
-               "carry over",
-               path, optim ? optim : "?", dt_optim_kind_name(cfg->op.kind));
-        goto out;
-    }
-    if (dt_read_model(r, net) != 0)
-        goto out;
-    char name[160];
-    for (int i = 0; i < t->opt.nstate; i++) {
-        int64_t dims[1] = {(int64_t)t->opt.state[i].numel};
-        snprintf(name, sizeof name, "optim/%s", t->opt.state[i].name);
-        if (dt_ck_read(r, name, DT_CK_F32, 1, dims, t->opt.state[i].data) != 0)
-            goto out;
-    }
-    int64_t three[1] = {3}, two[1] = {2};
-    double times[2];
-    if (dt_ck_read(r, "optim/step", DT_CK_I64, 0, NULL, &t->opt.step) != 0 ||
-        dt_ck_read(r, "optim/momentum_ready", DT_CK_I64, 0, NULL, &t->opt.momentum_ready) != 0 ||
-        dt_ck_read(r, "sched/lr", DT_CK_F64, 0, NULL, &t->sched.st.lr) != 0 ||
-        dt_ck_read(r, "sched/best", DT_CK_F64, 0, NULL, &t->sched.st.best) != 0 ||
-        dt_ck_read(r, "sched/num_bad_epochs", DT_CK_I64, 0, NULL, &t->sched.st.num_bad_epochs) != 0 ||
-        dt_ck_read(r, "sched/cooldown_counter", DT_CK_I64, 0, NULL, &t->sched.st.cooldown_counter) != 0 ||
-        dt_ck_read(r, "sched/last_epoch", DT_CK_I64, 0, NULL, &t->sched.st.last_epoch) != 0 ||
-        dt_ck_read(r, "train/step", DT_CK_I64, 0, NULL, &t->step) != 0 ||
-        dt_ck_read(r, "train/epoch", DT_CK_I64, 0, NULL, &t->epoch) != 0 ||
-        dt_ck_read(r, "train/epoch_pos", DT_CK_I64, 0, NULL, &t->epoch_pos) != 0 ||
-        dt_ck_read(r, "train/world_size", DT_CK_I64, 0, NULL, old_world) != 0 ||
-        dt_ck_read(r, "train/batch_size", DT_CK_I64, 0, NULL, old_batch) != 0 ||
-        dt_ck_read(r, "train/epoch_sums", DT_CK_F64, 1, three, t->epoch_sums) != 0 ||
-        dt_ck_read(r, "train/time", DT_CK_F64, 1, two, times) != 0)
-        goto out;
-    t->train_time = times[0];
-    t->train_samples = times[1];
-    if (t->scaler.scale > 0.0) {
-        if (!dt_ck_has(r, "amp/scale")) {
-            dt_err("%s: no loss-scaler state in the checkpoint, but train.loss_scale is on", path);
-            goto out;
-        }
-        if (dt_ck_read(r, "amp/scale", DT_CK_F64, 0, NULL, &t->scaler.scale) != 0 ||
-            dt_ck_read(r, "amp/growth_tracker", DT_CK_I64, 0, NULL, &t->scaler.growth_tracker) != 0 ||
-            dt_ck_read(r, "amp/skipped", DT_CK_I64, 0, NULL, &t->scaler.skipped) != 0)
-            goto out;
-    }
-    if (t->swa.mode != DT_SWA_OFF) {
-        int64_t dims[1] = {(int64_t)net->numel};
-        if (!dt_ck_has(r, "swa/average")) {
-            dt_err("%s: no SWA state in the checkpoint, but swa.mode is on", path);
-            goto out;
-        }
-        if (dt_ck_read(r, "swa/average", DT_CK_F32, 1, dims, t->swa.avg) != 0 ||
-            dt_ck_read(r, "swa/n", DT_CK_I64, 0, NULL, &t->swa.n) != 0 ||
-            dt_ck_read(r, "swa/lr_at_start", DT_CK_F64, 0, NULL, &t->swa.lr_at_start) != 0)
-            goto out;
-    }
-    const dt_ck_item *h = dt_ck_find(r, "metrics/epochs");
-    if (!h || h->ndim != 2 || h->dims[1] != DT_EPOCH_COLS || h->dims[0] > cfg->epochs) {
-        dt_err("%s: metrics/epochs: expected (at most %d, %d) epoch records", path, cfg->epochs,
-               DT_EPOCH_COLS);
-        goto out;
-    }
-    t->nhist = (int)h->dims[0];
-    if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, t->hist) != 0 ||
-        dt_ck_read(r, "metrics/step_rows", DT_CK_I64, 0, NULL, &t->log_rows[0]) != 0 ||
-        dt_ck_read(r, "metrics/epoch_rows", DT_CK_I64, 0, NULL, &t->log_rows[1]) != 0)
-        goto out;
-    rc = DT_OK;
-out:
-    dt_ck_close(r);
-    return rc;
+    const int64_t *v = dt_state_staged(&t->state, name, NULL);
+    DT_ASSERT(v);
+    return *v;
 }
 
-/* Scalars a resume sends from rank 0 to every rank. */
+/* The checkpoint's state, staged, is consistent in itself: position, counters and the stored
+ * configuration agree. 0 or DT_ERR naming the file and the item. */
+static int check_consistent(const dt_trainer *t, dt_ck_reader *r)
+{
+    const char *path = dt_ck_path(r);
+    const int64_t step = staged_i64(t, "train/step"), epoch = staged_i64(t, "train/epoch");
+    const int64_t pos = staged_i64(t, "train/epoch_pos"), world = staged_i64(t, "train/world_size");
+    const int64_t batch = staged_i64(t, "train/batch_size");
+    int64_t nrows = 0;
+    dt_state_staged(&t->state, "metrics/epochs", &nrows);
+    nrows /= DT_EPOCH_COLS;
+    if (batch > INT32_MAX / world)
+        return dt_err("%s: train/batch_size = %lld x train/world_size = %lld: expected a global "
+                      "batch below 2^31",
+                      path, (long long)batch, (long long)world);
+    if (step == 0 && (epoch != 0 || pos != 0))
+        return dt_err("%s: train/step = 0 with train/epoch = %lld and train/epoch_pos = %lld: "
+                      "expected epoch 0, position 0 before the first step",
+                      path, (long long)epoch, (long long)pos);
+    if (step < epoch)
+        return dt_err("%s: train/step = %lld < train/epoch = %lld: expected at least one step "
+                      "per finished epoch",
+                      path, (long long)step, (long long)epoch);
+    if (nrows > epoch)
+        return dt_err("%s: metrics/epochs has %lld records but train/epoch = %lld: expected at "
+                      "most one per finished epoch",
+                      path, (long long)nrows, (long long)epoch);
+    int64_t n = 0;
+    const int64_t *streams = dt_state_staged(&t->state, "rng/streams", &n);
+    if (n != world * 3)
+        return dt_err("%s: rng/streams has %lld rows: expected train/world_size = %lld", path,
+                      (long long)(n / 3), (long long)world);
+    for (int64_t q = 0; q < world; q++)
+        if (streams[3 * q + 1] != q || streams[3 * q + 2] != step)
+            return dt_err("%s: rng/streams row %lld = (%lld, %lld, %lld): expected (seed, %lld, "
+                          "train/step = %lld)",
+                          path, (long long)q, (long long)streams[3 * q],
+                          (long long)streams[3 * q + 1], (long long)streams[3 * q + 2],
+                          (long long)q, (long long)step);
+    /* the stored configuration must parse (a later `dtrain inspect` or resume reads it) */
+    const char *text = dt_ck_get_attr(r, "config");
+    if (!text)
+        return dt_err("%s: no 'config' attribute: expected the run's configuration", path);
+    dt_config c;
+    dt_config_defaults(&c);
+    char source[4200];
+    snprintf(source, sizeof source, "%s: attribute 'config'", path);
+    if (dt_config_load_text(&c, text, source) != 0)
+        return DT_ERR;
+    return DT_OK;
+}
+
+/* The checkpoint belongs to this kind of run (model, data, optimizer, the optional state this
+ * configuration needs). 0 or DT_ERR. */
+static int check_same_run(const dt_trainer *t, dt_ck_reader *r)
+{
+    const dt_config *cfg = t->cfg;
+    const char *path = dt_ck_path(r);
+    const char *model = dt_ck_get_attr(r, "model"), *data = dt_ck_get_attr(r, "data");
+    const char *optim = dt_ck_get_attr(r, "optim");
+    if (!model || strcmp(model, t->net->model) != 0)
+        return dt_err("%s: checkpoint of model '%s', this run trains '%s'", path,
+                      model ? model : "?", t->net->model);
+    if (!data || strcmp(data, cfg->data_name) != 0)
+        return dt_err("%s: checkpoint trained on data.name = %s, this run uses %s", path,
+                      data ? data : "?", cfg->data_name);
+    if (!optim || strcmp(optim, dt_optim_kind_name(cfg->op.kind)) != 0)
+        return dt_err("%s: checkpoint has optim.name = %s, this run uses %s: optimizer state "
+                      "does not carry over",
+                      path, optim ? optim : "?", dt_optim_kind_name(cfg->op.kind));
+    if (t->scaler.scale > 0.0 && !dt_ck_has(r, "amp/scale"))
+        return dt_err("%s: no loss-scaler state in the checkpoint, but train.loss_scale is on",
+                      path);
+    if (t->swa.mode != DT_SWA_OFF && !dt_ck_has(r, "swa/average"))
+        return dt_err("%s: no SWA state in the checkpoint, but swa.mode is on", path);
+    const dt_ck_item *h = dt_ck_find(r, "metrics/epochs");
+    if (h && h->ndim == 2 && h->dims[0] > cfg->epochs)
+        return dt_err("%s: metrics/epochs holds %lld epoch records, beyond train.epochs = %d of "
+                      "this run",
+                      path, (long long)h->dims[0], cfg->epochs);
+    return DT_OK;
+}
+
+/* The staged checkpoint fits this run: its global batch splits over this world size, its
+ * position lies inside this run's data and epochs. 0 or DT_ERR. */
+static int check_fits(const dt_trainer *t, const char *path)
+{
+    const dt_config *cfg = t->cfg;
+    const int64_t step = staged_i64(t, "train/step"), epoch = staged_i64(t, "train/epoch");
+    const int64_t pos = staged_i64(t, "train/epoch_pos"), world = staged_i64(t, "train/world_size");
+    const int64_t global = staged_i64(t, "train/batch_size") * world;
+    if (global % t->world != 0)
+        return dt_err("%s: its global batch %lld (%lld ranks x %lld) cannot be split over %d "
+                      "ranks: resume on a world size that divides it",
+                      path, (long long)global, (long long)world, (long long)(global / world),
+                      t->world);
+    if (global / t->world > t->net->max_batch)
+        return dt_err("%s: a global batch of %lld on %d ranks needs %lld per rank, above "
+                      "train.batch_size = %d: raise it to at least that",
+                      path, (long long)global, t->world, (long long)(global / t->world),
+                      t->net->max_batch);
+    if (epoch > cfg->epochs)
+        return dt_err("%s: train/epoch = %lld: beyond train.epochs = %d of this run", path,
+                      (long long)epoch, cfg->epochs);
+    /* a position of the writing run is below its padded epoch, n_old + world_old - 1 */
+    const dt_sampler *s = &t->sampler;
+    if (pos >= s->n + world || pos > s->total_size + t->world)
+        return dt_err("%s: train/epoch_pos = %lld: beyond this run's epoch of %lld samples "
+                      "(was the checkpoint written with another data.limit_train or data set?)",
+                      path, (long long)pos, (long long)s->n);
+    const int64_t per_rank = global / t->world;
+    const int64_t spe = (s->num_samples + per_rank - 1) / per_rank;
+    /* each finished epoch took spe steps (one less or more after a world-size change) */
+    if (spe > 1 && step < epoch * (spe - 1))
+        return dt_err("%s: train/step = %lld after %lld finished epochs: expected at least %lld "
+                      "(epochs of %lld steps in this run)",
+                      path, (long long)step, (long long)epoch, (long long)(epoch * (spe - 1)),
+                      (long long)spe);
+    if (epoch < cfg->epochs && step >= (int64_t)cfg->epochs * spe)
+        return dt_err("%s: train/step = %lld in epoch %lld: beyond this run's %lld steps (%d "
+                      "epochs x %lld): was it written with another data.limit_train or data set?",
+                      path, (long long)step, (long long)epoch + 1,
+                      (long long)cfg->epochs * spe, cfg->epochs, (long long)spe);
+    if (step > (epoch + 1) * (spe + 1))
+        return dt_err("%s: train/step = %lld in epoch %lld: expected at most %lld (epochs of %lld "
+                      "steps in this run)",
+                      path, (long long)step, (long long)epoch + 1,
+                      (long long)((epoch + 1) * (spe + 1)), (long long)spe);
+    return DT_OK;
+}
+
+/* Where a resume reads: the explicit path's file or every candidate of --resume auto. */
 typedef struct {
-    int64_t step, epoch, epoch_pos, old_batch, old_world, opt_step, momentum_ready, swa_n, nhist;
-    double train_time, train_samples, swa_lr_at_start;
-    dt_sched_state st;
-    dt_scaler scaler;
-} resume_pack;
+    dt_trainer *t;
+    int mismatch; /* the newest valid checkpoint is not of this run: stop, no older one */
+} load_ctx;
+
+/* rank 0: reads the verified checkpoint r into the state table's staging and validates it.
+ * Returns 0 (staged; ctx->mismatch set when it is not of this run, message recorded) or
+ * DT_ERR (the file is unusable: --resume auto tries an older one). */
+static int try_load(dt_ck_reader *r, void *vctx)
+{
+    load_ctx *ctx = vctx;
+    dt_trainer *t = ctx->t;
+    if (check_same_run(t, r) != 0) {
+        ctx->mismatch = 1;
+        return DT_OK;
+    }
+    if (dt_state_read(&t->state, r) != 0 || check_consistent(t, r) != 0)
+        return DT_ERR;
+    return DT_OK;
+}
 
 static int resume(dt_trainer *t, int *resumed)
 {
     const dt_config *cfg = t->cfg;
-    dt_net *net = t->net;
     *resumed = 0;
     if (strcmp(cfg->resume, "none") == 0)
         return DT_OK;
     char path[4096] = "";
     int rc = DT_OK, found = 0;
-    resume_pack pk;
-    memset(&pk, 0, sizeof pk);
     if (t->rank == 0) {
+        load_ctx ctx = {t, 0};
         if (strcmp(cfg->resume, "auto") == 0) {
             if (!has_dir(cfg->ckpt_dir)) {
                 rc = dt_err("ckpt.resume = auto needs ckpt.dir (the folder to look in)");
             } else {
                 char report[4096];
                 int64_t st;
-                int r = dt_ck_find_latest(cfg->ckpt_dir, path, sizeof path, &st, report,
-                                          sizeof report);
+                int r = dt_ck_find_latest_if(cfg->ckpt_dir, path, sizeof path, &st, report,
+                                             sizeof report, try_load, &ctx);
                 if (r < 0)
                     rc = DT_ERR;
                 if (report[0] && t->out)
@@ -646,64 +757,29 @@ static int resume(dt_trainer *t, int *resumed)
                             cfg->ckpt_dir);
             }
         } else {
+            dt_ck_reader *r = NULL;
             snprintf(path, sizeof path, "%s", cfg->resume);
             found = 1;
+            rc = dt_ck_open(&r, path);
+            if (rc == 0)
+                rc = try_load(r, &ctx);
+            dt_ck_close(r);
         }
-        if (rc == 0 && found) {
-            rc = load_checkpoint(t, path, &pk.old_batch, &pk.old_world);
-            if (rc == 0) {
-                int64_t global = pk.old_batch * pk.old_world;
-                if (global % t->world != 0)
-                    rc = dt_err("%s: its global batch %lld (%lld ranks x %lld) cannot be split "
-                                "over %d ranks: resume on a world size that divides it",
-                                path, (long long)global, (long long)pk.old_world,
-                                (long long)pk.old_batch, t->world);
-                else if (global / t->world > net->max_batch)
-                    rc = dt_err("%s: a global batch of %lld on %d ranks needs %lld per rank, "
-                                "above train.batch_size = %d: raise it to at least that",
-                                path, (long long)global, t->world,
-                                (long long)(global / t->world), net->max_batch);
-            }
-        }
-        pk.step = t->step;
-        pk.epoch = t->epoch;
-        pk.epoch_pos = t->epoch_pos;
-        pk.opt_step = t->opt.step;
-        pk.momentum_ready = t->opt.momentum_ready;
-        pk.swa_n = t->swa.n;
-        pk.swa_lr_at_start = t->swa.lr_at_start;
-        pk.nhist = t->nhist;
-        pk.train_time = t->train_time;
-        pk.train_samples = t->train_samples;
-        pk.st = t->sched.st;
-        pk.scaler = t->scaler;
+        if (rc == 0 && found && ctx.mismatch)
+            rc = DT_ERR; /* message recorded by check_same_run */
+        if (rc == 0 && found)
+            rc = check_fits(t, path);
+        if (rc == 0 && found)
+            dt_state_commit(&t->state);
     }
     if (dt_dist_agree(rc, t->comm) != 0)
         return DT_ERR;
     MPI_Bcast(&found, 1, MPI_INT, 0, t->comm);
     if (!found)
         return DT_OK;
-    MPI_Bcast(&pk, (int)sizeof pk, MPI_BYTE, 0, t->comm);
     MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, t->comm);
-    dt_dist_bcast(net->param, net->numel, t->comm);
-    dt_dist_bcast(net->state, net->state_numel, t->comm);
-    for (int i = 0; i < t->opt.nstate; i++)
-        dt_dist_bcast(t->opt.state[i].data, t->opt.state[i].numel, t->comm);
-    t->step = pk.step;
-    t->epoch = pk.epoch;
-    t->epoch_pos = pk.epoch_pos;
-    t->opt.step = pk.opt_step;
-    t->opt.momentum_ready = pk.momentum_ready;
-    t->swa.n = pk.swa_n;
-    t->swa.lr_at_start = pk.swa_lr_at_start;
-    t->nhist = (int)pk.nhist;
-    t->train_time = pk.train_time;
-    t->train_samples = pk.train_samples;
-    t->sched.st = pk.st;
-    t->scaler = pk.scaler;
-    if (t->rank != 0) /* the partial epoch's global sums live on rank 0 */
-        memset(t->epoch_sums, 0, sizeof t->epoch_sums);
-    t->batch = (int)(pk.old_batch * pk.old_world / t->world);
+    dt_state_bcast(&t->state, t->comm);
+    io_unpack(t);
     t->last_ckpt = t->step;
     snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
     if (t->out) {
@@ -712,7 +788,7 @@ static int resume(dt_trainer *t, int *resumed)
                 "rank%s x batch %d (global %d)%s\n",
                 path, (long long)t->step, (long long)t->epoch + 1, (long long)t->epoch_pos,
                 t->world, t->world > 1 ? "s" : "", t->batch, t->batch * t->world,
-                pk.old_world != t->world ? " (world size changed)" : "");
+                t->io.world != t->world ? " (world size changed)" : "");
         fflush(t->out);
     }
     *resumed = 1;
@@ -832,8 +908,9 @@ int dt_trainer_run(dt_trainer *t)
                 ctrl.lr = dt_swa_lr(&t->swa, t->swa.per_epoch ? epoch : t->step, lr);
                 ctrl.momentum = dt_sched_momentum(&t->sched, clock);
                 ctrl.flags = 0;
-                if (cfg->ckpt_every_steps > 0 && t->step % cfg->ckpt_every_steps == 0 &&
-                    t->step != t->last_ckpt)
+                /* not at step 0: nothing trained yet (the run's start is its own checkpoint) */
+                if (cfg->ckpt_every_steps > 0 && t->step > 0 &&
+                    t->step % cfg->ckpt_every_steps == 0 && t->step != t->last_ckpt)
                     ctrl.flags |= DT_CTRL_CHECKPOINT;
                 if (cfg->stop_at_step > 0 && t->step == cfg->stop_at_step)
                     ctrl.flags |= DT_CTRL_STOP; /* a simulated pre-emption, for tests */

@@ -3,15 +3,21 @@
  *
  *   rank 0 decides lr/momentum/flags; any rank may raise a pre-emption signal -> MPI_Allreduce
  *   every rank: gather its shard's batch (augment, mixup) -> forward -> cross-entropy (soft
- *   targets for label smoothing / mixup) -> backward -> MPI_Allreduce average of the flat gradient
- *   -> optional global-norm clipping -> optimizer step
+ *   targets for label smoothing / mixup) -> backward -> gradient buckets averaged with
+ *   MPI_Iallreduce as backward finishes them -> loss scaler -> optional global-norm clipping ->
+ *   optimizer step
  *   rank 0: SWA average, checkpoints at their interval; all: metrics
  *
  * Every rank applies the same averaged gradient, so replicas stay bitwise identical; a fingerprint
- * check at each epoch end proves it. Everything a resume needs is in the trainer (the dt_state of
- * ARCHITECTURE.md) and goes into the checkpoint: step, epoch, position in the epoch, partial
- * epoch sums, optimizer buffers and counters, schedule state, SWA average and count, BN buffers,
- * metrics history; random streams are counter-based (seed, rank, step / epoch, sample).
+ * check at each epoch end proves it. Everything a resume needs is registered once in t->state, the
+ * dt_state table (state.h; ARCHITECTURE.md invariant 7): model tensors and BN buffers, optimizer
+ * buffers and counters (optim.c), schedule state (sched.c), SWA average and count (swa.c), loss
+ * scaler (lowp.c), and the trainer's own items (step, epoch, position in the epoch, partial epoch
+ * sums, times, metrics history and row counts, RNG stream counters; random streams are
+ * counter-based: seed, rank, step / epoch, sample). A checkpoint save, the load and the broadcast
+ * after a resume are loops over that table. A resumed checkpoint is validated after its checksums:
+ * every item present with its dtype and shape, values in range (sizes > 0, counters >= 0, finite
+ * weights), items consistent with each other and with this run (data size, epochs, world size).
  */
 #ifndef DT_TRAIN_H
 #define DT_TRAIN_H
@@ -31,6 +37,7 @@
 #include "optim.h"
 #include "sampler.h"
 #include "sched.h"
+#include "state.h"
 #include "swa.h"
 
 /* One epoch's record (rank 0's history; stored in checkpoints). */
@@ -79,6 +86,16 @@ typedef struct dt_trainer {
     FILE *out;            /* rank 0's progress stream (NULL on other ranks) */
     int bar;              /* draw a live progress bar */
     char resumed_from[4096];
+    dt_state state;       /* the resumable-state table (state.h), registered at init */
+    struct {              /* items whose checkpoint form differs from the trainer's fields */
+        int64_t world, batch;       /* train/world_size, train/batch_size */
+        int64_t nhist;              /* rows of metrics/epochs */
+        int64_t step_rows, epoch_rows;
+        int64_t stream[3];          /* this rank's (seed, rank, step) */
+        double sums[3];             /* train/epoch_sums: over all ranks */
+        double times[2];            /* train/time: seconds, samples */
+        int64_t *nbt;               /* (BN buffers named num_batches_tracked) as int64 */
+    } io;
 } dt_trainer;
 
 /* Metrics of one evaluation pass, reduced over ranks. */
