@@ -40,21 +40,21 @@ suite() {
 
 # The C test programs, found by name (the sources, so a stale binary of a removed or renamed test
 # in the build tree is not run): tests/test_mpi_*.c run under mpirun at 1, 2 and 3 ranks (3: an
-# uneven split), every other tests/test_*.c as a single process.
+# uneven split), every other tests/test_*.c as a single process. (prog, not name: suite sets name.)
 for src in tests/test_*.c; do
-    name=$(basename "$src" .c)
-    t=$B/tests/$name
+    prog=$(basename "$src" .c)
+    t=$B/tests/$prog
     if ! [ -x "$t" ]; then
-        echo "FAIL $name: $t is not built (make all)"
+        echo "FAIL $prog: $t is not built (make all)"
         broken=$((broken + 1))
         continue
     fi
-    case "$name" in
+    case "$prog" in
     test_mpi_*)
         for np in 1 2 3; do
-            suite "$name np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$t"
+            suite "$prog np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$t"
         done ;;
-    *) suite "$name" timeout -k 5 300 "$t" ;;
+    *) suite "$prog" timeout -k 5 300 "$t" ;;
     esac
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
