@@ -5,6 +5,9 @@
 #   make test       deps + data + build (warnings are errors) + the whole test suite
 #   make demo       deps + data + build + a 2-rank MNIST training run
 #   make bench      throughput / memory benchmarks (bench/README.md)
+#   make format     clang-format -i every C file (.clang-format; Debian's clang-format 14)
+#   make format-check   the files clang-format would change (non-zero exit when any)
+#   make lint       cppcheck + scripts/check-structure.sh (circles, long files and functions)
 #   SAN=address,undefined make ...   sanitized build under build-san/
 #   NATIVE=1 make   -march=native (only for a build host equal to the compute nodes)
 
@@ -13,6 +16,10 @@ PKGS := ompi-c openblas hdf5
 SAN ?=
 NATIVE ?= 0
 NP ?= 2
+# 1: make test also runs make format-check (set once the tree has been formatted).
+FORMAT_CHECK ?= 0
+# 1: make lint fails on module circles and files over 1,200 lines too (after the issue 11 split).
+LINT_STRICT ?= 0
 
 ifeq ($(SAN),)
 BUILD := build
@@ -49,7 +56,7 @@ MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps data test demo bench clean check-toolchain FORCE
+.PHONY: all deps data test demo bench clean check-toolchain format format-check lint FORCE
 all: dtrain $(TEST_BIN)
 
 dtrain: $(BUILD)/dtrain
@@ -100,6 +107,7 @@ data: deps
 	@sh scripts/fetch-data.sh data
 
 test: deps data
+	@if [ "$(FORMAT_CHECK)" = 1 ]; then $(MAKE) --no-print-directory format-check; fi
 	@$(MAKE) --no-print-directory WERROR=1 all
 	@sh tests/run.sh $(BUILD)
 
@@ -113,5 +121,30 @@ bench: deps data
 
 clean:
 	rm -rf build build-san dtrain
+
+# Every C source and header, subfolders included (runtime/layers/ and the like).
+C_FILES = $(shell find runtime launch tests bench -name '*.[ch]' | LC_ALL=C sort) $(wildcard *.c *.h)
+
+format:
+	@sh scripts/deps.sh clang-format
+	clang-format -i $(C_FILES)
+
+# clang-format per file, so the files that differ are listed by name.
+format-check:
+	@sh scripts/deps.sh clang-format
+	@bad=0; for f in $(C_FILES); do \
+	    clang-format --dry-run --Werror "$$f" > /dev/null 2>&1 || { echo "$$f"; bad=$$((bad + 1)); }; \
+	done; \
+	if [ $$bad -gt 0 ]; then echo "make format-check: $$bad file(s) above differ from .clang-format: run make format" >&2; exit 1; fi
+
+# cppcheck: the noreturn DT_ASSERT failure path (scripts/cppcheck.cfg), the reasoned exceptions
+# (scripts/cppcheck-suppressions.xml), and gcc's predefined byte-order macros ckpt.c tests.
+CPPCHECK_FLAGS := --quiet --std=c11 --enable=warning,portability --error-exitcode=1 \
+    -D_GNU_SOURCE -D__BYTE_ORDER__=1234 -D__ORDER_LITTLE_ENDIAN__=1234 -Iruntime \
+    --library=scripts/cppcheck.cfg --suppress-xml=scripts/cppcheck-suppressions.xml
+lint:
+	@sh scripts/deps.sh cppcheck
+	cppcheck $(CPPCHECK_FLAGS) -j $(shell nproc 2>/dev/null || echo 1) $(C_FILES)
+	LINT_STRICT=$(LINT_STRICT) sh scripts/check-structure.sh
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,17 +1,50 @@
 # lib.sh - shared set-up of the shell test suites, sourced from the repository root after
-# setting T (the suite's name): `T=test_cli; . tests/lib.sh`.
-# Gives: the MPI environment (scripts/mpi-env.sh), NP (first argument, default 2), DT (./dtrain),
-# TMP (a temporary folder removed at exit), pass / fail counters for the summary line
-# "$T: N passed, N failed", and expect_dtrain_error.
+# setting T (the suite's name): `T=test_cli; . tests/lib.sh`. POSIX sh (sourced by sh and bash).
+# Gives:
+#   - the MPI environment (scripts/mpi-env.sh: DT_MPIRUN_FLAGS, root permission, 1 BLAS thread);
+#   - NP (first argument, default 2), DT (./dtrain), TMP (a temporary folder removed at exit; a
+#     suite that sets its own EXIT trap removes it there);
+#   - pass [MSG] / fail MSG: the counters ("  ok: MSG" / "FAIL $T: MSG" on stderr);
+#   - summary: the line "$T: N passed, N failed" that tests/run.sh adds up; its status is the
+#     suite's (0 when nothing failed), so a suite ends with `summary`;
+#   - skip_all REASON: "SKIP: $T: REASON", the summary line, exit 0 (nothing counted);
+#   - die MSG: one failure, the summary line, exit 1 (a check the rest cannot do without);
+#   - run_dtrain SECONDS NP ARGS...: `dtrain ARGS` on NP ranks under a hard time limit;
+#   - expect_dtrain_error.
 . scripts/mpi-env.sh
 NP=${1:-2}
 DT=./dtrain
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-$T.XXXXXX")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-$T.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
 passed=0
 failed=0
-pass() { passed=$((passed + 1)); }
+pass() {
+    passed=$((passed + 1))
+    if [ $# -gt 0 ]; then echo "  ok: $*"; fi
+}
 fail() { failed=$((failed + 1)); echo "FAIL $T: $*" >&2; }
+summary() {
+    echo "$T: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+skip_all() {
+    echo "SKIP: $T: $*"
+    summary
+    exit 0
+}
+die() {
+    fail "$@"
+    summary
+    exit 1
+}
+
+# run_dtrain SECONDS NP ARGS...: mpirun -np NP ./dtrain ARGS, killed after SECONDS (a rank stuck
+# in a collective must not hang the suite); its status is dtrain's (124/137 on time-out).
+run_dtrain() {
+    _rd_secs=$1 _rd_np=$2
+    shift 2
+    timeout -k 5 "$_rd_secs" mpirun -np "$_rd_np" $DT_MPIRUN_FLAGS $DT "$@"
+}
 
 # expect_dtrain_error NAME PATTERN ARGS...: `dtrain ARGS` on NP ranks exits non-zero (no hang)
 # within 30 s, with exactly one "dtrain: error" line, matching PATTERN, and no crash noise.
@@ -19,7 +52,7 @@ expect_dtrain_error() {
     name=$1 pat=$2
     shift 2
     start=$(date +%s)
-    timeout -k 5 60 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT "$@" > "$TMP/out" 2> "$TMP/err"
+    run_dtrain 60 "$NP" "$@" > "$TMP/out" 2> "$TMP/err"
     rc=$?
     secs=$(($(date +%s) - start))
     n=$(grep -c 'dtrain: error' "$TMP/err")

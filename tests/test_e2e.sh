@@ -5,33 +5,26 @@
 # usage: sh tests/test_e2e.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
-. scripts/mpi-env.sh
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-e2e.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
+T=test_e2e
+. tests/lib.sh
 
 # e2e NP DATA MIN_ACC ARGS...
 e2e() {
     np=$1 data=$2 min=$3
     shift 3
-    timeout -k 5 300 mpirun -np "$np" $DT_MPIRUN_FLAGS ./dtrain train --data "$data" \
-        --set train.progress=never "$@" > "$TMP/out" 2> "$TMP/err"
+    run_dtrain 300 "$np" train --data "$data" --set train.progress=never "$@" > "$TMP/out" 2> "$TMP/err"
     rc=$?
     last=$(tail -n 1 "$TMP/out")
     acc=$(echo "$last" | sed -n 's/^final: .* test_acc=\([0-9.]*\) .*/\1/p')
     if [ $rc -ne 0 ] || [ -z "$acc" ]; then
-        failed=$((failed + 1))
-        echo "FAIL test_e2e: $np ranks $data: exit $rc, last line '$last'" >&2
+        fail "$np ranks $data: exit $rc, last line '$last'"
         cat "$TMP/err" >&2
     elif ! awk -v a="$acc" -v m="$min" 'BEGIN { exit !(a >= m) }'; then
-        failed=$((failed + 1))
-        echo "FAIL test_e2e: $np ranks $data: test_acc $acc < $min" >&2
+        fail "$np ranks $data: test_acc $acc < $min"
     elif [ "$(grep -c '^epoch ' "$TMP/out")" -ne "$(echo "$last" | sed 's/.*epochs=\([0-9]*\).*/\1/')" ]; then
-        failed=$((failed + 1))
-        echo "FAIL test_e2e: $np ranks $data: epoch lines do not match the summary" >&2
+        fail "$np ranks $data: epoch lines do not match the summary"
     else
-        passed=$((passed + 1))
+        pass
         echo "  $np rank(s) $data: $last"
     fi
 }
@@ -48,7 +41,7 @@ e2e 2 mnist 85 --model lenet5 --epochs 2 --set data.limit_train=12000 --set data
 # generated data in the real formats: CIFAR-10 binary batches and HDF5 (NHWC uint8)
 MK=${BUILD:-build}/tests/tool_mkdata
 "$MK" cifar "$TMP" 64 64 && "$MK" hdf5 "$TMP/tr.h5" 1200 3 16 16 nhwc u8 &&
-    "$MK" hdf5 "$TMP/te.h5" 300 3 16 16 nhwc u8 || { echo "FAIL test_e2e: tool_mkdata" >&2; failed=$((failed + 1)); }
+    "$MK" hdf5 "$TMP/te.h5" 300 3 16 16 nhwc u8 || fail "tool_mkdata"
 e2e 2 hdf5 40 --model lenet5 --epochs 2 --set data.h5_train="$TMP/tr.h5" --set data.h5_test="$TMP/te.h5" \
     --set data.h5_layout=nhwc --batch-size 32
 # resnet20 (BatchNorm, residual adds, projections) with crop + flip: the loss must fall
@@ -57,9 +50,8 @@ e2e 2 cifar10 0 --model resnet20 --data-dir "$TMP" --epochs 2 --batch-size 16 --
 l1=$(sed -n 's/^epoch 1\/2  train_loss \([0-9.]*\).*/\1/p' "$TMP/out")
 l2=$(sed -n 's/^epoch 2\/2  train_loss \([0-9.]*\).*/\1/p' "$TMP/out")
 if [ -n "$l1" ] && [ -n "$l2" ] && awk -v a="$l1" -v b="$l2" 'BEGIN { exit !(b < a && a < 2.5) }'; then
-    passed=$((passed + 1)); echo "  resnet20 train loss $l1 -> $l2"
+    pass; echo "  resnet20 train loss $l1 -> $l2"
 else
-    failed=$((failed + 1)); echo "FAIL test_e2e: resnet20 loss did not fall: '$l1' -> '$l2'" >&2
+    fail "resnet20 loss did not fall: '$l1' -> '$l2'"
 fi
-echo "test_e2e: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

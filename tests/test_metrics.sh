@@ -13,19 +13,10 @@
 # usage: sh tests/test_metrics.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
-. scripts/mpi-env.sh
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-metrics.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_metrics: $*" >&2; }
+T=test_metrics
+. tests/lib.sh
 
-if ! command -v h5dump > /dev/null 2>&1; then
-    echo "FAIL test_metrics: h5dump not found (hdf5-tools; run make deps)" >&2
-    echo "test_metrics: 0 passed, 1 failed"
-    exit 1
-fi
+command -v h5dump > /dev/null 2>&1 || die "h5dump not found (hdf5-tools; run make deps)"
 
 EPOCHS=3
 EVERY=5
@@ -33,7 +24,7 @@ STEP_HDR="step,epoch,loss,lr,momentum,grad_norm,samples_per_s"
 EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,lr,samples_per_s,time_s,swa_test_acc"
 BASE="--set data.limit_train=1500 --set data.limit_test=300 --set train.progress=never --epochs $EPOCHS --set log.every_steps=$EVERY"
 run() { # ARGS... -> output in $TMP/out, status in $rc
-    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS ./dtrain train $BASE "$@" > "$TMP/out" 2>&1
+    run_dtrain 120 2 train $BASE "$@" > "$TMP/out" 2>&1
     rc=$?
 }
 final_steps() { sed -n 's/^final: .* steps=\([0-9]*\) .*/\1/p' "$TMP/out"; }
@@ -143,7 +134,7 @@ if [ $rc -eq 0 ] && [ -n "$STEPS" ] && [ $((STEPS % EPOCHS)) -eq 0 ]; then
 else
     fail "uninterrupted run: rc $rc"
     tail -n 15 "$TMP/out" >&2
-    echo "test_metrics: $passed passed, $failed failed"
+    summary
     exit 1
 fi
 
@@ -172,5 +163,4 @@ else fail "resume from step 20 with 28 deleted (rc $rc; $rows_before step rows, 
 check_logs "$TMP/logB" "$STEPS" "older checkpoint + resume"
 same_as_reference "$TMP/logB" "older checkpoint + resume"
 
-echo "test_metrics: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

@@ -11,23 +11,14 @@
 # usage: bash tests/test_multihost.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
+T=test_multihost
+. tests/lib.sh
 REPO=$(pwd)
-passed=0
-failed=0
 TINY=(--epochs 1 --set data.limit_train=2000 --set data.limit_test=500 --set train.progress=never)
 SUBNET=10.99.0.0/24
 
-summary() { echo "test_multihost: $passed passed, $failed failed"; }
-pass() { passed=$((passed + 1)); echo "  ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL test_multihost: $*" >&2; }
-skip_all() {
-    echo "SKIP: test_multihost: $*"
-    summary
-    exit 0
-}
-
-[ -x ./dtrain ] || { fail "./dtrain is not built (make)"; summary; exit 1; }
-[ -s data/mnist/train-images-idx3-ubyte ] || { fail "no MNIST in data/mnist (make data)"; summary; exit 1; }
+[ -x ./dtrain ] || die "./dtrain is not built (make)"
+[ -s data/mnist/train-images-idx3-ubyte ] || die "no MNIST in data/mnist (make data)"
 for c in ip unshare mpirun timeout; do
     command -v "$c" >/dev/null 2>&1 || skip_all "'$c' is not installed"
 done
@@ -38,7 +29,6 @@ tag=$$
 H1=dt${tag}h1
 H2=dt${tag}h2
 BR=dtbr$tag
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-multihost.XXXXXX") || exit 1
 CREATED_NS=()
 CREATED_LINKS=()
 
@@ -52,7 +42,7 @@ teardown() {
     for l in "${CREATED_LINKS[@]}"; do
         ip link show "$l" >/dev/null 2>&1 && ip link del "$l" 2>/dev/null
     done
-    rm -rf "$TMP"
+    rm -rf "$TMP"   # lib.sh's folder: this trap replaces lib.sh's
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
@@ -164,4 +154,3 @@ compare "2 ranks, 1 per host" 2 "$H1:1,$H2:1" tcp,self
 compare "4 ranks, 2 per host" 4 "$H1:2,$H2:2" tcp,vader,self
 
 summary
-[ $failed -eq 0 ]

@@ -14,19 +14,14 @@
 # usage: bash tests/test_resume.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
-. scripts/mpi-env.sh
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-resume.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_resume: $*" >&2; }
+T=test_resume
+. tests/lib.sh
 
 BASE=(--set data.limit_train=3000 --set data.limit_test=500 --set train.progress=never --epochs 3)
 run() { # NP ARGS... -> stdout+stderr in $TMP/out, status in $rc
     local np=$1
     shift
-    timeout -k 5 180 mpirun -np "$np" $DT_MPIRUN_FLAGS ./dtrain train "${BASE[@]}" "$@" > "$TMP/out" 2>&1
+    run_dtrain 180 "$np" train "${BASE[@]}" "$@" > "$TMP/out" 2>&1
     rc=$?
 }
 # rank_pid PID RANK: the dtrain process of MPI rank RANK below PID (timeout -> mpirun -> dtrain)
@@ -79,7 +74,8 @@ RANDOM=7
 done_run=0
 kills=0
 for attempt in 1 2 3 4 5 6 7 8; do
-    timeout -k 5 180 mpirun -np 2 $DT_MPIRUN_FLAGS ./dtrain train "${BASE[@]}" --ckpt-dir "$TMP/ck" \
+    # not run_dtrain: rank_pid needs timeout itself as the background job (no subshell between)
+    timeout -k 5 180 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train "${BASE[@]}" --ckpt-dir "$TMP/ck" \
         --set ckpt.every_steps=5 --resume auto > "$TMP/out" 2>&1 &
     mpid=$!
     sleep "0.$((3 + RANDOM % 7))"
@@ -97,7 +93,7 @@ else fail "kill -9 + resume ($kills kills): params_crc '$(crc)' != '$WANT'"; fi
 # --- a crash in the middle of writing a checkpoint ---
 rm -rf "$TMP/ck"
 run 2 --ckpt-dir "$TMP/ck" --set ckpt.every_steps=10 --set train.stop_at_step=10
-DTRAIN_CKPT_FAULT=mid_write:exit timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS ./dtrain train "${BASE[@]}" \
+DTRAIN_CKPT_FAULT=mid_write:exit run_dtrain 120 2 train "${BASE[@]}" \
     --ckpt-dir "$TMP/ck" --set ckpt.every_steps=10 --resume auto > "$TMP/out" 2>&1
 ls -a "$TMP/ck" > "$TMP/ls"
 if grep -q 'ckpt-step00000020.h5$' "$TMP/ls" && ! grep -q '^\.ckpt' "$TMP/ls"; then
@@ -112,7 +108,7 @@ run 2 --epochs 8
 WANT8=$(crc)
 for twice in 0 1; do
     rm -rf "$TMP/ck"
-    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS ./dtrain train "${BASE[@]}" --epochs 8 --ckpt-dir "$TMP/ck" \
+    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train "${BASE[@]}" --epochs 8 --ckpt-dir "$TMP/ck" \
         --set ckpt.every_epoch=false > "$TMP/out" 2>&1 &
     mpid=$!
     for _ in $(seq 100); do grep -q '^epoch 1/8' "$TMP/out" && break; sleep 0.05; done
@@ -177,5 +173,4 @@ else fail "inspect"; cat "$TMP/insp" >&2; fi
 ./dtrain inspect "$newest" > "$TMP/insp" 2>&1
 [ $? -ne 0 ] && grep -q "dtrain: error: .*ckpt-step00000030.h5" "$TMP/insp" && pass || fail "inspect of a corrupted file"
 
-echo "test_resume: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

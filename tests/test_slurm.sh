@@ -10,38 +10,29 @@
 # usage: bash tests/test_slurm.sh        (KEEP=1: keep the temp dir and print where it is)
 set -u
 cd "$(dirname "$0")/.." || exit 1
+T=test_slurm
+. tests/lib.sh
 REPO=$(pwd)
-passed=0
-failed=0
 MIN_ACC=60
 TINY=(--epochs 1 --set data.limit_train=4000 --set data.limit_test=1000 --set train.progress=never)
 
-summary() { echo "test_slurm: $passed passed, $failed failed"; }
-pass() { passed=$((passed + 1)); echo "  ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL test_slurm: $*" >&2; }
-skip_all() {
-    echo "SKIP: test_slurm: $*"
-    summary
-    exit 0
-}
 
 # --- launcher command lines outside Slurm (no daemons needed) ------------------------------------
 [ "$(id -u)" = 0 ] || skip_all "needs root (installs packages, starts munged/slurmctld/slurmd)"
-[ -x ./dtrain ] || { fail "./dtrain is not built (make)"; summary; exit 1; }
-[ -s data/mnist/train-images-idx3-ubyte ] || { fail "no MNIST in data/mnist (make data)"; summary; exit 1; }
+[ -x ./dtrain ] || die "./dtrain is not built (make)"
+[ -s data/mnist/train-images-idx3-ubyte ] || die "no MNIST in data/mnist (make data)"
 
 # --- packages -------------------------------------------------------------------------------------
 if ! reason=$(bash scripts/slurm-local.sh deps 2>&1); then
     skip_all "Slurm is not available and could not be installed: $reason"
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-slurm.XXXXXX") || exit 1
 chmod 0755 "$TMP"
 cleanup() {
     bash "$REPO/scripts/slurm-local.sh" down "$TMP/cluster"
     if [ "${KEEP:-0}" = 1 ]; then echo "test_slurm: kept $TMP"; else rm -rf "$TMP"; fi
 }
-trap cleanup EXIT
+trap cleanup EXIT   # replaces lib.sh's
 trap 'fail "interrupted"; summary; exit 130' INT TERM
 
 # dry-run checks outside an allocation: mpirun with binding, threads passed through
@@ -276,4 +267,3 @@ fi
 
 echo "  ($(( $(date +%s) - t0 )) s of jobs)"
 summary
-[ $failed -eq 0 ]

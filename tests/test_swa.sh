@@ -12,19 +12,14 @@
 # usage: bash tests/test_swa.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
-. scripts/mpi-env.sh
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-swa.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_swa.sh: $*" >&2; }
+T=test_swa.sh
+. tests/lib.sh
 
 BASE=(--set data.limit_train=2000 --set data.limit_test=400 --set train.progress=never)
 run() { # NP ARGS... -> output in $TMP/out, status in $rc
     local np=$1
     shift
-    timeout -k 5 120 mpirun -np "$np" $DT_MPIRUN_FLAGS ./dtrain train "${BASE[@]}" "$@" > "$TMP/out" 2>&1
+    run_dtrain 120 "$np" train "${BASE[@]}" "$@" > "$TMP/out" 2>&1
     rc=$?
 }
 final() { grep '^final:' "$TMP/out" | tail -n 1; }
@@ -128,5 +123,4 @@ resume_case "swa epoch" 9 20 --model "$TMP/bnmlp.cfg" --set swa.mode=swa --set s
 resume_case "ema" 7 17 --model "$TMP/bnmlp.cfg" --set swa.mode=ema --set swa.interval=step \
     --set swa.start=3 --set swa.ema_decay=0.95
 
-echo "test_swa.sh: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

@@ -11,20 +11,13 @@
 # usage: sh tests/test_torch_load.sh   (BUILD=build-san for another build tree)
 set -u
 cd "$(dirname "$0")/.." || exit 1
+T=test_torch_load
+. tests/lib.sh
 PY=/usr/bin/python3
 if ! [ -x "$PY" ] || ! "$PY" -c 'import torch, h5py, numpy' > /dev/null 2>&1; then
-    echo "SKIP: test_torch_load: $PY cannot import torch, h5py and numpy (CI has no PyTorch)"
-    echo "test_torch_load: 0 passed, 0 failed"
-    exit 0
+    skip_all "$PY cannot import torch, h5py and numpy (CI has no PyTorch)"
 fi
-. scripts/mpi-env.sh
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-torchload.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 LOADER=tests/fixtures/load_dtrain_checkpoint.py
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_torch_load: $*" >&2; }
 
 # csv_col FILE COLUMN: the column's value in the last row
 csv_col() {
@@ -38,7 +31,7 @@ case_() {
     name=$1 model=$2 data=$3 dir=$4 ntest=$5
     shift 5
     rm -rf "$TMP/ck" "$TMP/log"
-    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS ./dtrain train --model "$model" --data "$data" \
+    run_dtrain 120 2 train --model "$model" --data "$data" \
         --data-dir "$dir" --epochs 1 --set data.limit_test="$ntest" --set train.progress=never \
         --ckpt-dir "$TMP/ck" --set log.dir="$TMP/log" "$@" > "$TMP/out" 2>&1
     rc=$?
@@ -98,5 +91,4 @@ else
     fail "tool_mkdata cifar"
 fi
 
-echo "test_torch_load: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

@@ -1,6 +1,6 @@
 /*
- * test_swa_mpi.c - the parts of SWA that need ranks (run under mpirun at 1 and 2 ranks; also fine
- * as a singleton):
+ * test_mpi_swa.c - the parts of SWA that need ranks (run under mpirun at 1, 2 and 3 ranks; also
+ * fine as a singleton):
  *   - the BatchNorm refresh (torch.optim.swa_utils.update_bn, as swa_evaluate in train.c runs it):
  *     dt_net_refresh(net, 0), net->bn_refresh = 1, training-mode forwards over every rank's shard
  *     in batches of t->batch, dt_net_refresh(net, 1). The running_mean / running_var must be the
@@ -37,7 +37,7 @@
 
 enum { N_TRAIN = 120, N_TEST = 48, BATCH = 8, HID = 16, IN = 64, MAX_SNAP = 64 };
 
-static const char model_text[] = "# test_swa_mpi: linear + BatchNorm1d over features\n"
+static const char model_text[] = "# test_mpi_swa: linear + BatchNorm1d over features\n"
                                  "[net]\ninput = 1x8x8\nclasses = 10\n\n"
                                  "[flatten]\n\n"
                                  "[linear]\nname = fc1\nout = 16\n\n"
@@ -378,7 +378,7 @@ int main(int argc, char **argv)
     remove(model_path);
     rmdir(model_dir);
     char name[64];
-    snprintf(name, sizeof name, "test_swa_mpi (%d rank%s)", world, world > 1 ? "s" : "");
+    snprintf(name, sizeof name, "test_mpi_swa (%d rank%s)", world, world > 1 ? "s" : "");
     int status = check_finish_mpi(name, MPI_COMM_WORLD);
     dt_dist_finalize();
     return status;

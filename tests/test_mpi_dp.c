@@ -1,7 +1,7 @@
 /*
- * test_dp.c - data-parallel equivalence (ARCHITECTURE.md invariant 1): K steps at W ranks x batch
- * b give the same parameters as 1 rank x batch W*b over the same samples, for SGD with momentum,
- * Nesterov, dampening and weight decay, across an epoch boundary (new permutation).
+ * test_mpi_dp.c - data-parallel equivalence (ARCHITECTURE.md invariant 1): K steps at W ranks x
+ * batch b give the same parameters as 1 rank x batch W*b over the same samples, for SGD with
+ * momentum, Nesterov, dampening and weight decay, across an epoch boundary (new permutation).
  *
  * Run under mpirun at 1, 2 and 3 ranks. Every rank also computes the 1-rank reference itself on
  * MPI_COMM_SELF, so the comparison needs no communication; replicas must be bitwise identical.
@@ -173,7 +173,7 @@ int main(int argc, char **argv)
     test_grad_sync(rank, world);
     dt_dataset_free(&ds);
     char name[64];
-    snprintf(name, sizeof name, "test_dp (%d rank%s)", world, world > 1 ? "s" : "");
+    snprintf(name, sizeof name, "test_mpi_dp (%d rank%s)", world, world > 1 ? "s" : "");
     int status = check_finish_mpi(name, MPI_COMM_WORLD);
     dt_dist_finalize();
     return status;
