@@ -116,6 +116,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     dt_grad_sync_init(&t->sync, net->grad, net->numel,
                       (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), comm);
     dt_dist_catch_signals();
+    dt_dist_watchdog_start(cfg->dist_timeout, comm);
     /* checkpoint directory, resume */
     rc = DT_OK;
     if (t->rank == 0 && has_dir(cfg->ckpt_dir))
@@ -163,6 +164,7 @@ void dt_trainer_free(dt_trainer *t)
     dt_swa_free(&t->swa);
     dt_sampler_free(&t->sampler);
     dt_grad_sync_free(&t->sync);
+    dt_dist_watchdog_stop();
     free(t->x);
     free(t->y);
     free(t->probs);
@@ -270,6 +272,7 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
         sums[2] += n;
     }
     free(idx);
+    dt_dist_arrive(DT_PHASE_EPOCH, comm);
     MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm);
     dt_eval e = {sums[0] / sums[2], sums[1] / sums[2], (int64_t)sums[2]};
     return e;
@@ -344,6 +347,7 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
         return DT_OK;
     /* collective part: the epoch's partial sums and every rank's stream counters */
     double sums[3];
+    dt_dist_arrive(DT_PHASE_CHECKPOINT, t->comm);
     MPI_Allreduce(t->epoch_sums, sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
     int64_t mine[3] = {cfg->seed, t->rank, t->step};
     int64_t *streams = t->rank == 0 ? dt_xmalloc((size_t)t->world * 3, sizeof *streams) : NULL;
@@ -783,6 +787,7 @@ int dt_trainer_run(dt_trainer *t)
                 if (cfg->stop_at_step > 0 && t->step == cfg->stop_at_step)
                     ctrl.flags |= DT_CTRL_STOP; /* a simulated pre-emption, for tests */
             }
+            dt_dist_watchdog_step(t->step);
             dt_dist_ctrl(&ctrl, t->comm);
             if (ctrl.flags & DT_CTRL_STOP) {
                 stopped = ctrl.signal ? ctrl.signal : -2;
@@ -842,6 +847,7 @@ int dt_trainer_run(dt_trainer *t)
          * earlier part is in epoch_sums but not in epoch_time) */
         double sums[4] = {t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2],
                           t->epoch_sums[2] - seen0};
+        dt_dist_arrive(DT_PHASE_EPOCH, t->comm);
         MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, t->comm);
         t->train_samples += sums[2];
         last_train_loss = sums[0] / sums[2];
