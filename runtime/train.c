@@ -915,6 +915,22 @@ int dt_trainer_run(dt_trainer *t)
                            : stopped == SIGUSR1 ? "SIGUSR1 (pre-emption signal)"
                            : stopped == -2      ? "train.stop_at_step (a simulated pre-emption signal)"
                                                 : "a pre-emption signal";
+        if (t->step == 0 || t->step == t->last_ckpt) {
+            /* a signal before the first step (it may come during start-up: the handlers are
+             * installed first thing in main) or right after a resume: nothing new to save */
+            if (t->out) {
+                if (t->step == 0)
+                    fprintf(t->out, "stopped at step 0 by %s before training: nothing to save\n",
+                            name);
+                else
+                    fprintf(t->out,
+                            "stopped at step %lld by %s: nothing new since the checkpoint of "
+                            "this step; rerun with --resume auto to continue\n",
+                            (long long)t->step, name);
+                fflush(t->out);
+            }
+            return DT_OK;
+        }
         if (!has_dir(cfg->ckpt_dir)) {
             dt_err("stopped at step %lld by %s, but ckpt.dir is none: no checkpoint written "
                    "(set ckpt.dir to make runs resumable)",
