@@ -68,7 +68,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* max(dist.timeout, 20 x the median of the step times so far (once 5 are known)) */
+/* max(dist.timeout, 20 x the median of the last 64 step times (once 5 are known)) */
 static double wd_limit(void)
 {
     int n = wd.ntimes < WD_RING ? wd.ntimes : WD_RING;

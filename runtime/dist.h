@@ -79,12 +79,12 @@ typedef enum {
 
 /* Starts watching the waits of this process on `comm` (collective: duplicates comm for the
  * watchdog's own messages). timeout_s <= 0, or one rank, leaves the watchdog off: waits are then
- * plain MPI waits. The limit of a wait is max(timeout_s, 20 x the median step time measured so
- * far), so a slow model is never taken for a stalled one. A wait that passes the limit tells every
- * rank; every rank that is waiting itself answers with its own step and phase; after a grace of
- * 2 s the lowest answering rank prints ONE line naming the ranks that did not answer, the step
- * and phase they have not reached and where every rank was last seen together, and calls
- * MPI_Abort(comm, 1). */
+ * plain MPI waits. The limit of a wait is max(timeout_s, 20 x the median time of the last 64
+ * steps, once 5 are measured), so a slow model is never taken for a stalled one. A wait that
+ * passes the limit tells every rank; every rank that is waiting itself answers with its own step
+ * and phase; after a grace of 2 s the lowest answering rank prints ONE line naming the ranks
+ * that did not answer, the step and phase they have not reached and where every rank was last
+ * seen together, and calls MPI_Abort(comm, 1). */
 void dt_dist_watchdog_start(double timeout_s, MPI_Comm comm);
 /* Stops watching (collective over the comm given to start). No-op when not started. */
 void dt_dist_watchdog_stop(void);
