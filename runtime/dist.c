@@ -526,6 +526,8 @@ uint64_t dt_dist_fingerprint(const float *p, size_t n)
 int dt_dist_same(uint64_t fp, MPI_Comm comm)
 {
     unsigned long long v[2] = {fp, ~fp}, r[2];
-    MPI_Allreduce(v, r, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm);
+    MPI_Request req;
+    MPI_Iallreduce(v, r, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm, &req);
+    watched_wait(1, &req, DT_PHASE_EPOCH);
     return r[0] == fp && r[1] == ~fp;
 }

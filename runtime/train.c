@@ -254,6 +254,7 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
     MPI_Comm_size(comm, &world);
     /* DDP (broadcast_buffers=True): every rank evaluates with rank 0's BatchNorm buffers, the
      * ones a checkpoint stores */
+    dt_dist_arrive(DT_PHASE_EPOCH, comm);
     dt_dist_bcast(net->state, net->state_numel, comm);
     int64_t *idx = dt_xmalloc((size_t)batch, sizeof *idx);
     double sums[3] = {0, 0, 0}; /* loss * n, correct, n */

@@ -16,7 +16,7 @@ T=test_watchdog
 [ -x "$DT" ] || { echo "$T: $DT missing (make)" >&2; exit 1; }
 [ -f data/mnist/train-images-idx3-ubyte ] || { echo "$T: data/mnist missing (make data)" >&2; exit 1; }
 
-SMALL="--model mlp --set data.limit_test=500 --set train.progress=never"
+SMALL="--model mlp --set data.limit_train=6000 --set data.limit_test=500 --set train.progress=never"
 
 # rank_pid PID RANK: the dtrain process of MPI rank RANK below PID (timeout -> mpirun -> dtrain)
 rank_pid() {
@@ -78,7 +78,7 @@ for np in 2 3; do
     ok=1
     for to in 0 1; do
         timeout -k 5 120 mpirun -np $np $DT_MPIRUN_FLAGS $DT train $SMALL --epochs 2 \
-            --set data.limit_train=4000 --ckpt-dir "$TMP/ck$np$to" --set ckpt.every_steps=20 \
+            --ckpt-dir "$TMP/ck$np$to" --set ckpt.every_steps=20 \
             --set dist.timeout=$to > "$TMP/out" 2> "$TMP/err"
         rc=$?
         crc=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/out")
@@ -91,8 +91,7 @@ done
 # a signal right after start: recorded by handlers installed before anything else
 for sig in USR1:10 TERM:15; do
     num=${sig#*:} sig=${sig%:*}
-    timeout -k 5 60 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train $SMALL --epochs 1 --set data.limit_train=3000 \
-        > "$TMP/out" 2> "$TMP/err" &
+    timeout -k 5 60 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train $SMALL --epochs 1 > "$TMP/out" 2> "$TMP/err" &
     tpid=$!
     vpid=''
     for _ in $(seq 2000); do vpid=$(rank_pid "$tpid" 1); [ -n "$vpid" ] && break; done
