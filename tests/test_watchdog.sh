@@ -58,7 +58,7 @@ stall_case() {
         fail "$name: exit status $rc, expected 1"; cat "$TMP/err" >&2
     elif [ "$n" -ne 1 ]; then
         fail "$name: $n 'dtrain: error' lines, expected 1:"; cat "$TMP/err" >&2
-    elif ! grep -q "dtrain: error: rank $victim has not reached step [0-9]* (.*) after [0-9]* s; last seen at step [0-9]* (.*); aborting" "$TMP/err"; then
+    elif ! grep -q "dtrain: error: rank $victim has not \(reached\|completed\) step [0-9]* (.*) after [0-9]* s; last seen at step [0-9]* (.*); aborting" "$TMP/err"; then
         fail "$name: the message does not name rank $victim:"; cat "$TMP/err" >&2
     elif [ $secs -gt 18 ]; then
         fail "$name: took ${secs}s after the stop, expected <= 18"
