@@ -298,6 +298,10 @@ static int cmd_inspect(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A pre-emption signal may come at any moment, during MPI_Init or data loading too: the
+     * handlers that record it come first, so it stops training at its first step, with a line. */
+    if (argc > 1 && strcmp(argv[1], "train") == 0)
+        dt_dist_catch_signals();
     int world = dt_dist_init(&argc, &argv);
     dt_h5_init(); /* HDF5 never prints its error stack: every failure is one dtrain message */
     int status;

@@ -134,6 +134,8 @@ const dt_cfg_key dt_cfg_keys[] = {
 
     STR("log.dir", log_dir, "none", "metrics folder: metrics.h5 + metrics_step.csv + metrics_epoch.csv (none: off)"),
     INT("log.every_steps", log_every_steps, "1", 1, 1e9, "log every N steps"),
+
+    FLT("dist.timeout", dist_timeout, "600", 0, 1e9, 0, 0, "watchdog: a rank that waits this many seconds for the others (at least 20x the median time of the last 64 steps) names the missing ranks and aborts the job with exit 1 (0: off)"),
 };
 const int dt_cfg_nkeys = (int)(sizeof dt_cfg_keys / sizeof dt_cfg_keys[0]);
 

@@ -74,6 +74,7 @@ typedef struct dt_config {
     /* log */
     char log_dir[DT_STR_MAX];
     int64_t log_every_steps;
+    double dist_timeout; /* watchdog seconds (0: off); see dt_dist_watchdog */
 } dt_config;
 
 /* STRING and ENUM fill a char[DT_STR_MAX]; CHOICE stores the index of the value among `choices`

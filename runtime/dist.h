@@ -68,6 +68,35 @@ enum { DT_CTRL_STOP = 1, DT_CTRL_CHECKPOINT = 2 };
  * some ranks). One MPI_Allreduce (max): no more latency than the broadcast it replaces. */
 void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm);
 
+/* ---- the watchdog (dist.timeout): no rank waits forever ----
+ * Where a rank is: the step it works on and the phase of the collective it waits in. */
+typedef enum {
+    DT_PHASE_START,     /* before the first step */
+    DT_PHASE_CONTROL,   /* the per-step control message */
+    DT_PHASE_GRADIENTS, /* the allreduce of gradients */
+    DT_PHASE_AGREE,     /* an error agreement (dt_dist_agree) */
+    DT_PHASE_EPOCH,     /* the end-of-epoch sums and evaluation */
+    DT_PHASE_CHECKPOINT /* a checkpoint's collective part */
+} dt_phase;
+
+/* Starts watching the waits of this process on `comm` (collective: duplicates comm for the
+ * watchdog's own messages). timeout_s <= 0, or one rank, leaves the watchdog off: waits are then
+ * plain MPI waits. The limit of a wait is max(timeout_s, 20 x the median time of the last 64
+ * steps, once 5 are measured), so a slow model is never taken for a stalled one. A wait that
+ * passes the limit tells every rank; every rank that is waiting itself answers with its own step
+ * and phase; after a grace of 2 s the lowest answering rank prints ONE line naming the ranks
+ * that did not answer, the step and phase they have not reached and where every rank was last
+ * seen together, and calls MPI_Abort(comm, 1). */
+void dt_dist_watchdog_start(double timeout_s, MPI_Comm comm);
+/* Stops watching (collective over the comm given to start). No-op when not started. */
+void dt_dist_watchdog_stop(void);
+/* This rank begins training step `step` (also times the steps for the median). */
+void dt_dist_watchdog_step(int64_t step);
+/* A watched barrier: every rank has reached `phase` of the current step. Placed before a
+ * blocking reduction (kept blocking so that its summation order, and the results, stay the same)
+ * so that a rank that never arrives is named. No-op when the watchdog is off. */
+void dt_dist_arrive(dt_phase phase, MPI_Comm comm);
+
 /* Installs SIGTERM and SIGUSR1 handlers that only record the signal (idempotent: a second
  * signal changes nothing), so the job can checkpoint at the next step boundary and exit 0. */
 void dt_dist_catch_signals(void);

@@ -119,6 +119,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     dt_grad_sync_init(&t->sync, net->grad, net->numel,
                       (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), comm);
     dt_dist_catch_signals();
+    dt_dist_watchdog_start(cfg->dist_timeout, comm);
     /* checkpoint directory, resume */
     rc = DT_OK;
     if (t->rank == 0 && has_dir(cfg->ckpt_dir))
@@ -170,6 +171,7 @@ void dt_trainer_free(dt_trainer *t)
     dt_state_free(&t->state);
     free(t->io.nbt);
     t->io.nbt = NULL;
+    dt_dist_watchdog_stop();
     free(t->x);
     free(t->y);
     free(t->probs);
@@ -259,6 +261,7 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
     MPI_Comm_size(comm, &world);
     /* DDP (broadcast_buffers=True): every rank evaluates with rank 0's BatchNorm buffers, the
      * ones a checkpoint stores */
+    dt_dist_arrive(DT_PHASE_EPOCH, comm);
     dt_dist_bcast(net->state, net->state_numel, comm);
     int64_t *idx = dt_xmalloc((size_t)batch, sizeof *idx);
     double sums[3] = {0, 0, 0}; /* loss * n, correct, n */
@@ -277,6 +280,7 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
         sums[2] += n;
     }
     free(idx);
+    dt_dist_arrive(DT_PHASE_EPOCH, comm);
     MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm);
     dt_eval e = {sums[0] / sums[2], sums[1] / sums[2], (int64_t)sums[2]};
     return e;
@@ -491,6 +495,7 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
     const dt_config *cfg = t->cfg;
     if (!has_dir(cfg->ckpt_dir))
         return DT_OK;
+    dt_dist_arrive(DT_PHASE_CHECKPOINT, t->comm);
     io_pack(t); /* collective: the epoch's partial sums and every rank's stream counters */
     int rc = DT_OK;
     if (t->rank == 0) {
@@ -915,6 +920,7 @@ int dt_trainer_run(dt_trainer *t)
                 if (cfg->stop_at_step > 0 && t->step == cfg->stop_at_step)
                     ctrl.flags |= DT_CTRL_STOP; /* a simulated pre-emption, for tests */
             }
+            dt_dist_watchdog_step(t->step);
             dt_dist_ctrl(&ctrl, t->comm);
             if (ctrl.flags & DT_CTRL_STOP) {
                 stopped = ctrl.signal ? ctrl.signal : -2;
@@ -974,6 +980,7 @@ int dt_trainer_run(dt_trainer *t)
          * earlier part is in epoch_sums but not in epoch_time) */
         double sums[4] = {t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2],
                           t->epoch_sums[2] - seen0};
+        dt_dist_arrive(DT_PHASE_EPOCH, t->comm);
         MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, t->comm);
         t->train_samples += sums[2];
         last_train_loss = sums[0] / sums[2];
@@ -1041,6 +1048,22 @@ int dt_trainer_run(dt_trainer *t)
                            : stopped == SIGUSR1 ? "SIGUSR1 (pre-emption signal)"
                            : stopped == -2      ? "train.stop_at_step (a simulated pre-emption signal)"
                                                 : "a pre-emption signal";
+        if (t->step == 0 || t->step == t->last_ckpt) {
+            /* a signal before the first step (it may come during start-up: the handlers are
+             * installed first thing in main) or right after a resume: nothing new to save */
+            if (t->out) {
+                if (t->step == 0)
+                    fprintf(t->out, "stopped at step 0 by %s before training: nothing to save\n",
+                            name);
+                else
+                    fprintf(t->out,
+                            "stopped at step %lld by %s: nothing new since the checkpoint of "
+                            "this step; rerun with --resume auto to continue\n",
+                            (long long)t->step, name);
+                fflush(t->out);
+            }
+            return DT_OK;
+        }
         if (!has_dir(cfg->ckpt_dir)) {
             dt_err("stopped at step %lld by %s, but ckpt.dir is none: no checkpoint written "
                    "(set ckpt.dir to make runs resumable)",
