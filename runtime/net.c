@@ -135,6 +135,10 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
     }
     dt_layer *l = ps->cur;
+    if (!l) /* a key before any section: it belongs to no layer */
+        return dt_err("%s:%d: key '%s' outside a section: expected [net] or a [layer] header "
+                      "first",
+                      src, line, key);
     if (strcmp(key, "input") == 0 || (strcmp(key, "from") == 0 && l->ops->two_inputs)) {
         if (strlen(val) >= DT_NAME_MAX)
             return dt_err("%s:%d: %s = '%s' is too long", src, line, key, val);
