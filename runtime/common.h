@@ -71,6 +71,16 @@ void dt_err_clear(void);
  * component that cannot be created, with strerror). */
 int dt_mkdir_p(const char *dir);
 
+/* Opens path read-only WITHOUT blocking on a FIFO or device (O_NONBLOCK, then fstat) and
+ * refuses anything but a regular file: a FIFO, a directory, a device or a socket is an error
+ * "PATH: is a FIFO: expected a regular file (WHAT)". `what` names the expected content ("an IDX
+ * image file"); NULL leaves the parenthesis out. Returns the descriptor (blocking mode restored,
+ * close-on-exec), or DT_ERR with a message naming the path (cannot open: strerror, or the kind). */
+int dt_open_regular(const char *path, const char *what);
+
+/* dt_open_regular, then close: for files a library opens by name (HDF5). Returns 0 or DT_ERR. */
+int dt_check_regular_file(const char *path, const char *what);
+
 /* Monotonic wall clock in seconds. */
 double dt_now(void);
 
