@@ -81,6 +81,12 @@ int dt_open_regular(const char *path, const char *what);
 /* dt_open_regular, then close: for files a library opens by name (HDF5). Returns 0 or DT_ERR. */
 int dt_check_regular_file(const char *path, const char *what);
 
+/* *r = a * b; returns 1 when it overflowed size_t (then *r is unspecified). */
+static inline int dt_mul_overflow(size_t a, size_t b, size_t *r)
+{
+    return __builtin_mul_overflow(a, b, r);
+}
+
 /* Monotonic wall clock in seconds. */
 double dt_now(void);
 

@@ -50,6 +50,7 @@ for np in 1 2; do
     suite "test_swa_mpi np=$np" timeout -k 5 300 mpirun -np $np $DT_MPIRUN_FLAGS "$B"/tests/test_swa_mpi
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
+suite test_badinput env BUILD="$B" timeout -k 5 300 sh tests/test_badinput.sh 2
 suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
 suite test_eval env BUILD="$B" timeout -k 5 300 sh tests/test_eval.sh 2
 suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh
