@@ -134,7 +134,11 @@ static char *joinf(const char *a, const char *b, const char *c)
 {
     size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
     char *s = malloc(n);
-    snprintf(s, n, "%s%s%s", a, b, c);
+    if (!s)
+        abort();
+    memcpy(s, a, strlen(a));
+    memcpy(s + strlen(a), b, strlen(b));
+    memcpy(s + strlen(a) + strlen(b), c, strlen(c) + 1);
     return s;
 }
 
@@ -157,7 +161,6 @@ static int mutate_text_lines(lines *L)
         break;
     case 2: { /* move, often to the top: a key before the first section */
         char *s = L->line[i];
-        L->line[i] = NULL;
         memmove(L->line + i, L->line + i + 1, (L->n - i - 1) * sizeof *L->line);
         L->n--;
         j = below(3) == 0 ? 0 : below(L->n + 1);
