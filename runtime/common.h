@@ -34,8 +34,10 @@ extern int dt_rank;
 
 /* Elementwise hot loops: compiled for AVX2 and for baseline x86-64, picked at load time (GCC
  * function multiversioning), so a portable build still uses 8-wide vectors where the CPU has
- * them. Plain IEEE arithmetic either way (no contraction: -std=c11 sets -ffp-contract=off). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+ * them. Plain IEEE arithmetic either way (no contraction: -std=c11 sets -ffp-contract=off).
+ * The sanitizer build (SAN=address,undefined) keeps the clones: it must test the kernels the
+ * release build runs (issue 16), as it already did for optim.c's FMA clones. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DT_SIMD __attribute__((target_clones("avx2", "default")))
 #else
 #define DT_SIMD
