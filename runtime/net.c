@@ -145,8 +145,9 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
     if (ps->in_net) {
         if (strcmp(key, "input") == 0) {
             if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
-                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, e.g. 1x28x28", src, line,
-                              val);
+                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, each in [1, 65536], "
+                              "e.g. 1x28x28",
+                              src, line, val);
             return DT_OK;
         }
         if (strcmp(key, "classes") == 0) {
