@@ -43,6 +43,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-fuzz.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 S=$TMP/seeds
 mkdir -p "$S" "$TMP/run"
+# the binaries under test, frozen: a rebuild during a long run must not change them mid-way
+cp "$DT" "$TMP/dtrain" && cp "$GEN" "$TMP/tool_fuzzgen" || exit 1
+DT0=$DT
+DT=$TMP/dtrain GEN=$TMP/tool_fuzzgen
 
 # --- seeds: small valid inputs of every kind ---
 # IDX: the first 64 training and test images of MNIST, counts patched to 64
@@ -107,7 +111,7 @@ run_case() {
     cp "$TMP/err" "$k/stderr"
     [ -d "$KEEP/seeds" ] || cp -r "$S" "$KEEP/seeds"
     echo "FAIL fuzz $cat seed $seed: $why [$desc]"
-    echo "     input kept in $k; reproduce: (cd $k && $DT $*)" | sed -e "s|$TMP/in|$k/in|g" -e "s|$S|$KEEP/seeds|g"
+    echo "     input kept in $k; reproduce: (cd $k && $DT0 $*)" | sed -e "s|$TMP/in|$k/in|g" -e "s|$S|$KEEP/seeds|g"
     grep -E 'dtrain: error|ERROR|runtime error|assertion|signal' "$TMP/err" | head -n 3 | sed 's/^/     /'
 }
 
