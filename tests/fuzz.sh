@@ -16,6 +16,9 @@
 #   FUZZ_TIMEOUT=S      per case (default 60; a case normally takes 1 to 3 s)
 #   FUZZ_KEEP=DIR       where failing cases are kept (default BUILD_DIR/fuzz-failures)
 #   FUZZ_VERBOSE=1      one line per case
+# A model case that times out AFTER dtrain accepted the model and loaded the data ("data ..." on
+# stdout) is a valid but expensive model (within the size limits), reported as "slow" and not
+# counted; every other timeout is a hang.
 # Prints one line per failure (category, seed, mutation, the command to reproduce it), then the
 # totals and the summary line "fuzz: N passed, N failed".
 set -u
@@ -72,7 +75,7 @@ printf '[optim]\nlr = 0.05\nmomentum = 0.9\n[sched]\nkind = cosine\n[train]\nbat
 
 CATS=$(echo $CATS)
 NCAT=$(echo "$CATS" | wc -w)
-passed=0 failed=0 crashes=0 hangs=0 sanitizer=0 nomsg=0 cases=0
+passed=0 failed=0 crashes=0 hangs=0 sanitizer=0 nomsg=0 cases=0 slow=0
 start=$(date +%s)
 mkdir -p "$KEEP"
 
@@ -90,6 +93,12 @@ run_case() {
     why=
     if grep -q -E 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$TMP/err"; then
         why=sanitizer; sanitizer=$((sanitizer + 1))
+    elif { [ $rc -eq 124 ] || [ $rc -eq 137 ]; } && [ "$cat" = model ] && grep -q '^data ' "$TMP/out"; then
+        # a valid model that is merely expensive (conv out = 65536 is within the limits): it was
+        # parsed, built and given its data, then training outlasted the case. Not a hang.
+        slow=$((slow + 1))
+        echo "slow fuzz $cat seed $seed: a valid model, training outlasted ${CASE_T} s [$desc]"
+        return
     elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         why="timeout (${CASE_T} s)"; hangs=$((hangs + 1))
     elif [ $rc -ne 0 ] && [ $rc -ne 1 ]; then
@@ -181,6 +190,7 @@ done
 secs=$(($(date +%s) - start))
 [ $failed -eq 0 ] && rmdir "$KEEP" 2> /dev/null
 echo "fuzz ($B, categories: $CATS, seeds $SEED0..$((SEED0 + i - 1))): $cases cases in $secs s:" \
-     "$crashes crashes, $hangs hangs, $sanitizer sanitizer reports, $nomsg without one message"
+     "$crashes crashes, $hangs hangs, $sanitizer sanitizer reports, $nomsg without one message," \
+     "$slow valid but slow models (not counted)"
 echo "fuzz: $passed passed, $failed failed"
 [ $failed -eq 0 ]
