@@ -9,11 +9,14 @@
  *   tool_fuzzgen bin SEED IN OUT      a binary file (IDX, CIFAR-10, HDF5, checkpoint): bit
  *                                     flips, truncation, byte insertion or deletion, big- and
  *                                     little-endian edge integers written over header fields
- *   tool_fuzzgen reseal SEED IN OUT   a checkpoint rewritten through the checkpoint writer with
+ *   tool_fuzzgen reseal SEED IN OUT [NAME=VALUE]
+ *                                     a checkpoint rewritten through the checkpoint writer with
  *                                     one value of one item replaced by an impossible one
  *                                     (0, -1, 2^31, INT64_MIN/MAX, nan, inf, 1e38) or one
  *                                     attribute mutated like text: every checksum is valid, so
- *                                     only the loader's semantic validation can refuse it
+ *                                     only the loader's semantic validation can refuse it;
+ *                                     NAME=VALUE: element 0 of item NAME set to VALUE instead
+ *                                     (a chosen reproduction: train/world_size=0)
  *
  * The same (mode, SEED, IN) always gives the same OUT (splitmix64). Prints one line describing
  * the mutations (for the fuzz log). Exit 0, or 1 on an I/O error.
@@ -364,7 +367,7 @@ static int mode_bin(const char *in, const char *out)
 
 /* ---- checkpoint, resealed ---- */
 
-static int mode_reseal(const char *in, const char *out)
+static int mode_reseal(const char *in, const char *out, const char *set)
 {
     dt_ck_reader *r;
     if (dt_ck_open(&r, in) != 0) {
@@ -374,12 +377,30 @@ static int mode_reseal(const char *in, const char *out)
     const int n = dt_ck_count(r), na = dt_ck_attr_count(r);
     /* the victim: an item (mostly small ones: counters, positions, shapes) or an attribute */
     int victim = -1, vattr = -1;
-    if (below(4) == 0 && na > 0) {
+    char set_name[DT_CK_NAME_MAX] = "";
+    double set_val = 0.0;
+    if (set) {
+        const char *eq = strchr(set, '=');
+        if (!eq || (size_t)(eq - set) >= sizeof set_name) {
+            fprintf(stderr, "tool_fuzzgen: '%s': expected NAME=VALUE\n", set);
+            dt_ck_close(r);
+            return 1;
+        }
+        memcpy(set_name, set, (size_t)(eq - set));
+        set_name[eq - set] = '\0';
+        set_val = strtod(eq + 1, NULL);
+    } else if (below(4) == 0 && na > 0) {
         vattr = (int)below((size_t)na);
     } else {
-        for (int tries = 0; tries < 16; tries++) {
+        /* half the time one of the trainer's counters (train/...): world size, batch,
+         * step, epoch, position, the values a resume divides and indexes by */
+        const int counters = (int)below(2);
+        for (int tries = 0; tries < 64; tries++) {
             victim = (int)below((size_t)n);
-            if (dt_ck_item_at(r, victim)->numel <= 16 || below(4) == 0)
+            const dt_ck_item *it = dt_ck_item_at(r, victim);
+            if (counters && strncmp(it->name, "train/", 6) != 0)
+                continue;
+            if (it->numel <= 16 || below(4) == 0)
                 break;
         }
     }
@@ -392,6 +413,19 @@ static int mode_reseal(const char *in, const char *out)
         if (dt_ck_read(r, it->name, it->dtype, it->ndim, it->dims, data) != 0) {
             fprintf(stderr, "tool_fuzzgen: %s\n", dt_err_msg());
             rc = 1;
+        } else if (set && strcmp(it->name, set_name) == 0 && it->numel > 0) {
+            note(" item:%s[0]=%g", it->name, set_val);
+            if (it->dtype == DT_CK_I64) {
+                int64_t x = (int64_t)set_val;
+                memcpy(data, &x, 8);
+            } else if (it->dtype == DT_CK_F64) {
+                memcpy(data, &set_val, 8);
+            } else if (it->dtype == DT_CK_F32) {
+                float x = (float)set_val;
+                memcpy(data, &x, 4);
+            } else {
+                data[0] = (unsigned char)set_val;
+            }
         } else if (i == victim && it->numel > 0) {
             size_t e = below((size_t)it->numel);
             note(" item:%s[%zu]", it->name, e);
@@ -478,8 +512,8 @@ static int mode_reseal(const char *in, const char *out)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: tool_fuzzgen text|bin|reseal SEED IN OUT\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[1], "reseal") == 0)) {
+        fprintf(stderr, "usage: tool_fuzzgen text|bin|reseal SEED IN OUT [NAME=VALUE]\n");
         return 2;
     }
     rng_state = strtoull(argv[2], NULL, 10) * 0x2545f4914f6cdd1dull + 1;
@@ -491,7 +525,7 @@ int main(int argc, char **argv)
         rc = mode_bin(argv[3], argv[4]);
     } else if (strcmp(argv[1], "reseal") == 0) {
         MPI_Init(&argc, &argv);
-        rc = mode_reseal(argv[3], argv[4]);
+        rc = mode_reseal(argv[3], argv[4], argc == 6 ? argv[5] : NULL);
         MPI_Finalize();
     } else {
         fprintf(stderr, "tool_fuzzgen: unknown mode '%s': expected text, bin or reseal\n", argv[1]);
