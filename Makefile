@@ -2,7 +2,9 @@
 #   make            build ./dtrain (build/dtrain)
 #   make deps       install missing Debian packages (quiet and idempotent)
 #   make data       MNIST + Fashion-MNIST into data/, SHA-256 checked
-#   make test       deps + data + build (warnings are errors) + the whole test suite
+#   make test       deps + data + build (warnings are errors) + the whole test suite, with
+#                   60 s of fuzzing under the sanitizer build (build-san/)
+#   make fuzz       the fuzz suite at full length (FUZZ_CASES=1000) under the sanitizer build
 #   make demo       deps + data + build + a 2-rank MNIST training run
 #   make bench      throughput / memory benchmarks (bench/README.md)
 #   make format     clang-format -i every C file (.clang-format; Debian's clang-format 14)
@@ -56,7 +58,7 @@ MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps data test demo bench clean check-toolchain format format-check lint FORCE
+.PHONY: all deps data test fuzz san-tools demo bench clean check-toolchain format format-check lint FORCE
 all: dtrain $(TEST_BIN)
 
 dtrain: $(BUILD)/dtrain
@@ -106,10 +108,19 @@ deps:
 data: deps
 	@sh scripts/fetch-data.sh data
 
-test: deps data
+# The fuzz suite runs the sanitized dtrain (build-san/dtrain, not copied to ./dtrain).
+SAN_TOOLS := build-san/dtrain build-san/tests/tool_fuzzgen build-san/tests/tool_mkdata
+san-tools:
+	@$(MAKE) --no-print-directory SAN=address,undefined WERROR=1 $(SAN_TOOLS)
+
+test: deps data san-tools
 	@if [ "$(FORMAT_CHECK)" = 1 ]; then $(MAKE) --no-print-directory format-check; fi
 	@$(MAKE) --no-print-directory WERROR=1 all
 	@sh tests/run.sh $(BUILD)
+
+FUZZ_CASES ?= 1000
+fuzz: deps data san-tools
+	@sh tests/fuzz.sh build-san 0 $(FUZZ_CASES)
 
 demo: deps data
 	@$(MAKE) --no-print-directory all

@@ -29,6 +29,8 @@ enum {
 static int64_t cifar_records(const char *path)
 {
     struct stat st;
+    if (dt_check_regular_file(path, "a CIFAR-10 binary batch file") != 0)
+        return DT_ERR;
     if (stat(path, &st) != 0)
         return dt_err("%s: cannot open: %s (expected a CIFAR-10 binary batch file)", path,
                       strerror(errno));
@@ -69,9 +71,9 @@ static int read_full(int fd, const char *path, uint8_t *buf, size_t len)
 static int cifar_read(const char *path, int64_t want, uint8_t *images, uint8_t *labels,
                       int64_t at, uint8_t *buf)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = dt_open_regular(path, "a CIFAR-10 binary batch file");
     if (fd < 0)
-        return dt_err("%s: cannot open: %s", path, strerror(errno));
+        return DT_ERR;
     int rc = DT_OK;
     for (int64_t r = 0; r < want && rc == DT_OK;) {
         int64_t k = want - r < CIFAR_CHUNK ? want - r : CIFAR_CHUNK;

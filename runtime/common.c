@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int dt_rank = -1;
 
@@ -110,6 +112,48 @@ int dt_mkdir_p(const char *dir)
         }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
         return dt_err("%s: cannot create: %s", buf, strerror(errno));
+    return DT_OK;
+}
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+int dt_open_regular(const char *path, const char *what)
+{
+    /* O_NONBLOCK: open(2) of a FIFO without a writer would wait forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return dt_err("%s: cannot open: %s%s%s%s", path, strerror(errno), what ? " (expected " : "",
+                      what ? what : "", what ? ")" : "");
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return dt_err("%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return dt_err("%s: is %s: expected a regular file%s%s%s", path, file_kind(st.st_mode),
+                      what ? " (" : "", what ? what : "", what ? ")" : "");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return dt_err("%s: cannot set blocking mode: %s", path, strerror(e));
+    }
+    return fd;
+}
+
+int dt_check_regular_file(const char *path, const char *what)
+{
+    int fd = dt_open_regular(path, what);
+    if (fd < 0)
+        return DT_ERR;
+    close(fd);
     return DT_OK;
 }
 

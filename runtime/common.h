@@ -34,8 +34,10 @@ extern int dt_rank;
 
 /* Elementwise hot loops: compiled for AVX2 and for baseline x86-64, picked at load time (GCC
  * function multiversioning), so a portable build still uses 8-wide vectors where the CPU has
- * them. Plain IEEE arithmetic either way (no contraction: -std=c11 sets -ffp-contract=off). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+ * them. Plain IEEE arithmetic either way (no contraction: -std=c11 sets -ffp-contract=off).
+ * The sanitizer build (SAN=address,undefined) keeps the clones: it must test the kernels the
+ * release build runs (issue 16), as it already did for optim.c's FMA clones. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DT_SIMD __attribute__((target_clones("avx2", "default")))
 #else
 #define DT_SIMD
@@ -76,6 +78,22 @@ void dt_err_mark_reported(void);
  * folder is fine. Returns 0, or DT_ERR with a message naming the path (too long, or the first
  * component that cannot be created, with strerror). */
 int dt_mkdir_p(const char *dir);
+
+/* Opens path read-only WITHOUT blocking on a FIFO or device (O_NONBLOCK, then fstat) and
+ * refuses anything but a regular file: a FIFO, a directory, a device or a socket is an error
+ * "PATH: is a FIFO: expected a regular file (WHAT)". `what` names the expected content ("an IDX
+ * image file"); NULL leaves the parenthesis out. Returns the descriptor (blocking mode restored,
+ * close-on-exec), or DT_ERR with a message naming the path (cannot open: strerror, or the kind). */
+int dt_open_regular(const char *path, const char *what);
+
+/* dt_open_regular, then close: for files a library opens by name (HDF5). Returns 0 or DT_ERR. */
+int dt_check_regular_file(const char *path, const char *what);
+
+/* *r = a * b; returns 1 when it overflowed size_t (then *r is unspecified). */
+static inline int dt_mul_overflow(size_t a, size_t b, size_t *r)
+{
+    return __builtin_mul_overflow(a, b, r);
+}
 
 /* Monotonic wall clock in seconds. */
 double dt_now(void);

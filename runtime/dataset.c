@@ -46,9 +46,9 @@ static uint32_t be32(const uint8_t *p)
 /* Maps a whole file read-only. Returns 0 or DT_ERR. */
 static int map_file(const char *path, void **map, size_t *len)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = dt_open_regular(path, "an IDX file");
     if (fd < 0)
-        return dt_err("%s: cannot open: %s", path, strerror(errno));
+        return DT_ERR;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);

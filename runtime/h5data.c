@@ -389,14 +389,12 @@ int dt_h5data_open(dt_dataset *ds, const char *path, const dt_dataset_opts *opt,
         opt = &defaults;
     memset(ds, 0, sizeof *ds);
     struct stat st;
+    if (dt_check_regular_file(path, "an HDF5 file") != 0)
+        return DT_ERR;
     if (stat(path, &st) != 0)
         return dt_err("%s: cannot open: %s (expected an HDF5 file)", path, strerror(errno));
     if (!S_ISREG(st.st_mode) || st.st_size == 0)
         return dt_err("%s: expected a non-empty regular file (an HDF5 file)", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return dt_err("%s: cannot open: %s", path, strerror(errno));
-    close(fd);
 
     dt_h5_init(); /* HDF5 reports through dt_err, never on its own */
     int rc = DT_ERR;

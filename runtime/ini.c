@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -43,6 +44,16 @@ int dt_ini_parse(const char *text, const char *source, dt_ini_cb cb, void *ud)
         if (nl)
             *nl = '\0';
         lineno++;
+        for (const char *b = line; *b; b++) {
+            const unsigned char ch = (unsigned char)*b;
+            if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch == 0x7f) {
+                rc = dt_err("%s:%d: control byte 0x%02x in column %d: expected a text file", source,
+                            lineno, ch, (int)(b - line) + 1);
+                break;
+            }
+        }
+        if (rc != DT_OK)
+            break;
         char *s = trim(line);
         if (*s == '\0' || *s == '#' || *s == ';')
             continue;
@@ -97,9 +108,14 @@ int dt_ini_parse(const char *text, const char *source, dt_ini_cb cb, void *ud)
 
 char *dt_read_file(const char *path, long max_bytes)
 {
-    FILE *f = fopen(path, "rb");
+    /* a FIFO, directory or device is refused by name without blocking */
+    int fd = dt_open_regular(path, "a text file");
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         dt_err("%s: cannot open: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     char *buf = NULL;

@@ -48,7 +48,8 @@ static int linear_option(dt_layer *l, const char *key, const char *val, const ch
     long v;
     if (strcmp(key, "out") == 0) {
         if (parse_int_opt(val, 1, 1 << 24, &v) != 0)
-            return dt_err("%s:%d: [linear] out = '%s': expected an integer >= 1", src, line, val);
+            return dt_err("%s:%d: [linear] out = '%s': expected an integer in [1, %d]", src, line,
+                          val, 1 << 24);
         p->out = (int)v;
         p->set = 1;
         return DT_OK;

@@ -52,7 +52,8 @@ static int conv_option(dt_layer *l, const char *key, const char *val, const char
     conv_priv *p = l->priv;
     if (strcmp(key, "out") == 0) {
         if (opt_int(val, 1, 1 << 20, &p->out) != 0)
-            return dt_err("%s:%d: [conv] out = '%s': expected an integer >= 1", src, line, val);
+            return dt_err("%s:%d: [conv] out = '%s': expected an integer in [1, %d]", src, line, val,
+                          1 << 20);
         p->set = 1;
     } else if (strcmp(key, "kernel") == 0) {
         if (opt_int(val, 1, 64, &p->k) != 0)
@@ -89,6 +90,15 @@ static int conv_setup(dt_layer *l, dt_net *net)
     if (oh < 1 || ow < 1)
         return dt_err("%s:%d: [conv] kernel %d with pad %d does not fit the %dx%d input", l->src,
                       l->line, p->k, p->pad, l->in_h, l->in_w);
+    /* before the workspace plan: its int GEMM dimensions hold within these limits */
+    size_t wn;
+    if (dt_mul_overflow((size_t)p->out, (size_t)l->in_c, &wn) ||
+        dt_mul_overflow(wn, (size_t)p->k * (size_t)p->k, &wn) || wn > SIZE_MAX - (size_t)p->out)
+        wn = SIZE_MAX;
+    else if (!p->no_bias)
+        wn += (size_t)p->out;
+    if (dt_net_check_sizes(net, l, wn, (size_t)p->out, (size_t)oh, (size_t)ow) != 0)
+        return DT_ERR;
     int ws[4] = {p->out, l->in_c, p->k, p->k};
     dt_net_add_param(net, l, "weight", 4, ws, 0);
     if (!p->no_bias)
@@ -204,6 +214,8 @@ static int pool_setup(dt_layer *l, dt_net *net)
     if (l->h < 1 || l->w < 1)
         return dt_err("%s:%d: [%s] size %d does not fit the %dx%d input", l->src, l->line,
                       l->ops->kind, p->k, l->in_h, l->in_w);
+    if (dt_net_check_sizes(net, l, 0, (size_t)l->c, (size_t)l->h, (size_t)l->w) != 0)
+        return DT_ERR;
     if (strcmp(l->ops->kind, "maxpool") == 0)
         p->argmax = dt_xmalloc((size_t)net->max_batch * (size_t)l->c * (size_t)l->h * (size_t)l->w,
                                sizeof *p->argmax);

@@ -43,12 +43,19 @@ const char *dt_net_builtin_names(void)
 
 /* ---- parsing ---- */
 
+enum { MAX_SECTION_KEYS = 32 };
+
 typedef struct {
     dt_net *net;
     int cap;
     int in_net;       /* inside the [net] section */
     int seen_net;
     dt_layer *cur;
+    int last_line;    /* of the last header or key (messages about what is missing) */
+    /* the keys of the current section so far: a repeated key is ambiguous */
+    int nkeys;
+    char keys[MAX_SECTION_KEYS][DT_NAME_MAX];
+    int key_lines[MAX_SECTION_KEYS];
 } parse_state;
 
 static int parse_shape(const char *val, int *c, int *h, int *w)
@@ -80,7 +87,9 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
 {
     parse_state *ps = ud;
     dt_net *net = ps->net;
+    ps->last_line = line;
     if (!key) { /* section header */
+        ps->nkeys = 0;
         ps->in_net = strcmp(section, "net") == 0;
         if (ps->in_net) {
             if (ps->seen_net || net->nlayers > 0)
@@ -116,11 +125,29 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         ps->cur = l;
         return DT_OK;
     }
+    if (!ps->in_net && !ps->cur) /* a key before any section: it belongs to no layer */
+        return dt_err("%s:%d: key '%s' outside a section: expected [net] or a [layer] header "
+                      "first",
+                      src, line, key);
+    if (strlen(key) >= DT_NAME_MAX)
+        return dt_err("%s:%d: [%s] key '%.40s...' is too long: expected a known key", src, line,
+                      section, key);
+    for (int i = 0; i < ps->nkeys; i++)
+        if (strcmp(ps->keys[i], key) == 0)
+            return dt_err("%s:%d: [%s] key '%s' given twice (first at line %d): expected each key "
+                          "once per section",
+                          src, line, section, key, ps->key_lines[i]);
+    if (ps->nkeys == MAX_SECTION_KEYS)
+        return dt_err("%s:%d: [%s] more than %d keys: expected at most one of each known key", src,
+                      line, section, MAX_SECTION_KEYS);
+    snprintf(ps->keys[ps->nkeys], DT_NAME_MAX, "%s", key);
+    ps->key_lines[ps->nkeys++] = line;
     if (ps->in_net) {
         if (strcmp(key, "input") == 0) {
             if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
-                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, e.g. 1x28x28", src, line,
-                              val);
+                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, each in [1, 65536], "
+                              "e.g. 1x28x28",
+                              src, line, val);
             return DT_OK;
         }
         if (strcmp(key, "classes") == 0) {
@@ -256,9 +283,13 @@ static int resolve_ref(const dt_net *net, const dt_layer *l, const char *ref, co
     if (ref[0] == '-') {
         char *e;
         long k = strtol(ref + 1, &e, 10);
-        if (*e || k < 1 || k > l->index)
+        if (*e || k < 1 || k > l->index) {
+            if (l->index == 0)
+                return dt_err("%s:%d: %s = %s: the first layer has no earlier layer: expected data",
+                              l->src, l->line, key, ref);
             return dt_err("%s:%d: %s = %s: expected -1 .. -%d (layers back), a layer name or data",
                           l->src, l->line, key, ref, l->index);
+        }
         *idx = l->index - (int)k;
         return DT_OK;
     }
@@ -268,6 +299,28 @@ static int resolve_ref(const dt_net *net, const dt_layer *l, const char *ref, co
             return DT_OK;
         }
     return dt_err("%s:%d: %s = %s: no earlier layer has that name", l->src, l->line, key, ref);
+}
+
+int dt_net_check_sizes(const dt_net *net, const dt_layer *l, size_t add_params, size_t c, size_t h,
+                       size_t w)
+{
+    if (c < 1 || h < 1 || w < 1)
+        return dt_err("%s:%d: [%s] output %zux%zux%zu: expected every dimension >= 1", l->src,
+                      l->line, l->ops->kind, c, h, w);
+    size_t v;
+    if (dt_mul_overflow(c, h, &v) || dt_mul_overflow(v, w, &v) ||
+        dt_mul_overflow(v, (size_t)net->max_batch, &v) || v >= DT_NET_MAX_ARENA)
+        return dt_err("%s:%d: [%s] output %zux%zux%zu at batch %d is too large: expected fewer "
+                      "than %zu values per layer (2^31; smaller layers or train.batch_size)",
+                      l->src, l->line, l->ops->kind, c, h, w, net->max_batch, DT_NET_MAX_ARENA);
+    if (net->numel > DT_NET_MAX_PARAMS || add_params > DT_NET_MAX_PARAMS - net->numel)
+        return dt_err("%s:%d: [%s] brings the parameter count to %s%zu: expected at most %zu "
+                      "(2^28)",
+                      l->src, l->line, l->ops->kind,
+                      add_params > SIZE_MAX - net->numel ? "more than " : "",
+                      add_params > SIZE_MAX - net->numel ? SIZE_MAX : net->numel + add_params,
+                      DT_NET_MAX_PARAMS);
+    return DT_OK;
 }
 
 float *dt_layer_param(dt_net *net, const dt_layer *l, int i)
@@ -315,7 +368,7 @@ int dt_net_set_grad_sharing(int on)
     return old;
 }
 
-static void plan_arena(dt_net *net, int max_batch)
+static int plan_arena(dt_net *net, int max_batch)
 {
     const int n = net->nlayers;
     int *hi = dt_xmalloc((size_t)n, sizeof *hi), *lo = dt_xmalloc((size_t)n, sizeof *lo);
@@ -397,12 +450,17 @@ static void plan_arena(dt_net *net, int max_batch)
         douts += slot_size[s];
     }
     net->arena_floats = outs + douts;
+    if (net->arena_floats >= DT_NET_MAX_ARENA_TOTAL) {
+        free(hi), free(lo), free(owner), free(order), free(slot), free(slot_size), free(slot_off);
+        return dt_err("%s: the activation arena needs %zu floats at batch %d: expected fewer than "
+                      "%zu (2^33; smaller layers or train.batch_size)",
+                      net->source, net->arena_floats, max_batch, DT_NET_MAX_ARENA_TOTAL);
+    }
     net->arena = dt_xcalloc(net->arena_floats ? net->arena_floats : 1, sizeof *net->arena);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         dt_layer *l = &net->layers[i];
         if (l->ops->alias) {
-            DT_ASSERT(l->input >= 0 || i == 0);
             l->out = NULL; /* set per forward from the input */
             l->dout = l->input >= 0 ? net->layers[l->input].dout : NULL;
             continue;
@@ -412,6 +470,7 @@ static void plan_arena(dt_net *net, int max_batch)
         l->dout = slot[i] >= 0 ? net->arena + slot_off[slot[i]] : NULL;
     }
     free(hi), free(lo), free(owner), free(order), free(slot), free(slot_size), free(slot_off);
+    return DT_OK;
 }
 
 int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w)
@@ -444,11 +503,15 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
     if (rc != 0)
         goto fail;
     if (!ps.seen_net || net->in_c == 0 || net->classes == 0) {
-        rc = dt_err("%s: expected a [net] section with input = CxHxW and classes = K", net->source);
+        rc = dt_err("%s:%d: %s: expected a [net] section with input = CxHxW and classes = K",
+                    net->source, ps.last_line ? ps.last_line : 1,
+                    ps.last_line ? "end of file" : "empty model description");
         goto fail;
     }
     if (net->nlayers == 0) {
-        rc = dt_err("%s: the model has no layers", net->source);
+        rc = dt_err("%s:%d: end of file: the model has no layers: expected [layer] sections after "
+                    "[net]",
+                    net->source, ps.last_line);
         goto fail;
     }
     net->desc_c = net->in_c;
@@ -458,6 +521,15 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         net->in_c = c;
         net->in_h = h;
         net->in_w = w;
+    }
+    {
+        size_t v = (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w; /* <= 2^48 */
+        if (dt_mul_overflow(v, (size_t)max_batch, &v) || v >= DT_NET_MAX_ARENA) {
+            rc = dt_err("%s: input %dx%dx%d at batch %d is too large: expected fewer than %zu "
+                        "values (2^31)",
+                        net->source, net->in_c, net->in_h, net->in_w, max_batch, DT_NET_MAX_ARENA);
+            goto fail;
+        }
     }
     /* inputs, shapes and parameters */
     for (int i = 0; i < net->nlayers; i++) {
@@ -487,6 +559,16 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         l->w = l->in_w;
         if (l->ops->setup && l->ops->setup(l, net) != 0) {
             rc = DT_ERR;
+            goto fail;
+        }
+        if (dt_net_check_sizes(net, l, 0, (size_t)l->c, (size_t)l->h, (size_t)l->w) != 0) {
+            rc = DT_ERR;
+            goto fail;
+        }
+        if (l->ws_floats >= DT_NET_MAX_ARENA) {
+            rc = dt_err("%s:%d: [%s] needs a workspace of %zu floats: expected fewer than %zu "
+                        "(2^31)",
+                        l->src, l->line, l->ops->kind, l->ws_floats, DT_NET_MAX_ARENA);
             goto fail;
         }
         l->out_size = (size_t)l->c * (size_t)l->h * (size_t)l->w;
@@ -521,7 +603,10 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
             net->ws_floats = net->layers[i].ws_floats;
     net->ws = dt_xcalloc(net->ws_floats, sizeof *net->ws);
     net->comm = MPI_COMM_SELF;
-    plan_arena(net, max_batch);
+    if (plan_arena(net, max_batch) != 0) {
+        rc = DT_ERR;
+        goto fail;
+    }
     *out = net;
     return DT_OK;
 fail:

@@ -24,6 +24,17 @@ typedef struct dt_layer dt_layer;
 
 #define DT_NAME_MAX 64
 
+/* Size limits of a model, checked with overflow-checked arithmetic while the net is built and
+ * before anything of that size is allocated (an absurd `out = 16777216` is an error naming the
+ * file and line, not an allocation failure). Parameters: at most 2^28 (1 GiB per fp32 buffer:
+ * weights, gradients, each optimizer moment). One layer's output for the whole batch, and one
+ * layer's workspace: fewer than 2^31 floats (the kernels index with int). The activation arena
+ * (every layer's output and gradient at the batch size the net is built for): fewer than 2^33
+ * floats (32 GiB; resnet9 at batch 512 needs 0.8 * 2^30). */
+#define DT_NET_MAX_PARAMS ((size_t)1 << 28)
+#define DT_NET_MAX_ARENA ((size_t)1 << 31)
+#define DT_NET_MAX_ARENA_TOTAL ((size_t)1 << 33)
+
 typedef struct dt_param {
     char name[DT_NAME_MAX]; /* PyTorch state_dict key, e.g. "fc1.weight" */
     int ndim;
@@ -131,6 +142,12 @@ int dt_net_build(dt_net **out, const char *spec, int max_batch);
  * derives its shape from its input, so one description serves 1x28x28 and 3x32x32 data). */
 int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w);
 void dt_net_free(dt_net *net);
+/* For a layer's setup, before it allocates or plans anything: checks that an output of
+ * (c, h, w) at net->max_batch samples stays below DT_NET_MAX_ARENA values and that add_params
+ * more parameters keep the net within DT_NET_MAX_PARAMS (overflow-checked). Returns 0, or
+ * DT_ERR naming the layer's file and line, the size and the limit. */
+int dt_net_check_sizes(const dt_net *net, const dt_layer *l, size_t add_params, size_t c, size_t h,
+                       size_t w);
 /* Whether nets built afterwards share memory between activation gradients whose lifetimes in
  * backward do not overlap (default 1; tests compare with 0). Returns the previous setting. */
 int dt_net_set_grad_sharing(int on);

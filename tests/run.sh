@@ -58,6 +58,11 @@ for src in tests/test_*.c; do
     esac
 done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
+suite test_badinput env BUILD="$B" timeout -k 5 300 sh tests/test_badinput.sh 2
+# fuzzing under the sanitizer build (make test builds it), a fixed time budget
+FB=build-san
+[ -x "$FB/dtrain" ] || { FB=$B; echo "note: build-san/dtrain missing (make san-tools): fuzzing $B/dtrain"; }
+suite fuzz timeout -k 5 600 sh tests/fuzz.sh "$FB" "${FUZZ_BUDGET:-60}"
 suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
 suite test_eval env BUILD="$B" timeout -k 5 300 sh tests/test_eval.sh 2
 suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh

@@ -94,6 +94,8 @@ printf '[net]\ninput = 1x28x28\nclasses = 7\n[flatten]\n[linear]\nout = 7\n' > "
 expect_error "class count mismatch" "model bad_classes2 has 7 classes but dataset mnist has 10" --model "$TMP/bad_classes2.cfg"
 printf '[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 10\ninput = fc9\n' > "$TMP/bad_ref.cfg"
 expect_error "unknown input reference" "bad_ref.cfg:5: input = fc9: no earlier layer has that name" --model "$TMP/bad_ref.cfg"
+printf 'out = 10\n' | cat - models/mlp.cfg > "$TMP/key_first.cfg"
+expect_error "key before the first section" "key_first.cfg:1: key 'out' outside a section" --model "$TMP/key_first.cfg"
 expect_error "missing model file" "$TMP/none.cfg: cannot open" --model "$TMP/none.cfg"
 
 # --- configuration ---
