@@ -10,9 +10,9 @@
 #   MAX_CASES  stop after this many cases (0: no limit; default 0)
 # environment:
 #   FUZZ_SEED=N         first case seed (default 1); case k uses seed N + k: a run is reproducible
-#   FUZZ_CATEGORIES     default "model config idx cifar hdf5 ckpt"; add "reseal" for checkpoints
+#   FUZZ_CATEGORIES     default "model config idx cifar hdf5 ckpt reseal"; reseal: checkpoints
 #                       rewritten with valid checksums around impossible values (world_size = 0,
-#                       ...): the loader's semantic validation (branch state) must refuse them
+#                       ...), which only the loader's semantic validation (state.c) can refuse
 #   FUZZ_TIMEOUT=S      per case (default 60; a case normally takes 1 to 3 s)
 #   FUZZ_KEEP=DIR       where failing cases are kept (default BUILD_DIR/fuzz-failures)
 #   FUZZ_VERBOSE=1      one line per case
@@ -28,7 +28,7 @@ B=${1:-build-san}
 BUDGET=${2:-60}
 MAX=${3:-0}
 SEED0=${FUZZ_SEED:-1}
-CATS=${FUZZ_CATEGORIES:-model config idx cifar hdf5 ckpt}
+CATS=${FUZZ_CATEGORIES:-model config idx cifar hdf5 ckpt reseal}
 CASE_T=${FUZZ_TIMEOUT:-60}
 KEEP=${FUZZ_KEEP:-$ROOT/$B/fuzz-failures}
 DT=$ROOT/$B/dtrain
