@@ -65,7 +65,8 @@ enum { DT_CTRL_STOP = 1, DT_CTRL_CHECKPOINT = 2 };
 
 /* The per-step control message: every rank gets rank 0's lr, momentum and flags, OR'ed with
  * DT_CTRL_STOP when ANY rank has a pending signal (a Slurm pre-emption signal may reach only
- * some ranks). One MPI_Allreduce (max): no more latency than the broadcast it replaces. */
+ * some ranks). One MPI_Iallreduce (max), waited on under the watchdog (DT_PHASE_CONTROL): no
+ * more latency than a broadcast. Collective. */
 void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm);
 
 /* ---- the watchdog (dist.timeout): no rank waits forever ----
