@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ckpt.h"
+#include "ckpt_fmt.h" /* DT_CK_NAME_MAX */
 
 /* One checksummed range of a file: a dataset's raw data. */
 typedef struct dt_ck_range {
