@@ -1,8 +1,11 @@
 /*
- * dist.h - the MPI side of data parallelism: start-up, agreement on errors, gradient averaging,
- * parameter broadcast, the per-step control message from rank 0, and a replica-consistency check.
+ * dist.h - the MPI side of data parallelism: start-up, agreement on errors, gradient averaging
+ * (bucketed, overlapped with backward), parameter broadcast, the per-step control message from
+ * rank 0, the watchdog (dist.timeout) and pre-emption signal handlers, and a replica-consistency
+ * check.
  *
- * Every function here is collective over `comm`: all ranks call it in the same order.
+ * Every function that takes a `comm` is collective over it: all ranks call it in the same order.
+ * The others (signals, watchdog step and stop, fingerprint) are local to the calling rank.
  */
 #ifndef DT_DIST_H
 #define DT_DIST_H
