@@ -44,6 +44,17 @@ static uint64_t next(void)
 /* uniform in [0, n), n > 0 */
 static size_t below(size_t n) { return (size_t)(next() % n); }
 
+/* realloc that exits on failure (a generator out of memory has nothing to clean up) */
+static void *resize(void *p, size_t bytes)
+{
+    void *q = realloc(p, bytes);
+    if (!q) {
+        fprintf(stderr, "tool_fuzzgen: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return q;
+}
+
 static char desc[4096];
 static size_t desc_len;
 
@@ -69,7 +80,7 @@ static unsigned char *read_all(const char *path, size_t *len)
     for (;;) {
         if (n == cap) {
             cap *= 2;
-            buf = realloc(buf, cap);
+            buf = resize(buf, cap);
         }
         size_t r = fread(buf + n, 1, cap - n, f);
         if (r == 0)
@@ -119,7 +130,7 @@ static void lines_insert(lines *L, size_t at, char *s)
 {
     if (L->n == L->cap) {
         L->cap = L->cap ? 2 * L->cap : 64;
-        L->line = realloc(L->line, L->cap * sizeof *L->line);
+        L->line = resize(L->line, L->cap * sizeof *L->line);
     }
     memmove(L->line + at + 1, L->line + at, (L->n - at) * sizeof *L->line);
     L->line[at] = s;
@@ -309,7 +320,7 @@ static int mode_bin(const char *in, const char *out)
     unsigned char *buf = read_all(in, &len);
     if (!buf)
         return 1;
-    buf = realloc(buf, len + 4096);
+    buf = resize(buf, len + 4096);
     const int nmut = 1 + (int)below(4);
     for (int m = 0; m < nmut; m++) {
         /* half the damage lands in the first 64 bytes: headers */
