@@ -28,7 +28,7 @@
 #include "xxh64.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "ckpt_write.c hashes in-memory bytes as the file's little-endian bytes: little-endian hosts only"
+#error "ckpt_write.c hashes in-memory bytes as the file's little-endian bytes: little-endian only"
 #endif
 
 /* ---- names ---- */
@@ -408,7 +408,8 @@ static int build_image(commit *c)
     }
     long left = dt_h5_open_objects(file);
     if (left != 1) { /* only the file itself */
-        dt_ck_say(c->why, sizeof c->why, "writing %s: %ld HDF5 objects left open", c->tmp, left - 1);
+        dt_ck_say(c->why, sizeof c->why, "writing %s: %ld HDF5 objects left open", c->tmp,
+                  left - 1);
         goto out;
     }
     rc = 0;
@@ -451,8 +452,9 @@ static int seal_image(commit *c)
     }
     for (int i = 0; i < nr; i++)
         if (rg[i].xxh64 != w->items[rg[i].item].xxh64) {
-            dt_ck_say(c->why, sizeof c->why, "hashing %s: the bytes of %s in the file differ from the "
-                "array in memory", c->tmp, rg[i].name);
+            dt_ck_say(c->why, sizeof c->why,
+                      "hashing %s: the bytes of %s in the file differ from the array in memory",
+                      c->tmp, rg[i].name);
             goto out;
         }
     rc = 0;
@@ -498,8 +500,8 @@ static int write_tmp(commit *c)
     if (write_all(fd, c->img + c->ublock, (size_t)half, c->ublock, &done))
         goto fail;
     if (fault_hit(&c->f, "mid_write")) {
-        dt_ck_say(c->why, sizeof c->why, "writing %s: fault injected at mid_write (DTRAIN_CKPT_FAULT)",
-            c->tmp);
+        dt_ck_say(c->why, sizeof c->why,
+                  "writing %s: fault injected at mid_write (DTRAIN_CKPT_FAULT)", c->tmp);
         close(fd);
         return -1;
     }
@@ -618,7 +620,8 @@ static int prepare_paths(commit *c)
     }
     if (access(c->dir, W_OK) != 0) {
         c->err = errno;
-        dt_ck_say(c->why, sizeof c->why, "directory %s is not writable: %s", c->dir, strerror(errno));
+        dt_ck_say(c->why, sizeof c->why, "directory %s is not writable: %s", c->dir,
+                  strerror(errno));
         return -1;
     }
     /* a stale temporary file of an earlier process with our pid goes first */
@@ -683,9 +686,10 @@ int dt_ck_commit(dt_ck_writer *w)
     c->w = w;
     int rc = DT_OK;
     if (fault_parse(&c->f)) {
-        dt_ck_say(c->why, sizeof c->why, "DTRAIN_CKPT_FAULT='%s' is not POINT[:exit|:fail] with POINT "
-            "one of mid_write, after_write, before_rename, after_rename",
-            getenv("DTRAIN_CKPT_FAULT"));
+        dt_ck_say(c->why, sizeof c->why,
+                  "DTRAIN_CKPT_FAULT='%s' is not POINT[:exit|:fail] with POINT one of mid_write, "
+                  "after_write, before_rename, after_rename",
+                  getenv("DTRAIN_CKPT_FAULT"));
         rc = DT_ERR;
     } else if (run_protocol(c)) {
         rc = DT_ERR;
