@@ -104,11 +104,14 @@ typedef struct dt_eval {
     int64_t n;        /* samples counted (each test sample exactly once) */
 } dt_eval;
 
-/* Sets up optimizer, schedule, SWA and sampler for net and the datasets; with cfg->resume, loads
- * the checkpoint (rank 0 reads, everyone receives). Collective: returns 0, or DT_ERR on every
- * rank (message printed once). */
+/* Sets up, for net and the datasets: sampler, optimizer, step buffers, augmentation, SWA, progress
+ * output, precision and loss scaler, gradient buckets, signal handlers and the watchdog, the
+ * state table; with cfg->resume, loads the checkpoint (rank 0 reads, everyone receives); then the
+ * schedule and rank 0's metrics log. Sets net's trainer fields (comm, sync_bn, seed, rank).
+ * Collective: returns 0, or DT_ERR on every rank (message printed once). */
 int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_dataset *train,
                     const dt_dataset *test, MPI_Comm comm, FILE *out);
+/* Frees what dt_trainer_init allocated, closes the metrics log, stops the watchdog. NULL: no-op. */
 void dt_trainer_free(dt_trainer *t);
 
 /* One optimizer step on the n samples idx[0..n) of this rank (n equal on every rank), with the

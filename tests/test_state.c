@@ -320,7 +320,8 @@ static void test_trainer(const char *label, const char *const *sets, int nsets)
 int main(int argc, char **argv)
 {
     dt_dist_init(&argc, &argv);
-    snprintf(dir, sizeof dir, "%s/dtrain-test_state.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/dtrain-test_state.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     DT_ASSERT(mkdtemp(dir));
     test_table();
     const char *sgd[] = {"optim.momentum", "0.9", "swa.mode", "swa", "train.loss_scale", "1024"};
