@@ -149,7 +149,8 @@ format-check:
 	if [ $$bad -gt 0 ]; then echo "make format-check: $$bad file(s) above differ from .clang-format: run make format" >&2; exit 1; fi
 
 # cppcheck: the noreturn DT_ASSERT failure path (scripts/cppcheck.cfg), the reasoned exceptions
-# (scripts/cppcheck-suppressions.xml), and gcc's predefined byte-order macros ckpt.c tests.
+# (scripts/cppcheck-suppressions.xml), and gcc's predefined byte-order macros ckpt.c and
+# ckpt_write.c test.
 CPPCHECK_FLAGS := --quiet --std=c11 --enable=warning,portability --error-exitcode=1 \
     -D_GNU_SOURCE -D__BYTE_ORDER__=1234 -D__ORDER_LITTLE_ENDIAN__=1234 -Iruntime \
     --library=scripts/cppcheck.cfg --suppress-xml=scripts/cppcheck-suppressions.xml

@@ -65,22 +65,11 @@
 #include <stdint.h>
 
 #include "buildinfo.h"
+#include "ckpt_fmt.h" /* dt_ck_dtype, DT_CK_NAME_MAX, DT_CK_MAX_DIM */
 #include "common.h"
 #include "xxh64.h"
 
-#define DT_CK_NAME_MAX 160 /* item names: at most 159 bytes */
-#define DT_CK_MAX_DIM 4
 #define DT_CK_FAULT_EXIT 86 /* exit status of a DTRAIN_CKPT_FAULT=POINT[:exit] commit */
-
-typedef enum { DT_CK_F32, DT_CK_F64, DT_CK_I64, DT_CK_U8 } dt_ck_dtype;
-
-/* "float32", "float64", "int64", "uint8". */
-const char *dt_ck_dtype_name(dt_ck_dtype dtype);
-/* Bytes per element: 4, 8, 8, 1. */
-size_t dt_ck_dtype_size(dt_ck_dtype dtype);
-
-/* Writes a shape as "(512, 784)", "(10)" or "()" into buf (always NUL-terminated). */
-void dt_ck_format_shape(char *buf, size_t n, int ndim, const int64_t *dims);
 
 /* ---- names kept for callers of the container's first version (tests/test_ckpt.c); new code
  * calls xxh64.h and buildinfo.h directly ---- */

@@ -1,7 +1,7 @@
 /*
  * ckpt_hdr.h - the dtrain header of a checkpoint file: byte-level integrity, checked before HDF5
- * parses anything. Internal to the checkpoint modules (ckpt.c, ckpt_dir.c); the layout is
- * described in ckpt_hdr.c and, for users, in ckpt.h.
+ * parses anything. Internal to the checkpoint modules (ckpt.c, ckpt_write.c, ckpt_dir.c); the
+ * layout is described in ckpt_hdr.c and, for users, in ckpt.h.
  */
 #ifndef DT_CKPT_HDR_H
 #define DT_CKPT_HDR_H
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ckpt.h"
+#include "ckpt_fmt.h" /* DT_CK_NAME_MAX */
 
 /* One checksummed range of a file: a dataset's raw data. */
 typedef struct dt_ck_range {

@@ -455,8 +455,9 @@ void dt_grad_sync_finish(dt_grad_sync *s)
         return;
     if (s->nreq == 0) {
         /* nothing started: one bucket, the classic blocking allreduce (its algorithm decides
-         * the summation order at 3+ ranks, and it is faster than MPI_Iallreduce's: measured
-         * 20% more samples/s on the mlp at 2 ranks), kept, behind a watched barrier */
+         * the summation order at 3+ ranks, and for one bucket it is faster than
+         * MPI_Iallreduce's: docs/internals.md has the measurements), kept, behind a watched
+         * barrier */
         dt_dist_arrive(DT_PHASE_GRADIENTS, s->comm);
         block_begin(DT_PHASE_GRADIENTS);
         dt_dist_average(s->g, s->n, s->comm);

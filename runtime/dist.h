@@ -1,8 +1,11 @@
 /*
- * dist.h - the MPI side of data parallelism: start-up, agreement on errors, gradient averaging,
- * parameter broadcast, the per-step control message from rank 0, and a replica-consistency check.
+ * dist.h - the MPI side of data parallelism: start-up, agreement on errors, gradient averaging
+ * (bucketed, overlapped with backward), parameter broadcast, the per-step control message from
+ * rank 0, the watchdog (dist.timeout) and pre-emption signal handlers, and a replica-consistency
+ * check.
  *
- * Every function here is collective over `comm`: all ranks call it in the same order.
+ * Every function that takes a `comm` is collective over it: all ranks call it in the same order.
+ * The others (signals, watchdog step and stop, fingerprint) are local to the calling rank.
  */
 #ifndef DT_DIST_H
 #define DT_DIST_H
@@ -65,7 +68,8 @@ enum { DT_CTRL_STOP = 1, DT_CTRL_CHECKPOINT = 2 };
 
 /* The per-step control message: every rank gets rank 0's lr, momentum and flags, OR'ed with
  * DT_CTRL_STOP when ANY rank has a pending signal (a Slurm pre-emption signal may reach only
- * some ranks). One MPI_Allreduce (max): no more latency than the broadcast it replaces. */
+ * some ranks). One MPI_Iallreduce (max), waited on under the watchdog (DT_PHASE_CONTROL): no
+ * more latency than a broadcast. Collective. */
 void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm);
 
 /* ---- the watchdog (dist.timeout): no rank waits forever ----

@@ -308,10 +308,11 @@ int dt_h5_image_fapl(hid_t fapl, dt_h5_image *im)
 uint64_t dt_h5_image_size(const dt_h5_image *im, uint64_t ublock)
 {
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (!im->mem || ublock + 48 > im->cap)
+        return 0;
     const unsigned char *sb = im->mem + ublock;
     uint64_t eof;
-    if (!im->mem || ublock + 48 > im->cap || memcmp(sb, sig, 8) != 0 || sb[8] != 2 ||
-        sb[9] != 8 || sb[10] != 8)
+    if (memcmp(sb, sig, 8) != 0 || sb[8] != 2 || sb[9] != 8 || sb[10] != 8)
         return 0;
     memcpy(&eof, sb + 28, 8);
     return eof > ublock && eof <= im->cap ? eof : 0;

@@ -200,122 +200,136 @@ static void list_cols(const mset *s, char *buf, size_t size)
     }
 }
 
+/* The links of group grp (group g, nlinks of them) are exactly the run's columns. 0 or DT_ERR. */
+static int check_columns(const dt_metrics *m, hid_t grp, int g, hsize_t nlinks)
+{
+    const mset *s = &m->s[g];
+    int same = nlinks == (hsize_t)s->ncol;
+    for (int j = 0; j < s->ncol && same; j++) {
+        htri_t e = H5Lexists(grp, s->cols[j], H5P_DEFAULT);
+        if (e < 0)
+            return dt_err("%s: cannot read /%s: %s", m->h5path, group_names[g], dt_h5_error());
+        same = e > 0;
+    }
+    if (same)
+        return DT_OK;
+    char have[512], want[512];
+    list_names(grp, nlinks, have, sizeof have);
+    list_cols(s, want, sizeof want);
+    return dt_err("%s: %s columns differ: file has (%s), run has (%s)", m->h5path,
+                  group_names[g], have, want);
+}
+
+/* Opens group g's column datasets into d (the caller closes them) and truncates each to keep
+ * rows. 0 or DT_ERR; *ok cleared when a dataspace does not close. */
+static int truncate_columns(const dt_metrics *m, hid_t grp, int g, hid_t *d, int64_t keep,
+                            int *ok)
+{
+    const mset *s = &m->s[g];
+    const char *gname = group_names[g];
+    for (int j = 0; j < s->ncol; j++) {
+        hid_t fs = -1;
+        hsize_t n = 0, k = (hsize_t)keep;
+        if ((d[j] = H5Dopen2(grp, s->cols[j], H5P_DEFAULT)) < 0 || (fs = H5Dget_space(d[j])) < 0 ||
+            H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, &n, NULL) < 0) {
+            dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j], dt_h5_error());
+            close_id(&fs, H5Sclose, ok);
+            return DT_ERR;
+        }
+        close_id(&fs, H5Sclose, ok);
+        if (n < k)
+            return dt_err("%s: %s/%s has %llu rows, fewer than the %lld to keep on resume",
+                          m->h5path, gname, s->cols[j], (unsigned long long)n, (long long)keep);
+        if (H5Dset_extent(d[j], &k) < 0)
+            return dt_err("%s: cannot truncate %s/%s: %s", m->h5path, gname, s->cols[j],
+                          dt_h5_error());
+    }
+    return DT_OK;
+}
+
+/* Writes the first keep rows of group g's columns d to f as CSV, RESUME_BLOCK rows at a time.
+ * 0 or DT_ERR; *ok cleared when a dataspace does not close. */
+static int copy_rows(const dt_metrics *m, int g, const hid_t *d, int64_t keep, FILE *f, int *ok)
+{
+    const mset *s = &m->s[g];
+    size_t bn = keep < RESUME_BLOCK ? (size_t)keep : RESUME_BLOCK;
+    double *blk = dt_xmalloc((size_t)s->ncol * (bn ? bn : 1), sizeof *blk);
+    int rc = DT_OK;
+    for (int64_t r0 = 0; r0 < keep && rc == DT_OK; r0 += (int64_t)bn) {
+        int64_t left = keep - r0;
+        hsize_t start = (hsize_t)r0, cnt = (hsize_t)(left < (int64_t)bn ? left : (int64_t)bn);
+        for (int j = 0; j < s->ncol && rc == DT_OK; j++) {
+            hid_t fs = -1, ms = -1;
+            if ((fs = H5Dget_space(d[j])) < 0 ||
+                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL) < 0 ||
+                (ms = H5Screate_simple(1, &cnt, NULL)) < 0 ||
+                H5Dread(d[j], H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, blk + (size_t)j * bn) < 0)
+                rc = dt_err("%s: cannot read %s/%s: %s", m->h5path, group_names[g], s->cols[j],
+                            dt_h5_error());
+            close_id(&ms, H5Sclose, ok);
+            close_id(&fs, H5Sclose, ok);
+        }
+        if (rc == DT_OK)
+            write_rows(f, blk, s->ncol, bn, (size_t)cnt);
+    }
+    free(blk);
+    return rc;
+}
+
+/* Rebuilds group g's CSV from the first keep rows of its columns d: a temporary file renamed
+ * over the old one (atomic), then reopened for appending. 0 or DT_ERR (the old CSV intact
+ * unless only the reopen failed). */
+static int rewrite_csv(dt_metrics *m, int g, const hid_t *d, int64_t keep, int *ok)
+{
+    mset *s = &m->s[g];
+    char tmp[PATH_LEN + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->csv_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return dt_err("%s: cannot create: %s", tmp, strerror(errno));
+    write_header(f, s);
+    int rc = copy_rows(m, g, d, keep, f, ok);
+    if (rc == DT_OK && (fflush(f) != 0 || ferror(f)))
+        rc = dt_err("%s: write failed: %s", tmp, strerror(errno));
+    int cr = fclose(f);
+    if (rc == DT_OK && cr != 0)
+        rc = dt_err("%s: write failed: %s", tmp, strerror(errno));
+    if (rc == DT_OK && rename(tmp, s->csv_path) != 0)
+        rc = dt_err("%s: cannot replace with %s: %s", s->csv_path, tmp, strerror(errno));
+    if (rc != DT_OK) {
+        remove(tmp);
+        return rc;
+    }
+    if (!(s->csv = fopen(s->csv_path, "a")))
+        return dt_err("%s: cannot open: %s", s->csv_path, strerror(errno));
+    return DT_OK;
+}
+
 /* Truncates group g of an open file to `keep` rows and rewrites its CSV from them. */
 static int resume_set(dt_metrics *m, hid_t file, int g, int64_t keep)
 {
     mset *s = &m->s[g];
     const char *gname = group_names[g];
-    hid_t grp = -1, fs = -1, ms = -1;
     hid_t *d = dt_xmalloc((size_t)s->ncol, sizeof *d);
-    double *blk = NULL;
-    FILE *f = NULL;
-    char tmp[PATH_LEN + 8];
-    int rc = DT_ERR, ok = 1;
-    H5G_info_t gi;
-    tmp[0] = '\0';
     for (int j = 0; j < s->ncol; j++)
         d[j] = -1;
-    if ((grp = H5Gopen2(file, gname, H5P_DEFAULT)) < 0 || H5Gget_info(grp, &gi) < 0) {
+    int rc = DT_ERR, ok = 1;
+    H5G_info_t gi;
+    hid_t grp = H5Gopen2(file, gname, H5P_DEFAULT);
+    if (grp < 0 || H5Gget_info(grp, &gi) < 0) {
         dt_err("%s: no group /%s: %s", m->h5path, gname, dt_h5_error());
-        goto out;
+    } else if (check_columns(m, grp, g, gi.nlinks) == 0 &&
+               truncate_columns(m, grp, g, d, keep, &ok) == 0 &&
+               rewrite_csv(m, g, d, keep, &ok) == 0) {
+        s->rows = keep;
+        rc = DT_OK;
     }
-    int same = gi.nlinks == (hsize_t)s->ncol;
-    for (int j = 0; j < s->ncol && same; j++) {
-        htri_t e = H5Lexists(grp, s->cols[j], H5P_DEFAULT);
-        if (e < 0) {
-            dt_err("%s: cannot read /%s: %s", m->h5path, gname, dt_h5_error());
-            goto out;
-        }
-        same = e > 0;
-    }
-    if (!same) {
-        char have[512], want[512];
-        list_names(grp, gi.nlinks, have, sizeof have);
-        list_cols(s, want, sizeof want);
-        dt_err("%s: %s columns differ: file has (%s), run has (%s)", m->h5path, gname, have, want);
-        goto out;
-    }
-    for (int j = 0; j < s->ncol; j++) {
-        hsize_t n = 0, k = (hsize_t)keep;
-        if ((d[j] = H5Dopen2(grp, s->cols[j], H5P_DEFAULT)) < 0 || (fs = H5Dget_space(d[j])) < 0 ||
-            H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, &n, NULL) < 0) {
-            dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j], dt_h5_error());
-            goto out;
-        }
-        H5Sclose(fs);
-        fs = -1;
-        if (n < k) {
-            dt_err("%s: %s/%s has %llu rows, fewer than the %lld to keep on resume", m->h5path,
-                   gname, s->cols[j], (unsigned long long)n, (long long)keep);
-            goto out;
-        }
-        if (H5Dset_extent(d[j], &k) < 0) {
-            dt_err("%s: cannot truncate %s/%s: %s", m->h5path, gname, s->cols[j],
-                   dt_h5_error());
-            goto out;
-        }
-    }
-    /* the CSV, rebuilt from the kept rows, replaces the old one atomically */
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->csv_path);
-    if (!(f = fopen(tmp, "w"))) {
-        dt_err("%s: cannot create: %s", tmp, strerror(errno));
-        goto out;
-    }
-    write_header(f, s);
-    size_t bn = keep < RESUME_BLOCK ? (size_t)keep : RESUME_BLOCK;
-    blk = dt_xmalloc((size_t)s->ncol * (bn ? bn : 1), sizeof *blk);
-    for (int64_t r0 = 0; r0 < keep; r0 += (int64_t)bn) {
-        int64_t left = keep - r0;
-        hsize_t start = (hsize_t)r0, cnt = (hsize_t)(left < (int64_t)bn ? left : (int64_t)bn);
-        for (int j = 0; j < s->ncol; j++) {
-            if ((fs = H5Dget_space(d[j])) < 0 ||
-                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL) < 0 ||
-                (ms = H5Screate_simple(1, &cnt, NULL)) < 0 ||
-                H5Dread(d[j], H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, blk + (size_t)j * bn) < 0) {
-                dt_err("%s: cannot read %s/%s: %s", m->h5path, gname, s->cols[j],
-                       dt_h5_error());
-                goto out;
-            }
-            close_id(&ms, H5Sclose, &ok);
-            close_id(&fs, H5Sclose, &ok);
-        }
-        write_rows(f, blk, s->ncol, bn, (size_t)cnt);
-    }
-    if (fflush(f) != 0 || ferror(f)) {
-        dt_err("%s: write failed: %s", tmp, strerror(errno));
-        goto out;
-    }
-    int cr = fclose(f);
-    f = NULL;
-    if (cr != 0) {
-        dt_err("%s: write failed: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (rename(tmp, s->csv_path) != 0) {
-        dt_err("%s: cannot replace with %s: %s", s->csv_path, tmp, strerror(errno));
-        goto out;
-    }
-    tmp[0] = '\0';
-    if (!(s->csv = fopen(s->csv_path, "a"))) {
-        dt_err("%s: cannot open: %s", s->csv_path, strerror(errno));
-        goto out;
-    }
-    s->rows = keep;
-    rc = DT_OK;
-out:
-    if (f)
-        fclose(f);
-    if (rc != DT_OK && tmp[0])
-        remove(tmp);
-    close_id(&ms, H5Sclose, &ok);
-    close_id(&fs, H5Sclose, &ok);
     for (int j = 0; j < s->ncol; j++)
         close_id(&d[j], H5Dclose, &ok);
     close_id(&grp, H5Gclose, &ok);
     if (rc == DT_OK && !ok)
         rc = dt_err("%s: cannot close /%s: %s", m->h5path, gname, dt_h5_error());
     H5Eclear2(H5E_DEFAULT);
-    free(blk);
     free(d);
     return rc;
 }

@@ -219,11 +219,174 @@ static int check_momenta(const dt_sched_params *p)
     return DT_OK;
 }
 
-int dt_sched_init(dt_sched *s, const dt_sched_params *p, double base_lr, double base_momentum,
-                  int64_t total_units)
+/* ---- dt_sched_init: the common checks, then one check per schedule kind ---- */
+
+/* What a kind's check needs besides the parameters: optim.lr, the run's length after warmup
+ * (for "0: the run" defaults) and its unit. */
+typedef struct kind_ctx {
+    double base_lr;
+    int64_t run;
+    const char *unit;
+} kind_ctx;
+
+/* Each checks the parameters of its kind in q (a copy of the caller's) and resolves their
+ * defaults in place. 0 or DT_ERR (one message naming the key). */
+static int check_step(dt_sched_params *q, const kind_ctx *c)
 {
-    memset(s, 0, sizeof *s);
-    if ((int)p->kind < 0 || (int)p->kind >= COUNT(kind_names))
+    (void)c;
+    if (want_int("step_size", q->step_size, 1, "required by sched.kind = step") ||
+        want_num("gamma", q->gamma, 0, 1, INFINITY, 0))
+        return DT_ERR;
+    return DT_OK;
+}
+
+static int check_multistep(dt_sched_params *q, const kind_ctx *c)
+{
+    (void)c;
+    if (q->nmilestones < 1 || q->nmilestones > DT_SCHED_MAX_MILESTONES)
+        return dt_err("sched.milestones: %d given: expected 1 to %d for sched.kind = "
+                      "multistep", q->nmilestones, DT_SCHED_MAX_MILESTONES);
+    for (int i = 0; i < q->nmilestones; i++)
+        if (q->milestones[i] < 0 || (i > 0 && q->milestones[i] <= q->milestones[i - 1]))
+            return dt_err("sched.milestones: expected strictly increasing integers >= 0");
+    if (want_num("gamma", q->gamma, 0, 1, INFINITY, 0))
+        return DT_ERR;
+    return DT_OK;
+}
+
+static int check_exponential(dt_sched_params *q, const kind_ctx *c)
+{
+    (void)c;
+    if (want_num("gamma", q->gamma, 0, 1, INFINITY, 0))
+        return DT_ERR;
+    return DT_OK;
+}
+
+static int check_cyclic(dt_sched_params *q, const kind_ctx *c)
+{
+    if (want_num("max_lr", q->max_lr, 0, 0, INFINITY, 0))
+        return DT_ERR;
+    if (q->max_lr < c->base_lr)
+        return dt_err("sched.max_lr = %g: expected >= optim.lr = %g (cyclic's base_lr)",
+                      q->max_lr, c->base_lr);
+    if (want_int("step_size_up", q->step_size_up, 1, NULL) ||
+        want_int("step_size_down", q->step_size_down, 0, "0: as step_size_up"))
+        return DT_ERR;
+    if ((int)q->cyclic_mode < 0 || (int)q->cyclic_mode >= COUNT(cyclic_names))
+        return dt_err("sched.cyclic_mode: unknown mode %d: expected one of %s",
+                      (int)q->cyclic_mode, DT_SCHED_CYCLIC_MODE_CHOICES);
+    if (want_num("cyclic_gamma", q->cyclic_gamma, 0, 1, INFINITY, 0) || check_momenta(q))
+        return DT_ERR;
+    if (q->step_size_down == 0)
+        q->step_size_down = q->step_size_up;
+    return DT_OK;
+}
+
+static int check_cosine(dt_sched_params *q, const kind_ctx *c)
+{
+    if (want_int("t_max", q->t_max, 0, "0: the run") ||
+        want_num("eta_min", q->eta_min, 0, 0, INFINITY, 0))
+        return DT_ERR;
+    if (q->t_max == 0)
+        q->t_max = c->run;
+    if (q->t_max < 1)
+        return dt_err("sched.t_max = 0 (the run) is %lld %s after warmup: expected >= 1",
+                      (long long)c->run, c->unit);
+    return DT_OK;
+}
+
+static int check_cosine_restarts(dt_sched_params *q, const kind_ctx *c)
+{
+    (void)c;
+    if (want_int("t_0", q->t_0, 1, "required by sched.kind = cosine_restarts") ||
+        want_int("t_mult", q->t_mult, 1, NULL) ||
+        want_num("eta_min", q->eta_min, 0, 0, INFINITY, 0))
+        return DT_ERR;
+    return DT_OK;
+}
+
+static int check_onecycle(dt_sched_params *q, const kind_ctx *c)
+{
+    if (want_num("max_lr", q->max_lr, 0, 1, INFINITY, 0) ||
+        want_int("total_steps", q->total_steps, 0, "0: the run") ||
+        want_num("pct_start", q->pct_start, 0, 1, 1, 1) ||
+        want_num("div_factor", q->div_factor, 0, 1, INFINITY, 0) ||
+        want_num("final_div_factor", q->final_div_factor, 0, 1, INFINITY, 0))
+        return DT_ERR;
+    if ((int)q->anneal_strategy < 0 || (int)q->anneal_strategy >= COUNT(anneal_names))
+        return dt_err("sched.anneal_strategy: unknown %d: expected one of %s",
+                      (int)q->anneal_strategy, DT_SCHED_ANNEAL_CHOICES);
+    if (check_momenta(q))
+        return DT_ERR;
+    if (q->total_steps == 0)
+        q->total_steps = c->run;
+    /* torch divides by each phase's length (end_step - start_step): all must be > 0 */
+    const double T = (double)q->total_steps, e1 = q->pct_start * T - 1;
+    const double e2 = q->three_phase ? 2 * q->pct_start * T - 2 : T - 1;
+    if (!(e1 > 0))
+        return dt_err("sched.pct_start = %g: the rising phase pct_start * total_steps "
+                      "(%lld %s) must exceed 1 step", q->pct_start,
+                      (long long)q->total_steps, c->unit);
+    if (!(e2 > e1) || (q->three_phase && !(T - 1 > e2)))
+        return dt_err("sched.pct_start = %g: with sched.three_phase = %s and %lld total %s a "
+                      "phase is empty (expected pct_start < %s)", q->pct_start,
+                      q->three_phase ? "true" : "false", (long long)q->total_steps, c->unit,
+                      q->three_phase ? "0.5" : "1");
+    return DT_OK;
+}
+
+static int check_polynomial(dt_sched_params *q, const kind_ctx *c)
+{
+    if (want_int("total_iters", q->total_iters, 0, "0: the run") ||
+        want_num("power", q->power, 0, 0, INFINITY, 0))
+        return DT_ERR;
+    if (q->total_iters == 0)
+        q->total_iters = c->run;
+    if (q->total_iters < 1)
+        return dt_err("sched.total_iters = 0 (the run) is %lld %s after warmup: expected "
+                      ">= 1", (long long)c->run, c->unit);
+    return DT_OK;
+}
+
+static int check_plateau(dt_sched_params *q, const kind_ctx *c)
+{
+    (void)c;
+    if ((int)q->plateau_mode < 0 || (int)q->plateau_mode > 1)
+        return dt_err("sched.plateau_mode: unknown %d: expected one of %s",
+                      (int)q->plateau_mode, DT_SCHED_PLATEAU_MODE_CHOICES);
+    if ((int)q->threshold_mode < 0 || (int)q->threshold_mode > 1)
+        return dt_err("sched.threshold_mode: unknown %d: expected one of %s",
+                      (int)q->threshold_mode, DT_SCHED_THRESHOLD_MODE_CHOICES);
+    if (want_num("factor", q->factor, 0, 0, 1, 1) ||
+        want_int("patience", q->patience, 0, NULL) ||
+        want_num("threshold", q->threshold, 0, 0, INFINITY, 0) ||
+        want_int("cooldown", q->cooldown, 0, NULL) ||
+        want_num("min_lr", q->min_lr, 0, 0, INFINITY, 0) ||
+        want_num("plateau_eps", q->plateau_eps, 0, 0, INFINITY, 0))
+        return DT_ERR;
+    return DT_OK;
+}
+
+/* The check of each kind (NULL: nothing to check). */
+static int (*const check_kind[])(dt_sched_params *, const kind_ctx *) = {
+    [DT_SCHED_CONSTANT] = NULL,
+    [DT_SCHED_STEP] = check_step,
+    [DT_SCHED_MULTISTEP] = check_multistep,
+    [DT_SCHED_EXPONENTIAL] = check_exponential,
+    [DT_SCHED_CYCLIC] = check_cyclic,
+    [DT_SCHED_COSINE] = check_cosine,
+    [DT_SCHED_COSINE_RESTARTS] = check_cosine_restarts,
+    [DT_SCHED_ONECYCLE] = check_onecycle,
+    [DT_SCHED_POLYNOMIAL] = check_polynomial,
+    [DT_SCHED_PLATEAU] = check_plateau,
+};
+
+/* The checks every kind shares: kind, base lr and momentum, interval, warmup, length. */
+static int check_common(const dt_sched_params *p, double base_lr, double base_momentum,
+                        int64_t total_units)
+{
+    if ((int)p->kind < 0 || (int)p->kind >= COUNT(kind_names) ||
+        (int)p->kind >= COUNT(check_kind))
         return dt_err("sched.kind: unknown schedule %d: expected one of %s", (int)p->kind,
                       DT_SCHED_KIND_CHOICES);
     if (!isfinite(base_lr) || base_lr < 0)
@@ -238,119 +401,20 @@ int dt_sched_init(dt_sched *s, const dt_sched_params *p, double base_lr, double 
         return DT_ERR;
     if (total_units < 0)
         return dt_err("internal: sched total_units = %lld < 0", (long long)total_units);
-    const char *unit = p->per_epoch ? "epochs" : "steps";
+    return DT_OK;
+}
+
+int dt_sched_init(dt_sched *s, const dt_sched_params *p, double base_lr, double base_momentum,
+                  int64_t total_units)
+{
+    memset(s, 0, sizeof *s);
+    if (check_common(p, base_lr, base_momentum, total_units) != 0)
+        return DT_ERR;
     /* what "the run" means for the main schedule */
-    int64_t run = total_units - p->warmup_steps;
+    const kind_ctx c = {base_lr, total_units - p->warmup_steps, p->per_epoch ? "epochs" : "steps"};
     dt_sched_params q = *p;
-    switch (p->kind) {
-    case DT_SCHED_CONSTANT:
-        break;
-    case DT_SCHED_STEP:
-        if (want_int("step_size", p->step_size, 1, "required by sched.kind = step") ||
-            want_num("gamma", p->gamma, 0, 1, INFINITY, 0))
-            return DT_ERR;
-        break;
-    case DT_SCHED_MULTISTEP:
-        if (p->nmilestones < 1 || p->nmilestones > DT_SCHED_MAX_MILESTONES)
-            return dt_err("sched.milestones: %d given: expected 1 to %d for sched.kind = "
-                          "multistep", p->nmilestones, DT_SCHED_MAX_MILESTONES);
-        for (int i = 0; i < p->nmilestones; i++)
-            if (p->milestones[i] < 0 || (i > 0 && p->milestones[i] <= p->milestones[i - 1]))
-                return dt_err("sched.milestones: expected strictly increasing integers >= 0");
-        if (want_num("gamma", p->gamma, 0, 1, INFINITY, 0))
-            return DT_ERR;
-        break;
-    case DT_SCHED_EXPONENTIAL:
-        if (want_num("gamma", p->gamma, 0, 1, INFINITY, 0))
-            return DT_ERR;
-        break;
-    case DT_SCHED_CYCLIC:
-        if (want_num("max_lr", p->max_lr, 0, 0, INFINITY, 0))
-            return DT_ERR;
-        if (p->max_lr < base_lr)
-            return dt_err("sched.max_lr = %g: expected >= optim.lr = %g (cyclic's base_lr)",
-                          p->max_lr, base_lr);
-        if (want_int("step_size_up", p->step_size_up, 1, NULL) ||
-            want_int("step_size_down", p->step_size_down, 0, "0: as step_size_up"))
-            return DT_ERR;
-        if ((int)p->cyclic_mode < 0 || (int)p->cyclic_mode >= COUNT(cyclic_names))
-            return dt_err("sched.cyclic_mode: unknown mode %d: expected one of %s",
-                          (int)p->cyclic_mode, DT_SCHED_CYCLIC_MODE_CHOICES);
-        if (want_num("cyclic_gamma", p->cyclic_gamma, 0, 1, INFINITY, 0) || check_momenta(p))
-            return DT_ERR;
-        if (q.step_size_down == 0)
-            q.step_size_down = q.step_size_up;
-        break;
-    case DT_SCHED_COSINE:
-        if (want_int("t_max", p->t_max, 0, "0: the run") || want_num("eta_min", p->eta_min, 0, 0,
-                                                                      INFINITY, 0))
-            return DT_ERR;
-        if (q.t_max == 0)
-            q.t_max = run;
-        if (q.t_max < 1)
-            return dt_err("sched.t_max = 0 (the run) is %lld %s after warmup: expected >= 1",
-                          (long long)run, unit);
-        break;
-    case DT_SCHED_COSINE_RESTARTS:
-        if (want_int("t_0", p->t_0, 1, "required by sched.kind = cosine_restarts") ||
-            want_int("t_mult", p->t_mult, 1, NULL) ||
-            want_num("eta_min", p->eta_min, 0, 0, INFINITY, 0))
-            return DT_ERR;
-        break;
-    case DT_SCHED_ONECYCLE: {
-        if (want_num("max_lr", p->max_lr, 0, 1, INFINITY, 0) ||
-            want_int("total_steps", p->total_steps, 0, "0: the run") ||
-            want_num("pct_start", p->pct_start, 0, 1, 1, 1) ||
-            want_num("div_factor", p->div_factor, 0, 1, INFINITY, 0) ||
-            want_num("final_div_factor", p->final_div_factor, 0, 1, INFINITY, 0))
-            return DT_ERR;
-        if ((int)p->anneal_strategy < 0 || (int)p->anneal_strategy >= COUNT(anneal_names))
-            return dt_err("sched.anneal_strategy: unknown %d: expected one of %s",
-                          (int)p->anneal_strategy, DT_SCHED_ANNEAL_CHOICES);
-        if (check_momenta(p))
-            return DT_ERR;
-        if (q.total_steps == 0)
-            q.total_steps = run;
-        /* torch divides by each phase's length (end_step - start_step): all must be > 0 */
-        const double T = (double)q.total_steps, e1 = p->pct_start * T - 1;
-        const double e2 = p->three_phase ? 2 * p->pct_start * T - 2 : T - 1;
-        if (!(e1 > 0))
-            return dt_err("sched.pct_start = %g: the rising phase pct_start * total_steps "
-                          "(%lld %s) must exceed 1 step", p->pct_start,
-                          (long long)q.total_steps, unit);
-        if (!(e2 > e1) || (p->three_phase && !(T - 1 > e2)))
-            return dt_err("sched.pct_start = %g: with sched.three_phase = %s and %lld total %s a "
-                          "phase is empty (expected pct_start < %s)", p->pct_start,
-                          p->three_phase ? "true" : "false", (long long)q.total_steps, unit,
-                          p->three_phase ? "0.5" : "1");
-        break;
-    }
-    case DT_SCHED_POLYNOMIAL:
-        if (want_int("total_iters", p->total_iters, 0, "0: the run") ||
-            want_num("power", p->power, 0, 0, INFINITY, 0))
-            return DT_ERR;
-        if (q.total_iters == 0)
-            q.total_iters = run;
-        if (q.total_iters < 1)
-            return dt_err("sched.total_iters = 0 (the run) is %lld %s after warmup: expected "
-                          ">= 1", (long long)run, unit);
-        break;
-    case DT_SCHED_PLATEAU:
-        if ((int)p->plateau_mode < 0 || (int)p->plateau_mode > 1)
-            return dt_err("sched.plateau_mode: unknown %d: expected one of %s",
-                          (int)p->plateau_mode, DT_SCHED_PLATEAU_MODE_CHOICES);
-        if ((int)p->threshold_mode < 0 || (int)p->threshold_mode > 1)
-            return dt_err("sched.threshold_mode: unknown %d: expected one of %s",
-                          (int)p->threshold_mode, DT_SCHED_THRESHOLD_MODE_CHOICES);
-        if (want_num("factor", p->factor, 0, 0, 1, 1) ||
-            want_int("patience", p->patience, 0, NULL) ||
-            want_num("threshold", p->threshold, 0, 0, INFINITY, 0) ||
-            want_int("cooldown", p->cooldown, 0, NULL) ||
-            want_num("min_lr", p->min_lr, 0, 0, INFINITY, 0) ||
-            want_num("plateau_eps", p->plateau_eps, 0, 0, INFINITY, 0))
-            return DT_ERR;
-        break;
-    }
+    if (check_kind[p->kind] && check_kind[p->kind](&q, &c) != 0)
+        return DT_ERR;
     s->p = q;
     s->base_lr = base_lr;
     s->base_momentum = base_momentum;

@@ -4,11 +4,9 @@
 #include "train.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ckpt.h"
 #include "ckpt_dir.h"
@@ -17,24 +15,6 @@
 #include "kernels.h"
 #include "mixup.h"
 #include "xxh64.h"
-
-/* Whether rank 0's output reaches a terminal. Under Open MPI a rank's stdout is always a pty that
- * mpirun relays, whatever mpirun's own stdout is (measured: isatty(1) is 1 even with `| tail`), so
- * there the answer is whether the launcher's stdout, /proc/<parent>/fd/1, is a terminal. */
-static int output_is_terminal(FILE *f)
-{
-    if (!isatty(fileno(f)))
-        return 0;
-    if (!getenv("OMPI_COMM_WORLD_SIZE"))
-        return 1;
-    char link[64], target[256];
-    snprintf(link, sizeof link, "/proc/%ld/fd/1", (long)getppid());
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n <= 0)
-        return 0;
-    target[n] = '\0';
-    return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
-}
 
 static int has_dir(const char *s) { return strcmp(s, "none") != 0; }
 
@@ -46,6 +26,130 @@ static const char *const epoch_cols[DT_EPOCH_COLS] = {
 
 static int resume(dt_trainer *t, int *resumed);
 static void register_state(dt_trainer *t);
+
+/* The model fits the data and the batch; the sampler of this rank's shard. Collective. */
+static int check_inputs(dt_trainer *t)
+{
+    const dt_config *cfg = t->cfg;
+    const dt_net *net = t->net;
+    const dt_dataset *train = t->train;
+    int rc = DT_OK;
+    if (net->in_c != train->c || net->in_h != train->h || net->in_w != train->w)
+        rc = dt_err("model %s expects input %dx%dx%d but dataset %s has %dx%dx%d samples",
+                    net->model, net->in_c, net->in_h, net->in_w, train->name, train->c, train->h,
+                    train->w);
+    else if (net->classes != train->classes)
+        rc = dt_err("model %s has %d classes but dataset %s has %d", net->model, net->classes,
+                    train->name, train->classes);
+    else if (cfg->batch_size > net->max_batch || cfg->eval_batch_size > net->max_batch)
+        rc = dt_err("internal: net built for batch %d < %d", net->max_batch, cfg->batch_size);
+    else
+        rc = dt_sampler_init(&t->sampler, train->n, t->world, t->rank, (uint64_t)cfg->seed,
+                             cfg->shuffle, cfg->drop_last);
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* The optimizer, with weight decay per tensor (Bag of Tricks: none on biases and BN
+ * parameters). Collective. */
+static int init_optim(dt_trainer *t)
+{
+    const dt_config *cfg = t->cfg;
+    const dt_net *net = t->net;
+    dt_optim_segment *segs = dt_xmalloc((size_t)net->nparams + 1, sizeof *segs);
+    for (int i = 0; i < net->nparams; i++)
+        segs[i] = (dt_optim_segment){net->params[i].off, net->params[i].numel,
+                                     !(cfg->no_decay_bias_bn && net->params[i].no_decay)};
+    int rc = dt_optim_init(&t->opt, &cfg->op, net->numel, segs, net->nparams);
+    free(segs);
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* The step's buffers, sized for the net's largest batch, and rank 0's epoch history. */
+static void alloc_buffers(dt_trainer *t)
+{
+    const dt_net *net = t->net;
+    size_t in_size = (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w;
+    size_t K = (size_t)net->classes;
+    t->x = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->x);
+    t->y = dt_xmalloc((size_t)net->max_batch, sizeof *t->y);
+    t->probs = dt_xmalloc((size_t)net->max_batch * K, sizeof *t->probs);
+    t->targets = dt_xmalloc((size_t)net->max_batch * K, sizeof *t->targets);
+    t->perm = dt_xmalloc((size_t)net->max_batch, sizeof *t->perm);
+    if (t->cfg->mixup_alpha > 0.0)
+        t->xtmp = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->xtmp);
+    t->hist = dt_xcalloc((size_t)t->cfg->epochs, sizeof *t->hist);
+}
+
+/* Augmentation, SWA, progress output, precision and loss scaling, gradient buckets, signal
+ * handlers and the watchdog. Cannot fail. */
+static void init_modules(dt_trainer *t)
+{
+    const dt_config *cfg = t->cfg;
+    dt_net *net = t->net;
+    t->aug.crop_pad = cfg->crop_pad;
+    t->aug.flip = cfg->flip;
+    t->aug.seed = (uint64_t)cfg->seed;
+    dt_swa_init(&t->swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
+                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
+                cfg->swa_decay, net->numel, t->rank == 0);
+    dt_progress_init(&t->prog, t->out, cfg->progress, cfg->epochs);
+    /* low precision and loss scaling (lowp.h) */
+    dt_net_set_precision(net, cfg->precision);
+    double scale;
+    int dynamic;
+    DT_ASSERT(dt_config_loss_scale(cfg, &scale, &dynamic) == 0); /* checked by resolve */
+    if (scale > 0.0)
+        dt_scaler_init(&t->scaler, scale, dynamic, cfg->loss_scale_interval);
+    /* buckets of train.bucket_mb MiB, as DDP's bucket_cap_mb */
+    dt_grad_sync_init(&t->sync, net->grad, net->numel,
+                      (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), t->comm);
+    dt_dist_catch_signals();
+    dt_dist_watchdog_start(cfg->dist_timeout, t->comm);
+}
+
+/* The schedule: its length follows the (possibly resumed) per-rank batch; a resumed schedule
+ * keeps its checkpointed state. Collective. */
+static int init_sched(dt_trainer *t, int resumed)
+{
+    const dt_config *cfg = t->cfg;
+    t->steps_per_epoch = (t->sampler.num_samples + t->batch - 1) / t->batch;
+    t->total_steps = (int64_t)cfg->epochs * t->steps_per_epoch;
+    if (cfg->max_steps > 0 && cfg->max_steps < t->total_steps)
+        t->total_steps = cfg->max_steps;
+    dt_sched_state keep = t->sched.st;
+    int rc = dt_sched_init(&t->sched, &cfg->sp, cfg->op.lr, dt_optim_momentum(&t->opt),
+                           cfg->sp.per_epoch ? cfg->epochs : t->total_steps);
+    if (rc == 0 && dt_sched_cycles_momentum(&t->sched) && !dt_optim_kind_has_momentum(cfg->op.kind))
+        rc = dt_err("sched.cycle_momentum: optim.name = %s has no momentum to cycle (set "
+                    "sched.cycle_momentum = false)",
+                    dt_optim_kind_name(cfg->op.kind));
+    if (resumed)
+        t->sched.st = keep;
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* Rank 0 creates directory dir (ckpt.dir; "none": nothing to do). Collective. */
+static int make_dir(const dt_trainer *t, const char *dir)
+{
+    int rc = DT_OK;
+    if (t->rank == 0 && has_dir(dir))
+        rc = dt_mkdir_p(dir);
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* Rank 0's metrics log, continuing the rows a resumed checkpoint had logged. Collective. */
+static int open_metrics(dt_trainer *t)
+{
+    const dt_config *cfg = t->cfg;
+    int rc = DT_OK;
+    if (t->rank == 0 && has_dir(cfg->log_dir)) {
+        rc = dt_mkdir_p(cfg->log_dir);
+        if (rc == 0)
+            rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols,
+                                 DT_EPOCH_COLS, t->log_rows[0], t->log_rows[1], 50);
+    }
+    return dt_dist_agree(rc, t->comm);
+}
 
 int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_dataset *train,
                     const dt_dataset *test, MPI_Comm comm, FILE *out)
@@ -65,96 +169,17 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     net->sync_bn = cfg->sync_bn;
     net->seed = (uint64_t)cfg->seed;
     net->rank = t->rank;
-    int rc = DT_OK;
-    if (net->in_c != train->c || net->in_h != train->h || net->in_w != train->w)
-        rc = dt_err("model %s expects input %dx%dx%d but dataset %s has %dx%dx%d samples",
-                    net->model, net->in_c, net->in_h, net->in_w, train->name, train->c, train->h,
-                    train->w);
-    else if (net->classes != train->classes)
-        rc = dt_err("model %s has %d classes but dataset %s has %d", net->model, net->classes,
-                    train->name, train->classes);
-    else if (cfg->batch_size > net->max_batch || cfg->eval_batch_size > net->max_batch)
-        rc = dt_err("internal: net built for batch %d < %d", net->max_batch, cfg->batch_size);
-    else
-        rc = dt_sampler_init(&t->sampler, train->n, t->world, t->rank, (uint64_t)cfg->seed,
-                             cfg->shuffle, cfg->drop_last);
-    if (dt_dist_agree(rc, comm) != 0)
+    if (check_inputs(t) != 0 || init_optim(t) != 0)
         return DT_ERR;
-    /* optimizer: weight decay per tensor (Bag of Tricks: none on biases and BN parameters) */
-    dt_optim_segment *segs = dt_xmalloc((size_t)net->nparams + 1, sizeof *segs);
-    for (int i = 0; i < net->nparams; i++)
-        segs[i] = (dt_optim_segment){net->params[i].off, net->params[i].numel,
-                                     !(cfg->no_decay_bias_bn && net->params[i].no_decay)};
-    rc = dt_optim_init(&t->opt, &cfg->op, net->numel, segs, net->nparams);
-    free(segs);
-    if (dt_dist_agree(rc, comm) != 0)
-        return DT_ERR;
-    size_t in_size = (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w;
-    size_t K = (size_t)net->classes;
-    t->x = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->x);
-    t->y = dt_xmalloc((size_t)net->max_batch, sizeof *t->y);
-    t->probs = dt_xmalloc((size_t)net->max_batch * K, sizeof *t->probs);
-    t->targets = dt_xmalloc((size_t)net->max_batch * K, sizeof *t->targets);
-    t->perm = dt_xmalloc((size_t)net->max_batch, sizeof *t->perm);
-    if (cfg->mixup_alpha > 0.0)
-        t->xtmp = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->xtmp);
-    t->hist = dt_xcalloc((size_t)cfg->epochs, sizeof *t->hist);
-    t->aug.crop_pad = cfg->crop_pad;
-    t->aug.flip = cfg->flip;
-    t->aug.seed = (uint64_t)cfg->seed;
-    dt_swa_init(&t->swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
-                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
-                cfg->swa_decay, net->numel, t->rank == 0);
-    t->bar = t->out && (cfg->progress == 2 || (cfg->progress == 1 && output_is_terminal(t->out)));
-    /* low precision and loss scaling (lowp.h) */
-    dt_net_set_precision(net, cfg->precision);
-    {
-        double scale;
-        int dynamic;
-        DT_ASSERT(dt_config_loss_scale(cfg, &scale, &dynamic) == 0); /* checked by resolve */
-        if (scale > 0.0)
-            dt_scaler_init(&t->scaler, scale, dynamic, cfg->loss_scale_interval);
-    }
-    /* buckets of train.bucket_mb MiB, as DDP's bucket_cap_mb */
-    dt_grad_sync_init(&t->sync, net->grad, net->numel,
-                      (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), comm);
-    dt_dist_catch_signals();
-    dt_dist_watchdog_start(cfg->dist_timeout, comm);
-    /* checkpoint directory, resume */
-    rc = DT_OK;
-    if (t->rank == 0 && has_dir(cfg->ckpt_dir))
-        rc = dt_mkdir_p(cfg->ckpt_dir);
-    if (dt_dist_agree(rc, comm) != 0)
+    alloc_buffers(t);
+    init_modules(t);
+    if (make_dir(t, cfg->ckpt_dir) != 0)
         return DT_ERR;
     register_state(t);
     int resumed = 0;
-    if (resume(t, &resumed) != 0)
+    if (resume(t, &resumed) != 0 || init_sched(t, resumed) != 0)
         return DT_ERR;
-    /* the schedule: its length follows the (possibly resumed) per-rank batch */
-    t->steps_per_epoch = (t->sampler.num_samples + t->batch - 1) / t->batch;
-    t->total_steps = (int64_t)cfg->epochs * t->steps_per_epoch;
-    if (cfg->max_steps > 0 && cfg->max_steps < t->total_steps)
-        t->total_steps = cfg->max_steps;
-    dt_sched_state keep = t->sched.st;
-    rc = dt_sched_init(&t->sched, &cfg->sp, cfg->op.lr, dt_optim_momentum(&t->opt),
-                       cfg->sp.per_epoch ? cfg->epochs : t->total_steps);
-    if (rc == 0 && dt_sched_cycles_momentum(&t->sched) && !dt_optim_kind_has_momentum(cfg->op.kind))
-        rc = dt_err("sched.cycle_momentum: optim.name = %s has no momentum to cycle (set "
-                    "sched.cycle_momentum = false)",
-                    dt_optim_kind_name(cfg->op.kind));
-    if (resumed)
-        t->sched.st = keep;
-    if (dt_dist_agree(rc, comm) != 0)
-        return DT_ERR;
-    /* metrics log */
-    rc = DT_OK;
-    if (t->rank == 0 && has_dir(cfg->log_dir)) {
-        rc = dt_mkdir_p(cfg->log_dir);
-        if (rc == 0)
-            rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols,
-                                 DT_EPOCH_COLS, t->log_rows[0], t->log_rows[1], 50);
-    }
-    return dt_dist_agree(rc, comm);
+    return open_metrics(t);
 }
 
 void dt_trainer_free(dt_trainer *t)
@@ -382,8 +407,7 @@ static int checkpoint_failed(dt_trainer *t, int preempt)
         return dt_dist_agree(t->rank == 0 ? DT_ERR : DT_OK, t->comm);
     }
     if (t->rank == 0) {
-        if (t->bar)
-            fprintf(t->out, "\r\033[K");
+        dt_progress_clear(&t->prog);
         fprintf(stderr, "dtrain: warning: %s; training goes on and the next checkpoint tries again "
                 "(ckpt.on_error = continue); %s\n", msg, newest);
         fflush(stderr);
@@ -531,13 +555,8 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
             if (pruned < 0)
                 rc = DT_ERR;
         }
-        if (rc == 0 && t->out) {
-            if (t->bar)
-                fprintf(t->out, "\r\033[K");
-            fprintf(t->out, "checkpoint %s (%s, step %lld, %.2fs)\n", path, why,
-                    (long long)t->step, dt_now() - t0);
-            fflush(t->out);
-        }
+        if (rc == 0)
+            dt_progress_checkpoint(&t->prog, path, why, t->step, dt_now() - t0);
     }
 done:;
     /* only rank 0 writes: its outcome is everyone's */
@@ -733,50 +752,57 @@ static int try_load(dt_ck_reader *r, void *vctx)
     return DT_OK;
 }
 
-static int resume(dt_trainer *t, int *resumed)
+/* rank 0: finds (--resume auto) or opens the checkpoint to resume from, reads it into the
+ * state table's staging and validates it against this run; *found: 1 when there is one (path),
+ * 0 when --resume auto found none. Returns 0 or DT_ERR (message recorded). */
+static int load_on_rank0(dt_trainer *t, char *path, size_t size, int *found)
 {
     const dt_config *cfg = t->cfg;
+    load_ctx ctx = {t, 0};
+    int rc = DT_OK;
+    *found = 0;
+    if (strcmp(cfg->resume, "auto") == 0) {
+        if (!has_dir(cfg->ckpt_dir))
+            return dt_err("ckpt.resume = auto needs ckpt.dir (the folder to look in)");
+        char report[4096];
+        int64_t st;
+        int r = dt_ck_find_latest_if(cfg->ckpt_dir, path, size, &st, report, sizeof report,
+                                     try_load, &ctx);
+        if (r < 0)
+            rc = DT_ERR;
+        dt_progress_resume_report(&t->prog, report);
+        *found = r == 1;
+        if (r == 0)
+            dt_progress_resume_none(&t->prog, cfg->ckpt_dir);
+    } else {
+        dt_ck_reader *r = NULL;
+        snprintf(path, size, "%s", cfg->resume);
+        *found = 1;
+        rc = dt_ck_open(&r, path);
+        if (rc == 0)
+            rc = try_load(r, &ctx);
+        dt_ck_close(r);
+    }
+    if (rc == 0 && *found && ctx.mismatch)
+        rc = DT_ERR; /* message recorded by check_same_run */
+    if (rc == 0 && *found)
+        rc = check_fits(t, path);
+    if (rc == 0 && *found)
+        dt_state_commit(&t->state);
+    return rc;
+}
+
+/* With ckpt.resume set: rank 0 loads the checkpoint, every rank receives its state. Collective:
+ * 0 (*resumed: 1 when a checkpoint was loaded) or DT_ERR on every rank. */
+static int resume(dt_trainer *t, int *resumed)
+{
     *resumed = 0;
-    if (strcmp(cfg->resume, "none") == 0)
+    if (strcmp(t->cfg->resume, "none") == 0)
         return DT_OK;
     char path[4096] = "";
     int rc = DT_OK, found = 0;
-    if (t->rank == 0) {
-        load_ctx ctx = {t, 0};
-        if (strcmp(cfg->resume, "auto") == 0) {
-            if (!has_dir(cfg->ckpt_dir)) {
-                rc = dt_err("ckpt.resume = auto needs ckpt.dir (the folder to look in)");
-            } else {
-                char report[4096];
-                int64_t st;
-                int r = dt_ck_find_latest_if(cfg->ckpt_dir, path, sizeof path, &st, report,
-                                             sizeof report, try_load, &ctx);
-                if (r < 0)
-                    rc = DT_ERR;
-                if (report[0] && t->out)
-                    fprintf(t->out, "resume: %s", report);
-                found = r == 1;
-                if (r == 0 && t->out)
-                    fprintf(t->out, "resume: no checkpoint in %s that verifies: starting from "
-                                    "scratch\n",
-                            cfg->ckpt_dir);
-            }
-        } else {
-            dt_ck_reader *r = NULL;
-            snprintf(path, sizeof path, "%s", cfg->resume);
-            found = 1;
-            rc = dt_ck_open(&r, path);
-            if (rc == 0)
-                rc = try_load(r, &ctx);
-            dt_ck_close(r);
-        }
-        if (rc == 0 && found && ctx.mismatch)
-            rc = DT_ERR; /* message recorded by check_same_run */
-        if (rc == 0 && found)
-            rc = check_fits(t, path);
-        if (rc == 0 && found)
-            dt_state_commit(&t->state);
-    }
+    if (t->rank == 0)
+        rc = load_on_rank0(t, path, sizeof path, &found);
     if (dt_dist_agree(rc, t->comm) != 0)
         return DT_ERR;
     MPI_Bcast(&found, 1, MPI_INT, 0, t->comm);
@@ -787,15 +813,8 @@ static int resume(dt_trainer *t, int *resumed)
     io_unpack(t);
     t->last_ckpt = t->step;
     snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
-    if (t->out) {
-        fprintf(t->out,
-                "resumed from %s: step %lld, epoch %lld, %lld samples of the epoch done; %d "
-                "rank%s x batch %d (global %d)%s\n",
-                path, (long long)t->step, (long long)t->epoch + 1, (long long)t->epoch_pos,
-                t->world, t->world > 1 ? "s" : "", t->batch, t->batch * t->world,
-                t->io.world != t->world ? " (world size changed)" : "");
-        fflush(t->out);
-    }
+    dt_progress_resumed(&t->prog, path, t->step, t->epoch, t->epoch_pos, t->world, t->batch,
+                        t->io.world != t->world);
     *resumed = 1;
     return DT_OK;
 }
@@ -856,18 +875,22 @@ static double swa_evaluate(dt_trainer *t, int save)
 
 /* ---- the loop ---- */
 
-static void draw_bar(dt_trainer *t, int64_t b, int64_t nb, double loss, double rate)
-{
-    const int width = 30;
-    int fill = (int)(width * (b + 1) / nb);
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[width] = '\0';
-    fprintf(t->out, "\r  epoch %lld/%d [%s] %3d%%  loss %.4f  %.0f samples/s ",
-            (long long)t->epoch + 1, t->cfg->epochs, bar, (int)(100 * (b + 1) / nb), loss, rate);
-    fflush(t->out);
-}
+/* What the steps of one dt_trainer_run share. */
+typedef struct run_ctx {
+    double t_start;         /* the run's start (wall_s of the final line) */
+    int stopped;            /* the signal that stopped the run (-2: train.stop_at_step), or 0 */
+    double swa_acc;         /* the last SWA evaluation's accuracy in [0, 1], NaN: none */
+    dt_eval ev;             /* the last evaluation */
+    double last_train_loss; /* the last finished epoch's mean training loss */
+    int64_t *batch_idx;     /* (batch) the step's sample indices */
+    dt_ctrl ctrl;           /* this step's control message from rank 0 */
+    /* the current epoch */
+    double e0;         /* its start */
+    double last_draw;  /* when the progress bar was last drawn */
+    double seen0;      /* samples of the epoch before this process took it up (a resume) */
+    double ck_time;    /* seconds spent in its checkpoints */
+    double epoch_time; /* its training seconds (checkpoints excluded) */
+} run_ctx;
 
 static double sqnorm(const float *g, size_t n)
 {
@@ -883,225 +906,268 @@ static unsigned long long params_crc(const dt_net *net)
     return (unsigned long long)dt_xxh64(net->param, net->numel * sizeof *net->param, 0);
 }
 
-int dt_trainer_run(dt_trainer *t)
+/* Rank 0's decision for this step: lr and momentum of the schedule (SWA's lr once it runs),
+ * a checkpoint at its interval, a simulated pre-emption. */
+static void decide(dt_trainer *t, dt_ctrl *ctrl, int64_t epoch)
 {
     const dt_config *cfg = t->cfg;
-    dt_net *net = t->net;
-    double t_start = dt_now();
-    int rc = DT_OK, stopped = 0;
-    double swa_acc = NAN;
-    dt_eval ev = {NAN, NAN, 0};
-    double last_train_loss = t->nhist ? t->hist[t->nhist - 1].train_loss : NAN;
-    if (t->nhist) {
-        ev.loss = t->hist[t->nhist - 1].test_loss;
-        ev.acc = t->hist[t->nhist - 1].test_acc / 100.0;
+    int64_t clock = dt_sched_clock(&t->sched, t->step, epoch);
+    double lr = dt_sched_lr(&t->sched, clock);
+    ctrl->lr = dt_swa_lr(&t->swa, t->swa.per_epoch ? epoch : t->step, lr);
+    ctrl->momentum = dt_sched_momentum(&t->sched, clock);
+    ctrl->flags = 0;
+    /* not at step 0: nothing trained yet (the run's start is its own checkpoint) */
+    if (cfg->ckpt_every_steps > 0 && t->step > 0 && t->step % cfg->ckpt_every_steps == 0 &&
+        t->step != t->last_ckpt)
+        ctrl->flags |= DT_CTRL_CHECKPOINT;
+    if (cfg->stop_at_step > 0 && t->step == cfg->stop_at_step)
+        ctrl->flags |= DT_CTRL_STOP; /* a simulated pre-emption, for tests */
+}
+
+/* The control message of the step (rank 0's decision, every rank's signals) and what it asks
+ * for before the step. Collective. Returns 0 (train the step), 1 (stop: r->stopped set) or
+ * DT_ERR (a checkpoint failed). */
+static int control(dt_trainer *t, run_ctx *r, int64_t epoch)
+{
+    if (t->rank == 0)
+        decide(t, &r->ctrl, epoch);
+    dt_dist_watchdog_step(t->step);
+    dt_dist_ctrl(&r->ctrl, t->comm);
+    if (r->ctrl.flags & DT_CTRL_STOP) {
+        r->stopped = r->ctrl.signal ? r->ctrl.signal : -2;
+        return 1;
     }
-    int64_t *batch_idx = dt_xmalloc((size_t)t->batch, sizeof *batch_idx);
-    dt_ctrl ctrl = {0};
-    while (t->epoch < cfg->epochs && t->step < t->total_steps && !stopped) {
-        const int64_t epoch = t->epoch;
-        const int64_t *shard = dt_sampler_epoch_from(&t->sampler, epoch, t->epoch_pos);
-        int64_t len = t->sampler.shard_len, nb = (len + t->batch - 1) / t->batch;
-        double e0 = dt_now(), last_draw = 0.0, seen0 = t->epoch_sums[2], ck_time = 0.0;
-        for (int64_t b = 0; b < nb && t->step < t->total_steps; b++) {
-            int64_t lo = b * t->batch;
-            int n = (int)(len - lo < t->batch ? len - lo : t->batch);
-            memcpy(batch_idx, shard + lo, (size_t)n * sizeof *batch_idx);
-            if (t->rank == 0) {
-                int64_t clock = dt_sched_clock(&t->sched, t->step, epoch);
-                double lr = dt_sched_lr(&t->sched, clock);
-                ctrl.lr = dt_swa_lr(&t->swa, t->swa.per_epoch ? epoch : t->step, lr);
-                ctrl.momentum = dt_sched_momentum(&t->sched, clock);
-                ctrl.flags = 0;
-                /* not at step 0: nothing trained yet (the run's start is its own checkpoint) */
-                if (cfg->ckpt_every_steps > 0 && t->step > 0 &&
-                    t->step % cfg->ckpt_every_steps == 0 && t->step != t->last_ckpt)
-                    ctrl.flags |= DT_CTRL_CHECKPOINT;
-                if (cfg->stop_at_step > 0 && t->step == cfg->stop_at_step)
-                    ctrl.flags |= DT_CTRL_STOP; /* a simulated pre-emption, for tests */
-            }
-            dt_dist_watchdog_step(t->step);
-            dt_dist_ctrl(&ctrl, t->comm);
-            if (ctrl.flags & DT_CTRL_STOP) {
-                stopped = ctrl.signal ? ctrl.signal : -2;
-                break;
-            }
-            if (ctrl.flags & DT_CTRL_CHECKPOINT) {
-                double c0 = dt_now();
-                t->pending_time = c0 - e0 - ck_time; /* this epoch's training time so far */
-                if (dt_trainer_checkpoint(t, "every ckpt.every_steps") != 0) {
-                    rc = DT_ERR;
-                    break;
-                }
-                ck_time += dt_now() - c0;
-            }
-            int correct = 0;
-            double loss = dt_trainer_step(t, batch_idx, n, &ctrl, &correct);
-            t->epoch_sums[0] += loss * n;
-            t->epoch_sums[1] += t->step_hits;
-            t->epoch_sums[2] += n;
-            t->step++;
-            t->epoch_pos += (int64_t)n * t->world;
-            if (!t->swa.per_epoch && dt_swa_due(&t->swa, t->step))
-                dt_swa_update(&t->swa, net->param);
-            if (has_dir(cfg->log_dir) && t->step % cfg->log_every_steps == 0) {
-                /* the loss differs per rank; the averaged gradient (its norm) does not */
-                double v[2] = {loss, sqnorm(net->grad, net->numel)};
-                MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_DOUBLE, MPI_SUM, t->comm);
-                if (t->metrics) {
-                    double el = dt_now() - e0;
-                    double row[7] = {(double)t->step, (double)epoch, v[0] / t->world, ctrl.lr,
-                                     ctrl.momentum, sqrt(v[1]),
-                                     el > 0 ? (t->epoch_sums[2] - seen0) * t->world / el : 0.0};
-                    if (dt_metrics_step(t->metrics, row) != 0)
-                        rc = DT_ERR;
-                }
-            }
-            if (t->bar) {
-                double now = dt_now();
-                if (now - last_draw > 0.2 || b + 1 == nb) {
-                    draw_bar(t, b, nb, t->epoch_sums[0] / t->epoch_sums[2],
-                             (t->epoch_sums[2] - seen0) * t->world / (now - e0 > 1e-9 ? now - e0 : 1e-9));
-                    last_draw = now;
-                }
-            }
-        }
-        double epoch_time = dt_now() - e0 - ck_time;
-        t->train_time += epoch_time;
-        t->pending_time = 0.0;
-        /* a rank-0-only failure (metrics I/O) inside the loop ends the run on every rank here */
-        if (dt_dist_agree(rc, t->comm) != 0) {
-            rc = DT_ERR;
-            break;
-        }
-        if (stopped)
-            break;
-        /* sums[3]: samples trained in this process's part of the epoch (a resumed epoch's
-         * earlier part is in epoch_sums but not in epoch_time) */
-        double sums[4] = {t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2],
-                          t->epoch_sums[2] - seen0};
-        dt_dist_arrive(DT_PHASE_EPOCH, t->comm);
-        MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, t->comm);
-        t->train_samples += sums[2];
-        last_train_loss = sums[0] / sums[2];
-        ev = dt_trainer_evaluate(t, t->test);
-        if (t->swa.per_epoch && dt_swa_due(&t->swa, epoch + 1))
-            dt_swa_update(&t->swa, net->param);
-        swa_acc = NAN;
-        if (t->swa.mode != DT_SWA_OFF && cfg->swa_eval_epoch && t->swa.n > 0)
-            swa_acc = swa_evaluate(t, 0);
-        if (!dt_dist_same(dt_dist_fingerprint(net->param, net->numel), t->comm)) {
-            rc = dt_err("replicas diverged after epoch %lld: parameters differ between ranks",
-                        (long long)epoch + 1);
-            break;
-        }
-        double metric = cfg->plateau_metric == 0 ? ev.loss
-                        : cfg->plateau_metric == 1 ? 100.0 * ev.acc : last_train_loss;
-        dt_sched_observe(&t->sched, metric);
-        dt_epoch_rec rec = {(double)epoch + 1, (double)t->step, last_train_loss,
-                            100.0 * sums[1] / sums[2], ev.loss, 100.0 * ev.acc, ctrl.lr,
-                            sums[3] / (epoch_time > 0 ? epoch_time : 1),
-                            epoch_time, 100.0 * swa_acc};
-        if (t->nhist < cfg->epochs)
-            t->hist[t->nhist++] = rec;
-        if (t->out) {
-            if (t->bar)
-                fprintf(t->out, "\r\033[K");
-            fprintf(t->out,
-                    "epoch %lld/%d  train_loss %.4f  train_acc %.2f  test_loss %.4f  test_acc %.2f  "
-                    "lr %.6g  samples/s %.0f  time %.1fs",
-                    (long long)epoch + 1, cfg->epochs, last_train_loss, rec.train_acc, ev.loss,
-                    100.0 * ev.acc, ctrl.lr, rec.samples_per_s, epoch_time);
-            if (!isnan(swa_acc))
-                fprintf(t->out, "  swa_test_acc %.2f", 100.0 * swa_acc);
-            fprintf(t->out, "\n");
-            fflush(t->out);
-        }
-        if (t->metrics) {
-            double row[DT_EPOCH_COLS];
-            memcpy(row, &rec, sizeof row);
-            if (dt_metrics_epoch(t->metrics, row) != 0)
-                rc = DT_ERR;
-        }
-        if (dt_dist_agree(rc, t->comm) != 0) {
-            rc = DT_ERR;
-            break;
-        }
-        if (!isfinite(last_train_loss)) {
-            rc = dt_err("training diverged: train loss is %g in epoch %lld (try a lower optim.lr)",
-                        last_train_loss, (long long)epoch + 1);
-            break;
-        }
-        t->epoch++;
-        t->epoch_pos = 0;
-        memset(t->epoch_sums, 0, sizeof t->epoch_sums);
-        if (cfg->ckpt_every_epoch && dt_trainer_checkpoint(t, "end of epoch") != 0) {
-            rc = DT_ERR;
-            break;
-        }
+    if (r->ctrl.flags & DT_CTRL_CHECKPOINT) {
+        double c0 = dt_now();
+        t->pending_time = c0 - r->e0 - r->ck_time; /* this epoch's training time so far */
+        if (dt_trainer_checkpoint(t, "every ckpt.every_steps") != 0)
+            return DT_ERR;
+        r->ck_time += dt_now() - c0;
     }
-    free(batch_idx);
+    return 0;
+}
+
+/* Every log.every_steps steps: the step's row of the metrics log (the loss averaged over ranks).
+ * Collective. Returns 0, or DT_ERR on rank 0 when the log could not be written. */
+static int log_step(dt_trainer *t, const run_ctx *r, double loss, int64_t epoch)
+{
+    const dt_config *cfg = t->cfg;
+    if (!has_dir(cfg->log_dir) || t->step % cfg->log_every_steps != 0)
+        return DT_OK;
+    /* the loss differs per rank; the averaged gradient (its norm) does not */
+    double v[2] = {loss, sqnorm(t->net->grad, t->net->numel)};
+    MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_DOUBLE, MPI_SUM, t->comm);
+    if (!t->metrics)
+        return DT_OK;
+    double el = dt_now() - r->e0;
+    double row[7] = {(double)t->step, (double)epoch, v[0] / t->world, r->ctrl.lr,
+                     r->ctrl.momentum, sqrt(v[1]),
+                     el > 0 ? (t->epoch_sums[2] - r->seen0) * t->world / el : 0.0};
+    return dt_metrics_step(t->metrics, row) != 0 ? DT_ERR : DT_OK;
+}
+
+/* The live bar after batch b of nb, at most every 0.2 s and at the epoch's last batch. */
+static void draw(const dt_trainer *t, run_ctx *r, int64_t b, int64_t nb)
+{
+    double now = dt_now();
+    if (now - r->last_draw > 0.2 || b + 1 == nb) {
+        double el = now - r->e0 > 1e-9 ? now - r->e0 : 1e-9;
+        dt_progress_bar(&t->prog, t->epoch, b, nb, t->epoch_sums[0] / t->epoch_sums[2],
+                        (t->epoch_sums[2] - r->seen0) * t->world / el);
+        r->last_draw = now;
+    }
+}
+
+/* One step on the n samples of r->batch_idx: train, count, advance the position, SWA, log. */
+static int train_step(dt_trainer *t, run_ctx *r, int n, int64_t epoch)
+{
+    int correct = 0;
+    double loss = dt_trainer_step(t, r->batch_idx, n, &r->ctrl, &correct);
+    t->epoch_sums[0] += loss * n;
+    t->epoch_sums[1] += t->step_hits;
+    t->epoch_sums[2] += n;
+    t->step++;
+    t->epoch_pos += (int64_t)n * t->world;
+    if (!t->swa.per_epoch && dt_swa_due(&t->swa, t->step))
+        dt_swa_update(&t->swa, t->net->param);
+    return log_step(t, r, loss, epoch);
+}
+
+/* The rest of the current epoch (from t->epoch_pos), until its end, train.max_steps or a stop.
+ * Collective. Returns 0 or DT_ERR on every rank (a rank-0-only failure agreed at the end). */
+static int run_epoch(dt_trainer *t, run_ctx *r)
+{
+    const int64_t epoch = t->epoch;
+    const int64_t *shard = dt_sampler_epoch_from(&t->sampler, epoch, t->epoch_pos);
+    int64_t len = t->sampler.shard_len, nb = (len + t->batch - 1) / t->batch;
+    r->e0 = dt_now();
+    r->last_draw = 0.0;
+    r->seen0 = t->epoch_sums[2];
+    r->ck_time = 0.0;
+    int rc = DT_OK;
+    for (int64_t b = 0; b < nb && t->step < t->total_steps; b++) {
+        int64_t lo = b * t->batch;
+        int n = (int)(len - lo < t->batch ? len - lo : t->batch);
+        memcpy(r->batch_idx, shard + lo, (size_t)n * sizeof *r->batch_idx);
+        int c = control(t, r, epoch);
+        if (c == DT_ERR)
+            rc = DT_ERR;
+        if (c != 0)
+            break;
+        if (train_step(t, r, n, epoch) != 0)
+            rc = DT_ERR;
+        if (t->prog.bar)
+            draw(t, r, b, nb);
+    }
+    r->epoch_time = dt_now() - r->e0 - r->ck_time;
+    t->train_time += r->epoch_time;
+    t->pending_time = 0.0;
+    /* a rank-0-only failure (metrics I/O) inside the loop ends the run on every rank here */
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* The finished epoch over all ranks: training sums, evaluation, SWA, the replica check and the
+ * plateau schedule's observation; its record in *rec. Collective: 0 or DT_ERR on every rank. */
+static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
+{
+    const dt_config *cfg = t->cfg;
+    const int64_t epoch = t->epoch;
+    /* sums[3]: samples trained in this process's part of the epoch (a resumed epoch's
+     * earlier part is in epoch_sums but not in epoch_time) */
+    double sums[4] = {t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2],
+                      t->epoch_sums[2] - r->seen0};
+    dt_dist_arrive(DT_PHASE_EPOCH, t->comm);
+    MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, t->comm);
+    t->train_samples += sums[2];
+    r->last_train_loss = sums[0] / sums[2];
+    r->ev = dt_trainer_evaluate(t, t->test);
+    if (t->swa.per_epoch && dt_swa_due(&t->swa, epoch + 1))
+        dt_swa_update(&t->swa, t->net->param);
+    r->swa_acc = NAN;
+    if (t->swa.mode != DT_SWA_OFF && cfg->swa_eval_epoch && t->swa.n > 0)
+        r->swa_acc = swa_evaluate(t, 0);
+    if (!dt_dist_same(dt_dist_fingerprint(t->net->param, t->net->numel), t->comm))
+        return dt_err("replicas diverged after epoch %lld: parameters differ between ranks",
+                      (long long)epoch + 1);
+    double metric = cfg->plateau_metric == 0   ? r->ev.loss
+                    : cfg->plateau_metric == 1 ? 100.0 * r->ev.acc
+                                               : r->last_train_loss;
+    dt_sched_observe(&t->sched, metric);
+    const double secs = r->epoch_time;
+    *rec = (dt_epoch_rec){(double)epoch + 1, (double)t->step, r->last_train_loss,
+                          100.0 * sums[1] / sums[2], r->ev.loss, 100.0 * r->ev.acc, r->ctrl.lr,
+                          sums[3] / (secs > 0 ? secs : 1), secs, 100.0 * r->swa_acc};
+    return DT_OK;
+}
+
+/* After an epoch's steps: its results, record, line and log row; then the next epoch and its
+ * checkpoint. Collective: 0 or DT_ERR on every rank. */
+static int end_of_epoch(dt_trainer *t, run_ctx *r)
+{
+    const dt_config *cfg = t->cfg;
+    dt_epoch_rec rec;
+    if (epoch_results(t, r, &rec) != 0)
+        return DT_ERR;
+    if (t->nhist < cfg->epochs)
+        t->hist[t->nhist++] = rec;
+    dt_progress_epoch(&t->prog, &rec);
+    int rc = DT_OK;
+    if (t->metrics) {
+        double row[DT_EPOCH_COLS];
+        memcpy(row, &rec, sizeof row);
+        if (dt_metrics_epoch(t->metrics, row) != 0)
+            rc = DT_ERR;
+    }
     if (dt_dist_agree(rc, t->comm) != 0)
         return DT_ERR;
-    if (stopped) {
-        const char *name = stopped == SIGTERM   ? "SIGTERM (pre-emption signal)"
-                           : stopped == SIGUSR1 ? "SIGUSR1 (pre-emption signal)"
-                           : stopped == -2      ? "train.stop_at_step (a simulated pre-emption signal)"
-                                                : "a pre-emption signal";
-        if (t->step == 0 || t->step == t->last_ckpt) {
-            /* a signal before the first step (it may come during start-up: the handlers are
-             * installed first thing in main) or right after a resume: nothing new to save */
-            if (t->out) {
-                if (t->step == 0)
-                    fprintf(t->out, "stopped at step 0 by %s before training: nothing to save\n",
-                            name);
-                else
-                    fprintf(t->out,
-                            "stopped at step %lld by %s: nothing new since the checkpoint of "
-                            "this step; rerun with --resume auto to continue\n",
-                            (long long)t->step, name);
-                fflush(t->out);
-            }
-            return DT_OK;
-        }
-        if (!has_dir(cfg->ckpt_dir)) {
-            dt_err("stopped at step %lld by %s, but ckpt.dir is none: no checkpoint written "
-                   "(set ckpt.dir to make runs resumable)",
-                   (long long)t->step, name);
-            return dt_dist_agree(DT_ERR, t->comm);
-        }
-        if (dt_trainer_checkpoint(t, "signal") != 0)
-            return DT_ERR;
-        if (t->out) {
-            fprintf(t->out,
-                    "stopped at step %lld by %s: checkpoint written to %s; rerun with --resume "
-                    "auto to continue\n",
-                    (long long)t->step, name, cfg->ckpt_dir);
-            fflush(t->out);
-        }
+    if (!isfinite(r->last_train_loss))
+        return dt_err("training diverged: train loss is %g in epoch %lld (try a lower optim.lr)",
+                      r->last_train_loss, (long long)t->epoch + 1);
+    t->epoch++;
+    t->epoch_pos = 0;
+    memset(t->epoch_sums, 0, sizeof t->epoch_sums);
+    if (cfg->ckpt_every_epoch && dt_trainer_checkpoint(t, "end of epoch") != 0)
+        return DT_ERR;
+    return DT_OK;
+}
+
+/* A run stopped by a (real or simulated) pre-emption signal: its checkpoint, unless there is
+ * nothing new to save. Collective. */
+static int finish_stopped(dt_trainer *t, const run_ctx *r)
+{
+    const dt_config *cfg = t->cfg;
+    if (t->step == 0 || t->step == t->last_ckpt) {
+        /* a signal before the first step (it may come during start-up: the handlers are
+         * installed first thing in main) or right after a resume: nothing new to save */
+        dt_progress_stopped_unsaved(&t->prog, t->step, r->stopped);
         return DT_OK;
     }
+    if (!has_dir(cfg->ckpt_dir)) {
+        dt_err("stopped at step %lld by %s, but ckpt.dir is none: no checkpoint written "
+               "(set ckpt.dir to make runs resumable)",
+               (long long)t->step, dt_progress_stop_name(r->stopped));
+        return dt_dist_agree(DT_ERR, t->comm);
+    }
+    if (dt_trainer_checkpoint(t, "signal") != 0)
+        return DT_ERR;
+    dt_progress_stopped_saved(&t->prog, t->step, r->stopped, cfg->ckpt_dir);
+    return DT_OK;
+}
+
+/* A run that went to its end: the SWA model's evaluation, then the final line. Collective. */
+static int finish(dt_trainer *t, run_ctx *r)
+{
     if (t->swa.mode != DT_SWA_OFF && t->swa.n > 0)
-        swa_acc = swa_evaluate(t, 1);
+        r->swa_acc = swa_evaluate(t, 1);
     double rss = dt_peak_rss_mib();
     MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_DOUBLE, MPI_MAX, t->comm);
-    if (t->out) {
-        fprintf(t->out,
-                "final: epochs=%d steps=%lld train_loss=%.4f test_loss=%.4f test_acc=%.2f "
-                "samples_per_s=%.0f wall_s=%.2f max_rss_mib=%.0f params_crc=%016llx",
-                t->nhist, (long long)t->step, last_train_loss, ev.loss, 100.0 * ev.acc,
-                t->train_time > 0 ? t->train_samples / t->train_time : 0.0, dt_now() - t_start,
-                rss, params_crc(net));
-        if (t->swa.mode != DT_SWA_OFF)
-            fprintf(t->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * swa_acc,
-                    (long long)t->swa.n);
-        if (t->scaler.scale > 0.0)
-            fprintf(t->out, " loss_scale=%g skipped_steps=%lld", t->scaler.scale,
-                    (long long)t->scaler.skipped);
-        if (has_dir(cfg->ckpt_dir))
-            fprintf(t->out, " ckpt_failures=%lld", (long long)t->ckpt_failures);
-        fprintf(t->out, "\n");
-        fflush(t->out);
-    }
+    if (!t->out)
+        return DT_OK;
+    dt_progress_final f = {
+        .epochs = t->nhist,
+        .steps = t->step,
+        .train_loss = r->last_train_loss,
+        .test_loss = r->ev.loss,
+        .test_acc = r->ev.acc,
+        .samples_per_s = t->train_time > 0 ? t->train_samples / t->train_time : 0.0,
+        .wall_s = dt_now() - r->t_start,
+        .max_rss_mib = rss,
+        .params_crc = params_crc(t->net),
+        .swa = t->swa.mode != DT_SWA_OFF,
+        .swa_test_acc = r->swa_acc,
+        .swa_n = t->swa.n,
+        .scaler = t->scaler.scale > 0.0,
+        .loss_scale = t->scaler.scale,
+        .skipped_steps = t->scaler.skipped,
+        .ckpt = has_dir(t->cfg->ckpt_dir),
+        .ckpt_failures = t->ckpt_failures,
+    };
+    dt_progress_final_line(&t->prog, &f);
     return DT_OK;
+}
+
+int dt_trainer_run(dt_trainer *t)
+{
+    run_ctx r = {.t_start = dt_now(), .swa_acc = NAN, .ev = {NAN, NAN, 0}};
+    r.last_train_loss = t->nhist ? t->hist[t->nhist - 1].train_loss : NAN;
+    if (t->nhist) { /* a resumed run's last epoch, for the final line */
+        r.ev.loss = t->hist[t->nhist - 1].test_loss;
+        r.ev.acc = t->hist[t->nhist - 1].test_acc / 100.0;
+    }
+    r.batch_idx = dt_xmalloc((size_t)t->batch, sizeof *r.batch_idx);
+    int rc = DT_OK;
+    while (t->epoch < t->cfg->epochs && t->step < t->total_steps && !r.stopped) {
+        rc = run_epoch(t, &r);
+        if (rc != 0 || r.stopped)
+            break;
+        rc = end_of_epoch(t, &r);
+        if (rc != 0)
+            break;
+    }
+    free(r.batch_idx);
+    if (dt_dist_agree(rc, t->comm) != 0)
+        return DT_ERR;
+    if (r.stopped)
+        return finish_stopped(t, &r);
+    return finish(t, &r);
 }

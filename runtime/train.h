@@ -1,12 +1,18 @@
 /*
  * train.h - the data-parallel training loop (ARCHITECTURE.md "One training step"):
  *
- *   rank 0 decides lr/momentum/flags; any rank may raise a pre-emption signal -> MPI_Allreduce
+ *   rank 0 decides lr/momentum/flags; any rank may raise a pre-emption signal: one control
+ *   message per step (dt_dist_ctrl: an MPI_Iallreduce under the watchdog)
  *   every rank: gather its shard's batch (augment, mixup) -> forward -> cross-entropy (soft
  *   targets for label smoothing / mixup) -> backward -> gradient buckets averaged with
  *   MPI_Iallreduce as backward finishes them -> loss scaler -> optional global-norm clipping ->
  *   optimizer step
- *   rank 0: SWA average, checkpoints at their interval; all: metrics
+ *   rank 0: SWA average, checkpoints at their interval, the metrics log; all ranks take part in
+ *   the reductions behind them
+ *
+ * dt_trainer_run reads as its steps: run_epoch (control message, step, log row, bar per batch),
+ * end_of_epoch (sums, evaluation, SWA, replica check, record, checkpoint), then finish or
+ * finish_stopped. What is printed, and how, lives in progress.c.
  *
  * Every rank applies the same averaged gradient, so replicas stay bitwise identical; a fingerprint
  * check at each epoch end proves it. Everything a resume needs is registered once in t->state, the
@@ -35,17 +41,11 @@
 #include "metrics.h"
 #include "net.h"
 #include "optim.h"
+#include "progress.h"
 #include "sampler.h"
 #include "sched.h"
 #include "state.h"
 #include "swa.h"
-
-/* One epoch's record (rank 0's history; stored in checkpoints). */
-typedef struct dt_epoch_rec {
-    double epoch, step, train_loss, train_acc, test_loss, test_acc, lr, samples_per_s, time_s,
-        swa_test_acc;
-} dt_epoch_rec;
-#define DT_EPOCH_COLS 10
 
 typedef struct dt_trainer {
     MPI_Comm comm;
@@ -84,7 +84,7 @@ typedef struct dt_trainer {
     dt_augment aug;       /* training-set augmentation (off: crop_pad = flip = 0) */
     dt_metrics *metrics;  /* rank 0's metrics log, or NULL */
     FILE *out;            /* rank 0's progress stream (NULL on other ranks) */
-    int bar;              /* draw a live progress bar */
+    dt_progress prog;     /* what is printed on out (progress.h) */
     char resumed_from[4096];
     dt_state state;       /* the resumable-state table (state.h), registered at init */
     struct {              /* items whose checkpoint form differs from the trainer's fields */
@@ -104,11 +104,14 @@ typedef struct dt_eval {
     int64_t n;        /* samples counted (each test sample exactly once) */
 } dt_eval;
 
-/* Sets up optimizer, schedule, SWA and sampler for net and the datasets; with cfg->resume, loads
- * the checkpoint (rank 0 reads, everyone receives). Collective: returns 0, or DT_ERR on every
- * rank (message printed once). */
+/* Sets up, for net and the datasets: sampler, optimizer, step buffers, augmentation, SWA, progress
+ * output, precision and loss scaler, gradient buckets, signal handlers and the watchdog, the
+ * state table; with cfg->resume, loads the checkpoint (rank 0 reads, everyone receives); then the
+ * schedule and rank 0's metrics log. Sets net's trainer fields (comm, sync_bn, seed, rank).
+ * Collective: returns 0, or DT_ERR on every rank (message printed once). */
 int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_dataset *train,
                     const dt_dataset *test, MPI_Comm comm, FILE *out);
+/* Frees what dt_trainer_init allocated, closes the metrics log, stops the watchdog. NULL: no-op. */
 void dt_trainer_free(dt_trainer *t);
 
 /* One optimizer step on the n samples idx[0..n) of this rank (n equal on every rank), with the

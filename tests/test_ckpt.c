@@ -259,10 +259,11 @@ typedef struct rt_item {
     unsigned char *data;
 } rt_item;
 
-static void test_round_trip(void)
+/* The round trip's items: every dtype at ranks 0-4, PyTorch state_dict names, a zero-size
+ * one; random bytes of every bit pattern. Returns their number (NRT). */
+static int make_items(rt_item *it)
 {
     static const int64_t base_dims[4] = {3, 2, 5, 4};
-    rt_item it[NRT];
     int n = 0;
     for (int t = 0; t <= DT_CK_U8; t++)
         for (int rank = 0; rank <= 4; rank++) {
@@ -304,40 +305,14 @@ static void test_round_trip(void)
         x->data = malloc(x->bytes ? x->bytes : 1);
         fill_random(x->data, x->bytes); /* every bit pattern: NaN payloads, denormals, -0 */
     }
-    /* a config text bigger than HDF5's 64 KiB compact attribute limit, with UTF-8 */
-    static const char pat[] = "optim.lr = 0.1\n# \xc2\xb5s\n";
-    size_t clen = (sizeof pat - 1) * 4800; /* whole copies of pat: valid UTF-8 */
-    char *config = malloc(clen + 1);
-    for (size_t i = 0; i < clen; i++)
-        config[i] = pat[i % (sizeof pat - 1)];
-    config[clen] = '\0';
+    return n;
+}
 
-    char dir[600], p1[700], p2[700];
-    make_dir(dir, sizeof dir, "rt");
-    path_in(p1, sizeof p1, dir, "a.h5");
-    path_in(p2, sizeof p2, dir, "b.h5");
-    for (int pass = 0; pass < 2; pass++) {
-        dt_ck_writer *w = dt_ck_begin(pass ? p2 : p1);
-        for (int i = 0; i < n; i++)
-            dt_ck_add(w, it[i].name, it[i].dtype, it[i].ndim, it[i].dims,
-                      it[i].bytes ? it[i].data : NULL);
-        dt_ck_attr(w, "config", config);
-        dt_ck_attr(w, "model", "resnet20");
-        dt_ck_attrf(w, "world_size", "%d", 3);
-        dt_ck_attrf(w, "seed", "%llu", 18446744073709551615ULL);
-        dt_ck_attr(w, "empty", "");
-        dt_ck_attr_versions(w);
-        CHECK(dt_ck_commit(w) == DT_OK);
-    }
-    CHECK(count_hidden(dir) == 0);
-
-    dt_ck_reader *r = NULL;
-    int rc = dt_ck_open(&r, p1);
-    CHECK(rc == DT_OK);
-    if (rc) {
-        fprintf(stderr, "  %s\n", dt_err_msg());
-        goto out;
-    }
+/* The reader r of the round trip's first file p1 gives back the n items of it, bit for bit and
+ * in order, and every attribute written (config: the long one). Closes r. */
+static void check_read_back(dt_ck_reader *r, const rt_item *it, int n, const char *config,
+                            const char *p1)
+{
     CHECK(dt_ck_count(r) == n);
     int order = dt_ck_count(r) == n, meta = 1, bits = 1;
     for (int i = 0; i < n && order; i++) {
@@ -388,7 +363,11 @@ static void test_round_trip(void)
     CHECK(strcmp(dt_ck_path(r), p1) == 0);
     dt_ck_close(r);
 
-    /* same content, same bytes: no timestamps or other run-dependent data in the file */
+}
+
+/* Same content, same bytes: no timestamps or other run-dependent data in the files p1, p2. */
+static void check_same_bytes(const char *p1, const char *p2)
+{
     long long s1 = file_size(p1), s2 = file_size(p2);
     CHECK(s1 > 0 && s1 == s2);
     if (s1 > 0 && s1 == s2) {
@@ -402,38 +381,83 @@ static void test_round_trip(void)
         free(b1);
         free(b2);
     }
+}
 
-    /* dt_ck_add_copy copies at once; dt_ck_add references until the commit */
-    {
-        char p3[700];
-        path_in(p3, sizeof p3, dir, "c.h5");
-        int64_t v = 7, u = 9, got = 0;
-        dt_ck_writer *w = dt_ck_begin(p3);
-        dt_ck_add_copy(w, "copied", DT_CK_I64, 0, NULL, &v);
-        dt_ck_add(w, "referenced", DT_CK_I64, 0, NULL, &u);
-        v = 8;
-        u = 10;
+/* dt_ck_add_copy copies at once; dt_ck_add references until the commit; discard writes
+ * nothing. Files in dir. */
+static void test_add_copy(const char *dir)
+{
+    dt_ck_reader *r = NULL;
+    char p3[700];
+    path_in(p3, sizeof p3, dir, "c.h5");
+    int64_t v = 7, u = 9, got = 0;
+    dt_ck_writer *w = dt_ck_begin(p3);
+    dt_ck_add_copy(w, "copied", DT_CK_I64, 0, NULL, &v);
+    dt_ck_add(w, "referenced", DT_CK_I64, 0, NULL, &u);
+    v = 8;
+    u = 10;
+    CHECK(dt_ck_commit(w) == DT_OK);
+    CHECK(dt_ck_open(&r, p3) == DT_OK);
+    CHECK(dt_ck_read(r, "copied", DT_CK_I64, 0, NULL, &got) == DT_OK && got == 7);
+    CHECK(dt_ck_read(r, "referenced", DT_CK_I64, 0, NULL, &got) == DT_OK && got == 10);
+    dt_ck_close(r);
+    dt_ck_discard(dt_ck_begin(p3)); /* discard writes nothing */
+    dt_ck_discard(NULL);
+}
+
+static void test_round_trip(void)
+{
+    rt_item it[NRT];
+    int n = make_items(it);
+    /* a config text bigger than HDF5's 64 KiB compact attribute limit, with UTF-8 */
+    static const char pat[] = "optim.lr = 0.1\n# \xc2\xb5s\n";
+    size_t clen = (sizeof pat - 1) * 4800; /* whole copies of pat: valid UTF-8 */
+    char *config = malloc(clen + 1);
+    for (size_t i = 0; i < clen; i++)
+        config[i] = pat[i % (sizeof pat - 1)];
+    config[clen] = '\0';
+
+    char dir[600], p1[700], p2[700];
+    make_dir(dir, sizeof dir, "rt");
+    path_in(p1, sizeof p1, dir, "a.h5");
+    path_in(p2, sizeof p2, dir, "b.h5");
+    for (int pass = 0; pass < 2; pass++) {
+        dt_ck_writer *w = dt_ck_begin(pass ? p2 : p1);
+        for (int i = 0; i < n; i++)
+            dt_ck_add(w, it[i].name, it[i].dtype, it[i].ndim, it[i].dims,
+                      it[i].bytes ? it[i].data : NULL);
+        dt_ck_attr(w, "config", config);
+        dt_ck_attr(w, "model", "resnet20");
+        dt_ck_attrf(w, "world_size", "%d", 3);
+        dt_ck_attrf(w, "seed", "%llu", 18446744073709551615ULL);
+        dt_ck_attr(w, "empty", "");
+        dt_ck_attr_versions(w);
         CHECK(dt_ck_commit(w) == DT_OK);
-        CHECK(dt_ck_open(&r, p3) == DT_OK);
-        CHECK(dt_ck_read(r, "copied", DT_CK_I64, 0, NULL, &got) == DT_OK && got == 7);
-        CHECK(dt_ck_read(r, "referenced", DT_CK_I64, 0, NULL, &got) == DT_OK && got == 10);
-        dt_ck_close(r);
-        dt_ck_discard(dt_ck_begin(p3)); /* discard writes nothing */
-        dt_ck_discard(NULL);
     }
+    CHECK(count_hidden(dir) == 0);
+
+    dt_ck_reader *r = NULL;
+    int rc = dt_ck_open(&r, p1);
+    CHECK(rc == DT_OK);
+    if (rc) {
+        fprintf(stderr, "  %s\n", dt_err_msg());
+        goto out;
+    }
+    check_read_back(r, it, n, config, p1);
+
+    check_same_bytes(p1, p2);
+    test_add_copy(dir);
 out:
     for (int i = 0; i < n; i++)
         free(it[i].data);
     free(config);
 }
 
-static void test_verify_errors(void)
+/* A good checkpoint read with wrong expectations: shape, rank, dtype, name. Files in dir. */
+static void test_wrong_expectations(const char *dir)
 {
-    char dir[600], p[700], want[1200];
-    make_dir(dir, sizeof dir, "bad");
+    char p[700], want[1200];
     dt_ck_reader *r = NULL;
-
-    /* a good one first, to read with wrong expectations */
     path_in(p, sizeof p, dir, "good.h5");
     CHECK(commit_small(p, 5) == DT_OK);
     CHECK(dt_ck_open(&r, p) == DT_OK);
@@ -456,6 +480,52 @@ static void test_verify_errors(void)
               memcmp(out, fc1_w, sizeof fc1_w) == 0);
         dt_ck_close(r);
     }
+}
+
+/* Damage at the byte level, each with its own message; HDF5 never sees these files. In dir. */
+static void test_byte_damage(const char *dir)
+{
+    char p[700], want[1200];
+    dt_ck_reader *r = NULL;
+    static const struct {
+        const char *file, *want;
+        long long at; /* byte flipped (-1: header zeroed, -2: a byte appended) */
+    } dmg[] = {
+        {"noheader.h5", "incomplete checkpoint (no dtrain header: its writer did not finish)", -1},
+        {"header.h5", "corrupted checkpoint header (checksum mismatch)", 20},
+        {"meta.h5", "corrupted HDF5 metadata (checksum mismatch outside the datasets' data)",
+         512 + 8}, /* HDF5's superblock, right after a 512-byte header */
+        {"longer.h5", "file is ", -2}, /* "file is N + 1 bytes, N were written" */
+    };
+    for (size_t k = 0; k < sizeof dmg / sizeof *dmg; k++) {
+        path_in(p, sizeof p, dir, dmg[k].file);
+        CHECK(commit_small(p, 8) == DT_OK);
+        int fd = open(p, O_RDWR);
+        DT_ASSERT(fd >= 0);
+        if (dmg[k].at == -1) {
+            static const unsigned char zero[512];
+            DT_ASSERT(pwrite(fd, zero, sizeof zero, 0) == (ssize_t)sizeof zero);
+        } else if (dmg[k].at == -2) {
+            DT_ASSERT(pwrite(fd, "x", 1, (off_t)file_size(p)) == 1);
+        } else {
+            unsigned char c;
+            DT_ASSERT(pread(fd, &c, 1, (off_t)dmg[k].at) == 1);
+            c ^= 0x01;
+            DT_ASSERT(pwrite(fd, &c, 1, (off_t)dmg[k].at) == 1);
+        }
+        close(fd);
+        snprintf(want, sizeof want, "%s: %s", p, dmg[k].want);
+        CHECK_ERR(dt_ck_open(&r, p), want);
+    }
+}
+
+static void test_verify_errors(void)
+{
+    char dir[600], p[700], want[1200];
+    make_dir(dir, sizeof dir, "bad");
+    dt_ck_reader *r = NULL;
+
+    test_wrong_expectations(dir);
 
     /* truncated to half its size */
     path_in(p, sizeof p, dir, "trunc.h5");
@@ -490,37 +560,7 @@ static void test_verify_errors(void)
              "header)", p);
     CHECK_ERR(dt_ck_open(&r, p), want);
 
-    /* damage at the byte level, each with its own message; HDF5 never sees these files */
-    static const struct {
-        const char *file, *want;
-        long long at; /* byte flipped (-1: header zeroed, -2: a byte appended) */
-    } dmg[] = {
-        {"noheader.h5", "incomplete checkpoint (no dtrain header: its writer did not finish)", -1},
-        {"header.h5", "corrupted checkpoint header (checksum mismatch)", 20},
-        {"meta.h5", "corrupted HDF5 metadata (checksum mismatch outside the datasets' data)",
-         512 + 8}, /* HDF5's superblock, right after a 512-byte header */
-        {"longer.h5", "file is ", -2}, /* "file is N + 1 bytes, N were written" */
-    };
-    for (size_t k = 0; k < sizeof dmg / sizeof *dmg; k++) {
-        path_in(p, sizeof p, dir, dmg[k].file);
-        CHECK(commit_small(p, 8) == DT_OK);
-        int fd = open(p, O_RDWR);
-        DT_ASSERT(fd >= 0);
-        if (dmg[k].at == -1) {
-            static const unsigned char zero[512];
-            DT_ASSERT(pwrite(fd, zero, sizeof zero, 0) == (ssize_t)sizeof zero);
-        } else if (dmg[k].at == -2) {
-            DT_ASSERT(pwrite(fd, "x", 1, (off_t)file_size(p)) == 1);
-        } else {
-            unsigned char c;
-            DT_ASSERT(pread(fd, &c, 1, (off_t)dmg[k].at) == 1);
-            c ^= 0x01;
-            DT_ASSERT(pwrite(fd, &c, 1, (off_t)dmg[k].at) == 1);
-        }
-        close(fd);
-        snprintf(want, sizeof want, "%s: %s", p, dmg[k].want);
-        CHECK_ERR(dt_ck_open(&r, p), want);
-    }
+    test_byte_damage(dir);
 
     /* not HDF5 at all: text, empty */
     path_in(p, sizeof p, dir, "text.h5");
@@ -846,6 +886,43 @@ static int check_set(const char *dir, const char *set, const char *const *cols,
     return ok;
 }
 
+/* A killed run (SIGKILL, no close): the flushed rows are in both files, the pending ones lost,
+ * and the run resumes from the flushed rows. */
+static void test_metrics_kill(void)
+{
+    static double se[64 * 3], ee[8 * 3];
+    double v[3];
+    dt_metrics *m = NULL;
+    char kdir[600];
+    make_dir(kdir, sizeof kdir, "metrics-kill");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t c = fork();
+    DT_ASSERT(c >= 0);
+    if (c == 0) {
+        dt_metrics *km;
+        if (dt_metrics_open(&km, kdir, step_cols, 3, epoch_cols, 3, 0, 0, 10))
+            _exit(1);
+        for (int i = 0; i < 15; i++) {
+            step_vals(v, i, 0);
+            if (dt_metrics_step(km, v))
+                _exit(1);
+        }
+        kill(getpid(), SIGKILL);
+        _exit(1);
+    }
+    int st = 0;
+    DT_ASSERT(waitpid(c, &st, 0) == c);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    for (int i = 0; i < 10; i++)
+        step_vals(&se[i * 3], i, 0);
+    CHECK(check_set(kdir, "step", step_cols, se, 10));
+    CHECK(check_set(kdir, "epoch", epoch_cols, ee, 0));
+    CHECK(dt_metrics_open(&m, kdir, step_cols, 3, epoch_cols, 3, 10, 0, 10) == DT_OK);
+    CHECK(dt_metrics_close(m) == DT_OK);
+    CHECK(check_set(kdir, "step", step_cols, se, 10));
+}
+
 static void test_metrics(void)
 {
     char dir[600];
@@ -929,36 +1006,7 @@ static void test_metrics(void)
     CHECK(check_set(dir, "epoch", epoch_cols, ee, 0));
     CHECK(dt_metrics_close(NULL) == DT_OK);
 
-    /* a killed run (SIGKILL, no close): the flushed rows are in both files, the pending ones
-     * lost, and the run resumes from the flushed rows */
-    char kdir[600];
-    make_dir(kdir, sizeof kdir, "metrics-kill");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t c = fork();
-    DT_ASSERT(c >= 0);
-    if (c == 0) {
-        dt_metrics *km;
-        if (dt_metrics_open(&km, kdir, step_cols, 3, epoch_cols, 3, 0, 0, 10))
-            _exit(1);
-        for (int i = 0; i < 15; i++) {
-            step_vals(v, i, 0);
-            if (dt_metrics_step(km, v))
-                _exit(1);
-        }
-        kill(getpid(), SIGKILL);
-        _exit(1);
-    }
-    int st = 0;
-    DT_ASSERT(waitpid(c, &st, 0) == c);
-    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    for (int i = 0; i < 10; i++)
-        step_vals(&se[i * 3], i, 0);
-    CHECK(check_set(kdir, "step", step_cols, se, 10));
-    CHECK(check_set(kdir, "epoch", epoch_cols, ee, 0));
-    CHECK(dt_metrics_open(&m, kdir, step_cols, 3, epoch_cols, 3, 10, 0, 10) == DT_OK);
-    CHECK(dt_metrics_close(m) == DT_OK);
-    CHECK(check_set(kdir, "step", step_cols, se, 10));
+    test_metrics_kill();
 }
 
 int main(void)

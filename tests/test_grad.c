@@ -391,6 +391,56 @@ static double dnet_loss(dnet *d, double *logits)
     return total / N;
 }
 
+/* The gradient g of parameter tensor p against central differences of the double-precision
+ * loss at 10 coordinates: its 4 largest |g| and 6 at random; guarded against an all-zero g. */
+static void check_param_fd(dnet *dn, const dt_param *p, const float *g)
+{
+    enum { NS = 10 };
+    size_t idx[NS];
+    int ns = 0;
+    for (int t = 0; t < 4; t++) {
+        size_t best = 0;
+        double bv = -1;
+        for (size_t i = 0; i < p->numel; i++) {
+            int taken = 0;
+            for (int j = 0; j < ns; j++)
+                taken |= idx[j] == i;
+            if (!taken && fabs(g[i]) > bv) {
+                bv = fabs(g[i]);
+                best = i;
+            }
+        }
+        idx[ns++] = best;
+    }
+    while (ns < NS)
+        idx[ns++] = dt_mt_next(&rng) % p->numel;
+    float an[NS], fd[NS];
+    const double h = 1e-6; /* small: no ReLU kink within reach */
+    for (int j = 0; j < NS; j++) {
+        double *v = &dn->param[p->off + idx[j]];
+        const double v0 = *v;
+        *v = v0 + h;
+        double lp = dnet_loss(dn, NULL);
+        *v = v0 - h;
+        double lm = dnet_loss(dn, NULL);
+        *v = v0;
+        fd[j] = (float)((lp - lm) / (2 * h));
+        an[j] = g[idx[j]];
+    }
+    /* float forward/backward vs exact: observed ~1e-8 of the largest gradient */
+    double gmax = max_abs(g, p->numel);
+    char what[96];
+    snprintf(what, sizeof what, "net gradient %s", p->name);
+    if (!check_tensor_close_at(an, fd, NS, 1e-4, 1e-5 * gmax, what, __FILE__, __LINE__))
+        fprintf(stderr, "  %s: dt_net_backward vs finite differences\n", what);
+    if (gmax > 1e-4) {
+        check_passed++;
+    } else {
+        check_failed++;
+        fprintf(stderr, "FAIL %s: the analytic gradient is (almost) all zero\n", what);
+    }
+}
+
 static void test_net(void)
 {
     enum { N = 4 };
@@ -442,54 +492,8 @@ static void test_net(void)
     CHECK(nan == 0);
 
     /* sampled coordinates per tensor: the 4 largest |g| and 6 at random */
-    for (int pi = 0; pi < net->nparams; pi++) {
-        const dt_param *p = &net->params[pi];
-        const float *g = net->grad + p->off;
-        enum { NS = 10 };
-        size_t idx[NS];
-        int ns = 0;
-        for (int t = 0; t < 4; t++) {
-            size_t best = 0;
-            double bv = -1;
-            for (size_t i = 0; i < p->numel; i++) {
-                int taken = 0;
-                for (int j = 0; j < ns; j++)
-                    taken |= idx[j] == i;
-                if (!taken && fabs(g[i]) > bv) {
-                    bv = fabs(g[i]);
-                    best = i;
-                }
-            }
-            idx[ns++] = best;
-        }
-        while (ns < NS)
-            idx[ns++] = dt_mt_next(&rng) % p->numel;
-        float an[NS], fd[NS];
-        const double h = 1e-6; /* small: no ReLU kink within reach */
-        for (int j = 0; j < NS; j++) {
-            double *v = &d.param[p->off + idx[j]];
-            const double v0 = *v;
-            *v = v0 + h;
-            double lp = dnet_loss(&d, NULL);
-            *v = v0 - h;
-            double lm = dnet_loss(&d, NULL);
-            *v = v0;
-            fd[j] = (float)((lp - lm) / (2 * h));
-            an[j] = g[idx[j]];
-        }
-        /* float forward/backward vs exact: observed ~1e-8 of the largest gradient */
-        double gmax = max_abs(g, p->numel);
-        char what[96];
-        snprintf(what, sizeof what, "net gradient %s", p->name);
-        if (!check_tensor_close_at(an, fd, NS, 1e-4, 1e-5 * gmax, what, __FILE__, __LINE__))
-            fprintf(stderr, "  %s: dt_net_backward vs finite differences\n", what);
-        if (gmax > 1e-4) {
-            check_passed++;
-        } else {
-            check_failed++;
-            fprintf(stderr, "FAIL %s: the analytic gradient is (almost) all zero\n", what);
-        }
-    }
+    for (int pi = 0; pi < net->nparams; pi++)
+        check_param_fd(&d, &net->params[pi], net->grad + net->params[pi].off);
     for (int li = 0; li < net->nlayers; li++)
         free(owned[li]);
     free(owned), free(d.act), free(d.param), free(d.xin), free(dlog), free(flog);

@@ -281,6 +281,33 @@ static double torch_ls_loss(const float *z, const int *y, int N, int K, double e
     return total / N;
 }
 
+/* Label smoothing (ts: y's targets smoothed by eps, (N, K)): PyTorch's convention for the targets
+ * and its formula for the loss over logits z, for several eps. ts and a scratch are reused. */
+static void check_smoothing(float *ts, const int *y, const float *z, int N, int K, float eps)
+{
+    float *probs = dt_xmalloc((size_t)N * K, sizeof *probs);
+    int conv = 1;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            double want = k == y[n] ? 1.0 - eps + eps / K : eps / K;
+            conv &= fabs(ts[n * K + k] - want) <= 1e-7;
+        }
+    CHECK(conv);
+    dt_targets_smooth(ts, y, N, K, 0.0f);
+    int plain = 1;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            plain &= ts[n * K + k] == (k == y[n] ? 1.0f : 0.0f);
+    CHECK(plain);
+    const float epss[] = {0.0f, 0.05f, 0.1f, 0.3f};
+    for (size_t e = 0; e < sizeof epss / sizeof epss[0]; e++) {
+        dt_targets_smooth(ts, y, N, K, epss[e]);
+        double got = dt_xent_forward(probs, z, NULL, ts, N, K, NULL);
+        CHECK_CLOSE(got, torch_ls_loss(z, y, N, K, (double)epss[e]), 1e-6, 1e-7);
+    }
+    free(probs);
+}
+
 static void test_mixup_apply(void)
 {
     enum { N = 16, K = 10 };
@@ -325,27 +352,7 @@ static void test_mixup_apply(void)
     dt_targets_smooth(ts, y, N, K, eps);
     CHECK_TENSOR_CLOSE(t, ts, N * K, 0.0, 1e-7);
 
-    /* label smoothing targets: PyTorch's convention */
-    int conv = 1;
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            double want = k == y[n] ? 1.0 - eps + eps / K : eps / K;
-            conv &= fabs(ts[n * K + k] - want) <= 1e-7;
-        }
-    CHECK(conv);
-    dt_targets_smooth(ts, y, N, K, 0.0f);
-    int plain = 1;
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++)
-            plain &= ts[n * K + k] == (k == y[n] ? 1.0f : 0.0f);
-    CHECK(plain);
-    /* label smoothing loss = PyTorch's formula, for several eps */
-    const float epss[] = {0.0f, 0.05f, 0.1f, 0.3f};
-    for (size_t e = 0; e < sizeof epss / sizeof epss[0]; e++) {
-        dt_targets_smooth(ts, y, N, K, epss[e]);
-        double got = dt_xent_forward(probs, z, NULL, ts, N, K, NULL);
-        CHECK_CLOSE(got, torch_ls_loss(z, y, N, K, (double)epss[e]), 1e-6, 1e-7);
-    }
+    check_smoothing(ts, y, z, N, K, eps);
 
     /* lam = 0.3: convex combinations; the loss splits as lam * CE(y) + (1 - lam) * CE(y[perm]) */
     const float lam = 0.3f;

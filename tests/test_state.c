@@ -74,6 +74,48 @@ static int has(const char *msg, const char *a, const char *b)
     return ok;
 }
 
+/* A checkpoint with more rows (the table's, at path) than a table's capacity is refused. */
+static void test_rows_capacity(double *hist, const char *path)
+{
+    dt_state big;
+    dt_state_init(&big);
+    const int64_t dh1[2] = {1, 2};
+    int64_t one = 1;
+    dt_state_add_rows(&big, "b/hist", DT_CK_F64, 2, dh1, hist, &one, DT_STATE_RANK0, 0);
+    dt_ck_reader *r = NULL;
+    CHECK(dt_ck_open(&r, path) == 0);
+    CHECK(dt_state_read(&big, r) != 0);
+    CHECK(has(dt_err_msg(), path, "b/hist has 2 rows: expected at most 1"));
+    dt_ck_close(r);
+    dt_state_free(&big);
+}
+
+/* --resume auto's search: the newest checkpoint that passes dt_state_read; the newer one refused
+ * is in the report with the reason. s: test_table's table, whose item k is *k (left at 42). */
+static void test_auto_search(dt_state *s, int64_t *k)
+{
+    char sub[400], p1[512], p2[512], found[512], report[1024];
+    snprintf(sub, sizeof sub, "%s/auto", dir);
+    DT_ASSERT(dt_mkdir_p(sub) == 0);
+    DT_ASSERT(dt_ck_step_path(p1, sizeof p1, sub, 1) == 0);
+    DT_ASSERT(dt_ck_step_path(p2, sizeof p2, sub, 2) == 0);
+    *k = 7;
+    CHECK(save(s, p1, -1) == 0);
+    *k = -1;
+    CHECK(save(s, p2, -1) == 0);
+    *k = 0;
+    int64_t step = -1;
+    CHECK(dt_ck_find_latest_if(sub, found, sizeof found, &step, report, sizeof report,
+                               accept, s) == 1);
+    CHECK(step == 1 && strcmp(found, p1) == 0);
+    CHECK(has(report, p2, "k = -1: expected an integer >= 1"));
+    dt_state_commit(s);
+    CHECK(*k == 7);
+    *k = 42;
+}
+
+/* Round trip of every item kind, the value rules, row capacity, --resume auto's search, missing
+ * items. */
 static void test_table(void)
 {
     float w[6];
@@ -133,40 +175,8 @@ static void test_table(void)
     CHECK(load(&s, bad) != 0);
     CHECK(has(dt_err_msg(), bad, "a/w[4] = inf: expected finite values"));
     CHECK(w[4] == 0.0f);
-    /* too many rows for the capacity */
-    dt_state big;
-    dt_state_init(&big);
-    const int64_t dh1[2] = {1, 2};
-    int64_t one = 1;
-    dt_state_add_rows(&big, "b/hist", DT_CK_F64, 2, dh1, hist, &one, DT_STATE_RANK0, 0);
-    dt_ck_reader *r = NULL;
-    CHECK(dt_ck_open(&r, path) == 0);
-    CHECK(dt_state_read(&big, r) != 0);
-    CHECK(has(dt_err_msg(), path, "b/hist has 2 rows: expected at most 1"));
-    dt_ck_close(r);
-    dt_state_free(&big);
-    /* --resume auto's search: the newest checkpoint that passes dt_state_read; the newer one
-     * refused is in the report with the reason */
-    {
-        char sub[400], p1[512], p2[512], found[512], report[1024];
-        snprintf(sub, sizeof sub, "%s/auto", dir);
-        DT_ASSERT(dt_mkdir_p(sub) == 0);
-        DT_ASSERT(dt_ck_step_path(p1, sizeof p1, sub, 1) == 0);
-        DT_ASSERT(dt_ck_step_path(p2, sizeof p2, sub, 2) == 0);
-        k = 7;
-        CHECK(save(&s, p1, -1) == 0);
-        k = -1;
-        CHECK(save(&s, p2, -1) == 0);
-        k = 0;
-        int64_t step = -1;
-        CHECK(dt_ck_find_latest_if(sub, found, sizeof found, &step, report, sizeof report,
-                                   accept, &s) == 1);
-        CHECK(step == 1 && strcmp(found, p1) == 0);
-        CHECK(has(report, p2, "k = -1: expected an integer >= 1"));
-        dt_state_commit(&s);
-        CHECK(k == 7);
-        k = 42;
-    }
+    test_rows_capacity(hist, path);
+    test_auto_search(&s, &k);
     /* a missing required item; an optional one may be missing */
     snprintf(bad, sizeof bad, "%s/nok.h5", dir);
     CHECK(save(&s, bad, 2) == 0);
@@ -310,7 +320,8 @@ static void test_trainer(const char *label, const char *const *sets, int nsets)
 int main(int argc, char **argv)
 {
     dt_dist_init(&argc, &argv);
-    snprintf(dir, sizeof dir, "%s/dtrain-test_state.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/dtrain-test_state.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     DT_ASSERT(mkdtemp(dir));
     test_table();
     const char *sgd[] = {"optim.momentum", "0.9", "swa.mode", "swa", "train.loss_scale", "1024"};

@@ -44,6 +44,17 @@ static uint64_t next(void)
 /* uniform in [0, n), n > 0 */
 static size_t below(size_t n) { return (size_t)(next() % n); }
 
+/* realloc that exits on failure (a generator out of memory has nothing to clean up) */
+static void *resize(void *p, size_t bytes)
+{
+    void *q = realloc(p, bytes);
+    if (!q) {
+        fprintf(stderr, "tool_fuzzgen: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return q;
+}
+
 static char desc[4096];
 static size_t desc_len;
 
@@ -69,7 +80,7 @@ static unsigned char *read_all(const char *path, size_t *len)
     for (;;) {
         if (n == cap) {
             cap *= 2;
-            buf = realloc(buf, cap);
+            buf = resize(buf, cap);
         }
         size_t r = fread(buf + n, 1, cap - n, f);
         if (r == 0)
@@ -119,7 +130,7 @@ static void lines_insert(lines *L, size_t at, char *s)
 {
     if (L->n == L->cap) {
         L->cap = L->cap ? 2 * L->cap : 64;
-        L->line = realloc(L->line, L->cap * sizeof *L->line);
+        L->line = resize(L->line, L->cap * sizeof *L->line);
     }
     memmove(L->line + at + 1, L->line + at, (L->n - at) * sizeof *L->line);
     L->line[at] = s;
@@ -309,7 +320,7 @@ static int mode_bin(const char *in, const char *out)
     unsigned char *buf = read_all(in, &len);
     if (!buf)
         return 1;
-    buf = realloc(buf, len + 4096);
+    buf = resize(buf, len + 4096);
     const int nmut = 1 + (int)below(4);
     for (int m = 0; m < nmut; m++) {
         /* half the damage lands in the first 64 bytes: headers */
@@ -367,44 +378,105 @@ static int mode_bin(const char *in, const char *out)
 
 /* ---- checkpoint, resealed ---- */
 
-static int mode_reseal(const char *in, const char *out, const char *set)
+/* What mode_reseal changes: one item element or one attribute picked at random, or, with
+ * NAME=VALUE, element 0 of item NAME. */
+typedef struct reseal {
+    int victim, vattr; /* the item / attribute picked (-1: none) */
+    const char *set;   /* NAME=VALUE, or NULL */
+    char set_name[DT_CK_NAME_MAX];
+    double set_val;
+} reseal;
+
+/* Parses rs->set, or picks the victim: an attribute (a quarter of the time) or an item, mostly
+ * small ones (counters, positions, shapes). 0, or 1 for a malformed NAME=VALUE. */
+static int pick_victim(reseal *rs, dt_ck_reader *r)
 {
-    dt_ck_reader *r;
-    if (dt_ck_open(&r, in) != 0) {
-        fprintf(stderr, "tool_fuzzgen: %s\n", dt_err_msg());
-        return 1;
-    }
     const int n = dt_ck_count(r), na = dt_ck_attr_count(r);
-    /* the victim: an item (mostly small ones: counters, positions, shapes) or an attribute */
-    int victim = -1, vattr = -1;
-    char set_name[DT_CK_NAME_MAX] = "";
-    double set_val = 0.0;
-    if (set) {
-        const char *eq = strchr(set, '=');
-        if (!eq || (size_t)(eq - set) >= sizeof set_name) {
-            fprintf(stderr, "tool_fuzzgen: '%s': expected NAME=VALUE\n", set);
-            dt_ck_close(r);
+    rs->victim = rs->vattr = -1;
+    if (rs->set) {
+        const char *eq = strchr(rs->set, '=');
+        if (!eq || (size_t)(eq - rs->set) >= sizeof rs->set_name) {
+            fprintf(stderr, "tool_fuzzgen: '%s': expected NAME=VALUE\n", rs->set);
             return 1;
         }
-        memcpy(set_name, set, (size_t)(eq - set));
-        set_name[eq - set] = '\0';
-        set_val = strtod(eq + 1, NULL);
+        memcpy(rs->set_name, rs->set, (size_t)(eq - rs->set));
+        rs->set_name[eq - rs->set] = '\0';
+        rs->set_val = strtod(eq + 1, NULL);
     } else if (below(4) == 0 && na > 0) {
-        vattr = (int)below((size_t)na);
+        rs->vattr = (int)below((size_t)na);
     } else {
         /* half the time one of the trainer's counters (train/...): world size, batch,
          * step, epoch, position, the values a resume divides and indexes by */
         const int counters = (int)below(2);
         for (int tries = 0; tries < 64; tries++) {
-            victim = (int)below((size_t)n);
-            const dt_ck_item *it = dt_ck_item_at(r, victim);
+            rs->victim = (int)below((size_t)n);
+            const dt_ck_item *it = dt_ck_item_at(r, rs->victim);
             if (counters && strncmp(it->name, "train/", 6) != 0)
                 continue;
             if (it->numel <= 16 || below(4) == 0)
                 break;
         }
     }
-    dt_ck_writer *w = dt_ck_begin(out);
+    return 0;
+}
+
+/* Element 0 of item it's data set to v in the item's dtype. */
+static void set_element(const dt_ck_item *it, unsigned char *data, double v)
+{
+    note(" item:%s[0]=%g", it->name, v);
+    if (it->dtype == DT_CK_I64) {
+        int64_t x = (int64_t)v;
+        memcpy(data, &x, 8);
+    } else if (it->dtype == DT_CK_F64) {
+        memcpy(data, &v, 8);
+    } else if (it->dtype == DT_CK_F32) {
+        float x = (float)v;
+        memcpy(data, &x, 4);
+    } else {
+        data[0] = (unsigned char)v;
+    }
+}
+
+/* A random element of item it's data replaced by an edge value of its dtype. */
+static void poison_element(const dt_ck_item *it, unsigned char *data)
+{
+    size_t e = below((size_t)it->numel);
+    note(" item:%s[%zu]", it->name, e);
+    switch (it->dtype) {
+    case DT_CK_I64: {
+        static const int64_t v[] = {0, -1, 1, 2, INT32_MAX, (int64_t)INT32_MAX + 1,
+                                    INT64_MAX, INT64_MIN, -1000, 1000000000000};
+        int64_t x = v[below(NE(v))];
+        memcpy(data + e * 8, &x, 8);
+        note("=%lld", (long long)x);
+        break;
+    }
+    case DT_CK_F64: {
+        static const double v[] = {0.0, -1.0, NAN, INFINITY, -INFINITY, 1e308, -1e300,
+                                   2147483648.0};
+        double x = v[below(NE(v))];
+        memcpy(data + e * 8, &x, 8);
+        note("=%g", x);
+        break;
+    }
+    case DT_CK_F32: {
+        static const float v[] = {0.0f, -1.0f, NAN, INFINITY, -INFINITY, 1e38f, -1e38f};
+        float x = v[below(NE(v))];
+        memcpy(data + e * 4, &x, 4);
+        note("=%g", (double)x);
+        break;
+    }
+    case DT_CK_U8:
+        data[e] = (unsigned char)below(256);
+        note("=%u", data[e]);
+        break;
+    }
+}
+
+/* Every item of r into w, the victim changed. 0, or 1 when an item cannot be read. */
+static int copy_items(const reseal *rs, dt_ck_reader *r, dt_ck_writer *w)
+{
+    const int n = dt_ck_count(r);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         const dt_ck_item *it = dt_ck_item_at(r, i);
@@ -413,91 +485,84 @@ static int mode_reseal(const char *in, const char *out, const char *set)
         if (dt_ck_read(r, it->name, it->dtype, it->ndim, it->dims, data) != 0) {
             fprintf(stderr, "tool_fuzzgen: %s\n", dt_err_msg());
             rc = 1;
-        } else if (set && strcmp(it->name, set_name) == 0 && it->numel > 0) {
-            note(" item:%s[0]=%g", it->name, set_val);
-            if (it->dtype == DT_CK_I64) {
-                int64_t x = (int64_t)set_val;
-                memcpy(data, &x, 8);
-            } else if (it->dtype == DT_CK_F64) {
-                memcpy(data, &set_val, 8);
-            } else if (it->dtype == DT_CK_F32) {
-                float x = (float)set_val;
-                memcpy(data, &x, 4);
-            } else {
-                data[0] = (unsigned char)set_val;
-            }
-        } else if (i == victim && it->numel > 0) {
-            size_t e = below((size_t)it->numel);
-            note(" item:%s[%zu]", it->name, e);
-            switch (it->dtype) {
-            case DT_CK_I64: {
-                static const int64_t v[] = {0, -1, 1, 2, INT32_MAX, (int64_t)INT32_MAX + 1,
-                                            INT64_MAX, INT64_MIN, -1000, 1000000000000};
-                int64_t x = v[below(NE(v))];
-                memcpy(data + e * 8, &x, 8);
-                note("=%lld", (long long)x);
-                break;
-            }
-            case DT_CK_F64: {
-                static const double v[] = {0.0, -1.0, NAN, INFINITY, -INFINITY, 1e308, -1e300, 2147483648.0};
-                double x = v[below(NE(v))];
-                memcpy(data + e * 8, &x, 8);
-                note("=%g", x);
-                break;
-            }
-            case DT_CK_F32: {
-                static const float v[] = {0.0f, -1.0f, NAN, INFINITY, -INFINITY, 1e38f, -1e38f};
-                float x = v[below(NE(v))];
-                memcpy(data + e * 4, &x, 4);
-                note("=%g", (double)x);
-                break;
-            }
-            case DT_CK_U8:
-                data[e] = (unsigned char)below(256);
-                note("=%u", data[e]);
-                break;
-            }
+        } else if (rs->set && strcmp(it->name, rs->set_name) == 0 && it->numel > 0) {
+            set_element(it, data, rs->set_val);
+        } else if (i == rs->victim && it->numel > 0) {
+            poison_element(it, data);
         }
         if (rc == 0)
             dt_ck_add_copy(w, it->name, it->dtype, it->ndim, it->dims, data);
         free(data);
     }
-    for (int i = 0; i < na && rc == 0; i++) {
+    return rc;
+}
+
+/* Attribute `name` = val with an edge value written into buf (size bytes): the whole value, or
+ * for a multi-line attribute (the config) one random line's value. */
+static void poison_attr(const char *name, const char *val, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", val);
+    const char *v = edge_values[below(NE(edge_values))];
+    if (!strchr(buf, '\n')) {
+        snprintf(buf, size, "%s", v);
+        note(" attr:%s=%s", name, v);
+        return;
+    }
+    size_t nl = 0;
+    for (char *p = buf; *p; p++)
+        nl += *p == '\n';
+    size_t want = below(nl + 1);
+    char *p = buf;
+    for (size_t k = 0; k < want && strchr(p, '\n'); k++)
+        p = strchr(p, '\n') + 1;
+    char *e = strchr(p, '=');
+    char *end = strchr(p, '\n');
+    if (e && (!end || e < end)) {
+        char tail[65536];
+        snprintf(tail, sizeof tail, "%s", end ? end : "");
+        snprintf(e, size - (size_t)(e - buf), "= %s%s", v, tail);
+    }
+    note(" attr:%s:line%zu=%s", name, want + 1, v);
+}
+
+/* Every caller attribute of r into w (the container adds format, format_version and complete
+ * itself), the victim changed. */
+static void copy_attrs(const reseal *rs, dt_ck_reader *r, dt_ck_writer *w)
+{
+    const int na = dt_ck_attr_count(r);
+    for (int i = 0; i < na; i++) {
         const char *name;
         const char *val = dt_ck_attr_at(r, i, &name);
         if (!strcmp(name, "format") || !strcmp(name, "format_version") || !strcmp(name, "complete"))
             continue;
-        if (i == vattr) {
-            /* a value replaced, or a line of a multi-line attribute (the config) changed */
-            char buf[65536];
-            snprintf(buf, sizeof buf, "%s", val);
-            const char *v = edge_values[below(NE(edge_values))];
-            char *eq = strchr(buf, '\n') ? NULL : buf;
-            if (!eq) { /* a random line's value */
-                size_t nl = 0;
-                for (char *p = buf; *p; p++)
-                    nl += *p == '\n';
-                size_t want = below(nl + 1);
-                char *p = buf;
-                for (size_t k = 0; k < want && strchr(p, '\n'); k++)
-                    p = strchr(p, '\n') + 1;
-                char *e = strchr(p, '=');
-                char *end = strchr(p, '\n');
-                if (e && (!end || e < end)) {
-                    char tail[65536];
-                    snprintf(tail, sizeof tail, "%s", end ? end : "");
-                    snprintf(e, sizeof buf - (size_t)(e - buf), "= %s%s", v, tail);
-                }
-                note(" attr:%s:line%zu=%s", name, want + 1, v);
-            } else {
-                snprintf(buf, sizeof buf, "%s", v);
-                note(" attr:%s=%s", name, v);
-            }
+        if (i == rs->vattr) {
+            static char buf[65536];
+            poison_attr(name, val, buf, sizeof buf);
             dt_ck_attr(w, name, buf);
         } else {
             dt_ck_attr(w, name, val);
         }
     }
+}
+
+/* Rewrites checkpoint in as out with one value changed (see reseal) and valid checksums, so that
+ * only the loader's semantic validation can refuse it. 0, or 1 with a message. */
+static int mode_reseal(const char *in, const char *out, const char *set)
+{
+    dt_ck_reader *r;
+    if (dt_ck_open(&r, in) != 0) {
+        fprintf(stderr, "tool_fuzzgen: %s\n", dt_err_msg());
+        return 1;
+    }
+    reseal rs = {.set = set};
+    if (pick_victim(&rs, r) != 0) {
+        dt_ck_close(r);
+        return 1;
+    }
+    dt_ck_writer *w = dt_ck_begin(out);
+    int rc = copy_items(&rs, r, w);
+    if (rc == 0)
+        copy_attrs(&rs, r, w);
     dt_ck_close(r);
     if (rc != 0) {
         dt_ck_discard(w);
