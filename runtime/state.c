@@ -157,15 +157,20 @@ static int check_values(const dt_state *s, const dt_state_item *it, int64_t n)
             what = isint ? "an integer >= 1" : "a value > 0";
         else if ((it->flags & DT_STATE_NONNEG) && !(v >= 0))
             what = isint ? "an integer >= 0" : "a value >= 0";
+        else if (isint && (it->flags & (DT_STATE_POSITIVE | DT_STATE_NONNEG)) && v > DT_STATE_COUNT_MAX)
+            /* a counter no run reaches; bounded so that counting on from it cannot overflow */
+            what = "at most 2^53";
         if (!what)
             continue;
         if (it->ndim == 0)
             snprintf(where, sizeof where, "%s", it->name);
         else
             snprintf(where, sizeof where, "%s[%lld]", it->name, (long long)k);
-        if (isint)
+        if (it->dtype == DT_CK_I64)
             return dt_err("%s: %s = %lld: expected %s", s->path, where,
                           (long long)((const int64_t *)it->stage)[k], what);
+        if (isint)
+            return dt_err("%s: %s = %.0f: expected %s", s->path, where, v, what);
         return dt_err("%s: %s = %g: expected %s", s->path, where, v, what);
     }
     return DT_OK;

@@ -44,6 +44,11 @@ enum {
     DT_STATE_NONNEG = 1 << 2,   /* every value >= 0 */
     DT_STATE_POSITIVE = 1 << 3  /* every value > 0 (integers: >= 1) */
 };
+/* Integer items flagged NONNEG or POSITIVE are counters (steps, rows, skipped steps): a value above
+ * 2^53 is refused as impossible (no run counts that far), so code that counts on from a loaded
+ * counter never overflows. */
+#define DT_STATE_COUNT_MAX 9007199254740992.0
+
 
 typedef struct dt_state_item {
     char name[DT_CK_NAME_MAX];
