@@ -36,7 +36,7 @@
 #include "commands.h"
 #include "common.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 #include "dist.h"
 #include "net.h"
 #include "optim.h"

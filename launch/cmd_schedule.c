@@ -26,7 +26,7 @@
 #include "commands.h"
 #include "common.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 #include "dist.h"
 #include "optim.h"
 #include "sched.h"

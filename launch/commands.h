@@ -6,7 +6,7 @@
 #define DT_COMMANDS_H
 
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 
 /* Resolves `dtrain <cmd> [options]` arguments argv[first..argc) into cfg (defaults, -c files,
  * --set, long options), as `dtrain train` does. Returns 0 or DT_ERR (message recorded). */

@@ -14,7 +14,7 @@
 #include "ckpt.h"
 #include "commands.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 #include "dist.h"
 #include "h5util.h"
 #include "net.h"

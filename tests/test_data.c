@@ -31,7 +31,7 @@
 #include "augment.h"
 #include "check.h"
 #include "common.h"
-#include "dataset.h"
+#include "data.h"
 
 static char tmp[256];
 

@@ -1,8 +1,8 @@
 /*
- * dataset.c - see dataset.h. IDX reading, the name dispatch, normalization and the plain gather;
- * CIFAR-10 is in cifar.c, HDF5 in h5data.c, augmentation in augment.c.
+ * data.c - see data.h. IDX reading, the name dispatch, normalization and the plain gather;
+ * CIFAR-10 is in data_cifar.c, HDF5 in data_h5.c, augmentation in augment.c.
  */
-#include "dataset.h"
+#include "data.h"
 
 #include <errno.h>
 #include <fcntl.h>

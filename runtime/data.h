@@ -1,5 +1,5 @@
 /*
- * dataset.h - image classification datasets held as (N, C, H, W) pixels plus labels, and the
+ * data.h - image classification datasets held as (N, C, H, W) pixels plus labels, and the
  * per-batch gather that turns them into normalized float32 inputs.
  *
  * Pixels are uint8 where the format has them (MNIST, CIFAR-10, uint8 HDF5): a quarter of float32's
@@ -13,16 +13,16 @@
  *   - IDX (MNIST, Fashion-MNIST; http://yann.lecun.com/exdb/mnist/ "FILE FORMATS"), mmap'd;
  *   - CIFAR-10 binary (https://www.cs.toronto.edu/~kriz/cifar.html "Binary version"): records of
  *     1 label byte + 3072 pixel bytes (R, G, B planes of 32x32, row-major), copied to the heap
- *     de-interleaved (cifar.c);
+ *     de-interleaved (data_cifar.c);
  *   - HDF5 with an image dataset (N,C,H,W), (N,H,W,C) or (N,H,W) and an integer label dataset
- *     (N) (h5data.c).
+ *     (N) (data_h5.c).
  * Every reader validates shapes, types, file sizes and label range, and reports the file (and
  * HDF5 dataset) and what was expected through dt_err().
  *
  * Augmentation (random crop with zero padding, horizontal flip) is in augment.h.
  */
-#ifndef DT_DATASET_H
-#define DT_DATASET_H
+#ifndef DT_DATA_H
+#define DT_DATA_H
 
 #include <stddef.h>
 #include <stdint.h>

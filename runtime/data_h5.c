@@ -1,5 +1,5 @@
 /*
- * h5data.c - a generic image classification dataset in an HDF5 file: one image dataset and one
+ * data_h5.c - a generic image classification dataset in an HDF5 file: one image dataset and one
  * label dataset (default names "images" and "labels"), as h5py writes them from numpy arrays.
  *
  *   images: uint8 -> kept as uint8 (the LUT fast path of dt_dataset_gather);
@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "dataset.h"
+#include "data.h"
 #include "h5util.h"
 
 enum { READ_BYTES = 32 << 20 };
