@@ -25,6 +25,7 @@
 #include "common.h"
 #include "config.h"
 #include "data.h"
+#include "data_open.h"
 #include "dist.h"
 #include "net.h"
 #include "tools.h"

@@ -27,6 +27,7 @@
 #include "common.h"
 #include "config.h"
 #include "data.h"
+#include "data_open.h"
 #include "dist.h"
 #include "optim.h"
 #include "sched.h"

@@ -16,14 +16,6 @@ int dt_parse_args(dt_config *cfg, int argc, char **argv, int first);
 int dt_parse_args_on(dt_config *cfg, const char *base, const char *base_source, int argc,
                      char **argv, int first);
 
-/* Opens the training split the configuration names (data.name, data.dir or data.h5_train,
- * data.limit_train, data.classes, the HDF5 keys and layout) normalized by data.mean/data.std, and,
- * when test is not NULL, the test split (data.h5_test, data.limit_test) normalized as the training
- * set. train and test must be zeroed or freed sets; on error the ones already opened stay open
- * (dt_dataset_free frees them, a zeroed set included). Returns 0 or DT_ERR (message recorded: a bad
- * data.mean/data.std, hdf5 without its files, or the dataset's own error). Not collective. */
-int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test);
-
 /* dtrain schedule [options] [--plot FILE.png]: the lr/momentum of every step, no training. */
 int dt_cmd_schedule(int argc, char **argv, int world);
 /* dtrain lr-find [options]: the LR range test, data-parallel on all ranks. */

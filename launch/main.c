@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "config.h"
 #include "data.h"
+#include "data_open.h"
 #include "dist.h"
 #include "h5util.h"
 #include "net.h"
@@ -132,63 +133,6 @@ int dt_parse_args_on(dt_config *cfg, const char *base, const char *base_source, 
             return DT_ERR;
     }
     return dt_config_resolve(cfg);
-}
-
-/* Parses "auto" (n = 0) or 1..DT_MAX_CHANNELS comma-separated positive numbers. */
-static int parse_norm(const char *key, const char *text, float *out, int *n)
-{
-    *n = 0;
-    if (strcmp(text, "auto") == 0)
-        return DT_OK;
-    const char *p = text;
-    while (*n < DT_MAX_CHANNELS) {
-        char *e;
-        double v = strtod(p, &e);
-        if (e == p || !(v > -1e3 && v < 1e3))
-            break;
-        out[(*n)++] = (float)v;
-        if (*e == '\0')
-            return DT_OK;
-        if (*e != ',')
-            break;
-        p = e + 1;
-    }
-    return dt_err("%s = '%s': expected auto, or 1 to %d comma-separated numbers", key, text,
-                  DT_MAX_CHANNELS);
-}
-
-/* Opens the training set and, unless test is NULL, the test set (commands.h). */
-int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
-{
-    dt_dataset_opts o;
-    memset(&o, 0, sizeof o);
-    o.h5_images = cfg->h5_images;
-    o.h5_labels = cfg->h5_labels;
-    o.h5_layout = cfg->h5_layout;
-    o.classes = cfg->classes;
-    int nm, ns;
-    if (parse_norm("data.mean", cfg->mean, o.mean, &nm) != 0 ||
-        parse_norm("data.std", cfg->std, o.std, &ns) != 0)
-        return DT_ERR;
-    if (nm != ns)
-        return dt_err("data.mean has %d values but data.std has %d: expected the same count", nm, ns);
-    for (int i = 0; i < ns; i++)
-        if (!(o.std[i] > 0.0f))
-            return dt_err("data.std = '%s': expected positive values", cfg->std);
-    o.norm_n = nm;
-    int h5 = strcmp(cfg->data_name, "hdf5") == 0;
-    if (h5 && !test && strcmp(cfg->h5_train, "none") == 0)
-        return dt_err("data.name = hdf5 needs data.h5_train (an HDF5 file)");
-    if (h5 && test && (strcmp(cfg->h5_train, "none") == 0 || strcmp(cfg->h5_test, "none") == 0))
-        return dt_err("data.name = hdf5 needs data.h5_train and data.h5_test (HDF5 files)");
-    if (dt_dataset_open_ex(train, cfg->data_name, h5 ? cfg->h5_train : cfg->data_dir, "train",
-                           cfg->limit_train, &o) != 0)
-        return DT_ERR;
-    if (!test)
-        return DT_OK;
-    o.train = train;
-    return dt_dataset_open_ex(test, cfg->data_name, h5 ? cfg->h5_test : cfg->data_dir, "test",
-                              cfg->limit_test, &o);
 }
 
 static int cmd_train(int argc, char **argv, int world)

@@ -7,6 +7,8 @@
  * blocks rather than mmap'd: images (N, 3, 32, 32) uint8 and labels (N) uint8. Files are read in
  * chunks with read(2) into a fixed buffer; nothing is allocated per record.
  */
+#include "data_cifar.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -32,6 +32,7 @@
 #include "check.h"
 #include "common.h"
 #include "data.h"
+#include "data_open.h"
 
 static char tmp[256];
 
