@@ -33,10 +33,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
+#include "data_open.h"
 #include "dist.h"
 #include "net.h"
 #include "optim.h"
@@ -287,66 +289,127 @@ static void suggest(lrf_result *r, const lrf_opts *s)
     free(x);
 }
 
-/* The whole command; returns the exit status (every failure agreed over the ranks once). */
-static int lrfind(int argc, char **argv, int world)
+/* The train options into cfg, ours into s; rank 0 creates the output folder. Not collective. */
+static int lrfind_args(int argc, char **argv, dt_config *cfg, lrf_opts *s)
 {
     dt_tool_opt opts[] = {{"--min-lr", NULL}, {"--max-lr", NULL}, {"--steps", NULL},
-                      {"--smooth", NULL}, {"--diverge", NULL}, {"--out", NULL}};
+                          {"--smooth", NULL}, {"--diverge", NULL}, {"--out", NULL}};
     char **rest = dt_xmalloc((size_t)argc + 1, sizeof *rest);
-    dt_config cfg;
-    lrf_opts s;
     int nrest = 0;
     int rc = dt_tool_split_args(argc, argv, 2, opts, (int)(sizeof opts / sizeof opts[0]), rest,
                                 &nrest);
     if (rc == 0)
-        rc = dt_parse_args(&cfg, nrest, rest, 2);
+        rc = dt_parse_args(cfg, nrest, rest, 2);
     free(rest);
     if (rc == 0)
-        rc = parse_opts(opts, &cfg, &s);
+        rc = parse_opts(opts, cfg, s);
     if (rc == 0 && dt_rank == 0)
-        rc = dt_mkdir_p(s.out);
-    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
-        return 1;
-    openblas_set_num_threads(cfg.threads);
+        rc = dt_mkdir_p(s->out);
+    return rc;
+}
 
-    /* The trainer runs only dt_trainer_step: no schedule, SWA, checkpoints, resume or metrics
-     * log (the sweep's lr comes per step; its record is lr_find.csv). */
-    dt_config tc = cfg;
-    tc.eval_batch_size = tc.batch_size;
-    dt_sched_params_defaults(&tc.sp, DT_SCHED_CONSTANT);
-    tc.swa_mode = DT_SWA_OFF;
-    snprintf(tc.ckpt_dir, sizeof tc.ckpt_dir, "none");
-    snprintf(tc.resume, sizeof tc.resume, "none");
-    snprintf(tc.log_dir, sizeof tc.log_dir, "none");
-    tc.ckpt_every_epoch = 0;
-    tc.ckpt_every_steps = 0;
-    tc.stop_at_step = 0;
-    tc.max_steps = 0;
-    tc.progress = 0;
+/* The trainer's configuration: it runs only dt_trainer_step, so no schedule, SWA, checkpoints,
+ * resume or metrics log (the sweep's lr comes per step; its record is lr_find.csv). */
+static void trainer_config(dt_config *tc)
+{
+    tc->eval_batch_size = tc->batch_size;
+    dt_sched_params_defaults(&tc->sp, DT_SCHED_CONSTANT);
+    tc->swa_mode = DT_SWA_OFF;
+    snprintf(tc->ckpt_dir, sizeof tc->ckpt_dir, "none");
+    snprintf(tc->resume, sizeof tc->resume, "none");
+    snprintf(tc->log_dir, sizeof tc->log_dir, "none");
+    tc->ckpt_every_epoch = 0;
+    tc->ckpt_every_steps = 0;
+    tc->stop_at_step = 0;
+    tc->max_steps = 0;
+    tc->progress = 0;
+}
 
-    dt_dataset train;
-    dt_net *net = NULL;
-    memset(&train, 0, sizeof train);
-    rc = dt_open_data(&tc, &train, NULL);
+/* The training split and the net (collective: agreed); rank 0 prints the header and initializes
+ * the weights, which every rank receives. */
+static int lrfind_setup(const dt_config *tc, const lrf_opts *s, int world, dt_dataset *train,
+                        dt_net **net)
+{
+    memset(train, 0, sizeof *train);
+    int rc = dt_open_data(tc, train, NULL);
     if (rc == 0)
-        rc = dt_net_build_for(&net, tc.model, tc.batch_size, train.c, train.h, train.w);
-    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
-        dt_dataset_free(&train);
-        return 1;
-    }
+        rc = dt_net_build_for(net, tc->model, tc->batch_size, train->c, train->h, train->w);
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
+        return DT_ERR;
     if (dt_rank == 0) {
         printf("# dtrain lr-find: model %s, data %s (%lld samples), %d rank%s x batch %d, optim "
                "%s\n# lr %g .. %g over %d steps (exponential), smoothing %g, stop when smoothed "
                "loss > %g x best\n",
-               tc.model, train.name, (long long)train.n, world, world > 1 ? "s" : "",
-               tc.batch_size, dt_optim_kind_name(tc.op.kind), s.min_lr, s.max_lr, s.steps,
-               s.smooth, s.diverge);
+               tc->model, train->name, (long long)train->n, world, world > 1 ? "s" : "",
+               tc->batch_size, dt_optim_kind_name(tc->op.kind), s->min_lr, s->max_lr, s->steps,
+               s->smooth, s->diverge);
         fflush(stdout);
-        dt_net_init(net, (uint64_t)tc.seed);
+        dt_net_init(*net, (uint64_t)tc->seed);
     }
-    dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
-    dt_dist_bcast(net->state, net->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
+    dt_dist_bcast((*net)->param, (*net)->numel, MPI_COMM_WORLD);
+    dt_dist_bcast((*net)->state, (*net)->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
+    return DT_OK;
+}
 
+/* Rank 0, after the sweep: the suggestion, lr_find.csv and .png, the last line. */
+static int report(lrf_result *r, const lrf_opts *s, const dt_config *tc, int world)
+{
+    suggest(r, s);
+    char csv[4160], png[4160];
+    snprintf(csv, sizeof csv, "%s/lr_find.csv", s->out);
+    snprintf(png, sizeof png, "%s/lr_find.png", s->out);
+    if (r->diverged)
+        printf("lr-find: the loss diverged at step %d (lr %.4g): smoothed loss %.4g > %g x "
+               "best %.4g; sweep stopped\n",
+               r->n, r->lr[r->n - 1], r->smooth[r->n - 1], s->diverge, r->smooth[r->best]);
+    if (r->sugg < 0)
+        printf("lr-find: warning: too few steps between the first 10%% of the sweep and the "
+               "divergence to find the steepest descent (lower --min-lr or --max-lr, or "
+               "raise --steps)\n");
+    if (write_csv(csv, r) != 0)
+        return DT_ERR;
+    printf("lr-find: wrote %s\n", csv);
+    int g = plot(csv, png, r, tc, world);
+    if (g == DT_OK)
+        printf("lr-find: wrote %s\n", png);
+    else if (g == DT_TOOL_NO_GNUPLOT)
+        fprintf(stderr, "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
+                        "apt-get install gnuplot-nox)\n",
+                png, dt_err_msg());
+    else
+        return DT_ERR;
+    printf("lr-find: suggested_lr=%.4g min_loss_lr=%.4g steps=%d diverged=%s\n",
+           r->sugg >= 0 ? r->lr[r->sugg] : NAN, r->lr[r->best], r->n, r->diverged ? "yes" : "no");
+    if (fflush(stdout) != 0)
+        return dt_err("stdout: write failed: %s", strerror(errno));
+    return DT_OK;
+}
+
+static void result_free(lrf_result *r)
+{
+    free(r->lr);
+    free(r->loss);
+    free(r->smooth);
+}
+
+/* The whole command; returns the exit status (every failure agreed over the ranks once). */
+static int lrfind(int argc, char **argv, int world)
+{
+    dt_config cfg;
+    lrf_opts s;
+    if (dt_dist_agree(lrfind_args(argc, argv, &cfg, &s), MPI_COMM_WORLD) != 0)
+        return 1;
+    openblas_set_num_threads(cfg.threads);
+    dt_config tc = cfg;
+    trainer_config(&tc);
+
+    dt_dataset train;
+    dt_net *net = NULL;
+    if (lrfind_setup(&tc, &s, world, &train, &net) != 0) {
+        dt_net_free(net);
+        dt_dataset_free(&train);
+        return 1;
+    }
     lrf_result r;
     memset(&r, 0, sizeof r);
     r.sugg = -1;
@@ -357,56 +420,19 @@ static int lrfind(int argc, char **argv, int world)
     }
     /* the test split is never evaluated: the training set stands in for it */
     dt_trainer t;
-    rc = dt_trainer_init(&t, &tc, net, &train, &train, MPI_COMM_WORLD, stdout);
+    int rc = dt_trainer_init(&t, &tc, net, &train, &train, MPI_COMM_WORLD, stdout);
     if (rc == 0)
         rc = dt_dist_agree(sweep(&t, &s, &r, world), MPI_COMM_WORLD);
     dt_trainer_free(&t);
     dt_net_free(net);
     dt_dataset_free(&train);
     if (rc != 0) { /* agreed: the message is out */
-        free(r.lr);
-        free(r.loss);
-        free(r.smooth);
+        result_free(&r);
         return 1;
     }
-
-    if (dt_rank == 0) {
-        suggest(&r, &s);
-        char csv[4160], png[4160];
-        snprintf(csv, sizeof csv, "%s/lr_find.csv", s.out);
-        snprintf(png, sizeof png, "%s/lr_find.png", s.out);
-        if (r.diverged)
-            printf("lr-find: the loss diverged at step %d (lr %.4g): smoothed loss %.4g > %g x "
-                   "best %.4g; sweep stopped\n",
-                   r.n, r.lr[r.n - 1], r.smooth[r.n - 1], s.diverge, r.smooth[r.best]);
-        if (r.sugg < 0)
-            printf("lr-find: warning: too few steps between the first 10%% of the sweep and the "
-                   "divergence to find the steepest descent (lower --min-lr or --max-lr, or "
-                   "raise --steps)\n");
-        rc = write_csv(csv, &r);
-        if (rc == 0) {
-            printf("lr-find: wrote %s\n", csv);
-            int g = plot(csv, png, &r, &tc, world);
-            if (g == DT_OK)
-                printf("lr-find: wrote %s\n", png);
-            else if (g == DT_TOOL_NO_GNUPLOT)
-                fprintf(stderr, "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
-                                "apt-get install gnuplot-nox)\n",
-                        png, dt_err_msg());
-            else
-                rc = DT_ERR;
-        }
-        if (rc == 0) {
-            printf("lr-find: suggested_lr=%.4g min_loss_lr=%.4g steps=%d diverged=%s\n",
-                   r.sugg >= 0 ? r.lr[r.sugg] : NAN, r.lr[r.best], r.n,
-                   r.diverged ? "yes" : "no");
-            if (fflush(stdout) != 0)
-                rc = dt_err("stdout: write failed: %s", strerror(errno));
-        }
-    }
-    free(r.lr);
-    free(r.loss);
-    free(r.smooth);
+    if (dt_rank == 0)
+        rc = report(&r, &s, &tc, world);
+    result_free(&r);
     return dt_dist_agree(rc, MPI_COMM_WORLD) == 0 ? 0 : 1;
 }
 

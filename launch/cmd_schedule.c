@@ -23,10 +23,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
+#include "data_open.h"
 #include "dist.h"
 #include "optim.h"
 #include "sched.h"
@@ -161,100 +163,140 @@ static int write_csv(const char *path, const sched_row *rows, int64_t n)
     return DT_OK;
 }
 
-/* The whole command on one rank (rank 0 prints, plots and writes). */
-static int schedule(int argc, char **argv, int world)
+/* The command's options: O_PLOT .. O_WORLD index opts. */
+enum { O_PLOT, O_CSV, O_SAMPLES, O_WORLD, O_N };
+
+/* The configuration (train options), our options into opts, the sample count *n (--samples, or
+ * the dataset's headers) and the world size *w (--world, or this run's). */
+static int schedule_args(int argc, char **argv, int world, dt_tool_opt *opts, dt_config *cfg,
+                         int64_t *n, int64_t *w)
 {
-    dt_tool_opt opts[] = {{"--plot", NULL}, {"--csv", NULL}, {"--samples", NULL},
-                          {"--world", NULL}};
-    enum { O_PLOT, O_CSV, O_SAMPLES, O_WORLD, O_N };
     char **rest = dt_xmalloc((size_t)argc + 1, sizeof *rest);
-    sched_row *rows = NULL;
-    dt_config cfg;
-    dt_optim opt;
-    memset(&opt, 0, sizeof opt);
     int nrest = 0, rc = dt_tool_split_args(argc, argv, 2, opts, O_N, rest, &nrest);
     if (rc == 0)
-        rc = dt_parse_args(&cfg, nrest, rest, 2);
-    int64_t n = 0, w = world;
+        rc = dt_parse_args(cfg, nrest, rest, 2);
+    free(rest);
+    *n = 0;
+    *w = world;
     if (rc == 0 && opts[O_WORLD].val)
-        rc = parse_int("--world", opts[O_WORLD].val, 1, 1000000, &w);
+        rc = parse_int("--world", opts[O_WORLD].val, 1, 1000000, w);
     if (rc == 0 && opts[O_SAMPLES].val) {
-        rc = parse_int("--samples", opts[O_SAMPLES].val, 1, (int64_t)1e12, &n);
-        if (cfg.limit_train > 0 && cfg.limit_train < n)
-            n = cfg.limit_train;
+        rc = parse_int("--samples", opts[O_SAMPLES].val, 1, (int64_t)1e12, n);
+        if (cfg->limit_train > 0 && cfg->limit_train < *n)
+            *n = cfg->limit_train;
     } else if (rc == 0) {
-        rc = train_samples(&cfg, &n);
+        rc = train_samples(cfg, n);
     }
     if (rc == 0 && opts[O_PLOT].val && !*opts[O_PLOT].val)
         rc = dt_err("--plot: expected an image file name (FILE.png)");
-    if (rc != 0)
-        goto done;
+    return rc;
+}
 
-    /* the run's length, as dt_trainer_init computes it */
-    int64_t per_rank = shard_len(n, (int)w, cfg.drop_last);
-    if (per_rank <= 0) {
-        rc = dt_err("%lld samples cannot fill %lld ranks with train.drop_last", (long long)n,
-                    (long long)w);
-        goto done;
-    }
-    int64_t spe = (per_rank + cfg.batch_size - 1) / cfg.batch_size;
-    int64_t total = (int64_t)cfg.epochs * spe;
-    if (cfg.max_steps > 0 && cfg.max_steps < total)
-        total = cfg.max_steps;
-    rc = dt_optim_init(&opt, &cfg.op, 1, NULL, 0);
-    dt_sched sched;
+/* The run's length, as dt_trainer_init computes it: steps per epoch *spe and in all *total. */
+static int run_length(const dt_config *cfg, int64_t n, int64_t w, int64_t *spe, int64_t *total)
+{
+    int64_t per_rank = shard_len(n, (int)w, cfg->drop_last);
+    if (per_rank <= 0)
+        return dt_err("%lld samples cannot fill %lld ranks with train.drop_last", (long long)n,
+                      (long long)w);
+    *spe = (per_rank + cfg->batch_size - 1) / cfg->batch_size;
+    *total = (int64_t)cfg->epochs * *spe;
+    if (cfg->max_steps > 0 && cfg->max_steps < *total)
+        *total = cfg->max_steps;
+    return DT_OK;
+}
+
+/* The optimizer (for its base momentum) and the schedule of the run, as dt_trainer_init sets
+ * them up. */
+static int schedule_init(const dt_config *cfg, int64_t total, dt_optim *opt, dt_sched *sched)
+{
+    int rc = dt_optim_init(opt, &cfg->op, 1, NULL, 0);
     if (rc == 0)
-        rc = dt_sched_init(&sched, &cfg.sp, cfg.op.lr, dt_optim_momentum(&opt),
-                           cfg.sp.per_epoch ? cfg.epochs : total);
-    if (rc == 0 && dt_sched_cycles_momentum(&sched) && !dt_optim_kind_has_momentum(cfg.op.kind))
+        rc = dt_sched_init(sched, &cfg->sp, cfg->op.lr, dt_optim_momentum(opt),
+                           cfg->sp.per_epoch ? cfg->epochs : total);
+    if (rc == 0 && dt_sched_cycles_momentum(sched) && !dt_optim_kind_has_momentum(cfg->op.kind))
         rc = dt_err("sched.cycle_momentum: optim.name = %s has no momentum to cycle (set "
                     "sched.cycle_momentum = false)",
-                    dt_optim_kind_name(cfg.op.kind));
-    if (rc != 0 || dt_rank != 0)
-        goto done;
+                    dt_optim_kind_name(cfg->op.kind));
+    return rc;
+}
 
+/* dt_trainer_run's loop, without the training: the lr and momentum of each of the total steps
+ * (malloc'd). */
+static sched_row *schedule_rows(const dt_config *cfg, dt_sched *sched, int64_t spe, int64_t total)
+{
     dt_swa swa;
-    dt_swa_init(&swa, (dt_swa_mode)cfg.swa_mode, cfg.swa_per_epoch, cfg.swa_start, cfg.swa_freq,
-                cfg.swa_lr, cfg.swa_anneal, !cfg.swa_anneal_linear, cfg.swa_decay, 1, 0);
-    rows = dt_xmalloc((size_t)total, sizeof *rows);
+    dt_swa_init(&swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
+                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
+                cfg->swa_decay, 1, 0);
+    sched_row *rows = dt_xmalloc((size_t)total, sizeof *rows);
     int64_t step = 0;
-    /* dt_trainer_run's loop, without the training */
-    for (int64_t epoch = 0; epoch < cfg.epochs && step < total; epoch++)
+    for (int64_t epoch = 0; epoch < cfg->epochs && step < total; epoch++)
         for (int64_t b = 0; b < spe && step < total; b++) {
-            int64_t clock = dt_sched_clock(&sched, step, epoch);
-            double lr = dt_sched_lr(&sched, clock);
+            int64_t clock = dt_sched_clock(sched, step, epoch);
+            double lr = dt_sched_lr(sched, clock);
             sched_row *r = &rows[step];
             r->lr = dt_swa_lr(&swa, swa.per_epoch ? epoch : step, lr);
-            r->momentum = dt_sched_momentum(&sched, clock);
+            r->momentum = dt_sched_momentum(sched, clock);
             r->epoch = epoch;
             r->step = ++step;
         }
     dt_swa_free(&swa);
+    return rows;
+}
 
+/* Rank 0: the '#' header lines and one line per step. */
+static int print_rows(const dt_config *cfg, const dt_optim *opt, const sched_row *rows,
+                      int64_t total, int64_t spe, int64_t n, int64_t w)
+{
     printf("# dtrain schedule: %lld steps = %d epoch%s x %lld steps/epoch (%lld samples, %lld "
            "rank%s x batch %d)%s\n",
-           (long long)total, cfg.epochs, cfg.epochs > 1 ? "s" : "", (long long)spe, (long long)n,
-           (long long)w, w > 1 ? "s" : "", cfg.batch_size,
-           total < (int64_t)cfg.epochs * spe ? ", capped by train.max_steps" : "");
+           (long long)total, cfg->epochs, cfg->epochs > 1 ? "s" : "", (long long)spe,
+           (long long)n, (long long)w, w > 1 ? "s" : "", cfg->batch_size,
+           total < (int64_t)cfg->epochs * spe ? ", capped by train.max_steps" : "");
     printf("# sched.kind = %s on the %s clock, warmup %lld; optim %s lr %g momentum %g",
-           dt_sched_kind_name(cfg.sp.kind), cfg.sp.per_epoch ? "epoch" : "step",
-           (long long)cfg.sp.warmup_steps, dt_optim_kind_name(cfg.op.kind), cfg.op.lr,
-           dt_optim_momentum(&opt));
-    if (cfg.swa_mode == DT_SWA_AVERAGE && !isnan(cfg.swa_lr))
-        printf("; swa.lr %g from %s %lld", cfg.swa_lr, cfg.swa_per_epoch ? "epoch" : "step",
-               (long long)cfg.swa_start);
+           dt_sched_kind_name(cfg->sp.kind), cfg->sp.per_epoch ? "epoch" : "step",
+           (long long)cfg->sp.warmup_steps, dt_optim_kind_name(cfg->op.kind), cfg->op.lr,
+           dt_optim_momentum(opt));
+    if (cfg->swa_mode == DT_SWA_AVERAGE && !isnan(cfg->swa_lr))
+        printf("; swa.lr %g from %s %lld", cfg->swa_lr, cfg->swa_per_epoch ? "epoch" : "step",
+               (long long)cfg->swa_start);
     printf("\n");
-    if (cfg.sp.kind == DT_SCHED_PLATEAU)
+    if (cfg->sp.kind == DT_SCHED_PLATEAU)
         printf("# sched.kind = plateau lowers the lr when the test metric stops improving: shown "
                "as if no plateau occurs (the lr only ever drops below this)\n");
     printf("# step epoch lr momentum   (step from 1, epoch from 0, as metrics_step.csv)\n");
     for (int64_t i = 0; i < total; i++)
         printf("%lld %lld %.10g %.10g\n", (long long)rows[i].step, (long long)rows[i].epoch,
                rows[i].lr, rows[i].momentum);
-    if (fflush(stdout) != 0) {
-        rc = dt_err("stdout: write failed: %s", strerror(errno));
+    if (fflush(stdout) != 0)
+        return dt_err("stdout: write failed: %s", strerror(errno));
+    return DT_OK;
+}
+
+/* The whole command on one rank (rank 0 prints, plots and writes). */
+static int schedule(int argc, char **argv, int world)
+{
+    dt_tool_opt opts[] = {{"--plot", NULL}, {"--csv", NULL}, {"--samples", NULL},
+                          {"--world", NULL}};
+    sched_row *rows = NULL;
+    dt_config cfg;
+    dt_optim opt;
+    dt_sched sched;
+    memset(&opt, 0, sizeof opt);
+    int64_t n, w, spe = 0, total = 0;
+    int rc = schedule_args(argc, argv, world, opts, &cfg, &n, &w);
+    if (rc == 0)
+        rc = run_length(&cfg, n, w, &spe, &total);
+    if (rc == 0)
+        rc = schedule_init(&cfg, total, &opt, &sched);
+    if (rc != 0 || dt_rank != 0)
         goto done;
-    }
+
+    rows = schedule_rows(&cfg, &sched, spe, total);
+    rc = print_rows(&cfg, &opt, rows, total, spe, n, w);
+    if (rc != 0)
+        goto done;
     if (opts[O_CSV].val && (rc = write_csv(opts[O_CSV].val, rows, total)) == 0)
         printf("# csv written to %s\n", opts[O_CSV].val);
     if (rc == 0 && opts[O_PLOT].val && total > 0) {
@@ -267,7 +309,6 @@ static int schedule(int argc, char **argv, int world)
 done:
     dt_optim_free(&opt);
     free(rows);
-    free(rest);
     return rc;
 }
 

@@ -1,35 +1,22 @@
 /*
- * commands.h - dtrain's subcommands besides train (main.c dispatches on argv[1]).
- * Each returns the process exit status and is collective over MPI_COMM_WORLD.
+ * commands.h - dtrain's subcommands, one file each (cmd_NAME.c); main.c dispatches on argv[1]
+ * through its table. Each takes main's argc/argv (argv[1] is the command's name) and the world
+ * size, returns the process exit status, and is collective over MPI_COMM_WORLD: every rank returns
+ * the same status.
  */
 #ifndef DT_COMMANDS_H
 #define DT_COMMANDS_H
 
-#include "config.h"
-#include "dataset.h"
-
-/* Resolves `dtrain <cmd> [options]` arguments argv[first..argc) into cfg (defaults, -c files,
- * --set, long options), as `dtrain train` does. Returns 0 or DT_ERR (message recorded). */
-int dt_parse_args(dt_config *cfg, int argc, char **argv, int first);
-/* The same on top of a base configuration (config-file text, applied right after the defaults;
- * base_source names it in messages). */
-int dt_parse_args_on(dt_config *cfg, const char *base, const char *base_source, int argc,
-                     char **argv, int first);
-
-/* Opens the training split the configuration names (data.name, data.dir or data.h5_train,
- * data.limit_train, data.classes, the HDF5 keys and layout) normalized by data.mean/data.std, and,
- * when test is not NULL, the test split (data.h5_test, data.limit_test) normalized as the training
- * set. train and test must be zeroed or freed sets; on error the ones already opened stay open
- * (dt_dataset_free frees them, a zeroed set included). Returns 0 or DT_ERR (message recorded: a bad
- * data.mean/data.std, hdf5 without its files, or the dataset's own error). Not collective. */
-int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test);
-
+/* dtrain train [options]: data-parallel training. */
+int dt_cmd_train(int argc, char **argv, int world);
+/* dtrain eval CHECKPOINT [--split test|train] [options]: a checkpoint's test (or training) loss
+ * and accuracy, data-parallel on all ranks. */
+int dt_cmd_eval(int argc, char **argv, int world);
+/* dtrain inspect CHECKPOINT: verifies a checkpoint and prints what it holds (rank 0). */
+int dt_cmd_inspect(int argc, char **argv, int world);
 /* dtrain schedule [options] [--plot FILE.png]: the lr/momentum of every step, no training. */
 int dt_cmd_schedule(int argc, char **argv, int world);
 /* dtrain lr-find [options]: the LR range test, data-parallel on all ranks. */
 int dt_cmd_lrfind(int argc, char **argv, int world);
-/* dtrain eval CHECKPOINT [--split test|train] [options]: a checkpoint's test (or training) loss
- * and accuracy, data-parallel on all ranks. */
-int dt_cmd_eval(int argc, char **argv, int world);
 
 #endif

@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "dataset.h"
+#include "data.h"
 
 typedef struct dt_augment {
     int crop_pad;   /* zero padding on every side before the random HxW crop; 0 = no crop */

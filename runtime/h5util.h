@@ -1,6 +1,6 @@
 /*
  * h5util.h - HDF5 helpers shared by the checkpoint container (ckpt.c, ckpt_write.c), the metrics
- * log (metrics.c) and the HDF5 dataset reader (h5data.c): one-time set-up, error messages that a
+ * log (metrics.c) and the HDF5 dataset reader (data_h5.c): one-time set-up, error messages that a
  * user can read, closing any handle, scalar attributes.
  *
  * HDF5's automatic error printing is replaced once for the whole process (dt_h5_init): its raw

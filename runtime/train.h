@@ -35,7 +35,7 @@
 #include "augment.h"
 #include "ckpt.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 #include "dist.h"
 #include "lowp.h"
 #include "metrics.h"

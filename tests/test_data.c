@@ -31,7 +31,8 @@
 #include "augment.h"
 #include "check.h"
 #include "common.h"
-#include "dataset.h"
+#include "data.h"
+#include "data_open.h"
 
 static char tmp[256];
 
@@ -212,10 +213,10 @@ static void check_cifar_samples(const dt_dataset *ds, int64_t first)
     free(y);
 }
 
-static void test_cifar(void)
+/* Reading: shapes, normalization, exact pixels across file boundaries, limit, both folders. */
+static void test_cifar_read(const char *root)
 {
     dt_dataset ds;
-    const char *root = make_cifar("c1", "cifar10");
 
     CHECK(dt_dataset_open(&ds, "cifar10", root, "train", 0) == 0);
     CHECK(ds.n == 160 && ds.c == 3 && ds.h == 32 && ds.w == 32 && ds.classes == 10);
@@ -248,8 +249,12 @@ static void test_cifar(void)
     CHECK(dt_dataset_open(&ds, "cifar10", root2, "test", 0) == 0);
     CHECK(ds.n == 30);
     dt_dataset_free(&ds);
+}
 
-    /* options: normalization given, classes, following the training set */
+/* Options: normalization given, classes, the test split following the training set. */
+static void test_cifar_opts(const char *root)
+{
+    dt_dataset ds;
     dt_dataset train;
     dt_dataset_opts o = {0};
     o.norm_n = 1;
@@ -278,8 +283,13 @@ static void test_cifar(void)
     k.classes = 7;
     CHECK(dt_dataset_open_ex(&ds, "cifar10", root, "train", 0, &k) == DT_ERR);
     CHECK(err_has("data.classes = 7", "10 classes", NULL));
+}
 
-    /* --- bad inputs --- */
+/* Bad inputs: each one message naming the file, nothing else printed, the dataset left empty. */
+static void test_cifar_bad(void)
+{
+    dt_dataset ds;
+    const char *root;
     char p[400];
     /* truncated: not a whole number of records */
     root = make_cifar("trunc", "cifar10");
@@ -335,6 +345,14 @@ static void test_cifar(void)
     /* unknown dataset name */
     CHECK(dt_dataset_open(&ds, "cifar100", root, "train", 0) == DT_ERR);
     CHECK(err_has("unknown dataset 'cifar100'", "cifar10", "hdf5"));
+}
+
+static void test_cifar(void)
+{
+    const char *root = make_cifar("c1", "cifar10");
+    test_cifar_read(root);
+    test_cifar_opts(root);
+    test_cifar_bad();
 }
 
 /* ---------------------------------------------------------------- HDF5 */
@@ -458,9 +476,10 @@ static void ref_stats(int n, int c, int is_float, double *mean, double *std)
     *std = sqrt(v / cnt);
 }
 
-static void test_h5_good(void)
+/* uint8 NCHW and NHWC (the same samples, bitwise), statistics computed, a test split
+ * following the training set. */
+static void test_h5_uint8(void)
 {
-    fill_h5_arrays();
     dt_dataset ds, ds2;
     const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
 
@@ -508,6 +527,17 @@ static void test_h5_good(void)
     CHECK(memcmp(ds2.lut, ds.lut, sizeof ds.lut) == 0);
     CHECK(ds2.images && memcmp(ds2.images, ds.images, 4 * sizeof u8_nchw[0]) == 0);
     dt_dataset_free(&ds2);
+    dt_dataset_free(&ds);
+}
+
+/* float32 with normalization and classes given or statistics computed; float64 NHWC. */
+static void test_h5_float(void)
+{
+    dt_dataset ds2;
+    const char *p;
+    const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
+    dt_dataset_opts o = {0};
+    o.h5_layout = "nhwc";
 
     /* float32 NCHW, normalization given (one value for every channel), classes given */
     h5spec F = {"x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, {HN, HC, HH, HW}, f32_nchw};
@@ -555,6 +585,16 @@ static void test_h5_good(void)
     CHECK(dt_dataset_open_ex(&ds2, "hdf5", p, "train", 0, &o) == 0);
     CHECK(ds2.fimages && memcmp(ds2.fimages, f32_nchw, sizeof f32_nchw) == 0);
     dt_dataset_free(&ds2);
+}
+
+/* rank 3 (N, H, W), and a test split of another shape than its training set. */
+static void test_h5_rank3(void)
+{
+    dt_dataset ds, ds2;
+    const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
+    char p_nchw[400];
+    tpath(p_nchw, sizeof p_nchw, "u8_nchw.h5"); /* written by test_h5_uint8 */
+    const char *p;
 
     /* rank 3 (N, H, W): one channel */
     h5spec R = {"images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, {HN, HH, HW}, u8_nhw};
@@ -566,14 +606,22 @@ static void test_h5_good(void)
     CHECK_CLOSE(ds2.mean[0], m, 1e-6, 0);
     check_h5_samples(&ds2, 0, "rank 3");
     /* a test split of another shape than the training set */
-    dt_dataset_free(&ds);
     CHECK(dt_dataset_open_ex(&ds, "hdf5", p_nchw, "test", 0, &(dt_dataset_opts){.train = &ds2}) ==
           DT_ERR);
     CHECK(err_has(p_nchw, "3x5x6 uint8 samples but the training set rank3.h5 has 1x5x6", NULL));
     dt_dataset_free(&ds2);
     dt_dataset_free(&ds);
+}
 
-    /* a read in several chunks (32 MiB each), NHWC float: 200 x 128 x 128 x 3 float32 = 39 MB */
+/* a read in several chunks of the NHWC transpose */
+static void test_h5_chunks(void)
+{
+    dt_dataset ds;
+    const char *p;
+    dt_dataset_opts o = {0};
+    o.h5_layout = "nhwc";
+
+    /* 32 MiB each, NHWC float: 200 x 128 x 128 x 3 float32 = 39 MB */
     enum { BN = 200, BH = 128, BW = 128, BC = 3 };
     float *big = malloc((size_t)BN * BH * BW * BC * sizeof *big);
     int64_t blbl[BN];
@@ -606,14 +654,20 @@ static void test_h5_good(void)
     CHECK(unlink(bp) == 0);
 }
 
-static void test_h5_bad(void)
+static void test_h5_good(void)
+{
+    fill_h5_arrays();
+    test_h5_uint8();
+    test_h5_float();
+    test_h5_rank3();
+    test_h5_chunks();
+}
+
+/* Files: missing, none given, not HDF5, a directory. */
+static void test_h5_bad_files(void)
 {
     dt_dataset ds;
     char p[400];
-    const h5spec I = {"images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, {HN, HC, HH, HW}, u8_nchw};
-    const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
-    long noise = 0;
-    quiet_begin();
 
     /* missing file */
     tpath(p, sizeof p, "nope.h5");
@@ -632,9 +686,19 @@ static void test_h5_bad(void)
     p[strlen(p) - 2] = '\0';
     CHECK(dt_dataset_open(&ds, "hdf5", p, "train", 0) == DT_ERR);
     CHECK(err_has(p, "regular file", NULL));
-    /* missing image dataset, missing label dataset */
-    const char *f = write_h5("nolabels.h5", &I, NULL);
+}
+
+/* The datasets: missing, wrong rank or type, labels of the wrong type or shape. */
+static void test_h5_bad_datasets(void)
+{
+    dt_dataset ds;
+    const h5spec I = {"images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, {HN, HC, HH, HW}, u8_nchw};
+    const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
+    const char *f;
     dt_dataset_opts o = {0};
+
+    /* missing image dataset, missing label dataset */
+    f = write_h5("nolabels.h5", &I, NULL);
     o.h5_images = "pixels";
     CHECK(dt_dataset_open_ex(&ds, "hdf5", f, "train", 0, &o) == DT_ERR);
     CHECK(err_has(f, "no dataset 'pixels'", "data.h5_images"));
@@ -674,11 +738,22 @@ static void test_h5_bad(void)
     f = write_h5("labels2d.h5", &I, &L2);
     CHECK(dt_dataset_open(&ds, "hdf5", f, "train", 0) == DT_ERR);
     CHECK(err_has(f, "dataset 'labels' has shape 7x2", "expected (N) or (N, 1)"));
+}
+
+/* Labels: out of range (classes given, or the training set's), negative, a count mismatch. */
+static void test_h5_bad_labels(void)
+{
+    dt_dataset ds;
+    const h5spec I = {"images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, {HN, HC, HH, HW}, u8_nchw};
+    const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
+    const char *f;
+    h5spec L2;
+    dt_dataset_opts o = {0};
+
     /* label out of range: classes given, and from the training set */
     char goodp[400];
     snprintf(goodp, sizeof goodp, "%s", write_h5("good.h5", &I, &L));
     f = goodp;
-    o = (dt_dataset_opts){0};
     o.classes = 4;
     CHECK(dt_dataset_open_ex(&ds, "hdf5", f, "train", 0, &o) == DT_ERR);
     CHECK(err_has(f, "dataset 'labels': label 4 of sample 3 is out of range: expected 0..3",
@@ -714,6 +789,18 @@ static void test_h5_bad(void)
     f = write_h5("count.h5", &I, &L2);
     CHECK(dt_dataset_open(&ds, "hdf5", f, "train", 0) == DT_ERR);
     CHECK(err_has(f, "'labels' has 5 labels but 'images' has 7 images", "same count"));
+}
+
+/* Images: a bad layout name, too many channels, a constant channel, NaN; a damaged file. */
+static void test_h5_bad_images(void)
+{
+    dt_dataset ds;
+    const h5spec I = {"images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, {HN, HC, HH, HW}, u8_nchw};
+    const h5spec L = {"labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {HN}, lbl64};
+    const char *f;
+    h5spec I2;
+    dt_dataset_opts o;
+
     /* bad layout name */
     f = write_h5("good.h5", &I, &L);
     o = (dt_dataset_opts){0};
@@ -755,8 +842,16 @@ static void test_h5_bad(void)
     CHECK(dt_dataset_open(&ds, "hdf5", f, "train", 0) == DT_ERR);
     CHECK(err_has(f, NULL, NULL));
     CHECK(ds.n == 0 && ds.images == NULL && ds.owned[0] == NULL);
+}
 
-    noise = quiet_end();
+static void test_h5_bad(void)
+{
+    quiet_begin();
+    test_h5_bad_files();
+    test_h5_bad_datasets();
+    test_h5_bad_labels();
+    test_h5_bad_images();
+    long noise = quiet_end();
     CHECK(noise == 0); /* HDF5 printed nothing of its own */
     if (noise != 0) {
         FILE *q = fopen(quiet_path, "r");
@@ -830,6 +925,80 @@ static void check_aug_against_ref(const dt_dataset *ds, const dt_augment *aug, i
     free(want);
     free(idx);
     free(y);
+}
+
+/* The draws: another epoch, another seed, differ on average; offsets uniform; epochs and
+ * indexes not interchangeable. */
+static void test_augment_draws(void)
+{
+    dt_augment both = {4, 1, 42};
+    int same_epoch = 0, same_seed = 0, total = 2000;
+    dt_augment other = both;
+    other.seed = 43;
+    long hist_dy[9] = {0}, hist_dx[9] = {0}, nflip = 0;
+    for (int k = 0; k < total; k++) {
+        int d0[3], d1[3], d2[3];
+        dt_augment_draw(&both, 7, k, &d0[0], &d0[1], &d0[2]);
+        dt_augment_draw(&both, 8, k, &d1[0], &d1[1], &d1[2]);
+        dt_augment_draw(&other, 7, k, &d2[0], &d2[1], &d2[2]);
+        same_epoch += memcmp(d0, d1, sizeof d0) == 0;
+        same_seed += memcmp(d0, d2, sizeof d0) == 0;
+        if (d0[0] >= -4 && d0[0] <= 4 && d0[1] >= -4 && d0[1] <= 4) {
+            hist_dy[d0[0] + 4]++;
+            hist_dx[d0[1] + 4]++;
+        }
+        nflip += d0[2];
+    }
+    /* 162 equally likely draws: about 12 of 2000 coincide by chance */
+    CHECK(same_epoch < 60 && same_seed < 60);
+    long lo = total, hi = 0, tot = 0;
+    for (int v = 0; v < 9; v++) {
+        lo = hist_dy[v] < lo ? hist_dy[v] : lo;
+        lo = hist_dx[v] < lo ? hist_dx[v] : lo;
+        hi = hist_dy[v] > hi ? hist_dy[v] : hi;
+        hi = hist_dx[v] > hi ? hist_dx[v] : hi;
+        tot += hist_dy[v];
+    }
+    CHECK(tot == total);               /* every offset within [-4, 4] */
+    CHECK(lo > 150 && hi < 300);       /* about 222 each */
+    CHECK(nflip > 900 && nflip < 1100);
+    /* epochs and indexes are not interchangeable */
+    int d3[3], d4[3];
+    dt_augment_draw(&both, 1, 2, &d3[0], &d3[1], &d3[2]);
+    dt_augment_draw(&both, 2, 1, &d4[0], &d4[1], &d4[2]);
+    int swapped_same = memcmp(d3, d4, sizeof d3) == 0;
+    dt_augment_draw(&both, 3, 5, &d3[0], &d3[1], &d3[2]);
+    dt_augment_draw(&both, 5, 3, &d4[0], &d4[1], &d4[2]);
+    swapped_same += memcmp(d3, d4, sizeof d3) == 0;
+    CHECK(swapped_same < 2);
+}
+
+/* float images: the same geometry, zero padding normalized as (0 - mean) / std */
+static void test_augment_float(void)
+{
+    dt_augment off = {0, 0, 42}, both = {4, 1, 42}, wide = {12, 1, 5};
+    dt_dataset fds;
+    char p[400];
+    CHECK(dt_dataset_open_ex(&fds, "hdf5", tpath(p, sizeof p, "f32.h5"), "train", 0,
+                             &(dt_dataset_opts){.h5_images = "x", .h5_labels = "y", .norm_n = 3,
+                                                .mean = {0.3f, 0.5f, 0.7f},
+                                                .std = {0.2f, 0.25f, 0.3f}}) == 0);
+    if (fds.fimages) {
+        check_aug_against_ref(&fds, &both, 0, "float crop+flip");
+        check_aug_against_ref(&fds, &wide, 3, "float padding 12");
+        float *fa = malloc((size_t)fds.n * HC * HH * HW * sizeof *fa);
+        float *fb = malloc((size_t)fds.n * HC * HH * HW * sizeof *fb);
+        int fy[HN], fyb[HN];
+        int64_t fidx[HN];
+        for (int i = 0; i < HN; i++)
+            fidx[i] = i;
+        dt_dataset_gather(&fds, fidx, HN, fa, fy);
+        dt_dataset_gather_aug(&fds, fidx, HN, fb, fyb, &off, 0);
+        CHECK(memcmp(fa, fb, (size_t)HN * HC * HH * HW * sizeof *fa) == 0);
+        free(fa);
+        free(fb);
+    }
+    dt_dataset_free(&fds);
 }
 
 static void test_augment(void)
@@ -916,75 +1085,12 @@ static void test_augment(void)
     CHECK(det_bad == 0);
     dt_dataset_gather_aug(&ds, idx, AN, b, yb, &both, 7);
     CHECK(memcmp(a, b, AN * per * sizeof *a) == 0);
-    /* another epoch, another seed: different draws on average */
-    int same_epoch = 0, same_seed = 0, total = 2000;
-    dt_augment other = both;
-    other.seed = 43;
-    long hist_dy[9] = {0}, hist_dx[9] = {0}, nflip = 0;
-    for (int k = 0; k < total; k++) {
-        int d0[3], d1[3], d2[3];
-        dt_augment_draw(&both, 7, k, &d0[0], &d0[1], &d0[2]);
-        dt_augment_draw(&both, 8, k, &d1[0], &d1[1], &d1[2]);
-        dt_augment_draw(&other, 7, k, &d2[0], &d2[1], &d2[2]);
-        same_epoch += memcmp(d0, d1, sizeof d0) == 0;
-        same_seed += memcmp(d0, d2, sizeof d0) == 0;
-        if (d0[0] >= -4 && d0[0] <= 4 && d0[1] >= -4 && d0[1] <= 4) {
-            hist_dy[d0[0] + 4]++;
-            hist_dx[d0[1] + 4]++;
-        }
-        nflip += d0[2];
-    }
-    /* 162 equally likely draws: about 12 of 2000 coincide by chance */
-    CHECK(same_epoch < 60 && same_seed < 60);
-    long lo = total, hi = 0, tot = 0;
-    for (int v = 0; v < 9; v++) {
-        lo = hist_dy[v] < lo ? hist_dy[v] : lo;
-        lo = hist_dx[v] < lo ? hist_dx[v] : lo;
-        hi = hist_dy[v] > hi ? hist_dy[v] : hi;
-        hi = hist_dx[v] > hi ? hist_dx[v] : hi;
-        tot += hist_dy[v];
-    }
-    CHECK(tot == total);               /* every offset within [-4, 4] */
-    CHECK(lo > 150 && hi < 300);       /* about 222 each */
-    CHECK(nflip > 900 && nflip < 1100);
-    /* epochs and indexes are not interchangeable */
-    int d3[3], d4[3];
-    dt_augment_draw(&both, 1, 2, &d3[0], &d3[1], &d3[2]);
-    dt_augment_draw(&both, 2, 1, &d4[0], &d4[1], &d4[2]);
-    int swapped_same = memcmp(d3, d4, sizeof d3) == 0;
-    dt_augment_draw(&both, 3, 5, &d3[0], &d3[1], &d3[2]);
-    dt_augment_draw(&both, 5, 3, &d4[0], &d4[1], &d4[2]);
-    swapped_same += memcmp(d3, d4, sizeof d3) == 0;
-    CHECK(swapped_same < 2);
-
     free(single);
     free(a);
     free(b);
     dt_dataset_free(&ds);
-
-    /* float images: the same geometry, zero padding normalized as (0 - mean) / std */
-    dt_dataset fds;
-    char p[400];
-    CHECK(dt_dataset_open_ex(&fds, "hdf5", tpath(p, sizeof p, "f32.h5"), "train", 0,
-                             &(dt_dataset_opts){.h5_images = "x", .h5_labels = "y", .norm_n = 3,
-                                                .mean = {0.3f, 0.5f, 0.7f},
-                                                .std = {0.2f, 0.25f, 0.3f}}) == 0);
-    if (fds.fimages) {
-        check_aug_against_ref(&fds, &both, 0, "float crop+flip");
-        check_aug_against_ref(&fds, &wide, 3, "float padding 12");
-        float *fa = malloc((size_t)fds.n * HC * HH * HW * sizeof *fa);
-        float *fb = malloc((size_t)fds.n * HC * HH * HW * sizeof *fb);
-        int fy[HN], fyb[HN];
-        int64_t fidx[HN];
-        for (int i = 0; i < HN; i++)
-            fidx[i] = i;
-        dt_dataset_gather(&fds, fidx, HN, fa, fy);
-        dt_dataset_gather_aug(&fds, fidx, HN, fb, fyb, &off, 0);
-        CHECK(memcmp(fa, fb, (size_t)HN * HC * HH * HW * sizeof *fa) == 0);
-        free(fa);
-        free(fb);
-    }
-    dt_dataset_free(&fds);
+    test_augment_draws();
+    test_augment_float();
 }
 
 int main(void)

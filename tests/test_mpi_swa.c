@@ -28,7 +28,7 @@
 #include "check.h"
 #include "common.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 #include "dist.h"
 #include "net.h"
 #include "rng.h"

@@ -19,7 +19,7 @@
 #include "ckpt_dir.h"
 #include "common.h"
 #include "config.h"
-#include "dataset.h"
+#include "data.h"
 #include "dist.h"
 #include "net.h"
 #include "rng.h"

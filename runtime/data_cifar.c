@@ -1,5 +1,5 @@
 /*
- * cifar.c - CIFAR-10 binary batches (https://www.cs.toronto.edu/~kriz/cifar.html, "Binary
+ * data_cifar.c - CIFAR-10 binary batches (https://www.cs.toronto.edu/~kriz/cifar.html, "Binary
  * version"): each file is 10000 records of <1 x label><3072 x pixel>, the pixels the red, green
  * and blue 32x32 planes in row-major order, i.e. one record is already a (3, 32, 32) NCHW image.
  *
@@ -7,6 +7,8 @@
  * blocks rather than mmap'd: images (N, 3, 32, 32) uint8 and labels (N) uint8. Files are read in
  * chunks with read(2) into a fixed buffer; nothing is allocated per record.
  */
+#include "data_cifar.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,7 +18,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "dataset.h"
+#include "data.h"
 
 enum {
     CIFAR_PIXELS = 3 * 32 * 32,            /* 3072 */

@@ -1,5 +1,5 @@
 /*
- * h5data.c - a generic image classification dataset in an HDF5 file: one image dataset and one
+ * data_h5.c - a generic image classification dataset in an HDF5 file: one image dataset and one
  * label dataset (default names "images" and "labels"), as h5py writes them from numpy arrays.
  *
  *   images: uint8 -> kept as uint8 (the LUT fast path of dt_dataset_gather);
@@ -11,10 +11,12 @@
  * Reads go through hyperslabs of at most READ_BYTES, so `limit` reads only the first samples and
  * the NHWC transpose needs one bounded buffer, not a second copy of the dataset.
  *
- * HDF5 prints its error stack to stderr by default; that is switched off for the duration of a
- * call (and restored), so a failure reaches the user as ONE dtrain message naming the file and the
+ * HDF5 prints its error stack to stderr by default; dt_h5_init (h5util.h) switches that off for
+ * the process, so a failure reaches the user as ONE dtrain message naming the file and the
  * dataset. References: HDF5 C API (H5F, H5D, H5S, H5T), https://docs.hdfgroup.org/.
  */
+#include "data_h5.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -26,7 +28,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "dataset.h"
+#include "data.h"
 #include "h5util.h"
 
 enum { READ_BYTES = 32 << 20 };
@@ -233,149 +235,177 @@ static int image_stats(dt_dataset *ds, const h5obj *o, float *mean, float *std)
     return DT_OK;
 }
 
-/* The body of dt_dataset_h5data_open, with HDF5 error printing already off. */
+/* The image dataset's element type and sample shape, as validated by check_images. */
+typedef struct h5images {
+    int is_float;  /* float32/float64 (read as float32); else uint8 */
+    int nhwc;      /* rank 4 stored (N, H, W, C): transposed at read */
+    hsize_t N, C, H, W;
+} h5images;
+
+/* Validates the opened image dataset: uint8 or float, rank 3 or 4, a plausible sample shape in
+ * `layout`. */
+static int check_images(const h5obj *im, const char *layout, h5images *s)
+{
+    char tn[64], sh[256];
+    H5T_class_t icl = H5Tget_class(im->type);
+    size_t isz = H5Tget_size(im->type);
+    s->is_float = icl == H5T_FLOAT && (isz == 4 || isz == 8);
+    int is_u8 = icl == H5T_INTEGER && isz == 1 && H5Tget_sign(im->type) == H5T_SGN_NONE;
+    if (!s->is_float && !is_u8) {
+        type_name(im->type, tn, sizeof tn);
+        return dt_err("%s: dataset '%s' has type %s: expected uint8 or float32 (float64 is read as "
+                      "float32) images", im->path, im->name, tn);
+    }
+    shape_str(im->dims, im->rank, sh, sizeof sh);
+    if (im->rank != 3 && im->rank != 4)
+        return dt_err("%s: dataset '%s' has rank %d (shape %s): expected rank 4 (N, C, H, W or "
+                      "N, H, W, C) or 3 (N, H, W)", im->path, im->name, im->rank, sh);
+    int nhwc = strcmp(layout, "nhwc") == 0;
+    s->nhwc = nhwc && im->rank == 4;
+    s->N = im->dims[0];
+    s->C = 1;
+    s->H = im->dims[1];
+    s->W = im->dims[2];
+    if (im->rank == 4) {
+        s->C = nhwc ? im->dims[3] : im->dims[1];
+        s->H = nhwc ? im->dims[1] : im->dims[2];
+        s->W = nhwc ? im->dims[2] : im->dims[3];
+    }
+    if (s->N == 0)
+        return dt_err("%s: dataset '%s' has shape %s: expected at least one sample", im->path,
+                      im->name, sh);
+    if (s->C < 1 || s->C > DT_MAX_CHANNELS)
+        return dt_err("%s: dataset '%s' has shape %s, so %llu channels as %s: expected 1..%d "
+                      "channels (is data.h5_layout right?)", im->path, im->name, sh,
+                      (unsigned long long)s->C, layout, DT_MAX_CHANNELS);
+    if (s->H < 1 || s->W < 1 || s->H > 65536 || s->W > 65536 || s->C * s->H * s->W > INT32_MAX)
+        return dt_err("%s: dataset '%s' has shape %s: expected samples of at most 65536x65536 "
+                      "pixels and 2^31 values", im->path, im->name, sh);
+    return DT_OK;
+}
+
+/* Validates the opened label dataset: integers, (N) or (N, 1), one per image. */
+static int check_labels(const h5obj *lb, const h5obj *im, hsize_t N)
+{
+    char tn[64], sh[256];
+    if (H5Tget_class(lb->type) != H5T_INTEGER) {
+        type_name(lb->type, tn, sizeof tn);
+        return dt_err("%s: dataset '%s' has type %s: expected integer labels", lb->path, lb->name,
+                      tn);
+    }
+    if (lb->rank != 1 && !(lb->rank == 2 && lb->dims[1] == 1)) {
+        shape_str(lb->dims, lb->rank, sh, sizeof sh);
+        return dt_err("%s: dataset '%s' has shape %s: expected (N) or (N, 1) labels", lb->path,
+                      lb->name, sh);
+    }
+    if (lb->dims[0] != N)
+        return dt_err("%s: dataset '%s' has %llu labels but '%s' has %llu images: expected the "
+                      "same count", lb->path, lb->name, (unsigned long long)lb->dims[0], im->name,
+                      (unsigned long long)N);
+    return DT_OK;
+}
+
+/* A test split's samples must have the training set's shape and element type. */
+static int check_like_train(const h5obj *im, const h5images *s, const dt_dataset *train)
+{
+    if (!train || ((hsize_t)train->c == s->C && (hsize_t)train->h == s->H &&
+                   (hsize_t)train->w == s->W && (train->fimages != NULL) == s->is_float))
+        return DT_OK;
+    return dt_err("%s: dataset '%s' holds %llux%llux%llu %s samples but the training set %s has "
+                  "%dx%dx%d %s ones: expected the same", im->path, im->name,
+                  (unsigned long long)s->C, (unsigned long long)s->H, (unsigned long long)s->W,
+                  s->is_float ? "float" : "uint8", train->name, train->c, train->h, train->w,
+                  train->fimages ? "float" : "uint8");
+}
+
+/* Reads the first ds->n labels as int32 and checks their range; sets ds->classes (given, the
+ * training set's, or max label + 1) and ds->labels32. */
+static int read_labels(dt_dataset *ds, const h5obj *lb, const dt_dataset_opts *opt)
+{
+    int32_t *labels = dt_xmalloc((size_t)ds->n, sizeof *labels);
+    ds->owned[1] = labels;
+    if (read_rows(lb, H5T_NATIVE_INT32, 0, (hsize_t)ds->n, labels) != 0)
+        return DT_ERR;
+    const dt_dataset *train = opt->train;
+    int classes = opt->classes > 0 ? opt->classes : train ? train->classes : 0;
+    int32_t max = 0;
+    for (int64_t i = 0; i < ds->n; i++) {
+        int32_t l = labels[i];
+        if (l >= 0 && (classes == 0 || l < classes)) {
+            if (l > max)
+                max = l;
+            continue;
+        }
+        if (classes > 0)
+            return dt_err("%s: dataset '%s': label %d of sample %lld is out of range: expected "
+                          "0..%d (%s)", lb->path, lb->name, (int)l, (long long)i, classes - 1,
+                          opt->classes > 0 ? "data.classes" : "the training set's classes");
+        return dt_err("%s: dataset '%s': label %d of sample %lld is negative: expected class "
+                      "indices >= 0", lb->path, lb->name, (int)l, (long long)i);
+    }
+    if (classes == 0) {
+        if (max == INT32_MAX)
+            return dt_err("%s: dataset '%s': label %d is too large", lb->path, lb->name, (int)max);
+        classes = max + 1;
+    }
+    ds->classes = classes;
+    ds->labels32 = labels;
+    return DT_OK;
+}
+
+/* Normalization: given, the training set's, or this (training) set's own statistics. */
+static int set_norm(dt_dataset *ds, const h5obj *im, const dt_dataset_opts *opt)
+{
+    if (opt->norm_n > 0)
+        return dt_dataset_apply_norm(ds, opt);
+    if (opt->train) {
+        dt_dataset_set_norm(ds, opt->train->mean, opt->train->std);
+        return DT_OK;
+    }
+    float mean[DT_MAX_CHANNELS], std[DT_MAX_CHANNELS];
+    if (image_stats(ds, im, mean, std) != 0)
+        return DT_ERR;
+    dt_dataset_set_norm(ds, mean, std);
+    return DT_OK;
+}
+
+/* The body of dt_h5data_open on the opened file: open and validate both datasets, read the
+ * images (converted to NCHW) and the labels, normalize. */
 static int h5_load(dt_dataset *ds, const char *path, const dt_dataset_opts *opt, int64_t limit,
                    hid_t file)
 {
     const char *iname = opt->h5_images && opt->h5_images[0] ? opt->h5_images : "images";
     const char *lname = opt->h5_labels && opt->h5_labels[0] ? opt->h5_labels : "labels";
     const char *layout = opt->h5_layout && opt->h5_layout[0] ? opt->h5_layout : "nchw";
-    int nhwc = strcmp(layout, "nhwc") == 0;
-    if (!nhwc && strcmp(layout, "nchw") != 0)
+    if (strcmp(layout, "nhwc") != 0 && strcmp(layout, "nchw") != 0)
         return dt_err("data.h5_layout = '%s': expected nchw or nhwc", layout);
     h5obj im = {path, iname, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, 0, {0}};
     h5obj lb = {path, lname, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, 0, {0}};
-    char tn[64], sh[256];
+    h5images s = {0, 0, 0, 0, 0, 0};
     int rc = DT_ERR;
-    int32_t *labels = NULL;
+    if (obj_open(&im, file, "data.h5_images") != 0 || check_images(&im, layout, &s) != 0 ||
+        obj_open(&lb, file, "data.h5_labels") != 0 || check_labels(&lb, &im, s.N) != 0 ||
+        check_like_train(&im, &s, opt->train) != 0)
+        goto done;
 
-    if (obj_open(&im, file, "data.h5_images") != 0)
-        goto done;
-    H5T_class_t icl = H5Tget_class(im.type);
-    size_t isz = H5Tget_size(im.type);
-    int is_float = icl == H5T_FLOAT && (isz == 4 || isz == 8);
-    int is_u8 = icl == H5T_INTEGER && isz == 1 && H5Tget_sign(im.type) == H5T_SGN_NONE;
-    if (!is_float && !is_u8) {
-        type_name(im.type, tn, sizeof tn);
-        dt_err("%s: dataset '%s' has type %s: expected uint8 or float32 (float64 is read as float32) images",
-               path, iname, tn);
-        goto done;
-    }
-    shape_str(im.dims, im.rank, sh, sizeof sh);
-    if (im.rank != 3 && im.rank != 4) {
-        dt_err("%s: dataset '%s' has rank %d (shape %s): expected rank 4 (N, C, H, W or N, H, W, C)"
-               " or 3 (N, H, W)", path, iname, im.rank, sh);
-        goto done;
-    }
-    hsize_t N = im.dims[0], C = 1, H = im.dims[1], W = im.dims[2];
-    if (im.rank == 4) {
-        C = nhwc ? im.dims[3] : im.dims[1];
-        H = nhwc ? im.dims[1] : im.dims[2];
-        W = nhwc ? im.dims[2] : im.dims[3];
-    }
-    if (N == 0) {
-        dt_err("%s: dataset '%s' has shape %s: expected at least one sample", path, iname, sh);
-        goto done;
-    }
-    if (C < 1 || C > DT_MAX_CHANNELS) {
-        dt_err("%s: dataset '%s' has shape %s, so %llu channels as %s: expected 1..%d channels "
-               "(is data.h5_layout right?)", path, iname, sh, (unsigned long long)C, layout,
-               DT_MAX_CHANNELS);
-        goto done;
-    }
-    if (H < 1 || W < 1 || H > 65536 || W > 65536 || C * H * W > INT32_MAX) {
-        dt_err("%s: dataset '%s' has shape %s: expected samples of at most 65536x65536 pixels and "
-               "2^31 values", path, iname, sh);
-        goto done;
-    }
-
-    if (obj_open(&lb, file, "data.h5_labels") != 0)
-        goto done;
-    if (H5Tget_class(lb.type) != H5T_INTEGER) {
-        type_name(lb.type, tn, sizeof tn);
-        dt_err("%s: dataset '%s' has type %s: expected integer labels", path, lname, tn);
-        goto done;
-    }
-    if (lb.rank != 1 && !(lb.rank == 2 && lb.dims[1] == 1)) {
-        shape_str(lb.dims, lb.rank, sh, sizeof sh);
-        dt_err("%s: dataset '%s' has shape %s: expected (N) or (N, 1) labels", path, lname, sh);
-        goto done;
-    }
-    if (lb.dims[0] != N) {
-        dt_err("%s: dataset '%s' has %llu labels but '%s' has %llu images: expected the same count",
-               path, lname, (unsigned long long)lb.dims[0], iname, (unsigned long long)N);
-        goto done;
-    }
-    const dt_dataset *train = opt->train;
-    if (train && ((hsize_t)train->c != C || (hsize_t)train->h != H || (hsize_t)train->w != W ||
-                  (train->fimages != NULL) != is_float)) {
-        dt_err("%s: dataset '%s' holds %llux%llux%llu %s samples but the training set %s has "
-               "%dx%dx%d %s ones: expected the same", path, iname, (unsigned long long)C,
-               (unsigned long long)H, (unsigned long long)W, is_float ? "float" : "uint8",
-               train->name, train->c, train->h, train->w, train->fimages ? "float" : "uint8");
-        goto done;
-    }
-
-    int64_t n = limit > 0 && (hsize_t)limit < N ? limit : (int64_t)N;
-    ds->n = n;
-    ds->c = (int)C;
-    ds->h = (int)H;
-    ds->w = (int)W;
-    size_t plane = (size_t)H * (size_t)W;
-    void *pix = dt_xmalloc((size_t)n * (size_t)C * plane, is_float ? sizeof(float) : 1);
+    ds->n = limit > 0 && (hsize_t)limit < s.N ? limit : (int64_t)s.N;
+    ds->c = (int)s.C;
+    ds->h = (int)s.H;
+    ds->w = (int)s.W;
+    size_t plane = (size_t)s.H * (size_t)s.W;
+    void *pix = dt_xmalloc((size_t)ds->n * (size_t)s.C * plane, s.is_float ? sizeof(float) : 1);
     ds->owned[0] = pix;
-    if (read_images(&im, is_float, nhwc && im.rank == 4, n, (int)C, plane, pix) != 0)
+    if (read_images(&im, s.is_float, s.nhwc, ds->n, (int)s.C, plane, pix) != 0)
         goto done;
-    if (is_float)
+    if (s.is_float)
         ds->fimages = pix;
     else
         ds->images = pix;
-
-    labels = dt_xmalloc((size_t)n, sizeof *labels);
-    ds->owned[1] = labels;
-    if (read_rows(&lb, H5T_NATIVE_INT32, 0, (hsize_t)n, labels) != 0)
+    if (read_labels(ds, &lb, opt) != 0)
         goto done;
-    int classes = opt->classes > 0 ? opt->classes : train ? train->classes : 0;
-    int32_t max = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int32_t l = labels[i];
-        if (l < 0 || (classes > 0 && l >= classes)) {
-            if (classes > 0)
-                dt_err("%s: dataset '%s': label %d of sample %lld is out of range: expected "
-                       "0..%d (%s)", path, lname, (int)l, (long long)i, classes - 1,
-                       opt->classes > 0 ? "data.classes" : "the training set's classes");
-            else
-                dt_err("%s: dataset '%s': label %d of sample %lld is negative: expected class "
-                       "indices >= 0", path, lname, (int)l, (long long)i);
-            goto done;
-        }
-        if (l > max)
-            max = l;
-    }
-    if (classes == 0) {
-        if (max == INT32_MAX) {
-            dt_err("%s: dataset '%s': label %d is too large", path, lname, (int)max);
-            goto done;
-        }
-        classes = max + 1;
-    }
-    ds->classes = classes;
-    ds->labels32 = labels;
-
-    /* normalization: given, the training set's, or this (training) set's own statistics */
     const char *slash = strrchr(path, '/');
     snprintf(ds->name, sizeof ds->name, "%s", slash ? slash + 1 : path);
-    if (opt->norm_n > 0) {
-        rc = dt_dataset_apply_norm(ds, opt);
-    } else if (train) {
-        dt_dataset_set_norm(ds, train->mean, train->std);
-        rc = DT_OK;
-    } else {
-        float mean[DT_MAX_CHANNELS], std[DT_MAX_CHANNELS];
-        rc = image_stats(ds, &im, mean, std);
-        if (rc == DT_OK)
-            dt_dataset_set_norm(ds, mean, std);
-    }
+    rc = set_norm(ds, &im, opt);
 done:
     obj_close(&lb);
     obj_close(&im);

@@ -1,6 +1,7 @@
 /*
- * dataset.h - image classification datasets held as (N, C, H, W) pixels plus labels, and the
- * per-batch gather that turns them into normalized float32 inputs.
+ * data.h - the dataset core: image classification datasets held as (N, C, H, W) pixels plus
+ * labels, their normalization, and the per-batch gather that turns them into normalized float32
+ * inputs.
  *
  * Pixels are uint8 where the format has them (MNIST, CIFAR-10, uint8 HDF5): a quarter of float32's
  * memory, and for IDX file-backed mmap pages that every rank on a node shares through the page
@@ -9,20 +10,24 @@
  * float32 (`fimages`) and normalized as x = (v - mean[c]) / std[c]: mean/std are then in the
  * units the file stores.
  *
- * Formats:
- *   - IDX (MNIST, Fashion-MNIST; http://yann.lecun.com/exdb/mnist/ "FILE FORMATS"), mmap'd;
- *   - CIFAR-10 binary (https://www.cs.toronto.edu/~kriz/cifar.html "Binary version"): records of
- *     1 label byte + 3072 pixel bytes (R, G, B planes of 32x32, row-major), copied to the heap
- *     de-interleaved (cifar.c);
- *   - HDF5 with an image dataset (N,C,H,W), (N,H,W,C) or (N,H,W) and an integer label dataset
- *     (N) (h5data.c).
+ * Layering (each calls only downward):
+ *   data_open.h   opens a dataset by name (mnist, fashion-mnist, cifar10, hdf5), and a run's
+ *                 training and test splits from its configuration (data.* keys);
+ *   data_idx.h    IDX (MNIST, Fashion-MNIST; http://yann.lecun.com/exdb/mnist/ "FILE FORMATS"),
+ *                 mmap'd;
+ *   data_cifar.h  CIFAR-10 binary (https://www.cs.toronto.edu/~kriz/cifar.html "Binary
+ *                 version"): records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32,
+ *                 row-major), copied to the heap de-interleaved;
+ *   data_h5.h     HDF5 with an image dataset (N,C,H,W), (N,H,W,C) or (N,H,W) and an integer label
+ *                 dataset (N);
+ *   data.h        this core: the struct, normalization, gather, free. It knows no reader.
  * Every reader validates shapes, types, file sizes and label range, and reports the file (and
  * HDF5 dataset) and what was expected through dt_err().
  *
  * Augmentation (random crop with zero padding, horizontal flip) is in augment.h.
  */
-#ifndef DT_DATASET_H
-#define DT_DATASET_H
+#ifndef DT_DATA_H
+#define DT_DATA_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -49,7 +54,9 @@ typedef struct dt_dataset {
     void *owned[4];
 } dt_dataset;
 
-/* Options of dt_dataset_open_ex. Zero-initialize, then set what differs from the default. */
+/* Options of dt_dataset_open_ex (data_open.h) and of the readers that take options (data_h5.h);
+ * dt_dataset_apply_norm reads its normalization. Zero-initialize, then set what differs from the
+ * default. */
 typedef struct dt_dataset_opts {
     const char *h5_images;  /* HDF5 image dataset name; NULL or "" = "images" */
     const char *h5_labels;  /* HDF5 label dataset name; NULL or "" = "labels" */
@@ -66,46 +73,6 @@ typedef struct dt_dataset_opts {
      * the test set must be normalized with the training statistics. NULL for the training split. */
     const struct dt_dataset *train;
 } dt_dataset_opts;
-
-/* Opens a dataset, split "train" or "test", keeping only the first `limit` samples when limit > 0
- * (readers that can, read only those). `name`:
- *   "mnist", "fashion-mnist": IDX files in path/<name>/;
- *   "cifar10": the CIFAR-10 binary batches in path/cifar10/ or else path/cifar-10-batches-bin/
- *              (train: data_batch_1.bin .. data_batch_5.bin; test: test_batch.bin);
- *   "hdf5": path is the HDF5 file of that split (see dt_h5data_open).
- * opt may be NULL (all defaults). On error returns DT_ERR with one message naming the file (and
- * HDF5 dataset, key) and what was expected; ds is then empty (dt_dataset_free is a no-op). */
-int dt_dataset_open_ex(dt_dataset *ds, const char *name, const char *path, const char *split,
-                       int64_t limit, const dt_dataset_opts *opt);
-
-/* dt_dataset_open_ex with default options. */
-int dt_dataset_open(dt_dataset *ds, const char *name, const char *dir, const char *split,
-                    int64_t limit);
-
-/* Reads an IDX image file (magic 0x00000803, N x H x W ubyte) and its label file (0x00000801,
- * N ubyte) by mmap. Labels must lie in [0, classes). Returns 0 or DT_ERR naming the file. */
-int dt_idx_load(dt_dataset *ds, const char *images_path, const char *labels_path, int classes);
-
-/* Reads CIFAR-10 binary batch files (each a whole number of 3073-byte records, at most 10000:
- * the official files are exactly 30730000 bytes) in order, concatenated, stopping after `limit`
- * records when limit > 0 (all files are still checked to exist with a valid size). Labels must
- * be 0..9. Images become (N, 3, 32, 32) uint8 on the heap; normalization is CIFAR-10's
- * (mean 0.4914 0.4822 0.4465, std 0.2470 0.2435 0.2616). Returns 0 or DT_ERR naming the file. */
-int dt_cifar10_load(dt_dataset *ds, const char *const *paths, int npaths, int64_t limit);
-
-/* Reads an HDF5 file holding an image dataset and a label dataset (names from opt, default
- * "images" and "labels"):
- *   images: uint8 (read as is) or float32/float64 (read as float32), rank 4 in the layout
- *           opt->h5_layout ("nchw" or "nhwc", converted to NCHW at load) or rank 3 (N, H, W)
- *           with C = 1; C in 1..DT_MAX_CHANNELS; float values must be finite;
- *   labels: any integer type, shape (N) or (N, 1), read as int, in [0, classes) where classes is
- *           opt->classes, opt->train->classes, or max label + 1.
- * Only the first `limit` samples are read when limit > 0. Normalization as dt_dataset_opts says;
- * computed statistics are population mean/std over every pixel of a channel (in [0,1] units for
- * uint8). HDF5's own error printing is silenced during the call: every failure (missing file, not
- * an HDF5 file, missing dataset, wrong rank, wrong type, label out of range, count mismatch,
- * constant channel) is ONE DT_ERR message naming the file and dataset. */
-int dt_h5data_open(dt_dataset *ds, const char *path, const dt_dataset_opts *opt, int64_t limit);
 
 /* Wraps caller-made arrays (copied) as a dataset; used by tests and synthetic data. */
 void dt_dataset_from_memory(dt_dataset *ds, const char *name, int64_t n, int c, int h, int w,
