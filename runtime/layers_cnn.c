@@ -530,14 +530,6 @@ static int dropout_setup(dt_layer *l, dt_net *net)
     return DT_OK;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static void dropout_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     dropout_priv *p = l->priv;
@@ -549,8 +541,8 @@ static void dropout_forward(dt_layer *l, dt_net *net, int N, int train)
         p->used = 0;
         return;
     }
-    uint64_t seed = mix64(mix64(mix64(net->seed) ^ (uint64_t)net->rank) ^ (uint64_t)net->step) ^
-                    (uint64_t)l->index;
+    uint64_t seed =
+        dt_rng_key(net->seed, (uint64_t)net->rank, (uint64_t)net->step, (uint64_t)l->index);
     dt_dropout_forward(l->out, p->mask, in, n, p->p, seed);
     p->used = 1;
 }
