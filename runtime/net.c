@@ -83,6 +83,28 @@ static int parse_shape(const char *val, int *c, int *h, int *w)
     return DT_OK;
 }
 
+/* One `key = value` of the [net] section. */
+static int parse_net_key(dt_net *net, const char *key, const char *val, const char *src, int line)
+{
+    if (strcmp(key, "input") == 0) {
+        if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
+            return dt_err("%s:%d: [net] input = '%s': expected CxHxW, each in [1, 65536], "
+                          "e.g. 1x28x28",
+                          src, line, val);
+        return DT_OK;
+    }
+    if (strcmp(key, "classes") == 0) {
+        char *e;
+        long v = strtol(val, &e, 10);
+        if (*e || v < 2 || v > 100000)
+            return dt_err("%s:%d: [net] classes = '%s': expected an integer in [2, 100000]", src,
+                          line, val);
+        net->classes = (int)v;
+        return DT_OK;
+    }
+    return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
+}
+
 static int parse_cb(void *ud, const char *section, const char *key, const char *val,
                     const char *src, int line)
 {
@@ -143,25 +165,8 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
                       line, section, MAX_SECTION_KEYS);
     snprintf(ps->keys[ps->nkeys], DT_NAME_MAX, "%s", key);
     ps->key_lines[ps->nkeys++] = line;
-    if (ps->in_net) {
-        if (strcmp(key, "input") == 0) {
-            if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
-                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, each in [1, 65536], "
-                              "e.g. 1x28x28",
-                              src, line, val);
-            return DT_OK;
-        }
-        if (strcmp(key, "classes") == 0) {
-            char *e;
-            long v = strtol(val, &e, 10);
-            if (*e || v < 2 || v > 100000)
-                return dt_err("%s:%d: [net] classes = '%s': expected an integer in [2, 100000]",
-                              src, line, val);
-            net->classes = (int)v;
-            return DT_OK;
-        }
-        return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
-    }
+    if (ps->in_net)
+        return parse_net_key(net, key, val, src, line);
     dt_layer *l = ps->cur;
     if (strcmp(key, "input") == 0 || (strcmp(key, "from") == 0 && l->ops->two_inputs)) {
         if (strlen(val) >= DT_NAME_MAX)
