@@ -66,6 +66,7 @@ dtrain: $(BUILD)/dtrain
 
 $(BUILD)/libdtrain.a: $(RUNTIME_OBJ)
 	@mkdir -p $(@D)
+	@rm -f $@ # rebuilt whole: ar r keeps members of deleted sources (layers_cnn.o) otherwise
 	ar rcs $@ $^
 
 LAUNCH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard launch/*.c))
