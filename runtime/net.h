@@ -9,6 +9,11 @@
  * a bucketed allreduce can start on [off, numel) as soon as the layer at `off` is done.
  *
  * Activations are (N, C, H, W) per layer, float32, row-major.
+ *
+ * The net knows no trainer and no MPI: what a forward or backward needs of the run around it
+ * (dropout keys, SyncBatchNorm's reduction, the gradient-ready hook) comes in a dt_step_ctx
+ * (layer.h). The layer kinds and the graph passes are the registry's (layers/registry.h); the
+ * layer API they are written against is layer.h.
  */
 #ifndef DT_NET_H
 #define DT_NET_H
