@@ -52,7 +52,7 @@ CFLAGS = $(WARN) $(OPT) $(SANFLAGS) -D_GNU_SOURCE -iquote runtime $(PKG_CFLAGS) 
 LDLIBS = $(PKG_LIBS) -lm
 LDFLAGS = $(SANFLAGS)
 
-RUNTIME_SRC := $(wildcard runtime/*.c)
+RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/layers/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o $(BUILD)/version.o
 MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
@@ -66,6 +66,7 @@ dtrain: $(BUILD)/dtrain
 
 $(BUILD)/libdtrain.a: $(RUNTIME_OBJ)
 	@mkdir -p $(@D)
+	@rm -f $@ # rebuilt whole: ar r keeps members of deleted sources (layers_cnn.o) otherwise
 	ar rcs $@ $^
 
 LAUNCH_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard launch/*.c))

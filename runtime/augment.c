@@ -10,24 +10,14 @@
 #include <string.h>
 
 #include "common.h"
-
-/* splitmix64's finalizer (Steele, Lea, Flood, "Fast splittable pseudorandom number generators",
- * OOPSLA 2014; the constants of java.util.SplittableRandom / Vigna's splitmix64.c). */
-static uint64_t mix64(uint64_t z)
-{
-    z += UINT64_C(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
+#include "rng.h"
 
 void dt_augment_draw(const dt_augment *aug, int64_t epoch, int64_t index, int *dy, int *dx,
                      int *flip)
 {
     /* a salt keeps this stream apart from other users of the same seed */
-    uint64_t h = mix64(aug->seed ^ UINT64_C(0x6175676d656e7421)); /* "augment!" */
-    h = mix64(h ^ (uint64_t)epoch);
-    h = mix64(h ^ (uint64_t)index);
+    const uint64_t h = dt_rng_key(aug->seed ^ UINT64_C(0x6175676d656e7421), /* "augment!" */
+                                  (uint64_t)epoch, (uint64_t)index, 0);
     uint64_t range = (uint64_t)(2 * aug->crop_pad + 1);
     /* Lemire's multiply-shift: uniform up to a bias of range / 2^32 */
     *dy = (int)(((h & 0xffffffffu) * range) >> 32) - aug->crop_pad;

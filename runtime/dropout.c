@@ -5,7 +5,7 @@
  * Dropout masks come from a counter-based generator: word j of the stream is SplitMix64's output
  * function applied to seed + (j + 1) * 0x9E3779B97F4A7C15 (Steele, Lea & Flood, "Fast splittable
  * pseudorandom number generators", OOPSLA 2014), i.e. the j-th output of a SplitMix64 seeded with
- * `seed`. Word j decides elements 2j (low 32 bits) and 2j + 1 (high 32 bits): element i is kept
+ * `seed` (dt_rng_word, rng.h). Word j decides elements 2j (low 32 bits) and 2j + 1 (high 32 bits): element i is kept
  * when its 32-bit value u satisfies u >= p * 2^32, so P(keep) = 1 - p to within 2^-32. Being a
  * pure function of (seed, i), a mask can be regenerated or computed in parallel without state.
  * The scale 1 / (1 - p) is rounded to float once, as torch's _dropout_impl (noise.div_(1 - p)).
@@ -14,14 +14,7 @@
 
 #include "common.h"
 #include "layer_kernels.h"
-
-static inline uint64_t splitmix64_at(uint64_t seed, uint64_t j)
-{
-    uint64_t z = seed + (j + 1) * UINT64_C(0x9E3779B97F4A7C15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
+#include "rng.h"
 
 /* the scale of kept values; 0 when everything is dropped (p = 1) */
 static float keep_scale(float p)
@@ -54,12 +47,12 @@ void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, flo
     const uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
     long i = 0;
     for (; i + 2 <= n; i += 2) {
-        uint64_t r = splitmix64_at(seed, (uint64_t)i / 2);
+        uint64_t r = dt_rng_word(seed, (uint64_t)i / 2);
         mask[i] = (r & 0xffffffffu) >= threshold;
         mask[i + 1] = (r >> 32) >= threshold;
     }
     if (i < n)
-        mask[i] = (splitmix64_at(seed, (uint64_t)i / 2) & 0xffffffffu) >= threshold;
+        mask[i] = (dt_rng_word(seed, (uint64_t)i / 2) & 0xffffffffu) >= threshold;
     apply_mask(out, mask, inp, n, scale);
 }
 

@@ -7,24 +7,16 @@
 #include <string.h>
 
 #include "common.h"
+#include "rng.h"
 
 #define PI_ 3.14159265358979323846
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void dt_rng_seed(dt_rng *r, uint64_t a, uint64_t b, uint64_t c)
 {
-    uint64_t x = a;
-    x = splitmix(&x) ^ b;
-    x = splitmix(&x) ^ c;
+    /* two mixing steps, then the first four words of the key's SplitMix64 stream (rng.h) */
+    const uint64_t key = dt_rng_mix(dt_rng_mix(a, b), c);
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&x);
+        r->s[i] = dt_rng_word(key, (uint64_t)i);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -1,6 +1,7 @@
 /*
  * net.c - model description parsing, parameter/arena layout and the forward/backward drivers.
- * See net.h. Layer kinds live in layers.c.
+ * See net.h. The layer API is layer.c; the kinds and the graph passes (fusion) are the
+ * registry's (layers/registry.h): this file names no layer kind.
  */
 #include "net.h"
 
@@ -11,7 +12,7 @@
 #include "common.h"
 #include "ini.h"
 #include "gemm.h"
-#include "layers.h"
+#include "layers/registry.h"
 #include "lowp.h"
 
 /* Generated at build time from models/NAME.cfg (build/models_builtin.c). */
@@ -82,6 +83,28 @@ static int parse_shape(const char *val, int *c, int *h, int *w)
     return DT_OK;
 }
 
+/* One `key = value` of the [net] section. */
+static int parse_net_key(dt_net *net, const char *key, const char *val, const char *src, int line)
+{
+    if (strcmp(key, "input") == 0) {
+        if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
+            return dt_err("%s:%d: [net] input = '%s': expected CxHxW, each in [1, 65536], "
+                          "e.g. 1x28x28",
+                          src, line, val);
+        return DT_OK;
+    }
+    if (strcmp(key, "classes") == 0) {
+        char *e;
+        long v = strtol(val, &e, 10);
+        if (*e || v < 2 || v > 100000)
+            return dt_err("%s:%d: [net] classes = '%s': expected an integer in [2, 100000]", src,
+                          line, val);
+        net->classes = (int)v;
+        return DT_OK;
+    }
+    return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
+}
+
 static int parse_cb(void *ud, const char *section, const char *key, const char *val,
                     const char *src, int line)
 {
@@ -142,25 +165,8 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
                       line, section, MAX_SECTION_KEYS);
     snprintf(ps->keys[ps->nkeys], DT_NAME_MAX, "%s", key);
     ps->key_lines[ps->nkeys++] = line;
-    if (ps->in_net) {
-        if (strcmp(key, "input") == 0) {
-            if (parse_shape(val, &net->in_c, &net->in_h, &net->in_w) != 0)
-                return dt_err("%s:%d: [net] input = '%s': expected CxHxW, each in [1, 65536], "
-                              "e.g. 1x28x28",
-                              src, line, val);
-            return DT_OK;
-        }
-        if (strcmp(key, "classes") == 0) {
-            char *e;
-            long v = strtol(val, &e, 10);
-            if (*e || v < 2 || v > 100000)
-                return dt_err("%s:%d: [net] classes = '%s': expected an integer in [2, 100000]",
-                              src, line, val);
-            net->classes = (int)v;
-            return DT_OK;
-        }
-        return dt_err("%s:%d: [net] unknown key '%s': expected input, classes", src, line, key);
-    }
+    if (ps->in_net)
+        return parse_net_key(net, key, val, src, line);
     dt_layer *l = ps->cur;
     if (strcmp(key, "input") == 0 || (strcmp(key, "from") == 0 && l->ops->two_inputs)) {
         if (strlen(val) >= DT_NAME_MAX)
@@ -177,10 +183,7 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         snprintf(l->name, sizeof l->name, "%s", val);
         return DT_OK;
     }
-    if (!l->ops->option)
-        return dt_err("%s:%d: [%s] unknown key '%s': expected name, input", src, line, l->ops->kind,
-                      key);
-    return l->ops->option(l, key, val, src, line);
+    return dt_layer_option(l, key, val, src, line);
 }
 
 static void net_free_layers(dt_net *net)
@@ -192,81 +195,6 @@ static void net_free_layers(dt_net *net)
     }
     free(net->layers);
     net->layers = NULL;
-}
-
-void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
-                      int flags)
-{
-    DT_ASSERT(ndim >= 1 && ndim <= 4);
-    if (net->nparams == net->cap_params) {
-        net->cap_params = net->cap_params ? 2 * net->cap_params : 16;
-        dt_param *np = dt_xcalloc((size_t)net->cap_params, sizeof *np);
-        if (net->params)
-            memcpy(np, net->params, (size_t)net->nparams * sizeof *np);
-        free(net->params);
-        net->params = np;
-    }
-    if (l->nparam == 0)
-        l->param0 = net->nparams;
-    DT_ASSERT(l->param0 + l->nparam == net->nparams); /* a layer's tensors are contiguous */
-    dt_param *p = &net->params[net->nparams++];
-    snprintf(p->name, sizeof p->name, "%.47s.%.15s", l->name, suffix);
-    p->ndim = ndim;
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = shape[i];
-        p->numel *= (size_t)shape[i];
-    }
-    p->off = net->numel;
-    p->is_bias = (flags & DT_PARAM_BIAS) != 0;
-    p->no_decay = (flags & (DT_PARAM_BIAS | DT_PARAM_NO_DECAY)) != 0;
-    net->numel += p->numel;
-    l->nparam++;
-}
-
-void dt_net_add_buffer(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape)
-{
-    DT_ASSERT(ndim >= 1 && ndim <= 4);
-    if (net->nbufs == net->cap_bufs) {
-        net->cap_bufs = net->cap_bufs ? 2 * net->cap_bufs : 16;
-        dt_param *nb = dt_xcalloc((size_t)net->cap_bufs, sizeof *nb);
-        if (net->bufs)
-            memcpy(nb, net->bufs, (size_t)net->nbufs * sizeof *nb);
-        free(net->bufs);
-        net->bufs = nb;
-    }
-    if (l->nbuf == 0)
-        l->buf0 = net->nbufs;
-    DT_ASSERT(l->buf0 + l->nbuf == net->nbufs);
-    dt_param *p = &net->bufs[net->nbufs++];
-    snprintf(p->name, sizeof p->name, "%.43s.%.19s", l->name, suffix);
-    p->ndim = ndim;
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = shape[i];
-        p->numel *= (size_t)shape[i];
-    }
-    p->off = net->state_numel;
-    net->state_numel += p->numel;
-    l->nbuf++;
-}
-
-float *dt_layer_buffer(dt_net *net, const dt_layer *l, int i)
-{
-    DT_ASSERT(i >= 0 && i < l->nbuf);
-    return net->state + net->bufs[l->buf0 + i].off;
-}
-
-const float *dt_layer_in2(const dt_net *net, const dt_layer *l)
-{
-    DT_ASSERT(l->input2 >= -1);
-    return l->input2 < 0 ? net->x : net->layers[l->input2].out;
-}
-
-float *dt_layer_din2(const dt_net *net, const dt_layer *l)
-{
-    DT_ASSERT(l->input2 >= -1);
-    return l->input2 < 0 ? NULL : net->layers[l->input2].dout;
 }
 
 /* Resolves `input =` / `from =` text of layer l: "" keeps *idx, "data" is the net's input, "-K"
@@ -301,50 +229,6 @@ static int resolve_ref(const dt_net *net, const dt_layer *l, const char *ref, co
     return dt_err("%s:%d: %s = %s: no earlier layer has that name", l->src, l->line, key, ref);
 }
 
-int dt_net_check_sizes(const dt_net *net, const dt_layer *l, size_t add_params, size_t c, size_t h,
-                       size_t w)
-{
-    if (c < 1 || h < 1 || w < 1)
-        return dt_err("%s:%d: [%s] output %zux%zux%zu: expected every dimension >= 1", l->src,
-                      l->line, l->ops->kind, c, h, w);
-    size_t v;
-    if (dt_mul_overflow(c, h, &v) || dt_mul_overflow(v, w, &v) ||
-        dt_mul_overflow(v, (size_t)net->max_batch, &v) || v >= DT_NET_MAX_ARENA)
-        return dt_err("%s:%d: [%s] output %zux%zux%zu at batch %d is too large: expected fewer "
-                      "than %zu values per layer (2^31; smaller layers or train.batch_size)",
-                      l->src, l->line, l->ops->kind, c, h, w, net->max_batch, DT_NET_MAX_ARENA);
-    if (net->numel > DT_NET_MAX_PARAMS || add_params > DT_NET_MAX_PARAMS - net->numel)
-        return dt_err("%s:%d: [%s] brings the parameter count to %s%zu: expected at most %zu "
-                      "(2^28)",
-                      l->src, l->line, l->ops->kind,
-                      add_params > SIZE_MAX - net->numel ? "more than " : "",
-                      add_params > SIZE_MAX - net->numel ? SIZE_MAX : net->numel + add_params,
-                      DT_NET_MAX_PARAMS);
-    return DT_OK;
-}
-
-float *dt_layer_param(dt_net *net, const dt_layer *l, int i)
-{
-    DT_ASSERT(i >= 0 && i < l->nparam);
-    return net->param + net->params[l->param0 + i].off;
-}
-
-float *dt_layer_grad(dt_net *net, const dt_layer *l, int i)
-{
-    DT_ASSERT(i >= 0 && i < l->nparam);
-    return net->grad + net->params[l->param0 + i].off;
-}
-
-const float *dt_layer_in(const dt_net *net, const dt_layer *l)
-{
-    return l->input < 0 ? net->x : net->layers[l->input].out;
-}
-
-float *dt_layer_din(const dt_net *net, const dt_layer *l)
-{
-    return l->input < 0 ? NULL : net->layers[l->input].dout;
-}
-
 int dt_net_build(dt_net **out, const char *spec, int max_batch)
 {
     return dt_net_build_for(out, spec, max_batch, 0, 0, 0);
@@ -368,10 +252,11 @@ int dt_net_set_grad_sharing(int on)
     return old;
 }
 
-static int plan_arena(dt_net *net, int max_batch)
+/* The live interval [lo[i], hi[i]] (layer indices in backward) of each layer's output gradient;
+ * hi[i] < lo[i]: the layer gets no gradient memory. */
+static void grad_lifetimes(const dt_net *net, int *lo, int *hi)
 {
     const int n = net->nlayers;
-    int *hi = dt_xmalloc((size_t)n, sizeof *hi), *lo = dt_xmalloc((size_t)n, sizeof *lo);
     /* the layer whose dout an alias layer (flatten) shares, followed to the end */
     int *owner = dt_xmalloc((size_t)n, sizeof *owner);
     for (int i = 0; i < n; i++) {
@@ -403,13 +288,17 @@ static int plan_arena(dt_net *net, int max_batch)
             lo[i] = c;
         }
     }
-    size_t outs = 0;
-    for (int i = 0; i < n; i++)
-        if (!net->layers[i].ops->alias)
-            outs += (size_t)max_batch * net->layers[i].out_size;
-    /* slots: size, and the intervals assigned to them */
-    int *order = dt_xmalloc((size_t)n, sizeof *order), *slot = dt_xmalloc((size_t)n, sizeof *slot);
-    size_t *slot_size = dt_xcalloc((size_t)n, sizeof *slot_size);
+    free(owner);
+}
+
+/* Assigns each gradient that needs memory a slot (slot[i], -1: none): largest first, each into
+ * the first slot where no interval overlaps its own. Returns the slot count; slot_size[s] is the
+ * largest gradient (floats at max_batch) in slot s. */
+static int assign_slots(const dt_net *net, const int *lo, const int *hi, int *slot,
+                        size_t *slot_size)
+{
+    const int n = net->nlayers;
+    int *order = dt_xmalloc((size_t)n, sizeof *order);
     int nslots = 0, m = 0;
     for (int i = 0; i < n; i++) {
         slot[i] = -1;
@@ -440,21 +329,38 @@ static int plan_arena(dt_net *net, int max_batch)
                 break;
         }
         if (s == nslots)
-            slot_size[nslots++] = (size_t)max_batch * net->layers[i].out_size;
+            slot_size[nslots++] = (size_t)net->max_batch * net->layers[i].out_size;
         slot[i] = s;
     }
-    size_t douts = 0;
+    free(order);
+    return nslots;
+}
+
+static int plan_arena(dt_net *net, int max_batch)
+{
+    const int n = net->nlayers;
+    int *hi = dt_xmalloc((size_t)n, sizeof *hi), *lo = dt_xmalloc((size_t)n, sizeof *lo);
+    int *slot = dt_xmalloc((size_t)n, sizeof *slot);
+    size_t *slot_size = dt_xcalloc((size_t)n, sizeof *slot_size);
     size_t *slot_off = dt_xmalloc((size_t)n + 1, sizeof *slot_off);
+    grad_lifetimes(net, lo, hi);
+    const int nslots = assign_slots(net, lo, hi, slot, slot_size);
+    size_t outs = 0;
+    for (int i = 0; i < n; i++)
+        if (!net->layers[i].ops->alias)
+            outs += (size_t)max_batch * net->layers[i].out_size;
+    size_t douts = 0;
     for (int s = 0; s < nslots; s++) {
         slot_off[s] = outs + douts;
         douts += slot_size[s];
     }
     net->arena_floats = outs + douts;
+    int rc = DT_OK;
     if (net->arena_floats >= DT_NET_MAX_ARENA_TOTAL) {
-        free(hi), free(lo), free(owner), free(order), free(slot), free(slot_size), free(slot_off);
-        return dt_err("%s: the activation arena needs %zu floats at batch %d: expected fewer than "
-                      "%zu (2^33; smaller layers or train.batch_size)",
-                      net->source, net->arena_floats, max_batch, DT_NET_MAX_ARENA_TOTAL);
+        rc = dt_err("%s: the activation arena needs %zu floats at batch %d: expected fewer than "
+                    "%zu (2^33; smaller layers or train.batch_size)",
+                    net->source, net->arena_floats, max_batch, DT_NET_MAX_ARENA_TOTAL);
+        goto out;
     }
     net->arena = dt_xcalloc(net->arena_floats ? net->arena_floats : 1, sizeof *net->arena);
     size_t off = 0;
@@ -469,16 +375,14 @@ static int plan_arena(dt_net *net, int max_batch)
         off += (size_t)max_batch * l->out_size;
         l->dout = slot[i] >= 0 ? net->arena + slot_off[slot[i]] : NULL;
     }
-    free(hi), free(lo), free(owner), free(order), free(slot), free(slot_size), free(slot_off);
-    return DT_OK;
+out:
+    free(hi), free(lo), free(slot), free(slot_size), free(slot_off);
+    return rc;
 }
 
-int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w)
+/* Parses the model spec (a built-in name or a .cfg path) into net's layer list. */
+static int parse_spec(dt_net *net, const char *spec)
 {
-    DT_ASSERT(max_batch > 0);
-    *out = NULL;
-    dt_net *net = dt_xcalloc(1, sizeof *net);
-    net->max_batch = max_batch;
     parse_state ps = {.net = net};
     int rc;
     const char *slash = strrchr(spec, '/');
@@ -490,30 +394,65 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         rc = dt_ini_parse_file(spec, parse_cb, &ps);
     } else {
         const char *text = dt_net_builtin_text(spec);
-        if (!text) {
-            rc = dt_err("model: unknown model '%s': expected a built-in (%s) or a path to a .cfg "
-                        "model description",
-                        spec, dt_net_builtin_names());
-            goto fail;
-        }
+        if (!text)
+            return dt_err("model: unknown model '%s': expected a built-in (%s) or a path to a "
+                          ".cfg model description",
+                          spec, dt_net_builtin_names());
         snprintf(net->source, sizeof net->source, "models/%s.cfg", spec);
         snprintf(net->model, sizeof net->model, "%s", spec);
         rc = dt_ini_parse(text, net->source, parse_cb, &ps);
     }
     if (rc != 0)
-        goto fail;
-    if (!ps.seen_net || net->in_c == 0 || net->classes == 0) {
-        rc = dt_err("%s:%d: %s: expected a [net] section with input = CxHxW and classes = K",
-                    net->source, ps.last_line ? ps.last_line : 1,
-                    ps.last_line ? "end of file" : "empty model description");
-        goto fail;
+        return rc;
+    if (!ps.seen_net || net->in_c == 0 || net->classes == 0)
+        return dt_err("%s:%d: %s: expected a [net] section with input = CxHxW and classes = K",
+                      net->source, ps.last_line ? ps.last_line : 1,
+                      ps.last_line ? "end of file" : "empty model description");
+    if (net->nlayers == 0)
+        return dt_err("%s:%d: end of file: the model has no layers: expected [layer] sections "
+                      "after [net]",
+                      net->source, ps.last_line);
+    return DT_OK;
+}
+
+/* Resolves layer l's inputs, gives it its input shape and lets its kind set it up (output shape,
+ * parameters, workspace), within the size limits. */
+static int setup_layer(dt_net *net, dt_layer *l)
+{
+    if (resolve_ref(net, l, l->input_ref, "input", &l->input) != 0 ||
+        resolve_ref(net, l, l->from_ref, "from", &l->input2) != 0)
+        return DT_ERR;
+    if (l->ops->two_inputs && l->input2 == -2)
+        return dt_err("%s:%d: [%s] needs from = NAME or -K (the second input)", l->src, l->line,
+                      l->ops->kind);
+    if (l->input < 0) {
+        l->in_c = net->in_c;
+        l->in_h = net->in_h;
+        l->in_w = net->in_w;
+    } else {
+        dt_layer *p = &net->layers[l->input];
+        l->in_c = p->c;
+        l->in_h = p->h;
+        l->in_w = p->w;
     }
-    if (net->nlayers == 0) {
-        rc = dt_err("%s:%d: end of file: the model has no layers: expected [layer] sections after "
-                    "[net]",
-                    net->source, ps.last_line);
-        goto fail;
-    }
+    l->c = l->in_c;
+    l->h = l->in_h;
+    l->w = l->in_w;
+    if (l->ops->setup && l->ops->setup(l, net) != 0)
+        return DT_ERR;
+    if (dt_net_check_sizes(net, l, 0, (size_t)l->c, (size_t)l->h, (size_t)l->w) != 0)
+        return DT_ERR;
+    if (l->ws_floats >= DT_NET_MAX_ARENA)
+        return dt_err("%s:%d: [%s] needs a workspace of %zu floats: expected fewer than %zu "
+                      "(2^31)",
+                      l->src, l->line, l->ops->kind, l->ws_floats, DT_NET_MAX_ARENA);
+    l->out_size = (size_t)l->c * (size_t)l->h * (size_t)l->w;
+    return DT_OK;
+}
+
+/* The input shape (the description's, or (c, h, w) when c > 0), then every layer in order. */
+static int setup_layers(dt_net *net, int c, int h, int w)
+{
     net->desc_c = net->in_c;
     net->desc_h = net->in_h;
     net->desc_w = net->in_w;
@@ -522,77 +461,52 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         net->in_h = h;
         net->in_w = w;
     }
-    {
-        size_t v = (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w; /* <= 2^48 */
-        if (dt_mul_overflow(v, (size_t)max_batch, &v) || v >= DT_NET_MAX_ARENA) {
-            rc = dt_err("%s: input %dx%dx%d at batch %d is too large: expected fewer than %zu "
-                        "values (2^31)",
-                        net->source, net->in_c, net->in_h, net->in_w, max_batch, DT_NET_MAX_ARENA);
-            goto fail;
-        }
-    }
-    /* inputs, shapes and parameters */
-    for (int i = 0; i < net->nlayers; i++) {
-        dt_layer *l = &net->layers[i];
-        if (resolve_ref(net, l, l->input_ref, "input", &l->input) != 0 ||
-            resolve_ref(net, l, l->from_ref, "from", &l->input2) != 0) {
-            rc = DT_ERR;
-            goto fail;
-        }
-        if (l->ops->two_inputs && l->input2 == -2) {
-            rc = dt_err("%s:%d: [%s] needs from = NAME or -K (the second input)", l->src, l->line,
-                        l->ops->kind);
-            goto fail;
-        }
-        if (l->input < 0) {
-            l->in_c = net->in_c;
-            l->in_h = net->in_h;
-            l->in_w = net->in_w;
-        } else {
-            dt_layer *p = &net->layers[l->input];
-            l->in_c = p->c;
-            l->in_h = p->h;
-            l->in_w = p->w;
-        }
-        l->c = l->in_c;
-        l->h = l->in_h;
-        l->w = l->in_w;
-        if (l->ops->setup && l->ops->setup(l, net) != 0) {
-            rc = DT_ERR;
-            goto fail;
-        }
-        if (dt_net_check_sizes(net, l, 0, (size_t)l->c, (size_t)l->h, (size_t)l->w) != 0) {
-            rc = DT_ERR;
-            goto fail;
-        }
-        if (l->ws_floats >= DT_NET_MAX_ARENA) {
-            rc = dt_err("%s:%d: [%s] needs a workspace of %zu floats: expected fewer than %zu "
-                        "(2^31)",
-                        l->src, l->line, l->ops->kind, l->ws_floats, DT_NET_MAX_ARENA);
-            goto fail;
-        }
-        l->out_size = (size_t)l->c * (size_t)l->h * (size_t)l->w;
-    }
+    size_t v = (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w; /* <= 2^48 */
+    if (dt_mul_overflow(v, (size_t)net->max_batch, &v) || v >= DT_NET_MAX_ARENA)
+        return dt_err("%s: input %dx%dx%d at batch %d is too large: expected fewer than %zu "
+                      "values (2^31)",
+                      net->source, net->in_c, net->in_h, net->in_w, net->max_batch,
+                      DT_NET_MAX_ARENA);
+    for (int i = 0; i < net->nlayers; i++)
+        if (setup_layer(net, &net->layers[i]) != 0)
+            return DT_ERR;
     dt_layer *last = &net->layers[net->nlayers - 1];
-    if (last->out_size != (size_t)net->classes) {
-        rc = dt_err("%s: the last layer gives %zu values per sample, expected classes = %d",
-                    net->source, last->out_size, net->classes);
-        goto fail;
+    if (last->out_size != (size_t)net->classes)
+        return dt_err("%s: the last layer gives %zu values per sample, expected classes = %d",
+                      net->source, last->out_size, net->classes);
+    return DT_OK;
+}
+
+/* Gradient accumulation: in backward (last layer first) the first consumer of a tensor writes
+ * its gradient, any later one adds to it. A layer reads input2 after input, so in backward its
+ * input2 edge counts first. */
+static void mark_accumulation(dt_net *net)
+{
+    int *seen = dt_xcalloc((size_t)net->nlayers + 1, sizeof *seen);
+    for (int i = net->nlayers - 1; i >= 0; i--) {
+        dt_layer *l = &net->layers[i];
+        if (l->input2 >= -1)
+            l->accum2 = seen[l->input2 + 1]++ > 0;
+        l->accum = seen[l->input + 1]++ > 0;
     }
-    /* Gradient accumulation: in backward (last layer first) the first consumer of a tensor
-     * writes its gradient, any later one adds to it. A layer reads input2 after input, so in
-     * backward its input2 edge counts first. */
-    {
-        int *seen = dt_xcalloc((size_t)net->nlayers + 1, sizeof *seen);
-        for (int i = net->nlayers - 1; i >= 0; i--) {
-            dt_layer *l = &net->layers[i];
-            if (l->input2 >= -1)
-                l->accum2 = seen[l->input2 + 1]++ > 0;
-            l->accum = seen[l->input + 1]++ > 0;
-        }
-        free(seen);
+    free(seen);
+}
+
+int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w)
+{
+    DT_ASSERT(max_batch > 0);
+    *out = NULL;
+    dt_net *net = dt_xcalloc(1, sizeof *net);
+    net->max_batch = max_batch;
+    int rc = parse_spec(net, spec);
+    if (rc == DT_OK)
+        rc = setup_layers(net, c, h, w);
+    if (rc != DT_OK) {
+        dt_net_free(net);
+        return rc;
     }
-    dt_layers_fuse(net);
+    mark_accumulation(net);
+    dt_layers_passes(net);
     dt_gemm_prepare();
     /* flat parameter/gradient buffers and the activation arena */
     net->param = dt_xcalloc(net->numel, sizeof *net->param);
@@ -602,16 +516,12 @@ int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h
         if (net->layers[i].ws_floats > net->ws_floats)
             net->ws_floats = net->layers[i].ws_floats;
     net->ws = dt_xcalloc(net->ws_floats, sizeof *net->ws);
-    net->comm = MPI_COMM_SELF;
     if (plan_arena(net, max_batch) != 0) {
-        rc = DT_ERR;
-        goto fail;
+        dt_net_free(net);
+        return DT_ERR;
     }
     *out = net;
     return DT_OK;
-fail:
-    dt_net_free(net);
-    return rc;
 }
 
 void dt_net_free(dt_net *net)
@@ -659,10 +569,14 @@ static float *use_rounded_weights(dt_net *net, int round)
     return master;
 }
 
-float *dt_net_forward(dt_net *net, const float *x, int N, int train)
+/* the step context of a forward or backward given none: one process, seed 0, step 0 */
+static const dt_step_ctx no_ctx;
+
+float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_step_ctx *ctx)
 {
     DT_ASSERT(N > 0 && N <= net->max_batch);
     net->x = x;
+    net->ctx = ctx ? ctx : &no_ctx;
     float *master = net->lowp ? use_rounded_weights(net, 1) : NULL;
     for (int i = 0; i < net->nlayers; i++) {
         dt_layer *l = &net->layers[i];
@@ -696,8 +610,9 @@ float *dt_net_dlogits(dt_net *net)
     return last->dout;
 }
 
-void dt_net_backward(dt_net *net, int N)
+void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
 {
+    net->ctx = ctx ? ctx : &no_ctx;
     /* low precision: the weights rounded by the forward (unchanged since) */
     float *master = net->lowp ? use_rounded_weights(net, 0) : NULL;
     for (int i = net->nlayers - 1; i >= 0; i--) {
@@ -708,8 +623,8 @@ void dt_net_backward(dt_net *net, int N)
             dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
         if (!l->fused)
             l->ops->backward(l, net, N);
-        if (net->grad_ready && l->nparam > 0)
-            net->grad_ready(net->grad_ready_ctx, net->params[l->param0].off);
+        if (net->ctx->grad_ready && l->nparam > 0)
+            net->ctx->grad_ready(net->ctx->grad_ready_ctx, net->params[l->param0].off);
     }
     if (master)
         net->param = master;
@@ -728,6 +643,22 @@ void dt_net_refresh(dt_net *net, int phase)
     for (int i = 0; i < net->nlayers; i++)
         if (net->layers[i].ops->refresh)
             net->layers[i].ops->refresh(&net->layers[i], net, phase);
+}
+
+int dt_net_bn_refresh(dt_net *net, dt_net_feed_fn feed, void *ud, const dt_step_ctx *ctx)
+{
+    if (!dt_net_has_refresh(net))
+        return 0;
+    dt_step_ctx rc = ctx ? *ctx : no_ctx;
+    rc.bn_refresh = 1;
+    dt_net_refresh(net, 0);
+    const float *x;
+    int n;
+    for (int64_t b = 0; (n = feed(ud, b, &x)) > 0; b++)
+        dt_net_forward(net, x, n, 1, &rc);
+    net->ctx = &no_ctx; /* not left pointing at rc */
+    dt_net_refresh(net, 1);
+    return 1;
 }
 
 void dt_net_print(const dt_net *net, void *file)

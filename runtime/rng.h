@@ -29,4 +29,31 @@ float dt_mt_uniform(dt_mt19937 *g);
 /* Writes torch.randperm(n, generator=g) into perm[0..n). n must be < 2^32 / 20 (asserted). */
 void dt_randperm(int64_t *perm, int64_t n, dt_mt19937 *g);
 
+/* Counter-based keys and streams on SplitMix64 (Steele, Lea & Flood, "Fast splittable
+ * pseudorandom number generators", OOPSLA 2014; the constants of Vigna's splitmix64.c), used by
+ * dropout masks, augmentation draws and the mixup generator's seeding. */
+
+/* Word j of the SplitMix64 stream seeded with `seed`: its output function applied to
+ * seed + (j + 1) * 0x9E3779B97F4A7C15. A pure function of (seed, j). */
+static inline uint64_t dt_rng_word(uint64_t seed, uint64_t j)
+{
+    uint64_t z = seed + (j + 1) * UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* One step of a key: h mixed (the first word of its stream), then x folded in. */
+static inline uint64_t dt_rng_mix(uint64_t h, uint64_t x)
+{
+    return dt_rng_word(h, 0) ^ x;
+}
+
+/* The key of a stream from a seed and three coordinates (e.g. rank, step, layer): three mixing
+ * steps, so nearby coordinates give unrelated keys. */
+static inline uint64_t dt_rng_key(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+{
+    return dt_rng_mix(dt_rng_mix(dt_rng_mix(seed, a), b), c);
+}
+
 #endif

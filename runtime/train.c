@@ -25,6 +25,11 @@ static const char *const epoch_cols[DT_EPOCH_COLS] = {
     "time_s", "swa_test_acc"};
 
 static int resume(dt_trainer *t, int *resumed);
+/* the net's reduction (SyncBatchNorm, BN refresh): a sum over the trainer's communicator */
+static void allreduce_sum(void *comm, double *x, int n)
+{
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, *(MPI_Comm *)comm);
+}
 static void register_state(dt_trainer *t);
 
 /* The model fits the data and the batch; the sampler of this rank's shard. Collective. */
@@ -165,10 +170,9 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     t->out = t->rank == 0 ? out : NULL;
     t->batch = cfg->batch_size;
     t->last_ckpt = -1;
-    net->comm = comm;
-    net->sync_bn = cfg->sync_bn;
-    net->seed = (uint64_t)cfg->seed;
-    net->rank = t->rank;
+    t->step_ctx = (dt_step_ctx){.sync_bn = cfg->sync_bn, .seed = (uint64_t)cfg->seed,
+                                .rank = t->rank, .allreduce_sum = allreduce_sum,
+                                .comm_ctx = &t->comm};
     if (check_inputs(t) != 0 || init_optim(t) != 0)
         return DT_ERR;
     alloc_buffers(t);
@@ -217,7 +221,7 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     const dt_config *cfg = t->cfg;
     int K = net->classes;
     long D = (long)net->in_c * net->in_h * net->in_w;
-    net->step = t->step;
+    t->step_ctx.step = t->step;
     dt_dataset_gather_aug(t->train, idx, n, t->x, t->y, &t->aug, t->epoch);
     const float *targets = NULL;
     double lam = 1.0;
@@ -230,7 +234,7 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
         dt_targets_smooth(t->targets, t->y, n, K, (float)cfg->label_smoothing);
         targets = t->targets;
     }
-    const float *logits = dt_net_forward(net, t->x, n, 1);
+    const float *logits = dt_net_forward(net, t->x, n, 1, &t->step_ctx);
     double loss = dt_xent_forward(t->probs, logits, targets ? NULL : t->y, targets, n, K, correct);
     t->step_hits = *correct;
     if (targets) {
@@ -264,10 +268,10 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     }
     /* gradients averaged in buckets, each started as soon as backward has finished it */
     dt_grad_sync_begin(&t->sync);
-    net->grad_ready = grad_ready;
-    net->grad_ready_ctx = &t->sync;
-    dt_net_backward(net, n);
-    net->grad_ready = NULL;
+    t->step_ctx.grad_ready = grad_ready;
+    t->step_ctx.grad_ready_ctx = &t->sync;
+    dt_net_backward(net, n, &t->step_ctx);
+    t->step_ctx.grad_ready = NULL;
     dt_grad_sync_finish(&t->sync);
     /* the averaged gradients are equal on every rank, so every rank takes the same decision */
     if (t->scaler.scale > 0.0 && !dt_scaler_unscale_update(&t->scaler, net->grad, net->numel))
@@ -297,7 +301,7 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
         for (; n < batch && i < ds->n; n++, i += world)
             idx[n] = i;
         dt_dataset_gather(ds, idx, n, x, y);
-        const float *logits = dt_net_forward(net, x, n, 0);
+        const float *logits = dt_net_forward(net, x, n, 0, NULL);
         int correct = 0;
         double loss = dt_xent_forward(probs, logits, y, NULL, n, net->classes, &correct);
         sums[0] += loss * n;
@@ -821,6 +825,25 @@ static int resume(dt_trainer *t, int *resumed)
 
 /* ---- SWA evaluation ---- */
 
+/* A BatchNorm refresh pass's batches: this rank's shard of the epoch in batches of t->batch. */
+typedef struct {
+    dt_trainer *t;
+    const int64_t *shard;
+} refresh_feed;
+
+static int feed_shard(void *ud, int64_t b, const float **x)
+{
+    refresh_feed *f = ud;
+    dt_trainer *t = f->t;
+    const int64_t lo = b * t->batch, len = t->sampler.shard_len;
+    if (lo >= len)
+        return 0;
+    int n = (int)(len - lo < t->batch ? len - lo : t->batch);
+    dt_dataset_gather(t->train, f->shard + lo, n, t->x, t->y);
+    *x = t->x;
+    return n;
+}
+
 /* Evaluates the averaged weights: rank 0's average goes to every rank, BatchNorm statistics are
  * recomputed over the training data, the test set is evaluated, and the net gets its own weights
  * back. With save, rank 0 writes the averaged model (refreshed BN buffers included). */
@@ -834,20 +857,9 @@ static double swa_evaluate(dt_trainer *t, int save)
     if (t->rank == 0)
         memcpy(net->param, t->swa.avg, net->numel * sizeof *net->param);
     dt_dist_bcast(net->param, net->numel, t->comm);
-    if (dt_net_has_refresh(net)) {
-        /* torch.optim.swa_utils.update_bn: one pass over the training data, training mode */
-        dt_net_refresh(net, 0);
-        net->bn_refresh = 1;
-        const int64_t *shard = dt_sampler_epoch(&t->sampler, t->epoch);
-        int64_t len = t->sampler.shard_len;
-        for (int64_t lo = 0; lo < len; lo += t->batch) {
-            int n = (int)(len - lo < t->batch ? len - lo : t->batch);
-            dt_dataset_gather(t->train, shard + lo, n, t->x, t->y);
-            dt_net_forward(net, t->x, n, 1);
-        }
-        net->bn_refresh = 0;
-        dt_net_refresh(net, 1);
-    }
+    /* torch.optim.swa_utils.update_bn: one pass over this rank's shard, training mode */
+    refresh_feed f = {t, dt_sampler_epoch(&t->sampler, t->epoch)};
+    dt_net_bn_refresh(net, feed_shard, &f, &t->step_ctx);
     dt_eval ev = dt_trainer_evaluate(t, t->test);
     if (save && t->rank == 0 && (has_dir(t->cfg->ckpt_dir) || has_dir(t->cfg->log_dir))) {
         char path[4096];

@@ -57,6 +57,7 @@ typedef struct dt_trainer {
     dt_swa swa;
     dt_sampler sampler;
     dt_grad_sync sync;    /* bucketed gradient allreduce (train.bucket_mb) */
+    dt_step_ctx step_ctx; /* what the net's forward/backward get (seed, rank, step, SyncBN) */
     dt_scaler scaler;     /* loss scaling (train.loss_scale; scale 0: off) */
     const dt_dataset *train, *test; /* not owned */
     int batch;            /* per-rank batch (a resume at another world size keeps the global one) */

@@ -451,11 +451,11 @@ static void test_net(void)
     float *x = falloc((size_t)N * D), *probs = falloc((size_t)N * K);
     int labels[N] = {7, 2, 2, 9};
     fill(x, (size_t)N * D, 0, 1);
-    float *logits = dt_net_forward(net, x, N, 1);
+    float *logits = dt_net_forward(net, x, N, 1, NULL);
     double loss = dt_xent_forward(probs, logits, labels, NULL, N, K, NULL);
     dt_xent_backward(dt_net_dlogits(net), probs, labels, NULL, N, K, (float)N);
     memset(net->grad, 0xff, net->numel * sizeof *net->grad); /* NaN: backward fills it all */
-    dt_net_backward(net, N);
+    dt_net_backward(net, N, NULL);
 
     int kinds_ok = dnet_kinds_ok(net);
     CHECK(kinds_ok);

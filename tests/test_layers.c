@@ -31,7 +31,7 @@
 #include "fdcheck.h"
 #include "kernels.h"
 #include "layer_kernels.h"
-#include "layers.h"
+#include "layers/registry.h"
 #include "net.h"
 #include "rng.h"
 
@@ -323,9 +323,9 @@ static void check_same_training(dt_net *nets[2], int N, int steps, const char *w
     for (int k = 0; k < 2; k++) {
         dt_net_init(nets[k], 5);
         for (int rep = 0; rep < steps; rep++) {
-            logits[k] = dt_net_forward(nets[k], x, N, 1);
+            logits[k] = dt_net_forward(nets[k], x, N, 1, NULL);
             memcpy(dt_net_dlogits(nets[k]), dl, nl * sizeof *dl);
-            dt_net_backward(nets[k], N);
+            dt_net_backward(nets[k], N, NULL);
         }
     }
     int ok = CHECK_TENSOR_CLOSE(logits[1], logits[0], nl, 0.0, 0.0);

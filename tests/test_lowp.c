@@ -139,11 +139,11 @@ static void test_net(int format)
     fill(x0, N * IN, -3, 3);
     fill(dl, N * OUT, -1e-3f, 1e-3f);
     memcpy(x, x0, sizeof x);
-    const float *logits = dt_net_forward(net, x, N, 1);
+    const float *logits = dt_net_forward(net, x, N, 1, NULL);
     float out[N * OUT];
     memcpy(out, logits, sizeof out);
     memcpy(dt_net_dlogits(net), dl, sizeof dl);
-    dt_net_backward(net, N);
+    dt_net_backward(net, N, NULL);
     CHECK(memcmp(master, net->param, net->numel * sizeof *master) == 0); /* master untouched */
 
     /* by hand: params fc1.weight, fc1.bias, fc2.weight, fc2.bias in layout order */
@@ -175,7 +175,7 @@ static void test_net(int format)
     /* and they differ from float32's: the rounding is real */
     dt_net_set_precision(net, DT_FP32);
     memcpy(x, x0, sizeof x);
-    const float *l32 = dt_net_forward(net, x, N, 1);
+    const float *l32 = dt_net_forward(net, x, N, 1, NULL);
     CHECK(memcmp(l32, out, sizeof out) != 0);
     free(master);
     dt_net_free(net);

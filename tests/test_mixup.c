@@ -409,7 +409,7 @@ static double xent_loss(fd_ctx *c)
 
 static double net_loss(fd_ctx *c)
 {
-    const float *logits = dt_net_forward(c->net, c->x, c->N, 1);
+    const float *logits = dt_net_forward(c->net, c->x, c->N, 1, NULL);
     return dt_xent_forward(c->probs, logits, NULL, c->targets, c->N, c->K, NULL);
 }
 
@@ -498,10 +498,10 @@ static void test_fd_net(void)
     dt_mixup_draw(9, 0, 1, 0.4, perm, N);
     dt_mixup_apply(x, t, y, perm, N, D, K, 0.3f, 0.1f, xtmp);
     fd_ctx c = {NULL, t, N, K, probs, net, x};
-    const float *logits = dt_net_forward(net, x, N, 1);
+    const float *logits = dt_net_forward(net, x, N, 1, NULL);
     dt_xent_forward(probs, logits, NULL, t, N, K, NULL);
     dt_xent_backward(dt_net_dlogits(net), probs, NULL, t, N, K, (float)N);
-    dt_net_backward(net, N);
+    dt_net_backward(net, N, NULL);
     float *g = dt_xmalloc(net->numel, sizeof *g);
     memcpy(g, net->grad, net->numel * sizeof *g);
     /* 30 random coordinates of every tensor (fc1.weight, fc1.bias, fc2.weight, fc2.bias) */

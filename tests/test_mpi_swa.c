@@ -2,10 +2,10 @@
  * test_mpi_swa.c - the parts of SWA that need ranks (run under mpirun at 1, 2 and 3 ranks; also
  * fine as a singleton):
  *   - the BatchNorm refresh (torch.optim.swa_utils.update_bn, as swa_evaluate in train.c runs it):
- *     dt_net_refresh(net, 0), net->bn_refresh = 1, training-mode forwards over every rank's shard
- *     in batches of t->batch, dt_net_refresh(net, 1). The running_mean / running_var must be the
- *     mean and the unbiased variance of the BN layer's input over the WHOLE training set, computed
- *     here independently in double (fc1 forwarded by hand); the pass itself must leave the
+ *     dt_net_bn_refresh: training-mode forwards over every rank's shard in batches of t->batch,
+ *     with the trainer's step context (its MPI reduction). The running_mean / running_var must
+ *     be the mean and the unbiased variance of the BN layer's input over the WHOLE training set,
+ *     computed here independently in double (fc1 forwarded by hand); the pass itself must leave the
  *     running statistics and num_batches_tracked alone; W ranks must equal 1 rank (each rank also
  *     refreshes a copy on MPI_COMM_SELF).
  *   - dt_trainer_run with swa.mode = swa (interval step) and ema: the run's parameters equal those
@@ -103,20 +103,41 @@ static dt_layer *find_layer(dt_net *net, const char *kind)
     return NULL;
 }
 
-/* swa_evaluate's refresh pass, on the trainer's own sharding */
-static void refresh_pass(dt_trainer *t)
+/* swa_evaluate's refresh pass (dt_net_bn_refresh), on the trainer's own sharding; with rm set,
+ * the last feed call (every forward done, the running statistics not yet set) records whether
+ * the pass left the running statistics and the batch count alone */
+typedef struct {
+    dt_trainer *t;
+    const int64_t *shard;
+    const float *rm, *rv, *nbt;
+    float nbt0;
+    int untouched;
+} refresh_feed;
+
+static int feed_shard(void *ud, int64_t b, const float **x)
 {
-    dt_net *net = t->net;
-    dt_net_refresh(net, 0);
-    net->bn_refresh = 1;
-    const int64_t *shard = dt_sampler_epoch(&t->sampler, t->epoch);
-    int64_t len = t->sampler.shard_len;
-    for (int64_t lo = 0; lo < len; lo += t->batch) {
-        int n = (int)(len - lo < t->batch ? len - lo : t->batch);
-        dt_dataset_gather(t->train, shard + lo, n, t->x, t->y);
-        dt_net_forward(net, t->x, n, 1);
+    refresh_feed *f = ud;
+    dt_trainer *t = f->t;
+    const int64_t lo = b * t->batch, len = t->sampler.shard_len;
+    if (lo >= len) {
+        if (f->rm) {
+            f->untouched = *f->nbt == f->nbt0;
+            for (int c = 0; c < HID; c++)
+                f->untouched &= f->rm[c] == 100.0f + (float)c && f->rv[c] == 0.001f;
+        }
+        return 0;
     }
-    net->bn_refresh = 0;
+    int n = (int)(len - lo < t->batch ? len - lo : t->batch);
+    dt_dataset_gather(t->train, f->shard + lo, n, t->x, t->y);
+    *x = t->x;
+    return n;
+}
+
+static int refresh(dt_trainer *t, refresh_feed *f)
+{
+    f->t = t;
+    f->shard = dt_sampler_epoch(&t->sampler, t->epoch);
+    return dt_net_bn_refresh(t->net, feed_shard, f, &t->step_ctx);
 }
 
 /* ---- 1. the BatchNorm refresh ---- */
@@ -157,15 +178,12 @@ static void test_refresh(const dt_dataset *train, const dt_dataset *test, int ra
 
     t.epoch = 1; /* another epoch's permutation than the steps above used */
     ts.epoch = 1;
-    refresh_pass(&t);
+    refresh_feed check = {.rm = rm, .rv = rv, .nbt = nbt, .nbt0 = nbt0, .untouched = -1};
+    CHECK(refresh(&t, &check) == 1);
     /* the pass itself: running statistics and the batch count untouched */
-    int untouched = *nbt == nbt0;
-    for (int c = 0; c < HID; c++)
-        untouched &= rm[c] == 100.0f + (float)c && rv[c] == 0.001f;
-    CHECK(untouched);
-    dt_net_refresh(net, 1);
-    refresh_pass(&ts);
-    dt_net_refresh(self, 1);
+    CHECK(check.untouched == 1);
+    refresh_feed plain = {0};
+    CHECK(refresh(&ts, &plain) == 1);
 
     /* the reference: fc1's output over the whole training set, in double */
     const float *W = dt_layer_param(net, fc1, 0), *b = dt_layer_param(net, fc1, 1);
@@ -215,8 +233,7 @@ static void test_refresh(const dt_dataset *train, const dt_dataset *test, int ra
     float keep[2 * HID];
     memcpy(keep, rm, HID * sizeof *rm);
     memcpy(keep + HID, rv, HID * sizeof *rv);
-    refresh_pass(&t);
-    dt_net_refresh(net, 1);
+    CHECK(refresh(&t, &plain) == 1);
     CHECK(memcmp(keep, rm, HID * sizeof *rm) == 0 && memcmp(keep + HID, rv, HID * sizeof *rv) == 0);
     dt_trainer_free(&t);
     dt_trainer_free(&ts);
@@ -329,8 +346,8 @@ static void run_case(const char *label, const char *const *sets, int nsets, int 
         memcpy(avg, t.swa.avg, net->numel * sizeof *avg);
     dt_dist_bcast(avg, net->numel, MPI_COMM_WORLD);
     memcpy(ref->param, avg, net->numel * sizeof *avg);
-    refresh_pass(&tr);
-    dt_net_refresh(ref, 1);
+    refresh_feed plain = {0};
+    CHECK(refresh(&tr, &plain) == 1);
     dt_eval ev = dt_trainer_evaluate(&tr, test);
     free(avg);
     if (rank == 0) {

@@ -85,10 +85,10 @@ static void make_batch(void)
 /* forward + CrossEntropyLoss (mean) + backward on the batch; returns the loss, grads in net */
 static double forward_backward(void)
 {
-    float *logits = dt_net_forward(net, x, N, 1);
+    float *logits = dt_net_forward(net, x, N, 1, NULL);
     double loss = dt_xent_forward(probs, logits, labels, NULL, N, K, NULL);
     dt_xent_backward(dt_net_dlogits(net), probs, labels, NULL, N, K, (float)N);
-    dt_net_backward(net, N);
+    dt_net_backward(net, N, NULL);
     return loss;
 }
 
@@ -245,7 +245,7 @@ static int check_fixture(const char *path)
             if (!ok)
                 break;
             dt_net_init(net, 0);
-            float *logits = dt_net_forward(net, x, N, 1);
+            float *logits = dt_net_forward(net, x, N, 1, NULL);
             CHECK_TENSOR_CLOSE(logits, want, N * K, 1e-5, 1e-6);
             forward_backward(); /* the gradients the "grad" records describe */
             snprintf(traj_name, sizeof traj_name, "first step");
@@ -299,7 +299,7 @@ int main(int argc, char **argv)
     if (init_mismatch)
         fprintf(stderr,
                 "  %d initialized tensors are not bitwise torch's. PyTorch's CPU uniform_ "
-                "(AVX2/AVX-512 kernels) computes %s; dt_uniform_fill (runtime/layers.c) must do "
+                "(AVX2/AVX-512 kernels) computes %s; dt_uniform_fill (runtime/layer.c) must do "
                 "the same.\n",
                 init_mismatch,
                 uniform_fma == 1 ? "from + u * (to - from) with ONE rounding, "

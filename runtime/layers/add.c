@@ -1,0 +1,51 @@
+/*
+ * layers/add.c - the [add] layer kind (add.h); the math is dt_add_* (layer_kernels.h).
+ */
+#include "add.h"
+
+#include <stddef.h>
+
+#include "common.h"
+#include "layer_kernels.h"
+
+/* ---- add: residual connection, out = input + from ---- */
+
+static int add_setup(dt_layer *l, dt_net *net)
+{
+    int c2 = net->in_c, h2 = net->in_h, w2 = net->in_w;
+    if (l->input2 >= 0) {
+        const dt_layer *o = &net->layers[l->input2];
+        c2 = o->c;
+        h2 = o->h;
+        w2 = o->w;
+    }
+    if (c2 != l->in_c || h2 != l->in_h || w2 != l->in_w)
+        return dt_err("%s:%d: [add] inputs differ in shape: %dx%dx%d and %dx%dx%d (a projection "
+                      "shortcut needs a 1x1 [conv] + [batchnorm] on the from path)",
+                      l->src, l->line, l->in_c, l->in_h, l->in_w, c2, h2, w2);
+    return DT_OK;
+}
+
+static void add_forward(dt_layer *l, dt_net *net, int N, int train)
+{
+    (void)train;
+    dt_add_forward(l->out, dt_layer_in(net, l), dt_layer_in2(net, l), (long)N * (long)l->out_size);
+}
+
+static void add_backward(dt_layer *l, dt_net *net, int N)
+{
+    const long n = (long)N * (long)l->out_size;
+    float *din2 = dt_layer_din2(net, l), *din = dt_layer_din(net, l);
+    if (din2)
+        dt_add_backward(din2, l->dout, n, l->accum2);
+    if (din)
+        dt_add_backward(din, l->dout, n, l->accum);
+}
+
+const dt_layer_ops dt_add_ops = {
+    .kind = "add",
+    .setup = add_setup,
+    .forward = add_forward,
+    .backward = add_backward,
+    .two_inputs = 1,
+};

@@ -1,0 +1,187 @@
+/*
+ * layers/batchnorm.c - the [batchnorm] layer kind (batchnorm.h); the math is dt_bn_*
+ * (layer_kernels.h).
+ * The statistics of SyncBatchNorm and of a refresh pass are summed over the processes by the
+ * step context's reduction (dt_layer_allreduce_sum): no MPI here.
+ */
+#include "batchnorm.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "layer_kernels.h"
+
+/* ---- batchnorm: torch.nn.BatchNorm1d/2d(C, eps, momentum, affine), or SyncBatchNorm ---- */
+
+typedef struct {
+    float eps, momentum;
+    int no_affine;
+    int set_eps, set_momentum;
+    float *save_mean, *save_invstd; /* (C) */
+    double *sums;                   /* (4C): forward sum, sumsq; backward global sums */
+    double count;                   /* samples x pixels behind the last batch statistics */
+    double *acc;                    /* (2C + 1): refresh accumulators: sum, sumsq, count */
+    float *scratch;                 /* (2C): where a refresh pass sends the running update */
+} bn_priv;
+
+static const dt_layer_opt bn_opts[] = {
+    {"eps", DT_OPT_FLOAT, 1e-12, 1.0, offsetof(bn_priv, eps), offsetof(bn_priv, set_eps),
+     "a number in [1e-12, 1]"},
+    {"momentum", DT_OPT_FLOAT, 0.0, 1.0, offsetof(bn_priv, momentum),
+     offsetof(bn_priv, set_momentum), "a number in [0, 1]"},
+    {"affine", DT_OPT_NOT, 0, 1, offsetof(bn_priv, no_affine), 0, NULL},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
+static int bn_setup(dt_layer *l, dt_net *net)
+{
+    bn_priv *p = l->priv;
+    if (!p->set_eps)
+        p->eps = 1e-5f;
+    if (!p->set_momentum)
+        p->momentum = 0.1f;
+    int C = l->in_c;
+    if (!p->no_affine) {
+        dt_net_add_param(net, l, "weight", 1, &C, DT_PARAM_NO_DECAY);
+        dt_net_add_param(net, l, "bias", 1, &C, DT_PARAM_BIAS);
+    }
+    int one = 1;
+    dt_net_add_buffer(net, l, "running_mean", 1, &C);
+    dt_net_add_buffer(net, l, "running_var", 1, &C);
+    /* an int64 tensor in torch; a float counts exactly to 2^24 batches, ample for a run */
+    dt_net_add_buffer(net, l, "num_batches_tracked", 1, &one);
+    p->save_mean = dt_xcalloc((size_t)C, sizeof *p->save_mean);
+    p->save_invstd = dt_xcalloc((size_t)C, sizeof *p->save_invstd);
+    p->sums = dt_xcalloc(4 * (size_t)C, sizeof *p->sums);
+    p->acc = dt_xcalloc(2 * (size_t)C + 1, sizeof *p->acc);
+    p->scratch = dt_xcalloc(2 * (size_t)C, sizeof *p->scratch);
+    return DT_OK;
+}
+
+/* torch.nn.BatchNorm reset_parameters: weight 1, bias 0, running_mean 0, running_var 1; no RNG. */
+static void bn_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
+{
+    (void)g;
+    bn_priv *p = l->priv;
+    int C = l->in_c;
+    if (!p->no_affine) {
+        float *w = dt_layer_param(net, l, 0), *b = dt_layer_param(net, l, 1);
+        for (int c = 0; c < C; c++) {
+            w[c] = 1.0f;
+            b[c] = 0.0f;
+        }
+    }
+    float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
+    for (int c = 0; c < C; c++) {
+        rm[c] = 0.0f;
+        rv[c] = 1.0f;
+    }
+    dt_layer_buffer(net, l, 2)[0] = 0.0f;
+}
+
+static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
+{
+    bn_priv *p = l->priv;
+    int C = l->in_c, HW = l->in_h * l->in_w;
+    const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
+    const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
+    float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
+    if (!train) {
+        dt_bn_forward_eval(l->out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps);
+        return;
+    }
+    double *sum = p->sums, *sumsq = p->sums + C;
+    dt_bn_stats(sum, sumsq, dt_layer_in(net, l), N, C, HW);
+    double count = (double)N * HW;
+    /* SyncBatchNorm: statistics of the global batch. A refresh pass always synchronizes, so the
+     * refreshed statistics do not depend on the number of ranks. */
+    if (net->ctx->sync_bn || net->ctx->bn_refresh) {
+        dt_layer_allreduce_sum(net, p->sums, 2 * C);
+        dt_layer_allreduce_sum(net, &count, 1);
+    }
+    p->count = count;
+    if (net->ctx->bn_refresh) {
+        /* normalize with the batch statistics, accumulate them; running stats untouched */
+        for (int c = 0; c < 2 * C; c++)
+            p->acc[c] += p->sums[c];
+        p->acc[2 * C] += count;
+        float *rm2 = p->scratch, *rv2 = p->scratch + C;
+        for (int c = 0; c < C; c++) {
+            rm2[c] = rm[c];
+            rv2[c] = rv[c];
+        }
+        dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l),
+                            w, b, sum, sumsq, count, N, C, HW, p->eps, 0.0f);
+        return;
+    }
+    dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b,
+                        sum, sumsq, count, N, C, HW, p->eps, p->momentum);
+    dt_layer_buffer(net, l, 2)[0] += 1.0f;
+}
+
+static void bn_backward(dt_layer *l, dt_net *net, int N)
+{
+    bn_priv *p = l->priv;
+    int C = l->in_c, HW = l->in_h * l->in_w;
+    double count = p->count;
+    double *lsum = p->sums, *lsumx = p->sums + C;         /* reuse: forward sums are spent */
+    double *gsum = p->sums + 2 * C, *gsumx = p->sums + 3 * C;
+    dt_bn_backward_reduce(lsum, lsumx, l->dout, dt_layer_in(net, l), p->save_mean, p->save_invstd,
+                          N, C, HW);
+    memcpy(gsum, lsum, (size_t)C * sizeof *gsum);
+    memcpy(gsumx, lsumx, (size_t)C * sizeof *gsumx);
+    if (net->ctx->sync_bn)
+        dt_layer_allreduce_sum(net, gsum, 2 * C);
+    dt_bn_backward(dt_layer_din(net, l), p->no_affine ? NULL : dt_layer_grad(net, l, 0),
+                   p->no_affine ? NULL : dt_layer_grad(net, l, 1), l->dout, dt_layer_in(net, l),
+                   p->save_mean, p->save_invstd, p->no_affine ? NULL : dt_layer_param(net, l, 0),
+                   lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum);
+}
+
+/* torch.optim.swa_utils.update_bn: reset, then a pass in training mode with a cumulative average
+ * (momentum None). Here the average is weighted by sample count over all ranks, which is the
+ * mean and (unbiased) variance of the layer's inputs over the whole pass. */
+static void bn_refresh(dt_layer *l, dt_net *net, int phase)
+{
+    bn_priv *p = l->priv;
+    int C = l->in_c;
+    if (phase == 0) {
+        memset(p->acc, 0, (2 * (size_t)C + 1) * sizeof *p->acc);
+        return;
+    }
+    double M = p->acc[2 * C];
+    if (M <= 0.0)
+        return;
+    float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
+    for (int c = 0; c < C; c++) {
+        double mean = p->acc[c] / M, var = p->acc[C + c] / M - mean * mean;
+        if (var < 0.0)
+            var = 0.0;
+        rm[c] = (float)mean;
+        rv[c] = (float)(M > 1.0 ? var * M / (M - 1.0) : var);
+    }
+}
+
+static void bn_free(dt_layer *l)
+{
+    bn_priv *p = l->priv;
+    free(p->acc);
+    free(p->scratch);
+    free(p->save_mean);
+    free(p->save_invstd);
+    free(p->sums);
+}
+
+const dt_layer_ops dt_batchnorm_ops = {
+    .kind = "batchnorm",
+    .priv_size = sizeof(bn_priv),
+    .opts = bn_opts,
+    .setup = bn_setup,
+    .init = bn_init,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .free = bn_free,
+    .refresh = bn_refresh,
+};

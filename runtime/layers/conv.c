@@ -1,0 +1,136 @@
+/*
+ * layers/conv.c - the [conv] layer kind (conv.h), and its side of the conv -> relu -> maxpool
+ * fusion (the pass itself is the registry's); the math is dt_conv2d_* (layer_kernels.h).
+ */
+#include "conv.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "common.h"
+#include "layer_kernels.h"
+
+/* ---- conv: torch.nn.Conv2d(C, out, kernel, stride, padding, bias) ---- */
+
+typedef struct {
+    int out, k, stride, pad;
+    int no_bias, set;
+    int pool;      /* > 0: the [maxpool] layer whose [relu] + pooling this conv does (fused) */
+    int32_t *code; /* fused: where each pooled gradient goes (dt_conv2d_relu_pool2_forward) */
+} conv_priv;
+
+static const dt_layer_opt conv_opts[] = {
+    {"out", DT_OPT_INT, 1, 1 << 20, offsetof(conv_priv, out), offsetof(conv_priv, set), NULL},
+    {"kernel", DT_OPT_INT, 1, 64, offsetof(conv_priv, k), 0, NULL},
+    {"stride", DT_OPT_INT, 1, 64, offsetof(conv_priv, stride), 0, NULL},
+    {"pad", DT_OPT_INT, 0, 64, offsetof(conv_priv, pad), 0, NULL},
+    {"bias", DT_OPT_NOT, 0, 1, offsetof(conv_priv, no_bias), 0, NULL},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
+static int conv_setup(dt_layer *l, dt_net *net)
+{
+    conv_priv *p = l->priv;
+    if (!p->set)
+        return dt_err("%s:%d: [conv] needs out = N", l->src, l->line);
+    if (!p->k)
+        p->k = 3;
+    if (!p->stride)
+        p->stride = 1;
+    int oh = dt_conv_out_size(l->in_h, p->k, p->stride, p->pad);
+    int ow = dt_conv_out_size(l->in_w, p->k, p->stride, p->pad);
+    if (oh < 1 || ow < 1)
+        return dt_err("%s:%d: [conv] kernel %d with pad %d does not fit the %dx%d input", l->src,
+                      l->line, p->k, p->pad, l->in_h, l->in_w);
+    /* before the workspace plan: its int GEMM dimensions hold within these limits */
+    size_t wn;
+    if (dt_mul_overflow((size_t)p->out, (size_t)l->in_c, &wn) ||
+        dt_mul_overflow(wn, (size_t)p->k * (size_t)p->k, &wn) || wn > SIZE_MAX - (size_t)p->out)
+        wn = SIZE_MAX;
+    else if (!p->no_bias)
+        wn += (size_t)p->out;
+    if (dt_net_check_sizes(net, l, wn, (size_t)p->out, (size_t)oh, (size_t)ow) != 0)
+        return DT_ERR;
+    int ws[4] = {p->out, l->in_c, p->k, p->k};
+    dt_net_add_param(net, l, "weight", 4, ws, 0);
+    if (!p->no_bias)
+        dt_net_add_param(net, l, "bias", 1, &p->out, DT_PARAM_BIAS);
+    l->c = p->out;
+    l->h = oh;
+    l->w = ow;
+    l->ws_floats = dt_conv2d_ws_floats(net->max_batch, l->in_c, l->in_h, l->in_w, p->out, p->k,
+                                       p->k, p->stride, p->pad);
+    return DT_OK;
+}
+
+/* torch.nn.Conv2d.reset_parameters (torch 1.13): Kaiming uniform over fan_in = C*KH*KW, as
+ * linear. */
+static void conv_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
+{
+    conv_priv *p = l->priv;
+    dt_layer_kaiming_init(l, net, g, (double)l->in_c * p->k * p->k);
+}
+
+static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
+{
+    (void)train;
+    conv_priv *p = l->priv;
+    if (p->pool) {
+        dt_conv2d_relu_pool2_forward(net->layers[p->pool].out, p->code, dt_layer_in(net, l),
+                                     dt_layer_param(net, l, 0),
+                                     p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c,
+                                     l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad,
+                                     net->ws);
+        return;
+    }
+    dt_conv2d_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),
+                      p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c, l->in_h, l->in_w,
+                      p->out, p->k, p->k, p->stride, p->pad, net->ws);
+}
+
+static void conv_backward(dt_layer *l, dt_net *net, int N)
+{
+    conv_priv *p = l->priv;
+    if (p->pool) {
+        dt_conv2d_relu_pool2_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0),
+                                      p->no_bias ? NULL : dt_layer_grad(net, l, 1),
+                                      net->layers[p->pool].dout, p->code, dt_layer_in(net, l),
+                                      dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w,
+                                      p->out, p->k, p->k, p->stride, p->pad, l->accum, net->ws);
+        return;
+    }
+    dt_conv2d_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0),
+                       p->no_bias ? NULL : dt_layer_grad(net, l, 1), l->dout, dt_layer_in(net, l),
+                       dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out, p->k, p->k,
+                       p->stride, p->pad, l->accum, net->ws);
+}
+
+static void conv_free(dt_layer *l)
+{
+    conv_priv *p = l->priv;
+    free(p->code);
+    p->code = NULL;
+}
+
+const dt_layer_ops dt_conv_ops = {
+    .kind = "conv",
+    .priv_size = sizeof(conv_priv),
+    .opts = conv_opts,
+    .setup = conv_setup,
+    .init = conv_init,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .free = conv_free,
+};
+
+int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)
+{
+    conv_priv *p = cv->priv;
+    if (cv->fused || !dt_conv2d_relu_pool2_ok(net->max_batch, cv->in_c, cv->in_h, cv->in_w, p->out,
+                                              p->k, p->k, p->stride, p->pad))
+        return 0;
+    p->pool = pool;
+    p->code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(net->max_batch, p->out, cv->h, cv->w),
+                         sizeof *p->code);
+    return 1;
+}

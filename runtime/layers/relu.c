@@ -1,0 +1,30 @@
+/*
+ * layers/relu.c - the [relu] layer kind (relu.h); the math is dt_relu_* (kernels.h).
+ */
+#include "relu.h"
+
+#include <stddef.h>
+
+#include "common.h"
+#include "kernels.h"
+
+/* ---- relu: torch.nn.ReLU ---- */
+
+static void relu_forward(dt_layer *l, dt_net *net, int N, int train)
+{
+    (void)train;
+    dt_relu_forward(l->out, dt_layer_in(net, l), (long)N * (long)l->out_size);
+}
+
+static void relu_backward(dt_layer *l, dt_net *net, int N)
+{
+    float *din = dt_layer_din(net, l);
+    if (din)
+        dt_relu_backward(din, l->dout, l->out, (long)N * (long)l->out_size, l->accum);
+}
+
+const dt_layer_ops dt_relu_ops = {
+    .kind = "relu",
+    .forward = relu_forward,
+    .backward = relu_backward,
+};
