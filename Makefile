@@ -18,10 +18,10 @@ PKGS := ompi-c openblas hdf5
 SAN ?=
 NATIVE ?= 0
 NP ?= 2
-# 1: make test also runs make format-check (set once the tree has been formatted).
-FORMAT_CHECK ?= 0
-# 1: make lint fails on module circles and files over 1,200 lines too (after the issue 11 split).
-LINT_STRICT ?= 0
+# 1 (default): make test also runs make format-check.
+FORMAT_CHECK ?= 1
+# 1 (default): make lint fails on module circles and files over 1,200 lines too; 0 only warns.
+LINT_STRICT ?= 1
 
 ifeq ($(SAN),)
 BUILD := build

@@ -84,9 +84,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "conv_layers: PATH must be auto, gemm or lanes\n");
         return 1;
     }
-    printf("conv kernels (%s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = 2 MACs "
-           "per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
-           path, N, REPS);
+    printf(
+        "conv kernels (%s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = 2 MACs "
+        "per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
+        path, N, REPS);
     printf("%-9s %-26s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "count", "fwd ms", "GF/s",
            "bwd ms", "GF/s", "x count");
     const char *model = NULL;

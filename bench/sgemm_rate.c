@@ -92,8 +92,8 @@ static int run_shape(const char *spec)
     /* keep the result observable */
     volatile float sink = C[(size_t)(M - 1) * N + (N - 1)];
     (void)sink;
-    printf("sgemm M=%d N=%d K=%d label=%s median_gflops=%.1f best_gflops=%.1f trials=%d\n", M, N,
-           K, label, rate[TRIALS / 2], rate[TRIALS - 1], TRIALS);
+    printf("sgemm M=%d N=%d K=%d label=%s median_gflops=%.1f best_gflops=%.1f trials=%d\n", M, N, K,
+           label, rate[TRIALS / 2], rate[TRIALS - 1], TRIALS);
     free(A);
     free(B);
     free(C);

@@ -108,9 +108,8 @@ static void evaluate(dt_net *net, const dt_dataset *ds, int batch, const char *p
     int *y = dt_xmalloc((size_t)batch, sizeof *y);
     dt_eval ev = dt_net_evaluate(net, ds, batch, x, y, probs, MPI_COMM_WORLD);
     if (dt_rank == 0) {
-        printf("model %s (%s), %zu parameters; data %s %s: %lld samples of %dx%dx%d\n",
-               net->model, net->source, net->numel, ds->name, split, (long long)ds->n, ds->c,
-               ds->h, ds->w);
+        printf("model %s (%s), %zu parameters; data %s %s: %lld samples of %dx%dx%d\n", net->model,
+               net->source, net->numel, ds->name, split, (long long)ds->n, ds->c, ds->h, ds->w);
         printf("eval: checkpoint=%s split=%s samples=%lld loss=%.4f acc=%.2f\n", path, split,
                (long long)ev.n, ev.loss, 100.0 * ev.acc);
         fflush(stdout);

@@ -84,9 +84,8 @@ static int parse_opts(dt_tool_opt *o, const dt_config *cfg, lrf_opts *s)
     s->smooth = 0.98;
     s->diverge = 4.0;
     double steps = 100;
-    if (parse_num(&o[0], &s->min_lr) || parse_num(&o[1], &s->max_lr) ||
-        parse_num(&o[2], &steps) || parse_num(&o[3], &s->smooth) ||
-        parse_num(&o[4], &s->diverge))
+    if (parse_num(&o[0], &s->min_lr) || parse_num(&o[1], &s->max_lr) || parse_num(&o[2], &steps) ||
+        parse_num(&o[3], &s->smooth) || parse_num(&o[4], &s->diverge))
         return DT_ERR;
     if (!(s->min_lr > 0))
         return dt_err("--min-lr = %g: expected a number > 0", s->min_lr);
@@ -174,13 +173,15 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
                "  set terminal png size 960,600\n"
                "}\nset output ");
     dt_tool_gp_quote(g, png);
-    fprintf(g, "\nset title 'dtrain lr-find: %s on %s, optim %s, %d rank%s x batch %d, %d steps%s' "
-               "noenhanced\n",
+    fprintf(g,
+            "\nset title 'dtrain lr-find: %s on %s, optim %s, %d rank%s x batch %d, %d steps%s' "
+            "noenhanced\n",
             cfg->model, cfg->data_name, dt_optim_kind_name(cfg->op.kind), world,
             world > 1 ? "s" : "", cfg->batch_size, r->n, r->diverged ? " (diverged)" : "");
-    fprintf(g, "set datafile separator ','\nset logscale x\nset format x '%%.0e'\n"
-               "set xlabel 'learning rate'\nset ylabel 'training loss'\nset grid\n"
-               "set key top left\nset yrange [%.9g:%.9g]\nset xrange [%.9g:%.9g]\n",
+    fprintf(g,
+            "set datafile separator ','\nset logscale x\nset format x '%%.0e'\n"
+            "set xlabel 'learning rate'\nset ylabel 'training loss'\nset grid\n"
+            "set key top left\nset yrange [%.9g:%.9g]\nset xrange [%.9g:%.9g]\n",
             lo - pad, hi + pad, r->lr[0], r->lr[r->n - 1]);
     if (r->sugg >= 0)
         fprintf(g, "set arrow from %.9g, graph 0 to %.9g, graph 1 nohead dt 2 lc rgb '#d62728'\n",
@@ -190,11 +191,13 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
     fprintf(g, " skip 1 using 2:3 with lines lc rgb '#bbbbbb' title 'loss', '' skip 1 using 2:4 "
                "with lines lw 2 lc rgb '#1f77b4' title 'smoothed loss'");
     if (r->sugg >= 0)
-        fprintf(g, ", '-' using 1:2 with points pt 7 ps 1.8 lc rgb '#d62728' title "
-                   "'suggested lr %.3g (steepest descent)'",
+        fprintf(g,
+                ", '-' using 1:2 with points pt 7 ps 1.8 lc rgb '#d62728' title "
+                "'suggested lr %.3g (steepest descent)'",
                 r->lr[r->sugg]);
-    fprintf(g, ", '-' using 1:2 with points pt 9 ps 1.6 lc rgb '#2ca02c' title "
-               "'lowest smoothed loss, lr %.3g'\n",
+    fprintf(g,
+            ", '-' using 1:2 with points pt 9 ps 1.6 lc rgb '#2ca02c' title "
+            "'lowest smoothed loss, lr %.3g'\n",
             r->lr[r->best]);
     if (r->sugg >= 0)
         fprintf(g, "%.17g,%.17g\ne\n", r->lr[r->sugg], r->smooth[r->sugg]);
@@ -237,8 +240,8 @@ static int sweep(dt_trainer *t, const lrf_opts *s, lrf_result *r, int world)
             shard = dt_sampler_epoch(&t->sampler, epoch);
             pos = 0;
         }
-        int n = (int)(t->sampler.shard_len - pos < t->batch ? t->sampler.shard_len - pos
-                                                            : t->batch);
+        int n =
+            (int)(t->sampler.shard_len - pos < t->batch ? t->sampler.shard_len - pos : t->batch);
         memcpy(idx, shard + pos, (size_t)n * sizeof *idx);
         pos += n;
         t->epoch = epoch;
@@ -292,12 +295,12 @@ static void suggest(lrf_result *r, const lrf_opts *s)
 /* The train options into cfg, ours into s; rank 0 creates the output folder. Not collective. */
 static int lrfind_args(int argc, char **argv, dt_config *cfg, lrf_opts *s)
 {
-    dt_tool_opt opts[] = {{"--min-lr", NULL}, {"--max-lr", NULL}, {"--steps", NULL},
+    dt_tool_opt opts[] = {{"--min-lr", NULL}, {"--max-lr", NULL},  {"--steps", NULL},
                           {"--smooth", NULL}, {"--diverge", NULL}, {"--out", NULL}};
     char **rest = dt_xmalloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
-    int rc = dt_tool_split_args(argc, argv, 2, opts, (int)(sizeof opts / sizeof opts[0]), rest,
-                                &nrest);
+    int rc =
+        dt_tool_split_args(argc, argv, 2, opts, (int)(sizeof opts / sizeof opts[0]), rest, &nrest);
     if (rc == 0)
         rc = dt_parse_args(cfg, nrest, rest, 2);
     free(rest);
@@ -373,8 +376,9 @@ static int report(lrf_result *r, const lrf_opts *s, const dt_config *tc, int wor
     if (g == DT_OK)
         printf("lr-find: wrote %s\n", png);
     else if (g == DT_TOOL_NO_GNUPLOT)
-        fprintf(stderr, "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
-                        "apt-get install gnuplot-nox)\n",
+        fprintf(stderr,
+                "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
+                "apt-get install gnuplot-nox)\n",
                 png, dt_err_msg());
     else
         return DT_ERR;
@@ -436,7 +440,4 @@ static int lrfind(int argc, char **argv, int world)
     return dt_dist_agree(rc, MPI_COMM_WORLD) == 0 ? 0 : 1;
 }
 
-int dt_cmd_lrfind(int argc, char **argv, int world)
-{
-    return lrfind(argc, argv, world);
-}
+int dt_cmd_lrfind(int argc, char **argv, int world) { return lrfind(argc, argv, world); }

@@ -42,8 +42,8 @@ static int parse_int(const char *name, const char *text, int64_t lo, int64_t hi,
     errno = 0;
     long long v = strtoll(text, &end, 10);
     if (end == text || *end != '\0' || errno != 0 || v < lo || v > hi)
-        return dt_err("%s = '%s': expected an integer in [%lld, %lld]", name, text,
-                      (long long)lo, (long long)hi);
+        return dt_err("%s = '%s': expected an integer in [%lld, %lld]", name, text, (long long)lo,
+                      (long long)hi);
     *out = (int64_t)v;
     return DT_OK;
 }
@@ -113,17 +113,21 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
                "  set terminal png size 960,560\n"
                "}\nset output ");
     dt_tool_gp_quote(g, png);
-    fprintf(g, "\nset title 'dtrain schedule: sched.kind = %s, optim %s, %d epoch%s x %lld steps' "
-               "noenhanced\n",
+    fprintf(g,
+            "\nset title 'dtrain schedule: sched.kind = %s, optim %s, %d epoch%s x %lld steps' "
+            "noenhanced\n",
             dt_sched_kind_name(cfg->sp.kind), dt_optim_kind_name(cfg->op.kind), cfg->epochs,
             cfg->epochs > 1 ? "s" : "", (long long)spe);
-    fprintf(g, "set xlabel 'optimizer step'\nset ylabel 'learning rate'\nset grid\n"
-               "set key outside top center horizontal\nset xrange [%lld:%lld]\n",
+    fprintf(g,
+            "set xlabel 'optimizer step'\nset ylabel 'learning rate'\nset grid\n"
+            "set key outside top center horizontal\nset xrange [%lld:%lld]\n",
             (long long)rows[0].step - 1, (long long)rows[n - 1].step);
     /* epoch boundaries, when there are few enough to see */
     if (rows[n - 1].epoch > 0 && rows[n - 1].epoch <= 40)
         for (int64_t e = 1; e <= rows[n - 1].epoch; e++)
-            fprintf(g, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dt 2 lw 1.5 lc rgb '#999999'\n",
+            fprintf(g,
+                    "set arrow from %lld, graph 0 to %lld, graph 1 nohead dt 2 lw 1.5 lc rgb "
+                    "'#999999'\n",
                     (long long)(e * spe), (long long)(e * spe));
     int mom = mhi - mlo > 1e-12;
     if (mom)
@@ -142,7 +146,8 @@ static int plot_schedule(const char *png, const sched_row *rows, int64_t n, cons
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", dt_err_msg());
         rc = dt_err("%s (install gnuplot, e.g. apt-get install gnuplot-nox, or set DT_GNUPLOT to "
-                    "its path)", msg);
+                    "its path)",
+                    msg);
     }
     unlink(script);
     unlink(data);
@@ -226,9 +231,8 @@ static int schedule_init(const dt_config *cfg, int64_t total, dt_optim *opt, dt_
 static sched_row *schedule_rows(const dt_config *cfg, dt_sched *sched, int64_t spe, int64_t total)
 {
     dt_swa swa;
-    dt_swa_init(&swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
-                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
-                cfg->swa_decay, 1, 0);
+    dt_swa_init(&swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start, cfg->swa_freq,
+                cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear, cfg->swa_decay, 1, 0);
     sched_row *rows = dt_xmalloc((size_t)total, sizeof *rows);
     int64_t step = 0;
     for (int64_t epoch = 0; epoch < cfg->epochs && step < total; epoch++)
@@ -251,8 +255,8 @@ static int print_rows(const dt_config *cfg, const dt_optim *opt, const sched_row
 {
     printf("# dtrain schedule: %lld steps = %d epoch%s x %lld steps/epoch (%lld samples, %lld "
            "rank%s x batch %d)%s\n",
-           (long long)total, cfg->epochs, cfg->epochs > 1 ? "s" : "", (long long)spe,
-           (long long)n, (long long)w, w > 1 ? "s" : "", cfg->batch_size,
+           (long long)total, cfg->epochs, cfg->epochs > 1 ? "s" : "", (long long)spe, (long long)n,
+           (long long)w, w > 1 ? "s" : "", cfg->batch_size,
            total < (int64_t)cfg->epochs * spe ? ", capped by train.max_steps" : "");
     printf("# sched.kind = %s on the %s clock, warmup %lld; optim %s lr %g momentum %g",
            dt_sched_kind_name(cfg->sp.kind), cfg->sp.per_epoch ? "epoch" : "step",
@@ -277,8 +281,8 @@ static int print_rows(const dt_config *cfg, const dt_optim *opt, const sched_row
 /* The whole command on one rank (rank 0 prints, plots and writes). */
 static int schedule(int argc, char **argv, int world)
 {
-    dt_tool_opt opts[] = {{"--plot", NULL}, {"--csv", NULL}, {"--samples", NULL},
-                          {"--world", NULL}};
+    dt_tool_opt opts[] = {
+        {"--plot", NULL}, {"--csv", NULL}, {"--samples", NULL}, {"--world", NULL}};
     sched_row *rows = NULL;
     dt_config cfg;
     dt_optim opt;

@@ -116,8 +116,10 @@ int main(int argc, char **argv)
     } else {
         if (dt_rank == 0) {
             if (argc > 1)
-                fprintf(stderr, "dtrain: error: unknown command '%s': expected train, eval, "
-                                "schedule, lr-find or inspect (see dtrain --help)\n", argv[1]);
+                fprintf(stderr,
+                        "dtrain: error: unknown command '%s': expected train, eval, "
+                        "schedule, lr-find or inspect (see dtrain --help)\n",
+                        argv[1]);
             else
                 usage(stderr);
         }

@@ -26,37 +26,37 @@ void dt_augment_draw(const dt_augment *aug, int64_t epoch, int64_t index, int *d
 }
 
 /* One channel of one sample. T is the stored pixel type; value(v) its normalized float. */
-#define AUG_PLANE(T, VALUE)                                                                     \
-    do {                                                                                        \
-        const T *in_ = (const T *)src;                                                          \
-        for (int yy = 0; yy < H; yy++) {                                                        \
-            float *o_ = out + (size_t)yy * W;                                                   \
-            int sy = yy + dy;                                                                   \
-            if (sy < 0 || sy >= H) {                                                            \
-                for (int xx = 0; xx < W; xx++)                                                  \
-                    o_[xx] = zero;                                                              \
-                continue;                                                                       \
-            }                                                                                   \
-            const T *row = in_ + (size_t)sy * W;                                                \
-            for (int xx = 0; xx < x0; xx++)                                                     \
-                o_[xx] = zero;                                                                  \
-            if (flip) {                                                                         \
-                /* out x reads source W-1-x+dx */                                               \
-                const T *s_ = row + (W - 1 - x0 + dx);                                          \
-                for (int xx = x0; xx < x1; xx++, s_--)                                          \
-                    o_[xx] = VALUE(*s_);                                                        \
-            } else {                                                                            \
-                const T *s_ = row + (x0 + dx);                                                  \
-                for (int xx = x0; xx < x1; xx++, s_++)                                          \
-                    o_[xx] = VALUE(*s_);                                                        \
-            }                                                                                   \
-            for (int xx = x1; xx < W; xx++)                                                     \
-                o_[xx] = zero;                                                                  \
-        }                                                                                       \
+#define AUG_PLANE(T, VALUE)                                                                        \
+    do {                                                                                           \
+        const T *in_ = (const T *)src;                                                             \
+        for (int yy = 0; yy < H; yy++) {                                                           \
+            float *o_ = out + (size_t)yy * W;                                                      \
+            int sy = yy + dy;                                                                      \
+            if (sy < 0 || sy >= H) {                                                               \
+                for (int xx = 0; xx < W; xx++)                                                     \
+                    o_[xx] = zero;                                                                 \
+                continue;                                                                          \
+            }                                                                                      \
+            const T *row = in_ + (size_t)sy * W;                                                   \
+            for (int xx = 0; xx < x0; xx++)                                                        \
+                o_[xx] = zero;                                                                     \
+            if (flip) {                                                                            \
+                /* out x reads source W-1-x+dx */                                                  \
+                const T *s_ = row + (W - 1 - x0 + dx);                                             \
+                for (int xx = x0; xx < x1; xx++, s_--)                                             \
+                    o_[xx] = VALUE(*s_);                                                           \
+            } else {                                                                               \
+                const T *s_ = row + (x0 + dx);                                                     \
+                for (int xx = x0; xx < x1; xx++, s_++)                                             \
+                    o_[xx] = VALUE(*s_);                                                           \
+            }                                                                                      \
+            for (int xx = x1; xx < W; xx++)                                                        \
+                o_[xx] = zero;                                                                     \
+        }                                                                                          \
     } while (0)
 
 #define LUT_VALUE(u) lut[(u)]
-#define NORM_VALUE(v) (((v) - m) / s)
+#define NORM_VALUE(v) (((v)-m) / s)
 
 void dt_dataset_gather_aug(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y,
                            const dt_augment *aug, int64_t epoch)

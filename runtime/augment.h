@@ -20,9 +20,9 @@
 #include "data.h"
 
 typedef struct dt_augment {
-    int crop_pad;   /* zero padding on every side before the random HxW crop; 0 = no crop */
-    int flip;       /* 1: mirror horizontally with probability 0.5 */
-    uint64_t seed;  /* e.g. the run's seed */
+    int crop_pad;  /* zero padding on every side before the random HxW crop; 0 = no crop */
+    int flip;      /* 1: mirror horizontally with probability 0.5 */
+    uint64_t seed; /* e.g. the run's seed */
 } dt_augment;
 
 /* The draw for one sample: out(c, y, x) = in(c, y + dy, x' + dx) with x' = W-1-x when *flip,

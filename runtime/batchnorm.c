@@ -21,10 +21,7 @@
 #include "common.h"
 #include "layer_kernels.h"
 
-static void bn_shape(int N, int C, int HW)
-{
-    DT_ASSERT(N >= 0 && C >= 1 && HW >= 1);
-}
+static void bn_shape(int N, int C, int HW) { DT_ASSERT(N >= 0 && C >= 1 && HW >= 1); }
 
 /* s += sum x, ss += sum x^2 over n values, 4 double lanes (vectorizable without reassociation) */
 static inline void sum_sumsq(const float *x, size_t n, double *s, double *ss)
@@ -88,8 +85,8 @@ DT_SIMD void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, in
 DT_SIMD void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd,
                                  float *running_mean, float *running_var, const float *inp,
                                  const float *weight, const float *bias, const double *sum,
-                                 const double *sumsq, double count, int N, int C, int HW,
-                                 float eps, float momentum)
+                                 const double *sumsq, double count, int N, int C, int HW, float eps,
+                                 float momentum)
 {
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */

@@ -234,8 +234,7 @@ static int scan_dataset(dt_ck_reader *r, hid_t d, const char *name)
         goto out;
     }
     unsigned long long stored = 0;
-    if ((a = H5Aopen(d, CKSUM_ATTR, H5P_DEFAULT)) < 0 ||
-        H5Aread(a, H5T_NATIVE_ULLONG, &stored) < 0)
+    if ((a = H5Aopen(d, CKSUM_ATTR, H5P_DEFAULT)) < 0 || H5Aread(a, H5T_NATIVE_ULLONG, &stored) < 0)
         goto h5fail;
     it.xxh64 = stored;
     if (agrees_with_header(r, &it, (uint64_t)it.numel * size))
@@ -270,8 +269,8 @@ static int scan_group(dt_ck_reader *r, hid_t g, const char *prefix, int depth)
     H5_index_t idx = (flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
     for (hsize_t i = 0; i < gi.nlinks; i++) {
         char name[DT_CK_NAME_MAX], full[DT_CK_NAME_MAX];
-        ssize_t len = H5Lget_name_by_idx(g, ".", idx, H5_ITER_INC, i, name, sizeof name,
-                                         H5P_DEFAULT);
+        ssize_t len =
+            H5Lget_name_by_idx(g, ".", idx, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
         if (len < 0)
             return dt_err("%s: cannot list group /%s: %s", r->path, prefix, dt_h5_error());
         int fl = snprintf(full, sizeof full, "%s%s%s", prefix, prefix[0] ? "/" : "", name);
@@ -356,8 +355,8 @@ const dt_ck_item *dt_ck_item_at(const dt_ck_reader *r, int i)
     return &r->items[i];
 }
 
-int dt_ck_read(dt_ck_reader *r, const char *name, dt_ck_dtype dtype, int ndim,
-               const int64_t *dims, void *out)
+int dt_ck_read(dt_ck_reader *r, const char *name, dt_ck_dtype dtype, int ndim, const int64_t *dims,
+               void *out)
 {
     DT_ASSERT(r && name && dt_ck_dtype_ok(dtype) && ndim >= 0 && ndim <= DT_CK_MAX_DIM);
     DT_ASSERT(ndim == 0 || dims);

@@ -101,8 +101,8 @@ dt_ck_writer *dt_ck_begin(const char *final_path);
  * stay valid and unchanged until dt_ck_commit (or dt_ck_discard) returns. data may be NULL only
  * when the item has 0 elements. name: non-empty, at most 159 bytes, '/' separates groups (no
  * leading, trailing or doubled '/', no "." or ".." component); added only once. Misuse asserts. */
-void dt_ck_add(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int ndim,
-               const int64_t *dims, const void *data);
+void dt_ck_add(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int ndim, const int64_t *dims,
+               const void *data);
 /* The same, but copies the data now (for temporaries such as a packed RNG state). */
 void dt_ck_add_copy(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int ndim,
                     const int64_t *dims, const void *data);
@@ -176,8 +176,8 @@ int dt_ck_open(dt_ck_reader **out, const char *path);
  *   "PATH: NAME has dtype float64, expected float32"
  *   "PATH: NAME has shape (256, 784), expected (512, 784)"
  *   "PATH: checksum mismatch in NAME (...)" / "PATH: cannot read NAME: <HDF5>" */
-int dt_ck_read(dt_ck_reader *r, const char *name, dt_ck_dtype dtype, int ndim,
-               const int64_t *dims, void *out);
+int dt_ck_read(dt_ck_reader *r, const char *name, dt_ck_dtype dtype, int ndim, const int64_t *dims,
+               void *out);
 
 /* 1 if the checkpoint holds item `name`, else 0. */
 int dt_ck_has(const dt_ck_reader *r, const char *name);

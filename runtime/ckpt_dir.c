@@ -144,8 +144,7 @@ int dt_ck_scan_dir(const char *dir, dt_ck_entry **out)
 
 static int join_path(char *out, size_t n, const char *dir, const char *name)
 {
-    int k = snprintf(out, n, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] != '/' ? "/" : "",
-                     name);
+    int k = snprintf(out, n, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] != '/' ? "/" : "", name);
     if (k < 0 || (size_t)k >= n)
         return dt_err("%s: path of %s too long", dir, name);
     return DT_OK;

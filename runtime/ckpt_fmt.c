@@ -100,4 +100,3 @@ void dt_ck_format_shape(char *buf, size_t n, int ndim, const int64_t *dims)
         dt_ck_appendf(buf, n, &len, "%s%lld", i ? ", " : "", (long long)dims[i]);
     dt_ck_appendf(buf, n, &len, ")");
 }
-

@@ -307,9 +307,8 @@ static int verify_bytes(const char *path, int fd, const unsigned char *hb, const
     }
     for (int i = 0; i < h->nr; i++)
         if (got[i] != h->rg[i].xxh64) {
-            dt_err("%s: checksum mismatch in %s (stored xxh64 0x%016llx, computed 0x%016llx)",
-                   path, h->rg[i].name, (unsigned long long)h->rg[i].xxh64,
-                   (unsigned long long)got[i]);
+            dt_err("%s: checksum mismatch in %s (stored xxh64 0x%016llx, computed 0x%016llx)", path,
+                   h->rg[i].name, (unsigned long long)h->rg[i].xxh64, (unsigned long long)got[i]);
             goto out;
         }
     if (meta != get64(hb + 32)) {

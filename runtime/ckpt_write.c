@@ -67,7 +67,7 @@ typedef struct witem {
     int64_t dims[DT_CK_MAX_DIM];
     int64_t numel;
     const void *data;
-    void *owned;     /* the copy made by dt_ck_add_copy, or NULL */
+    void *owned; /* the copy made by dt_ck_add_copy, or NULL */
     uint64_t xxh64;
     uint64_t off, len; /* where HDF5 put its raw data (len 0: none) */
 } witem;
@@ -108,8 +108,8 @@ static witem *add_item(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int
     }
     DT_ASSERT(data || numel == 0);
     for (int i = 0; i < w->nitems; i++) {
-        DT_ASSERT(strcmp(w->items[i].name, name) != 0);        /* added twice */
-        DT_ASSERT(!is_group_prefix(w->items[i].name, name));  /* both a dataset and a group */
+        DT_ASSERT(strcmp(w->items[i].name, name) != 0);      /* added twice */
+        DT_ASSERT(!is_group_prefix(w->items[i].name, name)); /* both a dataset and a group */
         DT_ASSERT(!is_group_prefix(name, w->items[i].name));
     }
     w->items = dt_ck_grow(w->items, w->nitems, &w->cap_items, sizeof *w->items);
@@ -125,8 +125,8 @@ static witem *add_item(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int
     return it;
 }
 
-void dt_ck_add(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int ndim,
-               const int64_t *dims, const void *data)
+void dt_ck_add(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int ndim, const int64_t *dims,
+               const void *data)
 {
     add_item(w, name, dtype, ndim, dims, data);
 }
@@ -335,8 +335,7 @@ static int make_plists(hid_t pl[4], uint64_t ublock, dt_h5_image *im)
         H5Pset_attr_creation_order(fcpl, order) < 0 || H5Pset_obj_track_times(fcpl, 0) < 0)
         return -1;
     if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
-        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
-        dt_h5_image_fapl(fapl, im) < 0)
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 || dt_h5_image_fapl(fapl, im) < 0)
         return -1;
     if (gcpl < 0 || H5Pset_link_creation_order(gcpl, order) < 0 ||
         H5Pset_obj_track_times(gcpl, 0) < 0)
@@ -422,8 +421,10 @@ out:
         dt_h5_close(&pl[i]);
     H5Eclear2(H5E_DEFAULT);
     if (rc == 0 && !(c->size = dt_h5_image_size(&im, c->ublock))) {
-        dt_ck_say(c->why, sizeof c->why, "writing %s: HDF5 gave an image without a version 2 "
-            "superblock", c->tmp);
+        dt_ck_say(c->why, sizeof c->why,
+                  "writing %s: HDF5 gave an image without a version 2 "
+                  "superblock",
+                  c->tmp);
         rc = -1;
     }
     c->img = im.mem;
@@ -527,7 +528,7 @@ fail:;
     if (fd >= 0)
         close(fd);
     dt_ck_say(c->why, sizeof c->why, "%s %s: %s (%llu of %llu bytes written)", what, c->tmp,
-        strerror(e), (unsigned long long)done, (unsigned long long)c->size);
+              strerror(e), (unsigned long long)done, (unsigned long long)c->size);
     c->err = e;
     return -1;
 }
@@ -549,13 +550,13 @@ static int verify_written(const dt_ck_writer *w, const char *tmp, char *why, siz
     for (int i = 0; i < w->nitems; i++) {
         const witem *a = &w->items[i];
         const dt_ck_item *b = dt_ck_item_at(r, i);
-        int same = strcmp(a->name, b->name) == 0 && a->dtype == b->dtype &&
-                   a->ndim == b->ndim && a->xxh64 == b->xxh64;
+        int same = strcmp(a->name, b->name) == 0 && a->dtype == b->dtype && a->ndim == b->ndim &&
+                   a->xxh64 == b->xxh64;
         for (int k = 0; same && k < a->ndim; k++)
             same = a->dims[k] == b->dims[k];
         if (!same) {
             dt_ck_say(why, n, "verifying %s: item %d is %s, differs from the %s written", tmp, i,
-                b->name, a->name);
+                      b->name, a->name);
             goto out;
         }
     }
@@ -563,7 +564,7 @@ static int verify_written(const dt_ck_writer *w, const char *tmp, char *why, siz
         const char *v = dt_ck_get_attr(r, w->attrs[i].name);
         if (!v || strcmp(v, w->attrs[i].value) != 0) {
             dt_ck_say(why, n, "verifying %s: attribute '%s' differs from the value written", tmp,
-                w->attrs[i].name);
+                      w->attrs[i].name);
             goto out;
         }
     }
@@ -671,8 +672,10 @@ static int run_protocol(commit *c)
     }
     if (fsync_path(c->dir, 1)) {
         c->err = errno;
-        dt_ck_say(c->why, sizeof c->why, "fsync of directory %s: %s (the rename may not survive a "
-            "power loss)", c->dir, strerror(errno));
+        dt_ck_say(c->why, sizeof c->why,
+                  "fsync of directory %s: %s (the rename may not survive a "
+                  "power loss)",
+                  c->dir, strerror(errno));
         return -1;
     }
     return 0;
@@ -698,7 +701,7 @@ int dt_ck_commit(dt_ck_writer *w)
         if (c->tmp_exists && unlink(c->tmp) != 0 && errno != ENOENT) {
             size_t len = strlen(c->why);
             dt_ck_appendf(c->why, sizeof c->why, &len, "; removing %s failed too: %s", c->tmp,
-                    strerror(errno));
+                          strerror(errno));
         }
         if (c->saved)
             dt_err("%s: checkpoint saved, but %s", w->path, c->why);

@@ -35,8 +35,8 @@ void dt_assert_fail(const char *expr, const char *file, int line, const char *fu
 
 static void die_alloc(size_t n, size_t size, const char *file, int line)
 {
-    fprintf(stderr, "dtrain: rank %d: %s:%d: cannot allocate %zu x %zu bytes\n", dt_rank, file, line,
-            n, size);
+    fprintf(stderr, "dtrain: rank %d: %s:%d: cannot allocate %zu x %zu bytes\n", dt_rank, file,
+            line, n, size);
     fflush(stderr);
     int up = 0, down = 0;
     MPI_Initialized(&up);
@@ -117,8 +117,12 @@ int dt_mkdir_p(const char *dir)
 
 static const char *file_kind(mode_t m)
 {
-    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
-         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+    return S_ISFIFO(m)   ? "a FIFO"
+           : S_ISDIR(m)  ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
 }
 
 int dt_open_regular(const char *path, const char *what)

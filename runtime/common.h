@@ -49,8 +49,11 @@ int dt_cpu_avx2_fma(void);
 
 /* Prints "rank R: file:line: func: assertion failed: expr" and aborts every rank (MPI_Abort). */
 DT_NORETURN void dt_assert_fail(const char *expr, const char *file, int line, const char *func);
-#define DT_ASSERT(cond) \
-    do { if (!(cond)) dt_assert_fail(#cond, __FILE__, __LINE__, __func__); } while (0)
+#define DT_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            dt_assert_fail(#cond, __FILE__, __LINE__, __func__);                                   \
+    } while (0)
 
 /* Checked allocation: on overflow or out-of-memory aborts naming size and call site. Memory from
  * dt_xmalloc is 64-byte aligned (AVX-512 friendly) and released with free(). */

@@ -16,126 +16,215 @@
 
 #define OFF(f) offsetof(dt_config, f)
 #define WIDTH(f) (int)sizeof(((dt_config *)0)->f)
-#define INT(k, f, d, lo, hi, h) {k, DT_CFG_INT, OFF(f), WIDTH(f), d, lo, hi, 0, 0, NULL, h}
-#define FLT(k, f, d, lo, hi, lopen, hopen, h) {k, DT_CFG_FLOAT, OFF(f), 0, d, lo, hi, lopen, hopen, NULL, h}
-#define BOOL(k, f, d, h) {k, DT_CFG_BOOL, OFF(f), 0, d, 0, 1, 0, 0, NULL, h}
-#define STR(k, f, d, h) {k, DT_CFG_STRING, OFF(f), 0, d, 0, 0, 0, 0, NULL, h}
-#define ENUM(k, f, d, ch, h) {k, DT_CFG_ENUM, OFF(f), 0, d, 0, 0, 0, 0, ch, h}
-#define CHOICE(k, f, d, ch, h) {k, DT_CFG_CHOICE, OFF(f), WIDTH(f), d, 0, 0, 0, 0, ch, h}
+#define INT(k, f, d, lo, hi, h)                                                                    \
+    {                                                                                              \
+        k, DT_CFG_INT, OFF(f), WIDTH(f), d, lo, hi, 0, 0, NULL, h                                  \
+    }
+#define FLT(k, f, d, lo, hi, lopen, hopen, h)                                                      \
+    {                                                                                              \
+        k, DT_CFG_FLOAT, OFF(f), 0, d, lo, hi, lopen, hopen, NULL, h                               \
+    }
+#define BOOL(k, f, d, h)                                                                           \
+    {                                                                                              \
+        k, DT_CFG_BOOL, OFF(f), 0, d, 0, 1, 0, 0, NULL, h                                          \
+    }
+#define STR(k, f, d, h)                                                                            \
+    {                                                                                              \
+        k, DT_CFG_STRING, OFF(f), 0, d, 0, 0, 0, 0, NULL, h                                        \
+    }
+#define ENUM(k, f, d, ch, h)                                                                       \
+    {                                                                                              \
+        k, DT_CFG_ENUM, OFF(f), 0, d, 0, 0, 0, 0, ch, h                                            \
+    }
+#define CHOICE(k, f, d, ch, h)                                                                     \
+    {                                                                                              \
+        k, DT_CFG_CHOICE, OFF(f), WIDTH(f), d, 0, 0, 0, 0, ch, h                                   \
+    }
 
 /* Grouped by section, sections in the order the resolved config prints them. */
 const dt_cfg_key dt_cfg_keys[] = {
     STR("model", model, "mlp", "model: a built-in name or a path to a model description (.cfg)"),
-    INT("seed", seed, "0", 0, 9.2e18, "random seed: initialization, sampler order (seed + epoch), augmentation, dropout"),
+    INT("seed", seed, "0", 0, 9.2e18,
+        "random seed: initialization, sampler order (seed + epoch), augmentation, dropout"),
     INT("threads", threads, "1", 1, 1024, "OpenBLAS threads per rank"),
 
     ENUM("data.name", data_name, "mnist", "mnist|fashion-mnist|cifar10|hdf5", "dataset"),
     STR("data.dir", data_dir, "data", "folder holding <dataset>/ (as made by `make data`)"),
-    INT("data.limit_train", limit_train, "0", 0, 1e12, "use only the first N training samples (0: all)"),
+    INT("data.limit_train", limit_train, "0", 0, 1e12,
+        "use only the first N training samples (0: all)"),
     INT("data.limit_test", limit_test, "0", 0, 1e12, "use only the first N test samples (0: all)"),
     STR("data.h5_train", h5_train, "none", "data.name = hdf5: the training file"),
     STR("data.h5_test", h5_test, "none", "data.name = hdf5: the test file"),
-    STR("data.h5_images", h5_images, "images", "data.name = hdf5: image dataset (uint8 or float32)"),
+    STR("data.h5_images", h5_images, "images",
+        "data.name = hdf5: image dataset (uint8 or float32)"),
     STR("data.h5_labels", h5_labels, "labels", "data.name = hdf5: label dataset (integers)"),
-    ENUM("data.h5_layout", h5_layout, "nchw", "nchw|nhwc", "data.name = hdf5: layout of rank-4 images"),
-    INT("data.classes", classes, "0", 0, 100000, "number of classes (0: the format's, or max label + 1)"),
-    STR("data.mean", mean, "auto", "per-channel mean, 1 or C comma-separated values in [0,1] pixel units (auto: the dataset's)"),
+    ENUM("data.h5_layout", h5_layout, "nchw", "nchw|nhwc",
+         "data.name = hdf5: layout of rank-4 images"),
+    INT("data.classes", classes, "0", 0, 100000,
+        "number of classes (0: the format's, or max label + 1)"),
+    STR("data.mean", mean, "auto",
+        "per-channel mean, 1 or C comma-separated values in [0,1] pixel units (auto: the "
+        "dataset's)"),
     STR("data.std", std, "auto", "per-channel std, like data.mean"),
-    INT("data.crop_pad", crop_pad, "0", 0, 64, "augmentation: random crop after zero padding by this many pixels (0: off; CIFAR recipe: 4)"),
+    INT("data.crop_pad", crop_pad, "0", 0, 64,
+        "augmentation: random crop after zero padding by this many pixels (0: off; CIFAR recipe: "
+        "4)"),
     BOOL("data.flip", flip, "false", "augmentation: random horizontal flip"),
 
     INT("train.epochs", epochs, "3", 1, 1e6, "epochs"),
-    INT("train.batch_size", batch_size, "64", 1, 65536, "batch size PER RANK (global = this x ranks)"),
-    INT("train.eval_batch_size", eval_batch_size, "0", 0, 65536, "evaluation batch size per rank (0: train.batch_size)"),
-    INT("train.max_steps", max_steps, "0", 0, 1e15, "stop after this many optimizer steps (0: no limit)"),
-    INT("train.stop_at_step", stop_at_step, "0", 0, 1e15, "act as if a pre-emption signal arrived at this step: checkpoint, exit 0 (for testing resume)"),
-    BOOL("train.drop_last", drop_last, "false", "DistributedSampler drop_last: drop the tail instead of padding"),
+    INT("train.batch_size", batch_size, "64", 1, 65536,
+        "batch size PER RANK (global = this x ranks)"),
+    INT("train.eval_batch_size", eval_batch_size, "0", 0, 65536,
+        "evaluation batch size per rank (0: train.batch_size)"),
+    INT("train.max_steps", max_steps, "0", 0, 1e15,
+        "stop after this many optimizer steps (0: no limit)"),
+    INT("train.stop_at_step", stop_at_step, "0", 0, 1e15,
+        "act as if a pre-emption signal arrived at this step: checkpoint, exit 0 (for testing "
+        "resume)"),
+    BOOL("train.drop_last", drop_last, "false",
+         "DistributedSampler drop_last: drop the tail instead of padding"),
     BOOL("train.shuffle", shuffle, "true", "shuffle each epoch (permutation from seed + epoch)"),
-    CHOICE("train.progress", progress, "auto", "never|auto|always", "live progress bar: auto = when stdout is a terminal"),
-    FLT("train.label_smoothing", label_smoothing, "0", 0, 1, 0, 1, "label smoothing epsilon (PyTorch: target 1-eps+eps/K, others eps/K)"),
-    FLT("train.mixup_alpha", mixup_alpha, "0", 0, 1e3, 0, 0, "mixup: lambda ~ Beta(alpha, alpha) per step (0: off)"),
+    CHOICE("train.progress", progress, "auto", "never|auto|always",
+           "live progress bar: auto = when stdout is a terminal"),
+    FLT("train.label_smoothing", label_smoothing, "0", 0, 1, 0, 1,
+        "label smoothing epsilon (PyTorch: target 1-eps+eps/K, others eps/K)"),
+    FLT("train.mixup_alpha", mixup_alpha, "0", 0, 1e3, 0, 0,
+        "mixup: lambda ~ Beta(alpha, alpha) per step (0: off)"),
     BOOL("train.sync_bn", sync_bn, "false", "BatchNorm statistics over all ranks (SyncBatchNorm)"),
-    CHOICE("train.precision", precision, "fp32", "fp32|bf16|fp16", "fp16/bf16: PyTorch autocast emulated: 16-bit weights, activations and their gradients, float32 master weights, gradients and optimizer"),
-    STR("train.loss_scale", loss_scale, "auto", "loss scaling: auto (fp16: dynamic from 65536 like GradScaler; else off), dynamic, off, or a fixed number > 0 (steps with inf/NaN gradients are skipped)"),
-    INT("train.loss_scale_interval", loss_scale_interval, "2000", 1, 1e9, "dynamic loss scale: double it after this many steps without inf/NaN gradients (GradScaler growth_interval)"),
-    FLT("train.bucket_mb", bucket_mb, "25", 0, 1e6, 0, 0, "gradient allreduce in buckets of this many MB, each started while backward goes on (PyTorch DDP bucket_cap_mb; 0: one allreduce after backward)"),
+    CHOICE("train.precision", precision, "fp32", "fp32|bf16|fp16",
+           "fp16/bf16: PyTorch autocast emulated: 16-bit weights, activations and their gradients, "
+           "float32 master weights, gradients and optimizer"),
+    STR("train.loss_scale", loss_scale, "auto",
+        "loss scaling: auto (fp16: dynamic from 65536 like GradScaler; else off), dynamic, off, or "
+        "a fixed number > 0 (steps with inf/NaN gradients are skipped)"),
+    INT("train.loss_scale_interval", loss_scale_interval, "2000", 1, 1e9,
+        "dynamic loss scale: double it after this many steps without inf/NaN gradients (GradScaler "
+        "growth_interval)"),
+    FLT("train.bucket_mb", bucket_mb, "25", 0, 1e6, 0, 0,
+        "gradient allreduce in buckets of this many MB, each started while backward goes on "
+        "(PyTorch DDP bucket_cap_mb; 0: one allreduce after backward)"),
 
-    CHOICE("swa.mode", swa_mode, "off", "off|swa|ema", "weight averaging: SWA (running mean) or EMA"),
-    CHOICE("swa.interval", swa_per_epoch, "epoch", "step|epoch", "swa.start and swa.freq count optimizer steps or epochs"),
-    INT("swa.start", swa_start, "0", 0, 1e15, "average after this many steps/epochs (torchcontrib swa_start)"),
+    CHOICE("swa.mode", swa_mode, "off", "off|swa|ema",
+           "weight averaging: SWA (running mean) or EMA"),
+    CHOICE("swa.interval", swa_per_epoch, "epoch", "step|epoch",
+           "swa.start and swa.freq count optimizer steps or epochs"),
+    INT("swa.start", swa_start, "0", 0, 1e15,
+        "average after this many steps/epochs (torchcontrib swa_start)"),
     INT("swa.freq", swa_freq, "1", 1, 1e15, "average every this many steps/epochs (swa_freq)"),
     FLT("swa.lr", swa_lr, "auto", 0, 1e6, 0, 0, "lr from swa.start on (auto: keep the schedule)"),
-    INT("swa.anneal", swa_anneal, "0", 0, 1e15, "anneal to swa.lr over this many units (SWALR anneal_epochs; 0: switch)"),
+    INT("swa.anneal", swa_anneal, "0", 0, 1e15,
+        "anneal to swa.lr over this many units (SWALR anneal_epochs; 0: switch)"),
     CHOICE("swa.anneal_strategy", swa_anneal_linear, "cos", "cos|linear", "SWALR annealing shape"),
-    FLT("swa.ema_decay", swa_decay, "0.999", 0, 1, 0, 1, "ema: w_ema = decay * w_ema + (1 - decay) * w"),
-    BOOL("swa.eval_every_epoch", swa_eval_epoch, "false", "evaluate the averaged weights (with BN refresh) every epoch, not only at the end"),
+    FLT("swa.ema_decay", swa_decay, "0.999", 0, 1, 0, 1,
+        "ema: w_ema = decay * w_ema + (1 - decay) * w"),
+    BOOL("swa.eval_every_epoch", swa_eval_epoch, "false",
+         "evaluate the averaged weights (with BN refresh) every epoch, not only at the end"),
 
     CHOICE("optim.name", op.kind, "sgd", DT_OPTIM_KIND_CHOICES, "optimizer"),
-    FLT("optim.lr", op.lr, "auto", 0, 1e6, 0, 0, "learning rate, the schedule's base (auto: sgd 0.05, adagrad/rmsprop 0.01, adadelta 1, adam/adamw 0.001)"),
-    FLT("optim.momentum", op.momentum, "auto", 0, 1, 0, 1, "sgd / rmsprop momentum (auto: sgd 0.9, rmsprop 0)"),
+    FLT("optim.lr", op.lr, "auto", 0, 1e6, 0, 0,
+        "learning rate, the schedule's base (auto: sgd 0.05, adagrad/rmsprop 0.01, adadelta 1, "
+        "adam/adamw 0.001)"),
+    FLT("optim.momentum", op.momentum, "auto", 0, 1, 0, 1,
+        "sgd / rmsprop momentum (auto: sgd 0.9, rmsprop 0)"),
     FLT("optim.dampening", op.dampening, "0", 0, 1, 0, 0, "sgd dampening"),
-    BOOL("optim.nesterov", op.nesterov, "false", "sgd Nesterov momentum (needs momentum > 0, dampening = 0)"),
-    FLT("optim.weight_decay", op.weight_decay, "auto", 0, 1e6, 0, 0, "weight decay: L2 added to the gradient; adamw: decoupled (auto: 0, adamw 0.01)"),
-    BOOL("optim.no_decay_bias_bn", no_decay_bias_bn, "false", "no weight decay on biases and BatchNorm parameters (Bag of Tricks)"),
-    FLT("optim.clip_grad_norm", clip_grad_norm, "0", 0, 1e6, 0, 0, "clip the global gradient 2-norm to this (0: off; clip_grad_norm_)"),
-    FLT("optim.eps", op.eps, "auto", 0, 1, 0, 0, "term added to denominators (auto: adagrad 1e-10, adadelta 1e-6, others 1e-8)"),
+    BOOL("optim.nesterov", op.nesterov, "false",
+         "sgd Nesterov momentum (needs momentum > 0, dampening = 0)"),
+    FLT("optim.weight_decay", op.weight_decay, "auto", 0, 1e6, 0, 0,
+        "weight decay: L2 added to the gradient; adamw: decoupled (auto: 0, adamw 0.01)"),
+    BOOL("optim.no_decay_bias_bn", no_decay_bias_bn, "false",
+         "no weight decay on biases and BatchNorm parameters (Bag of Tricks)"),
+    FLT("optim.clip_grad_norm", clip_grad_norm, "0", 0, 1e6, 0, 0,
+        "clip the global gradient 2-norm to this (0: off; clip_grad_norm_)"),
+    FLT("optim.eps", op.eps, "auto", 0, 1, 0, 0,
+        "term added to denominators (auto: adagrad 1e-10, adadelta 1e-6, others 1e-8)"),
     FLT("optim.lr_decay", op.lr_decay, "0", 0, 1e6, 0, 0, "adagrad lr decay"),
-    FLT("optim.initial_accumulator_value", op.initial_accumulator_value, "0", 0, 1e6, 0, 0, "adagrad initial sum"),
+    FLT("optim.initial_accumulator_value", op.initial_accumulator_value, "0", 0, 1e6, 0, 0,
+        "adagrad initial sum"),
     FLT("optim.rho", op.rho, "0.9", 0, 1, 0, 0, "adadelta running-average coefficient"),
     FLT("optim.alpha", op.alpha, "0.99", 0, 1, 0, 0, "rmsprop smoothing constant"),
-    BOOL("optim.centered", op.centered, "false", "rmsprop centered (normalize by the gradient's variance)"),
+    BOOL("optim.centered", op.centered, "false",
+         "rmsprop centered (normalize by the gradient's variance)"),
     FLT("optim.beta1", op.beta1, "0.9", 0, 1, 0, 1, "adam/adamw first-moment coefficient"),
     FLT("optim.beta2", op.beta2, "0.999", 0, 1, 0, 1, "adam/adamw second-moment coefficient"),
     BOOL("optim.amsgrad", op.amsgrad, "false", "adam/adamw AMSGrad"),
 
     CHOICE("sched.kind", sp.kind, "cosine", DT_SCHED_KIND_CHOICES, "learning-rate schedule"),
-    CHOICE("sched.interval", sp.per_epoch, "step", DT_SCHED_INTERVAL_CHOICES, "the schedule's clock: optimizer steps or epochs"),
-    INT("sched.warmup_steps", sp.warmup_steps, "0", 0, 1e15, "linear warmup before the schedule, in clock units (0: none)"),
-    FLT("sched.warmup_start_factor", sp.warmup_start_factor, "0.333333333333333", 0, 1, 0, 0, "warmup starts at this fraction of the lr"),
+    CHOICE("sched.interval", sp.per_epoch, "step", DT_SCHED_INTERVAL_CHOICES,
+           "the schedule's clock: optimizer steps or epochs"),
+    INT("sched.warmup_steps", sp.warmup_steps, "0", 0, 1e15,
+        "linear warmup before the schedule, in clock units (0: none)"),
+    FLT("sched.warmup_start_factor", sp.warmup_start_factor, "0.333333333333333", 0, 1, 0, 0,
+        "warmup starts at this fraction of the lr"),
     INT("sched.step_size", sp.step_size, "0", 0, 1e15, "step: decay every this many clock units"),
     FLT("sched.gamma", sp.gamma, "0.1", 0, 1e6, 1, 0, "step, multistep, exponential: decay factor"),
-    STR("sched.milestones", milestones, "none", "multistep: comma-separated clock units, e.g. 30,80"),
+    STR("sched.milestones", milestones, "none",
+        "multistep: comma-separated clock units, e.g. 30,80"),
     FLT("sched.max_lr", sp.max_lr, "0", 0, 1e6, 0, 0, "cyclic, onecycle: the peak lr"),
     INT("sched.step_size_up", sp.step_size_up, "2000", 1, 1e15, "cyclic: rising half-cycle"),
-    INT("sched.step_size_down", sp.step_size_down, "0", 0, 1e15, "cyclic: falling half-cycle (0: = step_size_up)"),
-    CHOICE("sched.cyclic_mode", sp.cyclic_mode, "triangular", DT_SCHED_CYCLIC_MODE_CHOICES, "cyclic amplitude policy"),
-    FLT("sched.cyclic_gamma", sp.cyclic_gamma, "1", 0, 1e6, 1, 0, "cyclic exp_range: amplitude x gamma^t"),
-    BOOL("sched.cycle_momentum", sp.cycle_momentum, "true", "cyclic, onecycle: cycle momentum (adam: beta1) inversely to the lr"),
-    FLT("sched.base_momentum", sp.base_momentum, "auto", 0, 1, 0, 0, "cyclic/onecycle lowest momentum (auto: cyclic 0.8, onecycle 0.85)"),
-    FLT("sched.max_momentum", sp.max_momentum, "auto", 0, 1, 0, 0, "cyclic/onecycle highest momentum (auto: cyclic 0.9, onecycle 0.95)"),
+    INT("sched.step_size_down", sp.step_size_down, "0", 0, 1e15,
+        "cyclic: falling half-cycle (0: = step_size_up)"),
+    CHOICE("sched.cyclic_mode", sp.cyclic_mode, "triangular", DT_SCHED_CYCLIC_MODE_CHOICES,
+           "cyclic amplitude policy"),
+    FLT("sched.cyclic_gamma", sp.cyclic_gamma, "1", 0, 1e6, 1, 0,
+        "cyclic exp_range: amplitude x gamma^t"),
+    BOOL("sched.cycle_momentum", sp.cycle_momentum, "true",
+         "cyclic, onecycle: cycle momentum (adam: beta1) inversely to the lr"),
+    FLT("sched.base_momentum", sp.base_momentum, "auto", 0, 1, 0, 0,
+        "cyclic/onecycle lowest momentum (auto: cyclic 0.8, onecycle 0.85)"),
+    FLT("sched.max_momentum", sp.max_momentum, "auto", 0, 1, 0, 0,
+        "cyclic/onecycle highest momentum (auto: cyclic 0.9, onecycle 0.95)"),
     INT("sched.t_max", sp.t_max, "0", 0, 1e15, "cosine: half period (0: the run)"),
     FLT("sched.eta_min", sp.eta_min, "0", 0, 1e6, 0, 0, "cosine, cosine_restarts: lowest lr"),
     INT("sched.t_0", sp.t_0, "0", 0, 1e15, "cosine_restarts: first cycle length"),
-    INT("sched.t_mult", sp.t_mult, "1", 0, 1e6, "cosine_restarts: cycle length growth factor (>= 1)"),
+    INT("sched.t_mult", sp.t_mult, "1", 0, 1e6,
+        "cosine_restarts: cycle length growth factor (>= 1)"),
     INT("sched.total_steps", sp.total_steps, "0", 0, 1e15, "onecycle: cycle length (0: the run)"),
-    FLT("sched.pct_start", sp.pct_start, "0.3", 0, 1, 1, 1, "onecycle: fraction of the cycle spent rising"),
-    CHOICE("sched.anneal_strategy", sp.anneal_strategy, "cos", DT_SCHED_ANNEAL_CHOICES, "onecycle annealing"),
+    FLT("sched.pct_start", sp.pct_start, "0.3", 0, 1, 1, 1,
+        "onecycle: fraction of the cycle spent rising"),
+    CHOICE("sched.anneal_strategy", sp.anneal_strategy, "cos", DT_SCHED_ANNEAL_CHOICES,
+           "onecycle annealing"),
     BOOL("sched.three_phase", sp.three_phase, "false", "onecycle: three phases (fast.ai)"),
-    FLT("sched.div_factor", sp.div_factor, "25", 0, 1e12, 1, 0, "onecycle: initial lr = max_lr / div_factor"),
-    FLT("sched.final_div_factor", sp.final_div_factor, "10000", 0, 1e12, 1, 0, "onecycle: final lr = initial / final_div_factor"),
+    FLT("sched.div_factor", sp.div_factor, "25", 0, 1e12, 1, 0,
+        "onecycle: initial lr = max_lr / div_factor"),
+    FLT("sched.final_div_factor", sp.final_div_factor, "10000", 0, 1e12, 1, 0,
+        "onecycle: final lr = initial / final_div_factor"),
     INT("sched.total_iters", sp.total_iters, "5", 0, 1e15, "polynomial: decay length (0: the run)"),
     FLT("sched.power", sp.power, "1", 0, 1e6, 0, 0, "polynomial exponent"),
-    CHOICE("sched.plateau_metric", plateau_metric, "test_loss", "test_loss|test_acc|train_loss", "plateau: the epoch metric it watches"),
-    CHOICE("sched.plateau_mode", sp.plateau_mode, "min", DT_SCHED_PLATEAU_MODE_CHOICES, "plateau: min (a loss) or max (an accuracy)"),
+    CHOICE("sched.plateau_metric", plateau_metric, "test_loss", "test_loss|test_acc|train_loss",
+           "plateau: the epoch metric it watches"),
+    CHOICE("sched.plateau_mode", sp.plateau_mode, "min", DT_SCHED_PLATEAU_MODE_CHOICES,
+           "plateau: min (a loss) or max (an accuracy)"),
     FLT("sched.factor", sp.factor, "0.1", 0, 1, 0, 1, "plateau: lr x factor on a plateau"),
-    INT("sched.patience", sp.patience, "10", 0, 1e9, "plateau: epochs without improvement before reducing"),
+    INT("sched.patience", sp.patience, "10", 0, 1e9,
+        "plateau: epochs without improvement before reducing"),
     FLT("sched.threshold", sp.threshold, "0.0001", 0, 1e6, 0, 0, "plateau: improvement threshold"),
-    CHOICE("sched.threshold_mode", sp.threshold_mode, "rel", DT_SCHED_THRESHOLD_MODE_CHOICES, "plateau: relative or absolute threshold"),
+    CHOICE("sched.threshold_mode", sp.threshold_mode, "rel", DT_SCHED_THRESHOLD_MODE_CHOICES,
+           "plateau: relative or absolute threshold"),
     INT("sched.cooldown", sp.cooldown, "0", 0, 1e9, "plateau: epochs to wait after a reduction"),
     FLT("sched.min_lr", sp.min_lr, "0", 0, 1e6, 0, 0, "plateau: lowest lr"),
-    FLT("sched.plateau_eps", sp.plateau_eps, "1e-08", 0, 1, 0, 0, "plateau: smaller reductions are skipped"),
+    FLT("sched.plateau_eps", sp.plateau_eps, "1e-08", 0, 1, 0, 0,
+        "plateau: smaller reductions are skipped"),
 
     STR("ckpt.dir", ckpt_dir, "none", "checkpoint folder (none: no checkpoints)"),
-    INT("ckpt.every_steps", ckpt_every_steps, "0", 0, 1e15, "checkpoint every N optimizer steps (0: off)"),
-    BOOL("ckpt.every_epoch", ckpt_every_epoch, "true", "checkpoint at the end of every epoch (when ckpt.dir is set)"),
+    INT("ckpt.every_steps", ckpt_every_steps, "0", 0, 1e15,
+        "checkpoint every N optimizer steps (0: off)"),
+    BOOL("ckpt.every_epoch", ckpt_every_epoch, "true",
+         "checkpoint at the end of every epoch (when ckpt.dir is set)"),
     INT("ckpt.keep", ckpt_keep, "3", 1, 1000000, "keep the last K checkpoints"),
-    CHOICE("ckpt.on_error", ckpt_on_error, "continue", "continue|stop", "a checkpoint that cannot be written (full disk, quota, I/O error): warn and train on, retrying at the next one, or stop with exit 1"),
-    STR("ckpt.resume", resume, "none", "none, auto (the newest checkpoint in ckpt.dir that verifies) or a checkpoint file"),
+    CHOICE("ckpt.on_error", ckpt_on_error, "continue", "continue|stop",
+           "a checkpoint that cannot be written (full disk, quota, I/O error): warn and train on, "
+           "retrying at the next one, or stop with exit 1"),
+    STR("ckpt.resume", resume, "none",
+        "none, auto (the newest checkpoint in ckpt.dir that verifies) or a checkpoint file"),
 
-    STR("log.dir", log_dir, "none", "metrics folder: metrics.h5 + metrics_step.csv + metrics_epoch.csv (none: off)"),
+    STR("log.dir", log_dir, "none",
+        "metrics folder: metrics.h5 + metrics_step.csv + metrics_epoch.csv (none: off)"),
     INT("log.every_steps", log_every_steps, "1", 1, 1e9, "log every N steps"),
 
-    FLT("dist.timeout", dist_timeout, "600", 0, 1e9, 0, 0, "watchdog: a rank that waits this many seconds for the others (at least 20x the median time of the last 64 steps) names the missing ranks and aborts the job with exit 1 (0: off)"),
+    FLT("dist.timeout", dist_timeout, "600", 0, 1e9, 0, 0,
+        "watchdog: a rank that waits this many seconds for the others (at least 20x the median "
+        "time of the last 64 steps) names the missing ranks and aborts the job with exit 1 (0: "
+        "off)"),
 };
 const int dt_cfg_nkeys = (int)(sizeof dt_cfg_keys / sizeof dt_cfg_keys[0]);
 
@@ -268,10 +357,7 @@ static int load_cb(void *ud, const char *section, const char *key, const char *v
     return dt_config_set(ud, full, value, where);
 }
 
-int dt_config_load(dt_config *c, const char *path)
-{
-    return dt_ini_parse_file(path, load_cb, c);
-}
+int dt_config_load(dt_config *c, const char *path) { return dt_ini_parse_file(path, load_cb, c); }
 
 int dt_config_load_text(dt_config *c, const char *text, const char *source)
 {
@@ -364,15 +450,9 @@ static void value_text(const dt_config *c, const dt_cfg_key *k, char *buf, size_
         else
             fmt_double(buf, n, *(const double *)field);
         break;
-    case DT_CFG_BOOL:
-        snprintf(buf, n, "%s", *(const int *)field ? "true" : "false");
-        break;
-    case DT_CFG_STRING:
-        snprintf(buf, n, "%s", field);
-        break;
-    case DT_CFG_ENUM:
-        snprintf(buf, n, "%s", field);
-        break;
+    case DT_CFG_BOOL: snprintf(buf, n, "%s", *(const int *)field ? "true" : "false"); break;
+    case DT_CFG_STRING: snprintf(buf, n, "%s", field); break;
+    case DT_CFG_ENUM: snprintf(buf, n, "%s", field); break;
     case DT_CFG_CHOICE: {
         int idx = *(const int *)field, i = 0;
         const char *p = k->choices;
@@ -411,7 +491,8 @@ void dt_config_print(const dt_config *c, FILE *f)
 
 void dt_config_help(FILE *f)
 {
-    fprintf(f, "Configuration keys (config file [section] key = value, or --set section.key=value):\n");
+    fprintf(
+        f, "Configuration keys (config file [section] key = value, or --set section.key=value):\n");
     for (int i = 0; i < dt_cfg_nkeys; i++) {
         const dt_cfg_key *k = &dt_cfg_keys[i];
         char range[160] = "";

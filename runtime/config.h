@@ -26,12 +26,12 @@ typedef struct dt_config {
     char data_name[DT_STR_MAX];
     char data_dir[DT_STR_MAX];
     int64_t limit_train, limit_test;
-    char h5_train[DT_STR_MAX], h5_test[DT_STR_MAX];   /* data.name = hdf5: the split files */
+    char h5_train[DT_STR_MAX], h5_test[DT_STR_MAX]; /* data.name = hdf5: the split files */
     char h5_images[DT_STR_MAX], h5_labels[DT_STR_MAX], h5_layout[DT_STR_MAX];
-    int classes;                                      /* 0: the format's / inferred */
-    char mean[DT_STR_MAX], std[DT_STR_MAX];           /* "auto" or 1 or C comma-separated values */
-    int crop_pad;                                     /* random crop padding (0: off) */
-    int flip;                                         /* random horizontal flip */
+    int classes;                            /* 0: the format's / inferred */
+    char mean[DT_STR_MAX], std[DT_STR_MAX]; /* "auto" or 1 or C comma-separated values */
+    int crop_pad;                           /* random crop padding (0: off) */
+    int flip;                               /* random horizontal flip */
     /* train */
     int epochs;
     int batch_size;       /* per rank */
@@ -40,22 +40,22 @@ typedef struct dt_config {
     int64_t stop_at_step; /* tests: act as if pre-empted at this step (0: off) */
     int drop_last;
     int shuffle;
-    int progress;         /* 0 never, 1 when stdout is a terminal, 2 always */
+    int progress; /* 0 never, 1 when stdout is a terminal, 2 always */
     double label_smoothing;
-    double mixup_alpha;   /* 0: off */
+    double mixup_alpha; /* 0: off */
     int sync_bn;
-    double bucket_mb;     /* gradient allreduce buckets (MB; 0: one allreduce after backward) */
-    int precision;        /* lowp.h: DT_FP32, DT_BF16, DT_FP16 (the CHOICE order) */
+    double bucket_mb; /* gradient allreduce buckets (MB; 0: one allreduce after backward) */
+    int precision;    /* lowp.h: DT_FP32, DT_BF16, DT_FP16 (the CHOICE order) */
     char loss_scale[DT_STR_MAX]; /* auto | dynamic | a number */
     int64_t loss_scale_interval;
     /* swa */
-    int swa_mode;         /* dt_swa_mode: off, swa, ema */
+    int swa_mode; /* dt_swa_mode: off, swa, ema */
     int swa_per_epoch;
     int64_t swa_start, swa_freq, swa_anneal;
-    double swa_lr;        /* NaN (auto): keep the schedule */
+    double swa_lr; /* NaN (auto): keep the schedule */
     int swa_anneal_linear;
     double swa_decay;
-    int swa_eval_epoch;   /* evaluate the average every epoch (else at the end) */
+    int swa_eval_epoch; /* evaluate the average every epoch (else at the end) */
     /* optim: every optimizer's hyperparameters (optim.h); NaN = "auto" until resolved */
     dt_optim_params op;
     int no_decay_bias_bn;
@@ -63,13 +63,13 @@ typedef struct dt_config {
     /* sched: every schedule's hyperparameters (sched.h) */
     dt_sched_params sp;
     char milestones[DT_STR_MAX];
-    int plateau_metric;   /* 0 test_loss, 1 test_acc, 2 train_loss */
+    int plateau_metric; /* 0 test_loss, 1 test_acc, 2 train_loss */
     /* ckpt */
     char ckpt_dir[DT_STR_MAX];
     int64_t ckpt_every_steps;
     int ckpt_every_epoch;
     int ckpt_keep;
-    int ckpt_on_error; /* 0: continue, 1: stop */
+    int ckpt_on_error;       /* 0: continue, 1: stop */
     char resume[DT_STR_MAX]; /* none | auto | PATH */
     /* log */
     char log_dir[DT_STR_MAX];
@@ -79,18 +79,25 @@ typedef struct dt_config {
 
 /* STRING and ENUM fill a char[DT_STR_MAX]; CHOICE stores the index of the value among `choices`
  * in an int (enum) field. A FLOAT whose default is "auto" holds NaN until dt_config_resolve. */
-typedef enum { DT_CFG_INT, DT_CFG_FLOAT, DT_CFG_BOOL, DT_CFG_STRING, DT_CFG_ENUM, DT_CFG_CHOICE } dt_cfg_type;
+typedef enum {
+    DT_CFG_INT,
+    DT_CFG_FLOAT,
+    DT_CFG_BOOL,
+    DT_CFG_STRING,
+    DT_CFG_ENUM,
+    DT_CFG_CHOICE
+} dt_cfg_type;
 
 typedef struct dt_cfg_key {
-    const char *key;      /* "optim.lr" */
+    const char *key; /* "optim.lr" */
     dt_cfg_type type;
-    size_t off;           /* offsetof(dt_config, field) */
-    int width;            /* bytes of an INT field (4 or 8) */
-    const char *def;      /* default, as text */
-    double min, max;      /* inclusive bounds of INT and FLOAT */
-    int min_open;         /* 1: the lower bound itself is excluded */
-    int max_open;         /* 1: the upper bound itself is excluded */
-    const char *choices;  /* ENUM: "a|b|c" */
+    size_t off;          /* offsetof(dt_config, field) */
+    int width;           /* bytes of an INT field (4 or 8) */
+    const char *def;     /* default, as text */
+    double min, max;     /* inclusive bounds of INT and FLOAT */
+    int min_open;        /* 1: the lower bound itself is excluded */
+    int max_open;        /* 1: the upper bound itself is excluded */
+    const char *choices; /* ENUM: "a|b|c" */
     const char *help;
 } dt_cfg_key;
 

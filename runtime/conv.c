@@ -75,17 +75,17 @@ int dt_conv_out_size(int in, int k, int stride, int pad)
 
 /* Everything a call derives from the shape: sizes, the path, the chunking, the workspace layout. */
 typedef struct {
-    int OH, OW, K;      /* K = C*KH*KW */
+    int OH, OW, K; /* K = C*KH*KW */
     size_t OHW, HW;
-    int pointwise;      /* 1x1, stride 1, pad 0: col is a permute of inp */
-    int transposed;     /* dinp as a forward conv of dout (stride 1, same padding, not pointwise) */
-    int direct;         /* direct forward and weight gradient: few input taps, stride 1 */
-    int Wp;             /* direct: padded input row length W + 2*pad */
-    size_t L, Sp;       /* direct: flat loop length (OH*Wp rounded up), padded plane stride */
+    int pointwise;  /* 1x1, stride 1, pad 0: col is a permute of inp */
+    int transposed; /* dinp as a forward conv of dout (stride 1, same padding, not pointwise) */
+    int direct;     /* direct forward and weight gradient: few input taps, stride 1 */
+    int Wp;         /* direct: padded input row length W + 2*pad */
+    size_t L, Sp;   /* direct: flat loop length (OH*Wp rounded up), padded plane stride */
     size_t dacc, dpin, dbuf; /* direct: workspace offsets (floats) */
-    int nb, rows;       /* a chunk is nb images x rows output rows (rows < OH only if nb == 1) */
+    int nb, rows; /* a chunk is nb images x rows output rows (rows < OH only if nb == 1) */
     size_t col, tmp, wt, total; /* workspace offsets (floats) and size */
-    int lanes;          /* batch-lane kernels (conv_n8.c) */
+    int lanes;                  /* batch-lane kernels (conv_n8.c) */
     dt_n8_plan n8;
 } conv_plan;
 
@@ -105,10 +105,7 @@ int dt_conv2d_set_path(int path)
  * wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4), where the GEMM is efficient
  * and a block of 8 images no longer fits in L2. The size of their workspace separates the two
  * groups: at most 2.4 MiB for the first, 8.8 MiB and more for the second. */
-static int lanes_auto(const dt_n8_plan *q)
-{
-    return q->total <= (size_t)DT_CONV_LANES_FLOATS;
-}
+static int lanes_auto(const dt_n8_plan *q) { return q->total <= (size_t)DT_CONV_LANES_FLOATS; }
 
 static void plan_conv(conv_plan *g, int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                       int pad)
@@ -405,8 +402,8 @@ typedef float direct_v8 __attribute__((vector_size(32)));
 /* acc[j] = b + sum over the T taps of w[t] * pin[off[t] + j] for j in [0, L), L a multiple of
  * DIRECT_LANES (32): a block of 32 outputs stays in 4 registers over all the taps */
 DT_SIMD static void direct_taps(float *restrict acc, const float *restrict pin,
-                                const size_t *restrict off, const float *restrict w, int T,
-                                float b, size_t L)
+                                const size_t *restrict off, const float *restrict w, int T, float b,
+                                size_t L)
 {
     const direct_v8 bv = {b, b, b, b, b, b, b, b};
     for (size_t j0 = 0; j0 < L; j0 += DIRECT_LANES) {
@@ -478,7 +475,8 @@ DT_SIMD static void direct_taps2(float *restrict acc0, float *restrict acc1,
 DT_SIMD static void direct_dot3(const float *restrict d, const float *restrict pin,
                                 const size_t *restrict off, size_t L, double *restrict out)
 {
-    const float *restrict p0 = pin + off[0], *restrict p1 = pin + off[1], *restrict p2 = pin + off[2];
+    const float *restrict p0 = pin + off[0], *restrict p1 = pin + off[1],
+                          *restrict p2 = pin + off[2];
     direct_v8 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0};
     direct_v8 d0, d1, d2, d3, x, y;
     for (size_t i = 0; i < L; i += DIRECT_LANES) {
@@ -486,14 +484,14 @@ DT_SIMD static void direct_dot3(const float *restrict d, const float *restrict p
         V8_LOAD(d1, d + i + 8);
         V8_LOAD(d2, d + i + 16);
         V8_LOAD(d3, d + i + 24);
-#define DOT_TAP(a, b, p)                                                                      \
-    V8_LOAD(x, p + i);                                                                        \
-    V8_LOAD(y, p + i + 8);                                                                    \
-    a += d0 * x;                                                                              \
-    b += d1 * y;                                                                              \
-    V8_LOAD(x, p + i + 16);                                                                   \
-    V8_LOAD(y, p + i + 24);                                                                   \
-    a += d2 * x;                                                                              \
+#define DOT_TAP(a, b, p)                                                                           \
+    V8_LOAD(x, p + i);                                                                             \
+    V8_LOAD(y, p + i + 8);                                                                         \
+    a += d0 * x;                                                                                   \
+    b += d1 * y;                                                                                   \
+    V8_LOAD(x, p + i + 16);                                                                        \
+    V8_LOAD(y, p + i + 24);                                                                        \
+    a += d2 * x;                                                                                   \
     b += d3 * y;
         DOT_TAP(a0, b0, p0)
         DOT_TAP(a1, b1, p1)
@@ -535,8 +533,7 @@ static void conv_direct_forward(float *out, const float *inp, const float *weigh
             copy_rows(o + g->OHW, (size_t)OW, acc + L, (size_t)Wp, OH, OW);
         }
         if (oc < OC) {
-            direct_taps(acc, pin, off, weight + (size_t)oc * g->K, g->K,
-                        bias ? bias[oc] : 0.0f, L);
+            direct_taps(acc, pin, off, weight + (size_t)oc * g->K, g->K, bias ? bias[oc] : 0.0f, L);
             copy_rows(out + ((size_t)n * OC + oc) * g->OHW, (size_t)OW, acc, (size_t)Wp, OH, OW);
         }
     }
@@ -566,9 +563,9 @@ static double sum8(const double *d)
     return ((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]));
 }
 
-static void conv_direct_dweight(float *dweight, float *dbias, const float *dout, const float *inp, int N, int C,
-                                int H, int W, int OC, int KH, int KW, int pad, const conv_plan *g,
-                                float *ws)
+static void conv_direct_dweight(float *dweight, float *dbias, const float *dout, const float *inp,
+                                int N, int C, int H, int W, int OC, int KH, int KW, int pad,
+                                const conv_plan *g, float *ws)
 {
     /* dw[oc][tap][8]: double lanes; taps padded to a multiple of 3 (the extra ones repeat the
      * last tap and are dropped), then dbias's lanes db[oc][8]: dout is read once for both */
@@ -688,16 +685,15 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
             if (!g.direct) {
                 make_col(col, x, &g, b, C, H, W, KH, KW, stride, pad, oh0, oh1);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, g.K, (int)P, 1.0f, dmat,
-                            (int)P, col, (int)P, n0 == 0 && oh0 == 0 ? 0.0f : 1.0f, dweight,
-                            g.K);
+                            (int)P, col, (int)P, n0 == 0 && oh0 == 0 ? 0.0f : 1.0f, dweight, g.K);
             }
             if (!dx)
                 continue;
 
             if (g.pointwise) {
                 /* col (C, P) = weight^T (C, OC) @ dmat (OC, P) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)P, OC, 1.0f, weight,
-                            C, dmat, (int)P, 0.0f, col, (int)P);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)P, OC, 1.0f, weight, C,
+                            dmat, (int)P, 0.0f, col, (int)P);
                 scatter_planes(dx, col, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
             } else if (g.transposed) {
                 /* tmp (C, P) = wt (C, OC*KH*KW) @ im2col(dout) (OC*KH*KW, P); OH = H, OW = W */
@@ -717,8 +713,7 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
 
 /* ---- conv -> ReLU -> MaxPool2d(2, 2), fused (batch-lane kernels only) ---- */
 
-int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
-                            int pad)
+int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
 {
     conv_plan g;
     plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
@@ -730,9 +725,9 @@ size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW)
     return (size_t)(N + 7) / 8 * 8 * OC * (size_t)(OH / 2) * (size_t)(OW / 2);
 }
 
-void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp,
-                                  const float *weight, const float *bias, int N, int C, int H,
-                                  int W, int OC, int KH, int KW, int stride, int pad, float *ws)
+void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp, const float *weight,
+                                  const float *bias, int N, int C, int H, int W, int OC, int KH,
+                                  int KW, int stride, int pad, float *ws)
 {
     conv_plan g;
     plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
@@ -748,8 +743,8 @@ void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, co
     conv_plan g;
     plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2);
-    dt_conv_n8_relu_pool_backward(&g.n8, dinp, dweight, dbias, dpout, code, inp, weight, N,
-                                  accum, ws);
+    dt_conv_n8_relu_pool_backward(&g.n8, dinp, dweight, dbias, dpout, code, inp, weight, N, accum,
+                                  ws);
 }
 
 /* ---- references: direct loops, double accumulation ---- */
@@ -789,7 +784,7 @@ void dt_conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const flo
     conv_plan g;
     plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
     const int OH = g.OH, OW = g.OW;
-#define DOUT(n, oc, oh, ow) dout[(((size_t)(n) * OC + (oc)) * OH + (oh)) * OW + (ow)]
+#define DOUT(n, oc, oh, ow) dout[(((size_t)(n)*OC + (oc)) * OH + (oh)) * OW + (ow)]
     for (int oc = 0; oc < OC; oc++) {
         for (int c = 0; c < C; c++)
             for (int kh = 0; kh < KH; kh++)

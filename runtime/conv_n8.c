@@ -79,13 +79,13 @@ void dt_conv_n8_plan(dt_n8_plan *q, int C, int H, int W, int OC, int KH, int KW,
     const size_t plane = (size_t)C * q->Hp * q->Wp * 8;
     const size_t ocm = (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw);
     size_t at = 0;
-    q->off = at, at += kmax;                        /* int32 tap offsets */
-    q->wr = at, at += (size_t)q->OCf * q->K;        /* forward weights [oc tile][t][fc] */
-    q->wx = at, at += (size_t)q->Kx * OC;           /* dinp weights [t tile][oc][xt] */
+    q->off = at, at += kmax;                 /* int32 tap offsets */
+    q->wr = at, at += (size_t)q->OCf * q->K; /* forward weights [oc tile][t][fc] */
+    q->wx = at, at += (size_t)q->Kx * OC;    /* dinp weights [t tile][oc][xt] */
     q->bias = at, at += (size_t)q->OCf;
     at = (at + 7) / 8 * 8;
     q->x8 = at, at += plane;
-    q->o8 = at, at += ocm * q->P * 8;               /* o8 or d8 */
+    q->o8 = at, at += ocm * q->P * 8; /* o8 or d8 */
     q->dx8 = at, at += plane;
     q->PH = q->OH / 2, q->PW = q->OW / 2, q->PP = q->PH * q->PW;
     q->p8 = at, at += (size_t)OC * q->PP * 8;
@@ -214,14 +214,14 @@ static void pixel_bases(int *xp, int p0, int n, const dt_n8_plan *q)
     }
 }
 
-#define FWD_CASES(CB)                                                                           \
-    switch (n) {                                                                                \
-    case 1: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 1); break;                              \
-    case 2: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 2); break;                              \
-    case 3: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 3); break;                              \
-    case 4: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 4); break;                              \
-    case 5: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 5); break;                              \
-    default: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 6); break;                             \
+#define FWD_CASES(CB)                                                                              \
+    switch (n) {                                                                                   \
+    case 1: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 1); break;                                 \
+    case 2: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 2); break;                                 \
+    case 3: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 3); break;                                 \
+    case 4: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 4); break;                                 \
+    case 5: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 5); break;                                 \
+    default: fwd_tile(o, ostr, x8, xp, off, T, w, b, CB, 6); break;                                \
     }
 
 /* o8 (OCf channels of P pixels) = the block's forward, pixel tiles outermost (the taps of a few
@@ -383,10 +383,10 @@ N8_T static void relu_pool_block(float *p8, int32_t *code, const float *o8, cons
             int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * 8;
             for (int pw = 0; pw < q->PW; pw++, x += 16, y += 8, c += 8) {
                 __m256 m = _mm256_max_ps(_mm256_loadu_ps(x), zero), k = zero, v, gt;
-#define POOL_STEP(ptr, kv)                                                                     \
-    v = _mm256_max_ps(_mm256_loadu_ps(ptr), zero);                                             \
-    gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);                                                      \
-    m = _mm256_blendv_ps(m, v, gt);                                                            \
+#define POOL_STEP(ptr, kv)                                                                         \
+    v = _mm256_max_ps(_mm256_loadu_ps(ptr), zero);                                                 \
+    gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);                                                          \
+    m = _mm256_blendv_ps(m, v, gt);                                                                \
     k = _mm256_blendv_ps(k, kv, gt);
                 POOL_STEP(x + 8, k1)
                 POOL_STEP(x + row, k2)
@@ -401,8 +401,7 @@ N8_T static void relu_pool_block(float *p8, int32_t *code, const float *o8, cons
 
 /* d8 (zeroed outside the windows by the caller) = the gradient at the conv's output of the
  * pooled gradient dp8: the unfused maxpool backward (0 + d at the maximum) then ReLU's mask */
-N8_T static void unpool_block(float *d8, const float *dp8, const int32_t *code,
-                              const dt_n8_plan *q)
+N8_T static void unpool_block(float *d8, const float *dp8, const int32_t *code, const dt_n8_plan *q)
 {
     const __m256 zero = _mm256_setzero_ps();
     const __m256i k0 = _mm256_set1_epi32(0), k1 = _mm256_set1_epi32(1);
@@ -416,7 +415,8 @@ N8_T static void unpool_block(float *d8, const float *dp8, const int32_t *code,
             for (int pw = 0; pw < q->PW; pw++, x += 16, y += 8, c += 8) {
                 const __m256 d = _mm256_add_ps(zero, _mm256_loadu_ps(y));
                 const __m256i k = _mm256_loadu_si256((const __m256i *)c);
-                _mm256_storeu_ps(x, _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(k, k0)), d));
+                _mm256_storeu_ps(x,
+                                 _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(k, k0)), d));
                 _mm256_storeu_ps(x + 8,
                                  _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(k, k1)), d));
                 _mm256_storeu_ps(x + row,
@@ -472,8 +472,8 @@ static void forward_impl(const dt_n8_plan *q, float *out, int32_t *code, const f
             from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, p8, PP * 8, 0,
                        q->OC, 1, q->PP, nv, 0);
         } else {
-            from_lanes(out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, o8, P * 8, 0,
-                       q->OC, 1, q->P, nv, 0);
+            from_lanes(out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, o8, P * 8, 0, q->OC,
+                       1, q->P, nv, 0);
         }
     }
 }
@@ -484,9 +484,8 @@ void dt_conv_n8_forward(const dt_n8_plan *q, float *out, const float *inp, const
     forward_impl(q, out, NULL, inp, weight, bias, N, ws);
 }
 
-void dt_conv_n8_relu_pool_forward(const dt_n8_plan *q, float *pout, int32_t *code,
-                                  const float *inp, const float *weight, const float *bias, int N,
-                                  float *ws)
+void dt_conv_n8_relu_pool_forward(const dt_n8_plan *q, float *pout, int32_t *code, const float *inp,
+                                  const float *weight, const float *bias, int N, float *ws)
 {
     DT_ASSERT(q->PP >= 1);
     forward_impl(q, pout, code, inp, weight, bias, N, ws);
@@ -512,8 +511,8 @@ N8_T static void bias_block(double *acc, const float *d8, int OC, int P)
             a = _mm256_add_ps(a, _mm256_loadu_ps(d + (size_t)p * 8));
         a = _mm256_add_ps(a, b);
         double *r = acc + (size_t)c * 8;
-        _mm256_storeu_pd(r, _mm256_add_pd(_mm256_loadu_pd(r),
-                                          _mm256_cvtps_pd(_mm256_castps256_ps128(a))));
+        _mm256_storeu_pd(
+            r, _mm256_add_pd(_mm256_loadu_pd(r), _mm256_cvtps_pd(_mm256_castps256_ps128(a))));
         _mm256_storeu_pd(r + 4, _mm256_add_pd(_mm256_loadu_pd(r + 4),
                                               _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1))));
     }
@@ -579,8 +578,8 @@ static void backward_impl(const dt_n8_plan *q, float *dinp, float *dweight, floa
 }
 
 void dt_conv_n8_backward(const dt_n8_plan *q, float *dinp, float *dweight, float *dbias,
-                         const float *dout, const float *inp, const float *weight, int N,
-                         int accum, float *ws)
+                         const float *dout, const float *inp, const float *weight, int N, int accum,
+                         float *ws)
 {
     backward_impl(q, dinp, dweight, dbias, dout, NULL, inp, weight, N, accum, ws);
 }
@@ -605,17 +604,16 @@ void dt_conv_n8_forward(const dt_n8_plan *q, float *out, const float *inp, const
 }
 
 void dt_conv_n8_backward(const dt_n8_plan *q, float *dinp, float *dweight, float *dbias,
-                         const float *dout, const float *inp, const float *weight, int N,
-                         int accum, float *ws)
+                         const float *dout, const float *inp, const float *weight, int N, int accum,
+                         float *ws)
 {
     (void)q, (void)dinp, (void)dweight, (void)dbias, (void)dout, (void)inp, (void)weight;
     (void)N, (void)accum, (void)ws;
     DT_ASSERT(!"dt_conv_n8_backward without AVX2");
 }
 
-void dt_conv_n8_relu_pool_forward(const dt_n8_plan *q, float *pout, int32_t *code,
-                                  const float *inp, const float *weight, const float *bias, int N,
-                                  float *ws)
+void dt_conv_n8_relu_pool_forward(const dt_n8_plan *q, float *pout, int32_t *code, const float *inp,
+                                  const float *weight, const float *bias, int N, float *ws)
 {
     (void)q, (void)pout, (void)code, (void)inp, (void)weight, (void)bias, (void)N, (void)ws;
     DT_ASSERT(!"dt_conv_n8_relu_pool_forward without AVX2");

@@ -49,7 +49,8 @@ int dt_dataset_apply_norm(dt_dataset *ds, const dt_dataset_opts *opt)
         return DT_OK;
     if (opt->norm_n != 1 && opt->norm_n != ds->c)
         return dt_err("data.mean/data.std: %d values but dataset %s has %d channel%s: expected 1 "
-                      "or %d", opt->norm_n, ds->name, ds->c, ds->c > 1 ? "s" : "", ds->c);
+                      "or %d",
+                      opt->norm_n, ds->name, ds->c, ds->c > 1 ? "s" : "", ds->c);
     float mean[DT_MAX_CHANNELS], std[DT_MAX_CHANNELS];
     for (int c = 0; c < ds->c; c++) {
         int k = opt->norm_n == 1 ? 0 : c;

@@ -36,17 +36,17 @@
 
 typedef struct dt_dataset {
     char name[64];
-    int64_t n;                     /* samples */
-    int c, h, w;                   /* per-sample shape */
+    int64_t n;   /* samples */
+    int c, h, w; /* per-sample shape */
     int classes;
     /* pixels: exactly one of images / fimages is set */
-    const uint8_t *images;         /* (n, c, h, w) uint8, normalized through lut */
-    const float *fimages;          /* (n, c, h, w) float32 as stored, normalized by mean/std */
+    const uint8_t *images; /* (n, c, h, w) uint8, normalized through lut */
+    const float *fimages;  /* (n, c, h, w) float32 as stored, normalized by mean/std */
     /* labels: exactly one of labels / labels32 is set */
-    const uint8_t *labels;         /* (n) */
-    const int32_t *labels32;       /* (n), for formats whose labels may exceed 255 (HDF5) */
-    float mean[DT_MAX_CHANNELS];   /* normalization, per channel, in [0,1] pixel units (uint8) */
-    float std[DT_MAX_CHANNELS];    /* or in stored units (float images) */
+    const uint8_t *labels;           /* (n) */
+    const int32_t *labels32;         /* (n), for formats whose labels may exceed 255 (HDF5) */
+    float mean[DT_MAX_CHANNELS];     /* normalization, per channel, in [0,1] pixel units (uint8) */
+    float std[DT_MAX_CHANNELS];      /* or in stored units (float images) */
     float lut[DT_MAX_CHANNELS][256]; /* lut[c][u] = (u/255 - mean[c]) / std[c] */
     /* ownership: mmap'd regions and heap blocks, released by dt_dataset_free */
     void *map[2];
@@ -58,12 +58,12 @@ typedef struct dt_dataset {
  * dt_dataset_apply_norm reads its normalization. Zero-initialize, then set what differs from the
  * default. */
 typedef struct dt_dataset_opts {
-    const char *h5_images;  /* HDF5 image dataset name; NULL or "" = "images" */
-    const char *h5_labels;  /* HDF5 label dataset name; NULL or "" = "labels" */
-    const char *h5_layout;  /* rank-4 HDF5 images: "nchw" (NULL or "") or "nhwc" */
-    int classes;            /* 0: the format's (10 for the built-ins) or, for HDF5, max label + 1;
+    const char *h5_images; /* HDF5 image dataset name; NULL or "" = "images" */
+    const char *h5_labels; /* HDF5 label dataset name; NULL or "" = "labels" */
+    const char *h5_layout; /* rank-4 HDF5 images: "nchw" (NULL or "") or "nhwc" */
+    int classes;           /* 0: the format's (10 for the built-ins) or, for HDF5, max label + 1;
                              * > 0: labels must lie in [0, classes) */
-    int norm_n;             /* 0: default normalization (the built-in's published statistics;
+    int norm_n;            /* 0: default normalization (the built-in's published statistics;
                              * HDF5: mean/std of the loaded training images); 1: mean[0]/std[0]
                              * for every channel; C: one value per channel */
     float mean[DT_MAX_CHANNELS];

@@ -21,10 +21,10 @@
 #include "data.h"
 
 enum {
-    CIFAR_PIXELS = 3 * 32 * 32,            /* 3072 */
-    CIFAR_RECORD = 1 + CIFAR_PIXELS,       /* 3073 */
-    CIFAR_PER_FILE = 10000,                /* records in an official batch file */
-    CIFAR_CHUNK = 256                      /* records per read(2) */
+    CIFAR_PIXELS = 3 * 32 * 32,      /* 3072 */
+    CIFAR_RECORD = 1 + CIFAR_PIXELS, /* 3073 */
+    CIFAR_PER_FILE = 10000,          /* records in an official batch file */
+    CIFAR_CHUNK = 256                /* records per read(2) */
 };
 
 /* Checks one file's size; returns its record count or DT_ERR. */
@@ -43,11 +43,12 @@ static int64_t cifar_records(const char *path)
     if (size % CIFAR_RECORD != 0)
         return dt_err("%s: size %lld bytes is not a whole number of %d-byte records (1 label byte "
                       "+ 3x32x32 pixel bytes): truncated or not a CIFAR-10 binary file; an "
-                      "official batch file is %lld bytes", path, size, CIFAR_RECORD, full);
+                      "official batch file is %lld bytes",
+                      path, size, CIFAR_RECORD, full);
     if (size > full)
         return dt_err("%s: size %lld bytes holds %lld records: expected at most %d (%lld bytes), "
-                      "as a CIFAR-10 binary batch file", path, size, size / CIFAR_RECORD,
-                      CIFAR_PER_FILE, full);
+                      "as a CIFAR-10 binary batch file",
+                      path, size, size / CIFAR_RECORD, CIFAR_PER_FILE, full);
     return size / CIFAR_RECORD;
 }
 
@@ -62,16 +63,16 @@ static int read_full(int fd, const char *path, uint8_t *buf, size_t len)
         if (r < 0)
             return dt_err("%s: read failed: %s", path, strerror(errno));
         if (r == 0)
-            return dt_err("%s: truncated: the file ended while reading (it shrank while being read?)",
-                          path);
+            return dt_err(
+                "%s: truncated: the file ended while reading (it shrank while being read?)", path);
         got += (size_t)r;
     }
     return DT_OK;
 }
 
 /* Copies the first `want` records of path into images/labels starting at record `at`. */
-static int cifar_read(const char *path, int64_t want, uint8_t *images, uint8_t *labels,
-                      int64_t at, uint8_t *buf)
+static int cifar_read(const char *path, int64_t want, uint8_t *images, uint8_t *labels, int64_t at,
+                      uint8_t *buf)
 {
     int fd = dt_open_regular(path, "a CIFAR-10 binary batch file");
     if (fd < 0)

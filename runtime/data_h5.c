@@ -34,8 +34,8 @@
 enum { READ_BYTES = 32 << 20 };
 
 typedef struct h5obj {
-    const char *path;   /* the file, for messages */
-    const char *name;   /* the dataset name */
+    const char *path; /* the file, for messages */
+    const char *name; /* the dataset name */
     hid_t dset, space, type;
     int rank;
     hsize_t dims[H5S_MAX_RANK];
@@ -229,16 +229,16 @@ static int image_stats(dt_dataset *ds, const h5obj *o, float *mean, float *std)
         std[c] = (float)sqrt(v / total);
         if (!(std[c] > 0.0f) || !isfinite(std[c]) || !isfinite(mean[c]))
             return dt_err("%s: dataset '%s': channel %d of the images has std %g (constant?): "
-                          "cannot normalize by it; give data.mean and data.std", o->path, o->name,
-                          c, (double)std[c]);
+                          "cannot normalize by it; give data.mean and data.std",
+                          o->path, o->name, c, (double)std[c]);
     }
     return DT_OK;
 }
 
 /* The image dataset's element type and sample shape, as validated by check_images. */
 typedef struct h5images {
-    int is_float;  /* float32/float64 (read as float32); else uint8 */
-    int nhwc;      /* rank 4 stored (N, H, W, C): transposed at read */
+    int is_float; /* float32/float64 (read as float32); else uint8 */
+    int nhwc;     /* rank 4 stored (N, H, W, C): transposed at read */
     hsize_t N, C, H, W;
 } h5images;
 
@@ -254,12 +254,14 @@ static int check_images(const h5obj *im, const char *layout, h5images *s)
     if (!s->is_float && !is_u8) {
         type_name(im->type, tn, sizeof tn);
         return dt_err("%s: dataset '%s' has type %s: expected uint8 or float32 (float64 is read as "
-                      "float32) images", im->path, im->name, tn);
+                      "float32) images",
+                      im->path, im->name, tn);
     }
     shape_str(im->dims, im->rank, sh, sizeof sh);
     if (im->rank != 3 && im->rank != 4)
         return dt_err("%s: dataset '%s' has rank %d (shape %s): expected rank 4 (N, C, H, W or "
-                      "N, H, W, C) or 3 (N, H, W)", im->path, im->name, im->rank, sh);
+                      "N, H, W, C) or 3 (N, H, W)",
+                      im->path, im->name, im->rank, sh);
     int nhwc = strcmp(layout, "nhwc") == 0;
     s->nhwc = nhwc && im->rank == 4;
     s->N = im->dims[0];
@@ -276,11 +278,12 @@ static int check_images(const h5obj *im, const char *layout, h5images *s)
                       im->name, sh);
     if (s->C < 1 || s->C > DT_MAX_CHANNELS)
         return dt_err("%s: dataset '%s' has shape %s, so %llu channels as %s: expected 1..%d "
-                      "channels (is data.h5_layout right?)", im->path, im->name, sh,
-                      (unsigned long long)s->C, layout, DT_MAX_CHANNELS);
+                      "channels (is data.h5_layout right?)",
+                      im->path, im->name, sh, (unsigned long long)s->C, layout, DT_MAX_CHANNELS);
     if (s->H < 1 || s->W < 1 || s->H > 65536 || s->W > 65536 || s->C * s->H * s->W > INT32_MAX)
         return dt_err("%s: dataset '%s' has shape %s: expected samples of at most 65536x65536 "
-                      "pixels and 2^31 values", im->path, im->name, sh);
+                      "pixels and 2^31 values",
+                      im->path, im->name, sh);
     return DT_OK;
 }
 
@@ -300,7 +303,8 @@ static int check_labels(const h5obj *lb, const h5obj *im, hsize_t N)
     }
     if (lb->dims[0] != N)
         return dt_err("%s: dataset '%s' has %llu labels but '%s' has %llu images: expected the "
-                      "same count", lb->path, lb->name, (unsigned long long)lb->dims[0], im->name,
+                      "same count",
+                      lb->path, lb->name, (unsigned long long)lb->dims[0], im->name,
                       (unsigned long long)N);
     return DT_OK;
 }
@@ -312,10 +316,10 @@ static int check_like_train(const h5obj *im, const h5images *s, const dt_dataset
                    (hsize_t)train->w == s->W && (train->fimages != NULL) == s->is_float))
         return DT_OK;
     return dt_err("%s: dataset '%s' holds %llux%llux%llu %s samples but the training set %s has "
-                  "%dx%dx%d %s ones: expected the same", im->path, im->name,
-                  (unsigned long long)s->C, (unsigned long long)s->H, (unsigned long long)s->W,
-                  s->is_float ? "float" : "uint8", train->name, train->c, train->h, train->w,
-                  train->fimages ? "float" : "uint8");
+                  "%dx%dx%d %s ones: expected the same",
+                  im->path, im->name, (unsigned long long)s->C, (unsigned long long)s->H,
+                  (unsigned long long)s->W, s->is_float ? "float" : "uint8", train->name, train->c,
+                  train->h, train->w, train->fimages ? "float" : "uint8");
 }
 
 /* Reads the first ds->n labels as int32 and checks their range; sets ds->classes (given, the
@@ -338,10 +342,12 @@ static int read_labels(dt_dataset *ds, const h5obj *lb, const dt_dataset_opts *o
         }
         if (classes > 0)
             return dt_err("%s: dataset '%s': label %d of sample %lld is out of range: expected "
-                          "0..%d (%s)", lb->path, lb->name, (int)l, (long long)i, classes - 1,
+                          "0..%d (%s)",
+                          lb->path, lb->name, (int)l, (long long)i, classes - 1,
                           opt->classes > 0 ? "data.classes" : "the training set's classes");
         return dt_err("%s: dataset '%s': label %d of sample %lld is negative: expected class "
-                      "indices >= 0", lb->path, lb->name, (int)l, (long long)i);
+                      "indices >= 0",
+                      lb->path, lb->name, (int)l, (long long)i);
     }
     if (classes == 0) {
         if (max == INT32_MAX)

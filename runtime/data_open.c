@@ -82,9 +82,8 @@ static int cifar_folder(char *folder, size_t size, const char *dir)
 /* CIFAR-10: the five training batches or the test batch of its folder. */
 static int open_cifar(dt_dataset *ds, const char *dir, int train, int64_t limit)
 {
-    static const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin",
-                                        "data_batch_3.bin", "data_batch_4.bin",
-                                        "data_batch_5.bin", "test_batch.bin"};
+    static const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                        "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
     char folder[4096], paths[5][4096];
     const char *pp[5];
     int np = train ? 5 : 1;
@@ -100,8 +99,8 @@ static int open_cifar(dt_dataset *ds, const char *dir, int train, int64_t limit)
 
 /* The built-in IDX datasets and CIFAR-10: classes are fixed; normalization is the published one
  * unless opt gives one. */
-static int open_builtin(dt_dataset *ds, const char *name, const char *dir, int train,
-                        int64_t limit, const dt_dataset_opts *opt)
+static int open_builtin(dt_dataset *ds, const char *name, const char *dir, int train, int64_t limit,
+                        const dt_dataset_opts *opt)
 {
     int rc = DT_ERR, found = 0;
     for (size_t i = 0; i < sizeof builtin / sizeof builtin[0] && !found; i++) {
@@ -116,7 +115,8 @@ static int open_builtin(dt_dataset *ds, const char *name, const char *dir, int t
     }
     if (!found)
         return dt_err("data.name: unknown dataset '%s': expected mnist, fashion-mnist, cifar10 or "
-                      "hdf5", name);
+                      "hdf5",
+                      name);
     if (rc != 0)
         return DT_ERR;
     snprintf(ds->name, sizeof ds->name, "%s", name);
@@ -129,8 +129,8 @@ static int open_builtin(dt_dataset *ds, const char *name, const char *dir, int t
     if (opt->train) {
         const dt_dataset *t = opt->train;
         if (t->c != ds->c || t->h != ds->h || t->w != ds->w)
-            return dt_err("%s: test samples are %dx%dx%d but the training set %s has %dx%dx%d",
-                          dir, ds->c, ds->h, ds->w, t->name, t->c, t->h, t->w);
+            return dt_err("%s: test samples are %dx%dx%d but the training set %s has %dx%dx%d", dir,
+                          ds->c, ds->h, ds->w, t->name, t->c, t->h, t->w);
         dt_dataset_set_norm(ds, t->mean, t->std);
     }
     return DT_OK;

@@ -28,23 +28,24 @@
  * behind a watched barrier (dt_dist_arrive); the little time spent inside them is covered by a
  * backstop thread that aborts naming the phase when no watched wait can. */
 enum { WD_TAG = 7, WD_RING = 64, WD_FIELDS = 4 };
-static const char *const phase_names[] = {"start-up", "control", "allreduce of gradients",
-                                          "error agreement", "end of epoch", "checkpoint"};
+static const char *const phase_names[] = {
+    "start-up",        "control",      "allreduce of gradients",
+    "error agreement", "end of epoch", "checkpoint"};
 static const double wd_spin_s = 0.01, wd_listen_s = 0.5, wd_grace_s = 2.0;
 
 static struct {
-    double timeout;        /* dist.timeout; 0: off */
-    MPI_Comm comm;         /* the watchdog's own messages */
+    double timeout; /* dist.timeout; 0: off */
+    MPI_Comm comm;  /* the watchdog's own messages */
     int on, rank, world;
     int64_t step, prev_step; /* the step this rank works on; the last one timed */
     double step_t0;
-    double times[WD_RING];  /* the latest step times (s) */
+    double times[WD_RING]; /* the latest step times (s) */
     int ntimes;
-    int64_t seen_step;      /* the last wait every rank had entered: step, phase */
+    int64_t seen_step; /* the last wait every rank had entered: step, phase */
     int seen_phase;
     int64_t mine[WD_FIELDS]; /* what this rank sends: step, phase, seen step, seen phase */
-    int64_t *status;        /* (world, WD_FIELDS) what each rank answered */
-    char *have;             /* have[r]: rank r answered */
+    int64_t *status;         /* (world, WD_FIELDS) what each rank answered */
+    char *have;              /* have[r]: rank r answered */
     MPI_Request *sreq;
     /* backstop thread: inside a blocking collective since (0: not inside one) */
     _Atomic double block_since;

@@ -40,8 +40,8 @@ typedef struct dt_grad_sync {
     MPI_Comm comm;
     int world;
     float *g;
-    size_t n, cap;      /* gradient floats; bucket size in floats (0: no buckets) */
-    size_t started;     /* [started, n) has been handed to MPI this step */
+    size_t n, cap;  /* gradient floats; bucket size in floats (0: no buckets) */
+    size_t started; /* [started, n) has been handed to MPI this step */
     int nreq, maxreq;
     MPI_Request *req;
 } dt_grad_sync;

@@ -38,8 +38,7 @@ DT_SIMD static void apply_mask_accum(float *out, const uint8_t *mask, const floa
         out[i] += inp[i] * ((float)mask[i] * scale);
 }
 
-void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, float p,
-                        uint64_t seed)
+void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, float p, uint64_t seed)
 {
     DT_ASSERT(n >= 0);
     const float scale = keep_scale(p);

@@ -44,8 +44,8 @@ void dt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda, 
         }
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -59,8 +59,8 @@ enum { MR = 6, NR = 16, KC = 320, MC = 144, NC = 2048 };
 static float *pack_a, *pack_b;
 
 /* Ap: the mc x kc block of op(A) at (i0, k0) as panels of MR rows: Ap[p][k][r], zero-padded */
-__attribute__((noinline)) GEMM_T static void pack_A(float *restrict Ap, int ta, const float *A, int lda, int i0, int mc,
-                          int k0, int kc)
+__attribute__((noinline)) GEMM_T static void pack_A(float *restrict Ap, int ta, const float *A,
+                                                    int lda, int i0, int mc, int k0, int kc)
 {
     for (int p = 0; p < mc; p += MR) {
         const int m = mc - p < MR ? mc - p : MR;
@@ -160,9 +160,9 @@ GEMM_T static void micro(int kc, const float *restrict a, const float *restrict 
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 x;
-#define GEMM_ROW(r, lo, hi)                                                                    \
-    x = _mm256_broadcast_ss(a + (r));                                                          \
-    lo = _mm256_fmadd_ps(x, b0, lo);                                                           \
+#define GEMM_ROW(r, lo, hi)                                                                        \
+    x = _mm256_broadcast_ss(a + (r));                                                              \
+    lo = _mm256_fmadd_ps(x, b0, lo);                                                               \
     hi = _mm256_fmadd_ps(x, b1, hi);
         GEMM_ROW(0, c00, c01)
         GEMM_ROW(1, c10, c11)
@@ -228,8 +228,8 @@ GEMM_T static void gemm_avx2(int ta, int tb, int M, int N, int K, const float *A
                     for (int ir = 0; ir < mc; ir += MR) {
                         const int m = mc - ir < MR ? mc - ir : MR;
                         micro(kc, pack_a + (size_t)ir * kc, pack_b + (size_t)jr * kc,
-                              C + (size_t)(ic + ir) * ldc + jc + jr, ldc, m, n,
-                              bs ? bs + jr : NULL, add);
+                              C + (size_t)(ic + ir) * ldc + jc + jr, ldc, m, n, bs ? bs + jr : NULL,
+                              add);
                     }
                 }
             }

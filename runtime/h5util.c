@@ -247,7 +247,6 @@ int dt_h5_get_attr_string(hid_t loc, const char *name, char **out)
     return 1;
 }
 
-
 /* ---- files built in memory ---- */
 
 static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *ud)
@@ -258,8 +257,7 @@ static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *ud)
     return malloc(size);
 }
 
-static void *img_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
-                        void *ud)
+static void *img_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op, void *ud)
 {
     (void)op;
     (void)ud;
@@ -296,11 +294,12 @@ static herr_t img_udata_free(void *ud)
 
 int dt_h5_image_fapl(hid_t fapl, dt_h5_image *im)
 {
-    H5FD_file_image_callbacks_t cb = {img_malloc, img_memcpy, img_realloc, img_free,
+    H5FD_file_image_callbacks_t cb = {img_malloc,     img_memcpy,     img_realloc, img_free,
                                       img_udata_copy, img_udata_free, im};
     im->mem = NULL;
     im->cap = 0;
-    if (H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0)
+    if (H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
+        H5Pset_file_image_callbacks(fapl, &cb) < 0)
         return -1;
     return 0;
 }
@@ -317,4 +316,3 @@ uint64_t dt_h5_image_size(const dt_h5_image *im, uint64_t ublock)
     memcpy(&eof, sb + 28, 8);
     return eof > ublock && eof <= im->cap ? eof : 0;
 }
-

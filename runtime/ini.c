@@ -76,7 +76,8 @@ int dt_ini_parse(const char *text, const char *source, dt_ini_cb cb, void *ud)
         }
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = dt_err("%s:%d: expected 'key = value' or '[section]', got '%s'", source, lineno, s);
+            rc =
+                dt_err("%s:%d: expected 'key = value' or '[section]', got '%s'", source, lineno, s);
             break;
         }
         *eq = '\0';

@@ -113,8 +113,8 @@ void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, co
     if (l->nparam == 0)
         l->param0 = net->nparams;
     DT_ASSERT(l->param0 + l->nparam == net->nparams); /* a layer's tensors are contiguous */
-    dt_param *p = add_tensor(&net->params, &net->nparams, &net->cap_params, ndim, shape,
-                             net->numel);
+    dt_param *p =
+        add_tensor(&net->params, &net->nparams, &net->cap_params, ndim, shape, net->numel);
     snprintf(p->name, sizeof p->name, "%.47s.%.15s", l->name, suffix);
     p->is_bias = (flags & DT_PARAM_BIAS) != 0;
     p->no_decay = (flags & (DT_PARAM_BIAS | DT_PARAM_NO_DECAY)) != 0;
@@ -127,8 +127,8 @@ void dt_net_add_buffer(dt_net *net, dt_layer *l, const char *suffix, int ndim, c
     if (l->nbuf == 0)
         l->buf0 = net->nbufs;
     DT_ASSERT(l->buf0 + l->nbuf == net->nbufs);
-    dt_param *p = add_tensor(&net->bufs, &net->nbufs, &net->cap_bufs, ndim, shape,
-                             net->state_numel);
+    dt_param *p =
+        add_tensor(&net->bufs, &net->nbufs, &net->cap_bufs, ndim, shape, net->state_numel);
     snprintf(p->name, sizeof p->name, "%.43s.%.19s", l->name, suffix);
     net->state_numel += p->numel;
     l->nbuf++;

@@ -40,17 +40,17 @@ typedef struct dt_param {
     int ndim;
     int shape[4];
     size_t numel;
-    size_t off;             /* offset into net->param / net->grad (or net->state for buffers) */
-    int is_bias;            /* a bias */
-    int no_decay;           /* excluded from weight decay by optim.no_decay_bias_bn (biases, BN) */
+    size_t off;   /* offset into net->param / net->grad (or net->state for buffers) */
+    int is_bias;  /* a bias */
+    int no_decay; /* excluded from weight decay by optim.no_decay_bias_bn (biases, BN) */
 } dt_param;
 
 /* What a forward or backward needs to know of the run around it (the trainer fills it; NULL in
  * dt_net_forward / dt_net_backward: one process, no synchronization, seed 0, step 0). */
 typedef struct dt_step_ctx {
-    int sync_bn;      /* 1: BatchNorm statistics over all processes (through allreduce_sum) */
-    int bn_refresh;   /* 1: training-mode forwards accumulate BN statistics (no update) */
-    uint64_t seed;    /* dropout masks: seeded by (seed, rank, step, layer) */
+    int sync_bn;    /* 1: BatchNorm statistics over all processes (through allreduce_sum) */
+    int bn_refresh; /* 1: training-mode forwards accumulate BN statistics (no update) */
+    uint64_t seed;  /* dropout masks: seeded by (seed, rank, step, layer) */
     int rank;
     int64_t step;
     /* sums x[0..n) over all processes in place (NULL: one process, nothing to do) */
@@ -64,8 +64,8 @@ typedef struct dt_step_ctx {
 
 /* One layer kind. Every callback gets the layer and the net it belongs to. */
 typedef struct dt_layer_ops {
-    const char *kind;   /* section name in a model file: "linear", "relu", ... */
-    size_t priv_size;   /* bytes of the kind's own struct, zeroed, at l->priv */
+    const char *kind; /* section name in a model file: "linear", "relu", ... */
+    size_t priv_size; /* bytes of the kind's own struct, zeroed, at l->priv */
     /* The keys of its section besides name and input (dt_layer_option; NULL: none). */
     const struct dt_layer_opt *opts;
     /* Computes the output shape from l->c/h/w (preset to the input's) and declares parameters
@@ -91,8 +91,8 @@ struct dt_layer {
     const dt_layer_ops *ops;
     char name[DT_NAME_MAX];
     int index;
-    int input;          /* producing layer, -1 = the net's input */
-    int input2;         /* second input (residual add), -2 = none */
+    int input;  /* producing layer, -1 = the net's input */
+    int input2; /* second input (residual add), -2 = none */
     int in_c, in_h, in_w;
     int c, h, w;        /* output shape per sample */
     size_t out_size;    /* c * h * w */
@@ -105,7 +105,7 @@ struct dt_layer {
     int param0, nparam; /* its tensors: net->params[param0 .. param0 + nparam) */
     int buf0, nbuf;     /* its non-trainable buffers: net->bufs[buf0 .. buf0 + nbuf) */
     void *priv;
-    const char *src;    /* model source and line of its section, for messages */
+    const char *src; /* model source and line of its section, for messages */
     int line;
     char input_ref[DT_NAME_MAX], from_ref[DT_NAME_MAX]; /* as written, resolved at build */
 };
@@ -121,18 +121,18 @@ struct dt_net {
     dt_layer *layers;
     int nparams, cap_params;
     dt_param *params;
-    size_t numel;            /* total parameter count */
-    float *param;            /* (numel) */
-    float *grad;             /* (numel) */
+    size_t numel; /* total parameter count */
+    float *param; /* (numel) */
+    float *grad;  /* (numel) */
     int nbufs, cap_bufs;
-    dt_param *bufs;          /* non-trainable buffers (BatchNorm running stats), PyTorch names */
+    dt_param *bufs; /* non-trainable buffers (BatchNorm running stats), PyTorch names */
     size_t state_numel;
-    float *state;            /* (state_numel) flat buffer of all buffers */
+    float *state; /* (state_numel) flat buffer of all buffers */
     float *arena;
     size_t arena_floats;
-    float *ws;               /* (ws_floats) scratch shared by all layers, e.g. im2col columns */
+    float *ws; /* (ws_floats) scratch shared by all layers, e.g. im2col columns */
     size_t ws_floats;
-    const float *x;          /* input of the current forward, (N, in_c, in_h, in_w) */
+    const float *x; /* input of the current forward, (N, in_c, in_h, in_w) */
     /* the step context of the current forward/backward (never NULL there: dt_net_forward and
      * dt_net_backward put a default one in place of NULL) */
     const dt_step_ctx *ctx;

@@ -45,8 +45,7 @@ int dt_conv2d_set_path(int path);
 /* Floats of workspace dt_conv2d_forward and dt_conv2d_backward need for this shape (the same
  * number for both; about 1 to 2 MB whatever N, as the kernels work through the batch in chunks
  * of images whose im2col matrix stays in cache). */
-size_t dt_conv2d_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
-                           int pad);
+size_t dt_conv2d_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
 
 /* out = conv(inp, weight) + bias; bias may be NULL. ws: dt_conv2d_ws_floats floats, contents
  * undefined on entry and exit. im2col + sgemm with the images of a chunk side by side (one sgemm
@@ -73,9 +72,9 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
 int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                             int pad);
 size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW);
-void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp,
-                                  const float *weight, const float *bias, int N, int C, int H,
-                                  int W, int OC, int KH, int KW, int stride, int pad, float *ws);
+void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp, const float *weight,
+                                  const float *bias, int N, int C, int H, int W, int OC, int KH,
+                                  int KW, int stride, int pad, float *ws);
 void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
                                    const int32_t *code, const float *inp, const float *weight,
                                    int N, int C, int H, int W, int OC, int KH, int KW, int stride,
@@ -153,9 +152,8 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         int C, int HW, float eps);
 /* Local per-channel sums for the backward (C), in double: sum_dy = sum dout,
  * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. */
-void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout,
-                           const float *inp, const float *save_mean, const float *save_invstd,
-                           int N, int C, int HW);
+void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
+                           const float *save_mean, const float *save_invstd, int N, int C, int HW);
 /* PyTorch SyncBatchNorm's backward (torch/nn/modules/_functions.py, batch_norm_backward_elemt):
  *   dweight = local sum_dy_xhat, dbias = local sum_dy (the data-parallel gradient averaging of
  *   the caller does the rest; either may be NULL),

@@ -146,8 +146,8 @@ void dt_scaler_register_state(dt_scaler *s, struct dt_state *st)
         return;
     dt_state_add(st, "amp/scale", DT_CK_F64, 0, NULL, &s->scale, DT_STATE_SHARED,
                  DT_STATE_FINITE | DT_STATE_POSITIVE);
-    dt_state_add(st, "amp/growth_tracker", DT_CK_I64, 0, NULL, &s->growth_tracker,
-                 DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "amp/growth_tracker", DT_CK_I64, 0, NULL, &s->growth_tracker, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
     dt_state_add(st, "amp/skipped", DT_CK_I64, 0, NULL, &s->skipped, DT_STATE_SHARED,
                  DT_STATE_NONNEG);
 }

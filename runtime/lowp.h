@@ -39,7 +39,7 @@ typedef struct dt_scaler {
     int64_t growth_tracker; /* successful steps since the last change */
     int64_t growth_interval;
     int dynamic;
-    int64_t skipped;        /* steps skipped for inf/NaN gradients */
+    int64_t skipped; /* steps skipped for inf/NaN gradients */
 } dt_scaler;
 void dt_scaler_init(dt_scaler *s, double scale, int dynamic, int64_t growth_interval);
 /* After the (averaged) gradients of a step: g[0..n) finite -> unscales them (g *= float(1/S)),

@@ -18,8 +18,8 @@
 
 #define COL_MAX 64
 #define FORMAT_NAME "dtrain-metrics"
-#define EPOCH_CAP 16              /* epoch records pending at most (each one flushes) */
-#define RESUME_BLOCK 65536        /* rows per block when rewriting the CSVs on resume */
+#define EPOCH_CAP 16       /* epoch records pending at most (each one flushes) */
+#define RESUME_BLOCK 65536 /* rows per block when rewriting the CSVs on resume */
 #define PATH_LEN 4096
 
 enum { STEP, EPOCH };
@@ -216,14 +216,13 @@ static int check_columns(const dt_metrics *m, hid_t grp, int g, hsize_t nlinks)
     char have[512], want[512];
     list_names(grp, nlinks, have, sizeof have);
     list_cols(s, want, sizeof want);
-    return dt_err("%s: %s columns differ: file has (%s), run has (%s)", m->h5path,
-                  group_names[g], have, want);
+    return dt_err("%s: %s columns differ: file has (%s), run has (%s)", m->h5path, group_names[g],
+                  have, want);
 }
 
 /* Opens group g's column datasets into d (the caller closes them) and truncates each to keep
  * rows. 0 or DT_ERR; *ok cleared when a dataspace does not close. */
-static int truncate_columns(const dt_metrics *m, hid_t grp, int g, hid_t *d, int64_t keep,
-                            int *ok)
+static int truncate_columns(const dt_metrics *m, hid_t grp, int g, hid_t *d, int64_t keep, int *ok)
 {
     const mset *s = &m->s[g];
     const char *gname = group_names[g];
@@ -372,8 +371,7 @@ static void free_metrics(dt_metrics *m)
     free(m);
 }
 
-static int setup_set(dt_metrics *m, int g, const char *dir, const char *const *cols, int n,
-                     int cap)
+static int setup_set(dt_metrics *m, int g, const char *dir, const char *const *cols, int n, int cap)
 {
     mset *s = &m->s[g];
     if (n < 1 || !cols)
@@ -383,8 +381,8 @@ static int setup_set(dt_metrics *m, int g, const char *dir, const char *const *c
     for (int j = 0; j < n; j++) {
         if (!cols[j] || !col_valid(cols[j]))
             return dt_err("%s: bad %s column name '%s' (1..%d characters, none of / , \" or "
-                          "whitespace)", dir, group_names[g], cols[j] ? cols[j] : "(null)",
-                          COL_MAX - 1);
+                          "whitespace)",
+                          dir, group_names[g], cols[j] ? cols[j] : "(null)", COL_MAX - 1);
         for (int k = 0; k < j; k++)
             if (strcmp(cols[k], cols[j]) == 0)
                 return dt_err("%s: %s column '%s' given twice", dir, group_names[g], cols[j]);

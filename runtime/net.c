@@ -49,10 +49,10 @@ enum { MAX_SECTION_KEYS = 32 };
 typedef struct {
     dt_net *net;
     int cap;
-    int in_net;       /* inside the [net] section */
+    int in_net; /* inside the [net] section */
     int seen_net;
     dt_layer *cur;
-    int last_line;    /* of the last header or key (messages about what is missing) */
+    int last_line; /* of the last header or key (messages about what is missing) */
     /* the keys of the current section so far: a repeated key is ambiguous */
     int nkeys;
     char keys[MAX_SECTION_KEYS][DT_NAME_MAX];

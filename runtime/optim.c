@@ -78,9 +78,7 @@ void dt_optim_params_defaults(dt_optim_params *p, dt_optim_kind kind)
     p->beta2 = 0.999;
     p->eps = 1e-8;
     switch (kind) {
-    case DT_OPTIM_SGD:
-        p->lr = 0.1;
-        break;
+    case DT_OPTIM_SGD: p->lr = 0.1; break;
     case DT_OPTIM_ADAGRAD:
         p->lr = 1e-2;
         p->eps = 1e-10;
@@ -89,12 +87,8 @@ void dt_optim_params_defaults(dt_optim_params *p, dt_optim_kind kind)
         p->lr = 1.0;
         p->eps = 1e-6;
         break;
-    case DT_OPTIM_RMSPROP:
-        p->lr = 1e-2;
-        break;
-    case DT_OPTIM_ADAM:
-        p->lr = 1e-3;
-        break;
+    case DT_OPTIM_RMSPROP: p->lr = 1e-2; break;
+    case DT_OPTIM_ADAM: p->lr = 1e-3; break;
     case DT_OPTIM_ADAMW:
         p->lr = 1e-3;
         p->weight_decay = 1e-2;
@@ -111,8 +105,8 @@ static int check_range(const char *key, double v, double lo, double hi, int hi_o
         return dt_err("optim.%s = %g: expected a finite number", key, v);
     if (isinf(hi))
         return dt_err("optim.%s = %g: expected a number >= %g (as torch.optim)", key, v, lo);
-    return dt_err("optim.%s = %g: expected a number in [%g, %g%c (as torch.optim)", key, v, lo,
-                  hi, hi_open ? ')' : ']');
+    return dt_err("optim.%s = %g: expected a number in [%g, %g%c (as torch.optim)", key, v, lo, hi,
+                  hi_open ? ')' : ']');
 }
 
 int dt_optim_params_check(const dt_optim_params *p)
@@ -175,14 +169,11 @@ double dt_optim_momentum(const dt_optim *o)
 {
     switch (o->p.kind) {
     case DT_OPTIM_SGD:
-    case DT_OPTIM_RMSPROP:
-        return o->p.momentum;
+    case DT_OPTIM_RMSPROP: return o->p.momentum;
     case DT_OPTIM_ADAM:
-    case DT_OPTIM_ADAMW:
-        return o->p.beta1;
+    case DT_OPTIM_ADAMW: return o->p.beta1;
     case DT_OPTIM_ADAGRAD:
-    case DT_OPTIM_ADADELTA:
-        break;
+    case DT_OPTIM_ADADELTA: break;
     }
     return 0.0;
 }
@@ -198,8 +189,8 @@ static float *add_state(dt_optim *o, const char *name)
     return d;
 }
 
-int dt_optim_init(dt_optim *o, const dt_optim_params *p, size_t numel,
-                  const dt_optim_segment *segs, int nseg)
+int dt_optim_init(dt_optim *o, const dt_optim_params *p, size_t numel, const dt_optim_segment *segs,
+                  int nseg)
 {
     memset(o, 0, sizeof *o);
     if (dt_optim_params_check(p) != 0)
@@ -228,9 +219,7 @@ int dt_optim_init(dt_optim *o, const dt_optim_params *p, size_t numel,
         DT_ASSERT(end == numel);
     }
     switch (p->kind) {
-    case DT_OPTIM_SGD:
-        add_state(o, "momentum_buffer");
-        break;
+    case DT_OPTIM_SGD: add_state(o, "momentum_buffer"); break;
     case DT_OPTIM_ADAGRAD: {
         float *sum = add_state(o, "sum");
         /* torch.full_like(p, initial_accumulator_value): the value rounded to float */
@@ -300,7 +289,9 @@ static float *st(dt_optim *o, int i, size_t off) { return o->state[i].data + off
  *       if nesterov: d_p = d_p.add(buf, alpha=momentum)
  *       else:        d_p = buf
  *   param.add_(d_p, alpha=-lr) */
-typedef struct { float wd, mu, damp1, nlr; } sgd_consts;
+typedef struct {
+    float wd, mu, damp1, nlr;
+} sgd_consts;
 
 /* mode: 0 no momentum, 1 first momentum step (buffer = d_p), 2 momentum, 3 Nesterov, 4 first
  * Nesterov step */
@@ -379,7 +370,9 @@ FMA_CLONES static void adagrad_seg(dt_optim *o, float *restrict p, const float *
  *   delta = acc_delta.add(eps).sqrt_().div_(std).mul_(grad)
  *   acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
  *   param.add_(delta, alpha=-lr) */
-typedef struct { float wd, eps, rho, rho1, nlr; } adadelta_consts;
+typedef struct {
+    float wd, eps, rho, rho1, nlr;
+} adadelta_consts;
 
 static inline void adadelta_loop(const adadelta_consts k, float *restrict p,
                                  const float *restrict grad, float *restrict sq,
@@ -402,8 +395,8 @@ FMA_CLONES static void adadelta_seg(dt_optim *o, float *restrict p, const float 
                                     float *restrict sq, float *restrict acc, size_t n, double wd,
                                     double lr)
 {
-    const adadelta_consts k = {(float)wd, (float)o->p.eps, (float)o->p.rho,
-                               (float)(1.0 - o->p.rho), (float)-lr};
+    const adadelta_consts k = {(float)wd, (float)o->p.eps, (float)o->p.rho, (float)(1.0 - o->p.rho),
+                               (float)-lr};
     if (wd != 0.0)
         adadelta_loop(k, p, grad, sq, acc, n, 1);
     else
@@ -422,7 +415,9 @@ FMA_CLONES static void adadelta_seg(dt_optim *o, float *restrict p, const float 
  *       buf.mul_(momentum).addcdiv_(grad, avg)
  *       param.add_(buf, alpha=-lr)
  *   else: param.addcdiv_(grad, avg, value=-lr) */
-typedef struct { float wd, eps, al, al1, mu, nlr; } rms_consts;
+typedef struct {
+    float wd, eps, al, al1, mu, nlr;
+} rms_consts;
 
 static inline void rmsprop_loop(const rms_consts k, float *restrict p, const float *restrict grad,
                                 float *restrict sq, float *restrict buf, float *restrict gavg,
@@ -457,8 +452,9 @@ FMA_CLONES static void rmsprop_seg(dt_optim *o, float *restrict p, const float *
                                    float *restrict sq, float *restrict buf, float *restrict gavg,
                                    size_t n, double wd, double lr, double momentum)
 {
-    const rms_consts k = {(float)wd, (float)o->p.eps, (float)o->p.alpha,
-                          (float)(1.0 - o->p.alpha), (float)momentum, (float)-lr};
+    const rms_consts k = {(float)wd,         (float)o->p.eps,
+                          (float)o->p.alpha, (float)(1.0 - o->p.alpha),
+                          (float)momentum,   (float)-lr};
     switch ((wd != 0.0) << 2 | (o->p.centered != 0) << 1 | (momentum > 0.0)) {
     case 0: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 0, 0); break;
     case 1: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 0, 1); break;
@@ -487,7 +483,9 @@ FMA_CLONES static void rmsprop_seg(dt_optim *o, float *restrict p, const float *
  *   param.addcdiv_(exp_avg, denom, value=-step_size)
  * which is the lecture's (Kingma & Ba 2014) p -= lr * m_hat / (sqrt(v_hat) + eps) with
  * m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t), eps added after the bias-corrected sqrt. */
-typedef struct { float wd, b1, b1c, b2, b2c, eps, decay, nstep, bc2_sqrt; } adam_consts;
+typedef struct {
+    float wd, b1, b1c, b2, b2c, eps, decay, nstep, bc2_sqrt;
+} adam_consts;
 
 /* mode: 0 no decay, 1 L2 (Adam), 2 decoupled (AdamW) */
 static inline void adam_loop(const adam_consts k, float *restrict p, const float *restrict grad,
@@ -522,9 +520,15 @@ FMA_CLONES static void adam_seg(dt_optim *o, float *restrict p, const float *res
     const double bias_correction1 = 1.0 - pow(beta1, t);
     const double bias_correction2 = 1.0 - pow(beta2, t);
     const double step_size = lr / bias_correction1;
-    const adam_consts k = {(float)wd, (float)beta1, (float)(1.0 - beta1), (float)beta2,
-                           (float)(1.0 - beta2), (float)o->p.eps, (float)(1.0 - lr * wd),
-                           (float)-step_size, (float)sqrt(bias_correction2)};
+    const adam_consts k = {(float)wd,
+                           (float)beta1,
+                           (float)(1.0 - beta1),
+                           (float)beta2,
+                           (float)(1.0 - beta2),
+                           (float)o->p.eps,
+                           (float)(1.0 - lr * wd),
+                           (float)-step_size,
+                           (float)sqrt(bias_correction2)};
     const int mode = o->p.kind == DT_OPTIM_ADAMW ? 2 : wd != 0.0 ? 1 : 0;
     switch (mode << 1 | (o->p.amsgrad != 0)) {
     case 0: adam_loop(k, p, grad, m, v, vmax, n, 0, 0); break;
@@ -549,20 +553,18 @@ void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, doub
         case DT_OPTIM_SGD:
             sgd_seg(o, p, g, st(o, 0, off), n, wd, lr, momentum, first_momentum);
             break;
-        case DT_OPTIM_ADAGRAD:
-            adagrad_seg(o, p, g, st(o, 0, off), n, wd, lr);
-            break;
+        case DT_OPTIM_ADAGRAD: adagrad_seg(o, p, g, st(o, 0, off), n, wd, lr); break;
         case DT_OPTIM_ADADELTA:
             adadelta_seg(o, p, g, st(o, 0, off), st(o, 1, off), n, wd, lr);
             break;
         case DT_OPTIM_RMSPROP:
-            rmsprop_seg(o, p, g, st(o, 0, off), st(o, 1, off),
-                        o->p.centered ? st(o, 2, off) : NULL, n, wd, lr, momentum);
+            rmsprop_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.centered ? st(o, 2, off) : NULL,
+                        n, wd, lr, momentum);
             break;
         case DT_OPTIM_ADAM:
         case DT_OPTIM_ADAMW:
-            adam_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.amsgrad ? st(o, 2, off) : NULL,
-                     n, wd, lr, momentum);
+            adam_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.amsgrad ? st(o, 2, off) : NULL, n,
+                     wd, lr, momentum);
             break;
         }
     }

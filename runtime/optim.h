@@ -45,12 +45,12 @@ typedef struct dt_optim_params {
     int nesterov;        /* sgd: needs momentum > 0 and dampening = 0 */
     double lr_decay;     /* adagrad: clr = lr / (1 + (step - 1) * lr_decay) */
     double initial_accumulator_value; /* adagrad: the sum buffer starts at this value */
-    double eps;          /* adagrad, adadelta, rmsprop, adam, adamw */
-    double rho;          /* adadelta */
-    double alpha;        /* rmsprop smoothing constant */
-    int centered;        /* rmsprop */
-    double beta1, beta2; /* adam, adamw */
-    int amsgrad;         /* adam, adamw */
+    double eps;                       /* adagrad, adadelta, rmsprop, adam, adamw */
+    double rho;                       /* adadelta */
+    double alpha;                     /* rmsprop smoothing constant */
+    int centered;                     /* rmsprop */
+    double beta1, beta2;              /* adam, adamw */
+    int amsgrad;                      /* adam, adamw */
 } dt_optim_params;
 
 /* Fills p with PyTorch 1.13's defaults for `kind`:
@@ -94,12 +94,12 @@ typedef struct dt_optim {
     dt_optim_params p;
     size_t numel;
     int nseg;
-    dt_optim_segment *seg;   /* (nseg) cover [0, numel) in order; adjacent equal flags merged */
+    dt_optim_segment *seg; /* (nseg) cover [0, numel) in order; adjacent equal flags merged */
     int nstate;
     dt_optim_state state[DT_OPTIM_MAX_STATE]; /* the kind's buffers, all allocated at init */
     /* Scalar state, also to be checkpointed: */
-    int64_t step;            /* steps taken (torch's state["step"]; bias correction, lr_decay) */
-    int64_t momentum_ready;  /* sgd: 1 once momentum_buffer holds a value (torch: not None); the
+    int64_t step;           /* steps taken (torch's state["step"]; bias correction, lr_decay) */
+    int64_t momentum_ready; /* sgd: 1 once momentum_buffer holds a value (torch: not None); the
                               * first step with momentum != 0 copies the gradient into it */
 } dt_optim;
 
@@ -108,8 +108,8 @@ typedef struct dt_optim {
  * a bug and asserts; segs == NULL: one segment, all decayed) and allocates the state buffers
  * (zero; Adagrad's "sum" = initial_accumulator_value). Returns 0, or DT_ERR with o left empty
  * (dt_optim_free is still safe). */
-int dt_optim_init(dt_optim *o, const dt_optim_params *p, size_t numel,
-                  const dt_optim_segment *segs, int nseg);
+int dt_optim_init(dt_optim *o, const dt_optim_params *p, size_t numel, const dt_optim_segment *segs,
+                  int nseg);
 
 /* SGD with the given settings over one all-decayed segment (the original API; asserts on values
  * dt_optim_params_check rejects). */

@@ -250,14 +250,14 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
                                 th / stride >= OH || tw / stride >= OW)
                                 continue;
                             s += (double)dout[(((size_t)n * C + c) * OH + th / stride) * OW +
-                                              tw / stride] / (K * K);
+                                              tw / stride] /
+                                 (K * K);
                         }
                     *d = (float)s;
                 }
 }
 
 /* ---- global average pooling ---- */
-
 
 DT_SIMD void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
 {

@@ -72,14 +72,13 @@ void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec)
     fflush(p->out);
 }
 
-void dt_progress_checkpoint(const dt_progress *p, const char *path, const char *why,
-                            int64_t step, double seconds)
+void dt_progress_checkpoint(const dt_progress *p, const char *path, const char *why, int64_t step,
+                            double seconds)
 {
     if (!p->out)
         return;
     dt_progress_clear(p);
-    fprintf(p->out, "checkpoint %s (%s, step %lld, %.2fs)\n", path, why, (long long)step,
-            seconds);
+    fprintf(p->out, "checkpoint %s (%s, step %lld, %.2fs)\n", path, why, (long long)step, seconds);
     fflush(p->out);
 }
 
@@ -92,8 +91,7 @@ void dt_progress_resume_report(const dt_progress *p, const char *report)
 void dt_progress_resume_none(const dt_progress *p, const char *dir)
 {
     if (p->out)
-        fprintf(p->out, "resume: no checkpoint in %s that verifies: starting from scratch\n",
-                dir);
+        fprintf(p->out, "resume: no checkpoint in %s that verifies: starting from scratch\n", dir);
 }
 
 void dt_progress_resumed(const dt_progress *p, const char *path, int64_t step, int64_t epoch,

@@ -41,8 +41,8 @@ void dt_progress_bar(const dt_progress *p, int64_t epoch, int64_t b, int64_t nb,
 void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec);
 
 /* "checkpoint PATH (WHY, step S, T s)" after a checkpoint was written in `seconds`. */
-void dt_progress_checkpoint(const dt_progress *p, const char *path, const char *why,
-                            int64_t step, double seconds);
+void dt_progress_checkpoint(const dt_progress *p, const char *path, const char *why, int64_t step,
+                            double seconds);
 
 /* "resume: REPORT" (report ends with its newline) from scanning a checkpoint directory. */
 void dt_progress_resume_report(const dt_progress *p, const char *report);
@@ -62,19 +62,19 @@ void dt_progress_stopped_saved(const dt_progress *p, int64_t step, int sig, cons
 
 /* The numbers of the final summary line. */
 typedef struct dt_progress_final {
-    int epochs;          /* epoch records */
+    int epochs; /* epoch records */
     int64_t steps;
     double train_loss, test_loss;
-    double test_acc;     /* in [0, 1] */
+    double test_acc; /* in [0, 1] */
     double samples_per_s, wall_s, max_rss_mib;
     uint64_t params_crc; /* XXH64 of the parameters */
     int swa;             /* SWA on: swa_test_acc (in [0, 1]) and swa_n are printed */
     double swa_test_acc;
     int64_t swa_n;
-    int scaler;          /* loss scaling on: loss_scale and skipped_steps are printed */
+    int scaler; /* loss scaling on: loss_scale and skipped_steps are printed */
     double loss_scale;
     int64_t skipped_steps;
-    int ckpt;            /* checkpoints on: ckpt_failures is printed */
+    int ckpt; /* checkpoints on: ckpt_failures is printed */
     int64_t ckpt_failures;
 } dt_progress_final;
 

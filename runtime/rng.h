@@ -44,10 +44,7 @@ static inline uint64_t dt_rng_word(uint64_t seed, uint64_t j)
 }
 
 /* One step of a key: h mixed (the first word of its stream), then x folded in. */
-static inline uint64_t dt_rng_mix(uint64_t h, uint64_t x)
-{
-    return dt_rng_word(h, 0) ^ x;
-}
+static inline uint64_t dt_rng_mix(uint64_t h, uint64_t x) { return dt_rng_word(h, 0) ^ x; }
 
 /* The key of a stream from a seed and three coordinates (e.g. rank, step, layer): three mixing
  * steps, so nearby coordinates give unrelated keys. */

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 typedef struct dt_sampler {
-    int64_t n;           /* dataset size */
+    int64_t n; /* dataset size */
     int world, rank;
     uint64_t seed;
     int shuffle, drop_last;

@@ -22,8 +22,8 @@
 
 /* ---- names ---- */
 
-static const char *const kind_names[] = {"constant", "step",   "multistep", "exponential",
-                                         "cyclic",   "cosine", "cosine_restarts", "onecycle",
+static const char *const kind_names[] = {"constant",   "step",   "multistep",       "exponential",
+                                         "cyclic",     "cosine", "cosine_restarts", "onecycle",
                                          "polynomial", "plateau"};
 static const char *const interval_names[] = {"step", "epoch"};
 static const char *const cyclic_names[] = {"triangular", "triangular2", "exp_range"};
@@ -123,8 +123,7 @@ int dt_sched_parse_milestones(const char *text, dt_sched_params *p)
         errno = 0;
         long long v = strtoll(s, &end, 10);
         if (end == s || errno || v < 0)
-            return dt_err("sched.milestones = '%s': expected comma-separated integers >= 0",
-                          text);
+            return dt_err("sched.milestones = '%s': expected comma-separated integers >= 0", text);
         if (n > 0 && v <= p->milestones[n - 1])
             return dt_err("sched.milestones = '%s': expected strictly increasing values", text);
         if (n == DT_SCHED_MAX_MILESTONES)
@@ -137,8 +136,7 @@ int dt_sched_parse_milestones(const char *text, dt_sched_params *p)
         if (*s == '\0')
             break;
         if (*s != ',')
-            return dt_err("sched.milestones = '%s': expected comma-separated integers >= 0",
-                          text);
+            return dt_err("sched.milestones = '%s': expected comma-separated integers >= 0", text);
         s++;
     }
     p->nmilestones = n;
@@ -157,7 +155,7 @@ void dt_sched_params_defaults(dt_sched_params *p, dt_sched_kind kind)
     p->step_size = 0;                   /* StepLR: required */
     p->gamma = 0.1;                     /* StepLR, MultiStepLR (ExponentialLR: required) */
     p->nmilestones = 0;
-    p->max_lr = 0.0;                    /* CyclicLR, OneCycleLR: required */
+    p->max_lr = 0.0; /* CyclicLR, OneCycleLR: required */
     p->step_size_up = 2000;
     p->step_size_down = 0;
     p->cyclic_mode = DT_SCHED_TRIANGULAR;
@@ -167,7 +165,7 @@ void dt_sched_params_defaults(dt_sched_params *p, dt_sched_kind kind)
     p->max_momentum = kind == DT_SCHED_CYCLIC ? 0.9 : 0.95;
     p->t_max = 0;
     p->eta_min = 0.0;
-    p->t_0 = 0;                         /* CosineAnnealingWarmRestarts: required */
+    p->t_0 = 0; /* CosineAnnealingWarmRestarts: required */
     p->t_mult = 1;
     p->total_steps = 0;
     p->pct_start = 0.3;
@@ -175,7 +173,7 @@ void dt_sched_params_defaults(dt_sched_params *p, dt_sched_kind kind)
     p->three_phase = 0;
     p->div_factor = 25.0;
     p->final_div_factor = 1e4;
-    p->total_iters = 5;                 /* PolynomialLR */
+    p->total_iters = 5; /* PolynomialLR */
     p->power = 1.0;
     p->plateau_mode = DT_SCHED_MODE_MIN;
     p->factor = 0.1;
@@ -194,8 +192,8 @@ static int want_num(const char *key, double v, double lo, int lo_open, double hi
         return DT_OK;
     if (isinf(hi))
         return dt_err("sched.%s = %g: expected a number %s %g", key, v, lo_open ? ">" : ">=", lo);
-    return dt_err("sched.%s = %g: expected a number in %c%g, %g%c", key, v, lo_open ? '(' : '[',
-                  lo, hi, hi_open ? ')' : ']');
+    return dt_err("sched.%s = %g: expected a number in %c%g, %g%c", key, v, lo_open ? '(' : '[', lo,
+                  hi, hi_open ? ')' : ']');
 }
 
 static int want_int(const char *key, int64_t v, int64_t lo, const char *why)
@@ -245,7 +243,8 @@ static int check_multistep(dt_sched_params *q, const kind_ctx *c)
     (void)c;
     if (q->nmilestones < 1 || q->nmilestones > DT_SCHED_MAX_MILESTONES)
         return dt_err("sched.milestones: %d given: expected 1 to %d for sched.kind = "
-                      "multistep", q->nmilestones, DT_SCHED_MAX_MILESTONES);
+                      "multistep",
+                      q->nmilestones, DT_SCHED_MAX_MILESTONES);
     for (int i = 0; i < q->nmilestones; i++)
         if (q->milestones[i] < 0 || (i > 0 && q->milestones[i] <= q->milestones[i - 1]))
             return dt_err("sched.milestones: expected strictly increasing integers >= 0");
@@ -267,14 +266,14 @@ static int check_cyclic(dt_sched_params *q, const kind_ctx *c)
     if (want_num("max_lr", q->max_lr, 0, 0, INFINITY, 0))
         return DT_ERR;
     if (q->max_lr < c->base_lr)
-        return dt_err("sched.max_lr = %g: expected >= optim.lr = %g (cyclic's base_lr)",
-                      q->max_lr, c->base_lr);
+        return dt_err("sched.max_lr = %g: expected >= optim.lr = %g (cyclic's base_lr)", q->max_lr,
+                      c->base_lr);
     if (want_int("step_size_up", q->step_size_up, 1, NULL) ||
         want_int("step_size_down", q->step_size_down, 0, "0: as step_size_up"))
         return DT_ERR;
     if ((int)q->cyclic_mode < 0 || (int)q->cyclic_mode >= COUNT(cyclic_names))
-        return dt_err("sched.cyclic_mode: unknown mode %d: expected one of %s",
-                      (int)q->cyclic_mode, DT_SCHED_CYCLIC_MODE_CHOICES);
+        return dt_err("sched.cyclic_mode: unknown mode %d: expected one of %s", (int)q->cyclic_mode,
+                      DT_SCHED_CYCLIC_MODE_CHOICES);
     if (want_num("cyclic_gamma", q->cyclic_gamma, 0, 1, INFINITY, 0) || check_momenta(q))
         return DT_ERR;
     if (q->step_size_down == 0)
@@ -325,13 +324,13 @@ static int check_onecycle(dt_sched_params *q, const kind_ctx *c)
     const double e2 = q->three_phase ? 2 * q->pct_start * T - 2 : T - 1;
     if (!(e1 > 0))
         return dt_err("sched.pct_start = %g: the rising phase pct_start * total_steps "
-                      "(%lld %s) must exceed 1 step", q->pct_start,
-                      (long long)q->total_steps, c->unit);
+                      "(%lld %s) must exceed 1 step",
+                      q->pct_start, (long long)q->total_steps, c->unit);
     if (!(e2 > e1) || (q->three_phase && !(T - 1 > e2)))
         return dt_err("sched.pct_start = %g: with sched.three_phase = %s and %lld total %s a "
-                      "phase is empty (expected pct_start < %s)", q->pct_start,
-                      q->three_phase ? "true" : "false", (long long)q->total_steps, c->unit,
-                      q->three_phase ? "0.5" : "1");
+                      "phase is empty (expected pct_start < %s)",
+                      q->pct_start, q->three_phase ? "true" : "false", (long long)q->total_steps,
+                      c->unit, q->three_phase ? "0.5" : "1");
     return DT_OK;
 }
 
@@ -344,7 +343,8 @@ static int check_polynomial(dt_sched_params *q, const kind_ctx *c)
         q->total_iters = c->run;
     if (q->total_iters < 1)
         return dt_err("sched.total_iters = 0 (the run) is %lld %s after warmup: expected "
-                      ">= 1", (long long)c->run, c->unit);
+                      ">= 1",
+                      (long long)c->run, c->unit);
     return DT_OK;
 }
 
@@ -352,13 +352,12 @@ static int check_plateau(dt_sched_params *q, const kind_ctx *c)
 {
     (void)c;
     if ((int)q->plateau_mode < 0 || (int)q->plateau_mode > 1)
-        return dt_err("sched.plateau_mode: unknown %d: expected one of %s",
-                      (int)q->plateau_mode, DT_SCHED_PLATEAU_MODE_CHOICES);
+        return dt_err("sched.plateau_mode: unknown %d: expected one of %s", (int)q->plateau_mode,
+                      DT_SCHED_PLATEAU_MODE_CHOICES);
     if ((int)q->threshold_mode < 0 || (int)q->threshold_mode > 1)
         return dt_err("sched.threshold_mode: unknown %d: expected one of %s",
                       (int)q->threshold_mode, DT_SCHED_THRESHOLD_MODE_CHOICES);
-    if (want_num("factor", q->factor, 0, 0, 1, 1) ||
-        want_int("patience", q->patience, 0, NULL) ||
+    if (want_num("factor", q->factor, 0, 0, 1, 1) || want_int("patience", q->patience, 0, NULL) ||
         want_num("threshold", q->threshold, 0, 0, INFINITY, 0) ||
         want_int("cooldown", q->cooldown, 0, NULL) ||
         want_num("min_lr", q->min_lr, 0, 0, INFINITY, 0) ||
@@ -385,15 +384,15 @@ static int (*const check_kind[])(dt_sched_params *, const kind_ctx *) = {
 static int check_common(const dt_sched_params *p, double base_lr, double base_momentum,
                         int64_t total_units)
 {
-    if ((int)p->kind < 0 || (int)p->kind >= COUNT(kind_names) ||
-        (int)p->kind >= COUNT(check_kind))
+    if ((int)p->kind < 0 || (int)p->kind >= COUNT(kind_names) || (int)p->kind >= COUNT(check_kind))
         return dt_err("sched.kind: unknown schedule %d: expected one of %s", (int)p->kind,
                       DT_SCHED_KIND_CHOICES);
     if (!isfinite(base_lr) || base_lr < 0)
         return dt_err("optim.lr = %g: expected a number >= 0", base_lr);
     if (!isfinite(base_momentum) || base_momentum < 0)
         return dt_err("optimizer momentum (optim.momentum, or optim.beta1 for adam/adamw) = %g: "
-                      "expected a number >= 0", base_momentum);
+                      "expected a number >= 0",
+                      base_momentum);
     if (p->per_epoch != 0 && p->per_epoch != 1)
         return dt_err("sched.interval: %d: expected step or epoch", p->per_epoch);
     if (want_int("warmup_steps", p->warmup_steps, 0, NULL) ||
@@ -431,8 +430,7 @@ int64_t dt_sched_clock(const dt_sched *s, int64_t step, int64_t epoch)
 
 int dt_sched_cycles_momentum(const dt_sched *s)
 {
-    return (s->p.kind == DT_SCHED_CYCLIC || s->p.kind == DT_SCHED_ONECYCLE) &&
-           s->p.cycle_momentum;
+    return (s->p.kind == DT_SCHED_CYCLIC || s->p.kind == DT_SCHED_ONECYCLE) && s->p.cycle_momentum;
 }
 
 /* ---- the closed forms; u is the main schedule's clock (after warmup) ---- */
@@ -457,15 +455,9 @@ static void cyclic_amp(const dt_sched *s, int64_t u, double *amp)
     const double scale_factor = x <= step_ratio ? x / step_ratio : (x - 1) / (step_ratio - 1);
     double scale = 1.0;
     switch (s->p.cyclic_mode) {
-    case DT_SCHED_TRIANGULAR:
-        scale = 1.0;
-        break;
-    case DT_SCHED_TRIANGULAR2:
-        scale = 1 / pow(2., cycle - 1);
-        break;
-    case DT_SCHED_EXP_RANGE:
-        scale = pow(s->p.cyclic_gamma, t);
-        break;
+    case DT_SCHED_TRIANGULAR: scale = 1.0; break;
+    case DT_SCHED_TRIANGULAR2: scale = 1 / pow(2., cycle - 1); break;
+    case DT_SCHED_EXP_RANGE: scale = pow(s->p.cyclic_gamma, t); break;
     }
     amp[0] = scale_factor;
     amp[1] = scale;
@@ -512,7 +504,9 @@ static double onecycle(const dt_sched *s, int64_t u, int which)
     const double max_lr = s->p.max_lr, initial_lr = max_lr / s->p.div_factor;
     const double min_lr = initial_lr / s->p.final_div_factor;
     const double mmax = s->p.max_momentum, mbase = s->p.base_momentum;
-    struct { double end, lr0, lr1, m0, m1; } ph[3];
+    struct {
+        double end, lr0, lr1, m0, m1;
+    } ph[3];
     int n;
     ph[0].end = (double)(s->p.pct_start * T) - 1;
     ph[0].lr0 = initial_lr, ph[0].lr1 = max_lr, ph[0].m0 = mmax, ph[0].m1 = mbase;
@@ -586,8 +580,7 @@ static double main_lr(const dt_sched *s, int64_t u)
     const dt_sched_params *p = &s->p;
     const double base = s->base_lr, t = (double)u;
     switch (p->kind) {
-    case DT_SCHED_CONSTANT:
-        return base;
+    case DT_SCHED_CONSTANT: return base;
     case DT_SCHED_STEP:
         /* StepLR._get_closed_form_lr: base_lr * gamma ** (last_epoch // step_size) */
         return base * pow(p->gamma, (double)(u / p->step_size));
@@ -598,26 +591,21 @@ static double main_lr(const dt_sched *s, int64_t u)
     case DT_SCHED_EXPONENTIAL:
         /* ExponentialLR._get_closed_form_lr: base_lr * gamma ** last_epoch */
         return base * pow(p->gamma, t);
-    case DT_SCHED_CYCLIC:
-        return cyclic_lr(s, u);
+    case DT_SCHED_CYCLIC: return cyclic_lr(s, u);
     case DT_SCHED_COSINE:
         /* CosineAnnealingLR._get_closed_form_lr (SGDR eq. 5; the lecture's cosine annealing with
          * T = T_max and no restart, so past T_max it rises again, as torch's):
          *   eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * last_epoch / T_max)) / 2 */
-        return p->eta_min +
-               (base - p->eta_min) * (1 + cos(DT_PI * t / (double)p->t_max)) / 2;
-    case DT_SCHED_COSINE_RESTARTS:
-        return restarts_lr(s, u);
-    case DT_SCHED_ONECYCLE:
-        return onecycle(s, u, 0);
+        return p->eta_min + (base - p->eta_min) * (1 + cos(DT_PI * t / (double)p->t_max)) / 2;
+    case DT_SCHED_COSINE_RESTARTS: return restarts_lr(s, u);
+    case DT_SCHED_ONECYCLE: return onecycle(s, u, 0);
     case DT_SCHED_POLYNOMIAL: {
         /* PolynomialLR._get_closed_form_lr:
          *   base_lr * (1.0 - min(total_iters, last_epoch) / total_iters) ** power */
         int64_t k = u < p->total_iters ? u : p->total_iters;
         return base * pow(1.0 - (double)k / (double)p->total_iters, p->power);
     }
-    case DT_SCHED_PLATEAU:
-        return s->st.lr;
+    case DT_SCHED_PLATEAU: return s->st.lr;
     }
     return base;
 }
@@ -634,8 +622,8 @@ double dt_sched_lr(const dt_sched *s, int64_t t)
          * (in torch, OneCycleLR overwrites the group's initial_lr, which SequentialLR restores
          * and the recursive LinearLR then scales). */
         const double sf = s->p.warmup_start_factor;
-        const double target = s->p.kind == DT_SCHED_ONECYCLE ? s->p.max_lr / s->p.div_factor
-                                                             : s->base_lr;
+        const double target =
+            s->p.kind == DT_SCHED_ONECYCLE ? s->p.max_lr / s->p.div_factor : s->base_lr;
         return target * (sf + (1.0 - sf) * (double)t / (double)w);
     }
     return main_lr(s, t - w);

@@ -41,8 +41,9 @@ typedef enum {
 } dt_sched_kind;
 
 /* Choices of the enum-valued keys, in enum order (for a config table). */
-#define DT_SCHED_KIND_CHOICES \
-    "constant|step|multistep|exponential|cyclic|cosine|cosine_restarts|onecycle|polynomial|plateau"
+#define DT_SCHED_KIND_CHOICES                                                                      \
+    "constant|step|multistep|exponential|cyclic|cosine|cosine_restarts|onecycle|polynomial|"       \
+    "plateau"
 #define DT_SCHED_INTERVAL_CHOICES "step|epoch"
 #define DT_SCHED_CYCLIC_MODE_CHOICES "triangular|triangular2|exp_range"
 #define DT_SCHED_ANNEAL_CHOICES "cos|linear"
@@ -61,64 +62,64 @@ typedef enum { DT_SCHED_THRESHOLD_REL, DT_SCHED_THRESHOLD_ABS } dt_sched_thresho
  * total_units given to dt_sched_init, less the warmup. */
 typedef struct dt_sched_params {
     dt_sched_kind kind;
-    int per_epoch;                 /* clock: 0 optimizer steps, 1 epochs */
-    int64_t warmup_steps;          /* linear warmup length in clock units (0: none) */
-    double warmup_start_factor;    /* LinearLR start_factor, in [0, 1]; 1/3 */
+    int per_epoch;              /* clock: 0 optimizer steps, 1 epochs */
+    int64_t warmup_steps;       /* linear warmup length in clock units (0: none) */
+    double warmup_start_factor; /* LinearLR start_factor, in [0, 1]; 1/3 */
     /* step, multistep, exponential */
-    int64_t step_size;             /* step: required (0 until set: an error) */
-    double gamma;                  /* step, multistep: 0.1; exponential: torch has no default */
-    int nmilestones;               /* multistep: milestones[0 .. n), strictly increasing, >= 0 */
+    int64_t step_size; /* step: required (0 until set: an error) */
+    double gamma;      /* step, multistep: 0.1; exponential: torch has no default */
+    int nmilestones;   /* multistep: milestones[0 .. n), strictly increasing, >= 0 */
     int64_t milestones[DT_SCHED_MAX_MILESTONES];
     /* cyclic (its base_lr is dt_sched_init's base_lr) and onecycle */
-    double max_lr;                 /* required (0 until set: an error) */
-    int64_t step_size_up;          /* cyclic: 2000 */
-    int64_t step_size_down;        /* cyclic: 0 = step_size_up (torch's None) */
-    dt_sched_cyclic_mode cyclic_mode;  /* triangular; scale_mode follows it, as in torch without
+    double max_lr;                      /* required (0 until set: an error) */
+    int64_t step_size_up;               /* cyclic: 2000 */
+    int64_t step_size_down;             /* cyclic: 0 = step_size_up (torch's None) */
+    dt_sched_cyclic_mode cyclic_mode;   /* triangular; scale_mode follows it, as in torch without
                                         * a scale_fn: cycle for triangular and triangular2,
                                         * iterations for exp_range */
-    double cyclic_gamma;           /* exp_range: scale = cyclic_gamma ** t; 1.0 */
-    int cycle_momentum;            /* cyclic, onecycle: true */
+    double cyclic_gamma;                /* exp_range: scale = cyclic_gamma ** t; 1.0 */
+    int cycle_momentum;                 /* cyclic, onecycle: true */
     double base_momentum, max_momentum; /* cyclic 0.8 / 0.9, onecycle 0.85 / 0.95 */
     /* cosine, cosine_restarts */
-    int64_t t_max;                 /* cosine: 0 = the run */
-    double eta_min;                /* 0 */
-    int64_t t_0;                   /* cosine_restarts: required (0 until set: an error) */
-    int64_t t_mult;                /* cosine_restarts: 1 */
+    int64_t t_max;  /* cosine: 0 = the run */
+    double eta_min; /* 0 */
+    int64_t t_0;    /* cosine_restarts: required (0 until set: an error) */
+    int64_t t_mult; /* cosine_restarts: 1 */
     /* onecycle */
-    int64_t total_steps;           /* 0 = the run */
-    double pct_start;              /* 0.3 */
-    dt_sched_anneal anneal_strategy;   /* cos */
-    int three_phase;               /* false */
-    double div_factor;             /* 25: initial_lr = max_lr / div_factor */
-    double final_div_factor;       /* 1e4: min_lr = initial_lr / final_div_factor */
+    int64_t total_steps;             /* 0 = the run */
+    double pct_start;                /* 0.3 */
+    dt_sched_anneal anneal_strategy; /* cos */
+    int three_phase;                 /* false */
+    double div_factor;               /* 25: initial_lr = max_lr / div_factor */
+    double final_div_factor;         /* 1e4: min_lr = initial_lr / final_div_factor */
     /* polynomial */
-    int64_t total_iters;           /* 5; 0 = the run */
-    double power;                  /* 1.0 */
+    int64_t total_iters; /* 5; 0 = the run */
+    double power;        /* 1.0 */
     /* plateau */
-    dt_sched_plateau_mode plateau_mode;       /* min */
-    double factor;                 /* 0.1, in [0, 1) */
-    int64_t patience;              /* 10 */
-    double threshold;              /* 1e-4 */
-    dt_sched_threshold_mode threshold_mode;   /* rel */
-    int64_t cooldown;              /* 0 */
-    double min_lr;                 /* 0 */
-    double plateau_eps;            /* 1e-8: a reduction smaller than this is skipped */
+    dt_sched_plateau_mode plateau_mode;     /* min */
+    double factor;                          /* 0.1, in [0, 1) */
+    int64_t patience;                       /* 10 */
+    double threshold;                       /* 1e-4 */
+    dt_sched_threshold_mode threshold_mode; /* rel */
+    int64_t cooldown;                       /* 0 */
+    double min_lr;                          /* 0 */
+    double plateau_eps;                     /* 1e-8: a reduction smaller than this is skipped */
 } dt_sched_params;
 
 /* The mutable part, all a checkpoint needs besides the params (the closed forms need nothing):
  * ReduceLROnPlateau's state_dict fields. */
 typedef struct dt_sched_state {
-    double lr;                /* plateau: the current lr (base_lr until the first reduction) */
-    double best;              /* plateau: best metric so far (+inf for min, -inf for max) */
+    double lr;   /* plateau: the current lr (base_lr until the first reduction) */
+    double best; /* plateau: best metric so far (+inf for min, -inf for max) */
     int64_t num_bad_epochs;
     int64_t cooldown_counter;
-    int64_t last_epoch;       /* observations so far */
+    int64_t last_epoch; /* observations so far */
 } dt_sched_state;
 
 typedef struct dt_sched {
-    dt_sched_params p;        /* resolved: t_max, total_steps, total_iters, step_size_down set */
+    dt_sched_params p; /* resolved: t_max, total_steps, total_iters, step_size_down set */
     double base_lr, base_momentum;
-    int64_t total_units;      /* the run's length on the clock, warmup included */
+    int64_t total_units; /* the run's length on the clock, warmup included */
     dt_sched_state st;
 } dt_sched;
 

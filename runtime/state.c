@@ -131,14 +131,10 @@ void dt_state_write(const dt_state *s, dt_ck_writer *w)
 static double value_at(const dt_state_item *it, int64_t k)
 {
     switch (it->dtype) {
-    case DT_CK_F32:
-        return ((const float *)it->stage)[k];
-    case DT_CK_F64:
-        return ((const double *)it->stage)[k];
-    case DT_CK_I64:
-        return (double)((const int64_t *)it->stage)[k];
-    case DT_CK_U8:
-        return ((const unsigned char *)it->stage)[k];
+    case DT_CK_F32: return ((const float *)it->stage)[k];
+    case DT_CK_F64: return ((const double *)it->stage)[k];
+    case DT_CK_I64: return (double)((const int64_t *)it->stage)[k];
+    case DT_CK_U8: return ((const unsigned char *)it->stage)[k];
     }
     return 0.0;
 }
@@ -157,7 +153,8 @@ static int check_values(const dt_state *s, const dt_state_item *it, int64_t n)
             what = isint ? "an integer >= 1" : "a value > 0";
         else if ((it->flags & DT_STATE_NONNEG) && !(v >= 0))
             what = isint ? "an integer >= 0" : "a value >= 0";
-        else if (isint && (it->flags & (DT_STATE_POSITIVE | DT_STATE_NONNEG)) && v > DT_STATE_COUNT_MAX)
+        else if (isint && (it->flags & (DT_STATE_POSITIVE | DT_STATE_NONNEG)) &&
+                 v > DT_STATE_COUNT_MAX)
             /* a counter no run reaches; bounded so that counting on from it cannot overflow */
             what = "at most 2^53";
         if (!what)

@@ -49,7 +49,6 @@ enum {
  * counter never overflows. */
 #define DT_STATE_COUNT_MAX 9007199254740992.0
 
-
 typedef struct dt_state_item {
     char name[DT_CK_NAME_MAX];
     dt_ck_dtype dtype;

@@ -12,9 +12,8 @@
 
 #define PI_ 3.14159265358979323846
 
-void dt_swa_init(dt_swa *s, dt_swa_mode mode, int per_epoch, int64_t start, int64_t freq,
-                 double lr, int64_t anneal, int anneal_cos, double decay, size_t numel,
-                 int keep_buffer)
+void dt_swa_init(dt_swa *s, dt_swa_mode mode, int per_epoch, int64_t start, int64_t freq, double lr,
+                 int64_t anneal, int anneal_cos, double decay, size_t numel, int keep_buffer)
 {
     memset(s, 0, sizeof *s);
     s->mode = mode;

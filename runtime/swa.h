@@ -28,14 +28,13 @@ typedef struct dt_swa {
     double decay;        /* EMA decay */
     float *avg;          /* (numel) on rank 0 only, NULL elsewhere */
     size_t numel;
-    int64_t n;           /* snapshots averaged */
-    double lr_at_start;  /* the schedule's lr when SWA took over (for annealing) */
+    int64_t n;          /* snapshots averaged */
+    double lr_at_start; /* the schedule's lr when SWA took over (for annealing) */
 } dt_swa;
 
 /* Allocates the average on rank 0 (keep_buffer != 0). */
-void dt_swa_init(dt_swa *s, dt_swa_mode mode, int per_epoch, int64_t start, int64_t freq,
-                 double lr, int64_t anneal, int anneal_cos, double decay, size_t numel,
-                 int keep_buffer);
+void dt_swa_init(dt_swa *s, dt_swa_mode mode, int per_epoch, int64_t start, int64_t freq, double lr,
+                 int64_t anneal, int anneal_cos, double decay, size_t numel, int keep_buffer);
 void dt_swa_free(dt_swa *s);
 
 /* The lr of the next step, given the schedule's lr for it. c = steps (or epochs) finished before

@@ -18,11 +18,11 @@
 
 static int has_dir(const char *s) { return strcmp(s, "none") != 0; }
 
-static const char *const step_cols[] = {"step", "epoch", "loss", "lr", "momentum", "grad_norm",
-                                        "samples_per_s"};
+static const char *const step_cols[] = {"step",     "epoch",     "loss",         "lr",
+                                        "momentum", "grad_norm", "samples_per_s"};
 static const char *const epoch_cols[DT_EPOCH_COLS] = {
-    "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "samples_per_s",
-    "time_s", "swa_test_acc"};
+    "epoch",    "step", "train_loss",    "train_acc", "test_loss",
+    "test_acc", "lr",   "samples_per_s", "time_s",    "swa_test_acc"};
 
 static int resume(dt_trainer *t, int *resumed);
 /* the net's reduction (SyncBatchNorm, BN refresh): a sum over the trainer's communicator */
@@ -150,8 +150,8 @@ static int open_metrics(dt_trainer *t)
     if (t->rank == 0 && has_dir(cfg->log_dir)) {
         rc = dt_mkdir_p(cfg->log_dir);
         if (rc == 0)
-            rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols,
-                                 DT_EPOCH_COLS, t->log_rows[0], t->log_rows[1], 50);
+            rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols, DT_EPOCH_COLS,
+                                 t->log_rows[0], t->log_rows[1], 50);
     }
     return dt_dist_agree(rc, t->comm);
 }
@@ -170,8 +170,10 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     t->out = t->rank == 0 ? out : NULL;
     t->batch = cfg->batch_size;
     t->last_ckpt = -1;
-    t->step_ctx = (dt_step_ctx){.sync_bn = cfg->sync_bn, .seed = (uint64_t)cfg->seed,
-                                .rank = t->rank, .allreduce_sum = allreduce_sum,
+    t->step_ctx = (dt_step_ctx){.sync_bn = cfg->sync_bn,
+                                .seed = (uint64_t)cfg->seed,
+                                .rank = t->rank,
+                                .allreduce_sum = allreduce_sum,
                                 .comm_ctx = &t->comm};
     if (check_inputs(t) != 0 || init_optim(t) != 0)
         return DT_ERR;
@@ -258,8 +260,7 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     }
     /* Each rank's loss is its batch mean; ranks hold equal batch sizes (DistributedSampler pads),
      * so the mean of the rank means is the global batch mean, as with DDP. */
-    dt_xent_backward(dt_net_dlogits(net), t->probs, targets ? NULL : t->y, targets, n, K,
-                     (float)n);
+    dt_xent_backward(dt_net_dlogits(net), t->probs, targets ? NULL : t->y, targets, n, K, (float)n);
     if (t->scaler.scale > 0.0) { /* GradScaler.scale(loss): the loss times S, in float32 */
         float *dl = dt_net_dlogits(net);
         const float S = (float)t->scaler.scale;
@@ -400,20 +401,22 @@ static int checkpoint_failed(dt_trainer *t, int preempt)
     }
     if (preempt) {
         if (t->rank == 0)
-            dt_err("%s; stopped at step %lld by a pre-emption signal: nothing was saved (%s)",
-                   msg, (long long)t->step, newest);
+            dt_err("%s; stopped at step %lld by a pre-emption signal: nothing was saved (%s)", msg,
+                   (long long)t->step, newest);
         return dt_dist_agree(t->rank == 0 ? DT_ERR : DT_OK, t->comm);
     }
     if (cfg->ckpt_on_error == 1) {
         if (t->rank == 0)
-            dt_err("%s; stopping at step %lld (ckpt.on_error = stop); %s", msg,
-                   (long long)t->step, newest);
+            dt_err("%s; stopping at step %lld (ckpt.on_error = stop); %s", msg, (long long)t->step,
+                   newest);
         return dt_dist_agree(t->rank == 0 ? DT_ERR : DT_OK, t->comm);
     }
     if (t->rank == 0) {
         dt_progress_clear(&t->prog);
-        fprintf(stderr, "dtrain: warning: %s; training goes on and the next checkpoint tries again "
-                "(ckpt.on_error = continue); %s\n", msg, newest);
+        fprintf(stderr,
+                "dtrain: warning: %s; training goes on and the next checkpoint tries again "
+                "(ckpt.on_error = continue); %s\n",
+                msg, newest);
         fflush(stderr);
     }
     return DT_OK;
@@ -444,8 +447,8 @@ static void register_state(dt_trainer *t)
             dt_state_add(st, name, DT_CK_I64, 0, NULL, &t->io.nbt[k++], DT_STATE_SHARED,
                          DT_STATE_NONNEG);
         else
-            dt_state_add(st, name, DT_CK_F32, p->ndim, dims, net->state + p->off,
-                         DT_STATE_SHARED, DT_STATE_FINITE);
+            dt_state_add(st, name, DT_CK_F32, p->ndim, dims, net->state + p->off, DT_STATE_SHARED,
+                         DT_STATE_FINITE);
     }
     dt_optim_register_state(&t->opt, st);
     dt_sched_register_state(&t->sched, st);
@@ -469,8 +472,8 @@ static void register_state(dt_trainer *t)
     dt_swa_register_state(&t->swa, st);
     dt_state_add(st, "metrics/step_rows", DT_CK_I64, 0, NULL, &t->io.step_rows, DT_STATE_SHARED,
                  DT_STATE_NONNEG);
-    dt_state_add(st, "metrics/epoch_rows", DT_CK_I64, 0, NULL, &t->io.epoch_rows,
-                 DT_STATE_SHARED, DT_STATE_NONNEG);
+    dt_state_add(st, "metrics/epoch_rows", DT_CK_I64, 0, NULL, &t->io.epoch_rows, DT_STATE_SHARED,
+                 DT_STATE_NONNEG);
     dt_state_add_rows(st, "metrics/epochs", DT_CK_F64, 2, hdims, t->hist, &t->io.nhist,
                       DT_STATE_RANK0, 0);
 }
@@ -724,8 +727,8 @@ static int check_fits(const dt_trainer *t, const char *path)
     if (epoch < cfg->epochs && step >= (int64_t)cfg->epochs * spe)
         return dt_err("%s: train/step = %lld in epoch %lld: beyond this run's %lld steps (%d "
                       "epochs x %lld): was it written with another data.limit_train or data set?",
-                      path, (long long)step, (long long)epoch + 1,
-                      (long long)cfg->epochs * spe, cfg->epochs, (long long)spe);
+                      path, (long long)step, (long long)epoch + 1, (long long)cfg->epochs * spe,
+                      cfg->epochs, (long long)spe);
     if (step > (epoch + 1) * (spe + 1))
         return dt_err("%s: train/step = %lld in epoch %lld: expected at most %lld (epochs of %lld "
                       "steps in this run)",
@@ -972,8 +975,12 @@ static int log_step(dt_trainer *t, const run_ctx *r, double loss, int64_t epoch)
     if (!t->metrics)
         return DT_OK;
     double el = dt_now() - r->e0;
-    double row[7] = {(double)t->step, (double)epoch, v[0] / t->world, r->ctrl.lr,
-                     r->ctrl.momentum, sqrt(v[1]),
+    double row[7] = {(double)t->step,
+                     (double)epoch,
+                     v[0] / t->world,
+                     r->ctrl.lr,
+                     r->ctrl.momentum,
+                     sqrt(v[1]),
                      el > 0 ? (t->epoch_sums[2] - r->seen0) * t->world / el : 0.0};
     return dt_metrics_step(t->metrics, row) != 0 ? DT_ERR : DT_OK;
 }
@@ -1066,9 +1073,16 @@ static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
                                                : r->last_train_loss;
     dt_sched_observe(&t->sched, metric);
     const double secs = r->epoch_time;
-    *rec = (dt_epoch_rec){(double)epoch + 1, (double)t->step, r->last_train_loss,
-                          100.0 * sums[1] / sums[2], r->ev.loss, 100.0 * r->ev.acc, r->ctrl.lr,
-                          sums[3] / (secs > 0 ? secs : 1), secs, 100.0 * r->swa_acc};
+    *rec = (dt_epoch_rec){(double)epoch + 1,
+                          (double)t->step,
+                          r->last_train_loss,
+                          100.0 * sums[1] / sums[2],
+                          r->ev.loss,
+                          100.0 * r->ev.acc,
+                          r->ctrl.lr,
+                          sums[3] / (secs > 0 ? secs : 1),
+                          secs,
+                          100.0 * r->swa_acc};
     return DT_OK;
 }
 

@@ -14,33 +14,32 @@
 
 static int check_passed, check_failed;
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            check_passed++;                                                                  \
-        } else {                                                                             \
-            check_failed++;                                                                  \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
-        }                                                                                    \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            check_passed++;                                                                        \
+        } else {                                                                                   \
+            check_failed++;                                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+        }                                                                                          \
     } while (0)
 
 /* |a - b| <= atol + rtol * |b| */
-#define CHECK_CLOSE(a, b, rtol, atol)                                                        \
-    do {                                                                                     \
-        double a_ = (double)(a), b_ = (double)(b);                                           \
-        if (fabs(a_ - b_) <= (atol) + (rtol) * fabs(b_)) {                                   \
-            check_passed++;                                                                  \
-        } else {                                                                             \
-            check_failed++;                                                                  \
-            fprintf(stderr, "FAIL %s:%d: %s = %.9g, expected %s = %.9g\n", __FILE__,        \
-                    __LINE__, #a, a_, #b, b_);                                               \
-        }                                                                                    \
+#define CHECK_CLOSE(a, b, rtol, atol)                                                              \
+    do {                                                                                           \
+        double a_ = (double)(a), b_ = (double)(b);                                                 \
+        if (fabs(a_ - b_) <= (atol) + (rtol)*fabs(b_)) {                                           \
+            check_passed++;                                                                        \
+        } else {                                                                                   \
+            check_failed++;                                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s = %.9g, expected %s = %.9g\n", __FILE__, __LINE__, #a, \
+                    a_, #b, b_);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* One check over n elements; reports the worst element. */
 static inline int check_tensor_close_at(const float *a, const float *b, long n, double rtol,
-                                        double atol, const char *what, const char *file,
-                                        int line)
+                                        double atol, const char *what, const char *file, int line)
 {
     long worst = -1;
     double worst_excess = 0.0;
@@ -57,11 +56,11 @@ static inline int check_tensor_close_at(const float *a, const float *b, long n, 
         return 1;
     }
     check_failed++;
-    fprintf(stderr, "FAIL %s:%d: %s: element %ld is %.9g, expected %.9g (rtol %g, atol %g)\n",
-            file, line, what, worst, (double)a[worst], (double)b[worst], rtol, atol);
+    fprintf(stderr, "FAIL %s:%d: %s: element %ld is %.9g, expected %.9g (rtol %g, atol %g)\n", file,
+            line, what, worst, (double)a[worst], (double)b[worst], rtol, atol);
     return 0;
 }
-#define CHECK_TENSOR_CLOSE(a, b, n, rtol, atol) \
+#define CHECK_TENSOR_CLOSE(a, b, n, rtol, atol)                                                    \
     check_tensor_close_at((a), (b), (long)(n), (rtol), (atol), #a " vs " #b, __FILE__, __LINE__)
 
 static inline int check_finish(const char *name)

@@ -111,8 +111,7 @@ static inline void check_default(const char *what, const char *key, double got, 
         check_passed++;
     } else {
         check_failed++;
-        fprintf(stderr, "FAIL defaults %s: %s = %g, torch's default is %g\n", what, key, got,
-                want);
+        fprintf(stderr, "FAIL defaults %s: %s = %g, torch's default is %g\n", what, key, got, want);
     }
 }
 

@@ -51,8 +51,8 @@ static void check_err(int rc, const char *want, const char *file, int line)
         return;
     }
     check_failed++;
-    fprintf(stderr, "FAIL %s:%d: rc %d, message \"%s\", expected DT_ERR with \"%s\"\n", file,
-            line, rc, dt_err_msg(), want);
+    fprintf(stderr, "FAIL %s:%d: rc %d, message \"%s\", expected DT_ERR with \"%s\"\n", file, line,
+            rc, dt_err_msg(), want);
 }
 
 static uint64_t rng_state = 0x243F6A8885A308D3ULL;
@@ -362,7 +362,6 @@ static void check_read_back(dt_ck_reader *r, const rt_item *it, int n, const cha
     CHECK(aname && strcmp(aname, "complete") == 0);
     CHECK(strcmp(dt_ck_path(r), p1) == 0);
     dt_ck_close(r);
-
 }
 
 /* Same content, same bytes: no timestamps or other run-dependent data in the files p1, p2. */
@@ -374,8 +373,8 @@ static void check_same_bytes(const char *p1, const char *p2)
         unsigned char *b1 = malloc((size_t)s1), *b2 = malloc((size_t)s1);
         FILE *f1 = fopen(p1, "rb"), *f2 = fopen(p2, "rb");
         DT_ASSERT(f1 && f2);
-        CHECK(fread(b1, 1, (size_t)s1, f1) == (size_t)s1 && fread(b2, 1, (size_t)s1, f2) ==
-              (size_t)s1 && memcmp(b1, b2, (size_t)s1) == 0);
+        CHECK(fread(b1, 1, (size_t)s1, f1) == (size_t)s1 &&
+              fread(b2, 1, (size_t)s1, f2) == (size_t)s1 && memcmp(b1, b2, (size_t)s1) == 0);
         fclose(f1);
         fclose(f2);
         free(b1);
@@ -494,7 +493,7 @@ static void test_byte_damage(const char *dir)
         {"noheader.h5", "incomplete checkpoint (no dtrain header: its writer did not finish)", -1},
         {"header.h5", "corrupted checkpoint header (checksum mismatch)", 20},
         {"meta.h5", "corrupted HDF5 metadata (checksum mismatch outside the datasets' data)",
-         512 + 8}, /* HDF5's superblock, right after a 512-byte header */
+         512 + 8},                     /* HDF5's superblock, right after a 512-byte header */
         {"longer.h5", "file is ", -2}, /* "file is N + 1 bytes, N were written" */
     };
     for (size_t k = 0; k < sizeof dmg / sizeof *dmg; k++) {
@@ -556,8 +555,10 @@ static void test_verify_errors(void)
         H5Sclose(s);
         H5Fclose(f);
     }
-    snprintf(want, sizeof want, "%s: not a dtrain checkpoint (an HDF5 file without a dtrain "
-             "header)", p);
+    snprintf(want, sizeof want,
+             "%s: not a dtrain checkpoint (an HDF5 file without a dtrain "
+             "header)",
+             p);
     CHECK_ERR(dt_ck_open(&r, p), want);
 
     test_byte_damage(dir);
@@ -668,7 +669,7 @@ static void test_crash(void)
             int rc = dt_ck_open(&r, tmp);
             if (i == 0) /* stopped while writing: recognised as such */
                 CHECK_ERR(rc, "incomplete checkpoint (no dtrain header");
-            else        /* written and closed, only never renamed */
+            else /* written and closed, only never renamed */
                 CHECK(rc == DT_OK);
             dt_ck_close(r);
         } else {
@@ -994,8 +995,7 @@ static void test_metrics(void)
     CHECK_ERR(dt_metrics_open(&m, dir, step_cols, 3, epoch_cols, 3, 0, 0, 0), "flush interval");
     char nodir[700];
     path_in(nodir, sizeof nodir, dir, "nodir");
-    CHECK_ERR(dt_metrics_open(&m, nodir, step_cols, 3, epoch_cols, 3, 0, 0, 10),
-              "No such file");
+    CHECK_ERR(dt_metrics_open(&m, nodir, step_cols, 3, epoch_cols, 3, 0, 0, 10), "No such file");
     /* the failed opens left the log as it was */
     CHECK(check_set(dir, "step", step_cols, se, 22));
 

@@ -48,10 +48,7 @@ static float fpix(int64_t i, int c, int y, int x)
     return (float)pix(i, c, y, x) * 0.0173f - 1.25f + 0.001f * (float)i;
 }
 
-static int label_of(int64_t i, int classes)
-{
-    return (int)((i * 7 + 3) % classes);
-}
+static int label_of(int64_t i, int classes) { return (int)((i * 7 + 3) % classes); }
 
 /* path = tmp/rel (rel may hold directories, created) */
 static const char *tpath(char *buf, size_t n, const char *rel)
@@ -359,7 +356,7 @@ static void test_cifar(void)
 
 typedef struct h5spec {
     const char *name;
-    hid_t ftype, mtype;   /* file and memory types */
+    hid_t ftype, mtype; /* file and memory types */
     int rank;
     hsize_t dims[4];
     const void *data;
@@ -369,9 +366,9 @@ static int h5_put(hid_t file, const h5spec *s)
 {
     int rc = -1;
     hid_t sp = H5Screate_simple(s->rank, s->dims, NULL);
-    hid_t d = sp >= 0 ? H5Dcreate2(file, s->name, s->ftype, sp, H5P_DEFAULT, H5P_DEFAULT,
-                                   H5P_DEFAULT)
-                      : -1;
+    hid_t d = sp >= 0
+                  ? H5Dcreate2(file, s->name, s->ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                  : -1;
     if (d >= 0 && H5Dwrite(d, s->mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->data) >= 0)
         rc = 0;
     if (d >= 0 && H5Dclose(d) < 0)
@@ -441,9 +438,9 @@ static void check_h5_samples(const dt_dataset *ds, int is_float, const char *wha
         for (int c = 0; c < ds->c; c++)
             for (int yy = 0; yy < ds->h; yy++)
                 for (int xx = 0; xx < ds->w; xx++) {
-                    float v = is_float ? (fpix(s, c, yy, xx) - ds->mean[c]) / ds->std[c]
-                                       : ((float)pix(s, c, yy, xx) / 255.0f - ds->mean[c]) /
-                                             ds->std[c];
+                    float v = is_float
+                                  ? (fpix(s, c, yy, xx) - ds->mean[c]) / ds->std[c]
+                                  : ((float)pix(s, c, yy, xx) / 255.0f - ds->mean[c]) / ds->std[c];
                     want[((size_t)c * ds->h + yy) * ds->w + xx] = v;
                 }
         if (!check_tensor_close_at(x + (size_t)i * per, want, (long)per, 0, 0, what, __FILE__,
@@ -959,8 +956,8 @@ static void test_augment_draws(void)
         hi = hist_dx[v] > hi ? hist_dx[v] : hi;
         tot += hist_dy[v];
     }
-    CHECK(tot == total);               /* every offset within [-4, 4] */
-    CHECK(lo > 150 && hi < 300);       /* about 222 each */
+    CHECK(tot == total);         /* every offset within [-4, 4] */
+    CHECK(lo > 150 && hi < 300); /* about 222 each */
     CHECK(nflip > 900 && nflip < 1100);
     /* epochs and indexes are not interchangeable */
     int d3[3], d4[3];
@@ -980,7 +977,9 @@ static void test_augment_float(void)
     dt_dataset fds;
     char p[400];
     CHECK(dt_dataset_open_ex(&fds, "hdf5", tpath(p, sizeof p, "f32.h5"), "train", 0,
-                             &(dt_dataset_opts){.h5_images = "x", .h5_labels = "y", .norm_n = 3,
+                             &(dt_dataset_opts){.h5_images = "x",
+                                                .h5_labels = "y",
+                                                .norm_n = 3,
                                                 .mean = {0.3f, 0.5f, 0.7f},
                                                 .std = {0.2f, 0.25f, 0.3f}}) == 0);
     if (fds.fimages) {

@@ -65,9 +65,11 @@ static void test_shape(gemm_fn f, const char *name, int ta, int tb, int M, int N
         CHECK(worst <= tol);
         CHECK(pad_ok);
         if (!(worst <= tol) || !pad_ok)
-            fprintf(stderr, "  %s ta%d tb%d M%d N%d K%d pad%d bias%d accum%d: max error %.3g "
-                    "(tolerance %.3g), C padding %s\n", name, ta, tb, M, N, K, pad, use_bias,
-                    accum, worst, tol, pad_ok ? "kept" : "overwritten");
+            fprintf(stderr,
+                    "  %s ta%d tb%d M%d N%d K%d pad%d bias%d accum%d: max error %.3g "
+                    "(tolerance %.3g), C padding %s\n",
+                    name, ta, tb, M, N, K, pad, use_bias, accum, worst, tol,
+                    pad_ok ? "kept" : "overwritten");
     }
     free(A), free(B), free(C), free(C0), free(bias), free(want);
 }
@@ -75,8 +77,8 @@ static void test_shape(gemm_fn f, const char *name, int ta, int tb, int M, int N
 static void test_all(gemm_fn f, const char *name)
 {
     static const int shapes[][3] = {
-        {1, 1, 1},     {6, 16, 8},     {5, 15, 7},      {7, 17, 9},     {13, 33, 300},
-        {128, 10, 256}, {150, 40, 520}, {12, 2100, 20}, {37, 100, 1},   {128, 512, 96},
+        {1, 1, 1},      {6, 16, 8},     {5, 15, 7},     {7, 17, 9},   {13, 33, 300},
+        {128, 10, 256}, {150, 40, 520}, {12, 2100, 20}, {37, 100, 1}, {128, 512, 96},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)

@@ -42,8 +42,14 @@ static double lin_loss(void *p)
 
 static void test_linear_fd(int N, int IN, int OUT)
 {
-    lin_ctx c = {N, IN, OUT, falloc((size_t)N * IN), falloc((size_t)OUT * IN), falloc((size_t)OUT),
-                 falloc((size_t)N * OUT), falloc((size_t)N * OUT)};
+    lin_ctx c = {N,
+                 IN,
+                 OUT,
+                 falloc((size_t)N * IN),
+                 falloc((size_t)OUT * IN),
+                 falloc((size_t)OUT),
+                 falloc((size_t)N * OUT),
+                 falloc((size_t)N * OUT)};
     fill(c.inp, (size_t)N * IN, -1, 1);
     fill(c.w, (size_t)OUT * IN, -1, 1);
     fill(c.b, (size_t)OUT, -1, 1);
@@ -464,7 +470,11 @@ static void test_net(void)
         dt_net_free(net);
         return;
     }
-    dnet d = {net, N, x, labels, dt_xmalloc(net->numel, sizeof(double)),
+    dnet d = {net,
+              N,
+              x,
+              labels,
+              dt_xmalloc(net->numel, sizeof(double)),
               dt_xcalloc((size_t)net->nlayers, sizeof(double *)),
               dt_xmalloc((size_t)N * D, sizeof(double))};
     for (int li = 0; li < net->nlayers; li++)
@@ -511,7 +521,7 @@ int main(void)
     test_xent(0);
     test_xent(1);
     test_xent_extremes();
-    static const int shapes[][3] = {{7, 13, 5},  {1, 1, 1},    {1, 784, 10}, {3, 17, 65},
+    static const int shapes[][3] = {{7, 13, 5},   {1, 1, 1},     {1, 784, 10}, {3, 17, 65},
                                     {33, 100, 7}, {64, 31, 129}, {5, 256, 3},  {2, 3, 1000}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         test_linear_vs_ref(shapes[i][0], shapes[i][1], shapes[i][2]);

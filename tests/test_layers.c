@@ -195,19 +195,19 @@ static void test_conv(int N, int C, int H, int W, int OC, int KH, int KW, int st
 static void test_conv_all(void)
 {
     /* N C H W OC KH KW stride pad, fd */
-    test_conv(2, 3, 7, 5, 4, 3, 3, 2, 1, 1);   /* general path, stride 2 */
-    test_conv(2, 3, 7, 5, 4, 1, 1, 1, 0, 1);   /* pointwise */
-    test_conv(2, 3, 7, 5, 4, 5, 5, 1, 2, 1);   /* same padding, few channels: col2im */
-    test_conv(2, 9, 6, 5, 4, 3, 3, 1, 1, 1);   /* same padding, C >= 8: transposed backward */
-    test_conv(2, 8, 5, 7, 10, 5, 5, 1, 2, 1);  /* transposed, OC > C */
-    test_conv(2, 3, 7, 5, 4, 3, 3, 1, 0, 1);   /* valid conv */
-    test_conv(1, 2, 5, 6, 3, 2, 3, 1, 0, 1);   /* non-square kernel */
-    test_conv(2, 3, 6, 7, 2, 2, 3, 2, 1, 1);   /* non-square, strided, padded */
-    test_conv(2, 4, 8, 7, 3, 1, 1, 2, 0, 1);   /* 1x1 stride 2 (resnet shortcut) */
-    test_conv(2, 3, 7, 5, 4, 3, 3, 3, 2, 1);   /* stride 3, pad > K/2 */
-    test_conv(3, 2, 4, 4, 2, 3, 3, 1, 1, 1);   /* 4x4 same */
-    test_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1);   /* scalar */
-    test_conv(2, 2, 3, 3, 3, 5, 5, 1, 2, 1);   /* kernel larger than the image */
+    test_conv(2, 3, 7, 5, 4, 3, 3, 2, 1, 1);  /* general path, stride 2 */
+    test_conv(2, 3, 7, 5, 4, 1, 1, 1, 0, 1);  /* pointwise */
+    test_conv(2, 3, 7, 5, 4, 5, 5, 1, 2, 1);  /* same padding, few channels: col2im */
+    test_conv(2, 9, 6, 5, 4, 3, 3, 1, 1, 1);  /* same padding, C >= 8: transposed backward */
+    test_conv(2, 8, 5, 7, 10, 5, 5, 1, 2, 1); /* transposed, OC > C */
+    test_conv(2, 3, 7, 5, 4, 3, 3, 1, 0, 1);  /* valid conv */
+    test_conv(1, 2, 5, 6, 3, 2, 3, 1, 0, 1);  /* non-square kernel */
+    test_conv(2, 3, 6, 7, 2, 2, 3, 2, 1, 1);  /* non-square, strided, padded */
+    test_conv(2, 4, 8, 7, 3, 1, 1, 2, 0, 1);  /* 1x1 stride 2 (resnet shortcut) */
+    test_conv(2, 3, 7, 5, 4, 3, 3, 3, 2, 1);  /* stride 3, pad > K/2 */
+    test_conv(3, 2, 4, 4, 2, 3, 3, 1, 1, 1);  /* 4x4 same */
+    test_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1);  /* scalar */
+    test_conv(2, 2, 3, 3, 3, 5, 5, 1, 2, 1);  /* kernel larger than the image */
     /* chunked: several images per GEMM, one image per GEMM, bands of rows */
     test_conv(5, 32, 24, 24, 6, 3, 3, 1, 1, 0);  /* transposed, one image per chunk */
     test_conv(2, 64, 32, 32, 3, 3, 3, 1, 1, 0);  /* transposed, row bands */
@@ -230,8 +230,8 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
                                 int bias, int zero_input)
 {
     char what[160];
-    snprintf(what, sizeof what, "conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d%s%s", N, C, H, W,
-             OC, K, stride, pad, bias ? "" : " no bias", zero_input ? " zero input (ties)" : "");
+    snprintf(what, sizeof what, "conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d%s%s", N, C, H, W, OC,
+             K, stride, pad, bias ? "" : " no bias", zero_input ? " zero input (ties)" : "");
     const int fusable = dt_conv2d_relu_pool2_ok(N, C, H, W, OC, K, K, stride, pad);
     CHECK(fusable);
     if (!fusable) {
@@ -280,8 +280,8 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
         ok &= CHECK_TENSOR_CLOSE(dbf, db, OC, 0.0, 0.0);
     /* without an input gradient (a first layer), accum = 0 */
     fill_nan(dwf, nw), fill_nan(ws, wsn);
-    dt_conv2d_relu_pool2_backward(NULL, dwf, NULL, R, code, x, w, N, C, H, W, OC, K, K, stride,
-                                  pad, 0, ws);
+    dt_conv2d_relu_pool2_backward(NULL, dwf, NULL, R, code, x, w, N, C, H, W, OC, K, K, stride, pad,
+                                  0, ws);
     ok &= CHECK_TENSOR_CLOSE(dwf, dw, nw, 0.0, 0.0);
     CHECK(ws_guard_ok(ws, wsn));
     if (!ok)
@@ -301,11 +301,11 @@ static void test_conv_relu_pool_all(void)
         return;
     }
     /* N C H W OC K stride pad bias zero_input */
-    test_conv_relu_pool(9, 1, 28, 28, 6, 5, 1, 2, 1, 0);  /* lenet5 conv1, a partial block */
+    test_conv_relu_pool(9, 1, 28, 28, 6, 5, 1, 2, 1, 0);   /* lenet5 conv1, a partial block */
     test_conv_relu_pool(16, 6, 14, 14, 16, 5, 1, 0, 1, 0); /* lenet5 conv2 */
-    test_conv_relu_pool(3, 2, 9, 8, 5, 3, 1, 0, 0, 0);    /* odd 7x6 output: a dropped row */
-    test_conv_relu_pool(8, 3, 11, 9, 4, 3, 2, 1, 1, 0);   /* strided, odd output */
-    test_conv_relu_pool(10, 2, 6, 6, 3, 3, 1, 1, 1, 1);   /* ties and ReLU zeros */
+    test_conv_relu_pool(3, 2, 9, 8, 5, 3, 1, 0, 0, 0);     /* odd 7x6 output: a dropped row */
+    test_conv_relu_pool(8, 3, 11, 9, 4, 3, 2, 1, 1, 0);    /* strided, odd output */
+    test_conv_relu_pool(10, 2, 6, 6, 3, 3, 1, 1, 1, 1);    /* ties and ReLU zeros */
     dt_conv2d_set_path(DT_CONV_GEMM);
     CHECK(!dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 6, 5, 5, 1, 2));
     dt_conv2d_set_path(old);
@@ -381,8 +381,7 @@ typedef struct {
 static double maxpool_loss(void *p)
 {
     pool_ctx *c = p;
-    dt_maxpool_forward_ref(c->out, c->arg, c->inp, c->N, c->C, c->H, c->W, c->K, c->stride,
-                           c->pad);
+    dt_maxpool_forward_ref(c->out, c->arg, c->inp, c->N, c->C, c->H, c->W, c->K, c->stride, c->pad);
     return dot(c->out, c->R, (size_t)c->N * c->C * c->OH * c->OW);
 }
 
@@ -408,8 +407,19 @@ static void fill_distinct(float *x, size_t n)
 
 static void test_maxpool(int N, int C, int H, int W, int K, int stride, int pad)
 {
-    pool_ctx c = {N, C, H, W, K, stride, pad, dt_conv_out_size(H, K, stride, pad),
-                  dt_conv_out_size(W, K, stride, pad), NULL, NULL, NULL, NULL};
+    pool_ctx c = {N,
+                  C,
+                  H,
+                  W,
+                  K,
+                  stride,
+                  pad,
+                  dt_conv_out_size(H, K, stride, pad),
+                  dt_conv_out_size(W, K, stride, pad),
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     const size_t ni = (size_t)N * C * H * W, no = (size_t)N * C * c.OH * c.OW;
     c.inp = falloc(ni), c.R = falloc(no), c.out = falloc(no);
     c.arg = dt_xmalloc(no, sizeof *c.arg);
@@ -478,8 +488,19 @@ static void test_maxpool_ties(void)
 
 static void test_avgpool(int N, int C, int H, int W, int K, int stride, int pad)
 {
-    pool_ctx c = {N, C, H, W, K, stride, pad, dt_conv_out_size(H, K, stride, pad),
-                  dt_conv_out_size(W, K, stride, pad), NULL, NULL, NULL, NULL};
+    pool_ctx c = {N,
+                  C,
+                  H,
+                  W,
+                  K,
+                  stride,
+                  pad,
+                  dt_conv_out_size(H, K, stride, pad),
+                  dt_conv_out_size(W, K, stride, pad),
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL};
     const size_t ni = (size_t)N * C * H * W, no = (size_t)N * C * c.OH * c.OW;
     c.inp = falloc(ni), c.R = falloc(no), c.out = falloc(no);
     float *out = falloc(no), *dx = falloc(ni), *dx_ref = falloc(ni), *fd = falloc(ni);
@@ -528,8 +549,8 @@ static double gap_loss(void *p)
 
 static void test_gap(int N, int C, int HW)
 {
-    gap_ctx c = {N, C, HW, falloc((size_t)N * C * HW), falloc((size_t)N * C),
-                 falloc((size_t)N * C)};
+    gap_ctx c = {
+        N, C, HW, falloc((size_t)N * C * HW), falloc((size_t)N * C), falloc((size_t)N * C)};
     const size_t ni = (size_t)N * C * HW, no = (size_t)N * C;
     float *dx = falloc(ni), *fd = falloc(ni), *dx2 = falloc(ni), *ref = falloc(no);
     fill(c.inp, ni, -1, 1);
@@ -595,8 +616,8 @@ static double bn_loss(void *p)
 {
     bn_ctx *c = p;
     const size_t n = (size_t)c->N * c->C * c->HW;
-    bn_train_double(c->y, c->x, c->affine ? c->w : NULL, c->affine ? c->b : NULL, c->N, c->C,
-                    c->HW, 1e-5, NULL, NULL);
+    bn_train_double(c->y, c->x, c->affine ? c->w : NULL, c->affine ? c->b : NULL, c->N, c->C, c->HW,
+                    1e-5, NULL, NULL);
     double l = 0.0;
     for (size_t i = 0; i < n; i++)
         l += c->y[i] * c->R[i];
@@ -634,8 +655,8 @@ static void bn_train_step(float *out, float *dx, float *dw, float *db, float *me
 {
     double *s = dt_xmalloc((size_t)C * 4, sizeof *s);
     dt_bn_stats(s, s + C, x, N, C, HW);
-    dt_bn_forward_train(out, mean, invstd, rm, rv, x, w, b, s, s + C, (double)N * HW, N, C, HW,
-                        eps, momentum);
+    dt_bn_forward_train(out, mean, invstd, rm, rv, x, w, b, s, s + C, (double)N * HW, N, C, HW, eps,
+                        momentum);
     if (dy) {
         dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW);
         dt_bn_backward(dx, dw, db, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
@@ -666,11 +687,17 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
                   dy, N, C, HW, eps, momentum, 0);
 
     /* forward, saved statistics and running statistics against the double formula */
-    bn_ctx c = {N, C, HW, affine, to_double(x, n), to_double(w, C), to_double(b, C),
-                dt_xmalloc(n, sizeof(double)), to_double(dy, n)};
+    bn_ctx c = {N,
+                C,
+                HW,
+                affine,
+                to_double(x, n),
+                to_double(w, C),
+                to_double(b, C),
+                dt_xmalloc(n, sizeof(double)),
+                to_double(dy, n)};
     double *dmean = dt_xmalloc(C, sizeof *dmean), *dvar = dt_xmalloc(C, sizeof *dvar);
-    bn_train_double(c.y, c.x, affine ? c.w : NULL, affine ? c.b : NULL, N, C, HW, eps, dmean,
-                    dvar);
+    bn_train_double(c.y, c.x, affine ? c.w : NULL, affine ? c.b : NULL, N, C, HW, eps, dmean, dvar);
     float *want = falloc(n), *want_c = falloc(C * 4);
     for (size_t i = 0; i < n; i++)
         want[i] = (float)c.y[i];
@@ -726,8 +753,9 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
-        want[i] = (float)(((double)x[i] - rm0[k]) / sqrt((double)rv0[k] + eps) *
-                              (affine ? w[k] : 1.0) + (affine ? b[k] : 0.0));
+        want[i] =
+            (float)(((double)x[i] - rm0[k]) / sqrt((double)rv0[k] + eps) * (affine ? w[k] : 1.0) +
+                    (affine ? b[k] : 0.0));
     }
     ok = CHECK_TENSOR_CLOSE(junk, want, n, 1e-5, 1e-5);
     double *zeros = dt_xcalloc(2 * (size_t)C, sizeof *zeros), *ls = dt_xmalloc(2 * C, sizeof *ls);

@@ -94,7 +94,8 @@ static void test_fixture(const char *path)
     /* spot values */
     CHECK(dt_round_fp16_1(65519.0f) == 65504.0f && isinf(dt_round_fp16_1(65520.0f)));
     CHECK(dt_round_fp16_1(0x1p-25f) == 0.0f && dt_round_fp16_1(0x1.8p-25f) == 0x1p-24f);
-    CHECK(dt_round_bf16_1(1.0f + 0x1p-8f) == 1.0f && dt_round_bf16_1(1.0f + 0x3p-8f) == 1.0f + 0x1p-6f);
+    CHECK(dt_round_bf16_1(1.0f + 0x1p-8f) == 1.0f &&
+          dt_round_bf16_1(1.0f + 0x3p-8f) == 1.0f + 0x1p-6f);
 }
 
 static void test_scaler(void)

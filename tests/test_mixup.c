@@ -158,8 +158,7 @@ static void test_uniform_range(void)
 
 /* ---- streams ---- */
 
-static int same_stream(uint64_t a0, uint64_t b0, uint64_t c0, uint64_t a1, uint64_t b1,
-                       uint64_t c1)
+static int same_stream(uint64_t a0, uint64_t b0, uint64_t c0, uint64_t a1, uint64_t b1, uint64_t c1)
 {
     dt_rng r0, r1;
     dt_rng_seed(&r0, a0, b0, c0);
@@ -540,8 +539,7 @@ static void test_fd_net(void)
         check_passed++;
     } else {
         check_failed++;
-        fprintf(stderr, "FAIL: %d of %d finite differences were inconsistent\n", skipped,
-                4 * PER);
+        fprintf(stderr, "FAIL: %d of %d finite differences were inconsistent\n", skipped, 4 * PER);
     }
     CHECK(max_abs(g, net->numel) > 1e-3);
     free(g);

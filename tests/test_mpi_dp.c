@@ -56,7 +56,8 @@ static int64_t train(dt_net *net, const dt_dataset *ds, const dt_config *base, i
         t.epoch = e;
         for (int64_t b = 0; b < t.steps_per_epoch; b++) {
             int64_t c = dt_sched_clock(&t.sched, steps, e);
-            dt_ctrl ctrl = {.lr = dt_sched_lr(&t.sched, c), .momentum = dt_sched_momentum(&t.sched, c)};
+            dt_ctrl ctrl = {.lr = dt_sched_lr(&t.sched, c),
+                            .momentum = dt_sched_momentum(&t.sched, c)};
             int correct;
             dt_trainer_step(&t, shard + b * batch, batch, &ctrl, &correct);
             steps++;
@@ -153,10 +154,10 @@ int main(int argc, char **argv)
     dt_dataset ds;
     make_data(&ds);
     const char *plain[] = {"optim.momentum", "0", "sched.kind", "constant", "optim.lr", "0.05"};
-    const char *momentum[] = {"optim.momentum", "0.9", "optim.dampening", "0.1",
-                              "optim.weight_decay", "1e-3", "optim.lr", "0.02"};
-    const char *nesterov[] = {"optim.momentum", "0.8", "optim.nesterov", "true", "sched.kind",
-                              "cosine", "optim.lr", "0.03", "seed", "5"};
+    const char *momentum[] = {"optim.momentum",     "0.9",  "optim.dampening", "0.1",
+                              "optim.weight_decay", "1e-3", "optim.lr",        "0.02"};
+    const char *nesterov[] = {"optim.momentum", "0.8",      "optim.nesterov", "true", "sched.kind",
+                              "cosine",         "optim.lr", "0.03",           "seed", "5"};
     const char *syncbn[] = {"train.sync_bn", "true", "optim.lr", "0.05"};
     run_case("plain", plain, 6, rank, world, &ds, NULL);
     run_case("momentum", momentum, 8, rank, world, &ds, NULL);
@@ -164,11 +165,11 @@ int main(int argc, char **argv)
     /* SyncBatchNorm: W ranks x b == 1 rank x W*b, running statistics included */
     run_case("sync_bn", syncbn, 4, rank, world, &ds, bn_model);
     /* gradients averaged in buckets of 104 bytes: one MPI_Iallreduce per layer, during backward */
-    const char *buckets[] = {"train.bucket_mb", "0.0001", "optim.momentum", "0.9", "optim.lr",
-                             "0.02"};
+    const char *buckets[] = {"train.bucket_mb", "0.0001", "optim.momentum", "0.9",
+                             "optim.lr",        "0.02"};
     run_case("buckets", buckets, 6, rank, world, &ds, NULL);
-    const char *bn_buckets[] = {"train.bucket_mb", "0.0001", "train.sync_bn", "true", "optim.lr",
-                                "0.05"};
+    const char *bn_buckets[] = {"train.bucket_mb", "0.0001", "train.sync_bn", "true",
+                                "optim.lr",        "0.05"};
     run_case("buckets + sync_bn", bn_buckets, 6, rank, world, &ds, bn_model);
     test_grad_sync(rank, world);
     dt_dataset_free(&ds);

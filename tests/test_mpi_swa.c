@@ -58,8 +58,7 @@ static void write_model(void)
     DT_ASSERT(fclose(f) == 0);
 }
 
-static uint8_t train_img[N_TRAIN * IN], train_lbl[N_TRAIN], test_img[N_TEST * IN],
-    test_lbl[N_TEST];
+static uint8_t train_img[N_TRAIN * IN], train_lbl[N_TRAIN], test_img[N_TEST * IN], test_lbl[N_TEST];
 
 static void make_data(dt_dataset *train, dt_dataset *test)
 {
@@ -86,8 +85,9 @@ static void make_data(dt_dataset *train, dt_dataset *test)
 static void make_config(dt_config *cfg, const char *const *sets, int nsets)
 {
     dt_config_defaults(cfg);
-    const char *base[] = {"train.batch_size", "8", "train.eval_batch_size", "8",
-                          "train.progress", "never", "optim.lr", "0.05", "train.epochs", "3"};
+    const char *base[] = {
+        "train.batch_size", "8",    "train.eval_batch_size", "8", "train.progress", "never",
+        "optim.lr",         "0.05", "train.epochs",          "3"};
     for (int i = 0; i < 10; i += 2)
         DT_ASSERT(dt_config_set(cfg, base[i], base[i + 1], "test") == 0);
     for (int i = 0; i < nsets; i += 2)
@@ -380,13 +380,13 @@ int main(int argc, char **argv)
     dt_dataset train, test;
     make_data(&train, &test);
     test_refresh(&train, &test, rank, world);
-    const char *swa_step[] = {"swa.mode", "swa", "swa.interval", "step", "swa.start", "5",
-                              "swa.freq", "3", "swa.lr", "0.02", "sched.kind", "cosine"};
-    const char *swa_anneal[] = {"swa.mode", "swa", "swa.interval", "step", "swa.start", "4",
-                                "swa.freq", "2", "swa.lr", "0.01", "swa.anneal", "5",
-                                "swa.anneal_strategy", "linear"};
-    const char *ema[] = {"swa.mode", "ema", "swa.interval", "step", "swa.start", "2",
-                         "swa.ema_decay", "0.8", "sched.kind", "constant"};
+    const char *swa_step[] = {"swa.mode", "swa", "swa.interval", "step", "swa.start",  "5",
+                              "swa.freq", "3",   "swa.lr",       "0.02", "sched.kind", "cosine"};
+    const char *swa_anneal[] = {
+        "swa.mode", "swa",  "swa.interval", "step", "swa.start",           "4",     "swa.freq", "2",
+        "swa.lr",   "0.01", "swa.anneal",   "5",    "swa.anneal_strategy", "linear"};
+    const char *ema[] = {"swa.mode", "ema",           "swa.interval", "step",       "swa.start",
+                         "2",        "swa.ema_decay", "0.8",          "sched.kind", "constant"};
     run_case("swa step", swa_step, 12, 0, &train, &test, rank, world);
     run_case("swa anneal", swa_anneal, 14, 0, &train, &test, rank, world);
     run_case("ema", ema, 10, 1, &train, &test, rank, world);

@@ -31,13 +31,34 @@ static const double RTOL = 1e-6;
 /* ---- reading the fixture (fixture.h: next_line, next_tok, next_kv, read_doubles, ...) ---- */
 
 /* dt_optim_params fields by name, as the fixture (and the config keys) name them. */
-typedef struct { const char *name; size_t off; int is_int; } field;
-#define FD(f) {#f, offsetof(dt_optim_params, f), 0}
-#define FI(f) {#f, offsetof(dt_optim_params, f), 1}
+typedef struct {
+    const char *name;
+    size_t off;
+    int is_int;
+} field;
+#define FD(f)                                                                                      \
+    {                                                                                              \
+#f, offsetof(dt_optim_params, f), 0                                                        \
+    }
+#define FI(f)                                                                                      \
+    {                                                                                              \
+#f, offsetof(dt_optim_params, f), 1                                                        \
+    }
 static const field fields[] = {
-    FD(lr), FD(weight_decay), FD(momentum), FD(dampening), FI(nesterov), FD(lr_decay),
-    FD(initial_accumulator_value), FD(eps), FD(rho), FD(alpha), FI(centered), FD(beta1),
-    FD(beta2), FI(amsgrad),
+    FD(lr),
+    FD(weight_decay),
+    FD(momentum),
+    FD(dampening),
+    FI(nesterov),
+    FD(lr_decay),
+    FD(initial_accumulator_value),
+    FD(eps),
+    FD(rho),
+    FD(alpha),
+    FI(centered),
+    FD(beta1),
+    FD(beta2),
+    FI(amsgrad),
 };
 
 static const field *find_field(const char *name)
@@ -349,7 +370,11 @@ static int has_state(const dt_optim *o, const char *name)
 
 static void check_state_names(void)
 {
-    static const struct { dt_optim_kind kind; int opt; const char *names[3]; } want[] = {
+    static const struct {
+        dt_optim_kind kind;
+        int opt;
+        const char *names[3];
+    } want[] = {
         {DT_OPTIM_SGD, 0, {"momentum_buffer"}},
         {DT_OPTIM_ADAGRAD, 0, {"sum"}},
         {DT_OPTIM_ADADELTA, 0, {"square_avg", "acc_delta"}},

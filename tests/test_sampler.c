@@ -70,8 +70,8 @@ static int check_sampler_line(FILE *f)
     int64_t n, w, r, shuffle, dl, epoch, ns, k;
     uint64_t seed, ck;
     if (!read_i64(f, &n) || !read_i64(f, &w) || !read_i64(f, &r) || !read_u64(f, &seed) ||
-        !read_i64(f, &shuffle) || !read_i64(f, &dl) || !read_i64(f, &epoch) ||
-        !read_i64(f, &ns) || !read_i64(f, &k) || !read_u64(f, &ck) || k < 0 || k > ns)
+        !read_i64(f, &shuffle) || !read_i64(f, &dl) || !read_i64(f, &epoch) || !read_i64(f, &ns) ||
+        !read_i64(f, &k) || !read_u64(f, &ck) || k < 0 || k > ns)
         return 0;
     int64_t *want = dt_xmalloc((size_t)(k ? k : 1), sizeof *want);
     for (int64_t i = 0; i < k; i++)
@@ -124,8 +124,8 @@ static int check_perm_line(FILE *f)
     int ok = checksum(p, n) == ck && memcmp(p, want, (size_t)k * sizeof *want) == 0;
     CHECK(ok);
     if (!ok && ref_failures++ < 10)
-        fprintf(stderr, "  randperm n=%lld seed=%llu call=%lld differs from torch\n",
-                (long long)n, (unsigned long long)seed, (long long)call);
+        fprintf(stderr, "  randperm n=%lld seed=%llu call=%lld differs from torch\n", (long long)n,
+                (unsigned long long)seed, (long long)call);
     free(p);
     free(want);
     perm_cases++;
@@ -233,7 +233,7 @@ static void check_epochs(void)
     int64_t *e0 = dt_xmalloc((size_t)ns, sizeof *e0), *e1 = dt_xmalloc((size_t)ns, sizeof *e1);
     memcpy(e0, dt_sampler_epoch(&s, 0), (size_t)ns * sizeof *e0);
     memcpy(e1, dt_sampler_epoch(&s, 1), (size_t)ns * sizeof *e1);
-    CHECK(memcmp(e0, e1, (size_t)ns * sizeof *e0) != 0);           /* epochs differ */
+    CHECK(memcmp(e0, e1, (size_t)ns * sizeof *e0) != 0);                      /* epochs differ */
     CHECK(memcmp(dt_sampler_epoch(&s, 1), e1, (size_t)ns * sizeof *e1) == 0); /* same again */
     CHECK(memcmp(dt_sampler_epoch(&s, 0), e0, (size_t)ns * sizeof *e0) == 0); /* back to 0 */
     /* seed + epoch: seed 42 epoch 1 is seed 43 epoch 0 */
@@ -264,15 +264,15 @@ static void check_epochs(void)
 static void check_errors(void)
 {
     dt_sampler s;
-    CHECK(dt_sampler_init(&s, 0, 1, 0, 0, 1, 0) != 0);      /* empty dataset */
+    CHECK(dt_sampler_init(&s, 0, 1, 0, 0, 1, 0) != 0); /* empty dataset */
     dt_sampler_free(&s);
-    CHECK(dt_sampler_init(&s, 3, 4, 0, 0, 1, 1) != 0);      /* N < W with drop_last */
+    CHECK(dt_sampler_init(&s, 3, 4, 0, 0, 1, 1) != 0); /* N < W with drop_last */
     CHECK(strlen(dt_err_msg()) > 0);
     dt_sampler_free(&s);
-    CHECK(dt_sampler_init(&s, 3, 4, 3, 0, 1, 0) == 0);      /* without drop_last: padded */
+    CHECK(dt_sampler_init(&s, 3, 4, 3, 0, 1, 0) == 0); /* without drop_last: padded */
     CHECK(s.num_samples == 1 && s.total_size == 4);
     dt_sampler_free(&s);
-    CHECK(dt_sampler_init(&s, 4, 4, 3, 0, 1, 1) == 0);      /* N == W with drop_last */
+    CHECK(dt_sampler_init(&s, 4, 4, 3, 0, 1, 1) == 0); /* N == W with drop_last */
     CHECK(s.num_samples == 1);
     dt_sampler_free(&s);
 }

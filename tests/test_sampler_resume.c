@@ -60,7 +60,7 @@ static void check_case(int64_t n, int w, int b, int64_t k, int w2, uint64_t seed
         CHECK(twice == 0); /* nothing repeats; the dropped tail is < w2 + w samples */
         CHECK(never < w + w2);
     } else {
-        CHECK(never == 0); /* every sample seen */
+        CHECK(never == 0);              /* every sample seen */
         CHECK(twice <= w2 - 1 + w - 1); /* only padding repeats */
     }
     CHECK(dealt >= (drop_last ? 0 : n - consumed));

@@ -58,18 +58,60 @@ typedef struct {
 } sched_case;
 
 typedef enum { F_D, F_I64, F_INT, F_ENUM } ftype;
-typedef struct { const char *name; size_t off; ftype type; } field;
-#define FD(f) {#f, offsetof(dt_sched_params, f), F_D}
-#define FL(f) {#f, offsetof(dt_sched_params, f), F_I64}
-#define FN(f) {#f, offsetof(dt_sched_params, f), F_INT}
-#define FE(f) {#f, offsetof(dt_sched_params, f), F_ENUM}
+typedef struct {
+    const char *name;
+    size_t off;
+    ftype type;
+} field;
+#define FD(f)                                                                                      \
+    {                                                                                              \
+#f, offsetof(dt_sched_params, f), F_D                                                      \
+    }
+#define FL(f)                                                                                      \
+    {                                                                                              \
+#f, offsetof(dt_sched_params, f), F_I64                                                    \
+    }
+#define FN(f)                                                                                      \
+    {                                                                                              \
+#f, offsetof(dt_sched_params, f), F_INT                                                    \
+    }
+#define FE(f)                                                                                      \
+    {                                                                                              \
+#f, offsetof(dt_sched_params, f), F_ENUM                                                   \
+    }
 static const field fields[] = {
-    FN(per_epoch), FL(warmup_steps), FD(warmup_start_factor), FL(step_size), FD(gamma),
-    FD(max_lr), FL(step_size_up), FL(step_size_down), FE(cyclic_mode), FD(cyclic_gamma),
-    FN(cycle_momentum), FD(base_momentum), FD(max_momentum), FL(t_max), FD(eta_min), FL(t_0),
-    FL(t_mult), FL(total_steps), FD(pct_start), FE(anneal_strategy), FN(three_phase),
-    FD(div_factor), FD(final_div_factor), FL(total_iters), FD(power), FE(plateau_mode),
-    FD(factor), FL(patience), FD(threshold), FE(threshold_mode), FL(cooldown), FD(min_lr),
+    FN(per_epoch),
+    FL(warmup_steps),
+    FD(warmup_start_factor),
+    FL(step_size),
+    FD(gamma),
+    FD(max_lr),
+    FL(step_size_up),
+    FL(step_size_down),
+    FE(cyclic_mode),
+    FD(cyclic_gamma),
+    FN(cycle_momentum),
+    FD(base_momentum),
+    FD(max_momentum),
+    FL(t_max),
+    FD(eta_min),
+    FL(t_0),
+    FL(t_mult),
+    FL(total_steps),
+    FD(pct_start),
+    FE(anneal_strategy),
+    FN(three_phase),
+    FD(div_factor),
+    FD(final_div_factor),
+    FL(total_iters),
+    FD(power),
+    FE(plateau_mode),
+    FD(factor),
+    FL(patience),
+    FD(threshold),
+    FE(threshold_mode),
+    FL(cooldown),
+    FD(min_lr),
     FD(plateau_eps),
 };
 
@@ -106,15 +148,9 @@ static int set_field(dt_sched_params *p, const field *fd, const char *val)
 {
     char *base = (char *)p + fd->off;
     switch (fd->type) {
-    case F_D:
-        *(double *)base = strtod(val, NULL);
-        return 0;
-    case F_I64:
-        *(int64_t *)base = strtoll(val, NULL, 10);
-        return 0;
-    case F_INT:
-        *(int *)base = atoi(val);
-        return 0;
+    case F_D: *(double *)base = strtod(val, NULL); return 0;
+    case F_I64: *(int64_t *)base = strtoll(val, NULL, 10); return 0;
+    case F_INT: *(int *)base = atoi(val); return 0;
     case F_ENUM: {
         int e = 0;
         if (parse_enum(fd->name, val, &e) != 0)
@@ -132,15 +168,10 @@ static double get_field(const dt_sched_params *p, const field *fd)
     const char *base = (const char *)p + fd->off;
     int e;
     switch (fd->type) {
-    case F_D:
-        return *(const double *)base;
-    case F_I64:
-        return (double)*(const int64_t *)base;
-    case F_INT:
-        return (double)*(const int *)base;
-    case F_ENUM:
-        memcpy(&e, base, sizeof e);
-        return (double)e;
+    case F_D: return *(const double *)base;
+    case F_I64: return (double)*(const int64_t *)base;
+    case F_INT: return (double)*(const int *)base;
+    case F_ENUM: memcpy(&e, base, sizeof e); return (double)e;
     }
     return NAN;
 }
@@ -238,15 +269,17 @@ static void check_plateau(FILE *f, const char *name, const sched_case *c, int T)
         double got = dt_sched_lr(&s, e);
         track(&worst_closed, got, lr[e], 1e-300);
         if (fabs(got - lr[e]) > RTOL_CLOSED * fabs(lr[e]))
-            fails++, fprintf(stderr, "FAIL %s epoch %d: lr %.17g, torch %.17g\n", name, e, got,
-                             lr[e]);
+            fails++,
+                fprintf(stderr, "FAIL %s epoch %d: lr %.17g, torch %.17g\n", name, e, got, lr[e]);
         CHECK(dt_sched_momentum(&s, e) == c->base_momentum);
         dt_sched_observe(&s, metric[e]);
         int same_best = s.st.best == best[e] || (isnan(s.st.best) && isnan(best[e]));
         if (!same_best || (double)s.st.num_bad_epochs != bad[e] ||
             (double)s.st.cooldown_counter != cool[e])
-            fails++, fprintf(stderr, "FAIL %s after epoch %d: best %g bad %lld cool %lld, torch "
-                             "%g %g %g\n", name, e, s.st.best, (long long)s.st.num_bad_epochs,
+            fails++, fprintf(stderr,
+                             "FAIL %s after epoch %d: best %g bad %lld cool %lld, torch "
+                             "%g %g %g\n",
+                             name, e, s.st.best, (long long)s.st.num_bad_epochs,
                              (long long)s.st.cooldown_counter, best[e], bad[e], cool[e]);
     }
     CHECK(fails == 0);
@@ -283,19 +316,21 @@ static void check_case(FILE *f)
                 double got = dt_sched_lr(&s, t);
                 track(&worst_torch, got, lr[t], 1e-3 * c.base_lr);
                 if (!(fabs(got - lr[t]) <= RTOL_TORCH * fabs(lr[t]) + slack))
-                    fails++, fprintf(stderr, "FAIL %s t=%d: lr %.17g, torch %.17g\n", name, t,
-                                     got, lr[t]);
+                    fails++, fprintf(stderr, "FAIL %s t=%d: lr %.17g, torch %.17g\n", name, t, got,
+                                     lr[t]);
                 if (nc == T) {
                     track(&worst_closed, got, closed[t], 1e-300);
                     if (!(fabs(got - closed[t]) <= RTOL_CLOSED * fabs(closed[t])))
-                        fails++, fprintf(stderr, "FAIL %s t=%d: lr %.17g, torch's closed form "
-                                         "%.17g\n", name, t, got, closed[t]);
+                        fails++, fprintf(stderr,
+                                         "FAIL %s t=%d: lr %.17g, torch's closed form "
+                                         "%.17g\n",
+                                         name, t, got, closed[t]);
                 }
                 double m = dt_sched_momentum(&s, t), wm = nm == T ? mom[t] : c.base_momentum;
                 track(&worst_mom, m, wm, 1e-300);
                 if (!(fabs(m - wm) <= RTOL_CLOSED * fabs(wm)))
-                    fails++, fprintf(stderr, "FAIL %s t=%d: momentum %.17g, torch %.17g\n", name,
-                                     t, m, wm);
+                    fails++, fprintf(stderr, "FAIL %s t=%d: momentum %.17g, torch %.17g\n", name, t,
+                                     m, wm);
             }
             CHECK(fails == 0);
             CHECK(dt_sched_cycles_momentum(&s) == (nm == T));
@@ -380,8 +415,9 @@ static void check_restarts_simulated(void)
         int64_t t_cur = 0, t_i = 3;
         double worst = 0;
         for (int64_t t = 0; t < 500; t++) {
-            double want = 0.001 + (0.2 - 0.001) * (1 + cos(3.14159265358979323846 *
-                                                           (double)t_cur / (double)t_i)) / 2;
+            double want =
+                0.001 +
+                (0.2 - 0.001) * (1 + cos(3.14159265358979323846 * (double)t_cur / (double)t_i)) / 2;
             worst = fmax(worst, fabs(dt_sched_lr(&s, t) - want));
             if (++t_cur >= t_i) {
                 t_cur -= t_i;
@@ -439,7 +475,6 @@ static void check_onecycle_end(void)
     CHECK_CLOSE(dt_sched_lr(&s, 0), 0.1 / 25, 1e-12, 0.0);
     CHECK(dt_sched_momentum(&s, 0) == 0.95);
 }
-
 
 static void expect_error(int rc, const char *needle)
 {

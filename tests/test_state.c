@@ -105,8 +105,8 @@ static void test_auto_search(dt_state *s, int64_t *k)
     CHECK(save(s, p2, -1) == 0);
     *k = 0;
     int64_t step = -1;
-    CHECK(dt_ck_find_latest_if(sub, found, sizeof found, &step, report, sizeof report,
-                               accept, s) == 1);
+    CHECK(dt_ck_find_latest_if(sub, found, sizeof found, &step, report, sizeof report, accept, s) ==
+          1);
     CHECK(step == 1 && strcmp(found, p1) == 0);
     CHECK(has(report, p2, "k = -1: expected an integer >= 1"));
     dt_state_commit(s);
@@ -251,11 +251,21 @@ static void test_trainer(const char *label, const char *const *sets, int nsets)
     t.io.nhist = cfg.epochs;
     fill(s, 0);
     /* the table covers what a resume needs from each module */
-    const char *want[] = {"model/fc1.weight", "model/bn1.running_mean",
-                          "model/bn1.num_batches_tracked", "optim/step", "sched/last_epoch",
-                          "train/step", "train/epoch_pos", "train/epoch_sums", "train/time",
-                          "rng/streams", "metrics/epochs", "metrics/step_rows", "swa/average",
-                          "swa/n", "amp/scale"};
+    const char *want[] = {"model/fc1.weight",
+                          "model/bn1.running_mean",
+                          "model/bn1.num_batches_tracked",
+                          "optim/step",
+                          "sched/last_epoch",
+                          "train/step",
+                          "train/epoch_pos",
+                          "train/epoch_sums",
+                          "train/time",
+                          "rng/streams",
+                          "metrics/epochs",
+                          "metrics/step_rows",
+                          "swa/average",
+                          "swa/n",
+                          "amp/scale"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!dt_state_find(s, want[i]) && (t.scaler.scale > 0.0 || strncmp(want[i], "amp/", 4))) {
             fprintf(stderr, "  %s: no item %s\n", label, want[i]);

@@ -85,7 +85,8 @@ static double swalr_lr(int cos_, double swa_lr, double lr0, int64_t anneal, int6
             step = step > 1 ? step : 1;
         double a = (double)(anneal > 1 ? anneal : 1);
         double prev_alpha = anneal_fn(cos_, clamp01((double)(step - 1) / a));
-        double initial = prev_alpha == 1.0 ? swa_lr : (lr - prev_alpha * swa_lr) / (1.0 - prev_alpha);
+        double initial =
+            prev_alpha == 1.0 ? swa_lr : (lr - prev_alpha * swa_lr) / (1.0 - prev_alpha);
         double alpha = anneal_fn(cos_, clamp01((double)step / a));
         lr = swa_lr * alpha + initial * (1.0 - alpha);
     }
@@ -147,8 +148,8 @@ static void test_average(void)
 
 static void test_counting(void)
 {
-    const int64_t cases[][2] = {{0, 1}, {10, 5}, {3, 4}, {7, 1}, {5, 3}, {0, 7}, {12, 12},
-                                {1, 2}, {60, 5}};
+    const int64_t cases[][2] = {{0, 1}, {10, 5},  {3, 4}, {7, 1}, {5, 3},
+                                {0, 7}, {12, 12}, {1, 2}, {60, 5}};
     const int64_t total = 60;
     int64_t ref[64], got[64];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

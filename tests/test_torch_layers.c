@@ -327,8 +327,7 @@ static void run_bn(const ref_case *c)
 
     /* training step */
     dt_bn_stats(s, s + C, x, N, C, HW);
-    dt_bn_forward_train(out, mean, invstd, rm, rv, x, wa, ba, s, s + C, M, N, C, HW, eps,
-                        momentum);
+    dt_bn_forward_train(out, mean, invstd, rm, rv, x, wa, ba, s, s + C, M, N, C, HW, eps, momentum);
     dt_bn_backward_reduce(s + 2 * C, s + 3 * C, R, x, mean, invstd, N, C, HW);
     dt_bn_backward(dx, affine ? dw : NULL, affine ? db : NULL, R, x, mean, invstd, wa, s + 2 * C,
                    s + 3 * C, s + 2 * C, s + 3 * C, M, N, C, HW, 0);

@@ -258,8 +258,8 @@ static int check_fixture(const char *path)
         } else if (strcmp(tok, "traj") == 0) {
             double lr, mom, damp, wd;
             int nest, steps;
-            ok = fscanf(f, "%63s %lf %lf %lf %lf %d %d", traj_name, &lr, &mom, &damp, &wd,
-                        &nest, &steps) == 7 &&
+            ok = fscanf(f, "%63s %lf %lf %lf %lf %d %d", traj_name, &lr, &mom, &damp, &wd, &nest,
+                        &steps) == 7 &&
                  steps > 0 && steps <= MAX_STEPS;
             if (ok)
                 run_trajectory(lr, mom, damp, wd, nest, steps);

@@ -20,7 +20,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: tool_ckedit IN OUT set ITEM INDEX VALUE | drop ITEM | attr NAME VALUE\n");
+    fprintf(stderr,
+            "usage: tool_ckedit IN OUT set ITEM INDEX VALUE | drop ITEM | attr NAME VALUE\n");
     return 1;
 }
 
@@ -36,18 +37,10 @@ static int set_value(const dt_ck_item *it, void *data, const char *index, const 
     }
     errno = 0;
     switch (it->dtype) {
-    case DT_CK_F32:
-        ((float *)data)[k] = strtof(value, &end);
-        break;
-    case DT_CK_F64:
-        ((double *)data)[k] = strtod(value, &end);
-        break;
-    case DT_CK_I64:
-        ((int64_t *)data)[k] = strtoll(value, &end, 10);
-        break;
-    case DT_CK_U8:
-        ((unsigned char *)data)[k] = (unsigned char)strtoul(value, &end, 10);
-        break;
+    case DT_CK_F32: ((float *)data)[k] = strtof(value, &end); break;
+    case DT_CK_F64: ((double *)data)[k] = strtod(value, &end); break;
+    case DT_CK_I64: ((int64_t *)data)[k] = strtoll(value, &end, 10); break;
+    case DT_CK_U8: ((unsigned char *)data)[k] = (unsigned char)strtoul(value, &end, 10); break;
     }
     if (*end || errno) {
         fprintf(stderr, "tool_ckedit: %s: '%s' is not a %s value\n", it->name, value,

@@ -104,20 +104,64 @@ static int write_all(const char *path, const unsigned char *buf, size_t len)
 
 /* ---- text ---- */
 
-static const char *const edge_values[] = {
-    "0", "-1", "1", "2", "3", "2147483647", "2147483648", "-2147483648", "4294967296",
-    "18446744073709551616", "9223372036854775807", "-9223372036854775808", "1e309", "-1e309",
-    "1e-320", "nan", "-nan", "inf", "-inf", "65536", "65537", "1000000", "16777216", "1048576",
-    "0x10", "\"\"", "data", "-100", "1x1x1", "65536x65536x65536", "0x28x28", "3x32x32",
-    "1x28x28x1", "abc", "true", "false", "auto", "0.5", "-0.5", "1e30", "1,2,3", "none", "64",
-    "  ", "=", "[net]", "-2", "-1000", "999999999999999999999999"};
+static const char *const edge_values[] = {"0",
+                                          "-1",
+                                          "1",
+                                          "2",
+                                          "3",
+                                          "2147483647",
+                                          "2147483648",
+                                          "-2147483648",
+                                          "4294967296",
+                                          "18446744073709551616",
+                                          "9223372036854775807",
+                                          "-9223372036854775808",
+                                          "1e309",
+                                          "-1e309",
+                                          "1e-320",
+                                          "nan",
+                                          "-nan",
+                                          "inf",
+                                          "-inf",
+                                          "65536",
+                                          "65537",
+                                          "1000000",
+                                          "16777216",
+                                          "1048576",
+                                          "0x10",
+                                          "\"\"",
+                                          "data",
+                                          "-100",
+                                          "1x1x1",
+                                          "65536x65536x65536",
+                                          "0x28x28",
+                                          "3x32x32",
+                                          "1x28x28x1",
+                                          "abc",
+                                          "true",
+                                          "false",
+                                          "auto",
+                                          "0.5",
+                                          "-0.5",
+                                          "1e30",
+                                          "1,2,3",
+                                          "none",
+                                          "64",
+                                          "  ",
+                                          "=",
+                                          "[net]",
+                                          "-2",
+                                          "-1000",
+                                          "999999999999999999999999"};
 static const char *const known_keys[] = {
-    "out", "kernel", "stride", "pad", "size", "p", "from", "input", "name", "classes", "eps",
-    "momentum", "affine", "bias", "factor", "lr", "batch_size", "epochs", "limit_train", "seed",
-    "threads", "kind", "every_steps", "bogus", "OUT", "out ", "x.y"};
-static const char *const sections[] = {
-    "net", "linear", "relu", "flatten", "conv", "maxpool", "avgpool", "gap", "batchnorm",
-    "dropout", "add", "scale", "train", "optim", "sched", "data", "ckpt", "conv9d", ""};
+    "out",    "kernel",      "stride",     "pad",    "size",        "p",      "from",
+    "input",  "name",        "classes",    "eps",    "momentum",    "affine", "bias",
+    "factor", "lr",          "batch_size", "epochs", "limit_train", "seed",   "threads",
+    "kind",   "every_steps", "bogus",      "OUT",    "out ",        "x.y"};
+static const char *const sections[] = {"net",     "linear",  "relu",   "flatten",   "conv",
+                                       "maxpool", "avgpool", "gap",    "batchnorm", "dropout",
+                                       "add",     "scale",   "train",  "optim",     "sched",
+                                       "data",    "ckpt",    "conv9d", ""};
 
 #define NE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -444,16 +488,17 @@ static void poison_element(const dt_ck_item *it, unsigned char *data)
     note(" item:%s[%zu]", it->name, e);
     switch (it->dtype) {
     case DT_CK_I64: {
-        static const int64_t v[] = {0, -1, 1, 2, INT32_MAX, (int64_t)INT32_MAX + 1,
-                                    INT64_MAX, INT64_MIN, -1000, 1000000000000};
+        static const int64_t v[] = {
+            0,     -1,           1, 2, INT32_MAX, (int64_t)INT32_MAX + 1, INT64_MAX, INT64_MIN,
+            -1000, 1000000000000};
         int64_t x = v[below(NE(v))];
         memcpy(data + e * 8, &x, 8);
         note("=%lld", (long long)x);
         break;
     }
     case DT_CK_F64: {
-        static const double v[] = {0.0, -1.0, NAN, INFINITY, -INFINITY, 1e308, -1e300,
-                                   2147483648.0};
+        static const double v[] = {0.0,       -1.0,  NAN,    INFINITY,
+                                   -INFINITY, 1e308, -1e300, 2147483648.0};
         double x = v[below(NE(v))];
         memcpy(data + e * 8, &x, 8);
         note("=%g", x);

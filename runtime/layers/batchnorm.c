@@ -112,8 +112,8 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
             rm2[c] = rm[c];
             rv2[c] = rv[c];
         }
-        dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l),
-                            w, b, sum, sumsq, count, N, C, HW, p->eps, 0.0f);
+        dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l), w,
+                            b, sum, sumsq, count, N, C, HW, p->eps, 0.0f);
         return;
     }
     dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b,
@@ -126,7 +126,7 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     bn_priv *p = l->priv;
     int C = l->in_c, HW = l->in_h * l->in_w;
     double count = p->count;
-    double *lsum = p->sums, *lsumx = p->sums + C;         /* reuse: forward sums are spent */
+    double *lsum = p->sums, *lsumx = p->sums + C; /* reuse: forward sums are spent */
     double *gsum = p->sums + 2 * C, *gsumx = p->sums + 3 * C;
     dt_bn_backward_reduce(lsum, lsumx, l->dout, dt_layer_in(net, l), p->save_mean, p->save_invstd,
                           N, C, HW);

@@ -76,11 +76,10 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
     (void)train;
     conv_priv *p = l->priv;
     if (p->pool) {
-        dt_conv2d_relu_pool2_forward(net->layers[p->pool].out, p->code, dt_layer_in(net, l),
-                                     dt_layer_param(net, l, 0),
-                                     p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c,
-                                     l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad,
-                                     net->ws);
+        dt_conv2d_relu_pool2_forward(
+            net->layers[p->pool].out, p->code, dt_layer_in(net, l), dt_layer_param(net, l, 0),
+            p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c, l->in_h, l->in_w, p->out,
+            p->k, p->k, p->stride, p->pad, net->ws);
         return;
     }
     dt_conv2d_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),

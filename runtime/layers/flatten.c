@@ -22,10 +22,7 @@ static void flatten_noop_forward(dt_layer *l, dt_net *net, int N, int train)
     (void)l, (void)net, (void)N, (void)train;
 }
 
-static void flatten_noop_backward(dt_layer *l, dt_net *net, int N)
-{
-    (void)l, (void)net, (void)N;
-}
+static void flatten_noop_backward(dt_layer *l, dt_net *net, int N) { (void)l, (void)net, (void)N; }
 
 const dt_layer_ops dt_flatten_ops = {
     .kind = "flatten",

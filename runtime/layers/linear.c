@@ -11,7 +11,7 @@
 /* ---- linear: torch.nn.Linear(in, out, bias) ---- */
 
 typedef struct {
-    int out;  /* OUT */
+    int out;     /* OUT */
     int no_bias; /* bias = 0 given (zeroed priv means PyTorch's default bias=True) */
     int set;     /* out given */
 } linear_priv;

@@ -18,9 +18,9 @@
 #include "scale.h"
 
 static const dt_layer_ops *const kinds[] = {
-    &dt_linear_ops,    &dt_relu_ops,    &dt_flatten_ops, &dt_conv_ops,  &dt_maxpool_ops,
-    &dt_avgpool_ops,   &dt_gap_ops,     &dt_batchnorm_ops, &dt_dropout_ops, &dt_add_ops,
-    &dt_scale_ops,
+    &dt_linear_ops,  &dt_relu_ops,    &dt_flatten_ops, &dt_conv_ops,
+    &dt_maxpool_ops, &dt_avgpool_ops, &dt_gap_ops,     &dt_batchnorm_ops,
+    &dt_dropout_ops, &dt_add_ops,     &dt_scale_ops,
 };
 enum { NKINDS = sizeof kinds / sizeof kinds[0] };
 
