@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,22 +17,6 @@
 #define PATH_MAX_LEN 4096
 #define CK_PREFIX "ckpt-step"
 #define CK_SUFFIX ".h5"
-
-static void appendf(char *buf, size_t n, size_t *len, const char *fmt, ...) DT_PRINTF(4, 5);
-static void appendf(char *buf, size_t n, size_t *len, const char *fmt, ...)
-{
-    if (n == 0 || *len + 1 >= n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = vsnprintf(buf + *len, n - *len, fmt, ap);
-    va_end(ap);
-    if (r < 0)
-        return;
-    *len += (size_t)r;
-    if (*len >= n)
-        *len = n - 1;
-}
 
 /* Grows an array of elem-sized entries holding n so it has room for one more. */
 static void *grow(void *p, int n, int *cap, size_t elem)
@@ -192,9 +175,9 @@ int dt_ck_find_latest_if(const char *dir, char *out_path, size_t n, int64_t *ste
             /* keep room for "...\n" in case a later line does not fit */
             const char *msg = dt_err_msg();
             if (rlen + strlen("skipped \n") + strlen(msg) + 4 < m) {
-                appendf(report, m, &rlen, "skipped %s\n", msg);
+                dt_ck_appendf(report, m, &rlen, "skipped %s\n", msg);
             } else {
-                appendf(report, m, &rlen, "...\n");
+                dt_ck_appendf(report, m, &rlen, "...\n");
                 cut = 1;
             }
         }

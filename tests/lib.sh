@@ -72,3 +72,18 @@ expect_dtrain_error() {
         pass
     fi
 }
+
+# rank_pid PID RANK: the pid of the dtrain process of MPI rank RANK started below PID (PID itself
+# or a child of it: dtrain-run / timeout -> mpirun -> dtrain); nothing when there is none (yet).
+rank_pid() {
+    local m p
+    [ -n "$1" ] || return 0
+    for m in $(pgrep -P "$1") "$1"; do
+        for p in $(pgrep -P "$m" dtrain); do
+            if grep -qz "^OMPI_COMM_WORLD_RANK=$2\$" "/proc/$p/environ" 2>/dev/null; then
+                echo "$p"
+                return
+            fi
+        done
+    done
+}

@@ -24,18 +24,6 @@ run() { # NP ARGS... -> stdout+stderr in $TMP/out, status in $rc
     run_dtrain 180 "$np" train "${BASE[@]}" "$@" > "$TMP/out" 2>&1
     rc=$?
 }
-# rank_pid PID RANK: the dtrain process of MPI rank RANK below PID (timeout -> mpirun -> dtrain)
-rank_pid() {
-    local m p
-    for m in $(pgrep -P "$1") "$1"; do
-        for p in $(pgrep -P "$m" dtrain); do
-            if grep -qz "^OMPI_COMM_WORLD_RANK=$2\$" "/proc/$p/environ" 2>/dev/null; then
-                echo "$p"
-                return
-            fi
-        done
-    done
-}
 crc() { sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/out"; }
 
 # exact_case NAME ARGS...: uninterrupted vs stopped at two steps and resumed twice

@@ -18,18 +18,6 @@ T=test_watchdog
 
 SMALL="--model mlp --set data.limit_train=6000 --set data.limit_test=500 --set train.progress=never"
 
-# rank_pid PID RANK: the dtrain process of MPI rank RANK below PID (timeout -> mpirun -> dtrain)
-rank_pid() {
-    for m in $(pgrep -P "$1") "$1"; do
-        for p in $(pgrep -P "$m" dtrain); do
-            if grep -qz "^OMPI_COMM_WORLD_RANK=$2\$" "/proc/$p/environ" 2>/dev/null; then
-                echo "$p"
-                return
-            fi
-        done
-    done
-}
-
 # stall_case NAME NP VICTIM ARGS...: SIGSTOP rank VICTIM once training runs; expect exit 1, one
 # message naming it, within dist.timeout (3) + 15 s
 stall_case() {
