@@ -125,7 +125,7 @@ static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void 
         dt_err("%s: cannot read attribute '%s': %s", r->path, name, dt_h5_error());
         return -1;
     }
-    r->attrs = dt_ck_grow(r->attrs, r->nattrs, &r->cap_attrs, sizeof *r->attrs);
+    r->attrs = dt_xgrow(r->attrs, r->nattrs, &r->cap_attrs, sizeof *r->attrs);
     r->attrs[r->nattrs].name = dt_xstrdup(name);
     r->attrs[r->nattrs].value = v;
     r->nattrs++;
@@ -239,7 +239,7 @@ static int scan_dataset(dt_ck_reader *r, hid_t d, const char *name)
     it.xxh64 = stored;
     if (agrees_with_header(r, &it, (uint64_t)it.numel * size))
         goto out;
-    r->items = dt_ck_grow(r->items, r->nitems, &r->cap_items, sizeof *r->items);
+    r->items = dt_xgrow(r->items, r->nitems, &r->cap_items, sizeof *r->items);
     r->items[r->nitems++] = it;
     rc = DT_OK;
     goto out;

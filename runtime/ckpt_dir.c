@@ -18,19 +18,6 @@
 #define CK_PREFIX "ckpt-step"
 #define CK_SUFFIX ".h5"
 
-/* Grows an array of elem-sized entries holding n so it has room for one more. */
-static void *grow(void *p, int n, int *cap, size_t elem)
-{
-    if (n < *cap)
-        return p;
-    int ncap = *cap ? 2 * *cap : 16;
-    void *q = dt_xmalloc((size_t)ncap, elem);
-    if (n)
-        memcpy(q, p, (size_t)n * elem);
-    free(p);
-    *cap = ncap;
-    return q;
-}
 /* Parses "ckpt-step<1..18 digits>.h5" followed by `rest` (matched literally up to its end, then
  * digits if rest ends in ".tmp."). Returns the number of characters matched, 0 if no match. */
 static size_t parse_digits(const char *s, int64_t *v)
@@ -108,7 +95,7 @@ int dt_ck_scan_dir(const char *dir, dt_ck_entry **out)
         int64_t step;
         if (!parse_ckpt_name(de->d_name, &step) || strlen(de->d_name) >= sizeof e->name)
             continue;
-        e = grow(e, n, &cap, sizeof *e);
+        e = dt_xgrow(e, n, &cap, sizeof *e);
         e[n].step = step;
         snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
         n++;

@@ -35,20 +35,6 @@ void dt_ck_say(char *buf, size_t n, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Grows an array of elem-sized entries holding n so it has room for one more. */
-void *dt_ck_grow(void *p, int n, int *cap, size_t elem)
-{
-    if (n < *cap)
-        return p;
-    int ncap = *cap ? 2 * *cap : 16;
-    void *q = dt_xmalloc((size_t)ncap, elem);
-    if (n)
-        memcpy(q, p, (size_t)n * elem);
-    free(p);
-    *cap = ncap;
-    return q;
-}
-
 static const char *const dtype_names[] = {"float32", "float64", "int64", "uint8"};
 static const size_t dtype_sizes[] = {4, 8, 8, 1};
 

@@ -36,8 +36,6 @@ void dt_ck_format_shape(char *buf, size_t n, int ndim, const int64_t *dims);
 DT_PRINTF(4, 5) void dt_ck_appendf(char *buf, size_t n, size_t *len, const char *fmt, ...);
 /* snprintf for messages built from paths: truncation is acceptable there. */
 DT_PRINTF(3, 4) void dt_ck_say(char *buf, size_t n, const char *fmt, ...);
-/* Grows an array of elem-sized entries holding n so it has room for one more (*cap updated). */
-void *dt_ck_grow(void *p, int n, int *cap, size_t elem);
 /* 1 when t is one of the dt_ck_dtype values. */
 int dt_ck_dtype_ok(dt_ck_dtype t);
 /* The HDF5 file (little-endian) and memory (native) types of t. */

@@ -112,7 +112,7 @@ static witem *add_item(dt_ck_writer *w, const char *name, dt_ck_dtype dtype, int
         DT_ASSERT(!is_group_prefix(w->items[i].name, name)); /* both a dataset and a group */
         DT_ASSERT(!is_group_prefix(name, w->items[i].name));
     }
-    w->items = dt_ck_grow(w->items, w->nitems, &w->cap_items, sizeof *w->items);
+    w->items = dt_xgrow(w->items, w->nitems, &w->cap_items, sizeof *w->items);
     witem *it = &w->items[w->nitems++];
     memset(it, 0, sizeof *it);
     snprintf(it->name, sizeof it->name, "%s", name);
@@ -149,7 +149,7 @@ void dt_ck_attr(dt_ck_writer *w, const char *name, const char *value)
               strcmp(name, "complete") != 0);
     for (int i = 0; i < w->nattrs; i++)
         DT_ASSERT(strcmp(w->attrs[i].name, name) != 0); /* added twice */
-    w->attrs = dt_ck_grow(w->attrs, w->nattrs, &w->cap_attrs, sizeof *w->attrs);
+    w->attrs = dt_xgrow(w->attrs, w->nattrs, &w->cap_attrs, sizeof *w->attrs);
     w->attrs[w->nattrs].name = dt_xstrdup(name);
     w->attrs[w->nattrs].value = dt_xstrdup(value);
     w->nattrs++;

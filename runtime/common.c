@@ -67,6 +67,20 @@ void *dt_xcalloc_at(size_t n, size_t size, const char *file, int line)
     return p;
 }
 
+void *dt_xgrow(void *p, int n, int *cap, size_t elem)
+{
+    DT_ASSERT(n >= 0 && n <= *cap);
+    if (n < *cap)
+        return p;
+    int ncap = *cap ? 2 * *cap : 16;
+    void *q = dt_xcalloc((size_t)ncap, elem);
+    if (n)
+        memcpy(q, p, (size_t)n * elem);
+    free(p);
+    *cap = ncap;
+    return q;
+}
+
 char *dt_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -62,6 +62,10 @@ void *dt_xcalloc_at(size_t n, size_t size, const char *file, int line);
 #define dt_xmalloc(n, size) dt_xmalloc_at((n), (size), __FILE__, __LINE__)
 #define dt_xcalloc(n, size) dt_xcalloc_at((n), (size), __FILE__, __LINE__)
 char *dt_xstrdup(const char *s);
+/* Growth of an array p of elem-sized entries holding n: returns p when n < *cap, else a copy in
+ * a new array of twice the capacity (16 at first, *cap updated, the new entries zeroed) with p
+ * freed. Call before appending entry n. */
+void *dt_xgrow(void *p, int n, int *cap, size_t elem);
 
 /* Records the error message of this rank (overwrites an earlier one) and returns DT_ERR, so a
  * function can say `return dt_err("%s: bad magic", path);`. */

@@ -55,6 +55,7 @@ static struct {
     pthread_t thread;
     _Atomic int thread_stop;
     int thread_on;
+    _Atomic int aborting; /* the watchdog printed its line and is ending the job */
 } wd;
 
 static void pause_for(double s)
@@ -146,6 +147,7 @@ static void wd_report(double waited)
         len += (size_t)snprintf(line + len, sizeof line - len, "%s rank %d waits at %s",
                                 missing ? ";" : ",", r, other);
     }
+    atomic_store(&wd.aborting, 1);
     fprintf(stderr, "dtrain: error: %s; aborting\n", line);
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
@@ -239,6 +241,7 @@ static void *wd_thread(void *arg)
             continue;
         double waited = now - (since > woke ? since : woke);
         if (waited > atomic_load(&wd.block_limit) + 0.5 + 0.25 * wd.rank) {
+            atomic_store(&wd.aborting, 1);
             char at[96];
             where(at, sizeof at, atomic_load(&wd.block_step), atomic_load(&wd.block_phase));
             if (wd.world == 2) /* then the stalled rank is the other one */
@@ -362,7 +365,9 @@ int dt_dist_agree(int rc, MPI_Comm comm)
     watched_wait(1, &req, DT_PHASE_AGREE);
     if (first == INT_MAX)
         return DT_OK;
-    if (rank == first) {
+    /* while the watchdog ends the job, its line is the one message (mpirun's SIGTERM can reach
+     * this rank's main thread first and end in a second, misleading failure) */
+    if (rank == first && !atomic_load(&wd.aborting)) {
         const char *msg = dt_err_msg();
         if (!msg[0])
             msg = "failed (no message recorded)";

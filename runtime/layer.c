@@ -88,14 +88,7 @@ static dt_param *add_tensor(dt_param **list, int *n, int *cap, int ndim, const i
                             size_t off)
 {
     DT_ASSERT(ndim >= 1 && ndim <= 4);
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 16;
-        dt_param *np = dt_xcalloc((size_t)*cap, sizeof *np);
-        if (*list)
-            memcpy(np, *list, (size_t)*n * sizeof *np);
-        free(*list);
-        *list = np;
-    }
+    *list = dt_xgrow(*list, *n, cap, sizeof **list);
     dt_param *p = &(*list)[(*n)++];
     p->ndim = ndim;
     p->numel = 1;

@@ -126,14 +126,7 @@ static int parse_cb(void *ud, const char *section, const char *key, const char *
         if (!ops)
             return dt_err("%s:%d: unknown layer kind [%s]: expected one of %s", src, line, section,
                           dt_layer_kinds());
-        if (net->nlayers == ps->cap) {
-            ps->cap = ps->cap ? 2 * ps->cap : 16;
-            dt_layer *nl = dt_xcalloc((size_t)ps->cap, sizeof *nl);
-            if (net->layers)
-                memcpy(nl, net->layers, (size_t)net->nlayers * sizeof *nl);
-            free(net->layers);
-            net->layers = nl;
-        }
+        net->layers = dt_xgrow(net->layers, net->nlayers, &ps->cap, sizeof *net->layers);
         dt_layer *l = &net->layers[net->nlayers];
         memset(l, 0, sizeof *l);
         l->ops = ops;

@@ -41,14 +41,7 @@ void dt_state_add_rows(dt_state *s, const char *name, dt_ck_dtype dtype, int ndi
     DT_ASSERT(!rows || *rows <= dims[0]);
     DT_ASSERT(scope != DT_STATE_PER_RANK || ndim < DT_CK_MAX_DIM);
     DT_ASSERT(!dt_state_find(s, name));
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 32;
-        dt_state_item *grown = dt_xmalloc((size_t)s->cap, sizeof *grown);
-        if (s->n)
-            memcpy(grown, s->items, (size_t)s->n * sizeof *grown);
-        free(s->items);
-        s->items = grown;
-    }
+    s->items = dt_xgrow(s->items, s->n, &s->cap, sizeof *s->items);
     dt_state_item *it = &s->items[s->n++];
     memset(it, 0, sizeof *it);
     snprintf(it->name, sizeof it->name, "%s", name);

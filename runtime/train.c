@@ -413,10 +413,11 @@ static int checkpoint_failed(dt_trainer *t, int preempt)
     }
     if (t->rank == 0) {
         dt_progress_clear(&t->prog);
-        fprintf(stderr,
-                "dtrain: warning: %s; training goes on and the next checkpoint tries again "
-                "(ckpt.on_error = continue); %s\n",
-                msg, newest);
+        const char *next = t->step >= t->total_steps
+                               ? "it was the run's last checkpoint"
+                               : "training goes on and the next checkpoint tries again";
+        fprintf(stderr, "dtrain: warning: %s; %s (ckpt.on_error = continue); %s\n", msg, next,
+                newest);
         fflush(stderr);
     }
     return DT_OK;
@@ -521,51 +522,46 @@ static void io_unpack(dt_trainer *t)
     t->batch = (int)(t->io.batch * t->io.world / t->world);
 }
 
-int dt_trainer_checkpoint(dt_trainer *t, const char *why)
+/* rank 0: writes the checkpoint of this step (the table, the attributes), prunes old ones. */
+static int write_checkpoint(dt_trainer *t, const char *why)
 {
     const dt_config *cfg = t->cfg;
-    if (!has_dir(cfg->ckpt_dir))
+    dt_net *net = t->net;
+    char path[4096];
+    if (dt_ck_step_path(path, sizeof path, cfg->ckpt_dir, t->step) != 0)
+        return DT_ERR;
+    if (t->metrics && dt_metrics_flush(t->metrics) != 0)
+        return DT_ERR;
+    dt_ck_writer *w = dt_ck_begin(path);
+    dt_state_write(&t->state, w);
+    char *text = config_text(cfg);
+    dt_ck_attr(w, "config", text);
+    free(text);
+    dt_ck_attr_versions(w);
+    dt_ck_attr(w, "model", net->model);
+    dt_ck_attr(w, "data", cfg->data_name);
+    dt_ck_attr(w, "optim", dt_optim_kind_name(cfg->op.kind));
+    dt_ck_attrf(w, "world_size", "%d", t->world);
+    dt_ck_attrf(w, "global_batch", "%d", t->batch * t->world);
+    dt_ck_attrf(w, "seed", "%lld", (long long)cfg->seed);
+    dt_ck_attrf(w, "step", "%lld", (long long)t->step);
+    dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
+    double t0 = dt_now();
+    int rc = dt_ck_commit(w);
+    t->last_ckpt = t->step;
+    if (rc != 0 || dt_ck_prune(cfg->ckpt_dir, cfg->ckpt_keep) < 0)
+        return DT_ERR;
+    dt_progress_checkpoint(&t->prog, path, why, t->step, dt_now() - t0);
+    return DT_OK;
+}
+
+int dt_trainer_checkpoint(dt_trainer *t, const char *why)
+{
+    if (!has_dir(t->cfg->ckpt_dir))
         return DT_OK;
     dt_dist_arrive(DT_PHASE_CHECKPOINT, t->comm);
     io_pack(t); /* collective: the epoch's partial sums and every rank's stream counters */
-    int rc = DT_OK;
-    if (t->rank == 0) {
-        dt_net *net = t->net;
-        char path[4096];
-        if (dt_ck_step_path(path, sizeof path, cfg->ckpt_dir, t->step) != 0) {
-            rc = DT_ERR;
-            goto done;
-        }
-        if (t->metrics && dt_metrics_flush(t->metrics) != 0) {
-            rc = DT_ERR;
-            goto done;
-        }
-        dt_ck_writer *w = dt_ck_begin(path);
-        dt_state_write(&t->state, w);
-        char *text = config_text(cfg);
-        dt_ck_attr(w, "config", text);
-        free(text);
-        dt_ck_attr_versions(w);
-        dt_ck_attr(w, "model", net->model);
-        dt_ck_attr(w, "data", cfg->data_name);
-        dt_ck_attr(w, "optim", dt_optim_kind_name(cfg->op.kind));
-        dt_ck_attrf(w, "world_size", "%d", t->world);
-        dt_ck_attrf(w, "global_batch", "%d", t->batch * t->world);
-        dt_ck_attrf(w, "seed", "%lld", (long long)cfg->seed);
-        dt_ck_attrf(w, "step", "%lld", (long long)t->step);
-        dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
-        double t0 = dt_now();
-        rc = dt_ck_commit(w);
-        t->last_ckpt = t->step;
-        if (rc == 0) {
-            int pruned = dt_ck_prune(cfg->ckpt_dir, cfg->ckpt_keep);
-            if (pruned < 0)
-                rc = DT_ERR;
-        }
-        if (rc == 0)
-            dt_progress_checkpoint(&t->prog, path, why, t->step, dt_now() - t0);
-    }
-done:;
+    int rc = t->rank == 0 ? write_checkpoint(t, why) : DT_OK;
     /* only rank 0 writes: its outcome is everyone's */
     int64_t shared[2] = {t->last_ckpt, rc != 0};
     MPI_Bcast(shared, 2, MPI_INT64_T, 0, t->comm);

@@ -50,14 +50,19 @@ fi
 # --- --min-ranks: the restart runs on the ranks left, with the same global batch ---
 rm -rf "$TMP/ck"
 timeout -k 5 120 $RUN -np 2 "${BASE[@]}" --ckpt-dir "$TMP/ck" --set train.stop_at_step=20 > "$TMP/out" 2>&1
-# the first attempt loses rank 1 at once; the restart finds one rank left
+# the first attempt loses rank 1 before training; the restart finds one rank left
 DTRAIN_RANKS_CMD='echo 1' timeout -k 5 150 $RUN -np 2 --max-restarts 1 --min-ranks 1 "${BASE[@]}" \
     --ckpt-dir "$TMP/ck" --set train.stop_at_step=25 > "$TMP/out" 2>&1 &
 rpid=$!
 killed=0
+# once rank 0 has printed its data line, so rank 1 is past MPI_Init (a rank killed inside MPI_Init
+# can leave mpirun waiting for it)
 for _ in $(seq 2000); do
-    v=$(rank_pid "$(pgrep -P $rpid)" 1)
-    if [ -n "$v" ]; then kill -KILL "$v" && killed=1; break; fi
+    if grep -q '^data ' "$TMP/out"; then
+        v=$(rank_pid "$(pgrep -P $rpid)" 1)
+        if [ -n "$v" ]; then kill -KILL "$v" && killed=1; break; fi
+    fi
+    sleep 0.05
 done
 wait $rpid
 rc=$?
