@@ -52,7 +52,7 @@ CFLAGS = $(WARN) $(OPT) $(SANFLAGS) -D_GNU_SOURCE -iquote runtime $(PKG_CFLAGS) 
 LDLIBS = $(PKG_LIBS) -lm
 LDFLAGS = $(SANFLAGS)
 
-RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/layers/*.c)
+RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/layers/*.c) $(wildcard runtime/kernels/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o $(BUILD)/version.o
 MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)

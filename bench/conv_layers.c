@@ -1,5 +1,5 @@
 /*
- * conv_layers.c - per-layer timing of dtrain's conv kernels (runtime/conv.c) at the benchmark's
+ * conv_layers.c - per-layer timing of dtrain's conv kernels (runtime/kernels/conv.c) at the benchmark's
  * batch, 1 BLAS thread: for every distinct conv shape of lenet5, cnn (1x28x28) and resnet20
  * (3x32x32), the time and GFLOP/s of dt_conv2d_forward and dt_conv2d_backward (weight + bias
  * gradient, and the input gradient unless the layer reads the data), and
@@ -7,7 +7,7 @@
  * BENCH_PROFILE=1.
  *
  *   conv_layers [N [PATH]]   (default N = 128, PATH auto; gemm: im2col + sgemm only; lanes: the
- *                            batch-lane kernels of runtime/conv_n8.c for every shape)
+ *                            batch-lane kernels of runtime/kernels/conv_n8.c for every shape)
  *
  * Built by bench/run.sh (BENCH_PROFILE=1) against build/libdtrain.a with the Makefile's flags:
  *   $(CC) $(CFLAGS) -o bench/out/conv_layers bench/conv_layers.c build/libdtrain.a $(LDLIBS)
@@ -21,7 +21,7 @@
 
 #include "blas.h"
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 
 typedef struct {
     const char *model, *name;

@@ -11,7 +11,7 @@
 
 #include "common.h"
 #include "ini.h"
-#include "gemm.h"
+#include "kernels/gemm.h"
 #include "layers/registry.h"
 #include "lowp.h"
 

@@ -12,7 +12,7 @@
 #include "ckpt_dir.h"
 #include "common.h"
 #include "dist.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "mixup.h"
 #include "xxh64.h"
 

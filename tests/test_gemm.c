@@ -1,5 +1,5 @@
 /*
- * test_gemm.c - dt_gemm (runtime/gemm.c, the packed AVX2 kernel of the linear layers) against a
+ * test_gemm.c - dt_gemm (runtime/kernels/gemm.c, the packed AVX2 kernel of the linear layers) against a
  * double-precision reference product, for all four transpose combinations, with and without the
  * bias row and accumulation, on shapes that exercise every edge: partial 6-row and 16-column
  * tiles, K longer than one 256-deep block, M taller than one 144-row block, N wider than one
@@ -15,7 +15,7 @@
 #include "check.h"
 #include "common.h"
 #include "fdcheck.h"
-#include "gemm.h"
+#include "kernels/gemm.h"
 
 typedef void (*gemm_fn)(int, int, int, int, int, const float *, int, const float *, int,
                         const float *, int, float *, int);

@@ -18,7 +18,7 @@
 #include "check.h"
 #include "common.h"
 #include "fdcheck.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "net.h"
 #include "rng.h"
 

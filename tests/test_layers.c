@@ -27,10 +27,10 @@
 
 #include "check.h"
 #include "common.h"
-#include "conv_n8.h"
+#include "kernels/conv_n8.h"
 #include "fdcheck.h"
-#include "kernels.h"
-#include "layer_kernels.h"
+#include "kernels/kernels.h"
+#include "kernels/layer_kernels.h"
 #include "layers/registry.h"
 #include "net.h"
 #include "rng.h"

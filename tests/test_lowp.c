@@ -19,7 +19,7 @@
 #include "check.h"
 #include "common.h"
 #include "fdcheck.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "lowp.h"
 #include "net.h"
 

@@ -26,7 +26,7 @@
 
 #include "check.h"
 #include "common.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "mixup.h"
 #include "net.h"
 #include "rng.h"

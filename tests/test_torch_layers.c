@@ -21,7 +21,7 @@
 
 #include "check.h"
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 
 #define RTOL 1e-5
 #define ATOL 1e-6

@@ -16,7 +16,7 @@
 
 #include "check.h"
 #include "common.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "net.h"
 #include "optim.h"
 

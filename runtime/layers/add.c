@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 
 /* ---- add: residual connection, out = input + from ---- */
 

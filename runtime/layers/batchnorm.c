@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 
 /* ---- batchnorm: torch.nn.BatchNorm1d/2d(C, eps, momentum, affine), or SyncBatchNorm ---- */
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 
 /* ---- conv: torch.nn.Conv2d(C, out, kernel, stride, padding, bias) ---- */
 

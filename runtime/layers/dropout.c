@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 #include "rng.h"
 
 /* ---- dropout: torch.nn.Dropout(p), inverted; masks from (seed, rank, step, layer) ---- */

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "common.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 /* ---- linear: torch.nn.Linear(in, out, bias) ---- */
 

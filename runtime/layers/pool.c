@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "layer_kernels.h"
+#include "kernels/layer_kernels.h"
 
 /* ---- maxpool / avgpool: torch.nn.MaxPool2d / AvgPool2d(size, stride = size, padding) ---- */
 
