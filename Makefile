@@ -53,7 +53,41 @@ LDLIBS = $(PKG_LIBS) -lm
 LDFLAGS = $(SANFLAGS)
 
 RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/layers/*.c) $(wildcard runtime/kernels/*.c)
-RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(BUILD)/models_builtin.o $(BUILD)/version.o
+
+# Kernel families compiled once per instruction set (runtime/kernels/isa/*.c; isa/vec.h, issue 12):
+# the same source over W float lanes, one object per ISA, its symbols suffixed by the ISA's name
+# (DT_KFN). bf16_*.c files also get an avx512bf16 object (native vdpbf16ps); the fp32 families
+# are the same code there as in avx512, so they are not built twice. avx2w16 is the 16-lane
+# instantiation lowered to AVX2 (the compiler splits each 512-bit vector in two): it runs the
+# AVX-512 kernels' blocking, tails and indexing on every x86-64 machine, for the tests.
+# No -march=native here: each object gets exactly its ISA's flags (NATIVE=1 only tunes the rest).
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+ISAS := generic avx2 avx2w16 avx512
+ISA_FLAGS_generic := -DDT_W=4
+ISA_FLAGS_avx2 := -mavx2 -mfma -mf16c -DDT_W=8
+ISA_FLAGS_avx2w16 := -mavx2 -mfma -mf16c -DDT_W=16 -Wno-psabi
+ISA_FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -DDT_W=16
+ISA_FLAGS_avx512bf16 := $(ISA_FLAGS_avx512) -mavx512bf16 -DDT_BF16_NATIVE=1
+else
+ISAS := generic
+ISA_FLAGS_generic := -DDT_W=4
+endif
+ISA_SRC := $(wildcard runtime/kernels/isa/*.c)
+ISA_BF16_SRC := $(wildcard runtime/kernels/isa/bf16_*.c)
+ISA_OBJ := $(foreach i,$(ISAS),$(ISA_SRC:%.c=$(BUILD)/%.$(i).o))
+ifeq ($(ARCH),x86_64)
+ISA_OBJ += $(ISA_BF16_SRC:%.c=$(BUILD)/%.avx512bf16.o)
+endif
+ISA_CFLAGS = $(filter-out -march=native,$(CFLAGS))
+define isa_rule
+$$(BUILD)/runtime/kernels/isa/%.$(1).o: runtime/kernels/isa/%.c | check-toolchain
+	@mkdir -p $$(@D)
+	$$(CC) $$(ISA_CFLAGS) $$(ISA_FLAGS_$(1)) -DDT_KSUF=_$(1) -c -o $$@ $$<
+endef
+$(foreach i,$(ISAS) $(if $(filter x86_64,$(ARCH)),avx512bf16),$(eval $(call isa_rule,$(i))))
+
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o) $(ISA_OBJ) $(BUILD)/models_builtin.o $(BUILD)/version.o
 MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)

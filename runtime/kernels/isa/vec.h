@@ -1,0 +1,99 @@
+/*
+ * vec.h - the vector type of the per-ISA kernel families (the files of runtime/kernels/isa/, issue 12).
+ *
+ * Each file of runtime/kernels/isa/ is compiled once per instruction set by the Makefile, with
+ * DT_W (float lanes) and DT_KSUF (the ISA's suffix, e.g. _avx512) defined on the command line:
+ *
+ *   ISA          flags                                   DT_W   vf is
+ *   generic      (the baseline: SSE2 on x86-64, NEON)    4      4 floats (no FMA: mul, add)
+ *   avx2         -mavx2 -mfma -mf16c                     8      __m256
+ *   avx2w16      -mavx2 -mfma -mf16c                     16     16 floats, lowered to 2 x __m256
+ *   avx512       + -mavx512f/bw/vl/dq                    16     __m512
+ *   avx512bf16   + -mavx512bf16 (bf16_*.c files only)    16     __m512, DT_BF16_NATIVE = 1
+ *
+ * A kernel is written once over vf (GCC/Clang vector extensions: +, -, *, comparisons and
+ * subscripts work lane-wise on any width) and the helpers below; DT_KFN(name) gives its
+ * ISA-suffixed symbol (name_avx2, ...), which runtime/kernels/isa.c puts in that ISA's table.
+ *
+ * Rounding: vf_fma is ONE rounding (a fused multiply-add) on every ISA but generic, which has no
+ * FMA instruction and computes a * b + c with two roundings. Plain vector expressions never
+ * contract (-std=c11 implies -ffp-contract=off), so the order written is the order computed, and
+ * the avx2w16 and avx512 instantiations of a kernel are bitwise equal (same lanes, same order);
+ * a kernel whose per-lane order does not depend on W is bitwise equal on avx2 too.
+ */
+#ifndef DT_KERNELS_ISA_VEC_H
+#define DT_KERNELS_ISA_VEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef DT_W
+#error                                                                                             \
+    "the files of runtime/kernels/isa/ are compiled by the Makefile's per-ISA rule (DT_W, DT_KSUF)"
+#endif
+
+#define DT_KCAT_(a, b) a##b
+#define DT_KCAT(a, b) DT_KCAT_(a, b)
+#define DT_KFN(name) DT_KCAT(name, DT_KSUF)
+
+#ifndef DT_BF16_NATIVE
+#define DT_BF16_NATIVE 0
+#endif
+
+#if defined(__x86_64__) && (DT_W == 8 || DT_W == 16)
+#include <immintrin.h>
+#endif
+
+#define DT_KINL static inline __attribute__((always_inline))
+
+typedef float vf __attribute__((vector_size(DT_W * sizeof(float))));
+/* the same with 4-byte alignment: unaligned loads and stores through memcpy */
+typedef int32_t vi __attribute__((vector_size(DT_W * sizeof(int32_t))));
+
+DT_KINL vf vf_load(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+DT_KINL void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+DT_KINL vf vf_set1(float x) { return (vf){0} + x; }
+DT_KINL vf vf_zero(void) { return (vf){0}; }
+/* lane-wise a > b ? a : b (a NaN in a gives b, as the scalar expression) */
+DT_KINL vf vf_max(vf a, vf b)
+{
+    const vi m = a > b;
+    return (vf)((m & (vi)a) | (~m & (vi)b));
+}
+
+/* a * b + c, one rounding (generic: two) */
+DT_KINL vf vf_fma(vf a, vf b, vf c)
+{
+#if DT_W == 16 && defined(__AVX512F__)
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif DT_W == 16 && defined(__FMA__)
+    union {
+        vf v;
+        __m256 h[2];
+    } x = {a}, y = {b}, z = {c}, r;
+    r.h[0] = _mm256_fmadd_ps(x.h[0], y.h[0], z.h[0]);
+    r.h[1] = _mm256_fmadd_ps(x.h[1], y.h[1], z.h[1]);
+    return r.v;
+#elif DT_W == 8 && defined(__FMA__)
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* the horizontal sum of v's lanes in index order (0 + 1 + 2 + ...), in double */
+DT_KINL double vf_hsum_d(vf v)
+{
+    double s = 0.0;
+    for (int l = 0; l < DT_W; l++)
+        s += (double)v[l];
+    return s;
+}
+
+#endif
