@@ -11,8 +11,9 @@
  *                              conv + ReLU + 2x2 max pool
  *   elem     kernels/elem.h    elementwise, pooling, BatchNorm, rounding loops
  *   optim    kernels/optim_k.h the optimizers' update loops
- *   bf16     kernels/bf16.h    bf16 GEMM and batch-lane convolutions (vdpbf16ps, or its
- *                              bit-exact emulation)
+ *   bf16     kernels/bf16.h    bf16 conversion, the vdpbf16ps dot (native or its bit-exact
+ *                              emulation, isa/bf16_vec.h) and the bf16 GEMM of the linear layers
+ *   bf16conv kernels/bf16_conv.h  bf16 batch-lane convolutions
  *
  * Exactly one table is in use per process (dt_kern_get), chosen once: kernels.isa = auto (the best
  * the CPU runs) unless the configuration or DTRAIN_KERNELS_ISA names one; the training command
@@ -39,6 +40,7 @@ struct dt_klanes;
 struct dt_kelem;
 struct dt_koptim;
 struct dt_kbf16;
+struct dt_kbf16conv;
 
 typedef struct dt_kern {
     dt_isa isa;
@@ -50,6 +52,7 @@ typedef struct dt_kern {
     const struct dt_kelem *elem;
     const struct dt_koptim *optim;
     const struct dt_kbf16 *bf16;
+    const struct dt_kbf16conv *bf16conv;
 } dt_kern;
 
 /* The table in use. The first call without a dt_kern_select picks DTRAIN_KERNELS_ISA's ISA, or
