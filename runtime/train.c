@@ -51,22 +51,13 @@ static int check_inputs(dt_trainer *t)
     return dt_dist_agree(rc, t->comm);
 }
 
-/* The optimizer, with weight decay per tensor (Bag of Tricks: none on biases and BN
- * parameters). Collective. */
-static int init_optim(dt_trainer *t)
+/* The modules that hold resumable state (optimizer, SWA, loss scaler, history). Collective. */
+static int init_state_modules(dt_trainer *t)
 {
-    const dt_config *cfg = t->cfg;
-    const dt_net *net = t->net;
-    dt_optim_segment *segs = dt_xmalloc((size_t)net->nparams + 1, sizeof *segs);
-    for (int i = 0; i < net->nparams; i++)
-        segs[i] = (dt_optim_segment){net->params[i].off, net->params[i].numel,
-                                     !(cfg->no_decay_bias_bn && net->params[i].no_decay)};
-    int rc = dt_optim_init(&t->opt, &cfg->op, net->numel, segs, net->nparams);
-    free(segs);
-    return dt_dist_agree(rc, t->comm);
+    return dt_dist_agree(dt_train_init_state_modules(t), t->comm);
 }
 
-/* The step's buffers, sized for the net's largest batch, and rank 0's epoch history. */
+/* The step's buffers, sized for the net's largest batch. */
 static void alloc_buffers(dt_trainer *t)
 {
     const dt_net *net = t->net;
@@ -79,11 +70,10 @@ static void alloc_buffers(dt_trainer *t)
     t->perm = dt_xmalloc((size_t)net->max_batch, sizeof *t->perm);
     if (t->cfg->mixup_alpha > 0.0)
         t->xtmp = dt_xmalloc((size_t)net->max_batch * in_size, sizeof *t->xtmp);
-    t->hist = dt_xcalloc((size_t)t->cfg->epochs, sizeof *t->hist);
 }
 
-/* Augmentation, SWA, progress output, precision and loss scaling, gradient buckets, signal
- * handlers and the watchdog. Cannot fail. */
+/* Augmentation, progress output, precision, gradient buckets, signal handlers and the watchdog.
+ * Cannot fail. */
 static void init_modules(dt_trainer *t)
 {
     const dt_config *cfg = t->cfg;
@@ -91,17 +81,9 @@ static void init_modules(dt_trainer *t)
     t->aug.crop_pad = cfg->crop_pad;
     t->aug.flip = cfg->flip;
     t->aug.seed = (uint64_t)cfg->seed;
-    dt_swa_init(&t->swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
-                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
-                cfg->swa_decay, net->numel, t->rank == 0);
     dt_progress_init(&t->prog, t->out, cfg->progress, cfg->epochs);
-    /* low precision and loss scaling (lowp.h) */
+    /* low precision (lowp.h) */
     dt_net_set_precision(net, cfg->precision);
-    double scale;
-    int dynamic;
-    DT_ASSERT(dt_config_loss_scale(cfg, &scale, &dynamic) == 0); /* checked by resolve */
-    if (scale > 0.0)
-        dt_scaler_init(&t->scaler, scale, dynamic, cfg->loss_scale_interval);
     /* buckets of train.bucket_mb MiB, as DDP's bucket_cap_mb */
     dt_grad_sync_init(&t->sync, net->grad, net->numel,
                       (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), t->comm);
@@ -172,7 +154,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
                                 .rank = t->rank,
                                 .allreduce_sum = allreduce_sum,
                                 .comm_ctx = &t->comm};
-    if (check_inputs(t) != 0 || init_optim(t) != 0)
+    if (check_inputs(t) != 0 || init_state_modules(t) != 0)
         return DT_ERR;
     alloc_buffers(t);
     init_modules(t);

@@ -236,6 +236,7 @@ static int write_checkpoint(dt_trainer *t, const char *why)
     dt_ck_attr_versions(w);
     dt_ck_attr(w, "model", net->model);
     dt_ck_attr(w, "data", cfg->data_name);
+    dt_ck_attrf(w, "input", "%dx%dx%d", net->in_c, net->in_h, net->in_w);
     dt_ck_attr(w, "optim", dt_optim_kind_name(cfg->op.kind));
     dt_ck_attrf(w, "world_size", "%d", t->world);
     dt_ck_attrf(w, "global_batch", "%d", t->batch * t->world);
@@ -519,3 +520,57 @@ int dt_train_resume(dt_trainer *t, int *resumed)
 }
 
 /* ---- SWA evaluation ---- */
+
+int dt_train_init_state_modules(dt_trainer *t)
+{
+    const dt_config *cfg = t->cfg;
+    dt_net *net = t->net;
+    /* the optimizer, with weight decay per tensor (Bag of Tricks: none on biases and BN
+     * parameters) */
+    dt_optim_segment *segs = dt_xmalloc((size_t)net->nparams + 1, sizeof *segs);
+    for (int i = 0; i < net->nparams; i++)
+        segs[i] = (dt_optim_segment){net->params[i].off, net->params[i].numel,
+                                     !(cfg->no_decay_bias_bn && net->params[i].no_decay)};
+    int rc = dt_optim_init(&t->opt, &cfg->op, net->numel, segs, net->nparams);
+    free(segs);
+    if (rc != 0)
+        return rc;
+    dt_swa_init(&t->swa, (dt_swa_mode)cfg->swa_mode, cfg->swa_per_epoch, cfg->swa_start,
+                cfg->swa_freq, cfg->swa_lr, cfg->swa_anneal, !cfg->swa_anneal_linear,
+                cfg->swa_decay, net->numel, t->rank == 0);
+    double scale;
+    int dynamic;
+    if (dt_config_loss_scale(cfg, &scale, &dynamic) != 0)
+        return DT_ERR;
+    if (scale > 0.0)
+        dt_scaler_init(&t->scaler, scale, dynamic, cfg->loss_scale_interval);
+    t->hist = dt_xcalloc((size_t)cfg->epochs, sizeof *t->hist);
+    return DT_OK;
+}
+
+int dt_trainer_check_file(dt_trainer *t, const dt_config *cfg, dt_net *net, dt_ck_reader *r)
+{
+    memset(t, 0, sizeof *t);
+    t->comm = MPI_COMM_SELF;
+    t->world = 1;
+    t->cfg = cfg;
+    t->net = net;
+    t->batch = cfg->batch_size;
+    if (dt_train_init_state_modules(t) != 0)
+        return DT_ERR;
+    dt_train_register_state(t);
+    if (check_same_run(t, r) != 0 || dt_state_read(&t->state, r) != 0 ||
+        check_consistent(t, r) != 0)
+        return DT_ERR;
+    return DT_OK;
+}
+
+void dt_trainer_check_free(dt_trainer *t)
+{
+    dt_optim_free(&t->opt);
+    dt_swa_free(&t->swa);
+    dt_state_free(&t->state);
+    free(t->io.nbt);
+    free(t->hist);
+    memset(t, 0, sizeof *t);
+}

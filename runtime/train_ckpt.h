@@ -21,7 +21,22 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why);
  * and the item). */
 int dt_read_model(dt_ck_reader *r, dt_net *net);
 
+/* `dtrain inspect`'s check, on one process, without data, MPI collectives or side effects: sets t
+ * up with the modules that hold resumable state for a run of cfg on net (net built from cfg's
+ * model for the checkpoint's input shape), registers the state table, reads r into its staging
+ * and validates it as a resume would: the checkpoint belongs to cfg's model, data and optimizer,
+ * every item is present with its dtype and shape, values are in range and the items agree with
+ * each other (not checked: what only a run knows, its data size and world size). Returns 0 or
+ * DT_ERR (one message naming the file and the item); either way t->state then lists the items
+ * (staged values where read) until dt_trainer_check_free(t). */
+int dt_trainer_check_file(dt_trainer *t, const dt_config *cfg, dt_net *net, dt_ck_reader *r);
+void dt_trainer_check_free(dt_trainer *t);
+
 /* ---- for train.c ---- */
+
+/* The modules that hold resumable state, for t->cfg and t->net: the optimizer (weight decay per
+ * tensor), SWA, the loss scaler, rank 0's epoch history. Not collective: 0 or DT_ERR. */
+int dt_train_init_state_modules(dt_trainer *t);
 
 /* A folder setting (ckpt.dir, log.dir) other than "none". */
 static inline int dt_train_has_dir(const char *s) { return strcmp(s, "none") != 0; }

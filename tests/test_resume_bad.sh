@@ -51,10 +51,30 @@ bad streams rng/streams 1 7 "rng/streams row 0"
 bad world_big train/world_size 0 3 "rng/streams has 2 rows"
 bad pos_beyond train/epoch_pos 0 100000 "train/epoch_pos = 100000: beyond"
 
+# dtrain inspect runs the same validation as a resume, as one loop over the state table: a valid
+# checkpoint lists every item of the file in the table; a refused one is one error naming the file
+# and the item, exit 1 on every rank
+if $DT inspect "$GOOD" > "$TMP/insp" 2>&1 && grep -q "^state: valid" "$TMP/insp" &&
+    ! grep -q "items the table does not know" "$TMP/insp" &&
+    [ "$(grep -c '^  [a-z]*/' "$TMP/insp")" -ge 20 ] &&
+    grep -q "^  train/step  *int64  *()  *shared  *15$" "$TMP/insp"; then
+    pass
+else
+    fail "inspect of a valid checkpoint"; cat "$TMP/insp" >&2
+fi
+expect_dtrain_error inspect_world0 "$TMP/world0.h5: train/world_size = 0: expected an integer >= 1" \
+    inspect "$TMP/world0.h5"
+expect_dtrain_error inspect_nan "$TMP/weight_nan.h5: $W1\[17\] = nan: expected finite values" \
+    inspect "$TMP/weight_nan.h5"
+expect_dtrain_error inspect_streams "$TMP/streams.h5: rng/streams row 0" inspect "$TMP/streams.h5"
+
 # an item missing, an unparseable configuration attribute
 "$EDIT" "$GOOD" "$TMP/drop.h5" drop optim/step || fail "drop: tool_ckedit failed"
 expect_dtrain_error drop_item "$TMP/drop.h5: no item 'optim/step'" train $RUN \
     --set data.limit_train=2560 --resume "$TMP/drop.h5"
+expect_dtrain_error inspect_drop "$TMP/drop.h5: no item 'optim/step'" inspect "$TMP/drop.h5"
+if $DT inspect "$TMP/drop.h5" 2> /dev/null | grep -q "^  optim/step .*MISSING$"; then pass; else
+    fail "inspect lists the missing item as MISSING"; fi
 "$EDIT" "$GOOD" "$TMP/cfg.h5" attr config "garbage without equals sign" ||
     fail "attr: tool_ckedit failed"
 expect_dtrain_error bad_config "$TMP/cfg.h5: attribute 'config'" train $RUN \
