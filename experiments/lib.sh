@@ -35,7 +35,7 @@ if [ ! -x "$DTRAIN" ]; then
 fi
 # Run a private copy: other people may rebuild ./dtrain while the experiments run.
 mkdir -p "$RUNS_ROOT"
-DT_BIN=$EXP_DIR/runs/.dtrain.$$
+DT_BIN=$RUNS_ROOT/.dtrain.$$
 cp "$DTRAIN" "$DT_BIN"
 trap 'rm -f "$DT_BIN"' EXIT
 DT_SHA=$(sha256sum "$DT_BIN" | cut -c1-16)
