@@ -29,7 +29,7 @@ int dt_cmd_inspect(int argc, char **argv, int world)
         const char *keys[] = {"model",          "data",          "optim",        "step",
                               "epochs_done",    "world_size",    "global_batch", "seed",
                               "dtrain_version", "dtrain_commit", "mpi_version",  "openblas_version",
-                              "hdf5_version"};
+                              "hdf5_version",   "kernels_isa"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             const char *v = dt_ck_get_attr(r, keys[i]);
             if (v)

@@ -230,6 +230,13 @@ int dt_kern_resolve(int requested, dt_isa *isa)
     return dt_kern_table(*isa) ? DT_OK : lacks(key, *isa);
 }
 
+const char *dt_kern_describe(const dt_kern *k, char *buf, int size)
+{
+    snprintf(buf, (size_t)size, "%s (%d lanes, %s bf16)", k->name, k->lanes,
+             k->bf16_native ? "native" : "emulated");
+    return buf;
+}
+
 const dt_kern *dt_kern_get(void)
 {
     if (!current) {

@@ -74,6 +74,10 @@ int dt_kern_select(dt_isa isa);
  * Selects nothing (dt_kern_select does). */
 int dt_kern_resolve(int requested, dt_isa *isa);
 
+/* "avx512bf16 (16 lanes, native bf16)": k's name, lanes and bf16 arithmetic, for run headers.
+ * Returns buf. */
+const char *dt_kern_describe(const dt_kern *k, char *buf, int size);
+
 /* The best ISA this CPU runs (never avx2w16). */
 dt_isa dt_isa_best(void);
 const char *dt_isa_name(dt_isa isa);
