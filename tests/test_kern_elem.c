@@ -42,7 +42,10 @@ static uint32_t rnd32(void)
     return (uint32_t)(rng_state >> 32);
 }
 /* uniform in [lo, hi) */
-static float rndf(float lo, float hi) { return lo + (hi - lo) * (float)(rnd32() >> 8) / 16777216.0f; }
+static float rndf(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(rnd32() >> 8) / 16777216.0f;
+}
 
 static float bits_f(uint32_t u)
 {
@@ -373,8 +376,8 @@ static void opt_step(const struct dt_koptim *o, opt_bufs *t, opt_bufs *r, long n
     static const dt_kopt_adagrad kg = {1e-2f, 1e-10f, -0.01f};
     static const dt_kopt_adadelta kd = {1e-2f, 1e-6f, 0.9f, 0.1f, -1.0f};
     static const dt_kopt_rmsprop kr = {1e-2f, 1e-8f, 0.99f, 0.01f, 0.5f, -0.01f};
-    static const dt_kopt_adam ka = {1e-2f, 0.9f, 0.1f, 0.999f, 1e-3f, 1e-8f, 0.9999f, -0.0011f,
-                                    0.0447f};
+    static const dt_kopt_adam ka = {1e-2f, 0.9f,    0.1f,     0.999f, 1e-3f,
+                                    1e-8f, 0.9999f, -0.0011f, 0.0447f};
     const size_t un = (size_t)n;
     switch (kind) {
     case 0:
