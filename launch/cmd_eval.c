@@ -25,7 +25,7 @@
 #include "commands.h"
 #include "common.h"
 #include "config.h"
-#include "kernels.h"
+#include "kernels_agree.h"
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"

@@ -40,7 +40,7 @@
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"
-#include "kernels.h"
+#include "kernels_agree.h"
 #include "kernels/isa.h"
 #include "net.h"
 #include "optim.h"

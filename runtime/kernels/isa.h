@@ -1,9 +1,10 @@
 /*
  * isa.h - the kernel layer's instruction sets and their tables of entry points (issue 12).
  *
- * CPU features are detected once (isa.c; DTRAIN_CPU_MASK hides some, for tests). One table per instruction set lists every hot kernel of
- * that ISA, grouped by family; each family's table type is declared by the family's own header
- * and filled by its per-ISA source under runtime/kernels/isa/ (built once per ISA, isa/vec.h):
+ * CPU features are detected once (isa.c; the test hook DTRAIN_CPU_MASK hides some). One table
+ * per instruction set lists every hot kernel of that ISA, grouped by family; each family's table
+ * type is declared by the family's own header and filled by its per-ISA source under
+ * runtime/kernels/isa/ (built once per ISA, isa/vec.h):
  *
  *   family   header            what
  *   gemm     kernels/gemm.h    fp32 packed GEMM of the linear layers (and im2col convolutions)
@@ -25,7 +26,8 @@
 
 /* In order of capability (the lowest common ISA of two ranks is the smaller). avx2w16 is the
  * 16-lane (AVX-512) instantiation compiled for AVX2: it runs wherever avx2 does, computes what
- * avx512 computes bitwise, and exists for tests (and for kernels.isa = avx2w16 runs that check it). */
+ * avx512 computes bitwise, and exists for tests (and for kernels.isa = avx2w16 runs that check
+ * it). */
 typedef enum {
     DT_ISA_GENERIC = 0,
     DT_ISA_AVX2 = 1,

@@ -1,11 +1,11 @@
 /*
- * kernels.h - the commands' choice of the kernel instruction set (kernels.isa, issue 12), agreed
- * over the ranks: one table of kernels per process (kernels/isa.h), the same ISA on every rank,
- * since the kernel families of different ISAs may round differently and replicas must stay
+ * kernels_agree.h - the commands' choice of the kernel instruction set (kernels.isa, issue 12),
+ * agreed over the ranks: one table of kernels per process (kernels/isa.h), the same ISA on every
+ * rank, since the kernel families of different ISAs may round differently and replicas must stay
  * bitwise equal.
  */
-#ifndef DT_LAUNCH_KERNELS_H
-#define DT_LAUNCH_KERNELS_H
+#ifndef DT_LAUNCH_KERNELS_AGREE_H
+#define DT_LAUNCH_KERNELS_AGREE_H
 
 #include <mpi.h>
 

@@ -1,7 +1,7 @@
 /*
- * kernels.c - the kernel instruction set agreed over the ranks, see kernels.h.
+ * kernels_agree.c - the kernel instruction set agreed over the ranks, see kernels_agree.h.
  */
-#include "kernels.h"
+#include "kernels_agree.h"
 
 #include <stdio.h>
 
