@@ -34,13 +34,13 @@ static void relu_backward(float *dinp, const float *dout, const float *out, long
     long i = 0;
     if (accum) {
         for (; i + DT_W <= n; i += DT_W)
-            vf_store(dinp + i,
-                     vf_load(dinp + i) + keep(vf_load(out + i) > 0.0f, vf_load(dout + i)));
+            vf_store(dinp + i, vf_load(dinp + i) +
+                                   keep(vf_gt(vf_load(out + i), vf_zero()), vf_load(dout + i)));
         for (; i < n; i++)
             dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
     } else {
         for (; i + DT_W <= n; i += DT_W)
-            vf_store(dinp + i, keep(vf_load(out + i) > 0.0f, vf_load(dout + i)));
+            vf_store(dinp + i, keep(vf_gt(vf_load(out + i), vf_zero()), vf_load(dout + i)));
         for (; i < n; i++)
             dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
     }
@@ -215,7 +215,10 @@ static void round_bf16(float *x, size_t n)
         vu u;
         memcpy(&u, x + i, sizeof u);
         const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        const vu nan = (vu)((u & 0x7fffffffu) > 0x7f800000u);
+        /* all ones where |x|'s bits exceed infinity's (a NaN): the sign of their difference,
+         * which cannot overflow (both below 2^31); a shift, not a compare, so that 16 lanes on
+         * AVX2 stay two ymm halves */
+        const vu nan = (vu)((vi)(0x7f800000u - (u & 0x7fffffffu)) >> 31);
         u = (nan & u) | (~nan & r);
         memcpy(x + i, &u, sizeof u);
     }
