@@ -7,8 +7,9 @@
  *     reductions (BatchNorm's double sums, global average pooling) against references written in
  *     their documented fixed order (4 double lanes; dt_fsum's 8 float lanes over blocks of 256),
  *     and within 1e-12 (relative, in double) of a plain sequential sum;
- *   - fp16 rounding against dt_round_fp16_1, bitwise for every value but a NaN's payload (F16C
- *     keeps the quiet NaN; the inputs hold only the canonical quiet NaN, so bitwise there too);
+ *   - bf16 rounding against dt_round_bf16_1, NaNs of every payload kept bitwise; fp16 rounding
+ *     against dt_round_fp16_1, bitwise for every value but a NaN's payload (F16C quiets a
+ *     signalling NaN and keeps 10 payload bits: its inputs hold only the canonical quiet NaN);
  *   - lengths 0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 1000 and 1003: vector bodies and tails;
  *   - avx2w16 == avx512 bitwise (same lanes, same order), and every ISA == every other;
  *   - the public kernels (dt_relu_forward, ...) call the selected table (dt_kern_select).
@@ -66,9 +67,9 @@ static void fill(float *x, long n, int specials)
         x[i] = sp[(i / 5) % 7];
 }
 
-/* every class of float: random bit patterns (NaNs made the canonical quiet NaN), and values
- * near the float16 and bfloat16 rounding boundaries */
-static void fill_bits(float *x, long n)
+/* every class of float: random bit patterns (NaNs, with any payload, made the canonical quiet NaN
+ * unless keep_nan), and values near the float16 and bfloat16 rounding boundaries */
+static void fill_bits(float *x, long n, int keep_nan)
 {
     for (long i = 0; i < n; i++) {
         uint32_t u = rnd32();
@@ -76,7 +77,9 @@ static void fill_bits(float *x, long n)
             u = (u & 0x807fffffu) | ((uint32_t)(101 + rnd32() % 43) << 23);
         if (i % 7 == 2) /* exact ties of bf16 and fp16 rounding */
             u = (u & 0xffff0000u) | 0x8000u;
-        if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+        if (i % 11 == 3) /* NaNs of every payload, signalling ones too */
+            u |= 0x7f800001u;
+        if (!keep_nan && (u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
             u = 0x7fc00000u;
         memcpy(&x[i], &u, sizeof u);
     }
@@ -142,12 +145,13 @@ static void test_elementwise(const dt_kern *k, long n)
 static void test_rounding(const dt_kern *k, long n)
 {
     static float x[MAXLEN], out[MAXLEN], ref[MAXLEN];
-    fill_bits(x, n);
+    fill_bits(x, n, 1); /* bf16 rounding keeps every NaN as it is */
     memcpy(out, x, (size_t)n * 4);
     for (long i = 0; i < n; i++)
         ref[i] = dt_round_bf16_1(x[i]);
     k->elem->round_bf16(out, (size_t)n);
     check_same(out, ref, (size_t)n * 4, "round_bf16", k, n);
+    fill_bits(x, n, 0);
     memcpy(out, x, (size_t)n * 4);
     for (long i = 0; i < n; i++)
         ref[i] = dt_round_fp16_1(x[i]);
@@ -439,7 +443,7 @@ static void test_optim_kernels(const dt_kern *k, long n)
 static void test_across(void)
 {
     static float x[MAXLEN], ref[MAXLEN], out[MAXLEN];
-    fill_bits(x, MAXLEN);
+    fill_bits(x, MAXLEN, 0);
     const dt_kern *first = NULL;
     for (int i = 0; i < DT_ISA_COUNT; i++) {
         const dt_kern *k = tabs[i];

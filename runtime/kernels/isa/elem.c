@@ -215,10 +215,10 @@ static void round_bf16(float *x, size_t n)
         vu u;
         memcpy(&u, x + i, sizeof u);
         const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        /* all ones where |x|'s bits exceed infinity's (a NaN): the sign of their difference,
-         * which cannot overflow (both below 2^31); a shift, not a compare, so that 16 lanes on
-         * AVX2 stay two ymm halves */
-        const vu nan = (vu)((vi)(0x7f800000u - (u & 0x7fffffffu)) >> 31);
+        /* all ones where |x|'s bits exceed infinity's (a NaN): from the sign bit of their
+         * difference (both below 2^31), shifted down and negated; shifts, not a compare, so
+         * that 16 lanes on AVX2 stay two ymm halves */
+        const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
         u = (nan & u) | (~nan & r);
         memcpy(x + i, &u, sizeof u);
     }
