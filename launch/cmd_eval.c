@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "common.h"
 #include "config.h"
+#include "kernels_agree.h"
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"
@@ -144,7 +145,7 @@ int dt_cmd_eval(int argc, char **argv, int world)
     const char *split;
     rc = eval_args(argc, argv, path, text, &cfg, &split);
     free(text);
-    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0 || dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0) {
         dt_ck_close(r);
         return 1;
     }

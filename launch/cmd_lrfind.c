@@ -40,6 +40,8 @@
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"
+#include "kernels_agree.h"
+#include "kernels/isa.h"
 #include "net.h"
 #include "optim.h"
 #include "sched.h"
@@ -346,6 +348,8 @@ static int lrfind_setup(const dt_config *tc, const lrf_opts *s, int world, dt_da
                tc->model, train->name, (long long)train->n, world, world > 1 ? "s" : "",
                tc->batch_size, dt_optim_kind_name(tc->op.kind), s->min_lr, s->max_lr, s->steps,
                s->smooth, s->diverge);
+        char kern[96];
+        printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
         fflush(stdout);
         dt_net_init(*net, (uint64_t)tc->seed);
     }
@@ -401,7 +405,8 @@ static int lrfind(int argc, char **argv, int world)
 {
     dt_config cfg;
     lrf_opts s;
-    if (dt_dist_agree(lrfind_args(argc, argv, &cfg, &s), MPI_COMM_WORLD) != 0)
+    if (dt_dist_agree(lrfind_args(argc, argv, &cfg, &s), MPI_COMM_WORLD) != 0 ||
+        dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
     dt_config tc = cfg;

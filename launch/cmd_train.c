@@ -20,6 +20,8 @@
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"
+#include "kernels_agree.h"
+#include "kernels/isa.h"
 #include "net.h"
 #include "train.h"
 
@@ -29,7 +31,7 @@ int dt_cmd_train(int argc, char **argv, int world)
     dt_dataset train, test;
     dt_net *net = NULL;
     int rc = dt_parse_args(&cfg, argc, argv, 2);
-    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0 || dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
     if (cfg.eval_batch_size == 0)
@@ -51,6 +53,8 @@ int dt_cmd_train(int argc, char **argv, int world)
         printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
                world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
                cfg.batch_size * world);
+        char kern[96];
+        printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
         printf("# resolved configuration (usable with -c):\n");
         dt_config_print(&cfg, stdout);
         printf("# end of configuration\n");

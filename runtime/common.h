@@ -32,11 +32,12 @@ extern int dt_rank;
 #define DT_NORETURN
 #endif
 
-/* Elementwise hot loops: compiled for AVX2 and for baseline x86-64, picked at load time (GCC
- * function multiversioning), so a portable build still uses 8-wide vectors where the CPU has
- * them. Plain IEEE arithmetic either way (no contraction: -std=c11 sets -ffp-contract=off).
- * The sanitizer build (SAN=address,undefined) keeps the clones: it must test the kernels the
- * release build runs (issue 16), as it already did for optim.c's FMA clones. */
+/* On its way out (issue 12): the kernel families of runtime/kernels/isa/ replace it, chosen at
+ * run time from one table (kernels/isa.h). Only kernels/conv.c's helpers still use it, until the
+ * lanes family takes them over; then it goes.
+ * It compiles a loop for AVX2 and for baseline x86-64, picked at load time (GCC function
+ * multiversioning). Plain IEEE arithmetic either way (no contraction: -std=c11 sets
+ * -ffp-contract=off). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DT_SIMD __attribute__((target_clones("avx2", "default")))
 #else

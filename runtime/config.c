@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "ini.h"
+#include "kernels/isa.h"
 #include "optim.h"
 #include "sched.h"
 
@@ -225,6 +226,11 @@ const dt_cfg_key dt_cfg_keys[] = {
         "watchdog: a rank that waits this many seconds for the others (at least 20x the median "
         "time of the last 64 steps) names the missing ranks and aborts the job with exit 1 (0: "
         "off)"),
+
+    CHOICE("kernels.isa", kernels_isa, "auto", DT_ISA_CHOICES,
+           "kernel instruction set: auto (DTRAIN_KERNELS_ISA if set, else the best this CPU runs), "
+           "generic, avx2, avx512, avx512bf16; avx2w16 = the 16-lane kernels lowered to AVX2 (for "
+           "tests). Ranks agree on the lowest common one"),
 };
 const int dt_cfg_nkeys = (int)(sizeof dt_cfg_keys / sizeof dt_cfg_keys[0]);
 

@@ -75,6 +75,8 @@ typedef struct dt_config {
     char log_dir[DT_STR_MAX];
     int64_t log_every_steps;
     double dist_timeout; /* watchdog seconds (0: off); see dt_dist_watchdog */
+    /* kernels */
+    int kernels_isa; /* 0: auto; else the dt_isa + 1 (kernels/isa.h DT_ISA_CHOICES order) */
 } dt_config;
 
 /* STRING and ENUM fill a char[DT_STR_MAX]; CHOICE stores the index of the value among `choices`

@@ -111,8 +111,16 @@ struct dt_layer {
 };
 
 /* The net as its layers see it; built and run by net.c (net.h). */
+/* How a net is planned, fixed when it is built (dt_net_build_opts); all zero is the default. The
+ * alternatives exist so that tests can compare a net against its plainer self. */
+typedef struct dt_net_opts {
+    int no_fusion;       /* 1: no graph passes (layers/registry.h: conv -> relu -> maxpool) */
+    int no_grad_sharing; /* 1: every activation gradient gets memory of its own */
+} dt_net_opts;
+
 struct dt_net {
     char model[DT_NAME_MAX]; /* model name ("mlp" or the file's stem) */
+    dt_net_opts opts;        /* what it was built with */
     char source[256];        /* where the description came from */
     int in_c, in_h, in_w, classes;
     int desc_c, desc_h, desc_w; /* the input shape the description names ([net] input) */

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels/elem.h"
+#include "kernels/isa.h"
 
 float dt_round_bf16_1(float f)
 {
@@ -23,80 +25,13 @@ float dt_round_bf16_1(float f)
     return f;
 }
 
-float dt_round_fp16_1(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    const uint32_t sign = u & 0x80000000u, a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u)
-        return f; /* inf, NaN */
-    uint32_t r;
-    if (a >= 0x477ff000u) { /* >= 65520, halfway past 65504: rounds to infinity */
-        r = 0x7f800000u;
-    } else if (a >= 0x38800000u) { /* normal float16 (>= 2^-14): 10 mantissa bits, nearest even */
-        r = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;
-    } else if (a > 0x33000000u) { /* subnormal float16: multiples of 2^-24, nearest even */
-        float m;
-        memcpy(&m, &a, sizeof m);
-        m = nearbyintf(m * 16777216.0f) / 16777216.0f; /* both exact: powers of 2, < 1024 */
-        memcpy(&r, &m, sizeof r);
-    } else { /* <= 2^-25: the tie at 2^-25 goes to the even 0 */
-        r = 0;
-    }
-    r |= sign;
-    memcpy(&f, &r, sizeof f);
-    return f;
-}
+float dt_round_fp16_1(float f) { return dt_kelem_round_fp16_1(f); }
 
-DT_SIMD void dt_round_bf16(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        /* NaN: keep (the select keeps the loop branch-free, so it vectorizes) */
-        const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        u = (u & 0x7fffffffu) > 0x7f800000u ? u : rounded;
-        memcpy(&x[i], &u, sizeof u);
-    }
-}
+/* The loops are the `elem` family's (kernels/elem.h), chosen per instruction set: fp16 through
+ * F16C's conversion where the ISA has it, the scalar definition on generic; the same bits. */
+void dt_round_bf16(float *x, size_t n) { dt_kern_get()->elem->round_bf16(x, n); }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-
-/* F16C's conversion (VCVTPS2PH with round-to-nearest-even, then back): IEEE's, like torch's */
-__attribute__((target("avx,f16c"))) static void round_fp16_f16c(float *x, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
-    }
-    for (; i < n; i++)
-        x[i] = dt_round_fp16_1(x[i]);
-}
-
-static int have_f16c(void)
-{
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-    }
-    return have;
-}
-#endif
-
-void dt_round_fp16(float *x, size_t n)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (have_f16c()) {
-        round_fp16_f16c(x, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++)
-        x[i] = dt_round_fp16_1(x[i]);
-}
+void dt_round_fp16(float *x, size_t n) { dt_kern_get()->elem->round_fp16(x, n); }
 
 void dt_round_to(int format, float *x, size_t n)
 {

@@ -235,16 +235,8 @@ int dt_net_build(dt_net **out, const char *spec, int max_batch)
  * (largest first, each into the first slot it fits without overlap): a resnet's gradients need a
  * few layers' worth instead of one per layer. The first writer of a gradient overwrites it and
  * later ones add (dt_layer.accum), so a shared slot's old contents never leak. Layers whose
- * gradient nobody writes or reads (a fused [conv]'s and [relu]'s) get none. */
-static int share_grads = 1;
-
-int dt_net_set_grad_sharing(int on)
-{
-    const int old = share_grads;
-    share_grads = on != 0;
-    return old;
-}
-
+ * gradient nobody writes or reads (a fused [conv]'s and [relu]'s) get none. A net built with
+ * dt_net_opts.no_grad_sharing gives every gradient memory of its own (tests compare). */
 /* The live interval [lo[i], hi[i]] (layer indices in backward) of each layer's output gradient;
  * hi[i] < lo[i]: the layer gets no gradient memory. */
 static void grad_lifetimes(const dt_net *net, int *lo, int *hi)
@@ -271,7 +263,7 @@ static void grad_lifetimes(const dt_net *net, int *lo, int *hi)
     for (int i = 0; i < n; i++) {
         const dt_layer *l = &net->layers[i];
         /* an output nobody reads: a gradient of its own, never written (zero), as before */
-        if ((!l->fused && !l->ops->alias && hi[i] < 0) || !share_grads)
+        if ((!l->fused && !l->ops->alias && hi[i] < 0) || net->opts.no_grad_sharing)
             hi[i] = n, lo[i] = 0;
         /* a fused conv reads the gradient of its group's last layer (the pool) */
         if (l->fused && (i + 1 == n || !net->layers[i + 1].fused)) {
@@ -487,10 +479,18 @@ static void mark_accumulation(dt_net *net)
 
 int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w)
 {
+    return dt_net_build_opts(out, spec, max_batch, c, h, w, NULL);
+}
+
+int dt_net_build_opts(dt_net **out, const char *spec, int max_batch, int c, int h, int w,
+                      const dt_net_opts *opts)
+{
     DT_ASSERT(max_batch > 0);
     *out = NULL;
     dt_net *net = dt_xcalloc(1, sizeof *net);
     net->max_batch = max_batch;
+    if (opts)
+        net->opts = *opts;
     int rc = parse_spec(net, spec);
     if (rc == DT_OK)
         rc = setup_layers(net, c, h, w);

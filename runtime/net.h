@@ -31,10 +31,12 @@ int dt_net_build(dt_net **out, const char *spec, int max_batch);
 /* The same, built for inputs of shape (c, h, w) instead of the description's `input` (every layer
  * derives its shape from its input, so one description serves 1x28x28 and 3x32x32 data). */
 int dt_net_build_for(dt_net **out, const char *spec, int max_batch, int c, int h, int w);
+/* The same with build options (layer.h dt_net_opts; NULL: the defaults, as dt_net_build_for):
+ * whether the graph passes fuse layers, whether activation gradients whose lifetimes in backward
+ * do not overlap share memory. Both defaults are on; tests build the plain net to compare. */
+int dt_net_build_opts(dt_net **out, const char *spec, int max_batch, int c, int h, int w,
+                      const dt_net_opts *opts);
 void dt_net_free(dt_net *net);
-/* Whether nets built afterwards share memory between activation gradients whose lifetimes in
- * backward do not overlap (default 1; tests compare with 0). Returns the previous setting. */
-int dt_net_set_grad_sharing(int on);
 
 /* Names of the built-in models, comma separated. */
 const char *dt_net_builtin_names(void);

@@ -32,18 +32,12 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels/isa.h"
+#include "kernels/optim_k.h"
 
-/* The update loops are built twice on x86-64 (gcc, clang): for CPUs with FMA (fmaf is then one
- * instruction and the loops vectorize) and for the baseline (fmaf a libm call), picked at load
- * time (ifunc). fma is exactly specified, so both give the same bits: replicas on mixed nodes
- * stay identical. Each loop is instantiated per combination of its flags (static inline with
- * constant arguments) so that none has a branch inside. The loops with sqrtf vectorize only with
- * -fno-math-errno (else sqrtf may set errno, a side effect the vectorizer keeps). */
-#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__)
-#define FMA_CLONES __attribute__((target_clones("fma", "default")))
-#else
-#define FMA_CLONES
-#endif
+/* The update loops are the `optim` kernel family (kernels/optim_k.h): compiled once per
+ * instruction set, chosen with the other families (isa.h). fma is exactly specified, so every
+ * ISA gives the same bits: replicas on mixed nodes stay identical. */
 
 static const char *const kind_names[] = {"sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"};
 enum { NKINDS = (int)(sizeof kind_names / sizeof kind_names[0]) };
@@ -289,46 +283,14 @@ static float *st(dt_optim *o, int i, size_t off) { return o->state[i].data + off
  *       if nesterov: d_p = d_p.add(buf, alpha=momentum)
  *       else:        d_p = buf
  *   param.add_(d_p, alpha=-lr) */
-typedef struct {
-    float wd, mu, damp1, nlr;
-} sgd_consts;
-
-/* mode: 0 no momentum, 1 first momentum step (buffer = d_p), 2 momentum, 3 Nesterov, 4 first
- * Nesterov step */
-static inline void sgd_loop(const sgd_consts k, float *restrict p, const float *restrict grad,
-                            float *restrict b, size_t n, const int l2, const int mode)
+static void sgd_seg(dt_optim *o, float *restrict p, const float *restrict grad, float *restrict b,
+                    size_t n, double wd, double lr, double momentum, int first)
 {
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (l2)
-            g = fmaf(p[i], k.wd, g);
-        if (mode != 0) {
-            float bi = (mode == 1 || mode == 4) ? g : fmaf(g, k.damp1, b[i] * k.mu);
-            b[i] = bi;
-            g = (mode == 3 || mode == 4) ? fmaf(bi, k.mu, g) : bi;
-        }
-        p[i] = fmaf(g, k.nlr, p[i]);
-    }
-}
-
-FMA_CLONES static void sgd_seg(dt_optim *o, float *restrict p, const float *restrict grad,
-                               float *restrict b, size_t n, double wd, double lr, double momentum,
-                               int first)
-{
-    const sgd_consts k = {(float)wd, (float)momentum, (float)(1.0 - o->p.dampening), (float)-lr};
+    const dt_kopt_sgd k = {(float)wd, (float)momentum, (float)(1.0 - o->p.dampening), (float)-lr};
+    /* 0 no momentum, 1 first momentum step (buffer = d_p), 2 momentum, 3 Nesterov, 4 first
+     * Nesterov step */
     const int mode = momentum == 0.0 ? 0 : o->p.nesterov ? (first ? 4 : 3) : (first ? 1 : 2);
-    switch ((wd != 0.0) * 5 + mode) {
-    case 0: sgd_loop(k, p, grad, b, n, 0, 0); break;
-    case 1: sgd_loop(k, p, grad, b, n, 0, 1); break;
-    case 2: sgd_loop(k, p, grad, b, n, 0, 2); break;
-    case 3: sgd_loop(k, p, grad, b, n, 0, 3); break;
-    case 4: sgd_loop(k, p, grad, b, n, 0, 4); break;
-    case 5: sgd_loop(k, p, grad, b, n, 1, 0); break;
-    case 6: sgd_loop(k, p, grad, b, n, 1, 1); break;
-    case 7: sgd_loop(k, p, grad, b, n, 1, 2); break;
-    case 8: sgd_loop(k, p, grad, b, n, 1, 3); break;
-    default: sgd_loop(k, p, grad, b, n, 1, 4); break;
-    }
+    dt_kern_get()->optim->sgd(&k, p, grad, b, n, wd != 0.0, mode);
 }
 
 /* torch.optim.Adagrad, torch 1.13 torch/optim/adagrad.py _single_tensor_adagrad (dense):
@@ -338,29 +300,12 @@ FMA_CLONES static void sgd_seg(dt_optim *o, float *restrict p, const float *rest
  *   state_sum.addcmul_(grad, grad, value=1)
  *   std = state_sum.sqrt().add_(eps)
  *   param.addcdiv_(grad, std, value=-clr) */
-static inline void adagrad_loop(float wd, float eps, float nclr, float *restrict p,
-                                const float *restrict grad, float *restrict sum, size_t n,
-                                const int l2)
-{
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (l2)
-            g = fmaf(p[i], wd, g);
-        float s = fmaf(1.0f * g, g, sum[i]);
-        sum[i] = s;
-        float std = sqrtf(s) + eps;
-        p[i] = p[i] + nclr * g / std;
-    }
-}
-
-FMA_CLONES static void adagrad_seg(dt_optim *o, float *restrict p, const float *restrict grad,
-                                   float *restrict sum, size_t n, double wd, double lr)
+static void adagrad_seg(dt_optim *o, float *restrict p, const float *restrict grad,
+                        float *restrict sum, size_t n, double wd, double lr)
 {
     const double clr = lr / (1.0 + (double)(o->step - 1) * o->p.lr_decay);
-    if (wd != 0.0)
-        adagrad_loop((float)wd, (float)o->p.eps, (float)-clr, p, grad, sum, n, 1);
-    else
-        adagrad_loop(0.0f, (float)o->p.eps, (float)-clr, p, grad, sum, n, 0);
+    const dt_kopt_adagrad k = {(float)wd, (float)o->p.eps, (float)-clr};
+    dt_kern_get()->optim->adagrad(&k, p, grad, sum, n, wd != 0.0);
 }
 
 /* torch.optim.Adadelta, torch 1.13 torch/optim/adadelta.py _single_tensor_adadelta:
@@ -370,37 +315,12 @@ FMA_CLONES static void adagrad_seg(dt_optim *o, float *restrict p, const float *
  *   delta = acc_delta.add(eps).sqrt_().div_(std).mul_(grad)
  *   acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
  *   param.add_(delta, alpha=-lr) */
-typedef struct {
-    float wd, eps, rho, rho1, nlr;
-} adadelta_consts;
-
-static inline void adadelta_loop(const adadelta_consts k, float *restrict p,
-                                 const float *restrict grad, float *restrict sq,
-                                 float *restrict acc, size_t n, const int l2)
+static void adadelta_seg(dt_optim *o, float *restrict p, const float *restrict grad,
+                         float *restrict sq, float *restrict acc, size_t n, double wd, double lr)
 {
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (l2)
-            g = fmaf(p[i], k.wd, g);
-        float s = fmaf(k.rho1 * g, g, sq[i] * k.rho);
-        sq[i] = s;
-        float std = sqrtf(s + k.eps);
-        float delta = sqrtf(acc[i] + k.eps) / std * g;
-        acc[i] = fmaf(k.rho1 * delta, delta, acc[i] * k.rho);
-        p[i] = fmaf(delta, k.nlr, p[i]);
-    }
-}
-
-FMA_CLONES static void adadelta_seg(dt_optim *o, float *restrict p, const float *restrict grad,
-                                    float *restrict sq, float *restrict acc, size_t n, double wd,
-                                    double lr)
-{
-    const adadelta_consts k = {(float)wd, (float)o->p.eps, (float)o->p.rho, (float)(1.0 - o->p.rho),
-                               (float)-lr};
-    if (wd != 0.0)
-        adadelta_loop(k, p, grad, sq, acc, n, 1);
-    else
-        adadelta_loop(k, p, grad, sq, acc, n, 0);
+    const dt_kopt_adadelta k = {(float)wd, (float)o->p.eps, (float)o->p.rho,
+                                (float)(1.0 - o->p.rho), (float)-lr};
+    dt_kern_get()->optim->adadelta(&k, p, grad, sq, acc, n, wd != 0.0);
 }
 
 /* torch.optim.RMSprop, torch 1.13 torch/optim/rmsprop.py _single_tensor_rmsprop:
@@ -415,56 +335,15 @@ FMA_CLONES static void adadelta_seg(dt_optim *o, float *restrict p, const float 
  *       buf.mul_(momentum).addcdiv_(grad, avg)
  *       param.add_(buf, alpha=-lr)
  *   else: param.addcdiv_(grad, avg, value=-lr) */
-typedef struct {
-    float wd, eps, al, al1, mu, nlr;
-} rms_consts;
-
-static inline void rmsprop_loop(const rms_consts k, float *restrict p, const float *restrict grad,
-                                float *restrict sq, float *restrict buf, float *restrict gavg,
-                                size_t n, const int l2, const int centered, const int momentum)
+static void rmsprop_seg(dt_optim *o, float *restrict p, const float *restrict grad,
+                        float *restrict sq, float *restrict buf, float *restrict gavg, size_t n,
+                        double wd, double lr, double momentum)
 {
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (l2)
-            g = fmaf(p[i], k.wd, g);
-        float s = fmaf(k.al1 * g, g, sq[i] * k.al);
-        sq[i] = s;
-        float avg;
-        if (centered) {
-            float ga = fmaf(g, k.al1, gavg[i] * k.al);
-            gavg[i] = ga;
-            avg = sqrtf(fmaf(-1.0f * ga, ga, s));
-        } else {
-            avg = sqrtf(s);
-        }
-        avg = avg + k.eps;
-        if (momentum) {
-            float bi = buf[i] * k.mu + 1.0f * g / avg;
-            buf[i] = bi;
-            p[i] = fmaf(bi, k.nlr, p[i]);
-        } else {
-            p[i] = p[i] + k.nlr * g / avg;
-        }
-    }
-}
-
-FMA_CLONES static void rmsprop_seg(dt_optim *o, float *restrict p, const float *restrict grad,
-                                   float *restrict sq, float *restrict buf, float *restrict gavg,
-                                   size_t n, double wd, double lr, double momentum)
-{
-    const rms_consts k = {(float)wd,         (float)o->p.eps,
-                          (float)o->p.alpha, (float)(1.0 - o->p.alpha),
-                          (float)momentum,   (float)-lr};
-    switch ((wd != 0.0) << 2 | (o->p.centered != 0) << 1 | (momentum > 0.0)) {
-    case 0: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 0, 0); break;
-    case 1: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 0, 1); break;
-    case 2: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 1, 0); break;
-    case 3: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 1, 1); break;
-    case 4: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 0, 0); break;
-    case 5: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 0, 1); break;
-    case 6: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 1, 0); break;
-    default: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 1, 1); break;
-    }
+    const dt_kopt_rmsprop k = {(float)wd,         (float)o->p.eps,
+                               (float)o->p.alpha, (float)(1.0 - o->p.alpha),
+                               (float)momentum,   (float)-lr};
+    dt_kern_get()->optim->rmsprop(&k, p, grad, sq, buf, gavg, n, wd != 0.0, o->p.centered != 0,
+                                  momentum > 0.0);
 }
 
 /* torch.optim.Adam / AdamW, torch 1.13 torch/optim/adam.py _single_tensor_adam and adamw.py
@@ -483,61 +362,26 @@ FMA_CLONES static void rmsprop_seg(dt_optim *o, float *restrict p, const float *
  *   param.addcdiv_(exp_avg, denom, value=-step_size)
  * which is the lecture's (Kingma & Ba 2014) p -= lr * m_hat / (sqrt(v_hat) + eps) with
  * m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t), eps added after the bias-corrected sqrt. */
-typedef struct {
-    float wd, b1, b1c, b2, b2c, eps, decay, nstep, bc2_sqrt;
-} adam_consts;
-
-/* mode: 0 no decay, 1 L2 (Adam), 2 decoupled (AdamW) */
-static inline void adam_loop(const adam_consts k, float *restrict p, const float *restrict grad,
-                             float *restrict m, float *restrict v, float *restrict vmax, size_t n,
-                             const int mode, const int amsgrad)
-{
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i], pi = p[i];
-        if (mode == 2)
-            pi = pi * k.decay;
-        else if (mode == 1)
-            g = fmaf(pi, k.wd, g);
-        float mi = fmaf(g, k.b1c, m[i] * k.b1);
-        float vi = fmaf(k.b2c * g, g, v[i] * k.b2);
-        m[i] = mi;
-        v[i] = vi;
-        if (amsgrad) {
-            float a = vmax[i]; /* torch.maximum propagates NaN */
-            vi = (a < vi || vi != vi) ? vi : a;
-            vmax[i] = vi;
-        }
-        float denom = sqrtf(vi) / k.bc2_sqrt + k.eps;
-        p[i] = pi + k.nstep * mi / denom;
-    }
-}
-
-FMA_CLONES static void adam_seg(dt_optim *o, float *restrict p, const float *restrict grad,
-                                float *restrict m, float *restrict v, float *restrict vmax,
-                                size_t n, double wd, double lr, double beta1)
+static void adam_seg(dt_optim *o, float *restrict p, const float *restrict grad, float *restrict m,
+                     float *restrict v, float *restrict vmax, size_t n, double wd, double lr,
+                     double beta1)
 {
     const double beta2 = o->p.beta2, t = (double)o->step;
     const double bias_correction1 = 1.0 - pow(beta1, t);
     const double bias_correction2 = 1.0 - pow(beta2, t);
     const double step_size = lr / bias_correction1;
-    const adam_consts k = {(float)wd,
-                           (float)beta1,
-                           (float)(1.0 - beta1),
-                           (float)beta2,
-                           (float)(1.0 - beta2),
-                           (float)o->p.eps,
-                           (float)(1.0 - lr * wd),
-                           (float)-step_size,
-                           (float)sqrt(bias_correction2)};
+    const dt_kopt_adam k = {(float)wd,
+                            (float)beta1,
+                            (float)(1.0 - beta1),
+                            (float)beta2,
+                            (float)(1.0 - beta2),
+                            (float)o->p.eps,
+                            (float)(1.0 - lr * wd),
+                            (float)-step_size,
+                            (float)sqrt(bias_correction2)};
+    /* 0 no decay, 1 L2 (Adam), 2 decoupled (AdamW) */
     const int mode = o->p.kind == DT_OPTIM_ADAMW ? 2 : wd != 0.0 ? 1 : 0;
-    switch (mode << 1 | (o->p.amsgrad != 0)) {
-    case 0: adam_loop(k, p, grad, m, v, vmax, n, 0, 0); break;
-    case 1: adam_loop(k, p, grad, m, v, vmax, n, 0, 1); break;
-    case 2: adam_loop(k, p, grad, m, v, vmax, n, 1, 0); break;
-    case 3: adam_loop(k, p, grad, m, v, vmax, n, 1, 1); break;
-    case 4: adam_loop(k, p, grad, m, v, vmax, n, 2, 0); break;
-    default: adam_loop(k, p, grad, m, v, vmax, n, 2, 1); break;
-    }
+    dt_kern_get()->optim->adam(&k, p, grad, m, v, vmax, n, mode, o->p.amsgrad != 0);
 }
 
 void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, double momentum)

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -92,6 +93,18 @@ void dt_progress_resume_none(const dt_progress *p, const char *dir)
 {
     if (p->out)
         fprintf(p->out, "resume: no checkpoint in %s that verifies: starting from scratch\n", dir);
+}
+
+void dt_progress_note(const dt_progress *p, const char *fmt, ...)
+{
+    if (!p->out)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->out);
+    fflush(p->out);
 }
 
 void dt_progress_resumed(const dt_progress *p, const char *path, int64_t step, int64_t epoch,

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common.h"
+
 /* One epoch's record (rank 0's history; stored in checkpoints, one row of the epoch metrics). */
 typedef struct dt_epoch_rec {
     double epoch, step, train_loss, train_acc, test_loss, test_acc, lr, samples_per_s, time_s,
@@ -43,6 +45,10 @@ void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec);
 /* "checkpoint PATH (WHY, step S, T s)" after a checkpoint was written in `seconds`. */
 void dt_progress_checkpoint(const dt_progress *p, const char *path, const char *why, int64_t step,
                             double seconds);
+
+/* One line on the progress stream (nothing on ranks without one): a note the run should show,
+ * printf-style, newline added. */
+DT_PRINTF(2, 3) void dt_progress_note(const dt_progress *p, const char *fmt, ...);
 
 /* "resume: REPORT" (report ends with its newline) from scanning a checkpoint directory. */
 void dt_progress_resume_report(const dt_progress *p, const char *report);

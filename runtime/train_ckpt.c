@@ -15,6 +15,7 @@
 #include "ckpt_dir.h"
 #include "common.h"
 #include "dist.h"
+#include "kernels/isa.h"
 #include "xxh64.h"
 
 /* ---- checkpoints ---- */
@@ -243,6 +244,7 @@ static int write_checkpoint(dt_trainer *t, const char *why)
     dt_ck_attrf(w, "seed", "%lld", (long long)cfg->seed);
     dt_ck_attrf(w, "step", "%lld", (long long)t->step);
     dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
+    dt_ck_attr(w, "kernels_isa", dt_kern_get()->name);
     double t0 = dt_now();
     int rc = dt_ck_commit(w);
     t->last_ckpt = t->step;
@@ -449,6 +451,9 @@ static int try_load(dt_ck_reader *r, void *vctx)
     }
     if (dt_state_read(&t->state, r) != 0 || check_consistent(t, r) != 0)
         return DT_ERR;
+    /* the kernels that wrote it (none before issue 12) */
+    const char *isa = dt_ck_get_attr(r, "kernels_isa");
+    snprintf(t->ckpt_isa, sizeof t->ckpt_isa, "%s", isa ? isa : "");
     return DT_OK;
 }
 
@@ -515,6 +520,11 @@ int dt_train_resume(dt_trainer *t, int *resumed)
     snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
     dt_progress_resumed(&t->prog, path, t->step, t->epoch, t->epoch_pos, t->world, t->batch,
                         t->io.world != t->world);
+    if (t->rank == 0 && t->ckpt_isa[0] && strcmp(t->ckpt_isa, dt_kern_get()->name) != 0)
+        dt_progress_note(&t->prog,
+                         "note: the checkpoint was written with kernels %s, this run uses %s: "
+                         "the continuation is not bitwise what an uninterrupted run on %s gives",
+                         t->ckpt_isa, dt_kern_get()->name, t->ckpt_isa);
     *resumed = 1;
     return DT_OK;
 }

@@ -340,11 +340,9 @@ static void check_same_training(dt_net *nets[2], int N, int steps, const char *w
 static void test_fused_net(const char *spec, int N, int expect_fused)
 {
     dt_net *nets[2];
-    const int old = dt_layers_set_fusion(0);
-    DT_ASSERT(dt_net_build(&nets[0], spec, N) == 0);
-    dt_layers_set_fusion(1);
+    const dt_net_opts plain = {.no_fusion = 1};
+    DT_ASSERT(dt_net_build_opts(&nets[0], spec, N, 0, 0, 0, &plain) == 0);
     DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
-    dt_layers_set_fusion(old);
     int fused = 0;
     for (int i = 0; i < nets[1]->nlayers; i++)
         fused += nets[1]->layers[i].fused;
@@ -358,11 +356,9 @@ static void test_fused_net(const char *spec, int N, int expect_fused)
 static void test_shared_grads(const char *spec, int N)
 {
     dt_net *nets[2];
-    const int old = dt_net_set_grad_sharing(0);
-    DT_ASSERT(dt_net_build(&nets[0], spec, N) == 0);
-    dt_net_set_grad_sharing(1);
+    const dt_net_opts plain = {.no_grad_sharing = 1};
+    DT_ASSERT(dt_net_build_opts(&nets[0], spec, N, 0, 0, 0, &plain) == 0);
     DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
-    dt_net_set_grad_sharing(old);
     CHECK(nets[1]->arena_floats < nets[0]->arena_floats);
     printf("  %s: activation arena %.1f -> %.1f MiB at batch %d\n", spec,
            4.0 * (double)nets[0]->arena_floats / 1048576.0,

@@ -9,10 +9,14 @@
  * when its 32-bit value u satisfies u >= p * 2^32, so P(keep) = 1 - p to within 2^-32. Being a
  * pure function of (seed, i), a mask can be regenerated or computed in parallel without state.
  * The scale 1 / (1 - p) is rounded to float once, as torch's _dropout_impl (noise.div_(1 - p)).
+ * Applying the mask (inp * (mask * scale), multiplied rather than selected like torch, so NaN
+ * and inf inputs stay NaN when dropped) and the add are the `elem` family's loops (kernels/elem.h).
  */
 #include <stdint.h>
 
 #include "common.h"
+#include "kernels/elem.h"
+#include "kernels/isa.h"
 #include "layer_kernels.h"
 #include "rng.h"
 
@@ -21,21 +25,6 @@ static float keep_scale(float p)
 {
     DT_ASSERT(p >= 0.0f && p <= 1.0f);
     return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-}
-
-DT_SIMD static void apply_mask(float *out, const uint8_t *mask, const float *inp, long n,
-                               float scale)
-{
-    /* multiply by 0 rather than select, like torch (NaN/inf inputs stay NaN when dropped) */
-    for (long i = 0; i < n; i++)
-        out[i] = inp[i] * ((float)mask[i] * scale);
-}
-
-DT_SIMD static void apply_mask_accum(float *out, const uint8_t *mask, const float *inp, long n,
-                                     float scale)
-{
-    for (long i = 0; i < n; i++)
-        out[i] += inp[i] * ((float)mask[i] * scale);
 }
 
 void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, float p, uint64_t seed)
@@ -52,7 +41,7 @@ void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, flo
     }
     if (i < n)
         mask[i] = (dt_rng_word(seed, (uint64_t)i / 2) & 0xffffffffu) >= threshold;
-    apply_mask(out, mask, inp, n, scale);
+    dt_kern_get()->elem->mask_apply(out, mask, inp, n, scale, 0);
 }
 
 void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, long n, float p,
@@ -60,24 +49,17 @@ void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, lo
 {
     DT_ASSERT(n >= 0);
     const float scale = keep_scale(p);
-    if (accum)
-        apply_mask_accum(dinp, mask, dout, n, scale);
-    else
-        apply_mask(dinp, mask, dout, n, scale);
+    dt_kern_get()->elem->mask_apply(dinp, mask, dout, n, scale, accum);
 }
 
-DT_SIMD void dt_add_forward(float *out, const float *a, const float *b, long n)
+void dt_add_forward(float *out, const float *a, const float *b, long n)
 {
-    for (long i = 0; i < n; i++)
-        out[i] = a[i] + b[i];
+    DT_ASSERT(n >= 0);
+    dt_kern_get()->elem->add_forward(out, a, b, n);
 }
 
-DT_SIMD void dt_add_backward(float *dinp, const float *dout, long n, int accum)
+void dt_add_backward(float *dinp, const float *dout, long n, int accum)
 {
-    if (accum)
-        for (long i = 0; i < n; i++)
-            dinp[i] += dout[i];
-    else
-        for (long i = 0; i < n; i++)
-            dinp[i] = dout[i];
+    DT_ASSERT(n >= 0);
+    dt_kern_get()->elem->add_backward(dinp, dout, n, accum);
 }

@@ -3,19 +3,67 @@
  *
  * Each family (gemm, lanes, elem, optim, bf16) adds one line per ISA to the tables below: a pointer
  * to its per-ISA table, defined by its source under runtime/kernels/isa/ (DT_KFN names).
+ *
+ * Test hook: DTRAIN_CPU_MASK=avx512f,avx512_bf16 (a comma-separated list of the feature names
+ * below) makes this file treat those features as absent, so the choice of an ISA, its fallback
+ * and the error for an ISA the CPU lacks can be tested on a CPU that has everything. It only
+ * narrows what isa.c offers; it never claims a feature the CPU lacks.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "kernels/elem.h"
 #include "kernels/isa.h"
+#include "kernels/optim_k.h"
 
 /* ---- CPU features (detected once) ---- */
 
 typedef struct {
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16;
 } cpu_features;
+
+/* The feature names of DTRAIN_CPU_MASK and of the messages, with their fields. */
+static const struct {
+    const char *name;
+    size_t off;
+    dt_isa from; /* the lowest ISA that needs it */
+} feature[] = {{"avx2", offsetof(cpu_features, avx2), DT_ISA_AVX2},
+               {"fma", offsetof(cpu_features, fma), DT_ISA_AVX2},
+               {"f16c", offsetof(cpu_features, f16c), DT_ISA_AVX2},
+               {"avx512f", offsetof(cpu_features, avx512f), DT_ISA_AVX512},
+               {"avx512bw", offsetof(cpu_features, avx512bw), DT_ISA_AVX512},
+               {"avx512vl", offsetof(cpu_features, avx512vl), DT_ISA_AVX512},
+               {"avx512dq", offsetof(cpu_features, avx512dq), DT_ISA_AVX512},
+               {"avx512_bf16", offsetof(cpu_features, avx512bf16), DT_ISA_AVX512BF16}};
+enum { NFEATURES = (int)(sizeof feature / sizeof feature[0]) };
+
+static int *field(cpu_features *f, int i) { return (int *)((char *)f + feature[i].off); }
+
+/* DTRAIN_CPU_MASK's first unknown name ("" if none) */
+static char mask_bad[64];
+
+/* Clears the features DTRAIN_CPU_MASK names; an unknown name is kept in mask_bad. */
+static void apply_mask(cpu_features *f)
+{
+    const char *env = getenv("DTRAIN_CPU_MASK");
+    if (!env)
+        return;
+    for (const char *p = env; *p;) {
+        const size_t len = strcspn(p, ",");
+        int hit = 0;
+        for (int i = 0; i < NFEATURES; i++)
+            if (len == strlen(feature[i].name) && strncmp(p, feature[i].name, len) == 0) {
+                *field(f, i) = 0;
+                hit = 1;
+            }
+        if (!hit && len > 0 && !mask_bad[0])
+            snprintf(mask_bad, sizeof mask_bad, "%.*s", (int)(len < 60 ? len : 60), p);
+        p += len + (p[len] == ',');
+    }
+}
 
 static const cpu_features *cpu(void)
 {
@@ -33,6 +81,7 @@ static const cpu_features *cpu(void)
         f.avx512dq = __builtin_cpu_supports("avx512dq");
         f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
+        apply_mask(&f);
         done = 1;
     }
     return &f;
@@ -41,32 +90,21 @@ static const cpu_features *cpu(void)
 /* The features isa needs that this CPU lacks, as "avx512f avx512bw" (empty: it runs). */
 static void missing(dt_isa isa, char *buf, size_t size)
 {
-    const cpu_features *f = cpu();
+    cpu_features f = *cpu();
     buf[0] = '\0';
 #if !defined(__x86_64__)
+    (void)f;
     if (isa != DT_ISA_GENERIC)
         snprintf(buf, size, "x86-64");
     return;
-#endif
-    struct {
-        const char *name;
-        int have;
-        dt_isa from;
-    } need[] = {{"avx2", f->avx2, DT_ISA_AVX2},
-                {"fma", f->fma, DT_ISA_AVX2},
-                {"f16c", f->f16c, DT_ISA_AVX2},
-                {"avx512f", f->avx512f, DT_ISA_AVX512},
-                {"avx512bw", f->avx512bw, DT_ISA_AVX512},
-                {"avx512vl", f->avx512vl, DT_ISA_AVX512},
-                {"avx512dq", f->avx512dq, DT_ISA_AVX512},
-                {"avx512_bf16", f->avx512bf16, DT_ISA_AVX512BF16}};
+#else
+    /* avx2w16 needs what avx2 needs */
+    const dt_isa eff = isa == DT_ISA_AVX2W16 ? DT_ISA_AVX2 : isa;
     size_t at = 0;
-    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
-        /* avx2w16 needs what avx2 needs */
-        const dt_isa eff = isa == DT_ISA_AVX2W16 ? DT_ISA_AVX2 : isa;
-        if (eff >= need[i].from && !need[i].have && at < size)
-            at += (size_t)snprintf(buf + at, size - at, "%s%s", at ? " " : "", need[i].name);
-    }
+    for (int i = 0; i < NFEATURES; i++)
+        if (eff >= feature[i].from && !*field(&f, i) && at < size)
+            at += (size_t)snprintf(buf + at, size - at, "%s%s", at ? " " : "", feature[i].name);
+#endif
 }
 
 /* ---- the tables ---- */
@@ -78,12 +116,32 @@ static void missing(dt_isa isa, char *buf, size_t size)
 #endif
 
 static const dt_kern tables[DT_ISA_COUNT] = {
-    [DT_ISA_GENERIC] = {.isa = DT_ISA_GENERIC, .name = "generic", .lanes = 4},
-    X86([DT_ISA_AVX2] = {.isa = DT_ISA_AVX2, .name = "avx2", .lanes = 8},
-        [DT_ISA_AVX2W16] = {.isa = DT_ISA_AVX2W16, .name = "avx2w16", .lanes = 16},
-        [DT_ISA_AVX512] = {.isa = DT_ISA_AVX512, .name = "avx512", .lanes = 16},
-        [DT_ISA_AVX512BF16] = {
-            .isa = DT_ISA_AVX512BF16, .name = "avx512bf16", .lanes = 16, .bf16_native = 1}, )};
+    [DT_ISA_GENERIC] = {.isa = DT_ISA_GENERIC,
+                        .name = "generic",
+                        .lanes = 4,
+                        .elem = &dt_kelem_generic,
+                        .optim = &dt_koptim_generic},
+    X86([DT_ISA_AVX2] = {.isa = DT_ISA_AVX2,
+                         .name = "avx2",
+                         .lanes = 8,
+                         .elem = &dt_kelem_avx2,
+                         .optim = &dt_koptim_avx2},
+        [DT_ISA_AVX2W16] = {.isa = DT_ISA_AVX2W16,
+                            .name = "avx2w16",
+                            .lanes = 16,
+                            .elem = &dt_kelem_avx2w16,
+                            .optim = &dt_koptim_avx2w16},
+        [DT_ISA_AVX512] = {.isa = DT_ISA_AVX512,
+                           .name = "avx512",
+                           .lanes = 16,
+                           .elem = &dt_kelem_avx512,
+                           .optim = &dt_koptim_avx512},
+        [DT_ISA_AVX512BF16] = {.isa = DT_ISA_AVX512BF16,
+                               .name = "avx512bf16",
+                               .lanes = 16,
+                               .bf16_native = 1,
+                               .elem = &dt_kelem_avx512,
+                               .optim = &dt_koptim_avx512}, )};
 
 static const char *const names[DT_ISA_COUNT] = {"generic", "avx2", "avx2w16", "avx512",
                                                 "avx512bf16"};
@@ -132,33 +190,61 @@ dt_isa dt_isa_best(void)
 
 static const dt_kern *current;
 
+/* The one message for an ISA this CPU cannot run, naming the key that asked for it. */
+static int lacks(const char *key, dt_isa isa)
+{
+    char lack[128];
+    missing(isa, lack, sizeof lack);
+    return dt_err("%s = %s: this CPU lacks %s (it runs generic up to %s)", key,
+                  isa >= 0 && isa < DT_ISA_COUNT ? names[isa] : "?",
+                  lack[0] ? lack : "it in this build", names[dt_isa_best()]);
+}
+
 int dt_kern_select(dt_isa isa)
 {
     const dt_kern *t = dt_kern_table(isa);
-    if (!t) {
-        char lack[128];
-        missing(isa, lack, sizeof lack);
-        return dt_err("kernels.isa = %s: this CPU lacks %s (it runs up to %s)",
-                      isa >= 0 && isa < DT_ISA_COUNT ? names[isa] : "?",
-                      lack[0] ? lack : "it in this build", names[dt_isa_best()]);
-    }
+    if (!t)
+        return lacks("kernels.isa", isa);
     current = t;
     return DT_OK;
+}
+
+int dt_kern_resolve(int requested, dt_isa *isa)
+{
+    cpu();
+    if (mask_bad[0])
+        return dt_err("DTRAIN_CPU_MASK: unknown feature '%s': expected a comma-separated list of "
+                      "avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512_bf16",
+                      mask_bad);
+    const char *key = "kernels.isa";
+    *isa = dt_isa_best();
+    if (requested >= 0 && requested < DT_ISA_COUNT) {
+        *isa = (dt_isa)requested;
+    } else {
+        const char *env = getenv("DTRAIN_KERNELS_ISA");
+        if (env && *env && dt_isa_parse(env, isa, NULL) != 0)
+            return dt_err("DTRAIN_KERNELS_ISA = '%s': expected one of " DT_ISA_CHOICES, env);
+        if (env && *env)
+            key = "DTRAIN_KERNELS_ISA";
+    }
+    return dt_kern_table(*isa) ? DT_OK : lacks(key, *isa);
+}
+
+const char *dt_kern_describe(const dt_kern *k, char *buf, int size)
+{
+    snprintf(buf, (size_t)size, "%s (%d lanes, %s bf16)", k->name, k->lanes,
+             k->bf16_native ? "native" : "emulated");
+    return buf;
 }
 
 const dt_kern *dt_kern_get(void)
 {
     if (!current) {
-        const char *env = getenv("DTRAIN_KERNELS_ISA");
-        dt_isa isa = dt_isa_best();
-        if (env && *env && dt_isa_parse(env, &isa, NULL) != 0) {
-            dt_err("DTRAIN_KERNELS_ISA = %s: expected auto, generic, avx2, avx2w16, avx512 or "
-                   "avx512bf16",
-                   env);
+        dt_isa isa;
+        if (dt_kern_resolve(-1, &isa) != 0 || dt_kern_select(isa) != 0) {
+            fprintf(stderr, "dtrain: %s\n", dt_err_msg());
             exit(1);
         }
-        if (dt_kern_select(isa) != 0)
-            exit(1);
     }
     return current;
 }

@@ -1,9 +1,10 @@
 /*
  * isa.h - the kernel layer's instruction sets and their tables of entry points (issue 12).
  *
- * CPU features are detected once (cpu.c). One table per instruction set lists every hot kernel of
- * that ISA, grouped by family; each family's table type is declared by the family's own header
- * and filled by its per-ISA source under runtime/kernels/isa/ (built once per ISA, isa/vec.h):
+ * CPU features are detected once (isa.c; the test hook DTRAIN_CPU_MASK hides some). One table
+ * per instruction set lists every hot kernel of that ISA, grouped by family; each family's table
+ * type is declared by the family's own header and filled by its per-ISA source under
+ * runtime/kernels/isa/ (built once per ISA, isa/vec.h):
  *
  *   family   header            what
  *   gemm     kernels/gemm.h    fp32 packed GEMM of the linear layers (and im2col convolutions)
@@ -25,7 +26,8 @@
 
 /* In order of capability (the lowest common ISA of two ranks is the smaller). avx2w16 is the
  * 16-lane (AVX-512) instantiation compiled for AVX2: it runs wherever avx2 does, computes what
- * avx512 computes bitwise, and exists for tests (and for kernels.isa = avx2w16 runs that check it). */
+ * avx512 computes bitwise, and exists for tests (and for kernels.isa = avx2w16 runs that check
+ * it). */
 typedef enum {
     DT_ISA_GENERIC = 0,
     DT_ISA_AVX2 = 1,
@@ -55,14 +57,28 @@ typedef struct dt_kern {
     const struct dt_kbf16conv *bf16conv;
 } dt_kern;
 
-/* The table in use. The first call without a dt_kern_select picks DTRAIN_KERNELS_ISA's ISA, or
- * else the best this CPU runs. */
+/* The values of kernels.isa (config.c's CHOICE: "auto" first, then the dt_isa order). */
+#define DT_ISA_CHOICES "auto|generic|avx2|avx2w16|avx512|avx512bf16"
+
+/* The table in use. The first call without a dt_kern_select picks what dt_kern_resolve(-1) gives
+ * (DTRAIN_KERNELS_ISA, or the best this CPU runs); an error there (a bad variable, an ISA the CPU
+ * lacks) prints its message and exits 1: commands resolve and select before any kernel runs. */
 const dt_kern *dt_kern_get(void);
 /* The table of isa, or NULL when this CPU cannot run it (or this build lacks it: non-x86). */
 const dt_kern *dt_kern_table(dt_isa isa);
 /* Makes isa's table the one in use. Returns 0, or DT_ERR with one message naming the ISA and the
  * CPU features it lacks. */
 int dt_kern_select(dt_isa isa);
+/* The ISA a run asks for: `requested` (a dt_isa: kernels.isa named one), or for auto (-1) the
+ * DTRAIN_KERNELS_ISA environment variable when set and not "auto", else dt_isa_best(). Returns
+ * 0, or DT_ERR with one message: a bad DTRAIN_CPU_MASK or DTRAIN_KERNELS_ISA value, or an ISA
+ * this CPU cannot run (naming the key that asked for it, the ISA and the missing features).
+ * Selects nothing (dt_kern_select does). */
+int dt_kern_resolve(int requested, dt_isa *isa);
+
+/* "avx512bf16 (16 lanes, native bf16)": k's name, lanes and bf16 arithmetic, for run headers.
+ * Returns buf. */
+const char *dt_kern_describe(const dt_kern *k, char *buf, int size);
 
 /* The best ISA this CPU runs (never avx2w16). */
 dt_isa dt_isa_best(void);

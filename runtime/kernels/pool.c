@@ -9,13 +9,15 @@
  * every window position against the bounds.
  * Semantics follow ATen's CPU kernels (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
  * AvgPoolKernel.cpp): the max takes the first maximum in row-major window order, a NaN wins;
- * the average divides the float window sum by K*K.
+ * the average divides the float window sum by K*K. Global average pooling's loops are the `elem`
+ * family's (kernels/elem.h), chosen per instruction set.
  */
 #include <math.h>
 #include <string.h>
 
 #include "common.h"
-#include "fsum.h"
+#include "kernels/elem.h"
+#include "kernels/isa.h"
 #include "layer_kernels.h"
 
 /* checks shared by max and avg pooling; returns OH, OW */
@@ -259,26 +261,14 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
 
 /* ---- global average pooling ---- */
 
-DT_SIMD void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
+void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
 {
     DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
-    const size_t planes = (size_t)N * C;
-    for (size_t p = 0; p < planes; p++)
-        out[p] = (float)(dt_fsum(inp + p * HW, (size_t)HW) / HW);
+    dt_kern_get()->elem->gap_forward(out, inp, (size_t)N * C, HW);
 }
 
-DT_SIMD void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum)
+void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum)
 {
     DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
-    const size_t planes = (size_t)N * C;
-    for (size_t p = 0; p < planes; p++) {
-        const float g = dout[p] / (float)HW;
-        float *dx = dinp + p * HW;
-        if (accum)
-            for (int i = 0; i < HW; i++)
-                dx[i] += g;
-        else
-            for (int i = 0; i < HW; i++)
-                dx[i] = g;
-    }
+    dt_kern_get()->elem->gap_backward(dinp, dout, (size_t)N * C, HW, accum);
 }

@@ -1,28 +1,21 @@
 /*
- * relu.c - ReLU kernels (torch.nn.ReLU), see kernels.h.
+ * relu.c - ReLU kernels (torch.nn.ReLU), see kernels.h. The loops are the `elem` family's
+ * (kernels/elem.h), chosen per instruction set (isa.h).
  */
 #include "common.h"
 #include "kernels.h"
+#include "kernels/elem.h"
+#include "kernels/isa.h"
 
-DT_SIMD void dt_relu_forward(float *out, const float *inp, long n)
+void dt_relu_forward(float *out, const float *inp, long n)
 {
-    for (long i = 0; i < n; i++)
-        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+    DT_ASSERT(n >= 0);
+    dt_kern_get()->elem->relu_forward(out, inp, n);
 }
 
-/* PyTorch's threshold_backward: the gradient at exactly 0 is 0. dout is loaded unconditionally
- * so the select vectorizes (a load guarded by the comparison cannot be if-converted). */
-DT_SIMD void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum)
+/* PyTorch's threshold_backward: the gradient at exactly 0 is 0. */
+void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum)
 {
-    if (accum) {
-        for (long i = 0; i < n; i++) {
-            float d = dout[i];
-            dinp[i] += out[i] > 0.0f ? d : 0.0f;
-        }
-    } else {
-        for (long i = 0; i < n; i++) {
-            float d = dout[i];
-            dinp[i] = out[i] > 0.0f ? d : 0.0f;
-        }
-    }
+    DT_ASSERT(n >= 0);
+    dt_kern_get()->elem->relu_backward(dinp, dout, out, n, accum);
 }

@@ -46,15 +46,6 @@ const char *dt_layer_kinds(void)
 
 /* ---- fusion: [conv] -> [relu] -> [maxpool] size 2 as one kernel ---- */
 
-static int fusion_on = 1;
-
-int dt_layers_set_fusion(int on)
-{
-    const int old = fusion_on;
-    fusion_on = on != 0;
-    return old;
-}
-
 static void fuse_conv_relu_pool(dt_net *net)
 {
     /* consumers of each layer's output (a fused tensor must have exactly one) */
@@ -81,6 +72,6 @@ static void fuse_conv_relu_pool(dt_net *net)
 
 void dt_layers_passes(dt_net *net)
 {
-    if (fusion_on)
+    if (!net->opts.no_fusion)
         fuse_conv_relu_pool(net);
 }

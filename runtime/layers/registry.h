@@ -17,10 +17,8 @@ const char *dt_layer_kinds(void);
  * flags are known and before the activation arena is planned. Today one pass: fuses [conv] ->
  * [relu] -> [maxpool] size 2 (each tensor used once, the conv on the batch-lane kernels) into one
  * kernel: the conv layer then does the three layers' forward and backward, and the relu and
- * maxpool layers are marked fused (skipped; their own buffers are not written). */
+ * maxpool layers are marked fused (skipped; their own buffers are not written). A net built with
+ * dt_net_opts.no_fusion (layer.h) gets no pass (tests compare both). */
 void dt_layers_passes(dt_net *net);
-/* dt_layers_set_fusion(0) turns the fusion off for nets built afterwards (tests compare both);
- * returns the previous setting. */
-int dt_layers_set_fusion(int on);
 
 #endif

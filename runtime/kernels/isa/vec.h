@@ -60,10 +60,29 @@ DT_KINL vf vf_load(const float *p)
 DT_KINL void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 DT_KINL vf vf_set1(float x) { return (vf){0} + x; }
 DT_KINL vf vf_zero(void) { return (vf){0}; }
+/* Lane-wise comparisons as masks (all ones where true, 0 elsewhere). Plain `a > b` on 16 lanes
+ * without AVX-512 is scalarized by GCC (no 16-lane mask type): there each half compares in one
+ * ymm instruction. vf_gt is ordered (a NaN gives false), as the scalar `a > b`. */
+DT_KINL vi vf_gt(vf a, vf b)
+{
+#if DT_W == 16 && defined(__AVX__) && !defined(__AVX512F__)
+    union {
+        vf v;
+        __m256 h[2];
+    } x = {a}, y = {b};
+    union {
+        __m256 h[2];
+        vi v;
+    } r = {{_mm256_cmp_ps(x.h[0], y.h[0], _CMP_GT_OQ), _mm256_cmp_ps(x.h[1], y.h[1], _CMP_GT_OQ)}};
+    return r.v;
+#else
+    return a > b;
+#endif
+}
 /* lane-wise a > b ? a : b (a NaN in a gives b, as the scalar expression) */
 DT_KINL vf vf_max(vf a, vf b)
 {
-    const vi m = a > b;
+    const vi m = vf_gt(a, b);
     return (vf)((m & (vi)a) | (~m & (vi)b));
 }
 

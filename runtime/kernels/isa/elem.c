@@ -1,0 +1,268 @@
+/*
+ * isa/elem.c - the `elem` kernel family (kernels/elem.h), written once over vf (isa/vec.h) and
+ * compiled once per instruction set by the Makefile.
+ *
+ * Each loop runs whole vectors of DT_W lanes, then the tail in scalar code that computes the
+ * lane's expression exactly (same operations, same order): the lane count changes no result, so
+ * every ISA gives the bits the scalar loops of dtrain before issue 12 gave. The reductions keep
+ * their scalar order (BatchNorm's 4 double lanes, dt_fsum's 8 float lanes): the compiler
+ * vectorizes them for the ISA without reassociating.
+ */
+#include "kernels/isa/vec.h"
+
+#include "kernels/elem.h"
+#include "kernels/fsum.h"
+
+typedef uint32_t vu __attribute__((vector_size(DT_W * sizeof(uint32_t))));
+typedef uint8_t vb __attribute__((vector_size(DT_W)));
+
+/* lane-wise m ? a : +0.0f (m: all-ones or zero lanes) */
+DT_KINL vf keep(vi m, vf a) { return (vf)(m & (vi)a); }
+
+static void relu_forward(float *out, const float *inp, long n)
+{
+    long i = 0;
+    for (; i + DT_W <= n; i += DT_W)
+        vf_store(out + i, vf_max(vf_load(inp + i), vf_zero()));
+    for (; i < n; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+/* PyTorch's threshold_backward: the gradient at exactly 0 is 0 */
+static void relu_backward(float *dinp, const float *dout, const float *out, long n, int accum)
+{
+    long i = 0;
+    if (accum) {
+        for (; i + DT_W <= n; i += DT_W)
+            vf_store(dinp + i, vf_load(dinp + i) +
+                                   keep(vf_gt(vf_load(out + i), vf_zero()), vf_load(dout + i)));
+        for (; i < n; i++)
+            dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    } else {
+        for (; i + DT_W <= n; i += DT_W)
+            vf_store(dinp + i, keep(vf_gt(vf_load(out + i), vf_zero()), vf_load(dout + i)));
+        for (; i < n; i++)
+            dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    }
+}
+
+static void add_forward(float *out, const float *a, const float *b, long n)
+{
+    long i = 0;
+    for (; i + DT_W <= n; i += DT_W)
+        vf_store(out + i, vf_load(a + i) + vf_load(b + i));
+    for (; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+static void add_backward(float *dinp, const float *dout, long n, int accum)
+{
+    if (!accum) {
+        memmove(dinp, dout, (size_t)n * sizeof *dinp);
+        return;
+    }
+    long i = 0;
+    for (; i + DT_W <= n; i += DT_W)
+        vf_store(dinp + i, vf_load(dinp + i) + vf_load(dout + i));
+    for (; i < n; i++)
+        dinp[i] += dout[i];
+}
+
+/* multiply by 0 rather than select, like torch (NaN/inf inputs stay NaN when dropped) */
+static void mask_apply(float *out, const uint8_t *mask, const float *inp, long n, float scale,
+                       int accum)
+{
+    const vf s = vf_set1(scale);
+    long i = 0;
+    for (; i + DT_W <= n; i += DT_W) {
+        vb m;
+        memcpy(&m, mask + i, sizeof m);
+        const vf v = vf_load(inp + i) * (__builtin_convertvector(m, vf) * s);
+        vf_store(out + i, accum ? vf_load(out + i) + v : v);
+    }
+    for (; i < n; i++) {
+        const float v = inp[i] * ((float)mask[i] * scale);
+        out[i] = accum ? out[i] + v : v;
+    }
+}
+
+static void gap_forward(float *out, const float *inp, size_t planes, int HW)
+{
+    for (size_t p = 0; p < planes; p++)
+        out[p] = (float)(dt_fsum(inp + p * (size_t)HW, (size_t)HW) / HW);
+}
+
+static void gap_backward(float *dinp, const float *dout, size_t planes, int HW, int accum)
+{
+    for (size_t p = 0; p < planes; p++) {
+        const float g = dout[p] / (float)HW;
+        const vf gv = vf_set1(g);
+        float *dx = dinp + p * (size_t)HW;
+        int i = 0;
+        for (; i + DT_W <= HW; i += DT_W)
+            vf_store(dx + i, accum ? vf_load(dx + i) + gv : gv);
+        for (; i < HW; i++)
+            dx[i] = accum ? dx[i] + g : g;
+    }
+}
+
+/* s += sum x, ss += sum x^2 over n values, 4 double lanes (the order of every ISA) */
+DT_KINL void sum_sumsq(const float *x, size_t n, double *s, double *ss)
+{
+    double a[4] = {0}, b[4] = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            double v = x[i + j];
+            a[j] += v;
+            b[j] += v * v;
+        }
+    for (; i < n; i++) {
+        double v = x[i];
+        a[0] += v;
+        b[0] += v * v;
+    }
+    *s += (a[0] + a[1]) + (a[2] + a[3]);
+    *ss += (b[0] + b[1]) + (b[2] + b[3]);
+}
+
+/* s += sum dy, sxy += sum dy * x over n values, as sum_sumsq */
+DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, double *sxy)
+{
+    double a[4] = {0}, b[4] = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            double g = dy[i + j];
+            a[j] += g;
+            b[j] += g * x[i + j];
+        }
+    for (; i < n; i++) {
+        double g = dy[i];
+        a[0] += g;
+        b[0] += g * x[i];
+    }
+    *s += (a[0] + a[1]) + (a[2] + a[3]);
+    *sxy += (b[0] + b[1]) + (b[2] + b[3]);
+}
+
+static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW)
+{
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, ss = 0.0;
+        for (int n = 0; n < N; n++)
+            sum_sumsq(inp + ((size_t)n * C + c) * HW, (size_t)HW, &s, &ss);
+        sum[c] = s;
+        sumsq[c] = ss;
+    }
+}
+
+static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW)
+{
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, sx = 0.0;
+        for (int n = 0; n < N; n++) {
+            const size_t off = ((size_t)n * C + c) * HW;
+            sum_dot(dy + off, x + off, (size_t)HW, &s, &sx);
+        }
+        sum[c] = s;
+        sxy[c] = sx;
+    }
+}
+
+static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
+                      float b)
+{
+    const vf mv = vf_set1(mean), av = vf_set1(a), bv = vf_set1(b);
+    for (int n = 0; n < N; n++) {
+        const size_t off = ((size_t)n * C + c) * HW;
+        float *yo = y + off;
+        const float *xo = x + off;
+        int i = 0;
+        for (; i + DT_W <= HW; i += DT_W)
+            vf_store(yo + i, (vf_load(xo + i) - mv) * av + bv);
+        for (; i < HW; i++)
+            yo[i] = (xo[i] - mean) * a + b;
+    }
+}
+
+static void bn_backward(float *dx, const float *dy, const float *x, int N, int C, int HW, int c,
+                        float k, float mean_dy, float mean, float slope, int accum)
+{
+    const vf kv = vf_set1(k), mdy = vf_set1(mean_dy), mv = vf_set1(mean), sv = vf_set1(slope);
+    for (int n = 0; n < N; n++) {
+        const size_t off = ((size_t)n * C + c) * HW;
+        float *dxo = dx + off;
+        const float *dyo = dy + off, *xo = x + off;
+        int i = 0;
+        for (; i + DT_W <= HW; i += DT_W) {
+            const vf v = kv * (vf_load(dyo + i) - mdy - (vf_load(xo + i) - mv) * sv);
+            vf_store(dxo + i, accum ? vf_load(dxo + i) + v : v);
+        }
+        for (; i < HW; i++) {
+            const float v = k * (dyo[i] - mean_dy - (xo[i] - mean) * slope);
+            dxo[i] = accum ? dxo[i] + v : v;
+        }
+    }
+}
+
+/* round to nearest even on the upper 16 bits (a carry into the exponent is right, up to
+ * infinity); NaN kept */
+static void round_bf16(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + DT_W <= n; i += DT_W) {
+        vu u;
+        memcpy(&u, x + i, sizeof u);
+        const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        /* all ones where |x|'s bits exceed infinity's (a NaN): from the sign bit of their
+         * difference (both below 2^31), shifted down and negated; shifts, not a compare, so
+         * that 16 lanes on AVX2 stay two ymm halves */
+        const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
+        u = (nan & u) | (~nan & r);
+        memcpy(x + i, &u, sizeof u);
+    }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        u = (u & 0x7fffffffu) > 0x7f800000u ? u : r;
+        memcpy(&x[i], &u, sizeof u);
+    }
+}
+
+/* F16C's VCVTPS2PH (round to nearest even) and back: IEEE's conversion, bitwise
+ * dt_kelem_round_fp16_1 */
+static void round_fp16(float *x, size_t n)
+{
+    size_t i = 0;
+#if DT_W == 16 && defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) {
+        const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm512_storeu_ps(x + i, _mm512_cvtph_ps(h));
+    }
+#elif (DT_W == 8 || DT_W == 16) && defined(__F16C__)
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+    }
+#endif
+    for (; i < n; i++)
+        x[i] = dt_kelem_round_fp16_1(x[i]);
+}
+
+const struct dt_kelem DT_KFN(dt_kelem) = {
+    .relu_forward = relu_forward,
+    .relu_backward = relu_backward,
+    .add_forward = add_forward,
+    .add_backward = add_backward,
+    .mask_apply = mask_apply,
+    .gap_forward = gap_forward,
+    .gap_backward = gap_backward,
+    .bn_sums = bn_sums,
+    .bn_dots = bn_dots,
+    .bn_affine = bn_affine,
+    .bn_backward = bn_backward,
+    .round_bf16 = round_bf16,
+    .round_fp16 = round_fp16,
+};

@@ -1,0 +1,193 @@
+/*
+ * isa/optim_k.c - the `optim` kernel family (kernels/optim_k.h): the optimizers' update loops,
+ * compiled once per instruction set by the Makefile.
+ *
+ * The loops are written per element, not over vf: each is an expression of fmaf, sqrtf and
+ * correctly rounded float operations that the compiler vectorizes with the ISA's registers
+ * (fmaf -> vfmadd with -mfma; sqrtf -> vsqrtps with -fno-math-errno). fmaf is one rounding by
+ * definition, so the lane count and the instruction set change no bit: every ISA, generic
+ * included (libm's fmaf), computes torch's trajectories (optim.c). Each loop is instantiated per
+ * combination of its flags (static inline with constant arguments), so none branches inside.
+ * The formulas and their torch sources are in optim.c, next to the constants.
+ */
+#include "kernels/isa/vec.h"
+
+#include <math.h>
+
+#include "kernels/optim_k.h"
+
+/* Our float expressions must round every operation, as torch's unfused kernels do (gcc: -std=c11
+ * implies -ffp-contract=off; gcc rejects this pragma). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+DT_KINL void sgd_loop(const dt_kopt_sgd k, float *restrict p, const float *restrict grad,
+                      float *restrict b, size_t n, const int l2, const int mode)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (l2)
+            g = fmaf(p[i], k.wd, g);
+        if (mode != 0) {
+            float bi = (mode == 1 || mode == 4) ? g : fmaf(g, k.damp1, b[i] * k.mu);
+            b[i] = bi;
+            g = (mode == 3 || mode == 4) ? fmaf(bi, k.mu, g) : bi;
+        }
+        p[i] = fmaf(g, k.nlr, p[i]);
+    }
+}
+
+static void sgd(const dt_kopt_sgd *kp, float *restrict p, const float *restrict grad,
+                float *restrict b, size_t n, int l2, int mode)
+{
+    const dt_kopt_sgd k = *kp;
+    switch ((l2 != 0) * 5 + mode) {
+    case 0: sgd_loop(k, p, grad, b, n, 0, 0); break;
+    case 1: sgd_loop(k, p, grad, b, n, 0, 1); break;
+    case 2: sgd_loop(k, p, grad, b, n, 0, 2); break;
+    case 3: sgd_loop(k, p, grad, b, n, 0, 3); break;
+    case 4: sgd_loop(k, p, grad, b, n, 0, 4); break;
+    case 5: sgd_loop(k, p, grad, b, n, 1, 0); break;
+    case 6: sgd_loop(k, p, grad, b, n, 1, 1); break;
+    case 7: sgd_loop(k, p, grad, b, n, 1, 2); break;
+    case 8: sgd_loop(k, p, grad, b, n, 1, 3); break;
+    default: sgd_loop(k, p, grad, b, n, 1, 4); break;
+    }
+}
+
+DT_KINL void adagrad_loop(const dt_kopt_adagrad k, float *restrict p, const float *restrict grad,
+                          float *restrict sum, size_t n, const int l2)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (l2)
+            g = fmaf(p[i], k.wd, g);
+        float s = fmaf(1.0f * g, g, sum[i]);
+        sum[i] = s;
+        float std = sqrtf(s) + k.eps;
+        p[i] = p[i] + k.nclr * g / std;
+    }
+}
+
+static void adagrad(const dt_kopt_adagrad *k, float *restrict p, const float *restrict grad,
+                    float *restrict sum, size_t n, int l2)
+{
+    if (l2)
+        adagrad_loop(*k, p, grad, sum, n, 1);
+    else
+        adagrad_loop(*k, p, grad, sum, n, 0);
+}
+
+DT_KINL void adadelta_loop(const dt_kopt_adadelta k, float *restrict p, const float *restrict grad,
+                           float *restrict sq, float *restrict acc, size_t n, const int l2)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (l2)
+            g = fmaf(p[i], k.wd, g);
+        float s = fmaf(k.rho1 * g, g, sq[i] * k.rho);
+        sq[i] = s;
+        float std = sqrtf(s + k.eps);
+        float delta = sqrtf(acc[i] + k.eps) / std * g;
+        acc[i] = fmaf(k.rho1 * delta, delta, acc[i] * k.rho);
+        p[i] = fmaf(delta, k.nlr, p[i]);
+    }
+}
+
+static void adadelta(const dt_kopt_adadelta *k, float *restrict p, const float *restrict grad,
+                     float *restrict sq, float *restrict acc, size_t n, int l2)
+{
+    if (l2)
+        adadelta_loop(*k, p, grad, sq, acc, n, 1);
+    else
+        adadelta_loop(*k, p, grad, sq, acc, n, 0);
+}
+
+DT_KINL void rmsprop_loop(const dt_kopt_rmsprop k, float *restrict p, const float *restrict grad,
+                          float *restrict sq, float *restrict buf, float *restrict gavg, size_t n,
+                          const int l2, const int centered, const int momentum)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (l2)
+            g = fmaf(p[i], k.wd, g);
+        float s = fmaf(k.al1 * g, g, sq[i] * k.al);
+        sq[i] = s;
+        float avg;
+        if (centered) {
+            float ga = fmaf(g, k.al1, gavg[i] * k.al);
+            gavg[i] = ga;
+            avg = sqrtf(fmaf(-1.0f * ga, ga, s));
+        } else {
+            avg = sqrtf(s);
+        }
+        avg = avg + k.eps;
+        if (momentum) {
+            float bi = buf[i] * k.mu + 1.0f * g / avg;
+            buf[i] = bi;
+            p[i] = fmaf(bi, k.nlr, p[i]);
+        } else {
+            p[i] = p[i] + k.nlr * g / avg;
+        }
+    }
+}
+
+static void rmsprop(const dt_kopt_rmsprop *kp, float *restrict p, const float *restrict grad,
+                    float *restrict sq, float *restrict buf, float *restrict gavg, size_t n, int l2,
+                    int centered, int momentum)
+{
+    const dt_kopt_rmsprop k = *kp;
+    switch ((l2 != 0) << 2 | (centered != 0) << 1 | (momentum != 0)) {
+    case 0: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 0, 0); break;
+    case 1: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 0, 1); break;
+    case 2: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 1, 0); break;
+    case 3: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 0, 1, 1); break;
+    case 4: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 0, 0); break;
+    case 5: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 0, 1); break;
+    case 6: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 1, 0); break;
+    default: rmsprop_loop(k, p, grad, sq, buf, gavg, n, 1, 1, 1); break;
+    }
+}
+
+DT_KINL void adam_loop(const dt_kopt_adam k, float *restrict p, const float *restrict grad,
+                       float *restrict m, float *restrict v, float *restrict vmax, size_t n,
+                       const int mode, const int amsgrad)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i], pi = p[i];
+        if (mode == 2)
+            pi = pi * k.decay;
+        else if (mode == 1)
+            g = fmaf(pi, k.wd, g);
+        float mi = fmaf(g, k.b1c, m[i] * k.b1);
+        float vt = fmaf(k.b2c * g, g, v[i] * k.b2);
+        m[i] = mi;
+        v[i] = vt;
+        if (amsgrad) {
+            float a = vmax[i]; /* torch.maximum propagates NaN */
+            vt = (a < vt || vt != vt) ? vt : a;
+            vmax[i] = vt;
+        }
+        float denom = sqrtf(vt) / k.bc2_sqrt + k.eps;
+        p[i] = pi + k.nstep * mi / denom;
+    }
+}
+
+static void adam(const dt_kopt_adam *kp, float *restrict p, const float *restrict grad,
+                 float *restrict m, float *restrict v, float *restrict vmax, size_t n, int mode,
+                 int amsgrad)
+{
+    const dt_kopt_adam k = *kp;
+    switch (mode << 1 | (amsgrad != 0)) {
+    case 0: adam_loop(k, p, grad, m, v, vmax, n, 0, 0); break;
+    case 1: adam_loop(k, p, grad, m, v, vmax, n, 0, 1); break;
+    case 2: adam_loop(k, p, grad, m, v, vmax, n, 1, 0); break;
+    case 3: adam_loop(k, p, grad, m, v, vmax, n, 1, 1); break;
+    case 4: adam_loop(k, p, grad, m, v, vmax, n, 2, 0); break;
+    default: adam_loop(k, p, grad, m, v, vmax, n, 2, 1); break;
+    }
+}
+
+const struct dt_koptim DT_KFN(dt_koptim) = {
+    .sgd = sgd, .adagrad = adagrad, .adadelta = adadelta, .rmsprop = rmsprop, .adam = adam};

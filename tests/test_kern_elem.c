@@ -1,0 +1,530 @@
+/*
+ * test_kern_elem.c - the `elem` and `optim` kernel families (kernels/elem.h, kernels/optim_k.h)
+ * on every instruction set this CPU runs (and avx2w16, the 16-lane kernels lowered to AVX2, on
+ * every x86-64 CPU with AVX2), against naive scalar references:
+ *   - bitwise, for every entry: the elementwise loops and the optimizer updates compute each
+ *     lane's expression in the reference's order (fmaf where the reference has fmaf); the
+ *     reductions (BatchNorm's double sums, global average pooling) against references written in
+ *     their documented fixed order (4 double lanes; dt_fsum's 8 float lanes over blocks of 256),
+ *     and within 1e-12 (relative, in double) of a plain sequential sum;
+ *   - bf16 rounding against dt_round_bf16_1, NaNs of every payload kept bitwise; fp16 rounding
+ *     against dt_round_fp16_1, bitwise for every value but a NaN's payload (F16C quiets a
+ *     signalling NaN and keeps 10 payload bits: its inputs hold only the canonical quiet NaN);
+ *   - lengths 0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 1000 and 1003: vector bodies and tails;
+ *   - avx2w16 == avx512 bitwise (same lanes, same order), and every ISA == every other;
+ *   - the public kernels (dt_relu_forward, ...) call the selected table (dt_kern_select).
+ * An ISA this CPU cannot run is skipped with a line saying so.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "common.h"
+#include "kernels/elem.h"
+#include "kernels/isa.h"
+#include "kernels/kernels.h"
+#include "kernels/optim_k.h"
+#include "lowp.h"
+
+static const long lens[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 1000, 1003};
+enum { NLENS = (int)(sizeof lens / sizeof lens[0]), MAXLEN = 1003 };
+
+static const dt_kern *tabs[DT_ISA_COUNT];
+
+/* ---- inputs ---- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15u;
+static uint32_t rnd32(void)
+{
+    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)(rng_state >> 32);
+}
+/* uniform in [lo, hi) */
+static float rndf(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(rnd32() >> 8) / 16777216.0f;
+}
+
+static float bits_f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* values in [-2, 2) with zeros, -0, a NaN, infinities and a denormal sprinkled in */
+static void fill(float *x, long n, int specials)
+{
+    for (long i = 0; i < n; i++)
+        x[i] = rndf(-2.0f, 2.0f);
+    if (!specials)
+        return;
+    const float sp[] = {0.0f, -0.0f, bits_f(0x7fc00000u), INFINITY, -INFINITY, 1e-40f, -1e-40f};
+    for (long i = 0; i < n; i += 5)
+        x[i] = sp[(i / 5) % 7];
+}
+
+/* every class of float: random bit patterns (NaNs, with any payload, made the canonical quiet NaN
+ * unless keep_nan), and values near the float16 and bfloat16 rounding boundaries */
+static void fill_bits(float *x, long n, int keep_nan)
+{
+    for (long i = 0; i < n; i++) {
+        uint32_t u = rnd32();
+        if (i % 3 == 1) /* near float16's range: exponents 2^-26 .. 2^17 */
+            u = (u & 0x807fffffu) | ((uint32_t)(101 + rnd32() % 43) << 23);
+        if (i % 7 == 2) /* exact ties of bf16 and fp16 rounding */
+            u = (u & 0xffff0000u) | 0x8000u;
+        if (i % 11 == 3) /* NaNs of every payload, signalling ones too */
+            u |= 0x7f800001u;
+        if (!keep_nan && (u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+            u = 0x7fc00000u;
+        memcpy(&x[i], &u, sizeof u);
+    }
+}
+
+static int same(const void *a, const void *b, size_t bytes) { return memcmp(a, b, bytes) == 0; }
+
+/* CHECK that a and b hold the same bits, naming what and where on failure */
+static void check_same(const void *a, const void *b, size_t bytes, const char *what,
+                       const dt_kern *k, long n)
+{
+    const int ok = same(a, b, bytes);
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "  ^ %s on %s, n = %ld: differs from the reference\n", what, k->name, n);
+}
+
+/* ---- elementwise, dropout mask, add ---- */
+
+static void test_elementwise(const dt_kern *k, long n)
+{
+    static float a[MAXLEN], b[MAXLEN], o[MAXLEN], out[MAXLEN], ref[MAXLEN];
+    static uint8_t mask[MAXLEN];
+    fill(a, n, 1);
+    fill(b, n, 0);
+    fill(o, n, 1);
+    for (long i = 0; i < n; i++)
+        mask[i] = (uint8_t)(rnd32() & 1);
+    for (long i = 0; i < n; i++)
+        ref[i] = a[i] > 0.0f ? a[i] : 0.0f;
+    k->elem->relu_forward(out, a, n);
+    check_same(out, ref, (size_t)n * 4, "relu_forward", k, n);
+    for (int accum = 0; accum < 2; accum++) {
+        for (long i = 0; i < n; i++) {
+            out[i] = ref[i] = b[i];
+            ref[i] = accum ? ref[i] + (o[i] > 0.0f ? a[i] : 0.0f) : (o[i] > 0.0f ? a[i] : 0.0f);
+        }
+        k->elem->relu_backward(out, a, o, n, accum);
+        check_same(out, ref, (size_t)n * 4, "relu_backward", k, n);
+        for (long i = 0; i < n; i++) {
+            out[i] = b[i];
+            ref[i] = accum ? b[i] + a[i] : a[i];
+        }
+        k->elem->add_backward(out, a, n, accum);
+        check_same(out, ref, (size_t)n * 4, "add_backward", k, n);
+        const float scale = 1.0f / (1.0f - 0.3f);
+        for (long i = 0; i < n; i++) {
+            const float v = a[i] * ((float)mask[i] * scale);
+            out[i] = b[i];
+            ref[i] = accum ? b[i] + v : v;
+        }
+        k->elem->mask_apply(out, mask, a, n, scale, accum);
+        check_same(out, ref, (size_t)n * 4, "mask_apply", k, n);
+    }
+    for (long i = 0; i < n; i++)
+        ref[i] = a[i] + b[i];
+    k->elem->add_forward(out, a, b, n);
+    check_same(out, ref, (size_t)n * 4, "add_forward", k, n);
+}
+
+/* ---- rounding ---- */
+
+static void test_rounding(const dt_kern *k, long n)
+{
+    static float x[MAXLEN], out[MAXLEN], ref[MAXLEN];
+    fill_bits(x, n, 1); /* bf16 rounding keeps every NaN as it is */
+    memcpy(out, x, (size_t)n * 4);
+    for (long i = 0; i < n; i++)
+        ref[i] = dt_round_bf16_1(x[i]);
+    k->elem->round_bf16(out, (size_t)n);
+    check_same(out, ref, (size_t)n * 4, "round_bf16", k, n);
+    fill_bits(x, n, 0);
+    memcpy(out, x, (size_t)n * 4);
+    for (long i = 0; i < n; i++)
+        ref[i] = dt_round_fp16_1(x[i]);
+    k->elem->round_fp16(out, (size_t)n);
+    check_same(out, ref, (size_t)n * 4, "round_fp16", k, n);
+}
+
+/* ---- pooling and BatchNorm (N planes of C channels of HW values) ---- */
+
+enum { BN_N = 3, BN_C = 2 };
+
+/* dt_fsum's order: 8 float lanes over blocks of 256, lanes added in double, then the tail */
+static double fsum_ref(const float *x, size_t n)
+{
+    double total = 0.0;
+    size_t i = 0;
+    while (i + 8 <= n) {
+        float acc[8] = {0};
+        size_t end = i + 256 <= n ? i + 256 : n - (n - i) % 8;
+        for (; i < end; i += 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += x[i + j];
+        for (int j = 0; j < 8; j++)
+            total += acc[j];
+    }
+    for (; i < n; i++)
+        total += x[i];
+    return total;
+}
+
+/* s += sum of a[i] * (b ? b[i] : a[i]) or of a[i] (sq = 0), in 4 double lanes */
+static void lanes4_ref(const float *a, const float *b, size_t n, double *s, double *s2)
+{
+    double l[4] = {0}, l2[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const size_t j = i < n - n % 4 ? i % 4 : 0;
+        l[j] += (double)a[i];
+        l2[j] += (double)a[i] * (double)(b ? b[i] : a[i]);
+    }
+    *s += (l[0] + l[1]) + (l[2] + l[3]);
+    *s2 += (l2[0] + l2[1]) + (l2[2] + l2[3]);
+}
+
+static void test_gap(const dt_kern *k, int HW)
+{
+    const size_t planes = BN_N * BN_C, total = planes * (size_t)HW;
+    float *x = dt_xmalloc(total, 4), *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
+    float g[BN_N * BN_C], o[BN_N * BN_C], oref[BN_N * BN_C];
+    fill(x, (long)total, 0);
+    fill(g, (long)planes, 0);
+    k->elem->gap_forward(o, x, planes, HW);
+    for (size_t p = 0; p < planes; p++) {
+        oref[p] = (float)(fsum_ref(x + p * HW, (size_t)HW) / HW);
+        double plain = 0.0;
+        for (int i = 0; i < HW; i++)
+            plain += x[p * HW + i];
+        CHECK_CLOSE(o[p], plain / HW, 1e-6, 1e-6); /* float lanes: float sums' error */
+    }
+    check_same(o, oref, sizeof o, "gap_forward", k, HW);
+    for (int accum = 0; accum < 2; accum++) {
+        for (size_t i = 0; i < total; i++) {
+            const float v = g[i / HW] / (float)HW;
+            out[i] = x[i];
+            ref[i] = accum ? x[i] + v : v;
+        }
+        k->elem->gap_backward(out, g, planes, HW, accum);
+        check_same(out, ref, total * 4, "gap_backward", k, HW);
+    }
+    free(x), free(out), free(ref);
+}
+
+static void test_bn_sums(const dt_kern *k, const float *x, const float *dy, int HW)
+{
+    double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0)
+            k->elem->bn_sums(s, s2, x, BN_N, BN_C, HW);
+        else
+            k->elem->bn_dots(s, s2, dy, x, BN_N, BN_C, HW);
+        const float *a = pass == 0 ? x : dy, *b = pass == 0 ? NULL : x;
+        for (int c = 0; c < BN_C; c++) {
+            double plain = 0.0, plain2 = 0.0;
+            rs[c] = rs2[c] = 0.0;
+            for (int n = 0; n < BN_N; n++) {
+                const size_t off = ((size_t)n * BN_C + c) * HW;
+                lanes4_ref(a + off, b ? b + off : NULL, (size_t)HW, &rs[c], &rs2[c]);
+                for (int i = 0; i < HW; i++) {
+                    plain += a[off + i];
+                    plain2 += (double)a[off + i] * (b ? b[off + i] : a[off + i]);
+                }
+            }
+            CHECK_CLOSE(s[c], plain, 1e-12, 1e-12);
+            CHECK_CLOSE(s2[c], plain2, 1e-12, 1e-12);
+        }
+        check_same(s, rs, sizeof s, pass == 0 ? "bn_sums" : "bn_dots", k, HW);
+        check_same(s2, rs2, sizeof s2, pass == 0 ? "bn_sums (squares)" : "bn_dots (products)", k,
+                   HW);
+    }
+}
+
+static void test_bn(const dt_kern *k, int HW)
+{
+    const size_t total = (size_t)BN_N * BN_C * HW;
+    float *x = dt_xmalloc(total, 4), *dy = dt_xmalloc(total, 4);
+    float *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
+    fill(x, (long)total, 0);
+    fill(dy, (long)total, 0);
+    test_bn_sums(k, x, dy, HW);
+    const float mean = 0.25f, a = 1.5f, b = -0.125f, kk = 0.75f, mdy = 0.0625f, slope = 0.3f;
+    const int c = BN_C - 1;
+    for (int accum = 0; accum < 3; accum++) {
+        for (size_t i = 0; i < total; i++)
+            out[i] = ref[i] = dy[i];
+        for (int n = 0; n < BN_N; n++)
+            for (int i = 0; i < HW; i++) {
+                const size_t j = ((size_t)n * BN_C + c) * HW + i;
+                if (accum == 2)
+                    ref[j] = (x[j] - mean) * a + b;
+                else {
+                    const float v = kk * (dy[j] - mdy - (x[j] - mean) * slope);
+                    ref[j] = accum ? ref[j] + v : v;
+                }
+            }
+        if (accum == 2)
+            k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b);
+        else
+            k->elem->bn_backward(out, dy, x, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
+        check_same(out, ref, total * 4, accum == 2 ? "bn_affine" : "bn_backward", k, HW);
+    }
+    free(x), free(dy), free(out), free(ref);
+}
+
+/* ---- optimizers: references in the order of optim.c's torch formulas ---- */
+
+typedef struct {
+    float p[MAXLEN], g[MAXLEN], s0[MAXLEN], s1[MAXLEN], s2[MAXLEN];
+} opt_bufs;
+
+static void sgd_ref(const dt_kopt_sgd *k, opt_bufs *r, long n, int l2, int mode)
+{
+    for (long i = 0; i < n; i++) {
+        float g = r->g[i];
+        if (l2)
+            g = fmaf(r->p[i], k->wd, g);
+        if (mode != 0) {
+            const float bi = (mode == 1 || mode == 4) ? g : fmaf(g, k->damp1, r->s0[i] * k->mu);
+            r->s0[i] = bi;
+            g = (mode == 3 || mode == 4) ? fmaf(bi, k->mu, g) : bi;
+        }
+        r->p[i] = fmaf(g, k->nlr, r->p[i]);
+    }
+}
+
+static void adagrad_ref(const dt_kopt_adagrad *k, opt_bufs *r, long n, int l2)
+{
+    for (long i = 0; i < n; i++) {
+        float g = l2 ? fmaf(r->p[i], k->wd, r->g[i]) : r->g[i];
+        const float s = fmaf(g, g, r->s0[i]);
+        r->s0[i] = s;
+        r->p[i] = r->p[i] + k->nclr * g / (sqrtf(s) + k->eps);
+    }
+}
+
+static void adadelta_ref(const dt_kopt_adadelta *k, opt_bufs *r, long n, int l2)
+{
+    for (long i = 0; i < n; i++) {
+        float g = l2 ? fmaf(r->p[i], k->wd, r->g[i]) : r->g[i];
+        const float s = fmaf(k->rho1 * g, g, r->s0[i] * k->rho);
+        r->s0[i] = s;
+        const float delta = sqrtf(r->s1[i] + k->eps) / sqrtf(s + k->eps) * g;
+        r->s1[i] = fmaf(k->rho1 * delta, delta, r->s1[i] * k->rho);
+        r->p[i] = fmaf(delta, k->nlr, r->p[i]);
+    }
+}
+
+static void rmsprop_ref(const dt_kopt_rmsprop *k, opt_bufs *r, long n, int l2, int centered,
+                        int momentum)
+{
+    for (long i = 0; i < n; i++) {
+        float g = l2 ? fmaf(r->p[i], k->wd, r->g[i]) : r->g[i];
+        const float s = fmaf(k->al1 * g, g, r->s0[i] * k->al);
+        r->s0[i] = s;
+        float avg = sqrtf(s);
+        if (centered) {
+            const float ga = fmaf(g, k->al1, r->s2[i] * k->al);
+            r->s2[i] = ga;
+            avg = sqrtf(fmaf(-ga, ga, s));
+        }
+        avg = avg + k->eps;
+        if (momentum) {
+            const float bi = r->s1[i] * k->mu + g / avg;
+            r->s1[i] = bi;
+            r->p[i] = fmaf(bi, k->nlr, r->p[i]);
+        } else {
+            r->p[i] = r->p[i] + k->nlr * g / avg;
+        }
+    }
+}
+
+static void adam_ref(const dt_kopt_adam *k, opt_bufs *r, long n, int mode, int amsgrad)
+{
+    for (long i = 0; i < n; i++) {
+        float g = r->g[i], pi = r->p[i];
+        if (mode == 2)
+            pi = pi * k->decay;
+        else if (mode == 1)
+            g = fmaf(pi, k->wd, g);
+        const float mi = fmaf(g, k->b1c, r->s0[i] * k->b1);
+        float v = fmaf(k->b2c * g, g, r->s1[i] * k->b2);
+        r->s0[i] = mi;
+        r->s1[i] = v;
+        if (amsgrad) {
+            v = (r->s2[i] < v || v != v) ? v : r->s2[i];
+            r->s2[i] = v;
+        }
+        r->p[i] = pi + k->nstep * mi / (sqrtf(v) / k->bc2_sqrt + k->eps);
+    }
+}
+
+/* one optimizer configuration: kind 0 sgd (a = l2, b = mode), 1 adagrad (a = l2), 2 adadelta,
+ * 3 rmsprop (a = l2, b = centered << 1 | momentum), 4 adam (a = mode, b = amsgrad) */
+static void opt_step(const struct dt_koptim *o, opt_bufs *t, opt_bufs *r, long n, int kind, int a,
+                     int b)
+{
+    static const dt_kopt_sgd ks = {1e-2f, 0.9f, 0.75f, -0.05f};
+    static const dt_kopt_adagrad kg = {1e-2f, 1e-10f, -0.01f};
+    static const dt_kopt_adadelta kd = {1e-2f, 1e-6f, 0.9f, 0.1f, -1.0f};
+    static const dt_kopt_rmsprop kr = {1e-2f, 1e-8f, 0.99f, 0.01f, 0.5f, -0.01f};
+    static const dt_kopt_adam ka = {1e-2f, 0.9f,    0.1f,     0.999f, 1e-3f,
+                                    1e-8f, 0.9999f, -0.0011f, 0.0447f};
+    const size_t un = (size_t)n;
+    switch (kind) {
+    case 0:
+        o->sgd(&ks, t->p, t->g, t->s0, un, a, b);
+        sgd_ref(&ks, r, n, a, b);
+        break;
+    case 1:
+        o->adagrad(&kg, t->p, t->g, t->s0, un, a);
+        adagrad_ref(&kg, r, n, a);
+        break;
+    case 2:
+        o->adadelta(&kd, t->p, t->g, t->s0, t->s1, un, a);
+        adadelta_ref(&kd, r, n, a);
+        break;
+    case 3:
+        o->rmsprop(&kr, t->p, t->g, t->s0, t->s1, (b & 2) ? t->s2 : NULL, un, a, b >> 1, b & 1);
+        rmsprop_ref(&kr, r, n, a, b >> 1, b & 1);
+        break;
+    default:
+        o->adam(&ka, t->p, t->g, t->s0, t->s1, b ? t->s2 : NULL, un, a, b);
+        adam_ref(&ka, r, n, a, b);
+        break;
+    }
+}
+
+static void test_optim_kernels(const dt_kern *k, long n)
+{
+    static opt_bufs t, r;
+    /* (kind, a range, b range) */
+    static const int cfgs[][3] = {{0, 2, 5}, {1, 2, 1}, {2, 2, 1}, {3, 2, 4}, {4, 3, 2}};
+    static const char *const names[] = {"sgd", "adagrad", "adadelta", "rmsprop", "adam"};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++)
+        for (int a = 0; a < cfgs[c][1]; a++)
+            for (int b = 0; b < cfgs[c][2]; b++) {
+                fill(t.p, n, 0);
+                fill(t.g, n, 0);
+                /* states a run reaches: centered RMSprop's square_avg >= grad_avg^2 (else sqrt of
+                 * a negative: a NaN, whose sign and payload the compilers' operand orders may
+                 * differ in) */
+                for (long i = 0; i < n; i++) {
+                    t.s0[i] = rndf(0.01f, 1.0f);
+                    t.s1[i] = rndf(0.0f, 1.0f);
+                    t.s2[i] = rndf(0.0f, 0.1f);
+                }
+                r = t;
+                for (int step = 0; step < 2; step++) /* a second step on the updated state */
+                    opt_step(k->optim, &t, &r, n, cfgs[c][0], a, b);
+                const int ok = same(&t, &r, sizeof t);
+                CHECK(ok);
+                if (!ok)
+                    fprintf(stderr, "  ^ %s (%d, %d) on %s, n = %ld: differs from the reference\n",
+                            names[c], a, b, k->name, n);
+            }
+}
+
+/* ---- across ISAs and through the public kernels ---- */
+
+/* every table's relu/round/bn output on the same data: bitwise equal to the first table's */
+static void test_across(void)
+{
+    static float x[MAXLEN], ref[MAXLEN], out[MAXLEN];
+    fill_bits(x, MAXLEN, 0);
+    const dt_kern *first = NULL;
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        const dt_kern *k = tabs[i];
+        if (!k)
+            continue;
+        memcpy(out, x, sizeof out);
+        k->elem->round_fp16(out, MAXLEN);
+        k->elem->bn_affine(out, out, 1, 1, MAXLEN, 0, 0.5f, 1.25f, -3.0f);
+        k->elem->relu_forward(out, out, MAXLEN);
+        if (!first) {
+            first = k;
+            memcpy(ref, out, sizeof ref);
+            continue;
+        }
+        const int ok = same(out, ref, sizeof out);
+        CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  ^ %s differs from %s\n", k->name, first->name);
+    }
+}
+
+/* dt_kern_select decides what the public kernels run: each table's result through them */
+static void test_public(void)
+{
+    static float x[MAXLEN], out[MAXLEN], ref[MAXLEN];
+    fill(x, MAXLEN, 1);
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        if (!tabs[i])
+            continue;
+        CHECK(dt_kern_select((dt_isa)i) == 0);
+        CHECK(dt_kern_get() == tabs[i]);
+        dt_relu_forward(out, x, MAXLEN);
+        tabs[i]->elem->relu_forward(ref, x, MAXLEN);
+        CHECK(same(out, ref, sizeof out));
+        memcpy(out, x, sizeof out);
+        dt_round_bf16(out, MAXLEN);
+        for (int j = 0; j < MAXLEN; j++)
+            ref[j] = dt_round_bf16_1(x[j]);
+        CHECK(same(out, ref, sizeof out));
+    }
+    /* every ISA parses and names itself; auto is the best */
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        dt_isa p;
+        CHECK(dt_isa_parse(dt_isa_name((dt_isa)i), &p, NULL) == 0 && p == (dt_isa)i);
+    }
+    dt_isa best;
+    int is_auto = 0;
+    CHECK(dt_isa_parse("auto", &best, &is_auto) == 0 && is_auto && best == dt_isa_best());
+    CHECK(dt_isa_parse("avx3", &best, NULL) != 0);
+}
+
+int main(void)
+{
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        tabs[i] = dt_kern_table((dt_isa)i);
+        if (!tabs[i]) {
+            printf("skipped %s: this CPU (or build) cannot run it\n", dt_isa_name((dt_isa)i));
+            continue;
+        }
+        const dt_kern *k = tabs[i];
+        CHECK(k->isa == (dt_isa)i && k->elem && k->optim);
+        if (!k->elem || !k->optim)
+            continue;
+        printf("testing %s (%d lanes)\n", k->name, k->lanes);
+        for (int l = 0; l < NLENS; l++) {
+            test_elementwise(k, lens[l]);
+            test_rounding(k, lens[l]);
+            test_optim_kernels(k, lens[l]);
+            if (lens[l] > 0) {
+                test_gap(k, (int)lens[l]);
+                test_bn(k, (int)lens[l]);
+            }
+        }
+    }
+#if defined(__x86_64__)
+    /* the 16-lane lowering runs wherever AVX2 does */
+    CHECK(tabs[DT_ISA_AVX2W16] || !tabs[DT_ISA_AVX2]);
+#endif
+    if (tabs[DT_ISA_AVX2W16] && tabs[DT_ISA_AVX512])
+        printf("avx2w16 vs avx512: compared bitwise (both run here)\n");
+    test_across();
+    test_public();
+    return check_finish("test_kern_elem");
+}
