@@ -48,6 +48,12 @@
 #ifndef DT_GEMM_NV
 #define DT_GEMM_NV 2
 #endif
+/* the k loop's unroll factor */
+#ifndef DT_GEMM_KU
+#define DT_GEMM_KU 1
+#endif
+#define PRAGMA_(x) _Pragma(#x)
+#define PRAGMA(x) PRAGMA_(x)
 
 enum {
     MR = DT_GEMM_MR,
@@ -237,7 +243,7 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
             for (int v = 0; v < NV; v++)
                 acc[r][v] = vf_zero();
     }
-#pragma GCC unroll 4
+    PRAGMA(GCC unroll DT_GEMM_KU)
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         vf bv[NV];
 #pragma GCC unroll 4

@@ -58,7 +58,9 @@ DT_KINL vf vf_load(const float *p)
     return v;
 }
 DT_KINL void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-DT_KINL vf vf_set1(float x) { return (vf){0} + x; }
+/* x in every lane: x - 0 is x for every x (-0 and NaN too), so it folds to one broadcast (often
+ * into the consumer's {1to16} operand); 0 + x would keep an add and turn -0 into +0 */
+DT_KINL vf vf_set1(float x) { return x - (vf){0}; }
 DT_KINL vf vf_zero(void) { return (vf){0}; }
 /* lane-wise a > b ? a : b (a NaN in a gives b, as the scalar expression) */
 DT_KINL vf vf_max(vf a, vf b)
