@@ -20,6 +20,7 @@
  *   sgemm_rate --isa [MxNxK[:TATB][:label] ...]     TATB: the transpose flags, e.g. 01 (A, B^T)
  * one line per kernel and shape:
  *   gemm kern=avx512 M=128 N=512 K=784 t=01 label=fc1-fwd median_gflops=... best_gflops=...
+ * SGEMM_KERNS=openblas,avx512 (names, comma-separated) times only those.
  * Run it with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (env -u) to time OpenBLAS's own
  * kernel for the CPU. Build (from the repository root, after make):
  *   gcc -std=c11 -O3 -D_GNU_SOURCE -DSGEMM_DTRAIN -iquote runtime \
@@ -131,8 +132,19 @@ static int nkern;
 static const struct dt_kgemm *kern[MAXK];
 static const char *kname[MAXK];
 
+/* SGEMM_KERNS=openblas,avx512 (a comma-separated list) times only those */
 static void add_kern(const char *name, const struct dt_kgemm *g)
 {
+    const char *only = getenv("SGEMM_KERNS");
+    if (only && *only) {
+        const size_t n = strlen(name);
+        const char *at = only;
+        while ((at = strstr(at, name)) &&
+               ((at != only && at[-1] != ',') || (at[n] != '\0' && at[n] != ',')))
+            at += n;
+        if (!at)
+            return;
+    }
     if (nkern < MAXK)
         kname[nkern] = name, kern[nkern++] = g;
 }

@@ -48,6 +48,9 @@
 #ifndef DT_GEMM_NV
 #define DT_GEMM_NV 2
 #endif
+#ifndef DT_GEMM_KC
+#define DT_GEMM_KC 320
+#endif
 /* the k loop's unroll factor */
 #ifndef DT_GEMM_KU
 #define DT_GEMM_KU 1
@@ -59,7 +62,7 @@ enum {
     MR = DT_GEMM_MR,
     NV = DT_GEMM_NV,
     NR = NV * DT_W,
-    KC = 320,
+    KC = DT_GEMM_KC,
     MC = (144 + MR - 1) / MR * MR,
     NC = (2048 + NR - 1) / NR * NR,
     SPILL = 16 /* floats the transposing stores may write past a block */
@@ -91,18 +94,18 @@ DT_KINL void tr8x8(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* 8 k of a full A panel (MR rows from s, row stride lda) into d (k-major, MR per k): groups of 8
- * rows transposed; a group's row q holds k + q's values, of which the first min(8, MR - 8g) are
- * stored (a full 8-float store; what spills past them is rewritten by the next k's first group,
- * the last k's spill lands in the next panel, packed later, or the slack) */
-DT_KINL void pack_a8(float *restrict d, const float *s, int lda)
+/* 8 k of an A panel (m <= MR rows from s, row stride lda; zeros below) into d (k-major, MR per
+ * k): groups of 8 rows transposed; a group's row q holds k + q's values, of which the first
+ * min(8, MR - 8g) are stored (a full 8-float store; what spills past them is rewritten by the next
+ * k's first group, the last k's spill lands in the next panel, packed later, or the slack) */
+DT_KINL void pack_a8(float *restrict d, const float *s, int lda, int m)
 {
     enum { G = (MR + 7) / 8 };
     __m256 r[G][8];
     for (int g = 0; g < G; g++)
         for (int q = 0; q < 8; q++)
-            r[g][q] = 8 * g + q < MR ? _mm256_loadu_ps(s + (size_t)(8 * g + q) * lda)
-                                     : _mm256_setzero_ps();
+            r[g][q] = 8 * g + q < m ? _mm256_loadu_ps(s + (size_t)(8 * g + q) * lda)
+                                    : _mm256_setzero_ps();
     for (int g = 0; g < G; g++)
         tr8x8(r[g]);
     for (int q = 0; q < 8; q++)
@@ -110,13 +113,15 @@ DT_KINL void pack_a8(float *restrict d, const float *s, int lda)
             _mm256_storeu_ps(d + (size_t)q * MR + 8 * g, r[g][q]);
 }
 
-/* 8 k of a full B panel whose columns are rows of B (NR rows from s, stride ldb) into d */
-DT_KINL void pack_b8(float *restrict d, const float *s, int ldb)
+/* 8 k of a B panel whose columns are rows of B (n <= NR rows from s, stride ldb; zero columns
+ * after them) into d */
+DT_KINL void pack_b8(float *restrict d, const float *s, int ldb, int n)
 {
     for (int h = 0; h < NR / 8; h++) {
         __m256 r[8];
         for (int c = 0; c < 8; c++)
-            r[c] = _mm256_loadu_ps(s + (size_t)(8 * h + c) * ldb);
+            r[c] = 8 * h + c < n ? _mm256_loadu_ps(s + (size_t)(8 * h + c) * ldb)
+                                 : _mm256_setzero_ps();
         tr8x8(r);
         for (int q = 0; q < 8; q++)
             _mm256_storeu_ps(d + (size_t)q * NR + 8 * h, r[q]);
@@ -151,7 +156,10 @@ __attribute__((noinline)) static void pack_A(float *restrict Ap, int ta, const f
 #if HAVE_TR8
         if (m == MR)
             for (; k + 8 <= kc; k += 8)
-                pack_a8(d + (size_t)k * MR, s + k, lda);
+                pack_a8(d + (size_t)k * MR, s + k, lda, MR);
+        else
+            for (; k + 8 <= kc; k += 8)
+                pack_a8(d + (size_t)k * MR, s + k, lda, m);
 #endif
         for (; k < kc; k++)
             for (int r = 0; r < MR; r++)
@@ -191,7 +199,10 @@ __attribute__((noinline)) static void pack_B(float *restrict Bp, int tb, const f
 #if HAVE_TR8
         if (n == NR)
             for (; k + 8 <= kc; k += 8)
-                pack_b8(d + (size_t)k * NR, s + k, ldb);
+                pack_b8(d + (size_t)k * NR, s + k, ldb, NR);
+        else
+            for (; k + 8 <= kc; k += 8)
+                pack_b8(d + (size_t)k * NR, s + k, ldb, n);
 #endif
         for (; k < kc; k++)
             for (int c = 0; c < NR; c++)
