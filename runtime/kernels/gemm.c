@@ -42,10 +42,7 @@ static float *pack_a, *pack_b;
 
 /* p rounded up to a 64-byte boundary (p has 16 floats of slack): the kernel's B loads are whole
  * 64-byte vectors, and one that straddles two cache lines costs two L1 accesses */
-static float *align64(float *p)
-{
-    return p + (64 - (uintptr_t)p % 64) % 64 / sizeof *p;
-}
+static float *align64(float *p) { return p + (64 - (uintptr_t)p % 64) % 64 / sizeof *p; }
 
 void dt_gemm_prepare(void)
 {

@@ -17,15 +17,20 @@
  *          mlp's M = 128 rows (11 panels of 12 cover 132 rows, 10 of 14 cover 140) and measured
  *          as fast on full tiles; 8 x 48 and 6 x 64 load 3 and 4 B vectors per 24 FMAs and pad
  *          N = 256 / 784 / 10 more. Two FMA pipes of latency 4 need 8 independent chains: 24 is
- *          plenty. Candidates were compared with bench/sgemm_rate.c (DT_GEMM_MR / DT_GEMM_NV
- *          override the tile at build time); numbers and CPU: docs/performance.md.
+ *          plenty. Candidates were compared with bench/sgemm_rate.c (DT_GEMM_MR / DT_GEMM_NV /
+ *          DT_GEMM_KC / DT_GEMM_KU override the tile, KC and the k unroll at build time; none of
+ *          the candidates was faster); numbers and CPU: docs/performance.md.
+ * The k loop is not unrolled: GCC then keeps each accumulator in one register (unrolled, it
+ * renamed the array's accumulators through extra register moves at every FMA, for no gain).
  *
  * Cache blocks: KC = 320 on every ISA, and K is cut into equal blocks of at most KC (784 = 3 x 262,
  * not 2 x 320 + 144). The result of one element is its bias, then FMAs over k in order within a
  * block, each block's sum added to C: an order that depends on neither W nor the tile, so avx2,
- * avx2w16 and avx512 give bitwise equal products (generic differs: no FMA). A B panel is then at
- * most 320 x 32 x 4 = 40 KB (W = 16): within the 48 KB L1 of Zen 5; on the 32 KB L1 of Zen 4 and
- * Skylake-SP it streams partly from L2, which the 24-FMA step per 2 B loads tolerates. MC = 144
+ * avx2w16 and avx512 give bitwise equal products (generic differs: no FMA; its table calls
+ * cblas_sgemm anyway, gemm.c), and so do the linear layers on every x86 ISA. A B panel is then at most 320 x 32 x 4 = 40 KB (W = 16):
+ * within the 48 KB L1 of Zen 5; on the 32 KB L1 of Zen 4 and Skylake-SP it streams partly from L2,
+ * which the 24-FMA step per 2 B loads tolerates (KC = 256, 192 and 128 for W = 16, which keep the
+ * panel in a 32 KB L1, measured no faster on Zen 5 and would give up the bitwise equality). MC = 144
  * rows (W = 16: 12 panels of 12) makes the A block 184 KB, well inside the 1 MB L2 of Zen 4/5 and
  * Skylake-SP (and Zen 3's 512 KB); NC = 2048 columns of B per block (2.6 MB, L3: each B panel is
  * read from it once per A block).
