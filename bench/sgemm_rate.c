@@ -116,6 +116,7 @@ static int run_shape(const char *spec)
 
 #ifdef SGEMM_DTRAIN
 #include "kernels/gemm.h"
+#include "kernels/gemm_k.h"
 #include "kernels/isa.h"
 
 #ifdef SGEMM_CANDIDATES

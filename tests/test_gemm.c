@@ -24,6 +24,7 @@
 #include "common.h"
 #include "fdcheck.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_k.h"
 #include "kernels/isa.h"
 
 /* the ISAs under test: a gemm table each (avx512bf16 shares avx512's), NULL where skipped */

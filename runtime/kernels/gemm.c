@@ -14,6 +14,7 @@
 #include "blas.h"
 #include "common.h"
 #include "gemm.h"
+#include "gemm_k.h"
 #include "isa.h"
 
 void dt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,

@@ -8,25 +8,12 @@
 #ifndef DT_GEMM_H
 #define DT_GEMM_H
 
-#include <stddef.h>
-
 /* The signature of every GEMM here. bias (N) or NULL: added to every row; accum: add to C instead
  * of overwriting it. M, N, K >= 1. C must not alias A or B. */
 typedef void dt_gemm_fn(int ta, int tb, int M, int N, int K, const float *A, int lda,
                         const float *B, int ldb, const float *bias, int accum, float *C, int ldc);
 
-/* One ISA's GEMM (the gemm family of isa.h), defined by isa/gemm.c per ISA. */
-struct dt_kgemm {
-    int mr, nr;     /* the register tile: MR rows (broadcasts) x NR columns (NR / W vectors) */
-    int mc, kc, nc; /* cache blocks: op(A) MC x KC packed, op(B) KC x NC packed */
-    int blas;       /* 1: dt_gemm calls cblas_sgemm on this ISA (the library measured faster) */
-    size_t pack_a;  /* floats of the packing buffers run needs (blocks + transpose spill) */
-    size_t pack_b;
-    /* the hand-written product, same contract as dt_gemm_fn, packing into pa and pb */
-    void (*run)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                int ldb, const float *bias, int accum, float *C, int ldc, float *pa, float *pb);
-};
-extern const struct dt_kgemm dt_kgemm_generic, dt_kgemm_avx2, dt_kgemm_avx2w16, dt_kgemm_avx512;
+struct dt_kgemm; /* gemm_k.h */
 
 /* Through the table in use (dt_kern_get()->gemm): its kernel, or cblas_sgemm where its blas flag
  * says so (or where no table is wired). */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "kernels/gemm.h"
+#include "kernels/gemm_k.h"
 #include "kernels/isa.h"
 
 /* ---- CPU features (detected once) ---- */

@@ -41,7 +41,7 @@
  */
 #include "vec.h"
 
-#include "kernels/gemm.h"
+#include "kernels/gemm_k.h"
 
 #ifndef DT_GEMM_MR
 #if DT_W == 16
@@ -228,13 +228,11 @@ DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add
             }
         return;
     }
-    float t[MR * NR];
-    for (int r = 0; r < MR; r++)
-        for (int v = 0; v < NV; v++)
-            vf_store(t + r * NR + v * DT_W, acc[r][v]);
     for (int r = 0; r < m; r++)
-        for (int j = 0; j < n; j++)
-            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + t[r * NR + j] : t[r * NR + j];
+        for (int j = 0; j < n; j++) {
+            const float x = acc[r][j / DT_W][j % DT_W];
+            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + x : x;
+        }
 }
 
 /* c (m x n of an MR x NR tile, row stride ldc) (+)= a panel . b panel over kc: the accumulators
