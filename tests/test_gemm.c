@@ -9,7 +9,8 @@
  * MR-row and NR-column tiles, K > KC and not a multiple of it nor of 8, M taller than MC, N wider
  * than NC, strided operands: lda/ldb/ldc larger than the rows). Garbage in C must be overwritten
  * when not accumulating, and C's padding never touched. The cblas_sgemm path (dt_gemm_blas) and
- * dt_gemm itself (the table in use) are checked the same way.
+ * dt_gemm itself (the table in use) are checked the same way, and dt_gemm is checked to follow
+ * dt_kern_select (bitwise the selected table's kernel, or cblas_sgemm on generic).
  *
  * Bitwise: avx2w16 == avx512 (same lanes, same order) and avx2 == avx512 / avx2w16 (every x86
  * ISA keeps the same K blocks and per-element order, isa/gemm.c). ISAs this CPU lacks are skipped,
@@ -161,6 +162,34 @@ static void test_linear(int Nb, int IN, int OUT)
     test_shape(0, 0, Nb, IN, OUT, 0); /* dinp = dout @ W */
 }
 
+/* dt_gemm follows dt_kern_select: bitwise the selected ISA's kernel, or cblas_sgemm where the
+ * table's blas flag says so (generic) */
+static void test_dispatch(void)
+{
+    enum { M = 37, N = 45, K = 333 };
+    float *A = falloc((size_t)M * K), *B = falloc((size_t)N * K), *bias = falloc(N);
+    float *want = falloc((size_t)M * N), *got = falloc((size_t)M * N);
+    fill(A, (size_t)M * K, -1, 1), fill(B, (size_t)N * K, -1, 1), fill(bias, N, -1, 1);
+    const dt_isa before = dt_kern_get()->isa;
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        const dt_kern *t = dt_kern_table((dt_isa)i);
+        if (!t)
+            continue;
+        CHECK(dt_kern_select((dt_isa)i) == 0);
+        if (t->gemm->blas)
+            dt_gemm_blas(0, 1, M, N, K, A, K, B, K, bias, 0, want, N);
+        else
+            dt_gemm_kern(t->gemm, 0, 1, M, N, K, A, K, B, K, bias, 0, want, N);
+        dt_gemm(0, 1, M, N, K, A, K, B, K, bias, 0, got, N);
+        const int same = memcmp(want, got, (size_t)M * N * sizeof *got) == 0;
+        CHECK(same);
+        if (!same)
+            fprintf(stderr, "  dt_gemm on %s is not its table's product\n", t->name);
+    }
+    CHECK(dt_kern_select(before) == 0);
+    free(A), free(B), free(bias), free(want), free(got);
+}
+
 int main(void)
 {
     dt_mt_seed(&rng, 20261125);
@@ -198,5 +227,6 @@ int main(void)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 test_shape(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], (int)(s % 3) * 3);
+    test_dispatch();
     return check_finish("test_gemm");
 }
