@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "kernels/elem.h"
+#include "kernels/gemm_k.h"
 #include "kernels/isa.h"
 #include "kernels/optim_k.h"
 
@@ -115,33 +116,20 @@ static void missing(dt_isa isa, char *buf, size_t size)
 #define X86(...)
 #endif
 
+/* One ISA's table. fp32 families come from the build named `f32` (avx512bf16 runs avx512's fp32
+ * code: the same source and flags), bf16 families from the ISA's own build. */
+#define TABLE(own, f32, id, w, native)                                                             \
+    {                                                                                              \
+        .isa = id, .name = #own, .lanes = w, .bf16_native = native, .gemm = &dt_kgemm_##f32,       \
+        .elem = &dt_kelem_##f32, .optim = &dt_koptim_##f32                                         \
+    }
+
 static const dt_kern tables[DT_ISA_COUNT] = {
-    [DT_ISA_GENERIC] = {.isa = DT_ISA_GENERIC,
-                        .name = "generic",
-                        .lanes = 4,
-                        .elem = &dt_kelem_generic,
-                        .optim = &dt_koptim_generic},
-    X86([DT_ISA_AVX2] = {.isa = DT_ISA_AVX2,
-                         .name = "avx2",
-                         .lanes = 8,
-                         .elem = &dt_kelem_avx2,
-                         .optim = &dt_koptim_avx2},
-        [DT_ISA_AVX2W16] = {.isa = DT_ISA_AVX2W16,
-                            .name = "avx2w16",
-                            .lanes = 16,
-                            .elem = &dt_kelem_avx2w16,
-                            .optim = &dt_koptim_avx2w16},
-        [DT_ISA_AVX512] = {.isa = DT_ISA_AVX512,
-                           .name = "avx512",
-                           .lanes = 16,
-                           .elem = &dt_kelem_avx512,
-                           .optim = &dt_koptim_avx512},
-        [DT_ISA_AVX512BF16] = {.isa = DT_ISA_AVX512BF16,
-                               .name = "avx512bf16",
-                               .lanes = 16,
-                               .bf16_native = 1,
-                               .elem = &dt_kelem_avx512,
-                               .optim = &dt_koptim_avx512}, )};
+    [DT_ISA_GENERIC] = TABLE(generic, generic, DT_ISA_GENERIC, 4, 0),
+    X86([DT_ISA_AVX2] = TABLE(avx2, avx2, DT_ISA_AVX2, 8, 0),
+        [DT_ISA_AVX2W16] = TABLE(avx2w16, avx2w16, DT_ISA_AVX2W16, 16, 0),
+        [DT_ISA_AVX512] = TABLE(avx512, avx512, DT_ISA_AVX512, 16, 0),
+        [DT_ISA_AVX512BF16] = TABLE(avx512bf16, avx512, DT_ISA_AVX512BF16, 16, 1), )};
 
 static const char *const names[DT_ISA_COUNT] = {"generic", "avx2", "avx2w16", "avx512",
                                                 "avx512bf16"};

@@ -1,7 +1,7 @@
 /*
  * linear.c - fully connected layer kernels (torch.nn.Linear: y = x W^T + b), see kernels.h.
- * The fast path is three matrix products over the whole batch (gemm.h: the packed AVX2 kernel,
- * or OpenBLAS's sgemm on CPUs without AVX2 + FMA); the forward's bias starts the accumulators.
+ * The fast path is three matrix products over the whole batch (gemm.h: the packed kernel of the
+ * ISA in use, or OpenBLAS's sgemm on the generic ISA); the forward's bias starts the accumulators.
  */
 #include <string.h>
 

@@ -58,7 +58,9 @@ DT_KINL vf vf_load(const float *p)
     return v;
 }
 DT_KINL void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-DT_KINL vf vf_set1(float x) { return (vf){0} + x; }
+/* x in every lane: x - 0 is x for every x (-0 and NaN too), so it folds to one broadcast (often
+ * into the consumer's {1to16} operand); 0 + x would keep an add and turn -0 into +0 */
+DT_KINL vf vf_set1(float x) { return x - (vf){0}; }
 DT_KINL vf vf_zero(void) { return (vf){0}; }
 /* Lane-wise comparisons as masks (all ones where true, 0 elsewhere). Plain `a > b` on 16 lanes
  * without AVX-512 is scalarized by GCC (no 16-lane mask type): there each half compares in one

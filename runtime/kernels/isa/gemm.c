@@ -1,0 +1,317 @@
+/*
+ * isa/gemm.c - the packed fp32 GEMM of gemm.h, written once over W float lanes (vec.h) and built
+ * per ISA (the gemm family of isa.h: dt_kgemm_generic, _avx2, _avx2w16, _avx512).
+ *
+ * The structure of BLIS / GotoBLAS (Goto and van de Geijn, "Anatomy of high-performance matrix
+ * multiplication", TOMS 2008; Van Zee and van de Geijn, "BLIS", TOMS 2015): op(B) is packed in
+ * blocks of KC x NC, as panels of NR = NV * W columns (k-major, zero-padded); op(A) in blocks of
+ * MC x KC, as panels of MR rows; an MR x NR micro-kernel keeps MR * NV vector accumulators over one
+ * KC-long stretch of both panels: per k, NV loads of B, MR broadcasts of A, MR * NV FMAs. The B
+ * panel stays in L1 while the kernel sweeps the A panels of the block (L2).
+ *
+ * Register tiles (MR x NR):
+ *   W = 4  (generic, 16 xmm)  6 x 8:  12 accumulators + 2 B vectors + 1 broadcast.
+ *   W = 8  (avx2, 16 ymm)     6 x 16: the same count; today's tile, kept for its bitwise results.
+ *   W = 16 (avx512, 32 zmm)   12 x 32: 24 accumulators + 2 B vectors + broadcasts folded into the
+ *          FMAs ({1to16} memory operands). Against 14 x 32 (28 accumulators) it wastes less of the
+ *          mlp's M = 128 rows (11 panels of 12 cover 132 rows, 10 of 14 cover 140) and measured
+ *          as fast on full tiles; 8 x 48 and 6 x 64 load 3 and 4 B vectors per 24 FMAs and pad
+ *          N = 256 / 784 / 10 more. Two FMA pipes of latency 4 need 8 independent chains: 24 is
+ *          plenty. Candidates were compared with bench/sgemm_rate.c (DT_GEMM_MR / DT_GEMM_NV /
+ *          DT_GEMM_KC / DT_GEMM_KU override the tile, KC and the k unroll at build time; none of
+ *          the candidates was faster); numbers and CPU: docs/performance.md.
+ * The k loop is not unrolled: GCC then keeps each accumulator in one register (unrolled, it
+ * renamed the array's accumulators through extra register moves at every FMA, for no gain).
+ *
+ * Cache blocks: KC = 320 on every ISA, and K is cut into equal blocks of at most KC (784 = 3 x 262,
+ * not 2 x 320 + 144). The result of one element is its bias, then FMAs over k in order within a
+ * block, each block's sum added to C: an order that depends on neither W nor the tile, so avx2,
+ * avx2w16 and avx512 give bitwise equal products (generic differs: no FMA; its table calls
+ * cblas_sgemm anyway, gemm.c), and so do the linear layers on every x86 ISA. A B panel is then at most 320 x 32 x 4 = 40 KB (W = 16):
+ * within the 48 KB L1 of Zen 5; on the 32 KB L1 of Zen 4 and Skylake-SP it streams partly from L2,
+ * which the 24-FMA step per 2 B loads tolerates (KC = 256, 192 and 128 for W = 16, which keep the
+ * panel in a 32 KB L1, measured no faster on Zen 5 and would give up the bitwise equality). MC = 144
+ * rows (W = 16: 12 panels of 12) makes the A block 184 KB, well inside the 1 MB L2 of Zen 4/5 and
+ * Skylake-SP (and Zen 3's 512 KB); NC = 2048 columns of B per block (2.6 MB, L3: each B panel is
+ * read from it once per A block).
+ *
+ * The forward's accumulators start from the bias (no bias copy pass), and later K blocks add into
+ * C in place (no separate beta pass). Transposed packing uses 8 x 8 AVX transposes where the ISA
+ * has AVX2 (every x86 ISA but generic), plain loops elsewhere.
+ */
+#include "vec.h"
+
+#include "kernels/gemm_k.h"
+
+#ifndef DT_GEMM_MR
+#if DT_W == 16
+#define DT_GEMM_MR 12
+#else
+#define DT_GEMM_MR 6
+#endif
+#endif
+#ifndef DT_GEMM_NV
+#define DT_GEMM_NV 2
+#endif
+#ifndef DT_GEMM_KC
+#define DT_GEMM_KC 320
+#endif
+/* the k loop's unroll factor */
+#ifndef DT_GEMM_KU
+#define DT_GEMM_KU 1
+#endif
+#define PRAGMA_(x) _Pragma(#x)
+#define PRAGMA(x) PRAGMA_(x)
+
+enum {
+    MR = DT_GEMM_MR,
+    NV = DT_GEMM_NV,
+    NR = NV * DT_W,
+    KC = DT_GEMM_KC,
+    MC = (144 + MR - 1) / MR * MR,
+    NC = (2048 + NR - 1) / NR * NR,
+    SPILL = 16 /* floats the transposing stores may write past a block */
+};
+
+#if defined(__AVX2__)
+/* r[0..7] (8 rows of 8) := their transpose */
+DT_KINL void tr8x8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* 8 k of an A panel (m <= MR rows from s, row stride lda; zeros below) into d (k-major, MR per
+ * k): groups of 8 rows transposed; a group's row q holds k + q's values, of which the first
+ * min(8, MR - 8g) are stored (a full 8-float store; what spills past them is rewritten by the next
+ * k's first group, the last k's spill lands in the next panel, packed later, or the slack) */
+DT_KINL void pack_a8(float *restrict d, const float *s, int lda, int m)
+{
+    enum { G = (MR + 7) / 8 };
+    __m256 r[G][8];
+    for (int g = 0; g < G; g++)
+        for (int q = 0; q < 8; q++)
+            r[g][q] = 8 * g + q < m ? _mm256_loadu_ps(s + (size_t)(8 * g + q) * lda)
+                                    : _mm256_setzero_ps();
+    for (int g = 0; g < G; g++)
+        tr8x8(r[g]);
+    for (int q = 0; q < 8; q++)
+        for (int g = 0; g < G; g++)
+            _mm256_storeu_ps(d + (size_t)q * MR + 8 * g, r[g][q]);
+}
+
+/* 8 k of a B panel whose columns are rows of B (n <= NR rows from s, stride ldb; zero columns
+ * after them) into d */
+DT_KINL void pack_b8(float *restrict d, const float *s, int ldb, int n)
+{
+    for (int h = 0; h < NR / 8; h++) {
+        __m256 r[8];
+        for (int c = 0; c < 8; c++)
+            r[c] = 8 * h + c < n ? _mm256_loadu_ps(s + (size_t)(8 * h + c) * ldb)
+                                 : _mm256_setzero_ps();
+        tr8x8(r);
+        for (int q = 0; q < 8; q++)
+            _mm256_storeu_ps(d + (size_t)q * NR + 8 * h, r[q]);
+    }
+}
+#define HAVE_TR8 1
+#else
+#define HAVE_TR8 0
+#endif
+
+/* Ap: the mc x kc block of op(A) at (i0, k0) as panels of MR rows: Ap[p][k][r], zero-padded */
+__attribute__((noinline)) static void pack_A(float *restrict Ap, int ta, const float *A, int lda,
+                                             int i0, int mc, int k0, int kc)
+{
+    for (int p = 0; p < mc; p += MR) {
+        const int m = mc - p < MR ? mc - p : MR;
+        float *d = Ap + (size_t)p * kc;
+        if (ta) { /* element (i, k) = A[k*lda + i]: MR contiguous floats per k */
+            const float *s = A + (size_t)k0 * lda + i0 + p;
+            if (m == MR)
+                for (int k = 0; k < kc; k++, s += lda, d += MR)
+                    memcpy(d, s, MR * sizeof *d);
+            else
+                for (int k = 0; k < kc; k++, s += lda, d += MR)
+                    for (int r = 0; r < MR; r++)
+                        d[r] = r < m ? s[r] : 0.0f;
+            continue;
+        }
+        /* element (i, k) = A[i*lda + k] */
+        const float *s = A + (size_t)(i0 + p) * lda + k0;
+        int k = 0;
+#if HAVE_TR8
+        if (m == MR)
+            for (; k + 8 <= kc; k += 8)
+                pack_a8(d + (size_t)k * MR, s + k, lda, MR);
+        else
+            for (; k + 8 <= kc; k += 8)
+                pack_a8(d + (size_t)k * MR, s + k, lda, m);
+#endif
+        for (; k < kc; k++)
+            for (int r = 0; r < MR; r++)
+                d[(size_t)k * MR + r] = r < m ? s[(size_t)r * lda + k] : 0.0f;
+    }
+}
+
+/* Bp: the kc x nc block of op(B) at (k0, j0) as panels of NR columns: Bp[p][k][c], zero-padded */
+__attribute__((noinline)) static void pack_B(float *restrict Bp, int tb, const float *B, int ldb,
+                                             int k0, int kc, int j0, int nc)
+{
+    if (!tb) {
+        /* element (k, j) = B[k*ldb + j]: each row of the block read once, front to back (going
+         * down a panel instead touches a new cache line per row, and B, produced or last read a
+         * whole layer earlier, is usually no longer in L2) */
+        const int full = nc / NR * NR;
+        for (int k = 0; k < kc; k++) {
+            const float *s = B + (size_t)(k0 + k) * ldb + j0;
+            float *d = Bp + (size_t)k * NR;
+            for (int p = 0; p < full; p += NR)
+                for (int v = 0; v < NV; v++)
+                    vf_store(d + (size_t)p * kc + v * DT_W, vf_load(s + p + v * DT_W));
+            if (full < nc) {
+                float *q = d + (size_t)full * kc;
+                for (int c = 0; c < NR; c++)
+                    q[c] = full + c < nc ? s[full + c] : 0.0f;
+            }
+        }
+        return;
+    }
+    for (int p = 0; p < nc; p += NR) {
+        /* element (k, j) = B[j*ldb + k]: rows of B are columns of the panel */
+        const int n = nc - p < NR ? nc - p : NR;
+        float *d = Bp + (size_t)p * kc;
+        const float *s = B + (size_t)(j0 + p) * ldb + k0;
+        int k = 0;
+#if HAVE_TR8
+        if (n == NR)
+            for (; k + 8 <= kc; k += 8)
+                pack_b8(d + (size_t)k * NR, s + k, ldb, NR);
+        else
+            for (; k + 8 <= kc; k += 8)
+                pack_b8(d + (size_t)k * NR, s + k, ldb, n);
+#endif
+        for (; k < kc; k++)
+            for (int c = 0; c < NR; c++)
+                d[(size_t)k * NR + c] = c < n ? s[(size_t)c * ldb + k] : 0.0f;
+    }
+}
+
+/* the m x n corner of an MR x NR tile acc into c (row stride ldc): overwrite, or add when add */
+DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add)
+{
+    if (m == MR && n == NR) {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) {
+                float *d = c + (size_t)r * ldc + v * DT_W;
+                vf_store(d, add ? vf_load(d) + acc[r][v] : acc[r][v]);
+            }
+        return;
+    }
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            const float x = acc[r][j / DT_W][j % DT_W];
+            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + x : x;
+        }
+}
+
+/* c (m x n of an MR x NR tile, row stride ldc) (+)= a panel . b panel over kc: the accumulators
+ * start from bias (n floats; NULL: 0); add: add to c instead of overwriting it */
+static void micro(int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
+                  int m, int n, const float *bias, int add)
+{
+    vf acc[MR][NV];
+    if (bias) {
+        float bb[NR] = {0};
+        for (int j = 0; j < n; j++)
+            bb[j] = bias[j];
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = vf_load(bb + v * DT_W);
+    } else {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = vf_zero();
+    }
+    PRAGMA(GCC unroll DT_GEMM_KU)
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        vf bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            bv[v] = vf_load(b + v * DT_W);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            const vf x = vf_set1(a[r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = vf_fma(x, bv[v], acc[r][v]);
+        }
+    }
+    store_tile(c, ldc, m, n, acc, add);
+}
+
+static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                int ldb, const float *bias, int accum, float *C, int ldc, float *pa, float *pb)
+{
+    for (int jc = 0; jc < N; jc += NC) {
+        const int nc = N - jc < NC ? N - jc : NC;
+        /* K in equal blocks of at most KC (784 = 3 x 262, not 2 x 320 + 144) */
+        const int kb = (K + KC - 1) / KC, kstep = (K + kb - 1) / kb;
+        for (int pc = 0; pc < K; pc += kstep) {
+            const int kc = K - pc < kstep ? K - pc : kstep;
+            pack_B(pb, tb, B, ldb, pc, kc, jc, nc);
+            /* the first k block starts from the bias and overwrites C unless accumulating */
+            const float *bs = pc == 0 && bias ? bias + jc : NULL;
+            const int add = pc > 0 || accum;
+            for (int ic = 0; ic < M; ic += MC) {
+                const int mc = M - ic < MC ? M - ic : MC;
+                pack_A(pa, ta, A, lda, ic, mc, pc, kc);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int n = nc - jr < NR ? nc - jr : NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        const int m = mc - ir < MR ? mc - ir : MR;
+                        micro(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                              C + (size_t)(ic + ir) * ldc + jc + jr, ldc, m, n, bs ? bs + jr : NULL,
+                              add);
+                    }
+                }
+            }
+        }
+    }
+}
+
+const struct dt_kgemm DT_KFN(dt_kgemm) = {
+    .mr = MR,
+    .nr = NR,
+    .mc = MC,
+    .kc = KC,
+    .nc = NC,
+    .blas = DT_W == 4,
+    .pack_a = (size_t)MC * KC + SPILL,
+    .pack_b = (size_t)KC * NC + SPILL,
+    .run = run,
+};
