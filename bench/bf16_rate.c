@@ -115,10 +115,10 @@ int main(int argc, char **argv)
         snprintf(fw, sizeof fw, "fc%d.forward", l + 1);
         snprintf(dw, sizeof dw, "fc%d.dweight", l + 1);
         snprintf(di, sizeof di, "fc%d.dinp", l + 1);
-        const shape sh[3] = {{fw, 0, 1, NB, OUT, IN, 1}, /* out = inp W^T + b */
-                             {dw, 1, 0, OUT, IN, NB, 0}, /* dW = dout^T inp */
+        const shape sh[3] = {{fw, 0, 1, NB, OUT, IN, 1},  /* out = inp W^T + b */
+                             {dw, 1, 0, OUT, IN, NB, 0},  /* dW = dout^T inp */
                              {di, 0, 0, NB, IN, OUT, 0}}; /* dinp = dout W */
-        for (int i = 0; i < (l == 0 ? 2 : 3); i++) { /* fc1 has no dinp (the input) */
+        for (int i = 0; i < (l == 0 ? 2 : 3); i++) {      /* fc1 has no dinp (the input) */
             double a, b;
             run_shape(&sh[i], k->bf16->gemm, &a, &b);
             s32 += a, s16 += b;

@@ -133,7 +133,7 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
             const vbf av = vbf_set1(a[r]);
 #pragma GCC unroll 4
             for (int q = 0; q < NB; q++)
-                acc[r][q] = vbf_dot(acc[r][q], bv[q], av);
+                acc[r][q] = vbf_dot_nd(acc[r][q], bv[q], av);
         }
     }
 #pragma GCC unroll 16
