@@ -27,7 +27,7 @@ enum { MR = 14, NB = 2 };
 #else
 enum { MR = 4, NB = 2 };
 #endif
-enum { NR = NB * DT_W, KCP = 192, MC = 12 * MR, NC = 1024 };
+enum { NR = NB * DT_W, KCP = 192, MC = 12 * MR, NC = 1024, SLACK = 256 };
 
 static void dot_n(float *acc, const uint32_t *a, const uint32_t *b, size_t n)
 {
@@ -49,12 +49,80 @@ DT_KINL vf load_n(const float *p, int n)
     if (n >= DT_W)
         return vf_load(p);
     vf v = vf_zero();
+#if DT_W == 16 && defined(__AVX512F__)
+    if (n > 0)
+        v = (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
     if (n > 0)
         memcpy(&v, p, (size_t)n * sizeof(float));
+#endif
     return v;
 }
 
+/* the first n (1 <= n <= W) lanes of v to p */
+DT_KINL void store_n(uint32_t *p, vbf v, int n)
+{
+#if DT_W == 16 && defined(__AVX512F__)
+    _mm512_mask_storeu_epi32(p, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1), (__m512i)v);
+#else
+    memcpy(p, &v, (size_t)n * sizeof(uint32_t));
+#endif
+}
+
 static int imin(int a, int b) { return a < b ? a : b; }
+
+#if DT_W == 16 && defined(__AVX512F__)
+/* r[i][j] <- r[j][i] (16 x 16 lanes of 32 bits) */
+DT_KINL void tr16(__m512i r[16])
+{
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+}
+
+/* pack_panel's k-contiguous case, 16 rows x 16 pairs at a time transposed in registers (rows
+ * from R on are zeros). Each pair's store writes 16 lanes: when width is not a multiple of 16,
+ * the lanes past it spill into the next pair's slots (which its store rewrites) or, after the
+ * last pair, past the panel (into the next panel, packed later, or the buffers' slack). */
+static void pack_kcontig16(uint32_t *restrict d, int width, const float *X, int ldx, int R, int kc)
+{
+    const int kp = (kc + 1) / 2;
+    for (int r0 = 0; r0 < width; r0 += 16)
+        for (int p0 = 0; p0 < kp; p0 += 16) {
+            __m512i v[16];
+            const int n = kc - 2 * p0; /* floats left in each row */
+            for (int i = 0; i < 16; i++) {
+                const float *s = X + (size_t)(r0 + i) * ldx + 2 * p0;
+                v[i] = r0 + i < R ? (__m512i)vbf_pack_seq(load_n(s, n), load_n(s + 16, n - 16))
+                                  : _mm512_setzero_si512();
+            }
+            tr16(v);
+            const int np = imin(16, kp - p0);
+            for (int j = 0; j < np; j++)
+                _mm512_storeu_si512(d + (size_t)(p0 + j) * width + r0, v[j]);
+        }
+}
+#endif
 
 /* One panel of `width` rows r of op(X) over kc elements of k from k0: d[p][r] = the pair
  * (X(r, k0 + 2p), X(r, k0 + 2p + 1)) for the R valid rows, zeros beyond R and beyond kc.
@@ -70,11 +138,17 @@ static void pack_panel(uint32_t *restrict d, int width, const float *X, int ldx,
             for (int r = 0; r < width; r += DT_W) {
                 const int n = R - r;
                 const vbf v = vbf_pack(load_n(e + r, n), odd ? load_n(e + ldx + r, n) : vf_zero());
-                memcpy(d + (size_t)p * width + r, &v, (size_t)imin(DT_W, width - r) * 4);
+                store_n(d + (size_t)p * width + r, v, imin(DT_W, width - r));
             }
         }
         return;
     }
+#if DT_W == 16 && defined(__AVX512F__)
+    if (width >= 14) {
+        pack_kcontig16(d, width, X, ldx, R, kc);
+        return;
+    }
+#endif
     for (int r = 0; r < width; r++) {
         if (r >= R) {
             for (int p = 0; p < kp; p++)
@@ -170,8 +244,9 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
 {
     DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
     if (!pack_a) {
-        pack_a = dt_xmalloc((size_t)MC * KCP, sizeof *pack_a);
-        pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR), sizeof *pack_b);
+        /* + SLACK: pack_kcontig16's spill past the last panel */
+        pack_a = dt_xmalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
+        pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
     }
     start_c(M, N, bias, accum, C, ldc);
     const int kpairs = (K + 1) / 2, nk = (kpairs + KCP - 1) / KCP;
