@@ -14,7 +14,7 @@
  *   elsewhere (emulated): 4 x 2W: the emulated dot needs many registers of its own.
  * Block sizes in pairs: KCP <= 192 (a 14 x 192 A panel of 10.5 KB and a 192 x 32 B panel of 24 KB
  * share a 48 KB L1), MC = 12 MR rows (A block 126 KB, in L2), NC = 1024 columns.
- * Each C element starts from its value (bias, C + bias or 0, written before the K loop) and adds
+ * Each C element starts from its value (bias, C + bias, C or 0, in the first K block) and adds
  * its pairs in k order, one vbf_dot per pair, stored and reloaded exactly between K blocks: the
  * blocking and W change nothing, and the emulated ISAs give the native bits.
  */
@@ -177,26 +177,45 @@ static void pack_block(uint32_t *restrict d, int width, const float *X, int ldx,
     }
 }
 
-/* c (m x n of an MR x NR tile, row stride ldc) += a panel . b panel over kp pairs */
-static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
-                  int m, int n)
+/* the micro-kernel's accumulators from d (row stride ld) when load (+ the bias row bb when
+ * given), else from bb (NULL: zeros) */
+DT_KINL void acc_start(vf acc[MR][NB], const float *d, int ld, int load, const float *bb)
 {
-    float t[MR * NR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < NB; q++) {
+            const vf b = bb ? vf_load(bb + q * DT_W) : vf_zero();
+            acc[r][q] = load ? (bb ? vf_load(d + (size_t)r * ld + q * DT_W) + b
+                                   : vf_load(d + (size_t)r * ld + q * DT_W))
+                             : b;
+        }
+}
+
+/* c (m x n of an MR x NR tile, row stride ldc) = its start + a panel . b panel over kp pairs;
+ * the start: c when load (+ bias when given: c + bias rounded once, as C + bias is), else bias
+ * (NULL: zeros); bias: the tile's n columns of the bias row */
+static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
+                  int m, int n, int load, const float *bias)
+{
+    float t[MR * NR], bb[NR];
     float *d = c;
     int ld = ldc;
+    if (bias) {
+        memset(bb, 0, sizeof bb);
+        memcpy(bb, bias, (size_t)n * sizeof *bb);
+    }
     if (m < MR || n < NR) {
-        memset(t, 0, sizeof t);
-        for (int r = 0; r < m; r++)
-            memcpy(t + r * NR, c + (size_t)r * ldc, (size_t)n * sizeof *t);
+        if (load) {
+            memset(t, 0, sizeof t);
+            for (int r = 0; r < m; r++)
+                memcpy(t + r * NR, c + (size_t)r * ldc, (size_t)n * sizeof *t);
+        }
         d = t;
         ld = NR;
     }
     vf acc[MR][NB];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int q = 0; q < NB; q++)
-            acc[r][q] = vf_load(d + (size_t)r * ld + q * DT_W);
+    acc_start(acc, d, ld, load, bias ? bb : NULL);
     for (int p = 0; p < kp; p++, a += MR, b += NR) {
         vbf bv[NB];
 #pragma GCC unroll 4
@@ -220,23 +239,6 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
             memcpy(c + (size_t)r * ldc, t + r * NR, (size_t)n * sizeof *t);
 }
 
-/* C's starting values: bias (or 0), or C + bias */
-static void start_c(int M, int N, const float *bias, int accum, float *C, int ldc)
-{
-    if (accum && !bias)
-        return;
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (accum)
-            for (int j = 0; j < N; j++)
-                c[j] += bias[j];
-        else if (bias)
-            memcpy(c, bias, (size_t)N * sizeof *c);
-        else
-            memset(c, 0, (size_t)N * sizeof *c);
-    }
-}
-
 static uint32_t *pack_a, *pack_b; /* MC x KCP and KCP x NC pairs, allocated on first use */
 
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
@@ -248,7 +250,6 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
         pack_a = dt_xmalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
         pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
     }
-    start_c(M, N, bias, accum, C, ldc);
     const int kpairs = (K + 1) / 2, nk = (kpairs + KCP - 1) / KCP;
     const int kcp = (kpairs + nk - 1) / nk; /* equal K blocks, in pairs */
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -262,11 +263,15 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
                 const int mc = imin(MC, M - i0);
                 const float *a = ta ? A + (size_t)k0 * lda + i0 : A + (size_t)i0 * lda + k0;
                 pack_block(pack_a, MR, a, lda, ta, mc, kc);
-                for (int jr = 0; jr < nc; jr += NR)
+                /* the first K block starts from bias / C + bias / C / 0, the others from C */
+                const int load = k0 > 0 || accum;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const float *bj = bias && k0 == 0 ? bias + j0 + jr : NULL;
                     for (int ir = 0; ir < mc; ir += MR)
                         micro(kp, pack_a + (size_t)ir * kp, pack_b + (size_t)jr * kp,
                               C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, imin(MR, mc - ir),
-                              imin(NR, nc - jr));
+                              imin(NR, nc - jr), load, bj);
+                }
             }
         }
     }
