@@ -63,7 +63,7 @@ DT_KINL vf bf16_fma1(vf a, vf b, vf c)
 #if defined(__FMA__) || defined(__AVX512F__)
     return vf_fma(a, b, c);
 #else
-    vf r;
+    vf r = vf_zero();
     for (int l = 0; l < DT_W; l++)
         r[l] = fmaf(a[l], b[l], c[l]);
     return r;
@@ -209,7 +209,7 @@ DT_KINL vbf vbf_pack_seq(vf lo, vf hi)
     return (vbf)_mm512_cvtne2ps_pbh((__m512)hi, (__m512)lo);
 #else
     const vu rl = vbf_round_emu(lo), rh = vbf_round_emu(hi);
-    vbf v;
+    vbf v = {0};
     for (int l = 0; l < DT_W / 2; l++) {
         v[l] = rl[2 * l] | rl[2 * l + 1] << 16;
         v[l + DT_W / 2] = rh[2 * l] | rh[2 * l + 1] << 16;
