@@ -112,9 +112,11 @@ static void pack_kcontig16(uint32_t *restrict d, int width, const float *X, int 
             __m512i v[16];
             const int n = kc - 2 * p0; /* floats left in each row */
             for (int i = 0; i < 16; i++) {
-                const float *s = X + (size_t)(r0 + i) * ldx + 2 * p0;
-                v[i] = r0 + i < R ? (__m512i)vbf_pack_seq(load_n(s, n), load_n(s + 16, n - 16))
-                                  : _mm512_setzero_si512();
+                v[i] = _mm512_setzero_si512();
+                if (r0 + i < R) {
+                    const float *s = X + (size_t)(r0 + i) * ldx + 2 * p0;
+                    v[i] = (__m512i)vbf_pack_seq(load_n(s, n), load_n(s + 16, n - 16));
+                }
             }
             tr16(v);
             const int np = imin(16, kp - p0);
