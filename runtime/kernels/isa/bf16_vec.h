@@ -22,6 +22,12 @@
  * upper 16 bits, denormals to signed zero, NaN truncated with its quiet bit set (bit 6 of the bf16).
  * Scalar references of both (kernels/bf16.h: dt_bf16_dot_1, dt_bf16_round) are the tests'
  * second opinion; tests/test_kern_bf16.c compares all three with the instruction.
+ *
+ * Interface: vbf_load / vbf_store / vbf_set1 (broadcast one pair), vbf_even / vbf_odd (a lane's
+ * elements as fp32), vbf_dot, vbf_dot_nd (operands known to hold no bf16 denormal, e.g. packed
+ * by vbf_pack: the emulation skips DAZ), vbf_pack (two vectors of even and odd elements),
+ * vbf_pack_seq (2W consecutive floats of a row into W pairs), vi_any (a mask has a set lane).
+ * The emulation uses the CPU's fp32 FMA under the default MXCSR (round to nearest, no FTZ/DAZ).
  */
 #ifndef DT_KERNELS_ISA_BF16_VEC_H
 #define DT_KERNELS_ISA_BF16_VEC_H
