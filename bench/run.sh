@@ -101,7 +101,7 @@ PINNED=0
 unpinned() { (unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE && "$@"); }
 
 mkdir -p "$LOGDIR" || die "cannot create $LOGDIR"
-rm -f "$LOGDIR"/*.log "$LOGDIR"/*.dat "$LOGDIR"/isa-* "$LOGDIR"/flops-*
+rm -f "$LOGDIR"/*.log "$LOGDIR"/*.dat "$LOGDIR"/isa-* "$LOGDIR"/flops-* "$LOGDIR"/torch-info
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown; }
 
