@@ -803,7 +803,7 @@ if [ -n "$sgemm_peak" ]; then
 sgemm at 1 thread (a reference, not a ceiling; median over the rounds of each round's median of 5 trials, and the best trial): OpenBLAS core $blas_core: $(printf '%s\n' "$sgemm_lines" | awk '{ l = $5; sub(/label=/, "", l); m = $6; sub(/.*=/, "", m); printf "%s%s %s", sep, l, m; sep = ", " }') GFLOP/s$([ -n "$sgemm_free_lines" ] && printf '; unpinned (core %s, as PyTorch gets it): %s GFLOP/s' "$blas_core_free" "$(printf '%s\n' "$sgemm_free_lines" | awk '{ l = $5; sub(/label=/, "", l); m = $6; sub(/.*=/, "", m); printf "%s%s %s", sep, l, m; sep = ", " }')")."
 fi
 if [ $have_torch = 1 ]; then
-    torch_ver=$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null)
+    torch_ver=$(cat "$LOGDIR"/pt*-1.log 2>/dev/null | sed -n 's/^torch \([^,]*\), intra-op.*/\1/p' | head -n 1)
     notes="$notes
 PyTorch $torch_ver ($PY): torch.set_num_threads(1), 1 process; convolutions through oneDNN, linear layers through OpenBLAS (fp32) or oneDNN (bf16 autocast); pt bf16 = forward and loss under torch.autocast(\"cpu\", dtype=torch.bfloat16), fp32 master weights, the same SGD."
     [ -n "$pair_notes" ] && notes="$notes
