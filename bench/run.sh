@@ -740,7 +740,7 @@ avx512 | avx512bf16)
         fi
     fi ;;
 *)
-    goal_src="issue 3 (this CPU has no AVX-512; issue 12 asks AVX2 CPUs for no model slower than at e6cab2d, which one run cannot check)"
+    goal_src="issue 3; this CPU has no AVX-512, and issue 12 asks AVX2 CPUs for no model slower than at e6cab2d, which one run cannot check"
     if has_cfg dt && has_cfg pt; then
         for m in $MODELS; do
             case $m in mlp) l=1.25 ;; lenet5) l=3 ;; cnn) l=1.3 ;; *) continue ;; esac
