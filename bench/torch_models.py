@@ -20,10 +20,10 @@ warm-up, evaluation excluded. samples_per_s_excl additionally leaves out the fir
 (a steady-state figure, for reference only; nan when the run is not longer than that).
 
 The last line of output is machine readable:
-  torch: model=M precision=P epochs=E steps=S train_loss=... test_loss=... test_acc=... samples_per_s=...
-         samples_per_s_excl=... train_s=... max_rss_mib=... params=... openblas_core=...
-         onednn_isa=...  (one line; onednn_isa: the ISA oneDNN dispatches to, from its verbose
-         output on one small convolution, n/a when it printed none)
+  torch: model=M precision=P epochs=E steps=S train_loss=... test_loss=... test_acc=...
+         samples_per_s=... samples_per_s_excl=... train_s=... max_rss_mib=... params=...
+         openblas_core=... onednn_isa=...  (one line; onednn_isa: the ISA oneDNN dispatches
+         to, from its verbose output on one small convolution, n/a when it printed none)
 """
 
 import argparse
@@ -271,9 +271,10 @@ def main():
           f"oneDNN ISA {isa or 'n/a'}, precision {args.precision}"
           f"{' (CPU autocast bf16)' if args.precision == 'bf16' else ''}", flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    print(f"torch: model={args.model} precision={args.precision} epochs={epochs_run} steps={step} train_loss={train_loss:.4f} "
-          f"test_loss={test_loss:.4f} test_acc={test_acc:.2f} samples_per_s={samples / train_s:.0f} "
-          f"samples_per_s_excl={excl_rate:.0f} train_s={train_s:.2f} max_rss_mib={rss:.0f} "
+    print(f"torch: model={args.model} precision={args.precision} epochs={epochs_run} "
+          f"steps={step} train_loss={train_loss:.4f} "
+          f"test_loss={test_loss:.4f} test_acc={test_acc:.2f} "
+          f"samples_per_s={samples / train_s:.0f} samples_per_s_excl={excl_rate:.0f} train_s={train_s:.2f} max_rss_mib={rss:.0f} "
           f"params={nparams} openblas_core={core or 'n/a'} "
           f"onednn_isa={(isa or 'n/a').replace(' ', '_')}", flush=True)
 
