@@ -274,7 +274,8 @@ def main():
     print(f"torch: model={args.model} precision={args.precision} epochs={epochs_run} "
           f"steps={step} train_loss={train_loss:.4f} "
           f"test_loss={test_loss:.4f} test_acc={test_acc:.2f} "
-          f"samples_per_s={samples / train_s:.0f} samples_per_s_excl={excl_rate:.0f} train_s={train_s:.2f} max_rss_mib={rss:.0f} "
+          f"samples_per_s={samples / train_s:.0f} samples_per_s_excl={excl_rate:.0f} "
+          f"train_s={train_s:.2f} max_rss_mib={rss:.0f} "
           f"params={nparams} openblas_core={core or 'n/a'} "
           f"onednn_isa={(isa or 'n/a').replace(' ', '_')}", flush=True)
 
