@@ -9,22 +9,31 @@ torch.Generator seeded with seed + epoch, the last partial batch kept, the first
 --limit-test samples when given (dtrain's data.limit_train / data.limit_test). Images are held as
 one uint8 tensor and normalized per batch ((x / 255 - mean) / std per channel), as dtrain does.
 
+--precision bf16 runs PyTorch's CPU automatic mixed precision as a user gets it: forward and loss
+under torch.autocast("cpu", dtype=torch.bfloat16) (conv and linear in bf16, fp32 accumulation),
+backward outside it, fp32 master weights and gradients, the same SGD; evaluation under autocast too.
+dtrain's train.precision = bf16 has the same semantics. fp32 (default) uses no autocast.
+
 Timing covers what dtrain's samples_per_s covers: every training step (per-batch gather +
 normalize, forward, loss, backward, optimizer step, LR update, loss.item()), from step 0, no
 warm-up, evaluation excluded. samples_per_s_excl additionally leaves out the first --excl steps
 (a steady-state figure, for reference only; nan when the run is not longer than that).
 
 The last line of output is machine readable:
-  torch: model=M epochs=E steps=S train_loss=... test_loss=... test_acc=... samples_per_s=...
-         samples_per_s_excl=... train_s=... max_rss_mib=... params=... openblas_core=...  (one line)
+  torch: model=M precision=P epochs=E steps=S train_loss=... test_loss=... test_acc=...
+         samples_per_s=... samples_per_s_excl=... train_s=... max_rss_mib=... params=...
+         openblas_core=... onednn_isa=...  (one line; onednn_isa: the ISA oneDNN dispatches
+         to, from its verbose output on one small convolution, n/a when it printed none)
 """
 
 import argparse
+import contextlib
 import ctypes
 import math
 import os
 import resource
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -118,6 +127,36 @@ def blas_report():
     return libs, core
 
 
+def onednn_isa():
+    """The ISA oneDNN (PyTorch's convolutions) dispatches to on this CPU: its verbose mode prints an
+    'info,cpu,isa:...' line, on the C-level stdout, so fd 1 goes to a file while one small
+    convolution runs. None when nothing was printed (oneDNN off or another version's format)."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    sys.stdout.flush()
+    saved = os.dup(1)
+    text = ""
+    try:
+        with tempfile.TemporaryFile(mode="w+b") as tmp:
+            os.dup2(tmp.fileno(), 1)
+            try:
+                with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                    with torch.no_grad():
+                        F.conv2d(torch.ones(16, 3, 8, 8), torch.ones(4, 3, 3, 3))
+            finally:
+                os.dup2(saved, 1)
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace")
+    except (AttributeError, OSError, RuntimeError):
+        return None
+    finally:
+        os.close(saved)
+    for line in text.splitlines():
+        if ",isa:" in line:
+            return line.split(",isa:", 1)[1].strip()
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="mlp", choices=sorted(MODELS))
@@ -134,7 +173,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--excl", type=int, default=20, help="steps left out of samples_per_s_excl")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: CPU autocast (torch.autocast('cpu', dtype=torch.bfloat16))")
     args = ap.parse_args()
+
+    def amp():
+        """The forward + loss context: CPU autocast to bf16, or nothing for fp32."""
+        if args.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
@@ -183,7 +230,8 @@ def main():
             for group in opt.param_groups:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            loss = crit(model(x), y)
+            with amp():
+                loss = crit(model(x), y)
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(idx)
@@ -207,23 +255,29 @@ def main():
     model.eval()
     eb = args.eval_batch_size or B
     loss_sum, correct = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), amp():
         for lo in range(0, len(xte), eb):
-            out = model(normalize(xte[lo:lo + eb]))
+            out = model(normalize(xte[lo:lo + eb])).float()
             yb = yte[lo:lo + eb]
             loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
     test_loss, test_acc = loss_sum / len(xte), 100.0 * correct / len(xte)
 
     libs, core = blas_report()
+    isa = onednn_isa()
     print(f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}, "
           f"mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'}, "
-          f"BLAS {' '.join(libs) or 'none mapped'}, OpenBLAS core {core or 'n/a'}", flush=True)
+          f"BLAS {' '.join(libs) or 'none mapped'}, OpenBLAS core {core or 'n/a'}, "
+          f"oneDNN ISA {isa or 'n/a'}, precision {args.precision}"
+          f"{' (CPU autocast bf16)' if args.precision == 'bf16' else ''}", flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    print(f"torch: model={args.model} epochs={epochs_run} steps={step} train_loss={train_loss:.4f} "
-          f"test_loss={test_loss:.4f} test_acc={test_acc:.2f} samples_per_s={samples / train_s:.0f} "
-          f"samples_per_s_excl={excl_rate:.0f} train_s={train_s:.2f} max_rss_mib={rss:.0f} "
-          f"params={nparams} openblas_core={core or 'n/a'}", flush=True)
+    print(f"torch: model={args.model} precision={args.precision} epochs={epochs_run} "
+          f"steps={step} train_loss={train_loss:.4f} "
+          f"test_loss={test_loss:.4f} test_acc={test_acc:.2f} "
+          f"samples_per_s={samples / train_s:.0f} samples_per_s_excl={excl_rate:.0f} "
+          f"train_s={train_s:.2f} max_rss_mib={rss:.0f} "
+          f"params={nparams} openblas_core={core or 'n/a'} "
+          f"onednn_isa={(isa or 'n/a').replace(' ', '_')}", flush=True)
 
 
 if __name__ == "__main__":
