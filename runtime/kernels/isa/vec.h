@@ -58,7 +58,22 @@ DT_KINL vf vf_load(const float *p)
     return v;
 }
 DT_KINL void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-DT_KINL vf vf_set1(float x) { return (vf){0} + x; }
+/* every lane x (bitwise: -0.0 stays -0.0; the form each width compiles to one broadcast) */
+DT_KINL vf vf_set1(float x)
+{
+#if DT_W == 4
+    return (vf){x, x, x, x};
+#elif DT_W == 8
+    return (vf){x, x, x, x, x, x, x, x};
+#elif DT_W == 16 && defined(__AVX512F__)
+    return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+#else /* 16 lanes in two halves: a loop, as an initializer is built in memory */
+    vf v = {0};
+    for (int i = 0; i < DT_W; i++)
+        v[i] = x;
+    return v;
+#endif
+}
 DT_KINL vf vf_zero(void) { return (vf){0}; }
 /* lane-wise a > b ? a : b (a NaN in a gives b, as the scalar expression) */
 DT_KINL vf vf_max(vf a, vf b)
