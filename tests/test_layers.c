@@ -980,9 +980,16 @@ int main(void)
     copt = (dt_conv_opts){DT_CONV_LANES, NULL};
     test_conv_all();
     test_conv_relu_pool_all();
-    /* lenet5: both conv + relu + pool groups fuse (4 layers skipped); resnet20 has none to fuse */
-    test_fused_net("lenet5", 13, 4);
-    test_fused_net("cnn", 8, 4);
+    /* lenet5, cnn: each conv + relu + pool group fuses (2 layers skipped) where the kernel table
+     * in use takes the batch-lane kernels for its conv (avx2, avx512: both; generic: the first);
+     * resnet20 has none to fuse */
+    const int l1 = dt_conv2d_relu_pool2_ok(13, 1, 28, 28, 6, 5, 5, 1, 2);
+    const int l2 = dt_conv2d_relu_pool2_ok(13, 6, 14, 14, 16, 5, 5, 1, 0);
+    const int c1 = dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 32, 3, 3, 1, 1);
+    const int c2 = dt_conv2d_relu_pool2_ok(8, 32, 14, 14, 64, 3, 3, 1, 1);
+    CHECK(l1 && c1); /* every ISA */
+    test_fused_net("lenet5", 13, 2 * (l1 + l2));
+    test_fused_net("cnn", 8, 2 * (c1 + c2));
     test_fused_net("resnet20", 3, 0);
     /* residual adds (two writers per gradient), projections, BatchNorm, fused groups */
     test_shared_grads("resnet20", 4);

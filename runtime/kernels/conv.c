@@ -68,9 +68,13 @@ int dt_conv_out_size(int in, int k, int stride, int pad)
 #ifndef DT_CONV_DIRECT_TAPS
 #define DT_CONV_DIRECT_TAPS 32
 #endif
-/* AUTO takes the batch-lane kernels when their workspace (8 images) is at most this (4 MiB) */
+/* AUTO takes the batch-lane kernels when their workspace is at most this: 4 MiB with 8 lanes
+ * (avx2), 96 MiB with 16 (avx512, avx2w16), see lanes_auto */
 #ifndef DT_CONV_LANES_FLOATS
 #define DT_CONV_LANES_FLOATS (1024L * 1024)
+#endif
+#ifndef DT_CONV_LANES16_FLOATS
+#define DT_CONV_LANES16_FLOATS (24L * 1024 * 1024)
 #endif
 #define DIRECT_LANES DT_CONV_DIRECT_LANES /* float lanes of the direct kernels' loops */
 
@@ -92,15 +96,25 @@ typedef struct {
     dt_lanes_plan lp;
 } conv_plan;
 
-/* AUTO's choice of the batch-lane kernels, from timings of bench/conv_layers.c at N = 64 and 128
- * (docs/performance.md): they win on every layer of lenet5, cnn and resnet20, where the im2col
- * GEMM is skinny (few output channels or taps) or im2col copies short rows, and lose on resnet9's
- * wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4), where the GEMM is efficient
- * and a block of images no longer fits in L2. The size of their workspace separates the two
- * groups; it grows with the lanes (images per block), and so does the bound. */
-static int lanes_auto(const dt_lanes_plan *q)
+/* AUTO's choice of the batch-lane kernels, from timings of bench/conv_layers.c at N = 128
+ * (docs/performance.md). With 8 lanes (avx2) they win on every layer of lenet5, cnn and resnet20,
+ * where the im2col GEMM is skinny (few output channels or taps) or im2col copies short rows, and
+ * tie or lose on resnet9's wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4),
+ * where the GEMM is efficient and a block of images no longer fits in L2; the size of their
+ * workspace separates the two groups (at most 3.1 MiB for the first, 14 MiB and more for the
+ * second). With 16 lanes and 32 registers (avx512) they win on resnet9's wide layers too, but for
+ * 512 -> 512 at 4x4 (a tie: its 16 pixels per image leave the weight gradient's tiles little
+ * work per block), whose workspace (165 MiB, mostly the weight gradient's double sums) is the
+ * largest. avx2w16 decides as avx512 (the same kernels, bitwise). With 4 lanes and no FMA
+ * (generic) they lose to im2col + OpenBLAS's sgemm on every layer measured but the first layers
+ * of lenet5 and cnn, where they beat the direct path (whose 8-float vectors the baseline ISA
+ * splits in halves): generic takes them where the plan would take the direct path. */
+static int lanes_auto(const dt_lanes_plan *q, int direct)
 {
-    return q->total <= (size_t)DT_CONV_LANES_FLOATS / 8 * (size_t)q->lanes;
+    if (q->lanes < 8)
+        return direct;
+    return q->total <=
+           (q->lanes >= 16 ? (size_t)DT_CONV_LANES16_FLOATS : (size_t)DT_CONV_LANES_FLOATS);
 }
 
 static void plan_conv(conv_plan *g, const dt_conv_opts *o, int N, int C, int H, int W, int OC,
@@ -175,7 +189,7 @@ static void plan_conv(conv_plan *g, const dt_conv_opts *o, int N, int C, int H, 
     g->lanes = 0;
     if (path != DT_CONV_GEMM) {
         g->lk->plan(&g->lp, C, H, W, OC, KH, KW, stride, pad);
-        g->lanes = path == DT_CONV_LANES || lanes_auto(&g->lp);
+        g->lanes = path == DT_CONV_LANES || lanes_auto(&g->lp, g->direct);
         if (g->lanes && g->lp.total > g->total)
             g->total = g->lp.total;
     }
