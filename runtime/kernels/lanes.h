@@ -69,9 +69,8 @@ struct dt_klanes {
     const struct dt_kconvh *help;
 };
 
+/* the per-ISA tables (isa/lanes.c; each points at its ISA's dt_kconvh, isa/lanes_conv.c) */
 extern const struct dt_klanes dt_klanes_generic, dt_klanes_avx2, dt_klanes_avx2w16,
     dt_klanes_avx512;
-extern const struct dt_kconvh dt_kconvh_generic, dt_kconvh_avx2, dt_kconvh_avx2w16,
-    dt_kconvh_avx512;
 
 #endif

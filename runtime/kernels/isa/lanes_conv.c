@@ -197,7 +197,9 @@ static void direct_sum(const float *restrict d, size_t L, double *restrict out)
         out[j] += a[j];
 }
 
-const struct dt_kconvh DT_KFN(dt_kconvh) = {
+/* named through a macro: see LANES_TABLE in isa/lanes.c */
+#define CONVH_TABLE DT_KFN(dt_kconvh)
+const struct dt_kconvh CONVH_TABLE = {
     .copy_floats = copy_floats,
     .copy_rows = copy_rows,
     .scatter_planes = scatter_planes,
