@@ -193,8 +193,9 @@ DT_KINL void tr_block(vf r[DT_W])
 }
 
 /* Images -> lanes: l[c*lcs + r*lrs + k*W + i] = src[i*simg + c*scs + r*srs + k] for c < C,
- * r < R, k < cols, lanes i < nv (lanes nv..W-1 get 0). Columns go through W x W transposes; a
- * partial square (the row's last columns, or a partial block) is copied into a zeroed one first. */
+ * r < R, k < cols, lanes i < nv (lanes nv..W-1 get 0): squares of W columns of a full block
+ * through W x W register transposes, the rest (a row's last columns, a partial block) element by
+ * element. */
 static void to_lanes(float *restrict l, size_t lcs, size_t lrs, const float *restrict src,
                      size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
 {
@@ -202,25 +203,19 @@ static void to_lanes(float *restrict l, size_t lcs, size_t lrs, const float *res
         for (int r = 0; r < R; r++) {
             float *d = l + c * lcs + r * lrs;
             const float *s = src + c * scs + r * srs;
-            for (int k = 0; k < cols; k += DT_W) {
-                const int n = cols - k < DT_W ? cols - k : DT_W;
-                vf v[DT_W];
-                if (n == DT_W && nv == DT_W) {
+            int k = 0;
+            if (nv == DT_W)
+                for (; k + DT_W <= cols; k += DT_W) {
+                    vf v[DT_W];
                     for (int i = 0; i < DT_W; i++)
                         v[i] = vf_load(s + i * simg + k);
-                } else {
-                    float sq[DT_W][DT_W];
-                    memset(sq, 0, sizeof sq);
-                    for (int i = 0; i < nv; i++)
-                        for (int j = 0; j < n; j++)
-                            sq[i][j] = s[i * simg + k + j];
-                    for (int i = 0; i < DT_W; i++)
-                        v[i] = vf_load(sq[i]);
+                    tr_block(v);
+                    for (int j = 0; j < DT_W; j++)
+                        vf_store(d + (size_t)(k + j) * DT_W, v[j]);
                 }
-                tr_block(v);
-                for (int j = 0; j < n; j++)
-                    vf_store(d + (size_t)(k + j) * DT_W, v[j]);
-            }
+            for (; k < cols; k++)
+                for (int i = 0; i < DT_W; i++)
+                    d[(size_t)k * DT_W + i] = i < nv ? s[i * simg + k] : 0.0f;
         }
 }
 
@@ -234,24 +229,23 @@ static void from_lanes(float *restrict dst, size_t simg, size_t scs, size_t srs,
         for (int r = 0; r < R; r++) {
             const float *s = l + c * lcs + r * lrs;
             float *d = dst + c * scs + r * srs;
-            for (int k = 0; k < cols; k += DT_W) {
-                const int n = cols - k < DT_W ? cols - k : DT_W;
-                vf v[DT_W];
-                for (int j = 0; j < DT_W; j++)
-                    v[j] = j < n ? vf_load(s + (size_t)(k + j) * DT_W) : vf_zero();
-                tr_block(v);
-                for (int i = 0; i < nv; i++) {
-                    float *o = d + i * simg + k;
-                    if (n == DT_W) {
+            int k = 0;
+            if (nv == DT_W)
+                for (; k + DT_W <= cols; k += DT_W) {
+                    vf v[DT_W];
+                    for (int j = 0; j < DT_W; j++)
+                        v[j] = vf_load(s + (size_t)(k + j) * DT_W);
+                    tr_block(v);
+                    for (int i = 0; i < DT_W; i++) {
+                        float *o = d + i * simg + k;
                         vf_store(o, accum ? vf_load(o) + v[i] : v[i]);
-                    } else {
-                        float t[DT_W];
-                        vf_store(t, v[i]);
-                        for (int j = 0; j < n; j++)
-                            o[j] = accum ? o[j] + t[j] : t[j];
                     }
                 }
-            }
+            for (; k < cols; k++)
+                for (int i = 0; i < nv; i++) {
+                    const float v = s[(size_t)k * DT_W + i];
+                    d[i * simg + k] = accum ? d[i * simg + k] + v : v;
+                }
         }
 }
 
@@ -362,22 +356,37 @@ static void fwd_block(float *ol, const float *xl, const int32_t *off, const floa
     }
 }
 
+/* r[0..n) += f[0..n) in double, n = 8 (or 4): converted and added as vectors */
+typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
+typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
+typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
+typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
+#define ADD_DOUBLES(VF, VD, r, f)                                                                  \
+    do {                                                                                           \
+        VF x_;                                                                                     \
+        VD a_;                                                                                     \
+        memcpy(&x_, (f), sizeof x_);                                                               \
+        memcpy(&a_, (r), sizeof a_);                                                               \
+        a_ += __builtin_convertvector(x_, VD);                                                     \
+        memcpy((r), &a_, sizeof a_);                                                               \
+    } while (0)
+
 /* r[s] += the float lanes of a in double, image by image: lane i is image n0 + i, slot
  * (n0 + i) mod 8 (s0 = n0 mod 8), a group of 8 images after the other; lanes >= nv hold no
  * image and add nothing */
-DT_KINL void add_slots(double *restrict r, vf a, int s0, int nv)
+/* not inlined: inlined into dw_tile, GCC held a register across its loop and reloaded a pixel
+ * vector from memory for every FMA instead */
+static __attribute__((noinline)) void add_slots(double *restrict r, vf a, int s0, int nv)
 {
     float f[DT_W];
     memcpy(f, &a, sizeof f);
 #if DT_W >= SLOTS
     (void)s0;
     for (int g = 0; g < DT_W / SLOTS && g * SLOTS < nv; g++)
-        for (int l = 0; l < SLOTS; l++)
-            r[l] += (double)f[g * SLOTS + l];
+        ADD_DOUBLES(vf8, vd8, r, f + g * SLOTS);
 #else
     (void)nv;
-    for (int l = 0; l < DT_W; l++)
-        r[s0 + l] += (double)f[l];
+    ADD_DOUBLES(vf4, vd4, r + s0, f);
 #endif
 }
 
