@@ -31,8 +31,9 @@
  *
  * Tiles: 12 accumulators where the ISA has 16 vector registers (generic, avx2: fc x fp = 4x3,
  * 3x4 or 2x6), 24 where it has 32 (avx512: 4x6, 3x8 or 2x12; dinp 8 taps x 3 pixels): twice the
- * work per load of the broadcast weights and the pixel vectors. avx2w16 uses avx512's tiles
- * (each accumulator two ymm halves: it spills, and exists to test avx512's indexing and bits).
+ * work per load of the broadcast weights and the pixel vectors (measured against avx512 with the
+ * 12-accumulator tiles: docs/performance.md). avx2w16 uses avx512's tiles (each accumulator two
+ * ymm halves: it spills, and exists to test avx512's indexing and bits).
  *
  * Arithmetic order, the same for every W (so avx2, avx2w16 and avx512 give the same bits; the
  * generic ISA differs only in rounding a * b + c twice, having no FMA):
