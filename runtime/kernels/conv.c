@@ -101,7 +101,7 @@ typedef struct {
  * where the im2col GEMM is skinny (few output channels or taps) or im2col copies short rows, and
  * tie or lose on resnet9's wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4),
  * where the GEMM is efficient and a block of images no longer fits in L2; the size of their
- * workspace separates the two groups (at most 3.1 MiB for the first, 14 MiB and more for the
+ * workspace separates the two groups (under 4 MiB for the first, about 14 MiB and more for the
  * second). With 16 lanes and 32 registers (avx512) they win on resnet9's wide layers too, but for
  * 512 -> 512 at 4x4 (a tie: its 16 pixels per image leave the weight gradient's tiles little
  * work per block), whose workspace (165 MiB, mostly the weight gradient's double sums) is the
