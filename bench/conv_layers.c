@@ -1,17 +1,19 @@
 /*
  * conv_layers.c - per-layer timing of dtrain's conv kernels (runtime/kernels/conv.c) at the benchmark's
- * batch, 1 BLAS thread: for every distinct conv shape of lenet5, cnn (1x28x28) and resnet20
- * (3x32x32), the time and GFLOP/s of dt_conv2d_forward and dt_conv2d_backward (weight + bias
+ * batch, 1 BLAS thread: for every distinct conv shape of lenet5, cnn (1x28x28), resnet20 and
+ * resnet9 (3x32x32), the kernels the plan takes (lanes or gemm), the time and GFLOP/s of dt_conv2d_forward and dt_conv2d_backward (weight + bias
  * gradient, and the input gradient unless the layer reads the data), and
  * the sum per model (ms of conv work per training step). A profiling aid next to bench/run.sh's
  * BENCH_PROFILE=1.
  *
- *   conv_layers [N [PATH]]   (default N = 128, PATH auto; gemm: im2col + sgemm only; lanes: the
- *                            batch-lane kernels of runtime/kernels/conv_n8.c for every shape)
+ *   conv_layers [N [PATH [ISA]]]   (default N = 128, PATH auto; gemm: im2col + sgemm only; lanes:
+ *                                  the batch-lane kernels of runtime/kernels/isa/lanes.c for every
+ *                                  shape; ISA: generic, avx2, avx2w16, avx512 or avx512bf16, by
+ *                                  default the kernel table in use, see kernels/isa.h)
  *
  * Built by bench/run.sh (BENCH_PROFILE=1) against build/libdtrain.a with the Makefile's flags:
  *   $(CC) $(CFLAGS) -o bench/out/conv_layers bench/conv_layers.c build/libdtrain.a $(LDLIBS)
- * Each measurement: one warm-up call, then the median of 5 timed calls.
+ * Each measurement: one warm-up call, then the median of 5 timed calls (thread CPU time).
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "kernels/isa.h"
 #include "kernels/layer_kernels.h"
 
 typedef struct {
@@ -41,12 +44,20 @@ static const conv_shape shapes[] = {
     {"resnet20", "32->64 3x3 s2 16x16", 32, 16, 16, 64, 3, 2, 1, 0, 0, 1},
     {"resnet20", "32->64 1x1 s2 shortcut", 32, 16, 16, 64, 1, 2, 0, 0, 0, 1},
     {"resnet20", "64->64 3x3 8x8 (x5)", 64, 8, 8, 64, 3, 1, 1, 0, 0, 5},
+    {"resnet9", "prep 3->64 3x3 32x32", 3, 32, 32, 64, 3, 1, 1, 0, 1, 1},
+    {"resnet9", "64->128 3x3 32x32", 64, 32, 32, 128, 3, 1, 1, 0, 0, 1},
+    {"resnet9", "128->128 3x3 16x16 (x2)", 128, 16, 16, 128, 3, 1, 1, 0, 0, 2},
+    {"resnet9", "128->256 3x3 16x16", 128, 16, 16, 256, 3, 1, 1, 0, 0, 1},
+    {"resnet9", "256->512 3x3 8x8", 256, 8, 8, 512, 3, 1, 1, 0, 0, 1},
+    {"resnet9", "512->512 3x3 4x4 (x2)", 512, 4, 4, 512, 3, 1, 1, 0, 0, 2},
 };
 
+/* CPU time of this thread (1 BLAS thread: all the work is on it), so that other load on a shared
+ * machine does not count (it still shares the caches and the core's other hyperthread) */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -76,20 +87,28 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *path = argc > 2 ? argv[2] : "auto";
+    dt_conv_opts o = {DT_CONV_AUTO, dt_kern_get()};
     if (!strcmp(path, "gemm"))
-        dt_conv2d_set_path(DT_CONV_GEMM);
+        o.path = DT_CONV_GEMM;
     else if (!strcmp(path, "lanes"))
-        dt_conv2d_set_path(DT_CONV_LANES);
+        o.path = DT_CONV_LANES;
     else if (strcmp(path, "auto")) {
         fprintf(stderr, "conv_layers: PATH must be auto, gemm or lanes\n");
         return 1;
     }
+    if (argc > 3) {
+        dt_isa isa;
+        if (dt_isa_parse(argv[3], &isa, NULL) != 0 || !(o.kern = dt_kern_table(isa))) {
+            fprintf(stderr, "conv_layers: ISA %s: unknown, or this CPU lacks it\n", argv[3]);
+            return 1;
+        }
+    }
     printf(
-        "conv kernels (%s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = 2 MACs "
-        "per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
-        path, N, REPS);
-    printf("%-9s %-26s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "count", "fwd ms", "GF/s",
-           "bwd ms", "GF/s", "x count");
+        "conv kernels (%s, ISA %s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = "
+        "2 MACs per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
+        path, o.kern->name, N, REPS);
+    printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "path", "count", "fwd ms",
+           "GF/s", "bwd ms", "GF/s", "x count");
     const char *model = NULL;
     double model_ms = 0.0;
     const size_t nshapes = sizeof shapes / sizeof shapes[0];
@@ -103,7 +122,8 @@ int main(int argc, char **argv)
         int OW = dt_conv_out_size(s->W, s->K, s->stride, s->pad);
         size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->OC * OH * OW;
         size_t nw = (size_t)s->OC * s->C * s->K * s->K;
-        size_t nws = dt_conv2d_ws_floats(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad);
+        size_t nws =
+            dt_conv2d_ws_floats_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad);
         float *inp = dt_xmalloc(nin, sizeof(float)), *out = dt_xmalloc(nout, sizeof(float));
         float *dinp = dt_xmalloc(nin, sizeof(float)), *dout = dt_xmalloc(nout, sizeof(float));
         float *w = dt_xmalloc(nw, sizeof(float)), *dw = dt_xmalloc(nw, sizeof(float));
@@ -118,11 +138,12 @@ int main(int argc, char **argv)
         double tf[REPS], tb[REPS];
         for (int r = -1; r < REPS; r++) {
             double t0 = now();
-            dt_conv2d_forward(out, inp, w, s->bias ? b : NULL, N, s->C, s->H, s->W, s->OC, s->K,
-                              s->K, s->stride, s->pad, ws);
+            dt_conv2d_forward_with(&o, out, inp, w, s->bias ? b : NULL, N, s->C, s->H, s->W, s->OC,
+                                   s->K, s->K, s->stride, s->pad, ws);
             double t1 = now();
-            dt_conv2d_backward(s->first ? NULL : dinp, dw, s->bias ? db : NULL, dout, inp, w, N,
-                               s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad, 0, ws);
+            dt_conv2d_backward_with(&o, s->first ? NULL : dinp, dw, s->bias ? db : NULL, dout, inp,
+                                    w, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad, 0,
+                                    ws);
             double t2 = now();
             if (r >= 0) {
                 tf[r] = t1 - t0;
@@ -135,12 +156,15 @@ int main(int argc, char **argv)
         double f = tf[REPS / 2], bk = tb[REPS / 2];
         double tot = (f + bk) * s->count;
         model_ms += tot;
-        printf("%-9s %-26s %5d %8.2f %7.1f %8.2f %7.1f %9.2f\n", s->model, s->name, s->count,
-               1e3 * f, 2 * macs / f / 1e9, 1e3 * bk, (s->first ? 2 : 4) * macs / bk / 1e9,
-               1e3 * tot);
+        /* every shape here has a 2x2 output at least: the fused kernels' test is the plan's */
+        const int lanes = dt_conv2d_relu_pool2_ok_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K,
+                                                       s->stride, s->pad);
+        printf("%-9s %-26s %5s %5d %8.2f %7.1f %8.2f %7.1f %9.2f\n", s->model, s->name,
+               lanes ? "lanes" : "gemm", s->count, 1e3 * f, 2 * macs / f / 1e9, 1e3 * bk,
+               (s->first ? 2 : 4) * macs / bk / 1e9, 1e3 * tot);
         if (i + 1 == nshapes || shapes[i + 1].model != model)
-            printf("%-9s %-26s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n", model,
-                   "total", "", "", "", "", "", 1e3 * model_ms);
+            printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n",
+                   model, "total", "", "", "", "", "", "", 1e3 * model_ms);
         free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db);
         free(ws);
     }

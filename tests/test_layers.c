@@ -10,7 +10,8 @@
  *     still overwrites dweight/dbias; dbias/dinp NULL; the workspace size is enough (guard floats
  *     after it stay untouched) and its contents on entry do not matter (it is filled with NaN);
  *     all of it twice: through im2col + sgemm (DT_CONV_GEMM) and through the batch-lane kernels
- *     (DT_CONV_LANES; partial blocks of images, channel and pixel tails, strides and padding);
+ *     of the kernel table in use (DT_CONV_LANES; partial blocks of images, channel and pixel
+ *     tails, strides and padding; every ISA's: tests/test_lanes.c);
  *   - max/avg/global-average pooling: fd checks, fast vs _ref, argmax ties and NaN like torch;
  *   - batch norm: forward train/eval and running statistics against a double-precision formula,
  *     gradients against central differences in double of that formula, BatchNorm1d (HW = 1),
@@ -27,7 +28,6 @@
 
 #include "check.h"
 #include "common.h"
-#include "kernels/conv_n8.h"
 #include "fdcheck.h"
 #include "kernels/kernels.h"
 #include "kernels/layer_kernels.h"
@@ -59,6 +59,9 @@ static float *sum_of(const float *a, const float *b, size_t n)
 }
 
 /* ---- conv2d ---- */
+
+/* the kernels under test: a path (DT_CONV_GEMM, DT_CONV_LANES) of the kernel table in use */
+static dt_conv_opts copt;
 
 typedef struct {
     int N, C, H, W, OC, KH, KW, stride, pad, OH, OW;
@@ -108,7 +111,7 @@ static void test_conv(int N, int C, int H, int W, int OC, int KH, int KW, int st
     fill(c.w, nw, -1, 1);
     fill(c.b, OC, -1, 1);
     fill(c.R, no, -1, 1);
-    const size_t wsn = dt_conv2d_ws_floats(N, C, H, W, OC, KH, KW, stride, pad);
+    const size_t wsn = dt_conv2d_ws_floats_with(&copt, N, C, H, W, OC, KH, KW, stride, pad);
     float *ws = ws_alloc(wsn);
     float *out = falloc(no), *out_ref = falloc(no);
     float *dx = falloc(ni), *dw = falloc(nw), *db = falloc(OC);
@@ -124,19 +127,20 @@ static void test_conv(int N, int C, int H, int W, int OC, int KH, int KW, int st
 
     /* forward: fast vs reference, with and without bias */
     fill_nan(out, no);
-    dt_conv2d_forward(out, c.inp, c.w, c.b, N, C, H, W, OC, KH, KW, stride, pad, ws);
+    dt_conv2d_forward_with(&copt, out, c.inp, c.w, c.b, N, C, H, W, OC, KH, KW, stride, pad, ws);
     dt_conv2d_forward_ref(out_ref, c.inp, c.w, c.b, N, C, H, W, OC, KH, KW, stride, pad);
     if (!CHECK_TENSOR_CLOSE(out, out_ref, no, 1e-5, atol))
         fprintf(stderr, "  %s: forward\n", what);
     fill_nan(ws, wsn);
-    dt_conv2d_forward(out, c.inp, c.w, NULL, N, C, H, W, OC, KH, KW, stride, pad, ws);
+    dt_conv2d_forward_with(&copt, out, c.inp, c.w, NULL, N, C, H, W, OC, KH, KW, stride, pad, ws);
     dt_conv2d_forward_ref(out_ref, c.inp, c.w, NULL, N, C, H, W, OC, KH, KW, stride, pad);
     if (!CHECK_TENSOR_CLOSE(out, out_ref, no, 1e-5, atol))
         fprintf(stderr, "  %s: forward without bias\n", what);
 
     /* backward: fast vs reference; garbage in the outputs must be overwritten */
     fill_nan(dx, ni), fill_nan(dw, nw), fill_nan(db, OC), fill_nan(ws, wsn);
-    dt_conv2d_backward(dx, dw, db, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride, pad, 0, ws);
+    dt_conv2d_backward_with(&copt, dx, dw, db, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride, pad,
+                            0, ws);
     dt_conv2d_backward_ref(dx_ref, dw_ref, db_ref, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride,
                            pad, 0);
     int ok = CHECK_TENSOR_CLOSE(dx, dx_ref, ni, 1e-5, atol);
@@ -152,7 +156,8 @@ static void test_conv(int N, int C, int H, int W, int OC, int KH, int KW, int st
     memcpy(dx3, dx2, ni * sizeof *dx3);
     float *want = sum_of(dx2, dx_ref, ni);
     fill(dw2, nw, 5, 6), fill(db2, OC, 5, 6), fill_nan(ws, wsn);
-    dt_conv2d_backward(dx2, dw2, db2, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride, pad, 1, ws);
+    dt_conv2d_backward_with(&copt, dx2, dw2, db2, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride,
+                            pad, 1, ws);
     ok = CHECK_TENSOR_CLOSE(dx2, want, ni, 1e-5, atol);
     ok &= CHECK_TENSOR_CLOSE(dw2, dw, nw, 0.0, 0.0);
     ok &= CHECK_TENSOR_CLOSE(db2, db, OC, 0.0, 0.0);
@@ -163,8 +168,8 @@ static void test_conv(int N, int C, int H, int W, int OC, int KH, int KW, int st
 
     /* no input gradient, no bias: dweight unchanged */
     fill(dw2, nw, 5, 6), fill_nan(ws, wsn);
-    dt_conv2d_backward(NULL, dw2, NULL, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride, pad, 0,
-                       ws);
+    dt_conv2d_backward_with(&copt, NULL, dw2, NULL, c.R, c.inp, c.w, N, C, H, W, OC, KH, KW, stride,
+                            pad, 0, ws);
     if (!CHECK_TENSOR_CLOSE(dw2, dw, nw, 0.0, 0.0))
         fprintf(stderr, "  %s: dinp = dbias = NULL\n", what);
     CHECK(ws_guard_ok(ws, wsn));
@@ -232,7 +237,7 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
     char what[160];
     snprintf(what, sizeof what, "conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d%s%s", N, C, H, W, OC,
              K, stride, pad, bias ? "" : " no bias", zero_input ? " zero input (ties)" : "");
-    const int fusable = dt_conv2d_relu_pool2_ok(N, C, H, W, OC, K, K, stride, pad);
+    const int fusable = dt_conv2d_relu_pool2_ok_with(&copt, N, C, H, W, OC, K, K, stride, pad);
     CHECK(fusable);
     if (!fusable) {
         fprintf(stderr, "  %s: not fusable\n", what);
@@ -247,12 +252,12 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
     if (zero_input)
         memset(x, 0, ni * sizeof *x); /* every output is its bias: 4-way ties, ReLU zeros */
     const float *bp = bias ? b : NULL;
-    const size_t wsn = dt_conv2d_ws_floats(N, C, H, W, OC, K, K, stride, pad);
+    const size_t wsn = dt_conv2d_ws_floats_with(&copt, N, C, H, W, OC, K, K, stride, pad);
     float *ws = ws_alloc(wsn);
     /* separate */
     float *co = falloc(no), *ro = falloc(no), *po = falloc(np);
     int32_t *arg = dt_xmalloc(np, sizeof *arg);
-    dt_conv2d_forward(co, x, w, bp, N, C, H, W, OC, K, K, stride, pad, ws);
+    dt_conv2d_forward_with(&copt, co, x, w, bp, N, C, H, W, OC, K, K, stride, pad, ws);
     dt_relu_forward(ro, co, (long)no);
     dt_maxpool_forward(po, arg, ro, N, OC, OH, OW, 2, 2, 0);
     float *dro = falloc(no), *dco = falloc(no);
@@ -262,26 +267,27 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
     fill(dx, ni, -1, 1);
     float *dx0 = falloc(ni);
     memcpy(dx0, dx, ni * sizeof *dx);
-    dt_conv2d_backward(dx, dw, bias ? db : NULL, dco, x, w, N, C, H, W, OC, K, K, stride, pad, 1,
-                       ws);
+    dt_conv2d_backward_with(&copt, dx, dw, bias ? db : NULL, dco, x, w, N, C, H, W, OC, K, K,
+                            stride, pad, 1, ws);
     /* fused */
     float *pf = falloc(np), *dxf = falloc(ni), *dwf = falloc(nw), *dbf = falloc(OC);
     int32_t *code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(N, OC, OH, OW), sizeof *code);
     fill_nan(pf, np), fill_nan(ws, wsn), fill_nan(dwf, nw), fill_nan(dbf, OC);
     memcpy(dxf, dx0, ni * sizeof *dx);
-    dt_conv2d_relu_pool2_forward(pf, code, x, w, bp, N, C, H, W, OC, K, K, stride, pad, ws);
+    dt_conv2d_relu_pool2_forward_with(&copt, pf, code, x, w, bp, N, C, H, W, OC, K, K, stride, pad,
+                                      ws);
     int ok = CHECK_TENSOR_CLOSE(pf, po, np, 0.0, 0.0);
     fill_nan(ws, wsn);
-    dt_conv2d_relu_pool2_backward(dxf, dwf, bias ? dbf : NULL, R, code, x, w, N, C, H, W, OC, K, K,
-                                  stride, pad, 1, ws);
+    dt_conv2d_relu_pool2_backward_with(&copt, dxf, dwf, bias ? dbf : NULL, R, code, x, w, N, C, H,
+                                       W, OC, K, K, stride, pad, 1, ws);
     ok &= CHECK_TENSOR_CLOSE(dxf, dx, ni, 0.0, 0.0);
     ok &= CHECK_TENSOR_CLOSE(dwf, dw, nw, 0.0, 0.0);
     if (bias)
         ok &= CHECK_TENSOR_CLOSE(dbf, db, OC, 0.0, 0.0);
     /* without an input gradient (a first layer), accum = 0 */
     fill_nan(dwf, nw), fill_nan(ws, wsn);
-    dt_conv2d_relu_pool2_backward(NULL, dwf, NULL, R, code, x, w, N, C, H, W, OC, K, K, stride, pad,
-                                  0, ws);
+    dt_conv2d_relu_pool2_backward_with(&copt, NULL, dwf, NULL, R, code, x, w, N, C, H, W, OC, K, K,
+                                       stride, pad, 0, ws);
     ok &= CHECK_TENSOR_CLOSE(dwf, dw, nw, 0.0, 0.0);
     CHECK(ws_guard_ok(ws, wsn));
     if (!ok)
@@ -293,22 +299,16 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
 
 static void test_conv_relu_pool_all(void)
 {
-    const int old = dt_conv2d_set_path(DT_CONV_LANES);
-    if (!dt_conv_n8_cpu()) {
-        CHECK(!dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 6, 5, 5, 1, 2));
-        printf("test_layers: no AVX2 + FMA: the fused conv + relu + pool kernels are not tested\n");
-        dt_conv2d_set_path(old);
-        return;
-    }
+    copt = (dt_conv_opts){DT_CONV_LANES, NULL};
     /* N C H W OC K stride pad bias zero_input */
     test_conv_relu_pool(9, 1, 28, 28, 6, 5, 1, 2, 1, 0);   /* lenet5 conv1, a partial block */
     test_conv_relu_pool(16, 6, 14, 14, 16, 5, 1, 0, 1, 0); /* lenet5 conv2 */
     test_conv_relu_pool(3, 2, 9, 8, 5, 3, 1, 0, 0, 0);     /* odd 7x6 output: a dropped row */
     test_conv_relu_pool(8, 3, 11, 9, 4, 3, 2, 1, 1, 0);    /* strided, odd output */
     test_conv_relu_pool(10, 2, 6, 6, 3, 3, 1, 1, 1, 1);    /* ties and ReLU zeros */
-    dt_conv2d_set_path(DT_CONV_GEMM);
-    CHECK(!dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 6, 5, 5, 1, 2));
-    dt_conv2d_set_path(old);
+    copt = (dt_conv_opts){DT_CONV_GEMM, NULL};
+    CHECK(!dt_conv2d_relu_pool2_ok_with(&copt, 8, 1, 28, 28, 6, 5, 5, 1, 2));
+    copt = (dt_conv_opts){DT_CONV_AUTO, NULL};
 }
 
 /* Two builds of one net, the same init, input and loss gradient, `steps` forward + backward
@@ -969,21 +969,23 @@ int main(void)
 
     CHECK(dt_conv_out_size(7, 3, 2, 1) == 4 && dt_conv_out_size(28, 5, 1, 2) == 28);
     CHECK(dt_conv_out_size(7, 2, 2, 0) == 3 && dt_conv_out_size(2, 5, 1, 1) == 0);
-    /* every shape through each kernel family: im2col + sgemm (with the direct few-tap path),
-     * and the batch-lane kernels (conv_n8.c) where this CPU has AVX2 + FMA */
-    dt_conv2d_set_path(DT_CONV_GEMM);
+    /* every shape through each kernel family of the kernel table in use: im2col + sgemm (with
+     * the direct few-tap path), and the batch-lane kernels (every ISA's: tests/test_lanes.c) */
+    copt = (dt_conv_opts){DT_CONV_GEMM, NULL};
     test_conv_all();
-    dt_conv2d_set_path(DT_CONV_LANES);
-    if (dt_conv_n8_cpu())
-        test_conv_all();
-    else
-        printf("test_layers: no AVX2 + FMA: the batch-lane conv kernels are not tested here\n");
-    dt_conv2d_set_path(DT_CONV_AUTO);
+    copt = (dt_conv_opts){DT_CONV_LANES, NULL};
+    test_conv_all();
     test_conv_relu_pool_all();
-    /* lenet5: both conv + relu + pool groups fuse (4 layers skipped) where the CPU has the
-     * kernels; resnet20 has none to fuse */
-    test_fused_net("lenet5", 13, dt_conv_n8_cpu() ? 4 : 0);
-    test_fused_net("cnn", 8, dt_conv_n8_cpu() ? 4 : 0);
+    /* lenet5, cnn: each conv + relu + pool group fuses (2 layers skipped) where the kernel table
+     * in use takes the batch-lane kernels for its conv (avx2, avx512: both; generic: the first);
+     * resnet20 has none to fuse */
+    const int l1 = dt_conv2d_relu_pool2_ok(13, 1, 28, 28, 6, 5, 5, 1, 2);
+    const int l2 = dt_conv2d_relu_pool2_ok(13, 6, 14, 14, 16, 5, 5, 1, 0);
+    const int c1 = dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 32, 3, 3, 1, 1);
+    const int c2 = dt_conv2d_relu_pool2_ok(8, 32, 14, 14, 64, 3, 3, 1, 1);
+    CHECK(l1 && c1); /* every ISA */
+    test_fused_net("lenet5", 13, 2 * (l1 + l2));
+    test_fused_net("cnn", 8, 2 * (c1 + c2));
     test_fused_net("resnet20", 3, 0);
     /* residual adds (two writers per gradient), projections, BatchNorm, fused groups */
     test_shared_grads("resnet20", 4);

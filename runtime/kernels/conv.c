@@ -1,11 +1,12 @@
 /*
  * conv.c - 2-D convolution kernels (torch.nn.Conv2d, groups 1, dilation 1), see layer_kernels.h.
  *
- * Two kernel families, chosen per shape (plan_conv): the batch-lane kernels of conv_n8.c (8 images
- * in the lanes of an AVX2 register; every layer of lenet5, cnn and resnet20, and the fused
- * conv + ReLU + 2x2 max pool), and, for wide layers and CPUs without AVX2 + FMA, the paths below.
- * Which family wins on which shape is measured by bench/conv_layers.c (numbers:
- * docs/performance.md), never recorded here.
+ * Two kernel families, chosen per shape (plan_conv): the batch-lane kernels of the ISA in use
+ * (isa/lanes.c: 4, 8 or 16 images in the lanes of a vector; every layer of lenet5, cnn and
+ * resnet20, and the fused conv + ReLU + 2x2 max pool), and, for wide layers, the paths below,
+ * whose inner loops are the ISA's too (isa/lanes_conv.c, struct dt_kconvh). Which family wins on
+ * which shape is measured by bench/conv_layers.c (numbers: docs/performance.md), never recorded
+ * here.
  *
  * im2col + sgemm (Chellapilla et al., "High performance convolutional neural networks
  * for document processing", 2006; Caffe). With K = C*KH*KW and P output pixels of a chunk:
@@ -43,8 +44,8 @@
 
 #include "blas.h"
 #include "common.h"
-#include "conv_n8.h"
-#include "fsum.h"
+#include "isa.h"
+#include "lanes.h"
 #include "layer_kernels.h"
 
 int dt_conv_out_size(int in, int k, int stride, int pad)
@@ -67,11 +68,15 @@ int dt_conv_out_size(int in, int k, int stride, int pad)
 #ifndef DT_CONV_DIRECT_TAPS
 #define DT_CONV_DIRECT_TAPS 32
 #endif
-/* AUTO takes the batch-lane kernels when their workspace (8 images) is at most this (4 MiB) */
+/* AUTO takes the batch-lane kernels when their workspace is at most this: 4 MiB with 8 lanes
+ * (avx2), 96 MiB with 16 (avx512, avx2w16), see lanes_auto */
 #ifndef DT_CONV_LANES_FLOATS
 #define DT_CONV_LANES_FLOATS (1024L * 1024)
 #endif
-#define DIRECT_LANES 32 /* float lanes of the direct kernels' loops and dot products */
+#ifndef DT_CONV_LANES16_FLOATS
+#define DT_CONV_LANES16_FLOATS (24L * 1024 * 1024)
+#endif
+#define DIRECT_LANES DT_CONV_DIRECT_LANES /* float lanes of the direct kernels' loops */
 
 /* Everything a call derives from the shape: sizes, the path, the chunking, the workspace layout. */
 typedef struct {
@@ -85,31 +90,42 @@ typedef struct {
     size_t dacc, dpin, dbuf; /* direct: workspace offsets (floats) */
     int nb, rows; /* a chunk is nb images x rows output rows (rows < OH only if nb == 1) */
     size_t col, tmp, wt, total; /* workspace offsets (floats) and size */
-    int lanes;                  /* batch-lane kernels (conv_n8.c) */
-    dt_n8_plan n8;
+    const struct dt_kconvh *h;  /* the ISA's im2col and direct-path loops */
+    const struct dt_klanes *lk; /* the ISA's batch-lane kernels */
+    int lanes;                  /* 1: the batch-lane kernels (isa/lanes.c) */
+    dt_lanes_plan lp;
 } conv_plan;
 
-static int conv_path = DT_CONV_AUTO;
-
-int dt_conv2d_set_path(int path)
+/* AUTO's choice of the batch-lane kernels, from timings of bench/conv_layers.c at N = 128
+ * (docs/performance.md). With 8 lanes (avx2) they win on every layer of lenet5, cnn and resnet20,
+ * where the im2col GEMM is skinny (few output channels or taps) or im2col copies short rows, and
+ * tie or lose on resnet9's wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4),
+ * where the GEMM is efficient and a block of images no longer fits in L2; the size of their
+ * workspace separates the two groups (under 4 MiB for the first, about 14 MiB and more for the
+ * second). With 16 lanes and 32 registers (avx512) they win on resnet9's wide layers too, but for
+ * 512 -> 512 at 4x4 (a tie: its 16 pixels per image leave the weight gradient's tiles little
+ * work per block), whose workspace (165 MiB, mostly the weight gradient's double sums) is the
+ * largest. avx2w16 decides as avx512 (the same kernels, bitwise). With 4 lanes and no FMA
+ * (generic) they lose to im2col + OpenBLAS's sgemm on every layer measured but the first layers
+ * of lenet5 and cnn, where they beat the direct path (whose 8-float vectors the baseline ISA
+ * splits in halves): generic takes them where the plan would take the direct path. */
+static int lanes_auto(const dt_lanes_plan *q, int direct)
 {
-    DT_ASSERT(path == DT_CONV_AUTO || path == DT_CONV_GEMM || path == DT_CONV_LANES);
-    const int old = conv_path;
-    conv_path = path;
-    return old;
+    if (q->lanes < 8)
+        return direct;
+    return q->total <=
+           (q->lanes >= 16 ? (size_t)DT_CONV_LANES16_FLOATS : (size_t)DT_CONV_LANES_FLOATS);
 }
 
-/* AUTO's choice of the batch-lane kernels, from timings of bench/conv_layers.c at N = 64 and 128
- * (docs/performance.md): they win on every layer of lenet5, cnn and resnet20, where the im2col
- * GEMM is skinny (few output channels or taps) or im2col copies short rows, and lose on resnet9's
- * wide layers (64 -> 128 channels at 32x32 up to 512 -> 512 at 4x4), where the GEMM is efficient
- * and a block of 8 images no longer fits in L2. The size of their workspace separates the two
- * groups: at most 2.4 MiB for the first, 8.8 MiB and more for the second. */
-static int lanes_auto(const dt_n8_plan *q) { return q->total <= (size_t)DT_CONV_LANES_FLOATS; }
-
-static void plan_conv(conv_plan *g, int N, int C, int H, int W, int OC, int KH, int KW, int stride,
-                      int pad)
+static void plan_conv(conv_plan *g, const dt_conv_opts *o, int N, int C, int H, int W, int OC,
+                      int KH, int KW, int stride, int pad)
 {
+    const dt_kern *kern = o && o->kern ? o->kern : dt_kern_get();
+    const int path = o ? o->path : DT_CONV_AUTO;
+    DT_ASSERT(path == DT_CONV_AUTO || path == DT_CONV_GEMM || path == DT_CONV_LANES);
+    DT_ASSERT(kern->conv && kern->conv->help);
+    g->lk = kern->conv;
+    g->h = kern->conv->help;
     DT_ASSERT(N >= 1 && C >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1);
     DT_ASSERT(stride >= 1 && pad >= 0);
     g->OH = dt_conv_out_size(H, KH, stride, pad);
@@ -171,19 +187,25 @@ static void plan_conv(conv_plan *g, int N, int C, int H, int W, int OC, int KH, 
     DT_ASSERT(!(g->direct && g->transposed));
 
     g->lanes = 0;
-    if (conv_path != DT_CONV_GEMM && dt_conv_n8_cpu()) {
-        dt_conv_n8_plan(&g->n8, C, H, W, OC, KH, KW, stride, pad);
-        g->lanes = conv_path == DT_CONV_LANES || lanes_auto(&g->n8);
-        if (g->lanes && g->n8.total > g->total)
-            g->total = g->n8.total;
+    if (path != DT_CONV_GEMM) {
+        g->lk->plan(&g->lp, C, H, W, OC, KH, KW, stride, pad);
+        g->lanes = path == DT_CONV_LANES || lanes_auto(&g->lp, g->direct);
+        if (g->lanes && g->lp.total > g->total)
+            g->total = g->lp.total;
     }
+}
+
+size_t dt_conv2d_ws_floats_with(const dt_conv_opts *o, int N, int C, int H, int W, int OC, int KH,
+                                int KW, int stride, int pad)
+{
+    conv_plan g;
+    plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
+    return g.total;
 }
 
 size_t dt_conv2d_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
 {
-    conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
-    return g.total;
+    return dt_conv2d_ws_floats_with(NULL, N, C, H, W, OC, KH, KW, stride, pad);
 }
 
 /* The range [lo, hi) of output columns ow whose input column ow*stride - pad + kw is inside
@@ -202,28 +224,12 @@ static void valid_range(int OW, int W, int kw, int stride, int pad, int *lo, int
     *hi = h > l ? h : l;
 }
 
-/* d[0..n) = s[0..n), a vectorized loop kept from becoming a memcpy call (GCC's loop distribution;
- * glibc's inhibit_loop_to_libcall does the same). Two reasons: im2col copies rows of 8 to 32
- * floats, where the call overhead dominates; and glibc's memcpy (the "erms" rep-movsb path)
- * copies 4 KB blocks 3 to 7 times slower when destination and source are not equally aligned
- * (measured on Zen 3, glibc 2.36) - the usual case in im2col, whose blocks start at a shift of
- * the input plane. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NO_LIBCALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define NO_LIBCALL
-#endif
-NO_LIBCALL DT_SIMD static void copy_floats(float *restrict d, const float *restrict s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        d[i] = s[i];
-}
-
 /* col (C*KH*KW, nb*R), R = (oh1 - oh0)*OW, for output rows [oh0, oh1) of images [0, nb):
  * col[(c*KH + kh)*KW + kw][n*R + (oh - oh0)*OW + ow] =
  *     inp[n][c][oh*stride - pad + kh][ow*stride - pad + kw], 0 in the padding. */
-static void im2col(float *restrict col, const float *restrict inp, int nb, int C, int H, int W,
-                   int KH, int KW, int stride, int pad, int OW, int oh0, int oh1)
+static void im2col(const struct dt_kconvh *h, float *restrict col, const float *restrict inp,
+                   int nb, int C, int H, int W, int KH, int KW, int stride, int pad, int OW,
+                   int oh0, int oh1)
 {
     const size_t R = (size_t)(oh1 - oh0) * OW, P = (size_t)nb * R;
     const int OH = dt_conv_out_size(H, KH, stride, pad);
@@ -251,14 +257,14 @@ static void im2col(float *restrict col, const float *restrict inp, int nb, int C
                         const long shift = (long)(oh0 + kh - pad) * W + (kw - pad);
                         const size_t j0 = (size_t)(lo_h - oh0) * OW + lo;
                         const size_t j1 = (size_t)(hi_h - 1 - oh0) * OW + hi;
-                        copy_floats(dst + j0, src + (long)j0 + shift, j1 - j0);
+                        h->copy_floats(dst + j0, src + (long)j0 + shift, j1 - j0);
                     } else {
                         for (int oh = lo_h; oh < hi_h; oh++) {
                             float *restrict d = dst + (size_t)(oh - oh0) * OW;
                             const float *restrict s =
                                 src + (long)(oh * stride - pad + kh) * W - pad + kw;
                             if (stride == 1)
-                                copy_floats(d + lo, s + lo, (size_t)(hi - lo));
+                                h->copy_floats(d + lo, s + lo, (size_t)(hi - lo));
                             else
                                 for (int ow = lo; ow < hi; ow++)
                                     d[ow] = s[ow * stride];
@@ -317,48 +323,24 @@ static void col2im(float *restrict dinp, const float *restrict col, int nb, int 
 
 /* dst (C, nb*len) = the spans [off, off + len) of the nb*C planes (S floats each) of src:
  * dst[c][n*len + j] = src[n][c][off + j]. The pointwise im2col, and dout's layout change. */
-static void gather_planes(float *restrict dst, const float *restrict src, int nb, int C, size_t S,
-                          size_t off, size_t len)
+static void gather_planes(const struct dt_kconvh *h, float *restrict dst, const float *restrict src,
+                          int nb, int C, size_t S, size_t off, size_t len)
 {
     const size_t P = (size_t)nb * len;
     for (int n = 0; n < nb; n++)
         for (int c = 0; c < C; c++)
-            copy_floats(dst + c * P + n * len, src + ((size_t)n * C + c) * S + off, len);
+            h->copy_floats(dst + c * P + n * len, src + ((size_t)n * C + c) * S + off, len);
 }
-
-/* The inverse of gather_planes: dst[n][c][off + j] (+)= src[c][n*len + j] (+ bias[c]). */
-DT_SIMD static void scatter_planes(float *restrict dst, const float *restrict src, int nb, int C,
-                                   size_t S, size_t off, size_t len, const float *bias, int accum)
-{
-    const size_t P = (size_t)nb * len;
-    for (int n = 0; n < nb; n++)
-        for (int c = 0; c < C; c++) {
-            float *restrict d = dst + ((size_t)n * C + c) * S + off;
-            const float *restrict s = src + c * P + n * len;
-            if (accum) {
-                for (size_t j = 0; j < len; j++)
-                    d[j] += s[j];
-            } else if (bias) {
-                const float b = bias[c];
-                for (size_t j = 0; j < len; j++)
-                    d[j] = s[j] + b;
-            } else {
-                copy_floats(d, s, len);
-            }
-        }
-}
-
-/* dt_fsum compiled for AVX2 where the CPU has it. */
-DT_SIMD static double row_sum(const float *x, size_t n) { return dt_fsum(x, n); }
 
 /* col for a chunk of inp (nb images from the chunk's first, output rows [oh0, oh1)) */
 static void make_col(float *col, const float *inp, const conv_plan *g, int nb, int C, int H, int W,
                      int KH, int KW, int stride, int pad, int oh0, int oh1)
 {
     if (g->pointwise)
-        gather_planes(col, inp, nb, C, g->HW, (size_t)oh0 * g->OW, (size_t)(oh1 - oh0) * g->OW);
+        gather_planes(g->h, col, inp, nb, C, g->HW, (size_t)oh0 * g->OW,
+                      (size_t)(oh1 - oh0) * g->OW);
     else
-        im2col(col, inp, nb, C, H, W, KH, KW, stride, pad, g->OW, oh0, oh1);
+        im2col(g->h, col, inp, nb, C, H, W, KH, KW, stride, pad, g->OW, oh0, oh1);
 }
 
 /* ---- direct path: stride 1, few taps (C*KH*KW <= DT_CONV_DIRECT_TAPS), not pointwise ----
@@ -373,139 +355,15 @@ static void make_col(float *col, const float *inp, const conv_plan *g, int nb, i
  *   dweight:  per (image, oc, tap): a DIRECT_LANES-lane float dot product of dout's padded plane
  *             with the shifted input plane, summed over the batch in double. */
 
-/* rows x cols floats from src (rows ds floats apart) to dst (rows dd apart): one call for a whole
- * plane, the row loop inlined (the rows are short: 28 floats in lenet5) */
-NO_LIBCALL DT_SIMD static void copy_rows(float *restrict dst, size_t dd, const float *restrict src,
-                                         size_t ds, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < cols; i++)
-            dst[r * dd + i] = src[r * ds + i];
-}
-
 /* pin (C planes of Sp floats): the padded copies of the C planes of one image (interior only;
  * the border and tail stay as zeroed) */
-static void direct_pad_input(float *restrict pin, const float *restrict inp, int C, int H, int W,
-                             int pad, int Wp, size_t Sp)
+static void direct_pad_input(const struct dt_kconvh *h, float *restrict pin,
+                             const float *restrict inp, int C, int H, int W, int pad, int Wp,
+                             size_t Sp)
 {
     for (int c = 0; c < C; c++)
-        copy_rows(pin + c * Sp + (size_t)pad * Wp + pad, (size_t)Wp, inp + (size_t)c * H * W,
-                  (size_t)W, H, W);
-}
-
-/* 8 floats; loaded and stored with memcpy (unaligned). The default clone splits them in SSE
- * halves. */
-typedef float direct_v8 __attribute__((vector_size(32)));
-#define V8_LOAD(v, p) memcpy(&(v), (p), sizeof(direct_v8))
-#define V8_STORE(p, v) memcpy((p), &(v), sizeof(direct_v8))
-
-/* acc[j] = b + sum over the T taps of w[t] * pin[off[t] + j] for j in [0, L), L a multiple of
- * DIRECT_LANES (32): a block of 32 outputs stays in 4 registers over all the taps */
-DT_SIMD static void direct_taps(float *restrict acc, const float *restrict pin,
-                                const size_t *restrict off, const float *restrict w, int T, float b,
-                                size_t L)
-{
-    const direct_v8 bv = {b, b, b, b, b, b, b, b};
-    for (size_t j0 = 0; j0 < L; j0 += DIRECT_LANES) {
-        direct_v8 a0 = bv, a1 = bv, a2 = bv, a3 = bv, x0, x1, x2, x3;
-        for (int t = 0; t < T; t++) {
-            const float *x = pin + off[t] + j0;
-            const float wt = w[t];
-            const direct_v8 wv = {wt, wt, wt, wt, wt, wt, wt, wt};
-            V8_LOAD(x0, x);
-            V8_LOAD(x1, x + 8);
-            V8_LOAD(x2, x + 16);
-            V8_LOAD(x3, x + 24);
-            a0 += wv * x0;
-            a1 += wv * x1;
-            a2 += wv * x2;
-            a3 += wv * x3;
-        }
-        V8_STORE(acc + j0, a0);
-        V8_STORE(acc + j0 + 8, a1);
-        V8_STORE(acc + j0 + 16, a2);
-        V8_STORE(acc + j0 + 24, a3);
-    }
-}
-
-/* direct_taps for two output channels at once (weights w0, w1, biases b0, b1, outputs acc0,
- * acc1): the input blocks are loaded once for both, and 8 independent sums hide the latency of
- * the additions */
-DT_SIMD static void direct_taps2(float *restrict acc0, float *restrict acc1,
-                                 const float *restrict pin, const size_t *restrict off,
-                                 const float *restrict w0, const float *restrict w1, int T,
-                                 float b0, float b1, size_t L)
-{
-    const direct_v8 bv0 = {b0, b0, b0, b0, b0, b0, b0, b0};
-    const direct_v8 bv1 = {b1, b1, b1, b1, b1, b1, b1, b1};
-    for (size_t j0 = 0; j0 < L; j0 += DIRECT_LANES) {
-        direct_v8 a0 = bv0, a1 = bv0, a2 = bv0, a3 = bv0, x0, x1, x2, x3;
-        direct_v8 c0 = bv1, c1 = bv1, c2 = bv1, c3 = bv1;
-        for (int t = 0; t < T; t++) {
-            const float *x = pin + off[t] + j0;
-            const float u = w0[t], v = w1[t];
-            const direct_v8 uv = {u, u, u, u, u, u, u, u}, vv = {v, v, v, v, v, v, v, v};
-            V8_LOAD(x0, x);
-            V8_LOAD(x1, x + 8);
-            V8_LOAD(x2, x + 16);
-            V8_LOAD(x3, x + 24);
-            a0 += uv * x0;
-            a1 += uv * x1;
-            a2 += uv * x2;
-            a3 += uv * x3;
-            c0 += vv * x0;
-            c1 += vv * x1;
-            c2 += vv * x2;
-            c3 += vv * x3;
-        }
-        V8_STORE(acc0 + j0, a0);
-        V8_STORE(acc0 + j0 + 8, a1);
-        V8_STORE(acc0 + j0 + 16, a2);
-        V8_STORE(acc0 + j0 + 24, a3);
-        V8_STORE(acc1 + j0, c0);
-        V8_STORE(acc1 + j0 + 8, c1);
-        V8_STORE(acc1 + j0 + 16, c2);
-        V8_STORE(acc1 + j0 + 24, c3);
-    }
-}
-
-/* out[t][0..8) += 8 lanes of the sums over [0, L) of d[i] * x_t[i] for the 3 taps t, x_t = pin +
- * off[t], L a multiple of DIRECT_LANES (32): d is loaded once for the 3 taps, each tap sums in
- * 2 registers of 8 float lanes (over one image), added to double lanes */
-DT_SIMD static void direct_dot3(const float *restrict d, const float *restrict pin,
-                                const size_t *restrict off, size_t L, double *restrict out)
-{
-    const float *restrict p0 = pin + off[0], *restrict p1 = pin + off[1],
-                          *restrict p2 = pin + off[2];
-    direct_v8 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0};
-    direct_v8 d0, d1, d2, d3, x, y;
-    for (size_t i = 0; i < L; i += DIRECT_LANES) {
-        V8_LOAD(d0, d + i);
-        V8_LOAD(d1, d + i + 8);
-        V8_LOAD(d2, d + i + 16);
-        V8_LOAD(d3, d + i + 24);
-#define DOT_TAP(a, b, p)                                                                           \
-    V8_LOAD(x, p + i);                                                                             \
-    V8_LOAD(y, p + i + 8);                                                                         \
-    a += d0 * x;                                                                                   \
-    b += d1 * y;                                                                                   \
-    V8_LOAD(x, p + i + 16);                                                                        \
-    V8_LOAD(y, p + i + 24);                                                                        \
-    a += d2 * x;                                                                                   \
-    b += d3 * y;
-        DOT_TAP(a0, b0, p0)
-        DOT_TAP(a1, b1, p1)
-        DOT_TAP(a2, b2, p2)
-#undef DOT_TAP
-    }
-    a0 += b0;
-    a1 += b1;
-    a2 += b2;
-    for (int j = 0; j < 8; j++) {
-        out[j] += a0[j];
-        out[8 + j] += a1[j];
-        out[16 + j] += a2[j];
-    }
+        h->copy_rows(pin + c * Sp + (size_t)pad * Wp + pad, (size_t)Wp, inp + (size_t)c * H * W,
+                     (size_t)W, H, W);
 }
 
 static void conv_direct_forward(float *out, const float *inp, const float *weight,
@@ -522,40 +380,23 @@ static void conv_direct_forward(float *out, const float *inp, const float *weigh
                 off[(c * KH + kh) * KW + kw] = c * Sp + (size_t)kh * Wp + kw;
     memset(pin, 0, (size_t)C * Sp * sizeof *pin);
     for (int n = 0; n < N; n++) {
-        direct_pad_input(pin, inp + (size_t)n * C * g->HW, C, H, W, pad, Wp, Sp);
+        direct_pad_input(g->h, pin, inp + (size_t)n * C * g->HW, C, H, W, pad, Wp, Sp);
         int oc = 0;
         for (; oc + 2 <= OC; oc += 2) {
-            direct_taps2(acc, acc + L, pin, off, weight + (size_t)oc * g->K,
-                         weight + (size_t)(oc + 1) * g->K, g->K, bias ? bias[oc] : 0.0f,
-                         bias ? bias[oc + 1] : 0.0f, L);
+            g->h->direct_taps2(acc, acc + L, pin, off, weight + (size_t)oc * g->K,
+                               weight + (size_t)(oc + 1) * g->K, g->K, bias ? bias[oc] : 0.0f,
+                               bias ? bias[oc + 1] : 0.0f, L);
             float *o = out + ((size_t)n * OC + oc) * g->OHW;
-            copy_rows(o, (size_t)OW, acc, (size_t)Wp, OH, OW);
-            copy_rows(o + g->OHW, (size_t)OW, acc + L, (size_t)Wp, OH, OW);
+            g->h->copy_rows(o, (size_t)OW, acc, (size_t)Wp, OH, OW);
+            g->h->copy_rows(o + g->OHW, (size_t)OW, acc + L, (size_t)Wp, OH, OW);
         }
         if (oc < OC) {
-            direct_taps(acc, pin, off, weight + (size_t)oc * g->K, g->K, bias ? bias[oc] : 0.0f, L);
-            copy_rows(out + ((size_t)n * OC + oc) * g->OHW, (size_t)OW, acc, (size_t)Wp, OH, OW);
+            g->h->direct_taps(acc, pin, off, weight + (size_t)oc * g->K, g->K,
+                              bias ? bias[oc] : 0.0f, L);
+            g->h->copy_rows(out + ((size_t)n * OC + oc) * g->OHW, (size_t)OW, acc, (size_t)Wp, OH,
+                            OW);
         }
     }
-}
-
-/* out[0..8) += 8 lanes of the sum of d[0..L), L a multiple of DIRECT_LANES (32) */
-DT_SIMD static void direct_sum(const float *restrict d, size_t L, double *restrict out)
-{
-    direct_v8 a = {0}, b = {0}, x, y;
-    for (size_t i = 0; i < L; i += DIRECT_LANES) {
-        V8_LOAD(x, d + i);
-        V8_LOAD(y, d + i + 8);
-        a += x;
-        b += y;
-        V8_LOAD(x, d + i + 16);
-        V8_LOAD(y, d + i + 24);
-        a += x;
-        b += y;
-    }
-    a += b;
-    for (int j = 0; j < 8; j++)
-        out[j] += a[j];
 }
 
 static double sum8(const double *d)
@@ -586,14 +427,14 @@ static void conv_direct_dweight(float *dweight, float *dbias, const float *dout,
     for (size_t i = 0; i < (size_t)OC * (KT + 1) * 8; i++)
         dw[i] = 0.0;
     for (int n = 0; n < N; n++) {
-        direct_pad_input(pin, inp + (size_t)n * C * g->HW, C, H, W, pad, Wp, Sp);
+        direct_pad_input(g->h, pin, inp + (size_t)n * C * g->HW, C, H, W, pad, Wp, Sp);
         for (int oc = 0; oc < OC; oc++) {
             const float *dy = dout + ((size_t)n * OC + oc) * g->OHW;
-            copy_rows(dpad, (size_t)Wp, dy, (size_t)OW, OH, OW);
+            g->h->copy_rows(dpad, (size_t)Wp, dy, (size_t)OW, OH, OW);
             for (int t = 0; t < KT; t += 3)
-                direct_dot3(dpad, pin, off + t, L, dw + ((size_t)oc * KT + t) * 8);
+                g->h->direct_dot3(dpad, pin, off + t, L, dw + ((size_t)oc * KT + t) * 8);
             if (dbias)
-                direct_sum(dpad, L, db + (size_t)oc * 8);
+                g->h->direct_sum(dpad, L, db + (size_t)oc * 8);
         }
     }
     if (dbias)
@@ -605,13 +446,14 @@ static void conv_direct_dweight(float *dweight, float *dbias, const float *dout,
         }
 }
 
-void dt_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
-                       int C, int H, int W, int OC, int KH, int KW, int stride, int pad, float *ws)
+void dt_conv2d_forward_with(const dt_conv_opts *o, float *out, const float *inp,
+                            const float *weight, const float *bias, int N, int C, int H, int W,
+                            int OC, int KH, int KW, int stride, int pad, float *ws)
 {
     conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
     if (g.lanes) {
-        dt_conv_n8_forward(&g.n8, out, inp, weight, bias, N, ws);
+        g.lk->forward(&g.lp, out, NULL, inp, weight, bias, N, ws);
         return;
     }
     if (g.direct) {
@@ -629,19 +471,26 @@ void dt_conv2d_forward(float *out, const float *inp, const float *weight, const 
             /* tmp (OC, P) = weight (OC, K) @ col (K, P) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)P, g.K, 1.0f, weight,
                         g.K, col, (int)P, 0.0f, tmp, (int)P);
-            scatter_planes(out + (size_t)n0 * OC * g.OHW, tmp, b, OC, g.OHW, (size_t)oh0 * g.OW,
-                           len, bias, 0);
+            g.h->scatter_planes(out + (size_t)n0 * OC * g.OHW, tmp, b, OC, g.OHW,
+                                (size_t)oh0 * g.OW, len, bias, 0);
         }
 }
 
-void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, int N, int C, int H, int W, int OC,
-                        int KH, int KW, int stride, int pad, int accum, float *ws)
+void dt_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int C, int H, int W, int OC, int KH, int KW, int stride, int pad, float *ws)
+{
+    dt_conv2d_forward_with(NULL, out, inp, weight, bias, N, C, H, W, OC, KH, KW, stride, pad, ws);
+}
+
+void dt_conv2d_backward_with(const dt_conv_opts *o, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight, int N, int C,
+                             int H, int W, int OC, int KH, int KW, int stride, int pad, int accum,
+                             float *ws)
 {
     conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
     if (g.lanes) {
-        dt_conv_n8_backward(&g.n8, dinp, dweight, dbias, dout, inp, weight, N, accum, ws);
+        g.lk->backward(&g.lp, dinp, dweight, dbias, dout, NULL, inp, weight, N, accum, ws);
         return;
     }
     float *col = ws + g.col, *dmat = ws + g.tmp, *wt = ws + g.wt;
@@ -661,7 +510,7 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
         for (int oc = 0; oc < OC; oc++) {
             double acc = 0.0;
             for (int n = 0; n < N; n++)
-                acc += row_sum(dout + ((size_t)n * OC + oc) * g.OHW, g.OHW);
+                acc += g.h->row_sum(dout + ((size_t)n * OC + oc) * g.OHW, g.OHW);
             dbias[oc] = (float)acc;
         }
     if (g.direct) {
@@ -679,7 +528,7 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
             float *dx = dinp ? dinp + (size_t)n0 * C * g.HW : NULL;
 
             /* dmat (OC, P) = the chunk of dout */
-            gather_planes(dmat, dy, b, OC, g.OHW, (size_t)oh0 * g.OW, len);
+            gather_planes(g.h, dmat, dy, b, OC, g.OHW, (size_t)oh0 * g.OW, len);
 
             /* dweight (OC, K) (+)= dmat (OC, P) @ col^T (P, K) (done above on the direct path) */
             if (!g.direct) {
@@ -694,13 +543,13 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
                 /* col (C, P) = weight^T (C, OC) @ dmat (OC, P) */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)P, OC, 1.0f, weight, C,
                             dmat, (int)P, 0.0f, col, (int)P);
-                scatter_planes(dx, col, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
+                g.h->scatter_planes(dx, col, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
             } else if (g.transposed) {
                 /* tmp (C, P) = wt (C, OC*KH*KW) @ im2col(dout) (OC*KH*KW, P); OH = H, OW = W */
-                im2col(col, dy, b, OC, g.OH, g.OW, KH, KW, 1, pad, g.OW, oh0, oh1);
+                im2col(g.h, col, dy, b, OC, g.OH, g.OW, KH, KW, 1, pad, g.OW, oh0, oh1);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)P, KT, 1.0f, wt, KT,
                             col, (int)P, 0.0f, dmat, (int)P);
-                scatter_planes(dx, dmat, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
+                g.h->scatter_planes(dx, dmat, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
             } else {
                 /* col (K, P) = weight^T (K, OC) @ dmat (OC, P), scattered back onto dinp */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, (int)P, OC, 1.0f, weight,
@@ -711,28 +560,64 @@ void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
         }
 }
 
+void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int C, int H, int W, int OC,
+                        int KH, int KW, int stride, int pad, int accum, float *ws)
+{
+    dt_conv2d_backward_with(NULL, dinp, dweight, dbias, dout, inp, weight, N, C, H, W, OC, KH, KW,
+                            stride, pad, accum, ws);
+}
+
 /* ---- conv -> ReLU -> MaxPool2d(2, 2), fused (batch-lane kernels only) ---- */
 
-int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
+int dt_conv2d_relu_pool2_ok_with(const dt_conv_opts *o, int N, int C, int H, int W, int OC, int KH,
+                                 int KW, int stride, int pad)
 {
     conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
+    plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
     return g.lanes && g.OH >= 2 && g.OW >= 2;
 }
 
+int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
+{
+    return dt_conv2d_relu_pool2_ok_with(NULL, N, C, H, W, OC, KH, KW, stride, pad);
+}
+
+/* the lanes layout of every ISA: blocks of at most 16 images */
 size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW)
 {
-    return (size_t)(N + 7) / 8 * 8 * OC * (size_t)(OH / 2) * (size_t)(OW / 2);
+    return (size_t)(N + 15) / 16 * 16 * OC * (size_t)(OH / 2) * (size_t)(OW / 2);
+}
+
+void dt_conv2d_relu_pool2_forward_with(const dt_conv_opts *o, float *pout, int32_t *code,
+                                       const float *inp, const float *weight, const float *bias,
+                                       int N, int C, int H, int W, int OC, int KH, int KW,
+                                       int stride, int pad, float *ws)
+{
+    conv_plan g;
+    plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
+    DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2 && code);
+    g.lk->forward(&g.lp, pout, code, inp, weight, bias, N, ws);
 }
 
 void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp, const float *weight,
                                   const float *bias, int N, int C, int H, int W, int OC, int KH,
                                   int KW, int stride, int pad, float *ws)
 {
+    dt_conv2d_relu_pool2_forward_with(NULL, pout, code, inp, weight, bias, N, C, H, W, OC, KH, KW,
+                                      stride, pad, ws);
+}
+
+void dt_conv2d_relu_pool2_backward_with(const dt_conv_opts *o, float *dinp, float *dweight,
+                                        float *dbias, const float *dpout, const int32_t *code,
+                                        const float *inp, const float *weight, int N, int C, int H,
+                                        int W, int OC, int KH, int KW, int stride, int pad,
+                                        int accum, float *ws)
+{
     conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
-    DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2);
-    dt_conv_n8_relu_pool_forward(&g.n8, pout, code, inp, weight, bias, N, ws);
+    plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
+    DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2 && code);
+    g.lk->backward(&g.lp, dinp, dweight, dbias, dpout, code, inp, weight, N, accum, ws);
 }
 
 void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
@@ -740,11 +625,8 @@ void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, co
                                    int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                                    int pad, int accum, float *ws)
 {
-    conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
-    DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2);
-    dt_conv_n8_relu_pool_backward(&g.n8, dinp, dweight, dbias, dpout, code, inp, weight, N, accum,
-                                  ws);
+    dt_conv2d_relu_pool2_backward_with(NULL, dinp, dweight, dbias, dpout, code, inp, weight, N, C,
+                                       H, W, OC, KH, KW, stride, pad, accum, ws);
 }
 
 /* ---- references: direct loops, double accumulation ---- */
@@ -752,9 +634,9 @@ void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, co
 void dt_conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
 {
-    conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
-    const int OH = g.OH, OW = g.OW;
+    DT_ASSERT(N >= 1 && C >= 1 && OC >= 1);
+    const int OH = dt_conv_out_size(H, KH, stride, pad), OW = dt_conv_out_size(W, KW, stride, pad);
+    DT_ASSERT(OH >= 1 && OW >= 1);
     for (int n = 0; n < N; n++)
         for (int oc = 0; oc < OC; oc++)
             for (int oh = 0; oh < OH; oh++)
@@ -781,9 +663,9 @@ void dt_conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const flo
                             const float *inp, const float *weight, int N, int C, int H, int W,
                             int OC, int KH, int KW, int stride, int pad, int accum)
 {
-    conv_plan g;
-    plan_conv(&g, N, C, H, W, OC, KH, KW, stride, pad);
-    const int OH = g.OH, OW = g.OW;
+    DT_ASSERT(N >= 1 && C >= 1 && OC >= 1);
+    const int OH = dt_conv_out_size(H, KH, stride, pad), OW = dt_conv_out_size(W, KW, stride, pad);
+    DT_ASSERT(OH >= 1 && OW >= 1);
 #define DOUT(n, oc, oh, ow) dout[(((size_t)(n)*OC + (oc)) * OH + (oh)) * OW + (ow)]
     for (int oc = 0; oc < OC; oc++) {
         for (int c = 0; c < C; c++)

@@ -8,7 +8,8 @@
 
 /* Sum of x[0..n) in double, with 8 float lanes over blocks of 256 so it vectorizes without
  * reassociation flags; the error is that of 32-term float sums. static inline so that it is
- * compiled for the instruction set of its DT_SIMD caller. */
+ * compiled for the instruction set of its caller (isa/lanes_conv.c: once per ISA); the order of
+ * the sum is fixed, so every ISA gives the same bits. */
 static inline double dt_fsum(const float *x, size_t n)
 {
     double total = 0.0;

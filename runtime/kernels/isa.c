@@ -19,6 +19,7 @@
 #include "kernels/elem.h"
 #include "kernels/gemm_k.h"
 #include "kernels/isa.h"
+#include "kernels/lanes.h"
 #include "kernels/optim_k.h"
 
 /* ---- CPU features (detected once) ---- */
@@ -122,7 +123,8 @@ static void missing(dt_isa isa, char *buf, size_t size)
 #define TABLE(own, f32, id, w, native)                                                             \
     {                                                                                              \
         .isa = id, .name = #own, .lanes = w, .bf16_native = native, .gemm = &dt_kgemm_##f32,       \
-        .elem = &dt_kelem_##f32, .optim = &dt_koptim_##f32, .bf16 = &dt_kbf16_##own                \
+        .conv = &dt_klanes_##f32, .elem = &dt_kelem_##f32, .optim = &dt_koptim_##f32,              \
+        .bf16 = &dt_kbf16_##own                                                                    \
     }
 
 static const dt_kern tables[DT_ISA_COUNT] = {

@@ -33,26 +33,39 @@ int dt_conv_out_size(int in, int k, int stride, int pad);
  * OW = dt_conv_out_size(W, KW, ...). inp (N, C, H, W), weight (OC, C, KH, KW), bias (OC),
  * out (N, OC, OH, OW). N * OH * OW and C * KH * KW must fit an int (BLAS dimensions). */
 
-/* Which kernels dt_conv2d_forward / _backward and dt_conv2d_ws_floats use (process-wide):
- *   DT_CONV_AUTO  (default) the batch-lane kernels of conv_n8.c (8 images in the lanes of an AVX2
- *                 register) for small layers when the CPU has AVX2 and FMA, im2col + sgemm else;
- *   DT_CONV_GEMM  never the batch-lane kernels;
- *   DT_CONV_LANES the batch-lane kernels for every shape (where the CPU has them).
- * For tests and benchmarks: size workspaces after choosing. Returns the previous choice. */
+/* Which kernels a conv call uses. dt_conv2d_forward, _backward, _ws_floats and the fused
+ * relu_pool2 calls take the kernel table in use (dt_kern_get, isa.h) and DT_CONV_AUTO; their _with
+ * variants (tests, benchmarks) take them from o (o = NULL: the same as the plain call):
+ *   path DT_CONV_AUTO  the ISA's batch-lane kernels (runtime/kernels/isa/lanes.c: 4, 8 or 16
+ *                      images in the lanes of a vector) where the plan finds them faster (small
+ *                      layers), else im2col + sgemm or the direct few-tap path;
+ *        DT_CONV_GEMM  never the batch-lane kernels;
+ *        DT_CONV_LANES the batch-lane kernels for every shape;
+ *   kern  the ISA's kernel table (dt_kern_table(isa); NULL: dt_kern_get()).
+ * The workspace size depends on both: size it with the same o. */
 enum { DT_CONV_AUTO = 0, DT_CONV_GEMM = 1, DT_CONV_LANES = 2 };
-int dt_conv2d_set_path(int path);
+struct dt_kern;
+typedef struct {
+    int path;
+    const struct dt_kern *kern;
+} dt_conv_opts;
 
 /* Floats of workspace dt_conv2d_forward and dt_conv2d_backward need for this shape (the same
  * number for both; about 1 to 2 MB whatever N, as the kernels work through the batch in chunks
  * of images whose im2col matrix stays in cache). */
 size_t dt_conv2d_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
+size_t dt_conv2d_ws_floats_with(const dt_conv_opts *o, int N, int C, int H, int W, int OC, int KH,
+                                int KW, int stride, int pad);
 
 /* out = conv(inp, weight) + bias; bias may be NULL. ws: dt_conv2d_ws_floats floats, contents
- * undefined on entry and exit. im2col + sgemm with the images of a chunk side by side (one sgemm
- * over the whole batch when it fits the chunk; 1x1, stride 1, pad 0: a layout permute instead of
- * im2col). out must not alias inp or ws. */
+ * undefined on entry and exit. The batch-lane kernels, or im2col + sgemm with the images of a
+ * chunk side by side (one sgemm over the whole batch when it fits the chunk; 1x1, stride 1, pad 0:
+ * a layout permute instead of im2col). out must not alias inp or ws. */
 void dt_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                        int C, int H, int W, int OC, int KH, int KW, int stride, int pad, float *ws);
+void dt_conv2d_forward_with(const dt_conv_opts *o, float *out, const float *inp,
+                            const float *weight, const float *bias, int N, int C, int H, int W,
+                            int OC, int KH, int KW, int stride, int pad, float *ws);
 /* dweight (OC, C, KH, KW) = correlation of dout with inp; dbias (OC) = sum of dout over N, OH, OW;
  * dinp (N, C, H, W) (+)= transposed convolution of dout with weight. dbias and dinp may be NULL
  * (dweight may not). ws as for the forward (it need not hold anything from the forward: im2col is
@@ -60,25 +73,40 @@ void dt_conv2d_forward(float *out, const float *inp, const float *weight, const 
 void dt_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, int N, int C, int H, int W, int OC,
                         int KH, int KW, int stride, int pad, int accum, float *ws);
-/* conv -> ReLU -> MaxPool2d(2, 2) in one pass over each block of 8 images (the batch-lane
+void dt_conv2d_backward_with(const dt_conv_opts *o, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight, int N, int C,
+                             int H, int W, int OC, int KH, int KW, int stride, int pad, int accum,
+                             float *ws);
+/* conv -> ReLU -> MaxPool2d(2, 2) in one pass over each block of images (the batch-lane
  * kernels, so the conv and ReLU outputs never leave the cache), with the results of the three
  * separate kernels bitwise: pout (N, OC, OH/2, OW/2) = dt_maxpool_forward(relu(conv)).
  * code (dt_conv2d_relu_pool2_code_size int32) records, per pooled value, where its gradient goes
  * (the window position of the maximum, or none when ReLU passes none); the backward takes the
  * pooled gradient dpout with it and gives what the three separate backwards give (dinp (+)=,
- * dweight and dbias =). _ok: 1 when this shape takes the batch-lane kernels under the current
- * dt_conv2d_set_path (the fused kernels assert it) and the output is at least 2x2. Workspace:
- * dt_conv2d_ws_floats. */
+ * dweight and dbias =). _ok: 1 when this shape takes the batch-lane kernels with these options
+ * (the fused kernels assert it) and the output is at least 2x2. Workspace: dt_conv2d_ws_floats
+ * (with the same options). */
 int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                             int pad);
+int dt_conv2d_relu_pool2_ok_with(const dt_conv_opts *o, int N, int C, int H, int W, int OC, int KH,
+                                 int KW, int stride, int pad);
 size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW);
 void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp, const float *weight,
                                   const float *bias, int N, int C, int H, int W, int OC, int KH,
                                   int KW, int stride, int pad, float *ws);
+void dt_conv2d_relu_pool2_forward_with(const dt_conv_opts *o, float *pout, int32_t *code,
+                                       const float *inp, const float *weight, const float *bias,
+                                       int N, int C, int H, int W, int OC, int KH, int KW,
+                                       int stride, int pad, float *ws);
 void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
                                    const int32_t *code, const float *inp, const float *weight,
                                    int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                                    int pad, int accum, float *ws);
+void dt_conv2d_relu_pool2_backward_with(const dt_conv_opts *o, float *dinp, float *dweight,
+                                        float *dbias, const float *dpout, const int32_t *code,
+                                        const float *inp, const float *weight, int N, int C, int H,
+                                        int W, int OC, int KH, int KW, int stride, int pad,
+                                        int accum, float *ws);
 
 /* Direct-convolution references (loops, double accumulation), same contracts, no workspace. */
 void dt_conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,

@@ -51,16 +51,29 @@ typedef float vf __attribute__((vector_size(DT_W * sizeof(float))));
 /* the same with 4-byte alignment: unaligned loads and stores through memcpy */
 typedef int32_t vi __attribute__((vector_size(DT_W * sizeof(int32_t))));
 
-DT_KINL vf vf_load(const float *p)
+/* vf at 4-byte alignment, allowed to alias floats: unaligned loads and stores in the float domain
+ * (through memcpy GCC emits integer-domain moves, vmovdqu, whose results feed FMAs a cycle late
+ * on some cores) */
+typedef float vf_u __attribute__((vector_size(DT_W * sizeof(float)), aligned(4), may_alias));
+
+DT_KINL vf vf_load(const float *p) { return *(const vf_u *)p; }
+DT_KINL void vf_store(float *p, vf v) { *(vf_u *)p = v; }
+/* every lane x (bitwise: -0.0 stays -0.0; the form each width compiles to one broadcast) */
+DT_KINL vf vf_set1(float x)
 {
-    vf v;
-    memcpy(&v, p, sizeof v);
+#if DT_W == 4
+    return (vf){x, x, x, x};
+#elif DT_W == 8
+    return (vf){x, x, x, x, x, x, x, x};
+#elif DT_W == 16 && defined(__AVX512F__)
+    return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+#else /* 16 lanes in two halves: a loop, as an initializer is built in memory */
+    vf v = {0};
+    for (int i = 0; i < DT_W; i++)
+        v[i] = x;
     return v;
+#endif
 }
-DT_KINL void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* x in every lane: x - 0 is x for every x (-0 and NaN too), so it folds to one broadcast (often
- * into the consumer's {1to16} operand); 0 + x would keep an add and turn -0 into +0 */
-DT_KINL vf vf_set1(float x) { return x - (vf){0}; }
 DT_KINL vf vf_zero(void) { return (vf){0}; }
 /* Lane-wise comparisons as masks (all ones where true, 0 elsewhere). Plain `a > b` on 16 lanes
  * without AVX-512 is scalarized by GCC (no 16-lane mask type): there each half compares in one

@@ -1,0 +1,714 @@
+/*
+ * lanes.c - "batch-lane" convolution for small layers: DT_W images side by side in the DT_W
+ * float lanes of a vector (4 generic, 8 avx2, 16 avx2w16 and avx512; compiled once per ISA, see
+ * isa/vec.h), so every multiply-add of the convolution is one lane-wise FMA of a broadcast weight
+ * with DT_W images' values of one input pixel - no im2col matrix, no skinny GEMM, and no padding
+ * or row-length constraint on the vector width.
+ *
+ * Why: in lenet5 (1 -> 6 and 6 -> 16 channels, 5x5, 28x28 and 14x14) and the layers of cnn and
+ * resnet20, im2col + sgemm spends more time copying rows of 8 to 32 floats and packing skinny
+ * matrices (M = OC = 6..64) than multiplying. Batch lanes make every layer shape a dense
+ * register-tiled loop of FMAs (the layout of oneDNN's "nChw8c"/"nChw16c" and of the direct
+ * convolution papers, e.g. Zhang et al., "High performance zero-memory overhead direct
+ * convolutions", ICML 2018, but blocked over images instead of channels: channel counts of 1, 3
+ * and 6 do not fill a vector, a batch of 128 does).
+ *
+ * Per block of W = DT_W images (the last block of a batch may be partial: its missing lanes are
+ * zero):
+ *   xl  [C][Hp][Wp][W]  the input, zero-padded (Hp = H + 2 pad, Wp = W + 2 pad), transposed from
+ *                       NCHW with W x W register transposes (tr_block);
+ *   forward:  ol[oc][p][W] = bias + sum over taps t = (c, kh, kw) in order of w[oc][t] *
+ *             xl[pix(p) + off(t)]; a tile of fc channels x fp pixels stays in registers over all
+ *             the taps; ol is transposed back to NCHW.
+ *   dweight:  dw[oc][t] = sum over the images and pixels of dl[oc][p] . xl[pix(p) + off(t)]: a
+ *             tile of wc channels x wt taps sums over the block's pixels in float registers;
+ *   dinp:     the GEMM form of the transposed convolution: a tile of xt taps x xp pixels of
+ *             col[t][p] = sum over oc of w[oc][t] * dl[oc][p] in registers, then added to
+ *             dxl[pix(p) + off(t)] (the col2im "scatter" from registers); dxl's interior is
+ *             transposed back. Exactly the forward's FLOPs for any padding.
+ * dbias sums dl's lanes per channel. Everything of a block stays in L2 between the transposes and
+ * the kernels (the plan's workspace bound in conv.c keeps it so).
+ *
+ * Tiles: 12 accumulators where the ISA has 16 vector registers (generic, avx2: fc x fp = 4x3,
+ * 3x4 or 2x6), 24 where it has 32 (avx512: 4x6, 3x8 or 2x12; dinp 8 taps x 3 pixels): twice the
+ * work per load of the broadcast weights and the pixel vectors (measured against avx512 with the
+ * 12-accumulator tiles: docs/performance.md). avx2w16 uses avx512's tiles (each accumulator two
+ * ymm halves: it spills, and exists to test avx512's indexing and bits).
+ *
+ * Arithmetic order, the same for every W (so avx2, avx2w16 and avx512 give the same bits; the
+ * generic ISA differs only in rounding a * b + c twice, having no FMA):
+ *   forward and dinp are per image (per lane): the forward starts at the bias and adds the taps
+ *   in order whatever the tile; dinp sums over oc in order in a register, and the pixel tile is
+ *   3 on every ISA, so a value of dxl receives its (tap, pixel) terms in one order (pixel tile,
+ *   tap, pixel) whatever xt.
+ *   dweight and dbias reduce over images in groups of 8 (images 8g .. 8g + 7, whatever W): each
+ *   image's float sum over the pixels (in pixel order) is added in double to the slot of its
+ *   index mod 8, group after group; the 8 slots are summed pairwise at the end. A 16-lane block is
+ *   two groups, added in order; a 4-lane block half of one.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "common.h"
+#include "kernels/isa/vec.h"
+#include "kernels/lanes.h"
+
+#if defined(__AVX2__) && (DT_W == 8 || (DT_W == 16 && !defined(__AVX512F__)))
+#include "kernels/simd_avx2.h"
+#elif DT_W == 4 && defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#if DT_W >= 16
+#define ACC 24 /* accumulators of a tile */
+#define XT 8   /* dinp tile: taps */
+#else
+#define ACC 12
+#define XT 4
+#endif
+#define FPMAX (ACC / 2) /* the most pixels (forward) or taps (dweight) of a tile */
+#define XP 3            /* dinp tile: pixels (fixed: it sets the order of dxl's sums) */
+#define SLOTS 8         /* images per group of the weight gradient's reduction */
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/* tile shapes: ACC accumulators (4, 3 or 2 channels) that divide the channel count if possible */
+static int tile_channels(int n)
+{
+    if (n % 4 == 0)
+        return 4;
+    if (n % 3 == 0)
+        return 3;
+    if (n % 2 == 0 || n < 4)
+        return 2;
+    return 4;
+}
+
+static void plan(dt_lanes_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
+{
+    DT_ASSERT(C >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1 && stride >= 1 &&
+              pad >= 0);
+    q->lanes = DT_W;
+    q->C = C, q->H = H, q->W = W, q->OC = OC, q->KH = KH, q->KW = KW;
+    q->stride = stride, q->pad = pad;
+    DT_ASSERT(H + 2 * pad >= KH && W + 2 * pad >= KW);
+    q->OH = (H + 2 * pad - KH) / stride + 1;
+    q->OW = (W + 2 * pad - KW) / stride + 1;
+    q->Hp = H + 2 * pad, q->Wp = W + 2 * pad;
+    /* offsets into xl are int: the planes of one block must be addressable */
+    DT_ASSERT((long)C * q->Hp * q->Wp * DT_W <= INT32_MAX);
+    q->K = C * KH * KW;
+    q->P = q->OH * q->OW;
+    q->fc = tile_channels(OC), q->fp = ACC / q->fc;
+    q->wc = q->fc, q->wt = ACC / q->wc;
+    q->xt = XT, q->xp = XP;
+    q->OCf = round_up(OC, q->fc), q->OCw = round_up(OC, q->wc);
+    q->Kw = round_up(q->K, q->wt), q->Kx = round_up(q->K, q->xt);
+    const size_t kmax = (size_t)(q->Kw > q->Kx ? q->Kw : q->Kx);
+    const size_t plane = (size_t)C * q->Hp * q->Wp * DT_W;
+    const size_t ocm = (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw);
+    size_t at = 0;
+    q->off = at, at += kmax;                 /* int32 tap offsets */
+    q->wr = at, at += (size_t)q->OCf * q->K; /* forward weights [oc tile][t][fc] */
+    q->wx = at, at += (size_t)q->Kx * OC;    /* dinp weights [t tile][oc][xt] */
+    q->bias = at, at += (size_t)q->OCf;
+    at = (at + 15) / 16 * 16;
+    q->xl = at, at += plane;
+    q->ol = at, at += ocm * q->P * DT_W; /* ol or dl */
+    q->dxl = at, at += plane;
+    q->PH = q->OH / 2, q->PW = q->OW / 2, q->PP = q->PH * q->PW;
+    q->pl = at, at += (size_t)OC * q->PP * DT_W;
+    at = (at + 7) / 8 * 8;
+    q->acc = at, at += 2 * ((size_t)q->OCw * q->Kw * SLOTS + (size_t)OC * SLOTS); /* doubles */
+    q->total = at + 8; /* room to align the doubles */
+}
+
+/* ---- W x W transposes: element j of row i goes to element i of row j ---- */
+
+#if DT_W == 16 && defined(__AVX512F__)
+DT_KINL void tr16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4g + m], 128-bit lane k: column 4k + m of rows 4g .. 4g + 3 */
+    for (int g = 0; g < 4; g++) {
+        u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    /* row 4k + m = lane k of u[m], u[4 + m], u[8 + m], u[12 + m] */
+    for (int m = 0; m < 4; m++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xDD);
+        const __m512 w0 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xDD);
+        r[m] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+        r[4 + m] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+#endif
+
+DT_KINL void tr_block(vf r[DT_W])
+{
+#if DT_W == 16 && defined(__AVX512F__)
+    __m512 m[16];
+    memcpy(m, r, sizeof m);
+    tr16(m);
+    memcpy(r, m, sizeof m);
+#elif DT_W == 16 && defined(__AVX2__)
+    /* [[A, B], [C, D]] (8x8 blocks) -> [[A', C'], [B', D']] */
+    __m256 a[8], b[8], c[8], d[8];
+    for (int i = 0; i < 8; i++) {
+        memcpy(&a[i], (const float *)&r[i], 32), memcpy(&b[i], (const float *)&r[i] + 8, 32);
+        memcpy(&c[i], (const float *)&r[8 + i], 32);
+        memcpy(&d[i], (const float *)&r[8 + i] + 8, 32);
+    }
+    dt_tr8x8(a), dt_tr8x8(b), dt_tr8x8(c), dt_tr8x8(d);
+    for (int j = 0; j < 8; j++) {
+        memcpy((float *)&r[j], &a[j], 32), memcpy((float *)&r[j] + 8, &c[j], 32);
+        memcpy((float *)&r[8 + j], &b[j], 32), memcpy((float *)&r[8 + j] + 8, &d[j], 32);
+    }
+#elif DT_W == 8 && defined(__AVX2__)
+    __m256 m[8];
+    memcpy(m, r, sizeof m);
+    dt_tr8x8(m);
+    memcpy(r, m, sizeof m);
+#elif DT_W == 4 && defined(__SSE__)
+    __m128 m[4];
+    memcpy(m, r, sizeof m);
+    _MM_TRANSPOSE4_PS(m[0], m[1], m[2], m[3]);
+    memcpy(r, m, sizeof m);
+#else
+    for (int i = 0; i < DT_W; i++)
+        for (int j = i + 1; j < DT_W; j++) {
+            const float t = r[i][j];
+            r[i][j] = r[j][i], r[j][i] = t;
+        }
+#endif
+}
+
+/* Images -> lanes: l[c*lcs + r*lrs + k*W + i] = src[i*simg + c*scs + r*srs + k] for c < C,
+ * r < R, k < cols, lanes i < nv (lanes nv..W-1 get 0): squares of W columns of a full block
+ * through W x W register transposes, the rest (a row's last columns, a partial block) element by
+ * element. */
+static void to_lanes(float *restrict l, size_t lcs, size_t lrs, const float *restrict src,
+                     size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
+{
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            float *d = l + c * lcs + r * lrs;
+            const float *s = src + c * scs + r * srs;
+            int k = 0;
+            if (nv == DT_W)
+                for (; k + DT_W <= cols; k += DT_W) {
+                    vf v[DT_W];
+                    for (int i = 0; i < DT_W; i++)
+                        v[i] = vf_load(s + i * simg + k);
+                    tr_block(v);
+                    for (int j = 0; j < DT_W; j++)
+                        vf_store(d + (size_t)(k + j) * DT_W, v[j]);
+                }
+            for (; k < cols; k++)
+                for (int i = 0; i < DT_W; i++)
+                    d[(size_t)k * DT_W + i] = i < nv ? s[i * simg + k] : 0.0f;
+        }
+}
+
+/* Lanes -> images, the inverse: dst[i*simg + c*scs + r*srs + k] (+)= l[c*lcs + r*lrs + k*W + i]
+ * for lanes i < nv. */
+static void from_lanes(float *restrict dst, size_t simg, size_t scs, size_t srs,
+                       const float *restrict l, size_t lcs, size_t lrs, int C, int R, int cols,
+                       int nv, int accum)
+{
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            const float *s = l + c * lcs + r * lrs;
+            float *d = dst + c * scs + r * srs;
+            int k = 0;
+            if (nv == DT_W)
+                for (; k + DT_W <= cols; k += DT_W) {
+                    vf v[DT_W];
+                    for (int j = 0; j < DT_W; j++)
+                        v[j] = vf_load(s + (size_t)(k + j) * DT_W);
+                    tr_block(v);
+                    for (int i = 0; i < DT_W; i++) {
+                        float *o = d + i * simg + k;
+                        vf_store(o, accum ? vf_load(o) + v[i] : v[i]);
+                    }
+                }
+            for (; k < cols; k++)
+                for (int i = 0; i < nv; i++) {
+                    const float v = s[(size_t)k * DT_W + i];
+                    d[i * simg + k] = accum ? d[i * simg + k] + v : v;
+                }
+        }
+}
+
+/* ---- forward: CB channels x PB pixels ----
+ * ol[i*ostr + (p0 + j)*W] = bias[i] + sum_t wr[t*CB + i] * xl[xp[j] + off[t]] */
+DT_KINL void fwd_tile(float *o, size_t ostr, const float *xl, const int *xp, const int32_t *off,
+                      int T, const float *wr, const float *bias, const int CB, const int PB)
+{
+    vf acc[4][FPMAX];
+    const float *p[FPMAX];
+    for (int i = 0; i < CB; i++) {
+        const vf b = vf_set1(bias[i]);
+        for (int j = 0; j < PB; j++)
+            acc[i][j] = b;
+    }
+    for (int j = 0; j < PB; j++)
+        p[j] = xl + xp[j];
+    if (CB >= PB) {
+        for (int t = 0; t < T; t++) {
+            const int of = off[t];
+            const float *w = wr + (size_t)t * CB;
+            vf x[FPMAX];
+            for (int j = 0; j < PB; j++)
+                x[j] = vf_load(p[j] + of);
+            for (int i = 0; i < CB; i++) {
+                const vf wv = vf_set1(w[i]);
+                for (int j = 0; j < PB; j++)
+                    acc[i][j] = vf_fma(wv, x[j], acc[i][j]);
+            }
+        }
+    } else {
+        for (int t = 0; t < T; t++) {
+            const int of = off[t];
+            const float *w = wr + (size_t)t * CB;
+            vf wv[4];
+            for (int i = 0; i < CB; i++)
+                wv[i] = vf_set1(w[i]);
+            for (int j = 0; j < PB; j++) {
+                const vf x = vf_load(p[j] + of);
+                for (int i = 0; i < CB; i++)
+                    acc[i][j] = vf_fma(wv[i], x, acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < PB; j++)
+            vf_store(o + i * ostr + (size_t)j * DT_W, acc[i][j]);
+}
+
+/* pixel bases xp[0..n) of the n pixels from flat index p0 */
+static void pixel_bases(int *xp, int p0, int n, const dt_lanes_plan *q)
+{
+    int oh = p0 / q->OW, ow = p0 % q->OW;
+    for (int j = 0; j < n; j++) {
+        xp[j] = (oh * q->stride * q->Wp + ow * q->stride) * DT_W;
+        if (++ow == q->OW)
+            ow = 0, oh++;
+    }
+}
+
+/* one case per tile width; those with more than ACC accumulators never run (and are dropped) */
+#define FWD_CASE(CB, PB)                                                                           \
+    case PB:                                                                                       \
+        if ((CB) * (PB) <= ACC)                                                                    \
+            fwd_tile(o, ostr, xl, xp, off, T, w, b, CB, PB);                                       \
+        break;
+#if FPMAX > 6
+#define FWD_WIDE(CB)                                                                               \
+    FWD_CASE(CB, 7)                                                                                \
+    FWD_CASE(CB, 8) FWD_CASE(CB, 9) FWD_CASE(CB, 10) FWD_CASE(CB, 11) FWD_CASE(CB, 12)
+#else
+#define FWD_WIDE(CB)
+#endif
+#define FWD_CASES(CB)                                                                              \
+    switch (n) {                                                                                   \
+        FWD_CASE(CB, 1)                                                                            \
+        FWD_CASE(CB, 2)                                                                            \
+        FWD_CASE(CB, 3)                                                                            \
+        FWD_CASE(CB, 4)                                                                            \
+        FWD_CASE(CB, 5)                                                                            \
+        FWD_CASE(CB, 6)                                                                            \
+        FWD_WIDE(CB)                                                                               \
+    default: DT_ASSERT(!"forward tile width");                                                     \
+    }
+
+/* ol (OCf channels of P pixels) = the block's forward, pixel tiles outermost (the taps of a few
+ * pixels stay in L1 while every channel tile reads them) */
+static void fwd_block(float *ol, const float *xl, const int32_t *off, const float *wr,
+                      const float *bias, const dt_lanes_plan *q)
+{
+    const size_t ostr = (size_t)q->P * DT_W;
+    const int T = q->K;
+    int xp[FPMAX];
+    for (int p0 = 0; p0 < q->P; p0 += q->fp) {
+        const int n = q->P - p0 < q->fp ? q->P - p0 : q->fp;
+        pixel_bases(xp, p0, n, q);
+        for (int c0 = 0; c0 < q->OCf; c0 += q->fc) {
+            float *o = ol + c0 * ostr + (size_t)p0 * DT_W;
+            const float *w = wr + (size_t)c0 * T, *b = bias + c0;
+            if (q->fc == 4) {
+                FWD_CASES(4)
+            } else if (q->fc == 3) {
+                FWD_CASES(3)
+            } else {
+                FWD_CASES(2)
+            }
+        }
+    }
+}
+
+/* r[0..n) += f[0..n) in double, n = 8 (or 4): converted and added as vectors */
+typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
+typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
+typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
+typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
+#define ADD_DOUBLES(VF, VD, r, f)                                                                  \
+    do {                                                                                           \
+        VF x_;                                                                                     \
+        VD a_;                                                                                     \
+        memcpy(&x_, (f), sizeof x_);                                                               \
+        memcpy(&a_, (r), sizeof a_);                                                               \
+        a_ += __builtin_convertvector(x_, VD);                                                     \
+        memcpy((r), &a_, sizeof a_);                                                               \
+    } while (0)
+
+/* r[s] += the float lanes of a in double, image by image: lane i is image n0 + i, slot
+ * (n0 + i) mod 8 (s0 = n0 mod 8), a group of 8 images after the other; lanes >= nv hold no
+ * image and add nothing */
+/* not inlined: inlined into dw_tile, GCC held a register across its loop and reloaded a pixel
+ * vector from memory for every FMA instead */
+static __attribute__((noinline)) void add_slots(double *restrict r, vf a, int s0, int nv)
+{
+    float f[DT_W];
+    memcpy(f, &a, sizeof f);
+#if DT_W >= SLOTS
+    (void)s0;
+    for (int g = 0; g < DT_W / SLOTS && g * SLOTS < nv; g++)
+        ADD_DOUBLES(vf8, vd8, r, f + g * SLOTS);
+#else
+    (void)nv;
+    ADD_DOUBLES(vf4, vd4, r + s0, f);
+#endif
+}
+
+/* ---- weight gradient: CB channels x TB taps over all pixels of a block ----
+ * acc[(i*Kw + j)*8 + slot] += sum_p dl[i*dstr + p*W + l] * xl[pix(p) + off[j] + l] (double) */
+DT_KINL void dw_tile(double *acc, size_t Kw, const float *dl, size_t dstr, const float *xl,
+                     const int32_t *off, const dt_lanes_plan *q, int s0, int nv, const int CB,
+                     const int TB)
+{
+    vf a[4][FPMAX];
+    int o[FPMAX];
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < TB; j++)
+            a[i][j] = vf_zero();
+    for (int j = 0; j < TB; j++)
+        o[j] = off[j];
+    const float *d = dl;
+    const size_t xs = (size_t)q->stride * DT_W;
+    for (int oh = 0; oh < q->OH; oh++) {
+        const float *xr = xl + (size_t)oh * q->stride * q->Wp * DT_W;
+        for (int ow = 0; ow < q->OW; ow++, d += DT_W, xr += xs) {
+            if (CB <= TB) {
+                vf dv[4];
+                for (int i = 0; i < CB; i++)
+                    dv[i] = vf_load(d + i * dstr);
+                for (int j = 0; j < TB; j++) {
+                    const vf x = vf_load(xr + o[j]);
+                    for (int i = 0; i < CB; i++)
+                        a[i][j] = vf_fma(dv[i], x, a[i][j]);
+                }
+            } else {
+                vf x[FPMAX];
+                for (int j = 0; j < TB; j++)
+                    x[j] = vf_load(xr + o[j]);
+                for (int i = 0; i < CB; i++) {
+                    const vf dv = vf_load(d + i * dstr);
+                    for (int j = 0; j < TB; j++)
+                        a[i][j] = vf_fma(dv, x[j], a[i][j]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < TB; j++)
+            add_slots(acc + ((size_t)i * Kw + j) * SLOTS, a[i][j], s0, nv);
+}
+
+static void dw_block(double *acc, const float *dl, const float *xl, const int32_t *off,
+                     const dt_lanes_plan *q, int s0, int nv)
+{
+    const size_t dstr = (size_t)q->P * DT_W, Kw = (size_t)q->Kw;
+    for (int c0 = 0; c0 < q->OCw; c0 += q->wc)
+        for (int t0 = 0; t0 < q->Kw; t0 += q->wt) {
+            double *a = acc + ((size_t)c0 * Kw + t0) * SLOTS;
+            const float *d = dl + c0 * dstr;
+            if (q->wc == 4)
+                dw_tile(a, Kw, d, dstr, xl, off + t0, q, s0, nv, 4, ACC / 4);
+            else if (q->wc == 3)
+                dw_tile(a, Kw, d, dstr, xl, off + t0, q, s0, nv, 3, ACC / 3);
+            else
+                dw_tile(a, Kw, d, dstr, xl, off + t0, q, s0, nv, 2, ACC / 2);
+        }
+}
+
+/* ---- input gradient: TB taps x PB pixels, the sum over all output channels in registers ----
+ * dxl[xp[k] + off[j]] += sum_oc w[oc*TB + j] * dl[oc*dstr + k*W] */
+DT_KINL void dx_tile(float *dxl, const int *xp, const int32_t *off, const float *dl, size_t dstr,
+                     int OC, const float *w, const int TB, const int PB)
+{
+    vf a[XT][XP];
+    for (int j = 0; j < TB; j++)
+        for (int k = 0; k < PB; k++)
+            a[j][k] = vf_zero();
+    for (int oc = 0; oc < OC; oc++, dl += dstr, w += TB) {
+        vf dv[XP];
+        for (int k = 0; k < PB; k++)
+            dv[k] = vf_load(dl + (size_t)k * DT_W);
+        for (int j = 0; j < TB; j++) {
+            const vf wv = vf_set1(w[j]);
+            for (int k = 0; k < PB; k++)
+                a[j][k] = vf_fma(wv, dv[k], a[j][k]);
+        }
+    }
+    /* in order: two (tap, pixel) pairs of a tile can hit the same input pixel */
+    for (int j = 0; j < TB; j++)
+        for (int k = 0; k < PB; k++) {
+            float *r = dxl + xp[k] + off[j];
+            vf_store(r, vf_load(r) + a[j][k]);
+        }
+}
+
+static void dx_block(float *dxl, const float *dl, const int32_t *off, const float *wx,
+                     const dt_lanes_plan *q)
+{
+    const size_t dstr = (size_t)q->P * DT_W;
+    int xp[XP];
+    for (int p0 = 0; p0 < q->P; p0 += XP) {
+        const int n = q->P - p0 < XP ? q->P - p0 : XP;
+        pixel_bases(xp, p0, n, q);
+        const float *d = dl + (size_t)p0 * DT_W;
+        for (int t0 = 0; t0 < q->Kx; t0 += XT) {
+            const float *w = wx + (size_t)t0 * q->OC;
+            if (n == 3)
+                dx_tile(dxl, xp, off + t0, d, dstr, q->OC, w, XT, 3);
+            else if (n == 2)
+                dx_tile(dxl, xp, off + t0, d, dstr, q->OC, w, XT, 2);
+            else
+                dx_tile(dxl, xp, off + t0, d, dstr, q->OC, w, XT, 1);
+        }
+    }
+}
+
+/* ---- fused ReLU + MaxPool2d(2, 2) ----
+ * Bitwise the separate kernels: ReLU is x > 0 ? x : 0 (vf_max(x, 0): NaN gives 0 like
+ * dt_relu_forward), then the first maximum in row-major window order (strict >, as
+ * dt_maxpool_forward; a ReLU output is never NaN). code: window position 0..3 of the maximum, or
+ * 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH / 2 PW are
+ * dropped (floor mode). */
+static void relu_pool_block(float *pl, int32_t *code, const float *ol, const dt_lanes_plan *q)
+{
+    const vf zero = vf_zero();
+    const vi k4 = (vi){0} + 4;
+    const size_t row = (size_t)q->OW * DT_W;
+    for (int oc = 0; oc < q->OC; oc++)
+        for (int ph = 0; ph < q->PH; ph++) {
+            const float *x = ol + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
+            float *y = pl + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                vf m = vf_max(vf_load(x), zero), v;
+                vi k = {0}, gt;
+#define POOL_STEP(ptr, kv)                                                                         \
+    v = vf_max(vf_load(ptr), zero);                                                                \
+    gt = v > m;                                                                                    \
+    m = (vf)((gt & (vi)v) | (~gt & (vi)m));                                                        \
+    k = (gt & (kv)) | (~gt & k);
+                POOL_STEP(x + DT_W, 1)
+                POOL_STEP(x + row, 2)
+                POOL_STEP(x + row + DT_W, 3)
+#undef POOL_STEP
+                const vi pos = m > zero;
+                k = (pos & k) | (~pos & k4);
+                vf_store(y, m);
+                memcpy(c, &k, sizeof k);
+            }
+        }
+}
+
+/* dl (zeroed outside the windows by the caller) = the gradient at the conv's output of the
+ * pooled gradient dpl: the unfused maxpool backward (0 + d at the maximum) then ReLU's mask */
+static void unpool_block(float *dl, const float *dpl, const int32_t *code, const dt_lanes_plan *q)
+{
+    const vf zero = vf_zero();
+    const size_t row = (size_t)q->OW * DT_W;
+    for (int oc = 0; oc < q->OC; oc++)
+        for (int ph = 0; ph < q->PH; ph++) {
+            float *x = dl + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
+            const float *y = dpl + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            const int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                const vi d = (vi)(zero + vf_load(y));
+                vi k;
+                memcpy(&k, c, sizeof k);
+                vf_store(x, (vf)((k == 0) & d));
+                vf_store(x + DT_W, (vf)((k == 1) & d));
+                vf_store(x + row, (vf)((k == 2) & d));
+                vf_store(x + row + DT_W, (vf)((k == 3) & d));
+            }
+        }
+}
+
+/* off[t] for t < K, then copies of off[K - 1] up to n */
+static void tap_offsets(int32_t *off, int n, const dt_lanes_plan *q)
+{
+    int t = 0;
+    for (int c = 0; c < q->C; c++)
+        for (int kh = 0; kh < q->KH; kh++)
+            for (int kw = 0; kw < q->KW; kw++)
+                off[t++] = ((c * q->Hp + kh) * q->Wp + kw) * DT_W;
+    for (; t < n; t++)
+        off[t] = off[q->K - 1];
+}
+
+/* The forward of every block; with code, ReLU + 2x2 max pool of each block before its transpose
+ * (out is then the pooled output). */
+static void forward(const dt_lanes_plan *q, float *out, int32_t *code, const float *inp,
+                    const float *weight, const float *bias, int N, float *ws)
+{
+    DT_ASSERT(N >= 1 && q->lanes == DT_W && (!code || q->PP >= 1));
+    int32_t *off = (int32_t *)(void *)(ws + q->off); /* int32 slots of ws */
+    float *wr = ws + q->wr, *bp = ws + q->bias, *xl = ws + q->xl, *ol = ws + q->ol;
+    const int K = q->K, fc = q->fc;
+    tap_offsets(off, K, q);
+    /* wr[(c0 + i)*K + t*fc ... ]: tile c0 holds [t][fc] */
+    for (int c0 = 0; c0 < q->OCf; c0 += fc)
+        for (int t = 0; t < K; t++)
+            for (int i = 0; i < fc; i++)
+                wr[(size_t)c0 * K + (size_t)t * fc + i] =
+                    c0 + i < q->OC ? weight[(size_t)(c0 + i) * K + t] : 0.0f;
+    for (int c = 0; c < q->OCf; c++)
+        bp[c] = bias && c < q->OC ? bias[c] : 0.0f;
+    const size_t plane = (size_t)q->C * q->Hp * q->Wp * DT_W;
+    const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
+    memset(xl, 0, plane * sizeof *xl);
+    for (int n0 = 0; n0 < N; n0 += DT_W) {
+        const int nv = N - n0 < DT_W ? N - n0 : DT_W;
+        to_lanes(xl + ((size_t)q->pad * q->Wp + q->pad) * DT_W, (size_t)q->Hp * q->Wp * DT_W,
+                 (size_t)q->Wp * DT_W, inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
+                 (size_t)q->W, q->C, q->H, q->W, nv);
+        fwd_block(ol, xl, off, wr, bp, q);
+        if (code) {
+            float *pl = ws + q->pl;
+            relu_pool_block(pl, code + (size_t)n0 * q->OC * PP, ol, q);
+            from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W, 0,
+                       q->OC, 1, q->PP, nv, 0);
+        } else {
+            from_lanes(out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, ol, P * DT_W, 0,
+                       q->OC, 1, q->P, nv, 0);
+        }
+    }
+}
+
+/* sum of the 8 double slots, pairwise */
+static double slots8(const double *d)
+{
+    return ((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]));
+}
+
+static void bias_block(double *acc, const float *dl, int OC, int P, int s0, int nv)
+{
+    for (int c = 0; c < OC; c++) {
+        const float *d = dl + (size_t)c * P * DT_W;
+        vf a = vf_zero(), b = vf_zero();
+        int p = 0;
+        for (; p + 2 <= P; p += 2) {
+            a = a + vf_load(d + (size_t)p * DT_W);
+            b = b + vf_load(d + (size_t)p * DT_W + DT_W);
+        }
+        if (p < P)
+            a = a + vf_load(d + (size_t)p * DT_W);
+        add_slots(acc + (size_t)c * SLOTS, a + b, s0, nv);
+    }
+}
+
+/* the block's dl from dout (or, with code, from the pooled gradient) */
+static void grad_lanes(float *dl, const dt_lanes_plan *q, const float *dout, const int32_t *code,
+                       int n0, int nv, float *ws)
+{
+    const int OC = q->OC;
+    if (code) {
+        const size_t PP = (size_t)q->PP;
+        float *dpl = ws + q->pl;
+        to_lanes(dpl, PP * DT_W, 0, dout + (size_t)n0 * OC * PP, (size_t)OC * PP, PP, 0, OC, 1,
+                 q->PP, nv);
+        unpool_block(dl, dpl, code + (size_t)n0 * OC * PP, q);
+    } else {
+        const size_t P = (size_t)q->P;
+        to_lanes(dl, P * DT_W, 0, dout + (size_t)n0 * OC * P, (size_t)OC * P, P, 0, OC, 1, q->P,
+                 nv);
+    }
+}
+
+/* The backward of every block, from dout or (code != NULL) from the pooled gradient dpout */
+static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float *dbias,
+                     const float *dout, const int32_t *code, const float *inp, const float *weight,
+                     int N, int accum, float *ws)
+{
+    DT_ASSERT(N >= 1 && dweight && q->lanes == DT_W && (!code || q->PP >= 1));
+    int32_t *off = (int32_t *)(void *)(ws + q->off); /* int32 slots of ws */
+    float *wx = ws + q->wx, *xl = ws + q->xl, *dl = ws + q->ol, *dxl = ws + q->dxl;
+    double *acc = (double *)(((uintptr_t)(ws + q->acc) + 7) & ~(uintptr_t)7);
+    double *bacc = acc + (size_t)q->OCw * q->Kw * SLOTS;
+    const int K = q->K, OC = q->OC;
+    tap_offsets(off, q->Kw > q->Kx ? q->Kw : q->Kx, q);
+    if (dinp) /* wx[t0*OC + oc*XT + j] = weight[oc][t0 + j] (0 past K) */
+        for (int t0 = 0; t0 < q->Kx; t0 += XT)
+            for (int oc = 0; oc < OC; oc++)
+                for (int j = 0; j < XT; j++)
+                    wx[(size_t)t0 * OC + (size_t)oc * XT + j] =
+                        t0 + j < K ? weight[(size_t)oc * K + t0 + j] : 0.0f;
+    memset(acc, 0, ((size_t)q->OCw * q->Kw + (size_t)OC) * SLOTS * sizeof *acc);
+    const size_t plane = (size_t)q->C * q->Hp * q->Wp * DT_W;
+    const size_t HW = (size_t)q->H * q->W;
+    const size_t lcs = (size_t)q->Hp * q->Wp * DT_W, lrs = (size_t)q->Wp * DT_W;
+    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
+    memset(xl, 0, plane * sizeof *xl);
+    /* dl's padded channels (OC..OCw) stay zero */
+    memset(dl, 0, (size_t)q->OCw * q->P * DT_W * sizeof *dl);
+    for (int n0 = 0; n0 < N; n0 += DT_W) {
+        const int nv = N - n0 < DT_W ? N - n0 : DT_W, s0 = n0 % SLOTS;
+        to_lanes(xl + interior, lcs, lrs, inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
+                 (size_t)q->W, q->C, q->H, q->W, nv);
+        grad_lanes(dl, q, dout, code, n0, nv, ws);
+        dw_block(acc, dl, xl, off, q, s0, nv);
+        if (dbias)
+            bias_block(bacc, dl, OC, q->P, s0, nv);
+        if (dinp) {
+            memset(dxl, 0, plane * sizeof *dxl);
+            dx_block(dxl, dl, off, wx, q);
+            from_lanes(dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
+                       dxl + interior, lcs, lrs, q->C, q->H, q->W, nv, accum);
+        }
+    }
+    for (int oc = 0; oc < OC; oc++)
+        for (int t = 0; t < K; t++)
+            dweight[(size_t)oc * K + t] = (float)slots8(acc + ((size_t)oc * q->Kw + t) * SLOTS);
+    if (dbias)
+        for (int oc = 0; oc < OC; oc++)
+            dbias[oc] = (float)slots8(bacc + (size_t)oc * SLOTS);
+}
+
+/* The table's name through a macro of its own: scripts/check-structure.sh reads the struct tag
+ * of `const struct dt_klanes DT_KFN(dt_klanes)` as the name defined, and would take lanes.h
+ * (which declares the tag) for a user of this file. */
+#define LANES_TABLE DT_KFN(dt_klanes)
+#define CONVH_TABLE DT_KFN(dt_kconvh)
+extern const struct dt_kconvh CONVH_TABLE;
+const struct dt_klanes LANES_TABLE = {
+    .lanes = DT_W,
+    .plan = plan,
+    .forward = forward,
+    .backward = backward,
+    .help = &CONVH_TABLE,
+};
