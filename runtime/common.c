@@ -189,17 +189,3 @@ double dt_peak_rss_mib(void)
         return 0.0;
     return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
-
-int dt_cpu_avx2_fma(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return have;
-#else
-    return 0;
-#endif
-}

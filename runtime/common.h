@@ -32,22 +32,6 @@ extern int dt_rank;
 #define DT_NORETURN
 #endif
 
-/* On its way out (issue 12): the kernel families of runtime/kernels/isa/ replace it, chosen at
- * run time from one table (kernels/isa.h). Only kernels/conv.c's helpers still use it, until the
- * lanes family takes them over; then it goes.
- * It compiles a loop for AVX2 and for baseline x86-64, picked at load time (GCC function
- * multiversioning). Plain IEEE arithmetic either way (no contraction: -std=c11 sets
- * -ffp-contract=off). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DT_SIMD __attribute__((target_clones("avx2", "default")))
-#else
-#define DT_SIMD
-#endif
-
-/* 1 when the CPU runs AVX2 and FMA code (x86-64 with GCC/Clang; 0 elsewhere): the run-time
- * choice of the kernels compiled for them (conv_n8.c, gemm.c). */
-int dt_cpu_avx2_fma(void);
-
 /* Prints "rank R: file:line: func: assertion failed: expr" and aborts every rank (MPI_Abort). */
 DT_NORETURN void dt_assert_fail(const char *expr, const char *file, int line, const char *func);
 #define DT_ASSERT(cond)                                                                            \
