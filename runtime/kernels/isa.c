@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels/bf16.h"
 #include "kernels/bf16_conv.h"
 #include "kernels/isa.h"
 
@@ -82,19 +83,28 @@ static const dt_kern tables[DT_ISA_COUNT] = {
     [DT_ISA_GENERIC] = {.isa = DT_ISA_GENERIC,
                         .name = "generic",
                         .lanes = 4,
+                        .bf16 = &dt_kbf16_generic,
                         .bf16conv = &dt_kbf16conv_generic},
-    X86([DT_ISA_AVX2] =
-            {.isa = DT_ISA_AVX2, .name = "avx2", .lanes = 8, .bf16conv = &dt_kbf16conv_avx2},
+    X86([DT_ISA_AVX2] = {.isa = DT_ISA_AVX2,
+                         .name = "avx2",
+                         .lanes = 8,
+                         .bf16 = &dt_kbf16_avx2,
+                         .bf16conv = &dt_kbf16conv_avx2},
         [DT_ISA_AVX2W16] = {.isa = DT_ISA_AVX2W16,
                             .name = "avx2w16",
                             .lanes = 16,
+                            .bf16 = &dt_kbf16_avx2w16,
                             .bf16conv = &dt_kbf16conv_avx2w16},
-        [DT_ISA_AVX512] =
-            {.isa = DT_ISA_AVX512, .name = "avx512", .lanes = 16, .bf16conv = &dt_kbf16conv_avx512},
+        [DT_ISA_AVX512] = {.isa = DT_ISA_AVX512,
+                           .name = "avx512",
+                           .lanes = 16,
+                           .bf16 = &dt_kbf16_avx512,
+                           .bf16conv = &dt_kbf16conv_avx512},
         [DT_ISA_AVX512BF16] = {.isa = DT_ISA_AVX512BF16,
                                .name = "avx512bf16",
                                .lanes = 16,
                                .bf16_native = 1,
+                               .bf16 = &dt_kbf16_avx512bf16,
                                .bf16conv = &dt_kbf16conv_avx512bf16}, )};
 
 static const char *const names[DT_ISA_COUNT] = {"generic", "avx2", "avx2w16", "avx512",

@@ -25,6 +25,7 @@
 #include "bf16_vec.h"
 
 #include "common.h"
+#include "kernels/bf16.h"
 #include "kernels/bf16_conv.h"
 
 #if DT_W == 16
@@ -38,23 +39,6 @@
 
 typedef double vd __attribute__((vector_size(DT_W * sizeof(double))));
 
-DT_KINL vbf vb_load(const uint32_t *p)
-{
-    vbf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-DT_KINL void vb_store(uint32_t *p, vbf v) { memcpy(p, &v, sizeof v); }
-/* every lane the pair u */
-DT_KINL vbf vb_set1(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    const vf v = vf_set1(f);
-    vbf r;
-    memcpy(&r, &v, sizeof r);
-    return r;
-}
 static uint32_t pair_of(float lo, float hi)
 {
     return (uint32_t)dt_bf16_round(lo) | (uint32_t)dt_bf16_round(hi) << 16;
@@ -302,7 +286,7 @@ static void pack_channel_pairs(uint32_t *restrict xb, const float *restrict x8, 
         const float *a = x8 + (size_t)c * n * DT_W, *b = a + n * DT_W;
         uint32_t *d = xb + (size_t)c / 2 * n * DT_W;
         for (size_t e = 0; e < n; e++)
-            vb_store(d + e * DT_W,
+            vbf_store(d + e * DT_W,
                      vbf_pack(vf_load(a + e * DT_W), c + 1 < C ? vf_load(b + e * DT_W) : zero));
     }
 }
@@ -316,7 +300,7 @@ static void pack_shift_pairs(uint32_t *restrict xb, const float *restrict x8, si
         const float *a = x8 + r * Wp * DT_W;
         uint32_t *d = xb + r * Wp * DT_W;
         for (int w = 0; w < Wp; w++)
-            vb_store(d + (size_t)w * DT_W,
+            vbf_store(d + (size_t)w * DT_W,
                      vbf_pack(vf_load(a + (size_t)w * DT_W),
                               w + step < Wp ? vf_load(a + (size_t)(w + step) * DT_W) : zero));
     }
@@ -340,9 +324,9 @@ DT_KINL void fwd_tile(float *o8, size_t ostr, const uint32_t *xb, const int *xp,
         const uint32_t *w = wr + (size_t)u * CB;
         vbf wv[4];
         for (int i = 0; i < CB; i++)
-            wv[i] = vb_set1(w[i]);
+            wv[i] = vbf_set1(w[i]);
         for (int j = 0; j < PB; j++) {
-            const vbf xv = vb_load(x + xp[j]);
+            const vbf xv = vbf_load(x + xp[j]);
             for (int i = 0; i < CB; i++)
                 acc[i][j] = vbf_dot(acc[i][j], xv, wv[i]);
         }
@@ -404,10 +388,10 @@ static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, c
             for (int o2 = 0; o2 < q->OW2; o2++, d += DT_W) {
                 const int w = 2 * o2;
                 if (oc >= q->OC) {
-                    vb_store(d, vbf_pack(zero, zero));
+                    vbf_store(d, vbf_pack(zero, zero));
                     continue;
                 }
-                vb_store(d, vbf_pack(vf_load(s + (size_t)w * DT_W),
+                vbf_store(d, vbf_pack(vf_load(s + (size_t)w * DT_W),
                                      w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
             }
         }
@@ -444,9 +428,9 @@ DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const
         for (int o2 = 0; o2 < q->OW2; o2++, d += DT_W, x += xs) {
             vbf dv[4];
             for (int i = 0; i < CB; i++)
-                dv[i] = vb_load(d + i * dstr);
+                dv[i] = vbf_load(d + i * dstr);
             for (int j = 0; j < TB; j++) {
-                const vbf xv = vb_load(x + off[j]);
+                const vbf xv = vbf_load(x + off[j]);
                 for (int i = 0; i < CB; i++)
                     a[i][j] = vbf_dot(a[i][j], dv[i], xv);
             }
@@ -523,9 +507,9 @@ DT_KINL void dx_tile(float *dx8, const int *xp, const int32_t *off, const uint32
     for (int o = 0; o < OC2; o++, dbx += dstr, w += XT) {
         vbf dv[XP];
         for (int k = 0; k < XP; k++)
-            dv[k] = vb_load(dbx + dk[k]);
+            dv[k] = vbf_load(dbx + dk[k]);
         for (int j = 0; j < XT; j++) {
-            const vbf wv = vb_set1(w[j]);
+            const vbf wv = vbf_set1(w[j]);
             for (int k = 0; k < XP; k++)
                 a[j][k] = vbf_dot(a[j][k], dv[k], wv);
         }
@@ -549,7 +533,7 @@ static void pack_channel_pairs_d(uint32_t *restrict dbx, const float *restrict d
         const float *a = d8 + 2 * o * n, *b = a + n;
         uint32_t *d = dbx + o * n;
         for (size_t e = 0; e < n; e += DT_W)
-            vb_store(d + e, vbf_pack(vf_load(a + e), 2 * o + 1 < q->OC ? vf_load(b + e) : zero));
+            vbf_store(d + e, vbf_pack(vf_load(a + e), 2 * o + 1 < q->OC ? vf_load(b + e) : zero));
     }
 }
 

@@ -1,0 +1,48 @@
+/*
+ * bf16.h - the bf16 kernel family (issue 12): bf16 rounding, the vdpbf16ps dot product and the
+ * bf16 GEMM of the linear layers, one table per ISA (isa.h's .bf16, from isa/bf16_gemm.c).
+ *
+ * bf16 arithmetic is VDPBF16PS's, native on AVX512_BF16 CPUs (avx512bf16) and emulated bit for
+ * bit on every other ISA (isa/bf16_vec.h says how, and what was measured of the instruction), so
+ * a bf16 run gives the same bits on every machine. A bf16 element pair is one uint32_t: element
+ * 2i in the low 16 bits, 2i + 1 in the high 16 bits.
+ */
+#ifndef DT_KERNELS_BF16_H
+#define DT_KERNELS_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dt_kbf16 {
+    int lanes; /* W: the dot/pack arrays' length must be a multiple of it */
+    /* acc[i] <- vdpbf16ps(acc[i], a[i], b[i]) for i < n (a multiple of lanes) */
+    void (*dot)(float *acc, const uint32_t *a, const uint32_t *b, size_t n);
+    /* out[i] <- (bf16(even[i]), bf16(odd[i])) for i < n (a multiple of lanes), VCVTNE2PS2BF16 */
+    void (*pack)(uint32_t *out, const float *even, const float *odd, size_t n);
+    /* dt_gemm's contract (kernels/gemm.h): C (M, N) (+)= op(A) @ op(B) (+ bias row), op(A) and
+     * op(B) rounded to bf16 while packing (VCVTNE2PS2BF16's rounding), multiplied with vdpbf16ps
+     * over pairs of k (k, k + 1; an odd K's last pair padded with zeros on both sides), in fp32.
+     * Each C element starts from bias (accum: C + bias) and adds its pairs in k order, so the
+     * result does not depend on the ISA, the blocking or the lane count: every ISA gives the same
+     * bits. Not thread-safe (one packing buffer per ISA, grown on first use). */
+    void (*gemm)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, const float *bias, int accum, float *C, int ldc);
+};
+
+#if defined(__x86_64__)
+extern const struct dt_kbf16 dt_kbf16_generic, dt_kbf16_avx2, dt_kbf16_avx2w16, dt_kbf16_avx512,
+    dt_kbf16_avx512bf16;
+#else
+extern const struct dt_kbf16 dt_kbf16_generic;
+#endif
+
+/* The scalar references (bf16.c; the tests' second opinion). dt_bf16_round: f rounded to bf16
+ * as VCVTNEPS2BF16 does: nearest even, denormals to a signed zero, NaN truncated and quieted
+ * (torch's tensor.bfloat16() keeps denormals and gives 0x7fc0 for every NaN). dt_bf16_dot_1: one
+ * lane of VDPBF16PS (isa/bf16_vec.h), computed another way (fmaf, and the tininess test in
+ * double). dt_bf16_float: the bf16 bits h as a float. */
+uint16_t dt_bf16_round(float f);
+float dt_bf16_dot_1(float acc, uint32_t a, uint32_t b);
+float dt_bf16_float(uint16_t h);
+
+#endif
