@@ -39,9 +39,20 @@ int dt_bf16conv_ok(int N, int C, int H, int W, int OC, int KH, int KW, int strid
 size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                              int pad)
 {
-    dt_bc_plan q;
     (void)N;
-    return plan(&q, C, H, W, OC, KH, KW, stride, pad) ? q.total : 0;
+    if (!plan(&(dt_bc_plan){0}, C, H, W, OC, KH, KW, stride, pad))
+        return 0;
+    /* the most any ISA this CPU runs needs: the table in use may change after a net is sized */
+    size_t most = 0;
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        const dt_kern *t = dt_kern_table((dt_isa)i);
+        if (!t || !t->bf16conv)
+            continue;
+        dt_bc_plan q;
+        t->bf16conv->plan(&q, C, H, W, OC, KH, KW, stride, pad);
+        most = q.total > most ? q.total : most;
+    }
+    return most;
 }
 
 size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW)

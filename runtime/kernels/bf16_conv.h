@@ -65,7 +65,8 @@ extern const struct dt_kbf16conv dt_kbf16conv_generic, dt_kbf16conv_avx2, dt_kbf
  * small: the layers of lenet5, cnn and resnet20); else 0 (the caller runs the fp32 kernels on
  * the bf16-rounded values). */
 int dt_bf16conv_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
-/* Floats of workspace the functions below need for this shape (0 when _ok is 0). */
+/* Floats of workspace the functions below need for this shape (0 when _ok is 0), on any ISA this
+ * CPU runs (a net's workspace is sized before its ISA may change). */
 size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                              int pad);
 /* int32 entries of the fused kernels' code array for a batch of N (any ISA's lanes). */

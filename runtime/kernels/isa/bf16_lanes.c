@@ -287,7 +287,7 @@ static void pack_channel_pairs(uint32_t *restrict xb, const float *restrict x8, 
         uint32_t *d = xb + (size_t)c / 2 * n * DT_W;
         for (size_t e = 0; e < n; e++)
             vbf_store(d + e * DT_W,
-                     vbf_pack(vf_load(a + e * DT_W), c + 1 < C ? vf_load(b + e * DT_W) : zero));
+                      vbf_pack(vf_load(a + e * DT_W), c + 1 < C ? vf_load(b + e * DT_W) : zero));
     }
 }
 
@@ -301,8 +301,8 @@ static void pack_shift_pairs(uint32_t *restrict xb, const float *restrict x8, si
         uint32_t *d = xb + r * Wp * DT_W;
         for (int w = 0; w < Wp; w++)
             vbf_store(d + (size_t)w * DT_W,
-                     vbf_pack(vf_load(a + (size_t)w * DT_W),
-                              w + step < Wp ? vf_load(a + (size_t)(w + step) * DT_W) : zero));
+                      vbf_pack(vf_load(a + (size_t)w * DT_W),
+                               w + step < Wp ? vf_load(a + (size_t)(w + step) * DT_W) : zero));
     }
 }
 
@@ -330,6 +330,12 @@ DT_KINL void fwd_tile(float *o8, size_t ostr, const uint32_t *xb, const int *xp,
             for (int i = 0; i < CB; i++)
                 acc[i][j] = vbf_dot(acc[i][j], xv, wv[i]);
         }
+    }
+    if (n == PB) {
+        for (int i = 0; i < CB; i++)
+            for (int j = 0; j < PB; j++)
+                vf_store(o8 + i * ostr + (size_t)j * DT_W, acc[i][j]);
+        return;
     }
     for (int i = 0; i < CB; i++)
         for (int j = 0; j < PB; j++)
@@ -392,7 +398,7 @@ static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, c
                     continue;
                 }
                 vbf_store(d, vbf_pack(vf_load(s + (size_t)w * DT_W),
-                                     w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
+                                      w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
             }
         }
 }
@@ -435,6 +441,12 @@ DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const
                     a[i][j] = vbf_dot(a[i][j], dv[i], xv);
             }
         }
+    }
+    if (nc == CB && nt == TB && nv == DT_W) {
+        for (int i = 0; i < CB; i++)
+            for (int j = 0; j < TB; j++)
+                add_slots(acc + ((size_t)i * q->K + j) * SLOTS, a[i][j], DT_W);
+        return;
     }
     for (int i = 0; i < CB; i++)
         for (int j = 0; j < TB; j++)
@@ -515,6 +527,14 @@ DT_KINL void dx_tile(float *dx8, const int *xp, const int32_t *off, const uint32
         }
     }
     /* in order: two (tap, pixel) pairs of a tile can hit the same input pixel */
+    if (n == XP && nt == XT) { /* straight from the registers */
+        for (int j = 0; j < XT; j++)
+            for (int k = 0; k < XP; k++) {
+                float *r = dx8 + xp[k] + off[j];
+                vf_store(r, vf_load(r) + a[j][k]);
+            }
+        return;
+    }
     for (int j = 0; j < XT; j++)
         for (int k = 0; k < XP; k++)
             if (j < nt && k < n) {
