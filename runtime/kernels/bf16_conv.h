@@ -9,7 +9,8 @@
  * 32-bit lane so that one vdpbf16ps does two multiply-adds per image:
  *   forward   pairs of input channels (c, c+1) of one pixel, or, where that wastes more (C = 1,
  *             a first layer), pairs of taps (kw, kw+1) of one channel;
- *   dinp      pairs of output channels (oc, oc+1) of one output pixel;
+ *   dinp      pairs of output channels (oc, oc+1) of one output pixel (stride 1 with "same"
+ *             padding: the forward's kernel on dout and the flipped, transposed weight);
  *   dweight   pairs of output pixels (ow, ow+1) of one row (and their input pixels).
  * dbias is an fp32 sum of the gradient as given. Every value a product reads is rounded to bf16
  * (nearest even) where it is packed, so the kernels take fp32 arrays: net.c's emulation has
@@ -46,6 +47,8 @@ typedef struct {
     size_t off, offk;    /* int32 tap offsets: forward pair taps; dweight's and dinp's taps */
     size_t wr, wx, bias; /* packed weights: forward, dinp; bias */
     size_t x8, xb, o8, db, dx8, p8, acc, total;
+    int transposed; /* dinp as a forward conv of dout (stride 1, same padding): workspace t_* */
+    size_t t_w, t_wr, t_off, t_bias, t_x8, t_xb, t_o8;
 } dt_bc_plan;
 
 /* The per-ISA table (isa/bf16_lanes.c). The kernels' contracts are those of the dt_bf16conv_*

@@ -170,8 +170,9 @@ static int tile_channels(int n)
     return 4;
 }
 
-static void DT_KFN(bc_plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
-                            int pad)
+/* the plan without the transposed input gradient (q->total: the words so far) */
+static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
+                      int pad)
 {
     DT_ASSERT(C >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1 && stride >= 1 &&
               pad >= 0);
@@ -209,13 +210,42 @@ static void DT_KFN(bc_plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, 
     q->p8 = at, at += (size_t)OC * q->PP * L;
     q->acc = at, at += 2 * ((size_t)OC * q->K + OC) * SLOTS; /* doubles */
     q->total = at + 2;                                       /* room to align them */
+    q->transposed = 0;
+}
+
+/* The input gradient of a stride-1 "same" conv (OH = H, OW = W) as a forward conv of the padded
+ * dout with the flipped, transposed weight wt[c][oc][kh][kw] = w[oc][c][KH-1-kh][KW-1-kw]: its
+ * sums run over OC*KH*KW terms in registers, not over OC with a scatter per tap (the GEMM form),
+ * and need no scatter. Everything else as the forward (the sub-plan qt). */
+static void plan_transposed(dt_bc_plan *qt, const dt_bc_plan *q)
+{
+    plan_core(qt, q->OC, q->OH, q->OW, q->C, q->KH, q->KW, 1, q->pad);
+}
+
+static void DT_KFN(bc_plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
+                            int pad)
+{
+    plan_core(q, C, H, W, OC, KH, KW, stride, pad);
+    if (!(stride == 1 && 2 * pad == KH - 1 && 2 * pad == KW - 1))
+        return;
+    dt_bc_plan t;
+    plan_transposed(&t, q);
+    size_t at = q->total;
+    q->transposed = 1;
+    q->t_w = at, at += (size_t)OC * q->K;
+    q->t_wr = at, at += (size_t)t.OCf * t.T2;
+    q->t_off = at, at += (size_t)t.T2;
+    q->t_bias = at, at += (size_t)t.OCf;
+    q->t_x8 = at, at += (size_t)OC * t.Hp * t.Wp * DT_W;
+    q->t_xb = at, at += (size_t)OC * t.Hp * t.Wp * DT_W;
+    q->t_o8 = at, at += (size_t)t.OCf * t.P * DT_W;
+    q->total = at;
 }
 
 /* ---- packing ---- */
 
-/* the forward's pair-tap offsets off[u] (words into xb) and the taps' offk[t] (into xb and dx8)
- * for t < K, then copies of the last up to n */
-static void tap_offsets(int32_t *off, int32_t *offk, int n, const dt_bc_plan *q)
+/* the forward's pair-tap offsets off[u] (words into xb) */
+static void pair_offsets(int32_t *off, const dt_bc_plan *q)
 {
     const int L = DT_W, C2 = (q->C + 1) / 2, KW2 = (q->KW + 1) / 2;
     int u = 0;
@@ -229,6 +259,12 @@ static void tap_offsets(int32_t *off, int32_t *offk, int n, const dt_bc_plan *q)
             for (int kh = 0; kh < q->KH; kh++)
                 for (int kw = 0; kw < q->KW; kw++)
                     off[u++] = ((c2 * q->Hp + kh) * q->Wp + kw) * L;
+}
+
+/* the taps' offsets offk[t] (words into xb and dx8) for t < K, then copies of the last up to n */
+static void tap_offsets(int32_t *offk, int n, const dt_bc_plan *q)
+{
+    const int L = DT_W;
     int t = 0;
     for (int c = 0; c < q->C; c++)
         for (int kh = 0; kh < q->KH; kh++)
@@ -632,10 +668,10 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                                const float *weight, const float *bias, int N, float *ws)
 {
     DT_ASSERT(N >= 1 && q->L == DT_W && (!code || q->PP >= 1));
-    int32_t *off = (int32_t *)(ws + q->off), *offk = (int32_t *)(ws + q->offk);
+    int32_t *off = (int32_t *)(ws + q->off);
     uint32_t *wr = (uint32_t *)(ws + q->wr), *xb = (uint32_t *)(ws + q->xb);
     float *bp = ws + q->bias, *x8 = ws + q->x8, *o8 = ws + q->o8;
-    tap_offsets(off, offk, q->K, q);
+    pair_offsets(off, q);
     pack_fwd_weights(wr, weight, q);
     for (int c = 0; c < q->OCf; c++)
         bp[c] = bias && c < q->OC ? bias[c] : 0.0f;
@@ -681,20 +717,65 @@ static void block_dout(float *d8, const float *dout, const int32_t *code, int n0
     }
 }
 
+/* the transposed input gradient's setup per call (plan_transposed): its plan, the flipped
+ * weights packed, offsets, zero bias, the padded dout planes' zero border */
+static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *weight, float *ws)
+{
+    plan_transposed(qt, q);
+    float *wt = ws + q->t_w;
+    const int C = q->C, OC = q->OC, KH = q->KH, KW = q->KW;
+    for (int c = 0; c < C; c++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++)
+                    wt[(((size_t)c * OC + oc) * KH + kh) * KW + kw] =
+                        weight[(((size_t)oc * C + c) * KH + KH - 1 - kh) * KW + KW - 1 - kw];
+    pack_fwd_weights((uint32_t *)(ws + q->t_wr), wt, qt);
+    pair_offsets((int32_t *)(ws + q->t_off), qt);
+    memset(ws + q->t_bias, 0, (size_t)qt->OCf * sizeof *ws);
+    memset(ws + q->t_x8, 0, (size_t)OC * qt->Hp * qt->Wp * DT_W * sizeof *ws);
+}
+
+/* dinp (the block's first image) (+)= the forward of qt on the block's d8 */
+static void dinp_t_block(float *dinp, const float *d8, const dt_bc_plan *qt, const dt_bc_plan *q,
+                         float *ws, int nv, int accum)
+{
+    float *x8 = ws + q->t_x8, *o8 = ws + q->t_o8;
+    uint32_t *xb = (uint32_t *)(ws + q->t_xb);
+    const size_t HpWp = (size_t)qt->Hp * qt->Wp, HW = (size_t)q->H * q->W;
+    for (int oc = 0; oc < q->OC; oc++)
+        for (int oh = 0; oh < q->OH; oh++)
+            memcpy(x8 + (((size_t)oc * qt->Hp + oh + qt->pad) * qt->Wp + qt->pad) * DT_W,
+                   d8 + ((size_t)oc * q->P + (size_t)oh * q->OW) * DT_W,
+                   (size_t)q->OW * DT_W * sizeof *x8);
+    if (qt->tap_pairs)
+        pack_shift_pairs(xb, x8, (size_t)q->OC * qt->Hp, qt->Wp, 1);
+    else
+        pack_channel_pairs(xb, x8, q->OC, HpWp);
+    fwd_block(o8, xb, (const int32_t *)(ws + q->t_off), (const uint32_t *)(ws + q->t_wr),
+              ws + q->t_bias, qt);
+    from_lanes(dinp, (size_t)q->C * HW, HW, 0, o8, (size_t)qt->P * DT_W, 0, q->C, 1, qt->P, nv,
+               accum);
+}
+
 static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight, float *dbias,
                                 const float *dout, const int32_t *code, const float *inp,
                                 const float *weight, int N, int accum, float *ws)
 {
     DT_ASSERT(N >= 1 && dweight && q->L == DT_W && (!code || q->PP >= 1));
-    int32_t *off = (int32_t *)(ws + q->off), *offk = (int32_t *)(ws + q->offk);
+    int32_t *offk = (int32_t *)(ws + q->offk);
     uint32_t *wx = (uint32_t *)(ws + q->wx), *xb = (uint32_t *)(ws + q->xb);
     uint32_t *db = (uint32_t *)(ws + q->db);
     float *x8 = ws + q->x8, *d8 = ws + q->o8, *dx8 = ws + q->dx8;
     double *acc = (double *)(((uintptr_t)(ws + q->acc) + 7) & ~(uintptr_t)7);
     double *bacc = acc + (size_t)q->OC * q->K * SLOTS;
     const int K = q->K, OC = q->OC;
-    tap_offsets(off, offk, q->Kw > q->Kx ? q->Kw : q->Kx, q);
-    if (dinp)
+    tap_offsets(offk, q->Kw > q->Kx ? q->Kw : q->Kx, q);
+    dt_bc_plan qt;
+    const int tr = dinp && q->transposed;
+    if (tr)
+        dinp_t_prepare(&qt, q, weight, ws);
+    else if (dinp)
         pack_dinp_weights(wx, weight, q);
     memset(acc, 0, ((size_t)OC * K + OC) * SLOTS * sizeof *acc);
     const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
@@ -713,7 +794,9 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
         pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
         pack_pixel_pairs(db, d8, q);
         dw_block(acc + slot, db, xb, offk, nv, q);
-        if (dinp) {
+        if (tr) {
+            dinp_t_block(dinp + (size_t)n0 * q->C * HW, d8, &qt, q, ws, nv, accum);
+        } else if (dinp) {
             pack_channel_pairs_d(db, d8, q);
             memset(dx8, 0, plane * sizeof *dx8);
             dx_block(dx8, db, offk, wx, q);
