@@ -22,6 +22,7 @@
 #include "check.h"
 #include "common.h"
 #include "kernels/bf16_conv.h"
+#include "kernels/conv_bf16.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/layer_kernels.h"
@@ -260,7 +261,7 @@ static void test_shape(const shape *s, int pool)
         wr[i] = dt_round_bf16_1(in.w[i]);
     for (size_t i = 0; i < no; i++)
         dyr[i] = dt_round_bf16_1(in.dy[i]);
-    reference f;
+    reference f = {0};
     double **all[] = {&f.out,  &f.outm, &f.dx,  &f.dxm, &f.dx1,
                       &f.dx1m, &f.dw,   &f.dwm, &f.db,  &f.dbm};
     const size_t len[] = {no, no, ni, ni, ni, ni, nw, nw, (size_t)d->OC, (size_t)d->OC};

@@ -2,7 +2,7 @@
  * layers/conv.c - the [conv] layer kind (conv.h), and its side of the conv -> relu -> maxpool
  * fusion (the pass itself is the registry's); the math is dt_conv2d_* (layer_kernels.h), or, in
  * bf16 training (net->lowp == DT_BF16) where the table in use has them and they take the shape,
- * the bf16 batch-lane kernels dt_bf16conv_* (kernels/bf16_conv.h: vdpbf16ps or its emulation),
+ * the bf16 batch-lane kernels dt_bf16conv_* (kernels/conv_bf16.h: vdpbf16ps or its emulation),
  * fused the same way. Forward and backward of a step choose alike (same precision, same shape).
  */
 #include "conv.h"
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "kernels/bf16_conv.h"
+#include "kernels/conv_bf16.h"
 #include "kernels/layer_kernels.h"
 #include "lowp.h"
 

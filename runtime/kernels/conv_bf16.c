@@ -1,9 +1,10 @@
 /*
- * bf16_conv.c - the public entry points of the bf16 batch-lane convolutions (bf16_conv.h): they
- * plan the shape with the table in use (isa.h) and call its kernels (isa/bf16_lanes.c).
+ * conv_bf16.c - the entry points of the bf16 batch-lane convolutions (conv_bf16.h): they plan the
+ * shape with the table in use (isa.h) and call its kernels (bf16_conv.h, isa/bf16_lanes.c).
  */
-#include "bf16_conv.h"
+#include "conv_bf16.h"
 
+#include "bf16_conv.h"
 #include "common.h"
 #include "isa.h"
 
