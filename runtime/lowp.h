@@ -1,17 +1,32 @@
 /*
- * lowp.h - low-precision training on a CPU without 16-bit arithmetic: float16 / bfloat16
- * rounding of float32 arrays, and PyTorch's dynamic loss scaler (torch.cuda.amp.GradScaler).
+ * lowp.h - low-precision training: float16 / bfloat16 rounding of float32 arrays, and PyTorch's
+ * dynamic loss scaler (torch.cuda.amp.GradScaler).
  *
- * What `train.precision = fp16 | bf16` means (PyTorch autocast + GradScaler, emulated): the
- * master weights, the optimizer and the parameter gradients stay float32; every layer computes
- * from inputs and weights rounded to the 16-bit format (float32 accumulation, as tensor cores
- * and oneDNN's bf16 kernels do), and every activation and activation gradient between layers is
- * rounded to it. So the values a layer sees are exactly the 16-bit values the format can hold:
- * float16's 10-bit mantissa and its range (overflow above 65504, gradual underflow below 2^-14),
- * bfloat16's 7-bit mantissa with float32's range. fp16 needs loss scaling (the gradient of the
- * loss multiplied by S before it enters the rounded backward, the parameter gradients divided by
- * S before the step); bf16 does not. It is a numerics emulation: on CPUs without fp16/bf16
- * arithmetic it costs a rounding pass per tensor, it does not speed anything up.
+ * What `train.precision = fp16 | bf16` means (PyTorch autocast + GradScaler): the master weights,
+ * the optimizer, the allreduce and the parameter gradients stay float32; every layer computes
+ * from inputs and weights rounded to the 16-bit format (float32 accumulation, as tensor cores and
+ * oneDNN's bf16 kernels do), and every activation and activation gradient between layers is
+ * rounded to it (net.c, with the functions below). So the values a layer sees are exactly the
+ * 16-bit values the format can hold: float16's 10-bit mantissa and its range (overflow above
+ * 65504, gradual underflow below 2^-14), bfloat16's 7-bit mantissa with float32's range. fp16
+ * needs loss scaling (the gradient of the loss multiplied by S before it enters the rounded
+ * backward, the parameter gradients divided by S before the step); bf16 does not.
+ *
+ * bf16 is real bf16 arithmetic in the linear layers (layers/linear.c): their three products
+ * (forward, weight gradient, input gradient) run on the bf16 GEMM (kernels/bf16.h), which packs
+ * the operands as bf16 pairs and multiplies them with VDPBF16PS: native on AVX512_BF16 CPUs,
+ * emulated bit for bit elsewhere (isa/bf16_vec.h), so a bf16 run gives the same bits on every
+ * ISA and machine. Its products are exact and its sums are fp32 in the instruction's order (per
+ * pair the odd element's product first, each addition rounded to nearest even, denormal inputs
+ * and tiny results flushed to zero), not the fp32 GEMM's: bf16 results differ from the emulation
+ * before it (fp32 kernels on rounded values) in the last bits of the sums. The weight gradient
+ * is the fp32 result of that product (torch rounds the bf16 weight copy's gradient to bf16; this
+ * keeps the fp32 sum). The other layers (conv until its bf16 kernels land, BatchNorm, pooling,
+ * ...) still run their fp32 kernels on the rounded values.
+ *
+ * fp16 stays an emulation: no CPU here has fp16 arithmetic (AVX512-FP16 may come later), so it
+ * runs the fp32 kernels on the rounded values; it costs a rounding pass per tensor and speeds
+ * nothing up.
  */
 #ifndef DT_LOWP_H
 #define DT_LOWP_H

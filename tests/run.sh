@@ -69,6 +69,7 @@ suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh
 suite test_metrics env BUILD="$B" timeout -k 5 300 sh tests/test_metrics.sh
 suite test_torch_load env BUILD="$B" timeout -k 5 300 sh tests/test_torch_load.sh
 suite test_e2e env BUILD="$B" timeout -k 5 600 sh tests/test_e2e.sh
+suite test_bf16_train env BUILD="$B" timeout -k 5 600 sh tests/test_bf16_train.sh
 suite test_resume env BUILD="$B" timeout -k 5 600 bash tests/test_resume.sh
 suite test_ckpt_full env BUILD="$B" timeout -k 5 300 sh tests/test_ckpt_full.sh 2
 suite test_resume_bad env BUILD="$B" timeout -k 5 300 sh tests/test_resume_bad.sh 2

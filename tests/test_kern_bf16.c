@@ -149,6 +149,7 @@ static void test_pack(void)
     static float ev[NL], od[NL];
     static uint32_t out[NL];
     long bad[DT_ISA_COUNT] = {0}, torch_normal = 0, torch_den = 0, torch_nan = 0, normals = 0;
+    long denormal_out = 0;
     for (int it = 0; it < 100; it++) {
         for (int i = 0; i < NL; i++) {
             ev[i] = it % 2 ? rnd_acc() : ffrom(rnd() ^ rnd() << 16);
@@ -162,6 +163,9 @@ static void test_pack(void)
                 continue;
             k->bf16->pack(out, ev, od, NL);
             for (int i = 0; i < NL; i++) {
+                /* never a bf16 denormal (what vbf_dot_nd, the GEMM's dot, relies on) */
+                for (int h = 0; h < 32; h += 16)
+                    denormal_out += (out[i] >> h & 0x7f80u) == 0 && (out[i] >> h & 0x7fu) != 0;
                 const uint32_t want = dt_bf16_round(ev[i]) | (uint32_t)dt_bf16_round(od[i]) << 16;
                 if (out[i] != want && bad[isa]++ < 3)
                     fprintf(stderr, "  %s: pack(%08x, %08x) = %08x, reference %08x\n",
@@ -185,6 +189,7 @@ static void test_pack(void)
         if (dt_kern_table((dt_isa)isa))
             CHECK(bad[isa] == 0);
     CHECK(torch_normal == 0);
+    CHECK(denormal_out == 0);
     printf("test_kern_bf16: dt_bf16_round vs torch's bfloat16(): %ld of %ld normal values differ; "
            "%ld denormals and %ld NaNs differ (flushed to zero / payload kept, by design)\n",
            torch_normal, normals, torch_den, torch_nan);
@@ -196,9 +201,133 @@ static void test_pack(void)
     CHECK(dt_bf16_round(ffrom(0xff812345u)) == 0xffc1); /* NaN: truncated, quieted */
 }
 
+typedef void (*gemm_fn)(int, int, int, int, int, const float *, int, const float *, int,
+                        const float *, int, float *, int);
+
+static float rnd_unit(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 - 1.0); }
+
+/* the bf16 value of x (as the GEMM rounds it while packing) */
+static double bf(float x) { return dt_bf16_float(dt_bf16_round(x)); }
+
+/* One product on every ISA: against the double product of the bf16-rounded operands, and
+ * bitwise against the first ISA's result. Returns 1 when all passed. */
+static int gemm_case(int ta, int tb, int M, int N, int K, int pad, int use_bias, int accum,
+                     int max_isa)
+{
+    const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    const int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+    float *A = dt_xmalloc((size_t)ar * lda, 4), *B = dt_xmalloc((size_t)br * ldb, 4);
+    float *C0 = dt_xmalloc((size_t)M * ldc, 4), *C = dt_xmalloc((size_t)M * ldc, 4);
+    float *first = dt_xmalloc((size_t)M * ldc, 4), *bias = dt_xmalloc((size_t)N, 4);
+    for (size_t i = 0; i < (size_t)ar * lda; i++)
+        A[i] = rnd_unit();
+    for (size_t i = 0; i < (size_t)br * ldb; i++)
+        B[i] = rnd_unit();
+    for (size_t i = 0; i < (size_t)M * ldc; i++)
+        C0[i] = rnd_unit();
+    for (int j = 0; j < N; j++)
+        bias[j] = rnd_unit();
+    /* float sums of K exact products of O(1) terms, plus the start value */
+    const double tol = 1e-6 * (4.0 + 2.0 * sqrt((double)K));
+    double worst = 0.0;
+    int ok = 1, have_first = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = accum ? (double)C0[(size_t)i * ldc + j] : 0.0;
+            if (use_bias)
+                s += bias[j];
+            for (int k = 0; k < K; k++)
+                s += bf(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                     bf(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+            /* the reference kept in first's slot until the first ISA overwrites it */
+            C[(size_t)i * ldc + j] = (float)s;
+        }
+    memcpy(first, C, (size_t)M * ldc * 4);
+    float *want = first;
+    float *ref = dt_xmalloc((size_t)M * ldc, 4);
+    memcpy(ref, want, (size_t)M * ldc * 4);
+    /* generic's fmaf is a library call per lane: its bits are checked on the odd shapes and
+     * the models' smaller products (the vector ISAs on all) */
+    const int min_isa = (double)M * N * K > 8e6 ? DT_ISA_AVX2 : DT_ISA_GENERIC;
+    for (int isa = min_isa; isa <= max_isa; isa++) {
+        const dt_kern *k = dt_kern_table((dt_isa)isa);
+        if (!k)
+            continue;
+        memcpy(C, C0, (size_t)M * ldc * 4);
+        if (!accum)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    C[(size_t)i * ldc + j] = NAN;
+        k->bf16->gemm(ta, tb, M, N, K, A, lda, B, ldb, use_bias ? bias : NULL, accum, C, ldc);
+        int same = 1, pad_ok = 1;
+        for (int i = 0; i < M; i++) {
+            for (int j = 0; j < N; j++) {
+                const size_t at = (size_t)i * ldc + j;
+                const double e = fabs((double)C[at] - ref[at]);
+                worst = e > worst || e != e ? e : worst;
+                if (have_first)
+                    same &= fbits(C[at]) == fbits(first[at]);
+            }
+            for (int j = N; j < ldc; j++)
+                pad_ok &= fbits(C[(size_t)i * ldc + j]) == fbits(C0[(size_t)i * ldc + j]);
+        }
+        if (!have_first) {
+            memcpy(first, C, (size_t)M * ldc * 4);
+            have_first = 1;
+        }
+        CHECK(same);
+        CHECK(pad_ok);
+        if (!same || !pad_ok || !(worst <= tol)) {
+            fprintf(stderr,
+                    "  %s ta%d tb%d M%d N%d K%d pad%d bias%d accum%d: max error %.3g (tol %.3g), "
+                    "%s the first ISA's bits, C padding %s\n",
+                    isa_name((dt_isa)isa), ta, tb, M, N, K, pad, use_bias, accum, worst, tol,
+                    same ? "equal to" : "NOT equal to", pad_ok ? "kept" : "overwritten");
+            ok = 0;
+        }
+    }
+    CHECK(worst <= tol);
+    free(A), free(B), free(C0), free(C), free(first), free(bias), free(ref);
+    return ok && worst <= tol;
+}
+
+/* every transposition, bias and accum on odd shapes (tiles, blocks, K odd, strides) */
+static void test_gemm_odd(void)
+{
+    static const int shapes[][3] = {
+        {1, 1, 1},      {14, 32, 8},  {13, 31, 7},   {15, 33, 9},  {29, 65, 385},
+        {128, 10, 257}, {170, 40, 3}, {5, 1030, 20}, {37, 100, 1}, {200, 70, 800},
+    };
+    int ok = 1;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int v = 0; v < 16; v++)
+            ok &= gemm_case(v & 1, v >> 1 & 1, shapes[s][0], shapes[s][1], shapes[s][2],
+                            (int)(s % 3) * 3, v >> 2 & 1, v >> 3 & 1, DT_ISA_COUNT - 1);
+    printf("test_kern_bf16: bf16 gemm, odd shapes x 4 transpositions x bias x accum: %s\n",
+           ok ? "ok" : "FAILED");
+}
+
+/* the three products of each linear layer of the built-in models (IN -> OUT, batch 128) */
+static void test_gemm_models(void)
+{
+    static const int layers[][2] = {{784, 512}, {512, 256}, {256, 10}, {3136, 128}, {128, 10},
+                                    {400, 120}, {120, 84},  {84, 10},  {64, 10},    {512, 10}};
+    int ok = 1;
+    for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
+        const int IN = layers[l][0], OUT = layers[l][1], N = l % 2 ? 128 : 64;
+        ok &= gemm_case(0, 1, N, OUT, IN, 0, 1, 0, DT_ISA_COUNT - 1); /* out = inp W^T + b */
+        ok &= gemm_case(1, 0, OUT, IN, N, 0, 0, 0, DT_ISA_COUNT - 1); /* dW = dout^T inp */
+        ok &= gemm_case(0, 0, N, IN, OUT, 0, 0, (int)l % 2, DT_ISA_COUNT - 1); /* dinp */
+    }
+    printf("test_kern_bf16: bf16 gemm, the models' linear layers (3 products each): %s\n",
+           ok ? "ok" : "FAILED");
+}
+
 int main(void)
 {
     test_dot();
     test_pack();
+    test_gemm_odd();
+    test_gemm_models();
     return check_finish("test_kern_bf16");
 }

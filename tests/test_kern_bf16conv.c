@@ -11,7 +11,9 @@
  *   - every ISA bitwise equal to the first (generic), so native vdpbf16ps (avx512bf16) equals its
  *     emulation (avx512, avx2w16, avx2, generic), and avx2w16 equals avx512.
  * Shapes: every conv of lenet5, cnn and resnet20 (models/NAME.cfg) and odd ones (C = 1, 3, odd C and
- * OC, 1x1, stride 2, padding), batches of 1, 7, 17 and 20 (not multiples of the lanes).
+ * OC, 1x1, stride 2, padding), batches of 1, 7, 17 and 20 (not multiples of the lanes), and values
+ * scaled to 2^-63 so that products and sums meet vdpbf16ps's flushing of denormals (the bound's
+ * 2^-100 covers a flushed sum; the bitwise comparison with the instruction is the real test).
  */
 #include <math.h>
 #include <stdint.h>
@@ -31,6 +33,7 @@
 typedef struct {
     int N, C, H, W, OC, K, stride, pad;
     const char *what;
+    int tiny; /* inputs, weights and gradients scaled by 2^-63: products near 2^-126 (FTZ, DAZ) */
 } shape;
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -254,6 +257,16 @@ static void test_shape(const shape *s, int pool)
     /* x, w, dy unrounded (the kernels round them), the reference gets them rounded */
     in.x = fill(ni, 0), in.w = fill(nw, 0), in.b = fill((size_t)d->OC, 0);
     in.dy = fill(no, 0), in.dx0 = fill(ni, 0), in.dp = fill(np, 1);
+    if (s->tiny) {
+        for (size_t i = 0; i < ni; i++)
+            in.x[i] = ldexpf(in.x[i], -63);
+        for (size_t i = 0; i < nw; i++)
+            in.w[i] = ldexpf(in.w[i], -63);
+        for (size_t i = 0; i < no; i++)
+            in.dy[i] = ldexpf(in.dy[i], -63);
+        for (size_t i = 0; i < np; i++)
+            in.dp[i] = ldexpf(in.dp[i], -63);
+    }
     float *xr = dt_xmalloc(ni, 4), *wr = dt_xmalloc(nw, 4), *dyr = dt_xmalloc(no, 4);
     for (size_t i = 0; i < ni; i++)
         xr[i] = dt_round_bf16_1(in.x[i]);
@@ -299,25 +312,26 @@ int main(void)
 {
     /* the convs of the built-in models (fused: followed by relu + maxpool 2 there) */
     static const shape models[] = {
-        {17, 1, 28, 28, 6, 5, 1, 2, "lenet5 conv1"},
-        {17, 6, 14, 14, 16, 5, 1, 0, "lenet5 conv2"},
-        {17, 1, 28, 28, 32, 3, 1, 1, "cnn conv1"},
-        {17, 32, 14, 14, 64, 3, 1, 1, "cnn conv2"},
-        {17, 3, 32, 32, 16, 3, 1, 1, "resnet20 conv1"},
-        {17, 16, 32, 32, 16, 3, 1, 1, "resnet20 1"},
-        {17, 16, 32, 32, 32, 3, 2, 1, "resnet20 2.0"},
-        {17, 16, 32, 32, 32, 1, 2, 0, "resnet20 2.sc"},
-        {17, 32, 16, 16, 32, 3, 1, 1, "resnet20 2"},
-        {17, 32, 16, 16, 64, 3, 2, 1, "resnet20 3.0"},
-        {17, 32, 16, 16, 64, 1, 2, 0, "resnet20 3.sc"},
-        {17, 64, 8, 8, 64, 3, 1, 1, "resnet20 3"},
+        {17, 1, 28, 28, 6, 5, 1, 2, "lenet5 conv1", 0},
+        {17, 6, 14, 14, 16, 5, 1, 0, "lenet5 conv2", 0},
+        {17, 1, 28, 28, 32, 3, 1, 1, "cnn conv1", 0},
+        {17, 32, 14, 14, 64, 3, 1, 1, "cnn conv2", 0},
+        {17, 3, 32, 32, 16, 3, 1, 1, "resnet20 conv1", 0},
+        {17, 16, 32, 32, 16, 3, 1, 1, "resnet20 1", 0},
+        {17, 16, 32, 32, 32, 3, 2, 1, "resnet20 2.0", 0},
+        {17, 16, 32, 32, 32, 1, 2, 0, "resnet20 2.sc", 0},
+        {17, 32, 16, 16, 32, 3, 1, 1, "resnet20 2", 0},
+        {17, 32, 16, 16, 64, 3, 2, 1, "resnet20 3.0", 0},
+        {17, 32, 16, 16, 64, 1, 2, 0, "resnet20 3.sc", 0},
+        {17, 64, 8, 8, 64, 3, 1, 1, "resnet20 3", 0},
     };
     static const shape odd[] = {
-        {1, 1, 5, 6, 1, 3, 1, 0, "C1 OC1"},        {7, 3, 9, 7, 5, 3, 1, 1, "C3 OC5"},
-        {17, 5, 11, 9, 7, 3, 2, 1, "C5 s2"},       {7, 7, 10, 10, 9, 5, 2, 2, "C7 5x5 s2"},
-        {17, 2, 6, 6, 3, 1, 1, 0, "1x1"},          {1, 4, 8, 8, 6, 2, 2, 0, "2x2 s2 OC6"},
-        {17, 1, 12, 12, 10, 4, 1, 3, "4x4 pad 3"}, {7, 9, 7, 7, 11, 3, 1, 1, "C9 OC11"},
-        {20, 6, 13, 15, 4, 5, 1, 2, "N20"},
+        {1, 1, 5, 6, 1, 3, 1, 0, "C1 OC1", 0},        {7, 3, 9, 7, 5, 3, 1, 1, "C3 OC5", 0},
+        {17, 5, 11, 9, 7, 3, 2, 1, "C5 s2", 0},       {7, 7, 10, 10, 9, 5, 2, 2, "C7 5x5 s2", 0},
+        {17, 2, 6, 6, 3, 1, 1, 0, "1x1", 0},          {1, 4, 8, 8, 6, 2, 2, 0, "2x2 s2 OC6", 0},
+        {17, 1, 12, 12, 10, 4, 1, 3, "4x4 pad 3", 0}, {7, 9, 7, 7, 11, 3, 1, 1, "C9 OC11", 0},
+        {20, 6, 13, 15, 4, 5, 1, 2, "N20", 0},        {17, 4, 9, 9, 6, 3, 1, 1, "tiny", 1},
+        {7, 5, 8, 8, 3, 3, 2, 0, "tiny s2", 1},
     };
     for (int isa = 0; isa < DT_ISA_COUNT; isa++)
         if (!dt_kern_table((dt_isa)isa))

@@ -6,9 +6,9 @@
  *     has it) and the scalar references; NaN stays NaN;
  *   - the loss scaler against GradScaler's rules: unscaling by float(1/S), skipped steps on
  *     inf/NaN with the scale halved, doubling after growth_interval clean steps, a fixed scale;
- *   - a net in fp16 / bf16: its forward and backward equal the float32 kernels run on inputs,
- *     weights and inter-layer gradients rounded by hand, and the float32 master weights are left
- *     as they were.
+ *   - a net in fp16 / bf16: its forward and backward equal the kernels run on inputs, weights
+ *     and inter-layer gradients rounded by hand (fp16: the float32 kernels; bf16: the linear
+ *     layers' bf16 GEMM, kernels/bf16.h), and the float32 master weights are left as they were.
  * usage: test_lowp [tests/fixtures/torch_lowp_ref.txt]
  */
 #include <math.h>
@@ -19,6 +19,8 @@
 #include "check.h"
 #include "common.h"
 #include "fdcheck.h"
+#include "kernels/bf16.h"
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "lowp.h"
 #include "net.h"
@@ -123,6 +125,37 @@ static void test_scaler(void)
     CHECK(dt_scaler_unscale_update(&s, a, 2) == 0 && s.scale == 128.0 && s.skipped == 1);
 }
 
+/* The linear layer's products in format: bf16 runs the bf16 GEMM of the kernel table in use
+ * (layers/linear.c; it rounds while packing, which is exact on these rounded values, and
+ * accumulates in vdpbf16ps's order, so the fp32 kernels' bits are not the expectation), fp16 the
+ * fp32 kernels. The bf16 GEMM itself is checked against references in test_kern_bf16. */
+static void lin_forward(int format, float *out, const float *inp, const float *w, const float *b,
+                        int N, int IN, int OUT)
+{
+    if (format == DT_BF16)
+        dt_kern_get()->bf16->gemm(0, 1, N, OUT, IN, inp, IN, w, IN, b, 0, out, OUT);
+    else
+        dt_linear_forward(out, inp, w, b, N, IN, OUT);
+}
+
+static void lin_backward(int format, float *dinp, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int N, int IN, int OUT)
+{
+    if (format != DT_BF16) {
+        dt_linear_backward(dinp, dw, db, dout, inp, w, N, IN, OUT, 0);
+        return;
+    }
+    const struct dt_kbf16 *k = dt_kern_get()->bf16;
+    k->gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dw, IN);
+    for (int o = 0; o < OUT; o++) {
+        db[o] = 0.0f;
+        for (int n = 0; n < N; n++)
+            db[o] += dout[(size_t)n * OUT + o];
+    }
+    if (dinp)
+        k->gemm(0, 0, N, IN, OUT, dout, OUT, w, IN, NULL, 0, dinp, IN);
+}
+
 /* a tiny mlp in fp16 / bf16 against the same kernels on hand-rounded values */
 static const char *tiny =
     "tests/fixtures/dp_mlp.cfg"; /* 1x8x8 -> flatten -> linear 24 -> relu -> linear 10 */
@@ -156,21 +189,21 @@ static void test_net(int format)
     float xi[N * IN], h1[N * H], r1[N * H], o[N * OUT];
     memcpy(xi, x0, sizeof xi);
     dt_round_to(format, xi, N * IN);
-    dt_linear_forward(h1, xi, w1, b1, N, IN, H);
+    lin_forward(format, h1, xi, w1, b1, N, IN, H);
     dt_round_to(format, h1, N * H);
     dt_relu_forward(r1, h1, N * H);
     dt_round_to(format, r1, N * H);
-    dt_linear_forward(o, r1, w2, b2, N, H, OUT);
+    lin_forward(format, o, r1, w2, b2, N, H, OUT);
     dt_round_to(format, o, N * OUT);
     CHECK(memcmp(o, out, sizeof o) == 0);
     float d[N * OUT], dr1[N * H], dh1[N * H], gw[sizeof w / sizeof w[0]];
     memcpy(d, dl, sizeof d);
     dt_round_to(format, d, N * OUT);
-    dt_linear_backward(dr1, gw + IN * H + H, gw + IN * H + H + H * OUT, d, r1, w2, N, H, OUT, 0);
+    lin_backward(format, dr1, gw + IN * H + H, gw + IN * H + H + H * OUT, d, r1, w2, N, H, OUT);
     dt_round_to(format, dr1, N * H);
     dt_relu_backward(dh1, dr1, r1, N * H, 0);
     dt_round_to(format, dh1, N * H);
-    dt_linear_backward(NULL, gw, gw + IN * H, dh1, xi, w1, N, IN, H, 0);
+    lin_backward(format, NULL, gw, gw + IN * H, dh1, xi, w1, N, IN, H);
     if (!CHECK_TENSOR_CLOSE(net->grad, gw, net->numel, 0.0, 0.0))
         fprintf(stderr, "  %s net gradients\n", format == DT_FP16 ? "fp16" : "bf16");
     /* and they differ from float32's: the rounding is real */

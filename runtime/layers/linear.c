@@ -1,12 +1,21 @@
 /*
  * layers/linear.c - the [linear] layer kind (linear.h); the math is dt_linear_* (kernels.h).
+ *
+ * With train.precision = bf16 (net->lowp, lowp.h) its three products run on the bf16 GEMM of
+ * the kernel table in use (kernels/bf16.h: operands rounded to bf16 while packed, vdpbf16ps
+ * native or emulated bit for bit, fp32 accumulation), as PyTorch's CPU autocast runs linear;
+ * the bias gradient stays an fp32 sum. fp16 runs the fp32 kernels on the values net.c rounded.
  */
 #include "linear.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "common.h"
+#include "kernels/bf16.h"
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "lowp.h"
 
 /* ---- linear: torch.nn.Linear(in, out, bias) ---- */
 
@@ -45,20 +54,47 @@ static void linear_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
     dt_layer_kaiming_init(l, net, g, l->in_c);
 }
 
+/* out (N, OUT) = inp (N, IN) @ W^T + b, W (OUT, IN), in bf16 */
+static void forward_bf16(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int IN, int OUT)
+{
+    dt_kern_get()->bf16->gemm(0, 1, N, OUT, IN, inp, IN, weight, IN, bias, 0, out, OUT);
+}
+
+/* dW (OUT, IN) = dout^T @ inp and dinp (N, IN) (+)= dout @ W in bf16; dbias: the fp32 sum */
+static void backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, int N, int IN, int OUT, int accum)
+{
+    const struct dt_kbf16 *k = dt_kern_get()->bf16;
+    k->gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dweight, IN);
+    if (dbias) {
+        memset(dbias, 0, (size_t)OUT * sizeof *dbias);
+        for (int n = 0; n < N; n++) {
+            const float *row = dout + (size_t)n * OUT;
+            for (int o = 0; o < OUT; o++)
+                dbias[o] += row[o];
+        }
+    }
+    if (dinp)
+        k->gemm(0, 0, N, IN, OUT, dout, OUT, weight, IN, NULL, accum, dinp, IN);
+}
+
 static void linear_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
     linear_priv *p = l->priv;
-    dt_linear_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),
-                      p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c, p->out);
+    (net->lowp == DT_BF16 ? forward_bf16 : dt_linear_forward)(
+        l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),
+        p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c, p->out);
 }
 
 static void linear_backward(dt_layer *l, dt_net *net, int N)
 {
     linear_priv *p = l->priv;
-    dt_linear_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0),
-                       p->no_bias ? NULL : dt_layer_grad(net, l, 1), l->dout, dt_layer_in(net, l),
-                       dt_layer_param(net, l, 0), N, l->in_c, p->out, l->accum);
+    (net->lowp == DT_BF16 ? backward_bf16 : dt_linear_backward)(
+        dt_layer_din(net, l), dt_layer_grad(net, l, 0),
+        p->no_bias ? NULL : dt_layer_grad(net, l, 1), l->dout, dt_layer_in(net, l),
+        dt_layer_param(net, l, 0), N, l->in_c, p->out, l->accum);
 }
 
 const dt_layer_ops dt_linear_ops = {

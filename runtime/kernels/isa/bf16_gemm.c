@@ -14,7 +14,7 @@
  *   elsewhere (emulated): 4 x 2W: the emulated dot needs many registers of its own.
  * Block sizes in pairs: KCP <= 192 (a 14 x 192 A panel of 10.5 KB and a 192 x 32 B panel of 24 KB
  * share a 48 KB L1), MC = 12 MR rows (A block 126 KB, in L2), NC = 1024 columns.
- * Each C element starts from its value (bias, C + bias or 0, written before the K loop) and adds
+ * Each C element starts from its value (bias, C + bias, C or 0, in the first K block) and adds
  * its pairs in k order, one vbf_dot per pair, stored and reloaded exactly between K blocks: the
  * blocking and W change nothing, and the emulated ISAs give the native bits.
  */
@@ -27,7 +27,7 @@ enum { MR = 14, NB = 2 };
 #else
 enum { MR = 4, NB = 2 };
 #endif
-enum { NR = NB * DT_W, KCP = 192, MC = 12 * MR, NC = 1024 };
+enum { NR = NB * DT_W, KCP = 192, MC = 12 * MR, NC = 1024, SLACK = 256 };
 
 static void dot_n(float *acc, const uint32_t *a, const uint32_t *b, size_t n)
 {
@@ -49,12 +49,82 @@ DT_KINL vf load_n(const float *p, int n)
     if (n >= DT_W)
         return vf_load(p);
     vf v = vf_zero();
+#if DT_W == 16 && defined(__AVX512F__)
+    if (n > 0)
+        v = (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
     if (n > 0)
         memcpy(&v, p, (size_t)n * sizeof(float));
+#endif
     return v;
 }
 
+/* the first n (1 <= n <= W) lanes of v to p */
+DT_KINL void store_n(uint32_t *p, vbf v, int n)
+{
+#if DT_W == 16 && defined(__AVX512F__)
+    _mm512_mask_storeu_epi32(p, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1), (__m512i)v);
+#else
+    memcpy(p, &v, (size_t)n * sizeof(uint32_t));
+#endif
+}
+
 static int imin(int a, int b) { return a < b ? a : b; }
+
+#if DT_W == 16 && defined(__AVX512F__)
+/* r[i][j] <- r[j][i] (16 x 16 lanes of 32 bits) */
+DT_KINL void tr16(__m512i r[16])
+{
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+}
+
+/* pack_panel's k-contiguous case, 16 rows x 16 pairs at a time transposed in registers (rows
+ * from R on are zeros). Each pair's store writes 16 lanes: when width is not a multiple of 16,
+ * the lanes past it spill into the next pair's slots (which its store rewrites) or, after the
+ * last pair, past the panel (into the next panel, packed later, or the buffers' slack). */
+static void pack_kcontig16(uint32_t *restrict d, int width, const float *X, int ldx, int R, int kc)
+{
+    const int kp = (kc + 1) / 2;
+    for (int r0 = 0; r0 < width; r0 += 16)
+        for (int p0 = 0; p0 < kp; p0 += 16) {
+            __m512i v[16];
+            const int n = kc - 2 * p0; /* floats left in each row */
+            for (int i = 0; i < 16; i++) {
+                v[i] = _mm512_setzero_si512();
+                if (r0 + i < R) {
+                    const float *s = X + (size_t)(r0 + i) * ldx + 2 * p0;
+                    v[i] = (__m512i)vbf_pack_seq(load_n(s, n), load_n(s + 16, n - 16));
+                }
+            }
+            tr16(v);
+            const int np = imin(16, kp - p0);
+            for (int j = 0; j < np; j++)
+                _mm512_storeu_si512(d + (size_t)(p0 + j) * width + r0, v[j]);
+        }
+}
+#endif
 
 /* One panel of `width` rows r of op(X) over kc elements of k from k0: d[p][r] = the pair
  * (X(r, k0 + 2p), X(r, k0 + 2p + 1)) for the R valid rows, zeros beyond R and beyond kc.
@@ -70,11 +140,17 @@ static void pack_panel(uint32_t *restrict d, int width, const float *X, int ldx,
             for (int r = 0; r < width; r += DT_W) {
                 const int n = R - r;
                 const vbf v = vbf_pack(load_n(e + r, n), odd ? load_n(e + ldx + r, n) : vf_zero());
-                memcpy(d + (size_t)p * width + r, &v, (size_t)imin(DT_W, width - r) * 4);
+                store_n(d + (size_t)p * width + r, v, imin(DT_W, width - r));
             }
         }
         return;
     }
+#if DT_W == 16 && defined(__AVX512F__)
+    if (width >= 14) {
+        pack_kcontig16(d, width, X, ldx, R, kc);
+        return;
+    }
+#endif
     for (int r = 0; r < width; r++) {
         if (r >= R) {
             for (int p = 0; p < kp; p++)
@@ -103,26 +179,45 @@ static void pack_block(uint32_t *restrict d, int width, const float *X, int ldx,
     }
 }
 
-/* c (m x n of an MR x NR tile, row stride ldc) += a panel . b panel over kp pairs */
-static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
-                  int m, int n)
+/* the micro-kernel's accumulators from d (row stride ld) when load (+ the bias row bb when
+ * given), else from bb (NULL: zeros) */
+DT_KINL void acc_start(vf acc[MR][NB], const float *d, int ld, int load, const float *bb)
 {
-    float t[MR * NR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < NB; q++) {
+            const vf b = bb ? vf_load(bb + q * DT_W) : vf_zero();
+            acc[r][q] = load ? (bb ? vf_load(d + (size_t)r * ld + q * DT_W) + b
+                                   : vf_load(d + (size_t)r * ld + q * DT_W))
+                             : b;
+        }
+}
+
+/* c (m x n of an MR x NR tile, row stride ldc) = its start + a panel . b panel over kp pairs;
+ * the start: c when load (+ bias when given: c + bias rounded once, as C + bias is), else bias
+ * (NULL: zeros); bias: the tile's n columns of the bias row */
+static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
+                  int m, int n, int load, const float *bias)
+{
+    float t[MR * NR], bb[NR];
     float *d = c;
     int ld = ldc;
+    if (bias) {
+        memset(bb, 0, sizeof bb);
+        memcpy(bb, bias, (size_t)n * sizeof *bb);
+    }
     if (m < MR || n < NR) {
-        memset(t, 0, sizeof t);
-        for (int r = 0; r < m; r++)
-            memcpy(t + r * NR, c + (size_t)r * ldc, (size_t)n * sizeof *t);
+        if (load) {
+            memset(t, 0, sizeof t);
+            for (int r = 0; r < m; r++)
+                memcpy(t + r * NR, c + (size_t)r * ldc, (size_t)n * sizeof *t);
+        }
         d = t;
         ld = NR;
     }
     vf acc[MR][NB];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int q = 0; q < NB; q++)
-            acc[r][q] = vf_load(d + (size_t)r * ld + q * DT_W);
+    acc_start(acc, d, ld, load, bias ? bb : NULL);
     for (int p = 0; p < kp; p++, a += MR, b += NR) {
         vbf bv[NB];
 #pragma GCC unroll 4
@@ -133,7 +228,7 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
             const vbf av = vbf_set1(a[r]);
 #pragma GCC unroll 4
             for (int q = 0; q < NB; q++)
-                acc[r][q] = vbf_dot(acc[r][q], bv[q], av);
+                acc[r][q] = vbf_dot_nd(acc[r][q], bv[q], av);
         }
     }
 #pragma GCC unroll 16
@@ -146,23 +241,6 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
             memcpy(c + (size_t)r * ldc, t + r * NR, (size_t)n * sizeof *t);
 }
 
-/* C's starting values: bias (or 0), or C + bias */
-static void start_c(int M, int N, const float *bias, int accum, float *C, int ldc)
-{
-    if (accum && !bias)
-        return;
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (accum)
-            for (int j = 0; j < N; j++)
-                c[j] += bias[j];
-        else if (bias)
-            memcpy(c, bias, (size_t)N * sizeof *c);
-        else
-            memset(c, 0, (size_t)N * sizeof *c);
-    }
-}
-
 static uint32_t *pack_a, *pack_b; /* MC x KCP and KCP x NC pairs, allocated on first use */
 
 static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
@@ -170,10 +248,10 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
 {
     DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
     if (!pack_a) {
-        pack_a = dt_xmalloc((size_t)MC * KCP, sizeof *pack_a);
-        pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR), sizeof *pack_b);
+        /* + SLACK: pack_kcontig16's spill past the last panel */
+        pack_a = dt_xmalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
+        pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
     }
-    start_c(M, N, bias, accum, C, ldc);
     const int kpairs = (K + 1) / 2, nk = (kpairs + KCP - 1) / KCP;
     const int kcp = (kpairs + nk - 1) / nk; /* equal K blocks, in pairs */
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -187,11 +265,15 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
                 const int mc = imin(MC, M - i0);
                 const float *a = ta ? A + (size_t)k0 * lda + i0 : A + (size_t)i0 * lda + k0;
                 pack_block(pack_a, MR, a, lda, ta, mc, kc);
-                for (int jr = 0; jr < nc; jr += NR)
+                /* the first K block starts from bias / C + bias / C / 0, the others from C */
+                const int load = k0 > 0 || accum;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const float *bj = bias && k0 == 0 ? bias + j0 + jr : NULL;
                     for (int ir = 0; ir < mc; ir += MR)
                         micro(kp, pack_a + (size_t)ir * kp, pack_b + (size_t)jr * kp,
                               C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, imin(MR, mc - ir),
-                              imin(NR, nc - jr));
+                              imin(NR, nc - jr), load, bj);
+                }
             }
         }
     }

@@ -39,10 +39,14 @@
 
 typedef double vd __attribute__((vector_size(DT_W * sizeof(double))));
 
-static uint32_t pair_of(float lo, float hi)
+/* bf16(f) with a denormal as a signed zero (what vdpbf16ps reads it as): packed operands never
+ * hold a bf16 denormal, so the kernels use vbf_dot_nd */
+static uint32_t bf16_nd(float f)
 {
-    return (uint32_t)dt_bf16_round(lo) | (uint32_t)dt_bf16_round(hi) << 16;
+    const uint32_t h = dt_bf16_round(f);
+    return (h & 0x7f80u) == 0 ? h & 0x8000u : h;
 }
+static uint32_t pair_of(float lo, float hi) { return bf16_nd(lo) | bf16_nd(hi) << 16; }
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -364,7 +368,7 @@ DT_KINL void fwd_tile(float *o8, size_t ostr, const uint32_t *xb, const int *xp,
         for (int j = 0; j < PB; j++) {
             const vbf xv = vbf_load(x + xp[j]);
             for (int i = 0; i < CB; i++)
-                acc[i][j] = vbf_dot(acc[i][j], xv, wv[i]);
+                acc[i][j] = vbf_dot_nd(acc[i][j], xv, wv[i]);
         }
     }
     if (n == PB) {
@@ -474,7 +478,7 @@ DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const
             for (int j = 0; j < TB; j++) {
                 const vbf xv = vbf_load(x + off[j]);
                 for (int i = 0; i < CB; i++)
-                    a[i][j] = vbf_dot(a[i][j], dv[i], xv);
+                    a[i][j] = vbf_dot_nd(a[i][j], dv[i], xv);
             }
         }
     }
@@ -559,7 +563,7 @@ DT_KINL void dx_tile(float *dx8, const int *xp, const int32_t *off, const uint32
         for (int j = 0; j < XT; j++) {
             const vbf wv = vbf_set1(w[j]);
             for (int k = 0; k < XP; k++)
-                a[j][k] = vbf_dot(a[j][k], dv[k], wv);
+                a[j][k] = vbf_dot_nd(a[j][k], dv[k], wv);
         }
     }
     /* in order: two (tap, pixel) pairs of a tile can hit the same input pixel */

@@ -22,6 +22,12 @@
  * upper 16 bits, denormals to signed zero, NaN truncated with its quiet bit set (bit 6 of the bf16).
  * Scalar references of both (kernels/bf16.h: dt_bf16_dot_1, dt_bf16_round) are the tests'
  * second opinion; tests/test_kern_bf16.c compares all three with the instruction.
+ *
+ * Interface: vbf_load / vbf_store / vbf_set1 (broadcast one pair), vbf_even / vbf_odd (a lane's
+ * elements as fp32), vbf_dot, vbf_dot_nd (operands known to hold no bf16 denormal, e.g. packed
+ * by vbf_pack: the emulation skips DAZ), vbf_pack (two vectors of even and odd elements),
+ * vbf_pack_seq (2W consecutive floats of a row into W pairs), vi_any (a mask has a set lane).
+ * The emulation uses the CPU's fp32 FMA under the default MXCSR (round to nearest, no FTZ/DAZ).
  */
 #ifndef DT_KERNELS_ISA_BF16_VEC_H
 #define DT_KERNELS_ISA_BF16_VEC_H
@@ -63,7 +69,7 @@ DT_KINL vf bf16_fma1(vf a, vf b, vf c)
 #if defined(__FMA__) || defined(__AVX512F__)
     return vf_fma(a, b, c);
 #else
-    vf r;
+    vf r = vf_zero();
     for (int l = 0; l < DT_W; l++)
         r[l] = fmaf(a[l], b[l], c[l]);
     return r;
@@ -80,29 +86,60 @@ DT_KINL vf bf16_daz(vf x)
 
 DT_KINL vi bf16_isnan(vf x) { return (vi)(((vu)x & 0x7fffffffu) > 0x7f800000u); }
 
+/* 1 when any lane of the mask m is set */
+DT_KINL int vi_any(vi m)
+{
+#if DT_W == 16 && defined(__AVX512F__)
+    return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif DT_W == 16 && defined(__AVX2__)
+    union {
+        vi v;
+        __m256i h[2];
+    } x = {m};
+    const __m256i o = _mm256_or_si256(x.h[0], x.h[1]);
+    return !_mm256_testz_si256(o, o);
+#elif DT_W == 8 && defined(__AVX2__)
+    return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#else
+    int32_t any = 0;
+    for (int l = 0; l < DT_W; l++)
+        any |= m[l];
+    return any != 0;
+#endif
+}
+
 /* One step of vdpbf16ps: fma(a, b, c) rounded to nearest even, flushed to a signed zero when
- * tiny after rounding with an unbounded exponent (a, b, c: no denormals). A tiny result needs
- * small terms (|a b| and |c| below 2^-123; a, b >= 2^-126), so scaling a and c by 2^24 is exact
- * then, and the scaled fma rounds like an unbounded exponent would. */
+ * tiny after rounding with an unbounded exponent (a, b, c: no denormals). Only a result of at
+ * most 2^-126 can be tiny (it is then known); those lanes need the unbounded rounding: a tiny
+ * result needs small terms (|a b| and |c| below 2^-123; a, b >= 2^-126), so scaling a and c by
+ * 2^24 is exact there, and the scaled fma rounds as an unbounded exponent would. */
 DT_KINL vf bf16_step(vf a, vf b, vf c)
 {
     const vf r = bf16_fma1(a, b, c);
+    const vu ar = (vu)r & 0x7fffffffu;
+    const vi small = (vi)(ar - 1u < 0x00800000u); /* 0 < |r| <= 2^-126 (zeros stay) */
+    if (__builtin_expect(!vi_any(small), 1))
+        return r;
     const vf r2 = bf16_fma1(a * 0x1p24f, b, c * 0x1p24f);
-    const vu ar = (vu)r & 0x7fffffffu, ar2 = (vu)r2 & 0x7fffffffu;
-    const vi tiny = (vi)(ar <= 0x00800000u) & (vi)(ar2 < 0x0c800000u); /* 2^-126, 2^-102 */
+    const vi tiny = small & (vi)(((vu)r2 & 0x7fffffffu) < 0x0c800000u); /* 2^-102 */
     return (vf)vu_sel(tiny, (vu)r & 0x80000000u, (vu)r);
 }
 
-DT_KINL vf vbf_dot_emu(vf acc, vbf a, vbf b)
+/* v's bf16 denormals (both halves) as signed zeros */
+DT_KINL vbf bf16_daz_pairs(vbf v)
 {
-    const vf a1 = bf16_daz(vbf_odd(a)), b1 = bf16_daz(vbf_odd(b));
-    const vf a0 = bf16_daz(vbf_even(a)), b0 = bf16_daz(vbf_even(b));
+    const vu lo = (vu)((v & 0x7f80u) == 0) & 0x7fffu;
+    const vu hi = (vu)((v & 0x7f800000u) == 0) & 0x7fff0000u;
+    return v & ~(lo | hi);
+}
+
+/* vbf_dot's emulation; a and b hold no bf16 denormals */
+DT_KINL vf vbf_dot_emu_nd(vf acc, vbf a, vbf b)
+{
+    const vf a1 = vbf_odd(a), b1 = vbf_odd(b), a0 = vbf_even(a), b0 = vbf_even(b);
     const vf r = bf16_step(a0, b0, bf16_step(a1, b1, bf16_daz(acc)));
     const vi nan = bf16_isnan(r);
-    int any = 0;
-    for (int l = 0; l < DT_W; l++)
-        any |= nan[l];
-    if (__builtin_expect(!any, 1))
+    if (__builtin_expect(!vi_any(nan), 1))
         return r;
     /* the first NaN input in the instruction's order, quieted; else the default NaN */
     vu q = (vu){0} + 0xffc00000u;
@@ -112,6 +149,11 @@ DT_KINL vf vbf_dot_emu(vf acc, vbf a, vbf b)
     q = vu_sel(bf16_isnan(b0), (vu)b0, q);
     q = vu_sel(bf16_isnan(a0), (vu)a0, q);
     return (vf)vu_sel(nan, q | 0x00400000u, (vu)r);
+}
+
+DT_KINL vf vbf_dot_emu(vf acc, vbf a, vbf b)
+{
+    return vbf_dot_emu_nd(acc, bf16_daz_pairs(a), bf16_daz_pairs(b));
 }
 
 /* fp32 -> bf16 bits (in the low 16 bits of each lane), VCVTNEPS2BF16's rounding */
@@ -140,6 +182,17 @@ DT_KINL vf vbf_dot(vf acc, vbf a, vbf b)
 #endif
 }
 
+/* vbf_dot for a and b without bf16 denormals (vbf_pack's and vbf_pack_seq's results never hold
+ * one: a denormal fp32 packs to zero, a normal one to a normal bf16): the emulation skips DAZ */
+DT_KINL vf vbf_dot_nd(vf acc, vbf a, vbf b)
+{
+#if DT_BF16_NATIVE
+    return (vf)_mm512_dpbf16_ps((__m512)acc, (__m512bh)a, (__m512bh)b);
+#else
+    return vbf_dot_emu_nd(acc, a, b);
+#endif
+}
+
 /* lane i = (bf16(even[i]), bf16(odd[i])), VCVTNE2PS2BF16's rounding */
 DT_KINL vbf vbf_pack(vf even, vf odd)
 {
@@ -162,7 +215,7 @@ DT_KINL vbf vbf_pack_seq(vf lo, vf hi)
     return (vbf)_mm512_cvtne2ps_pbh((__m512)hi, (__m512)lo);
 #else
     const vu rl = vbf_round_emu(lo), rh = vbf_round_emu(hi);
-    vbf v;
+    vbf v = {0};
     for (int l = 0; l < DT_W / 2; l++) {
         v[l] = rl[2 * l] | rl[2 * l + 1] << 16;
         v[l + DT_W / 2] = rh[2 * l] | rh[2 * l + 1] << 16;
