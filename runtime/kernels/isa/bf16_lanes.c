@@ -15,12 +15,20 @@
  *             dot(dbw[oc][oh][ow/2], xb[pix(oh, ow) + off(t)]), a tile of wc channels x wt taps in
  *             registers; each image's sum (one lane) is added in double to slot n % 16 of its
  *             weight, the 16 slots summed pairwise at the end: the same order for every DT_W
- *   dinp:     the GEMM form of the transposed convolution (conv_n8.c): a tile of 4 taps x 6 pixels
+ *   dinp:     stride 1 with "same" padding: the forward's kernel on the padded dout (pairs of
+ *             output channels) with the flipped, transposed weight (plan_transposed); otherwise
+ *             the GEMM form of the transposed convolution (conv_n8.c): a tile of 4 taps x 6 pixels
  *             of col[t][p] = sum over output channel pairs of dot(dbx[oc/2][p], wx[t][oc/2]),
  *             added to dx8[pix(p) + off(t)] (fp32) in tile order; the tile is the same for every
  *             DT_W, so are the additions' order and the result.
  * Forward and dweight are sums in a fixed order per image whatever the tile, so the tiles are
- * sized for the registers of each width: 24 accumulators of 32 zmm, 12 of 16 ymm.
+ * sized for the registers of each width: 24 accumulators of 32 zmm, 12 of 16 ymm. So every ISA,
+ * generic included, gives the same bits (tests/test_kern_bf16conv.c).
+ * Why channel pairs for the forward and not pairs of images: the packing then stays a per-image
+ * transpose (conv_n8.c's) plus one pack pass, and a block stays W images. Tap pairs for C = 1
+ * (lenet5's and cnn's first layers) waste 1 tap in 4 or 6 instead of half of every dot.
+ * The packed operands never hold a bf16 denormal (vbf_pack flushes them, pair_of too), so the
+ * dots are vbf_dot_nd: the emulation skips its DAZ step.
  */
 #include "bf16_vec.h"
 
