@@ -60,35 +60,34 @@ static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
 /* ---- W x W transposes (row i element j <-> row j element i) ---- */
 
+/* GCC before 12 has __builtin_shuffle (a mask vector) but not Clang's __builtin_shufflevector */
+#if defined(__clang__) || __GNUC__ >= 12
+#define TR_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define TR_SHUF(a, b, ...) __builtin_shuffle(a, b, (vi){__VA_ARGS__})
+#endif
+
 #if DT_W == 4
-#define TR_LO1(a, b) __builtin_shufflevector(a, b, 0, 4, 2, 6)
-#define TR_HI1(a, b) __builtin_shufflevector(a, b, 1, 5, 3, 7)
-#define TR_LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 4, 5)
-#define TR_HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 6, 7)
+#define TR_LO1(a, b) TR_SHUF(a, b, 0, 4, 2, 6)
+#define TR_HI1(a, b) TR_SHUF(a, b, 1, 5, 3, 7)
+#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 4, 5)
+#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 6, 7)
 #elif DT_W == 8
-#define TR_LO1(a, b) __builtin_shufflevector(a, b, 0, 8, 2, 10, 4, 12, 6, 14)
-#define TR_HI1(a, b) __builtin_shufflevector(a, b, 1, 9, 3, 11, 5, 13, 7, 15)
-#define TR_LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
-#define TR_HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
-#define TR_LO4(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
-#define TR_HI4(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+#define TR_LO1(a, b) TR_SHUF(a, b, 0, 8, 2, 10, 4, 12, 6, 14)
+#define TR_HI1(a, b) TR_SHUF(a, b, 1, 9, 3, 11, 5, 13, 7, 15)
+#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define TR_LO4(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define TR_HI4(a, b) TR_SHUF(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
 #elif DT_W == 16
-#define TR_LO1(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
-#define TR_HI1(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
-#define TR_LO2(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
-#define TR_HI2(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
-#define TR_LO4(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
-#define TR_HI4(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
-#define TR_LO8(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-#define TR_HI8(a, b)                                                                               \
-    __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
+#define TR_LO1(a, b) TR_SHUF(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
+#define TR_HI1(a, b) TR_SHUF(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
+#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
+#define TR_LO4(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
+#define TR_HI4(a, b) TR_SHUF(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
+#define TR_LO8(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+#define TR_HI8(a, b) TR_SHUF(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
 #else
 #error "bf16_lanes.c: DT_W must be 4, 8 or 16"
 #endif
