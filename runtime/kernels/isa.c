@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "kernels/bf16.h"
+#include "kernels/bf16_conv.h"
 #include "kernels/elem.h"
 #include "kernels/gemm_k.h"
 #include "kernels/isa.h"
@@ -124,7 +125,7 @@ static void missing(dt_isa isa, char *buf, size_t size)
     {                                                                                              \
         .isa = id, .name = #own, .lanes = w, .bf16_native = native, .gemm = &dt_kgemm_##f32,       \
         .conv = &dt_klanes_##f32, .elem = &dt_kelem_##f32, .optim = &dt_koptim_##f32,              \
-        .bf16 = &dt_kbf16_##own                                                                    \
+        .bf16 = &dt_kbf16_##own, .bf16conv = &dt_kbf16conv_##own                                   \
     }
 
 static const dt_kern tables[DT_ISA_COUNT] = {

@@ -1,6 +1,9 @@
 /*
  * layers/conv.c - the [conv] layer kind (conv.h), and its side of the conv -> relu -> maxpool
- * fusion (the pass itself is the registry's); the math is dt_conv2d_* (layer_kernels.h).
+ * fusion (the pass itself is the registry's); the math is dt_conv2d_* (layer_kernels.h), or, in
+ * bf16 training (net->lowp == DT_BF16) where the table in use has them and they take the shape,
+ * the bf16 batch-lane kernels dt_bf16conv_* (kernels/conv_bf16.h: vdpbf16ps or its emulation),
+ * fused the same way. Forward and backward of a step choose alike (same precision, same shape).
  */
 #include "conv.h"
 
@@ -8,7 +11,9 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "kernels/conv_bf16.h"
 #include "kernels/layer_kernels.h"
+#include "lowp.h"
 
 /* ---- conv: torch.nn.Conv2d(C, out, kernel, stride, padding, bias) ---- */
 
@@ -58,8 +63,12 @@ static int conv_setup(dt_layer *l, dt_net *net)
     l->c = p->out;
     l->h = oh;
     l->w = ow;
+    /* the precision is set after the build: room for the bf16 kernels too */
     l->ws_floats = dt_conv2d_ws_floats(net->max_batch, l->in_c, l->in_h, l->in_w, p->out, p->k,
                                        p->k, p->stride, p->pad);
+    const size_t bws = dt_bf16conv_ws_floats(net->max_batch, l->in_c, l->in_h, l->in_w, p->out,
+                                             p->k, p->k, p->stride, p->pad);
+    l->ws_floats = bws > l->ws_floats ? bws : l->ws_floats;
     return DT_OK;
 }
 
@@ -71,10 +80,50 @@ static void conv_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
     dt_layer_kaiming_init(l, net, g, (double)l->in_c * p->k * p->k);
 }
 
+/* 1: this step runs the bf16 kernels */
+static int use_bf16(const dt_layer *l, const dt_net *net, int N)
+{
+    const conv_priv *p = l->priv;
+    return net->lowp == DT_BF16 &&
+           dt_bf16conv_ok(N, l->in_c, l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad);
+}
+
+static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
+{
+    conv_priv *p = l->priv;
+    const float *b = p->no_bias ? NULL : dt_layer_param(net, l, 1);
+    if (p->pool)
+        dt_bf16conv_relu_pool2_forward(net->layers[p->pool].out, p->code, dt_layer_in(net, l),
+                                       dt_layer_param(net, l, 0), b, N, l->in_c, l->in_h, l->in_w,
+                                       p->out, p->k, p->k, p->stride, p->pad, net->ws);
+    else
+        dt_bf16conv_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0), b, N, l->in_c,
+                            l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad, net->ws);
+}
+
+static void conv_backward_bf16(dt_layer *l, dt_net *net, int N)
+{
+    conv_priv *p = l->priv;
+    float *db = p->no_bias ? NULL : dt_layer_grad(net, l, 1);
+    if (p->pool)
+        dt_bf16conv_relu_pool2_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db,
+                                        net->layers[p->pool].dout, p->code, dt_layer_in(net, l),
+                                        dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w,
+                                        p->out, p->k, p->k, p->stride, p->pad, l->accum, net->ws);
+    else
+        dt_bf16conv_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, l->dout,
+                             dt_layer_in(net, l), dt_layer_param(net, l, 0), N, l->in_c, l->in_h,
+                             l->in_w, p->out, p->k, p->k, p->stride, p->pad, l->accum, net->ws);
+}
+
 static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
     conv_priv *p = l->priv;
+    if (use_bf16(l, net, N)) {
+        conv_forward_bf16(l, net, N);
+        return;
+    }
     if (p->pool) {
         dt_conv2d_relu_pool2_forward(
             net->layers[p->pool].out, p->code, dt_layer_in(net, l), dt_layer_param(net, l, 0),
@@ -90,6 +139,10 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
 static void conv_backward(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
+    if (use_bf16(l, net, N)) {
+        conv_backward_bf16(l, net, N);
+        return;
+    }
     if (p->pool) {
         dt_conv2d_relu_pool2_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0),
                                       p->no_bias ? NULL : dt_layer_grad(net, l, 1),
@@ -129,7 +182,9 @@ int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)
                                               p->k, p->k, p->stride, p->pad))
         return 0;
     p->pool = pool;
-    p->code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(net->max_batch, p->out, cv->h, cv->w),
-                         sizeof *p->code);
+    /* the fp32 or the bf16 kernels' layout (the precision is set after the build) */
+    const size_t n32 = dt_conv2d_relu_pool2_code_size(net->max_batch, p->out, cv->h, cv->w);
+    const size_t n16 = dt_bf16conv_code_size(net->max_batch, p->out, cv->h, cv->w);
+    p->code = dt_xmalloc(n32 > n16 ? n32 : n16, sizeof *p->code);
     return 1;
 }

@@ -1,0 +1,830 @@
+/*
+ * bf16_lanes.c - the bf16 batch-lane convolutions of bf16_conv.h, written once over DT_W lanes
+ * and compiled per ISA (isa/vec.h; avx512bf16 gets the native vdpbf16ps, every other ISA its
+ * bit-exact emulation, isa/bf16_vec.h).
+ *
+ * Per block of L = DT_W images (the last block of a batch may be partial: its missing lanes are
+ * zero), with "pair" a 32-bit lane holding two bf16 (the first in the low half, vbf_pack):
+ *   x8  [C][Hp][Wp][L]   the input, zero-padded, transposed from NCHW (fp32)
+ *   xb  forward: [C/2][Hp][Wp][L] pairs of channels (c, c+1) of x8, or [C][Hp][Wp][L] pairs
+ *       (x, x one column right) for tap pairs (kw, kw+1); dweight: [C][Hp][Wp][L] pairs
+ *       (x, x stride columns right), the input pixels of two adjacent output pixels
+ *   forward:  o8[oc][p][L] = bias + sum over pair taps u of dot(xb[pix(p) + off(u)], wr[oc][u]),
+ *             a tile of fc channels x fp pixels in registers over all the pair taps
+ *   dweight:  dw[oc][t] = sum over output rows and pixel pairs (ow, ow+1) of
+ *             dot(dbw[oc][oh][ow/2], xb[pix(oh, ow) + off(t)]), a tile of wc channels x wt taps in
+ *             registers; each image's sum (one lane) is added in double to slot n % 16 of its
+ *             weight, the 16 slots summed pairwise at the end: the same order for every DT_W
+ *   dinp:     stride 1 with "same" padding: the forward's kernel on the padded dout (pairs of
+ *             output channels) with the flipped, transposed weight (plan_transposed); otherwise
+ *             the GEMM form of the transposed convolution (conv_n8.c): a tile of 4 taps x 6 pixels
+ *             of col[t][p] = sum over output channel pairs of dot(dbx[oc/2][p], wx[t][oc/2]),
+ *             added to dx8[pix(p) + off(t)] (fp32) in tile order; the tile is the same for every
+ *             DT_W, so are the additions' order and the result.
+ * Forward and dweight are sums in a fixed order per image whatever the tile, so the tiles are
+ * sized for the registers of each width: 24 accumulators of 32 zmm, 12 of 16 ymm. So every ISA,
+ * generic included, gives the same bits (tests/test_kern_bf16conv.c).
+ * Why channel pairs for the forward and not pairs of images: the packing then stays a per-image
+ * transpose (conv_n8.c's) plus one pack pass, and a block stays W images. Tap pairs for C = 1
+ * (lenet5's and cnn's first layers) waste 1 tap in 4 or 6 instead of half of every dot.
+ * The packed operands never hold a bf16 denormal (vbf_pack flushes them, pair_of too), so the
+ * dots are vbf_dot_nd: the emulation skips its DAZ step.
+ */
+#include "bf16_vec.h"
+
+#include "common.h"
+#include "kernels/bf16.h"
+#include "kernels/bf16_conv.h"
+
+#if DT_W == 16
+#define ACCS 24 /* accumulators of a forward / dweight tile */
+#else
+#define ACCS 12
+#endif
+#define XT 4     /* input-gradient tile: taps */
+#define XP 6     /* and pixels (fixed: the order of dx8's additions) */
+#define SLOTS 16 /* double accumulators per weight: image n goes to slot n % 16 */
+
+typedef double vd __attribute__((vector_size(DT_W * sizeof(double))));
+
+/* bf16(f) with a denormal as a signed zero (what vdpbf16ps reads it as): packed operands never
+ * hold a bf16 denormal, so the kernels use vbf_dot_nd */
+static uint32_t bf16_nd(float f)
+{
+    const uint32_t h = dt_bf16_round(f);
+    return (h & 0x7f80u) == 0 ? h & 0x8000u : h;
+}
+static uint32_t pair_of(float lo, float hi) { return bf16_nd(lo) | bf16_nd(hi) << 16; }
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+/* ---- W x W transposes (row i element j <-> row j element i) ---- */
+
+/* GCC before 12 has __builtin_shuffle (a mask vector) but not Clang's __builtin_shufflevector */
+#if defined(__clang__) || __GNUC__ >= 12
+#define TR_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define TR_SHUF(a, b, ...) __builtin_shuffle(a, b, (vi){__VA_ARGS__})
+#endif
+
+#if DT_W == 4
+#define TR_LO1(a, b) TR_SHUF(a, b, 0, 4, 2, 6)
+#define TR_HI1(a, b) TR_SHUF(a, b, 1, 5, 3, 7)
+#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 4, 5)
+#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 6, 7)
+#elif DT_W == 8
+#define TR_LO1(a, b) TR_SHUF(a, b, 0, 8, 2, 10, 4, 12, 6, 14)
+#define TR_HI1(a, b) TR_SHUF(a, b, 1, 9, 3, 11, 5, 13, 7, 15)
+#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define TR_LO4(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define TR_HI4(a, b) TR_SHUF(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+#elif DT_W == 16
+#define TR_LO1(a, b) TR_SHUF(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
+#define TR_HI1(a, b) TR_SHUF(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
+#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
+#define TR_LO4(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
+#define TR_HI4(a, b) TR_SHUF(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
+#define TR_LO8(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+#define TR_HI8(a, b) TR_SHUF(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
+#else
+#error "bf16_lanes.c: DT_W must be 4, 8 or 16"
+#endif
+
+#define TR_STAGE(s)                                                                                \
+    for (int i = 0; i < DT_W; i++)                                                                 \
+        if (!(i & s)) {                                                                            \
+            const vf a = r[i], b = r[i + s];                                                       \
+            r[i] = TR_LO##s(a, b);                                                                 \
+            r[i + s] = TR_HI##s(a, b);                                                             \
+        }
+
+DT_KINL void transpose(vf r[DT_W])
+{
+    TR_STAGE(1)
+    TR_STAGE(2)
+#if DT_W >= 8
+    TR_STAGE(4)
+#endif
+#if DT_W >= 16
+    TR_STAGE(8)
+#endif
+}
+
+/* Images -> lanes: l8[c*lcs + r*lrs + k*L + l] = src[l*simg + c*scs + r*srs + k] for c < C,
+ * r < R, k < cols, lanes l < nv (lanes nv..L-1 get 0). */
+static void to_lanes(float *restrict l8, size_t lcs, size_t lrs, const float *restrict src,
+                     size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
+{
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            float *d = l8 + c * lcs + r * lrs;
+            const float *s = src + c * scs + r * srs;
+            int k = 0;
+            if (nv == DT_W)
+                for (; k + DT_W <= cols; k += DT_W) {
+                    vf v[DT_W];
+                    for (int l = 0; l < DT_W; l++)
+                        v[l] = vf_load(s + l * simg + k);
+                    transpose(v);
+                    for (int j = 0; j < DT_W; j++)
+                        vf_store(d + (size_t)(k + j) * DT_W, v[j]);
+                }
+            for (; k < cols; k++)
+                for (int l = 0; l < DT_W; l++)
+                    d[(size_t)k * DT_W + l] = l < nv ? s[l * simg + k] : 0.0f;
+        }
+}
+
+/* Lanes -> images, the inverse: dst[l*simg + c*scs + r*srs + k] (+)= l8[c*lcs + r*lrs + k*L + l]
+ * for lanes l < nv. */
+static void from_lanes(float *restrict dst, size_t simg, size_t scs, size_t srs,
+                       const float *restrict l8, size_t lcs, size_t lrs, int C, int R, int cols,
+                       int nv, int accum)
+{
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            const float *s = l8 + c * lcs + r * lrs;
+            float *d = dst + c * scs + r * srs;
+            int k = 0;
+            if (nv == DT_W)
+                for (; k + DT_W <= cols; k += DT_W) {
+                    vf v[DT_W];
+                    for (int j = 0; j < DT_W; j++)
+                        v[j] = vf_load(s + (size_t)(k + j) * DT_W);
+                    transpose(v);
+                    for (int l = 0; l < DT_W; l++) {
+                        float *o = d + l * simg + k;
+                        vf_store(o, accum ? vf_load(o) + v[l] : v[l]);
+                    }
+                }
+            for (; k < cols; k++)
+                for (int l = 0; l < nv; l++) {
+                    const float v = s[(size_t)k * DT_W + l];
+                    d[l * simg + k] = accum ? d[l * simg + k] + v : v;
+                }
+        }
+}
+
+/* ---- plan ---- */
+
+/* channels of a register tile: divides n where possible */
+static int tile_channels(int n)
+{
+    if (n % 4 == 0)
+        return 4;
+    if (n % 3 == 0)
+        return 3;
+    if (n % 2 == 0 || n < 4)
+        return 2;
+    return 4;
+}
+
+/* the plan without the transposed input gradient (q->total: the words so far) */
+static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
+                      int pad)
+{
+    DT_ASSERT(C >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1 && stride >= 1 &&
+              pad >= 0);
+    DT_ASSERT(H + 2 * pad >= KH && W + 2 * pad >= KW);
+    const int L = DT_W;
+    q->C = C, q->H = H, q->W = W, q->OC = OC, q->KH = KH, q->KW = KW;
+    q->stride = stride, q->pad = pad, q->L = L;
+    q->OH = (H + 2 * pad - KH) / stride + 1, q->OW = (W + 2 * pad - KW) / stride + 1;
+    q->Hp = H + 2 * pad, q->Wp = W + 2 * pad;
+    DT_ASSERT((long)C * q->Hp * q->Wp * L <= INT32_MAX);
+    q->P = q->OH * q->OW, q->K = C * KH * KW;
+    /* pairs of channels waste C % 2 / (C + 1) of the dots, pairs of taps KW % 2 / (KW + 1) */
+    const int C2 = (C + 1) / 2, KW2 = (KW + 1) / 2;
+    q->tap_pairs = (C % 2) * (KW + 1) > (KW % 2) * (C + 1);
+    q->T2 = q->tap_pairs ? C * KH * KW2 : C2 * KH * KW;
+    q->OC2 = (OC + 1) / 2, q->OW2 = (q->OW + 1) / 2;
+    q->fc = tile_channels(OC), q->fp = ACCS / q->fc, q->OCf = round_up(OC, q->fc);
+    q->wc = q->fc, q->wt = ACCS / q->wc, q->OCw = round_up(OC, q->wc),
+    q->Kw = round_up(q->K, q->wt);
+    q->xt = XT, q->xp = XP, q->Kx = round_up(q->K, XT);
+    q->PH = q->OH / 2, q->PW = q->OW / 2, q->PP = q->PH * q->PW;
+    const size_t plane = (size_t)C * q->Hp * q->Wp * L;
+    size_t at = 0;
+    q->off = at, at += (size_t)q->T2;
+    q->offk = at, at += (size_t)(q->Kw > q->Kx ? q->Kw : q->Kx);
+    q->wr = at, at += (size_t)q->OCf * q->T2;
+    q->wx = at, at += (size_t)q->Kx * q->OC2;
+    q->bias = at, at += (size_t)q->OCf;
+    q->x8 = at, at += plane;
+    q->xb = at, at += plane;
+    q->o8 = at, at += (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw) * q->P * L;
+    /* dweight's pixel pairs [OCw][OH][OW2], then dinp's channel pairs [OC2][P] */
+    q->db = at, at += zmax((size_t)q->OCw * q->OH * q->OW2, (size_t)q->OC2 * q->P) * L;
+    q->dx8 = at, at += plane;
+    q->p8 = at, at += (size_t)OC * q->PP * L;
+    q->acc = at, at += 2 * ((size_t)OC * q->K + OC) * SLOTS; /* doubles */
+    q->total = at + 2;                                       /* room to align them */
+    q->transposed = 0;
+}
+
+/* The input gradient of a stride-1 "same" conv (OH = H, OW = W) as a forward conv of the padded
+ * dout with the flipped, transposed weight wt[c][oc][kh][kw] = w[oc][c][KH-1-kh][KW-1-kw]: its
+ * sums run over OC*KH*KW terms in registers, not over OC with a scatter per tap (the GEMM form),
+ * and need no scatter. Everything else as the forward (the sub-plan qt). */
+static void plan_transposed(dt_bc_plan *qt, const dt_bc_plan *q)
+{
+    plan_core(qt, q->OC, q->OH, q->OW, q->C, q->KH, q->KW, 1, q->pad);
+}
+
+static void DT_KFN(bc_plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
+                            int pad)
+{
+    plan_core(q, C, H, W, OC, KH, KW, stride, pad);
+    if (!(stride == 1 && 2 * pad == KH - 1 && 2 * pad == KW - 1))
+        return;
+    dt_bc_plan t;
+    plan_transposed(&t, q);
+    size_t at = q->total;
+    q->transposed = 1;
+    q->t_w = at, at += (size_t)OC * q->K;
+    q->t_wr = at, at += (size_t)t.OCf * t.T2;
+    q->t_off = at, at += (size_t)t.T2;
+    q->t_bias = at, at += (size_t)t.OCf;
+    q->t_x8 = at, at += (size_t)OC * t.Hp * t.Wp * DT_W;
+    q->t_xb = at, at += (size_t)OC * t.Hp * t.Wp * DT_W;
+    q->t_o8 = at, at += (size_t)t.OCf * t.P * DT_W;
+    q->total = at;
+}
+
+/* ---- packing ---- */
+
+/* the forward's pair-tap offsets off[u] (words into xb) */
+static void pair_offsets(int32_t *off, const dt_bc_plan *q)
+{
+    const int L = DT_W, C2 = (q->C + 1) / 2, KW2 = (q->KW + 1) / 2;
+    int u = 0;
+    if (q->tap_pairs)
+        for (int c = 0; c < q->C; c++)
+            for (int kh = 0; kh < q->KH; kh++)
+                for (int k2 = 0; k2 < KW2; k2++)
+                    off[u++] = ((c * q->Hp + kh) * q->Wp + 2 * k2) * L;
+    else
+        for (int c2 = 0; c2 < C2; c2++)
+            for (int kh = 0; kh < q->KH; kh++)
+                for (int kw = 0; kw < q->KW; kw++)
+                    off[u++] = ((c2 * q->Hp + kh) * q->Wp + kw) * L;
+}
+
+/* the taps' offsets offk[t] (words into xb and dx8) for t < K, then copies of the last up to n */
+static void tap_offsets(int32_t *offk, int n, const dt_bc_plan *q)
+{
+    const int L = DT_W;
+    int t = 0;
+    for (int c = 0; c < q->C; c++)
+        for (int kh = 0; kh < q->KH; kh++)
+            for (int kw = 0; kw < q->KW; kw++)
+                offk[t++] = ((c * q->Hp + kh) * q->Wp + kw) * L;
+    for (; t < n; t++)
+        offk[t] = offk[q->K - 1];
+}
+
+/* wr[c0*T2 + u*fc + i]: the pair of weights of channel c0 + i for pair tap u (0 past OC) */
+static void pack_fwd_weights(uint32_t *wr, const float *weight, const dt_bc_plan *q)
+{
+    const int KK = q->KH * q->KW, fc = q->fc, T2 = q->T2, KW2 = (q->KW + 1) / 2;
+    for (int c0 = 0; c0 < q->OCf; c0 += fc)
+        for (int u = 0; u < T2; u++)
+            for (int i = 0; i < fc; i++) {
+                const int oc = c0 + i;
+                float lo = 0.0f, hi = 0.0f;
+                if (oc < q->OC) {
+                    const float *w = weight + (size_t)oc * q->K;
+                    if (q->tap_pairs) { /* u = (c, kh, k2): taps kw = 2 k2, 2 k2 + 1 */
+                        const int c = u / (q->KH * KW2), kh = u / KW2 % q->KH, kw = 2 * (u % KW2);
+                        lo = w[c * KK + kh * q->KW + kw];
+                        hi = kw + 1 < q->KW ? w[c * KK + kh * q->KW + kw + 1] : 0.0f;
+                    } else { /* u = (c2, kh, kw): channels 2 c2, 2 c2 + 1 */
+                        const int c = 2 * (u / KK), r = u % KK;
+                        lo = w[c * KK + r];
+                        hi = c + 1 < q->C ? w[(c + 1) * KK + r] : 0.0f;
+                    }
+                }
+                wr[(size_t)c0 * T2 + (size_t)u * fc + i] = pair_of(lo, hi);
+            }
+}
+
+/* wx[t0*OC2 + o*XT + j]: the pair (weight[2o][t0 + j], weight[2o + 1][t0 + j]), 0 past OC, K */
+static void pack_dinp_weights(uint32_t *wx, const float *weight, const dt_bc_plan *q)
+{
+    const int K = q->K, OC = q->OC;
+    for (int t0 = 0; t0 < q->Kx; t0 += XT)
+        for (int o = 0; o < q->OC2; o++)
+            for (int j = 0; j < XT; j++) {
+                const int t = t0 + j;
+                const float lo = t < K ? weight[(size_t)2 * o * K + t] : 0.0f;
+                const float hi =
+                    t < K && 2 * o + 1 < OC ? weight[(size_t)(2 * o + 1) * K + t] : 0.0f;
+                wx[(size_t)t0 * q->OC2 + (size_t)o * XT + j] = pair_of(lo, hi);
+            }
+}
+
+/* xb[c2][e] = pairs (x8[2 c2][e], x8[2 c2 + 1][e]) of the n = Hp*Wp pixels e of each plane */
+static void pack_channel_pairs(uint32_t *restrict xb, const float *restrict x8, int C, size_t n)
+{
+    const vf zero = vf_zero();
+    for (int c = 0; c < C; c += 2) {
+        const float *a = x8 + (size_t)c * n * DT_W, *b = a + n * DT_W;
+        uint32_t *d = xb + (size_t)c / 2 * n * DT_W;
+        for (size_t e = 0; e < n; e++)
+            vbf_store(d + e * DT_W,
+                      vbf_pack(vf_load(a + e * DT_W), c + 1 < C ? vf_load(b + e * DT_W) : zero));
+    }
+}
+
+/* xb[r][w] = pairs (x8[r][w], x8[r][w + step]) (0 past the row) of R rows of Wp pixels */
+static void pack_shift_pairs(uint32_t *restrict xb, const float *restrict x8, size_t R, int Wp,
+                             int step)
+{
+    const vf zero = vf_zero();
+    for (size_t r = 0; r < R; r++) {
+        const float *a = x8 + r * Wp * DT_W;
+        uint32_t *d = xb + r * Wp * DT_W;
+        for (int w = 0; w < Wp; w++)
+            vbf_store(d + (size_t)w * DT_W,
+                      vbf_pack(vf_load(a + (size_t)w * DT_W),
+                               w + step < Wp ? vf_load(a + (size_t)(w + step) * DT_W) : zero));
+    }
+}
+
+/* ---- forward: CB channels x PB pixels ----
+ * o8[i*ostr + j*L] = bias[i] + sum over pair taps u of dot(xb[xp[j] + off[u]], wr[u*CB + i]) for
+ * the n pixels j < n (xp[j] of the others: any valid pixel) */
+DT_KINL void fwd_tile(float *o8, size_t ostr, const uint32_t *xb, const int *xp, const int32_t *off,
+                      int T, const uint32_t *wr, const float *bias, int n, const int CB,
+                      const int PB)
+{
+    vf acc[4][12];
+    for (int i = 0; i < CB; i++) {
+        const vf b = vf_set1(bias[i]);
+        for (int j = 0; j < PB; j++)
+            acc[i][j] = b;
+    }
+    for (int u = 0; u < T; u++) {
+        const uint32_t *x = xb + off[u];
+        const uint32_t *w = wr + (size_t)u * CB;
+        vbf wv[4];
+        for (int i = 0; i < CB; i++)
+            wv[i] = vbf_set1(w[i]);
+        for (int j = 0; j < PB; j++) {
+            const vbf xv = vbf_load(x + xp[j]);
+            for (int i = 0; i < CB; i++)
+                acc[i][j] = vbf_dot_nd(acc[i][j], xv, wv[i]);
+        }
+    }
+    if (n == PB) {
+        for (int i = 0; i < CB; i++)
+            for (int j = 0; j < PB; j++)
+                vf_store(o8 + i * ostr + (size_t)j * DT_W, acc[i][j]);
+        return;
+    }
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < PB; j++)
+            if (j < n)
+                vf_store(o8 + i * ostr + (size_t)j * DT_W, acc[i][j]);
+}
+
+/* pixel bases xp[0..m) (words) of the n pixels from flat index p0; xp[n..m) = xp[0] */
+static void pixel_bases(int *xp, int p0, int n, int m, const dt_bc_plan *q)
+{
+    int oh = p0 / q->OW, ow = p0 % q->OW;
+    for (int j = 0; j < n; j++) {
+        xp[j] = (oh * q->stride * q->Wp + ow * q->stride) * DT_W;
+        if (++ow == q->OW)
+            ow = 0, oh++;
+    }
+    for (int j = n; j < m; j++)
+        xp[j] = xp[0];
+}
+
+/* o8 (OCf channels of P pixels) = the block's forward, pixel tiles outermost (the pair taps of a
+ * few pixels stay in L1 while every channel tile reads them) */
+static void fwd_block(float *o8, const uint32_t *xb, const int32_t *off, const uint32_t *wr,
+                      const float *bias, const dt_bc_plan *q)
+{
+    const size_t ostr = (size_t)q->P * DT_W;
+    const int T = q->T2, fp = q->fp;
+    int xp[12];
+    for (int p0 = 0; p0 < q->P; p0 += fp) {
+        const int n = q->P - p0 < fp ? q->P - p0 : fp;
+        pixel_bases(xp, p0, n, fp, q);
+        for (int c0 = 0; c0 < q->OCf; c0 += q->fc) {
+            float *o = o8 + c0 * ostr + (size_t)p0 * DT_W;
+            const uint32_t *w = wr + (size_t)c0 * T;
+            if (q->fc == 4)
+                fwd_tile(o, ostr, xb, xp, off, T, w, bias + c0, n, 4, ACCS / 4);
+            else if (q->fc == 3)
+                fwd_tile(o, ostr, xb, xp, off, T, w, bias + c0, n, 3, ACCS / 3);
+            else
+                fwd_tile(o, ostr, xb, xp, off, T, w, bias + c0, n, 2, ACCS / 2);
+        }
+    }
+}
+
+/* ---- weight gradient ---- */
+
+/* dbw[oc][oh][o2] = pairs (d8[oc][oh][2 o2], d8[oc][oh][2 o2 + 1]) (0 past the row); channels
+ * OC..OCw are zero */
+static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, const dt_bc_plan *q)
+{
+    const vf zero = vf_zero();
+    uint32_t *d = dbw;
+    for (int oc = 0; oc < q->OCw; oc++)
+        for (int oh = 0; oh < q->OH; oh++) {
+            const float *s = d8 + ((size_t)oc * q->P + (size_t)oh * q->OW) * DT_W;
+            for (int o2 = 0; o2 < q->OW2; o2++, d += DT_W) {
+                const int w = 2 * o2;
+                if (oc >= q->OC) {
+                    vbf_store(d, vbf_pack(zero, zero));
+                    continue;
+                }
+                vbf_store(d, vbf_pack(vf_load(s + (size_t)w * DT_W),
+                                      w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
+            }
+        }
+}
+
+/* adds lanes l < nv of v to the double slots s[l] */
+DT_KINL void add_slots(double *s, vf v, int nv)
+{
+    if (nv == DT_W) {
+        vd a;
+        memcpy(&a, s, sizeof a);
+        a += __builtin_convertvector(v, vd);
+        memcpy(s, &a, sizeof a);
+    } else {
+        for (int l = 0; l < nv; l++)
+            s[l] += (double)v[l];
+    }
+}
+
+/* CB channels x TB taps over the block's pixel pairs: acc[((c0 + i)*K + t0 + j)*SLOTS + l] +=
+ * the lane sums for i < nc, j < nt, l < nv (acc points at slot n0 % SLOTS of weight 0) */
+DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const int32_t *off,
+                     const dt_bc_plan *q, int nc, int nt, int nv, const int CB, const int TB)
+{
+    vf a[4][12];
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < TB; j++)
+            a[i][j] = vf_zero();
+    const size_t dstr = (size_t)q->OH * q->OW2 * DT_W;
+    const size_t xs = (size_t)2 * q->stride * DT_W;
+    const uint32_t *d = dbw;
+    for (int oh = 0; oh < q->OH; oh++) {
+        const uint32_t *x = xb + (size_t)oh * q->stride * q->Wp * DT_W;
+        for (int o2 = 0; o2 < q->OW2; o2++, d += DT_W, x += xs) {
+            vbf dv[4];
+            for (int i = 0; i < CB; i++)
+                dv[i] = vbf_load(d + i * dstr);
+            for (int j = 0; j < TB; j++) {
+                const vbf xv = vbf_load(x + off[j]);
+                for (int i = 0; i < CB; i++)
+                    a[i][j] = vbf_dot_nd(a[i][j], dv[i], xv);
+            }
+        }
+    }
+    if (nc == CB && nt == TB && nv == DT_W) {
+        for (int i = 0; i < CB; i++)
+            for (int j = 0; j < TB; j++)
+                add_slots(acc + ((size_t)i * q->K + j) * SLOTS, a[i][j], DT_W);
+        return;
+    }
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < TB; j++)
+            if (i < nc && j < nt)
+                add_slots(acc + ((size_t)i * q->K + j) * SLOTS, a[i][j], nv);
+}
+
+static void dw_block(double *acc, const uint32_t *dbw, const uint32_t *xb, const int32_t *offk,
+                     int nv, const dt_bc_plan *q)
+{
+    const size_t dstr = (size_t)q->OH * q->OW2 * DT_W;
+    const int wc = q->wc, wt = q->wt;
+    for (int c0 = 0; c0 < q->OCw; c0 += wc) {
+        const int nc = q->OC - c0 < wc ? q->OC - c0 : wc;
+        for (int t0 = 0; t0 < q->Kw; t0 += wt) {
+            const int nt = q->K - t0 < wt ? q->K - t0 : wt;
+            double *a = acc + ((size_t)c0 * q->K + t0) * SLOTS;
+            const uint32_t *d = dbw + c0 * dstr;
+            if (wc == 4)
+                dw_tile(a, d, xb, offk + t0, q, nc, nt, nv, 4, ACCS / 4);
+            else if (wc == 3)
+                dw_tile(a, d, xb, offk + t0, q, nc, nt, nv, 3, ACCS / 3);
+            else
+                dw_tile(a, d, xb, offk + t0, q, nc, nt, nv, 2, ACCS / 2);
+        }
+    }
+}
+
+/* per channel, the lanes' fp32 sums of d8 over the pixels (two chains, alternating pixels) into
+ * the double slots */
+static void bias_block(double *acc, const float *d8, int nv, const dt_bc_plan *q)
+{
+    for (int oc = 0; oc < q->OC; oc++) {
+        const float *d = d8 + (size_t)oc * q->P * DT_W;
+        vf a = vf_zero(), b = vf_zero();
+        int p = 0;
+        for (; p + 2 <= q->P; p += 2) {
+            a = a + vf_load(d + (size_t)p * DT_W);
+            b = b + vf_load(d + (size_t)(p + 1) * DT_W);
+        }
+        if (p < q->P)
+            a = a + vf_load(d + (size_t)p * DT_W);
+        add_slots(acc + (size_t)oc * SLOTS, a + b, nv);
+    }
+}
+
+/* the 16 slots' sum, pairwise (the same tree for every DT_W) */
+static float sum_slots(const double *s)
+{
+    double t[SLOTS];
+    memcpy(t, s, sizeof t);
+    for (int w = SLOTS / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++)
+            t[i] = t[2 * i] + t[2 * i + 1];
+    return (float)t[0];
+}
+
+/* ---- input gradient: XT taps x XP pixels, the sum over output channel pairs in registers ----
+ * dx8[xp[k] + off[j]] += sum_o dot(dbx[o*dstr + k*L], wx[o*XT + j]) for j < nt, k < n */
+DT_KINL void dx_tile(float *dx8, const int *xp, const int32_t *off, const uint32_t *dbx,
+                     size_t dstr, int OC2, const uint32_t *w, int n, int nt)
+{
+    vf a[XT][XP];
+    size_t dk[XP];
+    for (int k = 0; k < XP; k++)
+        dk[k] = (size_t)(k < n ? k : 0) * DT_W;
+    for (int j = 0; j < XT; j++)
+        for (int k = 0; k < XP; k++)
+            a[j][k] = vf_zero();
+    for (int o = 0; o < OC2; o++, dbx += dstr, w += XT) {
+        vbf dv[XP];
+        for (int k = 0; k < XP; k++)
+            dv[k] = vbf_load(dbx + dk[k]);
+        for (int j = 0; j < XT; j++) {
+            const vbf wv = vbf_set1(w[j]);
+            for (int k = 0; k < XP; k++)
+                a[j][k] = vbf_dot_nd(a[j][k], dv[k], wv);
+        }
+    }
+    /* in order: two (tap, pixel) pairs of a tile can hit the same input pixel */
+    if (n == XP && nt == XT) { /* straight from the registers */
+        for (int j = 0; j < XT; j++)
+            for (int k = 0; k < XP; k++) {
+                float *r = dx8 + xp[k] + off[j];
+                vf_store(r, vf_load(r) + a[j][k]);
+            }
+        return;
+    }
+    for (int j = 0; j < XT; j++)
+        for (int k = 0; k < XP; k++)
+            if (j < nt && k < n) {
+                float *r = dx8 + xp[k] + off[j];
+                vf_store(r, vf_load(r) + a[j][k]);
+            }
+}
+
+/* dbx[o][p] = pairs (d8[2 o][p], d8[2 o + 1][p]) (0 past OC) */
+static void pack_channel_pairs_d(uint32_t *restrict dbx, const float *restrict d8,
+                                 const dt_bc_plan *q)
+{
+    const size_t n = (size_t)q->P * DT_W;
+    const vf zero = vf_zero();
+    for (int o = 0; o < q->OC2; o++) {
+        const float *a = d8 + 2 * o * n, *b = a + n;
+        uint32_t *d = dbx + o * n;
+        for (size_t e = 0; e < n; e += DT_W)
+            vbf_store(d + e, vbf_pack(vf_load(a + e), 2 * o + 1 < q->OC ? vf_load(b + e) : zero));
+    }
+}
+
+static void dx_block(float *dx8, const uint32_t *dbx, const int32_t *offk, const uint32_t *wx,
+                     const dt_bc_plan *q)
+{
+    const size_t dstr = (size_t)q->P * DT_W;
+    int xp[XP];
+    for (int p0 = 0; p0 < q->P; p0 += XP) {
+        const int n = q->P - p0 < XP ? q->P - p0 : XP;
+        pixel_bases(xp, p0, n, XP, q);
+        /* pixel bases are into the padded plane of pair words: the same for dx8's floats */
+        const uint32_t *d = dbx + (size_t)p0 * DT_W;
+        for (int t0 = 0; t0 < q->Kx; t0 += XT) {
+            const int nt = q->K - t0 < XT ? q->K - t0 : XT;
+            dx_tile(dx8, xp, offk + t0, d, dstr, q->OC2, wx + (size_t)t0 * q->OC2, n, nt);
+        }
+    }
+}
+
+/* ---- fused ReLU + MaxPool2d(2, 2) (fp32, as conv_n8.c) ----
+ * ReLU is x > 0 ? x : 0, then the first maximum in row-major window order (strict >); code: the
+ * window position 0..3 of the maximum, or 4 when it is not positive (no gradient). */
+static void relu_pool_block(float *p8, int32_t *code, const float *o8, const dt_bc_plan *q)
+{
+    const vf zero = vf_zero();
+    const size_t row = (size_t)q->OW * DT_W;
+    for (int oc = 0; oc < q->OC; oc++)
+        for (int ph = 0; ph < q->PH; ph++) {
+            const float *x = o8 + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
+            float *y = p8 + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                const float *w[4] = {x, x + DT_W, x + row, x + row + DT_W};
+                vf m = vf_max(vf_load(x), zero);
+                vi k = (vi){0};
+                for (int s = 1; s < 4; s++) {
+                    const vf v = vf_max(vf_load(w[s]), zero);
+                    const vi gt = v > m;
+                    m = (vf)((gt & (vi)v) | (~gt & (vi)m));
+                    k = (gt & s) | (~gt & k);
+                }
+                const vi pos = m > zero;
+                k = (pos & k) | (~pos & 4);
+                vf_store(y, m);
+                memcpy(c, &k, sizeof k);
+            }
+        }
+}
+
+/* d8 (zero outside the windows) = the conv output's gradient of the pooled gradient dp8: the
+ * unfused maxpool backward (0 + d at the maximum), then ReLU's mask */
+static void unpool_block(float *d8, const float *dp8, const int32_t *code, const dt_bc_plan *q)
+{
+    const vf zero = vf_zero();
+    const size_t row = (size_t)q->OW * DT_W;
+    for (int oc = 0; oc < q->OC; oc++)
+        for (int ph = 0; ph < q->PH; ph++) {
+            float *x = d8 + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
+            const float *y = dp8 + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            const int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
+            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                float *w[4] = {x, x + DT_W, x + row, x + row + DT_W};
+                const vi d = (vi)(zero + vf_load(y));
+                vi k;
+                memcpy(&k, c, sizeof k);
+                for (int s = 0; s < 4; s++)
+                    vf_store(w[s], (vf)((k == s) & d));
+            }
+        }
+}
+
+/* ---- entry points ---- */
+
+static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
+                               const float *weight, const float *bias, int N, float *ws)
+{
+    DT_ASSERT(N >= 1 && q->L == DT_W && (!code || q->PP >= 1));
+    int32_t *off = (int32_t *)(ws + q->off);
+    uint32_t *wr = (uint32_t *)(ws + q->wr), *xb = (uint32_t *)(ws + q->xb);
+    float *bp = ws + q->bias, *x8 = ws + q->x8, *o8 = ws + q->o8;
+    pair_offsets(off, q);
+    pack_fwd_weights(wr, weight, q);
+    for (int c = 0; c < q->OCf; c++)
+        bp[c] = bias && c < q->OC ? bias[c] : 0.0f;
+    const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
+    const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
+    memset(x8, 0, plane * sizeof *x8);
+    for (int n0 = 0; n0 < N; n0 += DT_W) {
+        const int nv = N - n0 < DT_W ? N - n0 : DT_W;
+        to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W, (size_t)q->Wp * DT_W,
+                 inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H,
+                 q->W, nv);
+        if (q->tap_pairs)
+            pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
+        else
+            pack_channel_pairs(xb, x8, q->C, HpWp);
+        fwd_block(o8, xb, off, wr, bp, q);
+        if (code) {
+            float *p8 = ws + q->p8;
+            relu_pool_block(p8, code + (size_t)n0 * q->OC * PP, o8, q);
+            from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, p8, PP * DT_W, 0,
+                       q->OC, 1, q->PP, nv, 0);
+        } else {
+            from_lanes(out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, o8, P * DT_W, 0,
+                       q->OC, 1, q->P, nv, 0);
+        }
+    }
+}
+
+/* d8 of the block at n0: dout transposed, or the pooled gradient unpooled by code */
+static void block_dout(float *d8, const float *dout, const int32_t *code, int n0, int nv, float *ws,
+                       const dt_bc_plan *q)
+{
+    const int OC = q->OC;
+    const size_t P = (size_t)q->P, PP = (size_t)q->PP;
+    if (code) {
+        float *dp8 = ws + q->p8;
+        to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP, (size_t)OC * PP, PP, 0, OC, 1,
+                 q->PP, nv);
+        unpool_block(d8, dp8, code + (size_t)n0 * OC * PP, q);
+    } else {
+        to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P, (size_t)OC * P, P, 0, OC, 1, q->P,
+                 nv);
+    }
+}
+
+/* the transposed input gradient's setup per call (plan_transposed): its plan, the flipped
+ * weights packed, offsets, zero bias, the padded dout planes' zero border */
+static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *weight, float *ws)
+{
+    plan_transposed(qt, q);
+    float *wt = ws + q->t_w;
+    const int C = q->C, OC = q->OC, KH = q->KH, KW = q->KW;
+    for (int c = 0; c < C; c++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++)
+                    wt[(((size_t)c * OC + oc) * KH + kh) * KW + kw] =
+                        weight[(((size_t)oc * C + c) * KH + KH - 1 - kh) * KW + KW - 1 - kw];
+    pack_fwd_weights((uint32_t *)(ws + q->t_wr), wt, qt);
+    pair_offsets((int32_t *)(ws + q->t_off), qt);
+    memset(ws + q->t_bias, 0, (size_t)qt->OCf * sizeof *ws);
+    memset(ws + q->t_x8, 0, (size_t)OC * qt->Hp * qt->Wp * DT_W * sizeof *ws);
+}
+
+/* dinp (the block's first image) (+)= the forward of qt on the block's d8 */
+static void dinp_t_block(float *dinp, const float *d8, const dt_bc_plan *qt, const dt_bc_plan *q,
+                         float *ws, int nv, int accum)
+{
+    float *x8 = ws + q->t_x8, *o8 = ws + q->t_o8;
+    uint32_t *xb = (uint32_t *)(ws + q->t_xb);
+    const size_t HpWp = (size_t)qt->Hp * qt->Wp, HW = (size_t)q->H * q->W;
+    for (int oc = 0; oc < q->OC; oc++)
+        for (int oh = 0; oh < q->OH; oh++)
+            memcpy(x8 + (((size_t)oc * qt->Hp + oh + qt->pad) * qt->Wp + qt->pad) * DT_W,
+                   d8 + ((size_t)oc * q->P + (size_t)oh * q->OW) * DT_W,
+                   (size_t)q->OW * DT_W * sizeof *x8);
+    if (qt->tap_pairs)
+        pack_shift_pairs(xb, x8, (size_t)q->OC * qt->Hp, qt->Wp, 1);
+    else
+        pack_channel_pairs(xb, x8, q->OC, HpWp);
+    fwd_block(o8, xb, (const int32_t *)(ws + q->t_off), (const uint32_t *)(ws + q->t_wr),
+              ws + q->t_bias, qt);
+    from_lanes(dinp, (size_t)q->C * HW, HW, 0, o8, (size_t)qt->P * DT_W, 0, q->C, 1, qt->P, nv,
+               accum);
+}
+
+static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight, float *dbias,
+                                const float *dout, const int32_t *code, const float *inp,
+                                const float *weight, int N, int accum, float *ws)
+{
+    DT_ASSERT(N >= 1 && dweight && q->L == DT_W && (!code || q->PP >= 1));
+    int32_t *offk = (int32_t *)(ws + q->offk);
+    uint32_t *wx = (uint32_t *)(ws + q->wx), *xb = (uint32_t *)(ws + q->xb);
+    uint32_t *db = (uint32_t *)(ws + q->db);
+    float *x8 = ws + q->x8, *d8 = ws + q->o8, *dx8 = ws + q->dx8;
+    double *acc = (double *)(((uintptr_t)(ws + q->acc) + 7) & ~(uintptr_t)7);
+    double *bacc = acc + (size_t)q->OC * q->K * SLOTS;
+    const int K = q->K, OC = q->OC;
+    tap_offsets(offk, q->Kw > q->Kx ? q->Kw : q->Kx, q);
+    dt_bc_plan qt;
+    const int tr = dinp && q->transposed;
+    if (tr)
+        dinp_t_prepare(&qt, q, weight, ws);
+    else if (dinp)
+        pack_dinp_weights(wx, weight, q);
+    memset(acc, 0, ((size_t)OC * K + OC) * SLOTS * sizeof *acc);
+    const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
+    const size_t HW = (size_t)q->H * q->W;
+    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
+    memset(x8, 0, plane * sizeof *x8);
+    memset(d8, 0, (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw) * q->P * DT_W * sizeof *d8);
+    for (int n0 = 0; n0 < N; n0 += DT_W) {
+        const int nv = N - n0 < DT_W ? N - n0 : DT_W;
+        const int slot = n0 % SLOTS;
+        to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, inp + (size_t)n0 * q->C * HW,
+                 (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
+        block_dout(d8, dout, code, n0, nv, ws, q);
+        if (dbias)
+            bias_block(bacc + slot, d8, nv, q);
+        pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
+        pack_pixel_pairs(db, d8, q);
+        dw_block(acc + slot, db, xb, offk, nv, q);
+        if (tr) {
+            dinp_t_block(dinp + (size_t)n0 * q->C * HW, d8, &qt, q, ws, nv, accum);
+        } else if (dinp) {
+            pack_channel_pairs_d(db, d8, q);
+            memset(dx8, 0, plane * sizeof *dx8);
+            dx_block(dx8, db, offk, wx, q);
+            from_lanes(dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
+                       dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
+                       accum);
+        }
+    }
+    for (size_t i = 0; i < (size_t)OC * K; i++)
+        dweight[i] = sum_slots(acc + i * SLOTS);
+    if (dbias)
+        for (int oc = 0; oc < OC; oc++)
+            dbias[oc] = sum_slots(bacc + (size_t)oc * SLOTS);
+}
+
+const struct dt_kbf16conv DT_KFN(dt_kbf16conv) = {
+    .plan = DT_KFN(bc_plan),
+    .forward = DT_KFN(bc_forward),
+    .backward = DT_KFN(bc_backward),
+};
