@@ -12,8 +12,9 @@
  * needs loss scaling (the gradient of the loss multiplied by S before it enters the rounded
  * backward, the parameter gradients divided by S before the step); bf16 does not.
  *
- * bf16 is real bf16 arithmetic in the linear layers (layers/linear.c): their three products
- * (forward, weight gradient, input gradient) run on the bf16 GEMM (kernels/bf16.h), which packs
+ * bf16 is real bf16 arithmetic in the linear layers (layers/linear.c) and the convolutions that run
+ * on batch lanes (layers/conv.c, kernels/conv_bf16.h): their products (forward, weight gradient,
+ * input gradient) run on the bf16 GEMM (kernels/bf16.h) or the bf16 batch-lane kernels, which pack
  * the operands as bf16 pairs and multiplies them with VDPBF16PS: native on AVX512_BF16 CPUs,
  * emulated bit for bit elsewhere (isa/bf16_vec.h), so a bf16 run gives the same bits on every
  * ISA and machine. Its products are exact and its sums are fp32 in the instruction's order (per
@@ -21,8 +22,8 @@
  * and tiny results flushed to zero), not the fp32 GEMM's: bf16 results differ from the emulation
  * before it (fp32 kernels on rounded values) in the last bits of the sums. The weight gradient
  * is the fp32 result of that product (torch rounds the bf16 weight copy's gradient to bf16; this
- * keeps the fp32 sum). The other layers (conv until its bf16 kernels land, BatchNorm, pooling,
- * ...) still run their fp32 kernels on the rounded values.
+ * keeps the fp32 sum). The other layers (BatchNorm, pooling, im2col convolutions, ...) run their
+ * fp32 kernels on the rounded values.
  *
  * fp16 stays an emulation: no CPU here has fp16 arithmetic (AVX512-FP16 may come later), so it
  * runs the fp32 kernels on the rounded values; it costs a rounding pass per tensor and speeds
