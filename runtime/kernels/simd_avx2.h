@@ -1,6 +1,6 @@
 /*
- * simd_avx2.h - AVX2 helpers shared by the kernels compiled for AVX2 + FMA (gemm.c, and the 8-
- * and 16-lane AVX2 builds of isa/lanes.c, whose W x W transposes are made of dt_tr8x8). Include
+ * simd_avx2.h - AVX2 helpers shared by the kernels compiled for AVX2 + FMA (isa/gemm.c, and the 8-
+ * and 16-lane AVX2 builds of isa/lanes_io.h, whose W x W transposes are made of dt_tr8x8). Include
  * only on x86-64 with GCC or Clang; outside an AVX2 build the functions that use them carry
  * DT_AVX2_TARGET.
  */

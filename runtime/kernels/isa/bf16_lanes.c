@@ -35,6 +35,7 @@
 #include "common.h"
 #include "kernels/bf16.h"
 #include "kernels/bf16_conv.h"
+#include "kernels/isa/lanes_io.h"
 
 #if DT_W == 16
 #define ACCS 24 /* accumulators of a forward / dweight tile */
@@ -57,115 +58,6 @@ static uint32_t bf16_nd(float f)
 static uint32_t pair_of(float lo, float hi) { return bf16_nd(lo) | bf16_nd(hi) << 16; }
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
-
-/* ---- W x W transposes (row i element j <-> row j element i) ---- */
-
-/* GCC before 12 has __builtin_shuffle (a mask vector) but not Clang's __builtin_shufflevector */
-#if defined(__clang__) || __GNUC__ >= 12
-#define TR_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
-#else
-#define TR_SHUF(a, b, ...) __builtin_shuffle(a, b, (vi){__VA_ARGS__})
-#endif
-
-#if DT_W == 4
-#define TR_LO1(a, b) TR_SHUF(a, b, 0, 4, 2, 6)
-#define TR_HI1(a, b) TR_SHUF(a, b, 1, 5, 3, 7)
-#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 4, 5)
-#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 6, 7)
-#elif DT_W == 8
-#define TR_LO1(a, b) TR_SHUF(a, b, 0, 8, 2, 10, 4, 12, 6, 14)
-#define TR_HI1(a, b) TR_SHUF(a, b, 1, 9, 3, 11, 5, 13, 7, 15)
-#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
-#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
-#define TR_LO4(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
-#define TR_HI4(a, b) TR_SHUF(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
-#elif DT_W == 16
-#define TR_LO1(a, b) TR_SHUF(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
-#define TR_HI1(a, b) TR_SHUF(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
-#define TR_LO2(a, b) TR_SHUF(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
-#define TR_HI2(a, b) TR_SHUF(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
-#define TR_LO4(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
-#define TR_HI4(a, b) TR_SHUF(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
-#define TR_LO8(a, b) TR_SHUF(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-#define TR_HI8(a, b) TR_SHUF(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
-#else
-#error "bf16_lanes.c: DT_W must be 4, 8 or 16"
-#endif
-
-#define TR_STAGE(s)                                                                                \
-    for (int i = 0; i < DT_W; i++)                                                                 \
-        if (!(i & s)) {                                                                            \
-            const vf a = r[i], b = r[i + s];                                                       \
-            r[i] = TR_LO##s(a, b);                                                                 \
-            r[i + s] = TR_HI##s(a, b);                                                             \
-        }
-
-DT_KINL void transpose(vf r[DT_W])
-{
-    TR_STAGE(1)
-    TR_STAGE(2)
-#if DT_W >= 8
-    TR_STAGE(4)
-#endif
-#if DT_W >= 16
-    TR_STAGE(8)
-#endif
-}
-
-/* Images -> lanes: l8[c*lcs + r*lrs + k*L + l] = src[l*simg + c*scs + r*srs + k] for c < C,
- * r < R, k < cols, lanes l < nv (lanes nv..L-1 get 0). */
-static void to_lanes(float *restrict l8, size_t lcs, size_t lrs, const float *restrict src,
-                     size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
-{
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++) {
-            float *d = l8 + c * lcs + r * lrs;
-            const float *s = src + c * scs + r * srs;
-            int k = 0;
-            if (nv == DT_W)
-                for (; k + DT_W <= cols; k += DT_W) {
-                    vf v[DT_W];
-                    for (int l = 0; l < DT_W; l++)
-                        v[l] = vf_load(s + l * simg + k);
-                    transpose(v);
-                    for (int j = 0; j < DT_W; j++)
-                        vf_store(d + (size_t)(k + j) * DT_W, v[j]);
-                }
-            for (; k < cols; k++)
-                for (int l = 0; l < DT_W; l++)
-                    d[(size_t)k * DT_W + l] = l < nv ? s[l * simg + k] : 0.0f;
-        }
-}
-
-/* Lanes -> images, the inverse: dst[l*simg + c*scs + r*srs + k] (+)= l8[c*lcs + r*lrs + k*L + l]
- * for lanes l < nv. */
-static void from_lanes(float *restrict dst, size_t simg, size_t scs, size_t srs,
-                       const float *restrict l8, size_t lcs, size_t lrs, int C, int R, int cols,
-                       int nv, int accum)
-{
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++) {
-            const float *s = l8 + c * lcs + r * lrs;
-            float *d = dst + c * scs + r * srs;
-            int k = 0;
-            if (nv == DT_W)
-                for (; k + DT_W <= cols; k += DT_W) {
-                    vf v[DT_W];
-                    for (int j = 0; j < DT_W; j++)
-                        v[j] = vf_load(s + (size_t)(k + j) * DT_W);
-                    transpose(v);
-                    for (int l = 0; l < DT_W; l++) {
-                        float *o = d + l * simg + k;
-                        vf_store(o, accum ? vf_load(o) + v[l] : v[l]);
-                    }
-                }
-            for (; k < cols; k++)
-                for (int l = 0; l < nv; l++) {
-                    const float v = s[(size_t)k * DT_W + l];
-                    d[l * simg + k] = accum ? d[l * simg + k] + v : v;
-                }
-        }
-}
 
 /* ---- plan ---- */
 

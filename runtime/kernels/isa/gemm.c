@@ -74,30 +74,7 @@ enum {
 };
 
 #if defined(__AVX2__)
-/* r[0..7] (8 rows of 8) := their transpose */
-DT_KINL void tr8x8(__m256 r[8])
-{
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
+#include "kernels/simd_avx2.h"
 
 /* 8 k of an A panel (m <= MR rows from s, row stride lda; zeros below) into d (k-major, MR per
  * k): groups of 8 rows transposed; a group's row q holds k + q's values, of which the first
@@ -112,7 +89,7 @@ DT_KINL void pack_a8(float *restrict d, const float *s, int lda, int m)
             r[g][q] = 8 * g + q < m ? _mm256_loadu_ps(s + (size_t)(8 * g + q) * lda)
                                     : _mm256_setzero_ps();
     for (int g = 0; g < G; g++)
-        tr8x8(r[g]);
+        dt_tr8x8(r[g]);
     for (int q = 0; q < 8; q++)
         for (int g = 0; g < G; g++)
             _mm256_storeu_ps(d + (size_t)q * MR + 8 * g, r[g][q]);
@@ -127,7 +104,7 @@ DT_KINL void pack_b8(float *restrict d, const float *s, int ldb, int n)
         for (int c = 0; c < 8; c++)
             r[c] = 8 * h + c < n ? _mm256_loadu_ps(s + (size_t)(8 * h + c) * ldb)
                                  : _mm256_setzero_ps();
-        tr8x8(r);
+        dt_tr8x8(r);
         for (int q = 0; q < 8; q++)
             _mm256_storeu_ps(d + (size_t)q * NR + 8 * h, r[q]);
     }
