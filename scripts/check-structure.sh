@@ -53,7 +53,8 @@ function clean(s,    res, i, n, c, d, q) {
     return res
 }
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
-function is_static(t) { return t ~ /(^|[^A-Za-z0-9_])static([^A-Za-z0-9_]|$)/ }
+# static, or a macro that expands to it (DT_KINL: static inline, isa/vec.h)
+function is_static(t) { return t ~ /(^|[^A-Za-z0-9_])(static|DT_KINL)([^A-Za-z0-9_]|$)/ }
 # the name a top-level declaration defines: the function before its parameter list, or the
 # variable before "=", "[" or the end
 function decl_name(t,    u) {
