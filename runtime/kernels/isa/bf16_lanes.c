@@ -513,58 +513,6 @@ static void dx_block(float *dx8, const uint32_t *dbx, const int32_t *offk, const
     }
 }
 
-/* ---- fused ReLU + MaxPool2d(2, 2) (fp32, as conv_n8.c) ----
- * ReLU is x > 0 ? x : 0, then the first maximum in row-major window order (strict >); code: the
- * window position 0..3 of the maximum, or 4 when it is not positive (no gradient). */
-static void relu_pool_block(float *p8, int32_t *code, const float *o8, const dt_bc_plan *q)
-{
-    const vf zero = vf_zero();
-    const size_t row = (size_t)q->OW * DT_W;
-    for (int oc = 0; oc < q->OC; oc++)
-        for (int ph = 0; ph < q->PH; ph++) {
-            const float *x = o8 + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
-            float *y = p8 + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
-                const float *w[4] = {x, x + DT_W, x + row, x + row + DT_W};
-                vf m = vf_max(vf_load(x), zero);
-                vi k = (vi){0};
-                for (int s = 1; s < 4; s++) {
-                    const vf v = vf_max(vf_load(w[s]), zero);
-                    const vi gt = v > m;
-                    m = (vf)((gt & (vi)v) | (~gt & (vi)m));
-                    k = (gt & s) | (~gt & k);
-                }
-                const vi pos = m > zero;
-                k = (pos & k) | (~pos & 4);
-                vf_store(y, m);
-                memcpy(c, &k, sizeof k);
-            }
-        }
-}
-
-/* d8 (zero outside the windows) = the conv output's gradient of the pooled gradient dp8: the
- * unfused maxpool backward (0 + d at the maximum), then ReLU's mask */
-static void unpool_block(float *d8, const float *dp8, const int32_t *code, const dt_bc_plan *q)
-{
-    const vf zero = vf_zero();
-    const size_t row = (size_t)q->OW * DT_W;
-    for (int oc = 0; oc < q->OC; oc++)
-        for (int ph = 0; ph < q->PH; ph++) {
-            float *x = d8 + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
-            const float *y = dp8 + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            const int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
-                float *w[4] = {x, x + DT_W, x + row, x + row + DT_W};
-                const vi d = (vi)(zero + vf_load(y));
-                vi k;
-                memcpy(&k, c, sizeof k);
-                for (int s = 0; s < 4; s++)
-                    vf_store(w[s], (vf)((k == s) & d));
-            }
-        }
-}
-
 /* ---- entry points ---- */
 
 static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
@@ -593,7 +541,7 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
         fwd_block(o8, xb, off, wr, bp, q);
         if (code) {
             float *p8 = ws + q->p8;
-            relu_pool_block(p8, code + (size_t)n0 * q->OC * PP, o8, q);
+            lanes_relu_pool(p8, code + (size_t)n0 * q->OC * PP, o8, q->OC, P, q->OW, q->PH, q->PW);
             from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, p8, PP * DT_W, 0,
                        q->OC, 1, q->PP, nv, 0);
         } else {
@@ -613,7 +561,7 @@ static void block_dout(float *d8, const float *dout, const int32_t *code, int n0
         float *dp8 = ws + q->p8;
         to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP, (size_t)OC * PP, PP, 0, OC, 1,
                  q->PP, nv);
-        unpool_block(d8, dp8, code + (size_t)n0 * OC * PP, q);
+        lanes_unpool(d8, dp8, code + (size_t)n0 * OC * PP, OC, P, q->OW, q->PH, q->PW);
     } else {
         to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P, (size_t)OC * P, P, 0, OC, 1, q->P,
                  nv);

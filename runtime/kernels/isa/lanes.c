@@ -369,65 +369,6 @@ static void dx_block(float *dxl, const float *dl, const int32_t *off, const floa
     }
 }
 
-/* ---- fused ReLU + MaxPool2d(2, 2) ----
- * Bitwise the separate kernels: ReLU is x > 0 ? x : 0 (vf_max(x, 0): NaN gives 0 like
- * dt_relu_forward), then the first maximum in row-major window order (strict >, as
- * dt_maxpool_forward; a ReLU output is never NaN). code: window position 0..3 of the maximum, or
- * 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH / 2 PW are
- * dropped (floor mode). */
-static void relu_pool_block(float *pl, int32_t *code, const float *ol, const dt_lanes_plan *q)
-{
-    const vf zero = vf_zero();
-    const vi k4 = (vi){0} + 4;
-    const size_t row = (size_t)q->OW * DT_W;
-    for (int oc = 0; oc < q->OC; oc++)
-        for (int ph = 0; ph < q->PH; ph++) {
-            const float *x = ol + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
-            float *y = pl + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
-                vf m = vf_max(vf_load(x), zero), v;
-                vi k = {0}, gt;
-#define POOL_STEP(ptr, kv)                                                                         \
-    v = vf_max(vf_load(ptr), zero);                                                                \
-    gt = v > m;                                                                                    \
-    m = (vf)((gt & (vi)v) | (~gt & (vi)m));                                                        \
-    k = (gt & (kv)) | (~gt & k);
-                POOL_STEP(x + DT_W, 1)
-                POOL_STEP(x + row, 2)
-                POOL_STEP(x + row + DT_W, 3)
-#undef POOL_STEP
-                const vi pos = m > zero;
-                k = (pos & k) | (~pos & k4);
-                vf_store(y, m);
-                memcpy(c, &k, sizeof k);
-            }
-        }
-}
-
-/* dl (zeroed outside the windows by the caller) = the gradient at the conv's output of the
- * pooled gradient dpl: the unfused maxpool backward (0 + d at the maximum) then ReLU's mask */
-static void unpool_block(float *dl, const float *dpl, const int32_t *code, const dt_lanes_plan *q)
-{
-    const vf zero = vf_zero();
-    const size_t row = (size_t)q->OW * DT_W;
-    for (int oc = 0; oc < q->OC; oc++)
-        for (int ph = 0; ph < q->PH; ph++) {
-            float *x = dl + ((size_t)oc * q->P + (size_t)2 * ph * q->OW) * DT_W;
-            const float *y = dpl + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            const int32_t *c = code + ((size_t)oc * q->PP + (size_t)ph * q->PW) * DT_W;
-            for (int pw = 0; pw < q->PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
-                const vi d = (vi)(zero + vf_load(y));
-                vi k;
-                memcpy(&k, c, sizeof k);
-                vf_store(x, (vf)((k == 0) & d));
-                vf_store(x + DT_W, (vf)((k == 1) & d));
-                vf_store(x + row, (vf)((k == 2) & d));
-                vf_store(x + row + DT_W, (vf)((k == 3) & d));
-            }
-        }
-}
-
 /* off[t] for t < K, then copies of off[K - 1] up to n */
 static void tap_offsets(int32_t *off, int n, const dt_lanes_plan *q)
 {
@@ -469,7 +410,7 @@ static void forward(const dt_lanes_plan *q, float *out, int32_t *code, const flo
         fwd_block(ol, xl, off, wr, bp, q);
         if (code) {
             float *pl = ws + q->pl;
-            relu_pool_block(pl, code + (size_t)n0 * q->OC * PP, ol, q);
+            lanes_relu_pool(pl, code + (size_t)n0 * q->OC * PP, ol, q->OC, P, q->OW, q->PH, q->PW);
             from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W, 0,
                        q->OC, 1, q->PP, nv, 0);
         } else {
@@ -511,7 +452,7 @@ static void grad_lanes(float *dl, const dt_lanes_plan *q, const float *dout, con
         float *dpl = ws + q->pl;
         to_lanes(dpl, PP * DT_W, 0, dout + (size_t)n0 * OC * PP, (size_t)OC * PP, PP, 0, OC, 1,
                  q->PP, nv);
-        unpool_block(dl, dpl, code + (size_t)n0 * OC * PP, q);
+        lanes_unpool(dl, dpl, code + (size_t)n0 * OC * PP, OC, (size_t)q->P, q->OW, q->PH, q->PW);
     } else {
         const size_t P = (size_t)q->P;
         to_lanes(dl, P * DT_W, 0, dout + (size_t)n0 * OC * P, (size_t)OC * P, P, 0, OC, 1, q->P,

@@ -2,7 +2,8 @@
  * lanes_io.h - the batch-lane kernels' layout changes, shared by the fp32 (isa/lanes.c) and bf16
  * (isa/bf16_lanes.c) families: W x W register transposes (tr_block: AVX-512 16x16, AVX2 8x8 and
  * its 16-lane composition, SSE 4x4, a plain loop elsewhere) and the NCHW <-> lanes copies built on
- * them (to_lanes, from_lanes). Included by per-ISA sources only (isa/vec.h: DT_W lanes).
+ * them (to_lanes, from_lanes), and the fused ReLU + 2x2 max pool over lanes (lanes_relu_pool,
+ * lanes_unpool). Included by per-ISA sources only (isa/vec.h: DT_W lanes).
  */
 #ifndef DT_KERNELS_ISA_LANES_IO_H
 #define DT_KERNELS_ISA_LANES_IO_H
@@ -142,6 +143,67 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
                     const float v = s[(size_t)k * DT_W + i];
                     d[i * simg + k] = accum ? d[i * simg + k] + v : v;
                 }
+        }
+}
+
+/* ---- fused ReLU + MaxPool2d(2, 2) ----
+ * Bitwise the separate kernels: ReLU is x > 0 ? x : 0 (vf_max(x, 0): NaN gives 0 like
+ * dt_relu_forward), then the first maximum in row-major window order (strict >, as
+ * dt_maxpool_forward; a ReLU output is never NaN). code: window position 0..3 of the maximum, or
+ * 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH / 2 PW are
+ * dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane families. */
+static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, int OC, size_t P,
+                                   int OW, int PH, int PW)
+{
+    const vf zero = vf_zero();
+    const vi k4 = (vi){0} + 4;
+    const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
+    for (int oc = 0; oc < OC; oc++)
+        for (int ph = 0; ph < PH; ph++) {
+            const float *x = ol + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
+            float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+            int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+            for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                vf m = vf_max(vf_load(x), zero), v;
+                vi k = {0}, gt;
+#define POOL_STEP(ptr, kv)                                                                         \
+    v = vf_max(vf_load(ptr), zero);                                                                \
+    gt = v > m;                                                                                    \
+    m = (vf)((gt & (vi)v) | (~gt & (vi)m));                                                        \
+    k = (gt & (kv)) | (~gt & k);
+                POOL_STEP(x + DT_W, 1)
+                POOL_STEP(x + row, 2)
+                POOL_STEP(x + row + DT_W, 3)
+#undef POOL_STEP
+                const vi pos = m > zero;
+                k = (pos & k) | (~pos & k4);
+                vf_store(y, m);
+                memcpy(c, &k, sizeof k);
+            }
+        }
+}
+
+/* dl (zeroed outside the windows by the caller) = the gradient at the conv's output of the
+ * pooled gradient dpl: the unfused maxpool backward (0 + d at the maximum) then ReLU's mask */
+static inline void lanes_unpool(float *dl, const float *dpl, const int32_t *code, int OC, size_t P,
+                                int OW, int PH, int PW)
+{
+    const vf zero = vf_zero();
+    const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
+    for (int oc = 0; oc < OC; oc++)
+        for (int ph = 0; ph < PH; ph++) {
+            float *x = dl + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
+            const float *y = dpl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+            const int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+            for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                const vi d = (vi)(zero + vf_load(y));
+                vi k;
+                memcpy(&k, c, sizeof k);
+                vf_store(x, (vf)((k == 0) & d));
+                vf_store(x + DT_W, (vf)((k == 1) & d));
+                vf_store(x + row, (vf)((k == 2) & d));
+                vf_store(x + row + DT_W, (vf)((k == 3) & d));
+            }
         }
 }
 
