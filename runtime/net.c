@@ -11,7 +11,9 @@
 
 #include "common.h"
 #include "ini.h"
+#include "kernels/bf16.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "layers/registry.h"
 #include "lowp.h"
 
@@ -546,6 +548,8 @@ void dt_net_set_precision(dt_net *net, int format)
 {
     DT_ASSERT(format == DT_FP32 || format == DT_BF16 || format == DT_FP16);
     net->lowp = format;
+    if (format == DT_BF16) /* the bf16 GEMM's buffers now, not in the first step */
+        dt_kern_get()->bf16->prepare();
     if (format != DT_FP32 && !net->lp_param)
         net->lp_param = dt_xmalloc(net->numel ? net->numel : 1, sizeof *net->lp_param);
 }

@@ -24,9 +24,12 @@ struct dt_kbf16 {
      * over pairs of k (k, k + 1; an odd K's last pair padded with zeros on both sides), in fp32.
      * Each C element starts from bias (accum: C + bias) and adds its pairs in k order, so the
      * result does not depend on the ISA, the blocking or the lane count: every ISA gives the same
-     * bits. Not thread-safe (one packing buffer per ISA, grown on first use). */
+     * bits. Not thread-safe (one packing buffer per ISA, allocated by prepare). */
     void (*gemm)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                  int ldb, const float *bias, int accum, float *C, int ldc);
+    /* Allocates gemm's packing buffers now (dt_net_set_precision calls it for bf16, so a training
+     * step never allocates; gemm calls it too, a no-op once done). */
+    void (*prepare)(void);
 };
 
 #if defined(__x86_64__)

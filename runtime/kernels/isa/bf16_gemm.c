@@ -241,17 +241,22 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
             memcpy(c + (size_t)r * ldc, t + r * NR, (size_t)n * sizeof *t);
 }
 
-static uint32_t *pack_a, *pack_b; /* MC x KCP and KCP x NC pairs, allocated on first use */
+static uint32_t *pack_a, *pack_b; /* MC x KCP and KCP x NC pairs, allocated by prepare */
 
-static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                 int ldb, const float *bias, int accum, float *C, int ldc)
+static void prepare(void)
 {
-    DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
     if (!pack_a) {
         /* + SLACK: pack_kcontig16's spill past the last panel */
         pack_a = dt_xmalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
         pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
     }
+}
+
+static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, const float *bias, int accum, float *C, int ldc)
+{
+    DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
+    prepare(); /* a no-op after the first call (net.c calls it when a net goes bf16) */
     const int kpairs = (K + 1) / 2, nk = (kpairs + KCP - 1) / KCP;
     const int kcp = (kpairs + nk - 1) / nk; /* equal K blocks, in pairs */
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -284,4 +289,5 @@ const struct dt_kbf16 DT_KFN(dt_kbf16) = {
     .dot = dot_n,
     .pack = pack_n,
     .gemm = gemm,
+    .prepare = prepare,
 };
