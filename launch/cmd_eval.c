@@ -111,8 +111,10 @@ static void evaluate(dt_net *net, const dt_dataset *ds, int batch, const char *p
     if (dt_rank == 0) {
         printf("model %s (%s), %zu parameters; data %s %s: %lld samples of %dx%dx%d\n", net->model,
                net->source, net->numel, ds->name, split, (long long)ds->n, ds->c, ds->h, ds->w);
-        printf("eval: checkpoint=%s split=%s samples=%lld loss=%.4f acc=%.2f\n", path, split,
-               (long long)ev.n, ev.loss, 100.0 * ev.acc);
+        /* loss with 9 significant digits: the logits are float32, whose values 9 digits
+         * identify exactly; further digits change with the summation order (the world size) */
+        printf("eval: checkpoint=%s split=%s samples=%lld loss=%.9g acc=%.2f top5=%.2f\n", path,
+               split, (long long)ev.n, ev.loss, 100.0 * ev.acc, 100.0 * ev.top5);
         fflush(stdout);
     }
     free(x);

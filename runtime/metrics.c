@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,4 +571,33 @@ int dt_metrics_close(dt_metrics *m)
     }
     free_metrics(m);
     return rc;
+}
+
+/* a ranks above b: larger, NaN above any number */
+static int ranks_above(float a, float b)
+{
+    if (isnan(a))
+        return !isnan(b);
+    return !isnan(b) && a > b;
+}
+
+int dt_metrics_topk_hits(const float *logits, const int *labels, int N, int K, int k)
+{
+    DT_ASSERT(logits && labels && N >= 0 && K >= 1 && k >= 1);
+    if (k >= K)
+        return N;
+    int hits = 0;
+    for (int i = 0; i < N; i++) {
+        const float *z = logits + (size_t)i * K;
+        const int y = labels[i];
+        DT_ASSERT(y >= 0 && y < K);
+        const float zy = z[y];
+        /* the label's 0-based place: classes above it, and equal ones of lower index */
+        int above = 0;
+        for (int c = 0; c < K && above < k; c++)
+            above += ranks_above(z[c], zy) ||
+                     (c < y && (z[c] == zy || (isnan(z[c]) && isnan(zy))));
+        hits += above < k;
+    }
+    return hits;
 }

@@ -66,4 +66,11 @@ int64_t dt_metrics_epoch_rows(const dt_metrics *m);
  * flush/close. NULL is a no-op. */
 int dt_metrics_close(dt_metrics *m);
 
+/* Top-k accuracy counts of a batch: the number of samples i in [0, N) whose label labels[i] is
+ * among the k largest of logits[i * K .. i * K + K) (N x K, row-major). Ties are broken toward
+ * the lower class index, as torch.argmax does for top-1 (torch.topk leaves the choice among
+ * equal values to its selection algorithm); NaN ranks above every number, as in torch.topk.
+ * k >= K counts every sample (top-5 of a 3-class problem is 100 %). k >= 1. */
+int dt_metrics_topk_hits(const float *logits, const int *labels, int N, int K, int k);
+
 #endif

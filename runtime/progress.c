@@ -64,9 +64,9 @@ void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec)
     dt_progress_clear(p);
     fprintf(p->out,
             "epoch %lld/%d  train_loss %.4f  train_acc %.2f  test_loss %.4f  test_acc %.2f  "
-            "lr %.6g  samples/s %.0f  time %.1fs",
+            "test_top5 %.2f  lr %.6g  samples/s %.0f  time %.1fs",
             (long long)rec->epoch, p->epochs, rec->train_loss, rec->train_acc, rec->test_loss,
-            rec->test_acc, rec->lr, rec->samples_per_s, rec->time_s);
+            rec->test_acc, rec->test_top5, rec->lr, rec->samples_per_s, rec->time_s);
     if (!isnan(rec->swa_test_acc))
         fprintf(p->out, "  swa_test_acc %.2f", rec->swa_test_acc);
     fprintf(p->out, "\n");
@@ -161,8 +161,9 @@ void dt_progress_final_line(const dt_progress *p, const dt_progress_final *f)
         return;
     fprintf(p->out,
             "final: epochs=%d steps=%lld train_loss=%.4f test_loss=%.4f test_acc=%.2f "
-            "samples_per_s=%.0f wall_s=%.2f max_rss_mib=%.0f params_crc=%016llx",
+            "test_top5=%.2f samples_per_s=%.0f wall_s=%.2f max_rss_mib=%.0f params_crc=%016llx",
             f->epochs, (long long)f->steps, f->train_loss, f->test_loss, 100.0 * f->test_acc,
+            100.0 * f->test_top5,
             f->samples_per_s, f->wall_s, f->max_rss_mib, (unsigned long long)f->params_crc);
     if (f->swa)
         fprintf(p->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * f->swa_test_acc,

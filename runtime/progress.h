@@ -17,10 +17,10 @@
 
 /* One epoch's record (rank 0's history; stored in checkpoints, one row of the epoch metrics). */
 typedef struct dt_epoch_rec {
-    double epoch, step, train_loss, train_acc, test_loss, test_acc, lr, samples_per_s, time_s,
-        swa_test_acc;
+    double epoch, step, train_loss, train_acc, test_loss, test_acc, test_top5, lr, samples_per_s,
+        time_s, swa_test_acc;
 } dt_epoch_rec;
-#define DT_EPOCH_COLS 10
+#define DT_EPOCH_COLS 11
 
 typedef struct dt_progress {
     FILE *out;  /* rank 0's stream, NULL: print nothing */
@@ -71,7 +71,7 @@ typedef struct dt_progress_final {
     int epochs; /* epoch records */
     int64_t steps;
     double train_loss, test_loss;
-    double test_acc; /* in [0, 1] */
+    double test_acc, test_top5; /* in [0, 1] */
     double samples_per_s, wall_s, max_rss_mib;
     uint64_t params_crc; /* XXH64 of the parameters */
     int swa;             /* SWA on: swa_test_acc (in [0, 1]) and swa_n are printed */

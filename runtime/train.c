@@ -20,8 +20,8 @@
 static const char *const step_cols[] = {"step",     "epoch",     "loss",         "lr",
                                         "momentum", "grad_norm", "samples_per_s"};
 static const char *const epoch_cols[DT_EPOCH_COLS] = {
-    "epoch",    "step", "train_loss",    "train_acc", "test_loss",
-    "test_acc", "lr",   "samples_per_s", "time_s",    "swa_test_acc"};
+    "epoch",     "step", "train_loss",    "train_acc", "test_loss",   "test_acc",
+    "test_top5", "lr",   "samples_per_s", "time_s",    "swa_test_acc"};
 
 /* the net's reduction (SyncBatchNorm, BN refresh): a sum over the trainer's communicator */
 static void allreduce_sum(void *comm, double *x, int n)
@@ -262,8 +262,28 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     return loss;
 }
 
+/* The confusion counts of a batch: row y[i], column the first largest logit (the top-1
+ * prediction, dt_xent_forward's argmax). */
+static void count_confusion(int64_t *cm, const float *logits, const int *y, int n, int K)
+{
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * K;
+        int arg = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > z[arg])
+                arg = k;
+        cm[(size_t)y[i] * K + arg]++;
+    }
+}
+
 dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
                         float *probs, MPI_Comm comm)
+{
+    return dt_net_evaluate_cm(net, ds, batch, x, y, probs, comm, NULL);
+}
+
+dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
+                           float *probs, MPI_Comm comm, int64_t *confusion)
 {
     int rank, world;
     MPI_Comm_rank(comm, &rank);
@@ -273,7 +293,10 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
     dt_dist_arrive(DT_PHASE_EPOCH, comm);
     dt_dist_bcast(net->state, net->state_numel, comm);
     int64_t *idx = dt_xmalloc((size_t)batch, sizeof *idx);
-    double sums[3] = {0, 0, 0}; /* loss * n, correct, n */
+    const int K = net->classes;
+    double sums[4] = {0, 0, 0, 0}; /* loss * n, correct, n, top-5 correct */
+    if (confusion)
+        memset(confusion, 0, (size_t)K * K * sizeof *confusion);
     /* rank r takes r, r + W, ...: every sample exactly once over all ranks, no padding */
     int64_t i = rank;
     while (i < ds->n) {
@@ -283,15 +306,20 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
         dt_dataset_gather(ds, idx, n, x, y);
         const float *logits = dt_net_forward(net, x, n, 0, NULL);
         int correct = 0;
-        double loss = dt_xent_forward(probs, logits, y, NULL, n, net->classes, &correct);
+        double loss = dt_xent_forward(probs, logits, y, NULL, n, K, &correct);
         sums[0] += loss * n;
         sums[1] += correct;
         sums[2] += n;
+        sums[3] += dt_metrics_topk_hits(logits, y, n, K, 5);
+        if (confusion)
+            count_confusion(confusion, logits, y, n, K);
     }
     free(idx);
     dt_dist_arrive(DT_PHASE_EPOCH, comm);
-    MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm);
-    dt_eval e = {sums[0] / sums[2], sums[1] / sums[2], (int64_t)sums[2]};
+    MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, comm);
+    if (confusion)
+        MPI_Allreduce(MPI_IN_PLACE, confusion, K * K, MPI_INT64_T, MPI_SUM, comm);
+    dt_eval e = {sums[0] / sums[2], sums[1] / sums[2], sums[3] / sums[2], (int64_t)sums[2]};
     return e;
 }
 
@@ -552,6 +580,7 @@ static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
                           100.0 * sums[1] / sums[2],
                           r->ev.loss,
                           100.0 * r->ev.acc,
+                          100.0 * r->ev.top5,
                           r->ctrl.lr,
                           sums[3] / (secs > 0 ? secs : 1),
                           secs,
@@ -628,6 +657,7 @@ static int finish(dt_trainer *t, run_ctx *r)
         .train_loss = r->last_train_loss,
         .test_loss = r->ev.loss,
         .test_acc = r->ev.acc,
+        .test_top5 = r->ev.top5,
         .samples_per_s = t->train_time > 0 ? t->train_samples / t->train_time : 0.0,
         .wall_s = dt_now() - r->t_start,
         .max_rss_mib = rss,
@@ -647,11 +677,12 @@ static int finish(dt_trainer *t, run_ctx *r)
 
 int dt_trainer_run(dt_trainer *t)
 {
-    run_ctx r = {.t_start = dt_now(), .swa_acc = NAN, .ev = {NAN, NAN, 0}};
+    run_ctx r = {.t_start = dt_now(), .swa_acc = NAN, .ev = {NAN, NAN, NAN, 0}};
     r.last_train_loss = t->nhist ? t->hist[t->nhist - 1].train_loss : NAN;
     if (t->nhist) { /* a resumed run's last epoch, for the final line */
         r.ev.loss = t->hist[t->nhist - 1].test_loss;
         r.ev.acc = t->hist[t->nhist - 1].test_acc / 100.0;
+        r.ev.top5 = t->hist[t->nhist - 1].test_top5 / 100.0;
     }
     r.batch_idx = dt_xmalloc((size_t)t->batch, sizeof *r.batch_idx);
     int rc = DT_OK;

@@ -41,6 +41,7 @@
 /* Metrics of one evaluation pass, reduced over ranks. */
 typedef struct dt_eval {
     double loss, acc; /* mean loss, accuracy in [0, 1] */
+    double top5;      /* top-5 accuracy in [0, 1] (1 with fewer than 5 classes) */
     int64_t n;        /* samples counted (each test sample exactly once) */
 } dt_eval;
 
@@ -65,6 +66,11 @@ dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds);
  * probs (batch x classes); rank 0's BatchNorm buffers are broadcast first. Collective. */
 dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
                         float *probs, MPI_Comm comm);
+/* dt_net_evaluate, and with confusion != NULL the confusion matrix over all ranks into it
+ * (classes x classes, row = true class, column = the top-1 prediction; zeroed first), on every
+ * rank. Collective. */
+dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
+                           float *probs, MPI_Comm comm, int64_t *confusion);
 
 /* The whole run: epochs (or until train.max_steps, or a pre-emption signal), progress, final
  * summary line. Collective. Returns 0 (also after a signal-triggered checkpoint) or DT_ERR. */

@@ -21,14 +21,18 @@ MK=${BUILD:-build}/tests/tool_mkdata
 run() { timeout -k 5 120 mpirun -np "$@"; } # run NP ARGS...
 # field NAME FILE: NAME=value of the last final: line of FILE
 field() { grep '^final:' "$2" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-# eval_line FILE: "loss=.. acc=.." of the eval: line of FILE
-eval_line() { grep '^eval:' "$1" | tail -n 1 | sed 's/.* \(loss=[^ ]*\) \(acc=[^ ]*\)$/\1 \2/'; }
+# eval_line FILE: "loss=.. acc=.. top5=.." of the eval: line of FILE, the loss rounded to the
+# final line's 4 decimals (eval prints 9 significant digits)
+eval_line() {
+    grep '^eval:' "$1" | tail -n 1 | sed 's/.* loss=\([^ ]*\) \(acc=[^ ]*\) \(top5=[^ ]*\)$/\1 \2 \3/' |
+        awk 'NF == 3 { printf "loss=%.4f %s %s\n", $1, $2, $3 }'
+}
 
 # ---- lenet5 on MNIST, trained at NP ranks, evaluated at 1, 2, 3 ----
 run "$NP" $DT_MPIRUN_FLAGS $DT train --model lenet5 --epochs 1 --set data.limit_train=3000 \
     --set data.limit_test=700 --set train.progress=never --ckpt-dir "$TMP/ck" >"$TMP/train.out" 2>&1 ||
     { fail "lenet5 training failed"; tail -n 5 "$TMP/train.out" >&2; }
-want="loss=$(field test_loss "$TMP/train.out") acc=$(field test_acc "$TMP/train.out")"
+want="loss=$(field test_loss "$TMP/train.out") acc=$(field test_acc "$TMP/train.out") top5=$(field test_top5 "$TMP/train.out")"
 ck=$(ls "$TMP"/ck/ckpt-step*.h5 2>/dev/null | tail -n 1)
 for np in 1 2 3; do
     if run $np $DT_MPIRUN_FLAGS $DT eval "$ck" >"$TMP/eval$np.out" 2>&1 &&
@@ -42,10 +46,10 @@ done
 echo "  lenet5: run $want, eval at 1/2/3 ranks: $(eval_line "$TMP/eval1.out")"
 # options override the checkpoint's configuration; the training split
 run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --set data.limit_test=300 >"$TMP/lim.out" 2>&1 &&
-    grep -q '^eval: .* split=test samples=300 loss=[0-9.]* acc=[0-9.]*$' "$TMP/lim.out" && pass ||
+    grep -q '^eval: .* split=test samples=300 loss=[0-9.e-]* acc=[0-9.]* top5=[0-9.]*$' "$TMP/lim.out" && pass ||
     { fail "eval --set data.limit_test=300"; tail -n 3 "$TMP/lim.out" >&2; }
 run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --split train >"$TMP/tr.out" 2>&1 &&
-    grep -q '^eval: .* split=train samples=3000 loss=[0-9.]* acc=[0-9.]*$' "$TMP/tr.out" && pass ||
+    grep -q '^eval: .* split=train samples=3000 loss=[0-9.e-]* acc=[0-9.]* top5=[0-9.]*$' "$TMP/tr.out" && pass ||
     { fail "eval --split train"; tail -n 3 "$TMP/tr.out" >&2; }
 
 # ---- resnet20 (BatchNorm) on generated CIFAR-10 files ----
@@ -53,7 +57,7 @@ mkdir -p "$TMP/cifar"
 if "$MK" cifar "$TMP/cifar" 32 48 >/dev/null 2>&1; then
     run "$NP" $DT_MPIRUN_FLAGS $DT train --model resnet20 --data cifar10 --data-dir "$TMP/cifar" \
         --epochs 1 --batch-size 16 --set train.progress=never --ckpt-dir "$TMP/ckr" >"$TMP/r.out" 2>&1
-    want="loss=$(field test_loss "$TMP/r.out") acc=$(field test_acc "$TMP/r.out")"
+    want="loss=$(field test_loss "$TMP/r.out") acc=$(field test_acc "$TMP/r.out") top5=$(field test_top5 "$TMP/r.out")"
     ck2=$(ls "$TMP"/ckr/ckpt-step*.h5 2>/dev/null | tail -n 1)
     run 3 $DT_MPIRUN_FLAGS $DT eval "$ck2" >"$TMP/r3.out" 2>&1 &&
         [ "$(eval_line "$TMP/r3.out")" = "$want" ] && pass ||
@@ -69,7 +73,7 @@ run "$NP" $DT_MPIRUN_FLAGS $DT train --epochs 2 --set data.limit_train=2000 --se
 swa=$(field swa_test_acc "$TMP/s.out")
 run 2 $DT_MPIRUN_FLAGS $DT eval "$TMP/cks/swa-final.h5" --set data.limit_train=2000 \
     --set data.limit_test=400 >"$TMP/se.out" 2>&1 &&
-    [ -n "$swa" ] && [ "$(eval_line "$TMP/se.out" | sed 's/.*acc=//')" = "$swa" ] && pass ||
+    [ -n "$swa" ] && [ "$(eval_line "$TMP/se.out" | sed 's/.* acc=\([^ ]*\) .*/\1/')" = "$swa" ] && pass ||
     { fail "swa-final.h5: expected acc=$swa"; tail -n 3 "$TMP/se.out" >&2; }
 
 # ---- errors: one message, non-zero exit on every rank ----

@@ -21,7 +21,7 @@ command -v h5dump > /dev/null 2>&1 || die "h5dump not found (hdf5-tools; run mak
 EPOCHS=3
 EVERY=5
 STEP_HDR="step,epoch,loss,lr,momentum,grad_norm,samples_per_s"
-EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,lr,samples_per_s,time_s,swa_test_acc"
+EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,test_top5,lr,samples_per_s,time_s,swa_test_acc"
 BASE="--set data.limit_train=1500 --set data.limit_test=300 --set train.progress=never --epochs $EPOCHS --set log.every_steps=$EVERY"
 run() { # ARGS... -> output in $TMP/out, status in $rc
     run_dtrain 120 2 train $BASE "$@" > "$TMP/out" 2>&1
@@ -115,7 +115,7 @@ same_as_reference() {
         csv_col "$dir/metrics_step.csv" $c > "$TMP/x2"
         same_values "$TMP/x2" "$TMP/x1" 1e-12 || bad="$bad step/$c"
     done
-    for c in epoch step train_loss train_acc test_loss test_acc lr swa_test_acc; do
+    for c in epoch step train_loss train_acc test_loss test_acc test_top5 lr swa_test_acc; do
         csv_col "$TMP/ref/metrics_epoch.csv" $c > "$TMP/x1"
         csv_col "$dir/metrics_epoch.csv" $c > "$TMP/x2"
         same_values "$TMP/x2" "$TMP/x1" 1e-12 || bad="$bad epoch/$c"
