@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "h5util.h"
 #include "common.h"
@@ -359,6 +360,124 @@ out:
         rc = dt_err("%s: cannot close metrics file: %s", m->h5path, dt_h5_error());
     H5Eclear2(H5E_DEFAULT);
     return rc;
+}
+
+/* now as "2026-12-02T10:11:20Z" */
+static void utc_now(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, n, "unknown");
+}
+
+/* Root attributes of metrics.h5 (replacing those of an earlier start). */
+static int write_prov_attrs(hid_t root, const dt_metrics_prov *p, const char *started)
+{
+    const char *snames[] = {"config", "kernels_isa", "commit", "dtrain_version", "started"};
+    const char *svals[] = {p->config, p->isa, p->commit, p->version, started};
+    const char *inames[] = {"seed", "world_size", "threads"};
+    const long long ivals[] = {p->seed, p->world_size, p->threads};
+    for (int i = 0; i < 5; i++)
+        if ((H5Aexists(root, snames[i]) > 0 && H5Adelete(root, snames[i]) < 0) ||
+            dt_h5_write_str_attr(root, snames[i], svals[i] ? svals[i] : "") != 0)
+            return DT_ERR;
+    for (int i = 0; i < 3; i++)
+        if ((H5Aexists(root, inames[i]) > 0 && H5Adelete(root, inames[i]) < 0) ||
+            dt_h5_write_num_attr(root, inames[i], H5T_STD_I64LE, H5T_NATIVE_LLONG, &ivals[i]) != 0)
+            return DT_ERR;
+    return DT_OK;
+}
+
+/* DIR/run.ini: the provenance as comments, then the configuration; written to a temporary file
+ * renamed over the old one. */
+static int write_run_ini(const dt_metrics *m, const dt_metrics_prov *p, const char *started)
+{
+    char path[PATH_LEN + 16], tmp[PATH_LEN + 24];
+    snprintf(path, sizeof path, "%.*s/run.ini", (int)(strlen(m->h5path) - strlen("/metrics.h5")),
+             m->h5path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return dt_err("%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f,
+            "# run.ini - the run that wrote metrics.h5, metrics_step.csv and metrics_epoch.csv\n"
+            "# here (dtrain train -c run.ini runs it again)\n"
+            "# started: %s\n# commit: %s\n# dtrain_version: %s\n# world_size: %d\n"
+            "# threads: %d\n# kernels_isa: %s\n# seed: %lld\n",
+            started, p->commit, p->version, p->world_size, p->threads, p->isa, p->seed);
+    fputs(p->config ? p->config : "", f);
+    int bad = fflush(f) != 0 || ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(tmp);
+        return dt_err("%s: write failed: %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return dt_err("%s: cannot replace with %s: %s", path, tmp, strerror(errno));
+    }
+    return DT_OK;
+}
+
+int dt_metrics_provenance(dt_metrics *m, const dt_metrics_prov *p)
+{
+    DT_ASSERT(m && p);
+    char started[32];
+    utc_now(started, sizeof started);
+    hid_t fapl = writer_fapl(), file = -1, root = -1;
+    int ok = 1, rc = DT_OK;
+    if (fapl < 0 || (file = H5Fopen(m->h5path, H5F_ACC_RDWR, fapl)) < 0 ||
+        (root = H5Gopen2(file, "/", H5P_DEFAULT)) < 0 || write_prov_attrs(root, p, started) ||
+        H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
+        rc = dt_err("%s: cannot write the run's attributes: %s", m->h5path, dt_h5_error());
+    close_id(&root, H5Gclose, &ok);
+    close_id(&file, H5Fclose, &ok);
+    close_id(&fapl, H5Pclose, &ok);
+    H5Eclear2(H5E_DEFAULT);
+    if (rc == DT_OK && !ok)
+        rc = dt_err("%s: close failed: %s", m->h5path, dt_h5_error());
+    return rc == DT_OK ? write_run_ini(m, p, started) : rc;
+}
+
+/* The root string attribute name of the HDF5 file path (malloc'd), or NULL. */
+static char *file_attr(const char *path, const char *name)
+{
+    char *v = NULL;
+    hid_t fapl = writer_fapl(), file = -1;
+    if (fapl >= 0 && (file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) >= 0 &&
+        dt_h5_get_attr_string(file, name, &v) != 1) {
+        free(v);
+        v = NULL;
+    }
+    if (file >= 0)
+        H5Fclose(file);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    H5Eclear2(H5E_DEFAULT);
+    return v;
+}
+
+int dt_metrics_check_fresh(const char *dir, const char *config, int restart)
+{
+    char path[PATH_LEN + 16];
+    snprintf(path, sizeof path, "%s/metrics.h5", dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return DT_OK;
+    dt_h5_init();
+    char *old = file_attr(path, "config");
+    int same = old && config && strcmp(old, config) == 0;
+    free(old);
+    if (restart && same)
+        return DT_OK;
+    char *commit = file_attr(path, "commit"), *started = file_attr(path, "started");
+    dt_err("log.dir %s already holds the metrics of another run (%s, started %s, commit %s): a "
+           "run appends to a log only when it resumes it (--resume); choose another log.dir, or "
+           "move %s away",
+           dir, path, started ? started : "unknown", commit ? commit : "unknown", path);
+    free(commit);
+    free(started);
+    return DT_ERR;
 }
 
 static void free_metrics(dt_metrics *m)

@@ -4,9 +4,12 @@
  *
  *   DIR/metrics.h5           /step/<col>   1-D float64, extendible, chunked, one per step column
  *                            /epoch/<col>  the same for epoch columns
- *                            root attributes format = "dtrain-metrics", format_version = 1
+ *                            root attributes format = "dtrain-metrics", format_version = 1,
+ *                            and the run's provenance (dt_metrics_provenance)
  *   DIR/metrics_step.csv     header "col1,col2,...", then one line per step record
  *   DIR/metrics_epoch.csv    the same for epoch records
+ *   DIR/run.ini              the provenance of the CSVs: "# key: value" lines, then the resolved
+ *                            configuration
  *
  * Rows are buffered in memory (dt_metrics_step is a copy, no I/O) and written by dt_metrics_flush:
  * at every epoch record, whenever `flush_every` step records are pending, and at close. A flush
@@ -37,7 +40,8 @@ typedef struct dt_metrics dt_metrics;
 /* Opens the metrics log in directory dir (which must exist). Column names: non-empty, at most 63
  * bytes, no '/', ',', '"' or whitespace, unique within their set; nstep, nepoch >= 1; the arrays
  * are copied. flush_every (>= 1) step records trigger a flush.
- * resume_steps == 0 && resume_epochs == 0: a fresh log; existing files are replaced.
+ * resume_steps == 0 && resume_epochs == 0: a fresh log; existing files are replaced (a run calls
+ * dt_metrics_check_fresh first, so that it never replaces another run's log).
  * Otherwise: metrics.h5 must exist with exactly these columns (any order) and at least
  * resume_steps step rows and resume_epochs epoch rows; it is truncated to exactly that many and
  * the CSVs are rewritten from it. Returns 0 and *out, or DT_ERR ("DIR/metrics.h5: step/loss has
@@ -65,6 +69,31 @@ int64_t dt_metrics_epoch_rows(const dt_metrics *m);
 /* Flushes, closes the CSVs and frees m (whatever the outcome). Returns 0 or DT_ERR from the
  * flush/close. NULL is a no-op. */
 int dt_metrics_close(dt_metrics *m);
+
+/* What a metrics log records about the run that wrote it. */
+typedef struct dt_metrics_prov {
+    const char *config;  /* the resolved configuration (dt_config_print's text, a config file) */
+    long long seed;      /* the run's seed */
+    int world_size;      /* ranks */
+    int threads;         /* BLAS threads per rank */
+    const char *isa;     /* the kernels' ISA (dt_kern_get()->name) */
+    const char *commit;  /* dtrain's commit (dt_commit) */
+    const char *version; /* dtrain's version (DT_VERSION) */
+} dt_metrics_prov;
+
+/* Records p in the log of m (at open, after a resume too: the values of the latest start):
+ * metrics.h5 root attributes config, seed, world_size, threads, kernels_isa, commit,
+ * dtrain_version and started (UTC, ISO 8601), and the sidecar DIR/run.ini for the CSVs: the
+ * same values as "# key: value" comment lines, then the configuration (so `dtrain train -c
+ * DIR/run.ini` reruns the run). Returns 0 or DT_ERR naming the file. */
+int dt_metrics_provenance(dt_metrics *m, const dt_metrics_prov *p);
+
+/* Before a fresh (not resumed) run opens its log in dir: 0 when dir holds no metrics.h5, or
+ * when restart is set and the file's "config" attribute equals config (the same run started
+ * again before it wrote its first checkpoint, as `--resume auto` does); otherwise DT_ERR, "log.dir
+ * DIR already holds the metrics of another run (...): a run appends to a log only when it resumes
+ * it; choose another log.dir, or move DIR/metrics.h5 away". A run never replaces another's log. */
+int dt_metrics_check_fresh(const char *dir, const char *config, int restart);
 
 /* Top-k accuracy counts of a batch: the number of samples i in [0, N) whose label labels[i] is
  * among the k largest of logits[i * K .. i * K + K) (N x K, row-major). Ties are broken toward

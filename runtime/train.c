@@ -13,6 +13,7 @@
 #include "ckpt_dir.h"
 #include "common.h"
 #include "dist.h"
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "mixup.h"
 #include "xxh64.h"
@@ -121,17 +122,38 @@ static int make_dir(const dt_trainer *t, const char *dir)
     return dt_dist_agree(rc, t->comm);
 }
 
-/* Rank 0's metrics log, continuing the rows a resumed checkpoint had logged. Collective. */
-static int open_metrics(dt_trainer *t)
+/* Rank 0's metrics log, continuing the rows a resumed checkpoint had logged; a fresh run never
+ * replaces another run's log (dt_metrics_check_fresh). The run's provenance goes into it. */
+static int open_metrics_rank0(dt_trainer *t, int resumed)
 {
     const dt_config *cfg = t->cfg;
-    int rc = DT_OK;
-    if (t->rank == 0 && dt_train_has_dir(cfg->log_dir)) {
-        rc = dt_mkdir_p(cfg->log_dir);
-        if (rc == 0)
-            rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols, DT_EPOCH_COLS,
-                                 t->log_rows[0], t->log_rows[1], 50);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    DT_ASSERT(f);
+    dt_config_print(cfg, f);
+    fclose(f);
+    int rc = dt_mkdir_p(cfg->log_dir);
+    if (rc == 0 && !resumed)
+        rc = dt_metrics_check_fresh(cfg->log_dir, text, strcmp(cfg->resume, "auto") == 0);
+    if (rc == 0)
+        rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols, DT_EPOCH_COLS,
+                             resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0, 50);
+    if (rc == 0) {
+        dt_metrics_prov p = {text,           (long long)cfg->seed, t->world,   cfg->threads,
+                             dt_kern_get()->name, dt_commit,       DT_VERSION};
+        rc = dt_metrics_provenance(t->metrics, &p);
     }
+    free(text);
+    return rc;
+}
+
+/* Rank 0's metrics log (open_metrics_rank0). Collective. */
+static int open_metrics(dt_trainer *t, int resumed)
+{
+    int rc = DT_OK;
+    if (t->rank == 0 && dt_train_has_dir(t->cfg->log_dir))
+        rc = open_metrics_rank0(t, resumed);
     return dt_dist_agree(rc, t->comm);
 }
 
@@ -164,7 +186,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     int resumed = 0;
     if (dt_train_resume(t, &resumed) != 0 || init_sched(t, resumed) != 0)
         return DT_ERR;
-    return open_metrics(t);
+    return open_metrics(t, resumed);
 }
 
 void dt_trainer_free(dt_trainer *t)

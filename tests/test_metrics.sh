@@ -9,7 +9,13 @@
 #  - stopped by train.stop_at_step and resumed (--resume auto), the logs have no duplicated or
 #    missing rows and the same values as the uninterrupted run (timing columns aside); also when
 #    the resume falls back to an older checkpoint than the last rows logged (the newest one
-#    deleted), so rows logged after that checkpoint must be dropped and logged again.
+#    deleted), so rows logged after that checkpoint must be dropped and logged again;
+#  - provenance: metrics.h5's root attributes seed, world_size, threads, kernels_isa, commit,
+#    started and config, and DIR/run.ini (the same, and the configuration: `train -c run.ini`
+#    reruns the run to the same params_crc);
+#  - no silent overwrite: a second fresh run into the same log.dir fails naming the folder and
+#    leaves the first run's files as they were; the same run started again with --resume auto
+#    before its first checkpoint (same configuration) may replace its log, another may not.
 # usage: sh tests/test_metrics.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -137,6 +143,49 @@ else
     summary
     exit 1
 fi
+
+# --- provenance ---
+h5_attr() { h5dump -a "/$2" "$1" 2> /dev/null | sed -n 's/^ *(0): "*\([^"]*\)"*$/\1/p'; }
+a_seed=$(h5_attr "$TMP/ref/metrics.h5" seed) a_world=$(h5_attr "$TMP/ref/metrics.h5" world_size)
+a_thr=$(h5_attr "$TMP/ref/metrics.h5" threads) a_isa=$(h5_attr "$TMP/ref/metrics.h5" kernels_isa)
+a_commit=$(h5_attr "$TMP/ref/metrics.h5" commit) a_started=$(h5_attr "$TMP/ref/metrics.h5" started)
+if [ "$a_seed" = 0 ] && [ "$a_world" = 2 ] && [ "$a_thr" = 1 ] && [ -n "$a_isa" ] && [ -n "$a_commit" ] &&
+    echo "$a_started" | grep -q '^20[0-9-]*T[0-9:]*Z$' &&
+    h5dump -a /config "$TMP/ref/metrics.h5" 2> /dev/null | grep -q 'every_steps = 5' &&
+    grep -q "^# world_size: 2$" "$TMP/ref/run.ini" && grep -q "^# commit: $a_commit$" "$TMP/ref/run.ini" &&
+    grep -q "^# kernels_isa: $a_isa$" "$TMP/ref/run.ini" && grep -q '^every_steps = 5' "$TMP/ref/run.ini"; then
+    pass "provenance: seed $a_seed, world $a_world, threads $a_thr, isa $a_isa, commit $a_commit"
+else
+    fail "provenance: seed '$a_seed' world '$a_world' threads '$a_thr' isa '$a_isa' commit '$a_commit' started '$a_started'"
+    head -n 12 "$TMP/ref/run.ini" >&2
+fi
+# run.ini reruns the run (into another log.dir): the same final parameters
+want_crc=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/out")
+run_dtrain 120 2 train -c "$TMP/ref/run.ini" --set log.dir="$TMP/rerun" > "$TMP/out2" 2>&1
+got_crc=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/out2")
+if [ -n "$want_crc" ] && [ "$got_crc" = "$want_crc" ]; then pass "train -c run.ini: params_crc=$got_crc"
+else fail "train -c run.ini: params_crc '$got_crc', the run had '$want_crc'"; tail -n 5 "$TMP/out2" >&2; fi
+
+# --- no silent overwrite ---
+cp "$TMP/ref/metrics_epoch.csv" "$TMP/epoch_before.csv"
+run --set log.dir="$TMP/ref"
+if [ $rc -ne 0 ] && [ "$(grep -c 'dtrain: error' "$TMP/out")" = 1 ] &&
+    grep -q "dtrain: error: .*log.dir $TMP/ref already holds the metrics of another run" "$TMP/out" &&
+    cmp -s "$TMP/ref/metrics_epoch.csv" "$TMP/epoch_before.csv" && ! grep -q '^epoch 1/' "$TMP/out"; then
+    pass "a second run into the same log.dir is refused, the first run's log untouched"
+else fail "second run into the same log.dir: rc $rc"; tail -n 5 "$TMP/out" >&2; fi
+# the same run restarted before its first checkpoint (--resume auto, nothing to resume) may
+# replace its own log; a run of another configuration may not
+RA="--set log.dir=$TMP/logR --ckpt-dir $TMP/ckR --resume auto"
+run $RA
+rm -f "$TMP"/ckR/ckpt-step*.h5
+run $RA
+if [ $rc -eq 0 ] && grep -q '^final:' "$TMP/out"; then pass "--resume auto without a checkpoint: the same run replaces its log"
+else fail "restart of the same run with --resume auto: rc $rc"; tail -n 5 "$TMP/out" >&2; fi
+rm -f "$TMP"/ckR/ckpt-step*.h5
+run $RA --lr 0.01
+if [ $rc -ne 0 ] && grep -q "already holds the metrics of another run" "$TMP/out"; then pass "--resume auto of another configuration is refused"
+else fail "--resume auto with another lr into the same log.dir: rc $rc"; tail -n 5 "$TMP/out" >&2; fi
 
 # --- stopped at step 13 (after epoch 1, between two log rows), resumed ---
 run --set log.dir="$TMP/logA" --ckpt-dir "$TMP/cka" --set train.stop_at_step=13
