@@ -18,5 +18,7 @@ int dt_cmd_inspect(int argc, char **argv, int world);
 int dt_cmd_schedule(int argc, char **argv, int world);
 /* dtrain lr-find [options]: the LR range test, data-parallel on all ranks. */
 int dt_cmd_lrfind(int argc, char **argv, int world);
+/* dtrain plot RUN_DIR... | --confusion FILE.csv: training curves / a confusion matrix (rank 0). */
+int dt_cmd_plot(int argc, char **argv, int world);
 
 #endif

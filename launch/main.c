@@ -47,6 +47,11 @@ static const struct command {
      "mpirun -np N ./dtrain lr-find [options] [--min-lr 1e-7] [--max-lr 10] [--steps 100]\n"
      "                     [--smooth 0.98] [--diverge 4] [--out DIR]\n"
      "                     LR range test: exponential lr sweep, writes DIR/lr_find.csv + .png\n"},
+    {"plot", dt_cmd_plot,
+     "./dtrain plot RUN_DIR [RUN_DIR...] [--out FILE.png] [--svg] [--x step|epoch]\n"
+     "                     [--metrics loss,acc,top5,lr,momentum,grad_norm,samples_per_s,time]\n"
+     "                     [--data DIR]   training curves of runs' log.dir (see README)\n"
+     "       ./dtrain plot --confusion FILE.csv [--out FILE.png] [--svg]   eval --per-class's\n"},
     {"--help", cmd_help, "./dtrain --help | --version\n"},
     {"--version", cmd_version, NULL},
 };
