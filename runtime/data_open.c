@@ -186,7 +186,8 @@ static int parse_norm(const char *key, const char *text, float *out, int *n)
                   DT_MAX_CHANNELS);
 }
 
-int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
+/* The dataset options of the configuration (normalization parsed). 0 or DT_ERR. */
+static int data_opts(const dt_config *cfg, dt_dataset_opts *out)
 {
     dt_dataset_opts o;
     memset(&o, 0, sizeof o);
@@ -205,6 +206,15 @@ int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
         if (!(o.std[i] > 0.0f))
             return dt_err("data.std = '%s': expected positive values", cfg->std);
     o.norm_n = nm;
+    *out = o;
+    return DT_OK;
+}
+
+int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
+{
+    dt_dataset_opts o;
+    if (data_opts(cfg, &o) != 0)
+        return DT_ERR;
     int h5 = strcmp(cfg->data_name, "hdf5") == 0;
     if (h5 && !test && strcmp(cfg->h5_train, "none") == 0)
         return dt_err("data.name = hdf5 needs data.h5_train (an HDF5 file)");
@@ -218,4 +228,25 @@ int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test)
     o.train = train;
     return dt_dataset_open_ex(test, cfg->data_name, h5 ? cfg->h5_test : cfg->data_dir, "test",
                               cfg->limit_test, &o);
+}
+
+int dt_open_data_split(const dt_config *cfg, const char *split, dt_dataset *ds)
+{
+    dt_dataset_opts o;
+    if (data_opts(cfg, &o) != 0)
+        return DT_ERR;
+    const int h5 = strcmp(cfg->data_name, "hdf5") == 0, test = strcmp(split, "test") == 0;
+    DT_ASSERT(test || strcmp(split, "train") == 0);
+    const char *file = test ? cfg->h5_test : cfg->h5_train;
+    if (h5 && strcmp(file, "none") == 0)
+        return dt_err("data.name = hdf5 needs data.h5_%s (an HDF5 file)", split);
+    if (!test || !h5 || o.norm_n > 0)
+        return dt_dataset_open_ex(ds, cfg->data_name, h5 ? file : cfg->data_dir, split,
+                                  test ? cfg->limit_test : cfg->limit_train, &o);
+    /* hdf5 with data.mean = auto: the test set is normalized by the training set's statistics */
+    dt_dataset train;
+    memset(&train, 0, sizeof train);
+    int rc = dt_open_data(cfg, &train, ds);
+    dt_dataset_free(&train);
+    return rc;
 }

@@ -34,4 +34,11 @@ int dt_dataset_open(dt_dataset *ds, const char *name, const char *dir, const cha
  * data.mean/data.std, hdf5 without its files, or the dataset's own error). Not collective. */
 int dt_open_data(const dt_config *cfg, dt_dataset *train, dt_dataset *test);
 
+/* Opens one split ("train" or "test") of the configuration's data set, normalized as
+ * dt_open_data normalizes it, reading only that split's files; the one exception is data.name =
+ * hdf5 with data.mean = auto, whose test split is normalized by the training file's statistics
+ * (the training file is read for them, then closed). ds must be zeroed or freed. Returns 0 or
+ * DT_ERR (message recorded, naming the file). Not collective. */
+int dt_open_data_split(const dt_config *cfg, const char *split, dt_dataset *ds);
+
 #endif

@@ -5,6 +5,12 @@
 #     (BatchNorm buffers from the checkpoint) on generated CIFAR-10 files;
 #   - options override the checkpoint's configuration (data.limit_test), --split train;
 #   - swa-final.h5 (no config attribute: model and data only) reproduces the run's swa_test_acc;
+#   - from another directory: the checkpoint's relative data.dir resolves against the directory
+#     the run ran in; missing data files: the error names the path tried and says --data-dir;
+#     the test split needs only the test files (a folder holding only them);
+#   - --per-class: per-class correct counts add up to the accuracy, confusion matrix row sums
+#     equal the class counts of the labels file, the diagonal equals the correct counts, and
+#     `dtrain plot --confusion` draws the CSV;
 #   - errors: no file argument, a missing, a corrupt and a foreign file, a model that does not
 #     match the checkpoint, a bad --split: one "dtrain: error" line naming the file or key and
 #     a non-zero exit on every rank.
@@ -52,6 +58,43 @@ run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --split train >"$TMP/tr.out" 2>&1 &&
     grep -q '^eval: .* split=train samples=3000 loss=[0-9.e-]* acc=[0-9.]* top5=[0-9.]*$' "$TMP/tr.out" && pass ||
     { fail "eval --split train"; tail -n 3 "$TMP/tr.out" >&2; }
 
+# ---- paths: from another directory, missing files, only the test files ----
+mkdir -p "$TMP/elsewhere" "$TMP/testonly/mnist"
+ROOT=$PWD
+(cd "$TMP/elsewhere" && run 2 $DT_MPIRUN_FLAGS "$ROOT/dtrain" eval "$ck" > "$TMP/away.out" 2>&1) &&
+    [ "$(eval_line "$TMP/away.out")" = "$want" ] && pass "eval from another directory: data.dir resolved against the run's" ||
+    { fail "eval from another directory: expected '$want'"; tail -n 3 "$TMP/away.out" >&2; }
+ln -s "$ROOT/data/mnist/t10k-images-idx3-ubyte" "$ROOT/data/mnist/t10k-labels-idx1-ubyte" "$TMP/testonly/mnist/"
+run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --data-dir "$TMP/testonly" > "$TMP/to.out" 2>&1 &&
+    [ "$(eval_line "$TMP/to.out")" = "$want" ] && pass "the test split needs only the test files" ||
+    { fail "eval with only the test files"; tail -n 3 "$TMP/to.out" >&2; }
+
+# ---- --per-class: per-class accuracy, the confusion matrix, its CSV and heatmap ----
+run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --per-class --confusion "$TMP/cm.csv" > "$TMP/pc.out" 2>&1 ||
+    { fail "eval --per-class"; tail -n 3 "$TMP/pc.out" >&2; }
+acc=$(sed -n 's/^eval: .* acc=\([0-9.]*\) .*/\1/p' "$TMP/pc.out")
+# the per-class table: "  3 ...  samples correct acc" lines between the header and the matrix
+awk '/^per-class/ { f = 1; next } /^confusion/ { f = 0 } f && $1 ~ /^[0-9]+$/ { print $1, $(NF-2), $(NF-1) }' "$TMP/pc.out" > "$TMP/pc.txt"
+sum=$(awk '{ n += $2; c += $3 } END { printf "%.2f", 100 * c / n }' "$TMP/pc.txt")
+total=$(awk '{ n += $2 } END { print n }' "$TMP/pc.txt")
+[ "$(wc -l < "$TMP/pc.txt")" -eq 10 ] && [ "$sum" = "$acc" ] && [ "$total" = 700 ] &&
+    pass "per-class correct counts add up to acc=$acc over $total samples" ||
+    fail "per-class: sum $sum over $total samples, eval acc $acc"
+# class counts of the first 700 test labels (the IDX labels start at byte 8)
+od -An -tu1 -j8 -N700 -v data/mnist/t10k-labels-idx1-ubyte | tr -s ' ' '\n' | grep . | sort -n | uniq -c |
+    awk '{ print $2, $1 }' > "$TMP/counts.txt"
+awk -F, '/^#/ || /^true/ { next } { s = 0; for (i = 2; i <= NF; i++) s += $i; print $1, s }' "$TMP/cm.csv" > "$TMP/rows.txt"
+awk -F, '/^#/ || /^true/ { next } { print $1, $($1 + 2) }' "$TMP/cm.csv" > "$TMP/diag.txt"
+awk '{ print $1, $3 }' "$TMP/pc.txt" > "$TMP/correct.txt"
+cmp -s "$TMP/rows.txt" "$TMP/counts.txt" && cmp -s "$TMP/diag.txt" "$TMP/correct.txt" &&
+    awk '{ print $1, $2 }' "$TMP/pc.txt" | cmp -s - "$TMP/counts.txt" &&
+    pass "confusion matrix: row sums = class counts of the labels, diagonal = correct counts" ||
+    { fail "confusion matrix rows/diagonal"; paste "$TMP/rows.txt" "$TMP/counts.txt" "$TMP/diag.txt" "$TMP/correct.txt" >&2; }
+if command -v gnuplot > /dev/null 2>&1; then
+    $DT plot --confusion "$TMP/cm.csv" > "$TMP/cmp.out" 2>&1 && [ -s "$TMP/cm.png" ] &&
+        pass "dtrain plot --confusion" || fail "plot --confusion: $(cat "$TMP/cmp.out")"
+fi
+
 # ---- resnet20 (BatchNorm) on generated CIFAR-10 files ----
 mkdir -p "$TMP/cifar"
 if "$MK" cifar "$TMP/cifar" 32 48 >/dev/null 2>&1; then
@@ -92,6 +135,11 @@ expect_error "foreign file" "$TMP/foreign.h5" "$TMP/foreign.h5"
 expect_error "model mismatch" "$(basename "$ck"): checkpoint of model 'lenet5', this evaluation builds 'mlp'" "$ck" --model mlp
 expect_error "bad split" "--split = 'val': expected test or train" "$ck" --split val
 expect_error "bad option" "unknown option '--bogus'" "$ck" --bogus 1
+expect_error "no data" "$TMP/nodata/mnist/t10k-images-idx3-ubyte.*pass --data-dir DIR" "$ck" --data-dir "$TMP/nodata"
+expect_error "train files missing" "$TMP/testonly/mnist/train-images-idx3-ubyte.*pass --data-dir DIR" "$ck" --data-dir "$TMP/testonly" --split train
+expect_error "--confusion alone" "--confusion x.csv: only with --per-class" "$ck" --confusion x.csv
+echo "1,2" > "$TMP/badcm.csv"
+expect_dtrain_error "bad confusion file" "$TMP/badcm.csv" plot --confusion "$TMP/badcm.csv"
 
 echo "test_eval: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
