@@ -96,7 +96,8 @@ static int eval_args(int argc, char **argv, const char *path, const char *text, 
                      dt_config *base, eval_opts *e)
 {
     dt_tool_opt opts[] = {{"--split", NULL}, {"--confusion", NULL}};
-    char **args = dt_xmalloc((size_t)argc, sizeof *args), **rest = dt_xmalloc((size_t)argc, sizeof *rest);
+    char **args = dt_xmalloc((size_t)argc, sizeof *args),
+         **rest = dt_xmalloc((size_t)argc, sizeof *rest);
     int nargs = 0, nrest = 0;
     memset(e, 0, sizeof *e);
     for (int i = 0; i < argc; i++) /* the one option without a value */
@@ -151,7 +152,8 @@ static int open_split(const dt_config *cfg, const char *split, int resolved, dt_
     snprintf(msg, sizeof msg, "%s", dt_err_msg());
     int h5 = strcmp(cfg->data_name, "hdf5") == 0;
     return dt_err("%s (%s = %s%s; pass %s where the data is now)", msg,
-                  h5 ? "data.h5_test/h5_train" : "data.dir", h5 ? "from the checkpoint" : cfg->data_dir,
+                  h5 ? "data.h5_test/h5_train" : "data.dir",
+                  h5 ? "from the checkpoint" : cfg->data_dir,
                   resolved ? ", the checkpoint's relative path resolved against the directory the "
                              "run ran in"
                            : "",
@@ -169,8 +171,8 @@ static int read_weights(dt_ck_reader *r, const char *path, dt_net *net)
 }
 
 static const char *const digit_names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                              "Coat",        "Sandal",  "Shirt",    "Sneaker",
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                              "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                               "Bag",         "Ankle boot"};
 static const char *const cifar_names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
                                             "dog",      "frog",       "horse", "ship", "truck"};
@@ -197,7 +199,8 @@ static void print_per_class(const int64_t *cm, int K, const char *const *names, 
             row += cm[(size_t)i * K + j];
         char name[64];
         snprintf(name, sizeof name, "%d%s%s", i, names ? " " : "", names ? names[i] : "");
-        printf("  %-14s %8lld %8lld %8.2f\n", name, (long long)row, (long long)cm[(size_t)i * K + i],
+        printf("  %-14s %8lld %8lld %8.2f\n", name, (long long)row,
+               (long long)cm[(size_t)i * K + i],
                row ? 100.0 * (double)cm[(size_t)i * K + i] / (double)row : 0.0);
     }
     printf("confusion matrix (row: true class, column: predicted class):\n      ");

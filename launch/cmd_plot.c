@@ -34,7 +34,8 @@
 
 enum { GROUP = 6, MAX_RUNS = 64, PATH_LEN = 4200 };
 
-static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
+static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c",
+                                     "#ff7f0e", "#9467bd", "#8c564b"};
 
 /* One line of a panel: a column of the step (epoch == 0) or epoch table; dt: gnuplot dash type */
 typedef struct series {
@@ -60,7 +61,11 @@ static const metric metrics[] = {
      "accuracy (%)",
      {{1, "train_acc", "train", 1}, {1, "test_acc", "test", 2}, {1, "swa_test_acc", "SWA test", 3}},
      "bottom right"},
-    {"top5", "test top-5 accuracy", "accuracy (%)", {{1, "test_top5", "test top-5", 2}}, "bottom right"},
+    {"top5",
+     "test top-5 accuracy",
+     "accuracy (%)",
+     {{1, "test_top5", "test top-5", 2}},
+     "bottom right"},
     {"lr", "learning rate", "learning rate", {{0, "lr", "", 1}}, "top right"},
     {"momentum", "momentum", "momentum (Adam: beta1)", {{0, "momentum", "", 1}}, "bottom right"},
     {"grad_norm",
@@ -68,7 +73,11 @@ static const metric metrics[] = {
      "L2 norm of the averaged gradient",
      {{0, "grad_norm", "", 1}},
      "top right"},
-    {"samples_per_s", "throughput", "samples/s (all ranks)", {{0, "samples_per_s", "", 1}}, "top left"},
+    {"samples_per_s",
+     "throughput",
+     "samples/s (all ranks)",
+     {{0, "samples_per_s", "", 1}},
+     "top left"},
     {"time", "epoch time", "seconds per epoch (training)", {{1, "time_s", "", 1}}, "top right"},
 };
 enum { N_METRICS = sizeof metrics / sizeof metrics[0] };
@@ -87,10 +96,10 @@ static int parse_opts(int argc, char **argv, plot_opts *o)
     o->x = "step";
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        const char **val = strcmp(a, "--out") == 0       ? &o->out
-                           : strcmp(a, "--x") == 0       ? &o->x
-                           : strcmp(a, "--metrics") == 0 ? &o->mlist
-                           : strcmp(a, "--data") == 0    ? &o->data_dir
+        const char **val = strcmp(a, "--out") == 0         ? &o->out
+                           : strcmp(a, "--x") == 0         ? &o->x
+                           : strcmp(a, "--metrics") == 0   ? &o->mlist
+                           : strcmp(a, "--data") == 0      ? &o->data_dir
                            : strcmp(a, "--confusion") == 0 ? &o->confusion
                                                            : NULL;
         if (val) {
@@ -230,7 +239,8 @@ static void write_panel(FILE *g, const char *dir, const dt_plot_run *runs, int l
     dt_tool_gp_quote(g, title);
     /* accuracies: a margin, so that points at the extremes are not cut by the frame */
     fprintf(g, " noenhanced\nset ylabel '%s' noenhanced\nset key %s\nset offsets %s\nplot ",
-            m->ylabel, m->key, strstr(m->ylabel, "(%)") ? "0, 0, graph 0.05, graph 0.05" : "0, 0, 0, 0");
+            m->ylabel, m->key,
+            strstr(m->ylabel, "(%)") ? "0, 0, graph 0.05, graph 0.05" : "0, 0, 0, 0");
     int first = 1;
     for (int i = lo; i < hi; i++) {
         for (int k = 0; k < 3 && m->s[k].col; k++) {
@@ -275,8 +285,9 @@ static int write_script(const char *path, const char *dir, const dt_plot_run *ru
     if (svg)
         fprintf(g, "set terminal svg size %d,%d dynamic\n", w, h);
     else
-        fprintf(g, "if (strstrt(' '.GPVAL_TERMINALS.' ', ' pngcairo ') > 0) {\n"
-                   "  set terminal pngcairo size %d,%d\n} else {\n  set terminal png size %d,%d\n}\n",
+        fprintf(g,
+                "if (strstrt(' '.GPVAL_TERMINALS.' ', ' pngcairo ') > 0) {\n"
+                "  set terminal pngcairo size %d,%d\n} else {\n  set terminal png size %d,%d\n}\n",
                 w, h, w, h);
     fprintf(g, "set output ");
     dt_tool_gp_quote(g, out);
@@ -299,7 +310,9 @@ static int write_script(const char *path, const char *dir, const dt_plot_run *ru
             }
         }
     }
-    fprintf(g, " noenhanced\nset grid\nset key font ',9' box opaque\nset xlabel '%s'\nset datafile missing 'NaN'\n",
+    fprintf(g,
+            " noenhanced\nset grid\nset key font ',9' box opaque\nset xlabel '%s'\nset datafile "
+            "missing 'NaN'\n",
             xepoch ? "epoch" : "optimizer step");
     if (xmax > 0)
         fprintf(g, "set xrange [0:%.17g]\n", xmax);
@@ -328,8 +341,8 @@ static int select_metrics(const plot_opts *o, const dt_plot_run *runs, int n, in
         if (metric_has_data(runs, n, m))
             sel[(*nsel)++] = all[k];
         else if (o->mlist)
-            return dt_err("plot: --metrics %s: no run has a %s column with values (%s%s)",
-                          m->name, m->s[0].col, runs[0].dir, n > 1 ? ", ..." : "");
+            return dt_err("plot: --metrics %s: no run has a %s column with values (%s%s)", m->name,
+                          m->s[0].col, runs[0].dir, n > 1 ? ", ..." : "");
     }
     if (*nsel == 0)
         return dt_err("plot: %s: nothing to draw (no metric has values)", runs[0].dir);

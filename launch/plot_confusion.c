@@ -62,8 +62,8 @@ static int read_counts(cmat *m, char *line, int i, const char *path, long ln)
         char *end;
         long long v = p ? strtoll(p + 1, &end, 10) : -1;
         if (!p || end == p + 1 || v < 0 || (*end != ',' && *end != '\0'))
-            return dt_err("%s:%ld: expected a class name and %d counts (integers >= 0)", path,
-                          ln, m->K);
+            return dt_err("%s:%ld: expected a class name and %d counts (integers >= 0)", path, ln,
+                          m->K);
         m->c[(size_t)i * m->K + j] = v;
         p = *end ? end : NULL;
     }
@@ -132,8 +132,7 @@ static int write_script(const char *path, const char *cells, const cmat *m, cons
             diag += i == j ? m->c[(size_t)i * m->K + j] : 0;
         }
     const int side = 160 + 56 * m->K;
-    fprintf(g, svg ? "set terminal svg size %d,%d dynamic\n"
-                   : "set terminal pngcairo size %d,%d\n",
+    fprintf(g, svg ? "set terminal svg size %d,%d dynamic\n" : "set terminal pngcairo size %d,%d\n",
             side + 120, side);
     fprintf(g, "set output ");
     dt_tool_gp_quote(g, out);
@@ -141,11 +140,12 @@ static int write_script(const char *path, const char *cells, const cmat *m, cons
     snprintf(title, sizeof title, "confusion matrix: %s\\n%lld samples, top-1 accuracy %.2f %%",
              csv, (long long)total, total ? 100.0 * diag / total : 0.0);
     fprintf(g, "\nset title \"%s\" noenhanced\n", title);
-    fprintf(g, "set xlabel 'predicted class'\nset ylabel 'true class'\nset cblabel "
-               "'%% of the true class (recall on the diagonal)'\nset cbrange [0:100]\n"
-               "set palette defined (0 '#ffffff', 50 '#9ecae1', 100 '#2171b5')\n"
-               "set xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\nset xtics rotate by 45 right "
-               "noenhanced\nset ytics noenhanced\nset tics scale 0\nset size ratio -1\n",
+    fprintf(g,
+            "set xlabel 'predicted class'\nset ylabel 'true class'\nset cblabel "
+            "'%% of the true class (recall on the diagonal)'\nset cbrange [0:100]\n"
+            "set palette defined (0 '#ffffff', 50 '#9ecae1', 100 '#2171b5')\n"
+            "set xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\nset xtics rotate by 45 right "
+            "noenhanced\nset ytics noenhanced\nset tics scale 0\nset size ratio -1\n",
             m->K - 1, m->K - 1);
     fprintf(g, "set xtics (");
     for (int j = 0; j < m->K; j++)
@@ -155,8 +155,9 @@ static int write_script(const char *path, const char *cells, const cmat *m, cons
         fprintf(g, "%s'%s' %d", j ? ", " : "", m->names[j], j);
     fprintf(g, ")\nplot ");
     dt_tool_gp_quote(g, cells);
-    fprintf(g, " using 1:2:4 with image notitle, '' using 1:2:(sprintf('%%d', $3)) with labels "
-               "font ',%d' notitle\nunset output\n",
+    fprintf(g,
+            " using 1:2:4 with image notitle, '' using 1:2:(sprintf('%%d', $3)) with labels "
+            "font ',%d' notitle\nunset output\n",
             m->K > 20 ? 6 : 9);
     int bad = ferror(g);
     if (fclose(g) != 0 || bad)

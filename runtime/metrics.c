@@ -714,8 +714,7 @@ int dt_metrics_topk_hits(const float *logits, const int *labels, int N, int K, i
         /* the label's 0-based place: classes above it, and equal ones of lower index */
         int above = 0;
         for (int c = 0; c < K && above < k; c++)
-            above += ranks_above(z[c], zy) ||
-                     (c < y && (z[c] == zy || (isnan(z[c]) && isnan(zy))));
+            above += ranks_above(z[c], zy) || (c < y && (z[c] == zy || (isnan(z[c]) && isnan(zy))));
         hits += above < k;
     }
     return hits;

@@ -140,8 +140,9 @@ static int open_metrics_rank0(dt_trainer *t, int resumed)
         rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols, DT_EPOCH_COLS,
                              resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0, 50);
     if (rc == 0) {
-        dt_metrics_prov p = {text,           (long long)cfg->seed, t->world,   cfg->threads,
-                             dt_kern_get()->name, dt_commit,       DT_VERSION};
+        dt_metrics_prov p = {text,         (long long)cfg->seed, t->world,
+                             cfg->threads, dt_kern_get()->name,  dt_commit,
+                             DT_VERSION};
         rc = dt_metrics_provenance(t->metrics, &p);
     }
     free(text);
