@@ -113,8 +113,7 @@ void dt_ck_attr(dt_ck_writer *w, const char *name, const char *value);
 /* The same with printf formatting: dt_ck_attrf(w, "world_size", "%d", world). */
 DT_PRINTF(3, 4) void dt_ck_attrf(dt_ck_writer *w, const char *name, const char *fmt, ...);
 /* Adds "dtrain_version", "dtrain_commit" (dt_commit), "hdf5_version", "mpi_version" and
- * "openblas_version", and "cwd" (the directory the run ran in: relative data paths resolve
- * against it). */
+ * "openblas_version". */
 void dt_ck_attr_versions(dt_ck_writer *w);
 
 /* Writes the checkpoint with the commit protocol above and frees w (whatever the outcome).

@@ -182,8 +182,6 @@ void dt_ck_attr_versions(dt_ck_writer *w)
     dt_ck_attr(w, "hdf5_version", dt_buildinfo_hdf5());
     dt_ck_attr(w, "mpi_version", dt_buildinfo_mpi());
     dt_ck_attr(w, "openblas_version", dt_buildinfo_openblas());
-    char cwd[4096]; /* the run's directory: relative data paths resolve against it (dtrain eval) */
-    dt_ck_attr(w, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
 }
 
 void dt_ck_discard(dt_ck_writer *w)

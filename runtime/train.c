@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ckpt.h"
 #include "ckpt_dir.h"
@@ -351,6 +352,12 @@ dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
     return dt_net_evaluate(t->net, ds, t->cfg->eval_batch_size, t->x, t->y, t->probs, t->comm);
 }
 
+void dt_train_attr_cwd(dt_ck_writer *w)
+{
+    char cwd[4096];
+    dt_ck_attr(w, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
+}
+
 /* A BatchNorm refresh pass's batches: this rank's shard of the epoch in batches of t->batch. */
 typedef struct {
     dt_trainer *t;
@@ -399,6 +406,7 @@ static double swa_evaluate(dt_trainer *t, int save)
         dt_ck_attr(w, "data", t->cfg->data_name);
         dt_ck_attr(w, "optim", dt_optim_kind_name(t->cfg->op.kind));
         dt_ck_attr_versions(w);
+        dt_train_attr_cwd(w);
         if (dt_ck_commit(w) == 0 && t->out)
             fprintf(t->out, "swa: averaged weights (%lld snapshots) saved to %s\n",
                     (long long)t->swa.n, path);

@@ -235,6 +235,7 @@ static int write_checkpoint(dt_trainer *t, const char *why)
     dt_ck_attr(w, "config", text);
     free(text);
     dt_ck_attr_versions(w);
+    dt_train_attr_cwd(w);
     dt_ck_attr(w, "model", net->model);
     dt_ck_attr(w, "data", cfg->data_name);
     dt_ck_attrf(w, "input", "%dx%dx%d", net->in_c, net->in_h, net->in_w);
