@@ -4,6 +4,7 @@
 #include "plot_runs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,14 +44,11 @@ static int read_header(dt_plot_table *t, char *line, const char *path)
 }
 
 /* One data line into row r of t. */
-static int read_row(dt_plot_table *t, char *line, const char *path, long lineno, long *cap)
+static int read_row(dt_plot_table *t, char *line, const char *path, long lineno, int *cap)
 {
-    if (t->nrow == *cap) {
-        *cap = *cap ? 2 * *cap : 256;
-        double *nv = realloc(t->v, (size_t)*cap * (size_t)t->ncol * sizeof *nv);
-        DT_ASSERT(nv);
-        t->v = nv;
-    }
+    if (t->nrow >= INT_MAX)
+        return dt_err("%s:%ld: more than %d rows", path, lineno, INT_MAX);
+    t->v = dt_xgrow(t->v, (int)t->nrow, cap, (size_t)t->ncol * sizeof *t->v);
     double *row = t->v + (size_t)t->nrow * (size_t)t->ncol;
     int k = 0;
     char *p = line;
@@ -82,7 +80,8 @@ static int read_csv(dt_plot_table *t, const char *path)
     if (!f)
         return errno == ENOENT ? DT_OK : dt_err("%s: cannot open: %s", path, strerror(errno));
     char *line = dt_xmalloc(LINE_MAX_LEN, 1);
-    long lineno = 0, cap = 0;
+    long lineno = 0;
+    int cap = 0;
     int rc = DT_OK;
     while (rc == DT_OK && fgets(line, LINE_MAX_LEN, f)) {
         lineno++;
@@ -124,12 +123,7 @@ static void read_config(dt_plot_run *r, const char *path)
         if (!eq)
             continue;
         *eq = '\0';
-        if (r->ncfg == cap) {
-            cap = cap ? 2 * cap : 64;
-            dt_plot_kv *nc = realloc(r->cfg, (size_t)cap * sizeof *nc);
-            DT_ASSERT(nc);
-            r->cfg = nc;
-        }
+        r->cfg = dt_xgrow(r->cfg, r->ncfg, &cap, sizeof *r->cfg);
         char key[300];
         snprintf(key, sizeof key, "%s%s%s", section, section[0] ? "." : "", line);
         r->cfg[r->ncfg].key = dt_xstrdup(key);
