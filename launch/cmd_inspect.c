@@ -150,9 +150,13 @@ static void print_last_epoch(dt_ck_reader *r)
     double *rows = dt_xmalloc((size_t)h->numel, sizeof *rows);
     if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, rows) == 0) {
         const double *last = rows + (h->dims[0] - 1) * h->dims[1];
+        const int top5 = h->dims[1] >= 11; /* dt_epoch_rec: test_top5 follows test_acc */
         printf("last epoch: epoch %.0f step %.0f train_loss %.4f train_acc %.2f test_loss %.4f "
-               "test_acc %.2f lr %.6g\n",
-               last[0], last[1], last[2], last[3], last[4], last[5], last[6]);
+               "test_acc %.2f",
+               last[0], last[1], last[2], last[3], last[4], last[5]);
+        if (top5)
+            printf(" test_top5 %.2f", last[6]);
+        printf(" lr %.6g\n", last[top5 ? 7 : 6]);
     }
     free(rows);
 }
