@@ -6,6 +6,7 @@
  *   schedule  the lr and momentum of every step of the configured run, no training
  *             (cmd_schedule.c)
  *   lr-find   the LR range test (cmd_lrfind.c)
+ *   plot      training curves of runs' metrics logs, a confusion matrix (cmd_plot.c)
  *   --help    usage, the options (args.c) and every configuration key; also `help`, and --help
  *             or -h anywhere on the command line
  *   --version the version
@@ -35,8 +36,9 @@ static const struct command {
 } commands[] = {
     {"train", dt_cmd_train, "mpirun -np N ./dtrain train [options]\n"},
     {"eval", dt_cmd_eval,
-     "mpirun -np N ./dtrain eval CHECKPOINT.h5 [--split test|train] [options]\n"
-     "                     test (or training) loss and accuracy of a checkpoint's weights;\n"
+     "mpirun -np N ./dtrain eval CHECKPOINT.h5 [--split test|train] [--per-class] [options]\n"
+     "                     test (or training) loss, top-1 and top-5 accuracy of a checkpoint's\n"
+     "                     weights (--per-class: and per class, the confusion matrix);\n"
      "                     its run's configuration, overridden by the options\n"},
     {"inspect", dt_cmd_inspect,
      "./dtrain inspect CHECKPOINT.h5     verify a checkpoint, print what it holds\n"},
@@ -50,8 +52,9 @@ static const struct command {
     {"plot", dt_cmd_plot,
      "./dtrain plot RUN_DIR [RUN_DIR...] [--out FILE.png] [--svg] [--x step|epoch]\n"
      "                     [--metrics loss,acc,top5,lr,momentum,grad_norm,samples_per_s,time]\n"
-     "                     [--data DIR]   training curves of runs' log.dir (see README)\n"
-     "       ./dtrain plot --confusion FILE.csv [--out FILE.png] [--svg]   eval --per-class's\n"},
+     "                     [--data DIR]   training curves of runs' log.dir (docs/metrics.md)\n"
+     "       ./dtrain plot --confusion FILE.csv [--out FILE.png] [--svg]\n"
+     "                     the heatmap of a confusion matrix written by eval --per-class\n"},
     {"--help", cmd_help, "./dtrain --help | --version\n"},
     {"--version", cmd_version, NULL},
 };
