@@ -442,8 +442,13 @@ static int plot_runs(const plot_opts *o)
 {
     dt_plot_run *runs = dt_xcalloc((size_t)o->nruns, sizeof *runs);
     int rc = DT_OK, n = 0, sel[N_METRICS], nsel = 0, temp = 0;
-    for (; n < o->nruns && rc == 0; n++)
+    for (; n < o->nruns && rc == 0; n++) {
         rc = dt_plot_run_read(&runs[n], o->runs[n]);
+        if (rc == 0 && strcmp(o->x, "epoch") == 0 && !(runs[n].spe > 0))
+            rc = dt_err("plot: --x epoch: %s has no epoch row yet, so its steps per epoch are "
+                        "unknown (use --x step)",
+                        o->runs[n]);
+    }
     char *common = NULL;
     char dir[PATH_LEN - 200]; /* room for the file names inside it */
     if (rc == 0) {

@@ -111,6 +111,13 @@ expect_dtrain_error "unknown metric" "plot: --metrics: unknown metric 'acuracy'"
 expect_dtrain_error "bad --x" "plot: --x = 'time': expected step or epoch" plot "$TMP/lr0.1" --x time
 expect_dtrain_error "metric absent" "plot: --metrics top5: no run has a test_top5 column" plot "$TMP/old" --metrics top5
 expect_dtrain_error "bad row" "$TMP/bad/metrics_epoch.csv:4: 3 values, the header names 11" plot "$TMP/bad"
+mkdir -p "$TMP/partial"
+cp "$TMP/lr0.1/metrics_step.csv" "$TMP/partial/"
+head -n 1 "$TMP/lr0.1/metrics_epoch.csv" > "$TMP/partial/metrics_epoch.csv"
+expect_dtrain_error "--x epoch without epoch rows" "plot: --x epoch: $TMP/partial has no epoch row yet" plot "$TMP/partial" --x epoch
+$DT plot "$TMP/partial" > "$TMP/partial.out" 2>&1 && is_png "$TMP/partial/curves.png" &&
+    grep -q 'panels: loss lr grad_norm samples_per_s$' "$TMP/partial.out" &&
+    pass "a run without epoch rows yet: the step panels" || fail "partial run: $(cat "$TMP/partial.out")"
 expect_dtrain_error "bad option" "plot: unknown option '--bogus'" plot "$TMP/lr0.1" --bogus
 expect_dtrain_error "bad --out" "plot: --out = 'x.jpg': expected a file name ending in .png" plot "$TMP/lr0.1" --out x.jpg
 
