@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ckpt.h"
 #include "ckpt_dir.h"
@@ -350,12 +349,6 @@ dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *
 dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
 {
     return dt_net_evaluate(t->net, ds, t->cfg->eval_batch_size, t->x, t->y, t->probs, t->comm);
-}
-
-void dt_train_attr_cwd(dt_ck_writer *w)
-{
-    char cwd[4096];
-    dt_ck_attr(w, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
 }
 
 /* A BatchNorm refresh pass's batches: this rank's shard of the epoch in batches of t->batch. */

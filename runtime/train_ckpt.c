@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ckpt.h"
 #include "ckpt_dir.h"
@@ -35,6 +36,12 @@ static char *config_text(const dt_config *cfg)
 void dt_train_add_i64(dt_ck_writer *w, const char *name, int64_t v)
 {
     dt_ck_add_copy(w, name, DT_CK_I64, 0, NULL, &v);
+}
+
+void dt_train_attr_cwd(dt_ck_writer *w)
+{
+    char cwd[4096];
+    dt_ck_attr(w, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
 }
 
 /* The checkpoint item of a tensor: model/<PyTorch state_dict key>, its shape; returns 1 for a

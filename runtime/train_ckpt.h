@@ -52,7 +52,7 @@ void dt_train_add_model(dt_ck_writer *w, const dt_net *net, const float *param);
 /* Adds a scalar int64 item. */
 void dt_train_add_i64(dt_ck_writer *w, const char *name, int64_t v);
 /* Adds the checkpoint attribute "cwd": the directory the run runs in, against which `dtrain
- * eval` resolves the relative data paths of the checkpoint's configuration (train.c). */
+ * eval` resolves the relative data paths of the checkpoint's configuration. */
 void dt_train_attr_cwd(dt_ck_writer *w);
 
 #endif
