@@ -6,6 +6,7 @@
  *   schedule  the lr and momentum of every step of the configured run, no training
  *             (cmd_schedule.c)
  *   lr-find   the LR range test (cmd_lrfind.c)
+ *   sweep     a grid of trainings in one job, N/G groups of G ranks (cmd_sweep.c)
  *   --help    usage, the options (args.c) and every configuration key; also `help`, and --help
  *             or -h anywhere on the command line
  *   --version the version
@@ -47,6 +48,9 @@ static const struct command {
      "mpirun -np N ./dtrain lr-find [options] [--min-lr 1e-7] [--max-lr 10] [--steps 100]\n"
      "                     [--smooth 0.98] [--diverge 4] [--out DIR]\n"
      "                     LR range test: exponential lr sweep, writes DIR/lr_find.csv + .png\n"},
+    {"sweep", dt_cmd_sweep,
+     "mpirun -np N ./dtrain sweep [options] --grid KEY=V1,V2,... [--grid ...] --out DIR\n"
+     "                     [--ranks-per-trial G] [--seeds 0,1,2]   a grid of trainings\n"},
     {"--help", cmd_help, "./dtrain --help | --version\n"},
     {"--version", cmd_version, NULL},
 };
@@ -105,7 +109,7 @@ int main(int argc, char **argv)
 {
     /* A pre-emption signal may come at any moment, during MPI_Init or data loading too: the
      * handlers that record it come first, so it stops training at its first step, with a line. */
-    if (argc > 1 && strcmp(argv[1], "train") == 0)
+    if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "sweep") == 0))
         dt_dist_catch_signals();
     int world = dt_dist_init(&argc, &argv);
     dt_h5_init(); /* HDF5 never prints its error stack: every failure is one dtrain message */
