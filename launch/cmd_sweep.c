@@ -230,7 +230,10 @@ static void handle(const report *r)
     if (r->status == ST_STOPPED)
         S.stop = 1;
     int fin = S.done0 + S.count[ST_OK] + S.count[ST_DIVERGED] + S.count[ST_FAILED];
-    fprintf(S.term, "[%d/%d] %s\n", fin, S.s.ntrials, r->line);
+    if (r->status == ST_STOPPED)
+        fprintf(S.term, "[stopped] %s\n", r->line);
+    else
+        fprintf(S.term, "[%d/%d] %s\n", fin, S.s.ntrials, r->line);
     fflush(S.term);
 }
 
