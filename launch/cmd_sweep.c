@@ -87,10 +87,15 @@ static int split_options(int argc, char **argv, const char **seeds, const char *
         while (k < 4 && !(strlen(names[k]) == n && strncmp(a, names[k], n) == 0))
             k++;
         if (k == 4) {
-            S.base[S.nbase++] = argv[i];
-            len += (size_t)snprintf(S.base_text + len,
-                                    len < sizeof S.base_text ? sizeof S.base_text - len : 0, "%s%s",
-                                    len ? " " : "", argv[i]);
+            /* a foreign option's value is copied with it unread (as dt_tool_split_args does) */
+            int words = a[0] == '-' && !eq && i + 1 < argc ? 2 : 1;
+            for (int w = 0; w < words; w++, i++) {
+                S.base[S.nbase++] = argv[i];
+                if (len < sizeof S.base_text)
+                    len += (size_t)snprintf(S.base_text + len, sizeof S.base_text - len, "%s%s",
+                                            len ? " " : "", argv[i]);
+            }
+            i--;
             continue;
         }
         const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
