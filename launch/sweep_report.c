@@ -48,6 +48,9 @@ static int metric_cols(const row *rows, int nrows, const char **cols)
     return n;
 }
 
+static void write_cell_table(const dt_sweep *s, const row *rows, const char **cols, int nc,
+                             FILE *fm);
+
 /* results.csv and results.md. */
 static int write_tables(const dt_sweep *s, const row *rows, const char *commit)
 {
@@ -64,8 +67,17 @@ static int write_tables(const dt_sweep *s, const row *rows, const char *commit)
     }
     const char *cols[8];
     int nc = metric_cols(rows, s->ntrials, cols);
-    fprintf(fm, "# sweep %s\n\ncommit %s; %d trials; std over seeds with n - 1\n\n| trial |",
-            s->out, commit, s->ntrials);
+    fprintf(fm, "# sweep %s\n\ncommit %s; %d trials; the sweep (sweep.txt):\n\n```\n", s->out,
+            commit, s->ntrials);
+    char line[4096], path[4200];
+    snprintf(path, sizeof path, "%s/sweep.txt", s->out);
+    FILE *man = fopen(path, "r");
+    while (man && fgets(line, sizeof line, man))
+        if (line[0] != '#')
+            fputs(line, fm);
+    if (man)
+        fclose(man);
+    fprintf(fm, "```\n\n| trial |");
     fprintf(fc, "trial");
     for (int a = 0; a < s->naxes; a++) {
         fprintf(fc, ",%s", s->axes[a].key);
@@ -105,6 +117,8 @@ static int write_tables(const dt_sweep *s, const row *rows, const char *commit)
                 get(r, "params_crc"), get(r, "trial_s"), commit, name);
         fprintf(fm, " %s |\n", get(r, "trial_s"));
     }
+    if (s->nseeds > 1)
+        write_cell_table(s, rows, cols, nc, fm);
     int bad = ferror(fc) | ferror(fm);
     bad |= fclose(fc) != 0;
     bad |= fclose(fm) != 0;
@@ -151,13 +165,13 @@ static void edges(const double *c, int n, int i, double *lo, double *hi)
     *hi = c[i] + dh;
 }
 
-/* One cell of the heatmap: test accuracy over its seeds. */
+/* One cell's statistic of one metric over its seeds. */
 typedef struct cell {
     double mean, std;
     int ok, diverged;
 } cell;
 
-static void cell_stats(const dt_sweep *s, const row *rows, int c, cell *out)
+static void cell_stats_of(const dt_sweep *s, const row *rows, int c, const char *key, cell *out)
 {
     double sum = 0, sq = 0;
     memset(out, 0, sizeof *out);
@@ -169,7 +183,7 @@ static void cell_stats(const dt_sweep *s, const row *rows, int c, cell *out)
             out->diverged++;
             continue;
         }
-        double v = strtod(get(r, "test_acc"), NULL);
+        double v = strtod(get(r, key), NULL);
         sum += v;
         sq += v * v;
         out->ok++;
@@ -177,6 +191,47 @@ static void cell_stats(const dt_sweep *s, const row *rows, int c, cell *out)
     out->mean = out->ok ? sum / out->ok : NAN;
     /* the sample std (n - 1, as pandas' and numpy's ddof=1) */
     out->std = out->ok > 1 ? sqrt(fmax(0.0, (sq - sum * sum / out->ok) / (out->ok - 1))) : NAN;
+}
+
+static void cell_stats(const dt_sweep *s, const row *rows, int c, cell *out)
+{
+    cell_stats_of(s, rows, c, "test_acc", out);
+}
+
+/* results.md's second table: one row per cell, mean +- std over its seeds of each metric. */
+static void write_cell_table(const dt_sweep *s, const row *rows, const char **cols, int nc,
+                             FILE *fm)
+{
+    fprintf(fm, "\n## Cells: mean ± std over seeds (std with n - 1)\n\n|");
+    for (int a = 0; a < s->naxes; a++)
+        fprintf(fm, " %s |", s->axes[a].key);
+    fprintf(fm, " seeds ok | diverged |");
+    for (int c = 0; c < nc; c++)
+        fprintf(fm, " %s |", cols[c]);
+    fprintf(fm, "\n|");
+    for (int c = 0; c < s->naxes + 2 + nc; c++)
+        fprintf(fm, "---|");
+    fprintf(fm, "\n");
+    for (int cl = 0; cl < s->ncells; cl++) {
+        int idx[DT_SWEEP_MAX_AXES], seed;
+        dt_sweep_trial(s, cl * s->nseeds, idx, &seed);
+        fprintf(fm, "|");
+        for (int a = 0; a < s->naxes; a++)
+            fprintf(fm, " %s |", s->axes[a].vals[idx[a]]);
+        cell st;
+        cell_stats_of(s, rows, cl, cols[0], &st);
+        fprintf(fm, " %d | %d |", st.ok, st.diverged);
+        for (int c = 0; c < nc; c++) {
+            cell_stats_of(s, rows, cl, cols[c], &st);
+            if (st.ok == 0)
+                fprintf(fm, " - |");
+            else if (st.ok == 1)
+                fprintf(fm, " %.4g |", st.mean);
+            else
+                fprintf(fm, " %.4g ± %.2g |", st.mean, st.std);
+        }
+        fprintf(fm, "\n");
+    }
 }
 
 /* The ridge: the best x of each row (coordinates into rx, ry), and its least-squares slope

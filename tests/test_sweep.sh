@@ -64,8 +64,9 @@ for npg in "1 1" "2 1" "2 2" "3 1"; do
     check_rows "np=$np G=$g" "$d" "$np" "$g"
     if [ "$np" = 3 ]; then
         div=$(col "$d/results.csv" status | grep -c '^diverged$')
-        if [ "$div" = 2 ] && grep -q 'lr1e6-seed0: diverged' "$TMP/out" && grep -q 'training diverged' "$d/trials/lr1e6-seed1/out.txt"; then
-            pass "lr=1e6: both seeds marked diverged, the sweep went on"
+        if [ "$div" = 2 ] && grep -q 'lr1e6-seed0: diverged' "$TMP/out" && grep -q 'training diverged' "$d/trials/lr1e6-seed1/out.txt" &&
+            grep -q '^| 1e6 | 0 | 2 | - | - | - |$' "$d/results.md"; then
+            pass "lr=1e6: both seeds marked diverged (results.csv and the cells of results.md), the sweep went on"
         else
             fail "lr=1e6: $div diverged rows"; cat "$TMP/out" >&2
         fi
