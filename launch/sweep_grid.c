@@ -85,6 +85,12 @@ int dt_sweep_add_axis(dt_sweep *s, const char *spec)
     for (int i = 0; i < s->naxes; i++)
         if (strcmp(s->axes[i].key, ax->key) == 0)
             return dt_err("--grid %s: axis %s given twice", spec, ax->key);
+    if (strcmp(ax->key, "seed") == 0)
+        return dt_err("--grid %s: the seeds are not an axis: use --seeds 0,1,2", spec);
+    if (strcmp(ax->key, "ckpt.dir") == 0 || strcmp(ax->key, "log.dir") == 0 ||
+        strcmp(ax->key, "ckpt.resume") == 0)
+        return dt_err("--grid %s: the sweep sets %s for each trial (DIR/trials/NAME)", spec,
+                      ax->key);
     s->naxes++; /* from here on dt_sweep_free frees its values */
     int rc = helper_values(ax->key, eq + 1, ax->vals, &ax->n, &ax->log);
     if (rc == 0)

@@ -145,6 +145,7 @@ expect_dtrain_error "other grid on the folder" "sweep.txt: this folder holds ano
 expect_dtrain_error "unknown key" "--grid: unknown key 'optim.lrr'" sweep "${BASE[@]}" --grid optim.lrr=0.1 --out "$TMP/e"
 expect_dtrain_error "bad value" "--grid: train.batch_size = 'abc': expected an integer" sweep "${BASE[@]}" --grid train.batch_size=32,abc --out "$TMP/e"
 expect_dtrain_error "log helper at 0" "--grid optim.lr=0:1:3log: a log-spaced axis needs A > 0" sweep "${BASE[@]}" --grid optim.lr=0:1:3log --out "$TMP/e"
+expect_dtrain_error "seed as an axis" "--grid seed=1,2: the seeds are not an axis: use --seeds" sweep "${BASE[@]}" --grid seed=1,2 --out "$TMP/e"
 expect_dtrain_error "no --out" "expected --out DIR" sweep "${BASE[@]}" --grid optim.lr=0.1
 NP=3
 expect_dtrain_error "3 ranks, G=2" "--ranks-per-trial 2: the 3 ranks do not split into groups of 2" sweep "${BASE[@]}" --grid optim.lr=0.1 --ranks-per-trial 2 --out "$TMP/e"
