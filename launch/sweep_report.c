@@ -422,6 +422,60 @@ done:
     return rc;
 }
 
+/* One axis: mean test accuracy against the axis, std over seeds as error bars (plot.dat,
+ * plot.gp, plot.png); a cell where every seed diverged is labelled at the bottom. */
+static int line_plot(const dt_sweep *s, const row *rows, FILE *msg)
+{
+    const dt_sweep_axis *ax = &s->axes[0];
+    char dat[4200], gp[4200], png[4200];
+    snprintf(dat, sizeof dat, "%s/plot.dat", s->out);
+    snprintf(gp, sizeof gp, "%s/plot.gp", s->out);
+    snprintf(png, sizeof png, "%s/plot.png", s->out);
+    double c[DT_SWEEP_MAX_VALUES];
+    int log = axis_is_log(ax);
+    axis_coords(ax, log, c);
+    FILE *fd = fopen(dat, "w"), *fg = fopen(gp, "w");
+    if (!fd || !fg) {
+        if (fd)
+            fclose(fd);
+        if (fg)
+            fclose(fg);
+        return dt_err("%s: cannot write the plot", s->out);
+    }
+    fprintf(fd, "# x\tmean_test_acc\tstd\tseeds_ok\tdiverged\n");
+    fprintf(fg, "# gnuplot %s: the sweep's mean test accuracy by %s\n", gp, ax->key);
+    fprintf(fg, "set terminal pngcairo size 800,520 font ',10'\nset output ");
+    dt_tool_gp_quote(fg, png);
+    fprintf(fg, "\nset title \"test accuracy (%%): mean%s over %d seed%s\" noenhanced\n",
+            s->nseeds > 1 ? " and std" : "", s->nseeds, s->nseeds > 1 ? "s" : "");
+    for (int i = 0; i < ax->n; i++) {
+        cell st;
+        cell_stats(s, rows, i, &st);
+        fprintf(fd, "%.9g\t%.6g\t%.6g\t%d\t%d\n", c[i], st.mean, isnan(st.std) ? 0.0 : st.std,
+                st.ok, st.diverged);
+        if (st.ok == 0 && st.diverged > 0)
+            fprintf(fg, "set label 'diverged' at %.9g, graph 0.05 center tc rgb '#c0392b'\n", c[i]);
+    }
+    gp_axis(fg, "x", ax, c, log);
+    fprintf(fg, "set ylabel 'test accuracy (%%)'\nset grid\nunset key\nset datafile separator "
+                "'\\t'\nset datafile missing 'nan'\nplot ");
+    dt_tool_gp_quote(fg, dat);
+    fprintf(fg, " using 1:2:3 with yerrorlines lw 2 pt 7 lc rgb '#e6550d'\n");
+    int bad = ferror(fd) | ferror(fg);
+    bad |= fclose(fd) != 0;
+    bad |= fclose(fg) != 0;
+    if (bad)
+        return dt_err("%s: cannot write the plot", s->out);
+    int rc = dt_tool_gnuplot(gp, png);
+    if (rc == DT_TOOL_NO_GNUPLOT) {
+        fprintf(msg, "sweep: note: %s: no plot.png (%s in %s)\n", dt_err_msg(), gp, s->out);
+        return DT_OK;
+    }
+    if (rc == 0)
+        fprintf(msg, "sweep: plot %s\n", png);
+    return rc;
+}
+
 int dt_sweep_report(const dt_sweep *s, const char *commit, FILE *f)
 {
     row *rows = dt_xcalloc((size_t)s->ntrials, sizeof *rows);
@@ -442,6 +496,8 @@ int dt_sweep_report(const dt_sweep *s, const char *commit, FILE *f)
         fprintf(f, "sweep: results %s/results.csv and %s/results.md\n", s->out, s->out);
     if (rc == 0 && s->naxes == 2)
         rc = heatmap(s, rows, f);
+    if (rc == 0 && s->naxes == 1)
+        rc = line_plot(s, rows, f);
     fflush(f);
     free(rows);
     return rc;

@@ -65,8 +65,9 @@ for npg in "1 1" "2 1" "2 2" "3 1"; do
     if [ "$np" = 3 ]; then
         div=$(col "$d/results.csv" status | grep -c '^diverged$')
         if [ "$div" = 2 ] && grep -q 'lr1e6-seed0: diverged' "$TMP/out" && grep -q 'training diverged' "$d/trials/lr1e6-seed1/out.txt" &&
-            grep -q '^| 1e6 | 0 | 2 | - | - | - |$' "$d/results.md"; then
-            pass "lr=1e6: both seeds marked diverged (results.csv and the cells of results.md), the sweep went on"
+            grep -q '^| 1e6 | 0 | 2 | - | - | - |$' "$d/results.md" &&
+            [ "$(grep -vc '^#' "$d/plot.dat")" = 3 ] && tail -n 1 "$d/plot.dat" | grep -q "$(printf 'nan\t0\t0\t2')"; then
+            pass "lr=1e6: both seeds marked diverged (results.csv, the cells of results.md, plot.dat), the sweep went on"
         else
             fail "lr=1e6: $div diverged rows"; cat "$TMP/out" >&2
         fi
@@ -93,15 +94,17 @@ fi
 
 # --- SIGKILL of mpirun mid-sweep, then the same command ---
 d=$TMP/kill
-KILLARGS=(sweep "${BASE[@]}" --set data.limit_train=4000 --set ckpt.every_steps=10 --grid optim.lr=0.02,0.04,0.06,0.08,0.1 --seeds 0,1 --out "$d")
+KILLARGS=(sweep "${BASE[@]}" --set data.limit_train=6000 --set ckpt.every_steps=10 --grid optim.lr=0.02,0.04,0.06,0.08,0.1 --seeds 0,1 --out "$d")
 mpirun -np 2 $DT_MPIRUN_FLAGS $DT "${KILLARGS[@]}" > "$TMP/kout" 2>&1 &
 mpid=$!
 killed=0
 for _ in $(seq 1200); do
-    # at least one trial done, and one unfinished with a checkpoint
+    # at least one trial done, and one unfinished (of 188 steps) with checkpoints at steps 10
+    # and 20 to 150: the older one surely complete, the end of the trial surely not reached
     if ls "$d"/trials/*/done > /dev/null 2>&1; then
         for t in "$d"/trials/*; do
-            if [ ! -e "$t/done" ] && ls "$t"/ckpt/*.h5 > /dev/null 2>&1; then
+            last=$(ls "$t"/ckpt/ 2> /dev/null | sed -n 's/^ckpt-step0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -n 1)
+            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 150 ]; then
                 # mpirun and its ranks at once, as a pre-emption or a lost node does (ranks
                 # whose mpirun alone was killed run on to the end of the sweep)
                 kill -KILL $mpid $(pgrep -P $mpid) && killed=1
@@ -133,7 +136,7 @@ fi
 if [ -n "$resumed" ]; then
     tdir=$(dirname "$resumed")
     lr=$(echo "$tdir" | sed 's/.*lr\([0-9.]*\)-seed.*/\1/') seed=${tdir##*-seed}
-    run_dtrain 120 1 train "${BASE[@]}" --set data.limit_train=4000 --set optim.lr="$lr" --seed "$seed" > "$TMP/alone" 2>&1
+    run_dtrain 120 1 train "${BASE[@]}" --set data.limit_train=6000 --set optim.lr="$lr" --seed "$seed" > "$TMP/alone" 2>&1
     got=$(sed -n 's/.*params_crc=\([0-9a-f]*\).*/\1/p' "$tdir/done")
     if [ -n "$got" ] && [ "$got" = "$(crc "$TMP/alone")" ]; then pass "resumed trial: params_crc $got = uninterrupted dtrain train"; else fail "resumed trial: $got vs $(crc "$TMP/alone")"; fi
 fi
@@ -141,7 +144,7 @@ fi
 # --- errors: one message, exit 1, before anything runs ---
 NP=2
 expect_dtrain_error "other grid on the folder" "sweep.txt: this folder holds another sweep: it has 'grid optim.lr = 0.02,0.04,0.06,0.08,0.1' where this command has 'grid optim.lr = 0.02,0.04'" \
-    sweep "${BASE[@]}" --set data.limit_train=4000 --set ckpt.every_steps=10 --grid optim.lr=0.02,0.04 --seeds 0,1 --out "$d"
+    sweep "${BASE[@]}" --set data.limit_train=6000 --set ckpt.every_steps=10 --grid optim.lr=0.02,0.04 --seeds 0,1 --out "$d"
 expect_dtrain_error "unknown key" "--grid: unknown key 'optim.lrr'" sweep "${BASE[@]}" --grid optim.lrr=0.1 --out "$TMP/e"
 expect_dtrain_error "bad value" "--grid: train.batch_size = 'abc': expected an integer" sweep "${BASE[@]}" --grid train.batch_size=32,abc --out "$TMP/e"
 expect_dtrain_error "log helper at 0" "--grid optim.lr=0:1:3log: a log-spaced axis needs A > 0" sweep "${BASE[@]}" --grid optim.lr=0:1:3log --out "$TMP/e"
