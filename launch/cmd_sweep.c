@@ -301,7 +301,8 @@ static void write_done(const char *dir, int status, double secs, const char *fin
     FILE *f = fopen(tmp, "w");
     if (!f)
         return; /* not done, then: a rerun runs it again (resuming from its checkpoint) */
-    fprintf(f, "status=%s trial_s=%.2f %s\n", status_names[status], secs, final);
+    fprintf(f, "status=%s trial_s=%.2f group=%d %s\n", status_names[status], secs,
+            S.wrank / S.s.ranks_per_trial, final);
     if (fclose(f) == 0)
         rename(tmp, path);
 }
@@ -384,7 +385,8 @@ static void loop_rank0(void)
 {
     dt_train_between_steps = serve_hook;
     for (;;) {
-        serve(0);
+        /* group 0 takes the first trial before anyone asks; later requests are answered in
+         * its steps (the hook) and here, between its trials */
         int t = queue_next();
         MPI_Bcast(&t, 1, MPI_INT, 0, S.group);
         if (t < 0)
@@ -392,6 +394,7 @@ static void loop_rank0(void)
         report r;
         run_trial(t, &r);
         handle(&r);
+        serve(0);
     }
     dt_train_between_steps = NULL;
     while (S.retired < S.ngroups - 1)

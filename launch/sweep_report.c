@@ -89,7 +89,7 @@ static int write_tables(const dt_sweep *s, const row *rows, const char *commit)
         fprintf(fc, ",%s", cols[c]);
         fprintf(fm, " %s |", cols[c]);
     }
-    fprintf(fc, ",epochs,steps,params_crc,wall_s,commit,dir\n");
+    fprintf(fc, ",epochs,steps,params_crc,wall_s,group,commit,dir\n");
     fprintf(fm, " wall_s |\n|---|");
     for (int c = 0; c < s->naxes + 2 + nc + 1; c++)
         fprintf(fm, "---|");
@@ -113,8 +113,8 @@ static int write_tables(const dt_sweep *s, const row *rows, const char *commit)
             fprintf(fc, ",%s", get(r, cols[c]));
             fprintf(fm, " %s |", get(r, cols[c]));
         }
-        fprintf(fc, ",%s,%s,%s,%s,%s,trials/%s\n", get(r, "epochs"), get(r, "steps"),
-                get(r, "params_crc"), get(r, "trial_s"), commit, name);
+        fprintf(fc, ",%s,%s,%s,%s,%s,%s,trials/%s\n", get(r, "epochs"), get(r, "steps"),
+                get(r, "params_crc"), get(r, "trial_s"), get(r, "group"), commit, name);
         fprintf(fm, " %s |\n", get(r, "trial_s"));
     }
     if (s->nseeds > 1)

@@ -4,6 +4,8 @@
 #    has one row per trial (cells x seeds), and every trial's params_crc equals that of the same
 #    configuration trained alone by `dtrain train` on G ranks (a trial is an unchanged run);
 #  - a diverging lr is a row marked diverged, the sweep goes on and exits 0;
+#  - rank 0 hands out trials between the steps of its own training (a long trial on group 0,
+#    short ones finished by group 1 meanwhile);
 #  - a heatmap over two axes (a log-spaced helper axis): its cells are the results' means;
 #  - SIGKILL of mpirun and its ranks mid-sweep, then the same command: finished trials are not run again, an
 #    unfinished one resumes from its checkpoint and ends with the params_crc of `dtrain train`;
@@ -73,6 +75,18 @@ for npg in "1 1" "2 1" "2 2" "3 1"; do
         fi
     fi
 done
+
+# --- the queue while rank 0 trains: group 0 takes the long first trial; group 1 must get the
+# short ones from rank 0 between rank 0's own steps (without that, at most one before it ends) ---
+d=$TMP/balance
+run_dtrain 150 2 sweep "${BASE[@]}" --grid data.limit_train=20000,500,501,502 --out "$d" > "$TMP/out" 2>&1
+before=$(sed -n '/limit_train20000-seed0/q; s/^\[[0-9]\/4\] limit_train50[012]-seed0: ok.*/x/p' "$TMP/out" | wc -l)
+g=$(paste -d: <(col "$d/results.csv" data.limit_train) <(col "$d/results.csv" group) | tr '\n' ' ')
+if [ "$before" -ge 2 ] && case $g in "20000:0 "*) true ;; *) false ;; esac; then
+    pass "rank 0 handed out $before short trials to group 1 while it trained the long one (groups $g)"
+else
+    fail "queue during rank 0's training: $before short trials before the long one, groups $g"; cat "$TMP/out" >&2
+fi
 
 # --- a heatmap over two axes, one from the log helper ---
 d=$TMP/heat
