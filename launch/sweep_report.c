@@ -391,11 +391,16 @@ static int heatmap(const dt_sweep *s, const row *rows, FILE *msg)
     for (int c = 0; c < nx * ny; c++)
         cell_stats(s, rows, c, &cells[c]);
     int best = write_heat_data(s, cells, cx, cy, dat);
+    if (best == -1) {
+        fprintf(msg, "sweep: no heatmap yet: no trial has finished ok\n");
+        goto done;
+    }
     int nr = ridge(s, cells, cx, cy, rx, ry, &slope);
     FILE *f = fopen(rp, "w");
     for (int k = 0; f && k < nr; k++)
         fprintf(f, "%.9g\t%.9g\n", rx[k], ry[k]);
-    if (best < -1 || !f || fclose(f) != 0) {
+    int bad = !f || fclose(f) != 0;
+    if (best < -1 || bad) {
         rc = dt_err("%s: cannot write the heatmap's data", s->out);
         goto done;
     }
@@ -405,11 +410,9 @@ static int heatmap(const dt_sweep *s, const row *rows, FILE *msg)
         edges(cy, ny, best % ny, &box[2], &box[3]);
     }
     rc = write_heat_script(s, gp, dat, rp, png, nr, slope, logx, logy, box);
-    if (rc == 0)
-        rc = dt_tool_gnuplot(gp, png);
-    if (rc == DT_TOOL_NO_GNUPLOT) {
-        fprintf(msg, "sweep: note: %s: no heatmap.png (%s in %s)\n", dt_err_msg(), gp, s->out);
-        rc = DT_OK;
+    if (rc == 0 && dt_tool_gnuplot(gp, png) != 0) {
+        /* the results are the tables; a plot that cannot be drawn is a note */
+        fprintf(msg, "sweep: note: no heatmap.png: %s (the data: %s)\n", dt_err_msg(), dat);
     } else if (rc == 0) {
         fprintf(msg, "sweep: heatmap %s", png);
         if (nr > 1 && logx && logy)
@@ -431,6 +434,16 @@ static int line_plot(const dt_sweep *s, const row *rows, FILE *msg)
     snprintf(dat, sizeof dat, "%s/plot.dat", s->out);
     snprintf(gp, sizeof gp, "%s/plot.gp", s->out);
     snprintf(png, sizeof png, "%s/plot.png", s->out);
+    int any = 0;
+    for (int i = 0; i < ax->n && !any; i++) {
+        cell st;
+        cell_stats(s, rows, i, &st);
+        any = st.ok > 0;
+    }
+    if (!any) {
+        fprintf(msg, "sweep: no plot yet: no trial has finished ok\n");
+        return DT_OK;
+    }
     double c[DT_SWEEP_MAX_VALUES];
     int log = axis_is_log(ax);
     axis_coords(ax, log, c);
@@ -466,14 +479,11 @@ static int line_plot(const dt_sweep *s, const row *rows, FILE *msg)
     bad |= fclose(fg) != 0;
     if (bad)
         return dt_err("%s: cannot write the plot", s->out);
-    int rc = dt_tool_gnuplot(gp, png);
-    if (rc == DT_TOOL_NO_GNUPLOT) {
-        fprintf(msg, "sweep: note: %s: no plot.png (%s in %s)\n", dt_err_msg(), gp, s->out);
-        return DT_OK;
-    }
-    if (rc == 0)
+    if (dt_tool_gnuplot(gp, png) != 0)
+        fprintf(msg, "sweep: note: no plot.png: %s (the data: %s)\n", dt_err_msg(), dat);
+    else
         fprintf(msg, "sweep: plot %s\n", png);
-    return rc;
+    return DT_OK;
 }
 
 int dt_sweep_report(const dt_sweep *s, const char *commit, FILE *f)

@@ -7,6 +7,7 @@
 #  - rank 0 hands out trials between the steps of its own training (a long trial on group 0,
 #    short ones finished by group 1 meanwhile);
 #  - a heatmap over two axes (a log-spaced helper axis): its cells are the results' means;
+#  - SIGUSR1 to mpirun mid-sweep: running trials stop with a checkpoint, pending rows, exit 0;
 #  - SIGKILL of mpirun and its ranks mid-sweep, then the same command: finished trials are not run again, an
 #    unfinished one resumes from its checkpoint and ends with the params_crc of `dtrain train`;
 #    another grid on the same folder is refused, naming what differs;
@@ -153,6 +154,27 @@ if [ -n "$resumed" ]; then
     run_dtrain 120 1 train "${BASE[@]}" --set data.limit_train=6000 --set optim.lr="$lr" --seed "$seed" > "$TMP/alone" 2>&1
     got=$(sed -n 's/.*params_crc=\([0-9a-f]*\).*/\1/p' "$tdir/done")
     if [ -n "$got" ] && [ "$got" = "$(crc "$TMP/alone")" ]; then pass "resumed trial: params_crc $got = uninterrupted dtrain train"; else fail "resumed trial: $got vs $(crc "$TMP/alone")"; fi
+fi
+
+# --- SIGUSR1 (a pre-emption warning) to mpirun mid-sweep: running trials checkpoint, no new one
+# starts, the results so far are written, exit 0 ---
+du=$TMP/usr1
+mpirun -np 2 $DT_MPIRUN_FLAGS $DT sweep "${BASE[@]}" --set data.limit_train=6000 --grid optim.lr=0.02,0.04,0.06,0.08 \
+    --out "$du" > "$TMP/uout" 2>&1 &
+mpid=$!
+for _ in $(seq 600); do
+    grep -q '^data ' "$du"/trials/*/out.txt 2> /dev/null && break # the first trials are training
+    sleep 0.05
+done
+sleep 0.5
+kill -USR1 $mpid
+wait $mpid
+rc=$?
+if [ $rc -eq 0 ] && grep -q '^\[stopped\] ' "$TMP/uout" && grep -q 'not finished (stopped by a signal' "$TMP/uout" &&
+    grep -q ',pending,' "$du/results.csv"; then
+    pass "SIGUSR1: $(grep -c '^\[stopped\]' "$TMP/uout") trial(s) stopped with a checkpoint, $(grep -c ',pending,' "$du/results.csv") pending rows, exit 0"
+else
+    fail "SIGUSR1 mid-sweep: exit $rc"; cat "$TMP/uout" >&2
 fi
 
 # --- errors: one message, exit 1, before anything runs ---
