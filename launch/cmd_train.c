@@ -1,6 +1,7 @@
 /*
  * cmd_train.c - `dtrain train [options]`: data-parallel training of the configured model on the
- * configured dataset, on every rank of MPI_COMM_WORLD.
+ * configured dataset, on every rank of MPI_COMM_WORLD. dt_train_on runs one such training on any
+ * communicator: `dtrain train` gives it the world, `dtrain sweep` (cmd_sweep.c) each trial's group.
  *
  * Every fallible phase (arguments, data, model) ends in dt_dist_agree, so a bad input makes every
  * rank exit 1 with one message. Rank 0 prints the resolved configuration (a valid config file),
@@ -25,13 +26,15 @@
 #include "net.h"
 #include "train.h"
 
-int dt_cmd_train(int argc, char **argv, int world)
+int dt_train_on(const dt_config *config, MPI_Comm comm)
 {
-    dt_config cfg;
+    dt_config cfg = *config;
     dt_dataset train, test;
     dt_net *net = NULL;
-    int rc = dt_parse_args(&cfg, argc, argv, 2);
-    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0 || dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
+    int rank, world;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    if (dt_kernels_agree(&cfg, comm) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
     if (cfg.eval_batch_size == 0)
@@ -39,17 +42,18 @@ int dt_cmd_train(int argc, char **argv, int world)
 
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
-    rc = dt_open_data(&cfg, &train, &test);
+    int rc = dt_open_data(&cfg, &train, &test);
     if (rc == 0) {
         int max_batch = cfg.batch_size > cfg.eval_batch_size ? cfg.batch_size : cfg.eval_batch_size;
         rc = dt_net_build_for(&net, cfg.model, max_batch, train.c, train.h, train.w);
     }
-    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0) {
+    if (dt_dist_agree(rc, comm) != 0) {
+        dt_net_free(net);
         dt_dataset_free(&train);
         dt_dataset_free(&test);
         return 1;
     }
-    if (dt_rank == 0) {
+    if (rank == 0) {
         printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
                world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
                cfg.batch_size * world);
@@ -66,11 +70,11 @@ int dt_cmd_train(int argc, char **argv, int world)
         dt_net_init(net, (uint64_t)cfg.seed);
     }
     /* rank 0 initializes, everyone starts from its weights */
-    dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
-    dt_dist_bcast(net->state, net->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
+    dt_dist_bcast(net->param, net->numel, comm);
+    dt_dist_bcast(net->state, net->state_numel, comm); /* BatchNorm running stats */
 
     dt_trainer t;
-    rc = dt_trainer_init(&t, &cfg, net, &train, &test, MPI_COMM_WORLD, stdout);
+    rc = dt_trainer_init(&t, &cfg, net, &train, &test, comm, stdout);
     if (rc == 0)
         rc = dt_trainer_run(&t);
     dt_trainer_free(&t);
@@ -78,4 +82,14 @@ int dt_cmd_train(int argc, char **argv, int world)
     dt_dataset_free(&train);
     dt_dataset_free(&test);
     return rc == 0 ? 0 : 1;
+}
+
+int dt_cmd_train(int argc, char **argv, int world)
+{
+    (void)world;
+    dt_config cfg;
+    int rc = dt_parse_args(&cfg, argc, argv, 2);
+    if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0)
+        return 1;
+    return dt_train_on(&cfg, MPI_COMM_WORLD);
 }

@@ -21,7 +21,9 @@ int dt_kernels_agree(const dt_config *cfg, MPI_Comm comm)
     rc = dt_kern_select((dt_isa)lo);
     if (dt_dist_agree(rc, comm) != 0)
         return DT_ERR;
-    if (lo != hi && dt_rank == 0) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (lo != hi && rank == 0) {
         printf("kernels: the ranks chose from %s to %s (kernels.isa, DTRAIN_KERNELS_ISA or their "
                "CPUs); all use the lowest common one, %s\n",
                dt_isa_name((dt_isa)lo), dt_isa_name((dt_isa)hi), dt_isa_name((dt_isa)lo));

@@ -7,6 +7,7 @@
  *             (cmd_schedule.c)
  *   lr-find   the LR range test (cmd_lrfind.c)
  *   plot      training curves of runs' metrics logs, a confusion matrix (cmd_plot.c)
+ *   sweep     a grid of trainings in one job, N/G groups of G ranks (cmd_sweep.c)
  *   --help    usage, the options (args.c) and every configuration key; also `help`, and --help
  *             or -h anywhere on the command line
  *   --version the version
@@ -55,6 +56,9 @@ static const struct command {
      "                     [--data DIR]   training curves of runs' log.dir (docs/metrics.md)\n"
      "       ./dtrain plot --confusion FILE.csv [--out FILE.png] [--svg]\n"
      "                     the heatmap of a confusion matrix written by eval --per-class\n"},
+    {"sweep", dt_cmd_sweep,
+     "mpirun -np N ./dtrain sweep [options] --grid KEY=V1,V2,... [--grid ...] --out DIR\n"
+     "                     [--ranks-per-trial G] [--seeds 0,1,2]   a grid of trainings\n"},
     {"--help", cmd_help, "./dtrain --help | --version\n"},
     {"--version", cmd_version, NULL},
 };
@@ -113,7 +117,7 @@ int main(int argc, char **argv)
 {
     /* A pre-emption signal may come at any moment, during MPI_Init or data loading too: the
      * handlers that record it come first, so it stops training at its first step, with a line. */
-    if (argc > 1 && strcmp(argv[1], "train") == 0)
+    if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "sweep") == 0))
         dt_dist_catch_signals();
     int world = dt_dist_init(&argc, &argv);
     dt_h5_init(); /* HDF5 never prints its error stack: every failure is one dtrain message */

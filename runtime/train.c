@@ -415,6 +415,8 @@ static double swa_evaluate(dt_trainer *t, int save)
 
 /* ---- the loop ---- */
 
+dt_train_hook dt_train_between_steps = NULL;
+
 /* What the steps of one dt_trainer_run share. */
 typedef struct run_ctx {
     double t_start;         /* the run's start (wall_s of the final line) */
@@ -469,6 +471,8 @@ static void decide(dt_trainer *t, dt_ctrl *ctrl, int64_t epoch)
  * DT_ERR (a checkpoint failed). */
 static int control(dt_trainer *t, run_ctx *r, int64_t epoch)
 {
+    if (dt_train_between_steps)
+        dt_train_between_steps();
     if (t->rank == 0)
         decide(t, &r->ctrl, epoch);
     dt_dist_watchdog_step(t->step);

@@ -72,6 +72,12 @@ dt_eval dt_net_evaluate(dt_net *net, const dt_dataset *ds, int batch, float *x, 
 dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *x, int *y,
                            float *probs, MPI_Comm comm, int64_t *confusion);
 
+/* Called before each step's control message on every rank where it is set (NULL: none), so
+ * that a rank can answer messages between its steps: `dtrain sweep`'s rank 0 hands out trials
+ * there (launch/cmd_sweep.c). It must not use the trainer's communicator. */
+typedef void (*dt_train_hook)(void);
+extern dt_train_hook dt_train_between_steps;
+
 /* The whole run: epochs (or until train.max_steps, or a pre-emption signal), progress, final
  * summary line. Collective. Returns 0 (also after a signal-triggered checkpoint) or DT_ERR. */
 int dt_trainer_run(dt_trainer *t);

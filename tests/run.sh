@@ -65,6 +65,7 @@ FB=build-san
 [ -x "$FB/dtrain" ] || { FB=$B; echo "note: build-san/dtrain missing (make san-tools): fuzzing $B/dtrain"; }
 suite fuzz timeout -k 5 600 sh tests/fuzz.sh "$FB" "${FUZZ_BUDGET:-60}"
 suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
+suite test_sweep env BUILD="$B" timeout -k 5 300 bash tests/test_sweep.sh
 suite test_eval env BUILD="$B" timeout -k 5 300 sh tests/test_eval.sh 2
 suite test_plot env BUILD="$B" timeout -k 5 300 sh tests/test_plot.sh 2
 suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh

@@ -130,6 +130,9 @@ j_two=$JID
 SWEEP_LRS="0.05 0.1" SWEEP_BATCHES="32 64" SWEEP_DIR="$TMP/sweep" \
     submit sweep --array=0-3 -o "$TMP/out/sweep-%A_%a.out" "$REPO/cluster-examples/sweep.sbatch" "${TINY[@]}"
 j_sweep=$JID
+SWEEP_DIR="$TMP/sweep1" submit "sweep in one allocation" -o "$TMP/out/sweep1-%j.out" \
+    "$REPO/cluster-examples/sweep-alloc.sbatch" "${TINY[@]}" --grid optim.lr=0.05,0.1 --grid train.batch_size=32,64
+j_sweep1=$JID
 declare -A PRE_REF PRE_SIG
 PRE=()
 CKPT_DIR="$TMP/ckpt-fake" DTRAIN="$FAKE" submit "pre-emption flow (fake dtrain)" \
@@ -222,6 +225,16 @@ if [ -n "${j_sweep:-}" ]; then
         fail "sweep (array job $j_sweep): states '$states', $ntxt result files, $rows table rows"
         echo "$table" >&2
         cat "$TMP/gather.err" >&2
+    fi
+fi
+
+# sweep-alloc.sbatch: one job step, 4 trials, results.csv with 4 ok rows, a heatmap
+if [ -n "${j_sweep1:-}" ]; then
+    if [ "$(job_field "$j_sweep1" JobState)" = COMPLETED ] && [ "$(job_field "$j_sweep1" ExitCode)" = 0:0 ] &&
+        [ "$(grep -c ',ok,' "$TMP/sweep1/results.csv" 2>/dev/null)" = 4 ] && [ -s "$TMP/sweep1/heatmap.dat" ]; then
+        pass "sweep in one allocation (job $j_sweep1): $(grep '^sweep: [0-9]' "$TMP/out/sweep1-$j_sweep1.out")"
+    else
+        fail "sweep in one allocation (job $j_sweep1): $(job_field "$j_sweep1" JobState)"; tail -n 15 "$TMP/out/sweep1-$j_sweep1.out" >&2
     fi
 fi
 
