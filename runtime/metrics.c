@@ -466,7 +466,9 @@ int dt_metrics_check_fresh(const char *dir, const char *config, int restart)
         return DT_OK;
     dt_h5_init();
     char *old = file_attr(path, "config");
-    int same = old && config && strcmp(old, config) == 0;
+    /* no recorded configuration: a run killed between creating its log and recording itself
+     * (or a log from before provenance); a --resume auto restart takes it over */
+    int same = !old || (config && strcmp(old, config) == 0);
     free(old);
     if (restart && same)
         return DT_OK;
