@@ -172,6 +172,8 @@ void dt_progress_final_line(const dt_progress *p, const dt_progress_final *f)
                 (long long)f->skipped_steps);
     if (f->ckpt)
         fprintf(p->out, " ckpt_failures=%lld", (long long)f->ckpt_failures);
+    if (f->comm)
+        fprintf(p->out, " exposed_comm=%.1f%%", f->exposed_comm_pct);
     fprintf(p->out, "\n");
     fflush(p->out);
 }
