@@ -164,6 +164,8 @@ void dt_progress_final_line(const dt_progress *p, const dt_progress_final *f)
             "samples_per_s=%.0f wall_s=%.2f max_rss_mib=%.0f params_crc=%016llx",
             f->epochs, (long long)f->steps, f->train_loss, f->test_loss, 100.0 * f->test_acc,
             f->samples_per_s, f->wall_s, f->max_rss_mib, (unsigned long long)f->params_crc);
+    if (f->comm)
+        fprintf(p->out, " exposed_comm=%.1f%%", f->exposed_comm_pct);
     if (f->swa)
         fprintf(p->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * f->swa_test_acc,
                 (long long)f->swa_n);
@@ -172,8 +174,6 @@ void dt_progress_final_line(const dt_progress *p, const dt_progress_final *f)
                 (long long)f->skipped_steps);
     if (f->ckpt)
         fprintf(p->out, " ckpt_failures=%lld", (long long)f->ckpt_failures);
-    if (f->comm)
-        fprintf(p->out, " exposed_comm=%.1f%%", f->exposed_comm_pct);
     fprintf(p->out, "\n");
     fflush(p->out);
 }

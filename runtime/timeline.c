@@ -15,7 +15,7 @@
 
 #include "common.h"
 
-enum { MARKS_MAX = 256, PINGS = 8 };
+enum { MARKS_MAX = 256, PINGS = 16 };
 
 typedef struct {
     const char *name, *detail;
@@ -40,12 +40,26 @@ static struct {
     uint64_t buckets; /* bit k: row DT_TL_BUCKET + k used */
 } tl;
 
-/* This rank's clock offset to rank 0: PINGS round trips, the one of least latency kept. */
+/* This rank's clock offset to rank 0: 0 on rank 0's host (one CLOCK_MONOTONIC for all its
+ * processes: a measurement could only add its error), else PINGS round trips, the one of least
+ * latency kept. */
 static double clock_offset(MPI_Comm comm, int rank, int world)
 {
+    char host[MPI_MAX_PROCESSOR_NAME], host0[MPI_MAX_PROCESSOR_NAME];
+    int len = 0;
+    memset(host, 0, sizeof host);
+    MPI_Get_processor_name(host, &len);
+    memcpy(host0, host, sizeof host);
+    MPI_Bcast(host0, (int)sizeof host0, MPI_CHAR, 0, comm);
+    const int remote = strcmp(host, host0) != 0;
     double offset = 0.0;
     for (int r = 1; r < world; r++) {
-        if (rank != 0 && rank != r)
+        int other = remote; /* rank r tells rank 0 whether to measure */
+        if (rank == r)
+            MPI_Send(&other, 1, MPI_INT, 0, 70, comm);
+        else if (rank == 0)
+            MPI_Recv(&other, 1, MPI_INT, r, 70, comm, MPI_STATUS_IGNORE);
+        if ((rank != 0 && rank != r) || !other)
             continue;
         double best = 1e30;
         for (int k = 0; k < PINGS; k++) {

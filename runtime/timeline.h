@@ -7,9 +7,9 @@
  * control, data, forward, backward > one span per layer, allreduce wait, optimizer; and one row
  * per gradient bucket with its allreduce from MPI_Iallreduce to completion (as the progress hook
  * saw it). Evaluation and checkpoints are spans of their own. Times are microseconds since rank
- * 0 opened the timeline, every rank's clock shifted onto rank 0's (offsets measured once by
- * ping-pong, keeping the round trip of least latency: error below half of it, microseconds on one
- * node).
+ * 0 opened the timeline, every rank's clock shifted onto rank 0's (the same clock on rank 0's
+ * host; elsewhere an offset measured once by ping-pong, keeping the round trip of least latency:
+ * error below half of it).
  *
  * Bounded: the steps recorded are the first `steps` and, with every > 0, each every-th step after
  * them; evaluation and checkpoint spans are all kept, up to 256. Each rank records into memory
