@@ -64,7 +64,7 @@ stall_case "3 ranks, rank 2 stopped (gradient buckets)" 3 2 --set train.bucket_m
 stall_case "2 ranks, rank 0 stopped" 2 0
 
 # held_case: rank 2 held by gdb at its first dt_dist_sum of training (the end of epoch 1: no
-# log.dir, so no step-row sums before it); dist.timeout 10 leaves gdb the seconds it needs to attach
+# log.dir, so no step-row sums before it); dist.timeout 20 leaves gdb the seconds it needs to attach
 held_case() {
     name="3 ranks, rank 2 held at the end-of-epoch sums"
     if ! command -v gdb > /dev/null; then
@@ -72,7 +72,7 @@ held_case() {
         return
     fi
     timeout -k 5 60 mpirun -np 3 $DT_MPIRUN_FLAGS $DT train $SMALL --epochs 50 \
-        --set dist.timeout=10 --set train.bucket_mb=0.25 > "$TMP/out" 2> "$TMP/err" &
+        --set dist.timeout=20 --set train.bucket_mb=0.25 > "$TMP/out" 2> "$TMP/err" &
     tpid=$!
     vpid=''
     for _ in $(seq 200); do vpid=$(rank_pid "$tpid" 2); [ -n "$vpid" ] && break; sleep 0.05; done
