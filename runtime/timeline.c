@@ -32,6 +32,7 @@ static struct {
     FILE *f; /* rank 0 */
     char path[4096];
     int64_t steps, every, step;
+    int64_t first; /* the first step this process trains (a resumed run's is not 0); -1: none */
     double offset; /* add to this rank's dt_now() to get rank 0's */
     double base;   /* rank 0's clock when the timeline opened */
     tl_event *ev;
@@ -93,6 +94,7 @@ int dt_tl_open(const char *path, int64_t steps, int64_t every, int64_t total_ste
     tl.steps = steps;
     tl.every = every;
     tl.step = -1;
+    tl.first = -1;
     snprintf(tl.path, sizeof tl.path, "%s", path);
     tl.offset = clock_offset(comm, tl.rank, world);
     tl.base = dt_now();
@@ -118,7 +120,10 @@ void dt_tl_step(int64_t step)
     if (!tl.open)
         return;
     tl.step = step;
-    dt_tl_on = step < tl.steps || (tl.every > 0 && (step - tl.steps) % tl.every == 0);
+    if (tl.first < 0)
+        tl.first = step;
+    const int64_t k = step - tl.first; /* the window counts from where this process started */
+    dt_tl_on = k < tl.steps || (tl.every > 0 && (k - tl.steps) % tl.every == 0);
 }
 
 static void add(const char *name, const char *detail, int tid, int64_t step, double t0, double t1,

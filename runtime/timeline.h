@@ -11,8 +11,8 @@
  * host; elsewhere an offset measured once by ping-pong, keeping the round trip of least latency:
  * error below half of it).
  *
- * Bounded: the steps recorded are the first `steps` and, with every > 0, each every-th step after
- * them; evaluation and checkpoint spans are all kept, up to 256. Each rank records into memory
+ * Bounded: the steps recorded are the first `steps` this process trains (a resumed run's first
+ * is the step it resumed at) and, with every > 0, each every-th step after them; evaluation and checkpoint spans are all kept, up to 256. Each rank records into memory
  * allocated when the timeline opens (nothing in a step); at the end rank 0 gathers every rank's
  * events and writes the one file.
  */
