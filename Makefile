@@ -164,6 +164,7 @@ demo: deps data
 bench: deps data
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
+	@sh bench/scaling.sh
 
 clean:
 	rm -rf build build-san dtrain

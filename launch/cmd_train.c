@@ -59,6 +59,8 @@ int dt_train_on(const dt_config *config, MPI_Comm comm)
                cfg.batch_size * world);
         char kern[96];
         printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
+        if (dt_dist_thread_note())
+            printf("# %s\n", dt_dist_thread_note());
         printf("# resolved configuration (usable with -c):\n");
         dt_config_print(&cfg, stdout);
         printf("# end of configuration\n");

@@ -221,6 +221,11 @@ const dt_cfg_key dt_cfg_keys[] = {
     STR("log.dir", log_dir, "none",
         "metrics folder: metrics.h5 + metrics_step.csv + metrics_epoch.csv (none: off)"),
     INT("log.every_steps", log_every_steps, "1", 1, 1e9, "log every N steps"),
+    STR("log.timeline", log_timeline, "none",
+        "Chrome trace of every rank's steps (chrome://tracing, Perfetto; docs/timeline.md)"),
+    INT("log.timeline_steps", log_timeline_steps, "20", 0, 1e9, "timeline: the first N steps"),
+    INT("log.timeline_every", log_timeline_every, "0", 0, 1e9,
+        "timeline: and every K-th step after them (0: none)"),
 
     FLT("dist.timeout", dist_timeout, "600", 0, 1e9, 0, 0,
         "watchdog: a rank that waits this many seconds for the others (at least 20x the median "

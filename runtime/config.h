@@ -74,6 +74,8 @@ typedef struct dt_config {
     /* log */
     char log_dir[DT_STR_MAX];
     int64_t log_every_steps;
+    char log_timeline[DT_STR_MAX]; /* Chrome trace file (timeline.h); "none": off */
+    int64_t log_timeline_steps, log_timeline_every;
     double dist_timeout; /* watchdog seconds (0: off); see dt_dist_watchdog */
     /* kernels */
     int kernels_isa; /* 0: auto; else the dt_isa + 1 (kernels/isa.h DT_ISA_CHOICES order) */

@@ -14,9 +14,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* MPI_Init; sets dt_rank. Returns the world size. */
+/* MPI_Init_thread asking for MPI_THREAD_FUNNELED (only the main thread calls MPI; the thread pool's
+ * workers and the watchdog's backstop thread never do, except the backstop's MPI_Abort); sets
+ * dt_rank. Returns the world size. */
 int dt_dist_init(int *argc, char ***argv);
 void dt_dist_finalize(void);
+/* NULL when MPI provided MPI_THREAD_FUNNELED or more; otherwise one line saying what it provided
+ * and what dtrain does then (no progress hook: buckets progress between layers only), for the
+ * run header. */
+const char *dt_dist_thread_note(void);
+/* 1 when MPI provided at least MPI_THREAD_FUNNELED. */
+int dt_dist_funneled(void);
 
 /* Agreement after a fallible phase: each rank passes its own rc. If any rank failed, the lowest
  * failing rank prints its recorded message ("dtrain: error: ...", prefixed with the rank when
@@ -25,7 +33,8 @@ void dt_dist_finalize(void);
  * failure (no new dt_err since) prints nothing. Never hangs: every rank must call it. */
 int dt_dist_agree(int rc, MPI_Comm comm);
 
-/* g[0..n) <- mean over ranks of g (MPI_Allreduce sum, then * 1/world). */
+/* g[0..n) <- mean over ranks of g (MPI_Allreduce sum, then * 1/world). Blocking and unwatched:
+ * callers in the training path wait behind dt_dist_arrive and inside dt_dist_block_begin/end. */
 void dt_dist_average(float *g, size_t n, MPI_Comm comm);
 
 /* Bucketed gradient averaging overlapped with backward (PyTorch DDP's buckets). Backward finishes
@@ -44,6 +53,14 @@ typedef struct dt_grad_sync {
     size_t started; /* [started, n) has been handed to MPI this step */
     int nreq, maxreq;
     MPI_Request *req;
+    /* per request of the step (maxreq): when it started and completed (dt_now), its floats */
+    double *t_start, *t_done;
+    size_t *len;
+    int *idx;     /* (maxreq) MPI_Testsome's scratch */
+    int ndone;    /* requests of the step seen complete */
+    double wait0; /* when finish began waiting */
+    /* the last step: seconds finish waited (the exposed communication) */
+    double exposed_s;
 } dt_grad_sync;
 void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm comm);
 void dt_grad_sync_free(dt_grad_sync *s);
@@ -51,10 +68,16 @@ void dt_grad_sync_free(dt_grad_sync *s);
 void dt_grad_sync_begin(dt_grad_sync *s);
 /* During backward: g[off, n) is final. */
 void dt_grad_sync_ready(dt_grad_sync *s, size_t off);
-/* After backward: every rank's g is the mean over ranks. */
+/* After backward: every rank's g is the mean over ranks. s->exposed_s is the time it waited (the
+ * whole allreduce when nothing was started during backward); with the timeline on, each bucket's
+ * allreduce, from start to completion, and the wait are recorded (timeline.h). */
 void dt_grad_sync_finish(dt_grad_sync *s);
+/* The progress hook (kernels/poll.h: the trainer installs it with dt_poll_set on its main
+ * thread): while a step's buckets are open, tests them (MPI_Testsome, recording completions) at
+ * most every 20 us; otherwise, or before that, returns after one clock read (tens of ns). */
+void dt_grad_sync_poll(void);
 
-/* Broadcast n floats from rank 0. */
+/* Broadcast n floats from rank 0 (watched, DT_PHASE_BCAST). */
 void dt_dist_bcast(float *p, size_t n, MPI_Comm comm);
 
 /* What rank 0 decides each step and sends to every rank, plus what any rank raises. */
@@ -75,12 +98,15 @@ void dt_dist_ctrl(dt_ctrl *c, MPI_Comm comm);
 /* ---- the watchdog (dist.timeout): no rank waits forever ----
  * Where a rank is: the step it works on and the phase of the collective it waits in. */
 typedef enum {
-    DT_PHASE_START,     /* before the first step */
-    DT_PHASE_CONTROL,   /* the per-step control message */
-    DT_PHASE_GRADIENTS, /* the allreduce of gradients */
-    DT_PHASE_AGREE,     /* an error agreement (dt_dist_agree) */
-    DT_PHASE_EPOCH,     /* the end-of-epoch sums and evaluation */
-    DT_PHASE_CHECKPOINT /* a checkpoint's collective part */
+    DT_PHASE_START,      /* before the first step */
+    DT_PHASE_CONTROL,    /* the per-step control message */
+    DT_PHASE_GRADIENTS,  /* the allreduce of gradients */
+    DT_PHASE_AGREE,      /* an error agreement (dt_dist_agree) */
+    DT_PHASE_EPOCH,      /* the end-of-epoch sums and evaluation */
+    DT_PHASE_CHECKPOINT, /* a checkpoint's collective part */
+    DT_PHASE_BATCHNORM,  /* SyncBatchNorm's (or a BN refresh's) statistics */
+    DT_PHASE_LOG,        /* a metrics-log row's sums */
+    DT_PHASE_BCAST       /* a broadcast of parameters or buffers from rank 0 */
 } dt_phase;
 
 /* Starts watching the waits of this process on `comm` (collective: duplicates comm for the
@@ -100,6 +126,28 @@ void dt_dist_watchdog_step(int64_t step);
  * blocking reduction (kept blocking so that its summation order, and the results, stay the same)
  * so that a rank that never arrives is named. No-op when the watchdog is off. */
 void dt_dist_arrive(dt_phase phase, MPI_Comm comm);
+
+/* ---- watched collectives ----
+ * Every collective of the training path either waits in a watched wait (these: nonblocking
+ * MPI calls, so a rank that never arrives is named) or, for the few that stay blocking (the
+ * one-bucket gradient allreduce, whose summation order is MPI_Allreduce's), runs behind a watched
+ * barrier (dt_dist_arrive) and inside dt_dist_block_begin/end, where the backstop thread ends the
+ * job if it never returns. With the watchdog off they are plain MPI waits. */
+
+/* x[0..n) <- the sum over ranks, added in rank order 0, 1, ..., W-1 on every rank (an
+ * MPI_Iallgather, then local sums): the same bits on every rank, whatever MPI's algorithm; at
+ * 1 and 2 ranks the same bits as MPI_Allreduce. For small n (statistics, counters). */
+void dt_dist_sum(double *x, int n, dt_phase phase, MPI_Comm comm);
+/* x[0..n) <- the maximum over ranks (exact in any order). */
+void dt_dist_max(double *x, int n, dt_phase phase, MPI_Comm comm);
+/* Broadcast `bytes` bytes from rank 0. */
+void dt_dist_bcast_bytes(void *p, size_t bytes, dt_phase phase, MPI_Comm comm);
+/* Rank 0's out[r * bytes ..] <- rank r's in[0 .. bytes) (out unused elsewhere). */
+void dt_dist_gather_bytes(const void *in, void *out, size_t bytes, dt_phase phase, MPI_Comm comm);
+/* Around a blocking collective every rank has entered (after dt_dist_arrive): the backstop
+ * thread ends the job, naming the phase, when it does not return within the watchdog's limit. */
+void dt_dist_block_begin(dt_phase phase);
+void dt_dist_block_end(void);
 
 /* Installs SIGTERM and SIGUSR1 handlers that only record the signal (idempotent: a second
  * signal changes nothing), so the job can checkpoint at the next step boundary and exit 0. */

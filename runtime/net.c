@@ -16,6 +16,7 @@
 #include "kernels/isa.h"
 #include "layers/registry.h"
 #include "lowp.h"
+#include "timeline.h"
 
 /* Generated at build time from models/NAME.cfg (build/models_builtin.c). */
 typedef struct {
@@ -618,8 +619,11 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
          * work reads it) */
         if (net->lowp && l->dout && !l->ops->alias)
             dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
+        const double tl0 = dt_tl_on ? dt_now() : 0.0;
         if (!l->fused)
             l->ops->backward(l, net, N);
+        if (dt_tl_on && !l->fused)
+            dt_tl_span("backward", l->name, DT_TL_MAIN, tl0, dt_now(), -1);
         if (net->ctx->grad_ready && l->nparam > 0)
             net->ctx->grad_ready(net->ctx->grad_ready_ctx, net->params[l->param0].off);
     }

@@ -165,6 +165,8 @@ void dt_progress_final_line(const dt_progress *p, const dt_progress_final *f)
             f->epochs, (long long)f->steps, f->train_loss, f->test_loss, 100.0 * f->test_acc,
             100.0 * f->test_top5, f->samples_per_s, f->wall_s, f->max_rss_mib,
             (unsigned long long)f->params_crc);
+    if (f->comm)
+        fprintf(p->out, " exposed_comm=%.1f%%", f->exposed_comm_pct);
     if (f->swa)
         fprintf(p->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * f->swa_test_acc,
                 (long long)f->swa_n);

@@ -82,6 +82,8 @@ typedef struct dt_progress_final {
     int64_t skipped_steps;
     int ckpt; /* checkpoints on: ckpt_failures is printed */
     int64_t ckpt_failures;
+    int comm; /* more than one rank: exposed_comm (percent of the step time) is printed */
+    double exposed_comm_pct;
 } dt_progress_final;
 
 /* "final: epochs=... params_crc=..." and the optional fields, one line. */

@@ -96,7 +96,7 @@ void dt_state_gather(dt_state *s, MPI_Comm comm)
         DT_ASSERT(bytes <= (size_t)INT32_MAX / (size_t)world);
         free(it->stage);
         it->stage = rank == 0 ? dt_xmalloc((size_t)world * bytes + 1, 1) : NULL;
-        MPI_Gather(it->ptr, (int)bytes, MPI_BYTE, it->stage, (int)bytes, MPI_BYTE, 0, comm);
+        dt_dist_gather_bytes(it->ptr, it->stage, bytes, DT_PHASE_CHECKPOINT, comm);
         it->stage_dims[0] = world;
         for (int d = 0; d < it->ndim; d++)
             it->stage_dims[d + 1] = it->dims[d];

@@ -15,19 +15,30 @@
 #include "dist.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/poll.h"
 #include "mixup.h"
+#include "timeline.h"
 #include "xxh64.h"
 
-static const char *const step_cols[] = {"step",     "epoch",     "loss",         "lr",
-                                        "momentum", "grad_norm", "samples_per_s"};
-static const char *const epoch_cols[DT_EPOCH_COLS] = {
-    "epoch",     "step", "train_loss",    "train_acc", "test_loss",   "test_acc",
-    "test_top5", "lr",   "samples_per_s", "time_s",    "swa_test_acc"};
+/* compute_s, exposed_comm_s, exposed_comm_pct: where the step's time goes (docs/timeline.md) */
+enum { COMM_COLS = 3, STEP_COLS = 10, EPOCH_ROW = DT_EPOCH_COLS + COMM_COLS };
+static const char *const step_cols[STEP_COLS] = {
+    "step",           "epoch",           "loss",          "lr",
+    "momentum",       "grad_norm",       "samples_per_s", "compute_s",
+    "exposed_comm_s", "exposed_comm_pct"};
+static const char *const epoch_cols[EPOCH_ROW] = {"epoch",          "step",
+                                                  "train_loss",     "train_acc",
+                                                  "test_loss",      "test_acc",
+                                                  "test_top5",      "lr",
+                                                  "samples_per_s",  "time_s",
+                                                  "swa_test_acc",   "compute_s",
+                                                  "exposed_comm_s", "exposed_comm_pct"};
 
-/* the net's reduction (SyncBatchNorm, BN refresh): a sum over the trainer's communicator */
+/* the net's reduction (SyncBatchNorm, BN refresh): a sum over the trainer's communicator, in
+ * rank order (dt_dist_sum: watched, the same bits on every rank) */
 static void allreduce_sum(void *comm, double *x, int n)
 {
-    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, *(MPI_Comm *)comm);
+    dt_dist_sum(x, n, DT_PHASE_BATCHNORM, *(MPI_Comm *)comm);
 }
 
 /* The model fits the data and the batch; the sampler of this rank's shard. Collective. */
@@ -90,6 +101,11 @@ static void init_modules(dt_trainer *t)
                       (size_t)(cfg->bucket_mb * 1024.0 * 1024.0 / sizeof(float)), t->comm);
     dt_dist_catch_signals();
     dt_dist_watchdog_start(cfg->dist_timeout, t->comm);
+    /* kernels call dt_poll() between blocks of work: on this (the main) thread, the open
+     * buckets are tested then, so they progress during backward (Open MPI has no progress
+     * thread); only with MPI_THREAD_FUNNELED, as the other threads compute meanwhile */
+    if (t->world > 1 && dt_dist_funneled())
+        dt_poll_set(dt_grad_sync_poll);
 }
 
 /* The schedule: its length follows the (possibly resumed) per-rank batch; a resumed schedule
@@ -137,7 +153,7 @@ static int open_metrics_rank0(dt_trainer *t, int resumed)
     if (rc == 0 && !resumed)
         rc = dt_metrics_check_fresh(cfg->log_dir, text, strcmp(cfg->resume, "auto") == 0);
     if (rc == 0)
-        rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, 7, epoch_cols, DT_EPOCH_COLS,
+        rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, STEP_COLS, epoch_cols, EPOCH_ROW,
                              resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0, 50);
     if (rc == 0) {
         dt_metrics_prov p = {text,         (long long)cfg->seed, t->world,
@@ -155,6 +171,19 @@ static int open_metrics(dt_trainer *t, int resumed)
     int rc = DT_OK;
     if (t->rank == 0 && dt_train_has_dir(t->cfg->log_dir))
         rc = open_metrics_rank0(t, resumed);
+    return dt_dist_agree(rc, t->comm);
+}
+
+/* log.timeline: rank 0's trace file, opened now (a bad path fails before training). Collective. */
+static int open_timeline(dt_trainer *t)
+{
+    const dt_config *cfg = t->cfg;
+    if (!dt_train_has_dir(cfg->log_timeline))
+        return DT_OK;
+    /* a step's spans: its phases, one per layer's backward, one per bucket */
+    const int per_step = 16 + t->net->nlayers + (t->sync.maxreq > 0 ? t->sync.maxreq : 1);
+    int rc = dt_tl_open(cfg->log_timeline, cfg->log_timeline_steps, cfg->log_timeline_every,
+                        t->total_steps, per_step, t->comm);
     return dt_dist_agree(rc, t->comm);
 }
 
@@ -187,7 +216,9 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     int resumed = 0;
     if (dt_train_resume(t, &resumed) != 0 || init_sched(t, resumed) != 0)
         return DT_ERR;
-    return open_metrics(t, resumed);
+    if (open_metrics(t, resumed) != 0)
+        return DT_ERR;
+    return open_timeline(t);
 }
 
 void dt_trainer_free(dt_trainer *t)
@@ -200,6 +231,7 @@ void dt_trainer_free(dt_trainer *t)
     dt_optim_free(&t->opt);
     dt_swa_free(&t->swa);
     dt_sampler_free(&t->sampler);
+    dt_poll_set(NULL);
     dt_grad_sync_free(&t->sync);
     dt_state_free(&t->state);
     free(t->io.nbt);
@@ -219,12 +251,42 @@ void dt_trainer_free(dt_trainer *t)
 
 static void grad_ready(void *ctx, size_t off) { dt_grad_sync_ready(ctx, off); }
 
+/* The step's times (dt_now at: start, data gathered, forward and loss done, backward done,
+ * gradients averaged, update done): t->step_time, and the step's spans on the timeline. */
+static void step_times(dt_trainer *t, const double *m)
+{
+    const double exposed = t->sync.exposed_s;
+    t->step_time[0] = m[5] - m[1] - exposed; /* forward + backward + optimizer */
+    t->step_time[1] = exposed;
+    t->step_time[2] = m[5] - m[0];
+    if (!dt_tl_on)
+        return;
+    dt_tl_span("data", NULL, DT_TL_MAIN, m[0], m[1], -1);
+    dt_tl_span("forward", NULL, DT_TL_MAIN, m[1], m[2], -1);
+    dt_tl_span("backward", NULL, DT_TL_MAIN, m[2], m[3], -1);
+    dt_tl_span("optimizer", NULL, DT_TL_MAIN, m[4], m[5], -1);
+}
+
+/* After the averaged gradients: loss scaler, clipping, the optimizer step. */
+static void update(dt_trainer *t, const dt_ctrl *ctrl)
+{
+    dt_net *net = t->net;
+    /* the averaged gradients are equal on every rank, so every rank takes the same decision */
+    if (t->scaler.scale > 0.0 && !dt_scaler_unscale_update(&t->scaler, net->grad, net->numel))
+        return; /* inf/NaN gradients: no optimizer step (GradScaler.step), scale backed off */
+    if (t->cfg->clip_grad_norm > 0.0)
+        dt_optim_clip_grad_norm(net->grad, net->numel, t->cfg->clip_grad_norm);
+    dt_optim_step(&t->opt, net->param, net->grad, ctrl->lr, ctrl->momentum);
+}
+
 double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *ctrl, int *correct)
 {
     dt_net *net = t->net;
     const dt_config *cfg = t->cfg;
     int K = net->classes;
     long D = (long)net->in_c * net->in_h * net->in_w;
+    double m[6];
+    m[0] = dt_now();
     t->step_ctx.step = t->step;
     dt_dataset_gather_aug(t->train, idx, n, t->x, t->y, &t->aug, t->epoch);
     const float *targets = NULL;
@@ -238,6 +300,7 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
         dt_targets_smooth(t->targets, t->y, n, K, (float)cfg->label_smoothing);
         targets = t->targets;
     }
+    m[1] = dt_now();
     const float *logits = dt_net_forward(net, t->x, n, 1, &t->step_ctx);
     double loss = dt_xent_forward(t->probs, logits, targets ? NULL : t->y, targets, n, K, correct);
     t->step_hits = *correct;
@@ -269,19 +332,20 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
         for (size_t i = 0; i < (size_t)n * K; i++)
             dl[i] *= S;
     }
-    /* gradients averaged in buckets, each started as soon as backward has finished it */
+    /* gradients averaged in buckets, each started as soon as backward has finished it (and
+     * progressed by the poll hook while backward computes) */
+    m[2] = dt_now();
     dt_grad_sync_begin(&t->sync);
     t->step_ctx.grad_ready = grad_ready;
     t->step_ctx.grad_ready_ctx = &t->sync;
     dt_net_backward(net, n, &t->step_ctx);
     t->step_ctx.grad_ready = NULL;
+    m[3] = dt_now();
     dt_grad_sync_finish(&t->sync);
-    /* the averaged gradients are equal on every rank, so every rank takes the same decision */
-    if (t->scaler.scale > 0.0 && !dt_scaler_unscale_update(&t->scaler, net->grad, net->numel))
-        return loss; /* inf/NaN gradients: no optimizer step (GradScaler.step), scale backed off */
-    if (cfg->clip_grad_norm > 0.0)
-        dt_optim_clip_grad_norm(net->grad, net->numel, cfg->clip_grad_norm);
-    dt_optim_step(&t->opt, net->param, net->grad, ctrl->lr, ctrl->momentum);
+    m[4] = dt_now();
+    update(t, ctrl);
+    m[5] = dt_now();
+    step_times(t, m);
     return loss;
 }
 
@@ -338,9 +402,8 @@ dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *
             count_confusion(confusion, logits, y, n, K);
     }
     free(idx);
-    dt_dist_arrive(DT_PHASE_EPOCH, comm);
-    MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, comm);
-    if (confusion)
+    dt_dist_sum(sums, 4, DT_PHASE_EPOCH, comm);
+    if (confusion) /* integer counts: exact in any order */
         MPI_Allreduce(MPI_IN_PLACE, confusion, K * K, MPI_INT64_T, MPI_SUM, comm);
     dt_eval e = {sums[0] / sums[2], sums[1] / sums[2], sums[3] / sums[2], (int64_t)sums[2]};
     return e;
@@ -432,7 +495,14 @@ typedef struct run_ctx {
     double seen0;      /* samples of the epoch before this process took it up (a resume) */
     double ck_time;    /* seconds spent in its checkpoints */
     double epoch_time; /* its training seconds (checkpoints excluded) */
+    double step0;      /* when the current step began (its control message) */
+    /* compute, exposed communication, whole steps (s) of this rank: the epoch's, the run's; the
+     * epoch's over all ranks (their mean), for its row */
+    double ep_comm[3], run_comm[3], ep_comm_all[3];
 } run_ctx;
+
+/* exposed communication in percent of the step time */
+static double exposed_pct(const double *c) { return c[2] > 0.0 ? 100.0 * c[1] / c[2] : 0.0; }
 
 static double sqnorm(const float *g, size_t n)
 {
@@ -476,7 +546,10 @@ static int control(dt_trainer *t, run_ctx *r, int64_t epoch)
     if (t->rank == 0)
         decide(t, &r->ctrl, epoch);
     dt_dist_watchdog_step(t->step);
+    dt_tl_step(t->step);
+    r->step0 = dt_now();
     dt_dist_ctrl(&r->ctrl, t->comm);
+    dt_tl_span("control", NULL, DT_TL_MAIN, r->step0, dt_now(), -1);
     if (r->ctrl.flags & DT_CTRL_STOP) {
         r->stopped = r->ctrl.signal ? r->ctrl.signal : -2;
         return 1;
@@ -486,6 +559,7 @@ static int control(dt_trainer *t, run_ctx *r, int64_t epoch)
         t->pending_time = c0 - r->e0 - r->ck_time; /* this epoch's training time so far */
         if (dt_trainer_checkpoint(t, "every ckpt.every_steps") != 0)
             return DT_ERR;
+        dt_tl_mark("checkpoint", c0, dt_now());
         r->ck_time += dt_now() - c0;
     }
     return 0;
@@ -500,17 +574,20 @@ static int log_step(dt_trainer *t, const run_ctx *r, double loss, int64_t epoch)
         return DT_OK;
     /* the loss differs per rank; the averaged gradient (its norm) does not */
     double v[2] = {loss, sqnorm(t->net->grad, t->net->numel)};
-    MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_DOUBLE, MPI_SUM, t->comm);
+    dt_dist_sum(v, 1, DT_PHASE_LOG, t->comm);
     if (!t->metrics)
         return DT_OK;
     double el = dt_now() - r->e0;
-    double row[7] = {(double)t->step,
-                     (double)epoch,
-                     v[0] / t->world,
-                     r->ctrl.lr,
-                     r->ctrl.momentum,
-                     sqrt(v[1]),
-                     el > 0 ? (t->epoch_sums[2] - r->seen0) * t->world / el : 0.0};
+    double row[STEP_COLS] = {(double)t->step,
+                             (double)epoch,
+                             v[0] / t->world,
+                             r->ctrl.lr,
+                             r->ctrl.momentum,
+                             sqrt(v[1]),
+                             el > 0 ? (t->epoch_sums[2] - r->seen0) * t->world / el : 0.0,
+                             t->step_time[0],
+                             t->step_time[1],
+                             exposed_pct(t->step_time)};
     return dt_metrics_step(t->metrics, row) != 0 ? DT_ERR : DT_OK;
 }
 
@@ -531,6 +608,11 @@ static int train_step(dt_trainer *t, run_ctx *r, int n, int64_t epoch)
 {
     int correct = 0;
     double loss = dt_trainer_step(t, r->batch_idx, n, &r->ctrl, &correct);
+    dt_tl_span("step", NULL, DT_TL_MAIN, r->step0, dt_now(), -1);
+    for (int k = 0; k < 3; k++) {
+        r->ep_comm[k] += t->step_time[k];
+        r->run_comm[k] += t->step_time[k];
+    }
     t->epoch_sums[0] += loss * n;
     t->epoch_sums[1] += t->step_hits;
     t->epoch_sums[2] += n;
@@ -552,6 +634,7 @@ static int run_epoch(dt_trainer *t, run_ctx *r)
     r->last_draw = 0.0;
     r->seen0 = t->epoch_sums[2];
     r->ck_time = 0.0;
+    memset(r->ep_comm, 0, sizeof r->ep_comm);
     int rc = DT_OK;
     for (int64_t b = 0; b < nb && t->step < t->total_steps; b++) {
         int64_t lo = b * t->batch;
@@ -582,13 +665,17 @@ static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
     const int64_t epoch = t->epoch;
     /* sums[3]: samples trained in this process's part of the epoch (a resumed epoch's
      * earlier part is in epoch_sums but not in epoch_time) */
-    double sums[4] = {t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2],
-                      t->epoch_sums[2] - r->seen0};
-    dt_dist_arrive(DT_PHASE_EPOCH, t->comm);
-    MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, t->comm);
+    double sums[7] = {
+        t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2], t->epoch_sums[2] - r->seen0,
+        r->ep_comm[0],    r->ep_comm[1],    r->ep_comm[2]};
+    dt_dist_sum(sums, 7, DT_PHASE_EPOCH, t->comm);
+    for (int k = 0; k < 3; k++)
+        r->ep_comm_all[k] = sums[4 + k] / t->world;
     t->train_samples += sums[2];
     r->last_train_loss = sums[0] / sums[2];
+    const double v0 = dt_now();
     r->ev = dt_trainer_evaluate(t, t->test);
+    dt_tl_mark("evaluation", v0, dt_now());
     if (t->swa.per_epoch && dt_swa_due(&t->swa, epoch + 1))
         dt_swa_update(&t->swa, t->net->param);
     r->swa_acc = NAN;
@@ -629,8 +716,11 @@ static int end_of_epoch(dt_trainer *t, run_ctx *r)
     dt_progress_epoch(&t->prog, &rec);
     int rc = DT_OK;
     if (t->metrics) {
-        double row[DT_EPOCH_COLS];
-        memcpy(row, &rec, sizeof row);
+        double row[EPOCH_ROW];
+        memcpy(row, &rec, DT_EPOCH_COLS * sizeof *row);
+        row[DT_EPOCH_COLS] = r->ep_comm_all[0];
+        row[DT_EPOCH_COLS + 1] = r->ep_comm_all[1];
+        row[DT_EPOCH_COLS + 2] = exposed_pct(r->ep_comm_all);
         if (dt_metrics_epoch(t->metrics, row) != 0)
             rc = DT_ERR;
     }
@@ -642,8 +732,11 @@ static int end_of_epoch(dt_trainer *t, run_ctx *r)
     t->epoch++;
     t->epoch_pos = 0;
     memset(t->epoch_sums, 0, sizeof t->epoch_sums);
+    const double c0 = dt_now();
     if (cfg->ckpt_every_epoch && dt_trainer_checkpoint(t, "end of epoch") != 0)
         return DT_ERR;
+    if (cfg->ckpt_every_epoch && dt_train_has_dir(cfg->ckpt_dir))
+        dt_tl_mark("checkpoint", c0, dt_now());
     return DT_OK;
 }
 
@@ -676,7 +769,9 @@ static int finish(dt_trainer *t, run_ctx *r)
     if (t->swa.mode != DT_SWA_OFF && t->swa.n > 0)
         r->swa_acc = swa_evaluate(t, 1);
     double rss = dt_peak_rss_mib();
-    MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_DOUBLE, MPI_MAX, t->comm);
+    dt_dist_max(&rss, 1, DT_PHASE_EPOCH, t->comm);
+    double comm[3] = {r->run_comm[0], r->run_comm[1], r->run_comm[2]};
+    dt_dist_sum(comm, 3, DT_PHASE_EPOCH, t->comm);
     if (!t->out)
         return DT_OK;
     dt_progress_final f = {
@@ -698,6 +793,8 @@ static int finish(dt_trainer *t, run_ctx *r)
         .skipped_steps = t->scaler.skipped,
         .ckpt = dt_train_has_dir(t->cfg->ckpt_dir),
         .ckpt_failures = t->ckpt_failures,
+        .comm = t->world > 1,
+        .exposed_comm_pct = exposed_pct(comm),
     };
     dt_progress_final_line(&t->prog, &f);
     return DT_OK;
@@ -725,7 +822,8 @@ int dt_trainer_run(dt_trainer *t)
     free(r.batch_idx);
     if (dt_dist_agree(rc, t->comm) != 0)
         return DT_ERR;
-    if (r.stopped)
-        return finish_stopped(t, &r);
-    return finish(t, &r);
+    rc = r.stopped ? finish_stopped(t, &r) : finish(t, &r);
+    if (rc != 0)
+        return DT_ERR;
+    return dt_dist_agree(dt_tl_close(t->comm), t->comm);
 }

@@ -187,7 +187,8 @@ void dt_train_register_state(dt_trainer *t)
 static void io_pack(dt_trainer *t)
 {
     dt_net *net = t->net;
-    MPI_Allreduce(t->epoch_sums, t->io.sums, 3, MPI_DOUBLE, MPI_SUM, t->comm);
+    memcpy(t->io.sums, t->epoch_sums, sizeof t->io.sums);
+    dt_dist_sum(t->io.sums, 3, DT_PHASE_CHECKPOINT, t->comm);
     t->io.stream[0] = t->cfg->seed;
     t->io.stream[1] = t->rank;
     t->io.stream[2] = t->step;
@@ -271,7 +272,7 @@ int dt_trainer_checkpoint(dt_trainer *t, const char *why)
     int rc = t->rank == 0 ? write_checkpoint(t, why) : DT_OK;
     /* only rank 0 writes: its outcome is everyone's */
     int64_t shared[2] = {t->last_ckpt, rc != 0};
-    MPI_Bcast(shared, 2, MPI_INT64_T, 0, t->comm);
+    dt_dist_bcast_bytes(shared, sizeof shared, DT_PHASE_CHECKPOINT, t->comm);
     t->last_ckpt = shared[0];
     if (!shared[1])
         return DT_OK;

@@ -52,6 +52,7 @@ typedef struct dt_trainer {
     int64_t epoch_pos;     /* global sample positions of `epoch` already consumed */
     double epoch_sums[3];  /* loss * n, correct, n of the current epoch so far (rank-local) */
     double step_hits;      /* the last step's correct count (mixup: lam-weighted) */
+    double step_time[3];   /* the last step (s): compute, exposed communication, whole step */
     double train_time;     /* seconds of training so far (evaluation excluded) */
     double pending_time;   /* the current epoch's training seconds not yet in train_time */
     double train_samples;  /* training samples so far, all ranks */

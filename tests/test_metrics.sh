@@ -26,8 +26,8 @@ command -v h5dump > /dev/null 2>&1 || die "h5dump not found (hdf5-tools; run mak
 
 EPOCHS=3
 EVERY=5
-STEP_HDR="step,epoch,loss,lr,momentum,grad_norm,samples_per_s"
-EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,test_top5,lr,samples_per_s,time_s,swa_test_acc"
+STEP_HDR="step,epoch,loss,lr,momentum,grad_norm,samples_per_s,compute_s,exposed_comm_s,exposed_comm_pct"
+EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,test_top5,lr,samples_per_s,time_s,swa_test_acc,compute_s,exposed_comm_s,exposed_comm_pct"
 BASE="--set data.limit_train=1500 --set data.limit_test=300 --set train.progress=never --epochs $EPOCHS --set log.every_steps=$EVERY"
 run() { # ARGS... -> output in $TMP/out, status in $rc
     run_dtrain 120 2 train $BASE "$@" > "$TMP/out" 2>&1

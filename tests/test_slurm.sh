@@ -30,6 +30,7 @@ fi
 chmod 0755 "$TMP"
 cleanup() {
     bash "$REPO/scripts/slurm-local.sh" down "$TMP/cluster"
+    [ -d "$TMP/nobind" ] && bash "$REPO/scripts/slurm-local.sh" down "$TMP/nobind"
     if [ "${KEEP:-0}" = 1 ]; then echo "test_slurm: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT   # replaces lib.sh's
@@ -279,4 +280,38 @@ if grep -Eq 'JobState=(FAILED|NODE_FAIL|TIMEOUT|OUT_OF_MEMORY)' "$TMP/cluster/lo
 fi
 
 echo "  ($(( $(date +%s) - t0 )) s of jobs)"
+
+# --- a cluster that cannot bind (TaskPlugin=task/none): dtrain-run asks srun for no binding (srun
+# would print "cluster configuration lacks support for cpu binding" on every step) and says why once
+bash "$REPO/scripts/slurm-local.sh" down "$TMP/cluster"
+if SLURM_TASK_PLUGIN=task/none bash "$REPO/scripts/slurm-local.sh" up "$TMP/nobind" 1; then
+    . "$TMP/nobind/env"
+    submit "task/none probe" -n 1 -c 2 -o "$TMP/out/nobind-probe-%j.out" \
+        --wrap "$REPO/launch/dtrain-run --dry-run train --epochs 1"; j_nb_probe=$JID
+    submit "task/none training" -n 1 -c 2 -o "$TMP/out/nobind-%j.out" \
+        "$REPO/cluster-examples/single-node.sbatch" "${TINY[@]}"; j_nb=$JID
+    for _ in $(seq 240); do
+        [ -z "$(squeue -h -j "$j_nb_probe,$j_nb" 2>/dev/null)" ] && break
+        sleep 0.5
+    done
+    why="dtrain-run: not binding ranks to cores: this cluster's TaskPlugin is 'task/none'"
+    out=$TMP/out/nobind-probe-$j_nb_probe.out
+    line=$(grep 'srun' "$out" | tail -n 1)
+    case $line in
+    *"srun --mpi=pmix --export=ALL -n 1 -c 2 "*"dtrain train --threads 2 --epochs 1")
+        if [ "$(grep -c "$why" "$out")" = 1 ]; then pass "task/none: $line, and one line why"
+        else fail "task/none: $(grep -c "$why" "$out") lines saying why no binding, expected 1:"; cat "$out" >&2; fi ;;
+    *) fail "task/none probe: unexpected '$line'"; cat "$out" >&2 ;;
+    esac
+    out=$TMP/out/nobind-$j_nb.out
+    if check_done "task/none training" "$j_nb" "$out"; then
+        if grep -q 'lacks support for cpu binding' "$out" || [ "$(grep -c "$why" "$out")" != 1 ]; then
+            fail "task/none training: srun's binding complaint, or not exactly one line why:"; cat "$out" >&2
+        else
+            pass "task/none training (job $j_nb): no binding asked, one line why: $(grep '^final: ' "$out")"
+        fi
+    fi
+else
+    fail "the local Slurm with TaskPlugin=task/none did not come up"
+fi
 summary

@@ -4,6 +4,9 @@
 #    blocking-sized gradient allreduce; 3 ranks, gradient buckets): the job exits 1 within
 #    timeout + 15 s, with exactly one "dtrain: error" line naming the stopped rank and the step
 #    and phase it has not reached;
+#  - a rank held (by gdb, where installed) right where it enters the end-of-epoch sums, after the
+#    others passed every earlier collective: they wait in a watched wait, not inside a blocking
+#    MPI call, so the job still ends naming it (the hang of a rank stopped at an epoch's end);
 #  - the same small timeout on runs that finish (2 and 3 ranks, with evaluation and checkpoints
 #    on the way): no false alarm, same params_crc as with the watchdog off;
 #  - a SIGUSR1 / SIGTERM right after start (before MPI_Init, data loading, the model) is recorded,
@@ -59,6 +62,41 @@ stall_case() {
 stall_case "2 ranks, rank 1 stopped" 2 1
 stall_case "3 ranks, rank 2 stopped (gradient buckets)" 3 2 --set train.bucket_mb=0.25
 stall_case "2 ranks, rank 0 stopped" 2 0
+
+# held_case: rank 2 held by gdb at its first dt_dist_sum of training (the end of epoch 1: no
+# log.dir, so no step-row sums before it); dist.timeout 20 leaves gdb the seconds it needs to attach
+held_case() {
+    name="3 ranks, rank 2 held at the end-of-epoch sums"
+    if ! command -v gdb > /dev/null; then
+        echo "  skip: $name (no gdb)"
+        return
+    fi
+    timeout -k 5 60 mpirun -np 3 $DT_MPIRUN_FLAGS $DT train $SMALL --epochs 50 \
+        --set dist.timeout=20 --set train.bucket_mb=0.25 > "$TMP/out" 2> "$TMP/err" &
+    tpid=$!
+    vpid=''
+    for _ in $(seq 200); do vpid=$(rank_pid "$tpid" 2); [ -n "$vpid" ] && break; sleep 0.05; done
+    [ -n "$vpid" ] || { fail "$name: no rank 2 process"; kill "$tpid"; wait "$tpid"; return; }
+    timeout 70 gdb -p "$vpid" -batch -ex 'break dt_dist_sum' -ex continue -ex 'shell sleep 65' \
+        > "$TMP/gdb" 2>&1 &
+    gpid=$!
+    wait "$tpid"
+    rc=$?
+    kill "$gpid" 2>/dev/null
+    wait "$gpid" 2>/dev/null
+    if ! grep -aq 'hit Breakpoint 1, dt_dist_sum' "$TMP/gdb"; then
+        echo "  skip: $name (gdb could not hold the rank: $(grep -a -m1 -i 'error\|denied' "$TMP/gdb"))"
+    elif [ $rc -ne 1 ]; then
+        fail "$name: exit status $rc, expected 1"; cat "$TMP/err" >&2
+    elif [ "$(grep -c 'dtrain: error' "$TMP/err")" -ne 1 ] ||
+         ! grep -q 'dtrain: error: rank 2 has not reached step [0-9]* (end of epoch)' "$TMP/err"; then
+        fail "$name: the message does not name rank 2 at the end of epoch:"; cat "$TMP/err" >&2
+    else
+        pass
+        echo "  $name: $(grep 'dtrain: error' "$TMP/err")"
+    fi
+}
+held_case
 
 # no false alarm: a 1 s limit, evaluation every epoch and checkpoints every 20 steps; the same
 # parameters as with the watchdog off

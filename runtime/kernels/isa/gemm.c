@@ -42,6 +42,7 @@
 #include "vec.h"
 
 #include "kernels/gemm_k.h"
+#include "kernels/poll.h"
 
 #ifndef DT_GEMM_MR
 #if DT_W == 16
@@ -267,6 +268,7 @@ static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, co
             for (int ic = 0; ic < M; ic += MC) {
                 const int mc = M - ic < MC ? M - ic : MC;
                 pack_A(pa, ta, A, lda, ic, mc, pc, kc);
+                dt_poll(); /* progress the open gradient buckets (poll.h) */
                 for (int jr = 0; jr < nc; jr += NR) {
                     const int n = nc - jr < NR ? nc - jr : NR;
                     for (int ir = 0; ir < mc; ir += MR) {

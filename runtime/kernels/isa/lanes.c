@@ -52,6 +52,7 @@
 #include "common.h"
 #include "kernels/isa/vec.h"
 #include "kernels/lanes.h"
+#include "kernels/poll.h"
 
 #include "kernels/isa/lanes_io.h"
 
@@ -487,6 +488,7 @@ static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float 
     /* dl's padded channels (OC..OCw) stay zero */
     memset(dl, 0, (size_t)q->OCw * q->P * DT_W * sizeof *dl);
     for (int n0 = 0; n0 < N; n0 += DT_W) {
+        dt_poll(); /* progress the open gradient buckets (poll.h) */
         const int nv = N - n0 < DT_W ? N - n0 : DT_W, s0 = n0 % SLOTS;
         to_lanes(xl + interior, lcs, lrs, inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
                  (size_t)q->W, q->C, q->H, q->W, nv);

@@ -1,0 +1,126 @@
+#!/bin/sh
+# bench/scaling.sh - strong scaling: per built-in model, 1 rank x batch 128 against 2 ranks x batch
+# 64 (the same training: the same global batch, steps and samples), dtrain and PyTorch
+# DistributedDataParallel (gloo) side by side, one thread per rank, with dtrain's exposed
+# communication (the wait for the gradient allreduce after backward, docs/timeline.md).
+#   make bench                      (after bench/run.sh)
+#   sh bench/scaling.sh             (needs ./dtrain, build/tests/tool_mkdata, data/mnist/)
+#   BENCH_QUICK=1 sh bench/scaling.sh   (a smoke run: few steps)
+# Knobs (environment): BENCH_QUICK (0), BENCH_MODELS (mlp lenet5 cnn resnet20), BENCH_PYTHON
+# (/usr/bin/python3; no torch: dtrain's rows only), BENCH_BUCKET_MB (0.25: dtrain's
+# train.bucket_mb and DDP's bucket_cap_mb; 25 is both defaults, one bucket for these models),
+# BENCH_STEPS_MLP (300, quick 30), BENCH_STEPS_LENET5 (100, quick 10), BENCH_STEPS_CNN (20, quick
+# 3), BENCH_STEPS_RESNET20 (8, quick 2).
+# Output: the table on stdout and in bench/out/scaling.md; logs in bench/out/logs/scaling-*.
+# Ratios within one run are what to compare; absolute rates depend on the machine and its load.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. scripts/mpi-env.sh
+QUICK=${BENCH_QUICK:-0}
+case $QUICK in 0 | 1) ;; *) echo "bench: BENCH_QUICK must be 0 or 1, not '$QUICK'" >&2 && exit 1 ;; esac
+q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+MODELS=${BENCH_MODELS:-mlp lenet5 cnn resnet20}
+PY=${BENCH_PYTHON:-/usr/bin/python3}
+BMB=${BENCH_BUCKET_MB:-0.25}
+OUT=bench/out
+LOG=$OUT/logs
+MD=$OUT/scaling.md
+CIFAR=$OUT/data
+die() { echo "bench: $*" >&2; exit 1; }
+for m in $MODELS; do
+    case $m in mlp | lenet5 | cnn | resnet20) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20)" ;; esac
+done
+case $BMB in '' | *[!0-9.]* | *.*.*) die "BENCH_BUCKET_MB must be a number of MiB, not '$BMB'" ;; esac
+[ -x ./dtrain ] || die "./dtrain is missing: build it with 'make all', or run 'make bench'"
+[ -f data/mnist/train-images-idx3-ubyte ] || die "data/mnist is missing: fetch it with 'make data'"
+mkdir -p "$LOG"
+if echo " $MODELS " | grep -q ' resnet20 ' && ! [ -f "$CIFAR/cifar10/test_batch.bin" ]; then
+    [ -x build/tests/tool_mkdata ] || die "build/tests/tool_mkdata is missing (make all)"
+    build/tests/tool_mkdata cifar "$CIFAR" 256 128 > "$LOG/scaling-mkdata.log" 2>&1 ||
+        die "tool_mkdata cifar $CIFAR failed: $(cat "$LOG/scaling-mkdata.log")"
+fi
+torch=0
+if "$PY" -c 'import torch' > /dev/null 2>&1; then torch=1; fi
+
+# data_args MODEL STEPS: the data and length of a model's runs (dtrain; torch_ddp.py takes the same
+# words but for the option names, mapped below)
+data_of() { if [ "$1" = resnet20 ]; then echo "cifar10 $CIFAR"; else echo "mnist data"; fi; }
+steps_of() {
+    case $1 in
+    mlp) echo "${BENCH_STEPS_MLP:-$(q 300 30)}" ;;
+    lenet5) echo "${BENCH_STEPS_LENET5:-$(q 100 10)}" ;;
+    cnn) echo "${BENCH_STEPS_CNN:-$(q 20 3)}" ;;
+    resnet20) echo "${BENCH_STEPS_RESNET20:-$(q 8 2)}" ;;
+    esac
+}
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+# median_pct CSV: the median of the step rows' exposed_comm_pct (the last column)
+median_pct() {
+    awk -F, 'NR > 1 { print $NF }' "$1" 2>/dev/null | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) printf "%.1f%%", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "n/a" }'
+}
+
+# dt MODEL NP BATCH: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP.log)
+dt() {
+    set -- "$1" "$2" "$3" $(data_of "$1") "$(steps_of "$1")"
+    rm -rf "$LOG/scaling-metrics-$1-$2"
+    timeout -k 5 1800 mpirun -np "$2" $DT_MPIRUN_FLAGS ./dtrain train --model "$1" --data "$4" \
+        --data-dir "$5" --epochs 1000 --set train.max_steps="$6" --batch-size "$3" --threads 1 \
+        --set data.limit_test=1000 --set train.progress=never --set train.bucket_mb="$BMB" \
+        --set log.dir="$LOG/scaling-metrics-$1-$2" > "$LOG/scaling-dt-$1-$2.log" 2>&1
+    grep '^final: ' "$LOG/scaling-dt-$1-$2.log" | tail -n 1
+}
+# pt MODEL WORLD BATCH: torch_ddp.py's last line; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (kept for
+# dtrain's tests) are unset for PyTorch's OpenBLAS only
+pt() {
+    set -- "$1" "$2" "$3" $(data_of "$1") "$(steps_of "$1")"
+    timeout -k 5 1800 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/torch_ddp.py \
+        --model "$1" --world "$2" --batch-size "$3" --data "$4" --data-dir "$5" --epochs 1000 \
+        --max-steps "$6" --bucket-mb "$BMB" --threads 1 > "$LOG/scaling-pt-$1-$2.log" 2>&1
+    grep '^ddp: ' "$LOG/scaling-pt-$1-$2.log" | tail -n 1
+}
+
+{
+    echo "## Strong scaling: 1 rank x batch 128 vs 2 ranks x batch 64"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+        "1 thread per rank, buckets of $BMB MiB (dtrain train.bucket_mb, DDP bucket_cap_mb)," \
+        "$([ "$QUICK" = 1 ] && echo 'BENCH_QUICK=1 (a smoke run)' || echo 'full run')."
+    echo
+    echo "| model | steps | dtrain 1x128 samples/s | dtrain 2x64 | speedup | exposed comm (run / median step) | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+} > "$MD"
+echo "bench: strong scaling ($MODELS), logs in $LOG/scaling-*"
+kern=''
+core=''
+for m in $MODELS; do
+    a=$(dt "$m" 1 128)
+    b=$(dt "$m" 2 64)
+    [ -n "$kern" ] || kern=$(sed -n 's/^# kernels: //p' "$LOG/scaling-dt-$m-1.log" | head -n 1)
+    sa=$(field samples_per_s "$a")
+    sb=$(field samples_per_s "$b")
+    ex="$(field exposed_comm "$b") / $(median_pct "$LOG/scaling-metrics-$m-2/metrics_step.csv")"
+    [ -n "$a" ] || sa="failed (see $LOG/scaling-dt-$m-1.log)"
+    [ -n "$b" ] || { sb="failed (see $LOG/scaling-dt-$m-2.log)"; ex=n/a; }
+    pa='n/a' pb='n/a' ps='n/a'
+    if [ $torch = 1 ]; then
+        c=$(pt "$m" 1 128)
+        d=$(pt "$m" 2 64)
+        pa=$(field samples_per_s "$c")
+        pb=$(field samples_per_s "$d")
+        ps=$(ratio "$pb" "$pa")
+        [ -n "$core" ] || core=$(field openblas_core "$c")
+        [ -n "$c" ] || pa="failed (see $LOG/scaling-pt-$m-1.log)"
+        [ -n "$d" ] || pb="failed (see $LOG/scaling-pt-$m-2.log)"
+    fi
+    echo "| $m | $(steps_of "$m") | $sa | $sb | $(ratio "$sb" "$sa") | $ex | $pa | $pb | $ps |" >> "$MD"
+done
+{
+    echo
+    echo "dtrain kernels: ${kern:-unknown}. PyTorch: $([ $torch = 1 ] && echo "OpenBLAS core ${core:-n/a} (OPENBLAS_CORETYPE unset for it)" || echo "not installed ($PY cannot import torch)")."
+    echo "Goal (issue 13): 2x64 >= 1.85x 1x128 for every model; exposed communication <= 5 % of the step"
+    echo "for resnet20 and mlp. The exposed share counts any wait for the slower rank too: on a shared"
+    echo "machine the median over steps is the better figure."
+} >> "$MD"
+cat "$MD"
