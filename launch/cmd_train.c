@@ -3,8 +3,9 @@
  * configured dataset, on every rank of MPI_COMM_WORLD.
  *
  * Every fallible phase (arguments, data, model) ends in dt_dist_agree, so a bad input makes every
- * rank exit 1 with one message. Rank 0 prints the resolved configuration (a valid config file),
- * the model and the data, initializes the weights and broadcasts them; the trainer (train.h) does
+ * rank exit 1 with one message. dt_train_prologue (header.h) runs the LR range test when asked
+ * (--lr auto), prints the run header and writes log.dir/config.ini; rank 0 then initializes the
+ * weights and broadcasts them; the trainer (train.h) does
  * the rest, down to the final line.
  */
 #include "blas.h"
@@ -20,6 +21,7 @@
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"
+#include "header.h"
 #include "kernels_agree.h"
 #include "kernels/isa.h"
 #include "net.h"
@@ -30,6 +32,7 @@ int dt_cmd_train(int argc, char **argv, int world)
     dt_config cfg;
     dt_dataset train, test;
     dt_net *net = NULL;
+    (void)world; /* the header takes it from the communicator */
     int rc = dt_parse_args(&cfg, argc, argv, 2);
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0 || dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
         return 1;
@@ -49,22 +52,15 @@ int dt_cmd_train(int argc, char **argv, int world)
         dt_dataset_free(&test);
         return 1;
     }
-    if (dt_rank == 0) {
-        printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
-               world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
-               cfg.batch_size * world);
-        char kern[96];
-        printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
-        printf("# resolved configuration (usable with -c):\n");
-        dt_config_print(&cfg, stdout);
-        printf("# end of configuration\n");
-        dt_net_print(net, stdout);
-        printf("data %s: %lld train, %lld test samples of %dx%dx%d, %d classes%s\n", train.name,
-               (long long)train.n, (long long)test.n, train.c, train.h, train.w, train.classes,
-               cfg.crop_pad || cfg.flip ? ", augmented" : "");
-        fflush(stdout);
-        dt_net_init(net, (uint64_t)cfg.seed);
+    /* the range test (--lr auto), the header, log.dir/config.ini (header.h) */
+    if (dt_train_prologue(&cfg, net, &train, &test, MPI_COMM_WORLD) != 0) {
+        dt_net_free(net);
+        dt_dataset_free(&train);
+        dt_dataset_free(&test);
+        return 1;
     }
+    if (dt_rank == 0)
+        dt_net_init(net, (uint64_t)cfg.seed);
     /* rank 0 initializes, everyone starts from its weights */
     dt_dist_bcast(net->param, net->numel, MPI_COMM_WORLD);
     dt_dist_bcast(net->state, net->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
