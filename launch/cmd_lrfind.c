@@ -136,7 +136,7 @@ static const struct {
     int pt;
     const char *color, *what;
 } marks[DT_LR_NSUGG] = {
-    {7, "#d62728", "longest valley (fast.ai default)"},
+    {7, "#d62728", "middle of the longest descent; fast.ai default"},
     {5, "#ff7f0e", "steepest slope"},
     {13, "#9467bd", "slide rule"},
     {9, "#2ca02c", "lowest loss / 10"},
@@ -353,6 +353,10 @@ static void trainer_config(dt_config *tc)
     tc->stop_at_step = 0;
     tc->max_steps = 0;
     tc->progress = 0;
+    /* optim.lr = auto: not read (the sweep gives each step's lr); the optimizer's init checks it */
+    if (isnan(tc->op.lr))
+        tc->op.lr = 1e-3;
+    tc->lr_auto = 0;
 }
 
 /* The training split and the net (collective: agreed); rank 0 prints the header. */
@@ -515,7 +519,6 @@ int dt_lr_auto(dt_config *cfg, dt_net *net, const dt_dataset *train, MPI_Comm co
     snprintf(s.out, sizeof s.out, "%s", cfg->log_dir);
     dt_config tc = *cfg;
     trainer_config(&tc);
-    tc.op.lr = 1e-3; /* not read: the sweep gives each step's lr; the optimizer's init checks it */
     if (rank == 0) {
         printf("lr auto: %s = auto: LR range test first (%d steps, lr %g .. %g, as dtrain "
                "lr-find), then training from freshly initialized weights\n",

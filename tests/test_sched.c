@@ -29,6 +29,7 @@
 #include "check.h"
 #include "common.h"
 #include "fixture.h"
+#include "lr_suggest.h"
 #include "sched.h"
 
 enum { MAXT = 256 };
@@ -667,6 +668,49 @@ static void check_polynomial_default(void)
     CHECK(s.p.total_iters == 80);
 }
 
+/* fast.ai's suggestion functions (lr_suggest.h) against their Python definitions
+ * (fastai.callback.schedule valley/steep/slide/minimum and Learner.lr_find's window), run in
+ * Python on the same synthetic curve: the indices below are what Python printed. The curve: the
+ * lr sweep of lr-find's defaults (100 steps, 1e-7 .. 10); loss flat at 2.3 below lr 1e-4, a
+ * parabolic descent to 1.8 at lr 0.1, then a steep rise, plus a 0.004 * sin(1.7 i) wiggle. */
+static void check_lr_suggest(void)
+{
+    enum { N = 100 };
+    double lr[N], loss[N];
+    for (int i = 0; i < N; i++) {
+        lr[i] = 1e-7 * pow(1e8, i / 99.0);
+        double x = log10(lr[i]);
+        double base = x < -4   ? 2.3
+                      : x < -1 ? 2.3 - 0.5 * (x + 4) * (x + 4) / 3
+                               : 1.8 + 3 * (x + 1) * (x + 1);
+        loss[i] = base + 0.004 * sin(1.7 * i);
+    }
+    double sugg[DT_LR_NSUGG];
+    int at[DT_LR_NSUGG];
+    CHECK(dt_lr_suggest(lr, loss, N, N, sugg, at) == 4);
+    CHECK(at[DT_LR_VALLEY] == 51 && sugg[DT_LR_VALLEY] == lr[51]);
+    CHECK(at[DT_LR_STEEP] == 72 && sugg[DT_LR_STEEP] == lr[72]);
+    CHECK(at[DT_LR_SLIDE] == 26 && sugg[DT_LR_SLIDE] == lr[26]);
+    CHECK(at[DT_LR_MINIMUM] == 74 && sugg[DT_LR_MINIMUM] == lr[74] / 10);
+    /* the window [N // 10, n - 5): a record cut at 60 steps (a divergence) */
+    CHECK(dt_lr_suggest(lr, loss, 60, N, sugg, at) == 4);
+    CHECK(at[DT_LR_MINIMUM] == 54 && at[DT_LR_STEEP] >= 10 && at[DT_LR_STEEP] < 54);
+    /* a NaN ends the usable record; too short a window: no suggestion */
+    loss[40] = NAN;
+    CHECK(dt_lr_suggest(lr, loss, N, N, sugg, at) == 4 && at[DT_LR_MINIMUM] < 40);
+    CHECK(dt_lr_suggest(lr, loss, 16, N, sugg, at) == 0 && at[DT_LR_VALLEY] == -1 &&
+          isnan(sugg[DT_LR_VALLEY]));
+    /* edge cases as Python gives them: a decreasing run from the first step has max_start = -1
+     * (valley([2, 1]) is index -1 + 0 + 0 = the last); slide needs more than lr_diff points */
+    const double down[5] = {5, 4, 3, 2, 1}, two[2] = {2, 1}, up[3] = {1, 2, 3};
+    CHECK(dt_lr_valley(down, 5) == 0 && dt_lr_valley(two, 2) == 1 && dt_lr_valley(up, 3) == 0);
+    double sq[20];
+    for (int i = 0; i < 20; i++)
+        sq[i] = 0.1 * i * i;
+    CHECK(dt_lr_slide(sq, 20, 15, 0.005) == 0 && dt_lr_slide(sq, 15, 15, 0.005) == -1);
+    CHECK(dt_lr_steep(lr, up, 1) == -1 && dt_lr_minimum(up, 3) == 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "tests/fixtures/torch_sched_ref.txt";
@@ -677,5 +721,6 @@ int main(int argc, char **argv)
     check_onecycle_end();
     check_errors();
     check_polynomial_default();
+    check_lr_suggest();
     return check_finish("test_sched");
 }

@@ -228,6 +228,39 @@ else
         fail "lr-find without gnuplot: expected the CSV in log.dir, no PNG and a warning"
 fi
 
+# ---- train --lr auto: the range test on the same ranks, then training from fresh weights; the
+# chosen lr (valley) given explicitly, or log.dir/config.ini read back, gives the same run ----
+A="--model mlp --epochs 1 --set data.limit_train=3200 --set data.limit_test=500 --set train.progress=never"
+if run "$NP" $DT_MPIRUN_FLAGS $DT train $A --lr auto --set log.dir="$TMP/auto" > "$TMP/auto.out" 2>&1; then
+    lr=$(sed -n 's/^lr auto: optim.lr = .*; exactly \([^)]*\)).*/\1/p' "$TMP/auto.out")
+    valley=$(sed -n 's/^lr auto: *valley *\([^ ]*\) .*/\1/p' "$TMP/auto.out")
+    crc=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/auto.out")
+    run "$NP" $DT_MPIRUN_FLAGS $DT train $A --lr "$lr" > "$TMP/explicit.out" 2>&1
+    run "$NP" $DT_MPIRUN_FLAGS $DT train -c "$TMP/auto/config.ini" > "$TMP/cfgback.out" 2>&1
+    c1=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/explicit.out")
+    c2=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/cfgback.out")
+    if [ -n "$lr" ] && [ -n "$crc" ] && [ "$crc" = "$c1" ] && [ "$crc" = "$c2" ] &&
+        awk -v a="$lr" -v v="$valley" 'BEGIN { exit !(a > 0 && (a / v - 1) ^ 2 < 1e-6) }' &&
+        [ -s "$TMP/auto/lr_find.csv" ] && [ "$(grep -c '^lr auto: ' "$TMP/auto.out")" -ge 6 ]; then
+        pass "--lr auto: valley $lr, params_crc $crc = the explicit lr's = config.ini's"
+    else
+        fail "--lr auto: lr '$lr' (valley '$valley'), params_crc auto '$crc', explicit '$c1', config.ini '$c2'"
+        cat "$TMP/auto.out" >&2
+    fi
+else
+    fail "--lr auto: exit status non-zero:"; cat "$TMP/auto.out" >&2
+fi
+# onecycle: --lr auto sets sched.max_lr
+if run "$NP" $DT_MPIRUN_FLAGS $DT train $A --sched onecycle --lr auto > "$TMP/oc.out" 2>&1 &&
+    grep -q '^lr auto: sched.max_lr = ' "$TMP/oc.out" && grep -q '^sched onecycle: max_lr ' "$TMP/oc.out" &&
+    ! grep -q 'warning' "$TMP/oc.out"; then
+    pass
+else
+    fail "--sched onecycle --lr auto:"; cat "$TMP/oc.out" >&2
+fi
+expect_error "schedule with --lr auto" "optim.lr = auto: only dtrain train runs the LR range test" \
+    schedule $S --lr auto
+
 # ---- sweeps: cluster-examples/sweep.sbatch's axes (one task run outside Slurm, as the array
 # would) and gather-sweep.sh's table and heatmap ----
 SW=$TMP/sweep
