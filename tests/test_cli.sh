@@ -203,6 +203,29 @@ else
     fail "header ($n lines before the first epoch):"; cat "$TMP/h.out" >&2
 fi
 
+# --- the live bar on a terminal (a pty from script(1)); line-oriented output into a pipe ---
+if command -v script > /dev/null; then
+    script -qc "timeout -k 5 120 mpirun -np $NP $DT_MPIRUN_FLAGS $DT train $small --set data.limit_train=6400" /dev/null > "$TMP/pty.out" 2>&1
+    tr '\r' '\n' < "$TMP/pty.out" | sed 's/\x1b\[K//g' > "$TMP/pty.lines"
+    nb=$(( (6400 / NP + 63) / 64 ))
+    bar='^epoch 1/1 \[[=> ]*\] [0-9]*/'$nb' [0-9][0-9]:[0-9][0-9]<[0-9][0-9]:[0-9][0-9] loss [0-9]*\.[0-9]\{4\} lr [0-9.e+-]* [0-9]* samples/s$'
+    if grep -q "$bar" "$TMP/pty.lines" && grep -q "^epoch 1/1 \[==========\] $nb/$nb " "$TMP/pty.lines" &&
+        grep -q '^eval \[==========\] 100% ' "$TMP/pty.lines" && grep -q '^epoch 1/1  train_loss' "$TMP/pty.lines" &&
+        grep -q '^final: ' "$TMP/pty.lines"; then
+        pass "bar: $(grep "$bar" "$TMP/pty.lines" | tail -n 1)"
+    else
+        fail "no bar with step n/$nb, elapsed<ETA, loss, lr and samples/s, or no eval bar, on a terminal:"; head -c 2000 "$TMP/pty.lines" >&2
+    fi
+else
+    echo "  skipped: the progress bar on a pty (no script(1))"
+fi
+run $small --set train.progress=auto 2>&1 | cat > "$TMP/pipe.out"
+if [ "$(grep -c '^epoch 1/1  train_loss' "$TMP/pipe.out")" = 1 ] && ! grep -q "$(printf '\r')" "$TMP/pipe.out"; then
+    pass
+else
+    fail "into a pipe: expected one line per epoch and no carriage return"
+fi
+
 # --- the printed configuration is a config file that reproduces the run bitwise ---
 $DT train $small --lr 0.07 --seed 3 --print-config > "$TMP/resolved.ini" 2>&1
 $DT train -c "$TMP/resolved.ini" --print-config > "$TMP/resolved2.ini" 2>&1
