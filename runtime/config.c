@@ -385,8 +385,7 @@ int dt_config_set(dt_config *c, const char *key, const char *value, const char *
     int i = dt_config_find(key);
     if (i < 0)
         return dt_err("%s: unknown key '%s' (dtrain train --help lists the keys)", where, key);
-    DT_ASSERT(i < DT_CFG_MAX_KEYS);
-    if (set_value(c, &dt_cfg_keys[i], value, where) != 0)
+    if (set_value(c, &dt_cfg_keys[i], value, where) != 0) /* i < DT_CFG_MAX_KEYS: defaults */
         return DT_ERR;
     if (strcmp(where, "default") != 0)
         c->given[i] = 1;

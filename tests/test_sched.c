@@ -613,10 +613,6 @@ static void check_errors(void)
     expect_error(init_with(DT_SCHED_CYCLIC, set_cyc_mode9, 0.1, 10), "sched cyclic: cyclic_mode");
     expect_error(init_with(DT_SCHED_CYCLIC, set_up0, 0.1, 10), "sched cyclic: step_size_up = 0");
     expect_error(init_with(DT_SCHED_CYCLIC, set_down_neg, 0.1, 10), "sched cyclic: step_size_down");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr0, 0.1, 100),
-                 "sched onecycle: max_lr is required: set sched.max_lr");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_max_lr0, 0.1, 100),
-                 "sched cyclic: max_lr is required");
     expect_error(init_with(DT_SCHED_ONECYCLE, set_pct0, 0.1, 100), "sched onecycle: pct_start = 0");
     expect_error(init_with(DT_SCHED_ONECYCLE, set_pct1, 0.1, 100), "sched onecycle: pct_start = 1");
     expect_error(init_with(DT_SCHED_ONECYCLE, set_pct_tiny, 0.1, 50),
@@ -644,11 +640,20 @@ static void check_errors(void)
                  "sched constant: warmup_start_factor = 1.5");
     expect_error(init_with(DT_SCHED_CONSTANT, set_warm_neg, 0.1, 10),
                  "sched constant: warmup_steps = -1");
-    /* a NaN max_lr (sched.max_lr = auto not replaced by the range test) names the schedule */
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr_nan, 0.1, 100), "sched onecycle: max_lr");
     /* every kind's defaults (with its required values) pass */
     for (int i = 0; i <= DT_SCHED_PLATEAU; i++)
         CHECK(init_with((dt_sched_kind)i, NULL, 0.1, 100) == 0);
+}
+
+/* Required keys left unset name the schedule and the key. */
+static void check_required(void)
+{
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr0, 0.1, 100),
+                 "sched onecycle: max_lr is required: set sched.max_lr");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_max_lr0, 0.1, 100),
+                 "sched cyclic: max_lr is required");
+    /* a NaN max_lr (sched.max_lr = auto not replaced by the range test) names the schedule */
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr_nan, 0.1, 100), "sched onecycle: max_lr");
 }
 
 /* PolynomialLR with dtrain's default total_iters = 0: the decay spans the whole run (PyTorch's
@@ -720,6 +725,7 @@ int main(int argc, char **argv)
     check_plateau_restore();
     check_onecycle_end();
     check_errors();
+    check_required();
     check_polynomial_default();
     check_lr_suggest();
     return check_finish("test_sched");
