@@ -35,7 +35,7 @@ static const struct command {
     int (*fn)(int argc, char **argv, int world);
     const char *usage;
 } commands[] = {
-    {"train", dt_cmd_train, "mpirun -np N ./dtrain train [options]\n"},
+    {"train", dt_cmd_train, "mpirun -np N ./dtrain train [options] [--print-config]\n"},
     {"eval", dt_cmd_eval,
      "mpirun -np N ./dtrain eval CHECKPOINT.h5 [--split test|train] [options]\n"
      "                     test (or training) loss and accuracy of a checkpoint's weights;\n"
@@ -48,7 +48,7 @@ static const struct command {
     {"lr-find", dt_cmd_lrfind,
      "mpirun -np N ./dtrain lr-find [options] [--min-lr 1e-7] [--max-lr 10] [--steps 100]\n"
      "                     [--smooth 0.98] [--diverge 4] [--out DIR]\n"
-     "                     LR range test: exponential lr sweep, writes DIR/lr_find.csv + .png\n"},
+     "                     LR range test: fast.ai's four suggestions, DIR/lr_find.csv + .png\n"},
     {"--help", cmd_help, "./dtrain --help | --version\n"},
     {"--version", cmd_version, NULL},
 };
@@ -120,7 +120,8 @@ static void usage(FILE *f)
         fprintf(f, "%s%s", prefix, commands[k].usage);
         prefix = "       ";
     }
-    fprintf(f, "\n");
+    fprintf(f, "\n`dtrain COMMAND --help` (or -h, or `dtrain help COMMAND`): one command's usage, "
+               "options and examples.\n\n");
     dt_args_help(f);
 }
 
