@@ -202,7 +202,8 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
     fprintf(g,
             "set datafile separator ','\nset logscale x\nset format x '%%.0e'\n"
             "set xlabel 'learning rate'\nset ylabel 'training loss'\nset grid\n"
-            "set key top left Left reverse opaque box\nset yrange [%.9g:%.9g]\nset xrange [%.9g:%.9g]\n",
+            "set key top left Left reverse opaque box\nset yrange [%.9g:%.9g]\nset xrange "
+            "[%.9g:%.9g]\n",
             lo, hi, r->lr[0], r->lr[r->n - 1]);
     for (int k = 0; k < DT_LR_NSUGG; k++)
         if (r->sugg_at[k] >= 0)
