@@ -605,8 +605,13 @@ int dt_config_warn_ignored(const dt_config *c, FILE *f)
         if (choice_index(key_users[u].users, by) >= 0)
             continue;
         value_text(c, &dt_cfg_keys[i], val, sizeof val);
-        fprintf(f, "dtrain: warning: %s = %s is ignored: %s = %s does not read it (only %s)\n",
-                key_users[u].key, val, key_users[u].by, by, key_users[u].users);
+        /* a short list of readers says who would; a long one is every choice but a few */
+        const char *users = key_users[u].users;
+        int many = strchr(users, '|') && strchr(strchr(users, '|') + 1, '|') &&
+                   strchr(strchr(strchr(users, '|') + 1, '|') + 1, '|');
+        fprintf(f, "dtrain: warning: %s = %s is ignored: %s = %s does not read it%s%s%s\n",
+                key_users[u].key, val, key_users[u].by, by, many ? "" : " (only ",
+                many ? "" : users, many ? "" : ")");
         count++;
     }
     return count;
