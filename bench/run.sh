@@ -410,7 +410,7 @@ run_dtrain() {
     # shellcheck disable=SC2086
     DTRAIN_KERNELS_ISA=$RUN_ISA mpirun -np "$3" $DT_MPIRUN_FLAGS $MPIRUN_ENV ./dtrain train --model "$2" $DT_ARGS \
         --batch-size "$4" --lr "$LR" --momentum 0.9 --sched cosine --seed 0 --threads 1 --set train.progress=never \
-        --set train.precision="$RUN_PREC" $isa_set >"$log" 2>&1
+        --set train.precision="$RUN_PREC" --set log.header=full $isa_set >"$log" 2>&1
     rc=$?
     final=$(grep '^final:' "$log" | tail -n 1)
     if [ $rc -ne 0 ] || [ -z "$final" ]; then

@@ -108,6 +108,7 @@ int dt_parse_args_on(dt_config *cfg, const char *base, const char *base_source, 
     dt_config_defaults(cfg);
     if (base && dt_config_load_text(cfg, base, base_source) != 0)
         return DT_ERR;
+    dt_config_forget_given(cfg); /* a base (a checkpoint's) is not the user's choice */
     if (load_config_files(cfg, argc, argv, first) != 0)
         return DT_ERR;
     for (int i = first; i < argc; i++) {

@@ -15,14 +15,16 @@
  * The sweep stops after the first step with smooth_i > diverge * min_{j<=i} smooth_j (or a
  * non-finite loss): the loss diverged.
  *
- * Suggestion (torch-lr-finder's "steepest gradient"): the lr where d smooth / d ln(lr) is most
- * negative (numpy.gradient: central differences inside, one-sided at the ends), over the steps
- * from the first 10% of the sweep on, up to (not including) the diverging step. Also reported:
- * the lr of the lowest smoothed loss before divergence.
+ * Suggestions: fast.ai's four (lr_suggest.h: valley, its default; steep; slide; minimum / 10)
+ * over the smoothed losses without the first steps / 10 and the last 5 steps, as Learner.lr_find.
+ * Also reported: the lr of the lowest smoothed loss before divergence.
  *
  * Rank 0 writes DIR/lr_find.csv (step,lr,loss,smoothed_loss: one row per step taken, the diverging
- * one included) and DIR/lr_find.png (gnuplot; skipped with a warning when gnuplot is missing) and
- * prints, last, "lr-find: suggested_lr=X min_loss_lr=Y steps=N diverged=yes|no".
+ * one included) and DIR/lr_find.png (gnuplot, the four suggestions marked with a legend; skipped
+ * with a warning when gnuplot is missing) and prints, last, "lr-find: suggested_lr=X valley=X
+ * steep=X slide=X minimum=X min_loss_lr=Y steps=N diverged=yes|no" (suggested_lr: valley).
+ *
+ * The same test runs inside `dtrain train --lr auto` (dt_lr_auto, lrauto.h).
  */
 #include "blas.h"
 
@@ -42,6 +44,8 @@
 #include "dist.h"
 #include "kernels_agree.h"
 #include "kernels/isa.h"
+#include "lr_suggest.h"
+#include "lrauto.h"
 #include "net.h"
 #include "optim.h"
 #include "sched.h"
@@ -67,6 +71,7 @@ static int parse_num(const dt_tool_opt *o, double *out)
 typedef struct lrf_opts {
     double min_lr, max_lr, smooth, diverge;
     int steps;
+    int verbose; /* a line every 10 steps */
     char out[4096];
 } lrf_opts;
 
@@ -75,7 +80,9 @@ typedef struct lrf_result {
     double *lr, *loss, *smooth; /* (steps) */
     int n;                      /* steps taken */
     int diverged;               /* 1: step n-1 diverged */
-    int sugg;                   /* index of the suggestion, -1: none */
+    double sugg[DT_LR_NSUGG];   /* fast.ai's suggestions (lr_suggest.h), NaN: none */
+    int sugg_at[DT_LR_NSUGG];   /* the step each comes from, -1: none */
+    int nsugg;                  /* how many exist */
     int best;                   /* index of the lowest smoothed loss before divergence */
 } lrf_result;
 
@@ -85,6 +92,7 @@ static int parse_opts(dt_tool_opt *o, const dt_config *cfg, lrf_opts *s)
     s->max_lr = 10.0;
     s->smooth = 0.98;
     s->diverge = 4.0;
+    s->verbose = 1;
     double steps = 100;
     if (parse_num(&o[0], &s->min_lr) || parse_num(&o[1], &s->max_lr) || parse_num(&o[2], &steps) ||
         parse_num(&o[3], &s->smooth) || parse_num(&o[4], &s->diverge))
@@ -109,24 +117,6 @@ static int parse_opts(dt_tool_opt *o, const dt_config *cfg, lrf_opts *s)
     return DT_OK;
 }
 
-/* numpy.gradient of y over x on [lo, hi): the index of its minimum, or -1 when hi - lo < 2. */
-static int steepest(const double *x, const double *y, int lo, int hi)
-{
-    if (hi - lo < 2)
-        return -1;
-    int arg = -1;
-    double min = INFINITY;
-    for (int i = lo; i < hi; i++) {
-        int a = i > lo ? i - 1 : i, b = i + 1 < hi ? i + 1 : i;
-        double g = (y[b] - y[a]) / (x[b] - x[a]);
-        if (isfinite(g) && g < min) {
-            min = g;
-            arg = i;
-        }
-    }
-    return arg;
-}
-
 /* Rank 0: lr_find.csv. */
 static int write_csv(const char *path, const lrf_result *r)
 {
@@ -141,17 +131,30 @@ static int write_csv(const char *path, const lrf_result *r)
     return DT_OK;
 }
 
-/* Rank 0: lr_find.png from the CSV (smoothed and raw loss against lr, log x, the suggestion
- * marked). Returns 0, DT_TOOL_NO_GNUPLOT or DT_ERR (dt_tool_gnuplot). */
-static int plot(const char *csv, const char *png, const lrf_result *r, const dt_config *cfg,
-                int world)
+/* The marker style of each suggestion on the plot: point type and colour. */
+static const struct {
+    int pt;
+    const char *color, *what;
+} marks[DT_LR_NSUGG] = {
+    {7, "#d62728", "middle of the longest descent; fast.ai default"},
+    {5, "#ff7f0e", "steepest slope"},
+    {13, "#9467bd", "slide rule"},
+    {9, "#2ca02c", "lowest loss / 10"},
+};
+
+/* The smoothed loss at lr x on the record (the step whose lr is nearest below x). */
+static double loss_at(const lrf_result *r, double x)
 {
-    char script[4096];
-    FILE *g = dt_tool_temp_file(script, sizeof script, "lrfind-gp");
-    if (!g)
-        return DT_ERR;
-    /* y range: the curves before divergence, the top from the smoothed loss only (a raw loss
-     * spike would flatten everything else) */
+    int k = 0;
+    while (k + 1 < r->n && r->lr[k + 1] <= x)
+        k++;
+    return r->smooth[k];
+}
+
+/* The plot's y range: the curves before divergence, the top from the smoothed loss only (a raw
+ * loss spike would flatten everything else). */
+static void y_range(const lrf_result *r, double *lo_out, double *hi_out)
+{
     int end = r->diverged ? r->n - 1 : r->n;
     if (end < 1)
         end = r->n;
@@ -169,6 +172,22 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
         hi = isfinite(hi) ? hi + 1 : 1;
     }
     double pad = 0.08 * (hi - lo);
+    *lo_out = lo - pad;
+    *hi_out = hi + pad;
+}
+
+/* Rank 0: lr_find.png from the CSV (smoothed and raw loss against lr, log x, each suggestion a
+ * dashed line and a point with its legend entry). Returns 0, DT_TOOL_NO_GNUPLOT or DT_ERR
+ * (dt_tool_gnuplot). */
+static int plot(const char *csv, const char *png, const lrf_result *r, const dt_config *cfg,
+                int world)
+{
+    char script[4096];
+    FILE *g = dt_tool_temp_file(script, sizeof script, "lrfind-gp");
+    if (!g)
+        return DT_ERR;
+    double lo, hi;
+    y_range(r, &lo, &hi);
     fprintf(g, "if (strstrt(' '.GPVAL_TERMINALS.' ', ' pngcairo ') > 0) {\n"
                "  set terminal pngcairo size 960,600\n"
                "} else {\n"
@@ -183,27 +202,26 @@ static int plot(const char *csv, const char *png, const lrf_result *r, const dt_
     fprintf(g,
             "set datafile separator ','\nset logscale x\nset format x '%%.0e'\n"
             "set xlabel 'learning rate'\nset ylabel 'training loss'\nset grid\n"
-            "set key top left\nset yrange [%.9g:%.9g]\nset xrange [%.9g:%.9g]\n",
-            lo - pad, hi + pad, r->lr[0], r->lr[r->n - 1]);
-    if (r->sugg >= 0)
-        fprintf(g, "set arrow from %.9g, graph 0 to %.9g, graph 1 nohead dt 2 lc rgb '#d62728'\n",
-                r->lr[r->sugg], r->lr[r->sugg]);
+            "set key top left Left reverse opaque box\nset yrange [%.9g:%.9g]\nset xrange "
+            "[%.9g:%.9g]\n",
+            lo, hi, r->lr[0], r->lr[r->n - 1]);
+    for (int k = 0; k < DT_LR_NSUGG; k++)
+        if (r->sugg_at[k] >= 0)
+            fprintf(g, "set arrow from %.9g, graph 0 to %.9g, graph 1 nohead dt 2 lc rgb '%s'\n",
+                    r->sugg[k], r->sugg[k], marks[k].color);
     fprintf(g, "plot ");
     dt_tool_gp_quote(g, csv);
     fprintf(g, " skip 1 using 2:3 with lines lc rgb '#bbbbbb' title 'loss', '' skip 1 using 2:4 "
                "with lines lw 2 lc rgb '#1f77b4' title 'smoothed loss'");
-    if (r->sugg >= 0)
-        fprintf(g,
-                ", '-' using 1:2 with points pt 7 ps 1.8 lc rgb '#d62728' title "
-                "'suggested lr %.3g (steepest descent)'",
-                r->lr[r->sugg]);
-    fprintf(g,
-            ", '-' using 1:2 with points pt 9 ps 1.6 lc rgb '#2ca02c' title "
-            "'lowest smoothed loss, lr %.3g'\n",
-            r->lr[r->best]);
-    if (r->sugg >= 0)
-        fprintf(g, "%.17g,%.17g\ne\n", r->lr[r->sugg], r->smooth[r->sugg]);
-    fprintf(g, "%.17g,%.17g\ne\nunset output\n", r->lr[r->best], r->smooth[r->best]);
+    for (int k = 0; k < DT_LR_NSUGG; k++)
+        if (r->sugg_at[k] >= 0)
+            fprintf(g, ", '-' using 1:2 with points pt %d ps 1.8 lc rgb '%s' title '%s %.3g (%s)'",
+                    marks[k].pt, marks[k].color, dt_lr_suggest_name(k), r->sugg[k], marks[k].what);
+    fprintf(g, "\n");
+    for (int k = 0; k < DT_LR_NSUGG; k++)
+        if (r->sugg_at[k] >= 0)
+            fprintf(g, "%.17g,%.17g\ne\n", r->sugg[k], loss_at(r, r->sugg[k]));
+    fprintf(g, "unset output\n");
     int rc = DT_OK;
     if (ferror(g) | fclose(g))
         rc = dt_err("%s: write failed", script);
@@ -269,7 +287,7 @@ static int sweep(dt_trainer *t, const lrf_opts *s, lrf_result *r, int world)
             r->diverged = 1;
             stop = 1;
         }
-        if (t->out && ((i + 1) % 10 == 0 || i == 0 || stop)) {
+        if (t->out && s->verbose && ((i + 1) % 10 == 0 || i == 0 || stop)) {
             fprintf(t->out, "step %4d/%d  lr %-11.4g loss %-10.4f smoothed %.4f%s\n", i + 1,
                     s->steps, ctrl.lr, loss, sm, stop ? "  (diverged)" : "");
             fflush(t->out);
@@ -279,7 +297,7 @@ static int sweep(dt_trainer *t, const lrf_opts *s, lrf_result *r, int world)
     return rc;
 }
 
-/* Rank 0: the suggestion and the lowest-loss lr from the record. */
+/* Rank 0: fast.ai's suggestions and the lowest-loss lr from the record. */
 static void suggest(lrf_result *r, const lrf_opts *s)
 {
     int end = r->diverged ? r->n - 1 : r->n;
@@ -287,11 +305,19 @@ static void suggest(lrf_result *r, const lrf_opts *s)
     for (int i = 1; i < end; i++)
         if (r->smooth[i] < r->smooth[r->best])
             r->best = i;
-    double *x = dt_xmalloc((size_t)r->n, sizeof *x);
-    for (int i = 0; i < r->n; i++)
-        x[i] = log(r->lr[i]);
-    r->sugg = steepest(x, r->smooth, s->steps / 10, end);
-    free(x);
+    r->nsugg = dt_lr_suggest(r->lr, r->smooth, r->n, s->steps, r->sugg, r->sugg_at);
+}
+
+/* Rank 0: one line per suggestion on f, with `prefix`. */
+static void print_suggestions(FILE *f, const char *prefix, const lrf_result *r)
+{
+    for (int k = 0; k < DT_LR_NSUGG; k++) {
+        if (r->sugg_at[k] < 0)
+            continue;
+        fprintf(f, "%s%-8s %-10.4g (step %d, smoothed loss %.4f; %s)\n", prefix,
+                dt_lr_suggest_name(k), r->sugg[k], r->sugg_at[k] + 1, r->smooth[r->sugg_at[k]],
+                marks[k].what);
+    }
 }
 
 /* The train options into cfg, ours into s; rank 0 creates the output folder. Not collective. */
@@ -328,10 +354,13 @@ static void trainer_config(dt_config *tc)
     tc->stop_at_step = 0;
     tc->max_steps = 0;
     tc->progress = 0;
+    /* optim.lr = auto: not read (the sweep gives each step's lr); the optimizer's init checks it */
+    if (isnan(tc->op.lr))
+        tc->op.lr = 1e-3;
+    tc->lr_auto = 0;
 }
 
-/* The training split and the net (collective: agreed); rank 0 prints the header and initializes
- * the weights, which every rank receives. */
+/* The training split and the net (collective: agreed); rank 0 prints the header. */
 static int lrfind_setup(const dt_config *tc, const lrf_opts *s, int world, dt_dataset *train,
                         dt_net **net)
 {
@@ -351,34 +380,23 @@ static int lrfind_setup(const dt_config *tc, const lrf_opts *s, int world, dt_da
         char kern[96];
         printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
         fflush(stdout);
-        dt_net_init(*net, (uint64_t)tc->seed);
     }
-    dt_dist_bcast((*net)->param, (*net)->numel, MPI_COMM_WORLD);
-    dt_dist_bcast((*net)->state, (*net)->state_numel, MPI_COMM_WORLD); /* BatchNorm running stats */
     return DT_OK;
 }
 
-/* Rank 0, after the sweep: the suggestion, lr_find.csv and .png, the last line. */
-static int report(lrf_result *r, const lrf_opts *s, const dt_config *tc, int world)
+/* Rank 0: lr_find.csv and .png into s->out (a missing gnuplot is a warning). */
+static int write_files(const lrf_result *r, const lrf_opts *s, const dt_config *tc, int world,
+                       const char *prefix)
 {
-    suggest(r, s);
     char csv[4160], png[4160];
     snprintf(csv, sizeof csv, "%s/lr_find.csv", s->out);
     snprintf(png, sizeof png, "%s/lr_find.png", s->out);
-    if (r->diverged)
-        printf("lr-find: the loss diverged at step %d (lr %.4g): smoothed loss %.4g > %g x "
-               "best %.4g; sweep stopped\n",
-               r->n, r->lr[r->n - 1], r->smooth[r->n - 1], s->diverge, r->smooth[r->best]);
-    if (r->sugg < 0)
-        printf("lr-find: warning: too few steps between the first 10%% of the sweep and the "
-               "divergence to find the steepest descent (lower --min-lr or --max-lr, or "
-               "raise --steps)\n");
     if (write_csv(csv, r) != 0)
         return DT_ERR;
-    printf("lr-find: wrote %s\n", csv);
+    printf("%swrote %s\n", prefix, csv);
     int g = plot(csv, png, r, tc, world);
     if (g == DT_OK)
-        printf("lr-find: wrote %s\n", png);
+        printf("%swrote %s\n", prefix, png);
     else if (g == DT_TOOL_NO_GNUPLOT)
         fprintf(stderr,
                 "dtrain: warning: %s: %s, no plot drawn (install gnuplot, e.g. "
@@ -386,8 +404,28 @@ static int report(lrf_result *r, const lrf_opts *s, const dt_config *tc, int wor
                 png, dt_err_msg());
     else
         return DT_ERR;
-    printf("lr-find: suggested_lr=%.4g min_loss_lr=%.4g steps=%d diverged=%s\n",
-           r->sugg >= 0 ? r->lr[r->sugg] : NAN, r->lr[r->best], r->n, r->diverged ? "yes" : "no");
+    return DT_OK;
+}
+
+/* Rank 0, after the sweep: the suggestions, lr_find.csv and .png, the last line. */
+static int report(lrf_result *r, const lrf_opts *s, const dt_config *tc, int world)
+{
+    if (r->diverged)
+        printf("lr-find: the loss diverged at step %d (lr %.4g): smoothed loss %.4g > %g x "
+               "best %.4g; sweep stopped\n",
+               r->n, r->lr[r->n - 1], r->smooth[r->n - 1], s->diverge, r->smooth[r->best]);
+    if (r->nsugg == 0)
+        printf("lr-find: warning: too few steps between the first 10%% of the sweep and the "
+               "last 5 before the end or divergence to suggest an lr (lower --min-lr or "
+               "--max-lr, or raise --steps)\n");
+    print_suggestions(stdout, "lr-find: ", r);
+    if (write_files(r, s, tc, world, "lr-find: ") != 0)
+        return DT_ERR;
+    printf("lr-find: suggested_lr=%.4g", r->sugg[DT_LR_VALLEY]);
+    for (int k = 0; k < DT_LR_NSUGG; k++)
+        printf(" %s=%.4g", dt_lr_suggest_name(k), r->sugg[k]);
+    printf(" min_loss_lr=%.4g steps=%d diverged=%s\n", r->lr[r->best], r->n,
+           r->diverged ? "yes" : "no");
     if (fflush(stdout) != 0)
         return dt_err("stdout: write failed: %s", strerror(errno));
     return DT_OK;
@@ -398,6 +436,36 @@ static void result_free(lrf_result *r)
     free(r->lr);
     free(r->loss);
     free(r->smooth);
+}
+
+/* The range test proper on every rank of comm: net's weights from tc->seed (rank 0 initializes,
+ * everyone receives), the sweep, rank 0's record and suggestions in r (allocated here; free with
+ * result_free). out: rank 0's stream for the trainer, NULL elsewhere. Collective: 0 or DT_ERR on
+ * every rank. */
+static int range_test(const dt_config *tc, const lrf_opts *s, dt_net *net, const dt_dataset *train,
+                      MPI_Comm comm, FILE *out, lrf_result *r)
+{
+    int rank, world;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    memset(r, 0, sizeof *r);
+    if (rank == 0) {
+        r->lr = dt_xmalloc((size_t)s->steps, sizeof *r->lr);
+        r->loss = dt_xmalloc((size_t)s->steps, sizeof *r->loss);
+        r->smooth = dt_xmalloc((size_t)s->steps, sizeof *r->smooth);
+        dt_net_init(net, (uint64_t)tc->seed);
+    }
+    dt_dist_bcast(net->param, net->numel, comm);
+    dt_dist_bcast(net->state, net->state_numel, comm); /* BatchNorm running stats */
+    /* the test split is never evaluated: the training set stands in for it */
+    dt_trainer t;
+    int rc = dt_trainer_init(&t, tc, net, train, train, comm, out);
+    if (rc == 0)
+        rc = dt_dist_agree(sweep(&t, s, r, world), comm);
+    dt_trainer_free(&t);
+    if (rc == 0 && rank == 0)
+        suggest(r, s);
+    return rc;
 }
 
 /* The whole command; returns the exit status (every failure agreed over the ranks once). */
@@ -414,35 +482,72 @@ static int lrfind(int argc, char **argv, int world)
 
     dt_dataset train;
     dt_net *net = NULL;
-    if (lrfind_setup(&tc, &s, world, &train, &net) != 0) {
-        dt_net_free(net);
-        dt_dataset_free(&train);
-        return 1;
-    }
     lrf_result r;
     memset(&r, 0, sizeof r);
-    r.sugg = -1;
-    if (dt_rank == 0) {
-        r.lr = dt_xmalloc((size_t)s.steps, sizeof *r.lr);
-        r.loss = dt_xmalloc((size_t)s.steps, sizeof *r.loss);
-        r.smooth = dt_xmalloc((size_t)s.steps, sizeof *r.smooth);
-    }
-    /* the test split is never evaluated: the training set stands in for it */
-    dt_trainer t;
-    int rc = dt_trainer_init(&t, &tc, net, &train, &train, MPI_COMM_WORLD, stdout);
+    int rc = lrfind_setup(&tc, &s, world, &train, &net);
     if (rc == 0)
-        rc = dt_dist_agree(sweep(&t, &s, &r, world), MPI_COMM_WORLD);
-    dt_trainer_free(&t);
+        rc = range_test(&tc, &s, net, &train, MPI_COMM_WORLD, stdout, &r);
     dt_net_free(net);
     dt_dataset_free(&train);
-    if (rc != 0) { /* agreed: the message is out */
-        result_free(&r);
-        return 1;
-    }
-    if (dt_rank == 0)
+    if (rc == 0 && dt_rank == 0)
         rc = report(&r, &s, &tc, world);
+    else if (rc != 0) /* agreed: the message is out */
+        rc = DT_ERR;
     result_free(&r);
     return dt_dist_agree(rc, MPI_COMM_WORLD) == 0 ? 0 : 1;
 }
 
 int dt_cmd_lrfind(int argc, char **argv, int world) { return lrfind(argc, argv, world); }
+
+/* Rank 0: the chosen lr (valley), or DT_ERR when the record has none. */
+static int choose(const lrf_result *r, const char *key, double *lr)
+{
+    if (r->sugg_at[DT_LR_VALLEY] < 0)
+        return dt_err("%s = auto: the LR range test (%d steps) found no valley to suggest%s: give "
+                      "%s a number (dtrain lr-find --steps 200 shows the curve)",
+                      key, r->n, r->diverged ? " before the loss diverged" : "", key);
+    *lr = r->sugg[DT_LR_VALLEY];
+    return DT_OK;
+}
+
+int dt_lr_auto(dt_config *cfg, dt_net *net, const dt_dataset *train, MPI_Comm comm)
+{
+    int rank, world;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    const char *key = cfg->lr_auto & DT_LR_AUTO_MAX ? "sched.max_lr" : "optim.lr";
+    lrf_opts s = {1e-7, 10.0, 0.98, 4.0, 100, 0, ""};
+    snprintf(s.out, sizeof s.out, "%s", cfg->log_dir);
+    dt_config tc = *cfg;
+    trainer_config(&tc);
+    if (rank == 0) {
+        printf("lr auto: %s = auto: LR range test first (%d steps, lr %g .. %g, as dtrain "
+               "lr-find), then training from freshly initialized weights\n",
+               key, s.steps, s.min_lr, s.max_lr);
+        fflush(stdout);
+    }
+    lrf_result r;
+    int rc = range_test(&tc, &s, net, train, comm, NULL, &r);
+    double lr = NAN;
+    if (rc == 0 && rank == 0) {
+        print_suggestions(stdout, "lr auto:   ", &r);
+        rc = choose(&r, key, &lr);
+        if (rc == 0 && strcmp(cfg->log_dir, "none") != 0 && dt_mkdir_p(s.out) == 0)
+            rc = write_files(&r, &s, &tc, world, "lr auto: ");
+        if (rc == 0)
+            printf("lr auto: %s = %.4g (valley, fast.ai's default: the middle of the longest "
+                   "descent of the smoothed loss; exactly %.17g)\n",
+                   key, lr, lr);
+        fflush(stdout);
+    }
+    result_free(&r);
+    if (dt_dist_agree(rc, comm) != 0)
+        return DT_ERR;
+    MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, comm);
+    if (cfg->lr_auto & DT_LR_AUTO_MAX)
+        cfg->sp.max_lr = lr;
+    else
+        cfg->op.lr = lr;
+    cfg->lr_auto = 0;
+    return DT_OK;
+}

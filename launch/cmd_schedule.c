@@ -180,6 +180,8 @@ static int schedule_args(int argc, char **argv, int world, dt_tool_opt *opts, dt
     int nrest = 0, rc = dt_tool_split_args(argc, argv, 2, opts, O_N, rest, &nrest);
     if (rc == 0)
         rc = dt_parse_args(cfg, nrest, rest, 2);
+    if (rc == 0)
+        rc = dt_config_need_lr(cfg, "schedule");
     free(rest);
     *n = 0;
     *w = world;

@@ -4,8 +4,9 @@
  * communicator: `dtrain train` gives it the world, `dtrain sweep` (cmd_sweep.c) each trial's group.
  *
  * Every fallible phase (arguments, data, model) ends in dt_dist_agree, so a bad input makes every
- * rank exit 1 with one message. Rank 0 prints the resolved configuration (a valid config file),
- * the model and the data, initializes the weights and broadcasts them; the trainer (train.h) does
+ * rank exit 1 with one message. dt_train_prologue (header.h) runs the LR range test when asked
+ * (--lr auto), prints the run header and writes log.dir/config.ini; rank 0 then initializes the
+ * weights and broadcasts them; the trainer (train.h) does
  * the rest, down to the final line.
  */
 #include "blas.h"
@@ -21,6 +22,7 @@
 #include "data.h"
 #include "data_open.h"
 #include "dist.h"
+#include "header.h"
 #include "kernels_agree.h"
 #include "kernels/isa.h"
 #include "net.h"
@@ -31,9 +33,8 @@ int dt_train_on(const dt_config *config, MPI_Comm comm)
     dt_config cfg = *config;
     dt_dataset train, test;
     dt_net *net = NULL;
-    int rank, world;
+    int rank;
     MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &world);
     if (dt_kernels_agree(&cfg, comm) != 0)
         return 1;
     openblas_set_num_threads(cfg.threads);
@@ -53,24 +54,15 @@ int dt_train_on(const dt_config *config, MPI_Comm comm)
         dt_dataset_free(&test);
         return 1;
     }
-    if (rank == 0) {
-        printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
-               world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
-               cfg.batch_size * world);
-        char kern[96];
-        printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
-        if (dt_dist_thread_note())
-            printf("# %s\n", dt_dist_thread_note());
-        printf("# resolved configuration (usable with -c):\n");
-        dt_config_print(&cfg, stdout);
-        printf("# end of configuration\n");
-        dt_net_print(net, stdout);
-        printf("data %s: %lld train, %lld test samples of %dx%dx%d, %d classes%s\n", train.name,
-               (long long)train.n, (long long)test.n, train.c, train.h, train.w, train.classes,
-               cfg.crop_pad || cfg.flip ? ", augmented" : "");
-        fflush(stdout);
-        dt_net_init(net, (uint64_t)cfg.seed);
+    /* the range test (--lr auto), the header, log.dir/config.ini (header.h) */
+    if (dt_train_prologue(&cfg, net, &train, &test, comm) != 0) {
+        dt_net_free(net);
+        dt_dataset_free(&train);
+        dt_dataset_free(&test);
+        return 1;
     }
+    if (rank == 0)
+        dt_net_init(net, (uint64_t)cfg.seed);
     /* rank 0 initializes, everyone starts from its weights */
     dt_dist_bcast(net->param, net->numel, comm);
     dt_dist_bcast(net->state, net->state_numel, comm); /* BatchNorm running stats */

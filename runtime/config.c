@@ -122,9 +122,9 @@ const dt_cfg_key dt_cfg_keys[] = {
          "evaluate the averaged weights (with BN refresh) every epoch, not only at the end"),
 
     CHOICE("optim.name", op.kind, "sgd", DT_OPTIM_KIND_CHOICES, "optimizer"),
-    FLT("optim.lr", op.lr, "auto", 0, 1e6, 0, 0,
-        "learning rate, the schedule's base (auto: sgd 0.05, adagrad/rmsprop 0.01, adadelta 1, "
-        "adam/adamw 0.001)"),
+    FLT("optim.lr", op.lr, "default", 0, 1e6, 0, 0,
+        "learning rate, the schedule's base (default: sgd 0.05, adagrad/rmsprop 0.01, adadelta 1, "
+        "adam/adamw 0.001; auto: run the LR range test first and take its valley suggestion)"),
     FLT("optim.momentum", op.momentum, "auto", 0, 1, 0, 1,
         "sgd / rmsprop momentum (auto: sgd 0.9, rmsprop 0)"),
     FLT("optim.dampening", op.dampening, "0", 0, 1, 0, 0, "sgd dampening"),
@@ -160,7 +160,8 @@ const dt_cfg_key dt_cfg_keys[] = {
     FLT("sched.gamma", sp.gamma, "0.1", 0, 1e6, 1, 0, "step, multistep, exponential: decay factor"),
     STR("sched.milestones", milestones, "none",
         "multistep: comma-separated clock units, e.g. 30,80"),
-    FLT("sched.max_lr", sp.max_lr, "0", 0, 1e6, 0, 0, "cyclic, onecycle: the peak lr"),
+    FLT("sched.max_lr", sp.max_lr, "0", 0, 1e6, 0, 0,
+        "cyclic, onecycle: the peak lr, required (onecycle: auto = the LR range test's valley)"),
     INT("sched.step_size_up", sp.step_size_up, "2000", 1, 1e15, "cyclic: rising half-cycle"),
     INT("sched.step_size_down", sp.step_size_down, "0", 0, 1e15,
         "cyclic: falling half-cycle (0: = step_size_up)"),
@@ -177,8 +178,8 @@ const dt_cfg_key dt_cfg_keys[] = {
     INT("sched.t_max", sp.t_max, "0", 0, 1e15, "cosine: half period (0: the run)"),
     FLT("sched.eta_min", sp.eta_min, "0", 0, 1e6, 0, 0, "cosine, cosine_restarts: lowest lr"),
     INT("sched.t_0", sp.t_0, "0", 0, 1e15, "cosine_restarts: first cycle length"),
-    INT("sched.t_mult", sp.t_mult, "1", 0, 1e6,
-        "cosine_restarts: cycle length growth factor (>= 1)"),
+    INT("sched.t_mult", sp.t_mult, "1", 1, 1e6,
+        "cosine_restarts: cycle length growth factor (CosineAnnealingWarmRestarts T_mult)"),
     INT("sched.total_steps", sp.total_steps, "0", 0, 1e15, "onecycle: cycle length (0: the run)"),
     FLT("sched.pct_start", sp.pct_start, "0.3", 0, 1, 1, 1,
         "onecycle: fraction of the cycle spent rising"),
@@ -189,7 +190,8 @@ const dt_cfg_key dt_cfg_keys[] = {
         "onecycle: initial lr = max_lr / div_factor"),
     FLT("sched.final_div_factor", sp.final_div_factor, "10000", 0, 1e12, 1, 0,
         "onecycle: final lr = initial / final_div_factor"),
-    INT("sched.total_iters", sp.total_iters, "5", 0, 1e15, "polynomial: decay length (0: the run)"),
+    INT("sched.total_iters", sp.total_iters, "0", 0, 1e15,
+        "polynomial: decay length (0: the run; PyTorch's PolynomialLR default is 5)"),
     FLT("sched.power", sp.power, "1", 0, 1e6, 0, 0, "polynomial exponent"),
     CHOICE("sched.plateau_metric", plateau_metric, "test_loss", "test_loss|test_acc|train_loss",
            "plateau: the epoch metric it watches"),
@@ -226,6 +228,9 @@ const dt_cfg_key dt_cfg_keys[] = {
     INT("log.timeline_steps", log_timeline_steps, "20", 0, 1e9, "timeline: the first N steps"),
     INT("log.timeline_every", log_timeline_every, "0", 0, 1e9,
         "timeline: and every K-th step after them (0: none)"),
+    CHOICE("log.header", log_header, "short", "short|full",
+           "run header: a few lines (the full configuration goes to log.dir/config.ini), or "
+           "full: the whole configuration and the model's layers"),
 
     FLT("dist.timeout", dist_timeout, "600", 0, 1e9, 0, 0,
         "watchdog: a rank that waits this many seconds for the others (at least 20x the median "
@@ -239,12 +244,27 @@ const dt_cfg_key dt_cfg_keys[] = {
 };
 const int dt_cfg_nkeys = (int)(sizeof dt_cfg_keys / sizeof dt_cfg_keys[0]);
 
-static const dt_cfg_key *find_key(const char *key)
+int dt_config_find(const char *key)
 {
     for (int i = 0; i < dt_cfg_nkeys; i++)
         if (strcmp(dt_cfg_keys[i].key, key) == 0)
-            return &dt_cfg_keys[i];
-    return NULL;
+            return i;
+    return -1;
+}
+
+/* The DT_LR_AUTO_* bit of the keys whose value `auto` asks for the LR range test, else 0. */
+static int lr_auto_bit(const dt_cfg_key *k)
+{
+    return strcmp(k->key, "optim.lr") == 0       ? DT_LR_AUTO_OPTIM
+           : strcmp(k->key, "sched.max_lr") == 0 ? DT_LR_AUTO_MAX
+                                                 : 0;
+}
+
+/* Whether `value` is the placeholder default of a FLOAT resolved later ("auto", "default"). */
+static int is_placeholder(const dt_cfg_key *k, const char *value)
+{
+    return (strcmp(k->def, "auto") == 0 || strcmp(k->def, "default") == 0) &&
+           strcmp(value, k->def) == 0;
 }
 
 /* Index of `val` among "a|b|c", or -1. */
@@ -274,11 +294,29 @@ static void describe_bounds(const dt_cfg_key *k, char *buf, size_t n)
                  k->max_open ? ')' : ']');
 }
 
-int dt_config_set(dt_config *c, const char *key, const char *value, const char *where)
+void dt_config_describe(const dt_cfg_key *k, char *buf, size_t n)
 {
-    const dt_cfg_key *k = find_key(key);
-    if (!k)
-        return dt_err("%s: unknown key '%s' (dtrain train --help lists the keys)", where, key);
+    if (k->type == DT_CFG_INT || k->type == DT_CFG_FLOAT) {
+        char b[128];
+        describe_bounds(k, b, sizeof b);
+        const char *pre = lr_auto_bit(k) && strcmp(k->def, "default") == 0 ? "default, auto or "
+                          : lr_auto_bit(k)                                 ? "auto or "
+                          : is_placeholder(k, k->def)                      ? "auto or "
+                                                                           : "";
+        snprintf(buf, n, "%s%s", pre, b);
+    } else if (k->type == DT_CFG_ENUM || k->type == DT_CFG_CHOICE) {
+        snprintf(buf, n, "one of %s", k->choices);
+    } else if (k->type == DT_CFG_BOOL) {
+        snprintf(buf, n, "true|false");
+    } else {
+        snprintf(buf, n, "text");
+    }
+}
+
+/* dt_config_set once the key is known. */
+static int set_value(dt_config *c, const dt_cfg_key *k, const char *value, const char *where)
+{
+    const char *key = k->key;
     char *field = (char *)c + k->off;
     char want[128];
     switch (k->type) {
@@ -296,18 +334,20 @@ int dt_config_set(dt_config *c, const char *key, const char *value, const char *
         return DT_OK;
     }
     case DT_CFG_FLOAT: {
-        if (strcmp(value, "auto") == 0 && strcmp(k->def, "auto") == 0) {
+        c->lr_auto &= ~lr_auto_bit(k);
+        if (is_placeholder(k, value) || (strcmp(value, "auto") == 0 && lr_auto_bit(k))) {
             *(double *)field = NAN;
+            if (!is_placeholder(k, value))
+                c->lr_auto |= lr_auto_bit(k);
             return DT_OK;
         }
         char *e;
         errno = 0;
         double v = strtod(value, &e);
-        describe_bounds(k, want, sizeof want);
+        dt_config_describe(k, want, sizeof want);
         if (e == value || *e || errno || !isfinite(v) || v < k->min || v > k->max ||
             (k->min_open && v == k->min) || (k->max_open && v == k->max))
-            return dt_err("%s: %s = '%s': expected %s%s", where, key, value,
-                          strcmp(k->def, "auto") == 0 ? "auto or " : "", want);
+            return dt_err("%s: %s = '%s': expected %s", where, key, value, want);
         *(double *)field = v;
         return DT_OK;
     }
@@ -345,9 +385,24 @@ int dt_config_set(dt_config *c, const char *key, const char *value, const char *
     return DT_ERR;
 }
 
+int dt_config_set(dt_config *c, const char *key, const char *value, const char *where)
+{
+    int i = dt_config_find(key);
+    if (i < 0)
+        return dt_err("%s: unknown key '%s' (dtrain train --help lists the keys)", where, key);
+    if (set_value(c, &dt_cfg_keys[i], value, where) != 0) /* i < DT_CFG_MAX_KEYS: defaults */
+        return DT_ERR;
+    if (strcmp(where, "default") != 0)
+        c->given[i] = 1;
+    return DT_OK;
+}
+
+void dt_config_forget_given(dt_config *c) { memset(c->given, 0, sizeof c->given); }
+
 void dt_config_defaults(dt_config *c)
 {
     memset(c, 0, sizeof *c);
+    DT_ASSERT(dt_cfg_nkeys <= DT_CFG_MAX_KEYS);
     for (int i = 0; i < dt_cfg_nkeys; i++) {
         int rc = dt_config_set(c, dt_cfg_keys[i].key, dt_cfg_keys[i].def, "default");
         DT_ASSERT(rc == 0);
@@ -375,8 +430,47 @@ int dt_config_load_text(dt_config *c, const char *text, const char *source)
     return dt_ini_parse(text, source, load_cb, c);
 }
 
+/* optim.lr = auto / sched.max_lr = auto: which one the range test sets. With onecycle, whose
+ * initial lr is max_lr / div_factor (optim.lr is not read), --lr auto means max_lr. */
+static int resolve_lr_auto(dt_config *c)
+{
+    if (c->lr_auto == (DT_LR_AUTO_OPTIM | DT_LR_AUTO_MAX))
+        return dt_err("optim.lr = auto and sched.max_lr = auto: set one of them (onecycle: "
+                      "sched.max_lr)");
+    if ((c->lr_auto & DT_LR_AUTO_OPTIM) && c->sp.kind == DT_SCHED_ONECYCLE) {
+        c->lr_auto = DT_LR_AUTO_MAX;
+        c->given[dt_config_find("optim.lr")] = 0;
+        c->given[dt_config_find("sched.max_lr")] = 1;
+        c->sp.max_lr = NAN;
+        c->op.lr = NAN; /* resolved to the optimizer's default below; onecycle ignores it */
+    }
+    if ((c->lr_auto & DT_LR_AUTO_MAX) && c->sp.kind != DT_SCHED_ONECYCLE)
+        return dt_err(
+            "sched.max_lr = auto: the LR range test sets onecycle's peak lr; sched.kind = "
+            "%s needs a number (or use --lr auto)",
+            dt_sched_kind_name(c->sp.kind));
+    return DT_OK;
+}
+
+int dt_config_need_lr(const dt_config *c, const char *cmd)
+{
+    if (c->lr_auto & DT_LR_AUTO_OPTIM)
+        return dt_err("optim.lr = auto: only dtrain train runs the LR range test; dtrain %s needs "
+                      "a number (dtrain lr-find prints suggestions)",
+                      cmd);
+    if (c->lr_auto & DT_LR_AUTO_MAX)
+        return dt_err("sched.max_lr = auto: only dtrain train runs the LR range test; dtrain %s "
+                      "needs a number (dtrain lr-find prints suggestions)",
+                      cmd);
+    return DT_OK;
+}
+
 int dt_config_resolve(dt_config *c)
 {
+    if (resolve_lr_auto(c) != 0)
+        return DT_ERR;
+    if (c->eval_batch_size == 0) /* 0: train.batch_size, as the printed configuration shows */
+        c->eval_batch_size = c->batch_size;
     dt_optim_params d;
     dt_optim_params_defaults(&d, c->op.kind);
     if (c->op.kind == DT_OPTIM_SGD) { /* dtrain's SGD defaults; torch has no lr and momentum 0 */
@@ -391,7 +485,10 @@ int dt_config_resolve(dt_config *c)
         c->op.weight_decay = d.weight_decay;
     if (isnan(c->op.eps))
         c->op.eps = d.eps;
-    if (dt_optim_params_check(&c->op) != 0)
+    dt_optim_params chk = c->op;
+    if (c->lr_auto & DT_LR_AUTO_OPTIM) /* stays auto until the range test */
+        c->op.lr = NAN;
+    if (dt_optim_params_check(&chk) != 0)
         return DT_ERR;
     dt_sched_params sd;
     dt_sched_params_defaults(&sd, c->sp.kind);
@@ -435,6 +532,135 @@ int dt_config_loss_scale(const dt_config *c, double *scale, int *dynamic)
     return DT_OK;
 }
 
+/* ---- keys that the chosen optimizer, schedule or SWA mode does not read ---- */
+
+/* Key `key` is read only when the CHOICE key `by` has one of the values in `users` ("a|b").
+ * One line per key; a key without a line is always read. */
+static const struct {
+    const char *key, *by, *users;
+} key_users[] = {
+    {"optim.momentum", "optim.name", "sgd|rmsprop"},
+    {"optim.dampening", "optim.name", "sgd"},
+    {"optim.nesterov", "optim.name", "sgd"},
+    {"optim.eps", "optim.name", "adagrad|adadelta|rmsprop|adam|adamw"},
+    {"optim.lr_decay", "optim.name", "adagrad"},
+    {"optim.initial_accumulator_value", "optim.name", "adagrad"},
+    {"optim.rho", "optim.name", "adadelta"},
+    {"optim.alpha", "optim.name", "rmsprop"},
+    {"optim.centered", "optim.name", "rmsprop"},
+    {"optim.beta1", "optim.name", "adam|adamw"},
+    {"optim.beta2", "optim.name", "adam|adamw"},
+    {"optim.amsgrad", "optim.name", "adam|adamw"},
+    {"optim.lr", "sched.kind",
+     "constant|step|multistep|exponential|cyclic|cosine|cosine_restarts|polynomial|plateau"},
+    {"sched.step_size", "sched.kind", "step"},
+    {"sched.gamma", "sched.kind", "step|multistep|exponential"},
+    {"sched.milestones", "sched.kind", "multistep"},
+    {"sched.max_lr", "sched.kind", "cyclic|onecycle"},
+    {"sched.step_size_up", "sched.kind", "cyclic"},
+    {"sched.step_size_down", "sched.kind", "cyclic"},
+    {"sched.cyclic_mode", "sched.kind", "cyclic"},
+    {"sched.cyclic_gamma", "sched.kind", "cyclic"},
+    {"sched.cycle_momentum", "sched.kind", "cyclic|onecycle"},
+    {"sched.base_momentum", "sched.kind", "cyclic|onecycle"},
+    {"sched.max_momentum", "sched.kind", "cyclic|onecycle"},
+    {"sched.t_max", "sched.kind", "cosine"},
+    {"sched.eta_min", "sched.kind", "cosine|cosine_restarts"},
+    {"sched.t_0", "sched.kind", "cosine_restarts"},
+    {"sched.t_mult", "sched.kind", "cosine_restarts"},
+    {"sched.total_steps", "sched.kind", "onecycle"},
+    {"sched.pct_start", "sched.kind", "onecycle"},
+    {"sched.anneal_strategy", "sched.kind", "onecycle"},
+    {"sched.three_phase", "sched.kind", "onecycle"},
+    {"sched.div_factor", "sched.kind", "onecycle"},
+    {"sched.final_div_factor", "sched.kind", "onecycle"},
+    {"sched.total_iters", "sched.kind", "polynomial"},
+    {"sched.power", "sched.kind", "polynomial"},
+    {"sched.plateau_metric", "sched.kind", "plateau"},
+    {"sched.plateau_mode", "sched.kind", "plateau"},
+    {"sched.factor", "sched.kind", "plateau"},
+    {"sched.patience", "sched.kind", "plateau"},
+    {"sched.threshold", "sched.kind", "plateau"},
+    {"sched.threshold_mode", "sched.kind", "plateau"},
+    {"sched.cooldown", "sched.kind", "plateau"},
+    {"sched.min_lr", "sched.kind", "plateau"},
+    {"sched.plateau_eps", "sched.kind", "plateau"},
+    {"swa.interval", "swa.mode", "swa|ema"},
+    {"swa.start", "swa.mode", "swa|ema"},
+    {"swa.freq", "swa.mode", "swa|ema"},
+    {"swa.lr", "swa.mode", "swa"},
+    {"swa.anneal", "swa.mode", "swa"},
+    {"swa.anneal_strategy", "swa.mode", "swa"},
+    {"swa.ema_decay", "swa.mode", "ema"},
+    {"swa.eval_every_epoch", "swa.mode", "swa|ema"},
+};
+
+static void value_text(const dt_config *c, const dt_cfg_key *k, char *buf, size_t n);
+
+int dt_config_warn_ignored(const dt_config *c, FILE *f)
+{
+    int count = 0;
+    for (size_t u = 0; u < sizeof key_users / sizeof key_users[0]; u++) {
+        int i = dt_config_find(key_users[u].key), j = dt_config_find(key_users[u].by);
+        DT_ASSERT(i >= 0 && j >= 0);
+        if (!c->given[i])
+            continue;
+        char by[DT_STR_MAX + 8], val[DT_STR_MAX + 8];
+        value_text(c, &dt_cfg_keys[j], by, sizeof by);
+        if (choice_index(key_users[u].users, by) >= 0)
+            continue;
+        value_text(c, &dt_cfg_keys[i], val, sizeof val);
+        /* a short list of readers says who would; a long one is every choice but a few */
+        const char *users = key_users[u].users;
+        int many = strchr(users, '|') && strchr(strchr(users, '|') + 1, '|') &&
+                   strchr(strchr(strchr(users, '|') + 1, '|') + 1, '|');
+        fprintf(f, "dtrain: warning: %s = %s is ignored: %s = %s does not read it%s%s%s\n",
+                key_users[u].key, val, key_users[u].by, by, many ? "" : " (only ",
+                many ? "" : users, many ? "" : ")");
+        count++;
+    }
+    return count;
+}
+
+/* Whether the choice key `by` in c selects a user of key_users[u]. */
+static int key_read(const dt_config *c, size_t u)
+{
+    char by[DT_STR_MAX + 8];
+    value_text(c, &dt_cfg_keys[dt_config_find(key_users[u].by)], by, sizeof by);
+    return choice_index(key_users[u].users, by) >= 0;
+}
+
+void dt_config_summary(const dt_config *c, const char *prefix, char *buf, size_t n)
+{
+    size_t len = 0, pl = strlen(prefix);
+    buf[0] = '\0';
+    dt_config *def_cfg = dt_xmalloc(1, sizeof *def_cfg);
+    dt_config_defaults(def_cfg);
+    for (int i = 0; i < dt_cfg_nkeys && len + 1 < n; i++) {
+        const dt_cfg_key *k = &dt_cfg_keys[i];
+        if (strncmp(k->key, prefix, pl) != 0 || k->type == DT_CFG_STRING)
+            continue;
+        int listed = 0, read = 1;
+        for (size_t u = 0; u < sizeof key_users / sizeof key_users[0]; u++)
+            if (strcmp(key_users[u].key, k->key) == 0) {
+                listed = 1;
+                read = key_read(c, u);
+            }
+        char val[DT_STR_MAX + 8], def[DT_STR_MAX + 8];
+        value_text(c, k, val, sizeof val);
+        value_text(def_cfg, k, def, sizeof def);
+        int selector = 0;
+        for (size_t u = 0; u < sizeof key_users / sizeof key_users[0]; u++)
+            selector |= strcmp(key_users[u].by, k->key) == 0;
+        /* the keys of the chosen kind, and the shared ones the run changed */
+        if (selector || !read || (!listed && strcmp(val, def) == 0))
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s %s", len ? ", " : "", k->key + pl, val);
+        len = w < 0 ? n : len + (size_t)w;
+    }
+    free(def_cfg);
+}
+
 /* Shortest %g text that reads back to the same double. */
 static void fmt_double(char *buf, size_t n, double v)
 {
@@ -457,7 +683,7 @@ static void value_text(const dt_config *c, const dt_cfg_key *k, char *buf, size_
         break;
     case DT_CFG_FLOAT:
         if (isnan(*(const double *)field))
-            snprintf(buf, n, "auto");
+            snprintf(buf, n, "%s", c->lr_auto & lr_auto_bit(k) ? "auto" : k->def);
         else
             fmt_double(buf, n, *(const double *)field);
         break;
@@ -506,15 +732,8 @@ void dt_config_help(FILE *f)
         f, "Configuration keys (config file [section] key = value, or --set section.key=value):\n");
     for (int i = 0; i < dt_cfg_nkeys; i++) {
         const dt_cfg_key *k = &dt_cfg_keys[i];
-        char range[160] = "";
-        if (k->type == DT_CFG_INT || k->type == DT_CFG_FLOAT)
-            describe_bounds(k, range, sizeof range);
-        else if (k->type == DT_CFG_ENUM || k->type == DT_CFG_CHOICE)
-            snprintf(range, sizeof range, "one of %s", k->choices);
-        else if (k->type == DT_CFG_BOOL)
-            snprintf(range, sizeof range, "true|false");
-        else
-            snprintf(range, sizeof range, "text");
+        char range[160];
+        dt_config_describe(k, range, sizeof range);
         fprintf(f, "  %-22s %s\n  %-22s   default %s; %s\n", k->key, k->help, "", k->def, range);
     }
 }

@@ -17,6 +17,11 @@
 #include "sched.h"
 
 #define DT_STR_MAX 256
+#define DT_CFG_MAX_KEYS 256 /* room for the table (dt_config.given) */
+
+/* dt_config.lr_auto bits: the value `auto`, given explicitly, asks for the LR range test. */
+#define DT_LR_AUTO_OPTIM 1 /* optim.lr = auto */
+#define DT_LR_AUTO_MAX 2   /* sched.max_lr = auto */
 
 typedef struct dt_config {
     char model[DT_STR_MAX];
@@ -76,9 +81,13 @@ typedef struct dt_config {
     int64_t log_every_steps;
     char log_timeline[DT_STR_MAX]; /* Chrome trace file (timeline.h); "none": off */
     int64_t log_timeline_steps, log_timeline_every;
+    int log_header;      /* 0 short, 1 full (the whole configuration and the layer table) */
     double dist_timeout; /* watchdog seconds (0: off); see dt_dist_watchdog */
     /* kernels */
     int kernels_isa; /* 0: auto; else the dt_isa + 1 (kernels/isa.h DT_ISA_CHOICES order) */
+    /* not keys: how the values came */
+    int lr_auto;                          /* DT_LR_AUTO_* bits: run the range test first */
+    unsigned char given[DT_CFG_MAX_KEYS]; /* 1: key i was set by a file or the command line */
 } dt_config;
 
 /* STRING and ENUM fill a char[DT_STR_MAX]; CHOICE stores the index of the value among `choices`
@@ -127,6 +136,15 @@ int dt_config_load_text(dt_config *c, const char *text, const char *source);
  * (nesterov needs momentum > 0 and dampening = 0, ...). Returns 0 or DT_ERR naming the key. */
 int dt_config_resolve(dt_config *c);
 
+/* One line of the run header: "KEY VALUE, ..." (KEY without `prefix`) for the keys under prefix
+ * ("optim.") that the chosen optimizer/schedule reads and that are its own or changed from their
+ * defaults; the choice key itself is left out. Truncated to n bytes. */
+void dt_config_summary(const dt_config *c, const char *prefix, char *buf, size_t n);
+
+/* DT_ERR "optim.lr = auto: only dtrain train runs the LR range test; dtrain CMD needs a number"
+ * when cfg asks for the range test (cfg->lr_auto), for the commands that do not run it. */
+int dt_config_need_lr(const dt_config *c, const char *cmd);
+
 /* train.loss_scale resolved: *scale the initial (or fixed) loss scale, 0 when off; *dynamic 1
  * for GradScaler's dynamic scaling (either may be NULL). Returns 0 or DT_ERR naming the key. */
 int dt_config_loss_scale(const dt_config *c, double *scale, int *dynamic);
@@ -134,7 +152,21 @@ int dt_config_loss_scale(const dt_config *c, double *scale, int *dynamic);
 /* Writes the whole configuration as a config file (loadable with -c). */
 void dt_config_print(const dt_config *c, FILE *f);
 
-/* Writes the key reference for --help. */
+/* Writes the key reference for --help: every key with its default and its bounds, both taken
+ * from the table (the bounds text is the one dt_config_set's errors use). */
 void dt_config_help(FILE *f);
+
+/* The bounds of key k in words ("an integer in [1, 65536]", "one of a|b", "true|false"). */
+void dt_config_describe(const dt_cfg_key *k, char *buf, size_t n);
+
+/* Index of key in the table, or -1. */
+int dt_config_find(const char *key);
+
+/* Forgets which keys were given (after applying a checkpoint's configuration as the base). */
+void dt_config_forget_given(dt_config *c);
+
+/* Writes one line "dtrain: warning: KEY = V is ignored: WHY" to f for each key the user set
+ * explicitly that the chosen optimizer, schedule or SWA mode does not read. Returns the count. */
+int dt_config_warn_ignored(const dt_config *c, FILE *f);
 
 #endif

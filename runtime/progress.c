@@ -41,20 +41,87 @@ void dt_progress_clear(const dt_progress *p)
         fprintf(p->out, "\r\033[K");
 }
 
-void dt_progress_bar(const dt_progress *p, int64_t epoch, int64_t b, int64_t nb, double loss,
-                     double rate)
+/* "[=====>    ]" of `width` cells for done of total into buf. */
+static void bar_cells(char *buf, int width, int64_t done, int64_t total)
 {
-    if (!p->out)
-        return;
-    const int width = 30;
-    int fill = (int)(width * (b + 1) / nb);
-    char bar[64];
+    int fill = total > 0 ? (int)(width * done / total) : 0;
+    buf[0] = '[';
     for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[width] = '\0';
-    fprintf(p->out, "\r  epoch %lld/%d [%s] %3d%%  loss %.4f  %.0f samples/s ",
-            (long long)epoch + 1, p->epochs, bar, (int)(100 * (b + 1) / nb), loss, rate);
+        buf[1 + i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    buf[1 + width] = ']';
+    buf[2 + width] = '\0';
+}
+
+/* Seconds as mm:ss, or h:mm:ss from an hour on ("--:--" when not finite). */
+static void clock_text(char *buf, size_t n, double secs)
+{
+    if (!(secs >= 0 && secs < 1e8)) {
+        snprintf(buf, n, "--:--");
+        return;
+    }
+    long s = (long)(secs + 0.5);
+    if (s >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, n, "%02ld:%02ld", s / 60, s % 60);
+}
+
+void dt_progress_bar(const dt_progress *p, int64_t epoch, int64_t b, int64_t nb, double loss,
+                     double rate, double lr, double elapsed)
+{
+    if (!p->out || !p->bar)
+        return;
+    char bar[64], el[32], eta[32];
+    bar_cells(bar, 10, b + 1, nb);
+    clock_text(el, sizeof el, elapsed);
+    clock_text(eta, sizeof eta, elapsed / (double)(b + 1) * (double)(nb - b - 1));
+    /* under 80 columns for a 4-digit step count: a wrapped line is not redrawn by \r */
+    fprintf(p->out, "\repoch %lld/%d %s %lld/%lld %s<%s loss %.4f lr %.3g %.0f samples/s\033[K",
+            (long long)epoch + 1, p->epochs, bar, (long long)b + 1, (long long)nb, el, eta, loss,
+            lr, rate);
     fflush(p->out);
+}
+
+/* The evaluation bar's stream (NULL: none), when it started and was last drawn. */
+static struct {
+    FILE *out;
+    double t0, last;
+} eval_bar;
+
+void dt_progress_eval_begin(const dt_progress *p)
+{
+    eval_bar.out = p && p->out && p->bar ? p->out : NULL;
+    eval_bar.t0 = dt_now();
+    eval_bar.last = eval_bar.t0;
+}
+
+void dt_progress_eval_tick(int64_t done, int64_t total)
+{
+    if (!eval_bar.out)
+        return;
+    double now = dt_now();
+    if (now - eval_bar.last < 0.2 && done < total)
+        return;
+    eval_bar.last = now;
+    char bar[64], el[32], eta[32];
+    if (done > total)
+        done = total;
+    bar_cells(bar, 10, done, total);
+    clock_text(el, sizeof el, now - eval_bar.t0);
+    clock_text(eta, sizeof eta,
+               done > 0 ? (now - eval_bar.t0) / (double)done * (double)(total - done) : NAN);
+    fprintf(eval_bar.out, "\reval %s %3d%% %s<%s\033[K", bar,
+            total > 0 ? (int)(100 * done / total) : 100, el, eta);
+    fflush(eval_bar.out);
+}
+
+void dt_progress_eval_end(void)
+{
+    if (eval_bar.out) {
+        fprintf(eval_bar.out, "\r\033[K");
+        fflush(eval_bar.out);
+    }
+    eval_bar.out = NULL;
 }
 
 void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec)

@@ -35,9 +35,22 @@ void dt_progress_init(dt_progress *p, FILE *out, int mode, int epochs);
 /* Clears the bar's line, so that a message starts on a clean one. */
 void dt_progress_clear(const dt_progress *p);
 
-/* The live bar of 0-based epoch `epoch`: batch b of nb, the epoch's mean loss so far, samples/s. */
+/* The live bar of 0-based epoch `epoch` after batch b (0-based) of nb, terminal only:
+ *   "epoch 1/3 [====>     ] 212/469 00:05<00:06 loss 0.2447 lr 0.0375 29156 samples/s"
+ * the step n/N within the epoch, elapsed<ETA (mm:ss, h:mm:ss past an hour; ETA from the epoch's
+ * mean step time), the epoch's mean loss so far, this step's lr, samples/s over all ranks.
+ * elapsed: the epoch's training seconds so far. */
 void dt_progress_bar(const dt_progress *p, int64_t epoch, int64_t b, int64_t nb, double loss,
-                     double rate);
+                     double rate, double lr, double elapsed);
+
+/* The evaluation bar: `dt_progress_eval_begin(p)` makes p the stream of the process's evaluation
+ * bar (NULL, or a p without a bar: none), dt_progress_eval_tick(done, total) draws it (at most
+ * every 0.2 s; done/total: this rank's position in the split, rank 0's standing for all), and
+ * dt_progress_eval_end() clears the line. Evaluation code (train.c dt_net_evaluate) ticks
+ * without knowing who draws. */
+void dt_progress_eval_begin(const dt_progress *p);
+void dt_progress_eval_tick(int64_t done, int64_t total);
+void dt_progress_eval_end(void);
 
 /* The epoch line of rec (test_acc and swa_test_acc in percent; swa_test_acc NaN: not shown). */
 void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec);

@@ -173,7 +173,7 @@ void dt_sched_params_defaults(dt_sched_params *p, dt_sched_kind kind)
     p->three_phase = 0;
     p->div_factor = 25.0;
     p->final_div_factor = 1e4;
-    p->total_iters = 5; /* PolynomialLR */
+    p->total_iters = 0; /* PolynomialLR's is 5: dtrain's 0 = the run, so no run ends early */
     p->power = 1.0;
     p->plateau_mode = DT_SCHED_MODE_MIN;
     p->factor = 0.1;
@@ -202,6 +202,14 @@ static int want_int(const char *key, int64_t v, int64_t lo, const char *why)
         return DT_OK;
     return dt_err("sched.%s = %lld: expected an integer >= %lld%s%s%s", key, (long long)v,
                   (long long)lo, why ? " (" : "", why ? why : "", why ? ")" : "");
+}
+
+/* A required key left at its 0 default: "sched.KEY is required (HOW)". */
+static int want_given(const char *key, double v, const char *how)
+{
+    if (v != 0)
+        return DT_OK;
+    return dt_err("sched.%s is required: %s", key, how);
 }
 
 static int check_momenta(const dt_sched_params *p)
@@ -263,7 +271,8 @@ static int check_exponential(dt_sched_params *q, const kind_ctx *c)
 
 static int check_cyclic(dt_sched_params *q, const kind_ctx *c)
 {
-    if (want_num("max_lr", q->max_lr, 0, 0, INFINITY, 0))
+    if (want_given("max_lr", q->max_lr, "set sched.max_lr (dtrain lr-find suggests one)") ||
+        want_num("max_lr", q->max_lr, 0, 0, INFINITY, 0))
         return DT_ERR;
     if (q->max_lr < c->base_lr)
         return dt_err("sched.max_lr = %g: expected >= optim.lr = %g (cyclic's base_lr)", q->max_lr,
@@ -306,7 +315,9 @@ static int check_cosine_restarts(dt_sched_params *q, const kind_ctx *c)
 
 static int check_onecycle(dt_sched_params *q, const kind_ctx *c)
 {
-    if (want_num("max_lr", q->max_lr, 0, 1, INFINITY, 0) ||
+    if (want_given("max_lr", q->max_lr,
+                   "set sched.max_lr (sched.max_lr = auto runs the LR range test first)") ||
+        want_num("max_lr", q->max_lr, 0, 1, INFINITY, 0) ||
         want_int("total_steps", q->total_steps, 0, "0: the run") ||
         want_num("pct_start", q->pct_start, 0, 1, 1, 1) ||
         want_num("div_factor", q->div_factor, 0, 1, INFINITY, 0) ||
@@ -403,17 +414,27 @@ static int check_common(const dt_sched_params *p, double base_lr, double base_mo
     return DT_OK;
 }
 
+/* Rewrites the recorded message "sched.KEY ..." as "sched KIND: KEY ..." (any other one as
+ * "sched KIND: ..."), so that every schedule error names the schedule. Returns DT_ERR. */
+static int name_kind(dt_sched_kind kind)
+{
+    char msg[1024];
+    const char *m = dt_err_msg();
+    snprintf(msg, sizeof msg, "%s", strncmp(m, "sched.", 6) == 0 ? m + 6 : m);
+    return dt_err("sched %s: %s", kind_names[kind], msg);
+}
+
 int dt_sched_init(dt_sched *s, const dt_sched_params *p, double base_lr, double base_momentum,
                   int64_t total_units)
 {
     memset(s, 0, sizeof *s);
     if (check_common(p, base_lr, base_momentum, total_units) != 0)
-        return DT_ERR;
+        return (int)p->kind >= 0 && (int)p->kind < COUNT(kind_names) ? name_kind(p->kind) : DT_ERR;
     /* what "the run" means for the main schedule */
     const kind_ctx c = {base_lr, total_units - p->warmup_steps, p->per_epoch ? "epochs" : "steps"};
     dt_sched_params q = *p;
     if (check_kind[p->kind] && check_kind[p->kind](&q, &c) != 0)
-        return DT_ERR;
+        return name_kind(p->kind);
     s->p = q;
     s->base_lr = base_lr;
     s->base_momentum = base_momentum;

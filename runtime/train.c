@@ -400,6 +400,7 @@ dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *
         sums[3] += dt_metrics_topk_hits(logits, y, n, K, 5);
         if (confusion)
             count_confusion(confusion, logits, y, n, K);
+        dt_progress_eval_tick(i, ds->n);
     }
     free(idx);
     dt_dist_sum(sums, 4, DT_PHASE_EPOCH, comm);
@@ -411,7 +412,10 @@ dt_eval dt_net_evaluate_cm(dt_net *net, const dt_dataset *ds, int batch, float *
 
 dt_eval dt_trainer_evaluate(dt_trainer *t, const dt_dataset *ds)
 {
-    return dt_net_evaluate(t->net, ds, t->cfg->eval_batch_size, t->x, t->y, t->probs, t->comm);
+    dt_progress_eval_begin(&t->prog);
+    dt_eval e = dt_net_evaluate(t->net, ds, t->cfg->eval_batch_size, t->x, t->y, t->probs, t->comm);
+    dt_progress_eval_end();
+    return e;
 }
 
 /* A BatchNorm refresh pass's batches: this rank's shard of the epoch in batches of t->batch. */
@@ -598,7 +602,7 @@ static void draw(const dt_trainer *t, run_ctx *r, int64_t b, int64_t nb)
     if (now - r->last_draw > 0.2 || b + 1 == nb) {
         double el = now - r->e0 > 1e-9 ? now - r->e0 : 1e-9;
         dt_progress_bar(&t->prog, t->epoch, b, nb, t->epoch_sums[0] / t->epoch_sums[2],
-                        (t->epoch_sums[2] - r->seen0) * t->world / el);
+                        (t->epoch_sums[2] - r->seen0) * t->world / el, r->ctrl.lr, now - r->e0);
         r->last_draw = now;
     }
 }

@@ -66,7 +66,7 @@ done
     { echo "fuzz: tool_mkdata hdf5 failed" >&2; exit 1; }
 LIM="--epochs 1 --set data.limit_train=48 --set data.limit_test=16 --batch-size 16 --set train.progress=never"
 # a config file: the resolved configuration a run prints; and a checkpoint of that run
-(cd "$TMP/run" && timeout -k 5 300 "$DT" train --data-dir "$S/idx" $LIM --ckpt-dir "$S/ck" > "$S/seedrun.out" 2>&1) ||
+(cd "$TMP/run" && timeout -k 5 300 "$DT" train --data-dir "$S/idx" $LIM --ckpt-dir "$S/ck" --set log.header=full > "$S/seedrun.out" 2>&1) ||
     { echo "fuzz: the seed run failed:" >&2; tail -n 20 "$S/seedrun.out" >&2; exit 1; }
 sed -n '/^# resolved configuration/,/^# end of configuration/p' "$S/seedrun.out" > "$S/config.ini"
 CKPT=$(ls "$S"/ck/ckpt-step*.h5 2> /dev/null | tail -n 1)

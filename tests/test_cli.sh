@@ -100,9 +100,9 @@ expect_error "missing model file" "$TMP/none.cfg: cannot open" --model "$TMP/non
 
 # --- configuration ---
 expect_error "unknown --set key" "--set: unknown key 'optim.lrr'" --set optim.lrr=0.1
-expect_error "malformed number" "--lr: optim.lr = 'fast': expected auto or a number in \[0, 1e+06\]" --lr fast
+expect_error "malformed number" "--lr: optim.lr = 'fast': expected default, auto or a number in \[0, 1e+06\]" --lr fast
 expect_error "out-of-range value" "optim.momentum = '1.5': expected auto or a number in \[0, 1)" --momentum 1.5
-expect_error "negative lr" "optim.lr = '-0.1': expected auto or a number" --lr=-0.1
+expect_error "negative lr" "optim.lr = '-0.1': expected default, auto or a number" --lr=-0.1
 expect_error "bad integer" "train.epochs = '2.5': expected an integer" --epochs 2.5
 expect_error "bad enum" "data.name = 'imagenet': expected one of mnist|fashion-mnist" --data imagenet
 expect_error "bad bool" "optim.nesterov = 'maybe': expected true or false" --set optim.nesterov=maybe
@@ -112,7 +112,15 @@ expect_error "zero loss scale" "train.loss_scale = '0': expected auto, dynamic, 
 expect_error "unknown optimizer" "optim.name = 'adamax': expected one of sgd|adagrad" --optim adamax
 expect_error "unknown scheduler" "sched.kind = 'linear': expected one of constant|step" --sched linear
 expect_error "beta outside [0,1)" "optim.beta1 = '1': expected a number in \[0, 1)" --optim adam --set optim.beta1=1
-expect_error "T_mult < 1" "sched.t_mult" --sched cosine_restarts --set sched.t_0=10 --set sched.t_mult=0
+expect_error "T_mult < 1" "sched.t_mult = '0': expected an integer in \[1, 1000000\]" \
+    --sched cosine_restarts --set sched.t_0=10 --set sched.t_mult=0
+# every schedule's error names the schedule
+expect_error "onecycle without max_lr" "sched onecycle: max_lr is required: set sched.max_lr" --sched onecycle
+expect_error "cyclic without max_lr" "sched cyclic: max_lr is required" --sched cyclic
+expect_error "step without step_size" "sched step: step_size = 0: expected an integer >= 1" --sched step
+expect_error "cosine_restarts without t_0" "sched cosine_restarts: t_0 = 0" --sched cosine_restarts
+expect_error "max_lr = auto off onecycle" "sched.max_lr = auto: the LR range test sets onecycle's peak lr; sched.kind = cyclic" \
+    --sched cyclic --set sched.max_lr=auto
 expect_error "cyclic momentum on adagrad" "sched.cycle_momentum: optim.name = adagrad has no momentum" \
     --optim adagrad --sched cyclic --set sched.max_lr=0.1
 expect_error "resume auto without ckpt.dir" "ckpt.resume = auto needs ckpt.dir" --resume auto
@@ -131,11 +139,101 @@ expect_error "out-of-range value in config file" "bad_val.ini:2: train.batch_siz
 if $DT --help | grep -q 'optim.lr' && $DT --version | grep -q '^dtrain '; then pass; else fail "--help/--version"; fi
 $DT frobnicate > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -ne 0 ] && grep -q "unknown command 'frobnicate': expected train, eval, schedule, lr-find or inspect" "$TMP/err"; then pass; else fail "unknown command"; fi
+# each command's own usage and examples, however asked
+for c in train eval inspect schedule lr-find; do
+    for form in "$c --help" "$c -h" "help $c"; do
+        $DT $form > "$TMP/help" 2>&1; rc=$?
+        if [ $rc -eq 0 ] && head -n 1 "$TMP/help" | grep -q "^usage: .*dtrain $c" && grep -q '^examples\?:' "$TMP/help"; then
+            pass
+        else
+            fail "'dtrain $form': exit $rc, no own usage line or examples:"; head -n 3 "$TMP/help" >&2
+        fi
+    done
+done
+$DT train --help | grep -q -- '--print-config' && ! $DT inspect --help | grep -q 'optim.lr' && pass ||
+    fail "train --help lacks --print-config, or inspect --help lists the training keys"
+# --help's default and bounds of a key come from the table: what it says is what the parser does
+help_of() { $DT --help | grep -A1 "^  $1 " | tail -n 1; }
+if help_of sched.t_mult | grep -q 'default 1; an integer in \[1, 1000000\]' &&
+    help_of sched.total_iters | grep -q 'default 0; an integer in \[0,' &&
+    help_of optim.momentum | grep -q 'default auto; auto or a number in \[0, 1)'; then
+    pass
+else
+    fail "--help: t_mult '$(help_of sched.t_mult)', total_iters '$(help_of sched.total_iters)'"
+fi
+# every key's printed default is accepted by the parser: --set KEY=DEFAULT for all of them
+sets=$($DT --help | awk '/^  [a-z_]+(\.[a-z_0-9]+)? / { k = $1 } /^ +default / { d = $2; sub(/;$/, "", d); print "--set " k "=" d }')
+if [ -n "$sets" ] && $DT train $sets --print-config > /dev/null 2> "$TMP/err"; then pass; else fail "a printed default is rejected: $(cat "$TMP/err")"; fi
+
+# --- silent traps ---
+run() { timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@"; }
+small="--epochs 1 --set data.limit_train=3000 --set data.limit_test=500"
+# a key the optimizer / schedule / SWA mode does not read: one warning naming it, on rank 0 only
+run $small --optim adamw --momentum 0.9 --set sched.t_0=7 --set swa.ema_decay=0.9 > "$TMP/w.out" 2> "$TMP/w.err"; rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -c 'dtrain: warning: optim.momentum = 0.9 is ignored: optim.name = adamw does not read it' "$TMP/w.err")" = 1 ] &&
+    grep -q 'dtrain: warning: sched.t_0 = 7 is ignored: sched.kind = cosine' "$TMP/w.err" &&
+    grep -q 'dtrain: warning: swa.ema_decay = 0.9 is ignored: swa.mode = off' "$TMP/w.err" &&
+    [ "$(grep -c 'warning' "$TMP/w.err")" = 3 ]; then
+    pass
+else
+    fail "ignored-key warnings (exit $rc):"; cat "$TMP/w.err" >&2
+fi
+# ... and none for keys left at their defaults or read by the choice
+run $small --optim sgd --momentum 0.8 > "$TMP/w.out" 2> "$TMP/w.err"
+grep -q 'warning' "$TMP/w.err" && fail "warnings for keys that are read: $(cat "$TMP/w.err")" || pass
+# polynomial decays over the whole run (PyTorch's total_iters = 5 would end learning at step 5)
+$DT schedule --sched polynomial --samples 6400 --epochs 2 > "$TMP/poly" 2>&1
+lr50=$(awk '$1 == 100 { print $3 }' "$TMP/poly") lr200=$(awk '$1 == 200 { print $3 }' "$TMP/poly")
+if awk -v a="$lr50" -v b="$lr200" 'BEGIN { exit !(a > 0.0245 && a < 0.0255 && b > 0 && b < 0.001) }'; then
+    pass "polynomial: lr 0.05 -> $lr50 at step 100 of 200 -> $lr200 at its last step"
+else
+    fail "polynomial schedule: step 100 lr '$lr50', step 200 lr '$lr200'"
+fi
+
+# --- the header is short; the full configuration is printed with --print-config and in log.dir ---
+run $small --set log.dir="$TMP/log" > "$TMP/h.out" 2>&1
+n=$(sed '/^epoch /,$d' "$TMP/h.out" | wc -l)
+if [ "$n" -le 10 ] && grep -q '^# dtrain .*: [0-9]* ranks\? x 1 BLAS thread, global batch' "$TMP/h.out" &&
+    grep -q '^# kernels: ' "$TMP/h.out" && grep -q '^model mlp (.*parameters$' "$TMP/h.out" &&
+    grep -q '^data mnist: 3000 train, 500 test' "$TMP/h.out" && grep -q '^optim sgd: lr 0.05' "$TMP/h.out" &&
+    grep -q '^sched cosine' "$TMP/h.out" && grep -q "^run: 1 epoch, precision fp32, logs $TMP/log" "$TMP/h.out" &&
+    [ -s "$TMP/log/config.ini" ]; then
+    pass "header: $n lines"
+else
+    fail "header ($n lines before the first epoch):"; cat "$TMP/h.out" >&2
+fi
+
+# --- the live bar on a terminal (a pty from script(1)); line-oriented output into a pipe ---
+if command -v script > /dev/null; then
+    script -qc "timeout -k 5 120 mpirun -np $NP $DT_MPIRUN_FLAGS $DT train $small --set data.limit_train=6400" /dev/null > "$TMP/pty.out" 2>&1
+    tr '\r' '\n' < "$TMP/pty.out" | sed 's/\x1b\[K//g' > "$TMP/pty.lines"
+    nb=$(( (6400 / NP + 63) / 64 ))
+    bar='^epoch 1/1 \[[=> ]*\] [0-9]*/'$nb' [0-9][0-9]:[0-9][0-9]<[0-9][0-9]:[0-9][0-9] loss [0-9]*\.[0-9]\{4\} lr [0-9.e+-]* [0-9]* samples/s$'
+    if grep -q "$bar" "$TMP/pty.lines" && grep -q "^epoch 1/1 \[==========\] $nb/$nb " "$TMP/pty.lines" &&
+        grep -q '^eval \[==========\] 100% ' "$TMP/pty.lines" && grep -q '^epoch 1/1  train_loss' "$TMP/pty.lines" &&
+        grep -q '^final: ' "$TMP/pty.lines"; then
+        pass "bar: $(grep "$bar" "$TMP/pty.lines" | tail -n 1)"
+    else
+        fail "no bar with step n/$nb, elapsed<ETA, loss, lr and samples/s, or no eval bar, on a terminal:"; head -c 2000 "$TMP/pty.lines" >&2
+    fi
+else
+    echo "  skipped: the progress bar on a pty (no script(1))"
+fi
+run $small --set train.progress=auto 2>&1 | cat > "$TMP/pipe.out"
+if [ "$(grep -c '^epoch 1/1  train_loss' "$TMP/pipe.out")" = 1 ] && ! grep -q "$(printf '\r')" "$TMP/pipe.out"; then
+    pass
+else
+    fail "into a pipe: expected one line per epoch and no carriage return"
+fi
 
 # --- the printed configuration is a config file that reproduces the run bitwise ---
-run() { timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@"; }
-run --epochs 1 --set data.limit_train=3000 --set data.limit_test=500 --lr 0.07 --seed 3 > "$TMP/a" 2>&1
-sed -n '/^# resolved configuration/,/^# end of configuration/p' "$TMP/a" > "$TMP/resolved.ini"
+$DT train $small --lr 0.07 --seed 3 --print-config > "$TMP/resolved.ini" 2>&1
+$DT train -c "$TMP/resolved.ini" --print-config > "$TMP/resolved2.ini" 2>&1
+cmp -s "$TMP/resolved.ini" "$TMP/resolved2.ini" && pass || fail "--print-config, read back with -c and printed again, differs"
+grep -v '^#' "$TMP/log/config.ini" > "$TMP/logcfg.ini"
+$DT train --set train.progress=never $small --set log.dir="$TMP/log" --print-config > "$TMP/resolved3.ini"
+cmp -s "$TMP/logcfg.ini" "$TMP/resolved3.ini" && pass || fail "log.dir/config.ini differs from --print-config"
+run $small --lr 0.07 --seed 3 > "$TMP/a" 2>&1
 run -c "$TMP/resolved.ini" > "$TMP/b" 2>&1
 strip() { grep '^final:' "$1" | sed 's/ samples_per_s=.*//'; }
 if [ -n "$(strip "$TMP/a")" ] && [ "$(strip "$TMP/a")" = "$(strip "$TMP/b")" ] && grep -q '^lr = 0.07$' "$TMP/resolved.ini"; then

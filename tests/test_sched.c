@@ -29,6 +29,7 @@
 #include "check.h"
 #include "common.h"
 #include "fixture.h"
+#include "lr_suggest.h"
 #include "sched.h"
 
 enum { MAXT = 256 };
@@ -188,6 +189,8 @@ static int parse_case(sched_case *c)
     if (n == 0 || strncmp(kv[0], "kind=", 5) != 0 || dt_sched_parse_kind(kv[0] + 5, &kind) != 0)
         return -1;
     dt_sched_params_defaults(&c->p, kind);
+    if (kind == DT_SCHED_POLYNOMIAL)
+        c->p.total_iters = 5; /* the fixtures use torch's defaults; dtrain's is 0, the run */
     c->base_lr = 0.1;
     c->base_momentum = 0.9;
     c->total = 0;
@@ -248,6 +251,9 @@ static void check_defaults(void)
             check_failed++;
             continue;
         }
+        /* dtrain's one deliberate difference: total_iters 0 = the run (check_polynomial_default) */
+        if (kind == DT_SCHED_POLYNOMIAL && strcmp(t, "total_iters") == 0)
+            continue;
         check_default(kname, t, get_field(&p, fd), get_field(&want, fd));
     }
     ndefaults++;
@@ -511,6 +517,7 @@ static void set_t_0_0(dt_sched_params *p) { p->t_0 = 0; }
 static void set_step0(dt_sched_params *p) { p->step_size = 0; }
 static void set_max_lr_low(dt_sched_params *p) { p->max_lr = 0.01; }
 static void set_max_lr0(dt_sched_params *p) { p->max_lr = 0; }
+static void set_max_lr_nan(dt_sched_params *p) { p->max_lr = NAN; }
 static void set_pct0(dt_sched_params *p) { p->pct_start = 0; }
 static void set_pct1(dt_sched_params *p) { p->pct_start = 1; }
 static void set_pct_tiny(dt_sched_params *p) { p->pct_start = 0.01; }
@@ -579,51 +586,134 @@ static void check_errors(void)
     expect_error(dt_sched_parse_milestones("3;4", &p), "sched.milestones");
     expect_error(dt_sched_parse_milestones("-1", &p), "sched.milestones");
 
-    expect_error(init_with(DT_SCHED_CONSTANT, NULL, -0.1, 10), "optim.lr = -0.1");
-    expect_error(init_with(DT_SCHED_CONSTANT, NULL, NAN, 10), "optim.lr");
+    expect_error(init_with(DT_SCHED_CONSTANT, NULL, -0.1, 10), "sched constant: optim.lr = -0.1");
+    expect_error(init_with(DT_SCHED_CONSTANT, NULL, NAN, 10), "sched constant: optim.lr");
     expect_error(init_with(DT_SCHED_CONSTANT, set_kind99, 0.1, 10), "sched.kind");
-    expect_error(init_with(DT_SCHED_CONSTANT, set_interval2, 0.1, 10), "sched.interval");
+    expect_error(init_with(DT_SCHED_CONSTANT, set_interval2, 0.1, 10), "sched constant: interval");
     expect_error(init_with(DT_SCHED_COSINE_RESTARTS, set_t_mult0, 0.1, 10),
-                 "sched.t_mult = 0: expected an integer >= 1");
-    expect_error(init_with(DT_SCHED_COSINE_RESTARTS, set_t_0_0, 0.1, 10), "sched.t_0 = 0");
-    expect_error(init_with(DT_SCHED_COSINE_RESTARTS, set_eta_neg, 0.1, 10), "sched.eta_min");
-    expect_error(init_with(DT_SCHED_STEP, set_step0, 0.1, 10), "sched.step_size = 0");
-    expect_error(init_with(DT_SCHED_STEP, set_gamma0, 0.1, 10), "sched.gamma = 0");
-    expect_error(init_with(DT_SCHED_EXPONENTIAL, set_gamma_nan, 0.1, 10), "sched.gamma");
-    expect_error(init_with(DT_SCHED_MULTISTEP, set_no_milestones, 0.1, 10), "sched.milestones");
-    expect_error(init_with(DT_SCHED_MULTISTEP, set_bad_milestones, 0.1, 10), "sched.milestones");
+                 "sched cosine_restarts: t_mult = 0: expected an integer >= 1");
+    expect_error(init_with(DT_SCHED_COSINE_RESTARTS, set_t_0_0, 0.1, 10),
+                 "sched cosine_restarts: t_0 = 0");
+    expect_error(init_with(DT_SCHED_COSINE_RESTARTS, set_eta_neg, 0.1, 10),
+                 "sched cosine_restarts: eta_min");
+    expect_error(init_with(DT_SCHED_STEP, set_step0, 0.1, 10), "sched step: step_size = 0");
+    expect_error(init_with(DT_SCHED_STEP, set_gamma0, 0.1, 10), "sched step: gamma = 0");
+    expect_error(init_with(DT_SCHED_EXPONENTIAL, set_gamma_nan, 0.1, 10),
+                 "sched exponential: gamma");
+    expect_error(init_with(DT_SCHED_MULTISTEP, set_no_milestones, 0.1, 10),
+                 "sched multistep: milestones");
+    expect_error(init_with(DT_SCHED_MULTISTEP, set_bad_milestones, 0.1, 10),
+                 "sched multistep: milestones");
     expect_error(init_with(DT_SCHED_CYCLIC, set_max_lr_low, 0.1, 10),
-                 "sched.max_lr = 0.01: expected >= optim.lr = 0.1");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_mom_order, 0.1, 10), "sched.max_momentum");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_mom_big, 0.1, 10), "sched.max_momentum = 1.5");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_cyc_gamma0, 0.1, 10), "sched.cyclic_gamma");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_cyc_mode9, 0.1, 10), "sched.cyclic_mode");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_up0, 0.1, 10), "sched.step_size_up = 0");
-    expect_error(init_with(DT_SCHED_CYCLIC, set_down_neg, 0.1, 10), "sched.step_size_down");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr0, 0.1, 100), "sched.max_lr = 0");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_pct0, 0.1, 100), "sched.pct_start = 0");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_pct1, 0.1, 100), "sched.pct_start = 1");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_pct_tiny, 0.1, 50), "sched.pct_start = 0.01");
+                 "sched cyclic: max_lr = 0.01: expected >= optim.lr = 0.1");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_mom_order, 0.1, 10), "sched cyclic: max_momentum");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_mom_big, 0.1, 10),
+                 "sched cyclic: max_momentum = 1.5");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_cyc_gamma0, 0.1, 10), "sched cyclic: cyclic_gamma");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_cyc_mode9, 0.1, 10), "sched cyclic: cyclic_mode");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_up0, 0.1, 10), "sched cyclic: step_size_up = 0");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_down_neg, 0.1, 10), "sched cyclic: step_size_down");
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_pct0, 0.1, 100), "sched onecycle: pct_start = 0");
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_pct1, 0.1, 100), "sched onecycle: pct_start = 1");
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_pct_tiny, 0.1, 50),
+                 "sched onecycle: pct_start = 0.01");
     expect_error(init_with(DT_SCHED_ONECYCLE, set_three_phase_wide, 0.1, 100),
-                 "sched.pct_start = 0.6");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_div0, 0.1, 100), "sched.div_factor");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_fdiv_neg, 0.1, 100), "sched.final_div_factor");
-    expect_error(init_with(DT_SCHED_ONECYCLE, set_mom_order, 0.1, 100), "sched.max_momentum");
-    expect_error(init_with(DT_SCHED_PLATEAU, set_factor1, 0.1, 10), "sched.factor = 1");
-    expect_error(init_with(DT_SCHED_PLATEAU, set_patience_neg, 0.1, 10), "sched.patience = -1");
-    expect_error(init_with(DT_SCHED_PLATEAU, set_cooldown_neg, 0.1, 10), "sched.cooldown = -2");
-    expect_error(init_with(DT_SCHED_PLATEAU, set_threshold_neg, 0.1, 10), "sched.threshold");
-    expect_error(init_with(DT_SCHED_PLATEAU, set_min_lr_neg, 0.1, 10), "sched.min_lr");
-    expect_error(init_with(DT_SCHED_POLYNOMIAL, set_power_neg, 0.1, 10), "sched.power");
-    expect_error(init_with(DT_SCHED_COSINE, set_t_max_neg, 0.1, 10), "sched.t_max = -3");
-    expect_error(init_with(DT_SCHED_COSINE, NULL, 0.1, 0), "sched.t_max");
-    expect_error(init_with(DT_SCHED_COSINE, set_warm_all, 0.1, 10), "sched.t_max");
+                 "sched onecycle: pct_start = 0.6");
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_div0, 0.1, 100), "sched onecycle: div_factor");
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_fdiv_neg, 0.1, 100),
+                 "sched onecycle: final_div_factor");
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_mom_order, 0.1, 100),
+                 "sched onecycle: max_momentum");
+    expect_error(init_with(DT_SCHED_PLATEAU, set_factor1, 0.1, 10), "sched plateau: factor = 1");
+    expect_error(init_with(DT_SCHED_PLATEAU, set_patience_neg, 0.1, 10),
+                 "sched plateau: patience = -1");
+    expect_error(init_with(DT_SCHED_PLATEAU, set_cooldown_neg, 0.1, 10),
+                 "sched plateau: cooldown = -2");
+    expect_error(init_with(DT_SCHED_PLATEAU, set_threshold_neg, 0.1, 10),
+                 "sched plateau: threshold");
+    expect_error(init_with(DT_SCHED_PLATEAU, set_min_lr_neg, 0.1, 10), "sched plateau: min_lr");
+    expect_error(init_with(DT_SCHED_POLYNOMIAL, set_power_neg, 0.1, 10), "sched polynomial: power");
+    expect_error(init_with(DT_SCHED_COSINE, set_t_max_neg, 0.1, 10), "sched cosine: t_max = -3");
+    expect_error(init_with(DT_SCHED_COSINE, NULL, 0.1, 0), "sched cosine: t_max");
+    expect_error(init_with(DT_SCHED_COSINE, set_warm_all, 0.1, 10), "sched cosine: t_max");
     expect_error(init_with(DT_SCHED_CONSTANT, set_warm_sf, 0.1, 10),
-                 "sched.warmup_start_factor = 1.5");
-    expect_error(init_with(DT_SCHED_CONSTANT, set_warm_neg, 0.1, 10), "sched.warmup_steps = -1");
+                 "sched constant: warmup_start_factor = 1.5");
+    expect_error(init_with(DT_SCHED_CONSTANT, set_warm_neg, 0.1, 10),
+                 "sched constant: warmup_steps = -1");
     /* every kind's defaults (with its required values) pass */
     for (int i = 0; i <= DT_SCHED_PLATEAU; i++)
         CHECK(init_with((dt_sched_kind)i, NULL, 0.1, 100) == 0);
+}
+
+/* Required keys left unset name the schedule and the key. */
+static void check_required(void)
+{
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr0, 0.1, 100),
+                 "sched onecycle: max_lr is required: set sched.max_lr");
+    expect_error(init_with(DT_SCHED_CYCLIC, set_max_lr0, 0.1, 100),
+                 "sched cyclic: max_lr is required");
+    /* a NaN max_lr (sched.max_lr = auto not replaced by the range test) names the schedule */
+    expect_error(init_with(DT_SCHED_ONECYCLE, set_max_lr_nan, 0.1, 100), "sched onecycle: max_lr");
+}
+
+/* PolynomialLR with dtrain's default total_iters = 0: the decay spans the whole run (PyTorch's
+ * default 5 would end learning after 5 steps), after any warmup. */
+static void check_polynomial_default(void)
+{
+    dt_sched_params p;
+    dt_sched_params_defaults(&p, DT_SCHED_POLYNOMIAL);
+    CHECK(p.total_iters == 0);
+    dt_sched s;
+    CHECK(dt_sched_init(&s, &p, 0.1, 0.9, 100) == 0);
+    CHECK(s.p.total_iters == 100);
+    CHECK_CLOSE(dt_sched_lr(&s, 50), 0.05, 1e-15, 0.0);
+    CHECK(dt_sched_lr(&s, 99) > 0.0);
+    p.warmup_steps = 20;
+    CHECK(dt_sched_init(&s, &p, 0.1, 0.9, 100) == 0);
+    CHECK(s.p.total_iters == 80);
+}
+
+/* fast.ai's suggestion functions (lr_suggest.h) against their Python definitions
+ * (fastai.callback.schedule valley/steep/slide/minimum and Learner.lr_find's window), run in
+ * Python on the same synthetic curve: the indices below are what Python printed. The curve: the
+ * lr sweep of lr-find's defaults (100 steps, 1e-7 .. 10); loss flat at 2.3 below lr 1e-4, a
+ * parabolic descent to 1.8 at lr 0.1, then a steep rise, plus a 0.004 * sin(1.7 i) wiggle. */
+static void check_lr_suggest(void)
+{
+    enum { N = 100 };
+    double lr[N], loss[N];
+    for (int i = 0; i < N; i++) {
+        lr[i] = 1e-7 * pow(1e8, i / 99.0);
+        double x = log10(lr[i]);
+        double base = x < -4   ? 2.3
+                      : x < -1 ? 2.3 - 0.5 * (x + 4) * (x + 4) / 3
+                               : 1.8 + 3 * (x + 1) * (x + 1);
+        loss[i] = base + 0.004 * sin(1.7 * i);
+    }
+    double sugg[DT_LR_NSUGG];
+    int at[DT_LR_NSUGG];
+    CHECK(dt_lr_suggest(lr, loss, N, N, sugg, at) == 4);
+    CHECK(at[DT_LR_VALLEY] == 51 && sugg[DT_LR_VALLEY] == lr[51]);
+    CHECK(at[DT_LR_STEEP] == 72 && sugg[DT_LR_STEEP] == lr[72]);
+    CHECK(at[DT_LR_SLIDE] == 26 && sugg[DT_LR_SLIDE] == lr[26]);
+    CHECK(at[DT_LR_MINIMUM] == 74 && sugg[DT_LR_MINIMUM] == lr[74] / 10);
+    /* the window [N // 10, n - 5): a record cut at 60 steps (a divergence) */
+    CHECK(dt_lr_suggest(lr, loss, 60, N, sugg, at) == 4);
+    CHECK(at[DT_LR_MINIMUM] == 54 && at[DT_LR_STEEP] >= 10 && at[DT_LR_STEEP] < 54);
+    /* a NaN ends the usable record; too short a window: no suggestion */
+    loss[40] = NAN;
+    CHECK(dt_lr_suggest(lr, loss, N, N, sugg, at) == 4 && at[DT_LR_MINIMUM] < 40);
+    CHECK(dt_lr_suggest(lr, loss, 16, N, sugg, at) == 0 && at[DT_LR_VALLEY] == -1 &&
+          isnan(sugg[DT_LR_VALLEY]));
+    /* edge cases as Python gives them: a decreasing run from the first step has max_start = -1
+     * (valley([2, 1]) is index -1 + 0 + 0 = the last); slide needs more than lr_diff points */
+    const double down[5] = {5, 4, 3, 2, 1}, two[2] = {2, 1}, up[3] = {1, 2, 3};
+    CHECK(dt_lr_valley(down, 5) == 0 && dt_lr_valley(two, 2) == 1 && dt_lr_valley(up, 3) == 0);
+    double sq[20];
+    for (int i = 0; i < 20; i++)
+        sq[i] = 0.1 * i * i;
+    CHECK(dt_lr_slide(sq, 20, 15, 0.005) == 0 && dt_lr_slide(sq, 15, 15, 0.005) == -1);
+    CHECK(dt_lr_steep(lr, up, 1) == -1 && dt_lr_minimum(up, 3) == 0);
 }
 
 int main(int argc, char **argv)
@@ -635,5 +725,8 @@ int main(int argc, char **argv)
     check_plateau_restore();
     check_onecycle_end();
     check_errors();
+    check_required();
+    check_polynomial_default();
+    check_lr_suggest();
     return check_finish("test_sched");
 }

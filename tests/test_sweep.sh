@@ -166,7 +166,7 @@ for _ in $(seq 600); do
     grep -q '^data ' "$du"/trials/*/out.txt 2> /dev/null && break # the first trials are training
     sleep 0.05
 done
-sleep 0.5
+sleep 0.3
 kill -USR1 $mpid
 wait $mpid
 rc=$?

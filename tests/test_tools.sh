@@ -154,7 +154,7 @@ DT_GNUPLOT=$TMP/no-gnuplot expect_error "--plot without gnuplot" "gnuplot not fo
 expect_error "schedule without data" "cannot open.*--samples N" schedule --data-dir "$TMP/nowhere"
 expect_error "schedule --samples 0" "--samples = '0': expected an integer" schedule --samples 0
 expect_error "schedule bad key" "unknown key 'sched.bogus'" schedule $S --set sched.bogus=1
-expect_error "schedule step without step_size" "sched.step_size" schedule $S --sched step
+expect_error "schedule step without step_size" "sched step: step_size = 0" schedule $S --sched step
 
 # ---------------- lr-find ----------------
 L="--model mlp --optim sgd --set data.limit_train=6400 --set train.progress=never"
@@ -163,8 +163,30 @@ if run "$NP" $DT_MPIRUN_FLAGS $DT lr-find $L --out "$TMP/lrf" > "$TMP/lrf.out" 2
     steps=$(echo "$last" | sed -n 's/.* steps=\([0-9]*\) .*/\1/p')
     sugg=$(echo "$last" | sed -n 's/.*suggested_lr=\([^ ]*\) .*/\1/p')
     rows=$(($(wc -l < "$TMP/lrf/lr_find.csv") - 1))
-    echo "$last" | grep -q '^lr-find: suggested_lr=[^ ]* min_loss_lr=[^ ]* steps=[0-9]* diverged=\(yes\|no\)$' &&
+    echo "$last" | grep -q '^lr-find: suggested_lr=[^ ]* valley=[^ ]* steep=[^ ]* slide=[^ ]* minimum=[^ ]* min_loss_lr=[^ ]* steps=[0-9]* diverged=\(yes\|no\)$' &&
         pass || fail "lr-find: last line '$last'"
+    # fast.ai's four suggestions, recomputed from the CSV over Learner.lr_find's window
+    # [steps // 10, n - 5): valley is the default (suggested_lr), steep the most negative forward
+    # slope over ln lr, minimum the lowest smoothed loss's lr / 10; valley and slide are steps' lrs
+    v=$(echo "$last" | sed -n 's/.* valley=\([^ ]*\) .*/\1/p')
+    awk -F, -v n="$steps" -v last="$last" '
+        function field(k,   s) { s = last; sub(".* " k "=", "", s); sub(/ .*/, "", s); return s + 0 }
+        function near(a, b) { return a > 0 && b > 0 && (a / b - 1) ^ 2 < 1e-6 }
+        NR > 1 { lr[NR - 2] = $2; sm[NR - 2] = $4 }
+        END {
+            lo = int(100 / 10); hi = n - 5; ms = -1; gs = 1e300
+            for (i = lo; i < hi; i++) {
+                if (ms < 0 || sm[i] < sm[ms]) ms = i
+                if (i + 1 < hi) { g = (sm[i + 1] - sm[i]) / (log(lr[i + 1]) - log(lr[i])); if (g < gs) { gs = g; st = i } }
+            }
+            okv = oks = 0
+            for (i = lo; i < hi; i++) { if (near(lr[i], field("valley"))) okv = 1; if (near(lr[i], field("slide"))) oks = 1 }
+            exit !(near(field("minimum"), lr[ms] / 10) && near(field("steep"), lr[st]) && okv && oks &&
+                   field("suggested_lr") == field("valley"))
+        }' "$TMP/lrf/lr_find.csv" && pass "lr-find: suggestions $(echo "$last" | sed 's/.*\(valley=.*\) min_loss.*/\1/')" ||
+        fail "lr-find: suggestions in '$last' do not follow from lr_find.csv"
+    [ "$(grep -c '^lr-find: \(valley\|steep\|slide\|minimum\) ' "$TMP/lrf.out")" = 4 ] && pass ||
+        fail "lr-find: not one line per suggestion"
     [ -n "$steps" ] && [ "$rows" = "$steps" ] && [ "$(head -n 1 "$TMP/lrf/lr_find.csv")" = "step,lr,loss,smoothed_loss" ] &&
         pass || fail "lr-find: lr_find.csv has $rows rows, steps=$steps"
     is_png "$TMP/lrf/lr_find.png" && pass || fail "lr-find: lr_find.png is not a PNG"
@@ -206,6 +228,39 @@ else
         fail "lr-find without gnuplot: expected the CSV in log.dir, no PNG and a warning"
 fi
 
+# ---- train --lr auto: the range test on the same ranks, then training from fresh weights; the
+# chosen lr (valley) given explicitly, or log.dir/config.ini read back, gives the same run ----
+A="--model mlp --epochs 1 --set data.limit_train=3200 --set data.limit_test=500 --set train.progress=never"
+if run "$NP" $DT_MPIRUN_FLAGS $DT train $A --lr auto --set log.dir="$TMP/auto" > "$TMP/auto.out" 2>&1; then
+    lr=$(sed -n 's/^lr auto: optim.lr = .*; exactly \([^)]*\)).*/\1/p' "$TMP/auto.out")
+    valley=$(sed -n 's/^lr auto: *valley *\([^ ]*\) .*/\1/p' "$TMP/auto.out")
+    crc=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/auto.out")
+    run "$NP" $DT_MPIRUN_FLAGS $DT train $A --lr "$lr" > "$TMP/explicit.out" 2>&1
+    run "$NP" $DT_MPIRUN_FLAGS $DT train -c "$TMP/auto/config.ini" --set log.dir="$TMP/auto-back" > "$TMP/cfgback.out" 2>&1
+    c1=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/explicit.out")
+    c2=$(sed -n 's/^final: .*params_crc=\([0-9a-f]*\).*/\1/p' "$TMP/cfgback.out")
+    if [ -n "$lr" ] && [ -n "$crc" ] && [ "$crc" = "$c1" ] && [ "$crc" = "$c2" ] &&
+        awk -v a="$lr" -v v="$valley" 'BEGIN { exit !(a > 0 && (a / v - 1) ^ 2 < 1e-6) }' &&
+        [ -s "$TMP/auto/lr_find.csv" ] && [ "$(grep -c '^lr auto: ' "$TMP/auto.out")" -ge 6 ]; then
+        pass "--lr auto: valley $lr, params_crc $crc = the explicit lr's = config.ini's"
+    else
+        fail "--lr auto: lr '$lr' (valley '$valley'), params_crc auto '$crc', explicit '$c1', config.ini '$c2'"
+        cat "$TMP/auto.out" >&2
+    fi
+else
+    fail "--lr auto: exit status non-zero:"; cat "$TMP/auto.out" >&2
+fi
+# onecycle: --lr auto sets sched.max_lr
+if run "$NP" $DT_MPIRUN_FLAGS $DT train $A --sched onecycle --lr auto > "$TMP/oc.out" 2>&1 &&
+    grep -q '^lr auto: sched.max_lr = ' "$TMP/oc.out" && grep -q '^sched onecycle: max_lr ' "$TMP/oc.out" &&
+    ! grep -q 'warning' "$TMP/oc.out"; then
+    pass
+else
+    fail "--sched onecycle --lr auto:"; cat "$TMP/oc.out" >&2
+fi
+expect_error "schedule with --lr auto" "optim.lr = auto: only dtrain train runs the LR range test" \
+    schedule $S --lr auto
+
 # ---- sweeps: cluster-examples/sweep.sbatch's axes (one task run outside Slurm, as the array
 # would) and gather-sweep.sh's table and heatmap ----
 SW=$TMP/sweep
@@ -214,7 +269,7 @@ if SLURM_ARRAY_TASK_ID=3 SWEEP_X=lr SWEEP_XS="0.02 0.05" SWEEP_Y=momentum SWEEP_
     SWEEP_DIR="$SW" bash cluster-examples/sweep.sbatch --epochs 1 --set data.limit_train=512 \
     --set data.limit_test=200 >"$TMP/sweep3.out" 2>&1 &&
     grep -q '^trial=3 lr=0.05 momentum=0 job=' "$SW/trial-3.txt" &&
-    grep -q '^momentum = 0$' "$SW/trial-3.log" && grep -q '^lr = 0.05$' "$SW/trial-3.log" &&
+    grep -q '^optim sgd: lr 0.05, momentum 0,' "$SW/trial-3.log" &&
     [ "$(cat "$SW/sweep.axes")" = "lr momentum" ]; then
     pass
 else
