@@ -159,7 +159,7 @@ fi
 # --- SIGUSR1 (a pre-emption warning) to mpirun mid-sweep: running trials checkpoint, no new one
 # starts, the results so far are written, exit 0 ---
 du=$TMP/usr1
-mpirun -np 2 $DT_MPIRUN_FLAGS $DT sweep "${BASE[@]}" --set data.limit_train=6000 --grid optim.lr=0.02,0.04,0.06,0.08 \
+mpirun -np 2 $DT_MPIRUN_FLAGS $DT sweep "${BASE[@]}" --set data.limit_train=6000 --epochs 20 --grid optim.lr=0.02,0.04,0.06,0.08 \
     --out "$du" > "$TMP/uout" 2>&1 &
 mpid=$!
 for _ in $(seq 600); do
