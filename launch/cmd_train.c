@@ -23,6 +23,7 @@
 #include "kernels_agree.h"
 #include "kernels/isa.h"
 #include "net.h"
+#include "threads.h"
 #include "train.h"
 
 int dt_cmd_train(int argc, char **argv, int world)
@@ -33,7 +34,7 @@ int dt_cmd_train(int argc, char **argv, int world)
     int rc = dt_parse_args(&cfg, argc, argv, 2);
     if (dt_dist_agree(rc, MPI_COMM_WORLD) != 0 || dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
         return 1;
-    openblas_set_num_threads(cfg.threads);
+    const int threads = dt_threads_start(cfg.threads, MPI_COMM_WORLD);
     if (cfg.eval_batch_size == 0)
         cfg.eval_batch_size = cfg.batch_size;
 
@@ -50,8 +51,8 @@ int dt_cmd_train(int argc, char **argv, int world)
         return 1;
     }
     if (dt_rank == 0) {
-        printf("# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
-               world > 1 ? "s" : "", cfg.threads, cfg.threads > 1 ? "s" : "",
+        printf("# dtrain %s: %d rank%s x %d thread%s, global batch %d\n", DT_VERSION, world,
+               world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
                cfg.batch_size * world);
         char kern[96];
         printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));

@@ -47,6 +47,7 @@
 #include "isa.h"
 #include "lanes.h"
 #include "layer_kernels.h"
+#include "tpool.h"
 
 int dt_conv_out_size(int in, int k, int stride, int pad)
 {
@@ -190,8 +191,9 @@ static void plan_conv(conv_plan *g, const dt_conv_opts *o, int N, int C, int H, 
     if (path != DT_CONV_GEMM) {
         g->lk->plan(&g->lp, C, H, W, OC, KH, KW, stride, pad);
         g->lanes = path == DT_CONV_LANES || lanes_auto(&g->lp, g->direct);
-        if (g->lanes && g->lp.total > g->total)
-            g->total = g->lp.total;
+        const size_t lws = dt_lanes_ws_floats(&g->lp, N, dt_tpool_threads());
+        if (g->lanes && lws > g->total)
+            g->total = lws;
     }
 }
 
