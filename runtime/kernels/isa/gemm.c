@@ -42,6 +42,7 @@
 #include "vec.h"
 
 #include "kernels/gemm_k.h"
+#include "kernels/poll.h"
 
 #ifndef DT_GEMM_MR
 #if DT_W == 16
@@ -266,6 +267,7 @@ static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, co
             const int add = pc > 0 || accum;
             for (int ic = 0; ic < M; ic += MC) {
                 const int mc = M - ic < MC ? M - ic : MC;
+                dt_poll(); /* between blocks of A: tens of microseconds apart */
                 pack_A(pa, ta, A, lda, ic, mc, pc, kc);
                 for (int jr = 0; jr < nc; jr += NR) {
                     const int n = nc - jr < NR ? nc - jr : NR;
