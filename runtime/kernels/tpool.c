@@ -176,3 +176,31 @@ void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi)
     *lo = c * q + (c < r ? c : r);
     *hi = *lo + q + (c < r ? 1 : 0);
 }
+
+typedef struct {
+    dt_tpool_range_fn *fn;
+    void *arg;
+    long n, step;
+} range_job;
+
+static void range_chunk(void *arg, int c, int thread)
+{
+    (void)thread;
+    const range_job *j = arg;
+    const long lo = c * j->step;
+    j->fn(j->arg, lo, j->n - lo < j->step ? j->n : lo + j->step);
+}
+
+void dt_tpool_for(long n, long grain, long align, dt_tpool_range_fn *fn, void *arg)
+{
+    DT_ASSERT(n >= 0 && grain >= 1 && align >= 1);
+    long parts = n / grain;
+    parts = parts > P.threads ? P.threads : parts;
+    if (parts <= 1 || in_pool) {
+        if (n > 0)
+            fn(arg, 0, n);
+        return;
+    }
+    range_job j = {fn, arg, n, ((n + parts - 1) / parts + align - 1) / align * align};
+    dt_tpool_run((int)((n + j.step - 1) / j.step), range_chunk, &j);
+}

@@ -35,6 +35,13 @@ int dt_tpool_threads(void);
  * n <= 0 does nothing. */
 void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg);
 
+/* For loops whose every element is computed alone (no sum across elements): fn(arg, lo, hi) over
+ * parts of [0, n) that cover it exactly, each part a multiple of `align` elements but the last,
+ * about n / threads long, none shorter than grain (n < 2 grain: one call on the caller). The
+ * parts may depend on the thread count, so a loop that reduces must not use this. */
+typedef void dt_tpool_range_fn(void *arg, long lo, long hi);
+void dt_tpool_for(long n, long grain, long align, dt_tpool_range_fn *fn, void *arg);
+
 /* [lo, hi) of chunk c of `chunks` equal parts of [0, n) (the first n % chunks one longer). */
 void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi);
 
