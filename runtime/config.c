@@ -289,7 +289,8 @@ int dt_config_set(dt_config *c, const char *key, const char *value, const char *
         long long v = strtoll(value, &e, 10);
         describe_bounds(k, want, sizeof want);
         if (e == value || *e || errno || (double)v < k->min || (double)v > k->max)
-            return dt_err("%s: %s = '%s': expected %s", where, key, value, want);
+            return dt_err("%s: %s = '%s': expected %s%s", where, key, value,
+                          strcmp(k->def, "auto") == 0 ? "auto or " : "", want);
         if (k->width == 8)
             *(int64_t *)field = v;
         else

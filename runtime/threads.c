@@ -62,6 +62,6 @@ int dt_threads_start(int threads, MPI_Comm comm)
 {
     const int t = dt_threads_resolve(threads, comm);
     dt_tpool_init(t);
-    openblas_set_num_threads(t);
+    openblas_set_num_threads(1); /* its sgemm runs in the pool's panels (kernels/gemm.c) */
     return t;
 }

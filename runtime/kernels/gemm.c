@@ -18,8 +18,9 @@
 #include "isa.h"
 #include "tpool.h"
 
-void dt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                  int ldb, const float *bias, int accum, float *C, int ldc)
+/* one cblas_sgemm on the calling thread */
+static void gemm_blas1(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                       int ldb, const float *bias, int accum, float *C, int ldc)
 {
     DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
     float beta = accum ? 1.0f : 0.0f;
@@ -96,9 +97,9 @@ static void gemm_panel(void *arg, int c, int thread)
                   j->C + (size_t)lo * j->ldc, j->ldc, pack_a[thread], pack_b[thread]);
     } else {
         const float *B = j->tb ? j->B + (size_t)lo * j->ldb : j->B + lo;
-        j->g->run(j->ta, j->tb, j->M, len, j->K, j->A, j->lda, B, j->ldb,
-                  j->bias ? j->bias + lo : NULL, j->accum, j->C + lo, j->ldc, pack_a[thread],
-                  pack_b[thread]);
+        const float *bias = j->bias ? j->bias + lo : NULL;
+        j->g->run(j->ta, j->tb, j->M, len, j->K, j->A, j->lda, B, j->ldb, bias, j->accum,
+                  j->C + lo, j->ldc, pack_a[thread], pack_b[thread]);
     }
 }
 
@@ -120,6 +121,15 @@ void dt_gemm_kern(const struct dt_kgemm *g, int ta, int tb, int M, int N, int K,
                   (tiles + parts - 1) / parts * tile, A, B, bias, C};
     const int n = by_rows ? M : N;
     dt_tpool_run((n + j.step - 1) / j.step, gemm_panel, &j);
+}
+
+/* On the caller alone, OpenBLAS single-threaded (threads.c): a threaded sgemm's bits, and those
+ * of sgemm calls on panels of C, depend on the split (measured), so this path gives up threads
+ * to keep training independent of them. Only the generic ISA takes it. */
+void dt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                  int ldb, const float *bias, int accum, float *C, int ldc)
+{
+    gemm_blas1(ta, tb, M, N, K, A, lda, B, ldb, bias, accum, C, ldc);
 }
 
 void dt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
