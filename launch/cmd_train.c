@@ -52,8 +52,7 @@ int dt_cmd_train(int argc, char **argv, int world)
     }
     if (dt_rank == 0) {
         printf("# dtrain %s: %d rank%s x %d thread%s, global batch %d\n", DT_VERSION, world,
-               world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
-               cfg.batch_size * world);
+               world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", cfg.batch_size * world);
         char kern[96];
         printf("# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
         printf("# resolved configuration (usable with -c):\n");

@@ -154,9 +154,9 @@ static float *conv_run(const dt_kern *k, int threads, const conv_shape *s, const
     const size_t nw = (size_t)s->OC * s->C * s->K * s->K;
     *len = no + ni + nw + (size_t)s->OC;
     float *r = dt_xcalloc(*len, sizeof *r);
-    float *ws = dt_xmalloc(dt_conv2d_ws_floats_with(&o, s->N, s->C, s->H, s->W, s->OC, s->K, s->K,
-                                                    s->stride, s->pad),
-                           sizeof *ws);
+    float *ws = dt_xmalloc(
+        dt_conv2d_ws_floats_with(&o, s->N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad),
+        sizeof *ws);
     float *out = r, *dinp = r + no, *dw = dinp + ni, *db = dw + nw;
     if (s->fused) {
         int32_t *code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(s->N, s->OC, OH, OW), 4);
@@ -168,8 +168,8 @@ static float *conv_run(const dt_kern *k, int threads, const conv_shape *s, const
     } else {
         dt_conv2d_forward_with(&o, out, inp, w, b, s->N, s->C, s->H, s->W, s->OC, s->K, s->K,
                                s->stride, s->pad, ws);
-        dt_conv2d_backward_with(&o, dinp, dw, db, dout, inp, w, s->N, s->C, s->H, s->W, s->OC,
-                                s->K, s->K, s->stride, s->pad, 0, ws);
+        dt_conv2d_backward_with(&o, dinp, dw, db, dout, inp, w, s->N, s->C, s->H, s->W, s->OC, s->K,
+                                s->K, s->stride, s->pad, 0, ws);
     }
     free(ws);
     return r;
@@ -183,7 +183,7 @@ static void test_conv(void)
         {37, 16, 8, 8, 16, 3, 1, 1, 0, DT_CONV_LANES},    /* resnet20 */
         {128, 16, 16, 16, 32, 3, 2, 1, 0, DT_CONV_LANES}, /* resnet20 stride 2 */
         {20, 3, 9, 9, 5, 3, 1, 1, 1, DT_CONV_LANES},      /* odd channels, a fused partial chunk */
-        {20, 64, 16, 16, 128, 3, 1, 1, 0, DT_CONV_GEMM}, /* resnet9-like, im2col + GEMM */
+        {20, 64, 16, 16, 128, 3, 1, 1, 0, DT_CONV_GEMM},  /* resnet9-like, im2col + GEMM */
         {20, 256, 4, 4, 256, 3, 1, 1, 0, DT_CONV_GEMM},
         {20, 3, 32, 32, 64, 3, 1, 1, 0, DT_CONV_GEMM},
         {20, 64, 16, 16, 128, 3, 1, 1, 0, DT_CONV_AUTO}, /* resnet9-like, the plan's choice */
@@ -277,12 +277,11 @@ static void test_bn(void)
         for (int c = 0; c < C; c++)
             rm[c] = 0.0f, rv[c] = 1.0f;
         dt_bn_stats(s, s + C, x, N, C, HW);
-        dt_bn_forward_train(o, o + 2 * n, o + 2 * n + C, rm, rv, x, w, b, s, s + C,
-                            (double)N * HW, N, C, HW, 1e-5f, 0.1f);
+        dt_bn_forward_train(o, o + 2 * n, o + 2 * n + C, rm, rv, x, w, b, s, s + C, (double)N * HW,
+                            N, C, HW, 1e-5f, 0.1f);
         dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, o + 2 * n, o + 2 * n + C, N, C, HW);
-        dt_bn_backward(o + n, o + 2 * n + 2 * C, o + 2 * n + 3 * C, dy, x, o + 2 * n,
-                       o + 2 * n + C, w, s + 2 * C, s + 3 * C, s + 2 * C, s + 3 * C,
-                       (double)N * HW, N, C, HW, 0);
+        dt_bn_backward(o + n, o + 2 * n + 2 * C, o + 2 * n + 3 * C, dy, x, o + 2 * n, o + 2 * n + C,
+                       w, s + 2 * C, s + 3 * C, s + 2 * C, s + 3 * C, (double)N * HW, N, C, HW, 0);
         memcpy(o + 2 * n, rm, sizeof rm); /* running stats in place of save_mean (also checked) */
         res[r] = o;
     }

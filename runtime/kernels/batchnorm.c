@@ -102,8 +102,8 @@ static void bn_back_channels(const bn_job *j, int c0, int c1)
         const float k = (float)(invstd * (j->weight ? j->weight[c] : 1.0f));
         const float mean_dy = (float)(j->gsum[c] / j->count);
         const float slope = (float)(invstd * j->gsumsq[c] / j->count);
-        dt_kern_get()->elem->bn_backward(j->out, j->dout, j->inp, j->N, j->C, j->HW, c, k,
-                                         mean_dy, j->mean[c], slope, j->accum);
+        dt_kern_get()->elem->bn_backward(j->out, j->dout, j->inp, j->N, j->C, j->HW, c, k, mean_dy,
+                                         j->mean[c], slope, j->accum);
     }
 }
 

@@ -47,8 +47,8 @@ struct dt_kelem {
     void (*bn_sums)(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
                     int c1);
     /* per channel c in [c0, c1): sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
-    void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, int N, int C,
-                    int HW, int c0, int c1);
+    void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW,
+                    int c0, int c1);
     /* channel c: y = (x - mean) * a + b */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
                       float b);

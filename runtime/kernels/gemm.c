@@ -98,8 +98,8 @@ static void gemm_panel(void *arg, int c, int thread)
     } else {
         const float *B = j->tb ? j->B + (size_t)lo * j->ldb : j->B + lo;
         const float *bias = j->bias ? j->bias + lo : NULL;
-        j->g->run(j->ta, j->tb, j->M, len, j->K, j->A, j->lda, B, j->ldb, bias, j->accum,
-                  j->C + lo, j->ldc, pack_a[thread], pack_b[thread]);
+        j->g->run(j->ta, j->tb, j->M, len, j->K, j->A, j->lda, B, j->ldb, bias, j->accum, j->C + lo,
+                  j->ldc, pack_a[thread], pack_b[thread]);
     }
 }
 
@@ -117,8 +117,9 @@ void dt_gemm_kern(const struct dt_kgemm *g, int ta, int tb, int M, int N, int K,
     const int tm = (M + g->mr - 1) / g->mr, tn = (N + g->nr - 1) / g->nr;
     const int by_rows = tm >= tn, tiles = by_rows ? tm : tn, tile = by_rows ? g->mr : g->nr;
     const int parts = tiles < T ? tiles : T;
-    gemm_job j = {g,  ta,  tb,  M,  N,   K, lda, ldb, ldc, accum, by_rows,
-                  (tiles + parts - 1) / parts * tile, A, B, bias, C};
+    gemm_job j = {g,   ta,  tb,   M,     N,       K,
+                  lda, ldb, ldc,  accum, by_rows, (tiles + parts - 1) / parts * tile,
+                  A,   B,   bias, C};
     const int n = by_rows ? M : N;
     dt_tpool_run((n + j.step - 1) / j.step, gemm_panel, &j);
 }

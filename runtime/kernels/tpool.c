@@ -32,12 +32,12 @@
 static struct {
     int threads;
     pthread_t tid[DT_TPOOL_MAX];
-    _Atomic uint32_t gen;       /* the loop's generation: the futex word */
-    _Atomic uint64_t next;      /* gen << 32 | next chunk to claim */
-    _Atomic int finished;       /* chunks of the current loop done */
-    _Atomic int sleepers;       /* workers in FUTEX_WAIT (or about to be) */
-    _Atomic int quit;           /* 1: workers exit */
-    _Atomic(dt_tpool_fn *) fn;  /* the current loop (atomics: a stale worker may read them) */
+    _Atomic uint32_t gen;      /* the loop's generation: the futex word */
+    _Atomic uint64_t next;     /* gen << 32 | next chunk to claim */
+    _Atomic int finished;      /* chunks of the current loop done */
+    _Atomic int sleepers;      /* workers in FUTEX_WAIT (or about to be) */
+    _Atomic int quit;          /* 1: workers exit */
+    _Atomic(dt_tpool_fn *) fn; /* the current loop (atomics: a stale worker may read them) */
     _Atomic(void *) arg;
     _Atomic int n;
 } P = {.threads = 1};

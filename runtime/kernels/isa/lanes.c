@@ -406,7 +406,7 @@ typedef struct {
     float *dinp, *dweight, *dbias;
     const float *dout;
     int accum;
-    double *res;                          /* backward: each chunk's sums (q->chunk / 2 doubles) */
+    double *res;                        /* backward: each chunk's sums (q->chunk / 2 doubles) */
     unsigned char zeroed[DT_TPOOL_MAX]; /* thread t's padding (xl; dl past OC) is zero */
 } lanes_job;
 
@@ -444,8 +444,8 @@ static void forward_chunk(void *arg, int c, int thread)
         if (j->code) {
             lanes_relu_pool(pl, j->code + (size_t)n0 * q->OC * PP, ol, q->OC, P, q->OW, q->PH,
                             q->PW);
-            from_lanes(j->out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl,
-                       PP * DT_W, 0, q->OC, 1, q->PP, nv, 0);
+            from_lanes(j->out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W,
+                       0, q->OC, 1, q->PP, nv, 0);
         } else {
             from_lanes(j->out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, ol, P * DT_W, 0,
                        q->OC, 1, q->P, nv, 0);

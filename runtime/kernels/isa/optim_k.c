@@ -267,7 +267,7 @@ static void par_adam(const dt_kopt_adam *k, float *restrict p, const float *rest
 }
 
 const struct dt_koptim DT_KFN(dt_koptim) = {.sgd = par_sgd,
-                                           .adagrad = par_adagrad,
-                                           .adadelta = par_adadelta,
-                                           .rmsprop = par_rmsprop,
-                                           .adam = par_adam};
+                                            .adagrad = par_adagrad,
+                                            .adadelta = par_adadelta,
+                                            .rmsprop = par_rmsprop,
+                                            .adam = par_adam};
