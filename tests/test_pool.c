@@ -13,7 +13,8 @@
  *     batches of 37 (a partial chunk and partial blocks) and 128; the im2col + GEMM path and
  *     the plan's own choice on resnet9-like wide layers the same way;
  *   - dt_gemm's panels (threads 1 vs 3) on the linear layers' shapes and odd ones;
- *   - BatchNorm's statistics, forward and backward (channels split over the pool).
+ *   - BatchNorm's statistics, forward and backward (channels split over the pool), max and global
+ *     average pooling (planes split over the pool).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -289,6 +290,36 @@ static void test_bn(void)
     free(res[0]), free(res[1]), free(x), free(dy), free(w), free(b);
 }
 
+/* max pooling (2x2 and 3x3 stride 2 pad 1) and global average pooling, forward and backward */
+static void test_pooling(void)
+{
+    enum { N = 24, C = 32, H = 16, W = 16 };
+    const size_t n = (size_t)N * C * H * W, planes = (size_t)N * C;
+    float *x = rand_buf(n), *dy = rand_buf(n);
+    for (int k = 0; k < 3; k++) {
+        const int K = k == 1 ? 3 : 2, st = 2, pad = k == 1 ? 1 : 0;
+        const int OH = (H + 2 * pad - K) / st + 1, OW = (W + 2 * pad - K) / st + 1;
+        float *r[2];
+        for (int t = 0; t < 2; t++) {
+            dt_tpool_init(t == 0 ? 1 : 3);
+            float *o = dt_xcalloc(2 * n, sizeof *o);
+            if (k < 2) {
+                int32_t *am = dt_xmalloc(planes * OH * OW, sizeof *am);
+                dt_maxpool_forward(o, am, x, N, C, H, W, K, st, pad);
+                dt_maxpool_backward(o + n, dy, am, N, C, H, W, OH, OW, 0);
+                free(am);
+            } else {
+                dt_gap_forward(o, x, N, C, H * W);
+                dt_gap_backward(o + n, dy, N, C, H * W, 1);
+            }
+            r[t] = o;
+        }
+        CHECK(memcmp(r[0], r[1], 2 * n * sizeof *r[0]) == 0);
+        free(r[0]), free(r[1]);
+    }
+    free(x), free(dy);
+}
+
 int main(void)
 {
     openblas_set_num_threads(1); /* as dt_threads_start sets it */
@@ -296,6 +327,7 @@ int main(void)
     test_conv();
     test_gemm_panels();
     test_bn();
+    test_pooling();
     dt_tpool_free();
     return check_finish("test_pool");
 }
