@@ -48,8 +48,8 @@ const dt_cfg_key dt_cfg_keys[] = {
     INT("seed", seed, "0", 0, 9.2e18,
         "random seed: initialization, sampler order (seed + epoch), augmentation, dropout"),
     INT("threads", threads, "auto", 1, 1024,
-        "threads per rank (kernels, OpenBLAS): auto = the CPUs of the rank's affinity mask shared "
-        "among the node's ranks with that mask, or a number"),
+        "threads per rank (the kernels' thread pool): auto = the CPUs of the rank's affinity mask "
+        "shared among the node's ranks with that mask, or a number"),
 
     ENUM("data.name", data_name, "mnist", "mnist|fashion-mnist|cifar10|hdf5", "dataset"),
     STR("data.dir", data_dir, "data", "folder holding <dataset>/ (as made by `make data`)"),
