@@ -14,7 +14,10 @@
 # BENCH_MODELS (mlp lenet5 cnn resnet20), BENCH_WAIT (0: seconds to wait for a 1-minute load
 # average below BENCH_MAX_LOAD, default 1, before starting), BENCH_PROFILE (1: instead of the
 # benchmark, run each model's dtrain workload once under perf record and print where the time
-# goes); DTRAIN_KERNELS_ISA (auto: the ISA of the dtrain and dtrain-bf16 configurations).
+# goes); BENCH_THREADS (1: the threads rows of issue 13: per model of mlp lenet5 cnn resnet20,
+# dtrain fp32 at 1 rank x 2 threads and 2 ranks x 1 thread with half the batch each, against
+# 1 rank x 1 thread, and the ratios against the issue's goals); DTRAIN_KERNELS_ISA (auto: the ISA
+# of the dtrain and dtrain-bf16 configurations).
 # Output: the tables on stdout, the same as markdown in bench/out/results.md, run logs in
 # bench/out/logs/.
 set -u
@@ -39,6 +42,7 @@ STEPS_LENET5=${BENCH_STEPS_LENET5:-$(q 200 40)}
 STEPS_CNN=${BENCH_STEPS_CNN:-$(q 30 6)}
 STEPS_RESNET20=${BENCH_STEPS_RESNET20:-$(q 4 2)}
 SCALING=${BENCH_SCALING:-$(q 1 0)}
+THREADS_ROWS=${BENCH_THREADS:-1}
 FMA_MS=${BENCH_FMA_MS:-$(q 200 50)}
 WAIT=${BENCH_WAIT:-0}
 PROFILE=${BENCH_PROFILE:-0}
@@ -66,6 +70,7 @@ posint BENCH_STEPS_CNN "$STEPS_CNN"
 posint BENCH_STEPS_RESNET20 "$STEPS_RESNET20"
 posint BENCH_FMA_MS "$FMA_MS"
 case $SCALING in 0 | 1) ;; *) die "BENCH_SCALING must be 0 or 1, not '$SCALING'" ;; esac
+case $THREADS_ROWS in 0 | 1) ;; *) die "BENCH_THREADS must be 0 or 1, not '$THREADS_ROWS'" ;; esac
 case $WAIT in '' | *[!0-9]*) die "BENCH_WAIT must be a number of seconds, not '$WAIT'" ;; esac
 for m in $MODELS; do
     case $m in mlp | lenet5 | cnn | resnet20) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20)" ;; esac
@@ -299,6 +304,11 @@ CFGS=${CFGS# }
 has_cfg() { case " $CFGS " in *" $1 "*) return 0 ;; esac; return 1; }
 [ "$SCALING" = 1 ] && { case " $MODELS " in *" mlp "*) ;; *) SCALING=0 ;; esac; }
 [ "$SCALING" = 1 ] && ! has_cfg dt && SCALING=0
+has_cfg dt || THREADS_ROWS=0
+# the models of the threads rows (issue 13's goals name these)
+THREAD_MODELS=
+for m in $MODELS; do case $m in mlp | lenet5 | cnn | resnet20) THREAD_MODELS="$THREAD_MODELS $m" ;; esac; done
+[ -n "$THREAD_MODELS" ] || THREADS_ROWS=0
 # cfg_run CFG: RUN_ISA (dtrain configurations) and RUN_PREC
 cfg_run() {
     case $1 in
@@ -398,18 +408,20 @@ run_isa() {
 isa_name() { sed -n 1p "$LOGDIR/isa-$1-$2" 2>/dev/null; }
 isa_label() { sed -n 2p "$LOGDIR/isa-$1-$2" 2>/dev/null; }
 
-# run_dtrain CFG MODEL NP BATCH REP: one run; appends "samples_per_s max_rss_mib train_loss
-# test_acc" to $LOGDIR/CFG-MODEL-NPxBATCH.dat
+# run_dtrain CFG MODEL NP BATCH REP: one run at DT_THREADS threads per rank (default 1); appends
+# "samples_per_s max_rss_mib train_loss test_acc" to $LOGDIR/CFG-MODEL-NPxBATCH[tT].dat
 run_dtrain() {
     model_args "$2"
     cfg_run "$1"
+    thr=${DT_THREADS:-1}
     tag=$1-$2-$3x$4
+    [ "$thr" = 1 ] || tag=${tag}t$thr
     log=$LOGDIR/$tag-$5.log
     isa_set=
     [ $ISA_KEY = 1 ] && isa_set="--set kernels.isa=$RUN_ISA"
     # shellcheck disable=SC2086
     DTRAIN_KERNELS_ISA=$RUN_ISA mpirun -np "$3" $DT_MPIRUN_FLAGS $MPIRUN_ENV ./dtrain train --model "$2" $DT_ARGS \
-        --batch-size "$4" --lr "$LR" --momentum 0.9 --sched cosine --seed 0 --threads 1 --set train.progress=never \
+        --batch-size "$4" --lr "$LR" --momentum 0.9 --sched cosine --seed 0 --threads "$thr" --set train.progress=never \
         --set train.precision="$RUN_PREC" --set log.header=full $isa_set >"$log" 2>&1
     rc=$?
     final=$(grep '^final:' "$log" | tail -n 1)
@@ -426,7 +438,8 @@ run_dtrain() {
         run_isa "$1" "$2" "$log"
         printf '  %-8s %-7s ISA: %s\n' "$2" "$(cfg_short "$1")" "$(isa_label "$1" "$2")"
     fi
-    printf '  %-8s %-7s %dx%-3d run %d: %8s samples/s, %5s MiB, train_loss %s\n' "$2" "$(cfg_short "$1")" "$3" "$4" "$5" \
+    printf '  %-8s %-7s %dx%-3d%s run %d: %8s samples/s, %5s MiB, train_loss %s\n' "$2" "$(cfg_short "$1")" "$3" "$4" \
+        "$([ "$thr" = 1 ] || echo " x${thr}t")" "$5" \
         "$sps" "$(field max_rss_mib "$final")" "$(field train_loss "$final")"
 }
 
@@ -464,7 +477,7 @@ echo "CPU flags:${flags_have:- none of those below}${flags_lack:+ (lacks:$flags_
 echo "dtrain kernels: auto picks $best_isa on this CPU (from /proc/cpuinfo); DTRAIN_KERNELS_ISA=${DTRAIN_KERNELS_ISA:-unset} -> the dtrain and dtrain-bf16 configurations run kernels.isa $ISA_MAIN$([ $ISA_KEY = 1 ] && echo ' (config key and environment variable)')"
 echo "OpenBLAS: core $blas_core (dtrain), ${blas_lib:-library not found by ldd}${blas_config:+ ($blas_config)}"
 echo "OpenBLAS pin: $coretype_note$([ $PINNED = 1 ] && echo "; unpinned core: $blas_core_free")"
-echo "threads: OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OMP_NUM_THREADS=$OMP_NUM_THREADS MKL_NUM_THREADS=$MKL_NUM_THREADS, dtrain --threads 1, torch.set_num_threads(1)"
+echo "threads: OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OMP_NUM_THREADS=$OMP_NUM_THREADS MKL_NUM_THREADS=$MKL_NUM_THREADS, dtrain --threads 1 (2 in the threads rows), torch.set_num_threads(1)"
 if [ $fma_ok = 1 ]; then
     echo "FMA peak: bench/fma_peak.c (independent chains; best of 3 x ${FMA_MS} ms, thread CPU time) built with the Makefile's flags: $cflags"
 else
@@ -555,6 +568,7 @@ for m in $MODELS; do
     echo "  $m: $DESC"
 done
 [ "$SCALING" = 1 ] && echo "  mlp scaling: dtrain fp32 also at 2 ranks x 64 and 2 ranks x 128"
+[ "$THREADS_ROWS" = 1 ] && echo "  threads:$THREAD_MODELS: dtrain fp32 also at 1 rank x 2 threads (batch $BATCH) and 2 ranks x 1 thread (batch $((BATCH / 2)) each)"
 echo "configurations, per model in this order:"
 for c in $CFGS; do
     printf '  %-7s = %s\n' "$(cfg_short "$c")" "$(cfg_long "$c")"
@@ -577,6 +591,15 @@ while [ $rep -le "$REPEAT" ]; do
     if [ "$SCALING" = 1 ]; then
         run_dtrain dt mlp 2 64 $rep
         run_dtrain dt mlp 2 128 $rep
+    fi
+    if [ "$THREADS_ROWS" = 1 ]; then
+        for m in $THREAD_MODELS; do
+            DT_THREADS=2 run_dtrain dt "$m" 1 $BATCH $rep
+            # the scaling rows ran mlp 2 x 64 already
+            if ! { [ "$SCALING" = 1 ] && [ "$m" = mlp ] && [ "$BATCH" = 128 ]; }; then
+                run_dtrain dt "$m" 2 $((BATCH / 2)) $rep
+            fi
+        done
     fi
     rep=$((rep + 1))
 done
@@ -771,6 +794,24 @@ PyTorch fp32 1 process x 128 (global 128)|$tsps|$(colmax "$f" 2)|$(div "$tsps" "
     fi
 fi
 
+# threads rows (issue 13): 1 rank x 2 threads against 1 rank x 1 thread and 2 ranks x 1 thread
+t_thr=
+if [ "$THREADS_ROWS" = 1 ]; then
+    thr_h=$((BATCH / 2))
+    t_thr="model|1x1 samples/s|1x2 threads|2 ranks x 1|1x2 / 1x1|goal|1x2 / 2x1|goal|met"
+    for m in $THREAD_MODELS; do
+        thr_a=$(median "$LOGDIR/dt-$m-1x$BATCH.dat" 1)
+        thr_b=$(median "$LOGDIR/dt-$m-1x${BATCH}t2.dat" 1)
+        thr_c=$(median "$LOGDIR/dt-$m-2x$thr_h.dat" 1)
+        thr_g=1.8
+        [ "$m" = mlp ] && thr_g=1.6
+        thr_r1=$(div "$thr_b" "$thr_a" '%.2f') thr_r2=$(div "$thr_b" "$thr_c" '%.2f')
+        thr_met=$(awk -v a="$thr_r1" -v b="$thr_r2" -v g="$thr_g" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else print (a + 0 >= g && b + 0 >= 0.95) ? "yes" : "no" }')
+        t_thr="$t_thr
+$m|$thr_a|$thr_b|$thr_c|$thr_r1|>= $thr_g|$thr_r2|>= 0.95|$thr_met"
+    done
+fi
+
 # per-round ratios: each round's dtrain run over the PyTorch run of the same precision after it
 pair_notes='' excl_notes=''
 for m in $MODELS; do
@@ -864,6 +905,12 @@ gen_md() {
         echo
         printf '%s\n' "$t_scal" | table md
     fi
+    if [ -n "$t_thr" ]; then
+        echo
+        echo "Threads per rank (issue 13; dtrain fp32, global batch $BATCH, medians)"
+        echo
+        printf '%s\n' "$t_thr" | table md
+    fi
     echo
     printf '%s\n' "$notes" | sed 's/$/  /'
 }
@@ -896,6 +943,11 @@ if [ -n "$t_scal" ]; then
     echo
     echo "mlp scaling and memory:"
     printf '%s\n' "$t_scal" | table txt
+fi
+if [ -n "$t_thr" ]; then
+    echo
+    echo "threads per rank (issue 13; dtrain fp32, global batch $BATCH, medians; a shared or 1-core machine cannot meet them):"
+    printf '%s\n' "$t_thr" | table txt
 fi
 echo
 printf '%s\n' "$notes"

@@ -24,7 +24,7 @@ static const struct {
     {"--momentum", "X", "optim.momentum", "SGD momentum"},
     {"--weight-decay", "X", "optim.weight_decay", "weight decay"},
     {"--seed", "N", "seed", "random seed"},
-    {"--threads", "N", "threads", "BLAS threads per rank"},
+    {"--threads", "N", "threads", "threads per rank (auto: from the CPU affinity mask)"},
     {"--optim", "NAME", "optim.name", "optimizer"},
     {"--sched", "NAME", "sched.kind", "lr schedule"},
     {"--ckpt-dir", "DIR", "ckpt.dir", "checkpoints"},

@@ -45,6 +45,7 @@
 #include "net.h"
 #include "plot_confusion.h"
 #include "tools.h"
+#include "threads.h"
 #include "train.h"
 
 /* Rank 0's text to everyone (NULL on the others before the call; a malloc'd copy after). */
@@ -320,7 +321,7 @@ int dt_cmd_eval(int argc, char **argv, int world)
         dt_ck_close(r);
         return 1;
     }
-    openblas_set_num_threads(cfg.threads);
+    dt_threads_start(cfg.threads, MPI_COMM_WORLD);
     const int batch = cfg.eval_batch_size > 0 ? cfg.eval_batch_size : cfg.batch_size;
 
     /* the split's data only, net, weights */

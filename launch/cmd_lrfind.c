@@ -51,6 +51,7 @@
 #include "sched.h"
 #include "swa.h"
 #include "tools.h"
+#include "threads.h"
 #include "train.h"
 
 /* A number option (finite) into *out when given; keeps the default otherwise. */
@@ -476,7 +477,7 @@ static int lrfind(int argc, char **argv, int world)
     if (dt_dist_agree(lrfind_args(argc, argv, &cfg, &s), MPI_COMM_WORLD) != 0 ||
         dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
         return 1;
-    openblas_set_num_threads(cfg.threads);
+    dt_threads_start(cfg.threads, MPI_COMM_WORLD);
     dt_config tc = cfg;
     trainer_config(&tc);
 

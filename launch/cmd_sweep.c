@@ -38,6 +38,7 @@
 #include "config.h"
 #include "dist.h"
 #include "sweep.h"
+#include "threads.h"
 #include "train.h"
 
 enum { TAG_REQ = 71, TAG_WORK = 72 };
@@ -67,6 +68,7 @@ typedef struct sweep_run {
     int done0;    /* trials already done when the run started */
     FILE *term;   /* rank 0: the sweep's own stdout (trials write to their out.txt) */
     int saved_out, saved_err;
+    int threads; /* threads = auto, resolved once over the world (threads.h) */
 } sweep_run;
 
 static sweep_run S;
@@ -366,6 +368,8 @@ static void run_trial(int t, report *r)
                S.s.ranks_per_trial, S.s.ranks_per_trial > 1 ? "s" : "");
     double t0 = dt_now();
     dt_err_clear();
+    if (cfg.threads <= 0) /* auto: the share of the node's CPUs resolved over all groups */
+        cfg.threads = S.threads;
     int rc = dt_train_on(&cfg, S.group);
     double secs = dt_now() - t0;
     fflush(stdout);
@@ -476,6 +480,7 @@ int dt_cmd_sweep(int argc, char **argv, int world)
     if (rc == 0) {
         int g = S.s.ranks_per_trial;
         S.ngroups = world / g;
+        S.threads = dt_threads_resolve(0, MPI_COMM_WORLD);
         MPI_Comm_dup(MPI_COMM_WORLD, &S.ctl);
         MPI_Comm_split(MPI_COMM_WORLD, S.wrank / g, S.wrank, &S.group);
         MPI_Comm_rank(S.group, &S.grank);

@@ -26,6 +26,7 @@
 #include "kernels_agree.h"
 #include "kernels/isa.h"
 #include "net.h"
+#include "threads.h"
 #include "train.h"
 
 int dt_train_on(const dt_config *config, MPI_Comm comm)
@@ -37,7 +38,7 @@ int dt_train_on(const dt_config *config, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     if (dt_kernels_agree(&cfg, comm) != 0)
         return 1;
-    openblas_set_num_threads(cfg.threads);
+    dt_threads_start(cfg.threads, comm);
     if (cfg.eval_batch_size == 0)
         cfg.eval_batch_size = cfg.batch_size;
 

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "dist.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
 #include "lrauto.h"
 #include "optim.h"
 #include "sched.h"
@@ -19,9 +20,9 @@ static const char *const precision_names[] = {"fp32", "bf16", "fp16"};
 void dt_print_run_header(const dt_config *cfg, const dt_net *net, const dt_dataset *train,
                          const dt_dataset *test, int world, FILE *f)
 {
-    fprintf(f, "# dtrain %s: %d rank%s x %d BLAS thread%s, global batch %d\n", DT_VERSION, world,
-            world > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
-            cfg->batch_size * world);
+    const int threads = dt_tpool_threads();
+    fprintf(f, "# dtrain %s: %d rank%s x %d thread%s, global batch %d\n", DT_VERSION, world,
+            world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", cfg->batch_size * world);
     char kern[96];
     fprintf(f, "# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
     if (dt_dist_thread_note())

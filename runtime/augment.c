@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels/tpool.h"
 #include "rng.h"
 
 void dt_augment_draw(const dt_augment *aug, int64_t epoch, int64_t index, int *dy, int *dx,
@@ -58,18 +59,29 @@ void dt_augment_draw(const dt_augment *aug, int64_t epoch, int64_t index, int *d
 #define LUT_VALUE(u) lut[(u)]
 #define NORM_VALUE(v) (((v)-m) / s)
 
-void dt_dataset_gather_aug(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y,
-                           const dt_augment *aug, int64_t epoch)
+typedef struct {
+    const dt_dataset *ds;
+    const int64_t *idx;
+    float *x;
+    int *y;
+    const dt_augment *aug;
+    int64_t epoch;
+} aug_job;
+
+/* samples [i0, i1) of dt_dataset_gather_aug */
+static void gather_aug_range(void *arg, long i0, long i1)
 {
-    if (!aug || (aug->crop_pad == 0 && !aug->flip)) {
-        dt_dataset_gather(ds, idx, n, x, y);
-        return;
-    }
-    DT_ASSERT(aug->crop_pad >= 0 && aug->crop_pad <= 4096);
+    const aug_job *j = arg;
+    const dt_dataset *ds = j->ds;
+    const int64_t *idx = j->idx;
+    float *x = j->x;
+    int *y = j->y;
+    const dt_augment *aug = j->aug;
+    const int64_t epoch = j->epoch;
     const int H = ds->h, W = ds->w;
     size_t plane = (size_t)H * (size_t)W;
     size_t per = plane * (size_t)ds->c;
-    for (int i = 0; i < n; i++) {
+    for (int i = (int)i0; i < (int)i1; i++) {
         DT_ASSERT(idx[i] >= 0 && idx[i] < ds->n);
         int dy, dx, flip;
         dt_augment_draw(aug, epoch, idx[i], &dy, &dx, &flip);
@@ -99,4 +111,19 @@ void dt_dataset_gather_aug(const dt_dataset *ds, const int64_t *idx, int n, floa
         }
         y[i] = dt_dataset_label(ds, idx[i]);
     }
+}
+
+/* The samples are split over the rank's thread pool (kernels/tpool.h): each sample's crop and
+ * flip are a function of (seed, epoch, index), so the split changes no bits. */
+void dt_dataset_gather_aug(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y,
+                           const dt_augment *aug, int64_t epoch)
+{
+    if (!aug || (aug->crop_pad == 0 && !aug->flip)) {
+        dt_dataset_gather(ds, idx, n, x, y);
+        return;
+    }
+    DT_ASSERT(aug->crop_pad >= 0 && aug->crop_pad <= 4096);
+    aug_job j = {ds, idx, x, y, aug, epoch};
+    const long grain = 16384 / ((long)ds->c * ds->h * ds->w + 1) + 1; /* samples per part */
+    dt_tpool_for(n, grain, 1, gather_aug_range, &j);
 }

@@ -47,7 +47,9 @@ const dt_cfg_key dt_cfg_keys[] = {
     STR("model", model, "mlp", "model: a built-in name or a path to a model description (.cfg)"),
     INT("seed", seed, "0", 0, 9.2e18,
         "random seed: initialization, sampler order (seed + epoch), augmentation, dropout"),
-    INT("threads", threads, "1", 1, 1024, "OpenBLAS threads per rank"),
+    INT("threads", threads, "auto", 1, 1024,
+        "threads per rank (the kernels' thread pool): auto = the CPUs of the rank's affinity mask "
+        "shared among the node's ranks with that mask, or a number"),
 
     ENUM("data.name", data_name, "mnist", "mnist|fashion-mnist|cifar10|hdf5", "dataset"),
     STR("data.dir", data_dir, "data", "folder holding <dataset>/ (as made by `make data`)"),
@@ -321,12 +323,17 @@ static int set_value(dt_config *c, const dt_cfg_key *k, const char *value, const
     char want[128];
     switch (k->type) {
     case DT_CFG_INT: {
+        if (strcmp(value, "auto") == 0 && strcmp(k->def, "auto") == 0) {
+            *(int *)field = 0; /* resolved by the command (threads.h) */
+            return DT_OK;
+        }
         char *e;
         errno = 0;
         long long v = strtoll(value, &e, 10);
         describe_bounds(k, want, sizeof want);
         if (e == value || *e || errno || (double)v < k->min || (double)v > k->max)
-            return dt_err("%s: %s = '%s': expected %s", where, key, value, want);
+            return dt_err("%s: %s = '%s': expected %s%s", where, key, value,
+                          strcmp(k->def, "auto") == 0 ? "auto or " : "", want);
         if (k->width == 8)
             *(int64_t *)field = v;
         else
@@ -676,7 +683,9 @@ static void value_text(const dt_config *c, const dt_cfg_key *k, char *buf, size_
     const char *field = (const char *)c + k->off;
     switch (k->type) {
     case DT_CFG_INT:
-        if (k->width == 8)
+        if (k->width != 8 && *(const int *)field == 0 && strcmp(k->def, "auto") == 0)
+            snprintf(buf, n, "auto");
+        else if (k->width == 8)
             snprintf(buf, n, "%lld", (long long)*(const int64_t *)field);
         else
             snprintf(buf, n, "%d", *(const int *)field);

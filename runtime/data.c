@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "common.h"
+#include "kernels/tpool.h"
 
 void dt_dataset_set_norm(dt_dataset *ds, const float *mean, const float *std)
 {
@@ -95,11 +96,26 @@ void dt_dataset_limit(dt_dataset *ds, int64_t limit)
         ds->n = limit;
 }
 
-void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y)
+typedef struct {
+    const dt_dataset *ds;
+    const int64_t *idx;
+    float *x;
+    int *y;
+    int n;
+} gather_job;
+
+/* samples [i0, i1) of dt_dataset_gather */
+static void gather_range(void *arg, long i0, long i1)
 {
+    const gather_job *j = arg;
+    const dt_dataset *ds = j->ds;
+    const int64_t *idx = j->idx;
+    float *x = j->x;
+    int *y = j->y;
+    const int n = (int)i1;
     size_t plane = (size_t)ds->h * (size_t)ds->w;
     size_t per = plane * (size_t)ds->c;
-    for (int i = 0; i < n; i++) {
+    for (int i = (int)i0; i < n; i++) {
         DT_ASSERT(idx[i] >= 0 && idx[i] < ds->n);
         float *dst = x + (size_t)i * per;
         if (ds->images) {
@@ -127,6 +143,14 @@ void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x
         }
         y[i] = dt_dataset_label(ds, idx[i]);
     }
+}
+
+/* The samples are split over the rank's thread pool (kernels/tpool.h): each is converted alone. */
+void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x, int *y)
+{
+    gather_job j = {ds, idx, x, y, n};
+    const long grain = 16384 / ((long)ds->c * ds->h * ds->w + 1) + 1; /* samples per part */
+    dt_tpool_for(n, grain, 1, gather_range, &j);
 }
 
 void dt_dataset_free(dt_dataset *ds)

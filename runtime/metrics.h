@@ -75,7 +75,7 @@ typedef struct dt_metrics_prov {
     const char *config;  /* the resolved configuration (dt_config_print's text, a config file) */
     long long seed;      /* the run's seed */
     int world_size;      /* ranks */
-    int threads;         /* BLAS threads per rank */
+    int threads;         /* threads per rank (the pool's, resolved) */
     const char *isa;     /* the kernels' ISA (dt_kern_get()->name) */
     const char *commit;  /* dtrain's commit (dt_commit) */
     const char *version; /* dtrain's version (DT_VERSION) */

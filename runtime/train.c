@@ -16,6 +16,7 @@
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/poll.h"
+#include "kernels/tpool.h"
 #include "mixup.h"
 #include "timeline.h"
 #include "xxh64.h"
@@ -156,8 +157,12 @@ static int open_metrics_rank0(dt_trainer *t, int resumed)
         rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, STEP_COLS, epoch_cols, EPOCH_ROW,
                              resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0, 50);
     if (rc == 0) {
-        dt_metrics_prov p = {text,         (long long)cfg->seed, t->world,
-                             cfg->threads, dt_kern_get()->name,  dt_commit,
+        dt_metrics_prov p = {text,
+                             (long long)cfg->seed,
+                             t->world,
+                             dt_tpool_threads(),
+                             dt_kern_get()->name,
+                             dt_commit,
                              DT_VERSION};
         rc = dt_metrics_provenance(t->metrics, &p);
     }

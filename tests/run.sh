@@ -60,6 +60,7 @@ done
 suite test_cli env BUILD="$B" timeout -k 5 600 sh tests/test_cli.sh 2
 suite test_badinput env BUILD="$B" timeout -k 5 300 sh tests/test_badinput.sh 2
 suite test_isa env BUILD="$B" timeout -k 5 300 sh tests/test_isa.sh 2
+suite test_threads env BUILD="$B" timeout -k 5 600 sh tests/test_threads.sh 2
 # fuzzing under the sanitizer build (make test builds it), a fixed time budget
 FB=build-san
 [ -x "$FB/dtrain" ] || { FB=$B; echo "note: build-san/dtrain missing (make san-tools): fuzzing $B/dtrain"; }

@@ -193,7 +193,7 @@ fi
 # --- the header is short; the full configuration is printed with --print-config and in log.dir ---
 run $small --set log.dir="$TMP/log" > "$TMP/h.out" 2>&1
 n=$(sed '/^epoch /,$d' "$TMP/h.out" | wc -l)
-if [ "$n" -le 10 ] && grep -q '^# dtrain .*: [0-9]* ranks\? x 1 BLAS thread, global batch' "$TMP/h.out" &&
+if [ "$n" -le 10 ] && grep -q '^# dtrain .*: [0-9]* ranks\? x [0-9]* threads\?, global batch' "$TMP/h.out" &&
     grep -q '^# kernels: ' "$TMP/h.out" && grep -q '^model mlp (.*parameters$' "$TMP/h.out" &&
     grep -q '^data mnist: 3000 train, 500 test' "$TMP/h.out" && grep -q '^optim sgd: lr 0.05' "$TMP/h.out" &&
     grep -q '^sched cosine' "$TMP/h.out" && grep -q "^run: 1 epoch, precision fp32, logs $TMP/log" "$TMP/h.out" &&

@@ -228,9 +228,9 @@ static void test_bn_sums(const dt_kern *k, const float *x, const float *dy, int 
     double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 0)
-            k->elem->bn_sums(s, s2, x, BN_N, BN_C, HW);
+            k->elem->bn_sums(s, s2, x, BN_N, BN_C, HW, 0, BN_C);
         else
-            k->elem->bn_dots(s, s2, dy, x, BN_N, BN_C, HW);
+            k->elem->bn_dots(s, s2, dy, x, BN_N, BN_C, HW, 0, BN_C);
         const float *a = pass == 0 ? x : dy, *b = pass == 0 ? NULL : x;
         for (int c = 0; c < BN_C; c++) {
             double plain = 0.0, plain2 = 0.0;

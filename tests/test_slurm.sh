@@ -187,8 +187,8 @@ if [ -n "${j_one:-}" ] && check_done single-node "$j_one" "$TMP/out/single-$j_on
 fi
 
 if [ -n "${j_thr:-}" ] && check_done "single-node -n1 -c2" "$j_thr" "$TMP/out/threads-$j_thr.out"; then
-    if grep -Eq '1 rank x 2 BLAS threads' "$TMP/out/threads-$j_thr.out"; then
-        pass "single-node -n1 -c2 (job $j_thr): 1 rank x 2 BLAS threads from SLURM_CPUS_PER_TASK"
+    if grep -Eq '1 rank x 2 threads' "$TMP/out/threads-$j_thr.out"; then
+        pass "single-node -n1 -c2 (job $j_thr): 1 rank x 2 threads from SLURM_CPUS_PER_TASK"
     else
         fail "single-node -n1 -c2 (job $j_thr): threads not taken from -c: $(grep '^# dtrain' "$TMP/out/threads-$j_thr.out")"
     fi

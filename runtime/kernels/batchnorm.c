@@ -23,14 +23,114 @@
 #include "common.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
 #include "layer_kernels.h"
 
 static void bn_shape(int N, int C, int HW) { DT_ASSERT(N >= 0 && C >= 1 && HW >= 1); }
 
+/* The channels are split over the thread pool (kernels/tpool.h): each channel's sums and loops
+ * are one thread's, in the order one thread would run them, so the bits do not depend on the
+ * thread count. Tensors under this many values stay on the caller. */
+#define GRAIN 16384
+
+/* Everything a loop over channels needs (one per kernel below, the unused fields zero). */
+typedef struct {
+    int kind;
+    float *out, *save_mean, *save_invstd, *running_mean, *running_var;
+    const float *inp, *dout, *weight, *bias, *mean, *var;
+    double *sum, *sumsq;
+    const double *gsum, *gsumsq;
+    double count;
+    int N, C, HW, accum;
+    float eps, momentum;
+} bn_job;
+
+enum { BN_STATS, BN_DOTS, BN_TRAIN, BN_EVAL, BN_BACK };
+
+static void bn_channels(const bn_job *j, int c0, int c1);
+
+static void bn_part(void *arg, long c0, long c1) { bn_channels(arg, (int)c0, (int)c1); }
+
+/* j's kernel over all channels: in parts over the pool when the tensor is large enough */
+static void bn_run(const bn_job *j)
+{
+    const long n = (long)j->N * j->C * j->HW;
+    /* grain in channels: at least GRAIN values per part */
+    long g = (long)GRAIN / ((long)j->N * j->HW > 0 ? (long)j->N * j->HW : 1);
+    g = g < 1 ? 1 : g;
+    if (n < 2 * GRAIN)
+        bn_channels(j, 0, j->C);
+    else
+        dt_tpool_for(j->C, g, 1, bn_part, (void *)j);
+}
+
 void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW)
 {
     bn_shape(N, C, HW);
-    dt_kern_get()->elem->bn_sums(sum, sumsq, inp, N, C, HW);
+    bn_job j = {.kind = BN_STATS, .sum = sum, .sumsq = sumsq, .inp = inp, .N = N, .C = C, .HW = HW};
+    bn_run(&j);
+}
+
+static void bn_train_channels(const bn_job *j, int c0, int c1)
+{
+    const struct dt_kelem *k = dt_kern_get()->elem;
+    for (int c = c0; c < c1; c++) {
+        double mean = j->sum[c] / j->count;
+        double var = j->sumsq[c] / j->count - mean * mean;
+        var = var > 0.0 ? var : 0.0;
+        double invstd = 1.0 / sqrt(var + j->eps);
+        j->save_mean[c] = (float)mean;
+        j->save_invstd[c] = (float)invstd;
+        /* torch batch_norm_cpu_update_stats_template: momentum * stat + (1 - momentum) * running */
+        if (j->running_mean)
+            j->running_mean[c] =
+                (float)(j->momentum * mean + (1.0 - j->momentum) * j->running_mean[c]);
+        if (j->running_var)
+            j->running_var[c] = (float)(j->momentum * (var * j->count / (j->count - 1.0)) +
+                                        (1.0 - j->momentum) * j->running_var[c]);
+        const float a = (float)invstd * (j->weight ? j->weight[c] : 1.0f);
+        const float b = j->bias ? j->bias[c] : 0.0f;
+        k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, (float)mean, a, b);
+    }
+}
+
+static void bn_back_channels(const bn_job *j, int c0, int c1)
+{
+    for (int c = c0; c < c1; c++) {
+        /* dx = w * invstd * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) */
+        const double invstd = j->var[c]; /* save_invstd */
+        const float k = (float)(invstd * (j->weight ? j->weight[c] : 1.0f));
+        const float mean_dy = (float)(j->gsum[c] / j->count);
+        const float slope = (float)(invstd * j->gsumsq[c] / j->count);
+        dt_kern_get()->elem->bn_backward(j->out, j->dout, j->inp, j->N, j->C, j->HW, c, k, mean_dy,
+                                         j->mean[c], slope, j->accum);
+    }
+}
+
+static void bn_channels(const bn_job *j, int c0, int c1)
+{
+    const struct dt_kelem *k = dt_kern_get()->elem;
+    switch (j->kind) {
+    case BN_STATS: k->bn_sums(j->sum, j->sumsq, j->inp, j->N, j->C, j->HW, c0, c1); break;
+    case BN_DOTS:
+        k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->N, j->C, j->HW, c0, c1);
+        for (int c = c0; c < c1; c++) {
+            /* sum dy * (x - mean) * invstd = (sum dy * x - mean * sum dy) * invstd */
+            const double s = j->sum[c], sxy = j->sumsq[c];
+            j->sumsq[c] = (sxy - (double)j->mean[c] * s) * j->var[c];
+        }
+        break;
+    case BN_TRAIN: bn_train_channels(j, c0, c1); break;
+    case BN_EVAL:
+        for (int c = c0; c < c1; c++) {
+            const float invstd = (float)(1.0 / sqrt((double)j->var[c] + j->eps));
+            const float a = invstd * (j->weight ? j->weight[c] : 1.0f);
+            const float b = j->bias ? j->bias[c] : 0.0f;
+            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, j->mean[c], a, b);
+        }
+        break;
+    default: bn_back_channels(j, c0, c1); break;
+    }
 }
 
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
@@ -38,28 +138,28 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
                          const float *bias, const double *sum, const double *sumsq, double count,
                          int N, int C, int HW, float eps, float momentum)
 {
-    const struct dt_kelem *k = dt_kern_get()->elem;
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */
     DT_ASSERT(count > 1.0);
     DT_ASSERT(eps >= 0.0f && momentum >= 0.0f && momentum <= 1.0f);
-    for (int c = 0; c < C; c++) {
-        double mean = sum[c] / count;
-        double var = sumsq[c] / count - mean * mean;
-        var = var > 0.0 ? var : 0.0;
-        double invstd = 1.0 / sqrt(var + eps);
-        save_mean[c] = (float)mean;
-        save_invstd[c] = (float)invstd;
-        /* torch batch_norm_cpu_update_stats_template: momentum * stat + (1 - momentum) * running */
-        if (running_mean)
-            running_mean[c] = (float)(momentum * mean + (1.0 - momentum) * running_mean[c]);
-        if (running_var)
-            running_var[c] = (float)(momentum * (var * count / (count - 1.0)) +
-                                     (1.0 - momentum) * running_var[c]);
-        const float a = (float)invstd * (weight ? weight[c] : 1.0f);
-        const float b = bias ? bias[c] : 0.0f;
-        k->bn_affine(out, inp, N, C, HW, c, (float)mean, a, b);
-    }
+    bn_job j = {.kind = BN_TRAIN,
+                .out = out,
+                .save_mean = save_mean,
+                .save_invstd = save_invstd,
+                .running_mean = running_mean,
+                .running_var = running_var,
+                .inp = inp,
+                .weight = weight,
+                .bias = bias,
+                .sum = (double *)sum,
+                .sumsq = (double *)sumsq,
+                .count = count,
+                .N = N,
+                .C = C,
+                .HW = HW,
+                .eps = eps,
+                .momentum = momentum};
+    bn_run(&j);
 }
 
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
@@ -67,13 +167,18 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         int C, int HW, float eps)
 {
     bn_shape(N, C, HW);
-    const struct dt_kelem *k = dt_kern_get()->elem;
-    for (int c = 0; c < C; c++) {
-        const float invstd = (float)(1.0 / sqrt((double)running_var[c] + eps));
-        const float a = invstd * (weight ? weight[c] : 1.0f);
-        const float b = bias ? bias[c] : 0.0f;
-        k->bn_affine(out, inp, N, C, HW, c, running_mean[c], a, b);
-    }
+    bn_job j = {.kind = BN_EVAL,
+                .out = out,
+                .inp = inp,
+                .mean = running_mean,
+                .var = running_var,
+                .weight = weight,
+                .bias = bias,
+                .N = N,
+                .C = C,
+                .HW = HW,
+                .eps = eps};
+    bn_run(&j);
 }
 
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
@@ -81,12 +186,17 @@ void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dou
 {
     bn_shape(N, C, HW);
     /* sum_dy_xhat first holds sum dy * x */
-    dt_kern_get()->elem->bn_dots(sum_dy, sum_dy_xhat, dout, inp, N, C, HW);
-    for (int c = 0; c < C; c++) {
-        /* sum dy * (x - mean) * invstd = (sum dy * x - mean * sum dy) * invstd */
-        const double s = sum_dy[c], sxy = sum_dy_xhat[c];
-        sum_dy_xhat[c] = (sxy - (double)save_mean[c] * s) * save_invstd[c];
-    }
+    bn_job j = {.kind = BN_DOTS,
+                .sum = sum_dy,
+                .sumsq = sum_dy_xhat,
+                .dout = dout,
+                .inp = inp,
+                .mean = save_mean,
+                .var = save_invstd,
+                .N = N,
+                .C = C,
+                .HW = HW};
+    bn_run(&j);
 }
 
 void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -105,13 +215,19 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
     if (!dinp)
         return;
     DT_ASSERT(count > 0.0);
-    for (int c = 0; c < C; c++) {
-        /* dx = w * invstd * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) */
-        const double invstd = save_invstd[c];
-        const float k = (float)(invstd * (weight ? weight[c] : 1.0f));
-        const float mean_dy = (float)(global_sum_dy[c] / count);
-        const float slope = (float)(invstd * global_sum_dy_xhat[c] / count);
-        dt_kern_get()->elem->bn_backward(dinp, dout, inp, N, C, HW, c, k, mean_dy, save_mean[c],
-                                         slope, accum);
-    }
+    bn_job j = {.kind = BN_BACK,
+                .out = dinp,
+                .dout = dout,
+                .inp = inp,
+                .mean = save_mean,
+                .var = save_invstd,
+                .weight = weight,
+                .gsum = global_sum_dy,
+                .gsumsq = global_sum_dy_xhat,
+                .count = count,
+                .N = N,
+                .C = C,
+                .HW = HW,
+                .accum = accum};
+    bn_run(&j);
 }

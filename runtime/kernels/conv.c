@@ -20,6 +20,9 @@
  *                   - the same FLOPs as a GEMM with inner dimension OC*KH*KW instead of OC, and a
  *                   permute instead of the scattered col2im (faster on resnet20's 3x3 convs).
  * A 1x1, stride 1, pad 0 convolution needs no im2col: col is inp permuted to (C, P).
+ * The products are dt_gemm's (gemm.h: the ISA's packed kernel, cblas_sgemm on generic), split over
+ * the thread pool in panels of the output, so their bits do not depend on the thread count (a
+ * threaded OpenBLAS sgemm's do: measured on resnet9's wide layers).
  * Direct path, stride 1 with C*KH*KW <= DT_CONV_DIRECT_TAPS (first layers: lenet5's and cnn's
  * conv1, C = 1): with so few taps the GEMM is skinny (M = OC, K <= 32) and im2col's copies cost
  * more than the arithmetic; instead the forward and the weight (+ bias) gradient loop directly
@@ -42,11 +45,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "blas.h"
+#include "gemm.h"
 #include "common.h"
 #include "isa.h"
 #include "lanes.h"
 #include "layer_kernels.h"
+#include "tpool.h"
 
 int dt_conv_out_size(int in, int k, int stride, int pad)
 {
@@ -190,8 +194,9 @@ static void plan_conv(conv_plan *g, const dt_conv_opts *o, int N, int C, int H, 
     if (path != DT_CONV_GEMM) {
         g->lk->plan(&g->lp, C, H, W, OC, KH, KW, stride, pad);
         g->lanes = path == DT_CONV_LANES || lanes_auto(&g->lp, g->direct);
-        if (g->lanes && g->lp.total > g->total)
-            g->total = g->lp.total;
+        const size_t lws = dt_lanes_ws_floats(&g->lp, N, dt_tpool_threads());
+        if (g->lanes && lws > g->total)
+            g->total = lws;
     }
 }
 
@@ -469,8 +474,7 @@ void dt_conv2d_forward_with(const dt_conv_opts *o, float *out, const float *inp,
             make_col(col, inp + (size_t)n0 * C * g.HW, &g, b, C, H, W, KH, KW, stride, pad, oh0,
                      oh1);
             /* tmp (OC, P) = weight (OC, K) @ col (K, P) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)P, g.K, 1.0f, weight,
-                        g.K, col, (int)P, 0.0f, tmp, (int)P);
+            dt_gemm(0, 0, OC, (int)P, g.K, weight, g.K, col, (int)P, NULL, 0, tmp, (int)P);
             g.h->scatter_planes(out + (size_t)n0 * OC * g.OHW, tmp, b, OC, g.OHW,
                                 (size_t)oh0 * g.OW, len, bias, 0);
         }
@@ -533,27 +537,24 @@ void dt_conv2d_backward_with(const dt_conv_opts *o, float *dinp, float *dweight,
             /* dweight (OC, K) (+)= dmat (OC, P) @ col^T (P, K) (done above on the direct path) */
             if (!g.direct) {
                 make_col(col, x, &g, b, C, H, W, KH, KW, stride, pad, oh0, oh1);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, g.K, (int)P, 1.0f, dmat,
-                            (int)P, col, (int)P, n0 == 0 && oh0 == 0 ? 0.0f : 1.0f, dweight, g.K);
+                dt_gemm(0, 1, OC, g.K, (int)P, dmat, (int)P, col, (int)P, NULL,
+                        !(n0 == 0 && oh0 == 0), dweight, g.K);
             }
             if (!dx)
                 continue;
 
             if (g.pointwise) {
                 /* col (C, P) = weight^T (C, OC) @ dmat (OC, P) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)P, OC, 1.0f, weight, C,
-                            dmat, (int)P, 0.0f, col, (int)P);
+                dt_gemm(1, 0, C, (int)P, OC, weight, C, dmat, (int)P, NULL, 0, col, (int)P);
                 g.h->scatter_planes(dx, col, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
             } else if (g.transposed) {
                 /* tmp (C, P) = wt (C, OC*KH*KW) @ im2col(dout) (OC*KH*KW, P); OH = H, OW = W */
                 im2col(g.h, col, dy, b, OC, g.OH, g.OW, KH, KW, 1, pad, g.OW, oh0, oh1);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)P, KT, 1.0f, wt, KT,
-                            col, (int)P, 0.0f, dmat, (int)P);
+                dt_gemm(0, 0, C, (int)P, KT, wt, KT, col, (int)P, NULL, 0, dmat, (int)P);
                 g.h->scatter_planes(dx, dmat, b, C, g.HW, (size_t)oh0 * g.OW, len, NULL, accum);
             } else {
                 /* col (K, P) = weight^T (K, OC) @ dmat (OC, P), scattered back onto dinp */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, (int)P, OC, 1.0f, weight,
-                            g.K, dmat, (int)P, 0.0f, col, (int)P);
+                dt_gemm(1, 0, g.K, (int)P, OC, weight, g.K, dmat, (int)P, NULL, 0, col, (int)P);
                 col2im(dx, col, b, C, H, W, KH, KW, stride, pad, g.OW, oh0, oh1,
                        !accum && oh0 == 0);
             }

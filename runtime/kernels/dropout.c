@@ -17,6 +17,7 @@
 #include "common.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
 #include "layer_kernels.h"
 #include "rng.h"
 
@@ -27,39 +28,86 @@ static float keep_scale(float p)
     return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
 }
 
+/* Loops over the pool (kernels/tpool.h) in parts of at least this many values; every value is
+ * computed alone (the mask is a function of its index), so the parts change no bits. */
+#define GRAIN 16384
+
+typedef struct {
+    float *out;
+    uint8_t *mask;
+    const float *a, *b;
+    float scale;
+    int accum;
+    uint64_t seed, threshold;
+} elem_job;
+
+/* mask[lo, hi) (lo even: a word decides two values) and out = inp * mask * scale there */
+static void dropout_part(void *arg, long lo, long hi)
+{
+    const elem_job *j = arg;
+    uint8_t *mask = j->mask;
+    long i = lo;
+    for (; i + 2 <= hi; i += 2) {
+        uint64_t r = dt_rng_word(j->seed, (uint64_t)i / 2);
+        mask[i] = (r & 0xffffffffu) >= j->threshold;
+        mask[i + 1] = (r >> 32) >= j->threshold;
+    }
+    if (i < hi)
+        mask[i] = (dt_rng_word(j->seed, (uint64_t)i / 2) & 0xffffffffu) >= j->threshold;
+    dt_kern_get()->elem->mask_apply(j->out + lo, mask + lo, j->a + lo, hi - lo, j->scale, 0);
+}
+
+static void mask_part(void *arg, long lo, long hi)
+{
+    const elem_job *j = arg;
+    dt_kern_get()->elem->mask_apply(j->out + lo, j->mask + lo, j->a + lo, hi - lo, j->scale,
+                                    j->accum);
+}
+
+static void add_part(void *arg, long lo, long hi)
+{
+    const elem_job *j = arg;
+    dt_kern_get()->elem->add_forward(j->out + lo, j->a + lo, j->b + lo, hi - lo);
+}
+
+static void add_back_part(void *arg, long lo, long hi)
+{
+    const elem_job *j = arg;
+    dt_kern_get()->elem->add_backward(j->out + lo, j->a + lo, hi - lo, j->accum);
+}
+
 void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, float p, uint64_t seed)
 {
     DT_ASSERT(n >= 0);
-    const float scale = keep_scale(p);
     /* threshold in [0, 2^32]: u (32 bits) < threshold drops */
-    const uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
-    long i = 0;
-    for (; i + 2 <= n; i += 2) {
-        uint64_t r = dt_rng_word(seed, (uint64_t)i / 2);
-        mask[i] = (r & 0xffffffffu) >= threshold;
-        mask[i + 1] = (r >> 32) >= threshold;
-    }
-    if (i < n)
-        mask[i] = (dt_rng_word(seed, (uint64_t)i / 2) & 0xffffffffu) >= threshold;
-    dt_kern_get()->elem->mask_apply(out, mask, inp, n, scale, 0);
+    elem_job j = {.out = out,
+                  .mask = mask,
+                  .a = inp,
+                  .scale = keep_scale(p),
+                  .seed = seed,
+                  .threshold = (uint64_t)((double)p * 4294967296.0)};
+    dt_tpool_for(n, GRAIN, 64, dropout_part, &j);
 }
 
 void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, long n, float p,
                          int accum)
 {
     DT_ASSERT(n >= 0);
-    const float scale = keep_scale(p);
-    dt_kern_get()->elem->mask_apply(dinp, mask, dout, n, scale, accum);
+    elem_job j = {
+        .out = dinp, .mask = (uint8_t *)mask, .a = dout, .scale = keep_scale(p), .accum = accum};
+    dt_tpool_for(n, GRAIN, 64, mask_part, &j);
 }
 
 void dt_add_forward(float *out, const float *a, const float *b, long n)
 {
     DT_ASSERT(n >= 0);
-    dt_kern_get()->elem->add_forward(out, a, b, n);
+    elem_job j = {.out = out, .a = a, .b = b};
+    dt_tpool_for(n, GRAIN, 64, add_part, &j);
 }
 
 void dt_add_backward(float *dinp, const float *dout, long n, int accum)
 {
     DT_ASSERT(n >= 0);
-    dt_kern_get()->elem->add_backward(dinp, dout, n, accum);
+    elem_job j = {.out = dinp, .a = dout, .accum = accum};
+    dt_tpool_for(n, GRAIN, 64, add_back_part, &j);
 }

@@ -41,11 +41,14 @@ struct dt_kelem {
     void (*gap_forward)(float *out, const float *inp, size_t planes, int HW);
     /* dinp[p][i] (=|+=) dout[p] / (float)HW */
     void (*gap_backward)(float *dinp, const float *dout, size_t planes, int HW, int accum);
-    /* per channel c < C: sum[c] = sum x, sumsq[c] = sum x^2 (double, 4 double lanes per plane) */
-    void (*bn_sums)(double *sum, double *sumsq, const float *inp, int N, int C, int HW);
-    /* per channel c < C: sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
-    void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, int N, int C,
-                    int HW);
+    /* per channel c in [c0, c1): sum[c] = sum x, sumsq[c] = sum x^2 (double, 4 double lanes per
+     * plane, the planes in image order: one channel's sums are one thread's, whatever splits the
+     * channels) */
+    void (*bn_sums)(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
+                    int c1);
+    /* per channel c in [c0, c1): sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
+    void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW,
+                    int c0, int c1);
     /* channel c: y = (x - mean) * a + b */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
                       float b);

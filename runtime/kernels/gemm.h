@@ -3,7 +3,8 @@
  * row-major, float32, op(X) = X^T when the flag is set (lda/ldb are the row strides of A and B as
  * stored). The packed kernel is written once over W float lanes (isa/gemm.c) and built per ISA
  * (isa.h); dt_gemm runs the table in use, or cblas_sgemm where that ISA's kernel is the slower.
- * Not thread-safe: one packing buffer per process (a rank runs one step at a time).
+ * Not reentrant: one pair of packing buffers per pool thread; dt_gemm splits a large product
+ * over the pool (kernels/tpool.h) in panels of C, never the K reduction.
  */
 #ifndef DT_GEMM_H
 #define DT_GEMM_H

@@ -26,7 +26,25 @@ typedef struct {
     int OCf, OCw, Kw, Kx; /* OC rounded up to fc and to wc, K rounded up to wt and to xt */
     int PH, PW, PP;       /* fused 2x2 max pool: OH/2 x OW/2 */
     size_t off, wr, wx, bias, xl, ol, dxl, pl, acc, total; /* workspace offsets, size (floats) */
+    size_t thr;   /* floats of each further pool thread's part (xl .. acc) */
+    size_t chunk; /* floats of each chunk's weight and bias gradient sums (doubles) */
 } dt_lanes_plan;
+
+/* Images per chunk of the kernels' parallel loops (kernels/tpool.h): the batch is split into
+ * chunks of this many images whatever the thread count and the lanes W (16 is a multiple of every
+ * W), each chunk sums its weight and bias gradients on its own, and the chunks' sums are added in
+ * chunk order - so the bits depend neither on `threads` nor on the ISA's W. */
+#define DT_LANES_CHUNK 16
+
+static inline int dt_lanes_chunks(int N) { return (N + DT_LANES_CHUNK - 1) / DT_LANES_CHUNK; }
+
+/* Workspace floats forward and backward need for N images on `threads` pool threads: q->total
+ * (one thread's, what the AUTO choice of conv.c compares), further threads' parts, the chunks'
+ * sums. */
+static inline size_t dt_lanes_ws_floats(const dt_lanes_plan *q, int N, int threads)
+{
+    return q->xl + (size_t)threads * q->thr + (size_t)dt_lanes_chunks(N) * q->chunk + 2;
+}
 
 /* conv.c's im2col and direct-path loops (see conv.c for what each computes), per ISA. Their
  * results are bitwise the same on every ISA (copies, or 8-lane float sums in a fixed order). */

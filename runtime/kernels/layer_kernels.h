@@ -51,8 +51,11 @@ typedef struct {
 } dt_conv_opts;
 
 /* Floats of workspace dt_conv2d_forward and dt_conv2d_backward need for this shape (the same
- * number for both; about 1 to 2 MB whatever N, as the kernels work through the batch in chunks
- * of images whose im2col matrix stays in cache). */
+ * number for both; about 1 to 2 MB whatever N on the im2col path, as the kernels work through the
+ * batch in chunks of images whose im2col matrix stays in cache; the batch-lane kernels add one
+ * part per pool thread and the weight-gradient sums of each chunk of 16 images). Size it after
+ * the thread pool is started (kernels/tpool.h): a call on more threads than it was sized for
+ * overruns it. */
 size_t dt_conv2d_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
 size_t dt_conv2d_ws_floats_with(const dt_conv_opts *o, int N, int C, int H, int W, int OC, int KH,
                                 int KW, int stride, int pad);

@@ -18,6 +18,7 @@
 #include "common.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
 #include "layer_kernels.h"
 
 /* checks shared by max and avg pooling; returns OH, OW */
@@ -43,8 +44,8 @@ static inline void pool_window(int o, int K, int stride, int pad, int size, int 
 
 /* ---- max pooling ---- */
 
-void dt_maxpool_forward(float *out, int32_t *argmax, const float *inp, int N, int C, int H, int W,
-                        int K, int stride, int pad)
+static void maxpool_forward(float *out, int32_t *argmax, const float *inp, int N, int C, int H,
+                            int W, int K, int stride, int pad)
 {
     int OH, OW;
     pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
@@ -128,8 +129,8 @@ void dt_maxpool_forward_ref(float *out, int32_t *argmax, const float *inp, int N
                 }
 }
 
-void dt_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax, int N, int C, int H,
-                         int W, int OH, int OW, int accum)
+static void maxpool_backward(float *dinp, const float *dout, const int32_t *argmax, int N, int C,
+                             int H, int W, int OH, int OW, int accum)
 {
     DT_ASSERT(N >= 1 && C >= 1 && H >= 1 && W >= 1 && OH >= 1 && OW >= 1);
     const size_t planes = (size_t)N * C, HW = (size_t)H * W, OHW = (size_t)OH * OW;
@@ -142,6 +143,80 @@ void dt_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax, 
         for (size_t o = 0; o < OHW; o++)
             dx[a[o]] += dy[o];
     }
+}
+
+/* The planes (n, c) are split over the thread pool (kernels/tpool.h): each plane is pooled
+ * alone, so the split changes no bits. A part is a run of whole planes, passed to the serial
+ * kernels as a batch of that many one-channel images. */
+#define GRAIN 16384 /* values of input per part, at least */
+
+typedef struct {
+    float *out;
+    int32_t *argmax;
+    const float *inp;
+    int H, W, K, stride, pad, OH, OW, accum, kind;
+} planes_job;
+
+static void planes_part(void *arg, long p0, long p1)
+{
+    const planes_job *j = arg;
+    const size_t HW = (size_t)j->H * j->W, OHW = (size_t)j->OH * j->OW;
+    const int n = (int)(p1 - p0);
+    switch (j->kind) {
+    case 0:
+        maxpool_forward(j->out + p0 * OHW, j->argmax + p0 * OHW, j->inp + p0 * HW, n, 1, j->H, j->W,
+                        j->K, j->stride, j->pad);
+        break;
+    case 1:
+        maxpool_backward(j->out + p0 * HW, j->inp + p0 * OHW, j->argmax + p0 * OHW, n, 1, j->H,
+                         j->W, j->OH, j->OW, j->accum);
+        break;
+    case 2: dt_kern_get()->elem->gap_forward(j->out + p0, j->inp + p0 * HW, (size_t)n, j->H); break;
+    default:
+        dt_kern_get()->elem->gap_backward(j->out + p0 * HW, j->inp + p0, (size_t)n, j->H, j->accum);
+        break;
+    }
+}
+
+static void planes_run(const planes_job *j, long planes)
+{
+    const long per = (long)j->H * j->W;
+    dt_tpool_for(planes, GRAIN / per + 1, 1, planes_part, (void *)j);
+}
+
+void dt_maxpool_forward(float *out, int32_t *argmax, const float *inp, int N, int C, int H, int W,
+                        int K, int stride, int pad)
+{
+    int OH, OW;
+    pool_shape(N, C, H, W, K, stride, pad, &OH, &OW);
+    planes_job j = {.out = out,
+                    .argmax = argmax,
+                    .inp = inp,
+                    .H = H,
+                    .W = W,
+                    .K = K,
+                    .stride = stride,
+                    .pad = pad,
+                    .OH = OH,
+                    .OW = OW,
+                    .kind = 0};
+    planes_run(&j, (long)N * C);
+}
+
+void dt_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax, int N, int C, int H,
+                         int W, int OH, int OW, int accum)
+{
+    DT_ASSERT(N >= 1 && C >= 1 && H >= 1 && W >= 1 && OH >= 1 && OW >= 1);
+    planes_job j = {.out = dinp,
+                    .argmax = (int32_t *)argmax,
+                    .inp = dout,
+                    .H = H,
+                    .W = W,
+                    .OH = OH,
+                    .OW = OW,
+                    .accum = accum,
+                    .kind = 1};
+    planes_run(&j, (long)N * C);
 }
 
 /* ---- average pooling ---- */
@@ -264,11 +339,13 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
 void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
 {
     DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
-    dt_kern_get()->elem->gap_forward(out, inp, (size_t)N * C, HW);
+    planes_job j = {.out = out, .inp = inp, .H = HW, .W = 1, .kind = 2};
+    planes_run(&j, (long)N * C);
 }
 
 void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum)
 {
     DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
-    dt_kern_get()->elem->gap_backward(dinp, dout, (size_t)N * C, HW, accum);
+    planes_job j = {.out = dinp, .inp = dout, .H = HW, .W = 1, .accum = accum, .kind = 3};
+    planes_run(&j, (long)N * C);
 }

@@ -1,21 +1,45 @@
 /*
  * relu.c - ReLU kernels (torch.nn.ReLU), see kernels.h. The loops are the `elem` family's
- * (kernels/elem.h), chosen per instruction set (isa.h).
+ * (kernels/elem.h), chosen per instruction set (isa.h), split over the thread pool.
  */
 #include "common.h"
 #include "kernels.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
+
+/* Elementwise loops over the pool (kernels/tpool.h): parts of this many values at least. */
+#define GRAIN 16384
+
+typedef struct {
+    float *out;
+    const float *a, *b;
+    int accum;
+} relu_job;
+
+static void fwd_part(void *arg, long lo, long hi)
+{
+    const relu_job *j = arg;
+    dt_kern_get()->elem->relu_forward(j->out + lo, j->a + lo, hi - lo);
+}
+
+static void bwd_part(void *arg, long lo, long hi)
+{
+    const relu_job *j = arg;
+    dt_kern_get()->elem->relu_backward(j->out + lo, j->a + lo, j->b + lo, hi - lo, j->accum);
+}
 
 void dt_relu_forward(float *out, const float *inp, long n)
 {
     DT_ASSERT(n >= 0);
-    dt_kern_get()->elem->relu_forward(out, inp, n);
+    relu_job j = {out, inp, NULL, 0};
+    dt_tpool_for(n, GRAIN, 64, fwd_part, &j);
 }
 
 /* PyTorch's threshold_backward: the gradient at exactly 0 is 0. */
 void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum)
 {
     DT_ASSERT(n >= 0);
-    dt_kern_get()->elem->relu_backward(dinp, dout, out, n, accum);
+    relu_job j = {dinp, dout, out, accum};
+    dt_tpool_for(n, GRAIN, 64, bwd_part, &j);
 }

@@ -146,9 +146,10 @@ DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, doubl
     *sxy += (b[0] + b[1]) + (b[2] + b[3]);
 }
 
-static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW)
+static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
+                    int c1)
 {
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         double s = 0.0, ss = 0.0;
         for (int n = 0; n < N; n++)
             sum_sumsq(inp + ((size_t)n * C + c) * HW, (size_t)HW, &s, &ss);
@@ -157,9 +158,10 @@ static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, 
     }
 }
 
-static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW)
+static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW,
+                    int c0, int c1)
 {
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         double s = 0.0, sx = 0.0;
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;

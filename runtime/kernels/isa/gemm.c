@@ -267,6 +267,7 @@ static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, co
             const int add = pc > 0 || accum;
             for (int ic = 0; ic < M; ic += MC) {
                 const int mc = M - ic < MC ? M - ic : MC;
+                dt_poll(); /* between blocks of A: tens of microseconds apart */
                 pack_A(pa, ta, A, lda, ic, mc, pc, kc);
                 dt_poll(); /* progress the open gradient buckets (poll.h) */
                 for (int jr = 0; jr < nc; jr += NR) {

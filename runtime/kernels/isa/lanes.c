@@ -53,6 +53,7 @@
 #include "kernels/isa/vec.h"
 #include "kernels/lanes.h"
 #include "kernels/poll.h"
+#include "kernels/tpool.h"
 
 #include "kernels/isa/lanes_io.h"
 
@@ -118,7 +119,19 @@ static void plan(dt_lanes_plan *q, int C, int H, int W, int OC, int KH, int KW, 
     at = (at + 7) / 8 * 8;
     q->acc = at, at += 2 * ((size_t)q->OCw * q->Kw * SLOTS + (size_t)OC * SLOTS); /* doubles */
     q->total = at + 8; /* room to align the doubles */
+    /* a pool thread's part: xl .. acc (+ alignment), one per thread (dt_lanes_ws_floats) */
+    q->thr = (q->total - q->xl + 15) / 16 * 16;
+    q->chunk = 2 * ((size_t)q->OCw * q->Kw + (size_t)OC); /* doubles of a chunk's sums */
 }
+
+/* the base of pool thread `thread`'s part of ws: its xl, ol/dl, dxl, pl and acc are at q's
+ * offsets from it (thread 0's are ws's own) */
+static float *thread_ws(const dt_lanes_plan *q, float *ws, int thread)
+{
+    return ws + (size_t)thread * q->thr;
+}
+
+static double *align_d(float *p) { return (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7); }
 
 /* ---- forward: CB channels x PB pixels ----
  * ol[i*ostr + (p0 + j)*W] = bias[i] + sum_t wr[t*CB + i] * xl[xp[j] + off[t]] */
@@ -382,14 +395,72 @@ static void tap_offsets(int32_t *off, int n, const dt_lanes_plan *q)
         off[t] = off[q->K - 1];
 }
 
-/* The forward of every block; with code, ReLU + 2x2 max pool of each block before its transpose
- * (out is then the pooled output). */
+/* What a parallel loop over the chunks of a batch shares (forward and backward). */
+typedef struct {
+    const dt_lanes_plan *q;
+    float *ws;
+    int N;
+    float *out;
+    int32_t *code;
+    const float *inp;
+    float *dinp, *dweight, *dbias;
+    const float *dout;
+    int accum;
+    double *res;                        /* backward: each chunk's sums (q->chunk / 2 doubles) */
+    unsigned char zeroed[DT_TPOOL_MAX]; /* thread t's padding (xl; dl past OC) is zero */
+} lanes_job;
+
+/* images [n0, n1) of chunk c */
+static void chunk_images(int N, int c, int *n0, int *n1)
+{
+    *n0 = c * DT_LANES_CHUNK;
+    *n1 = N - *n0 < DT_LANES_CHUNK ? N : *n0 + DT_LANES_CHUNK;
+}
+
+/* The forward of one chunk of images, block by block; with code, ReLU + 2x2 max pool of each
+ * block before its transpose (out is then the pooled output). */
+static void forward_chunk(void *arg, int c, int thread)
+{
+    lanes_job *j = arg;
+    const dt_lanes_plan *q = j->q;
+    const int32_t *off = (const int32_t *)(const void *)(j->ws + q->off);
+    const float *wr = j->ws + q->wr, *bp = j->ws + q->bias;
+    float *tw = thread_ws(q, j->ws, thread);
+    float *xl = tw + q->xl, *ol = tw + q->ol, *pl = tw + q->pl;
+    const size_t plane = (size_t)q->C * q->Hp * q->Wp * DT_W;
+    const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
+    if (!j->zeroed[thread]) {
+        memset(xl, 0, plane * sizeof *xl);
+        j->zeroed[thread] = 1;
+    }
+    int n0, n1;
+    chunk_images(j->N, c, &n0, &n1);
+    for (; n0 < n1; n0 += DT_W) {
+        const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
+        to_lanes(xl + ((size_t)q->pad * q->Wp + q->pad) * DT_W, (size_t)q->Hp * q->Wp * DT_W,
+                 (size_t)q->Wp * DT_W, j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
+                 (size_t)q->W, q->C, q->H, q->W, nv);
+        fwd_block(ol, xl, off, wr, bp, q);
+        if (j->code) {
+            lanes_relu_pool(pl, j->code + (size_t)n0 * q->OC * PP, ol, q->OC, P, q->OW, q->PH,
+                            q->PW);
+            from_lanes(j->out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W,
+                       0, q->OC, 1, q->PP, nv, 0);
+        } else {
+            from_lanes(j->out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, ol, P * DT_W, 0,
+                       q->OC, 1, q->P, nv, 0);
+        }
+        dt_poll();
+    }
+}
+
+/* The forward of every chunk of DT_LANES_CHUNK images over the thread pool. */
 static void forward(const dt_lanes_plan *q, float *out, int32_t *code, const float *inp,
                     const float *weight, const float *bias, int N, float *ws)
 {
     DT_ASSERT(N >= 1 && q->lanes == DT_W && (!code || q->PP >= 1));
     int32_t *off = (int32_t *)(void *)(ws + q->off); /* int32 slots of ws */
-    float *wr = ws + q->wr, *bp = ws + q->bias, *xl = ws + q->xl, *ol = ws + q->ol;
+    float *wr = ws + q->wr, *bp = ws + q->bias;
     const int K = q->K, fc = q->fc;
     tap_offsets(off, K, q);
     /* wr[(c0 + i)*K + t*fc ... ]: tile c0 holds [t][fc] */
@@ -400,25 +471,9 @@ static void forward(const dt_lanes_plan *q, float *out, int32_t *code, const flo
                     c0 + i < q->OC ? weight[(size_t)(c0 + i) * K + t] : 0.0f;
     for (int c = 0; c < q->OCf; c++)
         bp[c] = bias && c < q->OC ? bias[c] : 0.0f;
-    const size_t plane = (size_t)q->C * q->Hp * q->Wp * DT_W;
-    const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
-    memset(xl, 0, plane * sizeof *xl);
-    for (int n0 = 0; n0 < N; n0 += DT_W) {
-        const int nv = N - n0 < DT_W ? N - n0 : DT_W;
-        to_lanes(xl + ((size_t)q->pad * q->Wp + q->pad) * DT_W, (size_t)q->Hp * q->Wp * DT_W,
-                 (size_t)q->Wp * DT_W, inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
-                 (size_t)q->W, q->C, q->H, q->W, nv);
-        fwd_block(ol, xl, off, wr, bp, q);
-        if (code) {
-            float *pl = ws + q->pl;
-            lanes_relu_pool(pl, code + (size_t)n0 * q->OC * PP, ol, q->OC, P, q->OW, q->PH, q->PW);
-            from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W, 0,
-                       q->OC, 1, q->PP, nv, 0);
-        } else {
-            from_lanes(out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, ol, P * DT_W, 0,
-                       q->OC, 1, q->P, nv, 0);
-        }
-    }
+    lanes_job j = {.q = q, .ws = ws, .N = N, .out = out, .code = code, .inp = inp};
+    memset(j.zeroed, 0, (size_t)dt_tpool_threads());
+    dt_tpool_run(dt_lanes_chunks(N), forward_chunk, &j);
 }
 
 /* sum of the 8 double slots, pairwise */
@@ -461,17 +516,67 @@ static void grad_lanes(float *dl, const dt_lanes_plan *q, const float *dout, con
     }
 }
 
-/* The backward of every block, from dout or (code != NULL) from the pooled gradient dpout */
+/* The backward of one chunk of images: its dinp, and its weight and bias gradient sums (each
+ * image's float sum over pixels added in double to slot n mod 8, the slots summed pairwise) in
+ * the chunk's part of j->res. */
+static void backward_chunk(void *arg, int c, int thread)
+{
+    lanes_job *j = arg;
+    const dt_lanes_plan *q = j->q;
+    const int32_t *off = (const int32_t *)(const void *)(j->ws + q->off);
+    const float *wx = j->ws + q->wx;
+    float *tw = thread_ws(q, j->ws, thread);
+    float *xl = tw + q->xl, *dl = tw + q->ol, *dxl = tw + q->dxl;
+    double *acc = align_d(tw + q->acc);
+    double *bacc = acc + (size_t)q->OCw * q->Kw * SLOTS;
+    const int K = q->K, OC = q->OC;
+    const size_t plane = (size_t)q->C * q->Hp * q->Wp * DT_W;
+    const size_t HW = (size_t)q->H * q->W;
+    const size_t lcs = (size_t)q->Hp * q->Wp * DT_W, lrs = (size_t)q->Wp * DT_W;
+    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
+    if (!j->zeroed[thread]) {
+        memset(xl, 0, plane * sizeof *xl);
+        /* dl's padded channels (OC..OCw) stay zero */
+        memset(dl, 0, (size_t)q->OCw * q->P * DT_W * sizeof *dl);
+        j->zeroed[thread] = 1;
+    }
+    memset(acc, 0, ((size_t)q->OCw * q->Kw + (size_t)OC) * SLOTS * sizeof *acc);
+    int n0, n1;
+    chunk_images(j->N, c, &n0, &n1);
+    for (; n0 < n1; n0 += DT_W) {
+        const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W, s0 = n0 % SLOTS;
+        to_lanes(xl + interior, lcs, lrs, j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
+                 (size_t)q->W, q->C, q->H, q->W, nv);
+        grad_lanes(dl, q, j->dout, j->code, n0, nv, tw);
+        dw_block(acc, dl, xl, off, q, s0, nv);
+        if (j->dbias)
+            bias_block(bacc, dl, OC, q->P, s0, nv);
+        if (j->dinp) {
+            memset(dxl, 0, plane * sizeof *dxl);
+            dx_block(dxl, dl, off, wx, q);
+            from_lanes(j->dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
+                       dxl + interior, lcs, lrs, q->C, q->H, q->W, nv, j->accum);
+        }
+        dt_poll();
+    }
+    double *r = j->res + (size_t)c * (q->chunk / 2);
+    for (int oc = 0; oc < OC; oc++)
+        for (int t = 0; t < K; t++)
+            r[(size_t)oc * q->Kw + t] = slots8(acc + ((size_t)oc * q->Kw + t) * SLOTS);
+    for (int oc = 0; oc < OC; oc++)
+        r[(size_t)q->OCw * q->Kw + oc] = slots8(bacc + (size_t)oc * SLOTS);
+}
+
+/* The backward of every chunk over the thread pool, from dout or (code != NULL) from the pooled
+ * gradient dpout; the chunks' weight and bias gradient sums added in chunk order. */
 static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float *dbias,
                      const float *dout, const int32_t *code, const float *inp, const float *weight,
                      int N, int accum, float *ws)
 {
     DT_ASSERT(N >= 1 && dweight && q->lanes == DT_W && (!code || q->PP >= 1));
     int32_t *off = (int32_t *)(void *)(ws + q->off); /* int32 slots of ws */
-    float *wx = ws + q->wx, *xl = ws + q->xl, *dl = ws + q->ol, *dxl = ws + q->dxl;
-    double *acc = (double *)(((uintptr_t)(ws + q->acc) + 7) & ~(uintptr_t)7);
-    double *bacc = acc + (size_t)q->OCw * q->Kw * SLOTS;
-    const int K = q->K, OC = q->OC;
+    float *wx = ws + q->wx;
+    const int K = q->K, OC = q->OC, nch = dt_lanes_chunks(N);
     tap_offsets(off, q->Kw > q->Kx ? q->Kw : q->Kx, q);
     if (dinp) /* wx[t0*OC + oc*XT + j] = weight[oc][t0 + j] (0 past K) */
         for (int t0 = 0; t0 < q->Kx; t0 += XT)
@@ -479,36 +584,35 @@ static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float 
                 for (int j = 0; j < XT; j++)
                     wx[(size_t)t0 * OC + (size_t)oc * XT + j] =
                         t0 + j < K ? weight[(size_t)oc * K + t0 + j] : 0.0f;
-    memset(acc, 0, ((size_t)q->OCw * q->Kw + (size_t)OC) * SLOTS * sizeof *acc);
-    const size_t plane = (size_t)q->C * q->Hp * q->Wp * DT_W;
-    const size_t HW = (size_t)q->H * q->W;
-    const size_t lcs = (size_t)q->Hp * q->Wp * DT_W, lrs = (size_t)q->Wp * DT_W;
-    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
-    memset(xl, 0, plane * sizeof *xl);
-    /* dl's padded channels (OC..OCw) stay zero */
-    memset(dl, 0, (size_t)q->OCw * q->P * DT_W * sizeof *dl);
-    for (int n0 = 0; n0 < N; n0 += DT_W) {
-        dt_poll(); /* progress the open gradient buckets (poll.h) */
-        const int nv = N - n0 < DT_W ? N - n0 : DT_W, s0 = n0 % SLOTS;
-        to_lanes(xl + interior, lcs, lrs, inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
-                 (size_t)q->W, q->C, q->H, q->W, nv);
-        grad_lanes(dl, q, dout, code, n0, nv, ws);
-        dw_block(acc, dl, xl, off, q, s0, nv);
-        if (dbias)
-            bias_block(bacc, dl, OC, q->P, s0, nv);
-        if (dinp) {
-            memset(dxl, 0, plane * sizeof *dxl);
-            dx_block(dxl, dl, off, wx, q);
-            from_lanes(dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
-                       dxl + interior, lcs, lrs, q->C, q->H, q->W, nv, accum);
-        }
-    }
+    lanes_job j = {.q = q,
+                   .ws = ws,
+                   .N = N,
+                   .code = (int32_t *)code,
+                   .inp = inp,
+                   .dinp = dinp,
+                   .dweight = dweight,
+                   .dbias = dbias,
+                   .dout = dout,
+                   .accum = accum,
+                   .res = align_d(ws + q->xl + (size_t)dt_tpool_threads() * q->thr)};
+    memset(j.zeroed, 0, (size_t)dt_tpool_threads());
+    dt_tpool_run(nch, backward_chunk, &j);
+    /* the chunks in order: the same sums whatever the thread count */
+    const size_t cs = q->chunk / 2, bo = (size_t)q->OCw * q->Kw;
     for (int oc = 0; oc < OC; oc++)
-        for (int t = 0; t < K; t++)
-            dweight[(size_t)oc * K + t] = (float)slots8(acc + ((size_t)oc * q->Kw + t) * SLOTS);
+        for (int t = 0; t < K; t++) {
+            double s = 0.0;
+            for (int c = 0; c < nch; c++)
+                s += j.res[(size_t)c * cs + (size_t)oc * q->Kw + t];
+            dweight[(size_t)oc * K + t] = (float)s;
+        }
     if (dbias)
-        for (int oc = 0; oc < OC; oc++)
-            dbias[oc] = (float)slots8(bacc + (size_t)oc * SLOTS);
+        for (int oc = 0; oc < OC; oc++) {
+            double s = 0.0;
+            for (int c = 0; c < nch; c++)
+                s += j.res[(size_t)c * cs + bo + oc];
+            dbias[oc] = (float)s;
+        }
 }
 
 /* The table's name through a macro of its own: scripts/check-structure.sh reads the struct tag

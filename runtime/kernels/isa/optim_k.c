@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "kernels/optim_k.h"
+#include "kernels/tpool.h"
 
 /* Our float expressions must round every operation, as torch's unfused kernels do (gcc: -std=c11
  * implies -ffp-contract=off; gcc rejects this pragma). */
@@ -189,5 +190,84 @@ static void adam(const dt_kopt_adam *kp, float *restrict p, const float *restric
     }
 }
 
-const struct dt_koptim DT_KFN(dt_koptim) = {
-    .sgd = sgd, .adagrad = adagrad, .adadelta = adadelta, .rmsprop = rmsprop, .adam = adam};
+/* The table's entries split the segment over the thread pool (kernels/tpool.h): every parameter
+ * is updated alone, so the parts change no bits. */
+#define GRAIN 32768
+
+typedef struct {
+    int kind;
+    const void *k;
+    float *p, *a, *b, *c;
+    const float *g;
+    int x, y, z;
+} opt_job;
+
+#define PART(q) ((q) ? (q) + lo : NULL)
+static void opt_part(void *arg, long lo, long hi)
+{
+    const opt_job *j = arg;
+    const size_t n = (size_t)(hi - lo);
+    float *p = j->p + lo;
+    const float *g = j->g + lo;
+    switch (j->kind) {
+    case 0: sgd(j->k, p, g, PART(j->a), n, j->x, j->y); break;
+    case 1: adagrad(j->k, p, g, PART(j->a), n, j->x); break;
+    case 2: adadelta(j->k, p, g, PART(j->a), PART(j->b), n, j->x); break;
+    case 3: rmsprop(j->k, p, g, PART(j->a), PART(j->b), PART(j->c), n, j->x, j->y, j->z); break;
+    default: adam(j->k, p, g, PART(j->a), PART(j->b), PART(j->c), n, j->x, j->y); break;
+    }
+}
+#undef PART
+
+static void par_sgd(const dt_kopt_sgd *k, float *restrict p, const float *restrict grad,
+                    float *restrict b, size_t n, int l2, int mode)
+{
+    opt_job j = {.kind = 0, .k = k, .p = p, .g = grad, .a = b, .x = l2, .y = mode};
+    dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
+}
+
+static void par_adagrad(const dt_kopt_adagrad *k, float *restrict p, const float *restrict grad,
+                        float *restrict sum, size_t n, int l2)
+{
+    opt_job j = {.kind = 1, .k = k, .p = p, .g = grad, .a = sum, .x = l2};
+    dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
+}
+
+static void par_adadelta(const dt_kopt_adadelta *k, float *restrict p, const float *restrict grad,
+                         float *restrict sq, float *restrict acc, size_t n, int l2)
+{
+    opt_job j = {.kind = 2, .k = k, .p = p, .g = grad, .a = sq, .b = acc, .x = l2};
+    dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
+}
+
+static void par_rmsprop(const dt_kopt_rmsprop *k, float *restrict p, const float *restrict grad,
+                        float *restrict sq, float *restrict buf, float *restrict gavg, size_t n,
+                        int l2, int centered, int momentum)
+{
+    opt_job j = {.kind = 3,
+                 .k = k,
+                 .p = p,
+                 .g = grad,
+                 .a = sq,
+                 .b = buf,
+                 .c = gavg,
+                 .x = l2,
+                 .y = centered,
+                 .z = momentum};
+    dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
+}
+
+static void par_adam(const dt_kopt_adam *k, float *restrict p, const float *restrict grad,
+                     float *restrict m, float *restrict v, float *restrict vmax, size_t n, int mode,
+                     int amsgrad)
+{
+    opt_job j = {
+        .kind = 4, .k = k, .p = p, .g = grad, .a = m, .b = v, .c = vmax, .x = mode, .y = amsgrad};
+    dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
+}
+
+const struct dt_koptim DT_KFN(dt_koptim) = {.sgd = par_sgd,
+                                            .adagrad = par_adagrad,
+                                            .adadelta = par_adadelta,
+                                            .rmsprop = par_rmsprop,
+                                            .adam = par_adam};

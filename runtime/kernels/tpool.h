@@ -1,0 +1,48 @@
+/*
+ * tpool.h - the rank's thread pool (issue 13): `threads` workers including the caller, created once
+ * (dt_tpool_init) before the net is built, reused by every parallel loop of the kernel layer.
+ *
+ * A parallel loop is dt_tpool_run(n, fn, arg): fn(arg, chunk, thread) for every chunk in [0, n),
+ * each exactly once, on any of the pool's threads (thread in [0, dt_tpool_threads()): an index for
+ * per-thread scratch; the caller is thread 0). Chunks are handed out dynamically, so the chunking
+ * itself must carry every decision that affects results: a kernel splits its work into chunks
+ * whose boundaries do not depend on the thread count (or the ISA, where results must agree across
+ * ISAs), writes each chunk's partial reduction to a slot of its own, and sums the slots in chunk
+ * order afterwards. That is what keeps training bitwise the same whatever `threads` is.
+ *
+ * No allocation and no thread creation inside dt_tpool_run. Workers spin briefly for the next loop
+ * (a step's kernels follow each other within microseconds), then sleep on a futex, so an idle rank
+ * does not burn cores. The caller calls dt_poll() (poll.h) between the chunks it runs.
+ * Not reentrant: a dt_tpool_run from inside a chunk runs its chunks serially on that thread.
+ */
+#ifndef DT_KERNELS_TPOOL_H
+#define DT_KERNELS_TPOOL_H
+
+/* The most threads a pool may have (config bound of `threads`). */
+#define DT_TPOOL_MAX 1024
+
+typedef void dt_tpool_fn(void *arg, int chunk, int thread);
+
+/* Makes the pool `threads` threads (the caller and threads - 1 workers), stopping the previous
+ * workers first. 1 (the default before any call) runs every loop on the caller. threads in
+ * [1, DT_TPOOL_MAX] (asserted); a failed pthread_create is fatal (DT_ASSERT). */
+void dt_tpool_init(int threads);
+/* Stops the workers (the pool is then 1 thread). No-op when there are none. */
+void dt_tpool_free(void);
+/* The pool's thread count (1 before dt_tpool_init). */
+int dt_tpool_threads(void);
+/* Runs fn(arg, c, thread) for c in [0, n) over the pool and returns when every call returned.
+ * n <= 0 does nothing. */
+void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg);
+
+/* For loops whose every element is computed alone (no sum across elements): fn(arg, lo, hi) over
+ * parts of [0, n) that cover it exactly, each part a multiple of `align` elements but the last,
+ * about n / threads long, none shorter than grain (n < 2 grain: one call on the caller). The
+ * parts may depend on the thread count, so a loop that reduces must not use this. */
+typedef void dt_tpool_range_fn(void *arg, long lo, long hi);
+void dt_tpool_for(long n, long grain, long align, dt_tpool_range_fn *fn, void *arg);
+
+/* [lo, hi) of chunk c of `chunks` equal parts of [0, n) (the first n % chunks one longer). */
+void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi);
+
+#endif

@@ -1,0 +1,103 @@
+#!/bin/sh
+# test_threads.sh - threads per rank (issue 13) from the command line:
+#   - every built-in model ends 6 steps at batch 48 (three chunks of 16 images; resnet9: 2 steps
+#     on a small synthetic CIFAR-10) with the same params_crc at threads 1, 2 and 3, and at
+#     2 ranks x 1 and 2 ranks x 2 threads;
+#   - at 2 threads, avx2, avx2w16 and avx512 (those this CPU runs) end with the same params_crc;
+#   - threads = auto: the run header shows the CPUs of the affinity mask shared by the ranks
+#     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
+#   - more threads than CPUs: exactly one warning line (rank 0), the run still trains;
+#   - bad values: one message naming the key and what was expected, every rank exits non-zero.
+# usage: sh tests/test_threads.sh [NP]
+set -u
+cd "$(dirname "$0")/.." || exit 1
+T=test_threads
+. tests/lib.sh
+
+[ -x "$DT" ] || { echo "test_threads: $DT missing (make)" >&2; exit 1; }
+[ -f data/mnist/train-images-idx3-ubyte ] || skip_all "data/mnist missing (make data)"
+
+BASE="--set train.progress=never --epochs 1 --set train.max_steps=6 --batch-size 48
+      --set data.limit_train=2000 --set data.limit_test=200"
+crc() { grep '^final:' "$1" | grep -o 'params_crc=[0-9a-f]*'; }
+
+# resnet9 takes 3x32x32 only: a small CIFAR-10 set (tests/tool_mkdata.c)
+MK=${BUILD:-build}/tests/tool_mkdata
+"$MK" cifar "$TMP" 100 50 > /dev/null || die "tool_mkdata cifar failed"
+CIFAR="--data cifar10 --set data.dir=$TMP --set train.max_steps=2"
+
+# --- every built-in model: the same bits at threads 1, 2, 3 (1 rank) and 1, 2 (2 ranks) ---
+for model in mlp lenet5 cnn resnet20 resnet9; do
+    ref=
+    extra=
+    [ "$model" = resnet9 ] && extra=$CIFAR
+    for cfg in "1 1" "1 2" "1 3" "2 1" "2 2"; do
+        set -- $cfg
+        run_dtrain 300 "$1" train $BASE $extra --model "$model" --threads "$2" \
+            > "$TMP/$model.out" 2>&1
+        c=$(crc "$TMP/$model.out")
+        if [ -z "$c" ]; then
+            fail "$model $1 rank(s) x $2 threads: no final line:"; tail -5 "$TMP/$model.out" >&2
+            continue
+        fi
+        if [ "$1" = 1 ] && [ "$2" = 1 ]; then
+            ref=$c
+        elif [ "$1" = 2 ] && [ "$2" = 1 ]; then
+            ref2=$c
+        fi
+        want=$ref
+        [ "$1" = 2 ] && want=$ref2
+        [ "$c" = "$want" ] && pass "$model $1 rank(s) x $2 threads: $c" ||
+            fail "$model $1 rank(s) x $2 threads: $c, expected $want"
+    done
+done
+
+# --- across ISAs at 2 threads ---
+runs() { $DT train $BASE --set train.max_steps=1 --set kernels.isa="$1" > /dev/null 2>&1; }
+for model in lenet5 resnet20 mlp; do
+    ref=
+    for isa in avx2 avx2w16 avx512; do
+        runs "$isa" || { echo "  skipped $isa: this CPU cannot run it"; continue; }
+        run_dtrain 300 1 train $BASE --model "$model" --threads 2 --set kernels.isa=$isa \
+            > "$TMP/isa.out" 2>&1
+        c=$(crc "$TMP/isa.out")
+        [ -z "$ref" ] && ref=$c && refisa=$isa
+        [ -n "$c" ] && [ "$c" = "$ref" ] && pass "$model $isa x 2 threads: $c" ||
+            fail "$model $isa x 2 threads: '$c', $refisa gave $ref"
+    done
+done
+
+# --- threads = auto ---
+header() { grep -o '^# dtrain [^:]*: [0-9]* ranks* x [0-9]* threads*' "$1" | sed 's/.*: //'; }
+n=$(nproc)
+run_dtrain 120 1 train $BASE > "$TMP/auto1.out" 2>&1
+want="1 rank x $n thread"
+[ "$n" -gt 1 ] && want="${want}s"
+[ "$(header "$TMP/auto1.out")" = "$want" ] && pass "auto, 1 rank: $want" ||
+    fail "auto, 1 rank: '$(header "$TMP/auto1.out")', expected '$want'"
+if command -v taskset > /dev/null; then
+    timeout 120 taskset -c 0 $DT train $BASE > "$TMP/auto0.out" 2>&1
+    [ "$(header "$TMP/auto0.out")" = "1 rank x 1 thread" ] && pass "auto, bound to 1 CPU: 1 thread" ||
+        fail "auto, taskset -c 0: '$(header "$TMP/auto0.out")'"
+fi
+half=$((n / 2))
+[ "$half" -lt 1 ] && half=1
+want="2 ranks x $half thread"
+[ "$half" -gt 1 ] && want="${want}s"
+run_dtrain 120 2 train $BASE > "$TMP/auto2.out" 2>&1
+[ "$(header "$TMP/auto2.out")" = "$want" ] && pass "auto, 2 unbound ranks: $want" ||
+    fail "auto, 2 ranks: '$(header "$TMP/auto2.out")', expected '$want'"
+
+# --- oversubscription: one warning line, still trains ---
+run_dtrain 120 2 train $BASE --threads $((n + 1)) > "$TMP/over.out" 2> "$TMP/over.err"
+w=$(grep -c 'warning: threads:' "$TMP/over.err")
+[ "$w" = 1 ] && [ -n "$(crc "$TMP/over.out")" ] && pass "oversubscribed: one warning line" ||
+    { fail "oversubscribed: $w warning lines"; cat "$TMP/over.err" >&2; }
+
+# --- bad values ---
+expect_dtrain_error "threads = 0" "threads = '0': expected auto or an integer in \[1, 1024\]" \
+    train $BASE --threads 0
+expect_dtrain_error "threads = lots" "threads = 'lots': expected auto or an integer" \
+    train $BASE --threads lots
+
+summary
