@@ -4,7 +4,7 @@
 # every example in cluster-examples/ with tiny settings and checks that each job ends COMPLETED with
 # exit code 0:0 and a `final:` line with a sane test accuracy; plus launch/dtrain-run's command
 # lines inside and outside an allocation, and the pre-emption round trip (signal -> checkpoint ->
-# requeue -> resume -> same result as an uninterrupted run) once dtrain has --resume.
+# requeue -> resume -> same result as an uninterrupted run).
 # Installs the Debian packages when missing (root); when that is impossible it prints SKIP and
 # counts nothing as passed. Stops only the daemons it started, whatever happens.
 # usage: bash tests/test_slurm.sh        (KEEP=1: keep the temp dir and print where it is)
@@ -246,7 +246,7 @@ check_preempt() {
     restarts=$(job_field "$j" Restarts)
     # the program's own lines only (the script's "preemptible:" lines do not count)
     ck=$(grep -v '^preemptible:' "$out" | grep -i checkpoint | grep -i signal | head -n 1)
-    rs=$(grep -v '^preemptible:' "$out" | grep -i 'resum' | head -n 1)
+    rs=$(grep -v '^preemptible:' "$out" | grep -i '^resumed from' | head -n 1) # the requeued run's
     last=$(grep '^final: ' "$out" | tail -n 1)
     # equal results: params_crc when printed, else the losses and the accuracy, exactly
     fields="params_crc"
