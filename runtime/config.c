@@ -735,6 +735,17 @@ void dt_config_print(const dt_config *c, FILE *f)
     }
 }
 
+char *dt_config_text(const dt_config *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    DT_ASSERT(f);
+    dt_config_print(c, f);
+    DT_ASSERT(fclose(f) == 0);
+    return buf;
+}
+
 void dt_config_help(FILE *f)
 {
     fprintf(

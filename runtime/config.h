@@ -151,6 +151,8 @@ int dt_config_loss_scale(const dt_config *c, double *scale, int *dynamic);
 
 /* Writes the whole configuration as a config file (loadable with -c). */
 void dt_config_print(const dt_config *c, FILE *f);
+/* dt_config_print's text, malloc'd (the caller frees it). */
+char *dt_config_text(const dt_config *c);
 
 /* Writes the key reference for --help: every key with its default and its bounds, both taken
  * from the table (the bounds text is the one dt_config_set's errors use). */

@@ -144,12 +144,7 @@ static int make_dir(const dt_trainer *t, const char *dir)
 static int open_metrics_rank0(dt_trainer *t, int resumed)
 {
     const dt_config *cfg = t->cfg;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    DT_ASSERT(f);
-    dt_config_print(cfg, f);
-    fclose(f);
+    char *text = dt_config_text(cfg);
     int rc = dt_mkdir_p(cfg->log_dir);
     if (rc == 0 && !resumed)
         rc = dt_metrics_check_fresh(cfg->log_dir, text, strcmp(cfg->resume, "auto") == 0);

@@ -21,18 +21,6 @@
 
 /* ---- checkpoints ---- */
 
-/* The resolved configuration as text (for the checkpoint's "config" attribute). */
-static char *config_text(const dt_config *cfg)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    DT_ASSERT(f);
-    dt_config_print(cfg, f);
-    fclose(f);
-    return buf;
-}
-
 void dt_train_add_i64(dt_ck_writer *w, const char *name, int64_t v)
 {
     dt_ck_add_copy(w, name, DT_CK_I64, 0, NULL, &v);
@@ -239,7 +227,7 @@ static int write_checkpoint(dt_trainer *t, const char *why)
         return DT_ERR;
     dt_ck_writer *w = dt_ck_begin(path);
     dt_state_write(&t->state, w);
-    char *text = config_text(cfg);
+    char *text = dt_config_text(cfg);
     dt_ck_attr(w, "config", text);
     free(text);
     dt_ck_attr_versions(w);
