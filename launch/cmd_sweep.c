@@ -61,12 +61,12 @@ typedef struct sweep_run {
     MPI_Comm ctl, group;
     int wrank, wsize, grank, ngroups;
     /* rank 0: the queue and the tally */
-    int *todo, ntodo, next;
-    int retired;  /* groups told there is no more work (group 0 excluded) */
-    int stop;     /* a trial stopped by a signal: hand out nothing more */
-    int count[5]; /* finished trials by status (this run) */
-    int done0;    /* trials already done when the run started */
-    FILE *term;   /* rank 0: the sweep's own stdout (trials write to their out.txt) */
+    int *queue, nqueue, next; /* the trials not done yet, in order; the next to hand out */
+    int retired;              /* groups told there is no more work (group 0 excluded) */
+    int stop;                 /* a trial stopped by a signal: hand out nothing more */
+    int count[5];             /* finished trials by status (this run) */
+    int done0;                /* trials already done when the run started */
+    FILE *term;               /* rank 0: the sweep's own stdout (trials write to their out.txt) */
     int saved_out, saved_err;
     int threads; /* threads = auto, resolved once over the world (threads.h) */
 } sweep_run;
@@ -202,7 +202,7 @@ static int prepare(void)
     char path[4400], line[4096], *keys[64], *vals[64];
     if (dt_mkdir_p(S.s.out) != 0 || dt_sweep_manifest(&S.s, S.base_text) != 0)
         return DT_ERR;
-    S.todo = dt_xmalloc((size_t)S.s.ntrials, sizeof *S.todo);
+    S.queue = dt_xmalloc((size_t)S.s.ntrials, sizeof *S.queue);
     for (int t = 0; t < S.s.ntrials; t++) {
         dt_sweep_trial_dir(&S.s, t, path, sizeof path);
         if (dt_mkdir_p(path) != 0)
@@ -215,7 +215,7 @@ static int prepare(void)
         if (n > 0)
             S.done0++;
         else
-            S.todo[S.ntodo++] = t;
+            S.queue[S.nqueue++] = t;
     }
     return DT_OK;
 }
@@ -223,9 +223,9 @@ static int prepare(void)
 /* The next trial to run, -1 when there is none (or the sweep was stopped). */
 static int queue_next(void)
 {
-    if (S.stop || dt_dist_signal() || S.next == S.ntodo)
+    if (S.stop || dt_dist_signal() || S.next == S.nqueue)
         return -1;
-    return S.todo[S.next++];
+    return S.queue[S.next++];
 }
 
 /* A finished trial's line on the sweep's stdout, and the tally. */
@@ -505,6 +505,6 @@ int dt_cmd_sweep(int argc, char **argv, int world)
     }
     dt_sweep_free(&S.s);
     free(S.base);
-    free(S.todo);
+    free(S.queue);
     return rc == 0 ? 0 : 1;
 }
