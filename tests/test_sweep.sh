@@ -109,17 +109,18 @@ fi
 
 # --- SIGKILL of mpirun mid-sweep, then the same command ---
 d=$TMP/kill
-KILLARGS=(sweep "${BASE[@]}" --set data.limit_train=6000 --set ckpt.every_steps=10 --grid optim.lr=0.02,0.04,0.06,0.08,0.1 --seeds 0,1 --out "$d")
+KILLARGS=(sweep "${BASE[@]}" --set data.limit_train=6000 --set ckpt.every_steps=10 --epochs 3 --grid optim.lr=0.02,0.04,0.06,0.08,0.1 --seeds 0,1 --out "$d")
 mpirun -np 2 $DT_MPIRUN_FLAGS $DT "${KILLARGS[@]}" > "$TMP/kout" 2>&1 &
 mpid=$!
 killed=0
 for _ in $(seq 1200); do
-    # at least one trial done, and one unfinished (of 188 steps) with checkpoints at steps 10
-    # and 20 to 150: the older one surely complete, the end of the trial surely not reached
+    # at least one trial done, and one unfinished (of 3 x 188 steps: a trial of one epoch ran
+    # past its end between this look and the kill on a quiet machine) with checkpoints at step 10
+    # and 20 to 450: the older one surely complete, the end of the trial surely not reached
     if ls "$d"/trials/*/done > /dev/null 2>&1; then
         for t in "$d"/trials/*; do
             last=$(ls "$t"/ckpt/ 2> /dev/null | sed -n 's/^ckpt-step0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -n 1)
-            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 150 ]; then
+            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 450 ]; then
                 # mpirun and its ranks at once, as a pre-emption or a lost node does (ranks
                 # whose mpirun alone was killed run on to the end of the sweep)
                 kill -KILL $mpid $(pgrep -P $mpid) && killed=1
@@ -151,7 +152,7 @@ fi
 if [ -n "$resumed" ]; then
     tdir=$(dirname "$resumed")
     lr=$(echo "$tdir" | sed 's/.*lr\([0-9.]*\)-seed.*/\1/') seed=${tdir##*-seed}
-    run_dtrain 120 1 train "${BASE[@]}" --set data.limit_train=6000 --set optim.lr="$lr" --seed "$seed" > "$TMP/alone" 2>&1
+    run_dtrain 120 1 train "${BASE[@]}" --set data.limit_train=6000 --epochs 3 --set optim.lr="$lr" --seed "$seed" > "$TMP/alone" 2>&1
     got=$(sed -n 's/.*params_crc=\([0-9a-f]*\).*/\1/p' "$tdir/done")
     if [ -n "$got" ] && [ "$got" = "$(crc "$TMP/alone")" ]; then pass "resumed trial: params_crc $got = uninterrupted dtrain train"; else fail "resumed trial: $got vs $(crc "$TMP/alone")"; fi
 fi
