@@ -151,9 +151,11 @@ static void print_last_epoch(dt_ck_reader *r)
     if (dt_ck_read(r, "metrics/epochs", DT_CK_F64, 2, h->dims, rows) == 0) {
         const double *last = rows + (h->dims[0] - 1) * h->dims[1];
         const int top5 = h->dims[1] >= 11; /* dt_epoch_rec: test_top5 follows test_acc */
-        printf("last epoch: epoch %.0f step %.0f train_loss %.4f train_acc %.2f test_loss %.4f "
-               "test_acc %.2f",
-               last[0], last[1], last[2], last[3], last[4], last[5]);
+        printf("last epoch: epoch %.0f step %.0f train_loss %.4f train_acc %.2f", last[0], last[1],
+               last[2], last[3]);
+        if (h->dims[1] >= 13) /* train_top5 since 13 columns */
+            printf(" train_top5 %.2f", last[11]);
+        printf(" test_loss %.4f test_acc %.2f", last[4], last[5]);
         if (top5)
             printf(" test_top5 %.2f", last[6]);
         printf(" lr %.6g\n", last[top5 ? 7 : 6]);

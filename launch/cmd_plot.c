@@ -62,9 +62,11 @@ static const metric metrics[] = {
      {{1, "train_acc", "train", 1}, {1, "test_acc", "test", 2}, {1, "swa_test_acc", "SWA test", 3}},
      "bottom right"},
     {"top5",
-     "test top-5 accuracy",
+     "top-5 accuracy",
      "accuracy (%)",
-     {{1, "test_top5", "test top-5", 2}},
+     {{1, "train_top5", "train", 1},
+      {1, "test_top5", "test", 2},
+      {1, "swa_test_top5", "SWA test", 3}},
      "bottom right"},
     {"lr", "learning rate", "learning rate", {{0, "lr", "", 1}}, "top right"},
     {"momentum", "momentum", "momentum (Adam: beta1)", {{0, "momentum", "", 1}}, "bottom right"},
@@ -340,9 +342,14 @@ static int select_metrics(const plot_opts *o, const dt_plot_run *runs, int n, in
         const metric *m = &metrics[all[k]];
         if (metric_has_data(runs, n, m))
             sel[(*nsel)++] = all[k];
-        else if (o->mlist)
+        else if (o->mlist) {
+            char cols[256] = "";
+            for (int j = 0; j < 3 && m->s[j].col; j++)
+                snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", j ? " or " : "",
+                         m->s[j].col);
             return dt_err("plot: --metrics %s: no run has a %s column with values (%s%s)", m->name,
-                          m->s[0].col, runs[0].dir, n > 1 ? ", ..." : "");
+                          cols, runs[0].dir, n > 1 ? ", ..." : "");
+        }
     }
     if (*nsel == 0)
         return dt_err("plot: %s: nothing to draw (no metric has values)", runs[0].dir);

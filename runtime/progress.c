@@ -130,12 +130,14 @@ void dt_progress_epoch(const dt_progress *p, const dt_epoch_rec *rec)
         return;
     dt_progress_clear(p);
     fprintf(p->out,
-            "epoch %lld/%d  train_loss %.4f  train_acc %.2f  test_loss %.4f  test_acc %.2f  "
-            "test_top5 %.2f  lr %.6g  samples/s %.0f  time %.1fs",
-            (long long)rec->epoch, p->epochs, rec->train_loss, rec->train_acc, rec->test_loss,
-            rec->test_acc, rec->test_top5, rec->lr, rec->samples_per_s, rec->time_s);
+            "epoch %lld/%d  train_loss %.4f  train_acc %.2f  train_top5 %.2f  test_loss %.4f  "
+            "test_acc %.2f  test_top5 %.2f  lr %.6g  samples/s %.0f  time %.1fs",
+            (long long)rec->epoch, p->epochs, rec->train_loss, rec->train_acc, rec->train_top5,
+            rec->test_loss, rec->test_acc, rec->test_top5, rec->lr, rec->samples_per_s,
+            rec->time_s);
     if (!isnan(rec->swa_test_acc))
-        fprintf(p->out, "  swa_test_acc %.2f", rec->swa_test_acc);
+        fprintf(p->out, "  swa_test_acc %.2f  swa_test_top5 %.2f", rec->swa_test_acc,
+                rec->swa_test_top5);
     fprintf(p->out, "\n");
     fflush(p->out);
 }
@@ -235,8 +237,8 @@ void dt_progress_final_line(const dt_progress *p, const dt_progress_final *f)
     if (f->comm)
         fprintf(p->out, " exposed_comm=%.1f%%", f->exposed_comm_pct);
     if (f->swa)
-        fprintf(p->out, " swa_test_acc=%.2f swa_n=%lld", 100.0 * f->swa_test_acc,
-                (long long)f->swa_n);
+        fprintf(p->out, " swa_test_acc=%.2f swa_test_top5=%.2f swa_n=%lld", 100.0 * f->swa_test_acc,
+                100.0 * f->swa_test_top5, (long long)f->swa_n);
     if (f->scaler)
         fprintf(p->out, " loss_scale=%g skipped_steps=%lld", f->loss_scale,
                 (long long)f->skipped_steps);

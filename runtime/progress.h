@@ -18,9 +18,9 @@
 /* One epoch's record (rank 0's history; stored in checkpoints, one row of the epoch metrics). */
 typedef struct dt_epoch_rec {
     double epoch, step, train_loss, train_acc, test_loss, test_acc, test_top5, lr, samples_per_s,
-        time_s, swa_test_acc;
+        time_s, swa_test_acc, train_top5, swa_test_top5;
 } dt_epoch_rec;
-#define DT_EPOCH_COLS 11
+#define DT_EPOCH_COLS 13
 
 typedef struct dt_progress {
     FILE *out;  /* rank 0's stream, NULL: print nothing */
@@ -87,8 +87,8 @@ typedef struct dt_progress_final {
     double test_acc, test_top5; /* in [0, 1] */
     double samples_per_s, wall_s, max_rss_mib;
     uint64_t params_crc; /* XXH64 of the parameters */
-    int swa;             /* SWA on: swa_test_acc (in [0, 1]) and swa_n are printed */
-    double swa_test_acc;
+    int swa;             /* SWA on: swa_test_acc, swa_test_top5 (in [0, 1]) and swa_n are printed */
+    double swa_test_acc, swa_test_top5;
     int64_t swa_n;
     int scaler; /* loss scaling on: loss_scale and skipped_steps are printed */
     double loss_scale;

@@ -27,13 +27,10 @@ static const char *const step_cols[STEP_COLS] = {
     "step",           "epoch",           "loss",          "lr",
     "momentum",       "grad_norm",       "samples_per_s", "compute_s",
     "exposed_comm_s", "exposed_comm_pct"};
-static const char *const epoch_cols[EPOCH_ROW] = {"epoch",          "step",
-                                                  "train_loss",     "train_acc",
-                                                  "test_loss",      "test_acc",
-                                                  "test_top5",      "lr",
-                                                  "samples_per_s",  "time_s",
-                                                  "swa_test_acc",   "compute_s",
-                                                  "exposed_comm_s", "exposed_comm_pct"};
+static const char *const epoch_cols[EPOCH_ROW] = {
+    "epoch",         "step",      "train_loss",     "train_acc",       "test_loss",    "test_acc",
+    "test_top5",     "lr",        "samples_per_s",  "time_s",          "swa_test_acc", "train_top5",
+    "swa_test_top5", "compute_s", "exposed_comm_s", "exposed_comm_pct"};
 
 /* the net's reduction (SyncBatchNorm, BN refresh): a sum over the trainer's communicator, in
  * rank order (dt_dist_sum: watched, the same bits on every rank) */
@@ -279,6 +276,22 @@ static void update(dt_trainer *t, const dt_ctrl *ctrl)
     dt_optim_step(&t->opt, net->param, net->grad, ctrl->lr, ctrl->momentum);
 }
 
+/* The step's top-5 hits against the labels, weighted under mixup like its top-1 (lam for the
+ * sample's own label, 1 - lam for its partner's). */
+static double train_top5_hits(const dt_trainer *t, const float *logits, int n, double lam)
+{
+    const int K = t->net->classes;
+    if (t->cfg->mixup_alpha <= 0.0)
+        return dt_metrics_topk_hits(logits, t->y, n, K, 5);
+    double wh = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * K;
+        wh += lam * dt_metrics_topk_hits(z, &t->y[i], 1, K, 5) +
+              (1.0 - lam) * dt_metrics_topk_hits(z, &t->y[t->perm[i]], 1, K, 5);
+    }
+    return wh;
+}
+
 double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *ctrl, int *correct)
 {
     dt_net *net = t->net;
@@ -304,6 +317,7 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     const float *logits = dt_net_forward(net, t->x, n, 1, &t->step_ctx);
     double loss = dt_xent_forward(t->probs, logits, targets ? NULL : t->y, targets, n, K, correct);
     t->step_hits = *correct;
+    t->step_hits5 = train_top5_hits(t, logits, n, lam);
     if (targets) {
         /* accuracy against the labels; under mixup weighted like its loss (the reference
          * implementation's lam * [pred == y_i] + (1 - lam) * [pred == y_j]) */
@@ -440,7 +454,7 @@ static int feed_shard(void *ud, int64_t b, const float **x)
 /* Evaluates the averaged weights: rank 0's average goes to every rank, BatchNorm statistics are
  * recomputed over the training data, the test set is evaluated, and the net gets its own weights
  * back. With save, rank 0 writes the averaged model (refreshed BN buffers included). */
-static double swa_evaluate(dt_trainer *t, int save)
+static dt_eval swa_evaluate(dt_trainer *t, int save)
 {
     dt_net *net = t->net;
     float *keep = dt_xmalloc(net->numel, sizeof *keep);
@@ -477,7 +491,7 @@ static double swa_evaluate(dt_trainer *t, int save)
     memcpy(net->state, keep_state, net->state_numel * sizeof *keep_state);
     free(keep);
     free(keep_state);
-    return ev.acc;
+    return ev;
 }
 
 /* ---- the loop ---- */
@@ -488,7 +502,7 @@ dt_train_hook dt_train_between_steps = NULL;
 typedef struct run_ctx {
     double t_start;         /* the run's start (wall_s of the final line) */
     int stopped;            /* the signal that stopped the run (-2: train.stop_at_step), or 0 */
-    double swa_acc;         /* the last SWA evaluation's accuracy in [0, 1], NaN: none */
+    dt_eval swa_ev;         /* the last SWA evaluation (acc, top5 in [0, 1]; NaN: none) */
     dt_eval ev;             /* the last evaluation */
     double last_train_loss; /* the last finished epoch's mean training loss */
     int64_t *batch_idx;     /* (batch) the step's sample indices */
@@ -620,6 +634,7 @@ static int train_step(dt_trainer *t, run_ctx *r, int n, int64_t epoch)
     t->epoch_sums[0] += loss * n;
     t->epoch_sums[1] += t->step_hits;
     t->epoch_sums[2] += n;
+    t->epoch_sums[3] += t->step_hits5;
     t->step++;
     t->epoch_pos += (int64_t)n * t->world;
     if (!t->swa.per_epoch && dt_swa_due(&t->swa, t->step))
@@ -669,10 +684,10 @@ static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
     const int64_t epoch = t->epoch;
     /* sums[3]: samples trained in this process's part of the epoch (a resumed epoch's
      * earlier part is in epoch_sums but not in epoch_time) */
-    double sums[7] = {
+    double sums[8] = {
         t->epoch_sums[0], t->epoch_sums[1], t->epoch_sums[2], t->epoch_sums[2] - r->seen0,
-        r->ep_comm[0],    r->ep_comm[1],    r->ep_comm[2]};
-    dt_dist_sum(sums, 7, DT_PHASE_EPOCH, t->comm);
+        r->ep_comm[0],    r->ep_comm[1],    r->ep_comm[2],    t->epoch_sums[3]};
+    dt_dist_sum(sums, 8, DT_PHASE_EPOCH, t->comm);
     for (int k = 0; k < 3; k++)
         r->ep_comm_all[k] = sums[4 + k] / t->world;
     t->train_samples += sums[2];
@@ -682,9 +697,9 @@ static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
     dt_tl_mark("evaluation", v0, dt_now());
     if (t->swa.per_epoch && dt_swa_due(&t->swa, epoch + 1))
         dt_swa_update(&t->swa, t->net->param);
-    r->swa_acc = NAN;
+    r->swa_ev = (dt_eval){NAN, NAN, NAN, 0};
     if (t->swa.mode != DT_SWA_OFF && cfg->swa_eval_epoch && t->swa.n > 0)
-        r->swa_acc = swa_evaluate(t, 0);
+        r->swa_ev = swa_evaluate(t, 0);
     if (!dt_dist_same(dt_dist_fingerprint(t->net->param, t->net->numel), t->comm))
         return dt_err("replicas diverged after epoch %lld: parameters differ between ranks",
                       (long long)epoch + 1);
@@ -703,7 +718,9 @@ static int epoch_results(dt_trainer *t, run_ctx *r, dt_epoch_rec *rec)
                           r->ctrl.lr,
                           sums[3] / (secs > 0 ? secs : 1),
                           secs,
-                          100.0 * r->swa_acc};
+                          100.0 * r->swa_ev.acc,
+                          100.0 * sums[7] / sums[2],
+                          100.0 * r->swa_ev.top5};
     return DT_OK;
 }
 
@@ -771,7 +788,7 @@ static int finish_stopped(dt_trainer *t, const run_ctx *r)
 static int finish(dt_trainer *t, run_ctx *r)
 {
     if (t->swa.mode != DT_SWA_OFF && t->swa.n > 0)
-        r->swa_acc = swa_evaluate(t, 1);
+        r->swa_ev = swa_evaluate(t, 1);
     double rss = dt_peak_rss_mib();
     dt_dist_max(&rss, 1, DT_PHASE_EPOCH, t->comm);
     double comm[3] = {r->run_comm[0], r->run_comm[1], r->run_comm[2]};
@@ -790,7 +807,8 @@ static int finish(dt_trainer *t, run_ctx *r)
         .max_rss_mib = rss,
         .params_crc = params_crc(t->net),
         .swa = t->swa.mode != DT_SWA_OFF,
-        .swa_test_acc = r->swa_acc,
+        .swa_test_acc = r->swa_ev.acc,
+        .swa_test_top5 = r->swa_ev.top5,
         .swa_n = t->swa.n,
         .scaler = t->scaler.scale > 0.0,
         .loss_scale = t->scaler.scale,
@@ -806,7 +824,7 @@ static int finish(dt_trainer *t, run_ctx *r)
 
 int dt_trainer_run(dt_trainer *t)
 {
-    run_ctx r = {.t_start = dt_now(), .swa_acc = NAN, .ev = {NAN, NAN, NAN, 0}};
+    run_ctx r = {.t_start = dt_now(), .swa_ev = {NAN, NAN, NAN, 0}, .ev = {NAN, NAN, NAN, 0}};
     r.last_train_loss = t->nhist ? t->hist[t->nhist - 1].train_loss : NAN;
     if (t->nhist) { /* a resumed run's last epoch, for the final line */
         r.ev.loss = t->hist[t->nhist - 1].test_loss;

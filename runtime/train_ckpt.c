@@ -123,7 +123,8 @@ void dt_train_register_state(dt_trainer *t)
 {
     dt_state *st = &t->state;
     dt_net *net = t->net;
-    const int64_t two[1] = {2}, three[1] = {3}, hdims[2] = {t->cfg->epochs, DT_EPOCH_COLS};
+    const int64_t two[1] = {2}, three[1] = {3}, four[1] = {4};
+    const int64_t hdims[2] = {t->cfg->epochs, DT_EPOCH_COLS};
     dt_state_init(st);
     char name[DT_CK_NAME_MAX];
     int64_t dims[4];
@@ -155,7 +156,7 @@ void dt_train_register_state(dt_trainer *t)
     dt_state_add(st, "train/batch_size", DT_CK_I64, 0, NULL, &t->io.batch, DT_STATE_SHARED,
                  DT_STATE_POSITIVE);
     /* the epoch's partial sums over all ranks, kept by rank 0 on resume */
-    dt_state_add(st, "train/epoch_sums", DT_CK_F64, 1, three, t->io.sums, DT_STATE_RANK0, 0);
+    dt_state_add(st, "train/epoch_sums", DT_CK_F64, 1, four, t->io.sums, DT_STATE_RANK0, 0);
     /* training seconds, training samples */
     dt_state_add(st, "train/time", DT_CK_F64, 1, two, t->io.times, DT_STATE_SHARED,
                  DT_STATE_FINITE | DT_STATE_NONNEG);
@@ -176,7 +177,7 @@ static void io_pack(dt_trainer *t)
 {
     dt_net *net = t->net;
     memcpy(t->io.sums, t->epoch_sums, sizeof t->io.sums);
-    dt_dist_sum(t->io.sums, 3, DT_PHASE_CHECKPOINT, t->comm);
+    dt_dist_sum(t->io.sums, 4, DT_PHASE_CHECKPOINT, t->comm);
     t->io.stream[0] = t->cfg->seed;
     t->io.stream[1] = t->rank;
     t->io.stream[2] = t->step;
@@ -205,7 +206,7 @@ static void io_unpack(dt_trainer *t)
         if (model_item(&net->bufs[i], name, sizeof name, dims))
             net->state[net->bufs[i].off] = (float)t->io.nbt[k++];
     /* the partial epoch's global sums live on rank 0 */
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         t->epoch_sums[k] = t->rank == 0 ? t->io.sums[k] : 0.0;
     t->train_time = t->io.times[0];
     t->train_samples = t->io.times[1];
@@ -474,6 +475,13 @@ static int load_on_rank0(dt_trainer *t, char *path, size_t size, int *found)
             rc = DT_ERR;
         dt_progress_resume_report(&t->prog, report);
         *found = r == 1;
+        /* checkpoints that all fail to load (another dtrain's format, damage): starting from
+         * scratch would write over them, so the run stops and says so */
+        if (r == 0 && report[0])
+            return dt_err("ckpt.dir %s holds checkpoints but none can be resumed (see the skipped "
+                          "lines): not starting from scratch over them; move them away or use "
+                          "another ckpt.dir",
+                          cfg->ckpt_dir);
         if (r == 0)
             dt_progress_resume_none(&t->prog, cfg->ckpt_dir);
     } else {

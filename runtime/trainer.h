@@ -50,8 +50,9 @@ typedef struct dt_trainer {
     int64_t step;          /* optimizer steps taken */
     int64_t epoch;         /* the epoch being trained */
     int64_t epoch_pos;     /* global sample positions of `epoch` already consumed */
-    double epoch_sums[3];  /* loss * n, correct, n of the current epoch so far (rank-local) */
+    double epoch_sums[4];  /* loss * n, correct, n, top-5 correct of the epoch (rank-local) */
     double step_hits;      /* the last step's correct count (mixup: lam-weighted) */
+    double step_hits5;     /* the same for top-5 */
     double step_time[3];   /* the last step (s): compute, exposed communication, whole step */
     double train_time;     /* seconds of training so far (evaluation excluded) */
     double pending_time;   /* the current epoch's training seconds not yet in train_time */
@@ -73,7 +74,7 @@ typedef struct dt_trainer {
         int64_t nhist;        /* rows of metrics/epochs */
         int64_t step_rows, epoch_rows;
         int64_t stream[3]; /* this rank's (seed, rank, step) */
-        double sums[3];    /* train/epoch_sums: over all ranks */
+        double sums[4];    /* train/epoch_sums: over all ranks */
         double times[2];   /* train/time: seconds, samples */
         int64_t *nbt;      /* (BN buffers named num_batches_tracked) as int64 */
     } io;

@@ -87,3 +87,8 @@ rank_pid() {
         done
     done
 }
+
+# csv_col FILE NAME: the named column, one value per line
+csv_col() {
+    awk -F, -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; if (!k) exit 1; next } { print $k }' "$1"
+}

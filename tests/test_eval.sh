@@ -57,6 +57,19 @@ run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --set data.limit_test=300 >"$TMP/lim.out" 
 run 2 $DT_MPIRUN_FLAGS $DT eval "$ck" --split train >"$TMP/tr.out" 2>&1 &&
     grep -q '^eval: .* split=train samples=3000 loss=[0-9.e-]* acc=[0-9.]* top5=[0-9.]*$' "$TMP/tr.out" && pass ||
     { fail "eval --split train"; tail -n 3 "$TMP/tr.out" >&2; }
+# the training batches' top-1 and top-5 (metrics_epoch.csv train_acc, train_top5): at lr 0 the
+# weights do not move, so they equal the evaluation of the checkpoint on the training split
+# (the mlp: no BatchNorm, no dropout; 2000 samples in 32 batches, the last one short)
+run 1 $DT train --model mlp --epochs 1 --lr 0 --set data.limit_train=2000 --set data.limit_test=100 \
+    --set train.progress=never --set log.dir="$TMP/lr0" --ckpt-dir "$TMP/lr0/ck" >"$TMP/lr0.out" 2>&1 &&
+    run 1 $DT eval "$TMP"/lr0/ck/ckpt-*.h5 --split train >"$TMP/lr0e.out" 2>&1 ||
+    { fail "lr 0 training + eval --split train"; tail -n 3 "$TMP/lr0.out" "$TMP/lr0e.out" >&2; }
+tr_acc=$(csv_col "$TMP/lr0/metrics_epoch.csv" train_acc | awk '{ printf "%.2f", $1 }')
+tr_top5=$(csv_col "$TMP/lr0/metrics_epoch.csv" train_top5 | awk '{ printf "%.2f", $1 }')
+ev=$(sed -n 's/^eval: .* acc=\([0-9.]*\) top5=\([0-9.]*\)$/\1 \2/p' "$TMP/lr0e.out")
+if [ -n "$ev" ] && [ "$ev" = "$tr_acc $tr_top5" ] && grep -q "train_top5 $tr_top5 " "$TMP/lr0.out"; then
+    pass; echo "  training batches at lr 0: top-1 $tr_acc top-5 $tr_top5 = eval --split train"
+else fail "training top-1/top-5 '$tr_acc $tr_top5' vs eval --split train '$ev'"; fi
 
 # ---- paths: from another directory, missing files, only the test files ----
 mkdir -p "$TMP/elsewhere" "$TMP/testonly/mnist"

@@ -27,7 +27,7 @@ command -v h5dump > /dev/null 2>&1 || die "h5dump not found (hdf5-tools; run mak
 EPOCHS=3
 EVERY=5
 STEP_HDR="step,epoch,loss,lr,momentum,grad_norm,samples_per_s,compute_s,exposed_comm_s,exposed_comm_pct"
-EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,test_top5,lr,samples_per_s,time_s,swa_test_acc,compute_s,exposed_comm_s,exposed_comm_pct"
+EPOCH_HDR="epoch,step,train_loss,train_acc,test_loss,test_acc,test_top5,lr,samples_per_s,time_s,swa_test_acc,train_top5,swa_test_top5,compute_s,exposed_comm_s,exposed_comm_pct"
 BASE="--set data.limit_train=1500 --set data.limit_test=300 --set train.progress=never --epochs $EPOCHS --set log.every_steps=$EVERY"
 run() { # ARGS... -> output in $TMP/out, status in $rc
     run_dtrain 120 2 train $BASE "$@" > "$TMP/out" 2>&1
@@ -35,10 +35,6 @@ run() { # ARGS... -> output in $TMP/out, status in $rc
 }
 final_steps() { sed -n 's/^final: .* steps=\([0-9]*\) .*/\1/p' "$TMP/out"; }
 
-# csv_col FILE NAME: the named column, one value per line
-csv_col() {
-    awk -F, -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; if (!k) exit 1; next } { print $k }' "$1"
-}
 # h5_col FILE DATASET: a 1-D dataset, one value per line, all 17 significant digits
 h5_col() {
     h5dump -d "$2" -m %.17g -y -w 0 "$1" 2> /dev/null |
@@ -121,7 +117,8 @@ same_as_reference() {
         csv_col "$dir/metrics_step.csv" $c > "$TMP/x2"
         same_values "$TMP/x2" "$TMP/x1" 1e-12 || bad="$bad step/$c"
     done
-    for c in epoch step train_loss train_acc test_loss test_acc test_top5 lr swa_test_acc; do
+    for c in epoch step train_loss train_acc train_top5 test_loss test_acc test_top5 lr swa_test_acc \
+        swa_test_top5; do
         csv_col "$TMP/ref/metrics_epoch.csv" $c > "$TMP/x1"
         csv_col "$dir/metrics_epoch.csv" $c > "$TMP/x2"
         same_values "$TMP/x2" "$TMP/x1" 1e-12 || bad="$bad epoch/$c"

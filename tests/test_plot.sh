@@ -109,8 +109,8 @@ expect_dtrain_error "missing folder" "$TMP/none: No such file or directory" plot
 expect_dtrain_error "no metrics" "$TMP/empty: no metrics_step.csv or metrics_epoch.csv" plot "$TMP/empty"
 expect_dtrain_error "unknown metric" "plot: --metrics: unknown metric 'acuracy'" plot "$TMP/lr0.1" --metrics loss,acuracy
 expect_dtrain_error "bad --x" "plot: --x = 'time': expected step or epoch" plot "$TMP/lr0.1" --x time
-expect_dtrain_error "metric absent" "plot: --metrics top5: no run has a test_top5 column" plot "$TMP/old" --metrics top5
-expect_dtrain_error "bad row" "$TMP/bad/metrics_epoch.csv:4: 3 values, the header names 14" plot "$TMP/bad"
+expect_dtrain_error "metric absent" "plot: --metrics top5: no run has a train_top5 or test_top5 or swa_test_top5 column" plot "$TMP/old" --metrics top5
+expect_dtrain_error "bad row" "$TMP/bad/metrics_epoch.csv:4: 3 values, the header names 16" plot "$TMP/bad"
 mkdir -p "$TMP/partial"
 cp "$TMP/lr0.1/metrics_step.csv" "$TMP/partial/"
 head -n 1 "$TMP/lr0.1/metrics_epoch.csv" > "$TMP/partial/metrics_epoch.csv"

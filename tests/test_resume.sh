@@ -131,6 +131,19 @@ python_free_flip "$newest"
 run 2 --ckpt-dir "$TMP/ck" --set ckpt.every_steps=10 --set ckpt.every_epoch=false --resume auto
 if grep -q "skipped .*ckpt-step00000030.h5" "$TMP/out" && grep -q "resumed from .*ckpt-step00000020.h5" "$TMP/out" &&
    [ "$(crc)" = "$WANT" ]; then pass; else fail "corrupted newest: no fallback"; cat "$TMP/out" >&2; fi
+# every checkpoint damaged: --resume auto stops with an error instead of starting from scratch and
+# writing over them (the files stay as they were)
+rm -rf "$TMP/ckbad" && mkdir -p "$TMP/ckbad"
+cp "$TMP/good30.h5" "$TMP/ckbad/ckpt-step00000030.h5"
+python_free_flip "$TMP/ckbad/ckpt-step00000030.h5"
+head -c 5000 "$TMP/good30.h5" > "$TMP/ckbad/ckpt-step00000020.h5"
+sums=$(md5sum "$TMP"/ckbad/*.h5)
+run 2 --ckpt-dir "$TMP/ckbad" --resume auto
+if [ $rc -ne 0 ] && grep -q "dtrain: error: .*ckpt.dir $TMP/ckbad holds checkpoints but none can be resumed" "$TMP/out" &&
+   [ "$(grep -c "skipped .*ckbad/ckpt-step000000[23]0.h5" "$TMP/out")" -eq 2 ] &&
+   [ "$(grep -c '^dtrain: error' "$TMP/out")" -le 2 ] && [ "$(md5sum "$TMP"/ckbad/*.h5)" = "$sums" ] &&
+   [ "$(ls -A "$TMP/ckbad" | wc -l)" -eq 2 ]; then pass
+else fail "all checkpoints damaged: expected an error and the files untouched"; cat "$TMP/out" >&2; fi
 head -c 5000 "$TMP/good30.h5" > "$TMP/trunc.h5"
 run 2 --ckpt-dir "$TMP/ck2" --resume "$TMP/trunc.h5"
 [ $rc -ne 0 ] && grep -q "dtrain: error: .*trunc.h5" "$TMP/out" && pass || { fail "truncated --resume PATH"; cat "$TMP/out" >&2; }
