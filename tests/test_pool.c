@@ -320,6 +320,43 @@ static void test_pooling(void)
     free(x), free(dy);
 }
 
+/* DT_POOL_STATS=1 at 1 thread splits loops as 2 threads would (so its statistics see the
+ * split): the parts change, the bits must not; without it the pool splits nothing at 1 thread. */
+static void stats_range(void *arg, long lo, long hi)
+{
+    float *x = arg;
+    for (long i = lo; i < hi; i++)
+        x[i] = x[i] * 0.5f + 1.0f;
+}
+
+static void test_stats(void)
+{
+    enum { M = 97, N = 131, K = 650, NX = 100000 };
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *bias = rand_buf(N);
+    float *x0 = rand_buf(NX), *c[2], *x[2];
+    int parts[2];
+    const dt_kern *kt = dt_kern_get();
+    for (int on = 0; on < 2; on++) {
+        if (on)
+            setenv("DT_POOL_STATS", "1", 1);
+        dt_tpool_init(1);
+        parts[on] = dt_tpool_parts();
+        c[on] = dt_xcalloc((size_t)M * N, sizeof *c[on]);
+        x[on] = dt_xmalloc(NX, sizeof *x[on]);
+        memcpy(x[on], x0, NX * sizeof *x0);
+        if (kt->gemm)
+            dt_gemm_kern(kt->gemm, 0, 1, M, N, K, A, K, B, K, bias, 0, c[on], N);
+        dt_tpool_for(NX, 1000, 64, stats_range, x[on]);
+        unsetenv("DT_POOL_STATS");
+    }
+    CHECK(parts[0] == 1 && parts[1] == 2);
+    CHECK(memcmp(c[0], c[1], (size_t)M * N * sizeof *c[0]) == 0);
+    CHECK(memcmp(x[0], x[1], NX * sizeof *x[0]) == 0);
+    dt_tpool_init(1);
+    CHECK(dt_tpool_parts() == 1);
+    free(A), free(B), free(bias), free(c[0]), free(c[1]), free(x[0]), free(x[1]), free(x0);
+}
+
 int main(void)
 {
     openblas_set_num_threads(1); /* as dt_threads_start sets it */
@@ -328,6 +365,7 @@ int main(void)
     test_gemm_panels();
     test_bn();
     test_pooling();
+    test_stats();
     dt_tpool_free();
     return check_finish("test_pool");
 }

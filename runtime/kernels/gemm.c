@@ -108,7 +108,7 @@ void dt_gemm_kern(const struct dt_kgemm *g, int ta, int tb, int M, int N, int K,
 {
     DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
     dt_gemm_prepare();
-    const int T = dt_tpool_threads();
+    const int T = dt_tpool_parts();
     if (T == 1 || (long)M * N * K < PAR_MIN_FMAS) {
         g->run(ta, tb, M, N, K, A, lda, B, ldb, bias, accum, C, ldc, pack_a[0], pack_b[0]);
         return;
