@@ -59,6 +59,7 @@ typedef struct {
     double wall;               /* caller's wall time inside the calls */
     double cpu[STAT_THREADS];  /* chunk CPU time per thread */
     double two;                /* simulated time on 2 threads (greedy in chunk order) */
+    double even;               /* its bound: max(half the CPU time, the longest chunk) */
     double gap;                /* caller CPU time since the previous region ended: serial work */
 } stat_site;
 
@@ -69,6 +70,7 @@ static struct {
     double wall0, cpu0; /* at the first region: the window starts there */
     double wall1;       /* end of the last region */
     double cpu1;        /* the caller's CPU time then */
+    double read;        /* what one clock read costs (calibrated at init) */
 } S;
 
 static double clock_s(clockid_t id)
@@ -90,7 +92,7 @@ static stat_site *stat_find(const void *site)
 }
 
 static stat_site *_Atomic cur_site; /* the region being run (one at a time) */
-static double two_load[2];           /* the current call's 2-thread simulation */
+static double two_load[3]; /* the current call's 2-thread simulation; [2]: its longest chunk */
 
 /* One chunk's CPU time, on the thread that ran it (each thread has its own cpu[] slot). */
 static void stat_chunk(stat_site *st, int thread, double cpu)
@@ -99,6 +101,7 @@ static void stat_chunk(stat_site *st, int thread, double cpu)
     if (dt_tpool_threads() == 1) { /* the list schedule 2 threads would get, chunks in order */
         int k = two_load[1] < two_load[0];
         two_load[k] += cpu;
+        two_load[2] = cpu > two_load[2] ? cpu : two_load[2];
     }
 }
 
@@ -107,12 +110,12 @@ static void stat_chunk(stat_site *st, int thread, double cpu)
 static void stat_print(void)
 {
     const double wall = S.wall1 - S.wall0, cpu = S.cpu1 - S.cpu0;
-    double split_cpu = 0, split_wall = 0, two = 0;
+    double split_cpu = 0, split_wall = 0, two = 0, even = 0;
     long calls = 0, split = 0;
     fprintf(stderr, "pool stats: threads=%d, from the first region to the end of the last: %.2f ms wall, "
             "caller CPU %.2f ms\n",
             dt_tpool_threads(), 1e3 * wall, 1e3 * cpu);
-    fprintf(stderr, "pool stats: site calls one_part chunks wall_ms cpu_ms/thread... two_ms gap_ms "
+    fprintf(stderr, "pool stats: site calls one_part chunks wall_ms cpu_ms/thread... two_ms even_ms gap_ms "
                     "(caller CPU before the call since the previous region)\n");
     for (int i = 0; i < S.nsite; i++) {
         const stat_site *st = &S.site[i];
@@ -123,21 +126,32 @@ static void stat_print(void)
                 1e3 * st->wall);
         for (int t = 0; t < STAT_THREADS && t < dt_tpool_threads(); t++)
             fprintf(stderr, " %.3f", 1e3 * st->cpu[t]);
-        fprintf(stderr, " %.3f gap %.3f\n", 1e3 * st->two, 1e3 * st->gap);
+        fprintf(stderr, " %.3f %.3f gap %.3f\n", 1e3 * st->two, 1e3 * st->even, 1e3 * st->gap);
         calls += st->calls;
         split += st->calls - st->serial;
         split_cpu += st->calls > st->serial ? st->cpu[0] : 0;
         split_wall += st->calls > st->serial ? st->wall : 0;
         two += st->two;
+        even += st->even;
     }
-    const double serial = cpu - split_cpu;
+    /* the stats' own clock reads outside the chunks: 4 per region, about 1 per chunk */
+    long chunks = 0;
+    for (int i = 0; i < S.nsite; i++)
+        chunks += S.site[i].chunks;
+    const double reads = S.read * (double)(4 * calls + chunks);
+    const double serial = cpu - split_cpu - reads;
     fprintf(stderr,
             "pool stats: %ld regions, %ld split; caller CPU outside split regions %.2f ms = "
-            "%.1f %% of its CPU; wall in split regions %.2f ms",
-            calls, split, 1e3 * serial, 100 * serial / cpu, 1e3 * split_wall);
+            "%.1f %% of its CPU (less %.2f ms of the stats' clock reads, %.2f us each); wall in "
+            "split regions %.2f ms",
+            calls, split, 1e3 * serial, 100 * serial / (cpu - reads), 1e3 * reads, 1e6 * S.read,
+            1e3 * split_wall);
     if (dt_tpool_threads() == 1)
-        fprintf(stderr, "; 2-thread list schedule of the split regions %.2f ms: predicted 1x2/1x1 "
-                "%.2f (no fork/join cost)", 1e3 * two, cpu / (serial + two));
+        fprintf(stderr,
+                "; split regions on 2 threads: list schedule of the parts %.2f ms, even split "
+                "%.2f ms: predicted 1x2/1x1 %.2f to %.2f (no fork/join cost)",
+                1e3 * two, 1e3 * even, (cpu - reads) / (serial + two),
+                (cpu - reads) / (serial + even));
     fprintf(stderr, "\n");
 }
 
@@ -152,7 +166,7 @@ static stat_site *stat_begin(const void *site, double *t0)
     const double c = clock_s(CLOCK_THREAD_CPUTIME_ID);
     st->gap += S.cpu1 > 0 ? c - S.cpu1 : 0;
     st->calls++;
-    two_load[0] = two_load[1] = 0;
+    two_load[0] = two_load[1] = two_load[2] = 0;
     atomic_store(&cur_site, st);
     *t0 = clock_s(CLOCK_MONOTONIC);
     return st;
@@ -167,6 +181,8 @@ static void stat_end(stat_site *st, double t0, int n, int serial)
     st->chunks += n;
     st->serial += serial;
     st->two += two_load[0] > two_load[1] ? two_load[0] : two_load[1];
+    const double half = (two_load[0] + two_load[1]) / 2;
+    st->even += half > two_load[2] ? half : two_load[2];
 }
 
 /* Runs fn(arg, c, thread) and accounts its CPU time to the current region (stats on). */
@@ -271,6 +287,12 @@ void dt_tpool_init(int threads)
     dt_tpool_free();
     const char *e = getenv("DT_POOL_STATS");
     S.on = e && e[0] == '1' && !e[1];
+    if (S.on && S.read == 0) {
+        const double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        for (int i = 0; i < 1000; i++)
+            clock_s(CLOCK_THREAD_CPUTIME_ID);
+        S.read = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1001;
+    }
     for (int i = 1; i < threads; i++)
         DT_ASSERT(pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) == 0);
     P.threads = threads;
@@ -339,6 +361,8 @@ void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi)
     *hi = *lo + q + (c < r ? 1 : 0);
 }
 
+#define PARTS_PER_THREAD 4
+
 typedef struct {
     dt_tpool_range_fn *fn;
     void *arg;
@@ -359,7 +383,10 @@ void dt_tpool_for(long n, long grain, long align, dt_tpool_range_fn *fn, void *a
     long parts = n / grain;
     /* stats at threads = 1: the parts 2 threads would get, so the simulation sees them */
     const long t = dt_tpool_parts();
-    parts = parts > t ? t : parts;
+    /* PARTS_PER_THREAD parts a thread, claimed dynamically: equal parts do not take equal times
+     * (which part's data is in which cache, a thread that starts late or is preempted) */
+    parts = parts > t * PARTS_PER_THREAD ? t * PARTS_PER_THREAD : parts;
+    parts = t == 1 ? 1 : parts;
     if (parts <= 1 || in_pool) {
         if (n <= 0)
             return;
