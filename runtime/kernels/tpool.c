@@ -54,13 +54,13 @@ static _Thread_local int in_pool; /* 1 inside a chunk or on a worker: nested loo
 #define STAT_THREADS 8 /* threads whose CPU time is kept per region (higher ones go to the last) */
 
 typedef struct {
-    const void *site;          /* the return address of the dt_tpool_run / dt_tpool_for call */
+    const void *site;           /* the return address of the dt_tpool_run / dt_tpool_for call */
     long calls, serial, chunks; /* serial: calls that ran on the caller alone (one part) */
-    double wall;               /* caller's wall time inside the calls */
-    double cpu[STAT_THREADS];  /* chunk CPU time per thread */
-    double two;                /* simulated time on 2 threads (greedy in chunk order) */
-    double even;               /* its bound: max(half the CPU time, the longest chunk) */
-    double gap;                /* caller CPU time since the previous region ended: serial work */
+    double wall;                /* caller's wall time inside the calls */
+    double cpu[STAT_THREADS];   /* chunk CPU time per thread */
+    double two;                 /* simulated time on 2 threads (greedy in chunk order) */
+    double even;                /* its bound: max(half the CPU time, the longest chunk) */
+    double gap;                 /* caller CPU time since the previous region ended: serial work */
 } stat_site;
 
 static struct {
@@ -112,11 +112,13 @@ static void stat_print(void)
     const double wall = S.wall1 - S.wall0, cpu = S.cpu1 - S.cpu0;
     double split_cpu = 0, split_wall = 0, two = 0, even = 0;
     long calls = 0, split = 0;
-    fprintf(stderr, "pool stats: threads=%d, from the first region to the end of the last: %.2f ms wall, "
+    fprintf(stderr,
+            "pool stats: threads=%d, from the first region to the end of the last: %.2f ms wall, "
             "caller CPU %.2f ms\n",
             dt_tpool_threads(), 1e3 * wall, 1e3 * cpu);
-    fprintf(stderr, "pool stats: site calls one_part chunks wall_ms cpu_ms/thread... two_ms even_ms gap_ms "
-                    "(caller CPU before the call since the previous region)\n");
+    fprintf(stderr,
+            "pool stats: site calls one_part chunks wall_ms cpu_ms/thread... two_ms even_ms gap_ms "
+            "(caller CPU before the call since the previous region)\n");
     for (int i = 0; i < S.nsite; i++) {
         const stat_site *st = &S.site[i];
         Dl_info di; /* the offset in its object, for addr2line -f -e OBJECT */
