@@ -61,6 +61,7 @@ typedef struct {
     double two;                 /* simulated time on 2 threads (greedy in chunk order) */
     double even;                /* its bound: max(half the CPU time, the longest chunk) */
     double gap;                 /* caller CPU time since the previous region ended: serial work */
+    double ccpu;                /* caller CPU time inside the calls (its chunks, its waits) */
 } stat_site;
 
 static struct {
@@ -70,6 +71,7 @@ static struct {
     double wall0, cpu0; /* at the first region: the window starts there */
     double wall1;       /* end of the last region */
     double cpu1;        /* the caller's CPU time then */
+    double cbeg;        /* the caller's CPU time at the start of the current region */
     double read;        /* what one clock read costs (calibrated at init) */
 } S;
 
@@ -110,8 +112,8 @@ static void stat_chunk(stat_site *st, int thread, double cpu)
 static void stat_print(void)
 {
     const double wall = S.wall1 - S.wall0, cpu = S.cpu1 - S.cpu0;
-    double split_cpu = 0, split_wall = 0, two = 0, even = 0;
-    long calls = 0, split = 0;
+    double split_cpu = 0, split_ccpu = 0, split_wall = 0, two = 0, even = 0;
+    long calls = 0, split = 0, chunks = 0;
     fprintf(stderr,
             "pool stats: threads=%d, from the first region to the end of the last: %.2f ms wall, "
             "caller CPU %.2f ms\n",
@@ -130,30 +132,34 @@ static void stat_print(void)
             fprintf(stderr, " %.3f", 1e3 * st->cpu[t]);
         fprintf(stderr, " %.3f %.3f gap %.3f\n", 1e3 * st->two, 1e3 * st->even, 1e3 * st->gap);
         calls += st->calls;
+        chunks += st->chunks;
         split += st->calls - st->serial;
-        split_cpu += st->calls > st->serial ? st->cpu[0] : 0;
-        split_wall += st->calls > st->serial ? st->wall : 0;
+        if (st->calls > st->serial) { /* sites whose calls split (all but a few, or none) */
+            split_cpu += st->cpu[0];
+            split_ccpu += st->ccpu;
+            split_wall += st->wall;
+        }
         two += st->two;
         even += st->even;
     }
-    /* the stats' own clock reads outside the chunks: 4 per region, about 1 per chunk */
-    long chunks = 0;
-    for (int i = 0; i < S.nsite; i++)
-        chunks += S.site[i].chunks;
-    const double reads = S.read * (double)(4 * calls + chunks);
-    const double serial = cpu - split_cpu - reads;
+    /* the stats' own clock reads: 4 per region, 2 per chunk; about 1 per region falls between
+     * regions, in the serial time, and 1 per chunk inside the chunk's time */
+    const double reads = S.read * (double)(4 * calls + 2 * chunks);
+    const double serial = cpu - split_ccpu - S.read * (double)calls;
+    const double half_reads = S.read * (double)chunks / 2; /* in the 2-thread schedule's chunks */
     fprintf(stderr,
             "pool stats: %ld regions, %ld split; caller CPU outside split regions %.2f ms = "
-            "%.1f %% of its CPU (less %.2f ms of the stats' clock reads, %.2f us each); wall in "
-            "split regions %.2f ms",
+            "%.1f %% of its CPU less the stats' clock reads (%.2f ms, %.2f us each); in split "
+            "regions: wall %.2f ms, caller CPU %.2f ms, of which outside its chunks %.2f ms "
+            "(waiting for the workers' last chunks, the clock reads)",
             calls, split, 1e3 * serial, 100 * serial / (cpu - reads), 1e3 * reads, 1e6 * S.read,
-            1e3 * split_wall);
+            1e3 * split_wall, 1e3 * split_ccpu, 1e3 * (split_ccpu - split_cpu));
     if (dt_tpool_threads() == 1)
         fprintf(stderr,
                 "; split regions on 2 threads: list schedule of the parts %.2f ms, even split "
                 "%.2f ms: predicted 1x2/1x1 %.2f to %.2f (no fork/join cost)",
-                1e3 * two, 1e3 * even, (cpu - reads) / (serial + two),
-                (cpu - reads) / (serial + even));
+                1e3 * two, 1e3 * even, (cpu - reads) / (serial + two - half_reads),
+                (cpu - reads) / (serial + even - half_reads));
     fprintf(stderr, "\n");
 }
 
@@ -167,6 +173,7 @@ static stat_site *stat_begin(const void *site, double *t0)
     stat_site *st = stat_find(site);
     const double c = clock_s(CLOCK_THREAD_CPUTIME_ID);
     st->gap += S.cpu1 > 0 ? c - S.cpu1 : 0;
+    S.cbeg = c;
     st->calls++;
     two_load[0] = two_load[1] = two_load[2] = 0;
     atomic_store(&cur_site, st);
@@ -179,6 +186,7 @@ static void stat_end(stat_site *st, double t0, int n, int serial)
     atomic_store(&cur_site, NULL);
     S.wall1 = clock_s(CLOCK_MONOTONIC);
     S.cpu1 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    st->ccpu += S.cpu1 - S.cbeg;
     st->wall += S.wall1 - t0;
     st->chunks += n;
     st->serial += serial;
