@@ -51,7 +51,7 @@ static _Thread_local int in_pool; /* 1 inside a chunk or on a worker: nested loo
 /* ---- DT_POOL_STATS=1: per-region accounting, printed at exit (see tpool.h) ---- */
 
 #define STAT_SITES 128
-#define STAT_THREADS 8 /* threads whose CPU time is kept per region (higher ones go to the last) */
+#define STAT_THREADS DT_TPOOL_MAX /* a slot per thread: each thread adds to its own */
 
 typedef struct {
     const void *site;           /* the return address of the dt_tpool_run / dt_tpool_for call */
@@ -99,7 +99,7 @@ static double two_load[3]; /* the current call's 2-thread simulation; [2]: its l
 /* One chunk's CPU time, on the thread that ran it (each thread has its own cpu[] slot). */
 static void stat_chunk(stat_site *st, int thread, double cpu)
 {
-    st->cpu[thread < STAT_THREADS ? thread : STAT_THREADS - 1] += cpu;
+    st->cpu[thread] += cpu;
     if (dt_tpool_threads() == 1) { /* the list schedule 2 threads would get, chunks in order */
         int k = two_load[1] < two_load[0];
         two_load[k] += cpu;
