@@ -12,7 +12,8 @@
  *     avx512 give the same bits as each other at 2 threads (chunks of 16 images, whatever W);
  *     batches of 37 (a partial chunk and partial blocks) and 128; the im2col + GEMM path and
  *     the plan's own choice on resnet9-like wide layers the same way;
- *   - dt_gemm's panels (threads 1 vs 3) on the linear layers' shapes and odd ones;
+ *   - dt_gemm's panels (threads 1 vs 2 and 3, rows or columns) on the linear layers' shapes and
+ *     odd ones;
  *   - BatchNorm's statistics, forward and backward (channels split over the pool), max and global
  *     average pooling (planes split over the pool).
  */
@@ -237,30 +238,37 @@ static void test_conv(void)
 
 static void test_gemm_panels(void)
 {
+    /* the mlp's and lenet5's shapes among them (120 x 400 x 128: lenet5 fc1's weight gradient,
+     * which the avx512 kernel splits by rows at 2 threads and by columns at 3) */
     static const int sh[][3] = {{128, 1024, 784}, {1024, 784, 128}, {128, 784, 1024},
-                                {300, 50, 700},   {10, 2000, 33},   {97, 131, 650}};
+                                {300, 50, 700},   {10, 2000, 33},   {97, 131, 650},
+                                {120, 400, 128},  {128, 84, 120},   {84, 120, 128}};
     for (size_t i = 0; i < sizeof sh / sizeof *sh; i++) {
         const int M = sh[i][0], N = sh[i][1], K = sh[i][2];
         float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *bias = rand_buf(N);
         float *c1 = rand_buf((size_t)M * N);
-        float *c3 = dt_xmalloc((size_t)M * N, sizeof *c3);
-        memcpy(c3, c1, (size_t)M * N * sizeof *c3);
+        float *c0 = dt_xmalloc((size_t)M * N, sizeof *c0),
+              *c3 = dt_xmalloc((size_t)M * N, sizeof *c3);
         for (int isa = 0; isa < DT_ISA_COUNT; isa++) {
             const dt_kern *kt = dt_kern_table((dt_isa)isa);
             if (!kt || !kt->gemm)
                 continue;
             for (int v = 0; v < 4; v++) { /* (ta, tb) with bias / accumulate */
                 const int ta = v & 1, tb = v >> 1;
+                memcpy(c0, c1, (size_t)M * N * sizeof *c0); /* C before the product */
                 dt_tpool_init(1);
                 dt_gemm_kern(kt->gemm, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N,
                              v & 1 ? bias : NULL, v == 3, c1, N);
-                dt_tpool_init(3);
-                dt_gemm_kern(kt->gemm, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N,
-                             v & 1 ? bias : NULL, v == 3, c3, N);
-                CHECK(memcmp(c1, c3, (size_t)M * N * sizeof *c1) == 0);
+                for (int T = 2; T <= 3; T++) {
+                    dt_tpool_init(T);
+                    memcpy(c3, c0, (size_t)M * N * sizeof *c3);
+                    dt_gemm_kern(kt->gemm, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N,
+                                 v & 1 ? bias : NULL, v == 3, c3, N);
+                    CHECK(memcmp(c1, c3, (size_t)M * N * sizeof *c1) == 0);
+                }
             }
         }
-        free(A), free(B), free(bias), free(c1), free(c3);
+        free(A), free(B), free(bias), free(c0), free(c1), free(c3);
     }
 }
 
@@ -320,6 +328,43 @@ static void test_pooling(void)
     free(x), free(dy);
 }
 
+/* DT_POOL_STATS=1 at 1 thread splits loops as 2 threads would (so its statistics see the
+ * split): the parts change, the bits must not; without it the pool splits nothing at 1 thread. */
+static void stats_range(void *arg, long lo, long hi)
+{
+    float *x = arg;
+    for (long i = lo; i < hi; i++)
+        x[i] = x[i] * 0.5f + 1.0f;
+}
+
+static void test_stats(void)
+{
+    enum { M = 97, N = 131, K = 650, NX = 100000 };
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *bias = rand_buf(N);
+    float *x0 = rand_buf(NX), *c[2], *x[2];
+    int parts[2];
+    const dt_kern *kt = dt_kern_get();
+    for (int on = 0; on < 2; on++) {
+        if (on)
+            setenv("DT_POOL_STATS", "1", 1);
+        dt_tpool_init(1);
+        parts[on] = dt_tpool_parts();
+        c[on] = dt_xcalloc((size_t)M * N, sizeof *c[on]);
+        x[on] = dt_xmalloc(NX, sizeof *x[on]);
+        memcpy(x[on], x0, NX * sizeof *x0);
+        if (kt->gemm)
+            dt_gemm_kern(kt->gemm, 0, 1, M, N, K, A, K, B, K, bias, 0, c[on], N);
+        dt_tpool_for(NX, 1000, 64, stats_range, x[on]);
+        unsetenv("DT_POOL_STATS");
+    }
+    CHECK(parts[0] == 1 && parts[1] == 2);
+    CHECK(memcmp(c[0], c[1], (size_t)M * N * sizeof *c[0]) == 0);
+    CHECK(memcmp(x[0], x[1], NX * sizeof *x[0]) == 0);
+    dt_tpool_init(1);
+    CHECK(dt_tpool_parts() == 1);
+    free(A), free(B), free(bias), free(c[0]), free(c[1]), free(x[0]), free(x[1]), free(x0);
+}
+
 int main(void)
 {
     openblas_set_num_threads(1); /* as dt_threads_start sets it */
@@ -328,6 +373,7 @@ int main(void)
     test_gemm_panels();
     test_bn();
     test_pooling();
+    test_stats();
     dt_tpool_free();
     return check_finish("test_pool");
 }

@@ -7,6 +7,8 @@
 #   - threads = auto: the run header shows the CPUs of the affinity mask shared by the ranks
 #     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
 #   - more threads than CPUs: exactly one warning line (rank 0), the run still trains;
+#   - DT_POOL_STATS=1: statistics per parallel loop at exit (at 1 thread with a 2-thread prediction)
+#     and the same params_crc as without it;
 #   - bad values: one message naming the key and what was expected, every rank exits non-zero.
 # usage: sh tests/test_threads.sh [NP]
 set -u
@@ -66,6 +68,30 @@ for model in lenet5 resnet20 mlp; do
             fail "$model $isa x 2 threads: '$c', $refisa gave $ref"
     done
 done
+
+# --- DT_POOL_STATS=1: per-loop statistics at exit, and the same bits (at 1 thread the kernels then
+# split their loops as 2 threads would, and run the parts in order) ---
+$DT train $BASE --model lenet5 --threads 1 > "$TMP/nostats.out" 2>&1
+ref=$(crc "$TMP/nostats.out")
+for t in 1 2; do
+    DT_POOL_STATS=1 timeout 300 $DT train $BASE --model lenet5 --threads $t \
+        > "$TMP/stats.out" 2> "$TMP/stats.err"
+    c=$(crc "$TMP/stats.out")
+    sites=$(grep -c '^pool site 0x[0-9a-f]* [0-9]' "$TMP/stats.err")
+    [ -n "$ref" ] && [ "$c" = "$ref" ] && pass "DT_POOL_STATS=1, $t thread(s): $c" ||
+        fail "DT_POOL_STATS=1, $t thread(s): '$c', without it '$ref'"
+    grep -q "^pool stats: threads=$t," "$TMP/stats.err" && [ "$sites" -ge 4 ] &&
+        grep -q '^pool stats: [0-9]* regions, [0-9]* split; caller CPU outside split regions' \
+            "$TMP/stats.err" && pass "DT_POOL_STATS=1, $t thread(s): $sites call sites" ||
+        { fail "DT_POOL_STATS=1, $t thread(s): no statistics ($sites sites)"; cat "$TMP/stats.err" >&2; }
+    if [ "$t" = 1 ]; then
+        grep -q 'predicted 1x2/1x1 [0-9.]* to [0-9.]*' "$TMP/stats.err" &&
+            pass "DT_POOL_STATS=1, 1 thread: a 2-thread prediction" ||
+            fail "DT_POOL_STATS=1, 1 thread: no prediction"
+    fi
+done
+[ -z "$(grep '^pool' "$TMP/nostats.out")" ] && pass "no statistics without DT_POOL_STATS" ||
+    fail "statistics printed without DT_POOL_STATS"
 
 # --- threads = auto ---
 header() { grep -o '^# dtrain [^:]*: [0-9]* ranks* x [0-9]* threads*' "$1" | sed 's/.*: //'; }

@@ -103,19 +103,31 @@ static void gemm_panel(void *arg, int c, int thread)
     }
 }
 
+/* The largest panel (rows or columns) when n is cut into `parts` panels of whole tiles. */
+static int max_panel(int n, int tile, int parts)
+{
+    const int tiles = (n + tile - 1) / tile, p = tiles < parts ? tiles : parts;
+    const int step = (tiles + p - 1) / p * tile;
+    return step < n ? step : n;
+}
+
 void dt_gemm_kern(const struct dt_kgemm *g, int ta, int tb, int M, int N, int K, const float *A,
                   int lda, const float *B, int ldb, const float *bias, int accum, float *C, int ldc)
 {
     DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
     dt_gemm_prepare();
-    const int T = dt_tpool_threads();
+    const int T = dt_tpool_parts();
     if (T == 1 || (long)M * N * K < PAR_MIN_FMAS) {
         g->run(ta, tb, M, N, K, A, lda, B, ldb, bias, accum, C, ldc, pack_a[0], pack_b[0]);
         return;
     }
-    /* split the dimension with more register tiles into T panels of whole tiles */
+    /* split into T panels of whole register tiles the dimension whose largest panel is the
+     * smaller share of C (the other on a tie if it has more tiles): on small layers tiles are
+     * few and their count is odd (M = 128 rows are 11 tiles of 12: 72 + 56 rows) */
     const int tm = (M + g->mr - 1) / g->mr, tn = (N + g->nr - 1) / g->nr;
-    const int by_rows = tm >= tn, tiles = by_rows ? tm : tn, tile = by_rows ? g->mr : g->nr;
+    const long rows = (long)max_panel(M, g->mr, T) * N, cols = (long)max_panel(N, g->nr, T) * M;
+    const int by_rows = rows != cols ? rows < cols : tm >= tn;
+    const int tiles = by_rows ? tm : tn, tile = by_rows ? g->mr : g->nr;
     const int parts = tiles < T ? tiles : T;
     gemm_job j = {g,   ta,  tb,   M,     N,       K,
                   lda, ldb, ldc,  accum, by_rows, (tiles + parts - 1) / parts * tile,

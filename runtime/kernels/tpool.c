@@ -14,12 +14,16 @@
  */
 #include "tpool.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -43,6 +47,166 @@ static struct {
 } P = {.threads = 1};
 
 static _Thread_local int in_pool; /* 1 inside a chunk or on a worker: nested loops run serially */
+
+/* ---- DT_POOL_STATS=1: per-region accounting, printed at exit (see tpool.h) ---- */
+
+#define STAT_SITES 128
+#define STAT_THREADS DT_TPOOL_MAX /* a slot per thread: each thread adds to its own */
+
+typedef struct {
+    const void *site;           /* the return address of the dt_tpool_run / dt_tpool_for call */
+    long calls, serial, chunks; /* serial: calls that ran on the caller alone (one part) */
+    double wall;                /* caller's wall time inside the calls */
+    double cpu[STAT_THREADS];   /* chunk CPU time per thread */
+    double two;                 /* simulated time on 2 threads (greedy in chunk order) */
+    double even;                /* its bound: max(half the CPU time, the longest chunk) */
+    double gap;                 /* caller CPU time since the previous region ended: serial work */
+    double ccpu;                /* caller CPU time inside the calls (its chunks, its waits) */
+} stat_site;
+
+static struct {
+    int on;
+    stat_site site[STAT_SITES];
+    int nsite;
+    double wall0, cpu0; /* at the first region: the window starts there */
+    double wall1;       /* end of the last region */
+    double cpu1;        /* the caller's CPU time then */
+    double cbeg;        /* the caller's CPU time at the start of the current region */
+    double read;        /* what one clock read costs (calibrated at init) */
+} S;
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static stat_site *stat_find(const void *site)
+{
+    for (int i = 0; i < S.nsite; i++)
+        if (S.site[i].site == site)
+            return &S.site[i];
+    if (S.nsite == STAT_SITES)
+        return &S.site[STAT_SITES - 1];
+    S.site[S.nsite].site = site;
+    return &S.site[S.nsite++];
+}
+
+static stat_site *_Atomic cur_site; /* the region being run (one at a time) */
+static double two_load[3]; /* the current call's 2-thread simulation; [2]: its longest chunk */
+
+/* One chunk's CPU time, on the thread that ran it (each thread has its own cpu[] slot). */
+static void stat_chunk(stat_site *st, int thread, double cpu)
+{
+    st->cpu[thread] += cpu;
+    if (dt_tpool_threads() == 1) { /* the list schedule 2 threads would get, chunks in order */
+        int k = two_load[1] < two_load[0];
+        two_load[k] += cpu;
+        two_load[2] = cpu > two_load[2] ? cpu : two_load[2];
+    }
+}
+
+/* At exit: one line per call site, then the totals. "split" regions ran in 2 or more parts (at
+ * threads = 1: would have, at 2); the rest of the caller's CPU time is serial at any thread count. */
+static void stat_print(void)
+{
+    const double wall = S.wall1 - S.wall0, cpu = S.cpu1 - S.cpu0;
+    double split_cpu = 0, split_ccpu = 0, split_wall = 0, two = 0, even = 0;
+    long calls = 0, split = 0, chunks = 0;
+    fprintf(stderr,
+            "pool stats: threads=%d, from the first region to the end of the last: %.2f ms wall, "
+            "caller CPU %.2f ms\n",
+            dt_tpool_threads(), 1e3 * wall, 1e3 * cpu);
+    fprintf(stderr,
+            "pool stats: site calls one_part chunks wall_ms cpu_ms/thread... two_ms even_ms gap_ms "
+            "(caller CPU before the call since the previous region)\n");
+    for (int i = 0; i < S.nsite; i++) {
+        const stat_site *st = &S.site[i];
+        Dl_info di; /* the offset in its object, for addr2line -f -e OBJECT */
+        const char *base = dladdr(st->site, &di) && di.dli_fbase ? di.dli_fbase : NULL;
+        fprintf(stderr, "pool site 0x%lx %ld %ld %ld %.3f",
+                (unsigned long)((const char *)st->site - base), st->calls, st->serial, st->chunks,
+                1e3 * st->wall);
+        for (int t = 0; t < STAT_THREADS && t < dt_tpool_threads(); t++)
+            fprintf(stderr, " %.3f", 1e3 * st->cpu[t]);
+        fprintf(stderr, " %.3f %.3f gap %.3f\n", 1e3 * st->two, 1e3 * st->even, 1e3 * st->gap);
+        calls += st->calls;
+        chunks += st->chunks;
+        split += st->calls - st->serial;
+        if (st->calls > st->serial) { /* sites whose calls split (all but a few, or none) */
+            split_cpu += st->cpu[0];
+            split_ccpu += st->ccpu;
+            split_wall += st->wall;
+        }
+        two += st->two;
+        even += st->even;
+    }
+    /* the stats' own clock reads: 4 per region, 2 per chunk; about 1 per region falls between
+     * regions, in the serial time, and 1 per chunk inside the chunk's time */
+    const double reads = S.read * (double)(4 * calls + 2 * chunks);
+    const double serial = cpu - split_ccpu - S.read * (double)calls;
+    const double half_reads = S.read * (double)chunks / 2; /* in the 2-thread schedule's chunks */
+    fprintf(stderr,
+            "pool stats: %ld regions, %ld split; caller CPU outside split regions %.2f ms = "
+            "%.1f %% of its CPU less the stats' clock reads (%.2f ms, %.2f us each); in split "
+            "regions: wall %.2f ms, caller CPU %.2f ms, of which outside its chunks %.2f ms "
+            "(waiting for the workers' last chunks, the clock reads)",
+            calls, split, 1e3 * serial, 100 * serial / (cpu - reads), 1e3 * reads, 1e6 * S.read,
+            1e3 * split_wall, 1e3 * split_ccpu, 1e3 * (split_ccpu - split_cpu));
+    if (dt_tpool_threads() == 1)
+        fprintf(stderr,
+                "; split regions on 2 threads: list schedule of the parts %.2f ms, even split "
+                "%.2f ms: predicted 1x2/1x1 %.2f to %.2f (no fork/join cost)",
+                1e3 * two, 1e3 * even, (cpu - reads) / (serial + two - half_reads),
+                (cpu - reads) / (serial + even - half_reads));
+    fprintf(stderr, "\n");
+}
+
+static stat_site *stat_begin(const void *site, double *t0)
+{
+    if (S.wall0 == 0) {
+        S.wall0 = clock_s(CLOCK_MONOTONIC);
+        S.cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        atexit(stat_print);
+    }
+    stat_site *st = stat_find(site);
+    const double c = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    st->gap += S.cpu1 > 0 ? c - S.cpu1 : 0;
+    S.cbeg = c;
+    st->calls++;
+    two_load[0] = two_load[1] = two_load[2] = 0;
+    atomic_store(&cur_site, st);
+    *t0 = clock_s(CLOCK_MONOTONIC);
+    return st;
+}
+
+static void stat_end(stat_site *st, double t0, int n, int serial)
+{
+    atomic_store(&cur_site, NULL);
+    S.wall1 = clock_s(CLOCK_MONOTONIC);
+    S.cpu1 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    st->ccpu += S.cpu1 - S.cbeg;
+    st->wall += S.wall1 - t0;
+    st->chunks += n;
+    st->serial += serial;
+    st->two += two_load[0] > two_load[1] ? two_load[0] : two_load[1];
+    const double half = (two_load[0] + two_load[1]) / 2;
+    st->even += half > two_load[2] ? half : two_load[2];
+}
+
+/* Runs fn(arg, c, thread) and accounts its CPU time to the current region (stats on). */
+static inline void call_chunk(dt_tpool_fn *fn, void *arg, int c, int thread)
+{
+    stat_site *st = S.on ? atomic_load(&cur_site) : NULL;
+    if (!st) {
+        fn(arg, c, thread);
+        return;
+    }
+    const double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    fn(arg, c, thread);
+    stat_chunk(st, thread, clock_s(CLOCK_THREAD_CPUTIME_ID) - c0);
+}
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t v)
 {
@@ -77,7 +241,7 @@ static int run_chunks(uint32_t g, int thread, int poll)
         if (!atomic_compare_exchange_weak_explicit(&P.next, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        fn(arg, (int)(uint32_t)v, thread);
+        call_chunk(fn, arg, (int)(uint32_t)v, thread);
         atomic_fetch_add_explicit(&P.finished, 1, memory_order_release);
         ran++;
         if (poll)
@@ -131,6 +295,14 @@ void dt_tpool_init(int threads)
     DT_ASSERT(threads >= 1 && threads <= DT_TPOOL_MAX);
     DT_ASSERT(!in_pool);
     dt_tpool_free();
+    const char *e = getenv("DT_POOL_STATS");
+    S.on = e && e[0] == '1' && !e[1];
+    if (S.on && S.read == 0) {
+        const double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        for (int i = 0; i < 1000; i++)
+            clock_s(CLOCK_THREAD_CPUTIME_ID);
+        S.read = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1001;
+    }
     for (int i = 1; i < threads; i++)
         DT_ASSERT(pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) == 0);
     P.threads = threads;
@@ -138,13 +310,15 @@ void dt_tpool_init(int threads)
 
 int dt_tpool_threads(void) { return P.threads; }
 
-void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg)
+int dt_tpool_parts(void) { return S.on && P.threads == 1 ? 2 : P.threads; }
+
+/* dt_tpool_run's body; serial: the loop ran in one part (at threads = 1 with stats on: one that
+ * would run in one part at 2 threads too). */
+static void run_loop(int n, dt_tpool_fn *fn, void *arg)
 {
-    if (n <= 0)
-        return;
     if (P.threads <= 1 || n == 1 || in_pool) {
         for (int c = 0; c < n; c++) {
-            fn(arg, c, 0);
+            call_chunk(fn, arg, c, 0);
             if (!in_pool)
                 dt_poll();
         }
@@ -169,6 +343,26 @@ void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg)
     }
 }
 
+/* run_loop, accounted to call site `site` when stats are on (never inside a chunk). */
+static void run_site(int n, dt_tpool_fn *fn, void *arg, const void *site)
+{
+    if (!S.on || in_pool) {
+        run_loop(n, fn, arg);
+        return;
+    }
+    double t0;
+    stat_site *st = stat_begin(site, &t0);
+    run_loop(n, fn, arg);
+    stat_end(st, t0, n, n == 1);
+}
+
+void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    run_site(n, fn, arg, __builtin_return_address(0));
+}
+
 void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi)
 {
     DT_ASSERT(chunks >= 1 && c >= 0 && c < chunks && n >= 0);
@@ -176,6 +370,8 @@ void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi)
     *lo = c * q + (c < r ? c : r);
     *hi = *lo + q + (c < r ? 1 : 0);
 }
+
+#define PARTS_PER_THREAD 4
 
 typedef struct {
     dt_tpool_range_fn *fn;
@@ -195,12 +391,23 @@ void dt_tpool_for(long n, long grain, long align, dt_tpool_range_fn *fn, void *a
 {
     DT_ASSERT(n >= 0 && grain >= 1 && align >= 1);
     long parts = n / grain;
-    parts = parts > P.threads ? P.threads : parts;
+    /* stats at threads = 1: the parts 2 threads would get, so the simulation sees them */
+    const long t = dt_tpool_parts();
+    /* PARTS_PER_THREAD parts a thread, claimed dynamically: equal parts do not take equal times
+     * (which part's data is in which cache, a thread that starts late or is preempted) */
+    parts = parts > t * PARTS_PER_THREAD ? t * PARTS_PER_THREAD : parts;
+    parts = t == 1 ? 1 : parts;
     if (parts <= 1 || in_pool) {
-        if (n > 0)
+        if (n <= 0)
+            return;
+        if (!S.on || in_pool) {
             fn(arg, 0, n);
+            return;
+        }
+        range_job j = {fn, arg, n, n};
+        run_site(1, range_chunk, &j, __builtin_return_address(0));
         return;
     }
     range_job j = {fn, arg, n, ((n + parts - 1) / parts + align - 1) / align * align};
-    dt_tpool_run((int)((n + j.step - 1) / j.step), range_chunk, &j);
+    run_site((int)((n + j.step - 1) / j.step), range_chunk, &j, __builtin_return_address(0));
 }

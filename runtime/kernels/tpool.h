@@ -14,6 +14,15 @@
  * (a step's kernels follow each other within microseconds), then sleep on a futex, so an idle rank
  * does not burn cores. The caller calls dt_poll() (poll.h) between the chunks it runs.
  * Not reentrant: a dt_tpool_run from inside a chunk runs its chunks serially on that thread.
+ *
+ * DT_POOL_STATS=1 (read by dt_tpool_init): per call site of dt_tpool_run / dt_tpool_for, the calls,
+ * chunks, the caller's wall time, each thread's chunk CPU time (CLOCK_THREAD_CPUTIME_ID: other load
+ * on the machine does not count) and the caller's CPU time between regions, printed to stderr at
+ * exit with the serial fraction (caller CPU outside regions that split, over its CPU from the
+ * first region to the end of the last). At 1 thread the kernels then split as for 2 threads
+ * (dt_tpool_parts), run the parts in order on the caller, and a list schedule of each call's parts
+ * on 2 threads predicts the 2-thread time; sites are offsets for `addr2line -f -e dtrain`
+ * (bench/pool_stats.sh resolves them). Each chunk pays two clock reads (about 1 us on a VM).
  */
 #ifndef DT_KERNELS_TPOOL_H
 #define DT_KERNELS_TPOOL_H
@@ -31,6 +40,10 @@ void dt_tpool_init(int threads);
 void dt_tpool_free(void);
 /* The pool's thread count (1 before dt_tpool_init). */
 int dt_tpool_threads(void);
+/* How many parts a kernel splits a loop without reductions into: dt_tpool_threads(), but 2 at
+ * 1 thread under DT_POOL_STATS=1, so that the statistics see the split 2 threads would get (such a
+ * split must not change results: it is the same bits at any part count). */
+int dt_tpool_parts(void);
 /* Runs fn(arg, c, thread) for c in [0, n) over the pool and returns when every call returned.
  * n <= 0 does nothing. */
 void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg);
