@@ -116,6 +116,7 @@ struct dt_layer {
 typedef struct dt_net_opts {
     int no_fusion;       /* 1: no graph passes (layers/registry.h: conv -> relu -> maxpool) */
     int no_grad_sharing; /* 1: every activation gradient gets memory of its own */
+    int no_bf16_store;   /* 1: bf16 keeps float32 activations in the arena (no net_act.h) */
 } dt_net_opts;
 
 struct dt_net {
@@ -149,6 +150,7 @@ struct dt_net {
      * weights (lp_param); param stays the float32 master */
     int lowp;
     float *lp_param;
+    struct dt_net_act *act; /* bf16: activations stored as bf16 (net_act.h); else NULL */
 };
 
 /* For a layer's setup, before it allocates or plans anything: checks that an output of
