@@ -85,7 +85,11 @@ typedef struct dt_layer_ops {
     int alias;
     /* 1 when the layer takes a second input (`from = NAME|-K`): residual add. */
     int two_inputs;
+    /* The activations its backward reads (bf16 fetches only those, net_act.h): DT_BWD_* bits;
+     * 0: not said, its output and its inputs. */
+    int bwd_reads;
 } dt_layer_ops;
+enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 
 struct dt_layer {
     const dt_layer_ops *ops;

@@ -205,11 +205,29 @@ void dt_net_act_made(dt_net *net, int i, int N)
     }
 }
 
+/* What the backward of layer i (not fused) reads: what its kind says (dt_layer_ops.bwd_reads),
+ * else, and for a fused group, all it touches. */
+static int backward_reads(const dt_net *net, int i, int *a)
+{
+    const dt_layer *l = &net->layers[i];
+    const int r = l->ops->bwd_reads;
+    if (!r || (i + 1 < net->nlayers && net->layers[i + 1].fused))
+        return touched(net, i, a);
+    const int c[3] = {r & DT_BWD_OUT ? owner(net, i) : -1,
+                      r & DT_BWD_IN ? owner(net, l->input) : -1,
+                      r & DT_BWD_IN2 && l->input2 >= 0 ? owner(net, l->input2) : -1};
+    int m = 0;
+    for (int t = 0; t < 3; t++)
+        if (stored(net, c[t]) && !(m > 0 && a[m - 1] == c[t]))
+            a[m++] = c[t];
+    return m;
+}
+
 void dt_net_act_fetch(dt_net *net, int i, int N)
 {
     struct dt_net_act *A = net->act;
     int a[TOUCH_MAX];
-    const int m = touched(net, i, a);
+    const int m = backward_reads(net, i, a);
     for (int t = 0; t < m; t++) {
         const int k = a[t], s = A->slot[k];
         if (A->holder[s] == k)

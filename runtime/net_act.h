@@ -39,8 +39,9 @@ void dt_net_act_free(dt_net *net);
 /* After the forward of layer i (not fused): rounds the activations it made (its output, or its
  * fused group's) for N samples to bf16 in place and stores their bf16 copies. */
 void dt_net_act_made(dt_net *net, int i, int N);
-/* Before the backward of layer i (not fused): brings every activation it touches back into its
- * slot (from the bf16 copy) when the slot holds another one. */
+/* Before the backward of layer i (not fused): brings every activation its backward reads (what
+ * its kind's bwd_reads says, else all it touches) back into its slot (from the bf16 copy) when
+ * the slot holds another one. */
 void dt_net_act_fetch(dt_net *net, int i, int N);
 /* Before the forward of layer i (not fused): asserts that the activations it reads are in their
  * slots (the plan's invariant; a broken one would feed a layer another layer's values). */
