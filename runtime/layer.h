@@ -85,7 +85,11 @@ typedef struct dt_layer_ops {
     int alias;
     /* 1 when the layer takes a second input (`from = NAME|-K`): residual add. */
     int two_inputs;
+    /* The activations its backward reads (bf16 fetches only those, net_act.h): DT_BWD_* bits;
+     * 0: not said, its output and its inputs. */
+    int bwd_reads;
 } dt_layer_ops;
+enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 
 struct dt_layer {
     const dt_layer_ops *ops;
@@ -116,6 +120,7 @@ struct dt_layer {
 typedef struct dt_net_opts {
     int no_fusion;       /* 1: no graph passes (layers/registry.h: conv -> relu -> maxpool) */
     int no_grad_sharing; /* 1: every activation gradient gets memory of its own */
+    int no_bf16_store;   /* 1: bf16 keeps float32 activations in the arena (no net_act.h) */
 } dt_net_opts;
 
 struct dt_net {
@@ -149,6 +154,7 @@ struct dt_net {
      * weights (lp_param); param stays the float32 master */
     int lowp;
     float *lp_param;
+    struct dt_net_act *act; /* bf16: activations stored as bf16 (net_act.h); else NULL */
 };
 
 /* For a layer's setup, before it allocates or plans anything: checks that an output of

@@ -6,7 +6,8 @@
  * the optimizer, the allreduce and the parameter gradients stay float32; every layer computes
  * from inputs and weights rounded to the 16-bit format (float32 accumulation, as tensor cores and
  * oneDNN's bf16 kernels do), and every activation and activation gradient between layers is
- * rounded to it (net.c, with the functions below). So the values a layer sees are exactly the
+ * rounded to it (net.c, with the functions below; in bf16 each activation is rounded once, where
+ * it is made, and stored as bf16: net_act.h). So the values a layer sees are exactly the
  * 16-bit values the format can hold: float16's 10-bit mantissa and its range (overflow above
  * 65504, gradual underflow below 2^-14), bfloat16's 7-bit mantissa with float32's range. fp16
  * needs loss scaling (the gradient of the loss multiplied by S before it enters the rounded

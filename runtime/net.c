@@ -16,6 +16,7 @@
 #include "kernels/isa.h"
 #include "layers/registry.h"
 #include "lowp.h"
+#include "net_act.h"
 #include "timeline.h"
 
 /* Generated at build time from models/NAME.cfg (build/models_builtin.c). */
@@ -324,6 +325,16 @@ static int assign_slots(const dt_net *net, const int *lo, const int *hi, int *sl
     return nslots;
 }
 
+/* floats of the arena's first part: every layer's output (the gradient slots follow) */
+static size_t arena_outs(const dt_net *net, int max_batch)
+{
+    size_t outs = 0;
+    for (int i = 0; i < net->nlayers; i++)
+        if (!net->layers[i].ops->alias)
+            outs += (size_t)max_batch * net->layers[i].out_size;
+    return outs;
+}
+
 static int plan_arena(dt_net *net, int max_batch)
 {
     const int n = net->nlayers;
@@ -333,10 +344,7 @@ static int plan_arena(dt_net *net, int max_batch)
     size_t *slot_off = dt_xmalloc((size_t)n + 1, sizeof *slot_off);
     grad_lifetimes(net, lo, hi);
     const int nslots = assign_slots(net, lo, hi, slot, slot_size);
-    size_t outs = 0;
-    for (int i = 0; i < n; i++)
-        if (!net->layers[i].ops->alias)
-            outs += (size_t)max_batch * net->layers[i].out_size;
+    const size_t outs = arena_outs(net, max_batch);
     size_t douts = 0;
     for (int s = 0; s < nslots; s++) {
         slot_off[s] = outs + douts;
@@ -350,7 +358,11 @@ static int plan_arena(dt_net *net, int max_batch)
                     net->source, net->arena_floats, max_batch, DT_NET_MAX_ARENA_TOTAL);
         goto out;
     }
-    net->arena = dt_xcalloc(net->arena_floats ? net->arena_floats : 1, sizeof *net->arena);
+    /* calloc, not dt_xcalloc (which writes the zeros): glibc maps a large block zeroed without
+     * touching it, so a bf16 net, whose activations live elsewhere (net_act.h), never makes the
+     * pages of their float32 memory resident */
+    net->arena = calloc(net->arena_floats ? net->arena_floats : 1, sizeof *net->arena);
+    DT_ASSERT(net->arena);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         dt_layer *l = &net->layers[i];
@@ -524,6 +536,7 @@ void dt_net_free(dt_net *net)
 {
     if (!net)
         return;
+    dt_net_act_free(net); /* before the layers it points back at the arena */
     net_free_layers(net);
     free(net->params);
     free(net->param);
@@ -553,6 +566,16 @@ void dt_net_set_precision(dt_net *net, int format)
         dt_kern_get()->bf16->prepare();
     if (format != DT_FP32 && !net->lp_param)
         net->lp_param = dt_xmalloc(net->numel ? net->numel : 1, sizeof *net->lp_param);
+    /* bf16 activations are stored as bf16 (net_act.h); fp32 and fp16 keep the float32 arena.
+     * The memory a step will use is written now, so that the first step does not pay its page
+     * faults (a benchmark of a few steps would count them): the whole arena for fp32 and fp16,
+     * only its gradient slots for bf16 (net_act zeroes its own buffers). */
+    if (format == DT_BF16 && !net->act && !net->opts.no_bf16_store)
+        net->act = dt_net_act_new(net);
+    else if (format != DT_BF16)
+        dt_net_act_free(net);
+    const size_t from = net->act ? arena_outs(net, net->max_batch) : 0;
+    memset(net->arena + from, 0, (net->arena_floats - from) * sizeof *net->arena);
 }
 
 /* low precision: the layers run on the rounded weights (net->param points at them meanwhile) */
@@ -565,6 +588,17 @@ static float *use_rounded_weights(dt_net *net, int round)
     }
     net->param = net->lp_param;
     return master;
+}
+
+/* bf16 activation storage: the net's input x is the one activation not made by a layer; round
+ * it where a layer reads it */
+static void round_net_input(dt_net *net, const dt_layer *l, int N)
+{
+    const size_t nx = (size_t)N * net->in_c * net->in_h * net->in_w;
+    if (l->input < 0)
+        dt_round_to(net->lowp, (float *)net->x, nx);
+    if (l->input2 == -1 && l->input >= 0)
+        dt_round_to(net->lowp, (float *)net->x, nx);
 }
 
 /* the step context of a forward or backward given none: one process, seed 0, step 0 */
@@ -582,7 +616,10 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
             l->out = (float *)dt_layer_in(net, l);
         if (l->fused)
             continue;
-        if (net->lowp) { /* what the layer reads is 16-bit (rounding is idempotent) */
+        if (net->act) { /* bf16: every activation was rounded where it was made */
+            dt_net_act_check(net, i);
+            round_net_input(net, l, N);
+        } else if (net->lowp) { /* what the layer reads is 16-bit (rounding is idempotent) */
             dt_round_to(net->lowp, (float *)dt_layer_in(net, l),
                         (size_t)N * l->in_c * l->in_h * l->in_w);
             if (l->input2 >= -1) {
@@ -592,10 +629,13 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
             }
         }
         l->ops->forward(l, net, N, train);
+        if (net->act)
+            dt_net_act_made(net, i, N);
     }
     dt_layer *last = &net->layers[net->nlayers - 1];
     if (net->lowp) {
-        dt_round_to(net->lowp, last->out, (size_t)N * last->out_size);
+        if (!net->act)
+            dt_round_to(net->lowp, last->out, (size_t)N * last->out_size);
         net->param = master;
     }
     return last->out;
@@ -620,6 +660,8 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
         if (net->lowp && l->dout && !l->ops->alias)
             dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
         const double tl0 = dt_tl_on ? dt_now() : 0.0;
+        if (net->act && !l->fused) /* bf16: its activations back from their bf16 copies */
+            dt_net_act_fetch(net, i, N);
         if (!l->fused)
             l->ops->backward(l, net, N);
         if (dt_tl_on && !l->fused)

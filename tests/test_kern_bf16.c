@@ -8,6 +8,8 @@
  *    where the CPU has the instruction, the reference and the emulations are checked against it.
  * 2. VCVTNE2PS2BF16: vbf_pack against dt_bf16_round, bitwise; dt_bf16_round against lowp.c's
  *    dt_round_bf16_1 (torch's tensor.bfloat16()) on normal values; where they differ is counted.
+ * 2b. The activation store (act_store / act_load, net_act.h): rounding in place bitwise as
+ *    dt_round_bf16_1, the bf16 copy and its exact widening, on every ISA, with tails.
  * 3. The bf16 GEMM: against a double product of the bf16-rounded operands (all transpositions,
  *    bias, accum, the built-in models' linear shapes, odd K/M/N, strides), and every ISA against
  *    the first one bitwise (the result does not depend on the ISA).
@@ -201,6 +203,52 @@ static void test_pack(void)
     CHECK(dt_bf16_round(ffrom(0xff812345u)) == 0xffc1); /* NaN: truncated, quieted */
 }
 
+/* act_store / act_load (bf16 activation storage): every ISA rounds in place bitwise as
+ * dt_round_bf16_1 (torch's bfloat16(): denormals kept, NaN unchanged), stores the upper half (a
+ * NaN as a NaN of the same sign), and loads back the rounded value exactly; lengths with tails */
+static void test_act(void)
+{
+    enum { NA = 1000 + 13 };
+    static const uint32_t sp[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
+                                  0x7f800001u, 0xff800001u, 0x7fc00000u, 0x7f812345u,
+                                  0x00000001u, 0x807fffffu, 0x3f808000u, 0x3f818000u,
+                                  0x7f7fffffu, 0x7f7f8000u, 0x00008000u, 0x3f80ffffu};
+    static float x[NA], x0[NA], back[NA];
+    static uint16_t h[NA];
+    long bad[DT_ISA_COUNT] = {0};
+    for (int it = 0; it < 20; it++) {
+        for (int i = 0; i < NA; i++) {
+            const uint32_t r = rnd();
+            x0[i] = r % 5 == 0 ? ffrom(sp[(r >> 8) % (sizeof sp / sizeof sp[0])])
+                               : ffrom(rnd() ^ rnd() << 16);
+        }
+        for (int isa = 0; isa < DT_ISA_COUNT; isa++) {
+            const dt_kern *k = dt_kern_table((dt_isa)isa);
+            if (!k)
+                continue;
+            const int n = NA - it; /* tails of every length */
+            memcpy(x, x0, sizeof x);
+            k->bf16->act_store(x, h, (size_t)n);
+            k->bf16->act_load(back, h, (size_t)n);
+            for (int i = 0; i < n; i++) {
+                const float want = dt_round_bf16_1(x0[i]);
+                int ok = fbits(x[i]) == fbits(want);
+                if (isnan(want))
+                    ok &= isnan(back[i]) && (fbits(back[i]) >> 31) == (fbits(want) >> 31);
+                else
+                    ok &= h[i] == fbits(want) >> 16 && fbits(back[i]) == fbits(want);
+                if (!ok && bad[isa]++ < 3)
+                    fprintf(stderr, "  %s: act_store(%08x) = %08x / %04x, back %08x; want %08x\n",
+                            isa_name((dt_isa)isa), fbits(x0[i]), fbits(x[i]), h[i], fbits(back[i]),
+                            fbits(want));
+            }
+        }
+    }
+    for (int isa = 0; isa < DT_ISA_COUNT; isa++)
+        if (dt_kern_table((dt_isa)isa))
+            CHECK(bad[isa] == 0);
+}
+
 typedef void (*gemm_fn)(int, int, int, int, int, const float *, int, const float *, int,
                         const float *, int, float *, int);
 
@@ -327,6 +375,7 @@ int main(void)
 {
     test_dot();
     test_pack();
+    test_act();
     test_gemm_odd();
     test_gemm_models();
     return check_finish("test_kern_bf16");

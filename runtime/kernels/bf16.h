@@ -30,6 +30,13 @@ struct dt_kbf16 {
     /* Allocates gemm's packing buffers now (dt_net_set_precision calls it for bf16, so a training
      * step never allocates; gemm calls it too, a no-op once done). */
     void (*prepare)(void);
+    /* bf16 activation storage (net_act.h): x[0..n) rounded to bf16 in place as dt_round_bf16
+     * rounds (nearest even, denormals kept, a NaN unchanged) and the upper halves into h (a NaN
+     * quieted, so that one with a payload only in the low half stays a NaN); load widens h back
+     * into x (exact). Plain integer loops the compiler vectorizes at the ISA's width: the same
+     * bits on every ISA. */
+    void (*act_store)(float *x, uint16_t *h, size_t n);
+    void (*act_load)(float *x, const uint16_t *h, size_t n);
 };
 
 #if defined(__x86_64__)

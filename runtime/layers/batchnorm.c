@@ -184,4 +184,5 @@ const dt_layer_ops dt_batchnorm_ops = {
     .backward = bn_backward,
     .free = bn_free,
     .refresh = bn_refresh,
+    .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */
 };

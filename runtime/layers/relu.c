@@ -27,4 +27,5 @@ const dt_layer_ops dt_relu_ops = {
     .kind = "relu",
     .forward = relu_forward,
     .backward = relu_backward,
+    .bwd_reads = DT_BWD_OUT, /* runtime/net_act.h */
 };

@@ -18,6 +18,8 @@
  * its pairs in k order, one vbf_dot per pair, stored and reloaded exactly between K blocks: the
  * blocking and W change nothing, and the emulated ISAs give the native bits.
  */
+#include <string.h>
+
 #include "bf16_vec.h"
 #include "common.h"
 #include "kernels/bf16.h"
@@ -284,10 +286,34 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
     }
 }
 
+static void act_store(float *restrict x, uint16_t *restrict h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        /* all ones for a NaN (|x|'s bits above infinity's), from the sign of the difference */
+        const uint32_t nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
+        const uint32_t v = (nan & u) | (~nan & r);
+        memcpy(x + i, &v, sizeof v);
+        h[i] = (uint16_t)((v >> 16) | (nan & 0x40u));
+    }
+}
+
+static void act_load(float *restrict x, const uint16_t *restrict h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t u = (uint32_t)h[i] << 16;
+        memcpy(x + i, &u, sizeof u);
+    }
+}
+
 const struct dt_kbf16 DT_KFN(dt_kbf16) = {
     .lanes = DT_W,
     .dot = dot_n,
     .pack = pack_n,
     .gemm = gemm,
     .prepare = prepare,
+    .act_store = act_store,
+    .act_load = act_load,
 };

@@ -1,0 +1,255 @@
+/*
+ * net_act.c - bf16 activation storage: bf16 copies in the arena, float32 slots shared by
+ * activations whose live intervals do not overlap. See net_act.h.
+ */
+#include "net_act.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "kernels/bf16.h"
+#include "kernels/isa.h"
+#include "kernels/tpool.h"
+
+struct dt_net_act {
+    uint16_t *h;      /* bf16 copies, layer after layer (max_batch x out_size each) */
+    float *slots;     /* the float32 slots */
+    size_t nh, nslot; /* their sizes (values) */
+    size_t *h_off;    /* per layer: offset of its copy in h */
+    int *slot;        /* per layer: its slot, -1: not stored */
+    size_t *slot_off; /* per slot: offset in slots */
+    int *holder;      /* per slot: the layer whose values it holds now, -1: none */
+    float **out32;    /* per layer: l->out in the float32 arena (restored by _free) */
+};
+
+/* the most stored activations one layer (with its fused group) touches: 3 per layer */
+enum { TOUCH_MAX = 12 };
+
+/* the layer that owns the memory of layer i's output (aliases followed); -1: the net's input */
+static int owner(const dt_net *net, int i)
+{
+    while (i >= 0 && net->layers[i].ops->alias)
+        i = net->layers[i].input;
+    return i;
+}
+
+/* 1: layer i's output is a stored activation (not an alias, not inside a fused group) */
+static int stored(const dt_net *net, int i)
+{
+    return i >= 0 && !net->layers[i].ops->alias &&
+           !(i + 1 < net->nlayers && net->layers[i + 1].fused);
+}
+
+/* The stored activations the forward or backward of layer i (not fused) reads or writes, with
+ * those of its fused group (whose work its kernels do): into a[], returns how many. */
+static int touched(const dt_net *net, int i, int *a)
+{
+    int m = 0;
+    for (int k = i; k < net->nlayers && (k == i || net->layers[k].fused); k++) {
+        const dt_layer *l = &net->layers[k];
+        const int c[3] = {owner(net, k), owner(net, l->input),
+                          l->input2 >= 0 ? owner(net, l->input2) : -1};
+        for (int t = 0; t < 3; t++) {
+            if (!stored(net, c[t]))
+                continue;
+            int dup = 0;
+            for (int u = 0; u < m; u++)
+                dup |= a[u] == c[t];
+            if (!dup) {
+                DT_ASSERT(m < TOUCH_MAX);
+                a[m++] = c[t];
+            }
+        }
+    }
+    return m;
+}
+
+/* Largest first, each activation into the first slot whose holders' intervals miss its own (as
+ * net.c's gradient slots). size[i] 0: no slot. Returns the slot count; slot_size[s]: its size. */
+static int first_fit(int n, const size_t *size, const int *lo, const int *hi, int *slot,
+                     size_t *slot_size)
+{
+    int *order = dt_xmalloc((size_t)n + 1, sizeof *order);
+    int m = 0, nslots = 0;
+    for (int i = 0; i < n; i++) {
+        slot[i] = -1;
+        if (size[i] > 0)
+            order[m++] = i;
+    }
+    for (int a = 1; a < m; a++) { /* insertion sort by size, largest first: tens of layers */
+        const int v = order[a];
+        int b = a;
+        for (; b > 0 && size[order[b - 1]] < size[v]; b--)
+            order[b] = order[b - 1];
+        order[b] = v;
+    }
+    for (int a = 0; a < m; a++) {
+        const int i = order[a];
+        int s = 0;
+        for (; s < nslots; s++) {
+            int clash = 0;
+            for (int b = 0; b < a && !clash; b++)
+                clash = slot[order[b]] == s && lo[order[b]] <= hi[i] && lo[i] <= hi[order[b]];
+            if (!clash)
+                break;
+        }
+        if (s == nslots)
+            slot_size[nslots++] = size[i];
+        slot[i] = s;
+    }
+    free(order);
+    return nslots;
+}
+
+/* each stored activation's interval [lo, hi] of (non-fused) layer indices touching it */
+static void intervals(const dt_net *net, int *lo, int *hi)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        lo[i] = net->nlayers, hi[i] = -1;
+    for (int j = 0; j < net->nlayers; j++) {
+        if (net->layers[j].fused)
+            continue;
+        int a[TOUCH_MAX];
+        const int m = touched(net, j, a);
+        for (int t = 0; t < m; t++) {
+            lo[a[t]] = j < lo[a[t]] ? j : lo[a[t]];
+            hi[a[t]] = j > hi[a[t]] ? j : hi[a[t]];
+        }
+    }
+}
+
+struct dt_net_act *dt_net_act_new(dt_net *net)
+{
+    const int n = net->nlayers;
+    struct dt_net_act *A = dt_xcalloc(1, sizeof *A);
+    int *lo = dt_xmalloc((size_t)n + 1, sizeof *lo), *hi = dt_xmalloc((size_t)n + 1, sizeof *hi);
+    size_t *size = dt_xcalloc((size_t)n + 1, sizeof *size);
+    size_t *slot_size = dt_xcalloc((size_t)n + 1, sizeof *slot_size);
+    A->h_off = dt_xcalloc((size_t)n + 1, sizeof *A->h_off);
+    A->slot = dt_xmalloc((size_t)n + 1, sizeof *A->slot);
+    A->slot_off = dt_xcalloc((size_t)n + 1, sizeof *A->slot_off);
+    A->holder = dt_xmalloc((size_t)n + 1, sizeof *A->holder);
+    A->out32 = dt_xmalloc((size_t)n + 1, sizeof *A->out32);
+    intervals(net, lo, hi);
+    for (int i = 0; i < n; i++) {
+        A->out32[i] = net->layers[i].out;
+        if (stored(net, i) && hi[i] >= lo[i]) {
+            size[i] = (size_t)net->max_batch * net->layers[i].out_size;
+            A->h_off[i] = A->nh;
+            A->nh += size[i];
+        }
+    }
+    const int nslots = first_fit(n, size, lo, hi, A->slot, slot_size);
+    for (int s = 0; s < nslots; s++) {
+        A->slot_off[s] = A->nslot;
+        A->nslot += slot_size[s];
+        A->holder[s] = -1;
+    }
+    /* written now (zeroed), so that the first step does not pay their page faults */
+    A->h = dt_xcalloc(A->nh ? A->nh : 1, sizeof *A->h);
+    A->slots = dt_xcalloc(A->nslot ? A->nslot : 1, sizeof *A->slots);
+    for (int i = 0; i < n; i++) {
+        dt_layer *l = &net->layers[i];
+        if (A->slot[i] >= 0)
+            l->out = A->slots + A->slot_off[A->slot[i]];
+        else if (!l->ops->alias)
+            l->out = NULL; /* inside a fused group: never written nor read */
+    }
+    free(lo), free(hi), free(size), free(slot_size);
+    return A;
+}
+
+void dt_net_act_free(dt_net *net)
+{
+    struct dt_net_act *A = net->act;
+    if (!A)
+        return;
+    for (int i = 0; i < net->nlayers; i++)
+        if (!net->layers[i].ops->alias)
+            net->layers[i].out = A->out32[i];
+    free(A->h), free(A->slots), free(A->h_off), free(A->slot), free(A->slot_off);
+    free(A->holder), free(A->out32), free(A);
+    net->act = NULL;
+}
+
+typedef struct {
+    float *x;
+    uint16_t *h;
+} conv_job;
+
+/* the bf16 family's loops (kernels/bf16.h) over the pool: elementwise, any split gives the same
+ * bits */
+static void store_range(void *arg, long lo, long hi)
+{
+    const conv_job *j = arg;
+    dt_kern_get()->bf16->act_store(j->x + lo, j->h + lo, (size_t)(hi - lo));
+}
+
+static void load_range(void *arg, long lo, long hi)
+{
+    const conv_job *j = arg;
+    dt_kern_get()->bf16->act_load(j->x + lo, j->h + lo, (size_t)(hi - lo));
+}
+
+void dt_net_act_made(dt_net *net, int i, int N)
+{
+    struct dt_net_act *A = net->act;
+    for (int k = i; k < net->nlayers && (k == i || net->layers[k].fused); k++) {
+        if (A->slot[k] < 0)
+            continue;
+        conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
+        dt_tpool_for((long)N * (long)net->layers[k].out_size, 1L << 14, 16, store_range, &j);
+        A->holder[A->slot[k]] = k;
+    }
+}
+
+/* What the backward of layer i (not fused) reads: what its kind says (dt_layer_ops.bwd_reads),
+ * else, and for a fused group, all it touches. */
+static int backward_reads(const dt_net *net, int i, int *a)
+{
+    const dt_layer *l = &net->layers[i];
+    const int r = l->ops->bwd_reads;
+    if (!r || (i + 1 < net->nlayers && net->layers[i + 1].fused))
+        return touched(net, i, a);
+    const int c[3] = {r & DT_BWD_OUT ? owner(net, i) : -1,
+                      r & DT_BWD_IN ? owner(net, l->input) : -1,
+                      r & DT_BWD_IN2 && l->input2 >= 0 ? owner(net, l->input2) : -1};
+    int m = 0;
+    for (int t = 0; t < 3; t++)
+        if (stored(net, c[t]) && !(m > 0 && a[m - 1] == c[t]))
+            a[m++] = c[t];
+    return m;
+}
+
+void dt_net_act_fetch(dt_net *net, int i, int N)
+{
+    struct dt_net_act *A = net->act;
+    int a[TOUCH_MAX];
+    const int m = backward_reads(net, i, a);
+    for (int t = 0; t < m; t++) {
+        const int k = a[t], s = A->slot[k];
+        if (A->holder[s] == k)
+            continue;
+        conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
+        dt_tpool_for((long)N * (long)net->layers[k].out_size, 1L << 14, 16, load_range, &j);
+        A->holder[s] = k;
+    }
+}
+
+void dt_net_act_check(const dt_net *net, int i)
+{
+    const struct dt_net_act *A = net->act;
+    int a[TOUCH_MAX];
+    const int m = touched(net, i, a);
+    for (int t = 0; t < m; t++) {
+        const int k = a[t];
+        /* an input made earlier in this forward is still in its slot */
+        DT_ASSERT(k >= i || A->holder[A->slot[k]] == k);
+    }
+}
+
+size_t dt_net_act_slot_floats(const dt_net *net) { return net->act ? net->act->nslot : 0; }
+
+size_t dt_net_act_bf16_values(const dt_net *net) { return net->act ? net->act->nh : 0; }

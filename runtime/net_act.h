@@ -1,0 +1,53 @@
+/*
+ * net_act.h - bf16 activation storage (issue 12): in bf16 training every activation is a bf16
+ * value (net.c rounds each one where it is made), so the arena keeps it as 16 bits, and float32
+ * memory holds only the activations that the layers running now read or write.
+ *
+ * The plan (dt_net_act_new, when dt_net_set_precision selects bf16): each stored activation (a
+ * layer's output, aliases followed to the layer that owns the memory; not the outputs that stay
+ * inside a fused group) gets
+ *   - a bf16 copy in one uint16 buffer (max_batch x out_size values), and
+ *   - a float32 slot, shared with the activations whose intervals do not overlap its own. Its
+ *     interval is the range of (forward and backward) layer indices that read or write it: from
+ *     the layer that makes it (a fused group's head, for the group's output) to its last
+ *     consumer. A forward runs these indices upwards, a backward downwards, so in a forward an
+ *     activation is made in its slot and stays there until its last consumer has run, and in a
+ *     backward its last consumer is the first to need it again.
+ * The layers see float32 as before: l->out points into the activation's slot. After a layer's
+ * forward, dt_net_act_made rounds what it made to bf16 in place and keeps the bf16 copy; before a
+ * layer's backward, dt_net_act_fetch widens the bf16 copy of each activation it touches back into
+ * the slot when another activation has used the slot since. Widening a rounded value is exact, so
+ * the layers read the very bits they read with one float32 buffer per activation: training is
+ * bitwise the same (a NaN comes back as a quiet NaN with a shorter payload).
+ *
+ * Memory: a resnet's activations take half their float32 size plus a few slots (a block's input
+ * lives across the block; everything else for a layer or two). The float32 arena net.c sizes at
+ * build time is not touched in bf16, so its pages are never made resident.
+ */
+#ifndef DT_NET_ACT_H
+#define DT_NET_ACT_H
+
+#include <stddef.h>
+
+#include "layer.h"
+
+/* Plans and allocates the bf16 storage of net's activations and points every stored
+ * activation's l->out at its slot (the float32 pointers are kept for dt_net_act_free). */
+struct dt_net_act *dt_net_act_new(dt_net *net);
+/* Points the layers back at the float32 arena and frees the storage. NULL: a no-op. */
+void dt_net_act_free(dt_net *net);
+/* After the forward of layer i (not fused): rounds the activations it made (its output, or its
+ * fused group's) for N samples to bf16 in place and stores their bf16 copies. */
+void dt_net_act_made(dt_net *net, int i, int N);
+/* Before the backward of layer i (not fused): brings every activation its backward reads (what
+ * its kind's bwd_reads says, else all it touches) back into its slot (from the bf16 copy) when
+ * the slot holds another one. */
+void dt_net_act_fetch(dt_net *net, int i, int N);
+/* Before the forward of layer i (not fused): asserts that the activations it reads are in their
+ * slots (the plan's invariant; a broken one would feed a layer another layer's values). */
+void dt_net_act_check(const dt_net *net, int i);
+/* Floats of the float32 slots, and bf16 values stored (for messages and tests). */
+size_t dt_net_act_slot_floats(const dt_net *net);
+size_t dt_net_act_bf16_values(const dt_net *net);
+
+#endif
