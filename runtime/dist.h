@@ -19,6 +19,10 @@
  * dt_rank. Returns the world size. */
 int dt_dist_init(int *argc, char ***argv);
 void dt_dist_finalize(void);
+/* 1 when dt_dist_init chose Open MPI's ring algorithm for the nonblocking allreduce of the
+ * gradient buckets (2 ranks, coll_libnbc_iallreduce_algorithm not set by the user): dist.c says
+ * why. */
+extern int dt_dist_tuned_iallreduce;
 /* NULL when MPI provided MPI_THREAD_FUNNELED or more; otherwise one line saying what it provided
  * and what dtrain does then (no progress hook: buckets progress between layers only), for the
  * run header. */
