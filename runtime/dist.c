@@ -666,7 +666,8 @@ static void range_done(dt_grad_sync *s, size_t lo, size_t hi)
 }
 
 /* Waits until one more request completes (all of them, under the watchdog, once none has for
- * 50 ms: a slow network or a stalled rank), adding the time to the exposed communication. */
+ * 50 ms: a slow network or a stalled rank), adding the time to the exposed communication.
+ * Between tests it yields the core, as watched_wait does (the watchdog's comment says why). */
 static void wait_some(dt_grad_sync *s)
 {
     const int before = s->ndone;
@@ -684,7 +685,7 @@ static void wait_some(dt_grad_sync *s)
             s->ndone = s->nreq;
             break;
         }
-        sched_yield(); /* as MPI's own wait does when oversubscribed */
+        sched_yield(); /* as watched_wait: on a busy machine the rank waited for gets the core */
     }
     s->exposed_s += dt_now() - t0;
 }

@@ -107,8 +107,9 @@ static void init_modules(dt_trainer *t)
      * thread); only with MPI_THREAD_FUNNELED, as the other threads compute meanwhile */
     if (t->world > 1 && dt_dist_funneled())
         dt_poll_set(dt_grad_sync_poll);
-    /* a layer's weight gradient in panels of a bucket, each started when computed (poll.h) */
-    if (t->world > 1 && t->sync.cap > 0)
+    /* train.grad_panels: a layer's weight gradient in panels of a bucket, each started when
+     * computed (poll.h) */
+    if (t->world > 1 && t->sync.cap > 0 && cfg->grad_panels)
         dt_grad_done_set(dt_grad_sync_done_at, t->sync.cap);
 }
 

@@ -2,14 +2,14 @@
 # test_comm.sh - the gradient communication's scheduling changes the timing, never the training
 # (docs/internals.md, "Buckets, panels and the update"):
 #   - params_crc is the same with one blocking allreduce (train.bucket_mb = 25, every built-in
-#     model fits), with buckets of 0.25 MiB (the mlp's fc1 weight gradient in row panels, each
-#     its own bucket, the optimizer run bucket by bucket as each completes), with 0.05 MiB
-#     buckets at 2 threads, with Open MPI's own choice of nonblocking allreduce (binomial: dtrain
+#     model fits), with buckets of 0.25 MiB (the optimizer run bucket by bucket as each
+#     completes), the same with train.grad_panels (the mlp's fc1 weight gradient in row panels,
+#     each its own bucket), with 0.05 MiB buckets in panels at 2 threads, with Open MPI's own choice of nonblocking allreduce (binomial: dtrain
 #     picks the ring at 2 ranks), with adamw, and with clipping (the update after every
 #     bucket): at 2 ranks and at 3 ranks (at 3 ranks Open MPI 4.1 adds rank 0's, 1's then 2's
 #     values whatever the bucket boundaries: this is what keeps 3-rank crcs from before the
 #     panels), and at 1 rank (no communication, the update in one part);
-#   - the mlp at 2 ranks with 0.25 MiB buckets: at least 5 buckets a step (fc2 + fc3, then fc1's
+#   - the mlp at 2 ranks with 0.25 MiB buckets in panels: at least 5 buckets a step (fc2 + fc3, then fc1's
 #     panels), all but the last started before backward ends, the last one the smallest of fc1's;
 #     each bucket's update recorded inside the allreduce wait.
 # usage: sh tests/test_comm.sh
@@ -42,14 +42,17 @@ same() {
         fail "$name, $np ranks: '$a' vs '$b'"
 }
 
+P="--set train.grad_panels=true"
 for np in 1 2 3; do
     same "one allreduce vs 0.25 MiB buckets" $np --set train.bucket_mb=25 -- --set train.bucket_mb=0.25
-    same "one allreduce vs 0.05 MiB buckets, 2 threads" $np --set train.bucket_mb=25 -- \
-        --set train.bucket_mb=0.05 --threads 2
-    same "adamw: one allreduce vs buckets" $np --set train.bucket_mb=25 --set optim.name=adamw -- \
-        --set train.bucket_mb=0.25 --set optim.name=adamw
-    same "clipping: one allreduce vs buckets" $np --set train.bucket_mb=25 \
-        --set optim.clip_grad_norm=0.5 -- --set train.bucket_mb=0.25 --set optim.clip_grad_norm=0.5
+    same "one allreduce vs 0.25 MiB buckets in panels" $np --set train.bucket_mb=25 -- \
+        --set train.bucket_mb=0.25 $P
+    same "one allreduce vs 0.05 MiB buckets in panels, 2 threads" $np --set train.bucket_mb=25 -- \
+        --set train.bucket_mb=0.05 $P --threads 2
+    same "adamw: one allreduce vs buckets in panels" $np --set train.bucket_mb=25 \
+        --set optim.name=adamw -- --set train.bucket_mb=0.25 --set optim.name=adamw $P
+    same "clipping: one allreduce vs buckets in panels" $np --set train.bucket_mb=25 \
+        --set optim.clip_grad_norm=0.5 -- --set train.bucket_mb=0.25 --set optim.clip_grad_norm=0.5 $P
 done
 # Open MPI's own algorithm (an MCA variable the user set wins over dtrain's choice)
 a=$(crc 2 --set train.bucket_mb=0.25)
@@ -58,7 +61,7 @@ b=$(export OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 && crc 2 --set train.buck
     fail "ring vs binomial nonblocking allreduce, 2 ranks: '$a' vs '$b'"
 
 # the buckets of a step on the timeline: one event a line, as test_timeline.sh reads them
-run_dtrain 120 2 train $BASE --set train.bucket_mb=0.25 --set log.timeline="$TMP/tl.json" \
+run_dtrain 120 2 train $BASE --set train.bucket_mb=0.25 $P --set log.timeline="$TMP/tl.json" \
     --set log.timeline_steps=4 > "$TMP/out" 2> "$TMP/err" ||
     { cat "$TMP/err" >&2; die "the timeline run failed"; }
 awk '/"ph":"X"/ {

@@ -35,8 +35,8 @@ static inline void dt_poll(void)
  * thread, compute the gradient whole). Installed by the trainer on its main thread. */
 typedef void (*dt_grad_done_fn)(const float *from);
 
-extern dt_grad_done_fn dt_grad_done_hook;    /* NULL: none */
-extern size_t dt_grad_done_panel;            /* floats per part */
+extern dt_grad_done_fn dt_grad_done_hook;   /* NULL: none */
+extern size_t dt_grad_done_panel;           /* floats per part */
 extern _Thread_local int dt_grad_done_here; /* 1 on the thread that installed the hook */
 
 /* Installs fn with the panel size (NULL removes it) on the calling thread. */
