@@ -2,8 +2,9 @@
  * linear.c - fully connected layer kernels (torch.nn.Linear: y = x W^T + b), see kernels.h.
  * The fast path is three matrix products over the whole batch (gemm.h: the packed kernel of the
  * ISA in use, or OpenBLAS's sgemm on the generic ISA); the forward's bias starts the accumulators.
- * In a distributed step the weight gradient is computed in row panels, each announced to the
- * gradient hook (poll.h) so that its allreduce starts before the layer ends.
+ * With the gradient hook installed (poll.h: a distributed step with train.grad_panels) the weight
+ * gradient is computed in row panels, each announced so that its allreduce starts before the
+ * layer ends; otherwise the layer's gradients are announced before dinp is computed.
  */
 #include <string.h>
 
