@@ -4,7 +4,8 @@
  * ISA in use, or OpenBLAS's sgemm on the generic ISA); the forward's bias starts the accumulators.
  * With the gradient hook installed (poll.h: a distributed step with train.grad_panels) the weight
  * gradient is computed in row panels, each announced so that its allreduce starts before the
- * layer ends; otherwise the layer's gradients are announced before dinp is computed.
+ * layer ends (on the generic ISA, whose OpenBLAS GEMM cannot be split bitwise, whole, announced
+ * before dinp is computed).
  */
 #include <string.h>
 
