@@ -2,7 +2,8 @@
 # bench/scaling.sh - strong scaling: per built-in model, 1 rank x batch 128 against 2 ranks x batch
 # 64 (the same training: the same global batch, steps and samples), dtrain and PyTorch
 # DistributedDataParallel (gloo) side by side, one thread per rank, with dtrain's exposed
-# communication (the wait for the gradient allreduce after backward, docs/timeline.md).
+# communication (the wait for the gradient allreduce after backward, docs/timeline.md); dtrain
+# 2 x 64 also with train.grad_panels (docs/internals.md: measured here on a quiet machine only).
 #   make bench                      (after bench/run.sh)
 #   sh bench/scaling.sh             (needs ./dtrain, build/tests/tool_mkdata, data/mnist/)
 #   BENCH_QUICK=1 sh bench/scaling.sh   (a smoke run: few steps)
@@ -61,13 +62,16 @@ median_pct() {
         awk '{ v[NR] = $1 } END { if (NR) printf "%.1f%%", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "n/a" }'
 }
 
-# dt MODEL NP BATCH: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP.log)
+# dt MODEL NP BATCH [PANELS]: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP[p].log); PANELS
+# = p: with train.grad_panels (the weight gradients of linear layers in bucket-sized panels)
 dt() {
-    set -- "$1" "$2" "$3" $(data_of "$1") "$(steps_of "$1")"
+    pan=${4:-}
+    set -- "$1" "$2$pan" "$3" $(data_of "$1") "$(steps_of "$1")" "$2"
     rm -rf "$LOG/scaling-metrics-$1-$2"
-    timeout -k 5 1800 mpirun -np "$2" $DT_MPIRUN_FLAGS ./dtrain train --model "$1" --data "$4" \
+    timeout -k 5 1800 mpirun -np "$7" $DT_MPIRUN_FLAGS ./dtrain train --model "$1" --data "$4" \
         --data-dir "$5" --epochs 1000 --set train.max_steps="$6" --batch-size "$3" --threads 1 \
         --set data.limit_test=1000 --set train.progress=never --set train.bucket_mb="$BMB" \
+        --set train.grad_panels="$([ -n "$pan" ] && echo true || echo false)" \
         --set log.dir="$LOG/scaling-metrics-$1-$2" > "$LOG/scaling-dt-$1-$2.log" 2>&1
     grep '^final: ' "$LOG/scaling-dt-$1-$2.log" | tail -n 1
 }
@@ -88,8 +92,8 @@ pt() {
         "1 thread per rank, buckets of $BMB MiB (dtrain train.bucket_mb, DDP bucket_cap_mb)," \
         "$([ "$QUICK" = 1 ] && echo 'BENCH_QUICK=1 (a smoke run)' || echo 'full run')."
     echo
-    echo "| model | steps | dtrain 1x128 samples/s | dtrain 2x64 | speedup | exposed comm (run / median step) | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| model | steps | dtrain 1x128 samples/s | dtrain 2x64 | speedup | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$MD"
 echo "bench: strong scaling ($MODELS), logs in $LOG/scaling-*"
 kern=''
@@ -103,6 +107,10 @@ for m in $MODELS; do
     ex="$(field exposed_comm "$b") / $(median_pct "$LOG/scaling-metrics-$m-2/metrics_step.csv")"
     [ -n "$a" ] || sa="failed (see $LOG/scaling-dt-$m-1.log)"
     [ -n "$b" ] || { sb="failed (see $LOG/scaling-dt-$m-2.log)"; ex=n/a; }
+    g=$(dt "$m" 2 64 p)
+    sg=$(field samples_per_s "$g")
+    eg="$(field exposed_comm "$g") / $(median_pct "$LOG/scaling-metrics-$m-2p/metrics_step.csv")"
+    [ -n "$g" ] || { sg="failed (see $LOG/scaling-dt-$m-2p.log)"; eg=n/a; }
     pa='n/a' pb='n/a' ps='n/a'
     if [ $torch = 1 ]; then
         c=$(pt "$m" 1 128)
@@ -114,7 +122,7 @@ for m in $MODELS; do
         [ -n "$c" ] || pa="failed (see $LOG/scaling-pt-$m-1.log)"
         [ -n "$d" ] || pb="failed (see $LOG/scaling-pt-$m-2.log)"
     fi
-    echo "| $m | $(steps_of "$m") | $sa | $sb | $(ratio "$sb" "$sa") | $ex | $pa | $pb | $ps |" >> "$MD"
+    echo "| $m | $(steps_of "$m") | $sa | $sb | $(ratio "$sb" "$sa") | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
 done
 {
     echo

@@ -19,6 +19,10 @@
  * dt_rank. Returns the world size. */
 int dt_dist_init(int *argc, char ***argv);
 void dt_dist_finalize(void);
+/* 1 when dt_dist_init chose Open MPI's ring algorithm for the nonblocking allreduce of the
+ * gradient buckets (2 ranks, coll_libnbc_iallreduce_algorithm not set by the user): dist.c says
+ * why. */
+extern int dt_dist_tuned_iallreduce;
 /* NULL when MPI provided MPI_THREAD_FUNNELED or more; otherwise one line saying what it provided
  * and what dtrain does then (no progress hook: buckets progress between layers only), for the
  * run header. */
@@ -56,11 +60,18 @@ typedef struct dt_grad_sync {
     /* per request of the step (maxreq): when it started and completed (dt_now), its floats */
     double *t_start, *t_done;
     size_t *len;
+    size_t *off;  /* (maxreq) its first float */
+    char *fin;    /* (maxreq) 1 once averaged and handed to on_done */
     int *idx;     /* (maxreq) MPI_Testsome's scratch */
     int ndone;    /* requests of the step seen complete */
     double wait0; /* when finish began waiting */
     /* the last step: seconds finish waited (the exposed communication) */
     double exposed_s;
+    /* NULL, or called by finish for each averaged range [lo, hi) as soon as it is final (a
+     * bucket, in the order they complete; the ranges cover [0, n) once): the trainer's
+     * optimizer runs on one bucket while the later ones are still in flight */
+    void (*on_done)(void *ctx, size_t lo, size_t hi);
+    void *on_done_ctx;
 } dt_grad_sync;
 void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm comm);
 void dt_grad_sync_free(dt_grad_sync *s);
@@ -68,10 +79,17 @@ void dt_grad_sync_free(dt_grad_sync *s);
 void dt_grad_sync_begin(dt_grad_sync *s);
 /* During backward: g[off, n) is final. */
 void dt_grad_sync_ready(dt_grad_sync *s, size_t off);
-/* After backward: every rank's g is the mean over ranks. s->exposed_s is the time it waited (the
- * whole allreduce when nothing was started during backward); with the timeline on, each bucket's
- * allreduce, from start to completion, and the wait are recorded (timeline.h). */
+/* After backward: every rank's g is the mean over ranks, each range handed to s->on_done (when
+ * set) as soon as it is averaged. s->exposed_s is the time it waited on MPI (the whole allreduce
+ * when nothing was started during backward; not the time on_done ran); with the timeline on,
+ * each bucket's allreduce, from start to completion, the wait and each on_done are recorded
+ * (timeline.h). */
 void dt_grad_sync_finish(dt_grad_sync *s);
+/* The gradient hook (kernels/poll.h dt_grad_done: the trainer installs it with dt_grad_done_set
+ * on its main thread): a kernel finished g[from - g, n) within a layer (a panel of the weight
+ * gradient); starts its bucket when it holds one, as dt_grad_sync_ready. Ignored while no step's
+ * buckets are open or when from is outside the open step's g. */
+void dt_grad_sync_done_at(const float *from);
 /* The progress hook (kernels/poll.h: the trainer installs it with dt_poll_set on its main
  * thread): while a step's buckets are open, tests them (MPI_Testsome, recording completions) at
  * most every 20 us; otherwise, or before that, returns after one clock read (tens of ns). */

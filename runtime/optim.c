@@ -384,36 +384,61 @@ static void adam_seg(dt_optim *o, float *restrict p, const float *restrict grad,
     dt_kern_get()->optim->adam(&k, p, grad, m, v, vmax, n, mode, o->p.amsgrad != 0);
 }
 
-void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, double momentum)
+void dt_optim_step_begin(dt_optim *o, double momentum)
 {
     o->step++;
-    const int first_momentum = o->p.kind == DT_OPTIM_SGD && momentum != 0.0 && !o->momentum_ready;
-    for (int s = 0; s < o->nseg; s++) {
-        const size_t off = o->seg[s].off, n = o->seg[s].len;
-        const double wd = o->seg[s].decay ? o->p.weight_decay : 0.0;
-        float *p = param + off;
-        const float *g = grad + off;
-        switch (o->p.kind) {
-        case DT_OPTIM_SGD:
-            sgd_seg(o, p, g, st(o, 0, off), n, wd, lr, momentum, first_momentum);
-            break;
-        case DT_OPTIM_ADAGRAD: adagrad_seg(o, p, g, st(o, 0, off), n, wd, lr); break;
-        case DT_OPTIM_ADADELTA:
-            adadelta_seg(o, p, g, st(o, 0, off), st(o, 1, off), n, wd, lr);
-            break;
-        case DT_OPTIM_RMSPROP:
-            rmsprop_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.centered ? st(o, 2, off) : NULL,
-                        n, wd, lr, momentum);
-            break;
-        case DT_OPTIM_ADAM:
-        case DT_OPTIM_ADAMW:
-            adam_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.amsgrad ? st(o, 2, off) : NULL, n,
-                     wd, lr, momentum);
-            break;
-        }
+    o->first_momentum = o->p.kind == DT_OPTIM_SGD && momentum != 0.0 && !o->momentum_ready;
+}
+
+/* the update of one segment's part [off, off + n) */
+static void step_part(dt_optim *o, const dt_optim_segment *sg, size_t off, size_t n, float *param,
+                      const float *grad, double lr, double momentum)
+{
+    const double wd = sg->decay ? o->p.weight_decay : 0.0;
+    float *p = param + off;
+    const float *g = grad + off;
+    switch (o->p.kind) {
+    case DT_OPTIM_SGD:
+        sgd_seg(o, p, g, st(o, 0, off), n, wd, lr, momentum, (int)o->first_momentum);
+        break;
+    case DT_OPTIM_ADAGRAD: adagrad_seg(o, p, g, st(o, 0, off), n, wd, lr); break;
+    case DT_OPTIM_ADADELTA: adadelta_seg(o, p, g, st(o, 0, off), st(o, 1, off), n, wd, lr); break;
+    case DT_OPTIM_RMSPROP:
+        rmsprop_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.centered ? st(o, 2, off) : NULL, n,
+                    wd, lr, momentum);
+        break;
+    case DT_OPTIM_ADAM:
+    case DT_OPTIM_ADAMW:
+        adam_seg(o, p, g, st(o, 0, off), st(o, 1, off), o->p.amsgrad ? st(o, 2, off) : NULL, n, wd,
+                 lr, momentum);
+        break;
     }
-    if (first_momentum)
+}
+
+void dt_optim_step_range(dt_optim *o, float *param, const float *grad, size_t lo, size_t hi,
+                         double lr, double momentum)
+{
+    DT_ASSERT(lo <= hi && hi <= o->numel);
+    for (int s = 0; s < o->nseg && lo < hi; s++) {
+        const size_t a = o->seg[s].off, b = a + o->seg[s].len;
+        const size_t from = lo > a ? lo : a, to = hi < b ? hi : b;
+        if (from < to)
+            step_part(o, &o->seg[s], from, to - from, param, grad, lr, momentum);
+    }
+}
+
+void dt_optim_step_end(dt_optim *o)
+{
+    if (o->first_momentum)
         o->momentum_ready = 1;
+    o->first_momentum = 0;
+}
+
+void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, double momentum)
+{
+    dt_optim_step_begin(o, momentum);
+    dt_optim_step_range(o, param, grad, 0, o->numel, lr, momentum);
+    dt_optim_step_end(o);
 }
 
 /* torch 1.13 torch/nn/utils/clip_grad.py clip_grad_norm_ (norm_type 2):

@@ -101,6 +101,7 @@ typedef struct dt_optim {
     int64_t step;           /* steps taken (torch's state["step"]; bias correction, lr_decay) */
     int64_t momentum_ready; /* sgd: 1 once momentum_buffer holds a value (torch: not None); the
                               * first step with momentum != 0 copies the gradient into it */
+    int64_t first_momentum; /* between step_begin and step_end: this step is that first one */
 } dt_optim;
 
 /* Sets up optimizer p->kind for numel parameters: checks p (dt_optim_params_check), copies the
@@ -130,6 +131,16 @@ int dt_optim_kind_has_momentum(dt_optim_kind kind);
 /* One update of param (numel) from the averaged grad (numel, not modified) with this step's lr
  * and momentum (see the file header for what momentum means per kind). */
 void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, double momentum);
+
+/* The same update in parts, for an update that starts on the gradients of one allreduce bucket
+ * while the others are still in flight: dt_optim_step_begin (counts the step), then
+ * dt_optim_step_range over ranges [lo, hi) that cover [0, numel) exactly once, in any order, then
+ * dt_optim_step_end. Every update is elementwise, so the parts give bitwise what dt_optim_step
+ * gives. */
+void dt_optim_step_begin(dt_optim *o, double momentum);
+void dt_optim_step_range(dt_optim *o, float *param, const float *grad, size_t lo, size_t hi,
+                         double lr, double momentum);
+void dt_optim_step_end(dt_optim *o);
 
 /* torch.nn.utils.clip_grad_norm_(params, max_norm) (norm_type 2, error_if_nonfinite False) over
  * the whole flat gradient: total_norm = ||grad||_2, clip_coef = max_norm / (total_norm + 1e-6),

@@ -104,6 +104,10 @@ static void init_modules(dt_trainer *t)
      * thread); only with MPI_THREAD_FUNNELED, as the other threads compute meanwhile */
     if (t->world > 1 && dt_dist_funneled())
         dt_poll_set(dt_grad_sync_poll);
+    /* train.grad_panels: a layer's weight gradient in panels of a bucket, each started when
+     * computed (poll.h) */
+    if (t->world > 1 && t->sync.cap > 0 && cfg->grad_panels)
+        dt_grad_done_set(dt_grad_sync_done_at, t->sync.cap);
 }
 
 /* The schedule: its length follows the (possibly resumed) per-rank batch; a resumed schedule
@@ -177,8 +181,9 @@ static int open_timeline(dt_trainer *t)
     const dt_config *cfg = t->cfg;
     if (!dt_train_has_dir(cfg->log_timeline))
         return DT_OK;
-    /* a step's spans: its phases, one per layer's backward, one per bucket */
-    const int per_step = 16 + t->net->nlayers + (t->sync.maxreq > 0 ? t->sync.maxreq : 1);
+    /* a step's spans: its phases, one per layer's backward, two per bucket (its allreduce, its
+     * update) */
+    const int per_step = 16 + t->net->nlayers + 2 * (t->sync.maxreq > 0 ? t->sync.maxreq : 1);
     int rc = dt_tl_open(cfg->log_timeline, cfg->log_timeline_steps, cfg->log_timeline_every,
                         t->total_steps, per_step, t->comm);
     return dt_dist_agree(rc, t->comm);
@@ -229,6 +234,7 @@ void dt_trainer_free(dt_trainer *t)
     dt_swa_free(&t->swa);
     dt_sampler_free(&t->sampler);
     dt_poll_set(NULL);
+    dt_grad_done_set(NULL, 0);
     dt_grad_sync_free(&t->sync);
     dt_state_free(&t->state);
     free(t->io.nbt);
@@ -262,6 +268,20 @@ static void step_times(dt_trainer *t, const double *m)
     dt_tl_span("forward", NULL, DT_TL_MAIN, m[1], m[2], -1);
     dt_tl_span("backward", NULL, DT_TL_MAIN, m[2], m[3], -1);
     dt_tl_span("optimizer", NULL, DT_TL_MAIN, m[4], m[5], -1);
+}
+
+/* The update of one averaged bucket g[lo, hi) (dt_grad_sync.on_done), while later buckets are
+ * still in flight; the optimizer's step was begun (dt_optim_step_begin). */
+typedef struct {
+    dt_trainer *t;
+    double lr, momentum;
+} bucket_update;
+
+static void update_bucket(void *ctx, size_t lo, size_t hi)
+{
+    const bucket_update *u = ctx;
+    dt_net *net = u->t->net;
+    dt_optim_step_range(&u->t->opt, net->param, net->grad, lo, hi, u->lr, u->momentum);
 }
 
 /* After the averaged gradients: loss scaler, clipping, the optimizer step. */
@@ -355,9 +375,22 @@ double dt_trainer_step(dt_trainer *t, const int64_t *idx, int n, const dt_ctrl *
     dt_net_backward(net, n, &t->step_ctx);
     t->step_ctx.grad_ready = NULL;
     m[3] = dt_now();
+    /* the update bucket by bucket as each allreduce completes, unless it needs every gradient
+     * first (the loss scaler's overflow test, clipping's norm): elementwise, so the same bits */
+    const int per_bucket = !(t->scaler.scale > 0.0) && !(cfg->clip_grad_norm > 0.0);
+    bucket_update bu = {t, ctrl->lr, ctrl->momentum};
+    if (per_bucket) {
+        dt_optim_step_begin(&t->opt, ctrl->momentum);
+        t->sync.on_done = update_bucket;
+        t->sync.on_done_ctx = &bu;
+    }
     dt_grad_sync_finish(&t->sync);
+    t->sync.on_done = NULL;
     m[4] = dt_now();
-    update(t, ctrl);
+    if (per_bucket)
+        dt_optim_step_end(&t->opt);
+    else
+        update(t, ctrl);
     m[5] = dt_now();
     step_times(t, m);
     return loss;
