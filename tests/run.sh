@@ -78,6 +78,7 @@ suite test_resume env BUILD="$B" timeout -k 5 600 bash tests/test_resume.sh
 suite test_ckpt_full env BUILD="$B" timeout -k 5 300 sh tests/test_ckpt_full.sh 2
 suite test_resume_bad env BUILD="$B" timeout -k 5 300 sh tests/test_resume_bad.sh 2
 suite test_watchdog env BUILD="$B" timeout -k 5 300 sh tests/test_watchdog.sh
+suite test_comm env BUILD="$B" timeout -k 5 600 sh tests/test_comm.sh
 suite test_timeline env BUILD="$B" timeout -k 5 300 sh tests/test_timeline.sh
 suite test_restart env BUILD="$B" timeout -k 5 300 bash tests/test_restart.sh
 suite test_multihost timeout -k 5 300 bash tests/test_multihost.sh
