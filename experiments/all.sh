@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# experiments/all.sh (make experiments): sections 1..8 in order, after printing the expected wall
+# time. The times are those measured for the full run in docs/experiments.md on a 2-core machine
+# (QUICK=1: about 3 minutes in all); a busy machine takes longer.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+# seconds per section, full mode (docs/experiments.md, "Wall time")
+EXPECTED=(0 180 300 420 240 300 360 300 240)
+if [ "${QUICK:-0}" = 1 ]; then
+    echo "make experiments QUICK=1: sections 1..8 in smoke mode, about 3 minutes on 2 cores"
+else
+    total=0
+    for n in 1 2 3 4 5 6 7 8; do total=$((total + EXPECTED[n])); done
+    echo "make experiments: sections 1..8, expected wall time on a quiet 2-core machine:"
+    for n in 1 2 3 4 5 6 7 8; do
+        printf '  section %d: %2d min %02d s\n' "$n" $((EXPECTED[n] / 60)) $((EXPECTED[n] % 60))
+    done
+    printf '  total:     %2d min (started %s)\n' $((total / 60)) "$(date -u '+%H:%M UTC')"
+fi
+t0=$(date +%s)
+"$here/run.sh" 1 2 3 4 5 6 7 8
+echo "make experiments: done in $(($(date +%s) - t0)) s; tables and figures in ${RESULTS:-experiments/results}"
