@@ -22,10 +22,11 @@
 set -eu
 
 EXP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$EXP_DIR")
+# DT_ROOT: the repository, when the scripts run from a copy (run.sh SNAPSHOT=1)
+ROOT=${DT_ROOT:-$(dirname "$EXP_DIR")}
 QUICK=${QUICK:-0}
-RESULTS=${RESULTS:-$EXP_DIR/results}
-RUNS_ROOT=${RUNS_ROOT:-$EXP_DIR/runs}
+RESULTS=${RESULTS:-$ROOT/experiments/results}
+RUNS_ROOT=${RUNS_ROOT:-$ROOT/experiments/runs}
 KEEP_RUNS=${KEEP_RUNS:-0}
 DTRAIN=${DTRAIN:-$ROOT/dtrain}
 mkdir -p "$RESULTS" "$RUNS_ROOT"
@@ -54,6 +55,11 @@ LIMIT_TEST=$(q 0 1000)
 COMMON=(--data fashion-mnist --set data.limit_test="$LIMIT_TEST" --set train.progress=never --threads 1)
 
 SECTION_T0=$(date +%s)
+# the source the binary and scripts came from, taken at the start (edits during a run do not count)
+GIT_DESCRIBE=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+GIT_HEAD=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY=clean
+[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] && GIT_DIRTY="dirty: uncommitted changes"
 SECTION_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 CMDS=()
@@ -198,15 +204,12 @@ cpu_line() {
 
 # provenance: the block every results file ends with.
 provenance() {
-    local t1 dirty
+    local t1
     t1=$(date +%s)
-    dirty=clean
-    [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty="dirty (uncommitted changes)"
     echo
     echo "Provenance:"
     echo
-    echo "- commit: \`$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)\`" \
-        "(\`$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)\`, $dirty)," \
+    echo "- commit: \`$GIT_DESCRIBE\` (\`$GIT_HEAD\`, $GIT_DIRTY, at the start)," \
         "binary sha256 \`$(sha256sum "$DT_BIN" | cut -c1-16)\`"
     echo "- command: \`$( [ "$QUICK" = 1 ] && printf 'QUICK=1 ')experiments/run.sh $SECTION\`, which ran:"
     echo
