@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # variables used by the scripts that source this file
 # experiments/lib.sh - shared by the section scripts experiments/sN_*.sh (sourced, bash).
 #
 # A section trains through `dtrain sweep` (`xsweep`) or, where the ranks vary (section 8), through

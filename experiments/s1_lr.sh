@@ -78,7 +78,9 @@ sugg=$(grep -iE 'valley|steep|slide|minimum' "$RUNS/lr_find.log" | sed 's/^/    
     echo "| optim.lr | status | test_acc (%) | test_top5 (%) | train_loss | test acc after epoch 1 | from |"
     echo "|---:|---|---:|---:|---:|---:|---|"
     for lr in "${lrs[@]}"; do
-        st=$(awk -F, -v lr="$lr" 'NR > 1 && $2 == lr { s[$4]++ } END { for (k in s) printf "%s%d %s", (o++ ? ", " : ""), s[k], k }' "$RUNS/lr/results.csv")
+        # status counts; "at chance" when an ok run ended at 10 % (the loss stuck at ln 10: dead units)
+        st=$(awk -F, -v lr="$lr" 'NR > 1 && $2 == lr { s[$4]++; if ($4 == "ok" && $7 + 0 <= 10.5) ch++ }
+            END { for (k in s) printf "%s%d %s", (o++ ? ", " : ""), s[k], k; if (ch) printf " (%d at chance)", ch }' "$RUNS/lr/results.csv")
         e1=$(awk 'NR == 1 { printf "%.2f", $2 }' "$RUNS/acc_$lr.dat")
         [ "$e1" = "nan" ] || [ -z "$e1" ] && e1=-
         echo "| $lr | $st | $(cell s1/lr.csv test_acc 2 optim.lr="$lr") | $(cell s1/lr.csv test_top5 2 optim.lr="$lr") |" \
