@@ -7,7 +7,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 # seconds per section on a quiet 2-core machine, full mode (docs/experiments.md, "Wall time")
-EXPECTED=(0 170 320 280 115 160 145 95 225)
+EXPECTED=(0 170 320 280 115 140 110 95 225)
 if [ "${QUICK:-0}" = 1 ]; then
     echo "make experiments QUICK=1: sections 1..8 in smoke mode, about 4 minutes on 2 quiet cores"
 else

@@ -2,14 +2,14 @@
 # experiments/s6_mixup.sh - the lecture's section 6 (mixup): train.mixup_alpha = 0 (off), 0.2, 0.4,
 # 1.0, 3 seeds each, with longer training than the other sections (mixup is known to need it):
 # the cnn on Fashion-MNIST, SGD momentum 0.9, lr 0.05, weight decay 5e-4, cosine, 10,000
-# training samples, 8 epochs (QUICK: 2,000 samples, 2 epochs).
+# training samples, 6 epochs (twice section 3's) (QUICK: 2,000 samples, 2 epochs).
 # Writes $RESULTS/s6_mixup.md, s6_mixup.png (one panel per alpha: test accuracy per epoch, mean ±
 # std over the seeds; last panel: the final accuracy against alpha), s6/alpha.csv.
 . "$(dirname "$0")/lib.sh"
 RUNS=$RUNS_ROOT/s6
 mkdir -p "$RUNS"
 LIMIT=$(q 10000 2000)
-EPOCHS=$(q 8 2)
+EPOCHS=$(q 6 2)
 ALPHAS=(0 0.2 0.4 1.0)
 BASE=(--model cnn "${COMMON[@]}" --set data.limit_train="$LIMIT" --epochs "$EPOCHS" --optim sgd
       --momentum 0.9 --lr 0.05 --weight-decay 5e-4 --sched cosine --batch-size 64)
