@@ -92,7 +92,7 @@ MODELS := $(wildcard models/*.cfg)
 TEST_SRC := $(wildcard tests/test_*.c) $(wildcard tests/tool_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps data test fuzz san-tools demo bench clean check-toolchain format format-check lint FORCE
+.PHONY: all deps data test fuzz san-tools demo bench experiments clean check-toolchain format format-check lint FORCE
 all: dtrain $(TEST_BIN)
 
 dtrain: $(BUILD)/dtrain
@@ -165,6 +165,13 @@ bench: deps data
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
 	@sh bench/scaling.sh
+
+# The lecture's sections as experiments (docs/experiments.md): all 8 (its expected time printed
+# first), or SECTION=N alone; QUICK=1 is the smoke mode of tests/test_experiments.sh.
+experiments: deps data
+	@$(MAKE) --no-print-directory dtrain
+	@if [ -n "$(SECTION)" ]; then QUICK=$(QUICK) bash experiments/run.sh $(SECTION); \
+	else QUICK=$(QUICK) bash experiments/all.sh; fi
 
 clean:
 	rm -rf build build-san dtrain

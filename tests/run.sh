@@ -67,6 +67,7 @@ FB=build-san
 suite fuzz timeout -k 5 600 sh tests/fuzz.sh "$FB" "${FUZZ_BUDGET:-60}"
 suite test_tools env BUILD="$B" timeout -k 5 300 sh tests/test_tools.sh 2
 suite test_sweep env BUILD="$B" timeout -k 5 300 bash tests/test_sweep.sh
+suite test_experiments timeout -k 5 1500 bash tests/test_experiments.sh
 suite test_eval env BUILD="$B" timeout -k 5 300 sh tests/test_eval.sh 2
 suite test_plot env BUILD="$B" timeout -k 5 300 sh tests/test_plot.sh 2
 suite test_swa.sh env BUILD="$B" timeout -k 5 300 bash tests/test_swa.sh
