@@ -287,41 +287,16 @@ static int assign_slots(const dt_net *net, const int *lo, const int *hi, int *sl
                         size_t *slot_size)
 {
     const int n = net->nlayers;
-    int *order = dt_xmalloc((size_t)n, sizeof *order);
-    int nslots = 0, m = 0;
+    size_t *size = dt_xmalloc((size_t)n + 1, sizeof *size);
     for (int i = 0; i < n; i++) {
-        slot[i] = -1;
         const dt_layer *l = &net->layers[i];
-        if (!l->ops->alias && hi[i] >= lo[i] && !(l->fused && lo[i] == i) &&
-            !(!l->fused && i + 1 < n && net->layers[i + 1].fused))
-            order[m++] = i;
+        size[i] = !l->ops->alias && hi[i] >= lo[i] && !(l->fused && lo[i] == i) &&
+                          !(!l->fused && i + 1 < n && net->layers[i + 1].fused)
+                      ? (size_t)net->max_batch * l->out_size
+                      : 0;
     }
-    for (int a = 1; a < m; a++) { /* by size, largest first (insertion sort: tens of layers) */
-        const int v = order[a];
-        int b = a;
-        while (b > 0 && net->layers[order[b - 1]].out_size < net->layers[v].out_size) {
-            order[b] = order[b - 1];
-            b--;
-        }
-        order[b] = v;
-    }
-    for (int a = 0; a < m; a++) {
-        const int i = order[a];
-        int s = 0;
-        for (; s < nslots; s++) {
-            int clash = 0;
-            for (int b = 0; b < a && !clash; b++) {
-                const int k = order[b];
-                clash = slot[k] == s && lo[k] <= hi[i] && lo[i] <= hi[k];
-            }
-            if (!clash)
-                break;
-        }
-        if (s == nslots)
-            slot_size[nslots++] = (size_t)net->max_batch * net->layers[i].out_size;
-        slot[i] = s;
-    }
-    free(order);
+    const int nslots = dt_first_fit(n, size, lo, hi, slot, slot_size);
+    free(size);
     return nslots;
 }
 

@@ -66,10 +66,8 @@ static int touched(const dt_net *net, int i, int *a)
     return m;
 }
 
-/* Largest first, each activation into the first slot whose holders' intervals miss its own (as
- * net.c's gradient slots). size[i] 0: no slot. Returns the slot count; slot_size[s]: its size. */
-static int first_fit(int n, const size_t *size, const int *lo, const int *hi, int *slot,
-                     size_t *slot_size)
+int dt_first_fit(int n, const size_t *size, const int *lo, const int *hi, int *slot,
+                 size_t *slot_size)
 {
     int *order = dt_xmalloc((size_t)n + 1, sizeof *order);
     int m = 0, nslots = 0;
@@ -141,7 +139,7 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
             A->nh += size[i];
         }
     }
-    const int nslots = first_fit(n, size, lo, hi, A->slot, slot_size);
+    const int nslots = dt_first_fit(n, size, lo, hi, A->slot, slot_size);
     for (int s = 0; s < nslots; s++) {
         A->slot_off[s] = A->nslot;
         A->nslot += slot_size[s];

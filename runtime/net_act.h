@@ -46,6 +46,13 @@ void dt_net_act_fetch(dt_net *net, int i, int N);
 /* Before the forward of layer i (not fused): asserts that the activations it reads are in their
  * slots (the plan's invariant; a broken one would feed a layer another layer's values). */
 void dt_net_act_check(const dt_net *net, int i);
+/* Interval packing of buffers into shared slots, for the bf16 activations here and net.c's
+ * gradient slots: largest first (ties: lower index first), each of the n buffers into the first
+ * slot whose holders' intervals [lo, hi] miss its own. size[i] 0: no slot (slot[i] = -1).
+ * Returns the slot count; slot_size[s] (n entries available) is the first, largest, size put
+ * into slot s. */
+int dt_first_fit(int n, const size_t *size, const int *lo, const int *hi, int *slot,
+                 size_t *slot_size);
 /* Floats of the float32 slots, and bf16 values stored (for messages and tests). */
 size_t dt_net_act_slot_floats(const dt_net *net);
 size_t dt_net_act_bf16_values(const dt_net *net);
