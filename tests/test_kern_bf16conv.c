@@ -332,6 +332,9 @@ int main(void)
         {17, 1, 12, 12, 10, 4, 1, 3, "4x4 pad 3", 0}, {7, 9, 7, 7, 11, 3, 1, 1, "C9 OC11", 0},
         {20, 6, 13, 15, 4, 5, 1, 2, "N20", 0},        {17, 4, 9, 9, 6, 3, 1, 1, "tiny", 1},
         {7, 5, 8, 8, 3, 3, 2, 0, "tiny s2", 1},
+        /* OC 1, "same": the transposed input gradient packs tap pairs of dout, the left border's
+         * pair (0, first pixel) included (pad 1 and 2) */
+        {7, 3, 9, 7, 1, 3, 1, 1, "OC1 same 3x3", 0}, {17, 2, 8, 11, 1, 5, 1, 2, "OC1 same 5x5", 0},
     };
     for (int isa = 0; isa < DT_ISA_COUNT; isa++)
         if (!dt_kern_table((dt_isa)isa))
