@@ -78,6 +78,32 @@ static void fill(float *p, size_t n, unsigned *s)
     }
 }
 
+/* t[0], t[1]: thread CPU seconds of one forward and one backward of shape s (the bf16 kernels
+ * when b16, else o's path) */
+static void time_calls(double *t, const dt_conv_opts *o, int b16, const conv_shape *s, int N,
+                       float *out, const float *inp, const float *w, const float *b, float *dinp,
+                       float *dw, float *db, const float *dout, float *ws)
+{
+    const float *bias = s->bias ? b : NULL;
+    float *dbias = s->bias ? db : NULL, *dx = s->first ? NULL : dinp;
+    double t0 = now(), t1;
+    if (b16) {
+        dt_bf16conv_forward(out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
+                            s->pad, ws);
+        t1 = now();
+        dt_bf16conv_backward(dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K, s->K,
+                             s->stride, s->pad, 0, ws);
+    } else {
+        dt_conv2d_forward_with(o, out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K,
+                               s->stride, s->pad, ws);
+        t1 = now();
+        dt_conv2d_backward_with(o, dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K,
+                                s->K, s->stride, s->pad, 0, ws);
+    }
+    t[0] = t1 - t0;
+    t[1] = now() - t1;
+}
+
 enum { REPS = 5 };
 
 int main(int argc, char **argv)
@@ -147,26 +173,11 @@ int main(int argc, char **argv)
         fill(b, (size_t)s->OC, &seed);
         double tf[REPS], tb[REPS];
         for (int r = -1; r < REPS; r++) {
-            double t0 = now(), t1, t2;
-            if (b16) {
-                dt_bf16conv_forward(out, inp, w, s->bias ? b : NULL, N, s->C, s->H, s->W, s->OC,
-                                    s->K, s->K, s->stride, s->pad, ws);
-                t1 = now();
-                dt_bf16conv_backward(s->first ? NULL : dinp, dw, s->bias ? db : NULL, dout, inp, w,
-                                     N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad, 0,
-                                     ws);
-            } else {
-                dt_conv2d_forward_with(&o, out, inp, w, s->bias ? b : NULL, N, s->C, s->H, s->W,
-                                       s->OC, s->K, s->K, s->stride, s->pad, ws);
-                t1 = now();
-                dt_conv2d_backward_with(&o, s->first ? NULL : dinp, dw, s->bias ? db : NULL, dout,
-                                        inp, w, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
-                                        s->pad, 0, ws);
-            }
-            t2 = now();
+            double t[2];
+            time_calls(t, &o, b16, s, N, out, inp, w, b, dinp, dw, db, dout, ws);
             if (r >= 0) {
-                tf[r] = t1 - t0;
-                tb[r] = t2 - t1;
+                tf[r] = t[0];
+                tb[r] = t[1];
             }
         }
         qsort(tf, REPS, sizeof tf[0], cmp_double);
@@ -179,7 +190,10 @@ int main(int argc, char **argv)
         const int lanes = dt_conv2d_relu_pool2_ok_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K,
                                                        s->stride, s->pad);
         printf("%-9s %-26s %5s %5d %8.2f %7.1f %8.2f %7.1f %9.2f\n", s->model, s->name,
-               b16 ? "bf16" : lanes ? "lanes" : "gemm", s->count, 1e3 * f, 2 * macs / f / 1e9, 1e3 * bk,
+               b16     ? "bf16"
+               : lanes ? "lanes"
+                       : "gemm",
+               s->count, 1e3 * f, 2 * macs / f / 1e9, 1e3 * bk,
                (s->first ? 2 : 4) * macs / bk / 1e9, 1e3 * tot);
         if (i + 1 == nshapes || shapes[i + 1].model != model)
             printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n",
