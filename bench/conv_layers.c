@@ -8,7 +8,9 @@
  *
  *   conv_layers [N [PATH [ISA]]]   (default N = 128, PATH auto; gemm: im2col + sgemm only; lanes:
  *                                  the batch-lane kernels of runtime/kernels/isa/lanes.c for every
- *                                  shape; ISA: generic, avx2, avx2w16, avx512 or avx512bf16, by
+ *                                  shape; bf16: the bf16 kernels of kernels/conv_bf16.h, vdpbf16ps
+ *                                  or its emulation, where they take the shape (train.precision =
+ *                                  bf16); ISA: generic, avx2, avx2w16, avx512 or avx512bf16, by
  *                                  default the kernel table in use, see kernels/isa.h)
  *
  * Built by bench/run.sh (BENCH_PROFILE=1) against build/libdtrain.a with the Makefile's flags:
@@ -23,6 +25,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "kernels/conv_bf16.h"
 #include "kernels/isa.h"
 #include "kernels/layer_kernels.h"
 
@@ -75,6 +78,32 @@ static void fill(float *p, size_t n, unsigned *s)
     }
 }
 
+/* t[0], t[1]: thread CPU seconds of one forward and one backward of shape s (the bf16 kernels
+ * when b16, else o's path) */
+static void time_calls(double *t, const dt_conv_opts *o, int b16, const conv_shape *s, int N,
+                       float *out, const float *inp, const float *w, const float *b, float *dinp,
+                       float *dw, float *db, const float *dout, float *ws)
+{
+    const float *bias = s->bias ? b : NULL;
+    float *dbias = s->bias ? db : NULL, *dx = s->first ? NULL : dinp;
+    double t0 = now(), t1;
+    if (b16) {
+        dt_bf16conv_forward(out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
+                            s->pad, ws);
+        t1 = now();
+        dt_bf16conv_backward(dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K, s->K,
+                             s->stride, s->pad, 0, ws);
+    } else {
+        dt_conv2d_forward_with(o, out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K,
+                               s->stride, s->pad, ws);
+        t1 = now();
+        dt_conv2d_backward_with(o, dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K,
+                                s->K, s->stride, s->pad, 0, ws);
+    }
+    t[0] = t1 - t0;
+    t[1] = now() - t1;
+}
+
 enum { REPS = 5 };
 
 int main(int argc, char **argv)
@@ -88,12 +117,13 @@ int main(int argc, char **argv)
     }
     const char *path = argc > 2 ? argv[2] : "auto";
     dt_conv_opts o = {DT_CONV_AUTO, dt_kern_get()};
+    const int bf16 = !strcmp(path, "bf16");
     if (!strcmp(path, "gemm"))
         o.path = DT_CONV_GEMM;
     else if (!strcmp(path, "lanes"))
         o.path = DT_CONV_LANES;
-    else if (strcmp(path, "auto")) {
-        fprintf(stderr, "conv_layers: PATH must be auto, gemm or lanes\n");
+    else if (strcmp(path, "auto") && !bf16) {
+        fprintf(stderr, "conv_layers: PATH must be auto, gemm, lanes or bf16\n");
         return 1;
     }
     if (argc > 3) {
@@ -102,6 +132,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "conv_layers: ISA %s: unknown, or this CPU lacks it\n", argv[3]);
             return 1;
         }
+        if (bf16 && dt_kern_select(isa) != 0) /* the bf16 entry points run the table in use */
+            return 1;
     }
     printf(
         "conv kernels (%s, ISA %s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = "
@@ -122,8 +154,12 @@ int main(int argc, char **argv)
         int OW = dt_conv_out_size(s->W, s->K, s->stride, s->pad);
         size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->OC * OH * OW;
         size_t nw = (size_t)s->OC * s->C * s->K * s->K;
+        const int b16 =
+            bf16 && dt_bf16conv_ok(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad);
         size_t nws =
-            dt_conv2d_ws_floats_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad);
+            b16 ? dt_bf16conv_ws_floats(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad)
+                : dt_conv2d_ws_floats_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
+                                           s->pad);
         float *inp = dt_xmalloc(nin, sizeof(float)), *out = dt_xmalloc(nout, sizeof(float));
         float *dinp = dt_xmalloc(nin, sizeof(float)), *dout = dt_xmalloc(nout, sizeof(float));
         float *w = dt_xmalloc(nw, sizeof(float)), *dw = dt_xmalloc(nw, sizeof(float));
@@ -137,17 +173,11 @@ int main(int argc, char **argv)
         fill(b, (size_t)s->OC, &seed);
         double tf[REPS], tb[REPS];
         for (int r = -1; r < REPS; r++) {
-            double t0 = now();
-            dt_conv2d_forward_with(&o, out, inp, w, s->bias ? b : NULL, N, s->C, s->H, s->W, s->OC,
-                                   s->K, s->K, s->stride, s->pad, ws);
-            double t1 = now();
-            dt_conv2d_backward_with(&o, s->first ? NULL : dinp, dw, s->bias ? db : NULL, dout, inp,
-                                    w, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad, 0,
-                                    ws);
-            double t2 = now();
+            double t[2];
+            time_calls(t, &o, b16, s, N, out, inp, w, b, dinp, dw, db, dout, ws);
             if (r >= 0) {
-                tf[r] = t1 - t0;
-                tb[r] = t2 - t1;
+                tf[r] = t[0];
+                tb[r] = t[1];
             }
         }
         qsort(tf, REPS, sizeof tf[0], cmp_double);
@@ -160,7 +190,10 @@ int main(int argc, char **argv)
         const int lanes = dt_conv2d_relu_pool2_ok_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K,
                                                        s->stride, s->pad);
         printf("%-9s %-26s %5s %5d %8.2f %7.1f %8.2f %7.1f %9.2f\n", s->model, s->name,
-               lanes ? "lanes" : "gemm", s->count, 1e3 * f, 2 * macs / f / 1e9, 1e3 * bk,
+               b16     ? "bf16"
+               : lanes ? "lanes"
+                       : "gemm",
+               s->count, 1e3 * f, 2 * macs / f / 1e9, 1e3 * bk,
                (s->first ? 2 : 4) * macs / bk / 1e9, 1e3 * tot);
         if (i + 1 == nshapes || shapes[i + 1].model != model)
             printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n",

@@ -49,7 +49,7 @@ typedef struct {
     size_t wr, wx, bias; /* packed weights: forward, dinp; bias */
     size_t x8, xb, o8, db, dx8, p8, acc, total;
     int transposed; /* dinp as a forward conv of dout (stride 1, same padding): workspace t_* */
-    size_t t_w, t_wr, t_off, t_bias, t_x8, t_xb, t_o8;
+    size_t t_w, t_wr, t_off, t_bias, t_xb, t_o8;
 } dt_bc_plan;
 
 /* The per-ISA table (isa/bf16_lanes.c). The kernels' contracts are those of the dt_bf16conv_*
