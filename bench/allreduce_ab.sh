@@ -38,8 +38,11 @@ steps_of() {
     esac
 }
 data_of() { if [ "$1" = resnet20 ]; then echo "cifar10 $CIFAR"; else echo "mnist data"; fi; }
-# med: the median of the numbers on stdin
-med() { sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.4g", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "n/a" }'; }
+# med [FORMAT]: the median of the numbers on stdin (printf FORMAT, default %.3g)
+med() {
+    sort -g | awk -v f="${1:-%.3g}" '{ v[NR] = $1 }
+        END { if (NR) printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "n/a" }'
+}
 
 # run MODEL VARIANT ROUND: VARIANT mpi | shm (2 x 64) or one (1 x 128); appends
 # "MODEL VARIANT samples/s compute_ms exposed_ms" to $LOG/ab-results
@@ -71,7 +74,11 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 # col MODEL VARIANT N: the median over rounds of field N
-col() { awk -v m="$1" -v v="$2" -v n="$3" '$1 == m && $2 == v { print $n }' "$LOG/ab-results" | med; }
+col() {
+    f=%.3g
+    [ "$3" = 3 ] && f=%.0f
+    awk -v m="$1" -v v="$2" -v n="$3" '$1 == m && $2 == v { print $n }' "$LOG/ab-results" | med $f
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 {
     echo "## Gradient allreduce: shared memory vs MPI, 2 ranks x 64 vs 1 rank x 128"

@@ -175,24 +175,28 @@ int dt_shm_clear(void *ctx)
     return 1;
 }
 
-int dt_shm_start(dt_shm *sh, size_t lo, size_t hi)
-{
-    const int k = sh->nb;
-    DT_ASSERT(k < sh->maxb && lo <= hi && hi <= sh->n);
-    sh->off[k] = lo;
-    sh->len[k] = hi - lo;
-    memcpy(sh->buf[sh->me] + lo, sh->g + lo, (hi - lo) * sizeof(float));
-    atomic_store_explicit(&sh->ready[sh->me][k], sh->gen, memory_order_release);
-    sh->nb++;
-    return k;
-}
-
 /* rank r's share of bucket k: [*a, *b) */
 static void share(const dt_shm *sh, int k, int r, size_t *a, size_t *b)
 {
     const size_t len = sh->len[k], W = (size_t)sh->world;
     *a = sh->off[k] + len * (size_t)r / W;
     *b = sh->off[k] + len * (size_t)(r + 1) / W;
+}
+
+int dt_shm_start(dt_shm *sh, size_t lo, size_t hi)
+{
+    const int k = sh->nb;
+    DT_ASSERT(k < sh->maxb && lo <= hi && hi <= sh->n);
+    sh->off[k] = lo;
+    sh->len[k] = hi - lo;
+    /* only what the others sum: this rank reads its own share from g */
+    size_t a, b;
+    share(sh, k, sh->me, &a, &b);
+    memcpy(sh->buf[sh->me] + lo, sh->g + lo, (a - lo) * sizeof(float));
+    memcpy(sh->buf[sh->me] + b, sh->g + b, (hi - b) * sizeof(float));
+    atomic_store_explicit(&sh->ready[sh->me][k], sh->gen, memory_order_release);
+    sh->nb++;
+    return k;
 }
 
 /* this rank's share of bucket k: the sum over ranks in rank order, times 1/world (dist.c's
@@ -204,7 +208,7 @@ static void reduce(dt_shm *sh, int k)
     const float inv = 1.0f / (float)sh->world;
     float *mine = sh->buf[sh->me], *g = sh->g;
     if (sh->world == 2) {
-        const float *x = sh->buf[0], *y = sh->buf[1];
+        const float *x = sh->me == 0 ? g : sh->buf[0], *y = sh->me == 1 ? g : sh->buf[1];
         for (size_t i = a; i < b; i++) {
             float v = x[i] + y[i];
             v *= inv;
@@ -213,9 +217,9 @@ static void reduce(dt_shm *sh, int k)
         }
     } else {
         for (size_t i = a; i < b; i++) {
-            float v = sh->buf[0][i];
+            float v = sh->me == 0 ? g[i] : sh->buf[0][i];
             for (int r = 1; r < sh->world; r++)
-                v += sh->buf[r][i];
+                v += r == sh->me ? g[i] : sh->buf[r][i];
             v *= inv;
             mine[i] = v;
             g[i] = v;
