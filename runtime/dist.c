@@ -185,8 +185,8 @@ static void wd_alarm(int phase, double waited)
     }
 }
 
-/* A spin of about a microsecond between tests before yielding: a flag in shared memory set by
- * a rank running on another core arrives within it, without a system call */
+/* A pause (tens of ns) between tests of a flag before yielding: a flag in shared memory set by
+ * a rank running on another core arrives within the spin, without a system call */
 static void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
