@@ -4,14 +4,18 @@
 # DistributedDataParallel (gloo) side by side, one thread per rank, with dtrain's exposed
 # communication (the wait for the gradient allreduce after backward, docs/timeline.md); dtrain
 # 2 x 64 also with train.grad_panels (docs/internals.md: measured here on a quiet machine only).
+# The gradient allreduce path dtrain took (train.allreduce = auto: shared memory at 2 ranks on one
+# node, dist_shm.h) is in the table. The runs are long enough that the first two steps of a
+# 2-rank run (3-5x a normal step: connections set up) weigh little: samples/s counts from step 0,
+# for dtrain and DDP alike, so a short run understates what a real job gets.
 #   make bench                      (after bench/run.sh)
 #   sh bench/scaling.sh             (needs ./dtrain, build/tests/tool_mkdata, data/mnist/)
 #   BENCH_QUICK=1 sh bench/scaling.sh   (a smoke run: few steps)
 # Knobs (environment): BENCH_QUICK (0), BENCH_MODELS (mlp lenet5 cnn resnet20), BENCH_PYTHON
 # (/usr/bin/python3; no torch: dtrain's rows only), BENCH_BUCKET_MB (0.25: dtrain's
 # train.bucket_mb and DDP's bucket_cap_mb; 25 is both defaults, one bucket for these models),
-# BENCH_STEPS_MLP (300, quick 30), BENCH_STEPS_LENET5 (100, quick 10), BENCH_STEPS_CNN (20, quick
-# 3), BENCH_STEPS_RESNET20 (8, quick 2).
+# BENCH_STEPS_MLP (600, quick 30), BENCH_STEPS_LENET5 (300, quick 10), BENCH_STEPS_CNN (60, quick
+# 3), BENCH_STEPS_RESNET20 (16, quick 2).
 # Output: the table on stdout and in bench/out/scaling.md; logs in bench/out/logs/scaling-*.
 # Ratios within one run are what to compare; absolute rates depend on the machine and its load.
 set -u
@@ -48,10 +52,10 @@ if "$PY" -c 'import torch' > /dev/null 2>&1; then torch=1; fi
 data_of() { if [ "$1" = resnet20 ]; then echo "cifar10 $CIFAR"; else echo "mnist data"; fi; }
 steps_of() {
     case $1 in
-    mlp) echo "${BENCH_STEPS_MLP:-$(q 300 30)}" ;;
-    lenet5) echo "${BENCH_STEPS_LENET5:-$(q 100 10)}" ;;
-    cnn) echo "${BENCH_STEPS_CNN:-$(q 20 3)}" ;;
-    resnet20) echo "${BENCH_STEPS_RESNET20:-$(q 8 2)}" ;;
+    mlp) echo "${BENCH_STEPS_MLP:-$(q 600 30)}" ;;
+    lenet5) echo "${BENCH_STEPS_LENET5:-$(q 300 10)}" ;;
+    cnn) echo "${BENCH_STEPS_CNN:-$(q 60 3)}" ;;
+    resnet20) echo "${BENCH_STEPS_RESNET20:-$(q 16 2)}" ;;
     esac
 }
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
@@ -92,8 +96,8 @@ pt() {
         "1 thread per rank, buckets of $BMB MiB (dtrain train.bucket_mb, DDP bucket_cap_mb)," \
         "$([ "$QUICK" = 1 ] && echo 'BENCH_QUICK=1 (a smoke run)' || echo 'full run')."
     echo
-    echo "| model | steps | dtrain 1x128 samples/s | dtrain 2x64 | speedup | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| model | steps | dtrain 1x128 samples/s | dtrain 2x64 | allreduce | speedup | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$MD"
 echo "bench: strong scaling ($MODELS), logs in $LOG/scaling-*"
 kern=''
@@ -105,6 +109,7 @@ for m in $MODELS; do
     sa=$(field samples_per_s "$a")
     sb=$(field samples_per_s "$b")
     ex="$(field exposed_comm "$b") / $(median_pct "$LOG/scaling-metrics-$m-2/metrics_step.csv")"
+    path=$(sed -n 's/^# allreduce: //p' "$LOG/scaling-dt-$m-2.log" | head -n 1)
     [ -n "$a" ] || sa="failed (see $LOG/scaling-dt-$m-1.log)"
     [ -n "$b" ] || { sb="failed (see $LOG/scaling-dt-$m-2.log)"; ex=n/a; }
     g=$(dt "$m" 2 64 p)
@@ -122,7 +127,7 @@ for m in $MODELS; do
         [ -n "$c" ] || pa="failed (see $LOG/scaling-pt-$m-1.log)"
         [ -n "$d" ] || pb="failed (see $LOG/scaling-pt-$m-2.log)"
     fi
-    echo "| $m | $(steps_of "$m") | $sa | $sb | $(ratio "$sb" "$sa") | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
+    echo "| $m | $(steps_of "$m") | $sa | $sb | ${path:-n/a} | $(ratio "$sb" "$sa") | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
 done
 {
     echo

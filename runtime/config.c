@@ -106,6 +106,9 @@ const dt_cfg_key dt_cfg_keys[] = {
     FLT("train.bucket_mb", bucket_mb, "25", 0, 1e6, 0, 0,
         "gradient allreduce in buckets of this many MB, each started while backward goes on "
         "(PyTorch DDP bucket_cap_mb; 0: one allreduce after backward)"),
+    CHOICE("train.allreduce", allreduce, "auto", "auto|mpi|shm",
+           "gradient allreduce: shm (summed through MPI-3 shared memory, every rank on one node), "
+           "mpi (MPI_Iallreduce), auto (shm at 2 ranks on one node, where it gives MPI's bits)"),
     BOOL("train.grad_panels", grad_panels, "false",
          "with buckets: a linear layer's weight gradient in row panels of a bucket, each reduced "
          "as soon as computed (docs/internals.md; the same bits)"),

@@ -50,6 +50,7 @@ typedef struct dt_config {
     double mixup_alpha; /* 0: off */
     int sync_bn;
     double bucket_mb; /* gradient allreduce buckets (MB; 0: one allreduce after backward) */
+    int allreduce;    /* dist.h DT_ALLREDUCE_AUTO, _MPI, _SHM (the CHOICE order) */
     int grad_panels;  /* 1: linear weight gradients in bucket-sized panels (kernels/poll.h) */
     int precision;    /* lowp.h: DT_FP32, DT_BF16, DT_FP16 (the CHOICE order) */
     char loss_scale[DT_STR_MAX]; /* auto | dynamic | a number */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "dist_shm.h"
 #include "timeline.h"
 
 /* ---- the watchdog ----
@@ -184,18 +185,28 @@ static void wd_alarm(int phase, double waited)
     }
 }
 
-/* Waits for n requests; with the watchdog on, a wait past the limit ends the job (above). */
-static void watched_wait(int n, MPI_Request *req, int phase)
+/* A pause (tens of ns) between tests of a flag before yielding: a flag in shared memory set by
+ * a rank running on another core arrives within the spin, without a system call */
+static void cpu_relax(void)
 {
-    if (!wd.on) {
-        MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
-        return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* done(ctx) tested `spins` times with a pause between, then as watched_wait's comment says */
+static void wait_until(int (*done)(void *ctx), void *ctx, int phase, int spins)
+{
+    for (int i = 0; i < spins; i++) {
+        if (done(ctx))
+            return;
+        cpu_relax();
     }
     double t0 = dt_now(), last = t0, pause = 0.0, limit = -1.0;
     for (;;) {
-        int done = 0;
-        MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
-        if (done)
+        if (done(ctx))
             break;
         double now = dt_now();
         if (now - last > 1.0) /* this process was stopped itself: its sleep is not a wait */
@@ -208,6 +219,8 @@ static void watched_wait(int n, MPI_Request *req, int phase)
         }
         pause = pause == 0.0 ? 2e-5 : (pause < 1e-3 ? pause * 2.0 : 1e-3);
         pause_for(pause);
+        if (!wd.on)
+            continue;
         wd_receive();
         for (int r = 0; r < wd.world; r++)
             if (wd.have[r])
@@ -219,8 +232,39 @@ static void watched_wait(int n, MPI_Request *req, int phase)
                 wd_alarm(phase, waited);
         }
     }
-    wd.seen_step = wd.step;
-    wd.seen_phase = phase;
+    if (wd.on) {
+        wd.seen_step = wd.step;
+        wd.seen_phase = phase;
+    }
+}
+
+void dt_dist_wait_until(int (*done)(void *ctx), void *ctx, int phase)
+{
+    wait_until(done, ctx, phase, 256);
+}
+
+typedef struct {
+    int n;
+    MPI_Request *req;
+} testall_ctx;
+
+static int testall(void *ctx)
+{
+    testall_ctx *c = ctx;
+    int done = 0;
+    MPI_Testall(c->n, c->req, &done, MPI_STATUSES_IGNORE);
+    return done;
+}
+
+/* Waits for n requests; with the watchdog on, a wait past the limit ends the job (above). */
+static void watched_wait(int n, MPI_Request *req, int phase)
+{
+    if (!wd.on) {
+        MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
+        return;
+    }
+    testall_ctx c = {n, req};
+    wait_until(testall, &c, phase, 0);
 }
 
 /* The backstop: a rank stopped inside a blocking reduction that every rank had entered leaves
@@ -523,10 +567,12 @@ void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm
     s->n = n;
     s->cap = cap;
     s->started = n;
-    if (cap > 0 && s->world > 1) {
+    snprintf(s->path, sizeof s->path, s->world > 1 ? "mpi" : "none (1 rank)");
+    if (s->world > 1) {
         /* every bucket but the last holds >= cap floats, each piece of one <= 2^30: the
-         * requests of a step, allocated here (a training step does not allocate) */
-        s->maxreq = (int)(n / cap + 2 + (n >> 30) + 1);
+         * requests of a step, allocated here (a training step does not allocate); without
+         * buckets, the shm path's one */
+        s->maxreq = cap > 0 ? (int)(n / cap + 2 + (n >> 30) + 1) : 1;
         s->req = dt_xmalloc((size_t)s->maxreq, sizeof *s->req);
         s->t_start = dt_xmalloc((size_t)s->maxreq, sizeof *s->t_start);
         s->t_done = dt_xmalloc((size_t)s->maxreq, sizeof *s->t_done);
@@ -546,6 +592,8 @@ void dt_grad_sync_free(dt_grad_sync *s)
     DT_ASSERT(s->nreq == 0);
     if (open_sync == s)
         open_sync = NULL;
+    dt_shm_close(s->shm);
+    s->shm = NULL;
     free(s->req);
     free(s->t_start);
     free(s->t_done);
@@ -566,12 +614,29 @@ void dt_grad_sync_begin(dt_grad_sync *s)
     s->started = s->n;
     s->ndone = 0;
     s->exposed_s = 0.0;
+    s->gen++;
+    if (s->shm)
+        dt_shm_begin(s->shm, s->gen);
     open_sync = s->req ? s : NULL;
 }
 
 /* MPI_Iallreduce of g[lo, hi), in pieces whose counts fit an int */
 static void start_slice(dt_grad_sync *s, size_t lo, size_t hi)
 {
+    if (s->shm) {
+        /* the first bucket of a step: once every rank has read this rank's previous one */
+        if (s->nreq == 0 && !dt_shm_clear(s->shm))
+            dt_dist_wait_until(dt_shm_clear, s->shm, DT_PHASE_GRADIENTS);
+        const int k = dt_shm_start(s->shm, lo, hi);
+        DT_ASSERT(k == s->nreq);
+        s->t_start[k] = dt_now();
+        s->t_done[k] = 0.0;
+        s->len[k] = hi - lo;
+        s->off[k] = lo;
+        s->fin[k] = 0;
+        s->nreq++;
+        return;
+    }
     const size_t chunk = (size_t)1 << 30;
     for (size_t off = lo; off < hi; off += chunk) {
         const size_t len = hi - off < chunk ? hi - off : chunk;
@@ -592,6 +657,16 @@ static void progress(dt_grad_sync *s)
 {
     if (s->ndone == s->nreq)
         return;
+    if (s->shm) {
+        const int done = dt_shm_progress(s->shm);
+        if (done > s->ndone) {
+            const double now = dt_now();
+            for (int i = s->ndone; i < done; i++)
+                s->t_done[i] = now;
+            s->ndone = done;
+        }
+        return;
+    }
     int out = 0;
     MPI_Testsome(s->nreq, s->req, &out, s->idx, MPI_STATUSES_IGNORE);
     if (out == MPI_UNDEFINED || out <= 0)
@@ -718,6 +793,57 @@ static void drain(dt_grad_sync *s)
     }
 }
 
+/* The shm path's finish: the rest as the last bucket, then each bucket handed over as soon as
+ * it is collected; the exposed communication is the time finish spends outside on_done (the
+ * waits and this rank's share of the summing) */
+static void shm_finish(dt_grad_sync *s)
+{
+    double in_update = 0.0;
+    if (s->started > 0)
+        start_slice(s, 0, s->started);
+    s->started = 0;
+    for (int next = 0;;) {
+        progress(s);
+        for (; next < s->ndone; next++) {
+            const double t0 = dt_now();
+            hand_over(s, s->off[next], s->off[next] + s->len[next]);
+            s->fin[next] = 1;
+            in_update += dt_now() - t0;
+        }
+        if (s->ndone == s->nreq)
+            break;
+        dt_dist_wait_until(dt_shm_more, s->shm, DT_PHASE_GRADIENTS);
+    }
+    dt_shm_end(s->shm);
+    const double end = dt_now();
+    s->exposed_s = end - s->wait0 - in_update;
+    if (dt_tl_on)
+        record_buckets(s, end);
+    s->nreq = 0;
+    s->ndone = 0;
+    s->started = s->n;
+}
+
+int dt_grad_sync_path(dt_grad_sync *s, int mode)
+{
+    if (s->world == 1 || mode == DT_ALLREDUCE_MPI)
+        return DT_OK;
+    /* auto: only where the bits are the MPI path's (at 3+ ranks MPI's algorithm decides the
+     * order of the sum, and tests compare runs across nodes with runs on one) */
+    if (mode == DT_ALLREDUCE_AUTO && s->world != 2)
+        return DT_OK;
+    char why[160];
+    s->shm = dt_shm_open(s->comm, s->g, s->n, s->maxreq, why, sizeof why);
+    if (!s->shm) {
+        if (mode == DT_ALLREDUCE_SHM)
+            return dt_err("train.allreduce = shm: %s; use mpi or auto", why);
+        snprintf(s->path, sizeof s->path, "mpi (shm: %.80s)", why);
+        return DT_OK;
+    }
+    snprintf(s->path, sizeof s->path, "shm (%d ranks on one node)", s->world);
+    return DT_OK;
+}
+
 void dt_grad_sync_finish(dt_grad_sync *s)
 {
     s->wait0 = dt_now();
@@ -725,6 +851,10 @@ void dt_grad_sync_finish(dt_grad_sync *s)
     open_sync = NULL;
     if (s->world == 1) {
         hand_over(s, 0, s->n);
+        return;
+    }
+    if (s->shm) {
+        shm_finish(s);
         return;
     }
     if (s->nreq == 0) {

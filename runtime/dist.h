@@ -72,8 +72,24 @@ typedef struct dt_grad_sync {
      * optimizer runs on one bucket while the later ones are still in flight */
     void (*on_done)(void *ctx, size_t lo, size_t hi);
     void *on_done_ctx;
+    /* train.allreduce = shm (dt_grad_sync_path): the buckets are summed through a shared-memory
+     * window (dist_shm.h) instead of MPI_Iallreduce; NULL: the MPI path */
+    struct dt_shm *shm; /* dist_shm.h */
+    uint64_t gen;       /* steps begun (the shm path's flags carry it, so steps never mix) */
+    char path[96];      /* the path taken, for the run header: "mpi", "shm (2 ranks on one node)" */
 } dt_grad_sync;
 void dt_grad_sync_init(dt_grad_sync *s, float *g, size_t n, size_t cap, MPI_Comm comm);
+
+/* train.allreduce (the CHOICE order) */
+enum { DT_ALLREDUCE_AUTO, DT_ALLREDUCE_MPI, DT_ALLREDUCE_SHM };
+/* Chooses how s averages (collective over s->comm; after dt_grad_sync_init): DT_ALLREDUCE_MPI,
+ * MPI_Iallreduce (and MPI_Allreduce for one bucket); DT_ALLREDUCE_SHM, through an MPI-3
+ * shared-memory window on every rank's node, which needs every rank on one node (an error
+ * naming train.allreduce and why otherwise, DT_ERR on the ranks that found it: the caller
+ * agrees); DT_ALLREDUCE_AUTO, shm where it gives the MPI path's bits (2 ranks, on one node,
+ * window allocated), else mpi. At 1 rank there is nothing to reduce: path "none". s->path names
+ * the choice. Returns DT_OK or DT_ERR. */
+int dt_grad_sync_path(dt_grad_sync *s, int mode);
 void dt_grad_sync_free(dt_grad_sync *s);
 /* Before backward. */
 void dt_grad_sync_begin(dt_grad_sync *s);
@@ -94,6 +110,12 @@ void dt_grad_sync_done_at(const float *from);
  * thread): while a step's buckets are open, tests them (MPI_Testsome, recording completions) at
  * most every 20 us; otherwise, or before that, returns after one clock read (tens of ns). */
 void dt_grad_sync_poll(void);
+
+/* Waits until done(ctx) returns nonzero: first a short spin with a pause, then yielding the core
+ * between calls, as the watched waits (below) do; with the watchdog on, a wait past its limit
+ * ends the job naming this rank's step and `phase` and the ranks that did not answer, as for a
+ * watched MPI wait. For waits on flags in shared memory (dist_shm.c), which MPI cannot see. */
+void dt_dist_wait_until(int (*done)(void *ctx), void *ctx, int phase);
 
 /* Broadcast n floats from rank 0 (watched, DT_PHASE_BCAST). */
 void dt_dist_bcast(float *p, size_t n, MPI_Comm comm);

@@ -212,6 +212,11 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
         return DT_ERR;
     alloc_buffers(t);
     init_modules(t);
+    /* train.allreduce: MPI or shared memory (dist.h dt_grad_sync_path), named in the header */
+    if (dt_dist_agree(dt_grad_sync_path(&t->sync, cfg->allreduce), t->comm) != 0)
+        return DT_ERR;
+    if (t->out && t->world > 1)
+        fprintf(t->out, "# allreduce: %s\n", t->sync.path);
     if (make_dir(t, cfg->ckpt_dir) != 0)
         return DT_ERR;
     dt_train_register_state(t);

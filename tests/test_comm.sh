@@ -12,6 +12,11 @@
 #   - the mlp at 2 ranks with 0.25 MiB buckets in panels: at least 5 buckets a step (fc2 + fc3, then fc1's
 #     panels), all but the last started before backward ends, the last one the smallest of fc1's;
 #     each bucket's update recorded inside the allreduce wait.
+#   - train.allreduce = shm (the buckets summed through shared memory, dist_shm.h) gives the
+#     params_crc of train.allreduce = mpi, for mlp and cnn, one bucket and 0.25 MiB buckets in
+#     panels, at 2 ranks (a + b == b + a) and at 3 (shm sums in rank order, as Open MPI 4.1's
+#     allreduce does at 3 ranks); the header names the path auto takes (shm at 2 ranks, mpi at
+#     3); a bad train.allreduce value is one error naming the key.
 # usage: sh tests/test_comm.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -54,6 +59,26 @@ for np in 1 2 3; do
     same "clipping: one allreduce vs buckets in panels" $np --set train.bucket_mb=25 \
         --set optim.clip_grad_norm=0.5 -- --set train.bucket_mb=0.25 --set optim.clip_grad_norm=0.5 $P
 done
+# the shared-memory allreduce: the MPI path's bits
+for np in 2 3; do
+    for m in mlp cnn; do
+        same "$m: mpi vs shm allreduce, one bucket" $np --model $m --set train.allreduce=mpi -- \
+            --model $m --set train.allreduce=shm
+        same "$m: mpi vs shm allreduce, 0.25 MiB buckets in panels" $np --model $m \
+            --set train.allreduce=mpi --set train.bucket_mb=0.25 $P -- --model $m \
+            --set train.allreduce=shm --set train.bucket_mb=0.25 $P
+    done
+done
+for np in 2 3; do
+    want="# allreduce: shm (2 ranks on one node)"
+    [ $np = 3 ] && want="# allreduce: mpi"
+    run_dtrain 120 $np train $BASE > "$TMP/out" 2> "$TMP/err" || cat "$TMP/err" >&2
+    grep -qx "$want" "$TMP/out" && pass "auto at $np ranks: $want" ||
+        fail "auto at $np ranks: no line '$want' in: $(grep allreduce "$TMP/out")"
+done
+expect_dtrain_error "train.allreduce = foo" "train.allreduce = 'foo': expected one of auto|mpi|shm" \
+    train $BASE --set train.allreduce=foo
+
 # Open MPI's own algorithm (an MCA variable the user set wins over dtrain's choice)
 a=$(crc 2 --set train.bucket_mb=0.25)
 b=$(export OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 && crc 2 --set train.bucket_mb=0.25)

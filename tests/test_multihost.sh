@@ -5,7 +5,8 @@
 # daemon in host 2 through an ssh-like agent (tests/cluster/netns-agent). Checks 2 ranks (one per
 # host, btl tcp,self) and 4 ranks (two per host, tcp between hosts and shared memory within)
 # against the same job on one host: train_loss, test_loss and test_acc must be equal (the runs
-# are deterministic; params_crc too when dtrain prints it). Every mpirun is under `timeout -k`
+# are deterministic; params_crc too when dtrain prints it). At 2 ranks on two hosts
+# train.allreduce = auto keeps MPI and shm is an error naming the key. Every mpirun is under `timeout -k`
 # (a cut link makes mpirun hang); everything created is torn down on exit.
 # Needs root with CAP_SYS_ADMIN/CAP_NET_ADMIN (ip netns, unshare --uts); otherwise SKIP.
 # usage: bash tests/test_multihost.sh
@@ -152,5 +153,21 @@ else
 fi
 compare "2 ranks, 1 per host" 2 "$H1:1,$H2:1" tcp,self
 compare "4 ranks, 2 per host" 4 "$H1:2,$H2:2" tcp,vader,self
+
+# the gradient allreduce across hosts: auto keeps MPI (and says why in the header); shm asked for
+# is one error naming the key, exit 1 on every rank
+out=$(mh_run "$H1:1,$H2:1" tcp,self 2 "$REPO/dtrain" train "${TINY[@]}" 2>&1)
+echo "$out" | grep -q '^# allreduce: mpi (shm: the 2 ranks are on 2 nodes' &&
+    pass "auto across hosts: $(echo "$out" | grep '^# allreduce')" ||
+    fail "auto across hosts: no '# allreduce: mpi (shm: ... 2 nodes' line: $(echo "$out" | grep allreduce)"
+out=$(mh_run "$H1:1,$H2:1" tcp,self 2 "$REPO/dtrain" train "${TINY[@]}" --set train.allreduce=shm 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && [ "$(echo "$out" | grep -c 'dtrain: error')" = 1 ] &&
+    echo "$out" | grep -q 'dtrain: error: .*train.allreduce = shm: the 2 ranks are on 2 nodes'; then
+    pass "shm across hosts: exit $rc, $(echo "$out" | grep 'dtrain: error')"
+else
+    fail "shm across hosts: exit $rc, expected one error naming train.allreduce:"
+    echo "$out" | tail -n 20 >&2
+fi
 
 summary

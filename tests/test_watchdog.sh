@@ -1,7 +1,9 @@
 #!/bin/sh
 # test_watchdog.sh - no rank waits forever, no rank dies without a word:
 #  - dist.timeout: one rank stopped with SIGSTOP in the middle of training (2 ranks, the one
-#    blocking-sized gradient allreduce; 3 ranks, gradient buckets): the job exits 1 within
+#    blocking-sized gradient allreduce, through shared memory (auto) and MPI; 3 ranks, gradient
+#    buckets; 2 and 3 ranks, buckets through shared memory, whose waits on flags the watchdog
+#    watches as it does MPI waits): the job exits 1 within
 #    timeout + 15 s, with exactly one "dtrain: error" line naming the stopped rank and the step
 #    and phase it has not reached;
 #  - a rank held (by gdb, where installed) right where it enters the end-of-epoch sums, after the
@@ -60,6 +62,11 @@ stall_case() {
 }
 
 stall_case "2 ranks, rank 1 stopped" 2 1
+stall_case "2 ranks, rank 1 stopped (mpi allreduce)" 2 1 --set train.allreduce=mpi
+stall_case "2 ranks, rank 0 stopped (shm allreduce, gradient buckets)" 2 0 \
+    --set train.allreduce=shm --set train.bucket_mb=0.25
+stall_case "3 ranks, rank 1 stopped (shm allreduce, gradient buckets)" 3 1 \
+    --set train.allreduce=shm --set train.bucket_mb=0.25
 stall_case "3 ranks, rank 2 stopped (gradient buckets)" 3 2 --set train.bucket_mb=0.25
 stall_case "2 ranks, rank 0 stopped" 2 0
 
