@@ -193,7 +193,20 @@ __attribute__((noinline)) static void pack_B(float *restrict Bp, int tb, const f
     }
 }
 
-/* the m x n corner of an MR x NR tile acc into c (row stride ldc): overwrite, or add when add */
+/* the m x n corner of a tile buf into c (row stride ldc): overwrite, or add when add */
+__attribute__((noinline)) static void partial_tile(float *c, int ldc, int m, int n,
+                                                   float buf[MR][NR], int add)
+{
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            const float x = buf[r][j];
+            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + x : x;
+        }
+}
+
+/* the m x n corner of an MR x NR tile acc into c (row stride ldc): overwrite, or add when add.
+ * A full tile goes from the registers; a partial one through a buffer (its lanes are picked by
+ * index, which would otherwise make GCC keep every accumulator in memory for every tile) */
 DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add)
 {
     if (m == MR && n == NR) {
@@ -206,11 +219,13 @@ DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add
             }
         return;
     }
-    for (int r = 0; r < m; r++)
-        for (int j = 0; j < n; j++) {
-            const float x = acc[r][j / DT_W][j % DT_W];
-            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + x : x;
-        }
+    float buf[MR][NR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            vf_store(&buf[r][v * DT_W], acc[r][v]);
+    partial_tile(c, ldc, m, n, buf, add);
 }
 
 /* c (m x n of an MR x NR tile, row stride ldc) (+)= a panel . b panel over kc: the accumulators
