@@ -111,11 +111,6 @@ DT_KINL void pack_b8(float *restrict d, const float *s, int ldb, int n)
     }
 }
 #define HAVE_TR8 1
-/* how far ahead (floats) the transposing B packing fetches each row: 2 lines (16 and 48
- * measured no better on Zen 5, docs/performance.md) */
-#ifndef PF_B
-#define PF_B 32
-#endif
 #else
 #define HAVE_TR8 0
 #endif
@@ -186,14 +181,8 @@ __attribute__((noinline)) static void pack_B(float *restrict Bp, int tb, const f
         int k = 0;
 #if HAVE_TR8
         if (n == NR)
-            for (; k + 8 <= kc; k += 8) {
-                /* the panel's NR rows are NR streams: fetch each one's line after next (the
-                 * hardware prefetchers follow fewer streams) */
-                if (k % 16 == 0)
-                    for (int c = 0; c < NR; c++)
-                        __builtin_prefetch(s + (size_t)c * ldb + k + PF_B);
+            for (; k + 8 <= kc; k += 8)
                 pack_b8(d + (size_t)k * NR, s + k, ldb, NR);
-            }
         else
             for (; k + 8 <= kc; k += 8)
                 pack_b8(d + (size_t)k * NR, s + k, ldb, n);
