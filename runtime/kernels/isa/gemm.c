@@ -250,6 +250,18 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
             for (int v = 0; v < NV; v++)
                 acc[r][v] = vf_zero();
     }
+    if (NV > 1 && n <= DT_W) {
+        /* one vector of columns holds them all (the mlp's last layer, N = 10): its FMAs alone,
+         * the same ones the full loop computes for these lanes */
+        for (int k = 0; k < kc; k++, a += MR, b += NR) {
+            const vf b0 = vf_load(b);
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++)
+                acc[r][0] = vf_fma(vf_set1(a[r]), b0, acc[r][0]);
+        }
+        store_tile(c, ldc, m, n, acc, add);
+        return;
+    }
     PRAGMA(GCC unroll DT_GEMM_KU)
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         vf bv[NV];
