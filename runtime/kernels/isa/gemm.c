@@ -22,6 +22,9 @@
  *          the candidates was faster); numbers and CPU: docs/performance.md.
  * The k loop is not unrolled: GCC then keeps each accumulator in one register (unrolled, it
  * renamed the array's accumulators through extra register moves at every FMA, for no gain).
+ * A tile whose columns fit in one vector (n <= W: the mlp's N = 10 output layer) runs that
+ * vector's FMAs alone. Full tiles are stored from the registers; only partial ones go through a
+ * buffer (picking lanes by index would keep every tile's accumulators in memory).
  *
  * Cache blocks: KC = 320 on every ISA, and K is cut into equal blocks of at most KC (784 = 3 x 262,
  * not 2 x 320 + 144). The result of one element is its bias, then FMAs over k in order within a
