@@ -22,6 +22,9 @@
  *          the candidates was faster); numbers and CPU: docs/performance.md.
  * The k loop is not unrolled: GCC then keeps each accumulator in one register (unrolled, it
  * renamed the array's accumulators through extra register moves at every FMA, for no gain).
+ * A tile whose columns fit in one vector (n <= W: the mlp's N = 10 output layer) runs that
+ * vector's FMAs alone. Full tiles are stored from the registers; only partial ones go through a
+ * buffer (picking lanes by index would keep every tile's accumulators in memory).
  *
  * Cache blocks: KC = 320 on every ISA, and K is cut into equal blocks of at most KC (784 = 3 x 262,
  * not 2 x 320 + 144). The result of one element is its bias, then FMAs over k in order within a
@@ -193,7 +196,20 @@ __attribute__((noinline)) static void pack_B(float *restrict Bp, int tb, const f
     }
 }
 
-/* the m x n corner of an MR x NR tile acc into c (row stride ldc): overwrite, or add when add */
+/* the m x n corner of a tile buf into c (row stride ldc): overwrite, or add when add */
+__attribute__((noinline)) static void partial_tile(float *c, int ldc, int m, int n,
+                                                   float buf[MR][NR], int add)
+{
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            const float x = buf[r][j];
+            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + x : x;
+        }
+}
+
+/* the m x n corner of an MR x NR tile acc into c (row stride ldc): overwrite, or add when add.
+ * A full tile goes from the registers; a partial one through a buffer (its lanes are picked by
+ * index, which would otherwise make GCC keep every accumulator in memory for every tile) */
 DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add)
 {
     if (m == MR && n == NR) {
@@ -206,11 +222,13 @@ DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add
             }
         return;
     }
-    for (int r = 0; r < m; r++)
-        for (int j = 0; j < n; j++) {
-            const float x = acc[r][j / DT_W][j % DT_W];
-            c[(size_t)r * ldc + j] = add ? c[(size_t)r * ldc + j] + x : x;
-        }
+    float buf[MR][NR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            vf_store(&buf[r][v * DT_W], acc[r][v]);
+    partial_tile(c, ldc, m, n, buf, add);
 }
 
 /* c (m x n of an MR x NR tile, row stride ldc) (+)= a panel . b panel over kc: the accumulators
@@ -234,6 +252,18 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[r][v] = vf_zero();
+    }
+    if (NV > 1 && n <= DT_W) {
+        /* one vector of columns holds them all (the mlp's last layer, N = 10): its FMAs alone,
+         * the same ones the full loop computes for these lanes */
+        for (int k = 0; k < kc; k++, a += MR, b += NR) {
+            const vf b0 = vf_load(b);
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; r++)
+                acc[r][0] = vf_fma(vf_set1(a[r]), b0, acc[r][0]);
+        }
+        store_tile(c, ldc, m, n, acc, add);
+        return;
     }
     PRAGMA(GCC unroll DT_GEMM_KU)
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
