@@ -67,6 +67,8 @@ for attempt in 1 2 3 4 5 6 7 8; do
     timeout -k 5 180 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train "${BASE[@]}" --ckpt-dir "$TMP/ck" \
         --set ckpt.every_steps=5 --resume auto > "$TMP/out" 2>&1 &
     mpid=$!
+    # a random moment after rank 1 exists (the start-up alone can outlast 0.9 s on shared cores)
+    for _ in $(seq 200); do [ -n "$(rank_pid "$mpid" 1)" ] && break; sleep 0.05; done
     sleep "0.$((3 + RANDOM % 7))"
     victim=$(rank_pid "$mpid" 1)
     [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null && kills=$((kills + 1))
