@@ -10,7 +10,9 @@
 #   - skip_all REASON: "SKIP: $T: REASON", the summary line, exit 0 (nothing counted);
 #   - die MSG: one failure, the summary line, exit 1 (a check the rest cannot do without);
 #   - run_dtrain SECONDS NP ARGS...: `dtrain ARGS` on NP ranks under a hard time limit;
-#   - expect_dtrain_error.
+#   - expect_dtrain_error; par_begin / par_end: the expect_dtrain_error calls between them run
+#     up to DT_TEST_PAR (default 4) at a time (each mostly waits on MPI start-up), their results
+#     counted and printed in the order of the calls.
 . scripts/mpi-env.sh
 NP=${1:-2}
 DT=./dtrain
@@ -24,6 +26,7 @@ pass() {
 }
 fail() { failed=$((failed + 1)); echo "FAIL $T: $*" >&2; }
 summary() {
+    par_end
     echo "$T: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
@@ -48,29 +51,72 @@ run_dtrain() {
 
 # expect_dtrain_error NAME PATTERN ARGS...: `dtrain ARGS` on NP ranks exits non-zero (no hang)
 # within 30 s, with exactly one "dtrain: error" line, matching PATTERN, and no crash noise.
+# Between par_begin and par_end it runs in the background (files the call names must stay as they
+# are until par_end); its output and counts are taken in at par_end or when a slot is needed.
 expect_dtrain_error() {
-    name=$1 pat=$2
-    shift 2
+    if [ "$_par_on" = 0 ]; then
+        _expect_dtrain_error "$TMP" "$@"
+        return
+    fi
+    [ $((_par_next - _par_done)) -ge "$_par_max" ] && _par_take
+    mkdir -p "$TMP/par/$_par_next"
+    (
+        passed=0 failed=0
+        _expect_dtrain_error "$TMP/par/$_par_next" "$@"
+        echo "$passed $failed" > "$TMP/par/$_par_next/counts"
+    ) > "$TMP/par/$_par_next/log" 2>&1 &
+    eval "_par_pid_$_par_next=\$!"
+    _par_next=$((_par_next + 1))
+}
+
+# _expect_dtrain_error DIR NAME PATTERN ARGS...: the check, with dtrain's output in DIR/out, DIR/err
+_expect_dtrain_error() {
+    _ed_dir=$1 name=$2 pat=$3
+    shift 3
     start=$(date +%s)
-    run_dtrain 60 "$NP" "$@" > "$TMP/out" 2> "$TMP/err"
+    run_dtrain 60 "$NP" "$@" > "$_ed_dir/out" 2> "$_ed_dir/err"
     rc=$?
     secs=$(($(date +%s) - start))
-    n=$(grep -c 'dtrain: error' "$TMP/err")
+    n=$(grep -c 'dtrain: error' "$_ed_dir/err")
     if [ $rc -eq 0 ]; then
         fail "$name: exit status 0, expected non-zero"
     elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         fail "$name: timed out (a rank hung)"
     elif [ "$n" -ne 1 ]; then
-        fail "$name: $n 'dtrain: error' lines, expected exactly 1:"; cat "$TMP/err" >&2
-    elif ! grep 'dtrain: error' "$TMP/err" | grep -q -- "$pat"; then
-        fail "$name: message does not match '$pat':"; cat "$TMP/err" >&2
-    elif grep -q -i -E 'core dumped|MPI_ABORT|Segmentation' "$TMP/err"; then
-        fail "$name: crash noise:"; cat "$TMP/err" >&2
+        fail "$name: $n 'dtrain: error' lines, expected exactly 1:"; cat "$_ed_dir/err" >&2
+    elif ! grep 'dtrain: error' "$_ed_dir/err" | grep -q -- "$pat"; then
+        fail "$name: message does not match '$pat':"; cat "$_ed_dir/err" >&2
+    elif grep -q -i -E 'core dumped|MPI_ABORT|Segmentation' "$_ed_dir/err"; then
+        fail "$name: crash noise:"; cat "$_ed_dir/err" >&2
     elif [ $secs -gt 30 ]; then
         fail "$name: took ${secs}s"
     else
         pass
     fi
+}
+
+_par_on=0 _par_max=${DT_TEST_PAR:-4} _par_next=0 _par_done=0
+# par_begin: expect_dtrain_error calls from here on run in the background, DT_TEST_PAR at a time
+par_begin() { _par_on=1; }
+# par_end: waits for every background check, prints its output and adds up its counts, in order
+par_end() {
+    while [ "$_par_done" -lt "$_par_next" ]; do _par_take; done
+    _par_on=0
+}
+# _par_take: the oldest background check: waits for it, prints its output, adds its counts (a
+# check that left no counts, killed with the suite, is one failure)
+_par_take() {
+    eval "wait \$_par_pid_$_par_done"
+    _pt=$TMP/par/$_par_done
+    cat "$_pt/log"
+    if [ -s "$_pt/counts" ]; then
+        read -r _pt_p _pt_f < "$_pt/counts"
+        passed=$((passed + _pt_p)) failed=$((failed + _pt_f))
+    else
+        fail "background check $_par_done ended without its counts"
+    fi
+    rm -rf "$_pt"
+    _par_done=$((_par_done + 1))
 }
 
 # rank_pid PID RANK: the pid of the dtrain process of MPI rank RANK started below PID (PID itself

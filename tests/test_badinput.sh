@@ -21,6 +21,8 @@ NET='[net]\ninput = 1x28x28\nclasses = 10\n'
 # model NAME TEXT: writes $TMP/NAME.cfg from printf-style TEXT
 model() { printf "$2" > "$TMP/$1.cfg"; }
 
+# the cases run 4 at a time (each mostly waits on MPI start-up): lib.sh's par_begin
+par_begin
 # --- model files ---
 model key_first 'out = 10\n[net]\ninput = 1x28x28\nclasses = 10\n[flatten]\n[linear]\nout = 10\n'
 expect_error "key before any section" "key_first.cfg:1: key 'out' outside a section" --model "$TMP/key_first.cfg"
@@ -80,5 +82,6 @@ mkfifo "$TMP/te.h5"
 expect_error "FIFO as an HDF5 file" "te.h5: is a FIFO: expected a regular file (an HDF5 file)" --data hdf5 \
     --set data.h5_train="$TMP/tr.h5" --set data.h5_test="$TMP/te.h5"
 
+par_end
 echo "$T ($NP ranks): $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -33,6 +33,8 @@ expect_error() {
 
 printf '[optim]\nlr = 0.1\nbogus = 3\n' > "$TMP/bad_key.ini"
 
+# the bad-input cases run 4 at a time (each mostly waits on MPI start-up): lib.sh's par_begin
+par_begin
 # --- data files ---
 expect_error "missing data file" "$TMP/nowhere/mnist/train-images-idx3-ubyte: cannot open: No such file" \
     --data-dir "$TMP/nowhere"
@@ -128,12 +130,13 @@ expect_error "nesterov without momentum" "optim.nesterov = true requires optim.m
     --set optim.nesterov=true --momentum 0
 expect_error "unknown option" "unknown option '--learning-rate'" --learning-rate 0.1
 expect_error "missing config file" "$TMP/nope.ini: cannot open" -c "$TMP/nope.ini"
-printf '[optim]\nlr = 0.1\nbogus = 3\n' > "$TMP/bad_key.ini"
 expect_error "unknown key in config file" "bad_key.ini:3: unknown key 'optim.bogus'" -c "$TMP/bad_key.ini"
 printf '[optim]\nlr 0.1\n' > "$TMP/bad_line.ini"
 expect_error "malformed config line" "bad_line.ini:2: expected 'key = value'" -c "$TMP/bad_line.ini"
 printf '[train]\nbatch_size = 0\n' > "$TMP/bad_val.ini"
 expect_error "out-of-range value in config file" "bad_val.ini:2: train.batch_size = '0': expected an integer in \[1, 65536\]" -c "$TMP/bad_val.ini"
+
+par_end
 
 # --- help and version ---
 if $DT --help | grep -q 'optim.lr' && $DT --version | grep -q '^dtrain '; then pass; else fail "--help/--version"; fi

@@ -104,6 +104,7 @@ cp "$TMP/lr0.1/metrics_epoch.csv" "$TMP/bad/"
 echo "1,2,3" >> "$TMP/bad/metrics_epoch.csv"
 mkdir -p "$TMP/old"
 cut -d, -f1-6 "$TMP/lr0.1/metrics_epoch.csv" > "$TMP/old/metrics_epoch.csv"
+par_begin # the error cases 4 at a time (lib.sh)
 expect_dtrain_error "no run" "plot: expected one or more run folders" plot
 expect_dtrain_error "missing folder" "$TMP/none: No such file or directory" plot "$TMP/none"
 expect_dtrain_error "no metrics" "$TMP/empty: no metrics_step.csv or metrics_epoch.csv" plot "$TMP/empty"
@@ -120,5 +121,6 @@ $DT plot "$TMP/partial" > "$TMP/partial.out" 2>&1 && is_png "$TMP/partial/curves
     pass "a run without epoch rows yet: the step panels" || fail "partial run: $(cat "$TMP/partial.out")"
 expect_dtrain_error "bad option" "plot: unknown option '--bogus'" plot "$TMP/lr0.1" --bogus
 expect_dtrain_error "bad --out" "plot: --out = 'x.jpg': expected a file name ending in .png" plot "$TMP/lr0.1" --out x.jpg
+par_end
 
 summary

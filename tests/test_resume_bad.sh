@@ -25,6 +25,9 @@ else
 fi
 W1=$($DT inspect "$GOOD" | awk '$1 ~ /^model\// { print $1; exit }')
 
+# the refused checkpoints are tried 4 at a time (each mostly waits on MPI start-up), until the
+# step-15 file is edited in place below: lib.sh's par_begin
+par_begin
 # bad NAME ITEM INDEX VALUE PATTERN: GOOD with ITEM[INDEX] = VALUE, resealed, must be refused
 bad() {
     if ! "$EDIT" "$GOOD" "$TMP/$1.h5" set "$2" "$3" "$4"; then
@@ -90,6 +93,7 @@ expect_dtrain_error smaller_data "ckpt-step00000015.h5: train/epoch_pos = 1920: 
 expect_dtrain_error more_steps "$TMP/steps.h5: train/step = 50 in epoch 1: beyond this run's 40 steps" \
     train $RUN --set data.limit_train=2560 --resume "$TMP/steps.h5"
 
+par_end
 # --resume auto: the newest checkpoint invalid -> skipped, named with the reason; the older used
 "$EDIT" "$GOOD" "$GOOD" set train/world_size 0 0 || fail "auto: tool_ckedit failed"
 timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $RUN --set data.limit_train=2560 \

@@ -55,7 +55,15 @@ for model in mlp lenet5 cnn resnet20 resnet9; do
 done
 
 # --- across ISAs at 2 threads ---
-runs() { $DT train $BASE --set train.max_steps=1 --set kernels.isa="$1" > /dev/null 2>&1; }
+# runs ISA: whether this CPU runs ISA (one step of the mlp), asked once per ISA
+runs() {
+    eval "_r=\${RUNS_$1:-}"
+    if [ -z "$_r" ]; then
+        $DT train $BASE --set train.max_steps=1 --set kernels.isa="$1" > /dev/null 2>&1 && _r=yes || _r=no
+        eval "RUNS_$1=$_r"
+    fi
+    [ "$_r" = yes ]
+}
 for model in lenet5 resnet20 mlp; do
     ref=
     for isa in avx2 avx2w16 avx512; do
