@@ -40,7 +40,7 @@ for m in $MODELS; do
         D="--data mnist --data-dir data --set data.limit_test=1000"
     fi
     echo "== $m: $s steps, batch 128, 1 rank x $T thread(s)"
-    DT_POOL_STATS=1 mpirun -np 1 -x DT_POOL_STATS ./dtrain train --model "$m" $D --epochs 1000 \
+    DT_POOL_STATS=1 mpirun -np 1 --bind-to none -x DT_POOL_STATS ./dtrain train --model "$m" $D --epochs 1000 \
         --set train.max_steps="$s" --batch-size 128 --threads "$T" --set train.progress=never \
         --seed 0 > "$LOG" 2>&1 || { echo "pool_stats: $m failed:" >&2; tail -5 "$LOG" >&2; exit 1; }
     grep -E '^(pool|final)' "$LOG" | while read -r a b c rest; do

@@ -42,19 +42,30 @@ int dt_threads_resolve(int threads, MPI_Comm comm)
         t = t < 1 ? 1 : t;
     }
     /* all ranks of the node together, against the CPUs they may run on (the union of masks) */
-    int sum = 0, over[2], worst[2];
+    int sum = 0, over[3], worst[3];
     MPI_Allreduce(&t, &sum, 1, MPI_INT, MPI_SUM, node);
     MPI_Comm_free(&node);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
     over[0] = sum > CPU_COUNT(&cores) ? sum : 0;
     over[1] = over[0] ? CPU_COUNT(&cores) : 0;
-    MPI_Allreduce(over, worst, 2, MPI_INT, MPI_MAX, comm);
+    over[2] = over[0] && online > CPU_COUNT(&cores) ? (int)online : 0; /* bound to fewer */
+    MPI_Allreduce(over, worst, 3, MPI_INT, MPI_MAX, comm);
     int rank;
     MPI_Comm_rank(comm, &rank);
-    if (worst[0] && rank == 0)
+    if (worst[0] && rank == 0) {
         fprintf(stderr,
                 "dtrain: warning: threads: %d threads on a node with %d CPUs (its ranks "
                 "together): oversubscribed, steps will be slow\n",
                 worst[0], worst[1]);
+        /* the usual cause: mpirun binds each rank to one core unless told otherwise */
+        if (worst[2])
+            fprintf(stderr,
+                    "dtrain: the ranks may run on %d of the node's %d CPUs (their affinity "
+                    "masks): mpirun binds a rank to one core by default; give each rank its "
+                    "threads' cores with 'mpirun --map-by slot:PE=%d' (or '--bind-to none'), "
+                    "under Slurm with --cpus-per-task=%d\n",
+                    worst[1], worst[2], t, t);
+    }
     return t;
 }
 

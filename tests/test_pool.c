@@ -5,6 +5,8 @@
  *   - dt_tpool_run calls every chunk exactly once, on thread indices below the pool size, for
  *     several pool sizes (1 .. 4 and 8: more threads than this machine's cores) and loop lengths;
  *     a loop inside a chunk runs serially; dt_tpool_for covers [0, n) exactly, in aligned parts;
+ *   - loops of more chunks than a thread's range holds (65535) run each chunk once; a thread
+ *     whose own range is held up gets its chunks taken by another (work stealing);
  *   - the progress hook (kernels/poll.h) runs only on the thread that installed it, and does run
  *     while a parallel loop is in flight;
  *   - batch-lane convolutions (plain and fused with ReLU + 2x2 max pool, forward and backward) at
@@ -70,6 +72,68 @@ static void range_part(void *arg, long lo, long hi)
         atomic_fetch_add(&bad_thread, 1);
     for (long i = lo; i < hi; i++)
         atomic_fetch_add(&hits[i], 1);
+}
+
+/* More chunks than a range holds (65535): dt_tpool_run splits the loop, each chunk once. */
+#define BIGN 70001
+static _Atomic unsigned char big_hits[BIGN];
+static void big_chunk(void *arg, int c, int thread)
+{
+    (void)arg, (void)thread;
+    atomic_fetch_add(&big_hits[c], 1);
+}
+
+/* Work stealing: chunk 0 (the caller's own range starts there) waits until the rest of the
+ * caller's range is done, which only another thread can do by taking chunks from its end. */
+#define STEAL_N 8
+static _Atomic int steal_done[STEAL_N], steal_thread[STEAL_N], steal_timeout;
+static void steal_chunk(void *arg, int c, int thread)
+{
+    (void)arg;
+    atomic_store(&steal_thread[c], thread);
+    if (c == 0) {
+        const double t0 = dt_now();
+        int rest = 0;
+        while (!rest && !(dt_now() - t0 > 10.0)) {
+            rest = 1;
+            for (int k = 1; k < STEAL_N / 2; k++)
+                rest &= atomic_load(&steal_done[k]);
+        }
+        if (!rest)
+            atomic_store(&steal_timeout, 1);
+    }
+    atomic_store(&steal_done[c], 1);
+}
+
+static void test_pool_ranges(void)
+{
+    for (int T = 1; T <= 3; T++) {
+        dt_tpool_init(T);
+        memset(big_hits, 0, sizeof big_hits);
+        dt_tpool_run(BIGN, big_chunk, NULL);
+        int once = 1;
+        for (int c = 0; c < BIGN; c++)
+            once &= atomic_load(&big_hits[c]) == 1;
+        CHECK(once);
+    }
+    dt_tpool_init(2);
+    for (int rep = 0; rep < 5; rep++) {
+        for (int c = 0; c < STEAL_N; c++)
+            atomic_store(&steal_done[c], 0);
+        atomic_store(&steal_timeout, 0);
+        dt_tpool_run(STEAL_N, steal_chunk, NULL);
+        int all = 1, stolen = 0;
+        for (int c = 0; c < STEAL_N; c++)
+            all &= atomic_load(&steal_done[c]);
+        for (int c = 1; c < STEAL_N / 2; c++)
+            stolen += atomic_load(&steal_thread[c]) == 1;
+        CHECK(all && !atomic_load(&steal_timeout));
+        /* 1 .. 3 are the caller's (thread 0), but ran on the worker: either the caller held
+         * chunk 0 until the worker took them from its range's end, or (the caller late) the
+         * worker took 3, 2, 1 and then 0 itself */
+        CHECK(stolen == STEAL_N / 2 - 1);
+    }
+    dt_tpool_free();
 }
 
 static pthread_t main_thread;
@@ -369,6 +433,7 @@ int main(void)
 {
     openblas_set_num_threads(1); /* as dt_threads_start sets it */
     test_pool();
+    test_pool_ranges();
     test_conv();
     test_gemm_panels();
     test_bn();

@@ -127,6 +127,15 @@ run_dtrain 120 2 train $BASE --threads $((n + 1)) > "$TMP/over.out" 2> "$TMP/ove
 w=$(grep -c 'warning: threads:' "$TMP/over.err")
 [ "$w" = 1 ] && [ -n "$(crc "$TMP/over.out")" ] && pass "oversubscribed: one warning line" ||
     { fail "oversubscribed: $w warning lines"; cat "$TMP/over.err" >&2; }
+# bound to fewer CPUs than the node has (what mpirun's default binding does to a rank): the
+# warning says how to give the rank its threads' cores
+if command -v taskset > /dev/null && [ "$n" -gt 1 ]; then
+    timeout 120 taskset -c 0 $DT train $BASE --threads 2 > "$TMP/bound.out" 2> "$TMP/bound.err"
+    grep -q "the ranks may run on 1 of the node's $n CPUs" "$TMP/bound.err" &&
+        grep -q "mpirun --map-by slot:PE=2' (or '--bind-to none')" "$TMP/bound.err" &&
+        [ -n "$(crc "$TMP/bound.out")" ] && pass "bound to 1 CPU with 2 threads: the binding hint" ||
+        { fail "bound to 1 CPU with 2 threads: no binding hint"; cat "$TMP/bound.err" >&2; }
+fi
 
 # --- bad values ---
 expect_dtrain_error "threads = 0" "threads = '0': expected auto or an integer in \[1, 1024\]" \

@@ -1,11 +1,23 @@
 /*
  * tpool.c - the rank's thread pool, see tpool.h.
  *
- * One loop at a time. Its chunks are claimed through one 64-bit atomic: the loop's generation in
- * the high half, the next chunk in the low half, so a worker that still holds the previous loop's
- * generation can never claim a chunk of the next one (its compare-and-swap fails). The caller
- * counts finished chunks and returns when all n are done; a worker that wakes late finds nothing
- * left to claim and goes back to waiting.
+ * One loop at a time. Each thread owns a contiguous range of the loop's chunks, the same range for
+ * the same n in every loop: thread t starts at chunk t * n / T, so in a training step the images
+ * (or panels, or parameters) a thread handles in one layer are those it handled in the layer
+ * before and in the step before, and their data stays in that core's caches. With chunks claimed
+ * from one shared counter instead, every chunk landed on whichever thread came first, and each
+ * core kept reading what the other had just written: at 2 threads the same kernels took 1.2x to
+ * 3x the CPU time of 1 thread (lenet5's convolutions 1.35x, the mlp's SGD 3.1x; DT_POOL_STATS).
+ * A thread that finishes its range early takes chunks from the end of the others' ranges (work
+ * stealing), so a late or preempted thread does not hold the loop up.
+ *
+ * A range is one 64-bit atomic per thread, on its own cache line: the loop's generation in the
+ * high half, the next chunk and the range's end in 16 bits each; the owner claims from the front
+ * and thieves from the back, both by compare-and-swap, so a worker that still holds the previous
+ * loop's generation can never claim a chunk of the next one (its compare-and-swap fails). Loops
+ * of more than 65535 chunks are split by dt_tpool_run into loops of fewer. The caller counts
+ * finished chunks and returns when all n are done; a worker that wakes late finds nothing left to
+ * claim and goes back to waiting.
  *
  * Waiting: workers spin on the generation word for a while (SPIN iterations of a pause, tens of
  * microseconds: a training step's kernels follow each other closely), then sleep on it with
@@ -37,14 +49,25 @@ static struct {
     int threads;
     pthread_t tid[DT_TPOOL_MAX];
     _Atomic uint32_t gen;      /* the loop's generation: the futex word */
-    _Atomic uint64_t next;     /* gen << 32 | next chunk to claim */
     _Atomic int finished;      /* chunks of the current loop done */
     _Atomic int sleepers;      /* workers in FUTEX_WAIT (or about to be) */
     _Atomic int quit;          /* 1: workers exit */
+    uint32_t gen0;             /* gen when the workers were created */
     _Atomic(dt_tpool_fn *) fn; /* the current loop (atomics: a stale worker may read them) */
     _Atomic(void *) arg;
-    _Atomic int n;
 } P = {.threads = 1};
+
+/* Thread t's range of the current loop: gen << 32 | end << 16 | next (chunks [next, end) left) */
+typedef struct {
+    _Alignas(64) _Atomic uint64_t v;
+} range_slot;
+static range_slot R[DT_TPOOL_MAX];
+#define RANGE_MAX 65535 /* chunks per loop (16 bits) */
+
+static inline uint64_t range_pack(uint32_t g, unsigned lo, unsigned hi)
+{
+    return (uint64_t)g << 32 | (uint64_t)hi << 16 | lo;
+}
 
 static _Thread_local int in_pool; /* 1 inside a chunk or on a worker: nested loops run serially */
 
@@ -227,34 +250,51 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Claims and runs chunks of generation g until none is left; returns how many it ran. */
+/* One chunk of generation g from range slot r: the front when r is the thread's own (front = 1),
+ * the back when stealing. Returns the chunk, or -1 when the range is empty or of another loop. */
+static int claim(range_slot *r, uint32_t g, int front)
+{
+    uint64_t v = atomic_load_explicit(&r->v, memory_order_acquire);
+    for (;;) {
+        const unsigned lo = (unsigned)(v & 0xffff), hi = (unsigned)(v >> 16 & 0xffff);
+        if ((uint32_t)(v >> 32) != g || lo >= hi)
+            return -1;
+        const uint64_t w = front ? range_pack(g, lo + 1, hi) : range_pack(g, lo, hi - 1);
+        if (atomic_compare_exchange_weak_explicit(&r->v, &v, w, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return (int)(front ? lo : hi - 1);
+    }
+}
+
+/* Runs chunks of generation g, its own range first, then the others' (stolen from their ends),
+ * until none is left; returns how many it ran. */
 static int run_chunks(uint32_t g, int thread, int poll)
 {
     dt_tpool_fn *fn = atomic_load_explicit(&P.fn, memory_order_acquire);
     void *arg = atomic_load_explicit(&P.arg, memory_order_acquire);
-    const int n = atomic_load_explicit(&P.n, memory_order_acquire);
+    const int T = P.threads;
     int ran = 0;
-    uint64_t v = atomic_load_explicit(&P.next, memory_order_acquire);
-    for (;;) {
-        if ((uint32_t)(v >> 32) != g || (int)(uint32_t)v >= n)
-            return ran;
-        if (!atomic_compare_exchange_weak_explicit(&P.next, &v, v + 1, memory_order_acq_rel,
-                                                   memory_order_acquire))
-            continue;
-        call_chunk(fn, arg, (int)(uint32_t)v, thread);
-        atomic_fetch_add_explicit(&P.finished, 1, memory_order_release);
-        ran++;
-        if (poll)
-            dt_poll();
-        v = atomic_load_explicit(&P.next, memory_order_acquire);
+    for (int k = 0; k < T; k++) {
+        range_slot *r = &R[(thread + k) % T];
+        int c;
+        while ((c = claim(r, g, k == 0)) >= 0) {
+            call_chunk(fn, arg, c, thread);
+            atomic_fetch_add_explicit(&P.finished, 1, memory_order_release);
+            ran++;
+            if (poll)
+                dt_poll();
+        }
     }
+    return ran;
 }
 
 static void *worker(void *p)
 {
     const int me = (int)(intptr_t)p;
     in_pool = 1;
-    uint32_t seen = atomic_load_explicit(&P.gen, memory_order_acquire);
+    /* the generation when the pool was made, not now: a loop may have started already, before
+     * this thread ran, and this thread must take part in it (its range is waiting) */
+    uint32_t seen = P.gen0;
     for (;;) {
         uint32_t g;
         int spin = 0;
@@ -303,6 +343,7 @@ void dt_tpool_init(int threads)
             clock_s(CLOCK_THREAD_CPUTIME_ID);
         S.read = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1001;
     }
+    P.gen0 = atomic_load(&P.gen);
     for (int i = 1; i < threads; i++)
         DT_ASSERT(pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) == 0);
     P.threads = threads;
@@ -324,12 +365,17 @@ static void run_loop(int n, dt_tpool_fn *fn, void *arg)
         }
         return;
     }
+    DT_ASSERT(n <= RANGE_MAX);
     atomic_store_explicit(&P.fn, fn, memory_order_relaxed);
     atomic_store_explicit(&P.arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&P.n, n, memory_order_relaxed);
     atomic_store_explicit(&P.finished, 0, memory_order_relaxed);
     const uint32_t g = atomic_load_explicit(&P.gen, memory_order_relaxed) + 1;
-    atomic_store_explicit(&P.next, (uint64_t)g << 32, memory_order_release);
+    const int T = P.threads;
+    for (int t = 0; t < T; t++) /* thread t: chunks [t n / T, (t + 1) n / T) */
+        atomic_store_explicit(&R[t].v,
+                              range_pack(g, (unsigned)((long)t * n / T),
+                                         (unsigned)((long)(t + 1) * n / T)),
+                              memory_order_release);
     atomic_store(&P.gen, g); /* seq_cst: ordered before the sleepers load below */
     if (atomic_load(&P.sleepers) > 0)
         futex_wake_all(&P.gen);
@@ -356,11 +402,31 @@ static void run_site(int n, dt_tpool_fn *fn, void *arg, const void *site)
     stat_end(st, t0, n, n == 1);
 }
 
+typedef struct {
+    dt_tpool_fn *fn;
+    void *arg;
+    int base;
+} offset_job;
+
+static void offset_chunk(void *arg, int c, int thread)
+{
+    const offset_job *j = arg;
+    j->fn(j->arg, j->base + c, thread);
+}
+
 void dt_tpool_run(int n, dt_tpool_fn *fn, void *arg)
 {
     if (n <= 0)
         return;
-    run_site(n, fn, arg, __builtin_return_address(0));
+    if (n <= RANGE_MAX) {
+        run_site(n, fn, arg, __builtin_return_address(0));
+        return;
+    }
+    for (int base = 0; base < n; base += RANGE_MAX) { /* the ranges hold 16-bit chunk numbers */
+        offset_job j = {fn, arg, base};
+        run_site(n - base < RANGE_MAX ? n - base : RANGE_MAX, offset_chunk, &j,
+                 __builtin_return_address(0));
+    }
 }
 
 void dt_tpool_range(long n, int chunks, int c, long *lo, long *hi)
@@ -393,8 +459,8 @@ void dt_tpool_for(long n, long grain, long align, dt_tpool_range_fn *fn, void *a
     long parts = n / grain;
     /* stats at threads = 1: the parts 2 threads would get, so the simulation sees them */
     const long t = dt_tpool_parts();
-    /* PARTS_PER_THREAD parts a thread, claimed dynamically: equal parts do not take equal times
-     * (which part's data is in which cache, a thread that starts late or is preempted) */
+    /* PARTS_PER_THREAD parts a thread, so that a thread that finishes early can take some of
+     * another's: equal parts do not take equal times (a thread that starts late or is preempted) */
     parts = parts > t * PARTS_PER_THREAD ? t * PARTS_PER_THREAD : parts;
     parts = t == 1 ? 1 : parts;
     if (parts <= 1 || in_pool) {
