@@ -188,6 +188,22 @@ else
 fi
 [ -n "$blas_core" ] || blas_core=unknown
 [ -n "$blas_core_free" ] || blas_core_free=$blas_core
+# bench/core2core.c: what the machine's first two CPUs share (once, before the rounds)
+C2C_BIN=$OUTDIR/core2core
+# shellcheck disable=SC2086
+if $cflags -D_GNU_SOURCE -pthread -o "$C2C_BIN" bench/core2core.c >"$LOGDIR/c2c-build.log" 2>&1 &&
+    "$C2C_BIN" >"$LOGDIR/c2c.log" 2>&1; then
+    c2c_rt=$(sed -n 's/.*round_trip_ns=\([0-9]*\).*/\1/p' "$LOGDIR/c2c.log")
+    c2c_cpus=$(sed -n '1s/.*cpus=\([0-9,]*\).*/\1/p' "$LOGDIR/c2c.log")
+    c2c_bw=$(sed -n 's/.*mb=\([^ ]*\) remote_gbs=\([^ ]*\) local_gbs=\([^ ]*\) remote_over_local=\([^ ]*\).*/\2 GB\/s, against \3 GB\/s from its own caches (\4x)/p' "$LOGDIR/c2c.log")
+    if [ -n "$c2c_rt" ]; then
+        c2c_line="core to core (bench/core2core.c, CPUs $c2c_cpus, medians): a cache line's round trip $c2c_rt ns; reading 1 MB the other core wrote: $c2c_bw"
+    else
+        c2c_line="core to core: $(head -n 1 "$LOGDIR/c2c.log")"
+    fi
+else
+    c2c_line="core to core: not measured (bench/core2core.c: see $LOGDIR/c2c-build.log, $LOGDIR/c2c.log)"
+fi
 FMA_BIN=$OUTDIR/fma_peak
 fma_ok=0 fma_why=''
 # shellcheck disable=SC2086
@@ -478,6 +494,7 @@ echo "CPU flags:${flags_have:- none of those below}${flags_lack:+ (lacks:$flags_
 echo "dtrain kernels: auto picks $best_isa on this CPU (from /proc/cpuinfo); DTRAIN_KERNELS_ISA=${DTRAIN_KERNELS_ISA:-unset} -> the dtrain and dtrain-bf16 configurations run kernels.isa $ISA_MAIN$([ $ISA_KEY = 1 ] && echo ' (config key and environment variable)')"
 echo "OpenBLAS: core $blas_core (dtrain), ${blas_lib:-library not found by ldd}${blas_config:+ ($blas_config)}"
 echo "OpenBLAS pin: $coretype_note$([ $PINNED = 1 ] && echo "; unpinned core: $blas_core_free")"
+echo "$c2c_line"
 echo "threads: OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OMP_NUM_THREADS=$OMP_NUM_THREADS MKL_NUM_THREADS=$MKL_NUM_THREADS, dtrain --threads 1 (2 in the threads rows), torch.set_num_threads(1)"
 if [ $fma_ok = 1 ]; then
     echo "FMA peak: bench/fma_peak.c (independent chains; best of 3 x ${FMA_MS} ms, thread CPU time) built with the Makefile's flags: $cflags"
@@ -878,6 +895,7 @@ gen_md() {
     echo "- load average at start (1/5/15 min): $load_start"
     echo "- CPU: $cpu${cpu_fms:+ ($cpu_fms)}, $ncpu logical CPUs; flags:${flags_have:- none}${flags_lack:+ (lacks:$flags_lack)}; dtrain's auto ISA here: $best_isa"
     echo "- $peaks_line"
+    echo "- $c2c_line"
     echo "- OpenBLAS: core $blas_core (dtrain), \`${blas_lib:-?}\`${blas_config:+ ($blas_config)}; pin: $coretype_note$([ $PINNED = 1 ] && echo "; unpinned core (PyTorch): $blas_core_free")"
     echo "- OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; dtrain --threads 1; torch.set_num_threads(1)"
     echo "- workloads (batch $BATCH, 1 rank, SGD momentum 0.9, cosine LR $LR -> 0, seed 0):"
