@@ -372,10 +372,9 @@ static void run_loop(int n, dt_tpool_fn *fn, void *arg)
     const uint32_t g = atomic_load_explicit(&P.gen, memory_order_relaxed) + 1;
     const int T = P.threads;
     for (int t = 0; t < T; t++) /* thread t: chunks [t n / T, (t + 1) n / T) */
-        atomic_store_explicit(&R[t].v,
-                              range_pack(g, (unsigned)((long)t * n / T),
-                                         (unsigned)((long)(t + 1) * n / T)),
-                              memory_order_release);
+        atomic_store_explicit(
+            &R[t].v, range_pack(g, (unsigned)((long)t * n / T), (unsigned)((long)(t + 1) * n / T)),
+            memory_order_release);
     atomic_store(&P.gen, g); /* seq_cst: ordered before the sleepers load below */
     if (atomic_load(&P.sleepers) > 0)
         futex_wake_all(&P.gen);
