@@ -188,22 +188,12 @@ else
 fi
 [ -n "$blas_core" ] || blas_core=unknown
 [ -n "$blas_core_free" ] || blas_core_free=$blas_core
-# bench/core2core.c: what the machine's first two CPUs share (once, before the rounds)
+# bench/core2core.c: what the machine's first two CPUs share, once per round (before its threads
+# rows): a VM's vCPUs can move between cores that share an L3 and cores that do not
 C2C_BIN=$OUTDIR/core2core
+c2c_ok=0
 # shellcheck disable=SC2086
-if $cflags -D_GNU_SOURCE -pthread -o "$C2C_BIN" bench/core2core.c >"$LOGDIR/c2c-build.log" 2>&1 &&
-    "$C2C_BIN" >"$LOGDIR/c2c.log" 2>&1; then
-    c2c_rt=$(sed -n 's/.*round_trip_ns=\([0-9]*\).*/\1/p' "$LOGDIR/c2c.log")
-    c2c_cpus=$(sed -n '1s/.*cpus=\([0-9,]*\).*/\1/p' "$LOGDIR/c2c.log")
-    c2c_bw=$(sed -n 's/.*mb=\([^ ]*\) remote_gbs=\([^ ]*\) local_gbs=\([^ ]*\) remote_over_local=\([^ ]*\).*/\2 GB\/s, against \3 GB\/s from its own caches (\4x)/p' "$LOGDIR/c2c.log")
-    if [ -n "$c2c_rt" ]; then
-        c2c_line="core to core (bench/core2core.c, CPUs $c2c_cpus, medians): a cache line's round trip $c2c_rt ns; reading 1 MB the other core wrote: $c2c_bw"
-    else
-        c2c_line="core to core: $(head -n 1 "$LOGDIR/c2c.log")"
-    fi
-else
-    c2c_line="core to core: not measured (bench/core2core.c: see $LOGDIR/c2c-build.log, $LOGDIR/c2c.log)"
-fi
+$cflags -D_GNU_SOURCE -pthread -o "$C2C_BIN" bench/core2core.c >"$LOGDIR/c2c-build.log" 2>&1 && c2c_ok=1
 FMA_BIN=$OUTDIR/fma_peak
 fma_ok=0 fma_why=''
 # shellcheck disable=SC2086
@@ -261,6 +251,38 @@ run_fma() {
     printf '  fma peak        run %d: ymm %s, zmm %s, vdpbf16ps %s GFLOP/s per core (wall clock: %s, %s, %s)\n' "$1" \
         "$(fma_val "$l" ymm gflops)" "$(fma_val "$l" zmm gflops)" "$(fma_val "$l" bf16 gflops)" \
         "$(fma_val "$l" ymm gflops_wall)" "$(fma_val "$l" zmm gflops_wall)" "$(fma_val "$l" bf16 gflops_wall)"
+}
+# run_c2c REP: bench/core2core.c once (about half a second), into c2c-REP.log
+c2c_val() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$1" | head -n 1; }
+run_c2c() {
+    [ $c2c_ok = 1 ] || return 0
+    l=$LOGDIR/c2c-$1.log
+    "$C2C_BIN" >"$l" 2>&1 || { echo "bench: core2core failed: $(tail -n 3 "$l")" >&2; return 0; }
+    [ -n "$(c2c_val "$l" round_trip_ns)" ] || return 0
+    printf '  core to core    run %d: round trip %s ns, reading what the other core wrote %s GB/s (%sx its own)\n' \
+        "$1" "$(c2c_val "$l" round_trip_ns)" "$(c2c_val "$l" remote_gbs)" "$(c2c_val "$l" remote_over_local)"
+}
+# c2c_summary: the per-round figures, for the header
+c2c_summary() {
+    if [ $c2c_ok = 0 ]; then
+        echo "core to core: not measured (bench/core2core.c did not build: $LOGDIR/c2c-build.log)"
+        return
+    fi
+    rt='' bw='' ra='' r=1
+    while [ $r -le "$REPEAT" ]; do
+        l=$LOGDIR/c2c-$r.log
+        if [ -f "$l" ] && [ -n "$(c2c_val "$l" round_trip_ns)" ]; then
+            rt="$rt${rt:+ / }$(c2c_val "$l" round_trip_ns)"
+            bw="$bw${bw:+ / }$(c2c_val "$l" remote_gbs)"
+            ra="$ra${ra:+ / }$(c2c_val "$l" remote_over_local)"
+        fi
+        r=$((r + 1))
+    done
+    if [ -z "$rt" ]; then
+        echo "core to core: $(head -n 1 "$LOGDIR/c2c-1.log" 2>/dev/null)"
+        return
+    fi
+    echo "core to core (bench/core2core.c, first two CPUs, per round): a cache line's round trip $rt ns; reading 1 MB the other core wrote $bw GB/s, $ra x reading it from its own caches (cores sharing an L3: round trip of tens to ~150 ns, ratio near 1)"
 }
 # peak KIND (ymm, zmm, bf16): the median over the rounds, empty when not measured
 peak() {
@@ -494,7 +516,6 @@ echo "CPU flags:${flags_have:- none of those below}${flags_lack:+ (lacks:$flags_
 echo "dtrain kernels: auto picks $best_isa on this CPU (from /proc/cpuinfo); DTRAIN_KERNELS_ISA=${DTRAIN_KERNELS_ISA:-unset} -> the dtrain and dtrain-bf16 configurations run kernels.isa $ISA_MAIN$([ $ISA_KEY = 1 ] && echo ' (config key and environment variable)')"
 echo "OpenBLAS: core $blas_core (dtrain), ${blas_lib:-library not found by ldd}${blas_config:+ ($blas_config)}"
 echo "OpenBLAS pin: $coretype_note$([ $PINNED = 1 ] && echo "; unpinned core: $blas_core_free")"
-echo "$c2c_line"
 echo "threads: OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OMP_NUM_THREADS=$OMP_NUM_THREADS MKL_NUM_THREADS=$MKL_NUM_THREADS, dtrain --threads 1 (2 in the threads rows), torch.set_num_threads(1)"
 if [ $fma_ok = 1 ]; then
     echo "FMA peak: bench/fma_peak.c (independent chains; best of 3 x ${FMA_MS} ms, thread CPU time) built with the Makefile's flags: $cflags"
@@ -610,6 +631,7 @@ while [ $rep -le "$REPEAT" ]; do
         run_dtrain dt mlp 2 64 $rep
         run_dtrain dt mlp 2 128 $rep
     fi
+    run_c2c $rep
     if [ "$THREADS_ROWS" = 1 ]; then
         for m in $THREAD_MODELS; do
             # a 1 x 1 run right before the 1 x 2 one: the ratio pairs runs seconds apart (this
@@ -895,7 +917,7 @@ gen_md() {
     echo "- load average at start (1/5/15 min): $load_start"
     echo "- CPU: $cpu${cpu_fms:+ ($cpu_fms)}, $ncpu logical CPUs; flags:${flags_have:- none}${flags_lack:+ (lacks:$flags_lack)}; dtrain's auto ISA here: $best_isa"
     echo "- $peaks_line"
-    echo "- $c2c_line"
+    echo "- $(c2c_summary)"
     echo "- OpenBLAS: core $blas_core (dtrain), \`${blas_lib:-?}\`${blas_config:+ ($blas_config)}; pin: $coretype_note$([ $PINNED = 1 ] && echo "; unpinned core (PyTorch): $blas_core_free")"
     echo "- OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; dtrain --threads 1; torch.set_num_threads(1)"
     echo "- workloads (batch $BATCH, 1 rank, SGD momentum 0.9, cosine LR $LR -> 0, seed 0):"
@@ -948,6 +970,7 @@ gen_md >"$MD"
 
 echo
 echo "$peaks_line"
+c2c_summary
 echo "configurations:"
 printf '%s' "$legend" | sed 's/^/  /'
 echo
