@@ -16,9 +16,11 @@
  *     the plan's own choice on resnet9-like wide layers the same way;
  *   - dt_gemm's panels (threads 1 vs 2 and 3, rows or columns) on the linear layers' shapes and
  *     odd ones;
- *   - BatchNorm's statistics, forward and backward (channels split over the pool), max and global
- *     average pooling (planes split over the pool).
+ *   - BatchNorm's statistics, forward and backward (split over the pool by images, or channels
+ *     for small planes), bitwise the per-channel loops of the ISA's kernels as well; max and
+ *     global average pooling (planes split over the pool).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -29,6 +31,7 @@
 #include "blas.h"
 #include "check.h"
 #include "common.h"
+#include "kernels/elem.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_k.h"
 #include "kernels/isa.h"
@@ -362,6 +365,57 @@ static void test_bn(void)
     free(res[0]), free(res[1]), free(x), free(dy), free(w), free(b);
 }
 
+/* BatchNorm2d splits by images (batchnorm.c, bn_images): the same bits as the per-channel loops
+ * it replaced, the ISA's elem kernels over all N images of a channel in order (statistics folded
+ * per channel over the images, the constants, the affine and backward passes). An odd batch, and
+ * planes of -0.0 (a plane sum of -0.0, which the fold must not tell from +0.0). */
+static void test_bn_images(void)
+{
+    enum { N = 37, C = 12, HW = 100 };
+    const size_t n = (size_t)N * C * HW;
+    const struct dt_kelem *k = dt_kern_get()->elem;
+    float *x = rand_buf(n), *dy = rand_buf(n), *w = rand_buf(C), *b = rand_buf(C);
+    for (int i = 0; i < HW; i++) /* image 0 channel 3 and image 5 channel 0: -0.0 */
+        x[3 * HW + i] = -0.0f, x[(5 * C) * HW + i] = -0.0f, dy[(5 * C) * HW + i] = -0.0f;
+    for (int T = 1; T <= 3; T++) {
+        dt_tpool_init(T);
+        double s[4 * C], r[4 * C];
+        dt_bn_stats(s, s + C, x, N, C, HW);
+        k->bn_sums(r, r + C, x, N, C, HW, 0, C);
+        CHECK(memcmp(s, r, 2 * C * sizeof *s) == 0);
+        float mean[C], invstd[C], rm[C], rv[C];
+        float *o = dt_xcalloc(2 * n, sizeof *o), *e = dt_xcalloc(2 * n, sizeof *e);
+        for (int c = 0; c < C; c++)
+            rm[c] = 0.0f, rv[c] = 1.0f;
+        const double cnt = (double)N * HW;
+        dt_bn_forward_train(o, mean, invstd, rm, rv, x, w, b, s, s + C, cnt, N, C, HW, 1e-5f, 0.1f);
+        for (int c = 0; c < C; c++) {
+            const double mu = s[c] / cnt;
+            double var = s[C + c] / cnt - mu * mu;
+            var = var > 0.0 ? var : 0.0;
+            const double is = 1.0 / sqrt(var + 1e-5f);
+            CHECK(mean[c] == (float)mu && invstd[c] == (float)is);
+            k->bn_affine(e, x, N, C, HW, c, (float)mu, (float)is * w[c], b[c]);
+        }
+        CHECK(memcmp(o, e, n * sizeof *o) == 0);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW);
+        k->bn_dots(r + 2 * C, r + 3 * C, dy, x, N, C, HW, 0, C);
+        for (int c = 0; c < C; c++)
+            r[3 * C + c] = (r[3 * C + c] - (double)mean[c] * r[2 * C + c]) * invstd[c];
+        CHECK(memcmp(s + 2 * C, r + 2 * C, 2 * C * sizeof *s) == 0);
+        dt_bn_backward(o + n, NULL, NULL, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
+                       s + 3 * C, cnt, N, C, HW, 0);
+        for (int c = 0; c < C; c++)
+            k->bn_backward(e + n, dy, x, N, C, HW, c, (float)((double)invstd[c] * w[c]),
+                           (float)(s[2 * C + c] / cnt), mean[c],
+                           (float)((double)invstd[c] * s[3 * C + c] / cnt), 0);
+        CHECK(memcmp(o + n, e + n, n * sizeof *o) == 0);
+        free(o), free(e);
+    }
+    dt_tpool_free();
+    free(x), free(dy), free(w), free(b);
+}
+
 /* max pooling (2x2 and 3x3 stride 2 pad 1) and global average pooling, forward and backward */
 static void test_pooling(void)
 {
@@ -437,6 +491,7 @@ int main(void)
     test_conv();
     test_gemm_panels();
     test_bn();
+    test_bn_images();
     test_pooling();
     test_stats();
     dt_tpool_free();

@@ -19,6 +19,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "common.h"
 #include "kernels/elem.h"
@@ -28,10 +29,15 @@
 
 static void bn_shape(int N, int C, int HW) { DT_ASSERT(N >= 0 && C >= 1 && HW >= 1); }
 
-/* The channels are split over the thread pool (kernels/tpool.h): each channel's sums and loops
- * are one thread's, in the order one thread would run them, so the bits do not depend on the
- * thread count. Tensors under this many values stay on the caller. */
+/* Work is split over the thread pool (kernels/tpool.h) by images where the planes are large
+ * enough (bn_images), else by channels: each channel's sums and loops are one thread's, in the
+ * order one thread would run them, so the bits do not depend on the thread count. Tensors under
+ * this many values stay on the caller. */
 #define GRAIN 16384
+/* Planes of at least this many values split by images (BatchNorm2d after a convolution); the
+ * smaller ones (BatchNorm1d: HW = 1) by channels, where a call per plane would cost more than
+ * the plane. */
+#define IMAGE_HW 16
 
 /* Everything a loop over channels needs (one per kernel below, the unused fields zero). */
 typedef struct {
@@ -48,6 +54,7 @@ typedef struct {
 enum { BN_STATS, BN_DOTS, BN_TRAIN, BN_EVAL, BN_BACK };
 
 static void bn_channels(const bn_job *j, int c0, int c1);
+static void bn_images(const bn_job *j);
 
 static void bn_part(void *arg, long c0, long c1) { bn_channels(arg, (int)c0, (int)c1); }
 
@@ -60,8 +67,148 @@ static void bn_run(const bn_job *j)
     g = g < 1 ? 1 : g;
     if (n < 2 * GRAIN)
         bn_channels(j, 0, j->C);
+    else if (j->HW >= IMAGE_HW && j->N >= 2)
+        bn_images(j);
     else
         dt_tpool_for(j->C, g, 1, bn_part, (void *)j);
+}
+
+/* ---- split by images ----
+ * The layers around a BatchNorm2d split their work by images (the batch-lane convolutions, the
+ * elementwise passes over the flat tensor: kernels/tpool.c gives each thread the same contiguous
+ * range of them every time), so splitting BatchNorm by channels made every thread read the
+ * planes of the other threads' images, and its outputs be read by them in turn: between cores
+ * that share no L3 that is 3-4x the cost of a thread's own data (docs/performance.md). Here each
+ * thread handles whole images, and the bits stay those of bn_channels:
+ *   - statistics: a channel's sum is 0.0 + p(0) + p(1) + ... over images n in order, p(n) its
+ *     plane sum (elem.c's 4-lane order); each p(n) is computed alone (bn_sums/bn_dots on one
+ *     image, as 0.0 + p(n), which only turns a -0.0 into +0.0, and a fold that starts at +0.0
+ *     never holds -0.0, so adding either gives the same) and the caller folds them in image order;
+ *   - normalization and the backward's elementwise pass: per-channel constants first, exactly as
+ *     bn_channels computes them, then each (n, c) plane alone (bn_affine, bn_backward with N = 1
+ *     on the image's offset). */
+
+/* per-image partial sums (2 N C doubles) and per-channel constants (4 C floats), grown by
+ * dt_bn_reserve at net build; beyond that (kernel tests) grown on demand */
+static double *img_sum;
+static float *chan_k;
+static size_t img_cap, chan_cap;
+
+static void reserve(int N, int C)
+{
+    const size_t ns = 2 * (size_t)N * (size_t)C, nc = 4 * (size_t)C;
+    if (ns > img_cap) {
+        free(img_sum);
+        img_sum = dt_xmalloc(ns, sizeof *img_sum);
+        img_cap = ns;
+    }
+    if (nc > chan_cap) {
+        free(chan_k);
+        chan_k = dt_xmalloc(nc, sizeof *chan_k);
+        chan_cap = nc;
+    }
+}
+
+void dt_bn_reserve(int N, int C)
+{
+    DT_ASSERT(N >= 1 && C >= 1);
+    reserve(N, C);
+}
+
+static void img_part(void *arg, long n0, long n1)
+{
+    const bn_job *j = arg;
+    const struct dt_kelem *k = dt_kern_get()->elem;
+    const int C = j->C, HW = j->HW;
+    const size_t img = (size_t)C * HW, NC = (size_t)j->N * C;
+    for (long n = n0; n < n1; n++) {
+        const size_t off = (size_t)n * img;
+        double *ps = img_sum + (size_t)n * C, *pss = img_sum + NC + (size_t)n * C;
+        switch (j->kind) {
+        case BN_STATS: k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C); break;
+        case BN_DOTS: k->bn_dots(ps, pss, j->dout + off, j->inp + off, 1, C, HW, 0, C); break;
+        case BN_TRAIN:
+        case BN_EVAL:
+            for (int c = 0; c < C; c++)
+                k->bn_affine(j->out + off, j->inp + off, 1, C, HW, c, chan_k[c], chan_k[C + c],
+                             chan_k[2 * C + c]);
+            break;
+        default:
+            for (int c = 0; c < C; c++)
+                k->bn_backward(j->out + off, j->dout + off, j->inp + off, 1, C, HW, c, chan_k[c],
+                               chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum);
+            break;
+        }
+    }
+}
+
+/* the running statistics and the affine constants of BN_TRAIN, as bn_train_channels */
+static void train_constants(const bn_job *j)
+{
+    const int C = j->C;
+    for (int c = 0; c < C; c++) {
+        double mean = j->sum[c] / j->count;
+        double var = j->sumsq[c] / j->count - mean * mean;
+        var = var > 0.0 ? var : 0.0;
+        double invstd = 1.0 / sqrt(var + j->eps);
+        j->save_mean[c] = (float)mean;
+        j->save_invstd[c] = (float)invstd;
+        if (j->running_mean)
+            j->running_mean[c] =
+                (float)(j->momentum * mean + (1.0 - j->momentum) * j->running_mean[c]);
+        if (j->running_var)
+            j->running_var[c] = (float)(j->momentum * (var * j->count / (j->count - 1.0)) +
+                                        (1.0 - j->momentum) * j->running_var[c]);
+        chan_k[c] = (float)mean;
+        chan_k[C + c] = (float)invstd * (j->weight ? j->weight[c] : 1.0f);
+        chan_k[2 * C + c] = j->bias ? j->bias[c] : 0.0f;
+    }
+}
+
+static void bn_images(const bn_job *j)
+{
+    const int N = j->N, C = j->C;
+    reserve(N, C);
+    const size_t NC = (size_t)N * C;
+    switch (j->kind) {
+    case BN_TRAIN: train_constants(j); break;
+    case BN_EVAL:
+        for (int c = 0; c < C; c++) {
+            const float invstd = (float)(1.0 / sqrt((double)j->var[c] + j->eps));
+            chan_k[c] = j->mean[c];
+            chan_k[C + c] = invstd * (j->weight ? j->weight[c] : 1.0f);
+            chan_k[2 * C + c] = j->bias ? j->bias[c] : 0.0f;
+        }
+        break;
+    case BN_BACK:
+        for (int c = 0; c < C; c++) { /* as bn_back_channels */
+            const double invstd = j->var[c];
+            chan_k[c] = (float)(invstd * (j->weight ? j->weight[c] : 1.0f));
+            chan_k[C + c] = (float)(j->gsum[c] / j->count);
+            chan_k[2 * C + c] = (float)(invstd * j->gsumsq[c] / j->count);
+        }
+        break;
+    default: break;
+    }
+    /* images per part: at least GRAIN values */
+    long g = (long)GRAIN / ((long)C * j->HW);
+    g = g < 1 ? 1 : g;
+    dt_tpool_for(N, g, 1, img_part, (void *)j);
+    if (j->kind != BN_STATS && j->kind != BN_DOTS)
+        return;
+    /* the fold over images, in image order for every channel */
+    for (int c = 0; c < C; c++)
+        j->sum[c] = 0.0, j->sumsq[c] = 0.0;
+    for (int n = 0; n < N; n++) {
+        const double *ps = img_sum + (size_t)n * C, *pss = img_sum + NC + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            j->sum[c] += ps[c];
+            j->sumsq[c] += pss[c];
+        }
+    }
+    if (j->kind == BN_DOTS)
+        for (int c = 0; c < C; c++) /* as bn_channels' BN_DOTS */
+            j->sumsq[c] = (j->sumsq[c] - (double)j->mean[c] * j->sum[c]) * j->var[c];
 }
 
 void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW)

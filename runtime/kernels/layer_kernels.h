@@ -165,6 +165,10 @@ void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int a
 /* sum[c] = sum of inp over n and HW, sumsq[c] = sum of inp^2, both (C), in double. N may be 0 (a
  * rank without samples contributes zeros). */
 void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW);
+/* The work space of the kernels below for batches of up to N images of C channels (they split
+ * BatchNorm2d by images over the pool, with per-image partial sums): called when a net is built,
+ * so that no step allocates; a larger call grows it. */
+void dt_bn_reserve(int N, int C);
 /* Training forward with the batch statistics of sum/sumsq/count (local or allreduced):
  *   mean = sum / M, var = sumsq / M - mean^2 (biased, clamped at 0), invstd = 1 / sqrt(var + eps),
  *   out = (inp - mean) * invstd * weight + bias;

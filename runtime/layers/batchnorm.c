@@ -57,6 +57,7 @@ static int bn_setup(dt_layer *l, dt_net *net)
     p->sums = dt_xcalloc(4 * (size_t)C, sizeof *p->sums);
     p->acc = dt_xcalloc(2 * (size_t)C + 1, sizeof *p->acc);
     p->scratch = dt_xcalloc(2 * (size_t)C, sizeof *p->scratch);
+    dt_bn_reserve(net->max_batch > 0 ? net->max_batch : 1, C);
     return DT_OK;
 }
 
