@@ -122,6 +122,7 @@ static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW
     q->acc = at, at += 2 * ((size_t)OC * q->K + OC) * SLOTS; /* doubles */
     q->total = at + 2;                                       /* room to align them */
     q->transposed = 0;
+    q->round_dout = 0;
 }
 
 /* The input gradient of a stride-1 "same" conv (OH = H, OW = W) as a forward conv of the padded
@@ -578,6 +579,20 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
     }
 }
 
+/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
+ * upper 16 bits, NaN kept */
+static void round_lanes(float *x, size_t n)
+{
+    for (size_t i = 0; i < n * DT_W; i += DT_W) {
+        vu u;
+        memcpy(&u, x + i, sizeof u);
+        const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
+        u = (nan & u) | (~nan & r);
+        memcpy(x + i, &u, sizeof u);
+    }
+}
+
 /* d8 (channel g0 first) of channels g0 <= oc < g1 of the block at n0: dout transposed, or the
  * pooled gradient unpooled by code */
 static void block_dout(float *d8, const float *dout, const int32_t *code, int n0, int nv, float *ws,
@@ -589,11 +604,15 @@ static void block_dout(float *d8, const float *dout, const int32_t *code, int n0
         float *dp8 = ws + q->p8;
         to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP + (size_t)g0 * PP, (size_t)OC * PP,
                  PP, 0, m, 1, q->PP, nv);
+        if (q->round_dout)
+            round_lanes(dp8, (size_t)m * PP);
         lanes_unpool(d8, dp8, code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W, m, P, q->OW,
                      q->PH, q->PW);
     } else {
         to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P + (size_t)g0 * P, (size_t)OC * P, P, 0,
                  m, 1, q->P, nv);
+        if (q->round_dout)
+            round_lanes(d8, (size_t)m * P);
     }
 }
 
