@@ -330,13 +330,49 @@ static void fwd_block(float *o8, const uint32_t *xb, const int32_t *off, const u
 
 /* ---- weight gradient ---- */
 
-/* dbw[oc][oh][o2] = pairs (d8[oc][oh][2 o2], d8[oc][oh][2 o2 + 1]) (0 past the row); channels
- * OC..OCw are zero */
+/* adds lanes l < nv of v to the double slots s[l] */
+DT_KINL void add_slots(double *s, vf v, int nv)
+{
+    if (nv == DT_W) {
+        vd a;
+        memcpy(&a, s, sizeof a);
+        a += __builtin_convertvector(v, vd);
+        memcpy(s, &a, sizeof a);
+    } else {
+        for (int l = 0; l < nv; l++)
+            s[l] += (double)v[l];
+    }
+}
+
+/* dbw[oc][oh][o2] = pairs (d8[oc][oh][2 o2], d8[oc][oh][2 o2 + 1]) (0 past the row) for the
+ * channels g0 <= oc < g1 (d8 holds channel g0 first); channels OC..OCw are zero. bacc (OW even
+ * only; NULL: none): bias_block's sums, from the values the pairs load anyway */
 static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, const dt_bc_plan *q,
-                             int g0, int g1)
+                             int g0, int g1, double *bacc, int nv)
 {
     const vf zero = vf_zero();
     uint32_t *d = dbw;
+    if (bacc) { /* OW even: pixel p's parity is its column's, its pair half's */
+        DT_ASSERT(q->OW % 2 == 0);
+        for (int oc = g0; oc < g1; oc++) {
+            if (oc >= q->OC) {
+                for (size_t e = 0; e < (size_t)q->OH * q->OW2; e++, d += DT_W)
+                    vbf_store(d, vbf_pack(zero, zero));
+                continue;
+            }
+            const float *s = d8 + (size_t)(oc - g0) * q->P * DT_W;
+            vf a = zero, b = zero;
+            for (int p = 0; p < q->P; p += 2, d += DT_W) {
+                const vf lo = vf_load(s + (size_t)p * DT_W),
+                         hi = vf_load(s + (size_t)(p + 1) * DT_W);
+                a = a + lo;
+                b = b + hi;
+                vbf_store(d, vbf_pack(lo, hi));
+            }
+            add_slots(bacc + (size_t)oc * SLOTS, a + b, nv);
+        }
+        return;
+    }
     for (int oc = g0; oc < g1; oc++)
         for (int oh = 0; oh < q->OH; oh++) {
             const float *s = d8 + ((size_t)(oc - g0) * q->P + (size_t)oh * q->OW) * DT_W;
@@ -350,20 +386,6 @@ static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, c
                                       w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
             }
         }
-}
-
-/* adds lanes l < nv of v to the double slots s[l] */
-DT_KINL void add_slots(double *s, vf v, int nv)
-{
-    if (nv == DT_W) {
-        vd a;
-        memcpy(&a, s, sizeof a);
-        a += __builtin_convertvector(v, vd);
-        memcpy(s, &a, sizeof a);
-    } else {
-        for (int l = 0; l < nv; l++)
-            s[l] += (double)v[l];
-    }
 }
 
 /* CB channels x TB taps over the block's pixel pairs: acc[((c0 + i)*K + t0 + j)*SLOTS + l] +=
@@ -528,7 +550,9 @@ static void dx_block(float *dx8, const uint32_t *dbx, const int32_t *offk, const
 /* Channels per group of a block's output (or output gradient) in lanes, a multiple of step up to
  * n: about GROUP_BYTES of lanes, so that what the next pass reads is still in L2 (cnn's conv1:
  * 32 channels of 28 x 28 pixels are 1.6 MB a block, more than a Zen 5 core's 1 MB L2). */
+#ifndef GROUP_BYTES
 #define GROUP_BYTES (192 * 1024)
+#endif
 static int out_group(int n, int step, size_t P)
 {
     const size_t per = P * DT_W * sizeof(float);
@@ -718,6 +742,8 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
     const int step = q->wc % 2 ? 2 * q->wc : q->wc;
     const int G = dinp && !tr ? q->OCw : out_group(q->OCw, step, (size_t)q->P);
     memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
+    /* dbias in the pixel pairs' pass (the same two chains as bias_block) when rows are even */
+    const int fuse_bias = dbias && q->OW % 2 == 0;
     for (int n0 = 0; n0 < N; n0 += DT_W) {
         const int nv = N - n0 < DT_W ? N - n0 : DT_W;
         const int slot = n0 % SLOTS;
@@ -727,9 +753,9 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
         for (int g0 = 0; g0 < q->OCw; g0 += G) {
             const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
             block_dout(d8, dout, code, n0, nv, ws, q, g0, g1c);
-            if (dbias)
+            if (dbias && !fuse_bias)
                 bias_block(bacc + slot, d8, nv, q, g0, g1c);
-            pack_pixel_pairs(db, d8, q, g0, g1);
+            pack_pixel_pairs(db, d8, q, g0, g1, fuse_bias ? bacc + slot : NULL, nv);
             dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
             if (tr)
                 dinp_t_pack((uint32_t *)(ws + q->t_xb), d8, &qt, q, g0, g1c);
