@@ -557,10 +557,12 @@ void dt_net_set_precision(dt_net *net, int format)
 static float *use_rounded_weights(dt_net *net, int round)
 {
     float *master = net->param;
-    if (round) {
-        memcpy(net->lp_param, master, net->numel * sizeof *master);
-        dt_round_to(net->lowp, net->lp_param, net->numel);
-    }
+    if (round) /* a chunk at a time: rounded while it is still in L1 (one pass over memory) */
+        for (size_t i = 0; i < net->numel; i += 4096) {
+            const size_t n = net->numel - i < 4096 ? net->numel - i : 4096;
+            memcpy(net->lp_param + i, master + i, n * sizeof *master);
+            dt_round_to(net->lowp, net->lp_param + i, n);
+        }
     net->param = net->lp_param;
     return master;
 }
