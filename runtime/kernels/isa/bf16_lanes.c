@@ -698,6 +698,65 @@ static void dinp_t_pack(uint32_t *restrict xb, const float *restrict d8, const d
         }
 }
 
+/* The fused pool's backward without d8 (OH = 2 PH, OW = 2 PW): for channels g0 <= oc < g1
+ * (dp8 and code hold channel g0 first, dp8 rounded), straight from each window's pooled gradient
+ * and code what pack_pixel_pairs (with bacc: and bias_block's sums), and with xbt dinp_t_pack's
+ * channel pairs (qt not tap pairs, g0 even), would make of lanes_unpool's d8: the same values
+ * (lanes_unpool's (k == pos) & (0 + d)), the same sums in the same order. */
+static void unpool_pairs(uint32_t *restrict dbw, double *bacc, int nv, uint32_t *restrict xbt,
+                         const dt_bc_plan *qt, const float *restrict dp8, const int32_t *code,
+                         const dt_bc_plan *q, int g0, int g1)
+{
+    const vf zero = vf_zero();
+    const int PH = q->PH, PW = q->PW;
+    const size_t PP = (size_t)q->PP, pl = (size_t)q->OH * q->OW2 * DT_W;
+    DT_ASSERT(q->OH == 2 * PH && q->OW == 2 * PW && g0 % 2 == 0);
+    for (int oc = g0; oc < g1; oc += 2) {
+        const int two = oc + 1 < g1, real1 = oc + 1 < q->OC;
+        uint32_t *d0 = dbw + (size_t)(oc - g0) * pl, *d1 = d0 + pl;
+        if (oc >= q->OC) { /* padding channels of the weight-gradient tiles */
+            memset(d0, 0, (two ? 2 : 1) * pl * sizeof *d0);
+            continue;
+        }
+        vf a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+        for (int ph = 0; ph < PH; ph++)
+            for (int r = 0; r < 2; r++) {
+                const int oh = 2 * ph + r;
+                uint32_t *t =
+                    xbt ? xbt + (((size_t)oc / 2 * qt->Hp + oh + qt->pad) * qt->Wp + qt->pad) * DT_W
+                        : NULL;
+                for (int pw = 0; pw < PW; pw++) {
+                    const size_t e0 = ((size_t)(oc - g0) * PP + (size_t)ph * PW + pw) * DT_W;
+                    const size_t e1 = e0 + PP * DT_W;
+                    vi k;
+                    memcpy(&k, code + e0, sizeof k);
+                    const vi v = (vi)(zero + vf_load(dp8 + e0));
+                    const vf lo0 = (vf)((k == 2 * r) & v), hi0 = (vf)((k == 2 * r + 1) & v);
+                    vf lo1 = zero, hi1 = zero;
+                    if (real1) {
+                        memcpy(&k, code + e1, sizeof k);
+                        const vi v1 = (vi)(zero + vf_load(dp8 + e1));
+                        lo1 = (vf)((k == 2 * r) & v1), hi1 = (vf)((k == 2 * r + 1) & v1);
+                    }
+                    const size_t o = ((size_t)oh * PW + pw) * DT_W;
+                    vbf_store(d0 + o, vbf_pack(lo0, hi0));
+                    if (two)
+                        vbf_store(d1 + o, vbf_pack(lo1, hi1));
+                    a0 = a0 + lo0, b0 = b0 + hi0, a1 = a1 + lo1, b1 = b1 + hi1;
+                    if (t) {
+                        vbf_store(t + (size_t)2 * pw * DT_W, vbf_pack(lo0, lo1));
+                        vbf_store(t + (size_t)(2 * pw + 1) * DT_W, vbf_pack(hi0, hi1));
+                    }
+                }
+            }
+        if (bacc) {
+            add_slots(bacc + (size_t)oc * SLOTS, a0 + b0, nv);
+            if (real1)
+                add_slots(bacc + (size_t)(oc + 1) * SLOTS, a1 + b1, nv);
+        }
+    }
+}
+
 /* dinp (the block's first image) (+)= the forward of qt on the block's d8, packed into t_xb by
  * dinp_t_pack */
 static void dinp_t_block(float *dinp, const dt_bc_plan *qt, const dt_bc_plan *q, float *ws, int nv,
@@ -744,6 +803,9 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
     memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
     /* dbias in the pixel pairs' pass (the same two chains as bias_block) when rows are even */
     const int fuse_bias = dbias && q->OW % 2 == 0;
+    /* the fused pool's gradient packed straight from the pooled one, without d8 */
+    const int direct = code && q->OH == 2 * q->PH && q->OW == 2 * q->PW && (!dinp || tr) &&
+                       !(tr && qt.tap_pairs) && G % 2 == 0;
     for (int n0 = 0; n0 < N; n0 += DT_W) {
         const int nv = N - n0 < DT_W ? N - n0 : DT_W;
         const int slot = n0 % SLOTS;
@@ -752,6 +814,19 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
         pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
         for (int g0 = 0; g0 < q->OCw; g0 += G) {
             const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
+            if (direct) {
+                float *dp8 = ws + q->p8;
+                const size_t PP = (size_t)q->PP;
+                to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP + (size_t)g0 * PP,
+                         (size_t)OC * PP, PP, 0, g1c - g0, 1, q->PP, nv);
+                if (q->round_dout)
+                    round_lanes(dp8, (size_t)(g1c - g0) * PP);
+                unpool_pairs(db, dbias ? bacc + slot : NULL, nv,
+                             tr ? (uint32_t *)(ws + q->t_xb) : NULL, &qt, dp8,
+                             code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W, q, g0, g1);
+                dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
+                continue;
+            }
             block_dout(d8, dout, code, n0, nv, ws, q, g0, g1c);
             if (dbias && !fuse_bias)
                 bias_block(bacc + slot, d8, nv, q, g0, g1c);
