@@ -657,8 +657,9 @@ static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *wei
     pair_offsets((int32_t *)(ws + q->t_off), qt);
     memset(ws + q->t_bias, 0, (size_t)qt->OCf * sizeof *ws);
     /* the packed planes' zero border (pairs of zeros: vbf_pack(0, 0) is 0); dinp_t_pack writes
-     * only their interiors */
-    memset(ws + q->t_xb, 0, (size_t)OC * qt->Hp * qt->Wp * DT_W * sizeof *ws);
+     * only their interiors; channel pairs fill (OC + 1) / 2 planes, tap pairs OC */
+    const size_t planes = qt->tap_pairs ? (size_t)OC : (size_t)(OC + 1) / 2;
+    memset(ws + q->t_xb, 0, planes * qt->Hp * qt->Wp * DT_W * sizeof *ws);
 }
 
 /* xb's interior pixels = the pairs of d8 (OC planes of OH x OW pixels) as the forward packs the
@@ -800,12 +801,13 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
      * reads all channels' pairs at once: one group */
     const int step = q->wc % 2 ? 2 * q->wc : q->wc;
     const int G = dinp && !tr ? q->OCw : out_group(q->OCw, step, (size_t)q->P);
-    memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
     /* dbias in the pixel pairs' pass (the same two chains as bias_block) when rows are even */
     const int fuse_bias = dbias && q->OW % 2 == 0;
     /* the fused pool's gradient packed straight from the pooled one, without d8 */
     const int direct = code && q->OH == 2 * q->PH && q->OW == 2 * q->PW && (!dinp || tr) &&
                        !(tr && qt.tap_pairs) && G % 2 == 0;
+    if (!direct) /* lanes_unpool writes only the pool windows: d8's other pixels stay 0 */
+        memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
     for (int n0 = 0; n0 < N; n0 += DT_W) {
         const int nv = N - n0 < DT_W ? N - n0 : DT_W;
         const int slot = n0 % SLOTS;
