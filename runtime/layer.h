@@ -88,6 +88,10 @@ typedef struct dt_layer_ops {
     /* The activations its backward reads (bf16 fetches only those, net_act.h): DT_BWD_* bits;
      * 0: not said, its output and its inputs. */
     int bwd_reads;
+    /* Low precision: 1 when this step's backward rounds the gradient it reads (its dout, or its
+     * fused group's last layer's) to bf16 itself, bitwise as net.c's pass before it would (which
+     * net.c then skips); NULL or 0: it reads it rounded. */
+    int (*rounds_dout)(const dt_layer *l, const dt_net *net, int N);
 } dt_layer_ops;
 enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 

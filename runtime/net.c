@@ -557,10 +557,12 @@ void dt_net_set_precision(dt_net *net, int format)
 static float *use_rounded_weights(dt_net *net, int round)
 {
     float *master = net->param;
-    if (round) {
-        memcpy(net->lp_param, master, net->numel * sizeof *master);
-        dt_round_to(net->lowp, net->lp_param, net->numel);
-    }
+    if (round) /* a chunk at a time: rounded while it is still in L1 (one pass over memory) */
+        for (size_t i = 0; i < net->numel; i += 4096) {
+            const size_t n = net->numel - i < 4096 ? net->numel - i : 4096;
+            memcpy(net->lp_param + i, master + i, n * sizeof *master);
+            dt_round_to(net->lowp, net->lp_param + i, n);
+        }
     net->param = net->lp_param;
     return master;
 }
@@ -623,6 +625,16 @@ float *dt_net_dlogits(dt_net *net)
     return last->dout;
 }
 
+/* 1: the backward that reads layer i's dout (its own, or its fused group's head's) rounds it
+ * itself (dt_layer_ops.rounds_dout) */
+static int reader_rounds(const dt_net *net, int i, int N)
+{
+    while (i > 0 && net->layers[i].fused)
+        i--;
+    const dt_layer *r = &net->layers[i];
+    return r->ops->rounds_dout && r->ops->rounds_dout(r, net, N);
+}
+
 void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
 {
     net->ctx = ctx ? ctx : &no_ctx;
@@ -631,8 +643,8 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
     for (int i = net->nlayers - 1; i >= 0; i--) {
         dt_layer *l = &net->layers[i];
         /* the gradient a layer receives is 16-bit (a fused layer's too: the conv that does its
-         * work reads it) */
-        if (net->lowp && l->dout && !l->ops->alias)
+         * work reads it), rounded here unless the reader's kernels round it as they read it */
+        if (net->lowp && l->dout && !l->ops->alias && !reader_rounds(net, i, N))
             dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
         const double tl0 = dt_tl_on ? dt_now() : 0.0;
         if (net->act && !l->fused) /* bf16: its activations back from their bf16 copies */

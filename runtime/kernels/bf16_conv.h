@@ -49,6 +49,7 @@ typedef struct {
     size_t wr, wx, bias; /* packed weights: forward, dinp; bias */
     size_t x8, xb, o8, db, dx8, p8, acc, total;
     int transposed; /* dinp as a forward conv of dout (stride 1, same padding): workspace t_* */
+    int round_dout; /* backward: dout rounded to bf16 (dt_round_bf16) as it is read; plan: 0 */
     size_t t_w, t_wr, t_off, t_bias, t_xb, t_o8;
 } dt_bc_plan;
 

@@ -88,6 +88,12 @@ static int use_bf16(const dt_layer *l, const dt_net *net, int N)
            dt_bf16conv_ok(N, l->in_c, l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad);
 }
 
+/* the bf16 kernels round the gradient they read as they transpose it (no pass of its own) */
+static int conv_rounds_dout(const dt_layer *l, const dt_net *net, int N)
+{
+    return use_bf16(l, net, N);
+}
+
 static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
@@ -106,14 +112,14 @@ static void conv_backward_bf16(dt_layer *l, dt_net *net, int N)
     conv_priv *p = l->priv;
     float *db = p->no_bias ? NULL : dt_layer_grad(net, l, 1);
     if (p->pool)
-        dt_bf16conv_relu_pool2_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db,
-                                        net->layers[p->pool].dout, p->code, dt_layer_in(net, l),
-                                        dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w,
-                                        p->out, p->k, p->k, p->stride, p->pad, l->accum, net->ws);
+        dt_bf16conv_relu_pool2_backward(
+            dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, net->layers[p->pool].dout, p->code,
+            dt_layer_in(net, l), dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out,
+            p->k, p->k, p->stride, p->pad, l->accum, 1, net->ws);
     else
         dt_bf16conv_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, l->dout,
                              dt_layer_in(net, l), dt_layer_param(net, l, 0), N, l->in_c, l->in_h,
-                             l->in_w, p->out, p->k, p->k, p->stride, p->pad, l->accum, net->ws);
+                             l->in_w, p->out, p->k, p->k, p->stride, p->pad, l->accum, 1, net->ws);
 }
 
 static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
@@ -173,6 +179,7 @@ const dt_layer_ops dt_conv_ops = {
     .forward = conv_forward,
     .backward = conv_backward,
     .free = conv_free,
+    .rounds_dout = conv_rounds_dout,
 };
 
 int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)

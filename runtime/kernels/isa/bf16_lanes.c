@@ -122,6 +122,7 @@ static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW
     q->acc = at, at += 2 * ((size_t)OC * q->K + OC) * SLOTS; /* doubles */
     q->total = at + 2;                                       /* room to align them */
     q->transposed = 0;
+    q->round_dout = 0;
 }
 
 /* The input gradient of a stride-1 "same" conv (OH = H, OW = W) as a forward conv of the padded
@@ -302,10 +303,11 @@ static void pixel_bases(int *xp, int p0, int n, int m, const dt_bc_plan *q)
         xp[j] = xp[0];
 }
 
-/* o8 (OCf channels of P pixels) = the block's forward, pixel tiles outermost (the pair taps of a
- * few pixels stay in L1 while every channel tile reads them) */
+/* o8 (channels g0 <= c < g1 of OCf, each P pixels; o8 holds channel g0 first) = the block's
+ * forward, pixel tiles outermost (the pair taps of a few pixels stay in L1 while every channel
+ * tile reads them); g0, g1 multiples of fc */
 static void fwd_block(float *o8, const uint32_t *xb, const int32_t *off, const uint32_t *wr,
-                      const float *bias, const dt_bc_plan *q)
+                      const float *bias, const dt_bc_plan *q, int g0, int g1)
 {
     const size_t ostr = (size_t)q->P * DT_W;
     const int T = q->T2, fp = q->fp;
@@ -313,8 +315,8 @@ static void fwd_block(float *o8, const uint32_t *xb, const int32_t *off, const u
     for (int p0 = 0; p0 < q->P; p0 += fp) {
         const int n = q->P - p0 < fp ? q->P - p0 : fp;
         pixel_bases(xp, p0, n, fp, q);
-        for (int c0 = 0; c0 < q->OCf; c0 += q->fc) {
-            float *o = o8 + c0 * ostr + (size_t)p0 * DT_W;
+        for (int c0 = g0; c0 < g1; c0 += q->fc) {
+            float *o = o8 + (c0 - g0) * ostr + (size_t)p0 * DT_W;
             const uint32_t *w = wr + (size_t)c0 * T;
             if (q->fc == 4)
                 fwd_tile(o, ostr, xb, xp, off, T, w, bias + c0, n, 4, ACCS / 4);
@@ -328,27 +330,6 @@ static void fwd_block(float *o8, const uint32_t *xb, const int32_t *off, const u
 
 /* ---- weight gradient ---- */
 
-/* dbw[oc][oh][o2] = pairs (d8[oc][oh][2 o2], d8[oc][oh][2 o2 + 1]) (0 past the row); channels
- * OC..OCw are zero */
-static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, const dt_bc_plan *q)
-{
-    const vf zero = vf_zero();
-    uint32_t *d = dbw;
-    for (int oc = 0; oc < q->OCw; oc++)
-        for (int oh = 0; oh < q->OH; oh++) {
-            const float *s = d8 + ((size_t)oc * q->P + (size_t)oh * q->OW) * DT_W;
-            for (int o2 = 0; o2 < q->OW2; o2++, d += DT_W) {
-                const int w = 2 * o2;
-                if (oc >= q->OC) {
-                    vbf_store(d, vbf_pack(zero, zero));
-                    continue;
-                }
-                vbf_store(d, vbf_pack(vf_load(s + (size_t)w * DT_W),
-                                      w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
-            }
-        }
-}
-
 /* adds lanes l < nv of v to the double slots s[l] */
 DT_KINL void add_slots(double *s, vf v, int nv)
 {
@@ -361,6 +342,50 @@ DT_KINL void add_slots(double *s, vf v, int nv)
         for (int l = 0; l < nv; l++)
             s[l] += (double)v[l];
     }
+}
+
+/* dbw[oc][oh][o2] = pairs (d8[oc][oh][2 o2], d8[oc][oh][2 o2 + 1]) (0 past the row) for the
+ * channels g0 <= oc < g1 (d8 holds channel g0 first); channels OC..OCw are zero. bacc (OW even
+ * only; NULL: none): bias_block's sums, from the values the pairs load anyway */
+static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, const dt_bc_plan *q,
+                             int g0, int g1, double *bacc, int nv)
+{
+    const vf zero = vf_zero();
+    uint32_t *d = dbw;
+    if (bacc) { /* OW even: pixel p's parity is its column's, its pair half's */
+        DT_ASSERT(q->OW % 2 == 0);
+        for (int oc = g0; oc < g1; oc++) {
+            if (oc >= q->OC) {
+                for (size_t e = 0; e < (size_t)q->OH * q->OW2; e++, d += DT_W)
+                    vbf_store(d, vbf_pack(zero, zero));
+                continue;
+            }
+            const float *s = d8 + (size_t)(oc - g0) * q->P * DT_W;
+            vf a = zero, b = zero;
+            for (int p = 0; p < q->P; p += 2, d += DT_W) {
+                const vf lo = vf_load(s + (size_t)p * DT_W),
+                         hi = vf_load(s + (size_t)(p + 1) * DT_W);
+                a = a + lo;
+                b = b + hi;
+                vbf_store(d, vbf_pack(lo, hi));
+            }
+            add_slots(bacc + (size_t)oc * SLOTS, a + b, nv);
+        }
+        return;
+    }
+    for (int oc = g0; oc < g1; oc++)
+        for (int oh = 0; oh < q->OH; oh++) {
+            const float *s = d8 + ((size_t)(oc - g0) * q->P + (size_t)oh * q->OW) * DT_W;
+            for (int o2 = 0; o2 < q->OW2; o2++, d += DT_W) {
+                const int w = 2 * o2;
+                if (oc >= q->OC) {
+                    vbf_store(d, vbf_pack(zero, zero));
+                    continue;
+                }
+                vbf_store(d, vbf_pack(vf_load(s + (size_t)w * DT_W),
+                                      w + 1 < q->OW ? vf_load(s + (size_t)(w + 1) * DT_W) : zero));
+            }
+        }
 }
 
 /* CB channels x TB taps over the block's pixel pairs: acc[((c0 + i)*K + t0 + j)*SLOTS + l] +=
@@ -401,16 +426,16 @@ DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const
 }
 
 static void dw_block(double *acc, const uint32_t *dbw, const uint32_t *xb, const int32_t *offk,
-                     int nv, const dt_bc_plan *q)
+                     int nv, const dt_bc_plan *q, int g0, int g1)
 {
     const size_t dstr = (size_t)q->OH * q->OW2 * DT_W;
     const int wc = q->wc, wt = q->wt;
-    for (int c0 = 0; c0 < q->OCw; c0 += wc) {
+    for (int c0 = g0; c0 < g1; c0 += wc) {
         const int nc = q->OC - c0 < wc ? q->OC - c0 : wc;
         for (int t0 = 0; t0 < q->Kw; t0 += wt) {
             const int nt = q->K - t0 < wt ? q->K - t0 : wt;
             double *a = acc + ((size_t)c0 * q->K + t0) * SLOTS;
-            const uint32_t *d = dbw + c0 * dstr;
+            const uint32_t *d = dbw + (c0 - g0) * dstr;
             if (wc == 4)
                 dw_tile(a, d, xb, offk + t0, q, nc, nt, nv, 4, ACCS / 4);
             else if (wc == 3)
@@ -421,12 +446,12 @@ static void dw_block(double *acc, const uint32_t *dbw, const uint32_t *xb, const
     }
 }
 
-/* per channel, the lanes' fp32 sums of d8 over the pixels (two chains, alternating pixels) into
- * the double slots */
-static void bias_block(double *acc, const float *d8, int nv, const dt_bc_plan *q)
+/* per channel g0 <= oc < g1 (d8 holds channel g0 first), the lanes' fp32 sums of d8 over the
+ * pixels (two chains, alternating pixels) into the double slots */
+static void bias_block(double *acc, const float *d8, int nv, const dt_bc_plan *q, int g0, int g1)
 {
-    for (int oc = 0; oc < q->OC; oc++) {
-        const float *d = d8 + (size_t)oc * q->P * DT_W;
+    for (int oc = g0; oc < g1; oc++) {
+        const float *d = d8 + (size_t)(oc - g0) * q->P * DT_W;
         vf a = vf_zero(), b = vf_zero();
         int p = 0;
         for (; p + 2 <= q->P; p += 2) {
@@ -522,6 +547,20 @@ static void dx_block(float *dx8, const uint32_t *dbx, const int32_t *offk, const
 
 /* ---- entry points ---- */
 
+/* Channels per group of a block's output (or output gradient) in lanes, a multiple of step up to
+ * n: about GROUP_BYTES of lanes, so that what the next pass reads is still in L2 (cnn's conv1:
+ * 32 channels of 28 x 28 pixels are 1.6 MB a block, more than a Zen 5 core's 1 MB L2). */
+#ifndef GROUP_BYTES
+#define GROUP_BYTES (192 * 1024)
+#endif
+static int out_group(int n, int step, size_t P)
+{
+    const size_t per = P * DT_W * sizeof(float);
+    int g = (int)(GROUP_BYTES / per) / step * step;
+    g = g < step ? step : g;
+    return g < n ? g : n;
+}
+
 static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
                                const float *weight, const float *bias, int N, float *ws)
 {
@@ -536,6 +575,7 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
     const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
     const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
     memset(x8, 0, plane * sizeof *x8);
+    const int G = out_group(q->OCf, q->fc, P);
     for (int n0 = 0; n0 < N; n0 += DT_W) {
         const int nv = N - n0 < DT_W ? N - n0 : DT_W;
         to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W, (size_t)q->Wp * DT_W,
@@ -545,33 +585,58 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
             pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
         else
             pack_channel_pairs(xb, x8, q->C, HpWp);
-        fwd_block(o8, xb, off, wr, bp, q);
-        if (code) {
-            float *p8 = ws + q->p8;
-            lanes_relu_pool(p8, code + (size_t)n0 * q->OC * PP, o8, q->OC, P, q->OW, q->PH, q->PW);
-            from_lanes(out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, p8, PP * DT_W, 0,
-                       q->OC, 1, q->PP, nv, 0);
-        } else {
-            from_lanes(out + (size_t)n0 * q->OC * P, (size_t)q->OC * P, P, 0, o8, P * DT_W, 0,
-                       q->OC, 1, q->P, nv, 0);
+        /* the output a group of channels at a time: its lanes stay in L2 until written out */
+        for (int g0 = 0; g0 < q->OC; g0 += G) {
+            const int g1 = g0 + G < q->OCf ? g0 + G : q->OCf, m = (g1 < q->OC ? g1 : q->OC) - g0;
+            fwd_block(o8, xb, off, wr, bp, q, g0, g1);
+            if (code) {
+                float *p8 = ws + q->p8;
+                lanes_relu_pool(p8, code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W, o8, m,
+                                P, q->OW, q->PH, q->PW);
+                from_lanes(out + (size_t)n0 * q->OC * PP + (size_t)g0 * PP, (size_t)q->OC * PP, PP,
+                           0, p8, PP * DT_W, 0, m, 1, q->PP, nv, 0);
+            } else {
+                from_lanes(out + (size_t)n0 * q->OC * P + (size_t)g0 * P, (size_t)q->OC * P, P, 0,
+                           o8, P * DT_W, 0, m, 1, q->P, nv, 0);
+            }
         }
     }
 }
 
-/* d8 of the block at n0: dout transposed, or the pooled gradient unpooled by code */
-static void block_dout(float *d8, const float *dout, const int32_t *code, int n0, int nv, float *ws,
-                       const dt_bc_plan *q)
+/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
+ * upper 16 bits, NaN kept */
+static void round_lanes(float *x, size_t n)
 {
-    const int OC = q->OC;
+    for (size_t i = 0; i < n * DT_W; i += DT_W) {
+        vu u;
+        memcpy(&u, x + i, sizeof u);
+        const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
+        u = (nan & u) | (~nan & r);
+        memcpy(x + i, &u, sizeof u);
+    }
+}
+
+/* d8 (channel g0 first) of channels g0 <= oc < g1 of the block at n0: dout transposed, or the
+ * pooled gradient unpooled by code */
+static void block_dout(float *d8, const float *dout, const int32_t *code, int n0, int nv, float *ws,
+                       const dt_bc_plan *q, int g0, int g1)
+{
+    const int OC = q->OC, m = g1 - g0;
     const size_t P = (size_t)q->P, PP = (size_t)q->PP;
     if (code) {
         float *dp8 = ws + q->p8;
-        to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP, (size_t)OC * PP, PP, 0, OC, 1,
-                 q->PP, nv);
-        lanes_unpool(d8, dp8, code + (size_t)n0 * OC * PP, OC, P, q->OW, q->PH, q->PW);
+        to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP + (size_t)g0 * PP, (size_t)OC * PP,
+                 PP, 0, m, 1, q->PP, nv);
+        if (q->round_dout)
+            round_lanes(dp8, (size_t)m * PP);
+        lanes_unpool(d8, dp8, code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W, m, P, q->OW,
+                     q->PH, q->PW);
     } else {
-        to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P, (size_t)OC * P, P, 0, OC, 1, q->P,
-                 nv);
+        to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P + (size_t)g0 * P, (size_t)OC * P, P, 0,
+                 m, 1, q->P, nv);
+        if (q->round_dout)
+            round_lanes(d8, (size_t)m * P);
     }
 }
 
@@ -592,8 +657,9 @@ static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *wei
     pair_offsets((int32_t *)(ws + q->t_off), qt);
     memset(ws + q->t_bias, 0, (size_t)qt->OCf * sizeof *ws);
     /* the packed planes' zero border (pairs of zeros: vbf_pack(0, 0) is 0); dinp_t_pack writes
-     * only their interiors */
-    memset(ws + q->t_xb, 0, (size_t)OC * qt->Hp * qt->Wp * DT_W * sizeof *ws);
+     * only their interiors; channel pairs fill (OC + 1) / 2 planes, tap pairs OC */
+    const size_t planes = qt->tap_pairs ? (size_t)OC : (size_t)(OC + 1) / 2;
+    memset(ws + q->t_xb, 0, planes * qt->Hp * qt->Wp * DT_W * sizeof *ws);
 }
 
 /* xb's interior pixels = the pairs of d8 (OC planes of OH x OW pixels) as the forward packs the
@@ -601,15 +667,15 @@ static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *wei
  * a pixel and the one right of it (0 past the row, the right border being zero). The same pairs
  * as copying d8 into a zero-padded x8 and packing that, without the copy. */
 static void dinp_t_pack(uint32_t *restrict xb, const float *restrict d8, const dt_bc_plan *qt,
-                        const dt_bc_plan *q)
+                        const dt_bc_plan *q, int g0, int g1)
 {
     const vf zero = vf_zero();
     const size_t P = (size_t)q->P;
     const int OW = q->OW, Wp = qt->Wp, pad = qt->pad;
     if (qt->tap_pairs) {
-        for (int oc = 0; oc < q->OC; oc++)
+        for (int oc = g0; oc < g1; oc++)
             for (int oh = 0; oh < q->OH; oh++) {
-                const float *a = d8 + ((size_t)oc * P + (size_t)oh * OW) * DT_W;
+                const float *a = d8 + ((size_t)(oc - g0) * P + (size_t)oh * OW) * DT_W;
                 uint32_t *d = xb + (((size_t)oc * qt->Hp + oh + pad) * Wp + pad) * DT_W;
                 /* the left border's pixel pairs with the row's first: (0, a[0]) */
                 if (pad > 0)
@@ -621,9 +687,10 @@ static void dinp_t_pack(uint32_t *restrict xb, const float *restrict d8, const d
             }
         return;
     }
-    for (int oc = 0; oc < q->OC; oc += 2)
+    for (int oc = g0; oc < g1; oc += 2)
         for (int oh = 0; oh < q->OH; oh++) {
-            const float *a = d8 + ((size_t)oc * P + (size_t)oh * OW) * DT_W, *b = a + P * DT_W;
+            const float *a = d8 + ((size_t)(oc - g0) * P + (size_t)oh * OW) * DT_W,
+                        *b = a + P * DT_W;
             uint32_t *d = xb + (((size_t)oc / 2 * qt->Hp + oh + pad) * Wp + pad) * DT_W;
             for (int w = 0; w < OW; w++)
                 vbf_store(d + (size_t)w * DT_W,
@@ -632,16 +699,75 @@ static void dinp_t_pack(uint32_t *restrict xb, const float *restrict d8, const d
         }
 }
 
-/* dinp (the block's first image) (+)= the forward of qt on the block's d8 */
-static void dinp_t_block(float *dinp, const float *d8, const dt_bc_plan *qt, const dt_bc_plan *q,
-                         float *ws, int nv, int accum)
+/* The fused pool's backward without d8 (OH = 2 PH, OW = 2 PW): for channels g0 <= oc < g1
+ * (dp8 and code hold channel g0 first, dp8 rounded), straight from each window's pooled gradient
+ * and code what pack_pixel_pairs (with bacc: and bias_block's sums), and with xbt dinp_t_pack's
+ * channel pairs (qt not tap pairs, g0 even), would make of lanes_unpool's d8: the same values
+ * (lanes_unpool's (k == pos) & (0 + d)), the same sums in the same order. */
+static void unpool_pairs(uint32_t *restrict dbw, double *bacc, int nv, uint32_t *restrict xbt,
+                         const dt_bc_plan *qt, const float *restrict dp8, const int32_t *code,
+                         const dt_bc_plan *q, int g0, int g1)
+{
+    const vf zero = vf_zero();
+    const int PH = q->PH, PW = q->PW;
+    const size_t PP = (size_t)q->PP, pl = (size_t)q->OH * q->OW2 * DT_W;
+    DT_ASSERT(q->OH == 2 * PH && q->OW == 2 * PW && g0 % 2 == 0);
+    for (int oc = g0; oc < g1; oc += 2) {
+        const int two = oc + 1 < g1, real1 = oc + 1 < q->OC;
+        uint32_t *d0 = dbw + (size_t)(oc - g0) * pl, *d1 = d0 + pl;
+        if (oc >= q->OC) { /* padding channels of the weight-gradient tiles */
+            memset(d0, 0, (two ? 2 : 1) * pl * sizeof *d0);
+            continue;
+        }
+        vf a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+        for (int ph = 0; ph < PH; ph++)
+            for (int r = 0; r < 2; r++) {
+                const int oh = 2 * ph + r;
+                uint32_t *t =
+                    xbt ? xbt + (((size_t)oc / 2 * qt->Hp + oh + qt->pad) * qt->Wp + qt->pad) * DT_W
+                        : NULL;
+                for (int pw = 0; pw < PW; pw++) {
+                    const size_t e0 = ((size_t)(oc - g0) * PP + (size_t)ph * PW + pw) * DT_W;
+                    const size_t e1 = e0 + PP * DT_W;
+                    vi k;
+                    memcpy(&k, code + e0, sizeof k);
+                    const vi v = (vi)(zero + vf_load(dp8 + e0));
+                    const vf lo0 = (vf)((k == 2 * r) & v), hi0 = (vf)((k == 2 * r + 1) & v);
+                    vf lo1 = zero, hi1 = zero;
+                    if (real1) {
+                        memcpy(&k, code + e1, sizeof k);
+                        const vi v1 = (vi)(zero + vf_load(dp8 + e1));
+                        lo1 = (vf)((k == 2 * r) & v1), hi1 = (vf)((k == 2 * r + 1) & v1);
+                    }
+                    const size_t o = ((size_t)oh * PW + pw) * DT_W;
+                    vbf_store(d0 + o, vbf_pack(lo0, hi0));
+                    if (two)
+                        vbf_store(d1 + o, vbf_pack(lo1, hi1));
+                    a0 = a0 + lo0, b0 = b0 + hi0, a1 = a1 + lo1, b1 = b1 + hi1;
+                    if (t) {
+                        vbf_store(t + (size_t)2 * pw * DT_W, vbf_pack(lo0, lo1));
+                        vbf_store(t + (size_t)(2 * pw + 1) * DT_W, vbf_pack(hi0, hi1));
+                    }
+                }
+            }
+        if (bacc) {
+            add_slots(bacc + (size_t)oc * SLOTS, a0 + b0, nv);
+            if (real1)
+                add_slots(bacc + (size_t)(oc + 1) * SLOTS, a1 + b1, nv);
+        }
+    }
+}
+
+/* dinp (the block's first image) (+)= the forward of qt on the block's d8, packed into t_xb by
+ * dinp_t_pack */
+static void dinp_t_block(float *dinp, const dt_bc_plan *qt, const dt_bc_plan *q, float *ws, int nv,
+                         int accum)
 {
     float *o8 = ws + q->t_o8;
-    uint32_t *xb = (uint32_t *)(ws + q->t_xb);
+    const uint32_t *xb = (const uint32_t *)(ws + q->t_xb);
     const size_t HW = (size_t)q->H * q->W;
-    dinp_t_pack(xb, d8, qt, q);
     fwd_block(o8, xb, (const int32_t *)(ws + q->t_off), (const uint32_t *)(ws + q->t_wr),
-              ws + q->t_bias, qt);
+              ws + q->t_bias, qt, 0, qt->OCf);
     from_lanes(dinp, (size_t)q->C * HW, HW, 0, o8, (size_t)qt->P * DT_W, 0, q->C, 1, qt->P, nv,
                accum);
 }
@@ -670,20 +796,49 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
     const size_t HW = (size_t)q->H * q->W;
     const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
     memset(x8, 0, plane * sizeof *x8);
-    memset(d8, 0, (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw) * q->P * DT_W * sizeof *d8);
+    /* dout a group of channels at a time (its lanes, pairs, the dweight tiles and the transposed
+     * input gradient's packing read it while it is in L2); the GEMM form of the input gradient
+     * reads all channels' pairs at once: one group */
+    const int step = q->wc % 2 ? 2 * q->wc : q->wc;
+    const int G = dinp && !tr ? q->OCw : out_group(q->OCw, step, (size_t)q->P);
+    /* dbias in the pixel pairs' pass (the same two chains as bias_block) when rows are even */
+    const int fuse_bias = dbias && q->OW % 2 == 0;
+    /* the fused pool's gradient packed straight from the pooled one, without d8 */
+    const int direct = code && q->OH == 2 * q->PH && q->OW == 2 * q->PW && (!dinp || tr) &&
+                       !(tr && qt.tap_pairs) && G % 2 == 0;
+    if (!direct) /* lanes_unpool writes only the pool windows: d8's other pixels stay 0 */
+        memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
     for (int n0 = 0; n0 < N; n0 += DT_W) {
         const int nv = N - n0 < DT_W ? N - n0 : DT_W;
         const int slot = n0 % SLOTS;
         to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, inp + (size_t)n0 * q->C * HW,
                  (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
-        block_dout(d8, dout, code, n0, nv, ws, q);
-        if (dbias)
-            bias_block(bacc + slot, d8, nv, q);
         pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
-        pack_pixel_pairs(db, d8, q);
-        dw_block(acc + slot, db, xb, offk, nv, q);
+        for (int g0 = 0; g0 < q->OCw; g0 += G) {
+            const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
+            if (direct) {
+                float *dp8 = ws + q->p8;
+                const size_t PP = (size_t)q->PP;
+                to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP + (size_t)g0 * PP,
+                         (size_t)OC * PP, PP, 0, g1c - g0, 1, q->PP, nv);
+                if (q->round_dout)
+                    round_lanes(dp8, (size_t)(g1c - g0) * PP);
+                unpool_pairs(db, dbias ? bacc + slot : NULL, nv,
+                             tr ? (uint32_t *)(ws + q->t_xb) : NULL, &qt, dp8,
+                             code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W, q, g0, g1);
+                dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
+                continue;
+            }
+            block_dout(d8, dout, code, n0, nv, ws, q, g0, g1c);
+            if (dbias && !fuse_bias)
+                bias_block(bacc + slot, d8, nv, q, g0, g1c);
+            pack_pixel_pairs(db, d8, q, g0, g1, fuse_bias ? bacc + slot : NULL, nv);
+            dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
+            if (tr)
+                dinp_t_pack((uint32_t *)(ws + q->t_xb), d8, &qt, q, g0, g1c);
+        }
         if (tr) {
-            dinp_t_block(dinp + (size_t)n0 * q->C * HW, d8, &qt, q, ws, nv, accum);
+            dinp_t_block(dinp + (size_t)n0 * q->C * HW, &qt, q, ws, nv, accum);
         } else if (dinp) {
             pack_channel_pairs_d(db, d8, q);
             memset(dx8, 0, plane * sizeof *dx8);

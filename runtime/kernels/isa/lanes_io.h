@@ -89,6 +89,80 @@ DT_KINL void tr_block(vf r[DT_W])
 #endif
 }
 
+/* the lanes address of each of W consecutive elements (c, r, k) of an image (C x R x cols,
+ * contiguous), from element (*c, *r, *k) on; advances (c, r, k) past them */
+DT_KINL void flat_addrs(size_t *a, int *c, int *r, int *k, size_t lcs, size_t lrs, int R, int cols)
+{
+    for (int j = 0; j < DT_W; j++) {
+        a[j] = (size_t)*c * lcs + (size_t)*r * lrs + (size_t)*k * DT_W;
+        if (++*k == cols) {
+            *k = 0;
+            if (++*r == R)
+                *r = 0, ++*c;
+        }
+    }
+}
+
+/* to_lanes of a full block whose images are contiguous (srs = cols, scs = R cols) and rows not a
+ * multiple of W long (cnn's 14 x 14 and 7 x 7 planes): W x W transposes over W consecutive
+ * elements of the flattened image, whatever rows they span, the last few element by element */
+static inline void to_lanes_flat(float *restrict l, size_t lcs, size_t lrs,
+                                 const float *restrict src, size_t simg, int C, int R, int cols)
+{
+    const size_t E = (size_t)C * R * cols;
+    int c = 0, r = 0, k = 0;
+    size_t e = 0, a[DT_W];
+    for (; e + DT_W <= E; e += DT_W) {
+        vf v[DT_W];
+        for (int i = 0; i < DT_W; i++)
+            v[i] = vf_load(src + i * simg + e);
+        tr_block(v);
+        flat_addrs(a, &c, &r, &k, lcs, lrs, R, cols);
+        for (int j = 0; j < DT_W; j++)
+            vf_store(l + a[j], v[j]);
+    }
+    for (; e < E; e++) {
+        float *d = l + (size_t)c * lcs + (size_t)r * lrs + (size_t)k * DT_W;
+        for (int i = 0; i < DT_W; i++)
+            d[i] = src[i * simg + e];
+        if (++k == cols) {
+            k = 0;
+            if (++r == R)
+                r = 0, ++c;
+        }
+    }
+}
+
+/* from_lanes of a full block into contiguous images, as to_lanes_flat */
+static inline void from_lanes_flat(float *restrict dst, size_t simg, const float *restrict l,
+                                   size_t lcs, size_t lrs, int C, int R, int cols, int accum)
+{
+    const size_t E = (size_t)C * R * cols;
+    int c = 0, r = 0, k = 0;
+    size_t e = 0, a[DT_W];
+    for (; e + DT_W <= E; e += DT_W) {
+        vf v[DT_W];
+        flat_addrs(a, &c, &r, &k, lcs, lrs, R, cols);
+        for (int j = 0; j < DT_W; j++)
+            v[j] = vf_load(l + a[j]);
+        tr_block(v);
+        for (int i = 0; i < DT_W; i++) {
+            float *o = dst + i * simg + e;
+            vf_store(o, accum ? vf_load(o) + v[i] : v[i]);
+        }
+    }
+    for (; e < E; e++) {
+        const float *s = l + (size_t)c * lcs + (size_t)r * lrs + (size_t)k * DT_W;
+        for (int i = 0; i < DT_W; i++)
+            dst[i * simg + e] = accum ? dst[i * simg + e] + s[i] : s[i];
+        if (++k == cols) {
+            k = 0;
+            if (++r == R)
+                r = 0, ++c;
+        }
+    }
+}
+
 /* Images -> lanes: l[c*lcs + r*lrs + k*W + i] = src[i*simg + c*scs + r*srs + k] for c < C,
  * r < R, k < cols, lanes i < nv (lanes nv..W-1 get 0): squares of W columns of a full block
  * through W x W register transposes, the rest (a row's last columns, a partial block) element by
@@ -96,6 +170,11 @@ DT_KINL void tr_block(vf r[DT_W])
 static inline void to_lanes(float *restrict l, size_t lcs, size_t lrs, const float *restrict src,
                             size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
 {
+    if (nv == DT_W && cols % DT_W != 0 && (R == 1 || srs == (size_t)cols) &&
+        scs == (size_t)R * cols) {
+        to_lanes_flat(l, lcs, lrs, src, simg, C, R, cols);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int r = 0; r < R; r++) {
             float *d = l + c * lcs + r * lrs;
@@ -122,6 +201,11 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
                               const float *restrict l, size_t lcs, size_t lrs, int C, int R,
                               int cols, int nv, int accum)
 {
+    if (nv == DT_W && cols % DT_W != 0 && (R == 1 || srs == (size_t)cols) &&
+        scs == (size_t)R * cols) {
+        from_lanes_flat(dst, simg, l, lcs, lrs, C, R, cols, accum);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int r = 0; r < R; r++) {
             const float *s = l + c * lcs + r * lrs;
