@@ -92,9 +92,6 @@ typedef struct dt_layer_ops {
      * fused group's last layer's) to bf16 itself, bitwise as net.c's pass before it would (which
      * net.c then skips); NULL or 0: it reads it rounded. */
     int (*rounds_dout)(const dt_layer *l, const dt_net *net, int N);
-    /* Low precision: 1 when the kernel that first reads its dout rounds each range just before
-     * reading it (kernels/act_post.h's dt_act_pre, armed by net.c): one pass over memory less. */
-    int dout_pre;
 } dt_layer_ops;
 enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 
@@ -128,7 +125,6 @@ typedef struct dt_net_opts {
     int no_fusion;       /* 1: no graph passes (layers/registry.h: conv -> relu -> maxpool) */
     int no_grad_sharing; /* 1: every activation gradient gets memory of its own */
     int no_bf16_store;   /* 1: bf16 keeps float32 activations in the arena (no net_act.h) */
-    int no_dout_pre;     /* 1: 16-bit douts rounded in a pass of their own (no dt_act_pre) */
 } dt_net_opts;
 
 struct dt_net {

@@ -11,9 +11,7 @@
 
 #include "common.h"
 #include "ini.h"
-#include "kernels/act_post.h"
 #include "kernels/bf16.h"
-#include "kernels/elem.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "layers/registry.h"
@@ -607,8 +605,6 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
                 dt_round_to(net->lowp, (float *)dt_layer_in2(net, l), (size_t)N * n2);
             }
         }
-        if (net->act)
-            dt_net_act_arm(net, i, N);
         l->ops->forward(l, net, N, train);
         if (net->act)
             dt_net_act_made(net, i, N);
@@ -648,22 +644,13 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
         dt_layer *l = &net->layers[i];
         /* the gradient a layer receives is 16-bit (a fused layer's too: the conv that does its
          * work reads it), rounded here unless the reader's kernels round it as they read it */
-        const long nd = (long)N * (long)l->out_size;
-        const int pre = net->lowp && l->dout && !l->ops->alias && !l->fused && l->ops->dout_pre &&
-                        !net->opts.no_dout_pre;
-        if (pre) /* rounded by the kernel that first reads it, a range at a time */
-            dt_act_pre_arm(l->dout, nd,
-                           net->lowp == DT_FP16 ? dt_kern_get()->elem->round_fp16
-                                                : dt_kern_get()->elem->round_bf16);
-        else if (net->lowp && l->dout && !l->ops->alias && !reader_rounds(net, i, N))
-            dt_round_to(net->lowp, l->dout, (size_t)nd);
+        if (net->lowp && l->dout && !l->ops->alias && !reader_rounds(net, i, N))
+            dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
         const double tl0 = dt_tl_on ? dt_now() : 0.0;
         if (net->act && !l->fused) /* bf16: its activations back from their bf16 copies */
             dt_net_act_fetch(net, i, N);
         if (!l->fused)
             l->ops->backward(l, net, N);
-        if (pre) /* every value rounded, or none read (no gradient to pass on): asserted */
-            dt_act_pre_disarm();
         if (dt_tl_on && !l->fused)
             dt_tl_span("backward", l->name, DT_TL_MAIN, tl0, dt_now(), -1);
         if (net->ctx->grad_ready && l->nparam > 0)

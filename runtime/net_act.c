@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "common.h"
-#include "kernels/act_post.h"
 #include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/tpool.h"
@@ -23,17 +22,7 @@ struct dt_net_act {
     size_t *slot_off; /* per slot: offset in slots */
     int *holder;      /* per slot: the layer whose values it holds now, -1: none */
     float **out32;    /* per layer: l->out in the float32 arena (restored by _free) */
-    int armed;        /* the layer whose output the kernels' epilogue stores, -1: none */
-    int stream;       /* the copies written with non-temporal stores (STREAM_BYTES) */
-    long passes;      /* activations stored in a pass (not by the kernels' epilogue), ever */
 };
-
-/* Copies of one step larger than this are written with non-temporal stores (act_stream): the
- * backward reads them long after they have left the caches (resnet20 at batch 128: 165 MiB),
- * and a store that misses would first read its line. Smaller ones (cnn's 2.5 MiB) are read back
- * from L2 or L3: there plain stores win (cnn bf16 1.06-1.18x -> 0.99-1.10x of the pass when
- * streamed, Zen 5). 16 MiB: half the L3 of a Zen 4/5 CCD, more than any core's L2. */
-#define STREAM_BYTES (16u << 20)
 
 /* the most stored activations one layer (with its fused group) touches: 3 per layer */
 enum { TOUCH_MAX = 12 };
@@ -141,7 +130,6 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
     A->slot_off = dt_xcalloc((size_t)n + 1, sizeof *A->slot_off);
     A->holder = dt_xmalloc((size_t)n + 1, sizeof *A->holder);
     A->out32 = dt_xmalloc((size_t)n + 1, sizeof *A->out32);
-    A->armed = -1;
     intervals(net, lo, hi);
     for (int i = 0; i < n; i++) {
         A->out32[i] = net->layers[i].out;
@@ -159,7 +147,6 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
     }
     /* written now (zeroed), so that the first step does not pay their page faults */
     A->h = dt_xcalloc(A->nh ? A->nh : 1, sizeof *A->h);
-    A->stream = A->nh * sizeof *A->h > STREAM_BYTES;
     A->slots = dt_xcalloc(A->nslot ? A->nslot : 1, sizeof *A->slots);
     for (int i = 0; i < n; i++) {
         dt_layer *l = &net->layers[i];
@@ -188,7 +175,6 @@ void dt_net_act_free(dt_net *net)
 typedef struct {
     float *x;
     uint16_t *h;
-    int stream;
 } conv_job;
 
 /* the bf16 family's loops (kernels/bf16.h) over the pool: elementwise, any split gives the same
@@ -196,8 +182,7 @@ typedef struct {
 static void store_range(void *arg, long lo, long hi)
 {
     const conv_job *j = arg;
-    const struct dt_kbf16 *k = dt_kern_get()->bf16;
-    (j->stream ? k->act_stream : k->act_store)(j->x + lo, j->h + lo, (size_t)(hi - lo));
+    dt_kern_get()->bf16->act_store(j->x + lo, j->h + lo, (size_t)(hi - lo));
 }
 
 static void load_range(void *arg, long lo, long hi)
@@ -206,36 +191,16 @@ static void load_range(void *arg, long lo, long hi)
     dt_kern_get()->bf16->act_load(j->x + lo, j->h + lo, (size_t)(hi - lo));
 }
 
-void dt_net_act_arm(dt_net *net, int i, int N)
-{
-    struct dt_net_act *A = net->act;
-    A->armed = -1;
-    for (int k = i; k < net->nlayers && (k == i || net->layers[k].fused); k++)
-        if (A->slot[k] >= 0) {
-            dt_act_post_arm(
-                net->layers[k].out, A->h + A->h_off[k], (long)N * (long)net->layers[k].out_size,
-                A->stream ? dt_kern_get()->bf16->act_stream : dt_kern_get()->bf16->act_store);
-            A->armed = k;
-            return;
-        }
-}
-
 void dt_net_act_made(dt_net *net, int i, int N)
 {
     struct dt_net_act *A = net->act;
     for (int k = i; k < net->nlayers && (k == i || net->layers[k].fused); k++) {
         if (A->slot[k] < 0)
             continue;
-        const long n = (long)N * (long)net->layers[k].out_size;
-        /* stored by the kernels as they wrote it, or here in a pass (act_post.h) */
-        if (k != A->armed || dt_act_post_disarm() != n) {
-            A->passes += 1;
-            conv_job j = {net->layers[k].out, A->h + A->h_off[k], A->stream};
-            dt_tpool_for(n, 1L << 14, 16, store_range, &j);
-        }
+        conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
+        dt_tpool_for((long)N * (long)net->layers[k].out_size, 1L << 14, 16, store_range, &j);
         A->holder[A->slot[k]] = k;
     }
-    A->armed = -1;
 }
 
 /* What the backward of layer i (not fused) reads: what its kind says (dt_layer_ops.bwd_reads),
@@ -265,7 +230,7 @@ void dt_net_act_fetch(dt_net *net, int i, int N)
         const int k = a[t], s = A->slot[k];
         if (A->holder[s] == k)
             continue;
-        conv_job j = {net->layers[k].out, A->h + A->h_off[k], 0};
+        conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
         dt_tpool_for((long)N * (long)net->layers[k].out_size, 1L << 14, 16, load_range, &j);
         A->holder[s] = k;
     }
@@ -286,5 +251,3 @@ void dt_net_act_check(const dt_net *net, int i)
 size_t dt_net_act_slot_floats(const dt_net *net) { return net->act ? net->act->nslot : 0; }
 
 size_t dt_net_act_bf16_values(const dt_net *net) { return net->act ? net->act->nh : 0; }
-
-long dt_net_act_passes(const dt_net *net) { return net->act ? net->act->passes : 0; }

@@ -14,8 +14,7 @@
  *     activation is made in its slot and stays there until its last consumer has run, and in a
  *     backward its last consumer is the first to need it again.
  * The layers see float32 as before: l->out points into the activation's slot. After a layer's
- * forward, what it made is rounded to bf16 in place and its bf16 copy kept: by the kernels that
- * wrote it, as their epilogue (kernels/act_post.h), else by dt_net_act_made in a pass; before a
+ * forward, dt_net_act_made rounds what it made to bf16 in place and keeps the bf16 copy; before a
  * layer's backward, dt_net_act_fetch widens the bf16 copy of each activation it touches back into
  * the slot when another activation has used the slot since. Widening a rounded value is exact, so
  * the layers read the very bits they read with one float32 buffer per activation: training is
@@ -37,11 +36,8 @@
 struct dt_net_act *dt_net_act_new(dt_net *net);
 /* Points the layers back at the float32 arena and frees the storage. NULL: a no-op. */
 void dt_net_act_free(dt_net *net);
-/* Before the forward of layer i (not fused): arms the kernels' epilogue (kernels/act_post.h)
- * with the activation it makes (its output, or its fused group's) for N samples. */
-void dt_net_act_arm(dt_net *net, int i, int N);
-/* After the forward of layer i (not fused): rounds the activations it made to bf16 in place and
- * stores their bf16 copies, unless the epilogue stored all of one already. */
+/* After the forward of layer i (not fused): rounds the activations it made (its output, or its
+ * fused group's) for N samples to bf16 in place and stores their bf16 copies. */
 void dt_net_act_made(dt_net *net, int i, int N);
 /* Before the backward of layer i (not fused): brings every activation its backward reads (what
  * its kind's bwd_reads says, else all it touches) back into its slot (from the bf16 copy) when
@@ -60,8 +56,5 @@ int dt_first_fit(int n, const size_t *size, const int *lo, const int *hi, int *s
 /* Floats of the float32 slots, and bf16 values stored (for messages and tests). */
 size_t dt_net_act_slot_floats(const dt_net *net);
 size_t dt_net_act_bf16_values(const dt_net *net);
-/* How many times an activation was stored in a pass of its own, not by the epilogue of the
- * kernels that made it (kernels/act_post.h), since the storage was made: the tests' view. */
-long dt_net_act_passes(const dt_net *net);
 
 #endif

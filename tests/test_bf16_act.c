@@ -6,9 +6,7 @@
  * best this CPU runs and the 16-lane AVX2 build for the others, resnet20 on the best only, to
  * keep the test short): logits, every parameter gradient, over
  * two training steps (a forward at another batch size between them: an evaluation), threads 1
- * and 2; the bf16 net rounds its 16-bit douts as its kernels read them (act_post.h's prologue),
- * the float32 one in net.c's passes, and only the linear layers' and pools' outputs are stored
- * in a pass of their own (the rest by the epilogue of the kernels that wrote them). And it keeps less: the slots plus the bf16 copies under 60 % of the float32 outputs for
+ * and 2. And it keeps less: the slots plus the bf16 copies under 60 % of the float32 outputs for
  * resnet20 (its peak RSS goal, issue 12: bf16 <= 0.7 x fp32).
  */
 #include <stdio.h>
@@ -66,8 +64,7 @@ static int compare(dt_net *a, dt_net *b, int N, const char *what)
 
 /* every ISA this CPU runs (all_isas 1), the best one and the 16-lane AVX2 build (0), or the best
  * one only (-1: resnet20, whose emulated convolutions take minutes) */
-static void test_model(const char *model, int c, int h, int w, int N, int no_fusion, int all_isas,
-                       int passes)
+static void test_model(const char *model, int c, int h, int w, int N, int no_fusion, int all_isas)
 {
     const dt_isa best = dt_isa_best();
     for (int isa = 0; isa < DT_ISA_COUNT; isa++) {
@@ -80,10 +77,9 @@ static void test_model(const char *model, int c, int h, int w, int N, int no_fus
             dt_net *a = NULL, *b = NULL;
             DT_ASSERT(dt_net_build_opts(&a, model, N, c, h, w,
                                         &(dt_net_opts){.no_fusion = no_fusion}) == 0);
-            DT_ASSERT(dt_net_build_opts(&b, model, N, c, h, w,
-                                        &(dt_net_opts){.no_fusion = no_fusion,
-                                                       .no_bf16_store = 1,
-                                                       .no_dout_pre = 1}) == 0);
+            DT_ASSERT(
+                dt_net_build_opts(&b, model, N, c, h, w,
+                                  &(dt_net_opts){.no_fusion = no_fusion, .no_bf16_store = 1}) == 0);
             dt_net_init(a, 5);
             dt_net_init(b, 5);
             dt_net_set_precision(a, DT_BF16);
@@ -93,11 +89,6 @@ static void test_model(const char *model, int c, int h, int w, int N, int no_fus
             snprintf(what, sizeof what, "%s%s %s threads %d", model,
                      no_fusion ? " (no fusion)" : "", dt_isa_name((dt_isa)isa), threads);
             CHECK(compare(a, b, N, what) == 0);
-            /* the kernels' epilogue stored all but the linear layers' and the pools' outputs
-             * (act_post.h): 2 forwards a step, 2 steps, at most `passes` such layers */
-            CHECK(dt_net_act_passes(a) <= 4L * passes);
-            if (dt_net_act_passes(a) > 4L * passes)
-                fprintf(stderr, "  %s: %ld passes\n", what, dt_net_act_passes(a));
             /* back to float32 and to bf16: the arena pointers come back, the storage again */
             dt_net_set_precision(a, DT_FP32);
             CHECK(dt_net_act_bf16_values(a) == 0);
@@ -133,11 +124,11 @@ static void test_memory(void)
 
 int main(void)
 {
-    test_model("mlp", 1, 28, 28, 11, 0, 1, 3);
-    test_model("lenet5", 1, 28, 28, 19, 0, 1, 4); /* 3 linear, a pool where not fused (generic) */
-    test_model("lenet5", 1, 28, 28, 19, 1, 0, 5);
-    test_model("cnn", 1, 28, 28, 19, 0, 0, 2);
-    test_model("resnet20", 3, 32, 32, 5, 0, -1, 2);
+    test_model("mlp", 1, 28, 28, 11, 0, 1);
+    test_model("lenet5", 1, 28, 28, 19, 0, 1);
+    test_model("lenet5", 1, 28, 28, 19, 1, 0);
+    test_model("cnn", 1, 28, 28, 19, 0, 0);
+    test_model("resnet20", 3, 32, 32, 5, 0, -1);
     test_memory();
     return check_finish("test_bf16_act");
 }

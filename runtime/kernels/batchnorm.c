@@ -22,7 +22,6 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "kernels/act_post.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
 #include "kernels/tpool.h"
@@ -127,16 +126,12 @@ static void img_part(void *arg, long n0, long n1)
         double *ps = img_sum + (size_t)n * C, *pss = img_sum + NC + (size_t)n * C;
         switch (j->kind) {
         case BN_STATS: k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C); break;
-        case BN_DOTS: /* the first read of dout: rounded here in 16-bit training (act_post.h) */
-            dt_act_pre(j->dout + off, (long)img);
-            k->bn_dots(ps, pss, j->dout + off, j->inp + off, 1, C, HW, 0, C);
-            break;
+        case BN_DOTS: k->bn_dots(ps, pss, j->dout + off, j->inp + off, 1, C, HW, 0, C); break;
         case BN_TRAIN:
         case BN_EVAL:
             for (int c = 0; c < C; c++)
                 k->bn_affine(j->out + off, j->inp + off, 1, C, HW, c, chan_k[c], chan_k[C + c],
                              chan_k[2 * C + c]);
-            dt_act_post(j->out + off, (long)img); /* bf16: stored while in cache (act_post.h) */
             break;
         default:
             for (int c = 0; c < C; c++)
@@ -265,8 +260,6 @@ static void bn_channels(const bn_job *j, int c0, int c1)
     switch (j->kind) {
     case BN_STATS: k->bn_sums(j->sum, j->sumsq, j->inp, j->N, j->C, j->HW, c0, c1); break;
     case BN_DOTS:
-        for (int n = 0; n < j->N; n++) /* the first read of dout (act_post.h) */
-            dt_act_pre(j->dout + ((size_t)n * j->C + (size_t)c0) * j->HW, (long)(c1 - c0) * j->HW);
         k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->N, j->C, j->HW, c0, c1);
         for (int c = c0; c < c1; c++) {
             /* sum dy * (x - mean) * invstd = (sum dy * x - mean * sum dy) * invstd */
@@ -285,9 +278,6 @@ static void bn_channels(const bn_job *j, int c0, int c1)
         break;
     default: bn_back_channels(j, c0, c1); break;
     }
-    if (j->kind == BN_TRAIN || j->kind == BN_EVAL) /* bf16 storage (act_post.h) */
-        for (int n = 0; n < j->N; n++)
-            dt_act_post(j->out + ((size_t)n * j->C + (size_t)c0) * j->HW, (long)(c1 - c0) * j->HW);
 }
 
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,

@@ -36,9 +36,6 @@ struct dt_kbf16 {
      * into x (exact). Plain integer loops the compiler vectorizes at the ISA's width: the same
      * bits on every ISA. */
     void (*act_store)(float *x, uint16_t *h, size_t n);
-    /* act_store's values, h written with non-temporal stores where the ISA has them (x86): for
-     * copies too big to stay in the caches until the backward reads them */
-    void (*act_stream)(float *x, uint16_t *h, size_t n);
     void (*act_load)(float *x, const uint16_t *h, size_t n);
 };
 

@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "kernels/act_post.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
 #include "kernels/tpool.h"
@@ -69,13 +68,11 @@ static void add_part(void *arg, long lo, long hi)
 {
     const elem_job *j = arg;
     dt_kern_get()->elem->add_forward(j->out + lo, j->a + lo, j->b + lo, hi - lo);
-    dt_act_post(j->out + lo, hi - lo);
 }
 
 static void add_back_part(void *arg, long lo, long hi)
 {
     const elem_job *j = arg;
-    dt_act_pre(j->a + lo, hi - lo); /* 16-bit training: dout rounded as it is first read */
     dt_kern_get()->elem->add_backward(j->out + lo, j->a + lo, hi - lo, j->accum);
 }
 

@@ -4,7 +4,6 @@
  */
 #include "common.h"
 #include "kernels.h"
-#include "kernels/act_post.h"
 #include "kernels/elem.h"
 #include "kernels/isa.h"
 #include "kernels/tpool.h"
@@ -22,13 +21,11 @@ static void fwd_part(void *arg, long lo, long hi)
 {
     const relu_job *j = arg;
     dt_kern_get()->elem->relu_forward(j->out + lo, j->a + lo, hi - lo);
-    dt_act_post(j->out + lo, hi - lo);
 }
 
 static void bwd_part(void *arg, long lo, long hi)
 {
     const relu_job *j = arg;
-    dt_act_pre(j->a + lo, hi - lo); /* 16-bit training: dout rounded as it is read */
     dt_kern_get()->elem->relu_backward(j->out + lo, j->a + lo, j->b + lo, hi - lo, j->accum);
 }
 

@@ -48,6 +48,5 @@ const dt_layer_ops dt_add_ops = {
     .forward = add_forward,
     .backward = add_backward,
     .two_inputs = 1,
-    .dout_pre = 1,
     .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

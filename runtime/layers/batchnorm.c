@@ -186,5 +186,4 @@ const dt_layer_ops dt_batchnorm_ops = {
     .free = bn_free,
     .refresh = bn_refresh,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */
-    .dout_pre = 1,
 };

@@ -28,5 +28,4 @@ const dt_layer_ops dt_relu_ops = {
     .forward = relu_forward,
     .backward = relu_backward,
     .bwd_reads = DT_BWD_OUT, /* runtime/net_act.h */
-    .dout_pre = 1,
 };

@@ -286,7 +286,7 @@ static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
     }
 }
 
-DT_KINL void store_plain(float *restrict x, uint16_t *restrict h, size_t n)
+static void act_store(float *restrict x, uint16_t *restrict h, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
@@ -298,40 +298,6 @@ DT_KINL void store_plain(float *restrict x, uint16_t *restrict h, size_t n)
         memcpy(x + i, &v, sizeof v);
         h[i] = (uint16_t)((v >> 16) | (nan & 0x40u));
     }
-}
-
-static void act_store(float *restrict x, uint16_t *restrict h, size_t n) { store_plain(x, h, n); }
-
-/* act_store with the bf16 copy written 64 bytes at a time with non-temporal stores on x86: they
- * do not read its lines first (a store that misses reads the line for ownership), for copies the
- * backward reads long after they have left the caches (net_act.c). The same values. */
-static void act_stream(float *restrict x, uint16_t *restrict h, size_t n)
-{
-#if defined(__AVX2__)
-    enum { B = 64 / sizeof(uint16_t) };
-    const size_t head = ((64 - ((uintptr_t)h & 63)) & 63) / sizeof(uint16_t);
-    if ((uintptr_t)h % sizeof(uint16_t) || n < head + B) {
-        store_plain(x, h, n);
-        return;
-    }
-    store_plain(x, h, head);
-    size_t i = head;
-    for (; i + B <= n; i += B) {
-        uint16_t hb[B] __attribute__((aligned(64)));
-        store_plain(x + i, hb, B);
-#if defined(__AVX512F__)
-        _mm512_stream_si512((void *)(h + i), _mm512_load_si512((const void *)hb));
-#else
-        _mm256_stream_si256((__m256i *)(void *)(h + i), _mm256_load_si256((const __m256i *)hb));
-        _mm256_stream_si256((__m256i *)(void *)(h + i + B / 2),
-                            _mm256_load_si256((const __m256i *)(hb + B / 2)));
-#endif
-    }
-    store_plain(x + i, h + i, n - i);
-    _mm_sfence(); /* the stores are weakly ordered: visible before the pool's join */
-#else
-    store_plain(x, h, n);
-#endif
 }
 
 static void act_load(float *restrict x, const uint16_t *restrict h, size_t n)
@@ -349,6 +315,5 @@ const struct dt_kbf16 DT_KFN(dt_kbf16) = {
     .gemm = gemm,
     .prepare = prepare,
     .act_store = act_store,
-    .act_stream = act_stream,
     .act_load = act_load,
 };

@@ -33,7 +33,6 @@
 #include "bf16_vec.h"
 
 #include "common.h"
-#include "kernels/act_post.h"
 #include "kernels/bf16.h"
 #include "kernels/bf16_conv.h"
 #include "kernels/isa/lanes_io.h"
@@ -600,10 +599,6 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                 from_lanes(out + (size_t)n0 * q->OC * P + (size_t)g0 * P, (size_t)q->OC * P, P, 0,
                            o8, P * DT_W, 0, m, 1, q->P, nv, 0);
             }
-            /* bf16 activation storage while the group is in cache (kernels/act_post.h) */
-            const size_t op = code ? PP : P;
-            for (int n = 0; n < nv; n++)
-                dt_act_post(out + ((size_t)(n0 + n) * q->OC + (size_t)g0) * op, (long)(m * op));
         }
     }
 }
