@@ -230,7 +230,7 @@ static void test_bn_sums(const dt_kern *k, const float *x, const float *dy, int 
         if (pass == 0)
             k->elem->bn_sums(s, s2, x, BN_N, BN_C, HW, 0, BN_C);
         else
-            k->elem->bn_dots(s, s2, dy, x, BN_N, BN_C, HW, 0, BN_C);
+            k->elem->bn_dots(s, s2, dy, x, NULL, BN_N, BN_C, HW, 0, BN_C);
         const float *a = pass == 0 ? x : dy, *b = pass == 0 ? NULL : x;
         for (int c = 0; c < BN_C; c++) {
             double plain = 0.0, plain2 = 0.0;
@@ -276,12 +276,52 @@ static void test_bn(const dt_kern *k, int HW)
                 }
             }
         if (accum == 2)
-            k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b);
+            k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 0);
         else
-            k->elem->bn_backward(out, dy, x, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
+            k->elem->bn_backward(out, dy, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
         check_same(out, ref, total * 4, accum == 2 ? "bn_affine" : "bn_backward", k, HW);
     }
     free(x), free(dy), free(out), free(ref);
+}
+
+/* BatchNorm with a fused ReLU (kernels/elem.h): bitwise BatchNorm's kernels composed with the
+ * same ISA's relu_forward / relu_backward, ReLU outputs with zeros, -0, negatives and NaN */
+static void test_bn_relu(const dt_kern *k, int HW)
+{
+    const size_t total = (size_t)BN_N * BN_C * HW;
+    float *x = dt_xmalloc(total, 4), *dy = dt_xmalloc(total, 4), *ro = dt_xmalloc(total, 4);
+    float *gm = dt_xmalloc(total, 4), *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
+    fill(x, (long)total, 0);
+    fill(dy, (long)total, 0);
+    fill(ro, (long)total, 0);
+    for (size_t i = 0; i < total; i += 7)
+        ro[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : NAN;
+    k->elem->relu_backward(gm, dy, ro, (long)total, 0); /* the unfused layers' BatchNorm dout */
+    double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
+    k->elem->bn_dots(s, s2, dy, x, ro, BN_N, BN_C, HW, 0, BN_C);
+    k->elem->bn_dots(rs, rs2, gm, x, NULL, BN_N, BN_C, HW, 0, BN_C);
+    check_same(s, rs, sizeof s, "bn_dots (relu)", k, HW);
+    check_same(s2, rs2, sizeof s2, "bn_dots (relu, products)", k, HW);
+    const float mean = 0.25f, a = 1.5f, b = -0.125f, kk = 0.75f, mdy = 0.0625f, slope = 0.3f;
+    for (int c = 0; c < BN_C; c += BN_C - 1) {
+        for (int accum = 0; accum < 2; accum++) {
+            memcpy(out, dy, total * 4);
+            memcpy(ref, dy, total * 4);
+            k->elem->bn_backward(out, dy, x, ro, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
+            k->elem->bn_backward(ref, gm, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
+            check_same(out, ref, total * 4, "bn_backward (relu)", k, HW);
+        }
+        memcpy(out, dy, total * 4);
+        memcpy(ref, dy, total * 4);
+        k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 1);
+        k->elem->bn_affine(ref, x, BN_N, BN_C, HW, c, mean, a, b, 0);
+        k->elem->relu_forward(ref, ref, (long)total);
+        for (size_t i = 0; i < total; i++) /* the planes bn_affine does not write */
+            if ((i / HW) % BN_C != (size_t)c)
+                ref[i] = out[i] = dy[i];
+        check_same(out, ref, total * 4, "bn_affine (relu)", k, HW);
+    }
+    free(x), free(dy), free(ro), free(gm), free(out), free(ref);
 }
 
 /* ---- optimizers: references in the order of optim.c's torch formulas ---- */
@@ -451,7 +491,7 @@ static void test_across(void)
             continue;
         memcpy(out, x, sizeof out);
         k->elem->round_fp16(out, MAXLEN);
-        k->elem->bn_affine(out, out, 1, 1, MAXLEN, 0, 0.5f, 1.25f, -3.0f);
+        k->elem->bn_affine(out, out, 1, 1, MAXLEN, 0, 0.5f, 1.25f, -3.0f, 0);
         k->elem->relu_forward(out, out, MAXLEN);
         if (!first) {
             first = k;
@@ -515,6 +555,7 @@ int main(void)
             if (lens[l] > 0) {
                 test_gap(k, (int)lens[l]);
                 test_bn(k, (int)lens[l]);
+                test_bn_relu(k, (int)lens[l]);
             }
         }
     }

@@ -652,11 +652,11 @@ static void bn_train_step(float *out, float *dx, float *dw, float *db, float *me
     double *s = dt_xmalloc((size_t)C * 4, sizeof *s);
     dt_bn_stats(s, s + C, x, N, C, HW);
     dt_bn_forward_train(out, mean, invstd, rm, rv, x, w, b, s, s + C, (double)N * HW, N, C, HW, eps,
-                        momentum);
+                        momentum, 0);
     if (dy) {
-        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL);
         dt_bn_backward(dx, dw, db, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, (double)N * HW, N, C, HW, accum);
+                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL);
     }
     free(s);
 }
@@ -746,7 +746,7 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     CHECK_TENSOR_CLOSE(junk, out, n, 0.0, 0.0);
 
     /* eval: running statistics, and the backward through it (frozen statistics) */
-    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps);
+    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] =
@@ -758,9 +758,9 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     float *eval_invstd = falloc(C);
     for (int k = 0; k < C; k++)
         eval_invstd[k] = (float)(1.0 / sqrt((double)rv0[k] + eps));
-    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW);
+    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL);
     dt_bn_backward(dx2, dw2, db2, dy, x, rm0, eval_invstd, wa, ls, ls + C, zeros, zeros + C, M, N,
-                   C, HW, 0);
+                   C, HW, 0, NULL);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] = dy[i] * eval_invstd[k] * (affine ? w[k] : 1.0f);
@@ -812,17 +812,18 @@ static void test_bn_sync(int N, int N1, int C, int HW)
     for (int r = 0; r < 2; r++)
         dt_bn_forward_train(out_p + off[r], mean_p + r * C, invstd_p + r * C, rm_p + r * C,
                             rv_p + r * C, x + off[r], w, b, glob, glob + C, M, cnt[r], C, HW, eps,
-                            momentum);
+                            momentum, 0);
     for (int r = 0; r < 2; r++) {
         dt_bn_backward_reduce(loc + r * 4 * C + 2 * C, loc + r * 4 * C + 3 * C, dy + off[r],
-                              x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW);
+                              x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW, NULL);
         for (int k = 2 * C; k < 4 * C; k++)
             glob[k] += loc[r * 4 * C + k];
     }
     for (int r = 0; r < 2; r++)
         dt_bn_backward(dx_p + off[r], dw_p + r * C, db_p + r * C, dy + off[r], x + off[r],
                        mean_p + r * C, invstd_p + r * C, w, loc + r * 4 * C + 2 * C,
-                       loc + r * 4 * C + 3 * C, glob + 2 * C, glob + 3 * C, M, cnt[r], C, HW, 0);
+                       loc + r * 4 * C + 3 * C, glob + 2 * C, glob + 3 * C, M, cnt[r], C, HW, 0,
+                       NULL);
 
     int ok = CHECK_TENSOR_CLOSE(out_p, out, n, 1e-6, 1e-6);
     ok &= CHECK_TENSOR_CLOSE(dx_p, dx, n, 1e-5, 1e-6);
@@ -986,7 +987,7 @@ int main(void)
     CHECK(l1 && c1); /* every ISA */
     test_fused_net("lenet5", 13, 2 * (l1 + l2));
     test_fused_net("cnn", 8, 2 * (c1 + c2));
-    test_fused_net("resnet20", 3, 0);
+    test_fused_net("resnet20", 3, 10); /* [batchnorm] -> [relu]: the stem and each block's first */
     /* residual adds (two writers per gradient), projections, BatchNorm, fused groups */
     test_shared_grads("resnet20", 4);
     test_shared_grads("lenet5", 9);

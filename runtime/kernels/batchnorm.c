@@ -44,6 +44,8 @@ typedef struct {
     int kind;
     float *out, *save_mean, *save_invstd, *running_mean, *running_var;
     const float *inp, *dout, *weight, *bias, *mean, *var;
+    const float *ro; /* a fused ReLU's output (backward), NULL: none */
+    int relu;        /* a fused ReLU (forward) */
     double *sum, *sumsq;
     const double *gsum, *gsumsq;
     double count;
@@ -126,17 +128,21 @@ static void img_part(void *arg, long n0, long n1)
         double *ps = img_sum + (size_t)n * C, *pss = img_sum + NC + (size_t)n * C;
         switch (j->kind) {
         case BN_STATS: k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C); break;
-        case BN_DOTS: k->bn_dots(ps, pss, j->dout + off, j->inp + off, 1, C, HW, 0, C); break;
+        case BN_DOTS:
+            k->bn_dots(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, 1, C, HW,
+                       0, C);
+            break;
         case BN_TRAIN:
         case BN_EVAL:
             for (int c = 0; c < C; c++)
                 k->bn_affine(j->out + off, j->inp + off, 1, C, HW, c, chan_k[c], chan_k[C + c],
-                             chan_k[2 * C + c]);
+                             chan_k[2 * C + c], j->relu);
             break;
         default:
             for (int c = 0; c < C; c++)
-                k->bn_backward(j->out + off, j->dout + off, j->inp + off, 1, C, HW, c, chan_k[c],
-                               chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum);
+                k->bn_backward(j->out + off, j->dout + off, j->inp + off,
+                               j->ro ? j->ro + off : NULL, 1, C, HW, c, chan_k[c], chan_k[C + c],
+                               j->mean[c], chan_k[2 * C + c], j->accum);
             break;
         }
     }
@@ -237,7 +243,7 @@ static void bn_train_channels(const bn_job *j, int c0, int c1)
                                         (1.0 - j->momentum) * j->running_var[c]);
         const float a = (float)invstd * (j->weight ? j->weight[c] : 1.0f);
         const float b = j->bias ? j->bias[c] : 0.0f;
-        k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, (float)mean, a, b);
+        k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, (float)mean, a, b, j->relu);
     }
 }
 
@@ -249,8 +255,8 @@ static void bn_back_channels(const bn_job *j, int c0, int c1)
         const float k = (float)(invstd * (j->weight ? j->weight[c] : 1.0f));
         const float mean_dy = (float)(j->gsum[c] / j->count);
         const float slope = (float)(invstd * j->gsumsq[c] / j->count);
-        dt_kern_get()->elem->bn_backward(j->out, j->dout, j->inp, j->N, j->C, j->HW, c, k, mean_dy,
-                                         j->mean[c], slope, j->accum);
+        dt_kern_get()->elem->bn_backward(j->out, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c, k,
+                                         mean_dy, j->mean[c], slope, j->accum);
     }
 }
 
@@ -260,7 +266,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
     switch (j->kind) {
     case BN_STATS: k->bn_sums(j->sum, j->sumsq, j->inp, j->N, j->C, j->HW, c0, c1); break;
     case BN_DOTS:
-        k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->N, j->C, j->HW, c0, c1);
+        k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c0, c1);
         for (int c = c0; c < c1; c++) {
             /* sum dy * (x - mean) * invstd = (sum dy * x - mean * sum dy) * invstd */
             const double s = j->sum[c], sxy = j->sumsq[c];
@@ -273,7 +279,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
             const float invstd = (float)(1.0 / sqrt((double)j->var[c] + j->eps));
             const float a = invstd * (j->weight ? j->weight[c] : 1.0f);
             const float b = j->bias ? j->bias[c] : 0.0f;
-            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, j->mean[c], a, b);
+            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, j->mean[c], a, b, j->relu);
         }
         break;
     default: bn_back_channels(j, c0, c1); break;
@@ -283,13 +289,14 @@ static void bn_channels(const bn_job *j, int c0, int c1)
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum)
+                         int N, int C, int HW, float eps, float momentum, int relu)
 {
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */
     DT_ASSERT(count > 1.0);
     DT_ASSERT(eps >= 0.0f && momentum >= 0.0f && momentum <= 1.0f);
     bn_job j = {.kind = BN_TRAIN,
+                .relu = relu,
                 .out = out,
                 .save_mean = save_mean,
                 .save_invstd = save_invstd,
@@ -311,10 +318,11 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
 
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps)
+                        int C, int HW, float eps, int relu)
 {
     bn_shape(N, C, HW);
     bn_job j = {.kind = BN_EVAL,
+                .relu = relu,
                 .out = out,
                 .inp = inp,
                 .mean = running_mean,
@@ -329,11 +337,13 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
 }
 
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
-                           const float *save_mean, const float *save_invstd, int N, int C, int HW)
+                           const float *save_mean, const float *save_invstd, int N, int C, int HW,
+                           const float *relu_out)
 {
     bn_shape(N, C, HW);
     /* sum_dy_xhat first holds sum dy * x */
     bn_job j = {.kind = BN_DOTS,
+                .ro = relu_out,
                 .sum = sum_dy,
                 .sumsq = sum_dy_xhat,
                 .dout = dout,
@@ -350,7 +360,7 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum)
+                    int N, int C, int HW, int accum, const float *relu_out)
 {
     bn_shape(N, C, HW);
     for (int c = 0; c < C; c++) {
@@ -363,6 +373,7 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
         return;
     DT_ASSERT(count > 0.0);
     bn_job j = {.kind = BN_BACK,
+                .ro = relu_out,
                 .out = dinp,
                 .dout = dout,
                 .inp = inp,

@@ -46,15 +46,18 @@ struct dt_kelem {
      * channels) */
     void (*bn_sums)(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
                     int c1);
+    /* BatchNorm with a fused ReLU (layers/batchnorm.c) gives ro, the ReLU's output (same
+     * layout as x): dy is then the ReLU's output gradient and the kernels use relu_backward's
+     * (ro > 0 ? dy : +0) in its place, relu 1 applies relu_forward to y; NULL, 0: plain. */
     /* per channel c in [c0, c1): sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
-    void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW,
-                    int c0, int c1);
-    /* channel c: y = (x - mean) * a + b */
+    void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
+                    int N, int C, int HW, int c0, int c1);
+    /* channel c: y = (x - mean) * a + b (then max(y, 0) when relu) */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
-                      float b);
+                      float b, int relu);
     /* channel c: dx (=|+=) k * (dy - mean_dy - (x - mean) * slope) */
-    void (*bn_backward)(float *dx, const float *dy, const float *x, int N, int C, int HW, int c,
-                        float k, float mean_dy, float mean, float slope, int accum);
+    void (*bn_backward)(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
+                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum);
     /* x <- x rounded to bfloat16 / float16 (lowp.h) */
     void (*round_bf16)(float *x, size_t n);
     void (*round_fp16)(float *x, size_t n);

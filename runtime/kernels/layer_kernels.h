@@ -160,7 +160,12 @@ void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int a
  * count is M, the number of values per channel over all ranks; the kernels assert M > 1 in
  * training (torch: "Expected more than 1 value per channel when training").
  * weight/bias (C) may be NULL (affine=False: weight 1, bias 0). save_mean/save_invstd (C) are what
- * the forward leaves for the backward. */
+ * the forward leaves for the backward.
+ * A ReLU fused after the BatchNorm (layers/batchnorm.c): the forwards' relu = 1 writes
+ * max(out, 0) (dt_relu_forward's values) instead of out; the backwards' relu_out (the ReLU's
+ * output, as inp) makes dout the ReLU's output gradient, and they use dt_relu_backward's gradient
+ * (relu_out > 0 ? dout : 0) in its place without writing it: the same bits as the two layers.
+ * relu 0, relu_out NULL: BatchNorm alone. */
 
 /* sum[c] = sum of inp over n and HW, sumsq[c] = sum of inp^2, both (C), in double. N may be 0 (a
  * rank without samples contributes zeros). */
@@ -180,15 +185,16 @@ void dt_bn_reserve(int N, int C);
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum);
+                         int N, int C, int HW, float eps, float momentum, int relu);
 /* Evaluation: out = (inp - running_mean) / sqrt(running_var + eps) * weight + bias. */
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps);
+                        int C, int HW, float eps, int relu);
 /* Local per-channel sums for the backward (C), in double: sum_dy = sum dout,
  * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. */
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
-                           const float *save_mean, const float *save_invstd, int N, int C, int HW);
+                           const float *save_mean, const float *save_invstd, int N, int C, int HW,
+                           const float *relu_out);
 /* PyTorch SyncBatchNorm's backward (torch/nn/modules/_functions.py, batch_norm_backward_elemt):
  *   dweight = local sum_dy_xhat, dbias = local sum_dy (the data-parallel gradient averaging of
  *   the caller does the rest; either may be NULL),
@@ -200,7 +206,7 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum);
+                    int N, int C, int HW, int accum, const float *relu_out);
 
 /* ---- dropout: torch.nn.Dropout(p), inverted (training mode; in eval it is the identity) ---- */
 

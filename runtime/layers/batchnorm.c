@@ -24,6 +24,7 @@ typedef struct {
     double count;                   /* samples x pixels behind the last batch statistics */
     double *acc;                    /* (2C + 1): refresh accumulators: sum, sumsq, count */
     float *scratch;                 /* (2C): where a refresh pass sends the running update */
+    int relu; /* > 0: the [relu] layer this BatchNorm's kernels do too (fused, dt_bn_fuse_relu) */
 } bn_priv;
 
 static const dt_layer_opt bn_opts[] = {
@@ -86,11 +87,14 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     bn_priv *p = l->priv;
     int C = l->in_c, HW = l->in_h * l->in_w;
+    /* fused: max(BatchNorm, 0) straight into the ReLU's output */
+    float *out = p->relu ? net->layers[p->relu].out : l->out;
+    const int relu = p->relu > 0;
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
     const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
     float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
     if (!train) {
-        dt_bn_forward_eval(l->out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps);
+        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, relu);
         return;
     }
     double *sum = p->sums, *sumsq = p->sums + C;
@@ -113,12 +117,12 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
             rm2[c] = rm[c];
             rv2[c] = rv[c];
         }
-        dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l), w,
-                            b, sum, sumsq, count, N, C, HW, p->eps, 0.0f);
+        dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l), w, b,
+                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, relu);
         return;
     }
-    dt_bn_forward_train(l->out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b,
-                        sum, sumsq, count, N, C, HW, p->eps, p->momentum);
+    dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b, sum,
+                        sumsq, count, N, C, HW, p->eps, p->momentum, relu);
     dt_layer_buffer(net, l, 2)[0] += 1.0f;
 }
 
@@ -129,16 +133,28 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     double count = p->count;
     double *lsum = p->sums, *lsumx = p->sums + C; /* reuse: forward sums are spent */
     double *gsum = p->sums + 2 * C, *gsumx = p->sums + 3 * C;
-    dt_bn_backward_reduce(lsum, lsumx, l->dout, dt_layer_in(net, l), p->save_mean, p->save_invstd,
-                          N, C, HW);
+    /* fused: the ReLU's output gradient, masked by its output inside the kernels */
+    const float *dout = p->relu ? net->layers[p->relu].dout : l->dout;
+    const float *ro = p->relu ? net->layers[p->relu].out : NULL;
+    dt_bn_backward_reduce(lsum, lsumx, dout, dt_layer_in(net, l), p->save_mean, p->save_invstd, N,
+                          C, HW, ro);
     memcpy(gsum, lsum, (size_t)C * sizeof *gsum);
     memcpy(gsumx, lsumx, (size_t)C * sizeof *gsumx);
     if (net->ctx->sync_bn)
         dt_layer_allreduce_sum(net, gsum, 2 * C);
     dt_bn_backward(dt_layer_din(net, l), p->no_affine ? NULL : dt_layer_grad(net, l, 0),
-                   p->no_affine ? NULL : dt_layer_grad(net, l, 1), l->dout, dt_layer_in(net, l),
+                   p->no_affine ? NULL : dt_layer_grad(net, l, 1), dout, dt_layer_in(net, l),
                    p->save_mean, p->save_invstd, p->no_affine ? NULL : dt_layer_param(net, l, 0),
-                   lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum);
+                   lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro);
+}
+
+int dt_bn_fuse_relu(dt_layer *bn, int relu)
+{
+    bn_priv *p = bn->priv;
+    if (bn->fused || p->relu)
+        return 0;
+    p->relu = relu;
+    return 1;
 }
 
 /* torch.optim.swa_utils.update_bn: reset, then a pass in training mode with a cumulative average

@@ -9,4 +9,9 @@
 
 extern const dt_layer_ops dt_batchnorm_ops;
 
+/* Graph pass (registry.c): the [relu] layer at index relu, whose input is bn's output and its
+ * only reader, is done by bn's kernels (forward: max(BatchNorm, 0) into the ReLU's output;
+ * backward: from the ReLU's output gradient, masked by its output). 1: fused. */
+int dt_bn_fuse_relu(dt_layer *bn, int relu);
+
 #endif

@@ -70,8 +70,31 @@ static void fuse_conv_relu_pool(dt_net *net)
     free(uses);
 }
 
+/* ---- fusion: [batchnorm] -> [relu] as one pass over memory (resnets) ---- */
+
+static void fuse_bn_relu(dt_net *net)
+{
+    int *uses = dt_xcalloc((size_t)net->nlayers + 1, sizeof *uses);
+    for (int i = 0; i < net->nlayers; i++) {
+        const dt_layer *l = &net->layers[i];
+        uses[l->input + 1]++;
+        if (l->input2 >= -1)
+            uses[l->input2 + 1]++;
+    }
+    for (int i = 0; i + 1 < net->nlayers; i++) {
+        dt_layer *bn = &net->layers[i], *r = &net->layers[i + 1];
+        if (bn->ops != &dt_batchnorm_ops || r->ops != &dt_relu_ops || r->fused || r->input != i ||
+            uses[i + 1] != 1 || !dt_bn_fuse_relu(bn, i + 1))
+            continue;
+        r->fused = 1;
+    }
+    free(uses);
+}
+
 void dt_layers_passes(dt_net *net)
 {
-    if (!net->opts.no_fusion)
+    if (!net->opts.no_fusion) {
         fuse_conv_relu_pool(net);
+        fuse_bn_relu(net);
+    }
 }

@@ -146,6 +146,41 @@ DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, doubl
     *sxy += (b[0] + b[1]) + (b[2] + b[3]);
 }
 
+/* sum_dot of relu_backward's gradient (ro > 0 ? dy : +0, ro the ReLU's output) without writing
+ * it to memory: the masked values a chunk at a time into a buffer in L1 (relu_backward's
+ * expressions), summed in sum_dot's order (lane j takes the elements 4i + j, the tail lane 0) */
+DT_KINL void sum_dot_relu(const float *dy, const float *ro, const float *x, size_t n, double *s,
+                          double *sxy)
+{
+    enum { CHUNK = 512 }; /* a multiple of 4 and of every W */
+    float g[CHUNK] __attribute__((aligned(64)));
+    double a[4] = {0}, b[4] = {0};
+    const size_t n4 = n / 4 * 4;
+    size_t i = 0;
+    while (i < n4) {
+        const size_t m = n4 - i < CHUNK ? n4 - i : CHUNK;
+        size_t k = 0;
+        for (; k + DT_W <= m; k += DT_W)
+            vf_store(g + k, keep(vf_gt(vf_load(ro + i + k), vf_zero()), vf_load(dy + i + k)));
+        for (; k < m; k++)
+            g[k] = ro[i + k] > 0.0f ? dy[i + k] : 0.0f;
+        for (k = 0; k < m; k += 4)
+            for (int j = 0; j < 4; j++) {
+                double v = g[k + j];
+                a[j] += v;
+                b[j] += v * x[i + k + j];
+            }
+        i += m;
+    }
+    for (; i < n; i++) {
+        double v = ro[i] > 0.0f ? dy[i] : 0.0f;
+        a[0] += v;
+        b[0] += v * x[i];
+    }
+    *s += (a[0] + a[1]) + (a[2] + a[3]);
+    *sxy += (b[0] + b[1]) + (b[2] + b[3]);
+}
+
 static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
                     int c1)
 {
@@ -158,14 +193,17 @@ static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, 
     }
 }
 
-static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, int N, int C, int HW,
-                    int c0, int c1)
+static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
+                    int N, int C, int HW, int c0, int c1)
 {
     for (int c = c0; c < c1; c++) {
         double s = 0.0, sx = 0.0;
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;
-            sum_dot(dy + off, x + off, (size_t)HW, &s, &sx);
+            if (ro)
+                sum_dot_relu(dy + off, ro + off, x + off, (size_t)HW, &s, &sx);
+            else
+                sum_dot(dy + off, x + off, (size_t)HW, &s, &sx);
         }
         sum[c] = s;
         sxy[c] = sx;
@@ -173,7 +211,7 @@ static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, i
 }
 
 static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
-                      float b)
+                      float b, int relu)
 {
     const vf mv = vf_set1(mean), av = vf_set1(a), bv = vf_set1(b);
     for (int n = 0; n < N; n++) {
@@ -181,6 +219,15 @@ static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, flo
         float *yo = y + off;
         const float *xo = x + off;
         int i = 0;
+        if (relu) { /* then relu_forward's expressions on the same values */
+            for (; i + DT_W <= HW; i += DT_W)
+                vf_store(yo + i, vf_max((vf_load(xo + i) - mv) * av + bv, vf_zero()));
+            for (; i < HW; i++) {
+                const float v = (xo[i] - mean) * a + b;
+                yo[i] = v > 0.0f ? v : 0.0f;
+            }
+            continue;
+        }
         for (; i + DT_W <= HW; i += DT_W)
             vf_store(yo + i, (vf_load(xo + i) - mv) * av + bv);
         for (; i < HW; i++)
@@ -188,21 +235,25 @@ static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, flo
     }
 }
 
-static void bn_backward(float *dx, const float *dy, const float *x, int N, int C, int HW, int c,
-                        float k, float mean_dy, float mean, float slope, int accum)
+static void bn_backward(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
+                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum)
 {
     const vf kv = vf_set1(k), mdy = vf_set1(mean_dy), mv = vf_set1(mean), sv = vf_set1(slope);
     for (int n = 0; n < N; n++) {
         const size_t off = ((size_t)n * C + c) * HW;
         float *dxo = dx + off;
-        const float *dyo = dy + off, *xo = x + off;
+        const float *dyo = dy + off, *xo = x + off, *roo = ro ? ro + off : NULL;
         int i = 0;
         for (; i + DT_W <= HW; i += DT_W) {
-            const vf v = kv * (vf_load(dyo + i) - mdy - (vf_load(xo + i) - mv) * sv);
+            vf g = vf_load(dyo + i);
+            if (roo) /* relu_backward's gradient, as it computes it */
+                g = keep(vf_gt(vf_load(roo + i), vf_zero()), g);
+            const vf v = kv * (g - mdy - (vf_load(xo + i) - mv) * sv);
             vf_store(dxo + i, accum ? vf_load(dxo + i) + v : v);
         }
         for (; i < HW; i++) {
-            const float v = k * (dyo[i] - mean_dy - (xo[i] - mean) * slope);
+            const float g = !roo || roo[i] > 0.0f ? dyo[i] : 0.0f;
+            const float v = k * (g - mean_dy - (xo[i] - mean) * slope);
             dxo[i] = accum ? dxo[i] + v : v;
         }
     }
