@@ -44,11 +44,12 @@ const char *dt_layer_kinds(void)
     return buf;
 }
 
-/* ---- fusion: [conv] -> [relu] -> [maxpool] size 2 as one kernel ---- */
+/* ---- fusion passes ---- */
 
-static void fuse_conv_relu_pool(dt_net *net)
+/* uses[i + 1]: how many layers read layer i's output (uses[0]: the net's input); a tensor inside
+ * a fused group must have exactly one reader. Freed by the caller. */
+static int *consumers(const dt_net *net)
 {
-    /* consumers of each layer's output (a fused tensor must have exactly one) */
     int *uses = dt_xcalloc((size_t)net->nlayers + 1, sizeof *uses);
     for (int i = 0; i < net->nlayers; i++) {
         const dt_layer *l = &net->layers[i];
@@ -56,6 +57,14 @@ static void fuse_conv_relu_pool(dt_net *net)
         if (l->input2 >= -1)
             uses[l->input2 + 1]++;
     }
+    return uses;
+}
+
+/* [conv] -> [relu] -> [maxpool] size 2 as one kernel */
+
+static void fuse_conv_relu_pool(dt_net *net)
+{
+    int *uses = consumers(net);
     for (int i = 0; i + 2 < net->nlayers; i++) {
         dt_layer *cv = &net->layers[i], *r = &net->layers[i + 1], *mp = &net->layers[i + 2];
         if (cv->ops != &dt_conv_ops || r->ops != &dt_relu_ops || mp->ops != &dt_maxpool_ops ||
@@ -70,17 +79,11 @@ static void fuse_conv_relu_pool(dt_net *net)
     free(uses);
 }
 
-/* ---- fusion: [batchnorm] -> [relu] as one pass over memory (resnets) ---- */
+/* [batchnorm] -> [relu] as one pass over memory (resnets) */
 
 static void fuse_bn_relu(dt_net *net)
 {
-    int *uses = dt_xcalloc((size_t)net->nlayers + 1, sizeof *uses);
-    for (int i = 0; i < net->nlayers; i++) {
-        const dt_layer *l = &net->layers[i];
-        uses[l->input + 1]++;
-        if (l->input2 >= -1)
-            uses[l->input2 + 1]++;
-    }
+    int *uses = consumers(net);
     for (int i = 0; i + 1 < net->nlayers; i++) {
         dt_layer *bn = &net->layers[i], *r = &net->layers[i + 1];
         if (bn->ops != &dt_batchnorm_ops || r->ops != &dt_relu_ops || r->fused || r->input != i ||

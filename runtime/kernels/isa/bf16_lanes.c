@@ -610,9 +610,7 @@ static void round_lanes(float *x, size_t n)
     for (size_t i = 0; i < n * DT_W; i += DT_W) {
         vu u;
         memcpy(&u, x + i, sizeof u);
-        const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
-        u = (nan & u) | (~nan & r);
+        u = vu_round_bf16(u);
         memcpy(x + i, &u, sizeof u);
     }
 }

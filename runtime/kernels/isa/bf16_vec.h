@@ -42,7 +42,6 @@
 
 /* DT_W lanes of bf16 pairs (element 2i low, 2i + 1 high) */
 typedef uint32_t vbf __attribute__((vector_size(DT_W * sizeof(uint32_t))));
-typedef uint32_t vu __attribute__((vector_size(DT_W * sizeof(uint32_t))));
 
 DT_KINL vbf vbf_load(const uint32_t *p)
 {

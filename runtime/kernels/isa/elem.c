@@ -13,7 +13,6 @@
 #include "kernels/elem.h"
 #include "kernels/fsum.h"
 
-typedef uint32_t vu __attribute__((vector_size(DT_W * sizeof(uint32_t))));
 typedef uint8_t vb __attribute__((vector_size(DT_W)));
 
 /* lane-wise m ? a : +0.0f (m: all-ones or zero lanes) */
@@ -267,12 +266,7 @@ static void round_bf16(float *x, size_t n)
     for (; i + DT_W <= n; i += DT_W) {
         vu u;
         memcpy(&u, x + i, sizeof u);
-        const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        /* all ones where |x|'s bits exceed infinity's (a NaN): from the sign bit of their
-         * difference (both below 2^31), shifted down and negated; shifts, not a compare, so
-         * that 16 lanes on AVX2 stay two ymm halves */
-        const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
-        u = (nan & u) | (~nan & r);
+        u = vu_round_bf16(u);
         memcpy(x + i, &u, sizeof u);
     }
     for (; i < n; i++) {

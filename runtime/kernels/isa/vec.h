@@ -50,6 +50,7 @@
 typedef float vf __attribute__((vector_size(DT_W * sizeof(float))));
 /* the same with 4-byte alignment: unaligned loads and stores through memcpy */
 typedef int32_t vi __attribute__((vector_size(DT_W * sizeof(int32_t))));
+typedef uint32_t vu __attribute__((vector_size(DT_W * sizeof(uint32_t))));
 
 /* vf at 4-byte alignment, allowed to alias floats: unaligned loads and stores in the float domain
  * (through memcpy GCC emits integer-domain moves, vmovdqu, whose results feed FMAs a cycle late
@@ -74,6 +75,17 @@ DT_KINL vf vf_set1(float x)
     return v;
 #endif
 }
+/* float bits u rounded to bf16 (nearest even on the upper 16 bits; a carry into the exponent is
+ * right, up to infinity), a NaN kept: dt_round_bf16's bits. The NaN mask is all ones where |x|'s
+ * bits exceed infinity's, from the sign bit of their difference (both below 2^31), shifted down
+ * and negated: shifts, not a compare, so that 16 lanes on AVX2 stay two ymm halves. */
+DT_KINL vu vu_round_bf16(vu u)
+{
+    const vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    const vu nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
+    return (nan & u) | (~nan & r);
+}
+
 DT_KINL vf vf_zero(void) { return (vf){0}; }
 /* Lane-wise comparisons as masks (all ones where true, 0 elsewhere). Plain `a > b` on 16 lanes
  * without AVX-512 is scalarized by GCC (no 16-lane mask type): there each half compares in one
