@@ -64,6 +64,7 @@ static int compare(dt_net *a, dt_net *b, int N, const char *what)
 
 /* every ISA this CPU runs (all_isas 1), the best one and the 16-lane AVX2 build (0), or the best
  * one only (-1: resnet20, whose emulated convolutions take minutes) */
+/* no_fusion: 0 both nets fused, 1 neither, 2 the bf16-stored one fused, the other not */
 static void test_model(const char *model, int c, int h, int w, int N, int no_fusion, int all_isas)
 {
     const dt_isa best = dt_isa_best();
@@ -76,10 +77,10 @@ static void test_model(const char *model, int c, int h, int w, int N, int no_fus
             dt_tpool_init(threads);
             dt_net *a = NULL, *b = NULL;
             DT_ASSERT(dt_net_build_opts(&a, model, N, c, h, w,
-                                        &(dt_net_opts){.no_fusion = no_fusion}) == 0);
-            DT_ASSERT(
-                dt_net_build_opts(&b, model, N, c, h, w,
-                                  &(dt_net_opts){.no_fusion = no_fusion, .no_bf16_store = 1}) == 0);
+                                        &(dt_net_opts){.no_fusion = no_fusion == 1}) == 0);
+            DT_ASSERT(dt_net_build_opts(
+                          &b, model, N, c, h, w,
+                          &(dt_net_opts){.no_fusion = no_fusion >= 1, .no_bf16_store = 1}) == 0);
             dt_net_init(a, 5);
             dt_net_init(b, 5);
             dt_net_set_precision(a, DT_BF16);
@@ -87,7 +88,10 @@ static void test_model(const char *model, int c, int h, int w, int N, int no_fus
             CHECK(dt_net_act_bf16_values(a) > 0 && dt_net_act_bf16_values(b) == 0);
             char what[160];
             snprintf(what, sizeof what, "%s%s %s threads %d", model,
-                     no_fusion ? " (no fusion)" : "", dt_isa_name((dt_isa)isa), threads);
+                     no_fusion == 2   ? " (fused vs separate layers)"
+                     : no_fusion == 1 ? " (no fusion)"
+                                      : "",
+                     dt_isa_name((dt_isa)isa), threads);
             CHECK(compare(a, b, N, what) == 0);
             /* back to float32 and to bf16: the arena pointers come back, the storage again */
             dt_net_set_precision(a, DT_FP32);
@@ -128,6 +132,11 @@ int main(void)
     test_model("lenet5", 1, 28, 28, 19, 0, 1);
     test_model("lenet5", 1, 28, 28, 19, 1, 0);
     test_model("cnn", 1, 28, 28, 19, 0, 0);
+    /* the fused conv + ReLU + pool and BatchNorm + ReLU against the separate layers, bitwise
+     * (ties of the pool's maximum after bf16 rounding broken alike) */
+    test_model("lenet5", 1, 28, 28, 19, 2, 0);
+    test_model("cnn", 1, 28, 28, 19, 2, 0);
+    test_model("resnet20", 3, 32, 32, 5, 2, -1);
     test_model("resnet20", 3, 32, 32, 5, 0, -1);
     test_memory();
     return check_finish("test_bf16_act");

@@ -6,8 +6,9 @@
  *     fp32 summation (Higham, "Accuracy and Stability of Numerical Algorithms", 2002, eq. 3.5):
  *     |got - ref| <= n 2^-24 sum |terms| + 2^-100 (n: the terms of the sum; the products of two
  *     bf16 are exact in fp32, so the only error is the additions');
- *   - the fused conv -> ReLU -> 2x2 max pool: bitwise the unfused kernel followed by the fp32
- *     dt_relu_* / dt_maxpool_* kernels (forward, and backward from the pooled gradient);
+ *   - the fused conv -> ReLU -> 2x2 max pool: bitwise the unfused kernel, its output rounded to
+ *     bf16 (as a bf16 net's separate layers read it), followed by the fp32 dt_relu_* /
+ *     dt_maxpool_* kernels (forward, and backward from the pooled gradient);
  *   - every ISA bitwise equal to the first (generic), so native vdpbf16ps (avx512bf16) equals its
  *     emulation (avx512, avx2w16, avx2, generic), and avx2w16 equals avx512.
  * Shapes: every conv of lenet5, cnn and resnet20 (models/NAME.cfg) and odd ones (C = 1, 3, odd C and
@@ -146,7 +147,8 @@ typedef struct {
     float *x, *w, *b, *dy, *dx0, *dp; /* inputs (dx0: dinp before an accumulating backward) */
 } inputs;
 
-/* the fused kernels on isa k, and their check against the unfused one (r->out, same ISA) */
+/* the fused kernels on isa k, and their check against the unfused one (r->out rounded to bf16,
+ * as the separate layers of a bf16 net read it; same ISA) */
 static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const inputs *in,
                       results *r, float *ws, const char *isa)
 {
@@ -163,7 +165,9 @@ static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const i
     r->pout = dt_xmalloc(np, sizeof *r->pout), r->pdx = dt_xmalloc(ni, sizeof *r->pdx);
     r->pdw = dt_xmalloc(nw, sizeof *r->pdw), r->pdb = dt_xmalloc((size_t)d->OC, sizeof *r->pdb);
     k->forward(q, r->pout, code, in->x, in->w, in->b, d->N, ws);
-    dt_relu_forward(relu, r->out, (long)no);
+    memcpy(relu, r->out, no * sizeof *relu); /* the separate layers see the conv's output in bf16 */
+    dt_round_bf16(relu, no);
+    dt_relu_forward(relu, relu, (long)no);
     dt_maxpool_forward(pool, am, relu, d->N, d->OC, d->OH, d->OW, 2, 2, 0);
     CHECK(memcmp(pool, r->pout, np * sizeof *pool) == 0);
     memcpy(r->pdx, in->dx0, ni * sizeof *dx);

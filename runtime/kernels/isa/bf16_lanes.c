@@ -561,6 +561,18 @@ static int out_group(int n, int step, size_t P)
     return g < n ? g : n;
 }
 
+/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
+ * upper 16 bits, NaN kept */
+static void round_lanes(float *x, size_t n)
+{
+    for (size_t i = 0; i < n * DT_W; i += DT_W) {
+        vu u;
+        memcpy(&u, x + i, sizeof u);
+        u = vu_round_bf16(u);
+        memcpy(x + i, &u, sizeof u);
+    }
+}
+
 static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
                                const float *weight, const float *bias, int N, float *ws)
 {
@@ -591,6 +603,10 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
             fwd_block(o8, xb, off, wr, bp, q, g0, g1);
             if (code) {
                 float *p8 = ws + q->p8;
+                /* the pool's maximum among the bf16 values the separate layers would see (the
+                 * conv's output is rounded before the ReLU reads it): ties after rounding pick
+                 * the pixel they pick */
+                round_lanes(o8, (size_t)m * P);
                 lanes_relu_pool(p8, code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W, o8, m,
                                 P, q->OW, q->PH, q->PW);
                 from_lanes(out + (size_t)n0 * q->OC * PP + (size_t)g0 * PP, (size_t)q->OC * PP, PP,
@@ -600,18 +616,6 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                            o8, P * DT_W, 0, m, 1, q->P, nv, 0);
             }
         }
-    }
-}
-
-/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
- * upper 16 bits, NaN kept */
-static void round_lanes(float *x, size_t n)
-{
-    for (size_t i = 0; i < n * DT_W; i += DT_W) {
-        vu u;
-        memcpy(&u, x + i, sizeof u);
-        u = vu_round_bf16(u);
-        memcpy(x + i, &u, sizeof u);
     }
 }
 
