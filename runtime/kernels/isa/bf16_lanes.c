@@ -603,12 +603,10 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
             fwd_block(o8, xb, off, wr, bp, q, g0, g1);
             if (code) {
                 float *p8 = ws + q->p8;
-                /* the pool's maximum among the bf16 values the separate layers would see (the
-                 * conv's output is rounded before the ReLU reads it): ties after rounding pick
-                 * the pixel they pick */
-                round_lanes(o8, (size_t)m * P);
+                /* the conv's output rounded to bf16 as it is read, as the separate layers read it:
+                 * ties after rounding pick the pixel they pick */
                 lanes_relu_pool(p8, code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W, o8, m,
-                                P, q->OW, q->PH, q->PW);
+                                P, q->OW, q->PH, q->PW, 1);
                 from_lanes(out + (size_t)n0 * q->OC * PP + (size_t)g0 * PP, (size_t)q->OC * PP, PP,
                            0, p8, PP * DT_W, 0, m, 1, q->PP, nv, 0);
             } else {

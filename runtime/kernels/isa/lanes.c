@@ -443,7 +443,7 @@ static void forward_chunk(void *arg, int c, int thread)
         fwd_block(ol, xl, off, wr, bp, q);
         if (j->code) {
             lanes_relu_pool(pl, j->code + (size_t)n0 * q->OC * PP, ol, q->OC, P, q->OW, q->PH,
-                            q->PW);
+                            q->PW, 0);
             from_lanes(j->out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W,
                        0, q->OC, 1, q->PP, nv, 0);
         } else {

@@ -235,9 +235,11 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
  * dt_relu_forward), then the first maximum in row-major window order (strict >, as
  * dt_maxpool_forward; a ReLU output is never NaN). code: window position 0..3 of the maximum, or
  * 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH / 2 PW are
- * dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane families. */
+ * dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane families.
+ * bf16 (the bf16 family): each value of ol rounded to bf16 as it is read (vu_round_bf16), as the
+ * separate layers of a bf16 net read the conv's output: ties after rounding pick the same pixel. */
 static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, int OC, size_t P,
-                                   int OW, int PH, int PW)
+                                   int OW, int PH, int PW, int bf16)
 {
     const vf zero = vf_zero();
     const vi k4 = (vi){0} + 4;
@@ -248,10 +250,11 @@ static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, in
             float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
             int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
             for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
-                vf m = vf_max(vf_load(x), zero), v;
+#define POOL_LOAD(ptr) (bf16 ? (vf)vu_round_bf16((vu)vf_load(ptr)) : vf_load(ptr))
+                vf m = vf_max(POOL_LOAD(x), zero), v;
                 vi k = {0}, gt;
 #define POOL_STEP(ptr, kv)                                                                         \
-    v = vf_max(vf_load(ptr), zero);                                                                \
+    v = vf_max(POOL_LOAD(ptr), zero);                                                              \
     gt = v > m;                                                                                    \
     m = (vf)((gt & (vi)v) | (~gt & (vi)m));                                                        \
     k = (gt & (kv)) | (~gt & k);
@@ -259,6 +262,7 @@ static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, in
                 POOL_STEP(x + row, 2)
                 POOL_STEP(x + row + DT_W, 3)
 #undef POOL_STEP
+#undef POOL_LOAD
                 const vi pos = m > zero;
                 k = (pos & k) | (~pos & k4);
                 vf_store(y, m);
