@@ -300,20 +300,12 @@ static int assign_slots(const dt_net *net, const int *lo, const int *hi, int *sl
     return nslots;
 }
 
-/* 1: layer i's output gets memory in the arena: not an alias, and not inside a fused group (a
- * [conv]'s or a [batchnorm]'s whose kernels write the group's last output instead: never
- * written nor read) */
-static int has_output(const dt_net *net, int i)
-{
-    return !net->layers[i].ops->alias && !(i + 1 < net->nlayers && net->layers[i + 1].fused);
-}
-
 /* floats of the arena's first part: every layer's output (the gradient slots follow) */
 static size_t arena_outs(const dt_net *net, int max_batch)
 {
     size_t outs = 0;
     for (int i = 0; i < net->nlayers; i++)
-        if (has_output(net, i))
+        if (dt_net_keeps_output(net, i))
             outs += (size_t)max_batch * net->layers[i].out_size;
     return outs;
 }
@@ -354,7 +346,7 @@ static int plan_arena(dt_net *net, int max_batch)
             l->dout = l->input >= 0 ? net->layers[l->input].dout : NULL;
             continue;
         }
-        l->out = has_output(net, i) ? net->arena + off : NULL;
+        l->out = dt_net_keeps_output(net, i) ? net->arena + off : NULL;
         off += l->out ? (size_t)max_batch * l->out_size : 0;
         l->dout = slot[i] >= 0 ? net->arena + slot_off[slot[i]] : NULL;
     }

@@ -35,8 +35,7 @@ static int owner(const dt_net *net, int i)
     return i;
 }
 
-/* 1: layer i's output is a stored activation (not an alias, not inside a fused group) */
-static int stored(const dt_net *net, int i)
+int dt_net_keeps_output(const dt_net *net, int i)
 {
     return i >= 0 && !net->layers[i].ops->alias &&
            !(i + 1 < net->nlayers && net->layers[i + 1].fused);
@@ -52,7 +51,7 @@ static int touched(const dt_net *net, int i, int *a)
         const int c[3] = {owner(net, k), owner(net, l->input),
                           l->input2 >= 0 ? owner(net, l->input2) : -1};
         for (int t = 0; t < 3; t++) {
-            if (!stored(net, c[t]))
+            if (!dt_net_keeps_output(net, c[t]))
                 continue;
             int dup = 0;
             for (int u = 0; u < m; u++)
@@ -133,7 +132,7 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
     intervals(net, lo, hi);
     for (int i = 0; i < n; i++) {
         A->out32[i] = net->layers[i].out;
-        if (stored(net, i) && hi[i] >= lo[i]) {
+        if (dt_net_keeps_output(net, i) && hi[i] >= lo[i]) {
             size[i] = (size_t)net->max_batch * net->layers[i].out_size;
             A->h_off[i] = A->nh;
             A->nh += size[i];
@@ -216,7 +215,7 @@ static int backward_reads(const dt_net *net, int i, int *a)
                       r & DT_BWD_IN2 && l->input2 >= 0 ? owner(net, l->input2) : -1};
     int m = 0;
     for (int t = 0; t < 3; t++)
-        if (stored(net, c[t]) && !(m > 0 && a[m - 1] == c[t]))
+        if (dt_net_keeps_output(net, c[t]) && !(m > 0 && a[m - 1] == c[t]))
             a[m++] = c[t];
     return m;
 }

@@ -46,6 +46,10 @@ void dt_net_act_fetch(dt_net *net, int i, int N);
 /* Before the forward of layer i (not fused): asserts that the activations it reads are in their
  * slots (the plan's invariant; a broken one would feed a layer another layer's values). */
 void dt_net_act_check(const dt_net *net, int i);
+/* 1: layer i (>= 0) has an output of its own: not an alias (flatten) and not inside a fused group
+ * (whose kernels write the group's last output only). net.c gives only those arena memory, and
+ * in bf16 only those are stored activations. */
+int dt_net_keeps_output(const dt_net *net, int i);
 /* Interval packing of buffers into shared slots, for the bf16 activations here and net.c's
  * gradient slots: largest first (ties: lower index first), each of the n buffers into the first
  * slot whose holders' intervals [lo, hi] miss its own. size[i] 0: no slot (slot[i] = -1).

@@ -303,7 +303,7 @@ static void test_bn_relu(const dt_kern *k, int HW)
     check_same(s, rs, sizeof s, "bn_dots (relu)", k, HW);
     check_same(s2, rs2, sizeof s2, "bn_dots (relu, products)", k, HW);
     const float mean = 0.25f, a = 1.5f, b = -0.125f, kk = 0.75f, mdy = 0.0625f, slope = 0.3f;
-    for (int c = 0; c < BN_C; c += BN_C - 1) {
+    for (int c = 0; c < BN_C; c++) {
         for (int accum = 0; accum < 2; accum++) {
             memcpy(out, dy, total * 4);
             memcpy(ref, dy, total * 4);

@@ -117,6 +117,43 @@ void dt_bn_reserve(int N, int C)
     reserve(N, C);
 }
 
+/* Channel c's constants, the same for both splits: BN_TRAIN (its statistics saved and the running
+ * ones updated) and BN_EVAL: the affine pass's mean, a = invstd * weight and b = bias; BN_BACK:
+ * the backward's k = invstd * weight, mean_dy and slope,
+ *   dx = k * (dy - mean_dy - (x - mean) * slope) = w invstd (dy - mean_dy - xhat mean_dy_xhat). */
+static void channel_constants(const bn_job *j, int c, float *k0, float *k1, float *k2)
+{
+    const float w = j->weight ? j->weight[c] : 1.0f;
+    if (j->kind == BN_BACK) {
+        const double invstd = j->var[c]; /* save_invstd */
+        *k0 = (float)(invstd * w);
+        *k1 = (float)(j->gsum[c] / j->count);
+        *k2 = (float)(invstd * j->gsumsq[c] / j->count);
+        return;
+    }
+    *k2 = j->bias ? j->bias[c] : 0.0f;
+    if (j->kind == BN_EVAL) {
+        const float invstd = (float)(1.0 / sqrt((double)j->var[c] + j->eps));
+        *k0 = j->mean[c];
+        *k1 = invstd * w;
+        return;
+    }
+    double mean = j->sum[c] / j->count;
+    double var = j->sumsq[c] / j->count - mean * mean;
+    var = var > 0.0 ? var : 0.0;
+    double invstd = 1.0 / sqrt(var + j->eps);
+    j->save_mean[c] = (float)mean;
+    j->save_invstd[c] = (float)invstd;
+    /* torch batch_norm_cpu_update_stats_template: momentum * stat + (1 - momentum) * running */
+    if (j->running_mean)
+        j->running_mean[c] = (float)(j->momentum * mean + (1.0 - j->momentum) * j->running_mean[c]);
+    if (j->running_var)
+        j->running_var[c] = (float)(j->momentum * (var * j->count / (j->count - 1.0)) +
+                                    (1.0 - j->momentum) * j->running_var[c]);
+    *k0 = (float)mean;
+    *k1 = (float)invstd * w;
+}
+
 static void img_part(void *arg, long n0, long n1)
 {
     const bn_job *j = arg;
@@ -148,54 +185,14 @@ static void img_part(void *arg, long n0, long n1)
     }
 }
 
-/* the running statistics and the affine constants of BN_TRAIN, as bn_train_channels */
-static void train_constants(const bn_job *j)
-{
-    const int C = j->C;
-    for (int c = 0; c < C; c++) {
-        double mean = j->sum[c] / j->count;
-        double var = j->sumsq[c] / j->count - mean * mean;
-        var = var > 0.0 ? var : 0.0;
-        double invstd = 1.0 / sqrt(var + j->eps);
-        j->save_mean[c] = (float)mean;
-        j->save_invstd[c] = (float)invstd;
-        if (j->running_mean)
-            j->running_mean[c] =
-                (float)(j->momentum * mean + (1.0 - j->momentum) * j->running_mean[c]);
-        if (j->running_var)
-            j->running_var[c] = (float)(j->momentum * (var * j->count / (j->count - 1.0)) +
-                                        (1.0 - j->momentum) * j->running_var[c]);
-        chan_k[c] = (float)mean;
-        chan_k[C + c] = (float)invstd * (j->weight ? j->weight[c] : 1.0f);
-        chan_k[2 * C + c] = j->bias ? j->bias[c] : 0.0f;
-    }
-}
-
 static void bn_images(const bn_job *j)
 {
     const int N = j->N, C = j->C;
     reserve(N, C);
     const size_t NC = (size_t)N * C;
-    switch (j->kind) {
-    case BN_TRAIN: train_constants(j); break;
-    case BN_EVAL:
-        for (int c = 0; c < C; c++) {
-            const float invstd = (float)(1.0 / sqrt((double)j->var[c] + j->eps));
-            chan_k[c] = j->mean[c];
-            chan_k[C + c] = invstd * (j->weight ? j->weight[c] : 1.0f);
-            chan_k[2 * C + c] = j->bias ? j->bias[c] : 0.0f;
-        }
-        break;
-    case BN_BACK:
-        for (int c = 0; c < C; c++) { /* as bn_back_channels */
-            const double invstd = j->var[c];
-            chan_k[c] = (float)(invstd * (j->weight ? j->weight[c] : 1.0f));
-            chan_k[C + c] = (float)(j->gsum[c] / j->count);
-            chan_k[2 * C + c] = (float)(invstd * j->gsumsq[c] / j->count);
-        }
-        break;
-    default: break;
-    }
+    if (j->kind != BN_STATS && j->kind != BN_DOTS)
+        for (int c = 0; c < C; c++)
+            channel_constants(j, c, &chan_k[c], &chan_k[C + c], &chan_k[2 * C + c]);
     /* images per part: at least GRAIN values */
     long g = (long)GRAIN / ((long)C * j->HW);
     g = g < 1 ? 1 : g;
@@ -224,42 +221,6 @@ void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int
     bn_run(&j);
 }
 
-static void bn_train_channels(const bn_job *j, int c0, int c1)
-{
-    const struct dt_kelem *k = dt_kern_get()->elem;
-    for (int c = c0; c < c1; c++) {
-        double mean = j->sum[c] / j->count;
-        double var = j->sumsq[c] / j->count - mean * mean;
-        var = var > 0.0 ? var : 0.0;
-        double invstd = 1.0 / sqrt(var + j->eps);
-        j->save_mean[c] = (float)mean;
-        j->save_invstd[c] = (float)invstd;
-        /* torch batch_norm_cpu_update_stats_template: momentum * stat + (1 - momentum) * running */
-        if (j->running_mean)
-            j->running_mean[c] =
-                (float)(j->momentum * mean + (1.0 - j->momentum) * j->running_mean[c]);
-        if (j->running_var)
-            j->running_var[c] = (float)(j->momentum * (var * j->count / (j->count - 1.0)) +
-                                        (1.0 - j->momentum) * j->running_var[c]);
-        const float a = (float)invstd * (j->weight ? j->weight[c] : 1.0f);
-        const float b = j->bias ? j->bias[c] : 0.0f;
-        k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, (float)mean, a, b, j->relu);
-    }
-}
-
-static void bn_back_channels(const bn_job *j, int c0, int c1)
-{
-    for (int c = c0; c < c1; c++) {
-        /* dx = w * invstd * (dy - mean_dy - (x - mean) * invstd * mean_dy_xhat) */
-        const double invstd = j->var[c]; /* save_invstd */
-        const float k = (float)(invstd * (j->weight ? j->weight[c] : 1.0f));
-        const float mean_dy = (float)(j->gsum[c] / j->count);
-        const float slope = (float)(invstd * j->gsumsq[c] / j->count);
-        dt_kern_get()->elem->bn_backward(j->out, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c, k,
-                                         mean_dy, j->mean[c], slope, j->accum);
-    }
-}
-
 static void bn_channels(const bn_job *j, int c0, int c1)
 {
     const struct dt_kelem *k = dt_kern_get()->elem;
@@ -273,16 +234,22 @@ static void bn_channels(const bn_job *j, int c0, int c1)
             j->sumsq[c] = (sxy - (double)j->mean[c] * s) * j->var[c];
         }
         break;
-    case BN_TRAIN: bn_train_channels(j, c0, c1); break;
+    case BN_TRAIN:
     case BN_EVAL:
         for (int c = c0; c < c1; c++) {
-            const float invstd = (float)(1.0 / sqrt((double)j->var[c] + j->eps));
-            const float a = invstd * (j->weight ? j->weight[c] : 1.0f);
-            const float b = j->bias ? j->bias[c] : 0.0f;
-            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, j->mean[c], a, b, j->relu);
+            float mean, a, b;
+            channel_constants(j, c, &mean, &a, &b);
+            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, mean, a, b, j->relu);
         }
         break;
-    default: bn_back_channels(j, c0, c1); break;
+    default:
+        for (int c = c0; c < c1; c++) {
+            float kc, mean_dy, slope;
+            channel_constants(j, c, &kc, &mean_dy, &slope);
+            k->bn_backward(j->out, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c, kc, mean_dy,
+                           j->mean[c], slope, j->accum);
+        }
+        break;
     }
 }
 

@@ -561,18 +561,6 @@ static int out_group(int n, int step, size_t P)
     return g < n ? g : n;
 }
 
-/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
- * upper 16 bits, NaN kept */
-static void round_lanes(float *x, size_t n)
-{
-    for (size_t i = 0; i < n * DT_W; i += DT_W) {
-        vu u;
-        memcpy(&u, x + i, sizeof u);
-        u = vu_round_bf16(u);
-        memcpy(x + i, &u, sizeof u);
-    }
-}
-
 static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
                                const float *weight, const float *bias, int N, float *ws)
 {
@@ -614,6 +602,18 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                            o8, P * DT_W, 0, m, 1, q->P, nv, 0);
             }
         }
+    }
+}
+
+/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
+ * upper 16 bits, NaN kept */
+static void round_lanes(float *x, size_t n)
+{
+    for (size_t i = 0; i < n * DT_W; i += DT_W) {
+        vu u;
+        memcpy(&u, x + i, sizeof u);
+        u = vu_round_bf16(u);
+        memcpy(x + i, &u, sizeof u);
     }
 }
 
