@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "lowp.h"
 
 void dt_uniform_fill(float *x, size_t n, double from, double to, dt_mt19937 *g)
 {
@@ -111,6 +112,7 @@ void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, co
     snprintf(p->name, sizeof p->name, "%.47s.%.15s", l->name, suffix);
     p->is_bias = (flags & DT_PARAM_BIAS) != 0;
     p->no_decay = (flags & (DT_PARAM_BIAS | DT_PARAM_NO_DECAY)) != 0;
+    p->bf16_packed = (flags & DT_PARAM_BF16_PACKED) != 0;
     net->numel += p->numel;
     l->nparam++;
 }
@@ -160,7 +162,10 @@ float *dt_layer_buffer(dt_net *net, const dt_layer *l, int i)
 float *dt_layer_param(dt_net *net, const dt_layer *l, int i)
 {
     DT_ASSERT(i >= 0 && i < l->nparam);
-    return net->param + net->params[l->param0 + i].off;
+    const dt_param *p = &net->params[l->param0 + i];
+    if (net->lp_master && net->lowp == DT_BF16 && p->bf16_packed)
+        return net->lp_master + p->off; /* no rounded copy: its kernels round it */
+    return net->param + p->off;
 }
 
 float *dt_layer_grad(dt_net *net, const dt_layer *l, int i)

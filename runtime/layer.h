@@ -40,9 +40,10 @@ typedef struct dt_param {
     int ndim;
     int shape[4];
     size_t numel;
-    size_t off;   /* offset into net->param / net->grad (or net->state for buffers) */
-    int is_bias;  /* a bias */
-    int no_decay; /* excluded from weight decay by optim.no_decay_bias_bn (biases, BN) */
+    size_t off;      /* offset into net->param / net->grad (or net->state for buffers) */
+    int is_bias;     /* a bias */
+    int no_decay;    /* excluded from weight decay by optim.no_decay_bias_bn (biases, BN) */
+    int bf16_packed; /* DT_PARAM_BF16_PACKED: bf16 kernels round it as they pack it */
 } dt_param;
 
 /* What a forward or backward needs to know of the run around it (the trainer fills it; NULL in
@@ -158,6 +159,9 @@ struct dt_net {
      * weights (lp_param); param stays the float32 master */
     int lowp;
     float *lp_param;
+    /* while a low-precision forward or backward runs: the float32 master (param points at
+     * lp_param then); the DT_PARAM_BF16_PACKED weights of a bf16 run are read from it */
+    float *lp_master;
     struct dt_net_act *act; /* bf16: activations stored as bf16 (net_act.h); else NULL */
 };
 
@@ -169,8 +173,11 @@ int dt_net_check_sizes(const dt_net *net, const dt_layer *l, size_t add_params, 
                        size_t w);
 
 /* Declares a parameter tensor of layer l during setup (name "<layer>.<suffix>"). flags:
- * DT_PARAM_BIAS (a bias; implies no decay), DT_PARAM_NO_DECAY (BatchNorm affine parameters). */
-enum { DT_PARAM_BIAS = 1, DT_PARAM_NO_DECAY = 2 };
+ * DT_PARAM_BIAS (a bias; implies no decay), DT_PARAM_NO_DECAY (BatchNorm affine parameters),
+ * DT_PARAM_BF16_PACKED (in bf16 every kernel that reads it rounds it as dt_round_bf16 does, as
+ * the bf16 GEMM's packing does: the layer reads the float32 master, and the net makes no rounded
+ * copy of it, one pass over the weights less per step). */
+enum { DT_PARAM_BIAS = 1, DT_PARAM_NO_DECAY = 2, DT_PARAM_BF16_PACKED = 4 };
 void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
                       int flags);
 /* Declares a non-trainable buffer (BatchNorm running_mean...) of layer l during setup. */

@@ -553,18 +553,45 @@ void dt_net_set_precision(dt_net *net, int format)
     memset(net->arena + from, 0, (net->arena_floats - from) * sizeof *net->arena);
 }
 
-/* low precision: the layers run on the rounded weights (net->param points at them meanwhile) */
+/* 1: in this precision, parameter p's kernels read the master and round it themselves */
+static int reads_master(const dt_net *net, const dt_param *p)
+{
+    return net->lowp == DT_BF16 && p->bf16_packed;
+}
+
+/* low precision: the layers run on the rounded weights (net->param points at them meanwhile, and
+ * lp_master at the master), all but those whose kernels round them as they read them
+ * (DT_PARAM_BF16_PACKED in bf16: dt_layer_param gives them the master, and they get no copy) */
 static float *use_rounded_weights(dt_net *net, int round)
 {
     float *master = net->param;
-    if (round) /* a chunk at a time: rounded while it is still in L1 (one pass over memory) */
-        for (size_t i = 0; i < net->numel; i += 4096) {
-            const size_t n = net->numel - i < 4096 ? net->numel - i : 4096;
+    for (int k = 0; round && k < net->nparams;) {
+        if (reads_master(net, &net->params[k])) {
+            k++;
+            continue;
+        }
+        /* a run of parameters that need the copy (contiguous: params are laid out in order) */
+        const size_t from = net->params[k].off;
+        size_t to = from;
+        for (; k < net->nparams && !reads_master(net, &net->params[k]); k++)
+            to = net->params[k].off + net->params[k].numel;
+        /* a chunk at a time: rounded while it is still in L1 (one pass over memory) */
+        for (size_t i = from; i < to; i += 4096) {
+            const size_t n = to - i < 4096 ? to - i : 4096;
             memcpy(net->lp_param + i, master + i, n * sizeof *master);
             dt_round_to(net->lowp, net->lp_param + i, n);
         }
+    }
     net->param = net->lp_param;
+    net->lp_master = master;
     return master;
+}
+
+/* the end of a low-precision forward or backward: param back to the master */
+static void use_master_weights(dt_net *net, float *master)
+{
+    net->param = master;
+    net->lp_master = NULL;
 }
 
 /* bf16 activation storage: the net's input x is the one activation not made by a layer; round
@@ -613,7 +640,7 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
     if (net->lowp) {
         if (!net->act)
             dt_round_to(net->lowp, last->out, (size_t)N * last->out_size);
-        net->param = master;
+        use_master_weights(net, master);
     }
     return last->out;
 }
@@ -657,7 +684,7 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
             net->ctx->grad_ready(net->ctx->grad_ready_ctx, net->params[l->param0].off);
     }
     if (master)
-        net->param = master;
+        use_master_weights(net, master);
 }
 
 int dt_net_has_refresh(const dt_net *net)

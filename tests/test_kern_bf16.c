@@ -339,6 +339,68 @@ static int gemm_case(int ta, int tb, int M, int N, int K, int pad, int use_bias,
     return ok && worst <= tol;
 }
 
+/* The linear layers hand the GEMM their float32 master weights (DT_PARAM_BF16_PACKED): on every
+ * ISA and transposition, the GEMM of raw float32 operands gives the bits of the GEMM of their
+ * dt_round_bf16 copies (the copy a rounded-weight pass would make), also for denormals just below
+ * 2^-126 that round up to a normal bf16 (the instruction alone would flush them), other
+ * denormals, values that round up to infinity, and values halfway between two bf16. The old
+ * packing (the instruction's rounding alone) fails this. */
+static void test_gemm_unrounded(void)
+{
+    static const uint32_t special[] = {
+        0x007fffffu, 0x807fff80u, 0x007f8000u, 0x007f7fffu, 0x00000001u, 0x80400000u,
+        0x7f7fffffu, 0xff7f8000u, 0x3f808000u, 0x3f818000u, 0xbf80ffffu, 0x00800000u,
+    };
+    const int M = 19, N = 37, K = 45;
+    int ok = 1;
+    for (int v = 0; v < 4; v++) {
+        const int ta = v & 1, tb = v >> 1;
+        const size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+        float *A = dt_xmalloc(na, 4), *B = dt_xmalloc(nb, 4), *Ar = dt_xmalloc(na, 4);
+        float *Br = dt_xmalloc(nb, 4), *C = dt_xmalloc(nc, 4), *Cr = dt_xmalloc(nc, 4);
+        /* op(A)'s rows below M - 1 tiny (the specials and denormals near 2^-126, which B's
+         * 2^100 scale lifts into view), its last row of O(1) values and those that round up to
+         * infinity (that row's results overflow on their own) */
+        for (int r = 0; r < M; r++)
+            for (int c = 0; c < K; c++) {
+                float x = rnd_unit();
+                if (r < M - 1) {
+                    const uint32_t u = rnd() % 2 ? special[rnd() % 6] : rnd() % 0x00800000u;
+                    memcpy(&x, &u, 4);
+                } else if (rnd() % 4 == 0) {
+                    const uint32_t u = special[6 + rnd() % 6];
+                    memcpy(&x, &u, 4);
+                }
+                A[ta ? (size_t)c * M + r : (size_t)r * K + c] = x;
+            }
+        for (size_t i = 0; i < nb; i++)
+            B[i] = rnd_unit() * 0x1p100f;
+        memcpy(Ar, A, na * 4);
+        memcpy(Br, B, nb * 4);
+        dt_round_bf16(Ar, na);
+        dt_round_bf16(Br, nb);
+        for (int isa = 0; isa < DT_ISA_COUNT; isa++) {
+            const dt_kern *k = dt_kern_table((dt_isa)isa);
+            if (!k)
+                continue;
+            k->bf16->gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, NULL, 0, C, N);
+            k->bf16->gemm(ta, tb, M, N, K, Ar, ta ? M : K, Br, tb ? K : N, NULL, 0, Cr, N);
+            int same = 1;
+            for (size_t i = 0; i < nc; i++)
+                same &= fbits(C[i]) == fbits(Cr[i]);
+            CHECK(same);
+            if (!same) {
+                fprintf(stderr, "  %s ta%d tb%d: the GEMM of unrounded operands differs\n",
+                        isa_name((dt_isa)isa), ta, tb);
+                ok = 0;
+            }
+        }
+        free(A), free(B), free(Ar), free(Br), free(C), free(Cr);
+    }
+    printf("test_kern_bf16: bf16 gemm of float32 operands = of their bf16 copies: %s\n",
+           ok ? "ok" : "FAILED");
+}
+
 /* every transposition, bias and accum on odd shapes (tiles, blocks, K odd, strides) */
 static void test_gemm_odd(void)
 {
@@ -377,6 +439,7 @@ int main(void)
     test_pack();
     test_act();
     test_gemm_odd();
+    test_gemm_unrounded();
     test_gemm_models();
     return check_finish("test_kern_bf16");
 }

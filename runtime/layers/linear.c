@@ -40,7 +40,8 @@ static int linear_setup(dt_layer *l, dt_net *net)
         return dt_err("%s:%d: [linear] input is %dx%dx%d: expected a flat input (add [flatten])",
                       l->src, l->line, l->in_c, l->in_h, l->in_w);
     int wshape[2] = {p->out, l->in_c};
-    dt_net_add_param(net, l, "weight", 2, wshape, 0);
+    /* bf16: all three products run on the bf16 GEMM, which rounds W as it packs it */
+    dt_net_add_param(net, l, "weight", 2, wshape, DT_PARAM_BF16_PACKED);
     if (!p->no_bias)
         dt_net_add_param(net, l, "bias", 1, &p->out, DT_PARAM_BIAS);
     l->c = p->out;

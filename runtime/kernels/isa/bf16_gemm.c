@@ -5,7 +5,11 @@
  * The GEMM has the structure of gemm.c (BLIS / GotoBLAS: B packed in blocks of KC x NC as panels
  * of NR columns, A in blocks of MC x KC as panels of MR rows, a micro-kernel over one KC stretch
  * of both), with k counted in pairs: a packed element is a uint32_t holding the bf16 pair
- * (k, k + 1), rounded from fp32 while packing. Per pair the micro-kernel loads NB vectors of B
+ * (k, k + 1), rounded from fp32 while packing: first as dt_round_bf16 rounds (nearest even, a
+ * denormal kept, so that one just below 2^-126 may round up to a normal bf16), then as
+ * VCVTNE2PS2BF16 packs (which flushes what is still denormal). So a float32 operand packs to the
+ * bits of its rounded copy: the linear layers give the float32 master weights, not a rounded
+ * copy of them (layer.h, DT_PARAM_BF16_PACKED), and activations already rounded pack unchanged. Per pair the micro-kernel loads NB vectors of B
  * (NR = NB W columns) and broadcasts one pair of each of its MR rows of A:
  *   avx512bf16 (native): MR x NR = 14 x 32: 28 accumulators + 2 B vectors + 1 broadcast = 31 of
  *     the 32 zmm registers; 28 independent vdpbf16ps chains per pair cover the instruction's
@@ -60,6 +64,9 @@ DT_KINL vf load_n(const float *p, int n)
 #endif
     return v;
 }
+
+/* load_n rounded to bf16 as dt_round_bf16 rounds (the packs' operands) */
+DT_KINL vf load_r(const float *p, int n) { return (vf)vu_round_bf16((vu)load_n(p, n)); }
 
 /* the first n (1 <= n <= W) lanes of v to p */
 DT_KINL void store_n(uint32_t *p, vbf v, int n)
@@ -117,7 +124,7 @@ static void pack_kcontig16(uint32_t *restrict d, int width, const float *X, int 
                 v[i] = _mm512_setzero_si512();
                 if (r0 + i < R) {
                     const float *s = X + (size_t)(r0 + i) * ldx + 2 * p0;
-                    v[i] = (__m512i)vbf_pack_seq(load_n(s, n), load_n(s + 16, n - 16));
+                    v[i] = (__m512i)vbf_pack_seq(load_r(s, n), load_r(s + 16, n - 16));
                 }
             }
             tr16(v);
@@ -141,7 +148,7 @@ static void pack_panel(uint32_t *restrict d, int width, const float *X, int ldx,
             const int odd = 2 * p + 1 < kc;
             for (int r = 0; r < width; r += DT_W) {
                 const int n = R - r;
-                const vbf v = vbf_pack(load_n(e + r, n), odd ? load_n(e + ldx + r, n) : vf_zero());
+                const vbf v = vbf_pack(load_r(e + r, n), odd ? load_r(e + ldx + r, n) : vf_zero());
                 store_n(d + (size_t)p * width + r, v, imin(DT_W, width - r));
             }
         }
@@ -162,7 +169,7 @@ static void pack_panel(uint32_t *restrict d, int width, const float *X, int ldx,
         const float *s = X + (size_t)r * ldx;
         for (int p = 0; p < kp; p += DT_W) {
             const int n = kc - 2 * p; /* floats left in the row */
-            const vbf v = vbf_pack_seq(load_n(s + 2 * p, n), load_n(s + 2 * p + DT_W, n - DT_W));
+            const vbf v = vbf_pack_seq(load_r(s + 2 * p, n), load_r(s + 2 * p + DT_W, n - DT_W));
             const int np = imin(DT_W, kp - p);
             for (int l = 0; l < np; l++)
                 d[(size_t)(p + l) * width + r] = v[l];
