@@ -33,8 +33,8 @@ int dt_sampler_init(dt_sampler *s, int64_t n, int world, int rank, uint64_t seed
         return dt_err("sampler: %lld samples cannot fill %d ranks with drop_last", (long long)n,
                       world);
     s->total_size = s->num_samples * world;
-    s->perm = dt_xmalloc((size_t)n, sizeof *s->perm);
-    s->shard = dt_xmalloc((size_t)s->num_samples, sizeof *s->shard);
+    s->perm = dt_xcalloc((size_t)n, sizeof *s->perm); /* zeroed: no page faults in epoch 1 */
+    s->shard = dt_xcalloc((size_t)s->num_samples, sizeof *s->shard);
     return DT_OK;
 }
 

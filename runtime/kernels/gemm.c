@@ -65,8 +65,9 @@ void dt_gemm_prepare(void)
     /* the old buffers stay (a process holds one set per pool size it had: tests) */
     float **a = dt_xcalloc((size_t)T, sizeof *a), **b = dt_xcalloc((size_t)T, sizeof *b);
     for (int i = 0; i < T; i++) {
-        a[i] = i < packs ? pack_a[i] : align64(dt_xmalloc(na + 16, sizeof **a));
-        b[i] = i < packs ? pack_b[i] : align64(dt_xmalloc(nb + 16, sizeof **b));
+        /* zeroed now: a page touched first inside a step costs a page fault there */
+        a[i] = i < packs ? pack_a[i] : align64(dt_xcalloc(na + 16, sizeof **a));
+        b[i] = i < packs ? pack_b[i] : align64(dt_xcalloc(nb + 16, sizeof **b));
     }
     free(pack_a);
     free(pack_b);

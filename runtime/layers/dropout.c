@@ -32,7 +32,7 @@ static int dropout_setup(dt_layer *l, dt_net *net)
     dropout_priv *p = l->priv;
     if (!p->set)
         p->p = 0.5f;
-    p->mask = dt_xmalloc((size_t)net->max_batch * (size_t)l->c * (size_t)l->h * (size_t)l->w, 1);
+    p->mask = dt_xcalloc((size_t)net->max_batch * (size_t)l->c * (size_t)l->h * (size_t)l->w, 1);
     return DT_OK;
 }
 

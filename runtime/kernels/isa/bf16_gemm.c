@@ -256,8 +256,9 @@ static void prepare(void)
 {
     if (!pack_a) {
         /* + SLACK: pack_kcontig16's spill past the last panel */
-        pack_a = dt_xmalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
-        pack_b = dt_xmalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
+        /* zeroed now: a page touched first inside a step costs a page fault there */
+        pack_a = dt_xcalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
+        pack_b = dt_xcalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
     }
 }
 
