@@ -35,6 +35,10 @@ typedef struct {
     int N, C, H, W, OC, K, stride, pad;
     const char *what;
     int tiny; /* inputs, weights and gradients scaled by 2^-63: products near 2^-126 (FTZ, DAZ) */
+    /* conv outputs that are exactly their channel's bias (zero weights) for every channel but
+     * the last: NaN, +-inf, the largest float (bf16: +inf), denormals (one rounds up to 2^-126),
+     * -0: the fused ReLU + pool against the separate layers and across ISAs (no reference) */
+    int special;
 } shape;
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -271,6 +275,15 @@ static void test_shape(const shape *s, int pool)
         for (size_t i = 0; i < np; i++)
             in.dp[i] = ldexpf(in.dp[i], -63);
     }
+    if (s->special) {
+        static const uint32_t bits[] = {0x7fc00000u, 0x7f800000u, 0xff800000u, 0x7f7fffffu,
+                                        0x007fffffu, 0x00400001u, 0x80000000u, 0x807fffffu};
+        const size_t per = nw / (size_t)d->OC;
+        for (int oc = 0; oc + 1 < d->OC; oc++) {
+            memcpy(&in.b[oc], &bits[oc % 8], 4);
+            memset(in.w + (size_t)oc * per, 0, per * sizeof *in.w);
+        }
+    }
     float *xr = dt_xmalloc(ni, 4), *wr = dt_xmalloc(nw, 4), *dyr = dt_xmalloc(no, 4);
     for (size_t i = 0; i < ni; i++)
         xr[i] = dt_round_bf16_1(in.x[i]);
@@ -296,7 +309,8 @@ static void test_shape(const shape *s, int pool)
             continue;
         results r = {0};
         run_isa(t->bf16conv, &in, &r, pool, t->name);
-        check_isa(&r, &f, d, t->name);
+        if (!s->special)
+            check_isa(&r, &f, d, t->name);
         if (have_first) {
             check_same(&first, &r, d, t->name);
             results_free(&r);
@@ -316,35 +330,37 @@ int main(void)
 {
     /* the convs of the built-in models (fused: followed by relu + maxpool 2 there) */
     static const shape models[] = {
-        {17, 1, 28, 28, 6, 5, 1, 2, "lenet5 conv1", 0},
-        {17, 6, 14, 14, 16, 5, 1, 0, "lenet5 conv2", 0},
-        {17, 1, 28, 28, 32, 3, 1, 1, "cnn conv1", 0},
-        {17, 32, 14, 14, 64, 3, 1, 1, "cnn conv2", 0},
-        {17, 3, 32, 32, 16, 3, 1, 1, "resnet20 conv1", 0},
-        {17, 16, 32, 32, 16, 3, 1, 1, "resnet20 1", 0},
-        {17, 16, 32, 32, 32, 3, 2, 1, "resnet20 2.0", 0},
-        {17, 16, 32, 32, 32, 1, 2, 0, "resnet20 2.sc", 0},
-        {17, 32, 16, 16, 32, 3, 1, 1, "resnet20 2", 0},
-        {17, 32, 16, 16, 64, 3, 2, 1, "resnet20 3.0", 0},
-        {17, 32, 16, 16, 64, 1, 2, 0, "resnet20 3.sc", 0},
-        {17, 64, 8, 8, 64, 3, 1, 1, "resnet20 3", 0},
+        {17, 1, 28, 28, 6, 5, 1, 2, "lenet5 conv1", 0, 0},
+        {17, 6, 14, 14, 16, 5, 1, 0, "lenet5 conv2", 0, 0},
+        {17, 1, 28, 28, 32, 3, 1, 1, "cnn conv1", 0, 0},
+        {17, 32, 14, 14, 64, 3, 1, 1, "cnn conv2", 0, 0},
+        {17, 3, 32, 32, 16, 3, 1, 1, "resnet20 conv1", 0, 0},
+        {17, 16, 32, 32, 16, 3, 1, 1, "resnet20 1", 0, 0},
+        {17, 16, 32, 32, 32, 3, 2, 1, "resnet20 2.0", 0, 0},
+        {17, 16, 32, 32, 32, 1, 2, 0, "resnet20 2.sc", 0, 0},
+        {17, 32, 16, 16, 32, 3, 1, 1, "resnet20 2", 0, 0},
+        {17, 32, 16, 16, 64, 3, 2, 1, "resnet20 3.0", 0, 0},
+        {17, 32, 16, 16, 64, 1, 2, 0, "resnet20 3.sc", 0, 0},
+        {17, 64, 8, 8, 64, 3, 1, 1, "resnet20 3", 0, 0},
     };
     static const shape odd[] = {
-        {1, 1, 5, 6, 1, 3, 1, 0, "C1 OC1", 0},
-        {7, 3, 9, 7, 5, 3, 1, 1, "C3 OC5", 0},
-        {17, 5, 11, 9, 7, 3, 2, 1, "C5 s2", 0},
-        {7, 7, 10, 10, 9, 5, 2, 2, "C7 5x5 s2", 0},
-        {17, 2, 6, 6, 3, 1, 1, 0, "1x1", 0},
-        {1, 4, 8, 8, 6, 2, 2, 0, "2x2 s2 OC6", 0},
-        {17, 1, 12, 12, 10, 4, 1, 3, "4x4 pad 3", 0},
-        {7, 9, 7, 7, 11, 3, 1, 1, "C9 OC11", 0},
-        {20, 6, 13, 15, 4, 5, 1, 2, "N20", 0},
-        {17, 4, 9, 9, 6, 3, 1, 1, "tiny", 1},
-        {7, 5, 8, 8, 3, 3, 2, 0, "tiny s2", 1},
+        {1, 1, 5, 6, 1, 3, 1, 0, "C1 OC1", 0, 0},
+        {7, 3, 9, 7, 5, 3, 1, 1, "C3 OC5", 0, 0},
+        {17, 5, 11, 9, 7, 3, 2, 1, "C5 s2", 0, 0},
+        {7, 7, 10, 10, 9, 5, 2, 2, "C7 5x5 s2", 0, 0},
+        {17, 2, 6, 6, 3, 1, 1, 0, "1x1", 0, 0},
+        {1, 4, 8, 8, 6, 2, 2, 0, "2x2 s2 OC6", 0, 0},
+        {17, 1, 12, 12, 10, 4, 1, 3, "4x4 pad 3", 0, 0},
+        {7, 9, 7, 7, 11, 3, 1, 1, "C9 OC11", 0, 0},
+        {20, 6, 13, 15, 4, 5, 1, 2, "N20", 0, 0},
+        {17, 4, 9, 9, 6, 3, 1, 1, "tiny", 1, 0},
+        {7, 5, 8, 8, 3, 3, 2, 0, "tiny s2", 1, 0},
         /* OC 1, "same": the transposed input gradient packs tap pairs of dout, the left border's
          * pair (0, first pixel) included (pad 1 and 2) */
-        {7, 3, 9, 7, 1, 3, 1, 1, "OC1 same 3x3", 0},
-        {17, 2, 8, 11, 1, 5, 1, 2, "OC1 same 5x5", 0},
+        {7, 3, 9, 7, 1, 3, 1, 1, "OC1 same 3x3", 0, 0},
+        {17, 2, 8, 11, 1, 5, 1, 2, "OC1 same 5x5", 0, 0},
+        {19, 1, 10, 10, 9, 3, 1, 1, "specials C1", 0, 1},
+        {17, 3, 8, 8, 9, 3, 1, 1, "specials C3", 0, 1},
     };
     for (int isa = 0; isa < DT_ISA_COUNT; isa++)
         if (!dt_kern_table((dt_isa)isa))

@@ -17,6 +17,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,7 +218,10 @@ static void fused_isa(const dt_kern *k, const shape *s, const float *x, const fl
     free(arg), free(code);
 }
 
-static void test_fused(const shape *s)
+/* special: conv outputs that are exactly their channel's bias (zero weights) for every channel
+ * but the last: NaN, +-inf, the largest float, denormals, -0 (the ReLU + pool's NaN and zero
+ * cases, on every ISA) */
+static void test_fused(const shape *s, int special)
 {
     const int OH = dt_conv_out_size(s->H, s->K, s->stride, s->pad);
     const int OW = dt_conv_out_size(s->W, s->K, s->stride, s->pad);
@@ -225,6 +229,15 @@ static void test_fused(const shape *s)
     const size_t np = (size_t)s->N * s->OC * (OH / 2) * (OW / 2);
     float *x = falloc(ni), *w = falloc(nw), *b = falloc(s->OC), *R = falloc(np);
     fill(x, ni, -1, 1), fill(w, nw, -1, 1), fill(b, s->OC, -0.5, 0.5), fill(R, np, -1, 1);
+    if (special) {
+        static const uint32_t bits[] = {0x7fc00000u, 0x7f800000u, 0xff800000u, 0x7f7fffffu,
+                                        0x007fffffu, 0x00400001u, 0x80000000u, 0x807fffffu};
+        const size_t per = nw / (size_t)s->OC;
+        for (int oc = 0; oc + 1 < s->OC; oc++) {
+            memcpy(&b[oc], &bits[oc % 8], 4);
+            memset(w + (size_t)oc * per, 0, per * sizeof *w);
+        }
+    }
     float *pf[DT_ISA_COUNT], *dxf[DT_ISA_COUNT], *dwf[DT_ISA_COUNT], *dbf[DT_ISA_COUNT];
     int first = -1;
     for (int i = 0; i < DT_ISA_COUNT; i++) {
@@ -290,6 +303,9 @@ int main(void)
         {7, 32, 14, 14, 64, 3, 1, 1}, {3, 2, 9, 8, 5, 3, 1, 0},     {17, 3, 11, 9, 4, 3, 2, 1},
     };
     for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++)
-        test_fused(&fused[i]);
+        test_fused(&fused[i], 0);
+    static const shape specials[] = {{19, 1, 10, 10, 9, 3, 1, 1}, {17, 3, 8, 8, 9, 3, 1, 1}};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
+        test_fused(&specials[i], 1);
     return check_finish("test_lanes");
 }

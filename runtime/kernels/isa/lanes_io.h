@@ -238,9 +238,62 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
  * dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane families.
  * bf16 (the bf16 family): each value of ol rounded to bf16 as it is read (vu_round_bf16), as the
  * separate layers of a bf16 net read the conv's output: ties after rounding pick the same pixel. */
+#if DT_W == 16 && defined(__AVX512F__)
+/* ReLU(x) (vmaxps(x, 0) is x > 0 ? x : 0, NaN -> 0), then with bf16 rounded to bf16 (nearest
+ * even on the upper 16 bits). ReLU first and rounding second give the bits of rounding first
+ * (vu_round_bf16, NaN kept) and ReLU second: rounding is monotonic and keeps 0's sign, and a NaN
+ * becomes 0 either way; after the ReLU no NaN is left, so the rounding needs no NaN case. */
+DT_KINL __m512 relu_round(const float *p, int bf16)
+{
+    const __m512 v = _mm512_max_ps(_mm512_loadu_ps(p), _mm512_setzero_ps());
+    if (!bf16)
+        return v;
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb);
+    return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
+}
+#endif
+
 static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, int OC, size_t P,
                                    int OW, int PH, int PW, int bf16)
 {
+#if DT_W == 16 && defined(__AVX512F__)
+    /* the loop below in mask registers (the generic one's compares and selects go through
+     * vectors of all ones): same comparisons, same order, same bits (test_lanes, test_kern_bf16conv
+     * compare it with the other ISAs) */
+    {
+        const __m512 z = _mm512_setzero_ps();
+        const __m512i k1 = _mm512_set1_epi32(1), k2 = _mm512_set1_epi32(2);
+        const __m512i k3 = _mm512_set1_epi32(3), k4 = _mm512_set1_epi32(4);
+        const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
+        for (int oc = 0; oc < OC; oc++)
+            for (int ph = 0; ph < PH; ph++) {
+                const float *x = ol + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
+                float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+                int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+                for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+                    __m512 m = relu_round(x, bf16);
+                    const __m512 v1 = relu_round(x + DT_W, bf16), v2 = relu_round(x + row, bf16),
+                                 v3 = relu_round(x + row + DT_W, bf16);
+                    __m512i k = _mm512_setzero_si512();
+                    __mmask16 g = _mm512_cmp_ps_mask(v1, m, _CMP_GT_OQ);
+                    m = _mm512_mask_mov_ps(m, g, v1);
+                    k = _mm512_mask_mov_epi32(k, g, k1);
+                    g = _mm512_cmp_ps_mask(v2, m, _CMP_GT_OQ);
+                    m = _mm512_mask_mov_ps(m, g, v2);
+                    k = _mm512_mask_mov_epi32(k, g, k2);
+                    g = _mm512_cmp_ps_mask(v3, m, _CMP_GT_OQ);
+                    m = _mm512_mask_mov_ps(m, g, v3);
+                    k = _mm512_mask_mov_epi32(k, g, k3);
+                    k = _mm512_mask_mov_epi32(k4, _mm512_cmp_ps_mask(m, z, _CMP_GT_OQ), k);
+                    _mm512_storeu_ps(y, m);
+                    _mm512_storeu_si512(c, k);
+                }
+            }
+        return;
+    }
+#endif
     const vf zero = vf_zero();
     const vi k4 = (vi){0} + 4;
     const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
