@@ -58,7 +58,9 @@ size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW,
 
 size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW)
 {
-    return (size_t)(N + 15) / 16 * 16 * OC * (size_t)(OH / 2) * (size_t)(OW / 2);
+    /* one byte per pooled value (isa/lanes_io.h's code_store), in int32 entries */
+    const size_t bytes = (size_t)(N + 15) / 16 * 16 * OC * (size_t)(OH / 2) * (size_t)(OW / 2);
+    return (bytes + 3) / 4;
 }
 
 void dt_bf16conv_forward(float *out, const float *inp, const float *weight, const float *bias,

@@ -17,7 +17,9 @@ int dt_bf16conv_ok(int N, int C, int H, int W, int OC, int KH, int KW, int strid
  * CPU runs (a net's workspace is sized before its ISA may change). */
 size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                              int pad);
-/* int32 entries of the fused kernels' code array for a batch of N (any ISA's lanes). */
+/* int32 entries to allocate for the fused kernels' code array for a batch of N (any ISA's
+ * lanes); the kernels keep one byte per pooled value in it (a quarter of the fp32 family's
+ * codes: the backward reads them back long after the forward wrote them). */
 size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW);
 
 /* dt_conv2d_forward (layer_kernels.h) in bf16: out = conv(bf16(inp), bf16(weight)) + bias, fp32

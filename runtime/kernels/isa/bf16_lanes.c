@@ -593,8 +593,9 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                 float *p8 = ws + q->p8;
                 /* the conv's output rounded to bf16 as it is read, as the separate layers read it:
                  * ties after rounding pick the pixel they pick */
-                lanes_relu_pool(p8, code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W, o8, m,
-                                P, q->OW, q->PH, q->PW, 1);
+                lanes_relu_pool(p8,
+                                (uint8_t *)code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W,
+                                o8, m, P, q->OW, q->PH, q->PW, 1);
                 from_lanes(out + (size_t)n0 * q->OC * PP + (size_t)g0 * PP, (size_t)q->OC * PP, PP,
                            0, p8, PP * DT_W, 0, m, 1, q->PP, nv, 0);
             } else {
@@ -630,8 +631,8 @@ static void block_dout(float *d8, const float *dout, const int32_t *code, int n0
                  PP, 0, m, 1, q->PP, nv);
         if (q->round_dout)
             round_lanes(dp8, (size_t)m * PP);
-        lanes_unpool(d8, dp8, code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W, m, P, q->OW,
-                     q->PH, q->PW);
+        lanes_unpool(d8, dp8, (const uint8_t *)code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W,
+                     m, P, q->OW, q->PH, q->PW, 1);
     } else {
         to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P + (size_t)g0 * P, (size_t)OC * P, P, 0,
                  m, 1, q->P, nv);
@@ -705,7 +706,7 @@ static void dinp_t_pack(uint32_t *restrict xb, const float *restrict d8, const d
  * channel pairs (qt not tap pairs, g0 even), would make of lanes_unpool's d8: the same values
  * (lanes_unpool's (k == pos) & (0 + d)), the same sums in the same order. */
 static void unpool_pairs(uint32_t *restrict dbw, double *bacc, int nv, uint32_t *restrict xbt,
-                         const dt_bc_plan *qt, const float *restrict dp8, const int32_t *code,
+                         const dt_bc_plan *qt, const float *restrict dp8, const uint8_t *code,
                          const dt_bc_plan *q, int g0, int g1)
 {
     const vf zero = vf_zero();
@@ -729,13 +730,12 @@ static void unpool_pairs(uint32_t *restrict dbw, double *bacc, int nv, uint32_t 
                 for (int pw = 0; pw < PW; pw++) {
                     const size_t e0 = ((size_t)(oc - g0) * PP + (size_t)ph * PW + pw) * DT_W;
                     const size_t e1 = e0 + PP * DT_W;
-                    vi k;
-                    memcpy(&k, code + e0, sizeof k);
+                    vi k = code_load(code, e0, 1);
                     const vi v = (vi)(zero + vf_load(dp8 + e0));
                     const vf lo0 = (vf)((k == 2 * r) & v), hi0 = (vf)((k == 2 * r + 1) & v);
                     vf lo1 = zero, hi1 = zero;
                     if (real1) {
-                        memcpy(&k, code + e1, sizeof k);
+                        k = code_load(code, e1, 1);
                         const vi v1 = (vi)(zero + vf_load(dp8 + e1));
                         lo1 = (vf)((k == 2 * r) & v1), hi1 = (vf)((k == 2 * r + 1) & v1);
                     }
@@ -825,7 +825,8 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
                     round_lanes(dp8, (size_t)(g1c - g0) * PP);
                 unpool_pairs(db, dbias ? bacc + slot : NULL, nv,
                              tr ? (uint32_t *)(ws + q->t_xb) : NULL, &qt, dp8,
-                             code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W, q, g0, g1);
+                             (const uint8_t *)code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W,
+                             q, g0, g1);
                 dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
                 continue;
             }

@@ -508,7 +508,8 @@ static void grad_lanes(float *dl, const dt_lanes_plan *q, const float *dout, con
         float *dpl = ws + q->pl;
         to_lanes(dpl, PP * DT_W, 0, dout + (size_t)n0 * OC * PP, (size_t)OC * PP, PP, 0, OC, 1,
                  q->PP, nv);
-        lanes_unpool(dl, dpl, code + (size_t)n0 * OC * PP, OC, (size_t)q->P, q->OW, q->PH, q->PW);
+        lanes_unpool(dl, dpl, code + (size_t)n0 * OC * PP, OC, (size_t)q->P, q->OW, q->PH, q->PW,
+                     0);
     } else {
         const size_t P = (size_t)q->P;
         to_lanes(dl, P * DT_W, 0, dout + (size_t)n0 * OC * P, (size_t)OC * P, P, 0, OC, 1, q->P,

@@ -9,6 +9,7 @@
 #define DT_KERNELS_ISA_LANES_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/isa/vec.h"
@@ -237,7 +238,43 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
  * 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH / 2 PW are
  * dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane families.
  * bf16 (the bf16 family): each value of ol rounded to bf16 as it is read (vu_round_bf16), as the
- * separate layers of a bf16 net read the conv's output: ties after rounding pick the same pixel. */
+ * separate layers of a bf16 net read the conv's output: ties after rounding pick the same pixel;
+ * and the codes are bytes (code_store): element (oc, ph, pw, lane) of code. */
+/* Pool codes: int32 per value in the fp32 family, one byte per value in the bf16 family
+ * (bytes: the codes are 0..4; a quarter of the memory traffic between the forward that writes
+ * them and the backward that reads them, long after). Element e of the code array. */
+DT_KINL vi code_load(const void *code, size_t e, int bytes)
+{
+    vi k;
+    if (!bytes) {
+        memcpy(&k, (const int32_t *)code + e, sizeof k);
+        return k;
+    }
+    const uint8_t *p = (const uint8_t *)code + e;
+#if DT_W == 16 && defined(__AVX512F__)
+    k = (vi)_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+#else
+    for (int l = 0; l < DT_W; l++)
+        k[l] = p[l];
+#endif
+    return k;
+}
+
+DT_KINL void code_store(void *code, size_t e, vi k, int bytes)
+{
+    if (!bytes) {
+        memcpy((int32_t *)code + e, &k, sizeof k);
+        return;
+    }
+    uint8_t *p = (uint8_t *)code + e;
+#if DT_W == 16 && defined(__AVX512F__)
+    _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8((__m512i)k));
+#else
+    for (int l = 0; l < DT_W; l++)
+        p[l] = (uint8_t)k[l];
+#endif
+}
+
 #if DT_W == 16 && defined(__AVX512F__)
 /* ReLU(x) (vmaxps(x, 0) is x > 0 ? x : 0, NaN -> 0), then with bf16 rounded to bf16 (nearest
  * even on the upper 16 bits). ReLU first and rounding second give the bits of rounding first
@@ -255,8 +292,8 @@ DT_KINL __m512 relu_round(const float *p, int bf16)
 }
 #endif
 
-static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, int OC, size_t P,
-                                   int OW, int PH, int PW, int bf16)
+static inline void lanes_relu_pool(float *pl, void *code, const float *ol, int OC, size_t P, int OW,
+                                   int PH, int PW, int bf16)
 {
 #if DT_W == 16 && defined(__AVX512F__)
     /* the loop below in mask registers (the generic one's compares and selects go through
@@ -271,7 +308,7 @@ static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, in
             for (int ph = 0; ph < PH; ph++) {
                 const float *x = ol + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
                 float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
-                int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+                size_t c = ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
                 for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
                     __m512 m = relu_round(x, bf16);
                     const __m512 v1 = relu_round(x + DT_W, bf16), v2 = relu_round(x + row, bf16),
@@ -288,7 +325,10 @@ static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, in
                     k = _mm512_mask_mov_epi32(k, g, k3);
                     k = _mm512_mask_mov_epi32(k4, _mm512_cmp_ps_mask(m, z, _CMP_GT_OQ), k);
                     _mm512_storeu_ps(y, m);
-                    _mm512_storeu_si512(c, k);
+                    if (bf16)
+                        _mm_storeu_si128((__m128i *)((uint8_t *)code + c), _mm512_cvtepi32_epi8(k));
+                    else
+                        _mm512_storeu_si512((int32_t *)code + c, k);
                 }
             }
         return;
@@ -301,7 +341,7 @@ static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, in
         for (int ph = 0; ph < PH; ph++) {
             const float *x = ol + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
             float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
-            int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+            size_t c = ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
             for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
 #define POOL_LOAD(ptr) (bf16 ? (vf)vu_round_bf16((vu)vf_load(ptr)) : vf_load(ptr))
                 vf m = vf_max(POOL_LOAD(x), zero), v;
@@ -319,15 +359,16 @@ static inline void lanes_relu_pool(float *pl, int32_t *code, const float *ol, in
                 const vi pos = m > zero;
                 k = (pos & k) | (~pos & k4);
                 vf_store(y, m);
-                memcpy(c, &k, sizeof k);
+                code_store(code, c, k, bf16);
             }
         }
 }
 
 /* dl (zeroed outside the windows by the caller) = the gradient at the conv's output of the
- * pooled gradient dpl: the unfused maxpool backward (0 + d at the maximum) then ReLU's mask */
-static inline void lanes_unpool(float *dl, const float *dpl, const int32_t *code, int OC, size_t P,
-                                int OW, int PH, int PW)
+ * pooled gradient dpl: the unfused maxpool backward (0 + d at the maximum) then ReLU's mask.
+ * bytes: codes of one byte (the bf16 family's, code_load) */
+static inline void lanes_unpool(float *dl, const float *dpl, const void *code, int OC, size_t P,
+                                int OW, int PH, int PW, int bytes)
 {
     const vf zero = vf_zero();
     const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
@@ -335,11 +376,10 @@ static inline void lanes_unpool(float *dl, const float *dpl, const int32_t *code
         for (int ph = 0; ph < PH; ph++) {
             float *x = dl + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
             const float *y = dpl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
-            const int32_t *c = code + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
+            size_t c = ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
             for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
                 const vi d = (vi)(zero + vf_load(y));
-                vi k;
-                memcpy(&k, c, sizeof k);
+                const vi k = code_load(code, c, bytes);
                 vf_store(x, (vf)((k == 0) & d));
                 vf_store(x + DT_W, (vf)((k == 1) & d));
                 vf_store(x + row, (vf)((k == 2) & d));
