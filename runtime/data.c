@@ -25,25 +25,6 @@ void dt_dataset_set_norm(dt_dataset *ds, const float *mean, const float *std)
     }
 }
 
-/* 2 MiB: the x86-64 huge page */
-#define HUGE_BYTES ((size_t)2 << 20)
-
-void *dt_dataset_pages(dt_dataset *ds, int slot, size_t bytes)
-{
-    DT_ASSERT(slot >= 0 && slot < 2 && !ds->map[slot]);
-    const size_t len = (bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
-    void *p = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                  : MAP_FAILED;
-    if (p == MAP_FAILED)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, len, MADV_HUGEPAGE); /* a hint: without it (or THP off) 4 KiB pages, as before */
-#endif
-    ds->map[slot] = p;
-    ds->map_len[slot] = len;
-    return p;
-}
-
 static void release(dt_dataset *ds)
 {
     for (int i = 0; i < 2; i++) {

@@ -103,13 +103,4 @@ void dt_dataset_gather(const dt_dataset *ds, const int64_t *idx, int n, float *x
  * is a no-op. */
 void dt_dataset_free(dt_dataset *ds);
 
-/* For the readers: `bytes` of zeroed memory for a dataset's pixels (or labels), released by
- * dt_dataset_free (recorded in ds->map[slot], slot 0 or 1, which must be free), backed by
- * transparent huge pages where the kernel allows them (madvise; THP "always" or "madvise").
- * Training reads samples in random order, one or two 4 KiB pages each: with 4 KiB pages every
- * sample was a TLB miss and a page walk. Measured on the project's VM (MNIST, batch 128): the
- * gather took 2-5 ms in the first steps and 0.15 ms after 40, from a 4 KiB-paged copy 0.9 ->
- * 0.5 ms, from huge pages 0.10 ms from the second step on. NULL when out of memory. */
-void *dt_dataset_pages(dt_dataset *ds, int slot, size_t bytes);
-
 #endif

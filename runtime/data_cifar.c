@@ -114,15 +114,10 @@ int dt_cifar10_load(dt_dataset *ds, const char *const *paths, int npaths, int64_
     }
     if (limit > 0 && limit < total)
         total = limit;
-    /* huge pages where the kernel allows them (data.h): samples are read in random order */
-    uint8_t *images = dt_dataset_pages(ds, 0, (size_t)total * CIFAR_PIXELS);
-    if (!images) {
-        free(count);
-        return dt_err("%s: cannot allocate %lld images of %d bytes", paths[0], (long long)total,
-                      CIFAR_PIXELS);
-    }
+    uint8_t *images = dt_xmalloc((size_t)total, CIFAR_PIXELS);
     uint8_t *labels = dt_xmalloc((size_t)total, 1);
     uint8_t *buf = dt_xmalloc(CIFAR_CHUNK, CIFAR_RECORD);
+    ds->owned[0] = images;
     ds->owned[1] = labels;
     int rc = DT_OK;
     int64_t at = 0;

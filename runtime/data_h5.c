@@ -399,13 +399,8 @@ static int h5_load(dt_dataset *ds, const char *path, const dt_dataset_opts *opt,
     ds->h = (int)s.H;
     ds->w = (int)s.W;
     size_t plane = (size_t)s.H * (size_t)s.W;
-    /* huge pages where the kernel allows them (data.h): samples are read in random order */
-    const size_t elem = s.is_float ? sizeof(float) : 1, count = (size_t)ds->n * (size_t)s.C * plane;
-    void *pix = count <= SIZE_MAX / elem ? dt_dataset_pages(ds, 0, count * elem) : NULL;
-    if (!pix) {
-        dt_err("%s: %s: cannot allocate %zu x %zu bytes for the images", path, iname, count, elem);
-        goto done;
-    }
+    void *pix = dt_xmalloc((size_t)ds->n * (size_t)s.C * plane, s.is_float ? sizeof(float) : 1);
+    ds->owned[0] = pix;
     if (read_images(&im, s.is_float, s.nhwc, ds->n, (int)s.C, plane, pix) != 0)
         goto done;
     if (s.is_float)

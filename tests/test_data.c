@@ -32,7 +32,6 @@
 #include "check.h"
 #include "common.h"
 #include "data.h"
-#include "data_idx.h"
 #include "data_open.h"
 
 static char tmp[256];
@@ -1093,49 +1092,6 @@ static void test_augment(void)
     test_augment_float();
 }
 
-/* IDX files read into the dataset's own memory (dt_dataset_pages: whole 2 MiB pages, zeroed
- * past the file), the bytes as in the file; truncated files still named */
-static void test_idx(void)
-{
-    enum { N = 5, H = 3, W = 4 };
-    uint8_t img[16 + N * H * W] = {0, 0, 8, 3, 0, 0, 0, N, 0, 0, 0, H, 0, 0, 0, W};
-    uint8_t lbl[8 + N] = {0, 0, 8, 1, 0, 0, 0, N};
-    for (int i = 0; i < N * H * W; i++)
-        img[16 + i] = (uint8_t)(i * 7 + 3);
-    for (int i = 0; i < N; i++)
-        lbl[8 + i] = (uint8_t)(i % 10);
-    char ip[600], lp[600];
-    snprintf(ip, sizeof ip, "%s/idx-images", tmp);
-    snprintf(lp, sizeof lp, "%s/idx-labels", tmp);
-    FILE *f = fopen(ip, "wb");
-    CHECK(f && fwrite(img, 1, sizeof img, f) == sizeof img);
-    if (f)
-        fclose(f);
-    f = fopen(lp, "wb");
-    CHECK(f && fwrite(lbl, 1, sizeof lbl, f) == sizeof lbl);
-    if (f)
-        fclose(f);
-    dt_dataset ds;
-    CHECK(dt_idx_load(&ds, ip, lp, 10) == 0);
-    CHECK(ds.n == N && ds.c == 1 && ds.h == H && ds.w == W);
-    CHECK(ds.images && memcmp(ds.images, img + 16, N * H * W) == 0);
-    CHECK(ds.labels && memcmp(ds.labels, lbl + 8, N) == 0);
-    for (int i = 0; i < 2; i++) /* whole huge pages, zeroed past the file */
-        CHECK(ds.map[i] && ds.map_len[i] == (size_t)2 << 20 &&
-              ((const uint8_t *)ds.map[i])[ds.map_len[i] - 1] == 0);
-    dt_dataset_free(&ds);
-    CHECK(ds.map[0] == NULL && ds.images == NULL);
-    /* a truncated image file: the size check names it */
-    f = fopen(ip, "wb");
-    CHECK(f && fwrite(img, 1, sizeof img - 1, f) == sizeof img - 1);
-    if (f)
-        fclose(f);
-    CHECK(dt_idx_load(&ds, ip, lp, 10) != 0);
-    CHECK(strstr(dt_err_msg(), "idx-images") && strstr(dt_err_msg(), "truncated"));
-    CHECK(ds.map[0] == NULL && ds.map[1] == NULL);
-    printf("test_data: IDX files read into whole pages of the dataset's own: ok\n");
-}
-
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -1144,7 +1100,6 @@ int main(void)
         fprintf(stderr, "test_data: mkdtemp %s: %s\n", tmp, strerror(errno));
         return 2;
     }
-    test_idx();
     test_cifar();
     test_h5_good();
     test_h5_bad();
