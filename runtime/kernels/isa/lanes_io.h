@@ -254,6 +254,7 @@ DT_KINL vi code_load(const void *code, size_t e, int bytes)
 #if DT_W == 16 && defined(__AVX512F__)
     k = (vi)_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 #else
+    k = (vi){0};
     for (int l = 0; l < DT_W; l++)
         k[l] = p[l];
 #endif
