@@ -293,50 +293,35 @@ DT_KINL __m512 relu_round(const float *p, int bf16)
 }
 #endif
 
+#if DT_W == 16 && defined(__AVX512F__)
+/* one window of lanes_relu_pool in mask registers (the generic loop's compares and selects go
+ * through vectors of all ones): the same comparisons in the same order, the same bits
+ * (test_lanes and test_kern_bf16conv compare it with the other ISAs) */
+DT_KINL void relu_pool_window(float *y, void *code, size_t c, const float *x, size_t row, int bf16)
+{
+    __m512 m = relu_round(x, bf16);
+    const __m512 v1 = relu_round(x + DT_W, bf16), v2 = relu_round(x + row, bf16),
+                 v3 = relu_round(x + row + DT_W, bf16);
+    __m512i k = _mm512_setzero_si512();
+    __mmask16 g = _mm512_cmp_ps_mask(v1, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, g, v1);
+    k = _mm512_mask_mov_epi32(k, g, _mm512_set1_epi32(1));
+    g = _mm512_cmp_ps_mask(v2, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, g, v2);
+    k = _mm512_mask_mov_epi32(k, g, _mm512_set1_epi32(2));
+    g = _mm512_cmp_ps_mask(v3, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, g, v3);
+    k = _mm512_mask_mov_epi32(k, g, _mm512_set1_epi32(3));
+    k = _mm512_mask_mov_epi32(_mm512_set1_epi32(4),
+                              _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), k);
+    _mm512_storeu_ps(y, m);
+    code_store(code, c, (vi)k, bf16);
+}
+#endif
+
 static inline void lanes_relu_pool(float *pl, void *code, const float *ol, int OC, size_t P, int OW,
                                    int PH, int PW, int bf16)
 {
-#if DT_W == 16 && defined(__AVX512F__)
-    /* the loop below in mask registers (the generic one's compares and selects go through
-     * vectors of all ones): same comparisons, same order, same bits (test_lanes, test_kern_bf16conv
-     * compare it with the other ISAs) */
-    {
-        const __m512 z = _mm512_setzero_ps();
-        const __m512i k1 = _mm512_set1_epi32(1), k2 = _mm512_set1_epi32(2);
-        const __m512i k3 = _mm512_set1_epi32(3), k4 = _mm512_set1_epi32(4);
-        const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
-        for (int oc = 0; oc < OC; oc++)
-            for (int ph = 0; ph < PH; ph++) {
-                const float *x = ol + ((size_t)oc * P + (size_t)2 * ph * OW) * DT_W;
-                float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
-                size_t c = ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
-                for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
-                    __m512 m = relu_round(x, bf16);
-                    const __m512 v1 = relu_round(x + DT_W, bf16), v2 = relu_round(x + row, bf16),
-                                 v3 = relu_round(x + row + DT_W, bf16);
-                    __m512i k = _mm512_setzero_si512();
-                    __mmask16 g = _mm512_cmp_ps_mask(v1, m, _CMP_GT_OQ);
-                    m = _mm512_mask_mov_ps(m, g, v1);
-                    k = _mm512_mask_mov_epi32(k, g, k1);
-                    g = _mm512_cmp_ps_mask(v2, m, _CMP_GT_OQ);
-                    m = _mm512_mask_mov_ps(m, g, v2);
-                    k = _mm512_mask_mov_epi32(k, g, k2);
-                    g = _mm512_cmp_ps_mask(v3, m, _CMP_GT_OQ);
-                    m = _mm512_mask_mov_ps(m, g, v3);
-                    k = _mm512_mask_mov_epi32(k, g, k3);
-                    k = _mm512_mask_mov_epi32(k4, _mm512_cmp_ps_mask(m, z, _CMP_GT_OQ), k);
-                    _mm512_storeu_ps(y, m);
-                    if (bf16)
-                        _mm_storeu_si128((__m128i *)((uint8_t *)code + c), _mm512_cvtepi32_epi8(k));
-                    else
-                        _mm512_storeu_si512((int32_t *)code + c, k);
-                }
-            }
-        return;
-    }
-#endif
-    const vf zero = vf_zero();
-    const vi k4 = (vi){0} + 4;
     const size_t row = (size_t)OW * DT_W, PP = (size_t)PH * PW;
     for (int oc = 0; oc < OC; oc++)
         for (int ph = 0; ph < PH; ph++) {
@@ -344,6 +329,10 @@ static inline void lanes_relu_pool(float *pl, void *code, const float *ol, int O
             float *y = pl + ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
             size_t c = ((size_t)oc * PP + (size_t)ph * PW) * DT_W;
             for (int pw = 0; pw < PW; pw++, x += 2 * DT_W, y += DT_W, c += DT_W) {
+#if DT_W == 16 && defined(__AVX512F__)
+                relu_pool_window(y, code, c, x, row, bf16);
+#else
+                const vf zero = vf_zero();
 #define POOL_LOAD(ptr) (bf16 ? (vf)vu_round_bf16((vu)vf_load(ptr)) : vf_load(ptr))
                 vf m = vf_max(POOL_LOAD(x), zero), v;
                 vi k = {0}, gt;
@@ -358,9 +347,10 @@ static inline void lanes_relu_pool(float *pl, void *code, const float *ol, int O
 #undef POOL_STEP
 #undef POOL_LOAD
                 const vi pos = m > zero;
-                k = (pos & k) | (~pos & k4);
+                k = (pos & k) | (~pos & ((vi){0} + 4));
                 vf_store(y, m);
                 code_store(code, c, k, bf16);
+#endif
             }
         }
 }
