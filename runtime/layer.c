@@ -159,11 +159,16 @@ float *dt_layer_buffer(dt_net *net, const dt_layer *l, int i)
     return net->state + net->bufs[l->buf0 + i].off;
 }
 
+int dt_param_reads_master(const dt_net *net, const dt_param *p)
+{
+    return net->lowp == DT_BF16 && p->bf16_packed;
+}
+
 float *dt_layer_param(dt_net *net, const dt_layer *l, int i)
 {
     DT_ASSERT(i >= 0 && i < l->nparam);
     const dt_param *p = &net->params[l->param0 + i];
-    if (net->lp_master && net->lowp == DT_BF16 && p->bf16_packed)
+    if (net->lp_master && dt_param_reads_master(net, p))
         return net->lp_master + p->off; /* no rounded copy: its kernels round it */
     return net->param + p->off;
 }

@@ -178,6 +178,9 @@ int dt_net_check_sizes(const dt_net *net, const dt_layer *l, size_t add_params, 
  * the bf16 GEMM's packing does: the layer reads the float32 master, and the net makes no rounded
  * copy of it, one pass over the weights less per step). */
 enum { DT_PARAM_BIAS = 1, DT_PARAM_NO_DECAY = 2, DT_PARAM_BF16_PACKED = 4 };
+/* 1: in net's precision, p's kernels read its float32 master and round it themselves (a
+ * DT_PARAM_BF16_PACKED parameter in bf16): no rounded copy is made of it */
+int dt_param_reads_master(const dt_net *net, const dt_param *p);
 void dt_net_add_param(dt_net *net, dt_layer *l, const char *suffix, int ndim, const int *shape,
                       int flags);
 /* Declares a non-trainable buffer (BatchNorm running_mean...) of layer l during setup. */

@@ -553,27 +553,22 @@ void dt_net_set_precision(dt_net *net, int format)
     memset(net->arena + from, 0, (net->arena_floats - from) * sizeof *net->arena);
 }
 
-/* 1: in this precision, parameter p's kernels read the master and round it themselves */
-static int reads_master(const dt_net *net, const dt_param *p)
-{
-    return net->lowp == DT_BF16 && p->bf16_packed;
-}
-
 /* low precision: the layers run on the rounded weights (net->param points at them meanwhile, and
  * lp_master at the master), all but those whose kernels round them as they read them
- * (DT_PARAM_BF16_PACKED in bf16: dt_layer_param gives them the master, and they get no copy) */
-static float *use_rounded_weights(dt_net *net, int round)
+ * (dt_param_reads_master: dt_layer_param gives them the master, and they get no copy). round 0:
+ * the copy the forward made (unchanged since). */
+static void use_rounded_weights(dt_net *net, int round)
 {
-    float *master = net->param;
+    const float *master = net->param;
     for (int k = 0; round && k < net->nparams;) {
-        if (reads_master(net, &net->params[k])) {
+        if (dt_param_reads_master(net, &net->params[k])) {
             k++;
             continue;
         }
         /* a run of parameters that need the copy (contiguous: params are laid out in order) */
         const size_t from = net->params[k].off;
         size_t to = from;
-        for (; k < net->nparams && !reads_master(net, &net->params[k]); k++)
+        for (; k < net->nparams && !dt_param_reads_master(net, &net->params[k]); k++)
             to = net->params[k].off + net->params[k].numel;
         /* a chunk at a time: rounded while it is still in L1 (one pass over memory) */
         for (size_t i = from; i < to; i += 4096) {
@@ -582,15 +577,14 @@ static float *use_rounded_weights(dt_net *net, int round)
             dt_round_to(net->lowp, net->lp_param + i, n);
         }
     }
+    net->lp_master = net->param;
     net->param = net->lp_param;
-    net->lp_master = master;
-    return master;
 }
 
 /* the end of a low-precision forward or backward: param back to the master */
-static void use_master_weights(dt_net *net, float *master)
+static void use_master_weights(dt_net *net)
 {
-    net->param = master;
+    net->param = net->lp_master;
     net->lp_master = NULL;
 }
 
@@ -613,7 +607,8 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
     DT_ASSERT(N > 0 && N <= net->max_batch);
     net->x = x;
     net->ctx = ctx ? ctx : &no_ctx;
-    float *master = net->lowp ? use_rounded_weights(net, 1) : NULL;
+    if (net->lowp)
+        use_rounded_weights(net, 1);
     for (int i = 0; i < net->nlayers; i++) {
         dt_layer *l = &net->layers[i];
         if (l->ops->alias)
@@ -640,7 +635,7 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
     if (net->lowp) {
         if (!net->act)
             dt_round_to(net->lowp, last->out, (size_t)N * last->out_size);
-        use_master_weights(net, master);
+        use_master_weights(net);
     }
     return last->out;
 }
@@ -666,7 +661,8 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
 {
     net->ctx = ctx ? ctx : &no_ctx;
     /* low precision: the weights rounded by the forward (unchanged since) */
-    float *master = net->lowp ? use_rounded_weights(net, 0) : NULL;
+    if (net->lowp)
+        use_rounded_weights(net, 0);
     for (int i = net->nlayers - 1; i >= 0; i--) {
         dt_layer *l = &net->layers[i];
         /* the gradient a layer receives is 16-bit (a fused layer's too: the conv that does its
@@ -683,8 +679,8 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
         if (net->ctx->grad_ready && l->nparam > 0)
             net->ctx->grad_ready(net->ctx->grad_ready_ctx, net->params[l->param0].off);
     }
-    if (master)
-        use_master_weights(net, master);
+    if (net->lowp)
+        use_master_weights(net);
 }
 
 int dt_net_has_refresh(const dt_net *net)

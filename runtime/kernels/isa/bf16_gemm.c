@@ -9,8 +9,9 @@
  * denormal kept, so that one just below 2^-126 may round up to a normal bf16), then as
  * VCVTNE2PS2BF16 packs (which flushes what is still denormal). So a float32 operand packs to the
  * bits of its rounded copy: the linear layers give the float32 master weights, not a rounded
- * copy of them (layer.h, DT_PARAM_BF16_PACKED), and activations already rounded pack unchanged. Per pair the micro-kernel loads NB vectors of B
- * (NR = NB W columns) and broadcasts one pair of each of its MR rows of A:
+ * copy of them (layer.h, DT_PARAM_BF16_PACKED), and activations already rounded pack unchanged.
+ * Per pair the micro-kernel loads NB vectors of B (NR = NB W columns) and broadcasts one pair of
+ * each of its MR rows of A:
  *   avx512bf16 (native): MR x NR = 14 x 32: 28 accumulators + 2 B vectors + 1 broadcast = 31 of
  *     the 32 zmm registers; 28 independent vdpbf16ps chains per pair cover the instruction's
  *     latency many times over, and 16 loads (2 + 14 broadcasts, folded into the vdpbf16ps as

@@ -231,15 +231,8 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
         }
 }
 
-/* ---- fused ReLU + MaxPool2d(2, 2) ----
- * Bitwise the separate kernels: ReLU is x > 0 ? x : 0 (vf_max(x, 0): NaN gives 0 like
- * dt_relu_forward), then the first maximum in row-major window order (strict >, as
- * dt_maxpool_forward; a ReLU output is never NaN). code: window position 0..3 of the maximum, or
- * 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH / 2 PW are
- * dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane families.
- * bf16 (the bf16 family): each value of ol rounded to bf16 as it is read (vu_round_bf16), as the
- * separate layers of a bf16 net read the conv's output: ties after rounding pick the same pixel;
- * and the codes are bytes (code_store): element (oc, ph, pw, lane) of code. */
+/* ---- fused ReLU + MaxPool2d(2, 2) ---- */
+
 /* Pool codes: int32 per value in the fp32 family, one byte per value in the bf16 family
  * (bytes: the codes are 0..4; a quarter of the memory traffic between the forward that writes
  * them and the backward that reads them, long after). Element e of the code array. */
@@ -291,9 +284,7 @@ DT_KINL __m512 relu_round(const float *p, int bf16)
     const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb);
     return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
 }
-#endif
 
-#if DT_W == 16 && defined(__AVX512F__)
 /* one window of lanes_relu_pool in mask registers (the generic loop's compares and selects go
  * through vectors of all ones): the same comparisons in the same order, the same bits
  * (test_lanes and test_kern_bf16conv compare it with the other ISAs) */
@@ -319,6 +310,15 @@ DT_KINL void relu_pool_window(float *y, void *code, size_t c, const float *x, si
 }
 #endif
 
+/* Fused ReLU + MaxPool2d(2, 2), bitwise the separate kernels: ReLU is x > 0 ? x : 0 (vf_max(x,
+ * 0): NaN gives 0 like dt_relu_forward), then the first maximum in row-major window order (strict
+ * >, as dt_maxpool_forward; a ReLU output is never NaN). code: window position 0..3 of the
+ * maximum, or 4 when it is not positive (ReLU's gradient there is 0). Rows/columns past 2 PH /
+ * 2 PW are dropped (floor mode). Per block of W images in lanes: ol (OC, OH, OW, W) (planes of
+ * P = OH * OW), OH >= 2 PH, pl and code (OC, PH, PW, W). Shared by the fp32 and bf16 lane
+ * families. bf16 (the bf16 family): each value of ol rounded to bf16 as it is read
+ * (vu_round_bf16), as the separate layers of a bf16 net read the conv's output: ties after
+ * rounding pick the same pixel; and the codes are bytes (code_store). */
 static inline void lanes_relu_pool(float *pl, void *code, const float *ol, int OC, size_t P, int OW,
                                    int PH, int PW, int bf16)
 {
