@@ -122,7 +122,7 @@ int main(int argc, char **argv)
                              {di, 0, 0, NB, IN, OUT, 0}}; /* dinp = dout W */
         for (int i = 0; i < (l == 0 ? 2 : 3); i++) {      /* fc1 has no dinp (the input) */
             double a, b;
-            run_shape(&sh[i], k->bf16->gemm, &a, &b);
+            run_shape(&sh[i], dt_bf16_gemm, &a, &b);
             s32 += a, s16 += b;
         }
     }

@@ -537,8 +537,7 @@ void dt_net_set_precision(dt_net *net, int format)
 {
     DT_ASSERT(format == DT_FP32 || format == DT_BF16 || format == DT_FP16);
     net->lowp = format;
-    if (format == DT_BF16) /* the bf16 GEMM's buffers now, not in the first step */
-        dt_kern_get()->bf16->prepare();
+    dt_gemm_prepare(); /* the GEMMs' buffers now (a no-op if the pool has not grown) */
     if (format != DT_FP32 && !net->lp_param)
         net->lp_param = dt_xmalloc(net->numel ? net->numel : 1, sizeof *net->lp_param);
     /* bf16 activations are stored as bf16 (net_act.h); fp32 and fp16 keep the float32 arena.

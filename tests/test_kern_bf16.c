@@ -22,7 +22,9 @@
 #include "check.h"
 #include "common.h"
 #include "kernels/bf16.h"
+#include "kernels/gemm.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
 #include "lowp.h"
 
 static uint64_t rs = 0x9e3779b97f4a7c15ull;
@@ -257,6 +259,34 @@ static float rnd_unit(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 
 /* the bf16 value of x (as the GEMM rounds it while packing) */
 static double bf(float x) { return dt_bf16_float(dt_bf16_round(x)); }
 
+/* gemm_case's product split into panels of C over 2 and 3 pool threads (dt_gemm_kern: products of
+ * 2^18 multiply-adds and more): the bits of 1 thread (first), on the widest ISA. C: scratch. */
+static int gemm_threads(int ta, int tb, int M, int N, int K, int min_isa, int max_isa,
+                        const float *A, int lda, const float *B, int ldb, const float *bias,
+                        int accum, const float *C0, float *C, const float *first, int ldc)
+{
+    const dt_kern *wide = NULL;
+    int ok = 1;
+    for (int isa = min_isa; isa <= max_isa; isa++)
+        wide = dt_kern_table((dt_isa)isa) ? dt_kern_table((dt_isa)isa) : wide;
+    for (int T = 2; T <= 3 && wide && (long)M * N * K >= 1L << 18; T++) {
+        dt_tpool_init(T);
+        memcpy(C, C0, (size_t)M * ldc * 4);
+        dt_gemm_kern(wide->bf16->gemm, ta, tb, M, N, K, A, lda, B, ldb, bias, accum, C, ldc);
+        dt_tpool_init(1);
+        int same = 1;
+        for (size_t i = 0; i < (size_t)M * ldc; i++)
+            same &= fbits(C[i]) == fbits(first[i]);
+        CHECK(same);
+        if (!same) {
+            fprintf(stderr, "  %s ta%d tb%d M%d N%d K%d, %d threads: NOT the bits of 1 thread\n",
+                    wide->name, ta, tb, M, N, K, T);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
 /* One product on every ISA: against the double product of the bf16-rounded operands, and
  * bitwise against the first ISA's result. Returns 1 when all passed. */
 static int gemm_case(int ta, int tb, int M, int N, int K, int pad, int use_bias, int accum,
@@ -306,7 +336,8 @@ static int gemm_case(int ta, int tb, int M, int N, int K, int pad, int use_bias,
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < N; j++)
                     C[(size_t)i * ldc + j] = NAN;
-        k->bf16->gemm(ta, tb, M, N, K, A, lda, B, ldb, use_bias ? bias : NULL, accum, C, ldc);
+        dt_gemm_kern(k->bf16->gemm, ta, tb, M, N, K, A, lda, B, ldb, use_bias ? bias : NULL, accum,
+                     C, ldc);
         int same = 1, pad_ok = 1;
         for (int i = 0; i < M; i++) {
             for (int j = 0; j < N; j++) {
@@ -334,6 +365,8 @@ static int gemm_case(int ta, int tb, int M, int N, int K, int pad, int use_bias,
             ok = 0;
         }
     }
+    ok &= gemm_threads(ta, tb, M, N, K, min_isa, max_isa, A, lda, B, ldb, use_bias ? bias : NULL,
+                       accum, C0, C, first, ldc);
     CHECK(worst <= tol);
     free(A), free(B), free(C0), free(C), free(first), free(bias), free(ref);
     return ok && worst <= tol;
@@ -383,8 +416,10 @@ static void test_gemm_unrounded(void)
             const dt_kern *k = dt_kern_table((dt_isa)isa);
             if (!k)
                 continue;
-            k->bf16->gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, NULL, 0, C, N);
-            k->bf16->gemm(ta, tb, M, N, K, Ar, ta ? M : K, Br, tb ? K : N, NULL, 0, Cr, N);
+            dt_gemm_kern(k->bf16->gemm, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, NULL, 0, C,
+                         N);
+            dt_gemm_kern(k->bf16->gemm, ta, tb, M, N, K, Ar, ta ? M : K, Br, tb ? K : N, NULL, 0,
+                         Cr, N);
             int same = 1;
             for (size_t i = 0; i < nc; i++)
                 same &= fbits(C[i]) == fbits(Cr[i]);

@@ -10,7 +10,8 @@
  *     bf16 (as a bf16 net's separate layers read it), followed by the fp32 dt_relu_* /
  *     dt_maxpool_* kernels (forward, and backward from the pooled gradient);
  *   - every ISA bitwise equal to the first (generic), so native vdpbf16ps (avx512bf16) equals its
- *     emulation (avx512, avx2w16, avx2, generic), and avx2w16 equals avx512.
+ *     emulation (avx512, avx2w16, avx2, generic), and avx2w16 equals avx512; and the widest ISA
+ *     and avx2 on a pool of 2 and 3 threads bitwise equal to them (the batch split in chunks).
  * Shapes: every conv of lenet5, cnn and resnet20 (models/NAME.cfg) and odd ones (C = 1, 3, odd C and
  * OC, 1x1, stride 2, padding), batches of 1, 7, 17 and 20 (not multiples of the lanes), and values
  * scaled to 2^-63 so that products and sums meet vdpbf16ps's flushing of denormals (the bound's
@@ -29,6 +30,7 @@
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/layer_kernels.h"
+#include "kernels/tpool.h"
 #include "lowp.h"
 
 typedef struct {
@@ -196,8 +198,9 @@ static void run_isa(const struct dt_kbf16conv *k, const inputs *in, results *r, 
     const dims *d = &in->d;
     dt_bc_plan q;
     k->plan(&q, d->C, d->H, d->W, d->OC, d->KH, d->KW, d->stride, d->pad);
-    float *ws = dt_xmalloc(q.total, sizeof *ws);
-    for (size_t i = 0; i < q.total; i++) /* garbage: the kernels must not read it */
+    const size_t nws = dt_bc_ws_floats(&q, d->N, dt_tpool_threads());
+    float *ws = dt_xmalloc(nws, sizeof *ws);
+    for (size_t i = 0; i < nws; i++) /* garbage: the kernels must not read it */
         ws[i] = NAN;
     const size_t no = (size_t)d->N * d->OC * d->OH * d->OW, ni = (size_t)d->N * d->C * d->H * d->W;
     const size_t nw = (size_t)d->OC * d->C * d->KH * d->KW;
@@ -302,7 +305,7 @@ static void test_shape(const shape *s, int pool)
     for (size_t i = 0; i < ni; i++)
         f.dx1[i] = f.dx[i] + in.dx0[i], f.dx1m[i] = f.dxm[i] + fabs(in.dx0[i]);
     results first = {0};
-    int have_first = 0;
+    int have_first = 0, last = -1;
     for (int isa = 0; isa < DT_ISA_COUNT; isa++) {
         const dt_kern *t = dt_kern_table((dt_isa)isa);
         if (!t || !t->bf16conv)
@@ -317,8 +320,28 @@ static void test_shape(const shape *s, int pool)
         } else {
             first = r, have_first = 1;
         }
+        last = isa;
     }
     CHECK(have_first);
+    /* the batch split over 2 and 3 pool threads (chunks of DT_BC_CHUNK images, their sums added
+     * in chunk order): the same bits, on the widest ISA (and on avx2, whose blocks of 8 fill a
+     * chunk's slots in two) */
+    for (int T = 2; T <= 3 && last >= 0; T++) {
+        dt_tpool_init(T);
+        const int isas[2] = {last, DT_ISA_AVX2};
+        for (int k = 0; k < 2; k++) {
+            const dt_kern *t = dt_kern_table((dt_isa)isas[k]);
+            if (!t || !t->bf16conv || (k == 1 && isas[1] == last))
+                continue;
+            char what[64];
+            snprintf(what, sizeof what, "%s, %d threads", t->name, T);
+            results r = {0};
+            run_isa(t->bf16conv, &in, &r, pool, what);
+            check_same(&first, &r, d, what);
+            results_free(&r);
+        }
+        dt_tpool_init(1);
+    }
     results_free(&first);
     for (int i = 0; i < 10; i++)
         free(*all[i]);

@@ -20,6 +20,7 @@
 #include "common.h"
 #include "fdcheck.h"
 #include "kernels/bf16.h"
+#include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "lowp.h"
@@ -133,7 +134,7 @@ static void lin_forward(int format, float *out, const float *inp, const float *w
                         int N, int IN, int OUT)
 {
     if (format == DT_BF16)
-        dt_kern_get()->bf16->gemm(0, 1, N, OUT, IN, inp, IN, w, IN, b, 0, out, OUT);
+        dt_bf16_gemm(0, 1, N, OUT, IN, inp, IN, w, IN, b, 0, out, OUT);
     else
         dt_linear_forward(out, inp, w, b, N, IN, OUT);
 }
@@ -145,15 +146,14 @@ static void lin_backward(int format, float *dinp, float *dw, float *db, const fl
         dt_linear_backward(dinp, dw, db, dout, inp, w, N, IN, OUT, 0);
         return;
     }
-    const struct dt_kbf16 *k = dt_kern_get()->bf16;
-    k->gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dw, IN);
+    dt_bf16_gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dw, IN);
     for (int o = 0; o < OUT; o++) {
         db[o] = 0.0f;
         for (int n = 0; n < N; n++)
             db[o] += dout[(size_t)n * OUT + o];
     }
     if (dinp)
-        k->gemm(0, 0, N, IN, OUT, dout, OUT, w, IN, NULL, 0, dinp, IN);
+        dt_bf16_gemm(0, 0, N, IN, OUT, dout, OUT, w, IN, NULL, 0, dinp, IN);
 }
 
 /* a tiny mlp in fp16 / bf16 against the same kernels on hand-rounded values */

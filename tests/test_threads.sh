@@ -2,7 +2,7 @@
 # test_threads.sh - threads per rank (issue 13) from the command line:
 #   - every built-in model ends 6 steps at batch 48 (three chunks of 16 images; resnet9: 2 steps
 #     on a small synthetic CIFAR-10) with the same params_crc at threads 1, 2 and 3, and at
-#     2 ranks x 1 and 2 ranks x 2 threads;
+#     2 ranks x 1 and 2 ranks x 2 threads, in fp32 and (but resnet9) in bf16;
 #   - at 2 threads, avx2, avx2w16 and avx512 (those this CPU runs) end with the same params_crc;
 #   - threads = auto: the run header shows the CPUs of the affinity mask shared by the ranks
 #     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
@@ -29,30 +29,39 @@ MK=${BUILD:-build}/tests/tool_mkdata
 CIFAR="--data cifar10 --set data.dir=$TMP --set train.max_steps=2"
 
 # --- every built-in model: the same bits at threads 1, 2, 3 (1 rank) and 1, 2 (2 ranks) ---
-for model in mlp lenet5 cnn resnet20 resnet9; do
-    ref=
-    extra=
-    [ "$model" = resnet9 ] && extra=$CIFAR
-    for cfg in "1 1" "1 2" "1 3" "2 1" "2 2"; do
-        set -- $cfg
-        run_dtrain 300 "$1" train $BASE $extra --model "$model" --threads "$2" \
-            > "$TMP/$model.out" 2>&1
-        c=$(crc "$TMP/$model.out")
-        if [ -z "$c" ]; then
-            fail "$model $1 rank(s) x $2 threads: no final line:"; tail -5 "$TMP/$model.out" >&2
-            continue
-        fi
-        if [ "$1" = 1 ] && [ "$2" = 1 ]; then
-            ref=$c
-        elif [ "$1" = 2 ] && [ "$2" = 1 ]; then
-            ref2=$c
-        fi
-        want=$ref
-        [ "$1" = 2 ] && want=$ref2
-        [ "$c" = "$want" ] && pass "$model $1 rank(s) x $2 threads: $c" ||
-            fail "$model $1 rank(s) x $2 threads: $c, expected $want"
+# same_bits PRECISION MODELS...
+same_bits() {
+    prec=$1
+    shift
+    for model in "$@"; do
+        ref=
+        extra=
+        [ "$model" = resnet9 ] && extra=$CIFAR
+        for cfg in "1 1" "1 2" "1 3" "2 1" "2 2"; do
+            set -- $cfg
+            run_dtrain 300 "$1" train $BASE $extra --model "$model" --threads "$2" \
+                --set train.precision="$prec" > "$TMP/$model.out" 2>&1
+            c=$(crc "$TMP/$model.out")
+            if [ -z "$c" ]; then
+                fail "$model $prec $1 rank(s) x $2 threads: no final line:"
+                tail -5 "$TMP/$model.out" >&2
+                continue
+            fi
+            if [ "$1" = 1 ] && [ "$2" = 1 ]; then
+                ref=$c
+            elif [ "$1" = 2 ] && [ "$2" = 1 ]; then
+                ref2=$c
+            fi
+            want=$ref
+            [ "$1" = 2 ] && want=$ref2
+            [ "$c" = "$want" ] && pass "$model $prec $1 rank(s) x $2 threads: $c" ||
+                fail "$model $prec $1 rank(s) x $2 threads: $c, expected $want"
+        done
     done
-done
+}
+same_bits fp32 mlp lenet5 cnn resnet20 resnet9
+# bf16: the bf16 GEMM split into panels, the bf16 convolutions into chunks of 16 images
+same_bits bf16 mlp lenet5 cnn resnet20
 
 # --- across ISAs at 2 threads ---
 # runs ISA: whether this CPU runs ISA (one step of the mlp), asked once per ISA

@@ -13,23 +13,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct dt_kgemm;
+
 struct dt_kbf16 {
     int lanes; /* W: the dot/pack arrays' length must be a multiple of it */
     /* acc[i] <- vdpbf16ps(acc[i], a[i], b[i]) for i < n (a multiple of lanes) */
     void (*dot)(float *acc, const uint32_t *a, const uint32_t *b, size_t n);
     /* out[i] <- (bf16(even[i]), bf16(odd[i])) for i < n (a multiple of lanes), VCVTNE2PS2BF16 */
     void (*pack)(uint32_t *out, const float *even, const float *odd, size_t n);
-    /* dt_gemm's contract (kernels/gemm.h): C (M, N) (+)= op(A) @ op(B) (+ bias row), op(A) and
-     * op(B) rounded to bf16 while packing (VCVTNE2PS2BF16's rounding), multiplied with vdpbf16ps
-     * over pairs of k (k, k + 1; an odd K's last pair padded with zeros on both sides), in fp32.
-     * Each C element starts from bias (accum: C + bias) and adds its pairs in k order, so the
-     * result does not depend on the ISA, the blocking or the lane count: every ISA gives the same
-     * bits. Not thread-safe (one packing buffer per ISA, allocated by prepare). */
-    void (*gemm)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                 int ldb, const float *bias, int accum, float *C, int ldc);
-    /* Allocates gemm's packing buffers now (dt_net_set_precision calls it for bf16, so a training
-     * step never allocates; gemm calls it too, a no-op once done). */
-    void (*prepare)(void);
+    /* The bf16 GEMM, as gemm_k.h's table (kernels/gemm.h's dt_gemm_kern runs it, split into
+     * panels of C over the thread pool, with the pool's packing buffers): dt_gemm's contract, C
+     * (M, N) (+)= op(A) @ op(B) (+ bias row), op(A) and op(B) rounded to bf16 while packing
+     * (VCVTNE2PS2BF16's rounding), multiplied with vdpbf16ps over pairs of k (k, k + 1; an odd
+     * K's last pair padded with zeros on both sides), in fp32. Each C element starts from bias
+     * (accum: C + bias) and adds its pairs in k order, so the result depends neither on the ISA,
+     * the blocking, the lane count nor the panels: every ISA and thread count gives the same
+     * bits. */
+    const struct dt_kgemm *gemm;
     /* bf16 activation storage (net_act.h): x[0..n) rounded to bf16 in place as dt_round_bf16
      * rounds (nearest even, denormals kept, a NaN unchanged) and the upper halves into h (a NaN
      * quieted, so that one with a payload only in the low half stays a NaN); load widens h back

@@ -18,7 +18,8 @@
  *
  * Bitwise: the per-image order of every sum is the same whatever the lanes (pixel and channel
  * tiles only change which sums run together; the input gradient's scatter tile and all reductions
- * over images are fixed), so every ISA, generic included, gives the same bits, and the native
+ * over images are fixed: pairwise over each chunk of 16 images, then the chunks in order), so
+ * every ISA, generic included, and every thread count gives the same bits, and the native
  * instruction the same bits as the emulation.
  *
  * This header is the kernel family's table (its per-ISA instances: isa/bf16_lanes.c); code outside
@@ -45,16 +46,36 @@ typedef struct {
     int wc, wt, OCw, Kw; /* weight-gradient tile wc channels x wt taps; OC, K rounded up */
     int xt, xp, Kx;      /* input-gradient tile xt taps x xp pixels; K rounded up to xt */
     int PH, PW, PP;      /* fused 2x2 max pool */
+    /* shared by the pool threads, written once per call: */
     size_t off, offk;    /* int32 tap offsets: forward pair taps; dweight's and dinp's taps */
     size_t wr, wx, bias; /* packed weights: forward, dinp; bias */
-    size_t x8, xb, o8, db, dx8, p8, acc, total;
+    size_t t_w, t_wr, t_off, t_bias; /* transposed input gradient: weights, offsets, zero bias */
+    /* each pool thread's own, at these offsets + thread * thr (after the shared part): */
+    size_t x8, xb, o8, db, dx8, p8, t_xb, t_o8, acc;
+    size_t thr;     /* floats of a thread's part */
+    size_t chunk;   /* floats of a chunk's weight and bias gradient sums (OC K + OC doubles) */
+    size_t total;   /* floats for one thread and no chunk sums (the shape's size test) */
     int transposed; /* dinp as a forward conv of dout (stride 1, same padding): workspace t_* */
     int round_dout; /* backward: dout rounded to bf16 (dt_round_bf16) as it is read; plan: 0 */
-    size_t t_w, t_wr, t_off, t_bias, t_xb, t_o8;
 } dt_bc_plan;
 
+/* Images per chunk of the kernels' parallel loops (kernels/tpool.h): the batch is split into
+ * chunks of this many images whatever the thread count and the lanes W; each chunk's weight and
+ * bias gradients are a pairwise sum over its 16 images (in double), and the chunks' sums are added
+ * in chunk order - so the bits depend neither on `threads` nor on the ISA's W. */
+#define DT_BC_CHUNK 16
+
+/* Workspace floats forward and backward need for N images on `threads` pool threads: the shared
+ * part, each thread's part, the chunks' sums and room to align them. */
+static inline size_t dt_bc_ws_floats(const dt_bc_plan *q, int N, int threads)
+{
+    return q->x8 + (size_t)threads * q->thr +
+           (size_t)(N + DT_BC_CHUNK - 1) / DT_BC_CHUNK * q->chunk + 2;
+}
+
 /* The per-ISA table (isa/bf16_lanes.c). The kernels' contracts are those of the dt_bf16conv_*
- * functions below, with a plan made by this table's plan and plan->total floats of ws. */
+ * functions below, with a plan made by this table's plan and dt_bc_ws_floats(plan, N, the pool's
+ * threads) floats of ws. They split the batch over the pool in chunks of DT_BC_CHUNK images. */
 struct dt_kbf16conv {
     void (*plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
     void (*forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,

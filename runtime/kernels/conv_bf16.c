@@ -7,10 +7,11 @@
 #include "bf16_conv.h"
 #include "common.h"
 #include "isa.h"
+#include "tpool.h"
 
-/* The most workspace the bf16 kernels take (floats: 16 MiB): every layer of lenet5, cnn and
- * resnet20 fits; resnet9's wide layers, whose 16-image blocks and per-weight double slots no
- * longer fit a cache, stay on the fp32 kernels (im2col + sgemm on the bf16-rounded values). */
+/* The most workspace one thread of the bf16 kernels takes (floats: 16 MiB): every layer of
+ * lenet5, cnn and resnet20 fits; resnet9's wide layers, whose 16-image blocks no longer fit a
+ * cache, stay on the fp32 kernels (im2col + sgemm on the bf16-rounded values). */
 #ifndef DT_BF16CONV_MAX_FLOATS
 #define DT_BF16CONV_MAX_FLOATS (4L * 1024 * 1024)
 #endif
@@ -40,10 +41,10 @@ int dt_bf16conv_ok(int N, int C, int H, int W, int OC, int KH, int KW, int strid
 size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                              int pad)
 {
-    (void)N;
     if (!plan(&(dt_bc_plan){0}, C, H, W, OC, KH, KW, stride, pad))
         return 0;
-    /* the most any ISA this CPU runs needs: the table in use may change after a net is sized */
+    /* the most any ISA this CPU runs needs, for the pool's threads: the table in use may change
+     * after a net is sized */
     size_t most = 0;
     for (int i = 0; i < DT_ISA_COUNT; i++) {
         const dt_kern *t = dt_kern_table((dt_isa)i);
@@ -51,7 +52,8 @@ size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW,
             continue;
         dt_bc_plan q;
         t->bf16conv->plan(&q, C, H, W, OC, KH, KW, stride, pad);
-        most = q.total > most ? q.total : most;
+        const size_t n = dt_bc_ws_floats(&q, N, dt_tpool_threads());
+        most = n > most ? n : most;
     }
     return most;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "blas.h"
 #include "common.h"
 #include "gemm.h"
@@ -56,10 +57,13 @@ void dt_gemm_prepare(void)
     size_t na = 0, nb = 0;
     for (int i = 0; i < DT_ISA_COUNT; i++) {
         const dt_kern *t = dt_kern_table((dt_isa)i);
-        if (t && t->gemm) {
-            na = t->gemm->pack_a > na ? t->gemm->pack_a : na;
-            nb = t->gemm->pack_b > nb ? t->gemm->pack_b : nb;
-        }
+        /* the fp32 GEMM's and the bf16 GEMM's (bf16.h): dt_gemm_kern runs both */
+        const struct dt_kgemm *g[2] = {t ? t->gemm : NULL, t && t->bf16 ? t->bf16->gemm : NULL};
+        for (int k = 0; k < 2; k++)
+            if (g[k]) {
+                na = g[k]->pack_a > na ? g[k]->pack_a : na;
+                nb = g[k]->pack_b > nb ? g[k]->pack_b : nb;
+            }
     }
     DT_ASSERT(na > 0 && nb > 0);
     /* the old buffers stay (a process holds one set per pool size it had: tests) */
@@ -135,6 +139,12 @@ void dt_gemm_kern(const struct dt_kgemm *g, int ta, int tb, int M, int N, int K,
                   A,   B,   bias, C};
     const int n = by_rows ? M : N;
     dt_tpool_run((n + j.step - 1) / j.step, gemm_panel, &j);
+}
+
+void dt_bf16_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                  int ldb, const float *bias, int accum, float *C, int ldc)
+{
+    dt_gemm_kern(dt_kern_get()->bf16->gemm, ta, tb, M, N, K, A, lda, B, ldb, bias, accum, C, ldc);
 }
 
 /* On the caller alone, OpenBLAS single-threaded (threads.c): a threaded sgemm's bits, and those

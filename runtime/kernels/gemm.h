@@ -19,15 +19,18 @@ struct dt_kgemm; /* gemm_k.h */
 /* Through the table in use (dt_kern_get()->gemm): its kernel, or cblas_sgemm where its blas flag
  * says so (or where no table is wired). */
 dt_gemm_fn dt_gemm;
+/* The bf16 GEMM of the table in use (kernels/bf16.h: op(A), op(B) rounded to bf16, vdpbf16ps),
+ * split over the pool as dt_gemm_kern splits. */
+dt_gemm_fn dt_bf16_gemm;
 /* The same contract through cblas_sgemm (the tests' second opinion). */
 dt_gemm_fn dt_gemm_blas;
-/* The hand-written kernel of g, whatever g->blas says (tests and bench/sgemm_rate.c), on the
- * shared packing buffers. */
+/* The hand-written kernel of g, whatever g->blas says (tests, bench/sgemm_rate.c, the bf16 GEMM
+ * of bf16.h), on the pool threads' packing buffers. */
 void dt_gemm_kern(const struct dt_kgemm *g, int ta, int tb, int M, int N, int K, const float *A,
                   int lda, const float *B, int ldb, const float *bias, int accum, float *C,
                   int ldc);
-/* Allocates the packing buffers now, sized for the largest blocks of every ISA this CPU runs
- * (dt_net_build calls it: no allocation in a step). */
+/* Allocates the packing buffers now, sized for the largest blocks of every ISA this CPU runs,
+ * fp32 and bf16 (dt_net_build and dt_net_set_precision call it: no allocation in a step). */
 void dt_gemm_prepare(void);
 
 #endif

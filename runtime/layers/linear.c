@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "kernels/bf16.h"
+#include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "lowp.h"
@@ -59,15 +60,14 @@ static void linear_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
 static void forward_bf16(float *out, const float *inp, const float *weight, const float *bias,
                          int N, int IN, int OUT)
 {
-    dt_kern_get()->bf16->gemm(0, 1, N, OUT, IN, inp, IN, weight, IN, bias, 0, out, OUT);
+    dt_bf16_gemm(0, 1, N, OUT, IN, inp, IN, weight, IN, bias, 0, out, OUT);
 }
 
 /* dW (OUT, IN) = dout^T @ inp and dinp (N, IN) (+)= dout @ W in bf16; dbias: the fp32 sum */
 static void backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *weight, int N, int IN, int OUT, int accum)
 {
-    const struct dt_kbf16 *k = dt_kern_get()->bf16;
-    k->gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dweight, IN);
+    dt_bf16_gemm(1, 0, OUT, IN, N, dout, OUT, inp, IN, NULL, 0, dweight, IN);
     if (dbias) {
         memset(dbias, 0, (size_t)OUT * sizeof *dbias);
         for (int n = 0; n < N; n++) {
@@ -77,7 +77,7 @@ static void backward_bf16(float *dinp, float *dweight, float *dbias, const float
         }
     }
     if (dinp)
-        k->gemm(0, 0, N, IN, OUT, dout, OUT, weight, IN, NULL, accum, dinp, IN);
+        dt_bf16_gemm(0, 0, N, IN, OUT, dout, OUT, weight, IN, NULL, accum, dinp, IN);
 }
 
 static void linear_forward(dt_layer *l, dt_net *net, int N, int train)

@@ -28,6 +28,7 @@
 #include "bf16_vec.h"
 #include "common.h"
 #include "kernels/bf16.h"
+#include "kernels/gemm_k.h"
 
 #if DT_BF16_NATIVE
 enum { MR = 14, NB = 2 };
@@ -251,23 +252,13 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
             memcpy(c + (size_t)r * ldc, t + r * NR, (size_t)n * sizeof *t);
 }
 
-static uint32_t *pack_a, *pack_b; /* MC x KCP and KCP x NC pairs, allocated by prepare */
-
-static void prepare(void)
-{
-    if (!pack_a) {
-        /* + SLACK: pack_kcontig16's spill past the last panel */
-        /* zeroed now: a page touched first inside a step costs a page fault there */
-        pack_a = dt_xcalloc((size_t)MC * KCP + SLACK, sizeof *pack_a);
-        pack_b = dt_xcalloc((size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK, sizeof *pack_b);
-    }
-}
-
-static void gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                 int ldb, const float *bias, int accum, float *C, int ldc)
+/* gemm_k.h's run: the product on the caller, packing into pa (MC x KCP pairs + SLACK) and pb
+ * (KCP x NC pairs + SLACK); kernels/gemm.c's dt_gemm_kern splits C into panels over the pool */
+static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                int ldb, const float *bias, int accum, float *C, int ldc, float *pa, float *pb)
 {
     DT_ASSERT(M >= 1 && N >= 1 && K >= 1);
-    prepare(); /* a no-op after the first call (net.c calls it when a net goes bf16) */
+    uint32_t *pack_a = (uint32_t *)(void *)pa, *pack_b = (uint32_t *)(void *)pb;
     const int kpairs = (K + 1) / 2, nk = (kpairs + KCP - 1) / KCP;
     const int kcp = (kpairs + nk - 1) / nk; /* equal K blocks, in pairs */
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -317,12 +308,25 @@ static void act_load(float *restrict x, const uint16_t *restrict h, size_t n)
     }
 }
 
+/* the table's name through a macro (scripts/check-structure.sh reads `const struct TAG NAME`) */
+#define GEMM_TABLE DT_KFN(dt_kgemm_bf16)
+static const struct dt_kgemm GEMM_TABLE = {
+    .mr = MR,
+    .nr = NR,
+    .mc = MC,
+    .kc = 2 * KCP,
+    .nc = NC,
+    .blas = 0,
+    .pack_a = (size_t)MC * KCP + SLACK, /* + SLACK: pack_kcontig16's spill past the last panel */
+    .pack_b = (size_t)KCP * ((NC + NR - 1) / NR * NR) + SLACK,
+    .run = run,
+};
+
 const struct dt_kbf16 DT_KFN(dt_kbf16) = {
     .lanes = DT_W,
     .dot = dot_n,
     .pack = pack_n,
-    .gemm = gemm,
-    .prepare = prepare,
+    .gemm = &GEMM_TABLE,
     .act_store = act_store,
     .act_load = act_load,
 };

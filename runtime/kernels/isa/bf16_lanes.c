@@ -13,8 +13,10 @@
  *             a tile of fc channels x fp pixels in registers over all the pair taps
  *   dweight:  dw[oc][t] = sum over output rows and pixel pairs (ow, ow+1) of
  *             dot(dbw[oc][oh][ow/2], xb[pix(oh, ow) + off(t)]), a tile of wc channels x wt taps in
- *             registers; each image's sum (one lane) is added in double to slot n % 16 of its
- *             weight, the 16 slots summed pairwise at the end: the same order for every DT_W
+ *             registers; each image's sum (one lane) in double, the 16 images of a chunk
+ *             (DT_BC_CHUNK) summed pairwise (at W = 16 in registers as the tile ends, lane_sums8;
+ *             else through the slots n % 16 of the weight), the chunks' sums added in chunk
+ *             order: the same order for every DT_W and every thread count
  *   dinp:     stride 1 with "same" padding: the forward's kernel on the padded dout (pairs of
  *             output channels) with the flipped, transposed weight (plan_transposed); otherwise
  *             the GEMM form of the transposed convolution (conv_n8.c): a tile of 4 taps x 6 pixels
@@ -24,6 +26,10 @@
  * Forward and dweight are sums in a fixed order per image whatever the tile, so the tiles are
  * sized for the registers of each width: 24 accumulators of 32 zmm, 12 of 16 ymm. So every ISA,
  * generic included, gives the same bits (tests/test_kern_bf16conv.c).
+ * Threads: the batch is split into chunks of DT_BC_CHUNK images over the pool (kernels/tpool.h),
+ * each pool thread with its own part of the workspace (planes, packed pairs, slots), the packed
+ * weights shared; a chunk's forward and input gradient are its own images', its weight and bias
+ * gradient sums go to the chunk's row of sums, added in chunk order after the loop.
  * Why channel pairs for the forward and not pairs of images: the packing then stays a per-image
  * transpose (conv_n8.c's) plus one pack pass, and a block stays W images. Tap pairs for C = 1
  * (lenet5's and cnn's first layers) waste 1 tap in 4 or 6 instead of half of every dot.
@@ -36,6 +42,8 @@
 #include "kernels/bf16.h"
 #include "kernels/bf16_conv.h"
 #include "kernels/isa/lanes_io.h"
+#include "kernels/poll.h"
+#include "kernels/tpool.h"
 
 #if DT_W == 16
 #define ACCS 24 /* accumulators of a forward / dweight tile */
@@ -81,7 +89,7 @@ static int tile_channels(int n)
     return 4;
 }
 
-/* the plan without the transposed input gradient (q->total: the words so far) */
+/* the shapes of the plan (no workspace offsets: layout) */
 static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
                       int pad)
 {
@@ -105,22 +113,6 @@ static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW
     q->Kw = round_up(q->K, q->wt);
     q->xt = XT, q->xp = XP, q->Kx = round_up(q->K, XT);
     q->PH = q->OH / 2, q->PW = q->OW / 2, q->PP = q->PH * q->PW;
-    const size_t plane = (size_t)C * q->Hp * q->Wp * L;
-    size_t at = 0;
-    q->off = at, at += (size_t)q->T2;
-    q->offk = at, at += (size_t)(q->Kw > q->Kx ? q->Kw : q->Kx);
-    q->wr = at, at += (size_t)q->OCf * q->T2;
-    q->wx = at, at += (size_t)q->Kx * q->OC2;
-    q->bias = at, at += (size_t)q->OCf;
-    q->x8 = at, at += plane;
-    q->xb = at, at += plane;
-    q->o8 = at, at += (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw) * q->P * L;
-    /* dweight's pixel pairs [OCw][OH][OW2], then dinp's channel pairs [OC2][P] */
-    q->db = at, at += zmax((size_t)q->OCw * q->OH * q->OW2, (size_t)q->OC2 * q->P) * L;
-    q->dx8 = at, at += plane;
-    q->p8 = at, at += (size_t)OC * q->PP * L;
-    q->acc = at, at += 2 * ((size_t)OC * q->K + OC) * SLOTS; /* doubles */
-    q->total = at + 2;                                       /* room to align them */
     q->transposed = 0;
     q->round_dout = 0;
 }
@@ -134,23 +126,58 @@ static void plan_transposed(dt_bc_plan *qt, const dt_bc_plan *q)
     plan_core(qt, q->OC, q->OH, q->OW, q->C, q->KH, q->KW, 1, q->pad);
 }
 
+/* The workspace: the part the threads share (written before the parallel loop), then each pool
+ * thread's part (thread t's at the same offsets + t thr), then the chunks' sums. A thread's
+ * double slots: the bias's (OC x SLOTS), and where W < 16 the weights' (a block fills W of a
+ * weight's 16 slots; at W = 16 dw_tile sums each weight's lanes in registers). t: the transposed
+ * input gradient's plan, or NULL. */
+static void layout(dt_bc_plan *q, const dt_bc_plan *t)
+{
+    const int L = DT_W, OC = q->OC;
+    const size_t plane = (size_t)q->C * q->Hp * q->Wp * L;
+    size_t at = 0;
+    q->off = at, at += (size_t)q->T2;
+    q->offk = at, at += (size_t)(q->Kw > q->Kx ? q->Kw : q->Kx);
+    q->wr = at, at += (size_t)q->OCf * q->T2;
+    q->wx = at, at += (size_t)q->Kx * q->OC2;
+    q->bias = at, at += (size_t)q->OCf;
+    if (t) {
+        q->t_w = at, at += (size_t)OC * q->K;
+        q->t_wr = at, at += (size_t)t->OCf * t->T2;
+        q->t_off = at, at += (size_t)t->T2;
+        q->t_bias = at, at += (size_t)t->OCf;
+    }
+    at = (at + 15) / 16 * 16;
+    q->x8 = at, at += plane;
+    q->xb = at, at += plane;
+    q->o8 = at, at += (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw) * q->P * L;
+    /* dweight's pixel pairs [OCw][OH][OW2], then dinp's channel pairs [OC2][P] */
+    q->db = at, at += zmax((size_t)q->OCw * q->OH * q->OW2, (size_t)q->OC2 * q->P) * L;
+    q->dx8 = at, at += plane;
+    q->p8 = at, at += (size_t)OC * q->PP * L;
+    if (t) {
+        q->t_xb = at, at += (size_t)OC * t->Hp * t->Wp * L;
+        q->t_o8 = at, at += (size_t)t->OCf * t->P * L;
+    }
+    const size_t slots = (size_t)OC * SLOTS + (DT_W < SLOTS ? (size_t)OC * q->K * SLOTS : 0);
+    q->acc = at, at += 2 * slots + 2; /* doubles, and room to align them */
+    q->thr = (at - q->x8 + 15) / 16 * 16;
+    q->total = q->x8 + q->thr;
+    q->chunk = 2 * ((size_t)OC * q->K + OC);
+}
+
 static void DT_KFN(bc_plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
                             int pad)
 {
     plan_core(q, C, H, W, OC, KH, KW, stride, pad);
-    if (!(stride == 1 && 2 * pad == KH - 1 && 2 * pad == KW - 1))
+    if (!(stride == 1 && 2 * pad == KH - 1 && 2 * pad == KW - 1)) {
+        layout(q, NULL);
         return;
+    }
     dt_bc_plan t;
     plan_transposed(&t, q);
-    size_t at = q->total;
     q->transposed = 1;
-    q->t_w = at, at += (size_t)OC * q->K;
-    q->t_wr = at, at += (size_t)t.OCf * t.T2;
-    q->t_off = at, at += (size_t)t.T2;
-    q->t_bias = at, at += (size_t)t.OCf;
-    q->t_xb = at, at += (size_t)OC * t.Hp * t.Wp * DT_W;
-    q->t_o8 = at, at += (size_t)t.OCf * t.P * DT_W;
-    q->total = at;
+    layout(q, &t);
 }
 
 /* ---- packing ---- */
@@ -388,8 +415,49 @@ static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, c
         }
 }
 
-/* CB channels x TB taps over the block's pixel pairs: acc[((c0 + i)*K + t0 + j)*SLOTS + l] +=
- * the lane sums for i < nc, j < nt, l < nv (acc points at slot n0 % SLOTS of weight 0) */
+#if DT_W == 16
+typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
+typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
+
+/* r[k] = ((v[k][0] + v[k][1]) + (v[k][2] + v[k][3])) + ((v[k][4] + ...) + (...)) for k < 8: the
+ * pairwise sums of 8 vectors at once, transposing as it adds */
+DT_KINL vd8 pairwise8(const vd8 v[8])
+{
+    vd8 u[4], w[2];
+    for (int j = 0; j < 4; j++) /* (a01, b01, a23, b23, a45, b45, a67, b67) */
+        u[j] = __builtin_shufflevector(v[2 * j], v[2 * j + 1], 0, 8, 2, 10, 4, 12, 6, 14) +
+               __builtin_shufflevector(v[2 * j], v[2 * j + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    for (int j = 0; j < 2; j++) /* (a0123, b0123, c0123, d0123, a4567, ..., d4567) */
+        w[j] = __builtin_shufflevector(u[2 * j], u[2 * j + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
+               __builtin_shufflevector(u[2 * j], u[2 * j + 1], 2, 3, 10, 11, 6, 7, 14, 15);
+    return __builtin_shufflevector(w[0], w[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(w[0], w[1], 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+/* r[k] = sum_slots of the 16 lanes of a[k] in double (lanes >= nv as 0) for k < 8: the pairwise
+ * tree of sum_slots (lanes 0-7, lanes 8-15, then the two) */
+DT_KINL vd8 lane_sums8(const vf a[8], int nv)
+{
+    vd8 lo[8], hi[8];
+    vi lane;
+    for (int l = 0; l < DT_W; l++)
+        lane[l] = l;
+    const vi keep = lane < nv;
+    for (int k = 0; k < 8; k++) {
+        const vf v = nv < DT_W ? (vf)((vi)a[k] & keep) : a[k];
+        lo[k] = __builtin_convertvector((vf8)__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                                        vd8);
+        hi[k] = __builtin_convertvector(
+            (vf8)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), vd8);
+    }
+    return pairwise8(lo) + pairwise8(hi);
+}
+#endif
+
+/* CB channels x TB taps over the block's pixel pairs, for i < nc, j < nt: at W = 16 (the block
+ * is its chunk) res[(c0 + i)*K + t0 + j] = the pairwise sum of the lanes l < nv (lane_sums8;
+ * res points at weight (c0, t0)); else acc[((c0 + i)*K + t0 + j)*SLOTS + l] += lane l (the
+ * slots of image n0 + l; acc points at slot n0 % SLOTS of weight (c0, t0)) */
 DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const int32_t *off,
                      const dt_bc_plan *q, int nc, int nt, int nv, const int CB, const int TB)
 {
@@ -413,28 +481,45 @@ DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const
             }
         }
     }
-    if (nc == CB && nt == TB && nv == DT_W) {
-        for (int i = 0; i < CB; i++)
-            for (int j = 0; j < TB; j++)
-                add_slots(acc + ((size_t)i * q->K + j) * SLOTS, a[i][j], DT_W);
-        return;
+#if DT_W == 16
+    /* the tile's CB x TB (24) accumulators, 8 at a time in (i, j) order */
+    _Static_assert(ACCS % 8 == 0, "dw tiles of whole groups of 8");
+    for (int g = 0; g < CB * TB; g += 8) {
+        vf v[8];
+        for (int k = 0; k < 8; k++)
+            v[k] = a[(g + k) / TB][(g + k) % TB];
+        const vd8 r = lane_sums8(v, nv);
+        for (int k = 0; k < 8; k++) {
+            const int i = (g + k) / TB, j = (g + k) % TB;
+            if (i < nc && j < nt)
+                acc[(size_t)i * q->K + j] = r[k];
+        }
     }
+#else
     for (int i = 0; i < CB; i++)
         for (int j = 0; j < TB; j++)
             if (i < nc && j < nt)
                 add_slots(acc + ((size_t)i * q->K + j) * SLOTS, a[i][j], nv);
+#endif
 }
 
+/* the block's weight-gradient tiles of channels g0 <= oc < g1 (dbw holds channel g0 first): acc
+ * is the chunk's sums (W = 16) or the slot n0 % SLOTS of weight 0 (dw_tile) */
 static void dw_block(double *acc, const uint32_t *dbw, const uint32_t *xb, const int32_t *offk,
                      int nv, const dt_bc_plan *q, int g0, int g1)
 {
     const size_t dstr = (size_t)q->OH * q->OW2 * DT_W;
     const int wc = q->wc, wt = q->wt;
+#if DT_W == 16
+    const size_t per = 1; /* doubles per weight */
+#else
+    const size_t per = SLOTS;
+#endif
     for (int c0 = g0; c0 < g1; c0 += wc) {
         const int nc = q->OC - c0 < wc ? q->OC - c0 : wc;
         for (int t0 = 0; t0 < q->Kw; t0 += wt) {
             const int nt = q->K - t0 < wt ? q->K - t0 : wt;
-            double *a = acc + ((size_t)c0 * q->K + t0) * SLOTS;
+            double *a = acc + ((size_t)c0 * q->K + t0) * per;
             const uint32_t *d = dbw + (c0 - g0) * dstr;
             if (wc == 4)
                 dw_tile(a, d, xb, offk + t0, q, nc, nt, nv, 4, ACCS / 4);
@@ -464,15 +549,15 @@ static void bias_block(double *acc, const float *d8, int nv, const dt_bc_plan *q
     }
 }
 
-/* the 16 slots' sum, pairwise (the same tree for every DT_W) */
-static float sum_slots(const double *s)
+/* the 16 slots' sum, pairwise (the same tree for every DT_W, and lane_sums8's) */
+static double sum_slots(const double *s)
 {
     double t[SLOTS];
     memcpy(t, s, sizeof t);
     for (int w = SLOTS / 2; w >= 1; w /= 2)
         for (int i = 0; i < w; i++)
             t[i] = t[2 * i] + t[2 * i + 1];
-    return (float)t[0];
+    return t[0];
 }
 
 /* ---- input gradient: XT taps x XP pixels, the sum over output channel pairs in registers ----
@@ -561,49 +646,99 @@ static int out_group(int n, int step, size_t P)
     return g < n ? g : n;
 }
 
-static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
-                               const float *weight, const float *bias, int N, float *ws)
+/* What a parallel loop over the chunks of a batch shares (forward and backward). */
+typedef struct {
+    const dt_bc_plan *q, *qt; /* qt: the transposed input gradient's plan (backward, transposed) */
+    float *ws;
+    int N;
+    float *out;
+    int32_t *code;
+    const float *inp;
+    float *dinp;
+    const float *dout;
+    int accum, dbias, tr, fuse_bias, direct, G;
+    double *res;                        /* backward: each chunk's sums (q->chunk / 2 doubles) */
+    unsigned char zeroed[DT_TPOOL_MAX]; /* thread t's padding and zero planes are written */
+} bc_job;
+
+/* images [n0, n1) of chunk c */
+static void chunk_images(int N, int c, int *n0, int *n1)
 {
-    DT_ASSERT(N >= 1 && q->L == DT_W && (!code || q->PP >= 1));
-    int32_t *off = (int32_t *)(ws + q->off);
-    uint32_t *wr = (uint32_t *)(ws + q->wr), *xb = (uint32_t *)(ws + q->xb);
-    float *bp = ws + q->bias, *x8 = ws + q->x8, *o8 = ws + q->o8;
-    pair_offsets(off, q);
-    pack_fwd_weights(wr, weight, q);
-    for (int c = 0; c < q->OCf; c++)
-        bp[c] = bias && c < q->OC ? bias[c] : 0.0f;
+    *n0 = c * DT_BC_CHUNK;
+    *n1 = N - *n0 < DT_BC_CHUNK ? N : *n0 + DT_BC_CHUNK;
+}
+
+static double *align_d(float *p) { return (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7); }
+
+/* The forward of one chunk of images, block by block on pool thread `thread`'s part of ws */
+static void fwd_chunk(void *arg, int c, int thread)
+{
+    bc_job *j = arg;
+    const dt_bc_plan *q = j->q;
+    const int32_t *off = (const int32_t *)(j->ws + q->off);
+    const uint32_t *wr = (const uint32_t *)(j->ws + q->wr);
+    const float *bp = j->ws + q->bias;
+    float *tw = j->ws + (size_t)thread * q->thr;
+    uint32_t *xb = (uint32_t *)(tw + q->xb);
+    float *x8 = tw + q->x8, *o8 = tw + q->o8;
     const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
     const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
-    memset(x8, 0, plane * sizeof *x8);
-    const int G = out_group(q->OCf, q->fc, P);
-    for (int n0 = 0; n0 < N; n0 += DT_W) {
-        const int nv = N - n0 < DT_W ? N - n0 : DT_W;
+    if (!j->zeroed[thread]) {
+        memset(x8, 0, plane * sizeof *x8);
+        j->zeroed[thread] = 1;
+    }
+    int n0, n1;
+    chunk_images(j->N, c, &n0, &n1);
+    for (; n0 < n1; n0 += DT_W) {
+        const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W, (size_t)q->Wp * DT_W,
-                 inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H,
+                 j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H,
                  q->W, nv);
         if (q->tap_pairs)
             pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
         else
             pack_channel_pairs(xb, x8, q->C, HpWp);
         /* the output a group of channels at a time: its lanes stay in L2 until written out */
-        for (int g0 = 0; g0 < q->OC; g0 += G) {
-            const int g1 = g0 + G < q->OCf ? g0 + G : q->OCf, m = (g1 < q->OC ? g1 : q->OC) - g0;
+        for (int g0 = 0; g0 < q->OC; g0 += j->G) {
+            const int g1 = g0 + j->G < q->OCf ? g0 + j->G : q->OCf,
+                      m = (g1 < q->OC ? g1 : q->OC) - g0;
             fwd_block(o8, xb, off, wr, bp, q, g0, g1);
-            if (code) {
-                float *p8 = ws + q->p8;
+            if (j->code) {
+                float *p8 = tw + q->p8;
                 /* the conv's output rounded to bf16 as it is read, as the separate layers read it:
                  * ties after rounding pick the pixel they pick */
-                lanes_relu_pool(p8,
-                                (uint8_t *)code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W,
-                                o8, m, P, q->OW, q->PH, q->PW, 1);
-                from_lanes(out + (size_t)n0 * q->OC * PP + (size_t)g0 * PP, (size_t)q->OC * PP, PP,
-                           0, p8, PP * DT_W, 0, m, 1, q->PP, nv, 0);
+                lanes_relu_pool(
+                    p8, (uint8_t *)j->code + (size_t)n0 * q->OC * PP + (size_t)g0 * PP * DT_W, o8,
+                    m, P, q->OW, q->PH, q->PW, 1);
+                from_lanes(j->out + (size_t)n0 * q->OC * PP + (size_t)g0 * PP, (size_t)q->OC * PP,
+                           PP, 0, p8, PP * DT_W, 0, m, 1, q->PP, nv, 0);
             } else {
-                from_lanes(out + (size_t)n0 * q->OC * P + (size_t)g0 * P, (size_t)q->OC * P, P, 0,
-                           o8, P * DT_W, 0, m, 1, q->P, nv, 0);
+                from_lanes(j->out + (size_t)n0 * q->OC * P + (size_t)g0 * P, (size_t)q->OC * P, P,
+                           0, o8, P * DT_W, 0, m, 1, q->P, nv, 0);
             }
         }
+        dt_poll();
     }
+}
+
+static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
+                               const float *weight, const float *bias, int N, float *ws)
+{
+    DT_ASSERT(N >= 1 && q->L == DT_W && (!code || q->PP >= 1));
+    float *bp = ws + q->bias;
+    pair_offsets((int32_t *)(ws + q->off), q);
+    pack_fwd_weights((uint32_t *)(ws + q->wr), weight, q);
+    for (int c = 0; c < q->OCf; c++)
+        bp[c] = bias && c < q->OC ? bias[c] : 0.0f;
+    bc_job j = {.q = q,
+                .ws = ws,
+                .N = N,
+                .out = out,
+                .code = code,
+                .inp = inp,
+                .G = out_group(q->OCf, q->fc, (size_t)q->P)};
+    memset(j.zeroed, 0, (size_t)dt_tpool_threads());
+    dt_tpool_run((N + DT_BC_CHUNK - 1) / DT_BC_CHUNK, fwd_chunk, &j);
 }
 
 /* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
@@ -641,8 +776,8 @@ static void block_dout(float *d8, const float *dout, const int32_t *code, int n0
     }
 }
 
-/* the transposed input gradient's setup per call (plan_transposed): its plan, the flipped
- * weights packed, offsets, zero bias, the padded dout planes' zero border */
+/* the transposed input gradient's shared setup per call (plan_transposed): its plan, the flipped
+ * weights packed, offsets, zero bias (each thread clears its padded dout planes' border) */
 static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *weight, float *ws)
 {
     plan_transposed(qt, q);
@@ -657,10 +792,6 @@ static void dinp_t_prepare(dt_bc_plan *qt, const dt_bc_plan *q, const float *wei
     pack_fwd_weights((uint32_t *)(ws + q->t_wr), wt, qt);
     pair_offsets((int32_t *)(ws + q->t_off), qt);
     memset(ws + q->t_bias, 0, (size_t)qt->OCf * sizeof *ws);
-    /* the packed planes' zero border (pairs of zeros: vbf_pack(0, 0) is 0); dinp_t_pack writes
-     * only their interiors; channel pairs fill (OC + 1) / 2 planes, tap pairs OC */
-    const size_t planes = qt->tap_pairs ? (size_t)OC : (size_t)(OC + 1) / 2;
-    memset(ws + q->t_xb, 0, planes * qt->Hp * qt->Wp * DT_W * sizeof *ws);
 }
 
 /* xb's interior pixels = the pairs of d8 (OC planes of OH x OW pixels) as the forward packs the
@@ -758,13 +889,13 @@ static void unpool_pairs(uint32_t *restrict dbw, double *bacc, int nv, uint32_t 
     }
 }
 
-/* dinp (the block's first image) (+)= the forward of qt on the block's d8, packed into t_xb by
- * dinp_t_pack */
-static void dinp_t_block(float *dinp, const dt_bc_plan *qt, const dt_bc_plan *q, float *ws, int nv,
-                         int accum)
+/* dinp (the block's first image) (+)= the forward of qt on the block's d8, packed into the
+ * thread's t_xb by dinp_t_pack (tw: the thread's part of ws) */
+static void dinp_t_block(float *dinp, const dt_bc_plan *qt, const dt_bc_plan *q, float *ws,
+                         float *tw, int nv, int accum)
 {
-    float *o8 = ws + q->t_o8;
-    const uint32_t *xb = (const uint32_t *)(ws + q->t_xb);
+    float *o8 = tw + q->t_o8;
+    const uint32_t *xb = (const uint32_t *)(tw + q->t_xb);
     const size_t HW = (size_t)q->H * q->W;
     fwd_block(o8, xb, (const int32_t *)(ws + q->t_off), (const uint32_t *)(ws + q->t_wr),
               ws + q->t_bias, qt, 0, qt->OCf);
@@ -772,88 +903,157 @@ static void dinp_t_block(float *dinp, const dt_bc_plan *qt, const dt_bc_plan *q,
                accum);
 }
 
+/* The backward of one chunk of images on pool thread `thread`: its dinp, and its weight and bias
+ * gradient sums (sum_slots of its 16 images) in the chunk's part of j->res. */
+static void bwd_chunk(void *arg, int c, int thread)
+{
+    bc_job *j = arg;
+    const dt_bc_plan *q = j->q, *qt = j->qt;
+    float *ws = j->ws, *tw = ws + (size_t)thread * q->thr;
+    const int32_t *offk = (const int32_t *)(ws + q->offk);
+    const uint32_t *wx = (const uint32_t *)(ws + q->wx);
+    uint32_t *xb = (uint32_t *)(tw + q->xb), *db = (uint32_t *)(tw + q->db);
+    uint32_t *txb = j->tr ? (uint32_t *)(tw + q->t_xb) : NULL;
+    float *x8 = tw + q->x8, *d8 = tw + q->o8, *dx8 = tw + q->dx8;
+    double *bacc = align_d(tw + q->acc), *wacc = bacc + (size_t)q->OC * SLOTS;
+    const int K = q->K, OC = q->OC, G = j->G;
+    const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
+    const size_t HW = (size_t)q->H * q->W;
+    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
+    if (!j->zeroed[thread]) {
+        memset(x8, 0, plane * sizeof *x8);
+        if (!j->direct) /* lanes_unpool writes only the pool windows: d8's other pixels stay 0 */
+            memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
+        if (txb) {
+            /* the packed planes' zero border (pairs of zeros: vbf_pack(0, 0) is 0); dinp_t_pack
+             * writes only their interiors; channel pairs fill (OC + 1) / 2 planes, tap pairs OC */
+            const size_t planes = qt->tap_pairs ? (size_t)OC : (size_t)(OC + 1) / 2;
+            memset(txb, 0, planes * qt->Hp * qt->Wp * DT_W * sizeof *txb);
+        }
+        j->zeroed[thread] = 1;
+    }
+    double *res = j->res + (size_t)c * (q->chunk / 2);
+    if (j->dbias)
+        memset(bacc, 0, (size_t)OC * SLOTS * sizeof *bacc);
+#if DT_W == 16
+    double *acc = res; /* dw_tile writes each weight's sum over the chunk's one block */
+#else
+    double *acc = wacc;
+    memset(wacc, 0, (size_t)OC * K * SLOTS * sizeof *wacc);
+#endif
+    int n0, n1;
+    chunk_images(j->N, c, &n0, &n1);
+    for (; n0 < n1; n0 += DT_W) {
+        const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
+#if DT_W == 16
+        const int slot = 0;
+#else
+        const int slot = n0 % SLOTS;
+#endif
+        double *ba = j->dbias ? bacc + n0 % SLOTS : NULL;
+        to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, j->inp + (size_t)n0 * q->C * HW,
+                 (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
+        pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
+        for (int g0 = 0; g0 < q->OCw; g0 += G) {
+            const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
+            if (j->direct) {
+                float *dp8 = tw + q->p8;
+                const size_t PP = (size_t)q->PP;
+                to_lanes(dp8, PP * DT_W, 0, j->dout + (size_t)n0 * OC * PP + (size_t)g0 * PP,
+                         (size_t)OC * PP, PP, 0, g1c - g0, 1, q->PP, nv);
+                if (q->round_dout)
+                    round_lanes(dp8, (size_t)(g1c - g0) * PP);
+                unpool_pairs(db, ba, nv, txb, qt, dp8,
+                             (const uint8_t *)j->code + (size_t)n0 * OC * PP +
+                                 (size_t)g0 * PP * DT_W,
+                             q, g0, g1);
+                dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
+                continue;
+            }
+            block_dout(d8, j->dout, j->code, n0, nv, tw, q, g0, g1c);
+            if (ba && !j->fuse_bias)
+                bias_block(ba, d8, nv, q, g0, g1c);
+            pack_pixel_pairs(db, d8, q, g0, g1, j->fuse_bias ? ba : NULL, nv);
+            dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
+            if (txb)
+                dinp_t_pack(txb, d8, qt, q, g0, g1c);
+        }
+        if (txb) {
+            dinp_t_block(j->dinp + (size_t)n0 * q->C * HW, qt, q, ws, tw, nv, j->accum);
+        } else if (j->dinp) {
+            pack_channel_pairs_d(db, d8, q);
+            memset(dx8, 0, plane * sizeof *dx8);
+            dx_block(dx8, db, offk, wx, q);
+            from_lanes(j->dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
+                       dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
+                       j->accum);
+        }
+        dt_poll();
+    }
+#if DT_W < 16
+    for (size_t i = 0; i < (size_t)OC * K; i++)
+        res[i] = sum_slots(wacc + i * SLOTS);
+#else
+    (void)wacc;
+#endif
+    if (j->dbias)
+        for (int oc = 0; oc < OC; oc++)
+            res[(size_t)OC * K + oc] = sum_slots(bacc + (size_t)oc * SLOTS);
+}
+
 static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight, float *dbias,
                                 const float *dout, const int32_t *code, const float *inp,
                                 const float *weight, int N, int accum, float *ws)
 {
     DT_ASSERT(N >= 1 && dweight && q->L == DT_W && (!code || q->PP >= 1));
-    int32_t *offk = (int32_t *)(ws + q->offk);
-    uint32_t *wx = (uint32_t *)(ws + q->wx), *xb = (uint32_t *)(ws + q->xb);
-    uint32_t *db = (uint32_t *)(ws + q->db);
-    float *x8 = ws + q->x8, *d8 = ws + q->o8, *dx8 = ws + q->dx8;
-    double *acc = (double *)(((uintptr_t)(ws + q->acc) + 7) & ~(uintptr_t)7);
-    double *bacc = acc + (size_t)q->OC * q->K * SLOTS;
-    const int K = q->K, OC = q->OC;
-    tap_offsets(offk, q->Kw > q->Kx ? q->Kw : q->Kx, q);
+    const int K = q->K, OC = q->OC, nch = (N + DT_BC_CHUNK - 1) / DT_BC_CHUNK;
+    tap_offsets((int32_t *)(ws + q->offk), q->Kw > q->Kx ? q->Kw : q->Kx, q);
     dt_bc_plan qt;
     const int tr = dinp && q->transposed;
     if (tr)
         dinp_t_prepare(&qt, q, weight, ws);
     else if (dinp)
-        pack_dinp_weights(wx, weight, q);
-    memset(acc, 0, ((size_t)OC * K + OC) * SLOTS * sizeof *acc);
-    const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
-    const size_t HW = (size_t)q->H * q->W;
-    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
-    memset(x8, 0, plane * sizeof *x8);
+        pack_dinp_weights((uint32_t *)(ws + q->wx), weight, q);
     /* dout a group of channels at a time (its lanes, pairs, the dweight tiles and the transposed
      * input gradient's packing read it while it is in L2); the GEMM form of the input gradient
      * reads all channels' pairs at once: one group */
     const int step = q->wc % 2 ? 2 * q->wc : q->wc;
     const int G = dinp && !tr ? q->OCw : out_group(q->OCw, step, (size_t)q->P);
-    /* dbias in the pixel pairs' pass (the same two chains as bias_block) when rows are even */
-    const int fuse_bias = dbias && q->OW % 2 == 0;
-    /* the fused pool's gradient packed straight from the pooled one, without d8 */
-    const int direct = code && q->OH == 2 * q->PH && q->OW == 2 * q->PW && (!dinp || tr) &&
-                       !(tr && qt.tap_pairs) && G % 2 == 0;
-    if (!direct) /* lanes_unpool writes only the pool windows: d8's other pixels stay 0 */
-        memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
-    for (int n0 = 0; n0 < N; n0 += DT_W) {
-        const int nv = N - n0 < DT_W ? N - n0 : DT_W;
-        const int slot = n0 % SLOTS;
-        to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, inp + (size_t)n0 * q->C * HW,
-                 (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
-        pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
-        for (int g0 = 0; g0 < q->OCw; g0 += G) {
-            const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
-            if (direct) {
-                float *dp8 = ws + q->p8;
-                const size_t PP = (size_t)q->PP;
-                to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP + (size_t)g0 * PP,
-                         (size_t)OC * PP, PP, 0, g1c - g0, 1, q->PP, nv);
-                if (q->round_dout)
-                    round_lanes(dp8, (size_t)(g1c - g0) * PP);
-                unpool_pairs(db, dbias ? bacc + slot : NULL, nv,
-                             tr ? (uint32_t *)(ws + q->t_xb) : NULL, &qt, dp8,
-                             (const uint8_t *)code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W,
-                             q, g0, g1);
-                dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
-                continue;
-            }
-            block_dout(d8, dout, code, n0, nv, ws, q, g0, g1c);
-            if (dbias && !fuse_bias)
-                bias_block(bacc + slot, d8, nv, q, g0, g1c);
-            pack_pixel_pairs(db, d8, q, g0, g1, fuse_bias ? bacc + slot : NULL, nv);
-            dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
-            if (tr)
-                dinp_t_pack((uint32_t *)(ws + q->t_xb), d8, &qt, q, g0, g1c);
-        }
-        if (tr) {
-            dinp_t_block(dinp + (size_t)n0 * q->C * HW, &qt, q, ws, nv, accum);
-        } else if (dinp) {
-            pack_channel_pairs_d(db, d8, q);
-            memset(dx8, 0, plane * sizeof *dx8);
-            dx_block(dx8, db, offk, wx, q);
-            from_lanes(dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
-                       dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
-                       accum);
-        }
+    bc_job j = {.q = q,
+                .qt = tr ? &qt : NULL,
+                .ws = ws,
+                .N = N,
+                .code = (int32_t *)code,
+                .inp = inp,
+                .dinp = dinp,
+                .dout = dout,
+                .accum = accum,
+                .dbias = dbias != NULL,
+                .tr = tr,
+                /* dbias in the pixel pairs' pass (bias_block's two chains) when rows are even */
+                .fuse_bias = dbias && q->OW % 2 == 0,
+                /* the fused pool's gradient packed straight from the pooled one, without d8 */
+                .direct = code && q->OH == 2 * q->PH && q->OW == 2 * q->PW && (!dinp || tr) &&
+                          !(tr && qt.tap_pairs) && G % 2 == 0,
+                .G = G,
+                .res = align_d(ws + q->x8 + (size_t)dt_tpool_threads() * q->thr)};
+    memset(j.zeroed, 0, (size_t)dt_tpool_threads());
+    dt_tpool_run(nch, bwd_chunk, &j);
+    /* the chunks in order: the same sums whatever the thread count */
+    const size_t cs = q->chunk / 2;
+    for (size_t i = 0; i < (size_t)OC * K; i++) {
+        double t = 0.0;
+        for (int c = 0; c < nch; c++)
+            t += j.res[(size_t)c * cs + i];
+        dweight[i] = (float)t;
     }
-    for (size_t i = 0; i < (size_t)OC * K; i++)
-        dweight[i] = sum_slots(acc + i * SLOTS);
     if (dbias)
-        for (int oc = 0; oc < OC; oc++)
-            dbias[oc] = sum_slots(bacc + (size_t)oc * SLOTS);
+        for (int oc = 0; oc < OC; oc++) {
+            double t = 0.0;
+            for (int c = 0; c < nch; c++)
+                t += j.res[(size_t)c * cs + (size_t)OC * K + oc];
+            dbias[oc] = (float)t;
+        }
 }
 
 const struct dt_kbf16conv DT_KFN(dt_kbf16conv) = {
