@@ -416,27 +416,9 @@ static void pack_pixel_pairs(uint32_t *restrict dbw, const float *restrict d8, c
 }
 
 #if DT_W == 16
-typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
-typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
-
-/* r[k] = ((v[k][0] + v[k][1]) + (v[k][2] + v[k][3])) + ((v[k][4] + ...) + (...)) for k < 8: the
- * pairwise sums of 8 vectors at once, transposing as it adds */
-DT_KINL vd8 pairwise8(const vd8 v[8])
-{
-    vd8 u[4], w[2];
-    for (int j = 0; j < 4; j++) /* (a01, b01, a23, b23, a45, b45, a67, b67) */
-        u[j] = __builtin_shufflevector(v[2 * j], v[2 * j + 1], 0, 8, 2, 10, 4, 12, 6, 14) +
-               __builtin_shufflevector(v[2 * j], v[2 * j + 1], 1, 9, 3, 11, 5, 13, 7, 15);
-    for (int j = 0; j < 2; j++) /* (a0123, b0123, c0123, d0123, a4567, ..., d4567) */
-        w[j] = __builtin_shufflevector(u[2 * j], u[2 * j + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
-               __builtin_shufflevector(u[2 * j], u[2 * j + 1], 2, 3, 10, 11, 6, 7, 14, 15);
-    return __builtin_shufflevector(w[0], w[1], 0, 1, 2, 3, 8, 9, 10, 11) +
-           __builtin_shufflevector(w[0], w[1], 4, 5, 6, 7, 12, 13, 14, 15);
-}
-
 /* r[k] = sum_slots of the 16 lanes of a[k] in double (lanes >= nv as 0) for k < 8: the pairwise
  * tree of sum_slots (lanes 0-7, lanes 8-15, then the two) */
-DT_KINL vd8 lane_sums8(const vf a[8], int nv)
+DT_KINL void lane_sums8(vd8 *r, const vf a[8], int nv)
 {
     vd8 lo[8], hi[8];
     vi lane;
@@ -450,7 +432,10 @@ DT_KINL vd8 lane_sums8(const vf a[8], int nv)
         hi[k] = __builtin_convertvector(
             (vf8)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), vd8);
     }
-    return pairwise8(lo) + pairwise8(hi);
+    vd8 l, h;
+    pairwise8(&l, lo);
+    pairwise8(&h, hi);
+    *r = l + h;
 }
 #endif
 
@@ -488,7 +473,8 @@ DT_KINL void dw_tile(double *acc, const uint32_t *dbw, const uint32_t *xb, const
         vf v[8];
         for (int k = 0; k < 8; k++)
             v[k] = a[(g + k) / TB][(g + k) % TB];
-        const vd8 r = lane_sums8(v, nv);
+        vd8 r;
+        lane_sums8(&r, v, nv);
         for (int k = 0; k < 8; k++) {
             const int i = (g + k) / TB, j = (g + k) % TB;
             if (i < nc && j < nt)
@@ -1040,20 +1026,13 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
     memset(j.zeroed, 0, (size_t)dt_tpool_threads());
     dt_tpool_run(nch, bwd_chunk, &j);
     /* the chunks in order: the same sums whatever the thread count */
-    const size_t cs = q->chunk / 2;
-    for (size_t i = 0; i < (size_t)OC * K; i++) {
-        double t = 0.0;
-        for (int c = 0; c < nch; c++)
-            t += j.res[(size_t)c * cs + i];
-        dweight[i] = (float)t;
-    }
+    const size_t nw = (size_t)OC * K;
+    fold_chunks(j.res, q->chunk / 2, nw + (dbias ? (size_t)OC : 0), nch);
+    for (size_t i = 0; i < nw; i++)
+        dweight[i] = (float)j.res[i];
     if (dbias)
-        for (int oc = 0; oc < OC; oc++) {
-            double t = 0.0;
-            for (int c = 0; c < nch; c++)
-                t += j.res[(size_t)c * cs + (size_t)OC * K + oc];
-            dbias[oc] = (float)t;
-        }
+        for (int oc = 0; oc < OC; oc++)
+            dbias[oc] = (float)j.res[nw + oc];
 }
 
 const struct dt_kbf16conv DT_KFN(dt_kbf16conv) = {

@@ -241,8 +241,6 @@ static void fwd_block(float *ol, const float *xl, const int32_t *off, const floa
 }
 
 /* r[0..n) += f[0..n) in double, n = 8 (or 4): converted and added as vectors */
-typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
-typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
 typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
 typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
 #define ADD_DOUBLES(VF, VD, r, f)                                                                  \
@@ -257,28 +255,68 @@ typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
 
 /* r[s] += the float lanes of a in double, image by image: lane i is image n0 + i, slot
  * (n0 + i) mod 8 (s0 = n0 mod 8), a group of 8 images after the other; lanes >= nv hold no
- * image and add nothing */
+ * image and add nothing. first (W = 8: the chunk's first block): r[s] = 0.0 + lane s, the
+ * additions to slots just zeroed without the zeroing (a chunk's memset of its slots: 1.2 MB for
+ * cnn's conv2) */
 /* not inlined: inlined into dw_tile, GCC held a register across its loop and reloaded a pixel
  * vector from memory for every FMA instead */
-static __attribute__((noinline)) void add_slots(double *restrict r, vf a, int s0, int nv)
+static __attribute__((noinline)) void add_slots(double *restrict r, vf a, int s0, int nv, int first)
 {
     float f[DT_W];
     memcpy(f, &a, sizeof f);
-#if DT_W >= SLOTS
-    (void)s0;
+#if DT_W == 8
+    (void)s0, (void)nv;
+    if (first) {
+        const vd8 d = (vd8){0} + __builtin_convertvector(a, vd8);
+        memcpy(r, &d, sizeof d);
+    } else {
+        ADD_DOUBLES(vf8, vd8, r, f);
+    }
+#elif DT_W >= SLOTS
+    (void)s0, (void)first;
     for (int g = 0; g < DT_W / SLOTS && g * SLOTS < nv; g++)
         ADD_DOUBLES(vf8, vd8, r, f + g * SLOTS);
 #else
-    (void)nv;
+    (void)nv, (void)first;
     ADD_DOUBLES(vf4, vd4, r + s0, f);
 #endif
 }
 
+#if DT_W == 16
+/* The weight gradient's chunk sums straight from a tile's accumulators (the block is its chunk),
+ * without the slots' pass through memory: for each of the n = CB x TB accumulators a[k] (lanes:
+ * images), res[(k / TB) Kw + k % TB] = slots8 of the slots add_slots would hold, slot s =
+ * (0.0 + lane s) (+ lane 8 + s when nv > 8): the same additions in the same order. Not inlined
+ * (add_slots: GCC reloaded pixel vectors inside dw_tile's loop). Only at W = 16: at W = 8 (a
+ * chunk is two blocks) the register sums measured slower than the slots on avx2. */
+static __attribute__((noinline)) void tile_sums(double *restrict res, size_t Kw, const vf *a,
+                                                int CB, int TB, int stride, int nv)
+{
+    const int n = CB * TB;
+    for (int g = 0; g < n; g += 8) {
+        vd8 v[8];
+        for (int k = 0; k < 8; k++) {
+            const int e = g + k < n ? g + k : n - 1, i = e / TB, j = e % TB;
+            const vf x = a[i * stride + j];
+            v[k] = (vd8){0} + __builtin_convertvector(
+                                  (vf8)__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7), vd8);
+            if (nv > 8)
+                v[k] += __builtin_convertvector(
+                    (vf8)__builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15), vd8);
+        }
+        vd8 r;
+        pairwise8(&r, v);
+        for (int k = 0; k < 8 && g + k < n; k++)
+            res[(size_t)((g + k) / TB) * Kw + (size_t)((g + k) % TB)] = r[k];
+    }
+}
+#endif
+
 /* ---- weight gradient: CB channels x TB taps over all pixels of a block ----
  * acc[(i*Kw + j)*8 + slot] += sum_p dl[i*dstr + p*W + l] * xl[pix(p) + off[j] + l] (double) */
-DT_KINL void dw_tile(double *acc, size_t Kw, const float *dl, size_t dstr, const float *xl,
-                     const int32_t *off, const dt_lanes_plan *q, int s0, int nv, const int CB,
-                     const int TB)
+DT_KINL void dw_tile(double *acc, double *res, size_t Kw, const float *dl, size_t dstr,
+                     const float *xl, const int32_t *off, const dt_lanes_plan *q, int s0, int nv,
+                     int first, const int CB, const int TB)
 {
     vf a[4][FPMAX];
     int o[FPMAX];
@@ -313,25 +351,33 @@ DT_KINL void dw_tile(double *acc, size_t Kw, const float *dl, size_t dstr, const
             }
         }
     }
+#if DT_W == 16 /* the block is its chunk: its sums (backward_chunk) */
+    (void)s0, (void)acc, (void)first;
+    tile_sums(res, Kw, &a[0][0], CB, TB, FPMAX, nv);
+#else
+    (void)res;
     for (int i = 0; i < CB; i++)
         for (int j = 0; j < TB; j++)
-            add_slots(acc + ((size_t)i * Kw + j) * SLOTS, a[i][j], s0, nv);
+            add_slots(acc + ((size_t)i * Kw + j) * SLOTS, a[i][j], s0, nv, first);
+#endif
 }
 
-static void dw_block(double *acc, const float *dl, const float *xl, const int32_t *off,
-                     const dt_lanes_plan *q, int s0, int nv)
+/* res (W = 16): the chunk's sums, [OCw][Kw]; else acc's slots (first: add_slots') */
+static void dw_block(double *acc, double *res, const float *dl, const float *xl, const int32_t *off,
+                     const dt_lanes_plan *q, int s0, int nv, int first)
 {
     const size_t dstr = (size_t)q->P * DT_W, Kw = (size_t)q->Kw;
     for (int c0 = 0; c0 < q->OCw; c0 += q->wc)
         for (int t0 = 0; t0 < q->Kw; t0 += q->wt) {
             double *a = acc + ((size_t)c0 * Kw + t0) * SLOTS;
+            double *r = res ? res + (size_t)c0 * Kw + t0 : NULL;
             const float *d = dl + c0 * dstr;
             if (q->wc == 4)
-                dw_tile(a, Kw, d, dstr, xl, off + t0, q, s0, nv, 4, ACC / 4);
+                dw_tile(a, r, Kw, d, dstr, xl, off + t0, q, s0, nv, first, 4, ACC / 4);
             else if (q->wc == 3)
-                dw_tile(a, Kw, d, dstr, xl, off + t0, q, s0, nv, 3, ACC / 3);
+                dw_tile(a, r, Kw, d, dstr, xl, off + t0, q, s0, nv, first, 3, ACC / 3);
             else
-                dw_tile(a, Kw, d, dstr, xl, off + t0, q, s0, nv, 2, ACC / 2);
+                dw_tile(a, r, Kw, d, dstr, xl, off + t0, q, s0, nv, first, 2, ACC / 2);
         }
 }
 
@@ -482,7 +528,7 @@ static double slots8(const double *d)
     return ((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]));
 }
 
-static void bias_block(double *acc, const float *dl, int OC, int P, int s0, int nv)
+static void bias_block(double *acc, const float *dl, int OC, int P, int s0, int nv, int first)
 {
     for (int c = 0; c < OC; c++) {
         const float *d = dl + (size_t)c * P * DT_W;
@@ -494,7 +540,7 @@ static void bias_block(double *acc, const float *dl, int OC, int P, int s0, int 
         }
         if (p < P)
             a = a + vf_load(d + (size_t)p * DT_W);
-        add_slots(acc + (size_t)c * SLOTS, a + b, s0, nv);
+        add_slots(acc + (size_t)c * SLOTS, a + b, s0, nv, first);
     }
 }
 
@@ -541,17 +587,24 @@ static void backward_chunk(void *arg, int c, int thread)
         memset(dl, 0, (size_t)q->OCw * q->P * DT_W * sizeof *dl);
         j->zeroed[thread] = 1;
     }
+    double *r = j->res + (size_t)c * (q->chunk / 2);
+#if DT_W == 16 /* the weights' sums in registers (tile_sums): only the bias's slots */
+    memset(bacc, 0, (size_t)OC * SLOTS * sizeof *bacc);
+#elif DT_W == 4 /* W = 8: the first block stores its slots (add_slots) */
     memset(acc, 0, ((size_t)q->OCw * q->Kw + (size_t)OC) * SLOTS * sizeof *acc);
+#endif
     int n0, n1;
     chunk_images(j->N, c, &n0, &n1);
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W, s0 = n0 % SLOTS;
+
         to_lanes(xl + interior, lcs, lrs, j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
                  (size_t)q->W, q->C, q->H, q->W, nv);
         grad_lanes(dl, q, j->dout, j->code, n0, nv, tw);
-        dw_block(acc, dl, xl, off, q, s0, nv);
+        const int first = n0 % DT_LANES_CHUNK == 0;
+        dw_block(acc, r, dl, xl, off, q, s0, nv, first);
         if (j->dbias)
-            bias_block(bacc, dl, OC, q->P, s0, nv);
+            bias_block(bacc, dl, OC, q->P, s0, nv, first);
         if (j->dinp) {
             memset(dxl, 0, plane * sizeof *dxl);
             dx_block(dxl, dl, off, wx, q);
@@ -560,10 +613,13 @@ static void backward_chunk(void *arg, int c, int thread)
         }
         dt_poll();
     }
-    double *r = j->res + (size_t)c * (q->chunk / 2);
+#if DT_W < 16
     for (int oc = 0; oc < OC; oc++)
         for (int t = 0; t < K; t++)
             r[(size_t)oc * q->Kw + t] = slots8(acc + ((size_t)oc * q->Kw + t) * SLOTS);
+#else
+    (void)K;
+#endif
     for (int oc = 0; oc < OC; oc++)
         r[(size_t)q->OCw * q->Kw + oc] = slots8(bacc + (size_t)oc * SLOTS);
 }
@@ -599,21 +655,14 @@ static void backward(const dt_lanes_plan *q, float *dinp, float *dweight, float 
     memset(j.zeroed, 0, (size_t)dt_tpool_threads());
     dt_tpool_run(nch, backward_chunk, &j);
     /* the chunks in order: the same sums whatever the thread count */
-    const size_t cs = q->chunk / 2, bo = (size_t)q->OCw * q->Kw;
+    const size_t bo = (size_t)q->OCw * q->Kw;
+    fold_chunks(j.res, q->chunk / 2, bo + (dbias ? (size_t)OC : 0), nch);
     for (int oc = 0; oc < OC; oc++)
-        for (int t = 0; t < K; t++) {
-            double s = 0.0;
-            for (int c = 0; c < nch; c++)
-                s += j.res[(size_t)c * cs + (size_t)oc * q->Kw + t];
-            dweight[(size_t)oc * K + t] = (float)s;
-        }
+        for (int t = 0; t < K; t++)
+            dweight[(size_t)oc * K + t] = (float)j.res[(size_t)oc * q->Kw + t];
     if (dbias)
-        for (int oc = 0; oc < OC; oc++) {
-            double s = 0.0;
-            for (int c = 0; c < nch; c++)
-                s += j.res[(size_t)c * cs + bo + oc];
-            dbias[oc] = (float)s;
-        }
+        for (int oc = 0; oc < OC; oc++)
+            dbias[oc] = (float)j.res[bo + oc];
 }
 
 /* The table's name through a macro of its own: scripts/check-structure.sh reads the struct tag

@@ -2,8 +2,10 @@
  * lanes_io.h - the batch-lane kernels' layout changes, shared by the fp32 (isa/lanes.c) and bf16
  * (isa/bf16_lanes.c) families: W x W register transposes (tr_block: AVX-512 16x16, AVX2 8x8 and
  * its 16-lane composition, SSE 4x4, a plain loop elsewhere) and the NCHW <-> lanes copies built on
- * them (to_lanes, from_lanes), and the fused ReLU + 2x2 max pool over lanes (lanes_relu_pool,
- * lanes_unpool). Included by per-ISA sources only (isa/vec.h: DT_W lanes).
+ * them (to_lanes, from_lanes), the fused ReLU + 2x2 max pool over lanes (lanes_relu_pool,
+ * lanes_unpool), and the pairwise sums of 8 double vectors at once (pairwise8) with which both
+ * families reduce a weight gradient's lanes in registers. Included by per-ISA sources only
+ * (isa/vec.h: DT_W lanes).
  */
 #ifndef DT_KERNELS_ISA_LANES_IO_H
 #define DT_KERNELS_ISA_LANES_IO_H
@@ -19,6 +21,45 @@
 #elif DT_W == 4 && defined(__SSE__)
 #include <xmmintrin.h>
 #endif
+
+/* ---- pairwise sums of 8 vectors of 8 doubles ---- */
+
+#if DT_W >= 8
+typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
+typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
+
+/* (*r)[k] = ((v[k][0] + v[k][1]) + (v[k][2] + v[k][3])) + ((v[k][4] + v[k][5]) + (v[k][6] +
+ * v[k][7])) for k < 8: the pairwise sums of 8 vectors at once, transposing as it adds (14
+ * shuffles and 7 adds for 8 sums; through pointers: a 64-byte vector is no argument or return
+ * value of the 8-lane builds' ABI) */
+DT_KINL void pairwise8(vd8 *r, const vd8 v[8])
+{
+    vd8 u[4], w[2];
+    for (int j = 0; j < 4; j++) /* (a01, b01, a23, b23, a45, b45, a67, b67) */
+        u[j] = __builtin_shufflevector(v[2 * j], v[2 * j + 1], 0, 8, 2, 10, 4, 12, 6, 14) +
+               __builtin_shufflevector(v[2 * j], v[2 * j + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    for (int j = 0; j < 2; j++) /* (a0123, b0123, c0123, d0123, a4567, ..., d4567) */
+        w[j] = __builtin_shufflevector(u[2 * j], u[2 * j + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
+               __builtin_shufflevector(u[2 * j], u[2 * j + 1], 2, 3, 10, 11, 6, 7, 14, 15);
+    *r = __builtin_shufflevector(w[0], w[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+         __builtin_shufflevector(w[0], w[1], 4, 5, 6, 7, 12, 13, 14, 15);
+}
+#endif
+
+/* ---- the chunks' weight-gradient sums, in chunk order ----
+ * res[i] = ((0.0 + res[i]) + res[cs + i]) + ... + res[(nch - 1) cs + i] for i < n, in place in the
+ * first chunk's row: each element the additions of `double s = 0.0; for c: s += res[c cs + i]`,
+ * in order, over rows read as streams (a loop per element strode across the rows) */
+static inline void fold_chunks(double *restrict res, size_t cs, size_t n, int nch)
+{
+    for (size_t i = 0; i < n; i++)
+        res[i] = 0.0 + res[i];
+    for (int c = 1; c < nch; c++) {
+        const double *restrict r = res + (size_t)c * cs;
+        for (size_t i = 0; i < n; i++)
+            res[i] += r[i];
+    }
+}
 
 /* ---- W x W transposes: element j of row i goes to element i of row j ---- */
 
