@@ -425,13 +425,8 @@ DT_KINL void lane_sums8(vd8 *r, const vf a[8], int nv)
     for (int l = 0; l < DT_W; l++)
         lane[l] = l;
     const vi keep = lane < nv;
-    for (int k = 0; k < 8; k++) {
-        const vf v = nv < DT_W ? (vf)((vi)a[k] & keep) : a[k];
-        lo[k] = __builtin_convertvector((vf8)__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
-                                        vd8);
-        hi[k] = __builtin_convertvector(
-            (vf8)__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), vd8);
-    }
+    for (int k = 0; k < 8; k++)
+        lane_halves(&lo[k], &hi[k], nv < DT_W ? (vf)((vi)a[k] & keep) : a[k]);
     vd8 l, h;
     pairwise8(&l, lo);
     pairwise8(&h, hi);
@@ -642,19 +637,10 @@ typedef struct {
     const float *inp;
     float *dinp;
     const float *dout;
-    int accum, dbias, tr, fuse_bias, direct, G;
+    int accum, dbias, fuse_bias, direct, G;
     double *res;                        /* backward: each chunk's sums (q->chunk / 2 doubles) */
     unsigned char zeroed[DT_TPOOL_MAX]; /* thread t's padding and zero planes are written */
 } bc_job;
-
-/* images [n0, n1) of chunk c */
-static void chunk_images(int N, int c, int *n0, int *n1)
-{
-    *n0 = c * DT_BC_CHUNK;
-    *n1 = N - *n0 < DT_BC_CHUNK ? N : *n0 + DT_BC_CHUNK;
-}
-
-static double *align_d(float *p) { return (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7); }
 
 /* The forward of one chunk of images, block by block on pool thread `thread`'s part of ws */
 static void fwd_chunk(void *arg, int c, int thread)
@@ -674,7 +660,7 @@ static void fwd_chunk(void *arg, int c, int thread)
         j->zeroed[thread] = 1;
     }
     int n0, n1;
-    chunk_images(j->N, c, &n0, &n1);
+    chunk_images(j->N, DT_BC_CHUNK, c, &n0, &n1);
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W, (size_t)q->Wp * DT_W,
@@ -899,7 +885,7 @@ static void bwd_chunk(void *arg, int c, int thread)
     const int32_t *offk = (const int32_t *)(ws + q->offk);
     const uint32_t *wx = (const uint32_t *)(ws + q->wx);
     uint32_t *xb = (uint32_t *)(tw + q->xb), *db = (uint32_t *)(tw + q->db);
-    uint32_t *txb = j->tr ? (uint32_t *)(tw + q->t_xb) : NULL;
+    uint32_t *txb = qt ? (uint32_t *)(tw + q->t_xb) : NULL;
     float *x8 = tw + q->x8, *d8 = tw + q->o8, *dx8 = tw + q->dx8;
     double *bacc = align_d(tw + q->acc), *wacc = bacc + (size_t)q->OC * SLOTS;
     const int K = q->K, OC = q->OC, G = j->G;
@@ -928,15 +914,11 @@ static void bwd_chunk(void *arg, int c, int thread)
     memset(wacc, 0, (size_t)OC * K * SLOTS * sizeof *wacc);
 #endif
     int n0, n1;
-    chunk_images(j->N, c, &n0, &n1);
+    chunk_images(j->N, DT_BC_CHUNK, c, &n0, &n1);
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
-#if DT_W == 16
-        const int slot = 0;
-#else
-        const int slot = n0 % SLOTS;
-#endif
-        double *ba = j->dbias ? bacc + n0 % SLOTS : NULL;
+        const int slot = n0 % SLOTS; /* W = 16: 0, the chunk's one block */
+        double *ba = j->dbias ? bacc + slot : NULL;
         to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, j->inp + (size_t)n0 * q->C * HW,
                  (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
         pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
@@ -1015,7 +997,6 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
                 .dout = dout,
                 .accum = accum,
                 .dbias = dbias != NULL,
-                .tr = tr,
                 /* dbias in the pixel pairs' pass (bias_block's two chains) when rows are even */
                 .fuse_bias = dbias && q->OW % 2 == 0,
                 /* the fused pool's gradient packed straight from the pooled one, without d8 */

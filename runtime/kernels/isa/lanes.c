@@ -131,8 +131,6 @@ static float *thread_ws(const dt_lanes_plan *q, float *ws, int thread)
     return ws + (size_t)thread * q->thr;
 }
 
-static double *align_d(float *p) { return (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7); }
-
 /* ---- forward: CB channels x PB pixels ----
  * ol[i*ostr + (p0 + j)*W] = bias[i] + sum_t wr[t*CB + i] * xl[xp[j] + off[t]] */
 DT_KINL void fwd_tile(float *o, size_t ostr, const float *xl, const int *xp, const int32_t *off,
@@ -297,12 +295,11 @@ static __attribute__((noinline)) void tile_sums(double *restrict res, size_t Kw,
         vd8 v[8];
         for (int k = 0; k < 8; k++) {
             const int e = g + k < n ? g + k : n - 1, i = e / TB, j = e % TB;
-            const vf x = a[i * stride + j];
-            v[k] = (vd8){0} + __builtin_convertvector(
-                                  (vf8)__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7), vd8);
+            vd8 lo, hi;
+            lane_halves(&lo, &hi, a[i * stride + j]);
+            v[k] = (vd8){0} + lo; /* the slots' first addition, to 0.0 */
             if (nv > 8)
-                v[k] += __builtin_convertvector(
-                    (vf8)__builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15), vd8);
+                v[k] += hi;
         }
         vd8 r;
         pairwise8(&r, v);
@@ -456,13 +453,6 @@ typedef struct {
     unsigned char zeroed[DT_TPOOL_MAX]; /* thread t's padding (xl; dl past OC) is zero */
 } lanes_job;
 
-/* images [n0, n1) of chunk c */
-static void chunk_images(int N, int c, int *n0, int *n1)
-{
-    *n0 = c * DT_LANES_CHUNK;
-    *n1 = N - *n0 < DT_LANES_CHUNK ? N : *n0 + DT_LANES_CHUNK;
-}
-
 /* The forward of one chunk of images, block by block; with code, ReLU + 2x2 max pool of each
  * block before its transpose (out is then the pooled output). */
 static void forward_chunk(void *arg, int c, int thread)
@@ -480,7 +470,7 @@ static void forward_chunk(void *arg, int c, int thread)
         j->zeroed[thread] = 1;
     }
     int n0, n1;
-    chunk_images(j->N, c, &n0, &n1);
+    chunk_images(j->N, DT_LANES_CHUNK, c, &n0, &n1);
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         to_lanes(xl + ((size_t)q->pad * q->Wp + q->pad) * DT_W, (size_t)q->Hp * q->Wp * DT_W,
@@ -594,14 +584,13 @@ static void backward_chunk(void *arg, int c, int thread)
     memset(acc, 0, ((size_t)q->OCw * q->Kw + (size_t)OC) * SLOTS * sizeof *acc);
 #endif
     int n0, n1;
-    chunk_images(j->N, c, &n0, &n1);
+    chunk_images(j->N, DT_LANES_CHUNK, c, &n0, &n1);
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W, s0 = n0 % SLOTS;
-
+        const int first = n0 % DT_LANES_CHUNK == 0;
         to_lanes(xl + interior, lcs, lrs, j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW,
                  (size_t)q->W, q->C, q->H, q->W, nv);
         grad_lanes(dl, q, j->dout, j->code, n0, nv, tw);
-        const int first = n0 % DT_LANES_CHUNK == 0;
         dw_block(acc, r, dl, xl, off, q, s0, nv, first);
         if (j->dbias)
             bias_block(bacc, dl, OC, q->P, s0, nv, first);

@@ -46,6 +46,28 @@ DT_KINL void pairwise8(vd8 *r, const vd8 v[8])
 }
 #endif
 
+/* ---- chunks of a batch (the parallel loops of both families: DT_LANES_CHUNK, DT_BC_CHUNK) ---- */
+
+/* images [n0, n1) of chunk c of N images in chunks of `chunk` */
+static inline void chunk_images(int N, int chunk, int c, int *n0, int *n1)
+{
+    *n0 = c * chunk;
+    *n1 = N - *n0 < chunk ? N : *n0 + chunk;
+}
+
+/* p rounded up to a double's alignment (the workspaces' double slots and sums) */
+static inline double *align_d(float *p) { return (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7); }
+
+#if DT_W == 16
+/* lanes 0-7 and 8-15 of x in double (the weight gradients' lanes, reduced in registers) */
+DT_KINL void lane_halves(vd8 *lo, vd8 *hi, vf x)
+{
+    *lo = __builtin_convertvector((vf8)__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7), vd8);
+    *hi = __builtin_convertvector((vf8)__builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15),
+                                  vd8);
+}
+#endif
+
 /* ---- the chunks' weight-gradient sums, in chunk order ----
  * res[i] = ((0.0 + res[i]) + res[cs + i]) + ... + res[(nch - 1) cs + i] for i < n, in place in the
  * first chunk's row: each element the additions of `double s = 0.0; for c: s += res[c cs + i]`,
