@@ -132,7 +132,7 @@ static void test_relu_fd(void)
     dt_relu_forward(c.out, c.inp, n);
     for (int i = 0; i < n; i++)
         dx[i] = NAN;
-    dt_relu_backward(dx, c.R, c.out, n, 0);
+    dt_relu_backward(dx, c.R, c.out, n, 0, 0);
     central_diff_all(fd, relu_loss, &c, c.inp, n, 1e-3f);
     check_grad(dx, fd, n, 1e-4, 1e-5, "relu dinp");
     int zeros = 0;
@@ -144,7 +144,7 @@ static void test_relu_fd(void)
     fill(dx2, n, -1, 1);
     for (int i = 0; i < n; i++)
         sum[i] = dx2[i] + dx[i];
-    dt_relu_backward(dx2, c.R, c.out, n, 1);
+    dt_relu_backward(dx2, c.R, c.out, n, 1, 0);
     CHECK_TENSOR_CLOSE(dx2, sum, n, 0.0, 0.0);
 
     /* in place forward (out == inp), and the gradient at exactly 0 is 0 (threshold_backward) */
@@ -154,7 +154,7 @@ static void test_relu_fd(void)
     CHECK_TENSOR_CLOSE(ip, c.out, n, 0.0, 0.0);
     float z[3] = {0.0f, -0.0f, 1e-30f}, zo[3], zd[3], one[3] = {1, 1, 1};
     dt_relu_forward(zo, z, 3);
-    dt_relu_backward(zd, one, zo, 3, 0);
+    dt_relu_backward(zd, one, zo, 3, 0, 0);
     CHECK(zo[0] == 0.0f && zo[1] == 0.0f && zo[2] == 1e-30f);
     CHECK(zd[0] == 0.0f && zd[1] == 0.0f && zd[2] == 1.0f);
 

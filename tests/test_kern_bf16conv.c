@@ -179,7 +179,7 @@ static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const i
     memcpy(r->pdx, in->dx0, ni * sizeof *dx);
     k->backward(q, r->pdx, r->pdw, r->pdb, in->dp, code, in->x, in->w, d->N, 1, ws);
     dt_maxpool_backward(dy, in->dp, am, d->N, d->OC, d->OH, d->OW, d->OH / 2, d->OW / 2, 0);
-    dt_relu_backward(dy2, dy, relu, (long)no, 0);
+    dt_relu_backward(dy2, dy, relu, (long)no, 0, 0);
     memcpy(dx, in->dx0, ni * sizeof *dx);
     k->backward(q, dx, dw, db, dy2, NULL, in->x, in->w, d->N, 1, ws);
     const int same = memcmp(dx, r->pdx, ni * sizeof *dx) == 0 &&

@@ -117,13 +117,13 @@ static void test_elementwise(const dt_kern *k, long n)
             out[i] = ref[i] = b[i];
             ref[i] = accum ? ref[i] + (o[i] > 0.0f ? a[i] : 0.0f) : (o[i] > 0.0f ? a[i] : 0.0f);
         }
-        k->elem->relu_backward(out, a, o, n, accum);
+        k->elem->relu_backward(out, a, o, n, accum, 0);
         check_same(out, ref, (size_t)n * 4, "relu_backward", k, n);
         for (long i = 0; i < n; i++) {
             out[i] = b[i];
             ref[i] = accum ? b[i] + a[i] : a[i];
         }
-        k->elem->add_backward(out, a, n, accum);
+        k->elem->add_backward(out, a, n, accum, 0);
         check_same(out, ref, (size_t)n * 4, "add_backward", k, n);
         const float scale = 1.0f / (1.0f - 0.3f);
         for (long i = 0; i < n; i++) {
@@ -230,7 +230,7 @@ static void test_bn_sums(const dt_kern *k, const float *x, const float *dy, int 
         if (pass == 0)
             k->elem->bn_sums(s, s2, x, BN_N, BN_C, HW, 0, BN_C);
         else
-            k->elem->bn_dots(s, s2, dy, x, NULL, BN_N, BN_C, HW, 0, BN_C);
+            k->elem->bn_dots(s, s2, dy, x, NULL, BN_N, BN_C, HW, 0, BN_C, 0);
         const float *a = pass == 0 ? x : dy, *b = pass == 0 ? NULL : x;
         for (int c = 0; c < BN_C; c++) {
             double plain = 0.0, plain2 = 0.0;
@@ -278,7 +278,8 @@ static void test_bn(const dt_kern *k, int HW)
         if (accum == 2)
             k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 0);
         else
-            k->elem->bn_backward(out, dy, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
+            k->elem->bn_backward(out, dy, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum,
+                                 0);
         check_same(out, ref, total * 4, accum == 2 ? "bn_affine" : "bn_backward", k, HW);
     }
     free(x), free(dy), free(out), free(ref);
@@ -296,10 +297,10 @@ static void test_bn_relu(const dt_kern *k, int HW)
     fill(ro, (long)total, 0);
     for (size_t i = 0; i < total; i += 7)
         ro[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : NAN;
-    k->elem->relu_backward(gm, dy, ro, (long)total, 0); /* the unfused layers' BatchNorm dout */
+    k->elem->relu_backward(gm, dy, ro, (long)total, 0, 0); /* the unfused layers' BatchNorm dout */
     double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
-    k->elem->bn_dots(s, s2, dy, x, ro, BN_N, BN_C, HW, 0, BN_C);
-    k->elem->bn_dots(rs, rs2, gm, x, NULL, BN_N, BN_C, HW, 0, BN_C);
+    k->elem->bn_dots(s, s2, dy, x, ro, BN_N, BN_C, HW, 0, BN_C, 0);
+    k->elem->bn_dots(rs, rs2, gm, x, NULL, BN_N, BN_C, HW, 0, BN_C, 0);
     check_same(s, rs, sizeof s, "bn_dots (relu)", k, HW);
     check_same(s2, rs2, sizeof s2, "bn_dots (relu, products)", k, HW);
     const float mean = 0.25f, a = 1.5f, b = -0.125f, kk = 0.75f, mdy = 0.0625f, slope = 0.3f;
@@ -307,8 +308,9 @@ static void test_bn_relu(const dt_kern *k, int HW)
         for (int accum = 0; accum < 2; accum++) {
             memcpy(out, dy, total * 4);
             memcpy(ref, dy, total * 4);
-            k->elem->bn_backward(out, dy, x, ro, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
-            k->elem->bn_backward(ref, gm, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum);
+            k->elem->bn_backward(out, dy, x, ro, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum, 0);
+            k->elem->bn_backward(ref, gm, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum,
+                                 0);
             check_same(out, ref, total * 4, "bn_backward (relu)", k, HW);
         }
         memcpy(out, dy, total * 4);
@@ -322,6 +324,65 @@ static void test_bn_relu(const dt_kern *k, int HW)
         check_same(out, ref, total * 4, "bn_affine (relu)", k, HW);
     }
     free(x), free(dy), free(ro), free(gm), free(out), free(ref);
+}
+
+/* The backward entries' rnd (kernels/elem.h): reading the incoming gradient rounded to bf16 is
+ * bitwise the same entry with rnd 0 on the gradient rounded first by the ISA's round_bf16 (what
+ * net.c did before the layers rounded it themselves); gradients of every float class, ties of
+ * bf16 rounding, NaNs and infinities; the fused ReLU's mask with zeros, -0 and NaN. */
+static void test_rounded_reads(const dt_kern *k, int HW)
+{
+    const size_t total = (size_t)BN_N * BN_C * HW;
+    float *x = dt_xmalloc(total, 4), *dy = dt_xmalloc(total, 4), *dyr = dt_xmalloc(total, 4);
+    float *ro = dt_xmalloc(total, 4), *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
+    fill(x, (long)total, 0);
+    fill_bits(dy, (long)total, 0);
+    fill(ro, (long)total, 0);
+    for (size_t i = 0; i < total; i += 7)
+        ro[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : NAN;
+    memcpy(dyr, dy, total * 4);
+    k->elem->round_bf16(dyr, total);
+    const long n = (long)total;
+    for (int accum = 0; accum < 2; accum++) {
+        fill(out, n, 1);
+        memcpy(ref, out, total * 4);
+        k->elem->relu_backward(out, dy, ro, n, accum, 1);
+        k->elem->relu_backward(ref, dyr, ro, n, accum, 0);
+        check_same(out, ref, total * 4, "relu_backward (rnd)", k, HW);
+        fill(out, n, 1);
+        memcpy(ref, out, total * 4);
+        k->elem->add_backward(out, dy, n, accum, 1);
+        k->elem->add_backward(ref, dyr, n, accum, 0);
+        check_same(out, ref, total * 4, "add_backward (rnd)", k, HW);
+    }
+    memcpy(out, dy, total * 4); /* in place, as a shared gradient buffer has it */
+    k->elem->add_backward(out, out, n, 0, 1);
+    check_same(out, dyr, total * 4, "add_backward (rnd, in place)", k, HW);
+    /* BatchNorm: finite gradients (the sums of NaNs compare as bits anyway, but keep them useful) */
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(dy[i]))
+            dy[i] = 0.5f;
+    memcpy(dyr, dy, total * 4);
+    k->elem->round_bf16(dyr, total);
+    for (int relu = 0; relu < 2; relu++) {
+        const float *r = relu ? ro : NULL;
+        double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
+        k->elem->bn_dots(s, s2, dy, x, r, BN_N, BN_C, HW, 0, BN_C, 1);
+        k->elem->bn_dots(rs, rs2, dyr, x, r, BN_N, BN_C, HW, 0, BN_C, 0);
+        check_same(s, rs, sizeof s, "bn_dots (rnd)", k, HW);
+        check_same(s2, rs2, sizeof s2, "bn_dots (rnd, products)", k, HW);
+        for (int accum = 0; accum < 2; accum++)
+            for (int c = 0; c < BN_C; c += BN_C - 1) {
+                fill(out, n, 0);
+                memcpy(ref, out, total * 4);
+                k->elem->bn_backward(out, dy, x, r, BN_N, BN_C, HW, c, 0.75f, 0.0625f, 0.25f, 0.3f,
+                                     accum, 1);
+                k->elem->bn_backward(ref, dyr, x, r, BN_N, BN_C, HW, c, 0.75f, 0.0625f, 0.25f, 0.3f,
+                                     accum, 0);
+                check_same(out, ref, total * 4, "bn_backward (rnd)", k, HW);
+            }
+    }
+    free(x), free(dy), free(dyr), free(ro), free(out), free(ref);
 }
 
 /* ---- optimizers: references in the order of optim.c's torch formulas ---- */
@@ -556,6 +617,7 @@ int main(void)
                 test_gap(k, (int)lens[l]);
                 test_bn(k, (int)lens[l]);
                 test_bn_relu(k, (int)lens[l]);
+                test_rounded_reads(k, (int)lens[l]);
             }
         }
     }

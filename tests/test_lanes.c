@@ -199,7 +199,7 @@ static void fused_isa(const dt_kern *k, const shape *s, const float *x, const fl
     dt_relu_forward(ro, co, (long)no);
     dt_maxpool_forward(po, arg, ro, s->N, s->OC, OH, OW, 2, 2, 0);
     dt_maxpool_backward(dro, R, arg, s->N, s->OC, OH, OW, OH / 2, OW / 2, 0);
-    dt_relu_backward(dco, dro, ro, (long)no, 0);
+    dt_relu_backward(dco, dro, ro, (long)no, 0, 0);
     dt_conv2d_backward_with(&o, dx, dw, db, dco, x, w, ARGS, 0, ws);
     int32_t *code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(s->N, s->OC, OH, OW), sizeof *code);
     dt_conv2d_relu_pool2_forward_with(&o, pf, code, x, w, b, ARGS, ws);

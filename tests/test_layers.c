@@ -263,7 +263,7 @@ static void test_conv_relu_pool(int N, int C, int H, int W, int OC, int K, int s
     float *dro = falloc(no), *dco = falloc(no);
     float *dx = falloc(ni), *dw = falloc(nw), *db = falloc(OC);
     dt_maxpool_backward(dro, R, arg, N, OC, OH, OW, PH, PW, 0);
-    dt_relu_backward(dco, dro, ro, (long)no, 0);
+    dt_relu_backward(dco, dro, ro, (long)no, 0, 0);
     fill(dx, ni, -1, 1);
     float *dx0 = falloc(ni);
     memcpy(dx0, dx, ni * sizeof *dx);
@@ -654,9 +654,9 @@ static void bn_train_step(float *out, float *dx, float *dw, float *db, float *me
     dt_bn_forward_train(out, mean, invstd, rm, rv, x, w, b, s, s + C, (double)N * HW, N, C, HW, eps,
                         momentum, 0);
     if (dy) {
-        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0);
         dt_bn_backward(dx, dw, db, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL);
+                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL, 0);
     }
     free(s);
 }
@@ -758,9 +758,9 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     float *eval_invstd = falloc(C);
     for (int k = 0; k < C; k++)
         eval_invstd[k] = (float)(1.0 / sqrt((double)rv0[k] + eps));
-    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL);
+    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL, 0);
     dt_bn_backward(dx2, dw2, db2, dy, x, rm0, eval_invstd, wa, ls, ls + C, zeros, zeros + C, M, N,
-                   C, HW, 0, NULL);
+                   C, HW, 0, NULL, 0);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] = dy[i] * eval_invstd[k] * (affine ? w[k] : 1.0f);
@@ -815,7 +815,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
                             momentum, 0);
     for (int r = 0; r < 2; r++) {
         dt_bn_backward_reduce(loc + r * 4 * C + 2 * C, loc + r * 4 * C + 3 * C, dy + off[r],
-                              x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW, NULL);
+                              x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW, NULL, 0);
         for (int k = 2 * C; k < 4 * C; k++)
             glob[k] += loc[r * 4 * C + k];
     }
@@ -823,7 +823,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
         dt_bn_backward(dx_p + off[r], dw_p + r * C, db_p + r * C, dy + off[r], x + off[r],
                        mean_p + r * C, invstd_p + r * C, w, loc + r * 4 * C + 2 * C,
                        loc + r * 4 * C + 3 * C, glob + 2 * C, glob + 3 * C, M, cnt[r], C, HW, 0,
-                       NULL);
+                       NULL, 0);
 
     int ok = CHECK_TENSOR_CLOSE(out_p, out, n, 1e-6, 1e-6);
     ok &= CHECK_TENSOR_CLOSE(dx_p, dx, n, 1e-5, 1e-6);
@@ -956,10 +956,10 @@ static void test_add(void)
     CHECK_TENSOR_CLOSE(out, want, n, 0.0, 0.0);
     dt_add_forward(a, a, b, n); /* in place */
     CHECK_TENSOR_CLOSE(a, want, n, 0.0, 0.0);
-    dt_add_backward(d, g, n, 0);
+    dt_add_backward(d, g, n, 0, 0);
     CHECK_TENSOR_CLOSE(d, g, n, 0.0, 0.0);
     float *twice = sum_of(g, g, n);
-    dt_add_backward(d, g, n, 1);
+    dt_add_backward(d, g, n, 1, 0);
     CHECK_TENSOR_CLOSE(d, twice, n, 0.0, 0.0);
     free(a), free(b), free(out), free(d), free(g), free(want), free(twice);
 }

@@ -201,7 +201,7 @@ static void test_net(int format)
     dt_round_to(format, d, N * OUT);
     lin_backward(format, dr1, gw + IN * H + H, gw + IN * H + H + H * OUT, d, r1, w2, N, H, OUT);
     dt_round_to(format, dr1, N * H);
-    dt_relu_backward(dh1, dr1, r1, N * H, 0);
+    dt_relu_backward(dh1, dr1, r1, N * H, 0, 0);
     dt_round_to(format, dh1, N * H);
     lin_backward(format, NULL, gw, gw + IN * H, dh1, xi, w1, N, IN, H);
     if (!CHECK_TENSOR_CLOSE(net->grad, gw, net->numel, 0.0, 0.0))

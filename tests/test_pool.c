@@ -355,11 +355,11 @@ static void test_bn(void)
         dt_bn_stats(s, s + C, x, N, C, HW);
         dt_bn_forward_train(o, o + 2 * n, o + 2 * n + C, rm, rv, x, w, b, s, s + C, (double)N * HW,
                             N, C, HW, 1e-5f, 0.1f, 0);
-        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, o + 2 * n, o + 2 * n + C, N, C, HW,
-                              NULL);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, o + 2 * n, o + 2 * n + C, N, C, HW, NULL,
+                              0);
         dt_bn_backward(o + n, o + 2 * n + 2 * C, o + 2 * n + 3 * C, dy, x, o + 2 * n, o + 2 * n + C,
                        w, s + 2 * C, s + 3 * C, s + 2 * C, s + 3 * C, (double)N * HW, N, C, HW, 0,
-                       NULL);
+                       NULL, 0);
         memcpy(o + 2 * n, rm, sizeof rm); /* running stats in place of save_mean (also checked) */
         res[r] = o;
     }
@@ -401,17 +401,17 @@ static void test_bn_images(void)
             k->bn_affine(e, x, N, C, HW, c, (float)mu, (float)is * w[c], b[c], 0);
         }
         CHECK(memcmp(o, e, n * sizeof *o) == 0);
-        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL);
-        k->bn_dots(r + 2 * C, r + 3 * C, dy, x, NULL, N, C, HW, 0, C);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0);
+        k->bn_dots(r + 2 * C, r + 3 * C, dy, x, NULL, N, C, HW, 0, C, 0);
         for (int c = 0; c < C; c++)
             r[3 * C + c] = (r[3 * C + c] - (double)mean[c] * r[2 * C + c]) * invstd[c];
         CHECK(memcmp(s + 2 * C, r + 2 * C, 2 * C * sizeof *s) == 0);
         dt_bn_backward(o + n, NULL, NULL, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, cnt, N, C, HW, 0, NULL);
+                       s + 3 * C, cnt, N, C, HW, 0, NULL, 0);
         for (int c = 0; c < C; c++)
             k->bn_backward(e + n, dy, x, NULL, N, C, HW, c, (float)((double)invstd[c] * w[c]),
                            (float)(s[2 * C + c] / cnt), mean[c],
-                           (float)((double)invstd[c] * s[3 * C + c] / cnt), 0);
+                           (float)((double)invstd[c] * s[3 * C + c] / cnt), 0, 0);
         CHECK(memcmp(o + n, e + n, n * sizeof *o) == 0);
         free(o), free(e);
     }

@@ -50,6 +50,7 @@ typedef struct {
     const double *gsum, *gsumsq;
     double count;
     int N, C, HW, accum;
+    int rnd; /* the backward's dout read rounded to bf16 (kernels/elem.h) */
     float eps, momentum;
 } bn_job;
 
@@ -167,7 +168,7 @@ static void img_part(void *arg, long n0, long n1)
         case BN_STATS: k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C); break;
         case BN_DOTS:
             k->bn_dots(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, 1, C, HW,
-                       0, C);
+                       0, C, j->rnd);
             break;
         case BN_TRAIN:
         case BN_EVAL:
@@ -179,7 +180,7 @@ static void img_part(void *arg, long n0, long n1)
             for (int c = 0; c < C; c++)
                 k->bn_backward(j->out + off, j->dout + off, j->inp + off,
                                j->ro ? j->ro + off : NULL, 1, C, HW, c, chan_k[c], chan_k[C + c],
-                               j->mean[c], chan_k[2 * C + c], j->accum);
+                               j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
             break;
         }
     }
@@ -227,7 +228,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
     switch (j->kind) {
     case BN_STATS: k->bn_sums(j->sum, j->sumsq, j->inp, j->N, j->C, j->HW, c0, c1); break;
     case BN_DOTS:
-        k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c0, c1);
+        k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c0, c1, j->rnd);
         for (int c = c0; c < c1; c++) {
             /* sum dy * (x - mean) * invstd = (sum dy * x - mean * sum dy) * invstd */
             const double s = j->sum[c], sxy = j->sumsq[c];
@@ -247,7 +248,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
             float kc, mean_dy, slope;
             channel_constants(j, c, &kc, &mean_dy, &slope);
             k->bn_backward(j->out, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c, kc, mean_dy,
-                           j->mean[c], slope, j->accum);
+                           j->mean[c], slope, j->accum, j->rnd);
         }
         break;
     }
@@ -305,12 +306,13 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
 
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
                            const float *save_mean, const float *save_invstd, int N, int C, int HW,
-                           const float *relu_out)
+                           const float *relu_out, int rnd)
 {
     bn_shape(N, C, HW);
     /* sum_dy_xhat first holds sum dy * x */
     bn_job j = {.kind = BN_DOTS,
                 .ro = relu_out,
+                .rnd = rnd,
                 .sum = sum_dy,
                 .sumsq = sum_dy_xhat,
                 .dout = dout,
@@ -327,7 +329,7 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out)
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd)
 {
     bn_shape(N, C, HW);
     for (int c = 0; c < C; c++) {
@@ -353,6 +355,7 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                 .N = N,
                 .C = C,
                 .HW = HW,
-                .accum = accum};
+                .accum = accum,
+                .rnd = rnd};
     bn_run(&j);
 }

@@ -37,7 +37,7 @@ typedef struct {
     uint8_t *mask;
     const float *a, *b;
     float scale;
-    int accum;
+    int accum, rnd;
     uint64_t seed, threshold;
 } elem_job;
 
@@ -73,7 +73,7 @@ static void add_part(void *arg, long lo, long hi)
 static void add_back_part(void *arg, long lo, long hi)
 {
     const elem_job *j = arg;
-    dt_kern_get()->elem->add_backward(j->out + lo, j->a + lo, hi - lo, j->accum);
+    dt_kern_get()->elem->add_backward(j->out + lo, j->a + lo, hi - lo, j->accum, j->rnd);
 }
 
 void dt_dropout_forward(float *out, uint8_t *mask, const float *inp, long n, float p, uint64_t seed)
@@ -105,9 +105,9 @@ void dt_add_forward(float *out, const float *a, const float *b, long n)
     dt_tpool_for(n, GRAIN, 64, add_part, &j);
 }
 
-void dt_add_backward(float *dinp, const float *dout, long n, int accum)
+void dt_add_backward(float *dinp, const float *dout, long n, int accum, int rnd)
 {
     DT_ASSERT(n >= 0);
-    elem_job j = {.out = dinp, .a = dout, .accum = accum};
+    elem_job j = {.out = dinp, .a = dout, .accum = accum, .rnd = rnd};
     dt_tpool_for(n, GRAIN, 64, add_back_part, &j);
 }

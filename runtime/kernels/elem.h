@@ -16,6 +16,11 @@
  *
  * Shapes: BatchNorm tensors are (N, C, HW); a per-channel entry handles channel c of all N
  * planes. Lengths are element counts; pointers need no alignment.
+ *
+ * `rnd` (the backward entries): 1 reads the incoming gradient (dout, dy) rounded to bfloat16 as
+ * round_bf16 rounds it, in registers, 0 reads it as it is. With bf16 training the gradient each
+ * layer receives is 16-bit (lowp.h); a layer whose kernels round it as they read it spares the
+ * net a pass over it (dt_layer_ops.rounds_dout): the same bits as rounding it first.
  */
 #ifndef DT_KERNELS_ELEM_H
 #define DT_KERNELS_ELEM_H
@@ -29,11 +34,12 @@ struct dt_kelem {
     /* out = inp > 0 ? inp : 0 (NaN -> 0) */
     void (*relu_forward)(float *out, const float *inp, long n);
     /* dinp (=|+=) out > 0 ? dout : 0 */
-    void (*relu_backward)(float *dinp, const float *dout, const float *out, long n, int accum);
+    void (*relu_backward)(float *dinp, const float *dout, const float *out, long n, int accum,
+                          int rnd);
     /* out = a + b */
     void (*add_forward)(float *out, const float *a, const float *b, long n);
     /* dinp (=|+=) dout */
-    void (*add_backward)(float *dinp, const float *dout, long n, int accum);
+    void (*add_backward)(float *dinp, const float *dout, long n, int accum, int rnd);
     /* out (=|+=) inp * ((float)mask * scale): dropout's inverted scaling */
     void (*mask_apply)(float *out, const uint8_t *mask, const float *inp, long n, float scale,
                        int accum);
@@ -51,13 +57,14 @@ struct dt_kelem {
      * (ro > 0 ? dy : +0) in its place, relu 1 applies relu_forward to y; NULL, 0: plain. */
     /* per channel c in [c0, c1): sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
     void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
-                    int N, int C, int HW, int c0, int c1);
+                    int N, int C, int HW, int c0, int c1, int rnd);
     /* channel c: y = (x - mean) * a + b (then max(y, 0) when relu) */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
                       float b, int relu);
     /* channel c: dx (=|+=) k * (dy - mean_dy - (x - mean) * slope) */
     void (*bn_backward)(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
-                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum);
+                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum,
+                        int rnd);
     /* x <- x rounded to bfloat16 / float16 (lowp.h) */
     void (*round_bf16)(float *x, size_t n);
     void (*round_fp16)(float *x, size_t n);

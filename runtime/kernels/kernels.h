@@ -27,8 +27,9 @@ void dt_linear_backward_ref(float *dinp, float *dweight, float *dbias, const flo
 
 /* out = max(inp, 0) elementwise over n values (in place allowed). */
 void dt_relu_forward(float *out, const float *inp, long n);
-/* dinp (+)= dout * (out > 0); uses the forward OUTPUT, so it works after an in-place forward. */
-void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum);
+/* dinp (+)= dout * (out > 0); uses the forward OUTPUT, so it works after an in-place forward.
+ * rnd 1: dout read rounded to bfloat16 (kernels/elem.h). */
+void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum, int rnd);
 
 /* Softmax cross-entropy, mean over the batch, computed stably with log-sum-exp.
  * logits (N, K), labels (N) in [0, K). Writes probs (N, K) (needed by backward) and returns the

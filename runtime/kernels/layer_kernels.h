@@ -191,10 +191,11 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
                         int C, int HW, float eps, int relu);
 /* Local per-channel sums for the backward (C), in double: sum_dy = sum dout,
- * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. */
+ * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. rnd 1 (here and in
+ * dt_bn_backward): dout read rounded to bfloat16 (kernels/elem.h). */
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
                            const float *save_mean, const float *save_invstd, int N, int C, int HW,
-                           const float *relu_out);
+                           const float *relu_out, int rnd);
 /* PyTorch SyncBatchNorm's backward (torch/nn/modules/_functions.py, batch_norm_backward_elemt):
  *   dweight = local sum_dy_xhat, dbias = local sum_dy (the data-parallel gradient averaging of
  *   the caller does the rest; either may be NULL),
@@ -206,7 +207,7 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out);
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd);
 
 /* ---- dropout: torch.nn.Dropout(p), inverted (training mode; in eval it is the identity) ---- */
 
@@ -225,7 +226,8 @@ void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, lo
 
 /* out = a + b elementwise over n values (out may alias a or b). */
 void dt_add_forward(float *out, const float *a, const float *b, long n);
-/* dinp (+)= dout: the gradient of each addend of a residual add (call once per addend). */
-void dt_add_backward(float *dinp, const float *dout, long n, int accum);
+/* dinp (+)= dout: the gradient of each addend of a residual add (call once per addend); rnd 1:
+ * dout read rounded to bfloat16 (kernels/elem.h). */
+void dt_add_backward(float *dinp, const float *dout, long n, int accum, int rnd);
 
 #endif

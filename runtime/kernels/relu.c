@@ -14,7 +14,7 @@
 typedef struct {
     float *out;
     const float *a, *b;
-    int accum;
+    int accum, rnd;
 } relu_job;
 
 static void fwd_part(void *arg, long lo, long hi)
@@ -26,20 +26,21 @@ static void fwd_part(void *arg, long lo, long hi)
 static void bwd_part(void *arg, long lo, long hi)
 {
     const relu_job *j = arg;
-    dt_kern_get()->elem->relu_backward(j->out + lo, j->a + lo, j->b + lo, hi - lo, j->accum);
+    dt_kern_get()->elem->relu_backward(j->out + lo, j->a + lo, j->b + lo, hi - lo, j->accum,
+                                       j->rnd);
 }
 
 void dt_relu_forward(float *out, const float *inp, long n)
 {
     DT_ASSERT(n >= 0);
-    relu_job j = {out, inp, NULL, 0};
+    relu_job j = {out, inp, NULL, 0, 0};
     dt_tpool_for(n, GRAIN, 64, fwd_part, &j);
 }
 
 /* PyTorch's threshold_backward: the gradient at exactly 0 is 0. */
-void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum)
+void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum, int rnd)
 {
     DT_ASSERT(n >= 0);
-    relu_job j = {dinp, dout, out, accum};
+    relu_job j = {dinp, dout, out, accum, rnd};
     dt_tpool_for(n, GRAIN, 64, bwd_part, &j);
 }

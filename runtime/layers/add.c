@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "kernels/layer_kernels.h"
+#include "lowp.h"
 
 /* ---- add: residual connection, out = input + from ---- */
 
@@ -36,10 +37,18 @@ static void add_backward(dt_layer *l, dt_net *net, int N)
 {
     const long n = (long)N * (long)l->out_size;
     float *din2 = dt_layer_din2(net, l), *din = dt_layer_din(net, l);
+    const int rnd = net->lowp == DT_BF16;
     if (din2)
-        dt_add_backward(din2, l->dout, n, l->accum2);
+        dt_add_backward(din2, l->dout, n, l->accum2, rnd);
     if (din)
-        dt_add_backward(din, l->dout, n, l->accum);
+        dt_add_backward(din, l->dout, n, l->accum, rnd);
+}
+
+/* bf16: the kernel rounds the gradient it reads (no pass of its own, net.c) */
+static int add_rounds_dout(const dt_layer *l, const dt_net *net, int N)
+{
+    (void)l, (void)N;
+    return net->lowp == DT_BF16;
 }
 
 const dt_layer_ops dt_add_ops = {
@@ -47,6 +56,7 @@ const dt_layer_ops dt_add_ops = {
     .setup = add_setup,
     .forward = add_forward,
     .backward = add_backward,
+    .rounds_dout = add_rounds_dout,
     .two_inputs = 1,
     .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "kernels/layer_kernels.h"
+#include "lowp.h"
 
 /* ---- batchnorm: torch.nn.BatchNorm1d/2d(C, eps, momentum, affine), or SyncBatchNorm ---- */
 
@@ -136,8 +137,9 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     /* fused: the ReLU's output gradient, masked by its output inside the kernels */
     const float *dout = p->relu ? net->layers[p->relu].dout : l->dout;
     const float *ro = p->relu ? net->layers[p->relu].out : NULL;
+    const int rnd = net->lowp == DT_BF16; /* bn_rounds_dout */
     dt_bn_backward_reduce(lsum, lsumx, dout, dt_layer_in(net, l), p->save_mean, p->save_invstd, N,
-                          C, HW, ro);
+                          C, HW, ro, rnd);
     memcpy(gsum, lsum, (size_t)C * sizeof *gsum);
     memcpy(gsumx, lsumx, (size_t)C * sizeof *gsumx);
     if (net->ctx->sync_bn)
@@ -145,7 +147,15 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     dt_bn_backward(dt_layer_din(net, l), p->no_affine ? NULL : dt_layer_grad(net, l, 0),
                    p->no_affine ? NULL : dt_layer_grad(net, l, 1), dout, dt_layer_in(net, l),
                    p->save_mean, p->save_invstd, p->no_affine ? NULL : dt_layer_param(net, l, 0),
-                   lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro);
+                   lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro, rnd);
+}
+
+/* bf16: the kernels round the gradient they read, a fused ReLU's too (no pass of its own,
+ * net.c) */
+static int bn_rounds_dout(const dt_layer *l, const dt_net *net, int N)
+{
+    (void)l, (void)N;
+    return net->lowp == DT_BF16;
 }
 
 int dt_bn_fuse_relu(dt_layer *bn, int relu)
@@ -199,6 +209,7 @@ const dt_layer_ops dt_batchnorm_ops = {
     .init = bn_init,
     .forward = bn_forward,
     .backward = bn_backward,
+    .rounds_dout = bn_rounds_dout,
     .free = bn_free,
     .refresh = bn_refresh,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */

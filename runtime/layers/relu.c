@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "kernels/kernels.h"
+#include "lowp.h"
 
 /* ---- relu: torch.nn.ReLU ---- */
 
@@ -20,12 +21,21 @@ static void relu_backward(dt_layer *l, dt_net *net, int N)
 {
     float *din = dt_layer_din(net, l);
     if (din)
-        dt_relu_backward(din, l->dout, l->out, (long)N * (long)l->out_size, l->accum);
+        dt_relu_backward(din, l->dout, l->out, (long)N * (long)l->out_size, l->accum,
+                         net->lowp == DT_BF16);
+}
+
+/* bf16: the kernel rounds the gradient it reads (no pass of its own, net.c) */
+static int relu_rounds_dout(const dt_layer *l, const dt_net *net, int N)
+{
+    (void)l, (void)N;
+    return net->lowp == DT_BF16;
 }
 
 const dt_layer_ops dt_relu_ops = {
     .kind = "relu",
     .forward = relu_forward,
     .backward = relu_backward,
+    .rounds_dout = relu_rounds_dout,
     .bwd_reads = DT_BWD_OUT, /* runtime/net_act.h */
 };

@@ -27,21 +27,48 @@ static void relu_forward(float *out, const float *inp, long n)
         out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
+/* x rounded to bfloat16 (nearest even on the upper 16 bits, a carry into the exponent is right,
+ * up to infinity; NaN kept): round_bf16's rounding, one value */
+DT_KINL float round1_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    u = (u & 0x7fffffffu) > 0x7f800000u ? u : r;
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+
+/* the incoming gradient as the backward entries read it (elem.h's rnd) */
+DT_KINL vf load_g(const float *p, int rnd)
+{
+    vf v = vf_load(p);
+    if (rnd) {
+        vu u;
+        memcpy(&u, &v, sizeof u);
+        u = vu_round_bf16(u);
+        memcpy(&v, &u, sizeof v);
+    }
+    return v;
+}
+DT_KINL float load1_g(const float *p, int rnd) { return rnd ? round1_bf16(*p) : *p; }
+
 /* PyTorch's threshold_backward: the gradient at exactly 0 is 0 */
-static void relu_backward(float *dinp, const float *dout, const float *out, long n, int accum)
+static void relu_backward(float *dinp, const float *dout, const float *out, long n, int accum,
+                          int rnd)
 {
     long i = 0;
     if (accum) {
         for (; i + DT_W <= n; i += DT_W)
             vf_store(dinp + i, vf_load(dinp + i) +
-                                   keep(vf_gt(vf_load(out + i), vf_zero()), vf_load(dout + i)));
+                                   keep(vf_gt(vf_load(out + i), vf_zero()), load_g(dout + i, rnd)));
         for (; i < n; i++)
-            dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+            dinp[i] += out[i] > 0.0f ? load1_g(dout + i, rnd) : 0.0f;
     } else {
         for (; i + DT_W <= n; i += DT_W)
-            vf_store(dinp + i, keep(vf_gt(vf_load(out + i), vf_zero()), vf_load(dout + i)));
+            vf_store(dinp + i, keep(vf_gt(vf_load(out + i), vf_zero()), load_g(dout + i, rnd)));
         for (; i < n; i++)
-            dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+            dinp[i] = out[i] > 0.0f ? load1_g(dout + i, rnd) : 0.0f;
     }
 }
 
@@ -54,17 +81,24 @@ static void add_forward(float *out, const float *a, const float *b, long n)
         out[i] = a[i] + b[i];
 }
 
-static void add_backward(float *dinp, const float *dout, long n, int accum)
+static void add_backward(float *dinp, const float *dout, long n, int accum, int rnd)
 {
-    if (!accum) {
+    if (!accum && !rnd) {
         memmove(dinp, dout, (size_t)n * sizeof *dinp);
         return;
     }
     long i = 0;
-    for (; i + DT_W <= n; i += DT_W)
-        vf_store(dinp + i, vf_load(dinp + i) + vf_load(dout + i));
-    for (; i < n; i++)
-        dinp[i] += dout[i];
+    if (accum) {
+        for (; i + DT_W <= n; i += DT_W)
+            vf_store(dinp + i, vf_load(dinp + i) + load_g(dout + i, rnd));
+        for (; i < n; i++)
+            dinp[i] += load1_g(dout + i, rnd);
+    } else { /* rounded: dinp may be dout itself (in place), each value read before it is written */
+        for (; i + DT_W <= n; i += DT_W)
+            vf_store(dinp + i, load_g(dout + i, 1));
+        for (; i < n; i++)
+            dinp[i] = round1_bf16(dout[i]);
+    }
 }
 
 /* multiply by 0 rather than select, like torch (NaN/inf inputs stay NaN when dropped) */
@@ -145,11 +179,12 @@ DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, doubl
     *sxy += (b[0] + b[1]) + (b[2] + b[3]);
 }
 
-/* sum_dot of relu_backward's gradient (ro > 0 ? dy : +0, ro the ReLU's output) without writing
- * it to memory: the masked values a chunk at a time into a buffer in L1 (relu_backward's
- * expressions), summed in sum_dot's order (lane j takes the elements 4i + j, the tail lane 0) */
-DT_KINL void sum_dot_relu(const float *dy, const float *ro, const float *x, size_t n, double *s,
-                          double *sxy)
+/* sum_dot of the gradient the backward reads (load_g's, then relu_backward's mask ro > 0 ? g : +0
+ * with ro the fused ReLU's output, or no mask: ro NULL) without writing it to memory: the values
+ * a chunk at a time into a buffer in L1 (those expressions), summed in sum_dot's order (lane j
+ * takes the elements 4i + j, the tail lane 0) */
+DT_KINL void sum_dot_g(const float *dy, const float *ro, const float *x, size_t n, double *s,
+                       double *sxy, int rnd)
 {
     enum { CHUNK = 512 }; /* a multiple of 4 and of every W */
     float g[CHUNK] __attribute__((aligned(64)));
@@ -159,10 +194,18 @@ DT_KINL void sum_dot_relu(const float *dy, const float *ro, const float *x, size
     while (i < n4) {
         const size_t m = n4 - i < CHUNK ? n4 - i : CHUNK;
         size_t k = 0;
-        for (; k + DT_W <= m; k += DT_W)
-            vf_store(g + k, keep(vf_gt(vf_load(ro + i + k), vf_zero()), vf_load(dy + i + k)));
-        for (; k < m; k++)
-            g[k] = ro[i + k] > 0.0f ? dy[i + k] : 0.0f;
+        if (ro) {
+            for (; k + DT_W <= m; k += DT_W)
+                vf_store(g + k,
+                         keep(vf_gt(vf_load(ro + i + k), vf_zero()), load_g(dy + i + k, rnd)));
+            for (; k < m; k++)
+                g[k] = ro[i + k] > 0.0f ? load1_g(dy + i + k, rnd) : 0.0f;
+        } else {
+            for (; k + DT_W <= m; k += DT_W)
+                vf_store(g + k, load_g(dy + i + k, rnd));
+            for (; k < m; k++)
+                g[k] = load1_g(dy + i + k, rnd);
+        }
         for (k = 0; k < m; k += 4)
             for (int j = 0; j < 4; j++) {
                 double v = g[k + j];
@@ -172,7 +215,7 @@ DT_KINL void sum_dot_relu(const float *dy, const float *ro, const float *x, size
         i += m;
     }
     for (; i < n; i++) {
-        double v = ro[i] > 0.0f ? dy[i] : 0.0f;
+        double v = !ro || ro[i] > 0.0f ? load1_g(dy + i, rnd) : 0.0f;
         a[0] += v;
         b[0] += v * x[i];
     }
@@ -193,14 +236,14 @@ static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, 
 }
 
 static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
-                    int N, int C, int HW, int c0, int c1)
+                    int N, int C, int HW, int c0, int c1, int rnd)
 {
     for (int c = c0; c < c1; c++) {
         double s = 0.0, sx = 0.0;
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;
-            if (ro)
-                sum_dot_relu(dy + off, ro + off, x + off, (size_t)HW, &s, &sx);
+            if (ro || rnd)
+                sum_dot_g(dy + off, ro ? ro + off : NULL, x + off, (size_t)HW, &s, &sx, rnd);
             else
                 sum_dot(dy + off, x + off, (size_t)HW, &s, &sx);
         }
@@ -235,7 +278,8 @@ static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, flo
 }
 
 static void bn_backward(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
-                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum)
+                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum,
+                        int rnd)
 {
     const vf kv = vf_set1(k), mdy = vf_set1(mean_dy), mv = vf_set1(mean), sv = vf_set1(slope);
     for (int n = 0; n < N; n++) {
@@ -244,14 +288,14 @@ static void bn_backward(float *dx, const float *dy, const float *x, const float 
         const float *dyo = dy + off, *xo = x + off, *roo = ro ? ro + off : NULL;
         int i = 0;
         for (; i + DT_W <= HW; i += DT_W) {
-            vf g = vf_load(dyo + i);
+            vf g = load_g(dyo + i, rnd);
             if (roo) /* relu_backward's gradient, as it computes it */
                 g = keep(vf_gt(vf_load(roo + i), vf_zero()), g);
             const vf v = kv * (g - mdy - (vf_load(xo + i) - mv) * sv);
             vf_store(dxo + i, accum ? vf_load(dxo + i) + v : v);
         }
         for (; i < HW; i++) {
-            const float g = !roo || roo[i] > 0.0f ? dyo[i] : 0.0f;
+            const float g = !roo || roo[i] > 0.0f ? load1_g(dyo + i, rnd) : 0.0f;
             const float v = k * (g - mean_dy - (xo[i] - mean) * slope);
             dxo[i] = accum ? dxo[i] + v : v;
         }
@@ -269,13 +313,8 @@ static void round_bf16(float *x, size_t n)
         u = vu_round_bf16(u);
         memcpy(x + i, &u, sizeof u);
     }
-    for (; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        u = (u & 0x7fffffffu) > 0x7f800000u ? u : r;
-        memcpy(&x[i], &u, sizeof u);
-    }
+    for (; i < n; i++)
+        x[i] = round1_bf16(x[i]);
 }
 
 /* F16C's VCVTPS2PH (round to nearest even) and back: IEEE's conversion, bitwise
