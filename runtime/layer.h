@@ -93,6 +93,10 @@ typedef struct dt_layer_ops {
      * fused group's last layer's) to bf16 itself, bitwise as net.c's pass before it would (which
      * net.c then skips); NULL or 0: it reads it rounded. */
     int (*rounds_dout)(const dt_layer *l, const dt_net *net, int N);
+    /* bf16 activations (net->act, net_act.h): 1 when its forward writes its output (its fused
+     * group's) already rounded to bf16, bitwise as dt_net_act_made would round it (which then
+     * only stores the bf16 copy, where a backward reads it); NULL or 0: it does not. */
+    int (*rounds_out)(const dt_layer *l, const dt_net *net);
 } dt_layer_ops;
 enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 

@@ -628,7 +628,7 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
         }
         l->ops->forward(l, net, N, train);
         if (net->act)
-            dt_net_act_made(net, i, N);
+            dt_net_act_made(net, i, N, train);
     }
     dt_layer *last = &net->layers[net->nlayers - 1];
     if (net->lowp) {

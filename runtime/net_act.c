@@ -12,12 +12,14 @@
 #include "kernels/bf16.h"
 #include "kernels/isa.h"
 #include "kernels/tpool.h"
+#include "lowp.h"
 
 struct dt_net_act {
     uint16_t *h;      /* bf16 copies, layer after layer (max_batch x out_size each) */
     float *slots;     /* the float32 slots */
     size_t nh, nslot; /* their sizes (values) */
     size_t *h_off;    /* per layer: offset of its copy in h */
+    int *copy;        /* per layer: 1 when a backward reads its output (it has a bf16 copy) */
     int *slot;        /* per layer: its slot, -1: not stored */
     size_t *slot_off; /* per slot: offset in slots */
     int *holder;      /* per slot: the layer whose values it holds now, -1: none */
@@ -100,6 +102,8 @@ int dt_first_fit(int n, const size_t *size, const int *lo, const int *hi, int *s
     return nslots;
 }
 
+static int backward_reads(const dt_net *net, int i, int *a);
+
 /* each stored activation's interval [lo, hi] of (non-fused) layer indices touching it */
 static void intervals(const dt_net *net, int *lo, int *hi)
 {
@@ -129,13 +133,26 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
     A->slot_off = dt_xcalloc((size_t)n + 1, sizeof *A->slot_off);
     A->holder = dt_xmalloc((size_t)n + 1, sizeof *A->holder);
     A->out32 = dt_xmalloc((size_t)n + 1, sizeof *A->out32);
+    A->copy = dt_xcalloc((size_t)n + 1, sizeof *A->copy);
     intervals(net, lo, hi);
+    /* a bf16 copy only of what a backward reads: the others (a residual block's last BatchNorm
+     * and its sum) live in their slots for the forward only */
+    for (int j = 0; j < n; j++) {
+        int a[TOUCH_MAX];
+        const int m = net->layers[j].fused ? 0 : backward_reads(net, j, a);
+        for (int t = 0; t < m; t++)
+            A->copy[a[t]] = 1;
+    }
     for (int i = 0; i < n; i++) {
         A->out32[i] = net->layers[i].out;
         if (dt_net_keeps_output(net, i) && hi[i] >= lo[i]) {
             size[i] = (size_t)net->max_batch * net->layers[i].out_size;
-            A->h_off[i] = A->nh;
-            A->nh += size[i];
+            if (A->copy[i]) {
+                A->h_off[i] = A->nh;
+                A->nh += size[i];
+            }
+        } else {
+            A->copy[i] = 0;
         }
     }
     const int nslots = dt_first_fit(n, size, lo, hi, A->slot, slot_size);
@@ -166,7 +183,7 @@ void dt_net_act_free(dt_net *net)
     for (int i = 0; i < net->nlayers; i++)
         if (!net->layers[i].ops->alias)
             net->layers[i].out = A->out32[i];
-    free(A->h), free(A->slots), free(A->h_off), free(A->slot), free(A->slot_off);
+    free(A->h), free(A->slots), free(A->h_off), free(A->copy), free(A->slot), free(A->slot_off);
     free(A->holder), free(A->out32), free(A);
     net->act = NULL;
 }
@@ -184,20 +201,32 @@ static void store_range(void *arg, long lo, long hi)
     dt_kern_get()->bf16->act_store(j->x + lo, j->h + lo, (size_t)(hi - lo));
 }
 
+static void pack_range(void *arg, long lo, long hi)
+{
+    const conv_job *j = arg;
+    dt_kern_get()->bf16->act_pack(j->x + lo, j->h + lo, (size_t)(hi - lo));
+}
+
 static void load_range(void *arg, long lo, long hi)
 {
     const conv_job *j = arg;
     dt_kern_get()->bf16->act_load(j->x + lo, j->h + lo, (size_t)(hi - lo));
 }
 
-void dt_net_act_made(dt_net *net, int i, int N)
+void dt_net_act_made(dt_net *net, int i, int N, int train)
 {
     struct dt_net_act *A = net->act;
+    const dt_layer *head = &net->layers[i];
+    const int rounded = head->ops->rounds_out && head->ops->rounds_out(head, net);
     for (int k = i; k < net->nlayers && (k == i || net->layers[k].fused); k++) {
         if (A->slot[k] < 0)
             continue;
+        const long n = (long)N * (long)net->layers[k].out_size;
         conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
-        dt_tpool_for((long)N * (long)net->layers[k].out_size, 1L << 14, 16, store_range, &j);
+        if (train && A->copy[k])
+            dt_tpool_for(n, 1L << 14, 16, rounded ? pack_range : store_range, &j);
+        else if (!rounded)
+            dt_round_bf16(j.x, (size_t)n);
         A->holder[A->slot[k]] = k;
     }
 }

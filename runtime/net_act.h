@@ -6,7 +6,8 @@
  * The plan (dt_net_act_new, when dt_net_set_precision selects bf16): each stored activation (a
  * layer's output, aliases followed to the layer that owns the memory; not the outputs that stay
  * inside a fused group) gets
- *   - a bf16 copy in one uint16 buffer (max_batch x out_size values), and
+ *   - a bf16 copy in one uint16 buffer (max_batch x out_size values), when a backward reads it
+ *     (dt_layer_ops.bwd_reads: not a residual block's last BatchNorm output nor its sum), and
  *   - a float32 slot, shared with the activations whose intervals do not overlap its own. Its
  *     interval is the range of (forward and backward) layer indices that read or write it: from
  *     the layer that makes it (a fused group's head, for the group's output) to its last
@@ -14,7 +15,9 @@
  *     activation is made in its slot and stays there until its last consumer has run, and in a
  *     backward its last consumer is the first to need it again.
  * The layers see float32 as before: l->out points into the activation's slot. After a layer's
- * forward, dt_net_act_made rounds what it made to bf16 in place and keeps the bf16 copy; before a
+ * forward, dt_net_act_made rounds what it made to bf16 in place (BatchNorm, ReLU and the residual
+ * add write it rounded themselves: dt_layer_ops.rounds_out) and keeps the bf16 copy (only in a
+ * training forward; an evaluation keeps none); before a
  * layer's backward, dt_net_act_fetch widens the bf16 copy of each activation it touches back into
  * the slot when another activation has used the slot since. Widening a rounded value is exact, so
  * the layers read the very bits they read with one float32 buffer per activation: training is
@@ -37,8 +40,10 @@ struct dt_net_act *dt_net_act_new(dt_net *net);
 /* Points the layers back at the float32 arena and frees the storage. NULL: a no-op. */
 void dt_net_act_free(dt_net *net);
 /* After the forward of layer i (not fused): rounds the activations it made (its output, or its
- * fused group's) for N samples to bf16 in place and stores their bf16 copies. */
-void dt_net_act_made(dt_net *net, int i, int N);
+ * fused group's) for N samples to bf16 in place, unless its kernels did (dt_layer_ops.
+ * rounds_out), and, in a training forward (train 1), stores the bf16 copies of those a backward
+ * reads. */
+void dt_net_act_made(dt_net *net, int i, int N, int train);
 /* Before the backward of layer i (not fused): brings every activation its backward reads (what
  * its kind's bwd_reads says, else all it touches) back into its slot (from the bf16 copy) when
  * the slot holds another one. */

@@ -207,7 +207,8 @@ static void test_pack(void)
 
 /* act_store / act_load (bf16 activation storage): every ISA rounds in place bitwise as
  * dt_round_bf16_1 (torch's bfloat16(): denormals kept, NaN unchanged), stores the upper half (a
- * NaN as a NaN of the same sign), and loads back the rounded value exactly; lengths with tails */
+ * NaN as a NaN of the same sign), and loads back the rounded value exactly; act_pack of the
+ * rounded values stores the same halves and leaves them alone; lengths with tails */
 static void test_act(void)
 {
     enum { NA = 1000 + 13 };
@@ -215,8 +216,8 @@ static void test_act(void)
                                   0x7f800001u, 0xff800001u, 0x7fc00000u, 0x7f812345u,
                                   0x00000001u, 0x807fffffu, 0x3f808000u, 0x3f818000u,
                                   0x7f7fffffu, 0x7f7f8000u, 0x00008000u, 0x3f80ffffu};
-    static float x[NA], x0[NA], back[NA];
-    static uint16_t h[NA];
+    static float x[NA], x0[NA], back[NA], xr[NA];
+    static uint16_t h[NA], hp[NA];
     long bad[DT_ISA_COUNT] = {0};
     for (int it = 0; it < 20; it++) {
         for (int i = 0; i < NA; i++) {
@@ -232,6 +233,12 @@ static void test_act(void)
             memcpy(x, x0, sizeof x);
             k->bf16->act_store(x, h, (size_t)n);
             k->bf16->act_load(back, h, (size_t)n);
+            memcpy(xr, x, sizeof xr);
+            k->bf16->act_pack(xr, hp, (size_t)n);
+            if ((memcmp(hp, h, (size_t)n * sizeof *h) != 0 || memcmp(xr, x, sizeof x) != 0) &&
+                bad[isa]++ < 3)
+                fprintf(stderr, "  %s: act_pack differs from act_store (n = %d)\n",
+                        isa_name((dt_isa)isa), n);
             for (int i = 0; i < n; i++) {
                 const float want = dt_round_bf16_1(x0[i]);
                 int ok = fbits(x[i]) == fbits(want);

@@ -26,6 +26,7 @@
 #include "kernels/elem.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/layer_kernels.h"
 #include "kernels/optim_k.h"
 #include "lowp.h"
 
@@ -136,7 +137,7 @@ static void test_elementwise(const dt_kern *k, long n)
     }
     for (long i = 0; i < n; i++)
         ref[i] = a[i] + b[i];
-    k->elem->add_forward(out, a, b, n);
+    k->elem->add_forward(out, a, b, n, 0);
     check_same(out, ref, (size_t)n * 4, "add_forward", k, n);
 }
 
@@ -354,6 +355,20 @@ static void test_rounded_reads(const dt_kern *k, int HW)
         k->elem->add_backward(out, dy, n, accum, 1);
         k->elem->add_backward(ref, dyr, n, accum, 0);
         check_same(out, ref, total * 4, "add_backward (rnd)", k, HW);
+    }
+    /* the forwards that round what they write (dt_layer_ops.rounds_out) */
+    k->elem->add_forward(out, dy, x, n, 1);
+    k->elem->add_forward(ref, dy, x, n, 0);
+    k->elem->round_bf16(ref, total);
+    check_same(out, ref, total * 4, "add_forward (rnd)", k, HW);
+    for (int flags = DT_BN_ROUND; flags <= (DT_BN_ROUND | DT_BN_RELU); flags++) {
+        fill(out, n, 0);
+        memcpy(ref, out, total * 4);
+        k->elem->bn_affine(out, dy, BN_N, BN_C, HW, 1, 0.25f, 1.5f, -0.125f, flags);
+        k->elem->bn_affine(ref, dy, BN_N, BN_C, HW, 1, 0.25f, 1.5f, -0.125f, flags & DT_BN_RELU);
+        for (int m = 0; m < BN_N; m++)
+            k->elem->round_bf16(ref + ((size_t)m * BN_C + 1) * HW, (size_t)HW);
+        check_same(out, ref, total * 4, "bn_affine (rnd)", k, HW);
     }
     memcpy(out, dy, total * 4); /* in place, as a shared gradient buffer has it */
     k->elem->add_backward(out, out, n, 0, 1);

@@ -951,10 +951,10 @@ static void test_add(void)
     enum { n = 1003 };
     float *a = falloc(n), *b = falloc(n), *out = falloc(n), *d = falloc(n), *g = falloc(n);
     fill(a, n, -1, 1), fill(b, n, -1, 1), fill(g, n, -1, 1);
-    dt_add_forward(out, a, b, n);
+    dt_add_forward(out, a, b, n, 0);
     float *want = sum_of(a, b, n);
     CHECK_TENSOR_CLOSE(out, want, n, 0.0, 0.0);
-    dt_add_forward(a, a, b, n); /* in place */
+    dt_add_forward(a, a, b, n, 0); /* in place */
     CHECK_TENSOR_CLOSE(a, want, n, 0.0, 0.0);
     dt_add_backward(d, g, n, 0, 0);
     CHECK_TENSOR_CLOSE(d, g, n, 0.0, 0.0);

@@ -45,7 +45,7 @@ typedef struct {
     float *out, *save_mean, *save_invstd, *running_mean, *running_var;
     const float *inp, *dout, *weight, *bias, *mean, *var;
     const float *ro; /* a fused ReLU's output (backward), NULL: none */
-    int relu;        /* a fused ReLU (forward) */
+    int flags;       /* the forward's DT_BN_RELU, DT_BN_ROUND (layer_kernels.h) */
     double *sum, *sumsq;
     const double *gsum, *gsumsq;
     double count;
@@ -174,7 +174,7 @@ static void img_part(void *arg, long n0, long n1)
         case BN_EVAL:
             for (int c = 0; c < C; c++)
                 k->bn_affine(j->out + off, j->inp + off, 1, C, HW, c, chan_k[c], chan_k[C + c],
-                             chan_k[2 * C + c], j->relu);
+                             chan_k[2 * C + c], j->flags);
             break;
         default:
             for (int c = 0; c < C; c++)
@@ -240,7 +240,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
         for (int c = c0; c < c1; c++) {
             float mean, a, b;
             channel_constants(j, c, &mean, &a, &b);
-            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, mean, a, b, j->relu);
+            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, mean, a, b, j->flags);
         }
         break;
     default:
@@ -257,14 +257,14 @@ static void bn_channels(const bn_job *j, int c0, int c1)
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum, int relu)
+                         int N, int C, int HW, float eps, float momentum, int flags)
 {
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */
     DT_ASSERT(count > 1.0);
     DT_ASSERT(eps >= 0.0f && momentum >= 0.0f && momentum <= 1.0f);
     bn_job j = {.kind = BN_TRAIN,
-                .relu = relu,
+                .flags = flags,
                 .out = out,
                 .save_mean = save_mean,
                 .save_invstd = save_invstd,
@@ -286,11 +286,11 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
 
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int relu)
+                        int C, int HW, float eps, int flags)
 {
     bn_shape(N, C, HW);
     bn_job j = {.kind = BN_EVAL,
-                .relu = relu,
+                .flags = flags,
                 .out = out,
                 .inp = inp,
                 .mean = running_mean,

@@ -37,6 +37,9 @@ struct dt_kbf16 {
      * bits on every ISA. */
     void (*act_store)(float *x, uint16_t *h, size_t n);
     void (*act_load)(float *x, const uint16_t *h, size_t n);
+    /* act_store of values already rounded (a layer that rounds its output, dt_layer_ops.
+     * rounds_out): only the upper halves into h, x untouched; the same h as act_store. */
+    void (*act_pack)(const float *x, uint16_t *h, size_t n);
 };
 
 #if defined(__x86_64__)

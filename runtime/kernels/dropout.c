@@ -67,7 +67,7 @@ static void mask_part(void *arg, long lo, long hi)
 static void add_part(void *arg, long lo, long hi)
 {
     const elem_job *j = arg;
-    dt_kern_get()->elem->add_forward(j->out + lo, j->a + lo, j->b + lo, hi - lo);
+    dt_kern_get()->elem->add_forward(j->out + lo, j->a + lo, j->b + lo, hi - lo, j->rnd);
 }
 
 static void add_back_part(void *arg, long lo, long hi)
@@ -98,10 +98,10 @@ void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, lo
     dt_tpool_for(n, GRAIN, 64, mask_part, &j);
 }
 
-void dt_add_forward(float *out, const float *a, const float *b, long n)
+void dt_add_forward(float *out, const float *a, const float *b, long n, int rnd)
 {
     DT_ASSERT(n >= 0);
-    elem_job j = {.out = out, .a = a, .b = b};
+    elem_job j = {.out = out, .a = a, .b = b, .rnd = rnd};
     dt_tpool_for(n, GRAIN, 64, add_part, &j);
 }
 

@@ -36,8 +36,8 @@ struct dt_kelem {
     /* dinp (=|+=) out > 0 ? dout : 0 */
     void (*relu_backward)(float *dinp, const float *dout, const float *out, long n, int accum,
                           int rnd);
-    /* out = a + b */
-    void (*add_forward)(float *out, const float *a, const float *b, long n);
+    /* out = a + b, rounded to bfloat16 (round_bf16's rounding) when rnd */
+    void (*add_forward)(float *out, const float *a, const float *b, long n, int rnd);
     /* dinp (=|+=) dout */
     void (*add_backward)(float *dinp, const float *dout, long n, int accum, int rnd);
     /* out (=|+=) inp * ((float)mask * scale): dropout's inverted scaling */
@@ -58,9 +58,10 @@ struct dt_kelem {
     /* per channel c in [c0, c1): sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
     void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
                     int N, int C, int HW, int c0, int c1, int rnd);
-    /* channel c: y = (x - mean) * a + b (then max(y, 0) when relu) */
+    /* channel c: y = (x - mean) * a + b (then max(y, 0) when flags has DT_BN_RELU, then rounded
+     * to bfloat16 as round_bf16 rounds when it has DT_BN_ROUND; layer_kernels.h) */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
-                      float b, int relu);
+                      float b, int flags);
     /* channel c: dx (=|+=) k * (dy - mean_dy - (x - mean) * slope) */
     void (*bn_backward)(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
                         int HW, int c, float k, float mean_dy, float mean, float slope, int accum,

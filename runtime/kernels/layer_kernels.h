@@ -185,11 +185,14 @@ void dt_bn_reserve(int N, int C);
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum, int relu);
+                         int N, int C, int HW, float eps, float momentum, int flags);
 /* Evaluation: out = (inp - running_mean) / sqrt(running_var + eps) * weight + bias. */
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int relu);
+                        int C, int HW, float eps, int flags);
+/* The forwards' flags: DT_BN_RELU a fused ReLU on the output (max(out, 0)), DT_BN_ROUND the output
+ * (after the ReLU) rounded to bfloat16 as dt_round_bf16 rounds (bf16 activations, net_act.h). */
+enum { DT_BN_RELU = 1, DT_BN_ROUND = 2 };
 /* Local per-channel sums for the backward (C), in double: sum_dy = sum dout,
  * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. rnd 1 (here and in
  * dt_bn_backward): dout read rounded to bfloat16 (kernels/elem.h). */
@@ -224,8 +227,9 @@ void dt_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, lo
 
 /* ---- residual add ---- */
 
-/* out = a + b elementwise over n values (out may alias a or b). */
-void dt_add_forward(float *out, const float *a, const float *b, long n);
+/* out = a + b elementwise over n values (out may alias a or b); rnd 1: rounded to bfloat16 as
+ * dt_round_bf16 rounds. */
+void dt_add_forward(float *out, const float *a, const float *b, long n, int rnd);
 /* dinp (+)= dout: the gradient of each addend of a residual add (call once per addend); rnd 1:
  * dout read rounded to bfloat16 (kernels/elem.h). */
 void dt_add_backward(float *dinp, const float *dout, long n, int accum, int rnd);

@@ -30,7 +30,15 @@ static int add_setup(dt_layer *l, dt_net *net)
 static void add_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
-    dt_add_forward(l->out, dt_layer_in(net, l), dt_layer_in2(net, l), (long)N * (long)l->out_size);
+    /* bf16 activations: the sum rounded as it is written (add_rounds_out) */
+    dt_add_forward(l->out, dt_layer_in(net, l), dt_layer_in2(net, l), (long)N * (long)l->out_size,
+                   net->act != NULL);
+}
+
+static int add_rounds_out(const dt_layer *l, const dt_net *net)
+{
+    (void)l;
+    return net->act != NULL;
 }
 
 static void add_backward(dt_layer *l, dt_net *net, int N)
@@ -57,6 +65,7 @@ const dt_layer_ops dt_add_ops = {
     .forward = add_forward,
     .backward = add_backward,
     .rounds_dout = add_rounds_dout,
+    .rounds_out = add_rounds_out,
     .two_inputs = 1,
     .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

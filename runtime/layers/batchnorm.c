@@ -90,12 +90,13 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
     int C = l->in_c, HW = l->in_h * l->in_w;
     /* fused: max(BatchNorm, 0) straight into the ReLU's output */
     float *out = p->relu ? net->layers[p->relu].out : l->out;
-    const int relu = p->relu > 0;
+    /* bf16 activations: the output rounded as it is written (bn_rounds_out) */
+    const int flags = (p->relu > 0 ? DT_BN_RELU : 0) | (net->act ? DT_BN_ROUND : 0);
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
     const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
     float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
     if (!train) {
-        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, relu);
+        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, flags);
         return;
     }
     double *sum = p->sums, *sumsq = p->sums + C;
@@ -119,11 +120,11 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
             rv2[c] = rv[c];
         }
         dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l), w, b,
-                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, relu);
+                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, flags);
         return;
     }
     dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b, sum,
-                        sumsq, count, N, C, HW, p->eps, p->momentum, relu);
+                        sumsq, count, N, C, HW, p->eps, p->momentum, flags);
     dt_layer_buffer(net, l, 2)[0] += 1.0f;
 }
 
@@ -148,6 +149,12 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
                    p->no_affine ? NULL : dt_layer_grad(net, l, 1), dout, dt_layer_in(net, l),
                    p->save_mean, p->save_invstd, p->no_affine ? NULL : dt_layer_param(net, l, 0),
                    lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro, rnd);
+}
+
+static int bn_rounds_out(const dt_layer *l, const dt_net *net)
+{
+    (void)l;
+    return net->act != NULL;
 }
 
 /* bf16: the kernels round the gradient they read, a fused ReLU's too (no pass of its own,
@@ -210,6 +217,7 @@ const dt_layer_ops dt_batchnorm_ops = {
     .forward = bn_forward,
     .backward = bn_backward,
     .rounds_dout = bn_rounds_dout,
+    .rounds_out = bn_rounds_out,
     .free = bn_free,
     .refresh = bn_refresh,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */

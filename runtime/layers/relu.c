@@ -25,6 +25,13 @@ static void relu_backward(dt_layer *l, dt_net *net, int N)
                          net->lowp == DT_BF16);
 }
 
+/* bf16 activations: its input is a bf16 value (every activation is), and so is max(input, 0) */
+static int relu_rounds_out(const dt_layer *l, const dt_net *net)
+{
+    (void)l;
+    return net->act != NULL;
+}
+
 /* bf16: the kernel rounds the gradient it reads (no pass of its own, net.c) */
 static int relu_rounds_dout(const dt_layer *l, const dt_net *net, int N)
 {
@@ -37,5 +44,6 @@ const dt_layer_ops dt_relu_ops = {
     .forward = relu_forward,
     .backward = relu_backward,
     .rounds_dout = relu_rounds_dout,
+    .rounds_out = relu_rounds_out,
     .bwd_reads = DT_BWD_OUT, /* runtime/net_act.h */
 };

@@ -300,6 +300,16 @@ static void act_store(float *restrict x, uint16_t *restrict h, size_t n)
     }
 }
 
+static void act_pack(const float *restrict x, uint16_t *restrict h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        const uint32_t nan = 0u - ((0x7f800000u - (u & 0x7fffffffu)) >> 31);
+        h[i] = (uint16_t)((u >> 16) | (nan & 0x40u));
+    }
+}
+
 static void act_load(float *restrict x, const uint16_t *restrict h, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -329,4 +339,5 @@ const struct dt_kbf16 DT_KFN(dt_kbf16) = {
     .gemm = &GEMM_TABLE,
     .act_store = act_store,
     .act_load = act_load,
+    .act_pack = act_pack,
 };

@@ -12,6 +12,7 @@
 
 #include "kernels/elem.h"
 #include "kernels/fsum.h"
+#include "kernels/layer_kernels.h"
 
 typedef uint8_t vb __attribute__((vector_size(DT_W)));
 
@@ -39,10 +40,9 @@ DT_KINL float round1_bf16(float x)
     return x;
 }
 
-/* the incoming gradient as the backward entries read it (elem.h's rnd) */
-DT_KINL vf load_g(const float *p, int rnd)
+/* v rounded to bfloat16 when rnd (round_bf16's rounding) */
+DT_KINL vf round_if(vf v, int rnd)
 {
-    vf v = vf_load(p);
     if (rnd) {
         vu u;
         memcpy(&u, &v, sizeof u);
@@ -51,6 +51,9 @@ DT_KINL vf load_g(const float *p, int rnd)
     }
     return v;
 }
+
+/* the incoming gradient as the backward entries read it (elem.h's rnd) */
+DT_KINL vf load_g(const float *p, int rnd) { return round_if(vf_load(p), rnd); }
 DT_KINL float load1_g(const float *p, int rnd) { return rnd ? round1_bf16(*p) : *p; }
 
 /* PyTorch's threshold_backward: the gradient at exactly 0 is 0 */
@@ -72,13 +75,13 @@ static void relu_backward(float *dinp, const float *dout, const float *out, long
     }
 }
 
-static void add_forward(float *out, const float *a, const float *b, long n)
+static void add_forward(float *out, const float *a, const float *b, long n, int rnd)
 {
     long i = 0;
     for (; i + DT_W <= n; i += DT_W)
-        vf_store(out + i, vf_load(a + i) + vf_load(b + i));
+        vf_store(out + i, round_if(vf_load(a + i) + vf_load(b + i), rnd));
     for (; i < n; i++)
-        out[i] = a[i] + b[i];
+        out[i] = rnd ? round1_bf16(a[i] + b[i]) : a[i] + b[i];
 }
 
 static void add_backward(float *dinp, const float *dout, long n, int accum, int rnd)
@@ -253,27 +256,31 @@ static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, c
 }
 
 static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
-                      float b, int relu)
+                      float b, int flags)
 {
     const vf mv = vf_set1(mean), av = vf_set1(a), bv = vf_set1(b);
+    const int rnd = (flags & DT_BN_ROUND) != 0;
     for (int n = 0; n < N; n++) {
         const size_t off = ((size_t)n * C + c) * HW;
         float *yo = y + off;
         const float *xo = x + off;
         int i = 0;
-        if (relu) { /* then relu_forward's expressions on the same values */
+        if (flags & DT_BN_RELU) { /* then relu_forward's expressions on the same values */
             for (; i + DT_W <= HW; i += DT_W)
-                vf_store(yo + i, vf_max((vf_load(xo + i) - mv) * av + bv, vf_zero()));
+                vf_store(yo + i,
+                         round_if(vf_max((vf_load(xo + i) - mv) * av + bv, vf_zero()), rnd));
             for (; i < HW; i++) {
                 const float v = (xo[i] - mean) * a + b;
-                yo[i] = v > 0.0f ? v : 0.0f;
+                yo[i] = v > 0.0f ? (rnd ? round1_bf16(v) : v) : 0.0f;
             }
             continue;
         }
         for (; i + DT_W <= HW; i += DT_W)
-            vf_store(yo + i, (vf_load(xo + i) - mv) * av + bv);
-        for (; i < HW; i++)
-            yo[i] = (xo[i] - mean) * a + b;
+            vf_store(yo + i, round_if((vf_load(xo + i) - mv) * av + bv, rnd));
+        for (; i < HW; i++) {
+            const float v = (xo[i] - mean) * a + b;
+            yo[i] = rnd ? round1_bf16(v) : v;
+        }
     }
 }
 
