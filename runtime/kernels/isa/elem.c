@@ -142,56 +142,63 @@ static void gap_backward(float *dinp, const float *dout, size_t planes, int HW, 
     }
 }
 
-/* s += sum x, ss += sum x^2 over n values, 4 double lanes (the order of every ISA) */
+/* The BatchNorm sums' 4 double lanes (the order of every ISA: lane j takes the elements 4i + j,
+ * the tail lane 0, then (l0 + l1) + (l2 + l3)) as one vector of 4 doubles, so that each step is
+ * one vector operation on every ISA (the scalar lanes this replaces compiled to scalar code):
+ * the same operations on the same values in the same order, the same bits. */
+typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
+typedef float vf4u __attribute__((vector_size(4 * sizeof(float)), aligned(4), may_alias));
+/* (macros: a 32-byte vector passed or returned by value changes the ABI without AVX, -Wpsabi) */
+#define ld4d(p) __builtin_convertvector(*(const vf4u *)(p), vd4)
+DT_KINL void fold4(const vd4 *a, double *s) { *s += ((*a)[0] + (*a)[1]) + ((*a)[2] + (*a)[3]); }
+
+/* s += sum x, ss += sum x^2 over n values, in the 4 double lanes */
 DT_KINL void sum_sumsq(const float *x, size_t n, double *s, double *ss)
 {
-    double a[4] = {0}, b[4] = {0};
+    vd4 a = {0}, b = {0};
     size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++) {
-            double v = x[i + j];
-            a[j] += v;
-            b[j] += v * v;
-        }
+    for (; i + 4 <= n; i += 4) {
+        const vd4 v = ld4d(x + i);
+        a += v;
+        b += v * v;
+    }
     for (; i < n; i++) {
         double v = x[i];
         a[0] += v;
         b[0] += v * v;
     }
-    *s += (a[0] + a[1]) + (a[2] + a[3]);
-    *ss += (b[0] + b[1]) + (b[2] + b[3]);
+    fold4(&a, s);
+    fold4(&b, ss);
 }
 
 /* s += sum dy, sxy += sum dy * x over n values, as sum_sumsq */
 DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, double *sxy)
 {
-    double a[4] = {0}, b[4] = {0};
+    vd4 a = {0}, b = {0};
     size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++) {
-            double g = dy[i + j];
-            a[j] += g;
-            b[j] += g * x[i + j];
-        }
+    for (; i + 4 <= n; i += 4) {
+        const vd4 g = ld4d(dy + i);
+        a += g;
+        b += g * ld4d(x + i);
+    }
     for (; i < n; i++) {
         double g = dy[i];
         a[0] += g;
         b[0] += g * x[i];
     }
-    *s += (a[0] + a[1]) + (a[2] + a[3]);
-    *sxy += (b[0] + b[1]) + (b[2] + b[3]);
+    fold4(&a, s);
+    fold4(&b, sxy);
 }
 
 /* sum_dot of the gradient the backward reads (load_g's, then relu_backward's mask ro > 0 ? g : +0
  * with ro the fused ReLU's output, or no mask: ro NULL) without writing it to memory: the values
- * a chunk at a time into a buffer in L1 (those expressions), summed in sum_dot's order (lane j
- * takes the elements 4i + j, the tail lane 0) */
+ * a chunk at a time into a buffer in L1 (those expressions), summed in sum_dot's order */
 DT_KINL void sum_dot_g(const float *dy, const float *ro, const float *x, size_t n, double *s,
                        double *sxy, int rnd)
 {
     enum { CHUNK = 512 }; /* a multiple of 4 and of every W */
     float g[CHUNK] __attribute__((aligned(64)));
-    double a[4] = {0}, b[4] = {0};
+    vd4 a = {0}, b = {0};
     const size_t n4 = n / 4 * 4;
     size_t i = 0;
     while (i < n4) {
@@ -209,12 +216,11 @@ DT_KINL void sum_dot_g(const float *dy, const float *ro, const float *x, size_t 
             for (; k < m; k++)
                 g[k] = load1_g(dy + i + k, rnd);
         }
-        for (k = 0; k < m; k += 4)
-            for (int j = 0; j < 4; j++) {
-                double v = g[k + j];
-                a[j] += v;
-                b[j] += v * x[i + k + j];
-            }
+        for (k = 0; k < m; k += 4) {
+            const vd4 v = ld4d(g + k);
+            a += v;
+            b += v * ld4d(x + i + k);
+        }
         i += m;
     }
     for (; i < n; i++) {
@@ -222,8 +228,8 @@ DT_KINL void sum_dot_g(const float *dy, const float *ro, const float *x, size_t 
         a[0] += v;
         b[0] += v * x[i];
     }
-    *s += (a[0] + a[1]) + (a[2] + a[3]);
-    *sxy += (b[0] + b[1]) + (b[2] + b[3]);
+    fold4(&a, s);
+    fold4(&b, sxy);
 }
 
 static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
