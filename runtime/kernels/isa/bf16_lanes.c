@@ -265,6 +265,64 @@ static void pack_channel_pairs(uint32_t *restrict xb, const float *restrict x8, 
     }
 }
 
+/* A full block's input straight from its images into channel pairs: what to_lanes into x8 (its
+ * interior) and pack_channel_pairs give, without the float32 planes (x8 written and read back
+ * was most of the forward's packing, cnn's and resnet20's planes outgrowing L2). W x W transposes
+ * of W consecutive values of channels c and c + 1 (zeros past C), packed into pairs: in each row
+ * when rows are a multiple of W long, else over the flattened plane as to_lanes_flat goes, the
+ * last few values one by one. xb's border pairs are not written (zero: fwd_chunk). */
+static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, size_t simg,
+                             const dt_bc_plan *q)
+{
+    const int C = q->C, R = q->H, cols = q->W;
+    const size_t HW = (size_t)R * cols, n = (size_t)q->Hp * q->Wp;
+    const size_t interior = (size_t)q->pad * q->Wp + q->pad;
+    const vf zero = vf_zero();
+    for (int c = 0; c < C; c += 2) {
+        const float *a = src + (size_t)c * HW, *b = a + HW;
+        const int two = c + 1 < C;
+        uint32_t *d = xb + (size_t)c / 2 * n * DT_W + interior * DT_W;
+        size_t e = 0;
+        if (cols % DT_W == 0) {
+            for (int r = 0; r < R; r++)
+                for (int k = 0; k < cols; k += DT_W, e += DT_W) {
+                    vf va[DT_W], vb[DT_W];
+                    for (int i = 0; i < DT_W; i++) {
+                        va[i] = vf_load(a + i * simg + e);
+                        vb[i] = two ? vf_load(b + i * simg + e) : zero;
+                    }
+                    tr_block(va), tr_block(vb);
+                    uint32_t *o = d + ((size_t)r * q->Wp + k) * DT_W;
+                    for (int j = 0; j < DT_W; j++)
+                        vbf_store(o + (size_t)j * DT_W, vbf_pack(va[j], vb[j]));
+                }
+            continue;
+        }
+        for (; e + DT_W <= HW; e += DT_W) {
+            vf va[DT_W], vb[DT_W];
+            for (int i = 0; i < DT_W; i++) {
+                va[i] = vf_load(a + i * simg + e);
+                vb[i] = two ? vf_load(b + i * simg + e) : zero;
+            }
+            tr_block(va), tr_block(vb);
+            for (int j = 0; j < DT_W; j++) {
+                const size_t f = e + (size_t)j;
+                vbf_store(d + (f / (size_t)cols * q->Wp + f % (size_t)cols) * DT_W,
+                          vbf_pack(va[j], vb[j]));
+            }
+        }
+        for (; e < HW; e++) {
+            float la[DT_W], lb[DT_W];
+            for (int i = 0; i < DT_W; i++) {
+                la[i] = a[i * simg + e];
+                lb[i] = two ? b[i * simg + e] : 0.0f;
+            }
+            vbf_store(d + (e / (size_t)cols * q->Wp + e % (size_t)cols) * DT_W,
+                      vbf_pack(vf_load(la), vf_load(lb)));
+        }
+    }
+}
+
 /* xb[r][w] = pairs (x8[r][w], x8[r][w + step]) (0 past the row) of R rows of Wp pixels */
 static void pack_shift_pairs(uint32_t *restrict xb, const float *restrict x8, size_t R, int Wp,
                              int step)
@@ -657,19 +715,28 @@ static void fwd_chunk(void *arg, int c, int thread)
     const size_t HW = (size_t)q->H * q->W, P = (size_t)q->P, PP = (size_t)q->PP;
     if (!j->zeroed[thread]) {
         memset(x8, 0, plane * sizeof *x8);
+        /* to_channel_pairs writes the interiors only: the border pairs zero (a backward may have
+         * left other pairs there) */
+        if (!q->tap_pairs)
+            memset(xb, 0, (size_t)(q->C + 1) / 2 * HpWp * DT_W * sizeof *xb);
         j->zeroed[thread] = 1;
     }
     int n0, n1;
     chunk_images(j->N, DT_BC_CHUNK, c, &n0, &n1);
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
-        to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W, (size_t)q->Wp * DT_W,
-                 j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H,
-                 q->W, nv);
-        if (q->tap_pairs)
-            pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
-        else
-            pack_channel_pairs(xb, x8, q->C, HpWp);
+        const float *src = j->inp + (size_t)n0 * q->C * HW;
+        if (!q->tap_pairs && nv == DT_W) {
+            to_channel_pairs(xb, src, (size_t)q->C * HW, q);
+        } else {
+            to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W,
+                     (size_t)q->Wp * DT_W, src, (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H,
+                     q->W, nv);
+            if (q->tap_pairs)
+                pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
+            else
+                pack_channel_pairs(xb, x8, q->C, HpWp);
+        }
         /* the output a group of channels at a time: its lanes stay in L2 until written out */
         for (int g0 = 0; g0 < q->OC; g0 += j->G) {
             const int g1 = g0 + j->G < q->OCf ? g0 + j->G : q->OCf,
