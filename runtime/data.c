@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 
 #include "common.h"
+#include "kernels/elem.h"
+#include "kernels/isa.h"
 #include "kernels/tpool.h"
 
 void dt_dataset_set_norm(dt_dataset *ds, const float *mean, const float *std)
@@ -127,11 +129,11 @@ static void gather_range(void *arg, long i0, long i1)
                 for (size_t b = 0; b < per; b += 64)
                     __builtin_prefetch(next + b);
             }
-            for (int c = 0; c < ds->c; c++) {
-                const float *lut = ds->lut[c];
-                for (size_t k = 0; k < plane; k++)
-                    dst[c * plane + k] = lut[src[c * plane + k]];
-            }
+            /* lut[c]'s values, computed (a vector loop instead of a scalar table lookup per
+             * value: a tenth of the mlp's step went to this loop) */
+            for (int c = 0; c < ds->c; c++)
+                dt_kern_get()->elem->norm_u8(dst + c * plane, src + c * plane, plane, ds->mean[c],
+                                             ds->std[c]);
         } else {
             /* torchvision Normalize: (x - mean) / std, a division as PyTorch does it */
             const float *src = ds->fimages + (size_t)idx[i] * per;

@@ -400,6 +400,25 @@ static void test_rounded_reads(const dt_kern *k, int HW)
     free(x), free(dy), free(dyr), free(ro), free(out), free(ref);
 }
 
+/* norm_u8 (the batch gather's normalization): bitwise the scalar expression of
+ * dt_dataset_set_norm's table, every byte value, lengths with tails, MNIST's and CIFAR's
+ * statistics, the identity and a zero std (infinities and NaN alike) */
+static void test_norm_u8(const dt_kern *k)
+{
+    static uint8_t src[256 * 3 + 13];
+    static float out[256 * 3 + 13], ref[256 * 3 + 13];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 7 + i / 256);
+    const float ms[][2] = {{0.1307f, 0.3081f}, {0.4914f, 0.2470f}, {0.0f, 1.0f}, {0.5f, 0.0f}};
+    for (int t = 0; t < 4; t++)
+        for (size_t n = sizeof src - 20; n <= sizeof src; n++) {
+            for (size_t i = 0; i < n; i++)
+                ref[i] = ((float)src[i] / 255.0f - ms[t][0]) / ms[t][1];
+            k->elem->norm_u8(out, src, n, ms[t][0], ms[t][1]);
+            check_same(out, ref, n * 4, "norm_u8", k, (long)n);
+        }
+}
+
 /* ---- optimizers: references in the order of optim.c's torch formulas ---- */
 
 typedef struct {
@@ -624,6 +643,7 @@ int main(void)
         if (!k->elem || !k->optim)
             continue;
         printf("testing %s (%d lanes)\n", k->name, k->lanes);
+        test_norm_u8(k);
         for (int l = 0; l < NLENS; l++) {
             test_elementwise(k, lens[l]);
             test_rounding(k, lens[l]);

@@ -36,6 +36,9 @@ struct dt_kelem {
     /* dinp (=|+=) out > 0 ? dout : 0 */
     void (*relu_backward)(float *dinp, const float *dout, const float *out, long n, int accum,
                           int rnd);
+    /* dst[i] = ((float)src[i] / 255.0f - mean) / std, each operation rounded to float: torchvision's
+     * ToTensor and Normalize, the values of dt_dataset_set_norm's table (data.h) */
+    void (*norm_u8)(float *dst, const uint8_t *src, size_t n, float mean, float std);
     /* out = a + b, rounded to bfloat16 (round_bf16's rounding) when rnd */
     void (*add_forward)(float *out, const float *a, const float *b, long n, int rnd);
     /* dinp (=|+=) dout */

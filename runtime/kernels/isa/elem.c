@@ -104,6 +104,19 @@ static void add_backward(float *dinp, const float *dout, long n, int accum, int 
     }
 }
 
+static void norm_u8(float *dst, const uint8_t *src, size_t n, float mean, float std)
+{
+    const vf m = vf_set1(mean), s = vf_set1(std), k = vf_set1(255.0f);
+    size_t i = 0;
+    for (; i + DT_W <= n; i += DT_W) {
+        vb b;
+        memcpy(&b, src + i, sizeof b);
+        vf_store(dst + i, (__builtin_convertvector(b, vf) / k - m) / s);
+    }
+    for (; i < n; i++)
+        dst[i] = ((float)src[i] / 255.0f - mean) / std;
+}
+
 /* multiply by 0 rather than select, like torch (NaN/inf inputs stay NaN when dropped) */
 static void mask_apply(float *out, const uint8_t *mask, const float *inp, long n, float scale,
                        int accum)
@@ -353,6 +366,7 @@ static void round_fp16(float *x, size_t n)
 const struct dt_kelem DT_KFN(dt_kelem) = {
     .relu_forward = relu_forward,
     .relu_backward = relu_backward,
+    .norm_u8 = norm_u8,
     .add_forward = add_forward,
     .add_backward = add_backward,
     .mask_apply = mask_apply,
