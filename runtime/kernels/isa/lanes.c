@@ -256,9 +256,7 @@ typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
  * image and add nothing. first (W = 8: the chunk's first block): r[s] = 0.0 + lane s, the
  * additions to slots just zeroed without the zeroing (a chunk's memset of its slots: 1.2 MB for
  * cnn's conv2) */
-/* not inlined: inlined into dw_tile, GCC held a register across its loop and reloaded a pixel
- * vector from memory for every FMA instead */
-static __attribute__((noinline)) void add_slots(double *restrict r, vf a, int s0, int nv, int first)
+DT_KINL void add_slots(double *restrict r, vf a, int s0, int nv, int first)
 {
     float f[DT_W];
     memcpy(f, &a, sizeof f);
@@ -279,6 +277,21 @@ static __attribute__((noinline)) void add_slots(double *restrict r, vf a, int s0
     ADD_DOUBLES(vf4, vd4, r + s0, f);
 #endif
 }
+
+#if DT_W < 16
+/* add_slots of a tile's CB x TB accumulators (row stride `stride`) into the slots of weights
+ * (i, j), acc + (i Kw + j) SLOTS: one call per tile, not inlined (inlined into dw_tile, GCC held
+ * a register across its loop and reloaded a pixel vector from memory for every FMA instead; a
+ * call per accumulator cost 3 % of cnn's avx2 step) */
+static __attribute__((noinline)) void tile_slots(double *restrict acc, size_t Kw, const vf *a,
+                                                 int CB, int TB, int stride, int s0, int nv,
+                                                 int first)
+{
+    for (int i = 0; i < CB; i++)
+        for (int j = 0; j < TB; j++)
+            add_slots(acc + ((size_t)i * Kw + j) * SLOTS, a[i * stride + j], s0, nv, first);
+}
+#endif
 
 #if DT_W == 16
 /* The weight gradient's chunk sums straight from a tile's accumulators (the block is its chunk),
@@ -353,9 +366,7 @@ DT_KINL void dw_tile(double *acc, double *res, size_t Kw, const float *dl, size_
     tile_sums(res, Kw, &a[0][0], CB, TB, FPMAX, nv);
 #else
     (void)res;
-    for (int i = 0; i < CB; i++)
-        for (int j = 0; j < TB; j++)
-            add_slots(acc + ((size_t)i * Kw + j) * SLOTS, a[i][j], s0, nv, first);
+    tile_slots(acc, Kw, &a[0][0], CB, TB, FPMAX, s0, nv, first);
 #endif
 }
 
