@@ -206,3 +206,15 @@ void dt_layer_allreduce_sum(const dt_net *net, double *x, int n)
     if (net->ctx && net->ctx->allreduce_sum)
         net->ctx->allreduce_sum(net->ctx->comm_ctx, x, n);
 }
+
+int dt_layer_bf16_rounds_out(const dt_layer *l, const dt_net *net)
+{
+    (void)l;
+    return net->act != NULL;
+}
+
+int dt_layer_bf16_rounds_dout(const dt_layer *l, const dt_net *net, int N)
+{
+    (void)l, (void)N;
+    return net->lowp == DT_BF16;
+}

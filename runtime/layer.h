@@ -200,6 +200,10 @@ float *dt_layer_din(const dt_net *net, const dt_layer *l);
 /* The same for the second input (residual add). */
 const float *dt_layer_in2(const dt_net *net, const dt_layer *l);
 float *dt_layer_din2(const dt_net *net, const dt_layer *l);
+/* dt_layer_ops.rounds_out and .rounds_dout of the kinds whose kernels round as they write and
+ * read (BatchNorm, ReLU, the residual add): 1 with bf16 activations (net->act), 1 in bf16. */
+int dt_layer_bf16_rounds_out(const dt_layer *l, const dt_net *net);
+int dt_layer_bf16_rounds_dout(const dt_layer *l, const dt_net *net, int N);
 
 /* Sums x[0..n) over all processes of the current step context (nothing without one). */
 void dt_layer_allreduce_sum(const dt_net *net, double *x, int n);

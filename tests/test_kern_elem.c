@@ -286,6 +286,14 @@ static void test_bn(const dt_kern *k, int HW)
     free(x), free(dy), free(out), free(ref);
 }
 
+/* a fused ReLU's output for the BatchNorm tests: values in [-2, 2) with zeros, -0 and NaN */
+static void fill_ro(float *ro, size_t total)
+{
+    fill(ro, (long)total, 0);
+    for (size_t i = 0; i < total; i += 7)
+        ro[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : NAN;
+}
+
 /* BatchNorm with a fused ReLU (kernels/elem.h): bitwise BatchNorm's kernels composed with the
  * same ISA's relu_forward / relu_backward, ReLU outputs with zeros, -0, negatives and NaN */
 static void test_bn_relu(const dt_kern *k, int HW)
@@ -295,9 +303,7 @@ static void test_bn_relu(const dt_kern *k, int HW)
     float *gm = dt_xmalloc(total, 4), *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
     fill(x, (long)total, 0);
     fill(dy, (long)total, 0);
-    fill(ro, (long)total, 0);
-    for (size_t i = 0; i < total; i += 7)
-        ro[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : NAN;
+    fill_ro(ro, total);
     k->elem->relu_backward(gm, dy, ro, (long)total, 0, 0); /* the unfused layers' BatchNorm dout */
     double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
     k->elem->bn_dots(s, s2, dy, x, ro, BN_N, BN_C, HW, 0, BN_C, 0);
@@ -338,9 +344,7 @@ static void test_rounded_reads(const dt_kern *k, int HW)
     float *ro = dt_xmalloc(total, 4), *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
     fill(x, (long)total, 0);
     fill_bits(dy, (long)total, 0);
-    fill(ro, (long)total, 0);
-    for (size_t i = 0; i < total; i += 7)
-        ro[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : NAN;
+    fill_ro(ro, total);
     memcpy(dyr, dy, total * 4);
     k->elem->round_bf16(dyr, total);
     const long n = (long)total;

@@ -7,7 +7,6 @@
 
 #include "common.h"
 #include "kernels/layer_kernels.h"
-#include "lowp.h"
 
 /* ---- add: residual connection, out = input + from ---- */
 
@@ -30,33 +29,20 @@ static int add_setup(dt_layer *l, dt_net *net)
 static void add_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
-    /* bf16 activations: the sum rounded as it is written (add_rounds_out) */
+    /* bf16 activations: the sum rounded as it is written */
     dt_add_forward(l->out, dt_layer_in(net, l), dt_layer_in2(net, l), (long)N * (long)l->out_size,
-                   net->act != NULL);
-}
-
-static int add_rounds_out(const dt_layer *l, const dt_net *net)
-{
-    (void)l;
-    return net->act != NULL;
+                   dt_layer_bf16_rounds_out(l, net));
 }
 
 static void add_backward(dt_layer *l, dt_net *net, int N)
 {
     const long n = (long)N * (long)l->out_size;
     float *din2 = dt_layer_din2(net, l), *din = dt_layer_din(net, l);
-    const int rnd = net->lowp == DT_BF16;
+    const int rnd = dt_layer_bf16_rounds_dout(l, net, N);
     if (din2)
         dt_add_backward(din2, l->dout, n, l->accum2, rnd);
     if (din)
         dt_add_backward(din, l->dout, n, l->accum, rnd);
-}
-
-/* bf16: the kernel rounds the gradient it reads (no pass of its own, net.c) */
-static int add_rounds_dout(const dt_layer *l, const dt_net *net, int N)
-{
-    (void)l, (void)N;
-    return net->lowp == DT_BF16;
 }
 
 const dt_layer_ops dt_add_ops = {
@@ -64,8 +50,9 @@ const dt_layer_ops dt_add_ops = {
     .setup = add_setup,
     .forward = add_forward,
     .backward = add_backward,
-    .rounds_dout = add_rounds_dout,
-    .rounds_out = add_rounds_out,
+    /* bf16: the kernel rounds the gradient it reads and the sum it writes */
+    .rounds_dout = dt_layer_bf16_rounds_dout,
+    .rounds_out = dt_layer_bf16_rounds_out,
     .two_inputs = 1,
     .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

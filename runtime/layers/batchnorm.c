@@ -12,7 +12,6 @@
 
 #include "common.h"
 #include "kernels/layer_kernels.h"
-#include "lowp.h"
 
 /* ---- batchnorm: torch.nn.BatchNorm1d/2d(C, eps, momentum, affine), or SyncBatchNorm ---- */
 
@@ -90,8 +89,9 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
     int C = l->in_c, HW = l->in_h * l->in_w;
     /* fused: max(BatchNorm, 0) straight into the ReLU's output */
     float *out = p->relu ? net->layers[p->relu].out : l->out;
-    /* bf16 activations: the output rounded as it is written (bn_rounds_out) */
-    const int flags = (p->relu > 0 ? DT_BN_RELU : 0) | (net->act ? DT_BN_ROUND : 0);
+    /* bf16 activations: the output rounded as it is written */
+    const int flags =
+        (p->relu > 0 ? DT_BN_RELU : 0) | (dt_layer_bf16_rounds_out(l, net) ? DT_BN_ROUND : 0);
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
     const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
     float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
@@ -138,7 +138,7 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     /* fused: the ReLU's output gradient, masked by its output inside the kernels */
     const float *dout = p->relu ? net->layers[p->relu].dout : l->dout;
     const float *ro = p->relu ? net->layers[p->relu].out : NULL;
-    const int rnd = net->lowp == DT_BF16; /* bn_rounds_dout */
+    const int rnd = dt_layer_bf16_rounds_dout(l, net, N);
     dt_bn_backward_reduce(lsum, lsumx, dout, dt_layer_in(net, l), p->save_mean, p->save_invstd, N,
                           C, HW, ro, rnd);
     memcpy(gsum, lsum, (size_t)C * sizeof *gsum);
@@ -149,20 +149,6 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
                    p->no_affine ? NULL : dt_layer_grad(net, l, 1), dout, dt_layer_in(net, l),
                    p->save_mean, p->save_invstd, p->no_affine ? NULL : dt_layer_param(net, l, 0),
                    lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro, rnd);
-}
-
-static int bn_rounds_out(const dt_layer *l, const dt_net *net)
-{
-    (void)l;
-    return net->act != NULL;
-}
-
-/* bf16: the kernels round the gradient they read, a fused ReLU's too (no pass of its own,
- * net.c) */
-static int bn_rounds_dout(const dt_layer *l, const dt_net *net, int N)
-{
-    (void)l, (void)N;
-    return net->lowp == DT_BF16;
 }
 
 int dt_bn_fuse_relu(dt_layer *bn, int relu)
@@ -216,8 +202,10 @@ const dt_layer_ops dt_batchnorm_ops = {
     .init = bn_init,
     .forward = bn_forward,
     .backward = bn_backward,
-    .rounds_dout = bn_rounds_dout,
-    .rounds_out = bn_rounds_out,
+    /* bf16: the kernels round the gradient they read (a fused ReLU's too) and the output they
+     * write: no pass of their own in net.c, net_act.c */
+    .rounds_dout = dt_layer_bf16_rounds_dout,
+    .rounds_out = dt_layer_bf16_rounds_out,
     .free = bn_free,
     .refresh = bn_refresh,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */

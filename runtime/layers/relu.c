@@ -7,7 +7,6 @@
 
 #include "common.h"
 #include "kernels/kernels.h"
-#include "lowp.h"
 
 /* ---- relu: torch.nn.ReLU ---- */
 
@@ -22,28 +21,16 @@ static void relu_backward(dt_layer *l, dt_net *net, int N)
     float *din = dt_layer_din(net, l);
     if (din)
         dt_relu_backward(din, l->dout, l->out, (long)N * (long)l->out_size, l->accum,
-                         net->lowp == DT_BF16);
-}
-
-/* bf16 activations: its input is a bf16 value (every activation is), and so is max(input, 0) */
-static int relu_rounds_out(const dt_layer *l, const dt_net *net)
-{
-    (void)l;
-    return net->act != NULL;
-}
-
-/* bf16: the kernel rounds the gradient it reads (no pass of its own, net.c) */
-static int relu_rounds_dout(const dt_layer *l, const dt_net *net, int N)
-{
-    (void)l, (void)N;
-    return net->lowp == DT_BF16;
+                         dt_layer_bf16_rounds_dout(l, net, N));
 }
 
 const dt_layer_ops dt_relu_ops = {
     .kind = "relu",
     .forward = relu_forward,
     .backward = relu_backward,
-    .rounds_dout = relu_rounds_dout,
-    .rounds_out = relu_rounds_out,
+    /* bf16: the kernel rounds the gradient it reads; with bf16 activations its input is a bf16
+     * value, and so is max(input, 0) */
+    .rounds_dout = dt_layer_bf16_rounds_dout,
+    .rounds_out = dt_layer_bf16_rounds_out,
     .bwd_reads = DT_BWD_OUT, /* runtime/net_act.h */
 };
