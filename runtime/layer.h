@@ -86,6 +86,9 @@ typedef struct dt_layer_ops {
     int alias;
     /* 1 when the layer takes a second input (`from = NAME|-K`): residual add. */
     int two_inputs;
+    /* 1: its backward writes its first input's gradient as a copy of its own output's (the
+     * residual add), so that gradient may live in the same memory, written in place (net.c) */
+    int din_is_dout;
     /* The activations its backward reads (bf16 fetches only those, net_act.h): DT_BWD_* bits;
      * 0: not said, its output and its inputs. */
     int bwd_reads;

@@ -280,6 +280,38 @@ static void grad_lifetimes(const dt_net *net, int *lo, int *hi)
     free(owner);
 }
 
+/* Gradients written in place (dt_layer_ops.din_is_dout): share[i] = j when layer i's output
+ * gradient can live in layer j's own (j a residual add whose first input is i, and i's only
+ * consumer; i a layer of its own, not fused, nor its input2): j's backward writes it over its
+ * output gradient (the same values: a copy, rounded to bf16 in bf16), after the second input's
+ * gradient has been read from it; -1: none. j's interval then starts at i's, and i gets no slot:
+ * resnet20's basic blocks skip a copy of the gradient each. */
+static void grad_in_place(const dt_net *net, int *lo, int *hi, int *share)
+{
+    const int n = net->nlayers;
+    int *uses = dt_xcalloc((size_t)n + 1, sizeof *uses);
+    for (int j = 0; j < n; j++) {
+        const dt_layer *l = &net->layers[j];
+        share[j] = -1;
+        if (l->input >= 0)
+            uses[l->input]++;
+        if (l->input2 >= 0)
+            uses[l->input2]++;
+    }
+    for (int j = 0; j < n && !net->opts.no_grad_sharing; j++) {
+        const dt_layer *l = &net->layers[j];
+        const int i = l->input;
+        if (!l->ops->din_is_dout || l->fused || i < 0 || i == l->input2 || uses[i] != 1 ||
+            net->layers[i].ops->alias || net->layers[i].fused || net->layers[i + 1].fused ||
+            hi[j] < lo[j] || hi[i] < lo[i])
+            continue;
+        share[i] = j;
+        lo[j] = lo[i] < lo[j] ? lo[i] : lo[j];
+        hi[i] = -1, lo[i] = 0; /* no slot of its own */
+    }
+    free(uses);
+}
+
 /* Assigns each gradient that needs memory a slot (slot[i], -1: none): largest first, each into
  * the first slot where no interval overlaps its own. Returns the slot count; slot_size[s] is the
  * largest gradient (floats at max_batch) in slot s. */
@@ -314,10 +346,11 @@ static int plan_arena(dt_net *net, int max_batch)
 {
     const int n = net->nlayers;
     int *hi = dt_xmalloc((size_t)n, sizeof *hi), *lo = dt_xmalloc((size_t)n, sizeof *lo);
-    int *slot = dt_xmalloc((size_t)n, sizeof *slot);
+    int *slot = dt_xmalloc((size_t)n, sizeof *slot), *share = dt_xmalloc((size_t)n, sizeof *share);
     size_t *slot_size = dt_xcalloc((size_t)n, sizeof *slot_size);
     size_t *slot_off = dt_xmalloc((size_t)n + 1, sizeof *slot_off);
     grad_lifetimes(net, lo, hi);
+    grad_in_place(net, lo, hi, share);
     const int nslots = assign_slots(net, lo, hi, slot, slot_size);
     const size_t outs = arena_outs(net, max_batch);
     size_t douts = 0;
@@ -350,8 +383,14 @@ static int plan_arena(dt_net *net, int max_batch)
         off += l->out ? (size_t)max_batch * l->out_size : 0;
         l->dout = slot[i] >= 0 ? net->arena + slot_off[slot[i]] : NULL;
     }
+    for (int i = 0; i < n; i++)
+        if (share[i] >= 0)
+            net->layers[i].dout = net->layers[share[i]].dout;
+    for (int i = 0; i < n; i++) /* aliases of a shared gradient (flatten after it) */
+        if (net->layers[i].ops->alias && net->layers[i].input >= 0)
+            net->layers[i].dout = net->layers[net->layers[i].input].dout;
 out:
-    free(hi), free(lo), free(slot), free(slot_size), free(slot_off);
+    free(hi), free(lo), free(slot), free(share), free(slot_size), free(slot_off);
     return rc;
 }
 

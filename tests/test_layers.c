@@ -360,6 +360,18 @@ static void test_shared_grads(const char *spec, int N)
     DT_ASSERT(dt_net_build_opts(&nets[0], spec, N, 0, 0, 0, &plain) == 0);
     DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
     CHECK(nets[1]->arena_floats < nets[0]->arena_floats);
+    /* a residual add writes its first input's gradient in place over its own (net.c): there
+     * the two share memory, and only there; the plain net gives each its own */
+    int in_place = 0;
+    for (int j = 0; j < nets[1]->nlayers; j++) {
+        const dt_layer *l = &nets[1]->layers[j], *p = &nets[0]->layers[j];
+        if (l->ops->din_is_dout && l->input >= 0 && nets[1]->layers[l->input].dout == l->dout)
+            in_place++;
+        if (p->ops->din_is_dout && p->input >= 0)
+            CHECK(nets[0]->layers[p->input].dout != p->dout);
+    }
+    if (strcmp(spec, "resnet20") == 0)
+        CHECK(in_place == 9); /* every basic block's add */
     printf("  %s: activation arena %.1f -> %.1f MiB at batch %d\n", spec,
            4.0 * (double)nets[0]->arena_floats / 1048576.0,
            4.0 * (double)nets[1]->arena_floats / 1048576.0, N);

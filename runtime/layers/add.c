@@ -54,5 +54,6 @@ const dt_layer_ops dt_add_ops = {
     .rounds_dout = dt_layer_bf16_rounds_dout,
     .rounds_out = dt_layer_bf16_rounds_out,
     .two_inputs = 1,
+    .din_is_dout = 1,
     .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

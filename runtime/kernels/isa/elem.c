@@ -87,7 +87,8 @@ static void add_forward(float *out, const float *a, const float *b, long n, int 
 static void add_backward(float *dinp, const float *dout, long n, int accum, int rnd)
 {
     if (!accum && !rnd) {
-        memmove(dinp, dout, (size_t)n * sizeof *dinp);
+        if (dinp != dout) /* the same memory: a gradient written in place (net.c) */
+            memmove(dinp, dout, (size_t)n * sizeof *dinp);
         return;
     }
     long i = 0;
