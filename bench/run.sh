@@ -8,7 +8,7 @@
 # Knobs (environment): BENCH_QUICK (0), BENCH_REPEAT (3, quick 1: each number is the median over
 # that many rounds), BENCH_EPOCHS (1: MNIST epochs of the mlp runs), BENCH_STEPS_MLP (0 = whole
 # epochs, quick 100), BENCH_STEPS_LENET5 (200, quick 40), BENCH_STEPS_CNN (30, quick 6),
-# BENCH_STEPS_RESNET20 (4, quick 2), BENCH_CONFIGS (dtrain dtrain-avx2 dtrain-bf16 torch
+# BENCH_STEPS_RESNET20 (10, quick 2), BENCH_CONFIGS (dtrain dtrain-avx2 dtrain-bf16 torch
 # torch-bf16), BENCH_SCALING (1, quick 0: the mlp 2-rank rows), BENCH_FMA_MS (200, quick 50: ms
 # per FMA peak measurement), BENCH_LR (0.05, dtrain's default), BENCH_PYTHON (/usr/bin/python3),
 # BENCH_MODELS (mlp lenet5 cnn resnet20), BENCH_WAIT (0: seconds to wait for a 1-minute load
@@ -40,7 +40,7 @@ CONFIGS=${BENCH_CONFIGS:-dtrain dtrain-avx2 dtrain-bf16 torch torch-bf16}
 STEPS_MLP=${BENCH_STEPS_MLP:-$(q 0 100)}
 STEPS_LENET5=${BENCH_STEPS_LENET5:-$(q 200 40)}
 STEPS_CNN=${BENCH_STEPS_CNN:-$(q 30 6)}
-STEPS_RESNET20=${BENCH_STEPS_RESNET20:-$(q 4 2)}
+STEPS_RESNET20=${BENCH_STEPS_RESNET20:-$(q 10 2)}
 SCALING=${BENCH_SCALING:-$(q 1 0)}
 THREADS_ROWS=${BENCH_THREADS:-1}
 FMA_MS=${BENCH_FMA_MS:-$(q 200 50)}
