@@ -321,7 +321,7 @@ int dt_cmd_eval(int argc, char **argv, int world)
         dt_ck_close(r);
         return 1;
     }
-    dt_threads_start(cfg.threads, MPI_COMM_WORLD);
+    dt_threads_start(cfg.threads, cfg.bind, MPI_COMM_WORLD);
     const int batch = cfg.eval_batch_size > 0 ? cfg.eval_batch_size : cfg.batch_size;
 
     /* the split's data only, net, weights */

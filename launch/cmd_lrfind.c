@@ -477,7 +477,7 @@ static int lrfind(int argc, char **argv, int world)
     if (dt_dist_agree(lrfind_args(argc, argv, &cfg, &s), MPI_COMM_WORLD) != 0 ||
         dt_kernels_agree(&cfg, MPI_COMM_WORLD) != 0)
         return 1;
-    dt_threads_start(cfg.threads, MPI_COMM_WORLD);
+    dt_threads_start(cfg.threads, cfg.bind, MPI_COMM_WORLD);
     dt_config tc = cfg;
     trainer_config(&tc);
 

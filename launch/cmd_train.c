@@ -38,7 +38,7 @@ int dt_train_on(const dt_config *config, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     if (dt_kernels_agree(&cfg, comm) != 0)
         return 1;
-    dt_threads_start(cfg.threads, comm);
+    dt_threads_start(cfg.threads, cfg.bind, comm);
     if (cfg.eval_batch_size == 0)
         cfg.eval_batch_size = cfg.batch_size;
 

@@ -14,6 +14,7 @@
 #include "lrauto.h"
 #include "optim.h"
 #include "sched.h"
+#include "threads.h"
 
 static const char *const precision_names[] = {"fp32", "bf16", "fp16"};
 
@@ -21,8 +22,11 @@ void dt_print_run_header(const dt_config *cfg, const dt_net *net, const dt_datas
                          const dt_dataset *test, int world, FILE *f)
 {
     const int threads = dt_tpool_threads();
-    fprintf(f, "# dtrain %s: %d rank%s x %d thread%s, global batch %d\n", DT_VERSION, world,
-            world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", cfg->batch_size * world);
+    char cpus[256], bound[300] = "";
+    if (dt_threads_bound(cpus, sizeof cpus) > 0)
+        snprintf(bound, sizeof bound, " (rank 0's on CPUs %s)", cpus);
+    fprintf(f, "# dtrain %s: %d rank%s x %d thread%s%s, global batch %d\n", DT_VERSION, world,
+            world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", bound, cfg->batch_size * world);
     char kern[96];
     fprintf(f, "# kernels: %s\n", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
     if (dt_dist_thread_note())

@@ -50,6 +50,11 @@ const dt_cfg_key dt_cfg_keys[] = {
     INT("threads", threads, "auto", 1, 1024,
         "threads per rank (the kernels' thread pool): auto = the CPUs of the rank's affinity mask "
         "shared among the node's ranks with that mask, or a number"),
+    CHOICE("bind", bind, "auto", "auto|cores|none",
+           "cores: each of the rank's 2+ threads on a CPU of its own when its affinity mask holds "
+           "exactly threads x (the node's ranks with that mask) CPUs; auto: the same when a "
+           "launcher gave the rank fewer CPUs than the node has, else none; none: the OS places "
+           "them"),
 
     ENUM("data.name", data_name, "mnist", "mnist|fashion-mnist|cifar10|hdf5", "dataset"),
     STR("data.dir", data_dir, "data", "folder holding <dataset>/ (as made by `make data`)"),

@@ -27,6 +27,7 @@ typedef struct dt_config {
     char model[DT_STR_MAX];
     int64_t seed;
     int threads;
+    int bind; /* threads.h DT_BIND_*: auto, cores, none (the CHOICE order) */
     /* data */
     char data_name[DT_STR_MAX];
     char data_dir[DT_STR_MAX];

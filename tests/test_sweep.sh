@@ -116,11 +116,13 @@ killed=0
 for _ in $(seq 1200); do
     # at least one trial done, and one unfinished (of 3 x 188 steps: a trial of one epoch ran
     # past its end between this look and the kill on a quiet machine) with checkpoints at step 10
-    # and 20 to 450: the older one surely complete, the end of the trial surely not reached
+    # and 20 to 300: the older one surely complete, the end of the trial surely not reached (with
+    # 450 as the bound, one run with three suites on the 2 CPUs found nothing to resume, likely a
+    # trial that finished between this look and the kill)
     if ls "$d"/trials/*/done > /dev/null 2>&1; then
         for t in "$d"/trials/*; do
             last=$(ls "$t"/ckpt/ 2> /dev/null | sed -n 's/^ckpt-step0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -n 1)
-            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 450 ]; then
+            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 300 ]; then
                 # mpirun and its ranks at once, as a pre-emption or a lost node does (ranks
                 # whose mpirun alone was killed run on to the end of the sweep)
                 kill -KILL $mpid $(pgrep -P $mpid) && killed=1

@@ -7,6 +7,9 @@
 #   - threads = auto: the run header shows the CPUs of the affinity mask shared by the ranks
 #     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
 #   - more threads than CPUs: exactly one warning line (rank 0), the run still trains;
+#   - bind: cores binds 2 threads on 2 CPUs (the header names the CPUs) with the params_crc of
+#     none; auto leaves the machine's whole mask unbound and binds a smaller one; 1 thread per
+#     rank is never bound;
 #   - DT_POOL_STATS=1: statistics per parallel loop at exit (at 1 thread with a 2-thread prediction)
 #     and the same params_crc as without it;
 #   - bad values: one message naming the key and what was expected, every rank exits non-zero.
@@ -146,7 +149,40 @@ if command -v taskset > /dev/null && [ "$n" -gt 1 ]; then
         { fail "bound to 1 CPU with 2 threads: no binding hint"; cat "$TMP/bound.err" >&2; }
 fi
 
+# --- bind: the pool's threads on CPUs of their own (threads.h) ---
+if [ "$n" -gt 1 ]; then
+    run_dtrain 120 1 train $BASE --threads 2 --set bind=cores > "$TMP/bind.out" 2>&1
+    run_dtrain 120 1 train $BASE --threads 2 --set bind=none > "$TMP/nobind.out" 2>&1
+    b=$(crc "$TMP/bind.out")
+    # with n > 2 CPUs 2 threads do not fill the mask: not bound
+    if [ "$n" = 2 ]; then
+        grep -q "^# dtrain [^:]*: 1 rank x 2 threads (rank 0's on CPUs [0-9]*,[0-9]*)" "$TMP/bind.out" &&
+            pass "bind = cores, 2 threads on 2 CPUs: bound ($(grep -o 'on CPUs [0-9,]*' "$TMP/bind.out"))" ||
+            { fail "bind = cores: not bound"; head -3 "$TMP/bind.out" >&2; }
+    fi
+    ! grep -q "on CPUs" "$TMP/nobind.out" && pass "bind = none: not bound" ||
+        fail "bind = none: bound"
+    [ -n "$b" ] && [ "$b" = "$(crc "$TMP/nobind.out")" ] && pass "bind = cores and none: the same $b" ||
+        fail "bind = cores: '$b', none: '$(crc "$TMP/nobind.out")'"
+    # auto: the whole machine's mask (this run) stays unbound; a launcher's smaller mask binds
+    ! grep -q "on CPUs" "$TMP/auto1.out" && pass "bind = auto, the machine's whole mask: not bound" ||
+        fail "bind = auto bound threads on the machine's whole mask"
+    if command -v taskset > /dev/null && [ "$n" -gt 2 ]; then
+        timeout 120 taskset -c 0,1 $DT train $BASE > "$TMP/bind01.out" 2>&1
+        grep -q "^# dtrain [^:]*: 1 rank x 2 threads (rank 0's on CPUs 0,1)" "$TMP/bind01.out" &&
+            pass "bind = auto, taskset -c 0,1: bound to CPUs 0,1" ||
+            { fail "bind = auto, taskset -c 0,1: not bound"; head -3 "$TMP/bind01.out" >&2; }
+    fi
+    # one thread per rank is never bound
+    run_dtrain 120 2 train $BASE --threads 1 --set bind=cores > "$TMP/bind2.out" 2>&1
+    ! grep -q "on CPUs" "$TMP/bind2.out" && [ -n "$(crc "$TMP/bind2.out")" ] &&
+        pass "bind = cores, 2 ranks x 1 thread: not bound" ||
+        fail "bind = cores, 2 ranks x 1 thread: bound, or no final line"
+fi
+
 # --- bad values ---
+expect_dtrain_error "bind = sideways" "bind = 'sideways': expected one of auto|cores|none" \
+    train $BASE --set bind=sideways
 expect_dtrain_error "threads = 0" "threads = '0': expected auto or an integer in \[1, 1024\]" \
     train $BASE --threads 0
 expect_dtrain_error "threads = lots" "threads = 'lots': expected auto or an integer" \

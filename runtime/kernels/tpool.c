@@ -27,9 +27,11 @@
 #include "tpool.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +70,8 @@ static inline uint64_t range_pack(uint32_t g, unsigned lo, unsigned hi)
 {
     return (uint64_t)g << 32 | (uint64_t)hi << 16 | lo;
 }
+
+static int bound_cpu[DT_TPOOL_MAX], nbound; /* dt_tpool_bind's CPUs, per thread */
 
 static _Thread_local int in_pool; /* 1 inside a chunk or on a worker: nested loops run serially */
 
@@ -344,12 +348,48 @@ void dt_tpool_init(int threads)
         S.read = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1001;
     }
     P.gen0 = atomic_load(&P.gen);
+    nbound = 0;
     for (int i = 1; i < threads; i++)
         DT_ASSERT(pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) == 0);
     P.threads = threads;
 }
 
 int dt_tpool_threads(void) { return P.threads; }
+
+/* thread i's affinity to `set` (errno on failure: pthread_setaffinity_np returns it) */
+static int set_affinity(int i, const cpu_set_t *set)
+{
+    return i == 0 ? sched_setaffinity(0, sizeof *set, set)
+                  : (errno = pthread_setaffinity_np(P.tid[i], sizeof *set, set));
+}
+
+int dt_tpool_bind(const int *cpu, const cpu_set_t *all)
+{
+    nbound = 0;
+    for (int i = 0; i < P.threads; i++) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu[i], &one);
+        if (set_affinity(i, &one) != 0) {
+            const int e = errno;
+            for (int j = 0; j < i; j++) /* all or none */
+                set_affinity(j, all);
+            errno = e;
+            return -1;
+        }
+        bound_cpu[i] = cpu[i];
+    }
+    nbound = P.threads;
+    return 0;
+}
+
+int dt_tpool_bound(int *cpu)
+{
+    if (cpu)
+        for (int i = 0; i < nbound; i++)
+            cpu[i] = bound_cpu[i];
+    return nbound;
+}
 
 int dt_tpool_parts(void) { return S.on && P.threads == 1 ? 2 : P.threads; }
 

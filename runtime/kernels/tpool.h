@@ -27,6 +27,8 @@
 #ifndef DT_KERNELS_TPOOL_H
 #define DT_KERNELS_TPOOL_H
 
+#include <sched.h> /* cpu_set_t (_GNU_SOURCE) */
+
 /* The most threads a pool may have (config bound of `threads`). */
 #define DT_TPOOL_MAX 1024
 
@@ -40,6 +42,13 @@ void dt_tpool_init(int threads);
 void dt_tpool_free(void);
 /* The pool's thread count (1 before dt_tpool_init). */
 int dt_tpool_threads(void);
+/* Binds pool thread i (0: the caller) to CPU cpu[i], for i < dt_tpool_threads() (Linux
+ * sched_setaffinity / pthread_setaffinity_np). Returns 0, or -1 with errno when one failed: the
+ * threads bound before it then get `all` back (all or none). Why: threads.h, `bind`. */
+int dt_tpool_bind(const int *cpu, const cpu_set_t *all);
+/* How many threads dt_tpool_bind bound since the last dt_tpool_init (0: none), their CPUs into
+ * cpu (when not NULL, dt_tpool_threads() entries). */
+int dt_tpool_bound(int *cpu);
 /* How many parts a kernel splits a loop without reductions into: dt_tpool_threads(), but 2 at
  * 1 thread under DT_POOL_STATS=1, so that the statistics see the split 2 threads would get (such a
  * split must not change results: it is the same bits at any part count). */
