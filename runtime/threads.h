@@ -30,10 +30,11 @@ int dt_threads_resolve(int threads, MPI_Comm comm);
  *     --cpus-per-task=T), else none: a rank whose mask is the whole machine may share it with
  *     other jobs, and threads bound there could not move away from them.
  *   DT_BIND_NONE: the OS places the threads.
- * Why: unbound, a new worker starts on its creator's CPU, and on the 2-CPU test VM the pool's
- * two threads kept meeting on one CPU for the first ~100 ms of some runs (lenet5, 1 rank x 2
- * threads: a third of the first 40 steps 2-6x slower, 101-109 ms for those 40 steps against 35
- * ms bound, 3 runs of 3 at one time; in other hours none of 8 runs did it). */
+ * Why: a new worker starts on its creator's CPU and the OS places it from there; on the 2-CPU
+ * test VM the first ~100 ms of some unbound 2-thread runs were slow and bound runs were not
+ * (lenet5, 1 rank x 2 threads: a third of the first 40 steps 2-6x slower, 101-109 ms for those
+ * 40 steps against 35 ms bound, 3 runs of 3 at one time; a few minutes later none of 8 unbound
+ * runs did it). */
 enum { DT_BIND_AUTO = 0, DT_BIND_CORES = 1, DT_BIND_NONE = 2 };
 
 /* dt_threads_resolve, then the pool (dt_tpool_init), bound as `bind` says, and OpenBLAS
