@@ -114,17 +114,15 @@ mpirun -np 2 $DT_MPIRUN_FLAGS $DT "${KILLARGS[@]}" > "$TMP/kout" 2>&1 &
 mpid=$!
 killed=0 victim= vlast=
 for _ in $(seq 1200); do
-    # at least one trial done, and one unfinished (of 3 x 188 steps: a trial of one epoch ran
-    # past its end between this look and the kill on a quiet machine) with checkpoints at step 10
-    # and 20 to 300: the older one surely complete, the end of the trial surely not reached. Two
-    # make test runs of 2026-12-03 (three suites on the 2 CPUs) found nothing to resume here, with
-    # 450 as this bound and with 300; the cause is not established: the kill now takes every
-    # process of the sweep and the rerun waits for them to be gone, and a failure prints the
-    # killed trial's state
+    # at least one trial done, and one unfinished with checkpoints at step 10 and 20 to 150: the
+    # older one surely complete, the trial's end (3 epochs x 94 steps = 282) surely not reached
+    # before the kill. The bound was 450, past the end: a trial seen at its checkpoint of step 280
+    # finished before the kill landed (2 of 6 make test runs on 2026-12-03, three suites on the
+    # 2 CPUs), and nothing was left to resume
     if ls "$d"/trials/*/done > /dev/null 2>&1; then
         for t in "$d"/trials/*; do
             last=$(ls "$t"/ckpt/ 2> /dev/null | sed -n 's/^ckpt-step0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -n 1)
-            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 300 ]; then
+            if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 150 ]; then
                 # mpirun and its ranks at once, as a pre-emption or a lost node does (ranks
                 # whose mpirun alone was killed run on to the end of the sweep): its children,
                 # and whatever else runs this sweep's command
