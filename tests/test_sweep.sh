@@ -116,9 +116,9 @@ killed=0 victim= vlast=
 for _ in $(seq 1200); do
     # at least one trial done, and one unfinished with checkpoints at step 10 and 20 to 150: the
     # older one surely complete, the trial's end (3 epochs x 94 steps = 282) surely not reached
-    # before the kill. The bound was 450, past the end: a trial seen at its checkpoint of step 280
-    # finished before the kill landed (2 of 6 make test runs on 2026-12-03, three suites on the
-    # 2 CPUs), and nothing was left to resume
+    # before the kill. The bound was 450, then 300, past the end: a trial seen at its checkpoint
+    # of step 280 finished before the kill landed (3 of 7 make test runs on 2026-12-03, three
+    # suites on the 2 CPUs), and nothing was left to resume
     if ls "$d"/trials/*/done > /dev/null 2>&1; then
         for t in "$d"/trials/*; do
             last=$(ls "$t"/ckpt/ 2> /dev/null | sed -n 's/^ckpt-step0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -n 1)
