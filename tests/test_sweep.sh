@@ -124,11 +124,9 @@ for _ in $(seq 1200); do
             last=$(ls "$t"/ckpt/ 2> /dev/null | sed -n 's/^ckpt-step0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -n 1)
             if [ ! -e "$t/done" ] && [ "${last:-0}" -ge 20 ] && [ "$last" -le 150 ]; then
                 # mpirun and its ranks at once, as a pre-emption or a lost node does (ranks
-                # whose mpirun alone was killed run on to the end of the sweep): its children,
-                # and whatever else runs this sweep's command
+                # whose mpirun alone was killed run on to the end of the sweep)
                 victim=$t vlast=$last
                 kill -KILL $mpid $(pgrep -P $mpid) && killed=1
-                pkill -KILL -f -- "--out $d" 2> /dev/null
                 break 2
             fi
         done
@@ -136,10 +134,6 @@ for _ in $(seq 1200); do
     sleep 0.05
 done
 wait $mpid 2> /dev/null
-for _ in $(seq 100); do # until no process of the killed sweep is left
-    pgrep -f -- "--out $d" > /dev/null || break
-    sleep 0.1
-done
 sleep 0.5
 ndone=$(ls "$d"/trials/*/done 2> /dev/null | wc -l)
 donebefore=$(ls -d "$d"/trials/*/done 2> /dev/null)
