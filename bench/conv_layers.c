@@ -16,6 +16,8 @@
  * Built by bench/run.sh (BENCH_PROFILE=1) against build/libdtrain.a with the Makefile's flags:
  *   $(CC) $(CFLAGS) -o bench/out/conv_layers bench/conv_layers.c build/libdtrain.a $(LDLIBS)
  * Each measurement: one warm-up call, then the median of 5 timed calls (thread CPU time).
+ * CONV_LAYERS_ONLY=TEXT (environment): only the shapes whose name contains TEXT, or of the model
+ * named TEXT (a profiling aid: `perf record` of one layer), without the models' totals.
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -144,8 +146,11 @@ int main(int argc, char **argv)
     const char *model = NULL;
     double model_ms = 0.0;
     const size_t nshapes = sizeof shapes / sizeof shapes[0];
+    const char *only = getenv("CONV_LAYERS_ONLY");
     for (size_t i = 0; i < nshapes; i++) {
         const conv_shape *s = &shapes[i];
+        if (only && !strstr(s->name, only) && strcmp(s->model, only))
+            continue;
         if (!model || s->model != model) {
             model = s->model;
             model_ms = 0.0;
@@ -195,7 +200,7 @@ int main(int argc, char **argv)
                        : "gemm",
                s->count, 1e3 * f, 2 * macs / f / 1e9, 1e3 * bk,
                (s->first ? 2 : 4) * macs / bk / 1e9, 1e3 * tot);
-        if (i + 1 == nshapes || shapes[i + 1].model != model)
+        if (!only && (i + 1 == nshapes || shapes[i + 1].model != model))
             printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n",
                    model, "total", "", "", "", "", "", "", 1e3 * model_ms);
         free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db);

@@ -190,12 +190,13 @@ static void pack_block(uint32_t *restrict d, int width, const float *X, int ldx,
     }
 }
 
-/* the micro-kernel's accumulators from d (row stride ld) when load (+ the bias row bb when
- * given), else from bb (NULL: zeros) */
-DT_KINL void acc_start(vf acc[MR][NB], const float *d, int ld, int load, const float *bb)
+/* the first R rows of the micro-kernel's accumulators from d (row stride ld) when load (+ the
+ * bias row bb when given), else from bb (NULL: zeros) */
+DT_KINL void acc_start(vf acc[MR][NB], const float *d, int ld, int load, const float *bb,
+                       const int R)
 {
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int q = 0; q < NB; q++) {
             const vf b = bb ? vf_load(bb + q * DT_W) : vf_zero();
@@ -205,11 +206,12 @@ DT_KINL void acc_start(vf acc[MR][NB], const float *d, int ld, int load, const f
         }
 }
 
-/* c (m x n of an MR x NR tile, row stride ldc) = its start + a panel . b panel over kp pairs;
- * the start: c when load (+ bias when given: c + bias rounded once, as C + bias is), else bias
- * (NULL: zeros); bias: the tile's n columns of the bias row */
-static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
-                  int m, int n, int load, const float *bias)
+/* c (m x n of an R x NR tile, m <= R <= MR, row stride ldc) = its start + the first R rows of an
+ * A panel (MR rows per pair) . b panel over kp pairs; the start: c when load (+ bias when given:
+ * c + bias rounded once, as C + bias is), else bias (NULL: zeros); bias: the tile's n columns of
+ * the bias row. R changes which rows are computed, not how: the same bits for every R. */
+DT_KINL void micro_rows(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c,
+                        int ldc, int m, int n, int load, const float *bias, const int R)
 {
     float t[MR * NR], bb[NR];
     float *d = c;
@@ -218,7 +220,7 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
         memset(bb, 0, sizeof bb);
         memcpy(bb, bias, (size_t)n * sizeof *bb);
     }
-    if (m < MR || n < NR) {
+    if (m < R || n < NR) {
         if (load) {
             memset(t, 0, sizeof t);
             for (int r = 0; r < m; r++)
@@ -228,14 +230,14 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
         ld = NR;
     }
     vf acc[MR][NB];
-    acc_start(acc, d, ld, load, bias ? bb : NULL);
+    acc_start(acc, d, ld, load, bias ? bb : NULL, R);
     for (int p = 0; p < kp; p++, a += MR, b += NR) {
         vbf bv[NB];
 #pragma GCC unroll 4
         for (int q = 0; q < NB; q++)
             bv[q] = vbf_load(b + q * DT_W);
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < R; r++) {
             const vbf av = vbf_set1(a[r]);
 #pragma GCC unroll 4
             for (int q = 0; q < NB; q++)
@@ -243,13 +245,32 @@ static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b
         }
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int q = 0; q < NB; q++)
             vf_store(d + (size_t)r * ld + q * DT_W, acc[r][q]);
     if (d == t)
         for (int r = 0; r < m; r++)
             memcpy(c + (size_t)r * ldc, t + r * NR, (size_t)n * sizeof *t);
+}
+
+/* micro_rows over an MR x NR tile, or over 4 or 8 rows when the last rows of M fit them (native,
+ * MR = 14): M = 128 is 9 tiles of 14 and one of 4, not 10 of 14 with 12 rows of zeros; M = 64
+ * 4 of 14 and one of 8 */
+static void micro(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
+                  int m, int n, int load, const float *bias)
+{
+#if DT_BF16_NATIVE
+    if (m <= 4) {
+        micro_rows(kp, a, b, c, ldc, m, n, load, bias, 4);
+        return;
+    }
+    if (m <= 8) {
+        micro_rows(kp, a, b, c, ldc, m, n, load, bias, 8);
+        return;
+    }
+#endif
+    micro_rows(kp, a, b, c, ldc, m, n, load, bias, MR);
 }
 
 /* gemm_k.h's run: the product on the caller, packing into pa (MC x KCP pairs + SLACK) and pb

@@ -207,14 +207,15 @@ __attribute__((noinline)) static void partial_tile(float *c, int ldc, int m, int
         }
 }
 
-/* the m x n corner of an MR x NR tile acc into c (row stride ldc): overwrite, or add when add.
- * A full tile goes from the registers; a partial one through a buffer (its lanes are picked by
- * index, which would otherwise make GCC keep every accumulator in memory for every tile) */
-DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add)
+/* the m x n corner of an R x NR tile acc (R <= MR rows) into c (row stride ldc): overwrite, or
+ * add when add. A full tile goes from the registers; a partial one through a buffer (its lanes
+ * are picked by index, which would otherwise make GCC keep every accumulator in memory for every
+ * tile) */
+DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add, const int R)
 {
-    if (m == MR && n == NR) {
+    if (m == R && n == NR) {
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++)
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) {
                 float *d = c + (size_t)r * ldc + v * DT_W;
@@ -224,17 +225,19 @@ DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add
     }
     float buf[MR][NR];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
             vf_store(&buf[r][v * DT_W], acc[r][v]);
     partial_tile(c, ldc, m, n, buf, add);
 }
 
-/* c (m x n of an MR x NR tile, row stride ldc) (+)= a panel . b panel over kc: the accumulators
- * start from bias (n floats; NULL: 0); add: add to c instead of overwriting it */
-static void micro(int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
-                  int m, int n, const float *bias, int add)
+/* c (m x n of an R x NR tile, m <= R <= MR, row stride ldc) (+)= the first R rows of an A panel
+ * (MR rows per k) . b panel over kc: the accumulators start from bias (n floats; NULL: 0); add:
+ * add to c instead of overwriting it. Each element is its bias, then the FMAs over k in order,
+ * whatever R: the tile's height changes which rows are computed, not how. */
+DT_KINL void micro_rows(int kc, const float *restrict a, const float *restrict b, float *c,
+                        int ldc, int m, int n, const float *bias, int add, const int R)
 {
     vf acc[MR][NV];
     if (bias) {
@@ -242,13 +245,13 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
         for (int j = 0; j < n; j++)
             bb[j] = bias[j];
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++)
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[r][v] = vf_load(bb + v * DT_W);
     } else {
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++)
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[r][v] = vf_zero();
@@ -259,10 +262,10 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
         for (int k = 0; k < kc; k++, a += MR, b += NR) {
             const vf b0 = vf_load(b);
 #pragma GCC unroll 16
-            for (int r = 0; r < MR; r++)
+            for (int r = 0; r < R; r++)
                 acc[r][0] = vf_fma(vf_set1(a[r]), b0, acc[r][0]);
         }
-        store_tile(c, ldc, m, n, acc, add);
+        store_tile(c, ldc, m, n, acc, add, R);
         return;
     }
     PRAGMA(GCC unroll DT_GEMM_KU)
@@ -272,14 +275,31 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
         for (int v = 0; v < NV; v++)
             bv[v] = vf_load(b + v * DT_W);
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < R; r++) {
             const vf x = vf_set1(a[r]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[r][v] = vf_fma(x, bv[v], acc[r][v]);
         }
     }
-    store_tile(c, ldc, m, n, acc, add);
+    store_tile(c, ldc, m, n, acc, add, R);
+}
+
+/* c (m x n of an MR x NR tile) (+)= a panel . b panel over kc (micro_rows). A tile of the last
+ * few rows of M runs a third or two thirds of the rows when that covers them (MR = 12: 4 or 8
+ * rows; MR = 6: 2 or 4): M = 64 (a batch of 64 in the linear layers' forward and input
+ * gradient) is 5 tiles of 12 and one of 4, not 6 tiles of 12 with 8 rows of zeros; the same
+ * bits. */
+static void micro(int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
+                  int m, int n, const float *bias, int add)
+{
+    enum { T1 = MR / 3, T2 = 2 * MR / 3 };
+    if (T1 >= 1 && MR % 3 == 0 && m <= T1)
+        micro_rows(kc, a, b, c, ldc, m, n, bias, add, T1 >= 1 ? T1 : 1);
+    else if (T2 >= 1 && MR % 3 == 0 && m <= T2)
+        micro_rows(kc, a, b, c, ldc, m, n, bias, add, T2 >= 1 ? T2 : 1);
+    else
+        micro_rows(kc, a, b, c, ldc, m, n, bias, add, MR);
 }
 
 static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
