@@ -218,3 +218,11 @@ int dt_layer_bf16_rounds_dout(const dt_layer *l, const dt_net *net, int N)
     (void)l, (void)N;
     return net->lowp == DT_BF16;
 }
+
+int dt_layer_reader_rounds(const dt_net *net, int i, int N)
+{
+    while (i > 0 && net->layers[i].fused)
+        i--;
+    const dt_layer *r = &net->layers[i];
+    return r->ops->rounds_dout && r->ops->rounds_dout(r, net, N);
+}

@@ -207,6 +207,9 @@ float *dt_layer_din2(const dt_net *net, const dt_layer *l);
  * read (BatchNorm, ReLU, the residual add): 1 with bf16 activations (net->act), 1 in bf16. */
 int dt_layer_bf16_rounds_out(const dt_layer *l, const dt_net *net);
 int dt_layer_bf16_rounds_dout(const dt_layer *l, const dt_net *net, int N);
+/* 1: the backward that reads layer i's dout (its own, or its fused group's head's) rounds it to
+ * 16 bits itself as it reads it (dt_layer_ops.rounds_dout), so that dout may hold it unrounded */
+int dt_layer_reader_rounds(const dt_net *net, int i, int N);
 
 /* Sums x[0..n) over all processes of the current step context (nothing without one). */
 void dt_layer_allreduce_sum(const dt_net *net, double *x, int n);

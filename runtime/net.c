@@ -685,16 +685,6 @@ float *dt_net_dlogits(dt_net *net)
     return last->dout;
 }
 
-/* 1: the backward that reads layer i's dout (its own, or its fused group's head's) rounds it
- * itself (dt_layer_ops.rounds_dout) */
-static int reader_rounds(const dt_net *net, int i, int N)
-{
-    while (i > 0 && net->layers[i].fused)
-        i--;
-    const dt_layer *r = &net->layers[i];
-    return r->ops->rounds_dout && r->ops->rounds_dout(r, net, N);
-}
-
 void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
 {
     net->ctx = ctx ? ctx : &no_ctx;
@@ -705,7 +695,7 @@ void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
         dt_layer *l = &net->layers[i];
         /* the gradient a layer receives is 16-bit (a fused layer's too: the conv that does its
          * work reads it), rounded here unless the reader's kernels round it as they read it */
-        if (net->lowp && l->dout && !l->ops->alias && !reader_rounds(net, i, N))
+        if (net->lowp && l->dout && !l->ops->alias && !dt_layer_reader_rounds(net, i, N))
             dt_round_to(net->lowp, l->dout, (size_t)N * l->out_size);
         const double tl0 = dt_tl_on ? dt_now() : 0.0;
         if (net->act && !l->fused) /* bf16: its activations back from their bf16 copies */
