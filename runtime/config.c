@@ -53,8 +53,8 @@ const dt_cfg_key dt_cfg_keys[] = {
     CHOICE("bind", bind, "auto", "auto|cores|none",
            "cores: each of the rank's 2+ threads on a CPU of its own when its affinity mask holds "
            "exactly threads x (the node's ranks with that mask) CPUs; auto: the same when a "
-           "launcher gave the rank fewer CPUs than the node has, else none; none: the OS places "
-           "them"),
+           "launcher gave the rank fewer CPUs than the node has, else placed there without binding "
+           "(moved to those CPUs, the OS free to move them); none: the OS places them"),
 
     ENUM("data.name", data_name, "mnist", "mnist|fashion-mnist|cifar10|hdf5", "dataset"),
     STR("data.dir", data_dir, "data", "folder holding <dataset>/ (as made by `make data`)"),

@@ -107,16 +107,24 @@ int dt_threads_start(int threads, int bind, MPI_Comm comm)
     dt_tpool_init(t);
     openblas_set_num_threads(1); /* its sgemm runs in the pool's panels (kernels/gemm.c) */
     /* bound (threads.h): thread i of the rank that comes k-th among the node's ranks with this
-     * mask on the mask's CPU k t + i, when the mask holds exactly t CPUs per such rank */
+     * mask on the mask's CPU k t + i, when the mask holds exactly t CPUs per such rank; auto on
+     * a mask of the whole machine: placed there (started on it, not bound), when it holds t CPUs
+     * per such rank or more */
     int failed = 0;
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
-    const int cores = bind == DT_BIND_CORES || (bind == DT_BIND_AUTO && CPU_COUNT(&mine) < online);
-    if (cores && t >= 2 && CPU_COUNT(&mine) == t * same) {
+    const int whole = CPU_COUNT(&mine) >= online;
+    const int cores = bind == DT_BIND_CORES || (bind == DT_BIND_AUTO && !whole);
+    const int place = bind == DT_BIND_AUTO && whole;
+    if ((cores || place) && t >= 2 &&
+        (cores ? CPU_COUNT(&mine) == t * same : CPU_COUNT(&mine) >= t * same)) {
         int *cpu = dt_xmalloc((size_t)t, sizeof *cpu), n = 0, k = 0;
         for (int c = 0; c < CPU_SETSIZE && n < t; c++)
             if (CPU_ISSET(c, &mine) && k++ >= before * t)
                 cpu[n++] = c;
-        failed = n == t && dt_tpool_bind(cpu, &mine) != 0 ? errno : 0;
+        if (n == t && cores)
+            failed = dt_tpool_bind(cpu, &mine) != 0 ? errno : 0;
+        else if (n == t)
+            dt_tpool_place(cpu, &mine); /* a pin that fails leaves that thread where it is */
         free(cpu);
     }
     int worst = 0, rank;
@@ -130,10 +138,11 @@ int dt_threads_start(int threads, int bind, MPI_Comm comm)
     return t;
 }
 
-int dt_threads_bound(char *buf, size_t len)
+int dt_threads_bound(char *buf, size_t len, int *placed)
 {
     int cpu[DT_TPOOL_MAX];
-    const int n = dt_tpool_bound(cpu);
+    int n = dt_tpool_bound(cpu);
+    *placed = n == 0 && (n = dt_tpool_placed(cpu)) > 0;
     size_t o = 0;
     if (len)
         buf[0] = 0;

@@ -27,22 +27,28 @@ int dt_threads_resolve(int threads, MPI_Comm comm);
  *     launcher's: mpirun --bind-to, Slurm --cpu-bind), nor are threads that do not fill the mask.
  *   DT_BIND_AUTO (the default): DT_BIND_CORES when the mask holds fewer CPUs than the node has
  *     online (a launcher gave the rank its CPUs: mpirun --map-by slot:PE=T, Slurm
- *     --cpus-per-task=T), else none: a rank whose mask is the whole machine may share it with
- *     other jobs, and threads bound there could not move away from them.
+ *     --cpus-per-task=T); on the whole machine's mask, which the rank may share with other jobs,
+ *     the same CPUs (k t .. k t + t - 1, when the mask holds t CPUs per such rank or more) as a
+ *     placement, not a binding (dt_tpool_place): each thread moves to its CPU and gets the whole
+ *     mask back at once, and a worker moves back each time it wakes from sleep; the OS may still
+ *     move them. The header says "placed on CPUs ..., not bound".
  *   DT_BIND_NONE: the OS places the threads.
- * Why: a new worker starts on its creator's CPU and the OS places it from there; on the 2-CPU
- * test VM the first ~100 ms of some unbound 2-thread runs were slow and bound runs were not
- * (lenet5, 1 rank x 2 threads: a third of the first 40 steps 2-6x slower, 101-109 ms for those
- * 40 steps against 35 ms bound, 3 runs of 3 at one time; a few minutes later none of 8 unbound
- * runs did it). */
+ * Why: a worker woken from its futex sleep (the pool sleeps while a rank loads data, evaluates or
+ * writes a checkpoint) may be put on its waker's CPU, and the scheduler takes a while to spread
+ * the two again. On the 2-CPU test VM, lenet5 at 1 rank x 2 threads: with `none` 3 of 4 runs had
+ * ~30 of their first 40 steps 2-5x slower (those 40 steps 103-116 ms against 37-40 ms bound or
+ * placed), and 200-step runs ran 96-107 k samples/s against 116-139 k placed (5 interleaved
+ * rounds); `cores` and `auto` (placed) did not do it. An earlier session saw the same in one
+ * period and not a few minutes later. */
 enum { DT_BIND_AUTO = 0, DT_BIND_CORES = 1, DT_BIND_NONE = 2 };
 
 /* dt_threads_resolve, then the pool (dt_tpool_init), bound as `bind` says, and OpenBLAS
  * (openblas_set_num_threads) gets 1; returns the thread count. Collective over comm (a failed
  * binding: one warning from rank 0, the threads run unbound). */
 int dt_threads_start(int threads, int bind, MPI_Comm comm);
-/* The CPUs the pool's threads are bound to, as "0,1" into buf (len bytes, cut short if it does
- * not fit); returns how many threads are bound (0: none, buf ""). */
-int dt_threads_bound(char *buf, size_t len);
+/* The CPUs the pool's threads are bound to, or placed on (*placed = 1: bind = auto on the whole
+ * machine's mask), as "0,1" into buf (len bytes, cut short if it does not fit); returns how many
+ * threads are (0: none, buf ""). */
+int dt_threads_bound(char *buf, size_t len, int *placed);
 
 #endif

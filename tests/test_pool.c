@@ -7,6 +7,8 @@
  *     a loop inside a chunk runs serially; dt_tpool_for covers [0, n) exactly, in aligned parts;
  *   - loops of more chunks than a thread's range holds (65535) run each chunk once; a thread
  *     whose own range is held up gets its chunks taken by another (work stealing);
+ *   - dt_tpool_place (bind = auto on the whole machine's mask) moves the threads and leaves each
+ *     with the whole mask (not bound), also after a worker slept; a new pool is not placed;
  *   - the progress hook (kernels/poll.h) runs only on the thread that installed it, and does run
  *     while a parallel loop is in flight;
  *   - batch-lane convolutions (plain and fused with ReLU + 2x2 max pool, forward and backward) at
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blas.h"
 #include "check.h"
@@ -189,6 +192,63 @@ static void test_pool(void)
     CHECK(atomic_load(&polls) >= 1 && atomic_load(&polls_elsewhere) == 0);
     dt_tpool_free();
     CHECK(dt_tpool_threads() == 1);
+}
+
+/* ---- placement (dt_tpool_place, bind = auto on the whole machine's mask) ---- */
+
+/* each chunk: its thread's affinity mask is the whole one (placed, not bound); the CPU it ran on */
+static cpu_set_t place_mask;
+static _Atomic int place_bad, place_cpu_of[2];
+static void place_chunk(void *arg, int c, int thread)
+{
+    (void)arg, (void)c;
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    if (sched_getaffinity(0, sizeof m, &m) != 0 || !CPU_EQUAL(&m, &place_mask))
+        atomic_fetch_add(&place_bad, 1);
+    if (thread < 2)
+        atomic_store(&place_cpu_of[thread], sched_getcpu());
+    for (volatile int i = 0; i < 200000; i++) /* long enough for both threads to take chunks */
+        ;
+}
+
+static void test_place(void)
+{
+    CPU_ZERO(&place_mask);
+    if (sched_getaffinity(0, sizeof place_mask, &place_mask) != 0 || CPU_COUNT(&place_mask) < 2) {
+        printf("test_place: skipped (fewer than 2 CPUs in this process's mask)\n");
+        return;
+    }
+    int cpu[2], n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &place_mask))
+            cpu[n++] = c;
+    dt_tpool_init(2);
+    CHECK(dt_tpool_placed(NULL) == 0);
+    dt_tpool_place(cpu, &place_mask);
+    int got[2] = {-1, -1};
+    CHECK(dt_tpool_placed(got) == 2 && got[0] == cpu[0] && got[1] == cpu[1]);
+    /* the worker moves itself as soon as it runs; then every thread has the whole mask again */
+    for (int i = 0; i < 2000 && dt_tpool_placing() > 0; i++)
+        usleep(1000);
+    CHECK(dt_tpool_placing() == 0);
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    CHECK(sched_getaffinity(0, sizeof m, &m) == 0 && CPU_EQUAL(&m, &place_mask));
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&place_bad, 0);
+        atomic_store(&place_cpu_of[0], -1), atomic_store(&place_cpu_of[1], -1);
+        dt_tpool_run(16, place_chunk, NULL);
+        CHECK(atomic_load(&place_bad) == 0);
+        printf("test_place: round %d: caller on CPU %d, worker on CPU %d (placed on %d and %d, "
+               "not bound)\n",
+               round, atomic_load(&place_cpu_of[0]), atomic_load(&place_cpu_of[1]), cpu[0],
+               cpu[1]);
+        usleep(200000); /* round 1: the worker has slept in FUTEX_WAIT and places itself again */
+    }
+    dt_tpool_init(2); /* a new pool is not placed */
+    CHECK(dt_tpool_placed(NULL) == 0);
+    dt_tpool_free();
 }
 
 /* ---- kernels: bits at threads 1, 2, 3 ---- */
@@ -491,6 +551,7 @@ int main(void)
     openblas_set_num_threads(1); /* as dt_threads_start sets it */
     test_pool();
     test_pool_ranges();
+    test_place();
     test_conv();
     test_gemm_panels();
     test_bn();

@@ -8,8 +8,8 @@
 #     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
 #   - more threads than CPUs: exactly one warning line (rank 0), the run still trains;
 #   - bind: cores binds 2 threads on 2 CPUs (the header names the CPUs) with the params_crc of
-#     none; auto leaves the machine's whole mask unbound and binds a smaller one; 1 thread per
-#     rank is never bound;
+#     none; auto places the threads on the machine's whole mask without binding them (the header
+#     says so) and binds a smaller mask; 1 thread per rank is never bound;
 #   - DT_POOL_STATS=1: statistics per parallel loop at exit (at 1 thread with a 2-thread prediction)
 #     and the same params_crc as without it;
 #   - bad values: one message naming the key and what was expected, every rank exits non-zero.
@@ -164,9 +164,12 @@ if [ "$n" -gt 1 ]; then
         fail "bind = none: bound"
     [ -n "$b" ] && [ "$b" = "$(crc "$TMP/nobind.out")" ] && pass "bind = cores and none: the same $b" ||
         fail "bind = cores: '$b', none: '$(crc "$TMP/nobind.out")'"
-    # auto: the whole machine's mask (this run) stays unbound; a launcher's smaller mask binds
-    ! grep -q "on CPUs" "$TMP/auto1.out" && pass "bind = auto, the machine's whole mask: not bound" ||
-        fail "bind = auto bound threads on the machine's whole mask"
+    # auto: on the whole machine's mask (this run) the threads are placed on CPUs of their own,
+    # not bound (test_pool checks their masks); a launcher's smaller mask binds
+    ! grep -q "(rank 0's on CPUs" "$TMP/auto1.out" &&
+        grep -q "^# dtrain [^:]*: 1 rank x $n threads (rank 0's placed on CPUs [0-9,]*, not bound)" "$TMP/auto1.out" &&
+        pass "bind = auto, the machine's whole mask: placed, not bound ($(grep -o 'placed on CPUs [0-9][0-9,]*[0-9]' "$TMP/auto1.out"))" ||
+        { fail "bind = auto on the machine's whole mask: bound, or not placed"; head -1 "$TMP/auto1.out" >&2; }
     if command -v taskset > /dev/null && [ "$n" -gt 2 ]; then
         timeout 120 taskset -c 0,1 $DT train $BASE > "$TMP/bind01.out" 2>&1
         grep -q "^# dtrain [^:]*: 1 rank x 2 threads (rank 0's on CPUs 0,1)" "$TMP/bind01.out" &&

@@ -72,6 +72,28 @@ static inline uint64_t range_pack(uint32_t g, unsigned lo, unsigned hi)
 }
 
 static int bound_cpu[DT_TPOOL_MAX], nbound; /* dt_tpool_bind's CPUs, per thread */
+/* dt_tpool_place: each thread's CPU (-1: none) and the mask it gets back once there; a worker
+ * (re)places itself when place_gen moved past the one it last placed itself at, and after every
+ * sleep in FUTEX_WAIT */
+static cpu_set_t place_all;
+static int place_cpu[DT_TPOOL_MAX];
+static _Atomic uint32_t place_gen;
+static struct {
+    _Alignas(64) _Atomic uint32_t gen;
+} placed_at[DT_TPOOL_MAX];
+
+/* the calling thread onto CPU cpu (it moves there now: it is running), then its whole mask back:
+ * the OS leaves a running thread where it is unless it needs that CPU */
+static void place_self(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) == 0)
+        sched_setaffinity(0, sizeof place_all, &place_all);
+}
 
 static _Thread_local int in_pool; /* 1 inside a chunk or on a worker: nested loops run serially */
 
@@ -304,14 +326,23 @@ static void *worker(void *p)
         int spin = 0;
         while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen &&
                !atomic_load_explicit(&P.quit, memory_order_acquire)) {
+            const uint32_t pg = atomic_load_explicit(&place_gen, memory_order_acquire);
+            if (atomic_load_explicit(&placed_at[me].gen, memory_order_relaxed) != pg) {
+                place_self(place_cpu[me]); /* dt_tpool_place */
+                atomic_store_explicit(&placed_at[me].gen, pg, memory_order_release);
+            }
             if (spin++ < DT_TPOOL_SPIN) {
                 cpu_relax();
                 continue;
             }
             atomic_fetch_add(&P.sleepers, 1);
             /* returns at once if gen moved on after the load above: no lost wake-up */
-            if (atomic_load(&P.gen) == seen && !atomic_load(&P.quit))
+            if (atomic_load(&P.gen) == seen && !atomic_load(&P.quit)) {
                 futex_wait(&P.gen, seen);
+                /* woken by the caller, the OS may have put it on the caller's CPU (on the 2-CPU
+                 * test VM it did, for ~30 steps, until it balanced them again): back to its own */
+                place_self(place_cpu[me]);
+            }
             atomic_fetch_sub(&P.sleepers, 1);
         }
         if (atomic_load_explicit(&P.quit, memory_order_acquire))
@@ -349,6 +380,10 @@ void dt_tpool_init(int threads)
     }
     P.gen0 = atomic_load(&P.gen);
     nbound = 0;
+    for (int i = 0; i < DT_TPOOL_MAX; i++)
+        place_cpu[i] = -1;
+    for (int i = 0; i < threads; i++)
+        atomic_store(&placed_at[i].gen, atomic_load(&place_gen));
     for (int i = 1; i < threads; i++)
         DT_ASSERT(pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) == 0);
     P.threads = threads;
@@ -381,6 +416,38 @@ int dt_tpool_bind(const int *cpu, const cpu_set_t *all)
     }
     nbound = P.threads;
     return 0;
+}
+
+void dt_tpool_place(const int *cpu, const cpu_set_t *all)
+{
+    place_all = *all;
+    for (int i = 0; i < P.threads; i++)
+        place_cpu[i] = cpu[i];
+    place_self(place_cpu[0]);
+    atomic_fetch_add_explicit(&place_gen, 1, memory_order_release);
+    /* a worker asleep in FUTEX_WAIT places itself as it wakes */
+    if (P.threads > 1 && atomic_load(&P.sleepers) > 0)
+        futex_wake_all(&P.gen);
+}
+
+int dt_tpool_placed(int *cpu)
+{
+    int n = 0;
+    while (n < P.threads && place_cpu[n] >= 0) {
+        if (cpu)
+            cpu[n] = place_cpu[n];
+        n++;
+    }
+    return n == P.threads && P.threads > 1 ? n : 0;
+}
+
+int dt_tpool_placing(void)
+{
+    const uint32_t pg = atomic_load_explicit(&place_gen, memory_order_acquire);
+    int n = 0;
+    for (int i = 1; i < P.threads; i++)
+        n += atomic_load_explicit(&placed_at[i].gen, memory_order_acquire) != pg;
+    return n;
 }
 
 int dt_tpool_bound(int *cpu)
@@ -416,8 +483,10 @@ static void run_loop(int n, dt_tpool_fn *fn, void *arg)
             &R[t].v, range_pack(g, (unsigned)((long)t * n / T), (unsigned)((long)(t + 1) * n / T)),
             memory_order_release);
     atomic_store(&P.gen, g); /* seq_cst: ordered before the sleepers load below */
-    if (atomic_load(&P.sleepers) > 0)
+    if (atomic_load(&P.sleepers) > 0) {
+        place_self(place_cpu[0]); /* dt_tpool_place: as the woken workers do */
         futex_wake_all(&P.gen);
+    }
     in_pool = 1;
     run_chunks(g, 0, 1);
     in_pool = 0;

@@ -46,6 +46,19 @@ int dt_tpool_threads(void);
  * sched_setaffinity / pthread_setaffinity_np). Returns 0, or -1 with errno when one failed: the
  * threads bound before it then get `all` back (all or none). Why: threads.h, `bind`. */
 int dt_tpool_bind(const int *cpu, const cpu_set_t *all);
+/* Places pool thread i (0: the caller) on CPU cpu[i] without binding it: each thread moves there
+ * itself (sched_setaffinity to that CPU alone) and takes `all` back at once; the OS leaves a
+ * running thread where it is unless it needs that CPU, so the threads run spread over their CPUs
+ * and may still move. The caller moves now, a worker as soon as it runs (it spins; a sleeping one
+ * is woken for it), and a worker moves back each time it wakes from FUTEX_WAIT, and the caller
+ * each time it wakes sleeping workers (a wake-up may put the wakee on the waker's CPU). Until the
+ * next dt_tpool_init. A failed move leaves that thread where it is. Why: threads.h, `bind`. */
+void dt_tpool_place(const int *cpu, const cpu_set_t *all);
+/* How many threads dt_tpool_place placed since the last dt_tpool_init (0: none), their CPUs into
+ * cpu (when not NULL, dt_tpool_threads() entries). */
+int dt_tpool_placed(int *cpu);
+/* The workers that have not yet moved to their CPU since the last dt_tpool_place (tests). */
+int dt_tpool_placing(void);
 /* How many threads dt_tpool_bind bound since the last dt_tpool_init (0: none), their CPUs into
  * cpu (when not NULL, dt_tpool_threads() entries). */
 int dt_tpool_bound(int *cpu);
