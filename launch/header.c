@@ -25,8 +25,8 @@ void dt_print_run_header(const dt_config *cfg, const dt_net *net, const dt_datas
     char cpus[256], bound[300] = "";
     int placed = 0;
     if (dt_threads_bound(cpus, sizeof cpus, &placed) > 0)
-        snprintf(bound, sizeof bound, placed ? " (rank 0's placed on CPUs %s, not bound)"
-                                             : " (rank 0's on CPUs %s)",
+        snprintf(bound, sizeof bound,
+                 placed ? " (rank 0's placed on CPUs %s, not bound)" : " (rank 0's on CPUs %s)",
                  cpus);
     fprintf(f, "# dtrain %s: %d rank%s x %d thread%s%s, global batch %d\n", DT_VERSION, world,
             world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", bound, cfg->batch_size * world);

@@ -242,8 +242,7 @@ static void test_place(void)
         CHECK(atomic_load(&place_bad) == 0);
         printf("test_place: round %d: caller on CPU %d, worker on CPU %d (placed on %d and %d, "
                "not bound)\n",
-               round, atomic_load(&place_cpu_of[0]), atomic_load(&place_cpu_of[1]), cpu[0],
-               cpu[1]);
+               round, atomic_load(&place_cpu_of[0]), atomic_load(&place_cpu_of[1]), cpu[0], cpu[1]);
         usleep(200000); /* round 1: the worker has slept in FUTEX_WAIT and places itself again */
     }
     dt_tpool_init(2); /* a new pool is not placed */

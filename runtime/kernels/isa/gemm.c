@@ -236,8 +236,8 @@ DT_KINL void store_tile(float *c, int ldc, int m, int n, vf acc[MR][NV], int add
  * (MR rows per k) . b panel over kc: the accumulators start from bias (n floats; NULL: 0); add:
  * add to c instead of overwriting it. Each element is its bias, then the FMAs over k in order,
  * whatever R: the tile's height changes which rows are computed, not how. */
-DT_KINL void micro_rows(int kc, const float *restrict a, const float *restrict b, float *c,
-                        int ldc, int m, int n, const float *bias, int add, const int R)
+DT_KINL void micro_rows(int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
+                        int m, int n, const float *bias, int add, const int R)
 {
     vf acc[MR][NV];
     if (bias) {
