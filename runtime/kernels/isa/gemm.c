@@ -13,9 +13,9 @@
  *   W = 4  (generic, 16 xmm)  6 x 8:  12 accumulators + 2 B vectors + 1 broadcast.
  *   W = 8  (avx2, 16 ymm)     6 x 16: the same count; today's tile, kept for its bitwise results.
  *   W = 16 (avx512, 32 zmm)   12 x 32: 24 accumulators + 2 B vectors + broadcasts folded into the
- *          FMAs ({1to16} memory operands). Against 14 x 32 (28 accumulators) it wastes less of the
- *          mlp's M = 128 rows (11 panels of 12 cover 132 rows, 10 of 14 cover 140) and measured
- *          as fast on full tiles; 8 x 48 and 6 x 64 load 3 and 4 B vectors per 24 FMAs and pad
+ *          FMAs ({1to16} memory operands). Against 14 x 32 (28 accumulators) it wasted less of
+ *          the mlp's M = 128 rows (11 panels of 12 cover 132 rows, 10 of 14 cover 140; now the
+ *          last panel runs 8 rows: micro) and measured as fast on full tiles; 8 x 48 and 6 x 64 load 3 and 4 B vectors per 24 FMAs and pad
  *          N = 256 / 784 / 10 more. Two FMA pipes of latency 4 need 8 independent chains: 24 is
  *          plenty. Candidates were compared with bench/sgemm_rate.c (DT_GEMM_MR / DT_GEMM_NV /
  *          DT_GEMM_KC / DT_GEMM_KU override the tile, KC and the k unroll at build time; none of
