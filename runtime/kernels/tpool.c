@@ -75,8 +75,8 @@ static int bound_cpu[DT_TPOOL_MAX], nbound; /* dt_tpool_bind's CPUs, per thread 
 /* dt_tpool_place: each thread's CPU (-1: none) and the mask it gets back once there; a worker
  * (re)places itself when place_gen moved past the one it last placed itself at, and after every
  * sleep in FUTEX_WAIT */
-static cpu_set_t place_all;
-static int place_cpu[DT_TPOOL_MAX];
+static cpu_set_t place_all;         /* written before place_gen's release increment, read after */
+static int place_cpu[DT_TPOOL_MAX]; /* an acquire of it (and never while workers place) */
 static _Atomic uint32_t place_gen;
 static struct {
     _Alignas(64) _Atomic uint32_t gen;
@@ -340,8 +340,12 @@ static void *worker(void *p)
             if (atomic_load(&P.gen) == seen && !atomic_load(&P.quit)) {
                 futex_wait(&P.gen, seen);
                 /* woken by the caller, the OS may have put it on the caller's CPU (on the 2-CPU
-                 * test VM it did, for ~30 steps, until it balanced them again): back to its own */
-                place_self(place_cpu[me]);
+                 * test VM it did, for ~30 steps, until it balanced them again): back to its own,
+                 * if it has taken up the placement in force (its CPU and mask are read after the
+                 * acquire that saw it published; a newer one: the loop's check above) */
+                if (atomic_load_explicit(&placed_at[me].gen, memory_order_relaxed) ==
+                    atomic_load_explicit(&place_gen, memory_order_acquire))
+                    place_self(place_cpu[me]);
             }
             atomic_fetch_sub(&P.sleepers, 1);
         }
