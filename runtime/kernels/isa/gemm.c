@@ -302,9 +302,126 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
         micro_rows(kc, a, b, c, ldc, m, n, bias, add, MR);
 }
 
+#if DT_W == 16 && defined(__AVX512F__)
+#include "kernels/isa/lanes_io.h" /* tr16 */
+
+/* ---- C = A . B^T as C^T = B . A^T: the weights read in place (AVX-512) ----
+ * The linear layers' forward (C = X W^T, W of N x K rows, N > M) packed W^T, the larger operand,
+ * every step: 8 x 8 transposes of all of W (the mlp's 1.6 MB fc1 weights, which the optimizer
+ * has just written, so from L3). Computed as C^T = W X^T instead, W's rows are the A side, read
+ * in place (MR rows, one broadcast of each per k, each row's cache lines serving 16 k), and X^T,
+ * M columns, is what gets packed (pack_B of X's rows); each tile of C^T is transposed in
+ * registers (16 x 16) as it is stored, m floats a row under a mask. Each element is the same
+ * bias, the same FMAs over k in the same K blocks and order (fma(x, w, c) = fma(w, x, c)), so
+ * the same bits as run's tiles, and avx2 (which keeps run's way) still equals avx512. Zen 5,
+ * bench/sgemm_rate --isa, 3 interleaved rounds against run's way: 64x512x784 (B^T) 194-197 ->
+ * 205-228 GFLOP/s, 128x512x784 207-224 -> 225-231, 64x256x512 179-194 -> 228-232, 128x256x512
+ * 200-213 -> 225-231 (the zmm peak measured that hour: 247-256). */
+
+/* C (column stride 1, row stride ldc) (+)= the transpose of the m x n corner of acc (R rows of
+ * NR columns): row j of C, columns 0..m-1, from column j of acc; 16 x 16 register transposes,
+ * masked stores of m floats */
+DT_KINL void store_tile_t(float *c, int ldc, int m, int n, vf acc[MR][NV], int add, const int R)
+{
+    const __mmask16 km = (__mmask16)((1u << m) - 1u);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        if (v * DT_W >= n)
+            break;
+        __m512 t[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            t[r] = r < R ? (__m512)acc[r][v] : _mm512_setzero_ps();
+        tr16(t);
+        const int cols = n - v * DT_W < DT_W ? n - v * DT_W : DT_W;
+        for (int j = 0; j < cols; j++) {
+            float *d = c + (size_t)(v * DT_W + j) * ldc;
+            const __m512 x = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(km, d), t[j]) : t[j];
+            _mm512_mask_storeu_ps(d, km, x);
+        }
+    }
+}
+
+/* C^T's R x NR tile (m x n used, m <= R): rows a[r * la + k] (row m - 1 stands in for the rows
+ * past m), the B panel b over kc; from bias (R per-row values, NULL: 0) or 0; add: into C */
+DT_KINL void micro_t_rows(int kc, const float *a, int la, const float *restrict b, float *c,
+                          int ldc, int m, int n, const float *bias, int add, const int R)
+{
+    vf acc[MR][NV];
+    const float *ar[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        ar[r] = a + (size_t)(r < m ? r : m - 1) * la;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = bias ? vf_set1(bias[r < m ? r : m - 1]) : vf_zero();
+    }
+    for (int k = 0; k < kc; k++, b += NR) {
+        vf bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            bv[v] = vf_load(b + v * DT_W);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            const vf x = vf_set1(ar[r][k]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = vf_fma(x, bv[v], acc[r][v]);
+        }
+    }
+    store_tile_t(c, ldc, m, n, acc, add, R);
+}
+
+static void micro_t(int kc, const float *a, int la, const float *restrict b, float *c, int ldc,
+                    int m, int n, const float *bias, int add)
+{
+    if (m <= MR / 3)
+        micro_t_rows(kc, a, la, b, c, ldc, m, n, bias, add, MR / 3);
+    else if (m <= 2 * MR / 3)
+        micro_t_rows(kc, a, la, b, c, ldc, m, n, bias, add, 2 * MR / 3);
+    else
+        micro_t_rows(kc, a, la, b, c, ldc, m, n, bias, add, MR);
+}
+
+/* C (M x N) (+)= A (M x K) . B^T (B: N x K, row stride ldb) + bias (N), as C^T = B . A^T */
+static void run_bt(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   const float *bias, int accum, float *C, int ldc, float *pb)
+{
+    for (int jc = 0; jc < M; jc += NC) {
+        const int nc = M - jc < NC ? M - jc : NC;
+        const int kb = (K + KC - 1) / KC, kstep = (K + kb - 1) / kb; /* run's K blocks */
+        for (int pc = 0; pc < K; pc += kstep) {
+            const int kc = K - pc < kstep ? K - pc : kstep;
+            pack_B(pb, 1, A, lda, pc, kc, jc, nc); /* A^T's columns: rows of A */
+            const int add = pc > 0 || accum;
+            for (int ir = 0; ir < N; ir += MR) {
+                const int m = N - ir < MR ? N - ir : MR;
+                dt_poll(); /* progress the open gradient buckets (poll.h) */
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int n = nc - jr < NR ? nc - jr : NR;
+                    micro_t(kc, B + (size_t)ir * ldb + pc, ldb, pb + (size_t)jr * kc,
+                            C + (size_t)(jc + jr) * ldc + ir, ldc, m, n,
+                            pc == 0 && bias ? bias + ir : NULL, add);
+                }
+            }
+        }
+    }
+}
+#define HAVE_RUN_BT 1
+#else
+#define HAVE_RUN_BT 0
+#endif
+
 static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                 int ldb, const float *bias, int accum, float *C, int ldc, float *pa, float *pb)
 {
+#if HAVE_RUN_BT
+    /* B^T the larger operand (the linear layers' forward, weights of N x K): run_bt */
+    if (!ta && tb && N > M && N >= MR) {
+        run_bt(M, N, K, A, lda, B, ldb, bias, accum, C, ldc, pb);
+        return;
+    }
+#endif
     for (int jc = 0; jc < N; jc += NC) {
         const int nc = N - jc < NC ? N - jc : NC;
         /* K in equal blocks of at most KC (784 = 3 x 262, not 2 x 320 + 144) */
