@@ -302,10 +302,12 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
         micro_rows(kc, a, b, c, ldc, m, n, bias, add, MR);
 }
 
-#if DT_W == 16 && defined(__AVX512F__)
+#if (DT_W == 16 && defined(__AVX512F__)) || (DT_W == 8 && defined(__AVX2__))
+#if DT_W == 16
 #include "kernels/isa/lanes_io.h" /* tr16 */
+#endif
 
-/* ---- C = A . B^T as C^T = B . A^T: the weights read in place (AVX-512) ----
+/* ---- C = A . B^T as C^T = B . A^T: the weights read in place (AVX-512, AVX2) ----
  * The linear layers' forward (C = X W^T, W of N x K rows, N > M) packed W^T, the larger operand,
  * every step: 8 x 8 transposes of all of W (the mlp's 1.6 MB fc1 weights, which the optimizer
  * has just written, so from L3). Computed as C^T = W X^T instead, W's rows are the A side, read
@@ -313,31 +315,50 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
  * M columns, is what gets packed (pack_B of X's rows); each tile of C^T is transposed in
  * registers (16 x 16) as it is stored, m floats a row under a mask. Each element is the same
  * bias, the same FMAs over k in the same K blocks and order (fma(x, w, c) = fma(w, x, c)), so
- * the same bits as run's tiles, and avx2 (which keeps run's way) still equals avx512. Zen 5,
+ * the same bits as run's tiles (the 16-lane kernel lowered to AVX2 keeps run's way, and equals
+ * both bitwise). Zen 5,
  * bench/sgemm_rate --isa, 3 interleaved rounds against run's way: 64x512x784 (B^T) 194-197 ->
  * 205-228 GFLOP/s, 128x512x784 207-224 -> 225-231, 64x256x512 179-194 -> 228-232, 128x256x512
  * 200-213 -> 225-231 (the zmm peak measured that hour: 247-256). */
 
 /* C (column stride 1, row stride ldc) (+)= the transpose of the m x n corner of acc (R rows of
- * NR columns): row j of C, columns 0..m-1, from column j of acc; 16 x 16 register transposes,
- * masked stores of m floats */
+ * NR columns): row j of C, columns 0..m-1, from column j of acc; W x W register transposes
+ * (16 x 16 on AVX-512, 8 x 8 on AVX2), masked stores of m floats */
 DT_KINL void store_tile_t(float *c, int ldc, int m, int n, vf acc[MR][NV], int add, const int R)
 {
+#if DT_W == 16
     const __mmask16 km = (__mmask16)((1u << m) - 1u);
+#else
+    const __m256i km =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#endif
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) {
         if (v * DT_W >= n)
             break;
+#if DT_W == 16
         __m512 t[16];
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++)
             t[r] = r < R ? (__m512)acc[r][v] : _mm512_setzero_ps();
         tr16(t);
+#else
+        __m256 t[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            t[r] = r < R ? (__m256)acc[r][v] : _mm256_setzero_ps();
+        dt_tr8x8(t);
+#endif
         const int cols = n - v * DT_W < DT_W ? n - v * DT_W : DT_W;
         for (int j = 0; j < cols; j++) {
             float *d = c + (size_t)(v * DT_W + j) * ldc;
+#if DT_W == 16
             const __m512 x = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(km, d), t[j]) : t[j];
             _mm512_mask_storeu_ps(d, km, x);
+#else
+            const __m256 x = add ? _mm256_add_ps(_mm256_maskload_ps(d, km), t[j]) : t[j];
+            _mm256_maskstore_ps(d, km, x);
+#endif
         }
     }
 }
@@ -416,7 +437,8 @@ static void run(int ta, int tb, int M, int N, int K, const float *A, int lda, co
                 int ldb, const float *bias, int accum, float *C, int ldc, float *pa, float *pb)
 {
 #if HAVE_RUN_BT
-    /* B^T the larger operand (the linear layers' forward, weights of N x K): run_bt */
+    /* B^T the larger operand (the linear layers' forward, weights of N x K): run_bt. Not on
+     * avx2w16 (16 lanes lowered to AVX2, run's way), which equals both bitwise. */
     if (!ta && tb && N > M && N >= MR) {
         run_bt(M, N, K, A, lda, B, ldb, bias, accum, C, ldc, pb);
         return;
