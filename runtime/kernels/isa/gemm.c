@@ -15,8 +15,8 @@
  *   W = 16 (avx512, 32 zmm)   12 x 32: 24 accumulators + 2 B vectors + broadcasts folded into the
  *          FMAs ({1to16} memory operands). Against 14 x 32 (28 accumulators) it wasted less of
  *          the mlp's M = 128 rows (11 panels of 12 cover 132 rows, 10 of 14 cover 140; now the
- *          last panel runs 8 rows: micro) and measured as fast on full tiles; 8 x 48 and 6 x 64 load 3 and 4 B vectors per 24 FMAs and pad
- *          N = 256 / 784 / 10 more. Two FMA pipes of latency 4 need 8 independent chains: 24 is
+ *          last panel runs 8 rows: micro) and measured as fast on full tiles; 8 x 48 and 6 x 64
+ *          load 3 and 4 B vectors per 24 FMAs and pad N = 256 / 784 / 10 more. Two FMA pipes of latency 4 need 8 independent chains: 24 is
  *          plenty. Candidates were compared with bench/sgemm_rate.c (DT_GEMM_MR / DT_GEMM_NV /
  *          DT_GEMM_KC / DT_GEMM_KU override the tile, KC and the k unroll at build time; none of
  *          the candidates was faster); numbers and CPU: docs/performance.md.
@@ -293,19 +293,16 @@ DT_KINL void micro_rows(int kc, const float *restrict a, const float *restrict b
 static void micro(int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
                   int m, int n, const float *bias, int add)
 {
-    enum { T1 = MR / 3, T2 = 2 * MR / 3 };
-    if (T1 >= 1 && MR % 3 == 0 && m <= T1)
-        micro_rows(kc, a, b, c, ldc, m, n, bias, add, T1 >= 1 ? T1 : 1);
-    else if (T2 >= 1 && MR % 3 == 0 && m <= T2)
-        micro_rows(kc, a, b, c, ldc, m, n, bias, add, T2 >= 1 ? T2 : 1);
+    if (m <= MR / 3)
+        micro_rows(kc, a, b, c, ldc, m, n, bias, add, MR / 3);
+    else if (m <= 2 * MR / 3)
+        micro_rows(kc, a, b, c, ldc, m, n, bias, add, 2 * MR / 3);
     else
         micro_rows(kc, a, b, c, ldc, m, n, bias, add, MR);
 }
 
 #if (DT_W == 16 && defined(__AVX512F__)) || (DT_W == 8 && defined(__AVX2__))
-#if DT_W == 16
-#include "kernels/isa/lanes_io.h" /* tr16 */
-#endif
+#include "kernels/isa/lanes_io.h" /* tr_block */
 
 /* ---- C = A . B^T as C^T = B . A^T: the weights read in place (AVX-512, AVX2) ----
  * The linear layers' forward (C = X W^T, W of N x K rows, N > M) packed W^T, the larger operand,
@@ -313,7 +310,7 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
  * has just written, so from L3). Computed as C^T = W X^T instead, W's rows are the A side, read
  * in place (MR rows, one broadcast of each per k, each row's cache lines serving 16 k), and X^T,
  * M columns, is what gets packed (pack_B of X's rows); each tile of C^T is transposed in
- * registers (16 x 16) as it is stored, m floats a row under a mask. Each element is the same
+ * registers (W x W) as it is stored, m floats a row under a mask. Each element is the same
  * bias, the same FMAs over k in the same K blocks and order (fma(x, w, c) = fma(w, x, c)), so
  * the same bits as run's tiles (the 16-lane kernel lowered to AVX2 keeps run's way, and equals
  * both bitwise). Zen 5,
@@ -336,27 +333,21 @@ DT_KINL void store_tile_t(float *c, int ldc, int m, int n, vf acc[MR][NV], int a
     for (int v = 0; v < NV; v++) {
         if (v * DT_W >= n)
             break;
-#if DT_W == 16
-        __m512 t[16];
+        vf t[DT_W];
 #pragma GCC unroll 16
-        for (int r = 0; r < 16; r++)
-            t[r] = r < R ? (__m512)acc[r][v] : _mm512_setzero_ps();
-        tr16(t);
-#else
-        __m256 t[8];
-#pragma GCC unroll 8
-        for (int r = 0; r < 8; r++)
-            t[r] = r < R ? (__m256)acc[r][v] : _mm256_setzero_ps();
-        dt_tr8x8(t);
-#endif
+        for (int r = 0; r < DT_W; r++)
+            t[r] = r < R ? acc[r][v] : vf_zero();
+        tr_block(t);
         const int cols = n - v * DT_W < DT_W ? n - v * DT_W : DT_W;
         for (int j = 0; j < cols; j++) {
             float *d = c + (size_t)(v * DT_W + j) * ldc;
 #if DT_W == 16
-            const __m512 x = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(km, d), t[j]) : t[j];
+            const __m512 x =
+                add ? _mm512_add_ps(_mm512_maskz_loadu_ps(km, d), (__m512)t[j]) : (__m512)t[j];
             _mm512_mask_storeu_ps(d, km, x);
 #else
-            const __m256 x = add ? _mm256_add_ps(_mm256_maskload_ps(d, km), t[j]) : t[j];
+            const __m256 x =
+                add ? _mm256_add_ps(_mm256_maskload_ps(d, km), (__m256)t[j]) : (__m256)t[j];
             _mm256_maskstore_ps(d, km, x);
 #endif
         }
