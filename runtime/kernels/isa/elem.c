@@ -14,8 +14,6 @@
 #include "kernels/fsum.h"
 #include "kernels/layer_kernels.h"
 
-typedef uint8_t vb __attribute__((vector_size(DT_W)));
-
 /* lane-wise m ? a : +0.0f (m: all-ones or zero lanes) */
 DT_KINL vf keep(vi m, vf a) { return (vf)(m & (vi)a); }
 
@@ -110,9 +108,8 @@ static void norm_u8(float *dst, const uint8_t *src, size_t n, float mean, float 
     const vf m = vf_set1(mean), s = vf_set1(std), k = vf_set1(255.0f);
     size_t i = 0;
     for (; i + DT_W <= n; i += DT_W) {
-        vb b;
-        memcpy(&b, src + i, sizeof b);
-        vf_store(dst + i, (__builtin_convertvector(b, vf) / k - m) / s);
+        const vf x = vf_load_u8(src + i);
+        vf_store(dst + i, (x / k - m) / s);
     }
     for (; i < n; i++)
         dst[i] = ((float)src[i] / 255.0f - mean) / std;
@@ -125,9 +122,7 @@ static void mask_apply(float *out, const uint8_t *mask, const float *inp, long n
     const vf s = vf_set1(scale);
     long i = 0;
     for (; i + DT_W <= n; i += DT_W) {
-        vb m;
-        memcpy(&m, mask + i, sizeof m);
-        const vf v = vf_load(inp + i) * (__builtin_convertvector(m, vf) * s);
+        const vf v = vf_load(inp + i) * (vf_load_u8(mask + i) * s);
         vf_store(out + i, accum ? vf_load(out + i) + v : v);
     }
     for (; i < n; i++) {
