@@ -15,7 +15,9 @@
 # (/usr/bin/python3; no torch: dtrain's rows only), BENCH_BUCKET_MB (0.25: dtrain's
 # train.bucket_mb and DDP's bucket_cap_mb; 25 is both defaults, one bucket for these models),
 # BENCH_STEPS_MLP (600, quick 30), BENCH_STEPS_LENET5 (300, quick 10), BENCH_STEPS_CNN (60, quick
-# 3), BENCH_STEPS_RESNET20 (16, quick 2).
+# 3), BENCH_STEPS_RESNET20 (16, quick 2), BENCH_SCALING_ROUNDS (3, quick 1: dtrain's 1x128 and
+# 2x64 runs, interleaved; the speedup is the median of each round's 2x64 / 1x128, the
+# samples/s and exposed shares those of the median round; grad_panels and PyTorch run once).
 # Output: the table on stdout and in bench/out/scaling.md; logs in bench/out/logs/scaling-*.
 # Ratios within one run are what to compare; absolute rates depend on the machine and its load.
 set -u
@@ -27,6 +29,7 @@ q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 MODELS=${BENCH_MODELS:-mlp lenet5 cnn resnet20}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 BMB=${BENCH_BUCKET_MB:-0.25}
+ROUNDS=${BENCH_SCALING_ROUNDS:-$(q 3 1)}
 OUT=bench/out
 LOG=$OUT/logs
 MD=$OUT/scaling.md
@@ -36,6 +39,7 @@ for m in $MODELS; do
     case $m in mlp | lenet5 | cnn | resnet20) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20)" ;; esac
 done
 case $BMB in '' | *[!0-9.]* | *.*.*) die "BENCH_BUCKET_MB must be a number of MiB, not '$BMB'" ;; esac
+case $ROUNDS in '' | *[!0-9]* | 0) die "BENCH_SCALING_ROUNDS must be a positive integer, not '$ROUNDS'" ;; esac
 [ -x ./dtrain ] || die "./dtrain is missing: build it with 'make all', or run 'make bench'"
 [ -f data/mnist/train-images-idx3-ubyte ] || die "data/mnist is missing: fetch it with 'make data'"
 mkdir -p "$LOG"
@@ -66,11 +70,14 @@ median_pct() {
         awk '{ v[NR] = $1 } END { if (NR) printf "%.1f%%", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "n/a" }'
 }
 
-# dt MODEL NP BATCH [PANELS]: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP[p].log); PANELS
-# = p: with train.grad_panels (the weight gradients of linear layers in bucket-sized panels)
+# dt MODEL NP BATCH [PANELS [ROUND]]: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP[p].log,
+# metrics in $LOG/scaling-metrics-MODEL-NP[p]; ROUND > 1 adds -rROUND to both); PANELS = p: with
+# train.grad_panels (the weight gradients of linear layers in bucket-sized panels)
 dt() {
     pan=${4:-}
-    set -- "$1" "$2$pan" "$3" $(data_of "$1") "$(steps_of "$1")" "$2"
+    rs=''
+    [ "${5:-1}" -gt 1 ] && rs=-r$5
+    set -- "$1" "$2$pan$rs" "$3" $(data_of "$1") "$(steps_of "$1")" "$2"
     rm -rf "$LOG/scaling-metrics-$1-$2"
     timeout -k 5 1800 mpirun -np "$7" $DT_MPIRUN_FLAGS ./dtrain train --model "$1" --data "$4" \
         --data-dir "$5" --epochs 1000 --set train.max_steps="$6" --batch-size "$3" --threads 1 \
@@ -94,10 +101,11 @@ pt() {
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
         "1 thread per rank, buckets of $BMB MiB (dtrain train.bucket_mb, DDP bucket_cap_mb)," \
+        "dtrain's 1x128 and 2x64 in $ROUNDS interleaved round(s) (speedup: the median round's; rounds: each round's)," \
         "$([ "$QUICK" = 1 ] && echo 'BENCH_QUICK=1 (a smoke run)' || echo 'full run')."
     echo
-    echo "| model | steps | core to core | dtrain 1x128 samples/s | dtrain 2x64 | allreduce | speedup | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| model | steps | core to core | dtrain 1x128 samples/s | dtrain 2x64 | allreduce | speedup | rounds | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$MD"
 echo "bench: strong scaling ($MODELS), logs in $LOG/scaling-*"
 # bench/core2core.c before each model: the round trip of a cache line between the first two CPUs
@@ -116,15 +124,31 @@ kern=''
 core=''
 for m in $MODELS; do
     cc2=$(c2c "$m")
-    a=$(dt "$m" 1 128)
-    b=$(dt "$m" 2 64)
+    # ROUNDS interleaved pairs; the pair of the median ratio is the table's (its runs' figures)
+    pairs=''
+    r=1
+    while [ $r -le "$ROUNDS" ]; do
+        a=$(dt "$m" 1 128 '' $r)
+        b=$(dt "$m" 2 64 '' $r)
+        pairs="$pairs$(awk -v a="$(field samples_per_s "$a")" -v b="$(field samples_per_s "$b")" -v r=$r \
+            'BEGIN { printf "%s %s %s %s\n", (a > 0 && b > 0) ? b / a : 0, r, a + 0, b + 0 }')
+"
+        r=$((r + 1))
+    done
+    med=$(printf '%s' "$pairs" | sort -g | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }')
+    mr=$(echo "$med" | cut -d' ' -f2)
+    rounds=$(printf '%s' "$pairs" | sort -k2,2n | awk '{ printf "%s%.2f", sep, $1; sep = ", " }')
+    rs=''
+    [ "$mr" -gt 1 ] && rs=-r$mr
+    a=$(grep '^final: ' "$LOG/scaling-dt-$m-1$rs.log" 2>/dev/null | tail -n 1)
+    b=$(grep '^final: ' "$LOG/scaling-dt-$m-2$rs.log" 2>/dev/null | tail -n 1)
     [ -n "$kern" ] || kern=$(sed -n 's/^# kernels: //p' "$LOG/scaling-dt-$m-1.log" | head -n 1)
     sa=$(field samples_per_s "$a")
     sb=$(field samples_per_s "$b")
-    ex="$(field exposed_comm "$b") / $(median_pct "$LOG/scaling-metrics-$m-2/metrics_step.csv")"
+    ex="$(field exposed_comm "$b") / $(median_pct "$LOG/scaling-metrics-$m-2$rs/metrics_step.csv")"
     path=$(sed -n 's/^# allreduce: //p' "$LOG/scaling-dt-$m-2.log" | head -n 1)
-    [ -n "$a" ] || sa="failed (see $LOG/scaling-dt-$m-1.log)"
-    [ -n "$b" ] || { sb="failed (see $LOG/scaling-dt-$m-2.log)"; ex=n/a; }
+    [ -n "$a" ] || sa="failed (see $LOG/scaling-dt-$m-1$rs.log)"
+    [ -n "$b" ] || { sb="failed (see $LOG/scaling-dt-$m-2$rs.log)"; ex=n/a; }
     g=$(dt "$m" 2 64 p)
     sg=$(field samples_per_s "$g")
     eg="$(field exposed_comm "$g") / $(median_pct "$LOG/scaling-metrics-$m-2p/metrics_step.csv")"
@@ -140,7 +164,7 @@ for m in $MODELS; do
         [ -n "$c" ] || pa="failed (see $LOG/scaling-pt-$m-1.log)"
         [ -n "$d" ] || pb="failed (see $LOG/scaling-pt-$m-2.log)"
     fi
-    echo "| $m | $(steps_of "$m") | $cc2 | $sa | $sb | ${path:-n/a} | $(ratio "$sb" "$sa") | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
+    echo "| $m | $(steps_of "$m") | $cc2 | $sa | $sb | ${path:-n/a} | $(ratio "$sb" "$sa") | $rounds | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
 done
 {
     echo
