@@ -592,6 +592,10 @@ void dt_grad_sync_free(dt_grad_sync *s)
     DT_ASSERT(s->nreq == 0);
     if (open_sync == s)
         open_sync = NULL;
+    if (s->shm) { /* the gradient back in the caller's buffer (dt_grad_sync_path) */
+        memcpy(s->g_own, s->g, s->n * sizeof *s->g);
+        s->g = s->g_own;
+    }
     dt_shm_close(s->shm);
     s->shm = NULL;
     free(s->req);
@@ -624,9 +628,6 @@ void dt_grad_sync_begin(dt_grad_sync *s)
 static void start_slice(dt_grad_sync *s, size_t lo, size_t hi)
 {
     if (s->shm) {
-        /* the first bucket of a step: once every rank has read this rank's previous one */
-        if (s->nreq == 0 && !dt_shm_clear(s->shm))
-            dt_dist_wait_until(dt_shm_clear, s->shm, DT_PHASE_GRADIENTS);
         const int k = dt_shm_start(s->shm, lo, hi);
         DT_ASSERT(k == s->nreq);
         s->t_start[k] = dt_now();
@@ -840,6 +841,9 @@ int dt_grad_sync_path(dt_grad_sync *s, int mode)
         snprintf(s->path, sizeof s->path, "mpi (shm: %.80s)", why);
         return DT_OK;
     }
+    /* the gradient lives in the window from now on (the caller points its buffer there) */
+    s->g_own = s->g;
+    s->g = dt_shm_grad(s->shm);
     snprintf(s->path, sizeof s->path, "shm (%d ranks on one node)", s->world);
     return DT_OK;
 }

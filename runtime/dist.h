@@ -75,6 +75,7 @@ typedef struct dt_grad_sync {
     /* train.allreduce = shm (dt_grad_sync_path): the buckets are summed through a shared-memory
      * window (dist_shm.h) instead of MPI_Iallreduce; NULL: the MPI path */
     struct dt_shm *shm; /* dist_shm.h */
+    float *g_own;       /* with shm: the g given to init (g is the window's; restored by free) */
     uint64_t gen;       /* steps begun (the shm path's flags carry it, so steps never mix) */
     char path[96];      /* the path taken, for the run header: "mpi", "shm (2 ranks on one node)" */
 } dt_grad_sync;
@@ -88,7 +89,10 @@ enum { DT_ALLREDUCE_AUTO, DT_ALLREDUCE_MPI, DT_ALLREDUCE_SHM };
  * naming train.allreduce and why otherwise, DT_ERR on the ranks that found it: the caller
  * agrees); DT_ALLREDUCE_AUTO, shm where it gives the MPI path's bits (2 ranks, on one node,
  * window allocated), else mpi. At 1 rank there is nothing to reduce: path "none". s->path names
- * the choice. Returns DT_OK or DT_ERR. */
+ * the choice. With shm, s->g becomes this rank's gradient in the window (a copy of the buffer
+ * given to init): the caller's backward must write there, so it points its gradient at s->g;
+ * dt_grad_sync_free copies it back into the caller's buffer and sets s->g to that again.
+ * Returns DT_OK or DT_ERR. */
 int dt_grad_sync_path(dt_grad_sync *s, int mode);
 void dt_grad_sync_free(dt_grad_sync *s);
 /* Before backward. */

@@ -23,24 +23,22 @@ struct dt_shm {
     MPI_Comm comm, node; /* the ranks; the same, all on this node, in comm's order */
     MPI_Win win;
     int me, world;
-    float *g; /* (n) this rank's gradient */
     size_t n;
     int maxb;
     /* per rank (world): its flags and floats in the window */
-    flag_t **out;   /* the last step whose buckets it has collected */
-    flag_t **ready; /* (maxb) ready[k] = step: its g of bucket k is in its floats */
-    flag_t **done;  /* (maxb) done[k] = step: its share of bucket k is summed */
-    float **buf;    /* (n) its gradient, then its shares' means */
+    flag_t **ready; /* (maxb) ready[k] = step: its gradient of bucket k is final */
+    flag_t **done;  /* (maxb) done[k] = step: its share of bucket k is averaged everywhere */
+    float **buf;    /* (n) its gradient (the trainer's: dt_shm_grad), then the mean */
     /* this step */
     uint64_t gen;
     int nb, nred, ncol; /* buckets published, summed (this rank's share), collected */
     size_t *off, *len;  /* (maxb) bucket k is g[off[k], off[k] + len[k]) */
 };
 
-/* a segment: out on its own cache line, ready[maxb], done[maxb], then the floats, 64-aligned */
+/* a segment: ready[maxb], done[maxb], then the floats, each on its own cache lines */
 static size_t head_bytes(int maxb)
 {
-    return (64 + 2 * (size_t)maxb * sizeof(flag_t) + 63) & ~(size_t)63;
+    return (2 * (size_t)maxb * sizeof(flag_t) + 63) & ~(size_t)63;
 }
 
 static int count_nodes(MPI_Comm comm, MPI_Comm node)
@@ -75,7 +73,6 @@ static int alloc_window(dt_shm *sh, size_t bytes)
 static void map_segments(dt_shm *sh, size_t head, size_t bytes)
 {
     const int W = sh->world;
-    sh->out = dt_xmalloc((size_t)W, sizeof *sh->out);
     sh->ready = dt_xmalloc((size_t)W, sizeof *sh->ready);
     sh->done = dt_xmalloc((size_t)W, sizeof *sh->done);
     sh->buf = dt_xmalloc((size_t)W, sizeof *sh->buf);
@@ -86,19 +83,17 @@ static void map_segments(dt_shm *sh, size_t head, size_t bytes)
         MPI_Win_shared_query(sh->win, r, &size, &disp, &base);
         DT_ASSERT(base && (size_t)size >= bytes);
         unsigned char *p = base;
-        sh->out[r] = (void *)p;
-        sh->ready[r] = (void *)(p + 64);
+        sh->ready[r] = (void *)p;
         sh->done[r] = sh->ready[r] + sh->maxb;
         sh->buf[r] = (void *)(p + head);
     }
-    atomic_init(sh->out[sh->me], 0);
     for (int k = 0; k < sh->maxb; k++) {
         atomic_init(&sh->ready[sh->me][k], 0);
         atomic_init(&sh->done[sh->me][k], 0);
     }
 }
 
-dt_shm *dt_shm_open(MPI_Comm comm, float *g, size_t n, int maxb, char *why, size_t why_size)
+dt_shm *dt_shm_open(MPI_Comm comm, const float *g, size_t n, int maxb, char *why, size_t why_size)
 {
     int rank, world;
     MPI_Comm_rank(comm, &rank);
@@ -118,7 +113,6 @@ dt_shm *dt_shm_open(MPI_Comm comm, float *g, size_t n, int maxb, char *why, size
         return NULL;
     }
     DT_ASSERT(sh->me == rank); /* split by key = rank: the node's order is the comm's */
-    sh->g = g;
     sh->n = n;
     sh->maxb = maxb;
     const size_t head = head_bytes(maxb), bytes = head + n * sizeof(float);
@@ -129,6 +123,7 @@ dt_shm *dt_shm_open(MPI_Comm comm, float *g, size_t n, int maxb, char *why, size
         return NULL;
     }
     map_segments(sh, head, bytes);
+    memcpy(sh->buf[sh->me], g, n * sizeof(float));
     sh->off = dt_xmalloc((size_t)maxb, sizeof *sh->off);
     sh->len = dt_xmalloc((size_t)maxb, sizeof *sh->len);
     MPI_Barrier(comm); /* every rank's flags are zero before any is read */
@@ -141,7 +136,6 @@ void dt_shm_close(dt_shm *sh)
         return;
     MPI_Win_free(&sh->win);
     MPI_Comm_free(&sh->node);
-    free(sh->out);
     free(sh->ready);
     free(sh->done);
     free(sh->buf);
@@ -166,14 +160,7 @@ static int all_at(flag_t *const *f, int world, int k, uint64_t gen)
     return 1;
 }
 
-int dt_shm_clear(void *ctx)
-{
-    const dt_shm *sh = ctx;
-    for (int r = 0; r < sh->world; r++)
-        if (atomic_load_explicit(sh->out[r], memory_order_acquire) + 1 < sh->gen)
-            return 0;
-    return 1;
-}
+float *dt_shm_grad(const dt_shm *sh) { return sh->buf[sh->me]; }
 
 /* rank r's share of bucket k: [*a, *b) */
 static void share(const dt_shm *sh, int k, int r, size_t *a, size_t *b)
@@ -189,63 +176,48 @@ int dt_shm_start(dt_shm *sh, size_t lo, size_t hi)
     DT_ASSERT(k < sh->maxb && lo <= hi && hi <= sh->n);
     sh->off[k] = lo;
     sh->len[k] = hi - lo;
-    /* only what the others sum: this rank reads its own share from g */
-    size_t a, b;
-    share(sh, k, sh->me, &a, &b);
-    memcpy(sh->buf[sh->me] + lo, sh->g + lo, (a - lo) * sizeof(float));
-    memcpy(sh->buf[sh->me] + b, sh->g + b, (hi - b) * sizeof(float));
+    /* the gradient is in the window already: publishing it is the flag */
     atomic_store_explicit(&sh->ready[sh->me][k], sh->gen, memory_order_release);
     sh->nb++;
     return k;
 }
 
 /* this rank's share of bucket k: the sum over ranks in rank order, times 1/world (dist.c's
- * range_done: the sum rounded to float, then the product), into its segment and g */
+ * range_done: the sum rounded to float, then the product), into every rank's gradient */
 static void reduce(dt_shm *sh, int k)
 {
     size_t a, b;
     share(sh, k, sh->me, &a, &b);
     const float inv = 1.0f / (float)sh->world;
-    float *mine = sh->buf[sh->me], *g = sh->g;
+    float *const *g = sh->buf;
     if (sh->world == 2) {
-        const float *x = sh->me == 0 ? g : sh->buf[0], *y = sh->me == 1 ? g : sh->buf[1];
+        float *x = g[0], *y = g[1];
         for (size_t i = a; i < b; i++) {
             float v = x[i] + y[i];
             v *= inv;
-            mine[i] = v;
-            g[i] = v;
+            x[i] = v;
+            y[i] = v;
         }
     } else {
         for (size_t i = a; i < b; i++) {
-            float v = sh->me == 0 ? g[i] : sh->buf[0][i];
+            float v = g[0][i];
             for (int r = 1; r < sh->world; r++)
-                v += r == sh->me ? g[i] : sh->buf[r][i];
+                v += g[r][i];
             v *= inv;
-            mine[i] = v;
-            g[i] = v;
+            for (int r = 0; r < sh->world; r++)
+                g[r][i] = v;
         }
     }
     atomic_store_explicit(&sh->done[sh->me][k], sh->gen, memory_order_release);
-}
-
-/* every other rank's share of bucket k into g */
-static void collect(dt_shm *sh, int k)
-{
-    for (int r = 0; r < sh->world; r++) {
-        if (r == sh->me)
-            continue;
-        size_t a, b;
-        share(sh, k, r, &a, &b);
-        memcpy(sh->g + a, sh->buf[r] + a, (b - a) * sizeof(float));
-    }
 }
 
 int dt_shm_progress(dt_shm *sh)
 {
     while (sh->nred < sh->nb && all_at(sh->ready, sh->world, sh->nred, sh->gen))
         reduce(sh, sh->nred++);
+    /* every share averaged: the bucket's mean is in this rank's gradient */
     while (sh->ncol < sh->nred && all_at(sh->done, sh->world, sh->ncol, sh->gen))
-        collect(sh, sh->ncol++);
+        sh->ncol++;
     return sh->ncol;
 }
 
@@ -256,8 +228,4 @@ int dt_shm_more(void *ctx)
            (sh->ncol < sh->nred && all_at(sh->done, sh->world, sh->ncol, sh->gen));
 }
 
-void dt_shm_end(dt_shm *sh)
-{
-    DT_ASSERT(sh->ncol == sh->nb);
-    atomic_store_explicit(sh->out[sh->me], sh->gen, memory_order_release);
-}
+void dt_shm_end(dt_shm *sh) { DT_ASSERT(sh->ncol == sh->nb); }

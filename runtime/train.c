@@ -216,6 +216,7 @@ int dt_trainer_init(dt_trainer *t, const dt_config *cfg, dt_net *net, const dt_d
     /* train.allreduce: MPI or shared memory (dist.h dt_grad_sync_path), named in the header */
     if (dt_dist_agree(dt_grad_sync_path(&t->sync, cfg->allreduce), t->comm) != 0)
         return DT_ERR;
+    t->net->grad = t->sync.g; /* shm: the window's (backward writes there; dist.h) */
     if (t->out && t->world > 1)
         fprintf(t->out, "# allreduce: %s\n", t->sync.path);
     if (make_dir(t, cfg->ckpt_dir) != 0)
@@ -242,6 +243,8 @@ void dt_trainer_free(dt_trainer *t)
     dt_poll_set(NULL);
     dt_grad_done_set(NULL, 0);
     dt_grad_sync_free(&t->sync);
+    if (t->sync.g)
+        t->net->grad = t->sync.g; /* the net's own buffer again */
     dt_state_free(&t->state);
     free(t->io.nbt);
     t->io.nbt = NULL;

@@ -8,6 +8,9 @@
  *   - at 3 ranks (shm asked for explicitly; auto keeps MPI there) the shm mean is the sum in rank
  *     order times 1/3, on every rank the same bits;
  *   - on_done hands over ranges that cover [0, n) exactly once, each when it is final;
+ *   - with shm the gradient lives in the window (s.g, where the caller's backward writes), the
+ *     steps follow each other with no barrier and ranks delayed at random, and free copies the
+ *     last mean back into the caller's buffer;
  *   - auto takes shm at 2 ranks on one node and mpi at 3; at 1 rank there is nothing to reduce.
  * Run under mpirun at 1, 2 and 3 ranks.
  */
@@ -62,24 +65,44 @@ static void reference(const float *mine, float *want, size_t n, int world)
     free(all);
 }
 
-/* one step of s over g (a copy of orig), with backward's cuts: ready at each of cuts[0..nc) */
-static void step(dt_grad_sync *s, float *g, const float *orig, size_t n, const size_t *cuts, int nc)
+/* up to 300 us of this rank's time, at random (a rank late to a step or a bucket) */
+static void maybe_delay(dt_mt19937 *m)
 {
-    memcpy(g, orig, n * sizeof *g);
+    const uint32_t r = dt_mt_next(m);
+    if (r % 3 == 0) {
+        const double until = dt_now() + (double)(r % 300) * 1e-6;
+        while (dt_now() < until) {
+        }
+    }
+}
+
+/* one step of s over s->g (a copy of orig, written as backward would: each cut's tail just
+ * before it is published), with backward's cuts: ready at each of cuts[0..nc) */
+static void step(dt_grad_sync *s, const float *orig, size_t n, const size_t *cuts, int nc,
+                 dt_mt19937 *delay)
+{
+    maybe_delay(delay);
     dt_grad_sync_begin(s);
+    size_t hi = n;
     for (int c = 0; c < nc; c++) {
+        memcpy(s->g + cuts[c], orig + cuts[c], (hi - cuts[c]) * sizeof *orig);
+        hi = cuts[c];
         dt_grad_sync_ready(s, cuts[c]);
         dt_grad_sync_poll();
+        if (c % 8 == 0)
+            maybe_delay(delay);
     }
+    memcpy(s->g, orig, hi * sizeof *orig);
     dt_grad_sync_finish(s);
 }
 
 /* trial t: n floats, buckets of cap, 3 steps with new gradients */
 static void trial(int t, int rank, int world)
 {
-    dt_mt19937 shape, vals;
+    dt_mt19937 shape, vals, delay;
     dt_mt_seed(&shape, 100u + (uint32_t)t); /* the same on every rank */
     dt_mt_seed(&vals, 1000u * (uint32_t)t + (uint32_t)rank);
+    dt_mt_seed(&delay, 7u * (uint32_t)t + 77u * (uint32_t)rank);
     const size_t n = 1 + 2 * (dt_mt_next(&shape) % 40000); /* odd */
     const size_t cap = t % 4 == 3 ? 0 : 1 + 2 * (dt_mt_next(&shape) % (n / 3 + 1));
     size_t cuts[64];
@@ -98,21 +121,22 @@ static void trial(int t, int rank, int world)
     CHECK(dt_grad_sync_path(&sm, DT_ALLREDUCE_MPI) == DT_OK);
     CHECK(dt_grad_sync_path(&ss, DT_ALLREDUCE_SHM) == DT_OK);
     CHECK(world == 1 || ss.shm != NULL);
+    CHECK(sm.g == gm && (world == 1 ? ss.g == gs : ss.g != gs)); /* shm: the window's */
     for (int k = 0; k < 3; k++) {
         for (size_t i = 0; i < n; i++)
             orig[i] = draw(&vals);
         reference(orig, want, n, world);
-        step(&sm, gm, orig, n, cuts, nc);
+        step(&sm, orig, n, cuts, nc, &delay);
         memset(seen, 0, n);
-        handed h = {seen, gs, want, 0};
+        handed h = {seen, ss.g, want, 0};
         ss.on_done = on_done;
         ss.on_done_ctx = &h;
-        step(&ss, gs, orig, n, cuts, nc);
+        step(&ss, orig, n, cuts, nc, &delay);
         size_t once = 0, bad_s = 0, bad_m = 0;
         for (size_t i = 0; i < n; i++) {
             once += seen[i] == 1;
-            bad_s += memcmp(&gs[i], &want[i], sizeof(float)) != 0;
-            bad_m += memcmp(&gm[i], &gs[i], sizeof(float)) != 0;
+            bad_s += memcmp(&ss.g[i], &want[i], sizeof(float)) != 0;
+            bad_m += memcmp(&gm[i], &ss.g[i], sizeof(float)) != 0;
         }
         CHECK(once == n && h.early_bad == 0);
         CHECK(bad_s == 0); /* shm: the rank-order mean, bit for bit */
@@ -126,6 +150,7 @@ static void trial(int t, int rank, int world)
     }
     dt_grad_sync_free(&sm);
     dt_grad_sync_free(&ss);
+    CHECK(ss.g == gs && memcmp(gs, want, n * sizeof *gs) == 0); /* the last mean, copied back */
     free(orig);
     free(want);
     free(gm);
