@@ -32,7 +32,7 @@ static int populate(size_t bytes)
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages <= 0 || page <= 0)
         return 0;
-    return bytes / 4 <= (size_t)pages / 16 * (size_t)page; /* bytes <= pages * page / 4 */
+    return bytes <= (size_t)pages * (size_t)page / 4;
 }
 
 /* Maps a whole file read-only. Returns 0 or DT_ERR. */

@@ -35,7 +35,7 @@ struct dt_shm {
     size_t *off, *len;  /* (maxb) bucket k is g[off[k], off[k] + len[k]) */
 };
 
-/* a segment: ready[maxb], done[maxb], then the floats, each on its own cache lines */
+/* a segment: the flags ready[maxb] and done[maxb], then the floats from a 64-byte boundary */
 static size_t head_bytes(int maxb)
 {
     return (2 * (size_t)maxb * sizeof(flag_t) + 63) & ~(size_t)63;
