@@ -52,7 +52,9 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS = $(WARN) $(OPT) $(SANFLAGS) $(SAN_CFLAGS) -D_GNU_SOURCE -iquote runtime $(PKG_CFLAGS) -MMD -MP
-LDLIBS = $(PKG_LIBS) -lm
+# oneDNN (kernels/conv_dnnl.h): Debian's libdnnl-dev has no pkg-config file; -lgomp for the
+# omp_set_num_threads that holds it to one thread per call.
+LDLIBS = $(PKG_LIBS) -ldnnl -lgomp -lm
 LDFLAGS = $(SANFLAGS)
 
 RUNTIME_SRC := $(wildcard runtime/*.c) $(wildcard runtime/layers/*.c) $(wildcard runtime/kernels/*.c)
@@ -139,6 +141,7 @@ FORCE:
 
 check-toolchain:
 	@pkg-config --exists $(PKGS) || { echo "dtrain: missing build dependencies ($(PKGS)): run 'make deps'" >&2; exit 1; }
+	@test -f /usr/include/oneapi/dnnl/dnnl.h || { echo "dtrain: missing build dependency oneDNN (libdnnl-dev): run 'make deps'" >&2; exit 1; }
 
 deps:
 	@sh scripts/deps.sh
@@ -173,6 +176,7 @@ bench: deps data
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
 	@sh bench/scaling.sh
+	@sh bench/convs.sh
 
 # The lecture's sections as experiments (docs/experiments.md): all 8 (its expected time printed
 # first), or SECTION=N alone; QUICK=1 is the smoke mode of tests/test_experiments.sh.

@@ -27,86 +27,18 @@
 
 #include "blas.h"
 #include "common.h"
-#include "kernels/conv_bf16.h"
+#include "conv_bench.h"
 #include "kernels/isa.h"
-#include "kernels/layer_kernels.h"
 
-typedef struct {
-    const char *model, *name;
-    int C, H, W, OC, K, stride, pad, bias, first, count; /* count: layers of this shape */
-} conv_shape;
-
-static const conv_shape shapes[] = {
-    {"lenet5", "conv1 1->6 5x5 p2 28x28", 1, 28, 28, 6, 5, 1, 2, 1, 1, 1},
-    {"lenet5", "conv2 6->16 5x5 14x14", 6, 14, 14, 16, 5, 1, 0, 1, 0, 1},
-    {"cnn", "conv1 1->32 3x3 28x28", 1, 28, 28, 32, 3, 1, 1, 1, 1, 1},
-    {"cnn", "conv2 32->64 3x3 14x14", 32, 14, 14, 64, 3, 1, 1, 1, 0, 1},
-    {"resnet20", "conv1 3->16 3x3 32x32", 3, 32, 32, 16, 3, 1, 1, 0, 1, 1},
-    {"resnet20", "16->16 3x3 32x32 (x6)", 16, 32, 32, 16, 3, 1, 1, 0, 0, 6},
-    {"resnet20", "16->32 3x3 s2 32x32", 16, 32, 32, 32, 3, 2, 1, 0, 0, 1},
-    {"resnet20", "16->32 1x1 s2 shortcut", 16, 32, 32, 32, 1, 2, 0, 0, 0, 1},
-    {"resnet20", "32->32 3x3 16x16 (x5)", 32, 16, 16, 32, 3, 1, 1, 0, 0, 5},
-    {"resnet20", "32->64 3x3 s2 16x16", 32, 16, 16, 64, 3, 2, 1, 0, 0, 1},
-    {"resnet20", "32->64 1x1 s2 shortcut", 32, 16, 16, 64, 1, 2, 0, 0, 0, 1},
-    {"resnet20", "64->64 3x3 8x8 (x5)", 64, 8, 8, 64, 3, 1, 1, 0, 0, 5},
-    {"resnet9", "prep 3->64 3x3 32x32", 3, 32, 32, 64, 3, 1, 1, 0, 1, 1},
-    {"resnet9", "64->128 3x3 32x32", 64, 32, 32, 128, 3, 1, 1, 0, 0, 1},
-    {"resnet9", "128->128 3x3 16x16 (x2)", 128, 16, 16, 128, 3, 1, 1, 0, 0, 2},
-    {"resnet9", "128->256 3x3 16x16", 128, 16, 16, 256, 3, 1, 1, 0, 0, 1},
-    {"resnet9", "256->512 3x3 8x8", 256, 8, 8, 512, 3, 1, 1, 0, 0, 1},
-    {"resnet9", "512->512 3x3 4x4 (x2)", 512, 4, 4, 512, 3, 1, 1, 0, 0, 2},
-};
-
-/* CPU time of this thread (1 BLAS thread: all the work is on it), so that other load on a shared
- * machine does not count (it still shares the caches and the core's other hyperthread) */
-static double now(void)
+static void print_head(const char *path, const char *isa, int N)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    printf(
+        "conv kernels (%s, ISA %s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = "
+        "2 MACs per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
+        path, isa, N, REPS);
+    printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "path", "count", "fwd ms",
+           "GF/s", "bwd ms", "GF/s", "x count");
 }
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void fill(float *p, size_t n, unsigned *s)
-{
-    for (size_t i = 0; i < n; i++) {
-        *s = *s * 1664525u + 1013904223u;
-        p[i] = (float)(*s >> 8) / 16777216.0f - 0.5f;
-    }
-}
-
-/* t[0], t[1]: thread CPU seconds of one forward and one backward of shape s (the bf16 kernels
- * when b16, else o's path) */
-static void time_calls(double *t, const dt_conv_opts *o, int b16, const conv_shape *s, int N,
-                       float *out, const float *inp, const float *w, const float *b, float *dinp,
-                       float *dw, float *db, const float *dout, float *ws)
-{
-    const float *bias = s->bias ? b : NULL;
-    float *dbias = s->bias ? db : NULL, *dx = s->first ? NULL : dinp;
-    double t0 = now(), t1;
-    if (b16) {
-        dt_bf16conv_forward(out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
-                            s->pad, ws);
-        t1 = now();
-        dt_bf16conv_backward(dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K, s->K,
-                             s->stride, s->pad, 0, 0, ws);
-    } else {
-        dt_conv2d_forward_with(o, out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K,
-                               s->stride, s->pad, ws);
-        t1 = now();
-        dt_conv2d_backward_with(o, dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K,
-                                s->K, s->stride, s->pad, 0, ws);
-    }
-    t[0] = t1 - t0;
-    t[1] = now() - t1;
-}
-
-enum { REPS = 5 };
 
 int main(int argc, char **argv)
 {
@@ -137,12 +69,7 @@ int main(int argc, char **argv)
         if (bf16 && dt_kern_select(isa) != 0) /* the bf16 entry points run the table in use */
             return 1;
     }
-    printf(
-        "conv kernels (%s, ISA %s) at N = %d, 1 BLAS thread; ms per call (median of %d), GFLOP/s = "
-        "2 MACs per multiply-add (backward: weight + input gradient, 4 MACs; first layer: 2)\n",
-        path, o.kern->name, N, REPS);
-    printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9s\n", "model", "layer", "path", "count", "fwd ms",
-           "GF/s", "bwd ms", "GF/s", "x count");
+    print_head(path, o.kern->name, N);
     const char *model = NULL;
     double model_ms = 0.0;
     const size_t nshapes = sizeof shapes / sizeof shapes[0];
@@ -203,8 +130,8 @@ int main(int argc, char **argv)
         if (!only && (i + 1 == nshapes || shapes[i + 1].model != model))
             printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n",
                    model, "total", "", "", "", "", "", "", 1e3 * model_ms);
-        free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db);
-        free(ws);
+        free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db),
+            free(ws);
     }
     MPI_Finalize();
     return 0;

@@ -428,7 +428,7 @@ model_flops() {
 run_isa() {
     f=$LOGDIR/isa-$1-$2
     cfg_run "$1"
-    k=$(grep -m 1 -E '(^|[[:space:]#:])kernels: ' "$3" | sed 's/.*kernels:[[:space:]]*//')
+    k=$(grep -m 1 -E '(^|[[:space:]#:])kernels: ' "$3" | sed 's/.*kernels:[[:space:]]*//; s/;.*//')
     isa=${k%% *}
     isa=${isa%[,;:]}
     case $isa in generic | avx2 | avx2w16 | avx512 | avx512bf16) ;; *) k='' ;; esac

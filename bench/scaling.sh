@@ -142,7 +142,7 @@ for m in $MODELS; do
     [ "$mr" -gt 1 ] && rs=-r$mr
     a=$(grep '^final: ' "$LOG/scaling-dt-$m-1$rs.log" 2>/dev/null | tail -n 1)
     b=$(grep '^final: ' "$LOG/scaling-dt-$m-2$rs.log" 2>/dev/null | tail -n 1)
-    [ -n "$kern" ] || kern=$(sed -n 's/^# kernels: //p' "$LOG/scaling-dt-$m-1.log" | head -n 1)
+    [ -n "$kern" ] || kern=$(sed -n 's/^# kernels: \([^;]*\).*/\1/p' "$LOG/scaling-dt-$m-1.log" | head -n 1)
     sa=$(field samples_per_s "$a")
     sb=$(field samples_per_s "$b")
     ex="$(field exposed_comm "$b") / $(median_pct "$LOG/scaling-metrics-$m-2$rs/metrics_step.csv")"

@@ -31,14 +31,11 @@
 /* The checkpoint's attributes worth a line, in this order. */
 static void print_attrs(dt_ck_reader *r)
 {
-    const char *keys[] = {"model",          "data",
-                          "input",          "optim",
-                          "step",           "epochs_done",
-                          "world_size",     "global_batch",
-                          "seed",           "kernels_isa",
-                          "dtrain_version", "dtrain_commit",
-                          "mpi_version",    "openblas_version",
-                          "hdf5_version"};
+    const char *keys[] = {
+        "model",        "data",           "input",         "optim",       "step",
+        "epochs_done",  "world_size",     "global_batch",  "seed",        "kernels_isa",
+        "kernels_conv", "dtrain_version", "dtrain_commit", "mpi_version", "openblas_version",
+        "hdf5_version"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = dt_ck_get_attr(r, keys[i]);
         if (v)

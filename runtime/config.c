@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "ini.h"
+#include "kernels/conv_dnnl.h"
 #include "kernels/isa.h"
 #include "optim.h"
 #include "sched.h"
@@ -254,6 +255,12 @@ const dt_cfg_key dt_cfg_keys[] = {
            "kernel instruction set: auto (DTRAIN_KERNELS_ISA if set, else the best this CPU runs), "
            "generic, avx2, avx512, avx512bf16; avx2w16 = the 16-lane kernels lowered to AVX2 (for "
            "tests). Ranks agree on the lowest common one"),
+    CHOICE("kernels.conv", kernels_conv, "auto", DT_CONV_BACKEND_CHOICES,
+           "convolution kernels: auto (DTRAIN_KERNELS_CONV if set, else oneDNN for the layers "
+           "where it beats dtrain's kernels on this ISA: on AVX-512, 128+ input channels of a 3x3, "
+           "and in bf16 the shapes dtrain's bf16 kernels do not take), "
+           "dtrain (its own kernels everywhere) or onednn (oneDNN everywhere but fused conv + "
+           "ReLU + pool)"),
 };
 const int dt_cfg_nkeys = (int)(sizeof dt_cfg_keys / sizeof dt_cfg_keys[0]);
 

@@ -87,7 +87,8 @@ typedef struct dt_config {
     int log_header;      /* 0 short, 1 full (the whole configuration and the layer table) */
     double dist_timeout; /* watchdog seconds (0: off); see dt_dist_watchdog */
     /* kernels */
-    int kernels_isa; /* 0: auto; else the dt_isa + 1 (kernels/isa.h DT_ISA_CHOICES order) */
+    int kernels_isa;  /* 0: auto; else the dt_isa + 1 (kernels/isa.h DT_ISA_CHOICES order) */
+    int kernels_conv; /* DT_CONV_BACKEND_* (kernels/conv_dnnl.h) */
     /* not keys: how the values came */
     int lr_auto;                          /* DT_LR_AUTO_* bits: run the range test first */
     unsigned char given[DT_CFG_MAX_KEYS]; /* 1: key i was set by a file or the command line */

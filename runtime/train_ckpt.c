@@ -16,6 +16,7 @@
 #include "ckpt_dir.h"
 #include "common.h"
 #include "dist.h"
+#include "kernels/conv_dnnl.h"
 #include "kernels/isa.h"
 #include "xxh64.h"
 
@@ -243,6 +244,9 @@ static int write_checkpoint(dt_trainer *t, const char *why)
     dt_ck_attrf(w, "step", "%lld", (long long)t->step);
     dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
     dt_ck_attr(w, "kernels_isa", dt_kern_get()->name);
+    char dn[64];
+    dt_ck_attrf(w, "kernels_conv", "%s (%s)", dt_dnnl_conv_backend_name(),
+                dt_dnnl_describe(NULL, dn, (int)sizeof dn));
     double t0 = dt_now();
     int rc = dt_ck_commit(w);
     t->last_ckpt = t->step;

@@ -4,7 +4,7 @@
 # usage: sh scripts/deps.sh [PACKAGE...]   (packages beyond the build's own: make format and
 # make lint ask for clang-format and cppcheck; then only those are checked)
 set -eu
-PKGS="gcc make pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-dev hdf5-tools
+PKGS="gcc make pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-dev hdf5-tools libdnnl-dev
       gnuplot-nox dataset-fashion-mnist ca-certificates procps"
 [ $# -gt 0 ] && PKGS="$*"
 missing=""

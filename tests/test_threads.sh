@@ -2,7 +2,8 @@
 # test_threads.sh - threads per rank (issue 13) from the command line:
 #   - every built-in model ends 6 steps at batch 48 (three chunks of 16 images; resnet9: 2 steps
 #     on a small synthetic CIFAR-10) with the same params_crc at threads 1, 2 and 3, and at
-#     2 ranks x 1 and 2 ranks x 2 threads, in fp32 and (but resnet9) in bf16;
+#     2 ranks x 1 and 2 ranks x 2 threads, in fp32 and bf16 (resnet9 on oneDNN where kernels.conv
+#     = auto picks it: its 64+ channel layers on AVX-512);
 #   - at 2 threads, avx2, avx2w16 and avx512 (those this CPU runs) end with the same params_crc;
 #   - threads = auto: the run header shows the CPUs of the affinity mask shared by the ranks
 #     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
@@ -64,7 +65,7 @@ same_bits() {
 }
 same_bits fp32 mlp lenet5 cnn resnet20 resnet9
 # bf16: the bf16 GEMM split into panels, the bf16 convolutions into chunks of 16 images
-same_bits bf16 mlp lenet5 cnn resnet20
+same_bits bf16 mlp lenet5 cnn resnet20 resnet9
 
 # --- across ISAs at 2 threads ---
 # runs ISA: whether this CPU runs ISA (one step of the mlp), asked once per ISA

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "kernels/conv_bf16.h"
+#include "kernels/conv_dnnl.h"
 #include "kernels/layer_kernels.h"
 #include "lowp.h"
 
@@ -22,6 +23,10 @@ typedef struct {
     int no_bias, set;
     int pool;      /* > 0: the [maxpool] layer whose [relu] + pooling this conv does (fused) */
     int32_t *code; /* fused: where each pooled gradient goes (dt_conv2d_relu_pool2_forward) */
+    /* oneDNN (kernels/conv_dnnl.h), per precision (0: fp32 and fp16, 1: bf16), made at the first
+     * step that wants it; dnnl_none[b]: oneDNN has no kernel for the shape (dtrain's run) */
+    dt_dnnl_conv *dnnl[2];
+    int dnnl_none[2];
 } conv_priv;
 
 static const dt_layer_opt conv_opts[] = {
@@ -80,6 +85,30 @@ static void conv_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
     dt_layer_kaiming_init(l, net, g, (double)l->in_c * p->k * p->k);
 }
 
+/* 1: dtrain's kernels for bf16 (bf16) or fp32 take the shape at batch N */
+static int own_ok(const dt_layer *l, int bf16, int N)
+{
+    const conv_priv *p = l->priv;
+    return !bf16 ||
+           dt_bf16conv_ok(N, l->in_c, l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad);
+}
+
+/* the oneDNN state this step runs on (kernels.conv, conv_dnnl.h), or NULL: dtrain's kernels. The
+ * fused conv -> ReLU -> pool stays on dtrain's fused kernels. */
+static dt_dnnl_conv *use_dnnl(dt_layer *l, const dt_net *net, int N)
+{
+    conv_priv *p = l->priv;
+    const int b = net->lowp == DT_BF16;
+    if (p->pool || p->dnnl_none[b] || !dt_dnnl_conv_wanted(l->in_c, p->k, p->k, b, own_ok(l, b, N)))
+        return NULL;
+    if (!p->dnnl[b]) {
+        p->dnnl[b] = dt_dnnl_conv_new(l->in_c, l->in_h, l->in_w, p->out, p->k, p->k, p->stride,
+                                      p->pad, !p->no_bias, b);
+        p->dnnl_none[b] = !p->dnnl[b];
+    }
+    return p->dnnl[b];
+}
+
 /* 1: this step runs the bf16 kernels */
 static int use_bf16(const dt_layer *l, const dt_net *net, int N)
 {
@@ -91,6 +120,10 @@ static int use_bf16(const dt_layer *l, const dt_net *net, int N)
 /* the bf16 kernels round the gradient they read as they transpose it (no pass of its own) */
 static int conv_rounds_dout(const dt_layer *l, const dt_net *net, int N)
 {
+    /* oneDNN's bf16 primitives read it through a float32 -> bf16 reorder (nearest even); asking
+     * makes the layer's oneDNN state (l is this layer's own, only its priv changes) */
+    if (net->lowp == DT_BF16 && use_dnnl((dt_layer *)l, net, N))
+        return 1;
     return use_bf16(l, net, N);
 }
 
@@ -126,6 +159,12 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
     conv_priv *p = l->priv;
+    dt_dnnl_conv *dn = use_dnnl(l, net, N);
+    if (dn) {
+        dt_dnnl_conv_forward(dn, l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),
+                             p->no_bias ? NULL : dt_layer_param(net, l, 1), N);
+        return;
+    }
     if (use_bf16(l, net, N)) {
         conv_forward_bf16(l, net, N);
         return;
@@ -145,6 +184,13 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
 static void conv_backward(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
+    dt_dnnl_conv *dn = use_dnnl(l, net, N);
+    if (dn) {
+        dt_dnnl_conv_backward(dn, dt_layer_din(net, l), dt_layer_grad(net, l, 0),
+                              p->no_bias ? NULL : dt_layer_grad(net, l, 1), l->dout,
+                              dt_layer_in(net, l), dt_layer_param(net, l, 0), N, l->accum);
+        return;
+    }
     if (use_bf16(l, net, N)) {
         conv_backward_bf16(l, net, N);
         return;
@@ -168,6 +214,10 @@ static void conv_free(dt_layer *l)
     conv_priv *p = l->priv;
     free(p->code);
     p->code = NULL;
+    for (int b = 0; b < 2; b++) {
+        dt_dnnl_conv_free(p->dnnl[b]);
+        p->dnnl[b] = NULL;
+    }
 }
 
 const dt_layer_ops dt_conv_ops = {
@@ -196,4 +246,20 @@ int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)
      * fault there cost tens of microseconds (cnn: 4.8 MB of codes, 1,170 faults) */
     p->code = dt_xcalloc(n32 > n16 ? n32 : n16, sizeof *p->code);
     return 1;
+}
+
+int dt_conv_count_onednn(const dt_net *net, int bf16, int *convs)
+{
+    int n = 0, on = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const dt_layer *l = &net->layers[i];
+        if (l->ops != &dt_conv_ops)
+            continue;
+        const conv_priv *p = l->priv;
+        n++;
+        on += !p->pool &&
+              dt_dnnl_conv_wanted(l->in_c, p->k, p->k, bf16, own_ok(l, bf16, net->max_batch));
+    }
+    *convs = n;
+    return on;
 }

@@ -13,4 +13,9 @@ extern const dt_layer_ops dt_conv_ops;
  * Returns 1 when fused, 0 when not. */
 int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool);
 
+/* Of net's conv layers, how many there are (*convs) and how many kernels.conv puts on oneDNN in
+ * precision bf16 (1) or not (0) at its largest batch (kernels/conv_dnnl.h: dt_dnnl_conv_wanted;
+ * fused conv + ReLU + pool groups stay on dtrain's kernels). For run headers. */
+int dt_conv_count_onednn(const dt_net *net, int bf16, int *convs);
+
 #endif
