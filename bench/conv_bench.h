@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common.h"
 #include "kernels/conv_bf16.h"
 #include "kernels/layer_kernels.h"
 
@@ -89,5 +90,47 @@ static void time_calls(double *t, const dt_conv_opts *o, int b16, const conv_sha
 }
 
 enum { REPS = 5 };
+
+static double median(double *v)
+{
+    qsort(v, REPS, sizeof v[0], cmp_double);
+    return v[REPS / 2];
+}
+
+/* t[0], t[1]: the medians of REPS timed forward and backward calls (after one warm-up) of shape s
+ * at batch N, on the bf16 kernels when b16, else on o's path; random inputs */
+static void time_shape(double *t, const dt_conv_opts *o, int b16, const conv_shape *s, int N)
+{
+    const int OH = dt_conv_out_size(s->H, s->K, s->stride, s->pad);
+    const int OW = dt_conv_out_size(s->W, s->K, s->stride, s->pad);
+    const size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->OC * OH * OW;
+    const size_t nw = (size_t)s->OC * s->C * s->K * s->K;
+    const size_t nws =
+        b16 ? dt_bf16conv_ws_floats(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad)
+            : dt_conv2d_ws_floats_with(o, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
+                                       s->pad);
+    float *inp = dt_xmalloc(nin, sizeof(float)), *out = dt_xmalloc(nout, sizeof(float));
+    float *dinp = dt_xmalloc(nin, sizeof(float)), *dout = dt_xmalloc(nout, sizeof(float));
+    float *w = dt_xmalloc(nw, sizeof(float)), *dw = dt_xmalloc(nw, sizeof(float));
+    float *b = dt_xmalloc((size_t)s->OC, sizeof(float)), *db = dt_xmalloc((size_t)s->OC, 4);
+    float *ws = dt_xmalloc(nws, sizeof(float));
+    unsigned seed = 7u;
+    fill(inp, nin, &seed);
+    fill(dout, nout, &seed);
+    fill(w, nw, &seed);
+    fill(b, (size_t)s->OC, &seed);
+    double tf[REPS], tb[REPS];
+    for (int r = -1; r < REPS; r++) {
+        double tt[2];
+        time_calls(tt, o, b16, s, N, out, inp, w, b, dinp, dw, db, dout, ws);
+        if (r >= 0) {
+            tf[r] = tt[0];
+            tb[r] = tt[1];
+        }
+    }
+    t[0] = median(tf);
+    t[1] = median(tb);
+    free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db), free(ws);
+}
 
 #endif

@@ -84,38 +84,13 @@ int main(int argc, char **argv)
         }
         int OH = dt_conv_out_size(s->H, s->K, s->stride, s->pad);
         int OW = dt_conv_out_size(s->W, s->K, s->stride, s->pad);
-        size_t nin = (size_t)N * s->C * s->H * s->W, nout = (size_t)N * s->OC * OH * OW;
-        size_t nw = (size_t)s->OC * s->C * s->K * s->K;
+        const size_t nw = (size_t)s->OC * s->C * s->K * s->K;
         const int b16 =
             bf16 && dt_bf16conv_ok(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad);
-        size_t nws =
-            b16 ? dt_bf16conv_ws_floats(N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride, s->pad)
-                : dt_conv2d_ws_floats_with(&o, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
-                                           s->pad);
-        float *inp = dt_xmalloc(nin, sizeof(float)), *out = dt_xmalloc(nout, sizeof(float));
-        float *dinp = dt_xmalloc(nin, sizeof(float)), *dout = dt_xmalloc(nout, sizeof(float));
-        float *w = dt_xmalloc(nw, sizeof(float)), *dw = dt_xmalloc(nw, sizeof(float));
-        float *b = dt_xmalloc((size_t)s->OC, sizeof(float));
-        float *db = dt_xmalloc((size_t)s->OC, sizeof(float));
-        float *ws = dt_xmalloc(nws, sizeof(float));
-        unsigned seed = 7u;
-        fill(inp, nin, &seed);
-        fill(dout, nout, &seed);
-        fill(w, nw, &seed);
-        fill(b, (size_t)s->OC, &seed);
-        double tf[REPS], tb[REPS];
-        for (int r = -1; r < REPS; r++) {
-            double t[2];
-            time_calls(t, &o, b16, s, N, out, inp, w, b, dinp, dw, db, dout, ws);
-            if (r >= 0) {
-                tf[r] = t[0];
-                tb[r] = t[1];
-            }
-        }
-        qsort(tf, REPS, sizeof tf[0], cmp_double);
-        qsort(tb, REPS, sizeof tb[0], cmp_double);
+        double t[2];
+        time_shape(t, &o, b16, s, N);
         double macs = (double)N * OH * OW * (double)nw;
-        double f = tf[REPS / 2], bk = tb[REPS / 2];
+        double f = t[0], bk = t[1];
         double tot = (f + bk) * s->count;
         model_ms += tot;
         /* every shape here has a 2x2 output at least: the fused kernels' test is the plan's */
@@ -130,8 +105,6 @@ int main(int argc, char **argv)
         if (!only && (i + 1 == nshapes || shapes[i + 1].model != model))
             printf("%-9s %-26s %5s %5s %8s %7s %8s %7s %9.2f  ms per step, all conv layers\n",
                    model, "total", "", "", "", "", "", "", 1e3 * model_ms);
-        free(inp), free(out), free(dinp), free(dout), free(w), free(dw), free(b), free(db),
-            free(ws);
     }
     MPI_Finalize();
     return 0;
