@@ -36,11 +36,15 @@ if ! $ccflags -o "$OUT/conv_onednn" bench/conv_onednn.c build/libdtrain.a $ldlib
     exit 1
 fi
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
-isa=$(grep -o -m1 -w 'avx512_bf16\|avx512f\|avx2' /proc/cpuinfo | head -n 1)
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+isa=none
+for f in avx2 avx512f avx512_bf16; do
+    case " $flags " in *" $f "*) isa=$f ;; esac
+done
 {
     echo "## Conv kernels: dtrain against oneDNN"
     echo
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $cpu ($(nproc) CPUs, first ISA flag found: $isa), load average $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $cpu ($(nproc) CPUs, widest of avx2 / avx512f / avx512_bf16 in its flags: $isa), load average $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     "$OUT/conv_onednn" $N 2>&1 || echo "bench: convs: conv_onednn failed"
     echo
