@@ -96,6 +96,7 @@ typedef struct {
     kprim ro[NR];
     dnnl_memory_desc_t md[NM], wfwd_md, wbd_md;
     size_t off[NM], off_scratch, off_tmp, need; /* bytes into a thread's arena */
+    int dy_shared;                              /* M_BDDY and M_BWDY: one layout, one buffer */
     dnnl_memory_t wfwd, wbd, bias, wplain;      /* shared: weights per call, bias handle per call */
     tstate *ts[DT_TPOOL_MAX];
 } set;
@@ -217,8 +218,15 @@ static set *set_new(dt_dnnl_conv *c, int n)
     s->md[M_WSRC] = *qmd(bwpd, dnnl_query_src_md);
     s->md[M_DSRC] = *qmd(bdpd, dnnl_query_diff_src_md);
     s->md[M_DW] = *qmd(bwpd, dnnl_query_diff_weights_md);
+    /* the two backward primitives usually take the output gradient in one layout: one buffer and
+     * one reorder then */
+    s->dy_shared = dnnl_memory_desc_equal(&s->md[M_BDDY], &s->md[M_BWDY]);
     size_t at = 0;
     for (int i = 0; i < NM; i++) {
+        if (i == M_BWDY && s->dy_shared) {
+            s->off[i] = s->off[M_BDDY];
+            continue;
+        }
         s->off[i] = at;
         at += (dnnl_memory_desc_get_size(&s->md[i]) + 63) / 64 * 64;
     }
@@ -513,7 +521,8 @@ static void bwd_chunk(void *arg, int i, int thread)
             for (size_t k = 0; k < nx; k++)
                 j->dinp[xo + k] += tmp[k];
     }
-    reorder(s, t, R_DY_BW, t->dy, t->m[M_BWDY]);
+    if (!(j->dinp && s->dy_shared)) /* else the data primitive's copy is this one */
+        reorder(s, t, R_DY_BW, t->dy, t->m[M_BWDY]);
     handle(t->x, j->inp + xo);
     reorder(s, t, R_X_WSRC, t->x, t->m[M_WSRC]);
     /* this chunk's partials: the weight gradient (plain), then the bias gradient */
