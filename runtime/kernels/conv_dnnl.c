@@ -5,14 +5,16 @@
  * Per chunk size n (DT_DNNL_CHUNK, and the batch's tail) one `set`: the forward, backward-data and
  * backward-weights primitives (oneDNN picks their layouts: "any"), the reorders in and out of
  * them, and the weights in the forward's and the backward-data's layouts (reordered once per call,
- * before the chunks). Per set and pool thread one `tstate`: that thread's oneDNN-layout buffers,
- * its scratchpads (user mode: distinct primitives running at once on different threads must not
- * share oneDNN's global scratchpad) and its stream. The NCHW side of a reorder is a memory object
- * of the thread whose data handle is pointed at the chunk each call.
+ * before the chunks). Per set and pool thread one `tstate`: that thread's memory objects for the
+ * oneDNN-layout buffers and its scratchpads (user mode: distinct primitives running at once on
+ * different threads must not share oneDNN's global scratchpad), all pointed into the thread's
+ * arena (shared by every layer), and its stream. The NCHW side of a reorder is a memory object of
+ * the thread whose data handle is pointed at the chunk each call.
  */
 #include "conv_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +27,13 @@ void omp_set_num_threads(int n); /* libgomp (oneDNN's threading here); no omp.h 
 
 static int backend = DT_CONV_BACKEND_AUTO;
 
+/* A oneDNN call that fails here is a bug or an exhausted machine, not bad input: it is named and
+ * every rank stops (dt_assert_fail's MPI_Abort), as for any failed assertion. */
 static void ck(dnnl_status_t s, const char *what)
 {
     if (s != dnnl_success) {
-        fprintf(stderr, "dtrain: oneDNN: %s failed (status %d)\n", what, (int)s);
-        exit(1);
+        fprintf(stderr, "dtrain: oneDNN %s: %s\n", what, dnnl_status2str(s));
+        dt_assert_fail("the oneDNN call succeeded", __FILE__, __LINE__, what);
     }
 }
 
@@ -330,9 +334,11 @@ static tstate *tstate_get(const dt_dnnl_conv *c, set *s, int thread)
 }
 
 /* thread `thread`'s state for set s with its buffers pointed into the thread's arena; *tmp: the
- * arena's room for a chunk's float32 input gradient */
+ * arena's room for a chunk's float32 input gradient. Every oneDNN call of a thread comes after
+ * this (OpenMP held to that thread here). */
 static tstate *tstate_at(const dt_dnnl_conv *c, set *s, int thread, float **tmp)
 {
+    omp_set_num_threads(1); /* this thread's oneDNN calls stay on it */
     tstate *t = tstate_get(c, s, thread);
     char *base = arena_get(thread, s->need);
     for (int i = 0; i < NM; i++)
@@ -448,7 +454,6 @@ static void fwd_chunk(void *arg, int i, int thread)
     const dt_dnnl_conv *c = j->c;
     int n0, n;
     set *s = chunk_set(j, i, &n0, &n);
-    omp_set_num_threads(1);
     tstate *t = tstate_at(c, s, thread, NULL);
     handle(t->x, j->inp + (size_t)n0 * c->C * c->H * c->W);
     reorder(s, t, R_X_SRC, t->x, t->m[M_SRC]);
@@ -467,7 +472,6 @@ static void weights_in(dt_dnnl_conv *c, set *s, const float *weight, int fwd)
 {
     if (!s)
         return;
-    omp_set_num_threads(1);
     tstate *t = tstate_at(c, s, 0, NULL);
     handle(s->wplain, weight);
     reorder(s, t, fwd ? R_W_FWD : R_W_BD, s->wplain, fwd ? s->wfwd : s->wbd);
@@ -502,7 +506,6 @@ static void bwd_chunk(void *arg, int i, int thread)
     const dt_dnnl_conv *c = j->c;
     int n0, n;
     set *s = chunk_set(j, i, &n0, &n);
-    omp_set_num_threads(1);
     float *tmp;
     tstate *t = tstate_at(c, s, thread, &tmp);
     const size_t xo = (size_t)n0 * c->C * c->H * c->W, yo = (size_t)n0 * c->OC * c->OH * c->OW;
