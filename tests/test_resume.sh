@@ -95,15 +95,20 @@ if grep -q "resumed from .*ckpt-step00000010.h5" "$TMP/out" && [ "$(crc)" = "$WA
 else fail "crash mid-write: resume '$(crc)' vs '$WANT'"; cat "$TMP/out" >&2; fi
 
 # --- SIGUSR1 to one rank only; and twice (a longer run, signalled after its first epoch) ---
-run 2 --epochs 8
+# The run must still be going when the signal comes: 20 000 samples an epoch leave seconds after
+# epoch 1 (3 000 left ~0.2 s, and a loaded CI machine's poll + pgrep missed it), and rank 1's pid is
+# looked up before epoch 1 ends, so that only the kill itself follows the line.
+SIG=(--set data.limit_train=20000 --epochs 8 --set ckpt.every_epoch=false)
+run 2 "${SIG[@]}"
 WANT8=$(crc)
 for twice in 0 1; do
     rm -rf "$TMP/ck"
-    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train "${BASE[@]}" --epochs 8 --ckpt-dir "$TMP/ck" \
-        --set ckpt.every_epoch=false > "$TMP/out" 2>&1 &
+    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS $DT train "${BASE[@]}" "${SIG[@]}" --ckpt-dir "$TMP/ck" \
+        > "$TMP/out" 2>&1 &
     mpid=$!
-    for _ in $(seq 100); do grep -q '^epoch 1/8' "$TMP/out" && break; sleep 0.05; done
-    p=$(rank_pid "$mpid" 1)
+    p=
+    for _ in $(seq 200); do p=$(rank_pid "$mpid" 1); [ -n "$p" ] && break; sleep 0.05; done
+    for _ in $(seq 400); do grep -q '^epoch 1/8' "$TMP/out" && break; sleep 0.02; done
     if [ -n "$p" ]; then
         kill -USR1 "$p"
         [ $twice = 1 ] && sleep 0.01 && kill -USR1 "$p"
@@ -111,7 +116,7 @@ for twice in 0 1; do
     wait "$mpid"
     st=$?
     if [ $st -eq 0 ] && grep -q "stopped at step .* by SIGUSR1 (pre-emption signal): checkpoint written" "$TMP/out"; then
-        run 2 --epochs 8 --ckpt-dir "$TMP/ck" --set ckpt.every_epoch=false --resume auto
+        run 2 "${SIG[@]}" --ckpt-dir "$TMP/ck" --resume auto
         if [ "$(crc)" = "$WANT8" ]; then pass; else fail "SIGUSR1 (twice=$twice): resumed '$(crc)' != '$WANT8'"; fi
     elif grep -q '^final:' "$TMP/out"; then
         fail "SIGUSR1 (twice=$twice) arrived too late (run finished first)"
