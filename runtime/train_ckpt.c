@@ -18,6 +18,7 @@
 #include "dist.h"
 #include "kernels/conv_dnnl.h"
 #include "kernels/isa.h"
+#include "layers/conv.h"
 #include "xxh64.h"
 
 /* ---- checkpoints ---- */
@@ -218,6 +219,23 @@ static void io_unpack(dt_trainer *t)
 }
 
 /* rank 0: writes the checkpoint of this step (the table, the attributes), prunes old ones. */
+/* Which of the net's convolutions run on oneDNN, as the checkpoint records it: "0 of 3
+ * convolutions on oneDNN" or "7 of 8 convolutions on oneDNN 2.6.3" (its version matters only
+ * when some do); "no convolutions" for a net without. */
+static const char *conv_where(const dt_trainer *t, char *buf, size_t size)
+{
+    int convs = 0;
+    const int on = dt_conv_count_onednn(t->net, t->cfg->precision == DT_BF16, &convs);
+    char dn[64] = "oneDNN";
+    if (on)
+        dt_dnnl_describe(NULL, dn, (int)sizeof dn);
+    if (convs)
+        snprintf(buf, size, "%d of %d convolutions on %s", on, convs, dn);
+    else
+        snprintf(buf, size, "no convolutions");
+    return buf;
+}
+
 static int write_checkpoint(dt_trainer *t, const char *why)
 {
     const dt_config *cfg = t->cfg;
@@ -244,9 +262,9 @@ static int write_checkpoint(dt_trainer *t, const char *why)
     dt_ck_attrf(w, "step", "%lld", (long long)t->step);
     dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
     dt_ck_attr(w, "kernels_isa", dt_kern_get()->name);
-    char dn[64];
-    dt_ck_attrf(w, "kernels_conv", "%s (%s)", dt_dnnl_conv_backend_name(),
-                dt_dnnl_describe(NULL, dn, (int)sizeof dn));
+    char conv[96];
+    dt_ck_attrf(w, "kernels_conv", "%s: %s", dt_dnnl_conv_backend_name(),
+                conv_where(t, conv, sizeof conv));
     double t0 = dt_now();
     int rc = dt_ck_commit(w);
     t->last_ckpt = t->step;
@@ -456,6 +474,8 @@ static int try_load(dt_ck_reader *r, void *vctx)
     /* the kernels that wrote it (none before issue 12) */
     const char *isa = dt_ck_get_attr(r, "kernels_isa");
     snprintf(t->ckpt_isa, sizeof t->ckpt_isa, "%s", isa ? isa : "");
+    const char *conv = dt_ck_get_attr(r, "kernels_conv");
+    snprintf(t->ckpt_conv, sizeof t->ckpt_conv, "%s", conv ? conv : "");
     return DT_OK;
 }
 
@@ -534,6 +554,17 @@ int dt_train_resume(dt_trainer *t, int *resumed)
                          "note: the checkpoint was written with kernels %s, this run uses %s: "
                          "the continuation is not bitwise what an uninterrupted run on %s gives",
                          t->ckpt_isa, dt_kern_get()->name, t->ckpt_isa);
+    /* which convolutions ran on oneDNN (kernels.conv) changes the bits as the ISA does; the
+     * backend's name alone does not (auto and dtrain both keep lenet5's on dtrain's kernels) */
+    char conv[96];
+    const char *was = strstr(t->ckpt_conv, ": ");
+    if (t->rank == 0 && was && strcmp(was + 2, conv_where(t, conv, sizeof conv)) != 0)
+        dt_progress_note(&t->prog,
+                         "note: the checkpoint was written with %s (kernels.conv = "
+                         "%.*s), this run has %s (kernels.conv = %s): the continuation is not "
+                         "bitwise what an uninterrupted run gives",
+                         was + 2, (int)(was - t->ckpt_conv), t->ckpt_conv, conv,
+                         dt_dnnl_conv_backend_name());
     *resumed = 1;
     return DT_OK;
 }

@@ -67,9 +67,10 @@ typedef struct dt_trainer {
     FILE *out;           /* rank 0's progress stream (NULL on other ranks) */
     dt_progress prog;    /* what is printed on out (progress.h) */
     char resumed_from[4096];
-    char ckpt_isa[32]; /* rank 0: the kernels_isa of the checkpoint resumed from ("" if none) */
-    dt_state state;    /* the resumable-state table (state.h), registered at init */
-    struct {           /* items whose checkpoint form differs from the trainer's fields */
+    char ckpt_isa[32];  /* rank 0: the kernels_isa of the checkpoint resumed from ("" if none) */
+    char ckpt_conv[96]; /* rank 0: its kernels_conv ("" if none: before oneDNN's convolutions) */
+    dt_state state;     /* the resumable-state table (state.h), registered at init */
+    struct {            /* items whose checkpoint form differs from the trainer's fields */
         int64_t world, batch; /* train/world_size, train/batch_size */
         int64_t nhist;        /* rows of metrics/epochs */
         int64_t step_rows, epoch_rows;

@@ -9,7 +9,8 @@
 #     with auto, a masked CPU falls back to the best ISA it still runs;
 #   - 2 ranks asking for different ISAs (DTRAIN_KERNELS_ISA per rank) agree on the lower one and
 #     end bitwise where 2 ranks at that ISA end;
-#   - checkpoints record kernels_isa, dtrain inspect shows it, a resume on another ISA says so.
+#   - checkpoints record kernels_isa, dtrain inspect shows it, a resume on another ISA says so;
+#     likewise kernels_conv (which convolutions ran on oneDNN) and a resume with another set.
 # usage: sh tests/test_isa.sh [NP]
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -112,6 +113,32 @@ if runs "$other"; then
         pass "resume on $other notes the checkpoint's $isa once"
     else
         fail "resume on another ISA: no single note:"; cat "$TMP/ck2.out" >&2
+    fi
+fi
+# kernels.conv: which convolutions ran on oneDNN changes the bits as the ISA does (resnet20, where
+# auto keeps every layer on dtrain's kernels and onednn moves all of them)
+RB="$BASE --model resnet20 --set train.batch_size=16 --set train.max_steps=4 --set data.limit_test=64"
+run_dtrain 120 "$NP" train $RB --set kernels.conv=onednn --ckpt-dir "$TMP/ckc" \
+    --set train.stop_at_step=2 > "$TMP/ckc1.out" 2>&1
+ck=$(ls "$TMP"/ckc/*.h5 2>/dev/null | tail -n 1)
+$DT inspect "$ck" > "$TMP/inspect.out" 2>&1
+on=$(sed -n 's/^  kernels_conv  *onednn: \([0-9]*\) of 21 convolutions on oneDNN.*/\1/p' "$TMP/inspect.out")
+if [ -z "$on" ]; then
+    fail "no kernels_conv = onednn: N of 21 in dtrain inspect:"; cat "$TMP/ckc1.out" "$TMP/inspect.out" >&2
+elif [ "$on" = 0 ]; then
+    pass "checkpoint attribute kernels_conv (oneDNN runs none of resnet20's convolutions here)"
+else
+    cp -r "$TMP/ckc" "$TMP/ckc2"
+    run_dtrain 120 "$NP" train $RB --set kernels.conv=dtrain --ckpt-dir "$TMP/ckc" --resume auto \
+        > "$TMP/ckc2.out" 2>&1
+    run_dtrain 120 "$NP" train $RB --set kernels.conv=onednn --ckpt-dir "$TMP/ckc2" --resume auto \
+        > "$TMP/ckc3.out" 2>&1
+    if [ "$(grep -c "written with $on of 21 convolutions on oneDNN [0-9.]* (kernels.conv = onednn), this run has 0 of 21 convolutions on oneDNN (kernels.conv = dtrain)" "$TMP/ckc2.out")" -eq 1 ] &&
+        grep -q '^final:' "$TMP/ckc2.out" && grep -q '^final:' "$TMP/ckc3.out" &&
+        ! grep -q '^note: .*convolutions' "$TMP/ckc3.out"; then
+        pass "kernels_conv = onednn: $on of 21 in inspect; a resume with kernels.conv = dtrain notes it once, with onednn not"
+    else
+        fail "resume with another kernels.conv:"; cat "$TMP/ckc2.out" "$TMP/ckc3.out" >&2
     fi
 fi
 # eval agrees too (an explicit ISA on top of the checkpoint's configuration)
