@@ -218,7 +218,6 @@ static void io_unpack(dt_trainer *t)
     t->batch = (int)(t->io.batch * t->io.world / t->world);
 }
 
-/* rank 0: writes the checkpoint of this step (the table, the attributes), prunes old ones. */
 /* Which of the net's convolutions run on oneDNN, as the checkpoint records it: "0 of 3
  * convolutions on oneDNN" or "7 of 8 convolutions on oneDNN 2.6.3" (its version matters only
  * when some do); "no convolutions" for a net without. */
@@ -236,6 +235,7 @@ static const char *conv_where(const dt_trainer *t, char *buf, size_t size)
     return buf;
 }
 
+/* rank 0: writes the checkpoint of this step (the table, the attributes), prunes old ones. */
 static int write_checkpoint(dt_trainer *t, const char *why)
 {
     const dt_config *cfg = t->cfg;
