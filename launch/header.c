@@ -11,9 +11,9 @@
 #include "dist.h"
 #include "kernels/conv_dnnl.h"
 #include "kernels/isa.h"
+#include "kernels/tpool.h"
 #include "layers/conv.h"
 #include "lowp.h"
-#include "kernels/tpool.h"
 #include "lrauto.h"
 #include "optim.h"
 #include "sched.h"
@@ -33,13 +33,10 @@ void dt_print_run_header(const dt_config *cfg, const dt_net *net, const dt_datas
                  cpus);
     fprintf(f, "# dtrain %s: %d rank%s x %d thread%s%s, global batch %d\n", DT_VERSION, world,
             world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", bound, cfg->batch_size * world);
-    char kern[96], dn[64];
+    char kern[96], conv[96];
     fprintf(f, "# kernels: %s", dt_kern_describe(dt_kern_get(), kern, (int)sizeof kern));
-    int convs = 0;
-    const int on = dt_conv_count_onednn(net, cfg->precision == DT_BF16, &convs);
-    if (convs)
-        fprintf(f, "; convolutions: %d of %d on %s (kernels.conv = %s)", on, convs,
-                dt_dnnl_describe(NULL, dn, (int)sizeof dn), dt_dnnl_conv_backend_name());
+    if (dt_conv_where(net, cfg->precision == DT_BF16, conv, sizeof conv))
+        fprintf(f, "; %s (kernels.conv = %s)", conv, dt_dnnl_conv_backend_name());
     fprintf(f, "\n");
     if (dt_dist_thread_note())
         fprintf(f, "# %s\n", dt_dist_thread_note());

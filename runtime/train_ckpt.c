@@ -218,23 +218,6 @@ static void io_unpack(dt_trainer *t)
     t->batch = (int)(t->io.batch * t->io.world / t->world);
 }
 
-/* Which of the net's convolutions run on oneDNN, as the checkpoint records it: "0 of 3
- * convolutions on oneDNN" or "7 of 8 convolutions on oneDNN 2.6.3" (its version matters only
- * when some do); "no convolutions" for a net without. */
-static const char *conv_where(const dt_trainer *t, char *buf, size_t size)
-{
-    int convs = 0;
-    const int on = dt_conv_count_onednn(t->net, t->cfg->precision == DT_BF16, &convs);
-    char dn[64] = "oneDNN";
-    if (on)
-        dt_dnnl_describe(NULL, dn, (int)sizeof dn);
-    if (convs)
-        snprintf(buf, size, "%d of %d convolutions on %s", on, convs, dn);
-    else
-        snprintf(buf, size, "no convolutions");
-    return buf;
-}
-
 /* rank 0: writes the checkpoint of this step (the table, the attributes), prunes old ones. */
 static int write_checkpoint(dt_trainer *t, const char *why)
 {
@@ -263,8 +246,8 @@ static int write_checkpoint(dt_trainer *t, const char *why)
     dt_ck_attrf(w, "epochs_done", "%lld", (long long)t->epoch);
     dt_ck_attr(w, "kernels_isa", dt_kern_get()->name);
     char conv[96];
-    dt_ck_attrf(w, "kernels_conv", "%s: %s", dt_dnnl_conv_backend_name(),
-                conv_where(t, conv, sizeof conv));
+    dt_conv_where(t->net, cfg->precision == DT_BF16, conv, sizeof conv);
+    dt_ck_attrf(w, "kernels_conv", "%s: %s", dt_dnnl_conv_backend_name(), conv);
     double t0 = dt_now();
     int rc = dt_ck_commit(w);
     t->last_ckpt = t->step;
@@ -558,7 +541,8 @@ int dt_train_resume(dt_trainer *t, int *resumed)
      * backend's name alone does not (auto and dtrain both keep lenet5's on dtrain's kernels) */
     char conv[96];
     const char *was = strstr(t->ckpt_conv, ": ");
-    if (t->rank == 0 && was && strcmp(was + 2, conv_where(t, conv, sizeof conv)) != 0)
+    dt_conv_where(t->net, t->cfg->precision == DT_BF16, conv, sizeof conv);
+    if (t->rank == 0 && was && strcmp(was + 2, conv) != 0)
         dt_progress_note(&t->prog,
                          "note: the checkpoint was written with %s (kernels.conv = "
                          "%.*s), this run has %s (kernels.conv = %s): the continuation is not "

@@ -120,7 +120,7 @@ int main(void)
     dt_mt_seed(&rng, 20261203);
     const dt_kern *k = dt_kern_get();
     char d[96];
-    printf("test_conv_dnnl: %s, kernel table %s\n", dt_dnnl_describe(NULL, d, sizeof d), k->name);
+    printf("test_conv_dnnl: %s, kernel table %s\n", dt_dnnl_describe(d, sizeof d), k->name);
     static const shape shapes[] = {
         {37, 64, 8, 8, 32, 3, 1, 1, 1},  /* a full chunk and a tail of 5 */
         {5, 16, 9, 9, 24, 3, 2, 1, 0},   /* under one chunk, stride 2 */

@@ -112,7 +112,6 @@ struct dt_dnnl_conv {
     dnnl_engine_t eng;
     dnnl_primitive_attr_t attr;
     set *sets[MAXSETS];
-    char impl[64]; /* the forward's kernel */
 };
 
 /* What every oneDNN conv shares, since layers run one at a time: each pool thread's arena (its
@@ -207,11 +206,6 @@ static set *set_new(dt_dnnl_conv *c, int n)
         goto out;
     s = dt_xcalloc(1, sizeof *s);
     s->n = n;
-    if (!c->impl[0]) {
-        const char *impl = NULL;
-        dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &impl);
-        snprintf(c->impl, sizeof c->impl, "%s", impl ? impl : "?");
-    }
     make_prim(&s->pr[P_FWD], fpd);
     make_prim(&s->pr[P_BD], bdpd);
     make_prim(&s->pr[P_BW], bwpd);
@@ -616,12 +610,9 @@ void dt_dnnl_conv_backward(dt_dnnl_conv *c, float *dinp, float *dweight, float *
     dt_tpool_run((int)((stride + SUM_PART - 1) / SUM_PART), sum_chunk, &sj);
 }
 
-const char *dt_dnnl_describe(const dt_dnnl_conv *c, char *buf, int size)
+const char *dt_dnnl_describe(char *buf, int size)
 {
     const dnnl_version_t *v = dnnl_version();
-    if (c && c->impl[0])
-        snprintf(buf, (size_t)size, "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, c->impl);
-    else
-        snprintf(buf, (size_t)size, "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
+    snprintf(buf, (size_t)size, "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
     return buf;
 }

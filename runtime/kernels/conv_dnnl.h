@@ -10,10 +10,11 @@
  * one oneDNN call on one thread (OpenMP held to 1 thread there); the weight and bias gradients
  * are one float32 partial per chunk, summed in chunk order. So the result does not depend on the
  * thread count, bitwise; it depends on oneDNN's kernel, which oneDNN picks by CPU (capped at the
- * ISA the ranks agreed on, dt_dnnl_cap): the same bits for a given CPU and ISA, not across CPUs.
+ * ISA the ranks agreed on, dt_dnnl_conv_set): the same bits for a given CPU and ISA, not across
+ * CPUs.
  *
  * kernels.conv (config) = auto | dtrain | onednn picks the backend (dt_dnnl_conv_set); auto uses
- * oneDNN where dt_dnnl_conv_auto says. Shapes and conventions: layer_kernels.h's conv2d.
+ * oneDNN where dt_dnnl_conv_wanted says. Shapes and conventions: layer_kernels.h's conv2d.
  */
 #ifndef DT_KERNELS_CONV_DNNL_H
 #define DT_KERNELS_CONV_DNNL_H
@@ -55,8 +56,7 @@ void dt_dnnl_conv_forward(dt_dnnl_conv *c, float *out, const float *inp, const f
 void dt_dnnl_conv_backward(dt_dnnl_conv *c, float *dinp, float *dweight, float *dbias,
                            const float *dout, const float *inp, const float *weight, int N,
                            int accum);
-/* "oneDNN 2.6.3 (jit_bf16:avx512_core_bf16)": the library and the kernel of c (c NULL: the library
- * only), for run headers. Returns buf. */
-const char *dt_dnnl_describe(const dt_dnnl_conv *c, char *buf, int size);
+/* "oneDNN 2.6.3": the library's version, for run headers and checkpoints. Returns buf. */
+const char *dt_dnnl_describe(char *buf, int size);
 
 #endif

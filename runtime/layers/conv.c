@@ -8,6 +8,7 @@
 #include "conv.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common.h"
@@ -248,7 +249,7 @@ int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)
     return 1;
 }
 
-int dt_conv_count_onednn(const dt_net *net, int bf16, int *convs)
+int dt_conv_where(const dt_net *net, int bf16, char *buf, size_t size)
 {
     int n = 0, on = 0;
     for (int i = 0; i < net->nlayers; i++) {
@@ -260,6 +261,12 @@ int dt_conv_count_onednn(const dt_net *net, int bf16, int *convs)
         on += !p->pool &&
               dt_dnnl_conv_wanted(l->in_c, p->k, p->k, bf16, own_ok(l, bf16, net->max_batch));
     }
-    *convs = n;
-    return on;
+    char dn[64] = "oneDNN"; /* its version matters only where it runs */
+    if (on)
+        dt_dnnl_describe(dn, (int)sizeof dn);
+    if (n)
+        snprintf(buf, size, "%d of %d convolutions on %s", on, n, dn);
+    else
+        snprintf(buf, size, "no convolutions");
+    return n;
 }
