@@ -100,6 +100,10 @@ typedef struct dt_layer_ops {
      * group's) already rounded to bf16, bitwise as dt_net_act_made would round it (which then
      * only stores the bf16 copy, where a backward reads it); NULL or 0: it does not. */
     int (*rounds_out)(const dt_layer *l, const dt_net *net);
+    /* bf16 activations: 1 when this step's backward (its fused group's) reads stored activation
+     * k (a layer index) from its bf16 copy (dt_net_act_copy, net_act.h) or not at all, so that
+     * dt_net_act_fetch need not widen it into its float32 slot; NULL or 0: it reads the slot. */
+    int (*bwd_skips)(const dt_layer *l, const dt_net *net, int N, int k);
 } dt_layer_ops;
 enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 

@@ -254,9 +254,10 @@ void dt_net_act_fetch(dt_net *net, int i, int N)
     struct dt_net_act *A = net->act;
     int a[TOUCH_MAX];
     const int m = backward_reads(net, i, a);
+    const dt_layer *l = &net->layers[i];
     for (int t = 0; t < m; t++) {
         const int k = a[t], s = A->slot[k];
-        if (A->holder[s] == k)
+        if (A->holder[s] == k || (l->ops->bwd_skips && l->ops->bwd_skips(l, net, N, k)))
             continue;
         conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
         dt_tpool_for((long)N * (long)net->layers[k].out_size, 1L << 14, 16, load_range, &j);
@@ -274,6 +275,15 @@ void dt_net_act_check(const dt_net *net, int i)
         /* an input made earlier in this forward is still in its slot */
         DT_ASSERT(k >= i || A->holder[A->slot[k]] == k);
     }
+}
+
+uint16_t *dt_net_act_copy(const dt_net *net, int i)
+{
+    const struct dt_net_act *A = net->act;
+    const int k = owner(net, i);
+    if (!A || k < 0 || !A->copy[k])
+        return NULL;
+    return A->h + A->h_off[k];
 }
 
 size_t dt_net_act_slot_floats(const dt_net *net) { return net->act ? net->act->nslot : 0; }

@@ -31,6 +31,7 @@
 #define DT_NET_ACT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "layer.h"
 
@@ -46,8 +47,14 @@ void dt_net_act_free(dt_net *net);
 void dt_net_act_made(dt_net *net, int i, int N, int train);
 /* Before the backward of layer i (not fused): brings every activation its backward reads (what
  * its kind's bwd_reads says, else all it touches) back into its slot (from the bf16 copy) when
- * the slot holds another one. */
+ * the slot holds another one, but those its kind's bwd_skips says it reads from the copy itself
+ * (dt_net_act_copy) or not at all. */
 void dt_net_act_fetch(dt_net *net, int i, int N);
+/* The bf16 copy of the activation layer i's output is (aliases followed; the same pointer for
+ * every layer that shows it), as a backward may read it in place of the float32 slot; NULL when
+ * it has none (float32 or fp16 training, i < 0: the net's input, not read by a backward). Its
+ * values are those of the last training forward. */
+uint16_t *dt_net_act_copy(const dt_net *net, int i);
 /* Before the forward of layer i (not fused): asserts that the activations it reads are in their
  * slots (the plan's invariant; a broken one would feed a layer another layer's values). */
 void dt_net_act_check(const dt_net *net, int i);

@@ -155,6 +155,44 @@ typedef struct {
 
 /* the fused kernels on isa k, and their check against the unfused one (r->out rounded to bf16,
  * as the separate layers of a bf16 net read it; same ISA) */
+/* The backward reading its input from a bf16 copy (inp16, net_act.h) is bitwise the backward on
+ * the float values that copy widens to (what dt_net_act_fetch gave it before): plain, and with
+ * code the fused pool's. */
+static void check_copy_input(const struct dt_kbf16conv *k, const dt_bc_plan *q, const inputs *in,
+                             const float *dy, const int32_t *code, float *ws, const char *isa)
+{
+    const dims *d = &in->d;
+    const size_t ni = (size_t)d->N * d->C * d->H * d->W;
+    const size_t nw = (size_t)d->OC * d->C * d->KH * d->KW;
+    uint16_t *xh = dt_xmalloc(ni, sizeof *xh);
+    float *xw = dt_xmalloc(ni, sizeof *xw), *r[2][3];
+    for (size_t i = 0; i < ni; i++) {
+        const float v = dt_round_bf16_1(in->x[i]);
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        xh[i] = (uint16_t)(u >> 16);
+        u &= 0xffff0000u;
+        memcpy(&xw[i], &u, 4);
+    }
+    for (int h = 0; h < 2; h++) {
+        r[h][0] = dt_xmalloc(ni, 4), r[h][1] = dt_xmalloc(nw, 4);
+        r[h][2] = dt_xmalloc((size_t)d->OC, 4);
+        memcpy(r[h][0], in->dx0, ni * 4);
+        k->backward(q, r[h][0], r[h][1], r[h][2], dy, code, h ? NULL : xw, h ? xh : NULL, in->w,
+                    d->N, 1, ws);
+    }
+    const int same = memcmp(r[0][0], r[1][0], ni * 4) == 0 &&
+                     memcmp(r[0][1], r[1][1], nw * 4) == 0 &&
+                     memcmp(r[0][2], r[1][2], (size_t)d->OC * 4) == 0;
+    CHECK(same);
+    if (!same)
+        fprintf(stderr, "  %s: backward%s from the bf16 copy differs from the widened floats\n",
+                isa, code ? " (fused)" : "");
+    for (int h = 0; h < 2; h++)
+        free(r[h][0]), free(r[h][1]), free(r[h][2]);
+    free(xh), free(xw);
+}
+
 static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const inputs *in,
                       results *r, float *ws, const char *isa)
 {
@@ -177,11 +215,12 @@ static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const i
     dt_maxpool_forward(pool, am, relu, d->N, d->OC, d->OH, d->OW, 2, 2, 0);
     CHECK(memcmp(pool, r->pout, np * sizeof *pool) == 0);
     memcpy(r->pdx, in->dx0, ni * sizeof *dx);
-    k->backward(q, r->pdx, r->pdw, r->pdb, in->dp, code, in->x, in->w, d->N, 1, ws);
+    k->backward(q, r->pdx, r->pdw, r->pdb, in->dp, code, in->x, NULL, in->w, d->N, 1, ws);
+    check_copy_input(k, q, in, in->dp, code, ws, isa);
     dt_maxpool_backward(dy, in->dp, am, d->N, d->OC, d->OH, d->OW, d->OH / 2, d->OW / 2, 0);
     dt_relu_backward(dy2, dy, relu, (long)no, 0, 0);
     memcpy(dx, in->dx0, ni * sizeof *dx);
-    k->backward(q, dx, dw, db, dy2, NULL, in->x, in->w, d->N, 1, ws);
+    k->backward(q, dx, dw, db, dy2, NULL, in->x, NULL, in->w, d->N, 1, ws);
     const int same = memcmp(dx, r->pdx, ni * sizeof *dx) == 0 &&
                      memcmp(dw, r->pdw, nw * sizeof *dw) == 0 &&
                      memcmp(db, r->pdb, (size_t)d->OC * sizeof *db) == 0;
@@ -208,13 +247,15 @@ static void run_isa(const struct dt_kbf16conv *k, const inputs *in, results *r, 
     r->dx1 = dt_xmalloc(ni, sizeof *r->dx1), r->dw = dt_xmalloc(nw, sizeof *r->dw);
     r->db = dt_xmalloc((size_t)d->OC, sizeof *r->db);
     k->forward(&q, r->out, NULL, in->x, in->w, in->b, d->N, ws);
-    k->backward(&q, r->dx, r->dw, r->db, in->dy, NULL, in->x, in->w, d->N, 0, ws);
+    k->backward(&q, r->dx, r->dw, r->db, in->dy, NULL, in->x, NULL, in->w, d->N, 0, ws);
+    check_copy_input(k, &q, in, in->dy, NULL, ws, isa);
     float *dw = dt_xmalloc(nw, sizeof *dw), *db = dt_xmalloc((size_t)d->OC, sizeof *db);
     memcpy(r->dx1, in->dx0, ni * sizeof *r->dx1);
-    k->backward(&q, r->dx1, dw, db, in->dy, NULL, in->x, in->w, d->N, 1, ws);
+    k->backward(&q, r->dx1, dw, db, in->dy, NULL, in->x, NULL, in->w, d->N, 1, ws);
     CHECK(memcmp(dw, r->dw, nw * sizeof *dw) == 0 &&
           memcmp(db, r->db, (size_t)d->OC * sizeof *db) == 0);
-    k->backward(&q, NULL, dw, NULL, in->dy, NULL, in->x, in->w, d->N, 0, ws); /* a first layer */
+    k->backward(&q, NULL, dw, NULL, in->dy, NULL, in->x, NULL, in->w, d->N, 0,
+                ws); /* a first layer */
     CHECK(memcmp(dw, r->dw, nw * sizeof *dw) == 0);
     if (pool && d->OH >= 2 && d->OW >= 2)
         run_fused(k, &q, in, r, ws, isa);

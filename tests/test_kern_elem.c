@@ -404,6 +404,57 @@ static void test_rounded_reads(const dt_kern *k, int HW)
     free(x), free(dy), free(dyr), free(ro), free(out), free(ref);
 }
 
+/* The entries that read stored activations from their bf16 copies (kernels/elem.h: _h; net_act.h)
+ * are bitwise the float entries on the copies' values widened (what dt_net_act_fetch wrote into
+ * the float32 slot): x and the ReLU output as bf16 values of every class the rounding makes
+ * (zeros, -0, a NaN, infinities), with and without the fused ReLU, rnd 0 and 1, accum 0 and 1. */
+static void test_copy_reads(const dt_kern *k, int HW)
+{
+    const size_t total = (size_t)BN_N * BN_C * HW;
+    float *x = dt_xmalloc(total, 4), *dy = dt_xmalloc(total, 4), *ro = dt_xmalloc(total, 4);
+    float *out = dt_xmalloc(total, 4), *ref = dt_xmalloc(total, 4);
+    uint16_t *xh = dt_xmalloc(total, 2), *roh = dt_xmalloc(total, 2);
+    fill(x, (long)total, 1);
+    fill(dy, (long)total, 0);
+    fill_ro(ro, total);
+    for (size_t i = 0; i < total; i++) { /* the copies, and what widening them gives */
+        const float xr = dt_round_bf16_1(x[i]), rr = dt_round_bf16_1(ro[i]);
+        uint32_t u, v;
+        memcpy(&u, &xr, 4), memcpy(&v, &rr, 4);
+        xh[i] = (uint16_t)(u >> 16), roh[i] = (uint16_t)(v >> 16);
+        u &= 0xffff0000u, v &= 0xffff0000u;
+        memcpy(&x[i], &u, 4), memcpy(&ro[i], &v, 4);
+    }
+    const long n = (long)total;
+    for (int rnd = 0; rnd < 2; rnd++) {
+        for (int accum = 0; accum < 2; accum++) {
+            fill(out, n, 1);
+            memcpy(ref, out, total * 4);
+            k->elem->relu_backward_h(out, dy, roh, n, accum, rnd);
+            k->elem->relu_backward(ref, dy, ro, n, accum, rnd);
+            check_same(out, ref, total * 4, "relu_backward_h", k, HW);
+        }
+        for (int relu = 0; relu < 2; relu++) {
+            double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
+            k->elem->bn_dots_h(s, s2, dy, xh, relu ? roh : NULL, BN_N, BN_C, HW, 0, BN_C, rnd);
+            k->elem->bn_dots(rs, rs2, dy, x, relu ? ro : NULL, BN_N, BN_C, HW, 0, BN_C, rnd);
+            check_same(s, rs, sizeof s, "bn_dots_h", k, HW);
+            check_same(s2, rs2, sizeof s2, "bn_dots_h (products)", k, HW);
+            for (int accum = 0; accum < 2; accum++)
+                for (int c = 0; c < BN_C; c += BN_C - 1) {
+                    fill(out, n, 0);
+                    memcpy(ref, out, total * 4);
+                    k->elem->bn_backward_h(out, dy, xh, relu ? roh : NULL, BN_N, BN_C, HW, c, 0.75f,
+                                           0.0625f, 0.25f, 0.3f, accum, rnd);
+                    k->elem->bn_backward(ref, dy, x, relu ? ro : NULL, BN_N, BN_C, HW, c, 0.75f,
+                                         0.0625f, 0.25f, 0.3f, accum, rnd);
+                    check_same(out, ref, total * 4, "bn_backward_h", k, HW);
+                }
+        }
+    }
+    free(x), free(dy), free(ro), free(out), free(ref), free(xh), free(roh);
+}
+
 /* norm_u8 (the batch gather's normalization): bitwise the scalar expression of
  * dt_dataset_set_norm's table, every byte value, lengths with tails, MNIST's and CIFAR's
  * statistics, the identity and a zero std (infinities and NaN alike) */
@@ -657,6 +708,7 @@ int main(void)
                 test_bn(k, (int)lens[l]);
                 test_bn_relu(k, (int)lens[l]);
                 test_rounded_reads(k, (int)lens[l]);
+                test_copy_reads(k, (int)lens[l]);
             }
         }
     }

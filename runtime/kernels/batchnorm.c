@@ -45,7 +45,10 @@ typedef struct {
     float *out, *save_mean, *save_invstd, *running_mean, *running_var;
     const float *inp, *dout, *weight, *bias, *mean, *var;
     const float *ro; /* a fused ReLU's output (backward), NULL: none */
-    int flags;       /* the forward's DT_BN_RELU, DT_BN_ROUND (layer_kernels.h) */
+    /* the backward's inp and ro read from their bf16 copies (h: inp16, and ro16 for ro) */
+    const uint16_t *inp16, *ro16;
+    int h;
+    int flags; /* the forward's DT_BN_RELU, DT_BN_ROUND (layer_kernels.h) */
     double *sum, *sumsq;
     const double *gsum, *gsumsq;
     double count;
@@ -167,8 +170,12 @@ static void img_part(void *arg, long n0, long n1)
         switch (j->kind) {
         case BN_STATS: k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C); break;
         case BN_DOTS:
-            k->bn_dots(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, 1, C, HW,
-                       0, C, j->rnd);
+            if (j->h)
+                k->bn_dots_h(ps, pss, j->dout + off, j->inp16 + off, j->ro16 ? j->ro16 + off : NULL,
+                             1, C, HW, 0, C, j->rnd);
+            else
+                k->bn_dots(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, 1, C,
+                           HW, 0, C, j->rnd);
             break;
         case BN_TRAIN:
         case BN_EVAL:
@@ -178,9 +185,15 @@ static void img_part(void *arg, long n0, long n1)
             break;
         default:
             for (int c = 0; c < C; c++)
-                k->bn_backward(j->out + off, j->dout + off, j->inp + off,
-                               j->ro ? j->ro + off : NULL, 1, C, HW, c, chan_k[c], chan_k[C + c],
-                               j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
+                if (j->h)
+                    k->bn_backward_h(j->out + off, j->dout + off, j->inp16 + off,
+                                     j->ro16 ? j->ro16 + off : NULL, 1, C, HW, c, chan_k[c],
+                                     chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum,
+                                     j->rnd);
+                else
+                    k->bn_backward(j->out + off, j->dout + off, j->inp + off,
+                                   j->ro ? j->ro + off : NULL, 1, C, HW, c, chan_k[c],
+                                   chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
             break;
         }
     }
@@ -228,7 +241,11 @@ static void bn_channels(const bn_job *j, int c0, int c1)
     switch (j->kind) {
     case BN_STATS: k->bn_sums(j->sum, j->sumsq, j->inp, j->N, j->C, j->HW, c0, c1); break;
     case BN_DOTS:
-        k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c0, c1, j->rnd);
+        if (j->h)
+            k->bn_dots_h(j->sum, j->sumsq, j->dout, j->inp16, j->ro16, j->N, j->C, j->HW, c0, c1,
+                         j->rnd);
+        else
+            k->bn_dots(j->sum, j->sumsq, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c0, c1, j->rnd);
         for (int c = c0; c < c1; c++) {
             /* sum dy * (x - mean) * invstd = (sum dy * x - mean * sum dy) * invstd */
             const double s = j->sum[c], sxy = j->sumsq[c];
@@ -247,8 +264,12 @@ static void bn_channels(const bn_job *j, int c0, int c1)
         for (int c = c0; c < c1; c++) {
             float kc, mean_dy, slope;
             channel_constants(j, c, &kc, &mean_dy, &slope);
-            k->bn_backward(j->out, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c, kc, mean_dy,
-                           j->mean[c], slope, j->accum, j->rnd);
+            if (j->h)
+                k->bn_backward_h(j->out, j->dout, j->inp16, j->ro16, j->N, j->C, j->HW, c, kc,
+                                 mean_dy, j->mean[c], slope, j->accum, j->rnd);
+            else
+                k->bn_backward(j->out, j->dout, j->inp, j->ro, j->N, j->C, j->HW, c, kc, mean_dy,
+                               j->mean[c], slope, j->accum, j->rnd);
         }
         break;
     }
@@ -304,14 +325,19 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
     bn_run(&j);
 }
 
-void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
-                           const float *save_mean, const float *save_invstd, int N, int C, int HW,
-                           const float *relu_out, int rnd)
+/* dt_bn_backward_reduce's job: inp and relu_out as floats, or (h) their bf16 copies */
+static void backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout,
+                            const float *inp, const uint16_t *inp16, const float *save_mean,
+                            const float *save_invstd, int N, int C, int HW, const float *relu_out,
+                            const uint16_t *relu_out16, int h, int rnd)
 {
     bn_shape(N, C, HW);
     /* sum_dy_xhat first holds sum dy * x */
     bn_job j = {.kind = BN_DOTS,
                 .ro = relu_out,
+                .inp16 = inp16,
+                .ro16 = relu_out16,
+                .h = h,
                 .rnd = rnd,
                 .sum = sum_dy,
                 .sumsq = sum_dy_xhat,
@@ -325,11 +351,30 @@ void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dou
     bn_run(&j);
 }
 
-void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                    const float *save_mean, const float *save_invstd, const float *weight,
-                    const double *local_sum_dy, const double *local_sum_dy_xhat,
-                    const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out, int rnd)
+void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
+                           const float *save_mean, const float *save_invstd, int N, int C, int HW,
+                           const float *relu_out, int rnd)
+{
+    backward_reduce(sum_dy, sum_dy_xhat, dout, inp, NULL, save_mean, save_invstd, N, C, HW,
+                    relu_out, NULL, 0, rnd);
+}
+
+void dt_bn_backward_reduce_h(double *sum_dy, double *sum_dy_xhat, const float *dout,
+                             const uint16_t *inp, const float *save_mean, const float *save_invstd,
+                             int N, int C, int HW, const uint16_t *relu_out, int rnd)
+{
+    backward_reduce(sum_dy, sum_dy_xhat, dout, NULL, inp, save_mean, save_invstd, N, C, HW, NULL,
+                    relu_out, 1, rnd);
+}
+
+/* dt_bn_backward's work: inp and relu_out as floats, or (h) their bf16 copies */
+static void backward_elemt(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const uint16_t *inp16, const float *save_mean,
+                           const float *save_invstd, const float *weight,
+                           const double *local_sum_dy, const double *local_sum_dy_xhat,
+                           const double *global_sum_dy, const double *global_sum_dy_xhat,
+                           double count, int N, int C, int HW, int accum, const float *relu_out,
+                           const uint16_t *relu_out16, int h, int rnd)
 {
     bn_shape(N, C, HW);
     for (int c = 0; c < C; c++) {
@@ -343,6 +388,9 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
     DT_ASSERT(count > 0.0);
     bn_job j = {.kind = BN_BACK,
                 .ro = relu_out,
+                .inp16 = inp16,
+                .ro16 = relu_out16,
+                .h = h,
                 .out = dinp,
                 .dout = dout,
                 .inp = inp,
@@ -358,4 +406,27 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                 .accum = accum,
                 .rnd = rnd};
     bn_run(&j);
+}
+
+void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                    const float *save_mean, const float *save_invstd, const float *weight,
+                    const double *local_sum_dy, const double *local_sum_dy_xhat,
+                    const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd)
+{
+    backward_elemt(dinp, dweight, dbias, dout, inp, NULL, save_mean, save_invstd, weight,
+                   local_sum_dy, local_sum_dy_xhat, global_sum_dy, global_sum_dy_xhat, count, N, C,
+                   HW, accum, relu_out, NULL, 0, rnd);
+}
+
+void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *dout,
+                      const uint16_t *inp, const float *save_mean, const float *save_invstd,
+                      const float *weight, const double *local_sum_dy,
+                      const double *local_sum_dy_xhat, const double *global_sum_dy,
+                      const double *global_sum_dy_xhat, double count, int N, int C, int HW,
+                      int accum, const uint16_t *relu_out, int rnd)
+{
+    backward_elemt(dinp, dweight, dbias, dout, NULL, inp, save_mean, save_invstd, weight,
+                   local_sum_dy, local_sum_dy_xhat, global_sum_dy, global_sum_dy_xhat, count, N, C,
+                   HW, accum, NULL, relu_out, 1, rnd);
 }

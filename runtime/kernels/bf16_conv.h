@@ -80,9 +80,11 @@ struct dt_kbf16conv {
     void (*plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
     void (*forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
                     const float *weight, const float *bias, int N, float *ws);
+    /* inp16 not NULL: the input read from its bf16 copy (net_act.h) instead of inp (NULL then):
+     * the same bits */
     void (*backward)(const dt_bc_plan *q, float *dinp, float *dweight, float *dbias,
-                     const float *dout, const int32_t *code, const float *inp, const float *weight,
-                     int N, int accum, float *ws);
+                     const float *dout, const int32_t *code, const float *inp,
+                     const uint16_t *inp16, const float *weight, int N, int accum, float *ws);
 };
 extern const struct dt_kbf16conv dt_kbf16conv_generic, dt_kbf16conv_avx2, dt_kbf16conv_avx2w16,
     dt_kbf16conv_avx512, dt_kbf16conv_avx512bf16;

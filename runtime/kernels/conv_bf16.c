@@ -76,14 +76,15 @@ void dt_bf16conv_forward(float *out, const float *inp, const float *weight, cons
 }
 
 void dt_bf16conv_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *weight, int N, int C, int H, int W, int OC,
-                          int KH, int KW, int stride, int pad, int accum, int round_dout, float *ws)
+                          const float *inp, const uint16_t *inp16, const float *weight, int N,
+                          int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
+                          int accum, int round_dout, float *ws)
 {
     dt_bc_plan q;
     const struct dt_kbf16conv *t = plan(&q, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(t);
     q.round_dout = round_dout;
-    t->backward(&q, dinp, dweight, dbias, dout, NULL, inp, weight, N, accum, ws);
+    t->backward(&q, dinp, dweight, dbias, dout, NULL, inp, inp16, weight, N, accum, ws);
 }
 
 void dt_bf16conv_relu_pool2_forward(float *pout, int32_t *code, const float *inp,
@@ -97,13 +98,14 @@ void dt_bf16conv_relu_pool2_forward(float *pout, int32_t *code, const float *inp
 }
 
 void dt_bf16conv_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
-                                     const int32_t *code, const float *inp, const float *weight,
-                                     int N, int C, int H, int W, int OC, int KH, int KW, int stride,
-                                     int pad, int accum, int round_dout, float *ws)
+                                     const int32_t *code, const float *inp, const uint16_t *inp16,
+                                     const float *weight, int N, int C, int H, int W, int OC,
+                                     int KH, int KW, int stride, int pad, int accum, int round_dout,
+                                     float *ws)
 {
     dt_bc_plan q;
     const struct dt_kbf16conv *t = plan(&q, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(t && q.PP >= 1 && code);
     q.round_dout = round_dout;
-    t->backward(&q, dinp, dweight, dbias, dpout, code, inp, weight, N, accum, ws);
+    t->backward(&q, dinp, dweight, dbias, dpout, code, inp, inp16, weight, N, accum, ws);
 }

@@ -32,19 +32,21 @@ void dt_bf16conv_forward(float *out, const float *inp, const float *weight, cons
  * (dweight and dbias: fp32 per image, then in double, image n in slot n % 16, the slots summed
  * pairwise). dinp and dbias may be NULL. round_dout: dout is taken rounded to bf16 as
  * dt_round_bf16 rounds it (dbias the sum of the rounded values; dout itself is not written), so
- * that a caller need not round it first. */
+ * that a caller need not round it first. inp16 not NULL: the input read from its bf16 copy
+ * (bf16 activations, net_act.h) in place of inp (then NULL), the same bits. */
 void dt_bf16conv_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *weight, int N, int C, int H, int W, int OC,
-                          int KH, int KW, int stride, int pad, int accum, int round_dout,
-                          float *ws);
+                          const float *inp, const uint16_t *inp16, const float *weight, int N,
+                          int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
+                          int accum, int round_dout, float *ws);
 /* dt_conv2d_relu_pool2_forward / _backward in bf16 (the conv as above, ReLU and the pool in
  * fp32, code as there but in this table's lanes layout: dt_bf16conv_code_size). OH, OW >= 2. */
 void dt_bf16conv_relu_pool2_forward(float *pout, int32_t *code, const float *inp,
                                     const float *weight, const float *bias, int N, int C, int H,
                                     int W, int OC, int KH, int KW, int stride, int pad, float *ws);
 void dt_bf16conv_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
-                                     const int32_t *code, const float *inp, const float *weight,
-                                     int N, int C, int H, int W, int OC, int KH, int KW, int stride,
-                                     int pad, int accum, int round_dout, float *ws);
+                                     const int32_t *code, const float *inp, const uint16_t *inp16,
+                                     const float *weight, int N, int C, int H, int W, int OC,
+                                     int KH, int KW, int stride, int pad, int accum, int round_dout,
+                                     float *ws);
 
 #endif

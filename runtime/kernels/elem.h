@@ -36,6 +36,10 @@ struct dt_kelem {
     /* dinp (=|+=) out > 0 ? dout : 0 */
     void (*relu_backward)(float *dinp, const float *dout, const float *out, long n, int accum,
                           int rnd);
+    /* the same with out read from its bf16 copy (net_act.h): the bits relu_backward gives on
+     * out's float32 values (the copy widened) */
+    void (*relu_backward_h)(float *dinp, const float *dout, const uint16_t *out, long n, int accum,
+                            int rnd);
     /* dst[i] = ((float)src[i] / 255.0f - mean) / std, each operation rounded to float: torchvision's
      * ToTensor and Normalize, the values of dt_dataset_set_norm's table (data.h) */
     void (*norm_u8)(float *dst, const uint8_t *src, size_t n, float mean, float std);
@@ -61,6 +65,9 @@ struct dt_kelem {
     /* per channel c in [c0, c1): sum[c] = sum dy, sxy[c] = sum dy * x (double, as bn_sums) */
     void (*bn_dots)(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
                     int N, int C, int HW, int c0, int c1, int rnd);
+    /* bn_dots with x and ro read from their bf16 copies (as relu_backward_h): its bits */
+    void (*bn_dots_h)(double *sum, double *sxy, const float *dy, const uint16_t *x,
+                      const uint16_t *ro, int N, int C, int HW, int c0, int c1, int rnd);
     /* channel c: y = (x - mean) * a + b (then max(y, 0) when flags has DT_BN_RELU, then rounded
      * to bfloat16 as round_bf16 rounds when it has DT_BN_ROUND; layer_kernels.h) */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
@@ -69,6 +76,10 @@ struct dt_kelem {
     void (*bn_backward)(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
                         int HW, int c, float k, float mean_dy, float mean, float slope, int accum,
                         int rnd);
+    /* bn_backward with x and ro read from their bf16 copies: its bits */
+    void (*bn_backward_h)(float *dx, const float *dy, const uint16_t *x, const uint16_t *ro, int N,
+                          int C, int HW, int c, float k, float mean_dy, float mean, float slope,
+                          int accum, int rnd);
     /* x <- x rounded to bfloat16 / float16 (lowp.h) */
     void (*round_bf16)(float *x, size_t n);
     void (*round_fp16)(float *x, size_t n);

@@ -11,6 +11,8 @@
 #ifndef DT_KERNELS_H
 #define DT_KERNELS_H
 
+#include <stdint.h>
+
 /* out (N, OUT) = inp (N, IN) @ weight^T (IN, OUT) + bias (OUT); bias may be NULL. */
 void dt_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                        int IN, int OUT);
@@ -30,6 +32,10 @@ void dt_relu_forward(float *out, const float *inp, long n);
 /* dinp (+)= dout * (out > 0); uses the forward OUTPUT, so it works after an in-place forward.
  * rnd 1: dout read rounded to bfloat16 (kernels/elem.h). */
 void dt_relu_backward(float *dinp, const float *dout, const float *out, long n, int accum, int rnd);
+/* the same with out read from its bf16 copy (net_act.h): the bits dt_relu_backward gives on the
+ * copy's values */
+void dt_relu_backward_h(float *dinp, const float *dout, const uint16_t *out, long n, int accum,
+                        int rnd);
 
 /* Softmax cross-entropy, mean over the batch, computed stably with log-sum-exp.
  * logits (N, K), labels (N) in [0, K). Writes probs (N, K) (needed by backward) and returns the

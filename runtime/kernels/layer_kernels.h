@@ -211,6 +211,18 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
                     int N, int C, int HW, int accum, const float *relu_out, int rnd);
+/* dt_bn_backward_reduce and dt_bn_backward with inp and relu_out read from their bf16 copies
+ * (bf16 activations, net_act.h; relu_out NULL: none): the bits the float calls give on the
+ * copies' values, without those floats in memory */
+void dt_bn_backward_reduce_h(double *sum_dy, double *sum_dy_xhat, const float *dout,
+                             const uint16_t *inp, const float *save_mean, const float *save_invstd,
+                             int N, int C, int HW, const uint16_t *relu_out, int rnd);
+void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *dout,
+                      const uint16_t *inp, const float *save_mean, const float *save_invstd,
+                      const float *weight, const double *local_sum_dy,
+                      const double *local_sum_dy_xhat, const double *global_sum_dy,
+                      const double *global_sum_dy_xhat, double count, int N, int C, int HW,
+                      int accum, const uint16_t *relu_out, int rnd);
 
 /* ---- dropout: torch.nn.Dropout(p), inverted (training mode; in eval it is the identity) ---- */
 

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "kernels/layer_kernels.h"
+#include "net_act.h"
 
 /* ---- batchnorm: torch.nn.BatchNorm1d/2d(C, eps, momentum, affine), or SyncBatchNorm ---- */
 
@@ -128,6 +129,9 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
     dt_layer_buffer(net, l, 2)[0] += 1.0f;
 }
 
+static int from_copies(const dt_layer *l, const dt_net *net, const uint16_t **x16,
+                       const uint16_t **ro16);
+
 static void bn_backward(dt_layer *l, dt_net *net, int N)
 {
     bn_priv *p = l->priv;
@@ -139,16 +143,46 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     const float *dout = p->relu ? net->layers[p->relu].dout : l->dout;
     const float *ro = p->relu ? net->layers[p->relu].out : NULL;
     const int rnd = dt_layer_bf16_rounds_dout(l, net, N);
-    dt_bn_backward_reduce(lsum, lsumx, dout, dt_layer_in(net, l), p->save_mean, p->save_invstd, N,
-                          C, HW, ro, rnd);
+    const uint16_t *x16, *ro16;
+    const int h = from_copies(l, net, &x16, &ro16);
+    if (h)
+        dt_bn_backward_reduce_h(lsum, lsumx, dout, x16, p->save_mean, p->save_invstd, N, C, HW,
+                                ro16, rnd);
+    else
+        dt_bn_backward_reduce(lsum, lsumx, dout, dt_layer_in(net, l), p->save_mean, p->save_invstd,
+                              N, C, HW, ro, rnd);
     memcpy(gsum, lsum, (size_t)C * sizeof *gsum);
     memcpy(gsumx, lsumx, (size_t)C * sizeof *gsumx);
     if (net->ctx->sync_bn)
         dt_layer_allreduce_sum(net, gsum, 2 * C);
-    dt_bn_backward(dt_layer_din(net, l), p->no_affine ? NULL : dt_layer_grad(net, l, 0),
-                   p->no_affine ? NULL : dt_layer_grad(net, l, 1), dout, dt_layer_in(net, l),
-                   p->save_mean, p->save_invstd, p->no_affine ? NULL : dt_layer_param(net, l, 0),
-                   lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro, rnd);
+    float *dw = p->no_affine ? NULL : dt_layer_grad(net, l, 0);
+    float *db = p->no_affine ? NULL : dt_layer_grad(net, l, 1);
+    const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
+    if (h)
+        dt_bn_backward_h(dt_layer_din(net, l), dw, db, dout, x16, p->save_mean, p->save_invstd, w,
+                         lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro16, rnd);
+    else
+        dt_bn_backward(dt_layer_din(net, l), dw, db, dout, dt_layer_in(net, l), p->save_mean,
+                       p->save_invstd, w, lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro,
+                       rnd);
+}
+
+/* 1: bf16 activations give the backward its input and a fused ReLU's output as bf16 copies
+ * (dt_net_act_copy, into *x16 and *ro16: NULL without the ReLU), and it reads those */
+static int from_copies(const dt_layer *l, const dt_net *net, const uint16_t **x16,
+                       const uint16_t **ro16)
+{
+    const bn_priv *p = l->priv;
+    *x16 = dt_net_act_copy(net, l->input);
+    *ro16 = p->relu ? dt_net_act_copy(net, p->relu) : NULL;
+    return *x16 && (!p->relu || *ro16);
+}
+
+static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
+{
+    (void)N;
+    const uint16_t *x16, *ro16, *h = dt_net_act_copy(net, k);
+    return from_copies(l, net, &x16, &ro16) && h && (h == x16 || h == ro16);
 }
 
 int dt_bn_fuse_relu(dt_layer *bn, int relu)
@@ -209,4 +243,5 @@ const dt_layer_ops dt_batchnorm_ops = {
     .free = bn_free,
     .refresh = bn_refresh,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */
+    .bwd_skips = bn_bwd_skips,
 };

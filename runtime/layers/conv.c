@@ -16,6 +16,7 @@
 #include "kernels/conv_dnnl.h"
 #include "kernels/layer_kernels.h"
 #include "lowp.h"
+#include "net_act.h"
 
 /* ---- conv: torch.nn.Conv2d(C, out, kernel, stride, padding, bias) ---- */
 
@@ -145,15 +146,30 @@ static void conv_backward_bf16(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
     float *db = p->no_bias ? NULL : dt_layer_grad(net, l, 1);
+    /* bf16 activations: the input straight from its bf16 copy (conv_bwd_skips) */
+    const uint16_t *x16 = dt_net_act_copy(net, l->input);
+    const float *x = x16 ? NULL : dt_layer_in(net, l);
     if (p->pool)
         dt_bf16conv_relu_pool2_backward(
             dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, net->layers[p->pool].dout, p->code,
-            dt_layer_in(net, l), dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out,
-            p->k, p->k, p->stride, p->pad, l->accum, 1, net->ws);
+            x, x16, dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out, p->k, p->k,
+            p->stride, p->pad, l->accum, 1, net->ws);
     else
-        dt_bf16conv_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, l->dout,
-                             dt_layer_in(net, l), dt_layer_param(net, l, 0), N, l->in_c, l->in_h,
-                             l->in_w, p->out, p->k, p->k, p->stride, p->pad, l->accum, 1, net->ws);
+        dt_bf16conv_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, l->dout, x, x16,
+                             dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out, p->k,
+                             p->k, p->stride, p->pad, l->accum, 1, net->ws);
+}
+
+/* The bf16 kernels read the input from its bf16 copy, and the fused group's backward reads the
+ * pool's output not at all (its codes and its gradient only); oneDNN and the fp32 kernels read
+ * the float32 slot. */
+static int conv_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
+{
+    const conv_priv *p = l->priv;
+    if (!use_bf16(l, net, N) || use_dnnl((dt_layer *)l, net, N))
+        return 0;
+    const uint16_t *h = dt_net_act_copy(net, k);
+    return (h && h == dt_net_act_copy(net, l->input)) || (p->pool && k == p->pool);
 }
 
 static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
@@ -231,6 +247,8 @@ const dt_layer_ops dt_conv_ops = {
     .backward = conv_backward,
     .free = conv_free,
     .rounds_dout = conv_rounds_dout,
+    .bwd_skips = conv_bwd_skips,
+    .bwd_reads = DT_BWD_IN, /* runtime/net_act.h: the input, not its own output */
 };
 
 int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)

@@ -84,4 +84,5 @@ const dt_layer_ops dt_dropout_ops = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .free = dropout_free,
+    .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h: its mask only */
 };

@@ -106,4 +106,5 @@ const dt_layer_ops dt_linear_ops = {
     .init = linear_init,
     .forward = linear_forward,
     .backward = linear_backward,
+    .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */
 };

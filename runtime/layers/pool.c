@@ -87,6 +87,7 @@ const dt_layer_ops dt_maxpool_ops = {
     .forward = maxpool_forward,
     .backward = maxpool_backward,
     .free = pool_free,
+    .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h: its argmax only */
 };
 
 static void avgpool_forward(dt_layer *l, dt_net *net, int N, int train)
@@ -113,6 +114,7 @@ const dt_layer_ops dt_avgpool_ops = {
     .setup = pool_setup,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
+    .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };
 
 /* ---- gap: global average pooling, torch.nn.AdaptiveAvgPool2d(1) ---- */
@@ -142,4 +144,5 @@ const dt_layer_ops dt_gap_ops = {
     .setup = gap_setup,
     .forward = gap_forward,
     .backward = gap_backward,
+    .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

@@ -61,4 +61,5 @@ const dt_layer_ops dt_scale_ops = {
     .setup = scale_setup,
     .forward = scale_forward,
     .backward = scale_backward,
+    .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
 };

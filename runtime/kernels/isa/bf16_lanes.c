@@ -693,6 +693,7 @@ typedef struct {
     float *out;
     int32_t *code;
     const float *inp;
+    const uint16_t *inp16; /* backward: inp as its bf16 copy (net_act.h), NULL: inp */
     float *dinp;
     const float *dout;
     int accum, dbias, fuse_bias, direct, G;
@@ -986,8 +987,14 @@ static void bwd_chunk(void *arg, int c, int thread)
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         const int slot = n0 % SLOTS; /* W = 16: 0, the chunk's one block */
         double *ba = j->dbias ? bacc + slot : NULL;
-        to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, j->inp + (size_t)n0 * q->C * HW,
-                 (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
+        if (j->inp16)
+            to_lanes_h(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
+                       j->inp16 + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
+                       q->H, q->W, nv);
+        else
+            to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
+                     j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
+                     q->H, q->W, nv);
         pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
         for (int g0 = 0; g0 < q->OCw; g0 += G) {
             const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
@@ -1038,7 +1045,8 @@ static void bwd_chunk(void *arg, int c, int thread)
 
 static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight, float *dbias,
                                 const float *dout, const int32_t *code, const float *inp,
-                                const float *weight, int N, int accum, float *ws)
+                                const uint16_t *inp16, const float *weight, int N, int accum,
+                                float *ws)
 {
     DT_ASSERT(N >= 1 && dweight && q->L == DT_W && (!code || q->PP >= 1));
     const int K = q->K, OC = q->OC, nch = (N + DT_BC_CHUNK - 1) / DT_BC_CHUNK;
@@ -1060,6 +1068,7 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
                 .N = N,
                 .code = (int32_t *)code,
                 .inp = inp,
+                .inp16 = inp16,
                 .dinp = dinp,
                 .dout = dout,
                 .accum = accum,

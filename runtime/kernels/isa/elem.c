@@ -54,23 +54,55 @@ DT_KINL vf round_if(vf v, int rnd)
 DT_KINL vf load_g(const float *p, int rnd) { return round_if(vf_load(p), rnd); }
 DT_KINL float load1_g(const float *p, int rnd) { return rnd ? round1_bf16(*p) : *p; }
 
+/* A stored activation a backward reads (out, x, ro below): float32 values (h 0), or (h 1) the
+ * same values as their bf16 copy (net_act.h), widened as they are read: the same floats. The
+ * kernels below take it as p + h, each entry with h fixed (inlined: the loops specialized). */
+DT_KINL vf ld_a(const void *p, size_t i, int h)
+{
+    return h ? vf_load_h((const uint16_t *)p + i) : vf_load((const float *)p + i);
+}
+DT_KINL float ld1_a(const void *p, size_t i, int h)
+{
+    return h ? f_of_h(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+/* p + off values (NULL stays NULL) */
+DT_KINL const void *at_a(const void *p, size_t off, int h)
+{
+    if (!p)
+        return NULL;
+    return h ? (const void *)((const uint16_t *)p + off) : (const void *)((const float *)p + off);
+}
+
 /* PyTorch's threshold_backward: the gradient at exactly 0 is 0 */
-static void relu_backward(float *dinp, const float *dout, const float *out, long n, int accum,
-                          int rnd)
+DT_KINL void relu_bwd(float *dinp, const float *dout, const void *out, int h, long n, int accum,
+                      int rnd)
 {
     long i = 0;
     if (accum) {
         for (; i + DT_W <= n; i += DT_W)
-            vf_store(dinp + i, vf_load(dinp + i) +
-                                   keep(vf_gt(vf_load(out + i), vf_zero()), load_g(dout + i, rnd)));
+            vf_store(dinp + i, vf_load(dinp + i) + keep(vf_gt(ld_a(out, (size_t)i, h), vf_zero()),
+                                                        load_g(dout + i, rnd)));
         for (; i < n; i++)
-            dinp[i] += out[i] > 0.0f ? load1_g(dout + i, rnd) : 0.0f;
+            dinp[i] += ld1_a(out, (size_t)i, h) > 0.0f ? load1_g(dout + i, rnd) : 0.0f;
     } else {
         for (; i + DT_W <= n; i += DT_W)
-            vf_store(dinp + i, keep(vf_gt(vf_load(out + i), vf_zero()), load_g(dout + i, rnd)));
+            vf_store(dinp + i,
+                     keep(vf_gt(ld_a(out, (size_t)i, h), vf_zero()), load_g(dout + i, rnd)));
         for (; i < n; i++)
-            dinp[i] = out[i] > 0.0f ? load1_g(dout + i, rnd) : 0.0f;
+            dinp[i] = ld1_a(out, (size_t)i, h) > 0.0f ? load1_g(dout + i, rnd) : 0.0f;
     }
+}
+
+static void relu_backward(float *dinp, const float *dout, const float *out, long n, int accum,
+                          int rnd)
+{
+    relu_bwd(dinp, dout, out, 0, n, accum, rnd);
+}
+
+static void relu_backward_h(float *dinp, const float *dout, const uint16_t *out, long n, int accum,
+                            int rnd)
+{
+    relu_bwd(dinp, dout, out, 1, n, accum, rnd);
 }
 
 static void add_forward(float *out, const float *a, const float *b, long n, int rnd)
@@ -201,12 +233,14 @@ DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, doubl
 
 /* sum_dot of the gradient the backward reads (load_g's, then relu_backward's mask ro > 0 ? g : +0
  * with ro the fused ReLU's output, or no mask: ro NULL) without writing it to memory: the values
- * a chunk at a time into a buffer in L1 (those expressions), summed in sum_dot's order */
-DT_KINL void sum_dot_g(const float *dy, const float *ro, const float *x, size_t n, double *s,
+ * a chunk at a time into a buffer in L1 (those expressions), summed in sum_dot's order. ro and x
+ * as ld_a reads them (h: their bf16 copies; x then widened a chunk at a time into L1 too). */
+DT_KINL void sum_dot_g(const float *dy, const void *ro, const void *x, int h, size_t n, double *s,
                        double *sxy, int rnd)
 {
     enum { CHUNK = 512 }; /* a multiple of 4 and of every W */
     float g[CHUNK] __attribute__((aligned(64)));
+    float xs[CHUNK] __attribute__((aligned(64))); /* h: x's chunk */
     vd4 a = {0}, b = {0};
     const size_t n4 = n / 4 * 4;
     size_t i = 0;
@@ -216,26 +250,34 @@ DT_KINL void sum_dot_g(const float *dy, const float *ro, const float *x, size_t 
         if (ro) {
             for (; k + DT_W <= m; k += DT_W)
                 vf_store(g + k,
-                         keep(vf_gt(vf_load(ro + i + k), vf_zero()), load_g(dy + i + k, rnd)));
+                         keep(vf_gt(ld_a(ro, i + k, h), vf_zero()), load_g(dy + i + k, rnd)));
             for (; k < m; k++)
-                g[k] = ro[i + k] > 0.0f ? load1_g(dy + i + k, rnd) : 0.0f;
+                g[k] = ld1_a(ro, i + k, h) > 0.0f ? load1_g(dy + i + k, rnd) : 0.0f;
         } else {
             for (; k + DT_W <= m; k += DT_W)
                 vf_store(g + k, load_g(dy + i + k, rnd));
             for (; k < m; k++)
                 g[k] = load1_g(dy + i + k, rnd);
         }
+        const float *xc = (const float *)x + i;
+        if (h) {
+            for (k = 0; k + DT_W <= m; k += DT_W)
+                vf_store(xs + k, ld_a(x, i + k, 1));
+            for (; k < m; k++)
+                xs[k] = ld1_a(x, i + k, 1);
+            xc = xs;
+        }
         for (k = 0; k < m; k += 4) {
             const vd4 v = ld4d(g + k);
             a += v;
-            b += v * ld4d(x + i + k);
+            b += v * ld4d(xc + k);
         }
         i += m;
     }
     for (; i < n; i++) {
-        double v = !ro || ro[i] > 0.0f ? load1_g(dy + i, rnd) : 0.0f;
+        double v = !ro || ld1_a(ro, i, h) > 0.0f ? load1_g(dy + i, rnd) : 0.0f;
         a[0] += v;
-        b[0] += v * x[i];
+        b[0] += v * ld1_a(x, i, h);
     }
     fold4(&a, s);
     fold4(&b, sxy);
@@ -253,21 +295,33 @@ static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, 
     }
 }
 
-static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
-                    int N, int C, int HW, int c0, int c1, int rnd)
+DT_KINL void bn_dots_a(double *sum, double *sxy, const float *dy, const void *x, const void *ro,
+                       int h, int N, int C, int HW, int c0, int c1, int rnd)
 {
     for (int c = c0; c < c1; c++) {
         double s = 0.0, sx = 0.0;
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;
-            if (ro || rnd)
-                sum_dot_g(dy + off, ro ? ro + off : NULL, x + off, (size_t)HW, &s, &sx, rnd);
+            if (ro || rnd || h)
+                sum_dot_g(dy + off, at_a(ro, off, h), at_a(x, off, h), h, (size_t)HW, &s, &sx, rnd);
             else
-                sum_dot(dy + off, x + off, (size_t)HW, &s, &sx);
+                sum_dot(dy + off, (const float *)x + off, (size_t)HW, &s, &sx);
         }
         sum[c] = s;
         sxy[c] = sx;
     }
+}
+
+static void bn_dots(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
+                    int N, int C, int HW, int c0, int c1, int rnd)
+{
+    bn_dots_a(sum, sxy, dy, x, ro, 0, N, C, HW, c0, c1, rnd);
+}
+
+static void bn_dots_h(double *sum, double *sxy, const float *dy, const uint16_t *x,
+                      const uint16_t *ro, int N, int C, int HW, int c0, int c1, int rnd)
+{
+    bn_dots_a(sum, sxy, dy, x, ro, 1, N, C, HW, c0, c1, rnd);
 }
 
 static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
@@ -299,29 +353,44 @@ static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, flo
     }
 }
 
-static void bn_backward(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
-                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum,
-                        int rnd)
+DT_KINL void bn_backward_a(float *dx, const float *dy, const void *x, const void *ro, int h, int N,
+                           int C, int HW, int c, float k, float mean_dy, float mean, float slope,
+                           int accum, int rnd)
 {
     const vf kv = vf_set1(k), mdy = vf_set1(mean_dy), mv = vf_set1(mean), sv = vf_set1(slope);
     for (int n = 0; n < N; n++) {
         const size_t off = ((size_t)n * C + c) * HW;
         float *dxo = dx + off;
-        const float *dyo = dy + off, *xo = x + off, *roo = ro ? ro + off : NULL;
+        const float *dyo = dy + off;
+        const void *xo = at_a(x, off, h), *roo = at_a(ro, off, h);
         int i = 0;
         for (; i + DT_W <= HW; i += DT_W) {
             vf g = load_g(dyo + i, rnd);
             if (roo) /* relu_backward's gradient, as it computes it */
-                g = keep(vf_gt(vf_load(roo + i), vf_zero()), g);
-            const vf v = kv * (g - mdy - (vf_load(xo + i) - mv) * sv);
+                g = keep(vf_gt(ld_a(roo, (size_t)i, h), vf_zero()), g);
+            const vf v = kv * (g - mdy - (ld_a(xo, (size_t)i, h) - mv) * sv);
             vf_store(dxo + i, accum ? vf_load(dxo + i) + v : v);
         }
         for (; i < HW; i++) {
-            const float g = !roo || roo[i] > 0.0f ? load1_g(dyo + i, rnd) : 0.0f;
-            const float v = k * (g - mean_dy - (xo[i] - mean) * slope);
+            const float g = !roo || ld1_a(roo, (size_t)i, h) > 0.0f ? load1_g(dyo + i, rnd) : 0.0f;
+            const float v = k * (g - mean_dy - (ld1_a(xo, (size_t)i, h) - mean) * slope);
             dxo[i] = accum ? dxo[i] + v : v;
         }
     }
+}
+
+static void bn_backward(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
+                        int HW, int c, float k, float mean_dy, float mean, float slope, int accum,
+                        int rnd)
+{
+    bn_backward_a(dx, dy, x, ro, 0, N, C, HW, c, k, mean_dy, mean, slope, accum, rnd);
+}
+
+static void bn_backward_h(float *dx, const float *dy, const uint16_t *x, const uint16_t *ro, int N,
+                          int C, int HW, int c, float k, float mean_dy, float mean, float slope,
+                          int accum, int rnd)
+{
+    bn_backward_a(dx, dy, x, ro, 1, N, C, HW, c, k, mean_dy, mean, slope, accum, rnd);
 }
 
 /* round to nearest even on the upper 16 bits (a carry into the exponent is right, up to
@@ -362,6 +431,7 @@ static void round_fp16(float *x, size_t n)
 const struct dt_kelem DT_KFN(dt_kelem) = {
     .relu_forward = relu_forward,
     .relu_backward = relu_backward,
+    .relu_backward_h = relu_backward_h,
     .norm_u8 = norm_u8,
     .add_forward = add_forward,
     .add_backward = add_backward,
@@ -370,8 +440,10 @@ const struct dt_kelem DT_KFN(dt_kelem) = {
     .gap_backward = gap_backward,
     .bn_sums = bn_sums,
     .bn_dots = bn_dots,
+    .bn_dots_h = bn_dots_h,
     .bn_affine = bn_affine,
     .bn_backward = bn_backward,
+    .bn_backward_h = bn_backward_h,
     .round_bf16 = round_bf16,
     .round_fp16 = round_fp16,
 };

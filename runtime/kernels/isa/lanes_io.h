@@ -167,11 +167,21 @@ DT_KINL void flat_addrs(size_t *a, int *c, int *r, int *k, size_t lcs, size_t lr
     }
 }
 
+/* src's value i: floats (h 0), or a bf16 copy's widened (h 1: to_lanes_h) */
+DT_KINL vf src_v(const void *src, size_t i, int h)
+{
+    return h ? vf_load_h((const uint16_t *)src + i) : vf_load((const float *)src + i);
+}
+DT_KINL float src_1(const void *src, size_t i, int h)
+{
+    return h ? f_of_h(((const uint16_t *)src)[i]) : ((const float *)src)[i];
+}
+
 /* to_lanes of a full block whose images are contiguous (srs = cols, scs = R cols) and rows not a
  * multiple of W long (cnn's 14 x 14 and 7 x 7 planes): W x W transposes over W consecutive
  * elements of the flattened image, whatever rows they span, the last few element by element */
-static inline void to_lanes_flat(float *restrict l, size_t lcs, size_t lrs,
-                                 const float *restrict src, size_t simg, int C, int R, int cols)
+DT_KINL void to_lanes_flat(float *restrict l, size_t lcs, size_t lrs, const void *restrict src,
+                           int h, size_t simg, int C, int R, int cols)
 {
     const size_t E = (size_t)C * R * cols;
     int c = 0, r = 0, k = 0;
@@ -179,7 +189,7 @@ static inline void to_lanes_flat(float *restrict l, size_t lcs, size_t lrs,
     for (; e + DT_W <= E; e += DT_W) {
         vf v[DT_W];
         for (int i = 0; i < DT_W; i++)
-            v[i] = vf_load(src + i * simg + e);
+            v[i] = src_v(src, i * simg + e, h);
         tr_block(v);
         flat_addrs(a, &c, &r, &k, lcs, lrs, R, cols);
         for (int j = 0; j < DT_W; j++)
@@ -188,7 +198,7 @@ static inline void to_lanes_flat(float *restrict l, size_t lcs, size_t lrs,
     for (; e < E; e++) {
         float *d = l + (size_t)c * lcs + (size_t)r * lrs + (size_t)k * DT_W;
         for (int i = 0; i < DT_W; i++)
-            d[i] = src[i * simg + e];
+            d[i] = src_1(src, i * simg + e, h);
         if (++k == cols) {
             k = 0;
             if (++r == R)
@@ -230,33 +240,47 @@ static inline void from_lanes_flat(float *restrict dst, size_t simg, const float
 /* Images -> lanes: l[c*lcs + r*lrs + k*W + i] = src[i*simg + c*scs + r*srs + k] for c < C,
  * r < R, k < cols, lanes i < nv (lanes nv..W-1 get 0): squares of W columns of a full block
  * through W x W register transposes, the rest (a row's last columns, a partial block) element by
- * element. */
-static inline void to_lanes(float *restrict l, size_t lcs, size_t lrs, const float *restrict src,
-                            size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
+ * element. src as src_v reads it (to_lanes: floats; to_lanes_h: a bf16 copy, net_act.h). */
+DT_KINL void to_lanes_any(float *restrict l, size_t lcs, size_t lrs, const void *restrict src,
+                          int h, size_t simg, size_t scs, size_t srs, int C, int R, int cols,
+                          int nv)
 {
     if (nv == DT_W && cols % DT_W != 0 && (R == 1 || srs == (size_t)cols) &&
         scs == (size_t)R * cols) {
-        to_lanes_flat(l, lcs, lrs, src, simg, C, R, cols);
+        to_lanes_flat(l, lcs, lrs, src, h, simg, C, R, cols);
         return;
     }
     for (int c = 0; c < C; c++)
         for (int r = 0; r < R; r++) {
             float *d = l + c * lcs + r * lrs;
-            const float *s = src + c * scs + r * srs;
+            const size_t s = c * scs + r * srs;
             int k = 0;
             if (nv == DT_W)
                 for (; k + DT_W <= cols; k += DT_W) {
                     vf v[DT_W];
                     for (int i = 0; i < DT_W; i++)
-                        v[i] = vf_load(s + i * simg + k);
+                        v[i] = src_v(src, s + i * simg + k, h);
                     tr_block(v);
                     for (int j = 0; j < DT_W; j++)
                         vf_store(d + (size_t)(k + j) * DT_W, v[j]);
                 }
             for (; k < cols; k++)
                 for (int i = 0; i < DT_W; i++)
-                    d[(size_t)k * DT_W + i] = i < nv ? s[i * simg + k] : 0.0f;
+                    d[(size_t)k * DT_W + i] = i < nv ? src_1(src, s + i * simg + k, h) : 0.0f;
         }
+}
+
+static inline void to_lanes(float *restrict l, size_t lcs, size_t lrs, const float *restrict src,
+                            size_t simg, size_t scs, size_t srs, int C, int R, int cols, int nv)
+{
+    to_lanes_any(l, lcs, lrs, src, 0, simg, scs, srs, C, R, cols, nv);
+}
+
+static inline void to_lanes_h(float *restrict l, size_t lcs, size_t lrs,
+                              const uint16_t *restrict src, size_t simg, size_t scs, size_t srs,
+                              int C, int R, int cols, int nv)
+{
+    to_lanes_any(l, lcs, lrs, src, 1, simg, scs, srs, C, R, cols, nv);
 }
 
 /* Lanes -> images, the inverse: dst[i*simg + c*scs + r*srs + k] (+)= l[c*lcs + r*lrs + k*W + i]

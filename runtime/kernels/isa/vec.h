@@ -86,6 +86,23 @@ DT_KINL vu vu_round_bf16(vu u)
     return (nan & u) | (~nan & r);
 }
 
+/* DT_W bf16 values from p (unaligned) widened to float, exactly (their bits the upper halves):
+ * what act_load writes (isa/bf16_gemm.c), without the float copy in memory. x86 widens with
+ * vpmovzxwd and shifts. */
+typedef uint16_t vh_u __attribute__((vector_size(DT_W * sizeof(uint16_t)), aligned(2), may_alias));
+DT_KINL vf vf_load_h(const uint16_t *p)
+{
+    return (vf)(__builtin_convertvector(*(const vh_u *)p, vu) << 16);
+}
+/* one bf16 value widened, as vf_load_h */
+DT_KINL float f_of_h(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 DT_KINL vf vf_zero(void) { return (vf){0}; }
 /* Lane-wise comparisons as masks (all ones where true, 0 elsewhere). Plain `a > b` on 16 lanes
  * without AVX-512 is scalarized by GCC (no 16-lane mask type): there each half compares in one
