@@ -76,8 +76,8 @@ static void time_calls(double *t, const dt_conv_opts *o, int b16, const conv_sha
         dt_bf16conv_forward(out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
                             s->pad, ws);
         t1 = now();
-        dt_bf16conv_backward(dx, dw, dbias, dout, inp, w, N, s->C, s->H, s->W, s->OC, s->K, s->K,
-                             s->stride, s->pad, 0, 0, ws);
+        dt_bf16conv_backward(dx, dw, dbias, dout, inp, NULL, w, N, s->C, s->H, s->W, s->OC, s->K,
+                             s->K, s->stride, s->pad, 0, 0, ws);
     } else {
         dt_conv2d_forward_with(o, out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K,
                                s->stride, s->pad, ws);

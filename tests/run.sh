@@ -130,6 +130,7 @@ suite test_eval env BUILD="$B" timeout -k 5 900 sh tests/test_eval.sh 2
 suite test_badinput env BUILD="$B" timeout -k 5 900 sh tests/test_badinput.sh 2
 suite test_isa env BUILD="$B" timeout -k 5 900 sh tests/test_isa.sh 2
 suite test_plot env BUILD="$B" timeout -k 5 900 sh tests/test_plot.sh 2
+suite test_bench_build timeout -k 5 600 sh tests/test_bench_build.sh
 suite test_comm env BUILD="$B" timeout -k 5 1200 sh tests/test_comm.sh
 suite test_restart env BUILD="$B" timeout -k 5 900 bash tests/test_restart.sh
 suite test_metrics env BUILD="$B" timeout -k 5 900 sh tests/test_metrics.sh
