@@ -227,8 +227,33 @@ static const struct command *find_command(int argc, char **argv)
     return NULL;
 }
 
+/* The rank the launcher gave this process (Open MPI, PMIx, PMI, Slurm), for the commands that run
+ * without MPI; 0 when started alone. */
+static int launcher_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                       "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return atoi(v);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    /* --help and --version print text and need no MPI: they run before MPI_Init (rank 0 of a
+     * launch prints). Started alone, MPI_Init spawns Open MPI's singleton daemon (orted), which
+     * inherits stdout: `dtrain --help | awk ...` then waited for the daemon's end as well, and
+     * once waited forever on a daemon that outlived dtrain (test_cli, 2026-12-04). */
+    const struct command *early = find_command(argc, argv);
+    if (early && (early->fn == cmd_help || early->fn == cmd_version)) {
+        dt_rank = launcher_rank();
+        const int status = early->fn(argc, argv, 1);
+        fflush(stdout);
+        return status;
+    }
     /* A pre-emption signal may come at any moment, during MPI_Init or data loading too: the
      * handlers that record it come first, so it stops training at its first step, with a line. */
     if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "sweep") == 0))

@@ -433,9 +433,25 @@ static int tune_iallreduce(int world)
 
 int dt_dist_tuned_iallreduce = 0;
 
+/* Started without an MPI launcher (no mpirun, no srun with PMI/PMIx), Open MPI's MPI_Init makes
+ * the process a singleton and forks a daemon (orted) for it, which inherits stdout: a pipe from
+ * `dtrain ... | grep` then ends when the daemon ends, and once (test_cli, 2026-12-04) a daemon
+ * outlived dtrain and the pipe never ended. A singleton that spawns no processes needs no
+ * daemon: Open MPI's ess_singleton_isolated (a user's own setting wins). */
+static void singleton_isolated(void)
+{
+    static const char *const launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
+                                           "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof launched / sizeof launched[0]; i++)
+        if (getenv(launched[i]))
+            return;
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+}
+
 int dt_dist_init(int *argc, char ***argv)
 {
     int world = 1;
+    singleton_isolated();
     /* FUNNELED: the progress hook tests the buckets from the main thread while pool workers
      * compute; no other thread calls MPI */
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &thread_provided);
