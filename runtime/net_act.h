@@ -17,11 +17,13 @@
  * The layers see float32 as before: l->out points into the activation's slot. After a layer's
  * forward, dt_net_act_made rounds what it made to bf16 in place (BatchNorm, ReLU and the residual
  * add write it rounded themselves: dt_layer_ops.rounds_out) and keeps the bf16 copy (only in a
- * training forward; an evaluation keeps none); before a
- * layer's backward, dt_net_act_fetch widens the bf16 copy of each activation it touches back into
- * the slot when another activation has used the slot since. Widening a rounded value is exact, so
- * the layers read the very bits they read with one float32 buffer per activation: training is
- * bitwise the same (a NaN comes back as a quiet NaN with a shorter payload).
+ * training forward; an evaluation keeps none). In a backward, the bf16 convolutions, BatchNorm
+ * and ReLU read the copies themselves (dt_net_act_copy, widened in registers; their kinds'
+ * dt_layer_ops.bwd_skips); for the other readers, dt_net_act_fetch widens the bf16 copy of each
+ * activation the layer reads back into its slot when another activation has used the slot since.
+ * Widening a rounded value is exact, so the layers read the very bits they read with one float32
+ * buffer per activation: training is bitwise the same (a NaN comes back as a quiet NaN with a
+ * shorter payload).
  *
  * Memory: a resnet's activations take half their float32 size plus a few slots (a block's input
  * lives across the block; everything else for a layer or two). The float32 arena net.c sizes at
