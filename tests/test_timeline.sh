@@ -8,6 +8,7 @@
 #  - gradient buckets (train.bucket_mb = 0.25 splits mlp in two) whose allreduce starts while
 #    backward still runs; an evaluation span; the clocks aligned (every rank leaves a step's
 #    control allreduce after every rank entered it);
+#  - bench/timeline_steps.py (bench/timeline_ab.sh's summary) reads the trace;
 #  - the metrics rows carry compute_s, exposed_comm_s, exposed_comm_pct, and the final line
 #    exposed_comm=X%; a timeline path that cannot be written is one error naming it, exit 1.
 # usage: sh tests/test_timeline.sh
@@ -31,6 +32,15 @@ if command -v python3 > /dev/null; then
         pass "the trace parses as JSON (python3)"
     else
         fail "the trace is not valid JSON"
+    fi
+    # bench/timeline_steps.py (bench/timeline_ab.sh's summary) reads it: steps 3 on of the window
+    # (3, 4, 5, 12, 19), the step's median and the forward's, the mlp's linear layers' backward
+    if python3 bench/timeline_steps.py "$TMP/tl.json" > "$TMP/steps" 2>&1 &&
+        grep -q '(5 steps): step [0-9.]* ms, forward [0-9.]*, backward [0-9.]*, .*bwd:fc' \
+            "$TMP/steps"; then
+        pass "bench/timeline_steps.py summarizes it: $(sed 's/^[^:]*: //' "$TMP/steps")"
+    else
+        fail "bench/timeline_steps.py: $(cat "$TMP/steps")"
     fi
 else
     echo "  skip: JSON parse by python3 (not installed); the structure is checked below"
