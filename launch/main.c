@@ -227,20 +227,6 @@ static const struct command *find_command(int argc, char **argv)
     return NULL;
 }
 
-/* The rank the launcher gave this process (Open MPI, PMIx, PMI, Slurm), for the commands that run
- * without MPI; 0 when started alone. */
-static int launcher_rank(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
-                                       "SLURM_PROCID"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        if (v && *v)
-            return atoi(v);
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     /* --help and --version print text and need no MPI: they run before MPI_Init (rank 0 of a
@@ -249,7 +235,8 @@ int main(int argc, char **argv)
      * once waited forever on a daemon that outlived dtrain (test_cli, 2026-12-04). */
     const struct command *early = find_command(argc, argv);
     if (early && (early->fn == cmd_help || early->fn == cmd_version)) {
-        dt_rank = launcher_rank();
+        const int r = dt_dist_launcher_rank();
+        dt_rank = r < 0 ? 0 : r;
         const int status = early->fn(argc, argv, 1);
         fflush(stdout);
         return status;

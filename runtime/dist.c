@@ -433,6 +433,17 @@ static int tune_iallreduce(int world)
 
 int dt_dist_tuned_iallreduce = 0;
 
+int dt_dist_launcher_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return atoi(v);
+    }
+    return -1;
+}
+
 /* Started without an MPI launcher (no mpirun, no srun with PMI/PMIx), Open MPI's MPI_Init makes
  * the process a singleton and forks a daemon (orted) for it, which inherits stdout: a pipe from
  * `dtrain ... | grep` then ends when the daemon ends, and once (test_cli, 2026-12-04) a daemon
@@ -440,12 +451,8 @@ int dt_dist_tuned_iallreduce = 0;
  * daemon: Open MPI's ess_singleton_isolated (a user's own setting wins). */
 static void singleton_isolated(void)
 {
-    static const char *const launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
-                                           "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof launched / sizeof launched[0]; i++)
-        if (getenv(launched[i]))
-            return;
-    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    if (dt_dist_launcher_rank() < 0)
+        setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
 }
 
 int dt_dist_init(int *argc, char ***argv)

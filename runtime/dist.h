@@ -18,6 +18,9 @@
  * workers and the watchdog's backstop thread never do, except the backstop's MPI_Abort); sets
  * dt_rank. Returns the world size. */
 int dt_dist_init(int *argc, char ***argv);
+/* The rank an MPI launcher (mpirun, or srun with PMI or PMIx) gave this process, from its
+ * environment, before MPI_Init; -1: started without one (a singleton). */
+int dt_dist_launcher_rank(void);
 void dt_dist_finalize(void);
 /* 1 when dt_dist_init chose Open MPI's ring algorithm for the nonblocking allreduce of the
  * gradient buckets (2 ranks, coll_libnbc_iallreduce_algorithm not set by the user): dist.c says

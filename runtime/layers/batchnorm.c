@@ -129,8 +129,16 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
     dt_layer_buffer(net, l, 2)[0] += 1.0f;
 }
 
+/* 1: bf16 activations give the backward its input and a fused ReLU's output as bf16 copies
+ * (dt_net_act_copy, into *x16 and *ro16: NULL without the ReLU), and it reads those */
 static int from_copies(const dt_layer *l, const dt_net *net, const uint16_t **x16,
-                       const uint16_t **ro16);
+                       const uint16_t **ro16)
+{
+    const bn_priv *p = l->priv;
+    *x16 = dt_net_act_copy(net, l->input);
+    *ro16 = p->relu ? dt_net_act_copy(net, p->relu) : NULL;
+    return *x16 && (!p->relu || *ro16);
+}
 
 static void bn_backward(dt_layer *l, dt_net *net, int N)
 {
@@ -165,17 +173,6 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
         dt_bn_backward(dt_layer_din(net, l), dw, db, dout, dt_layer_in(net, l), p->save_mean,
                        p->save_invstd, w, lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro,
                        rnd);
-}
-
-/* 1: bf16 activations give the backward its input and a fused ReLU's output as bf16 copies
- * (dt_net_act_copy, into *x16 and *ro16: NULL without the ReLU), and it reads those */
-static int from_copies(const dt_layer *l, const dt_net *net, const uint16_t **x16,
-                       const uint16_t **ro16)
-{
-    const bn_priv *p = l->priv;
-    *x16 = dt_net_act_copy(net, l->input);
-    *ro16 = p->relu ? dt_net_act_copy(net, p->relu) : NULL;
-    return *x16 && (!p->relu || *ro16);
 }
 
 static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
