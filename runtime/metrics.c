@@ -43,7 +43,8 @@ struct dt_metrics {
     char h5path[PATH_LEN];
     mset s[2];
     int flush_every;
-    int failed; /* a flush failed: the files may hold part of the pending rows */
+    double flush_s, last_flush; /* dt_metrics_set_flush_s; dt_now() of the last flush (or open) */
+    int failed;                 /* a flush failed: the files may hold part of the pending rows */
 };
 
 /* Fewest of 15, 16, 17 significant digits that read back to v (%g drops trailing zeros, so
@@ -537,6 +538,7 @@ int dt_metrics_open(dt_metrics **out, const char *dir, const char *const *step_c
                       (long long)resume_steps, (long long)resume_epochs);
     dt_metrics *m = dt_xcalloc(1, sizeof *m);
     m->flush_every = flush_every;
+    m->last_flush = dt_now();
     int k = snprintf(m->h5path, sizeof m->h5path, "%s/metrics.h5", dir);
     if (k < 0 || (size_t)k >= sizeof m->h5path) {
         free_metrics(m);
@@ -606,6 +608,7 @@ int dt_metrics_flush(dt_metrics *m)
     DT_ASSERT(m);
     if (m->failed)
         return dt_err("%s: metrics log unusable after an earlier write error", m->h5path);
+    m->last_flush = dt_now();
     if (m->s[STEP].len == 0 && m->s[EPOCH].len == 0)
         return DT_OK;
     hid_t fapl = writer_fapl(), file = -1;
@@ -662,7 +665,15 @@ int dt_metrics_step(dt_metrics *m, const double *vals)
     if (s->len == s->cap && dt_metrics_flush(m))
         return DT_ERR;
     append_row(s, vals);
-    return s->len >= m->flush_every ? dt_metrics_flush(m) : DT_OK;
+    if (s->len >= m->flush_every || (m->flush_s > 0.0 && dt_now() - m->last_flush >= m->flush_s))
+        return dt_metrics_flush(m);
+    return DT_OK;
+}
+
+void dt_metrics_set_flush_s(dt_metrics *m, double seconds)
+{
+    DT_ASSERT(m && seconds >= 0.0);
+    m->flush_s = seconds;
 }
 
 int dt_metrics_epoch(dt_metrics *m, const double *vals)

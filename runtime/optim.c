@@ -447,15 +447,13 @@ void dt_optim_step(dt_optim *o, float *param, const float *grad, double lr, doub
  *   clip_coef_clamped = torch.clamp(clip_coef, max=1.0)
  *   for g in grads: g.mul_(clip_coef_clamped)
  * total_norm is a float32 tensor in torch: the coefficient is computed in float from the norm
- * rounded to float, as there. The norm itself is summed in double over the flat buffer (torch sums
- * per tensor then over tensors; the two agree to float rounding). */
+ * rounded to float, as there. The norm itself is summed in double over the flat buffer, in the
+ * fixed order of the optim family's sumsq (torch sums per tensor then over tensors; the two agree
+ * to float rounding). */
 double dt_optim_clip_grad_norm(float *grad, size_t n, double max_norm)
 {
     DT_ASSERT(max_norm > 0.0);
-    double ss = 0.0;
-    for (size_t i = 0; i < n; i++)
-        ss += (double)grad[i] * (double)grad[i];
-    const double total = sqrt(ss);
+    const double total = sqrt(dt_kern_get()->optim->sumsq(grad, n));
     const float tn = (float)total;
     float coef = 1.0f / (tn + 1e-6f) * (float)max_norm;
     coef = coef > 1.0f ? 1.0f : coef; /* clamp(max=1): NaN stays NaN */

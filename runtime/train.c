@@ -15,6 +15,7 @@
 #include "dist.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/optim_k.h"
 #include "kernels/poll.h"
 #include "kernels/tpool.h"
 #include "mixup.h"
@@ -141,6 +142,10 @@ static int make_dir(const dt_trainer *t, const char *dir)
     return dt_dist_agree(rc, t->comm);
 }
 
+/* the most step rows the metrics log holds between flushes (a flush a second keeps it far from
+ * this: 4096 rows is 4 s at the mlp's 1,000 steps/s) */
+enum { METRICS_ROWS = 4096 };
+
 /* Rank 0's metrics log, continuing the rows a resumed checkpoint had logged; a fresh run never
  * replaces another run's log (dt_metrics_check_fresh). The run's provenance goes into it. */
 static int open_metrics_rank0(dt_trainer *t, int resumed)
@@ -152,7 +157,10 @@ static int open_metrics_rank0(dt_trainer *t, int resumed)
         rc = dt_metrics_check_fresh(cfg->log_dir, text, strcmp(cfg->resume, "auto") == 0);
     if (rc == 0)
         rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, STEP_COLS, epoch_cols, EPOCH_ROW,
-                             resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0, 50);
+                             resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0,
+                             METRICS_ROWS);
+    if (rc == 0) /* rows reach the files within a second, at one flush a second at most */
+        dt_metrics_set_flush_s(t->metrics, 1.0);
     if (rc == 0) {
         dt_metrics_prov p = {text,
                              (long long)cfg->seed,
@@ -564,14 +572,6 @@ typedef struct run_ctx {
 /* exposed communication in percent of the step time */
 static double exposed_pct(const double *c) { return c[2] > 0.0 ? 100.0 * c[1] / c[2] : 0.0; }
 
-static double sqnorm(const float *g, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
-    return s;
-}
-
 /* A param fingerprint for the summary line: equal runs print equal values. */
 static unsigned long long params_crc(const dt_net *net)
 {
@@ -632,9 +632,12 @@ static int log_step(dt_trainer *t, const run_ctx *r, double loss, int64_t epoch)
     const dt_config *cfg = t->cfg;
     if (!dt_train_has_dir(cfg->log_dir) || t->step % cfg->log_every_steps != 0)
         return DT_OK;
-    /* the loss differs per rank; the averaged gradient (its norm) does not */
-    double v[2] = {loss, sqnorm(t->net->grad, t->net->numel)};
-    dt_dist_sum(v, 1, DT_PHASE_LOG, t->comm);
+    /* the loss differs per rank; the averaged gradient does not, so each rank sums the squares
+     * of its 1/world slice of it, and the one sum over ranks (in rank order) gives both */
+    const size_t n = t->net->numel, lo = n * (size_t)t->rank / (size_t)t->world,
+                 hi = n * (size_t)(t->rank + 1) / (size_t)t->world;
+    double v[2] = {loss, dt_kern_get()->optim->sumsq(t->net->grad + lo, hi - lo)};
+    dt_dist_sum(v, 2, DT_PHASE_LOG, t->comm);
     if (!t->metrics)
         return DT_OK;
     double el = dt_now() - r->e0;

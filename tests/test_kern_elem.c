@@ -6,7 +6,8 @@
  *     lane's expression in the reference's order (fmaf where the reference has fmaf); the
  *     reductions (BatchNorm's double sums, global average pooling) against references written in
  *     their documented fixed order (4 double lanes; dt_fsum's 8 float lanes over blocks of 256),
- *     and within 1e-12 (relative, in double) of a plain sequential sum;
+ *     and within 1e-12 (relative, in double) of a plain sequential sum; the optimizers' sumsq
+ *     (the gradient norm's) likewise, over several blocks at 1, 2 and 3 threads;
  *   - bf16 rounding against dt_round_bf16_1, NaNs of every payload kept bitwise; fp16 rounding
  *     against dt_round_fp16_1, bitwise for every value but a NaN's payload (F16C quiets a
  *     signalling NaN and keeps 10 payload bits: its inputs hold only the canonical quiet NaN);
@@ -28,6 +29,7 @@
 #include "kernels/kernels.h"
 #include "kernels/layer_kernels.h"
 #include "kernels/optim_k.h"
+#include "kernels/tpool.h"
 #include "lowp.h"
 
 static const long lens[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 1000, 1003};
@@ -635,6 +637,56 @@ static void test_optim_kernels(const dt_kern *k, long n)
             }
 }
 
+/* sumsq in optim_k.h's order, written out: per block, value 16i + l in lane l (the tail in lane
+ * 0), each group of 4 lanes folded (0 + 1) + (2 + 3), the groups added in order; the blocks too */
+static double sumsq_ref(const float *x, size_t n)
+{
+    double total = 0.0;
+    for (size_t b0 = 0; b0 < n; b0 += DT_KOPT_SUMSQ_BLOCK) {
+        const size_t m = n - b0 < DT_KOPT_SUMSQ_BLOCK ? n - b0 : DT_KOPT_SUMSQ_BLOCK;
+        double l[16] = {0};
+        for (size_t i = 0; i < m; i++) {
+            const size_t j = i < m - m % 16 ? i % 16 : 0;
+            l[j] += (double)x[b0 + i] * (double)x[b0 + i];
+        }
+        double g[4];
+        for (int q = 0; q < 4; q++)
+            g[q] = (l[4 * q] + l[4 * q + 1]) + (l[4 * q + 2] + l[4 * q + 3]);
+        total += ((g[0] + g[1]) + g[2]) + g[3];
+    }
+    return total;
+}
+
+/* sumsq bitwise against the reference: the short lengths, and several blocks with a tail at 1,
+ * 2 and 3 threads (a block is one thread's: the same bits) */
+static void test_sumsq(const dt_kern *k)
+{
+    enum { BIG = 3 * DT_KOPT_SUMSQ_BLOCK + 1037 };
+    static float x[BIG];
+    fill(x, BIG, 0);
+    for (int l = 0; l < NLENS; l++) {
+        const double got = k->optim->sumsq(x + 1, (size_t)lens[l]),
+                     ref = sumsq_ref(x + 1, (size_t)lens[l]);
+        CHECK(same(&got, &ref, sizeof got));
+    }
+    const double ref = sumsq_ref(x, BIG);
+    for (int T = 1; T <= 3; T++) {
+        dt_tpool_init(T);
+        const double got = k->optim->sumsq(x, BIG);
+        const int ok = same(&got, &ref, sizeof got);
+        CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  ^ sumsq on %s, %d threads: %.17g, reference %.17g\n", k->name, T,
+                    got, ref);
+    }
+    dt_tpool_init(1);
+    /* the values fill gives lie in [-2, 2): the sum of squares is close to the naive one */
+    double naive = 0.0;
+    for (long i = 0; i < BIG; i++)
+        naive += (double)x[i] * x[i];
+    CHECK(fabs(ref - naive) <= 1e-12 * naive);
+}
+
 /* ---- across ISAs and through the public kernels ---- */
 
 /* every table's relu/round/bn output on the same data: bitwise equal to the first table's */
@@ -707,6 +759,7 @@ int main(void)
             continue;
         printf("testing %s (%d lanes)\n", k->name, k->lanes);
         test_norm_u8(k);
+        test_sumsq(k);
         for (int l = 0; l < NLENS; l++) {
             test_elementwise(k, lens[l]);
             test_rounding(k, lens[l]);

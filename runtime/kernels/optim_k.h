@@ -53,7 +53,15 @@ struct dt_koptim {
     void (*adam)(const dt_kopt_adam *k, float *restrict p, const float *restrict grad,
                  float *restrict m, float *restrict v, float *restrict vmax, size_t n, int mode,
                  int amsgrad);
+    /* the sum of x[i]^2 over n values, in double (clipping's gradient norm, the metrics log's
+     * grad_norm): blocks of DT_KOPT_SUMSQ_BLOCK values, each summed in 16 double lanes (value
+     * 16i + l in lane l, the block's tail in lane 0, the lanes folded as
+     * ((0 + 1) + (2 + 3)) + ... of each group of four, the groups in order), the blocks' sums
+     * added in block order: the same bits on every ISA and at every thread count (a block is
+     * one thread's). */
+    double (*sumsq)(const float *x, size_t n);
 };
+#define DT_KOPT_SUMSQ_BLOCK 32768
 
 extern const struct dt_koptim dt_koptim_generic;
 #if defined(__x86_64__)

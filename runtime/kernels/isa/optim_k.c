@@ -266,8 +266,66 @@ static void par_adam(const dt_kopt_adam *k, float *restrict p, const float *rest
     dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
 }
 
+/* sumsq's block: four vectors of 4 doubles (one vector operation per step on every ISA, the
+ * order of optim_k.h) */
+typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
+typedef float vf4u __attribute__((vector_size(4 * sizeof(float)), aligned(4), may_alias));
+/* (macros: a 32-byte vector passed or returned by value changes the ABI without AVX, -Wpsabi) */
+#define ld4d(p) __builtin_convertvector(*(const vf4u *)(p), vd4)
+#define fold4(a) (((a)[0] + (a)[1]) + ((a)[2] + (a)[3]))
+
+static double sumsq_block(const float *x, size_t n)
+{
+    vd4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const vd4 v0 = ld4d(x + i), v1 = ld4d(x + i + 4), v2 = ld4d(x + i + 8),
+                  v3 = ld4d(x + i + 12);
+        a0 += v0 * v0;
+        a1 += v1 * v1;
+        a2 += v2 * v2;
+        a3 += v3 * v3;
+    }
+    for (; i < n; i++)
+        a0[0] += (double)x[i] * (double)x[i];
+    return ((fold4(a0) + fold4(a1)) + fold4(a2)) + fold4(a3);
+}
+
+typedef struct {
+    const float *x;
+    size_t n;
+    double *part;
+} sumsq_job;
+
+static void sumsq_part(void *arg, long lo, long hi)
+{
+    const sumsq_job *j = arg;
+    for (long b = lo; b < hi; b++) {
+        const size_t off = (size_t)b * DT_KOPT_SUMSQ_BLOCK;
+        const size_t len = j->n - off < DT_KOPT_SUMSQ_BLOCK ? j->n - off : DT_KOPT_SUMSQ_BLOCK;
+        j->part[b] = sumsq_block(j->x + off, len);
+    }
+}
+
+static double par_sumsq(const float *x, size_t n)
+{
+    enum { ROUND = 64 }; /* blocks per pass over the pool: their sums on the stack */
+    double part[ROUND], s = 0.0;
+    const size_t nb = (n + DT_KOPT_SUMSQ_BLOCK - 1) / DT_KOPT_SUMSQ_BLOCK;
+    for (size_t b0 = 0; b0 < nb; b0 += ROUND) {
+        const long m = (long)(nb - b0 < ROUND ? nb - b0 : ROUND);
+        const size_t off = b0 * DT_KOPT_SUMSQ_BLOCK;
+        sumsq_job j = {x + off, n - off, part};
+        dt_tpool_for(m, 1, 1, sumsq_part, &j);
+        for (long b = 0; b < m; b++)
+            s += part[b];
+    }
+    return s;
+}
+
 const struct dt_koptim DT_KFN(dt_koptim) = {.sgd = par_sgd,
                                             .adagrad = par_adagrad,
                                             .adadelta = par_adadelta,
                                             .rmsprop = par_rmsprop,
-                                            .adam = par_adam};
+                                            .adam = par_adam,
+                                            .sumsq = par_sumsq};
