@@ -15,9 +15,10 @@
 # (/usr/bin/python3; no torch: dtrain's rows only), BENCH_BUCKET_MB (0.25: dtrain's
 # train.bucket_mb and DDP's bucket_cap_mb; 25 is both defaults, one bucket for these models),
 # BENCH_STEPS_MLP (600, quick 30), BENCH_STEPS_LENET5 (300, quick 10), BENCH_STEPS_CNN (60, quick
-# 3), BENCH_STEPS_RESNET20 (16, quick 2), BENCH_SCALING_ROUNDS (3, quick 1: dtrain's 1x128 and
-# 2x64 runs, interleaved; the speedup is the median of each round's 2x64 / 1x128, the
-# samples/s and exposed shares those of the median round; grad_panels and PyTorch run once).
+# 3), BENCH_STEPS_RESNET20 (16, quick 2), BENCH_SCALING_ROUNDS (3, quick 1: dtrain's 1x128,
+# 1x64 and 2x64 runs, interleaved; the speedup is the median of each round's 2x64 / 1x128, the
+# samples/s, exposed shares and 1x64 bound (2 x the 1x64 rate over the 1x128 rate: 2x64 with
+# nothing exchanged) those of the median round; grad_panels and PyTorch run once).
 # Output: the table on stdout and in bench/out/scaling.md; logs in bench/out/logs/scaling-*.
 # Ratios within one run are what to compare; absolute rates depend on the machine and its load.
 set -u
@@ -70,9 +71,10 @@ median_pct() {
         awk '{ v[NR] = $1 } END { if (NR) printf "%.1f%%", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "n/a" }'
 }
 
-# dt MODEL NP BATCH [PANELS [ROUND]]: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP[p].log,
-# metrics in $LOG/scaling-metrics-MODEL-NP[p]; ROUND > 1 adds -rROUND to both); PANELS = p: with
-# train.grad_panels (the weight gradients of linear layers in bucket-sized panels)
+# dt MODEL NP BATCH [TAG [ROUND]]: dtrain's final line (log in $LOG/scaling-dt-MODEL-NP[TAG].log,
+# metrics in $LOG/scaling-metrics-MODEL-NP[TAG]; ROUND > 1 adds -rROUND to both); TAG = p: with
+# train.grad_panels (the weight gradients of linear layers in bucket-sized panels); TAG = h: a
+# run at half the batch (named apart from the 1 x 128 run)
 dt() {
     pan=${4:-}
     rs=''
@@ -82,7 +84,7 @@ dt() {
     timeout -k 5 1800 mpirun -np "$7" $DT_MPIRUN_FLAGS ./dtrain train --model "$1" --data "$4" \
         --data-dir "$5" --epochs 1000 --set train.max_steps="$6" --batch-size "$3" --threads 1 \
         --set data.limit_test=1000 --set train.progress=never --set train.bucket_mb="$BMB" \
-        --set train.grad_panels="$([ -n "$pan" ] && echo true || echo false)" \
+        --set train.grad_panels="$([ "$pan" = p ] && echo true || echo false)" \
         --set log.dir="$LOG/scaling-metrics-$1-$2" > "$LOG/scaling-dt-$1-$2.log" 2>&1
     grep '^final: ' "$LOG/scaling-dt-$1-$2.log" | tail -n 1
 }
@@ -101,11 +103,12 @@ pt() {
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
         "1 thread per rank, buckets of $BMB MiB (dtrain train.bucket_mb, DDP bucket_cap_mb)," \
-        "dtrain's 1x128 and 2x64 in $ROUNDS interleaved round(s) (speedup: the median round's; rounds: each round's)," \
+        "dtrain's 1x128, 1x64 and 2x64 in $ROUNDS interleaved round(s) (speedup: the median round's; rounds: each round's;" \
+        "1x64 bound: 2 x the 1x64 rate over the 1x128 rate in that round, what 2x64 would reach with nothing exchanged and the ranks not slowing each other)," \
         "$([ "$QUICK" = 1 ] && echo 'BENCH_QUICK=1 (a smoke run)' || echo 'full run')."
     echo
-    echo "| model | steps | core to core | dtrain 1x128 samples/s | dtrain 2x64 | allreduce | speedup | rounds | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| model | steps | core to core | dtrain 1x128 samples/s | dtrain 2x64 | allreduce | speedup | rounds | 1x64 bound | exposed comm (run / median step) | 2x64 grad_panels | speedup | exposed comm | PyTorch 1x128 | DDP gloo 2x64 | speedup |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$MD"
 echo "bench: strong scaling ($MODELS), logs in $LOG/scaling-*"
 # bench/core2core.c before each model: the round trip of a cache line between the first two CPUs
@@ -129,14 +132,17 @@ for m in $MODELS; do
     r=1
     while [ $r -le "$ROUNDS" ]; do
         a=$(dt "$m" 1 128 '' $r)
+        h=$(dt "$m" 1 64 h $r)
         b=$(dt "$m" 2 64 '' $r)
         pairs="$pairs$(awk -v a="$(field samples_per_s "$a")" -v b="$(field samples_per_s "$b")" -v r=$r \
-            'BEGIN { printf "%s %s %s %s\n", (a > 0 && b > 0) ? b / a : 0, r, a + 0, b + 0 }')
+            -v h="$(field samples_per_s "$h")" \
+            'BEGIN { printf "%s %s %s %s %s\n", (a > 0 && b > 0) ? b / a : 0, r, a + 0, b + 0, (a > 0 && h > 0) ? 2 * h / a : 0 }')
 "
         r=$((r + 1))
     done
     med=$(printf '%s' "$pairs" | sort -g | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }')
     mr=$(echo "$med" | cut -d' ' -f2)
+    bound=$(echo "$med" | awk '{ if ($5 > 0) printf "%.2fx", $5; else print "n/a" }')
     rounds=$(printf '%s' "$pairs" | sort -k2,2n | awk '{ printf "%s%.2f", sep, $1; sep = ", " }')
     rs=''
     [ "$mr" -gt 1 ] && rs=-r$mr
@@ -164,7 +170,7 @@ for m in $MODELS; do
         [ -n "$c" ] || pa="failed (see $LOG/scaling-pt-$m-1.log)"
         [ -n "$d" ] || pb="failed (see $LOG/scaling-pt-$m-2.log)"
     fi
-    echo "| $m | $(steps_of "$m") | $cc2 | $sa | $sb | ${path:-n/a} | $(ratio "$sb" "$sa") | $rounds | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
+    echo "| $m | $(steps_of "$m") | $cc2 | $sa | $sb | ${path:-n/a} | $(ratio "$sb" "$sa") | $rounds | $bound | $ex | $sg | $(ratio "$sg" "$sa") | $eg | $pa | $pb | $ps |" >> "$MD"
 done
 {
     echo
