@@ -237,6 +237,9 @@ const dt_cfg_key dt_cfg_keys[] = {
     STR("log.dir", log_dir, "none",
         "metrics folder: metrics.h5 + metrics_step.csv + metrics_epoch.csv (none: off)"),
     INT("log.every_steps", log_every_steps, "1", 1, 1e9, "log every N steps"),
+    FLT("log.flush_s", log_flush_s, "5", 0, 1e6, 1, 0,
+        "step rows reach the files at least every this many seconds (also at every epoch end "
+        "and checkpoint; a flush reopens metrics.h5, tens of ms on a parallel file system)"),
     STR("log.timeline", log_timeline, "none",
         "Chrome trace of every rank's steps (chrome://tracing, Perfetto; docs/timeline.md)"),
     INT("log.timeline_steps", log_timeline_steps, "20", 0, 1e9, "timeline: the first N steps"),

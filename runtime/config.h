@@ -82,6 +82,7 @@ typedef struct dt_config {
     /* log */
     char log_dir[DT_STR_MAX];
     int64_t log_every_steps;
+    double log_flush_s;            /* metrics rows flushed at least this often (metrics.h) */
     char log_timeline[DT_STR_MAX]; /* Chrome trace file (timeline.h); "none": off */
     int64_t log_timeline_steps, log_timeline_every;
     int log_header;      /* 0 short, 1 full (the whole configuration and the layer table) */

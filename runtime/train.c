@@ -142,8 +142,8 @@ static int make_dir(const dt_trainer *t, const char *dir)
     return dt_dist_agree(rc, t->comm);
 }
 
-/* the most step rows the metrics log holds between flushes (a flush a second keeps it far from
- * this: 4096 rows is 4 s at the mlp's 1,000 steps/s) */
+/* the most step rows the metrics log holds between flushes (log.flush_s bounds them by time;
+ * this by memory: 4096 rows of 10 doubles) */
 enum { METRICS_ROWS = 4096 };
 
 /* Rank 0's metrics log, continuing the rows a resumed checkpoint had logged; a fresh run never
@@ -159,8 +159,8 @@ static int open_metrics_rank0(dt_trainer *t, int resumed)
         rc = dt_metrics_open(&t->metrics, cfg->log_dir, step_cols, STEP_COLS, epoch_cols, EPOCH_ROW,
                              resumed ? t->log_rows[0] : 0, resumed ? t->log_rows[1] : 0,
                              METRICS_ROWS);
-    if (rc == 0) /* rows reach the files within a second, at one flush a second at most */
-        dt_metrics_set_flush_s(t->metrics, 1.0);
+    if (rc == 0) /* rows reach the files within log.flush_s, one flush per that time at most */
+        dt_metrics_set_flush_s(t->metrics, cfg->log_flush_s);
     if (rc == 0) {
         dt_metrics_prov p = {text,
                              (long long)cfg->seed,

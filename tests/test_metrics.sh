@@ -16,8 +16,8 @@
 #  - no silent overwrite: a second fresh run into the same log.dir fails naming the folder and
 #    leaves the first run's files as they were; the same run started again with --resume auto
 #    before its first checkpoint (same configuration) may replace its log, another may not;
-#  - a running job's step rows reach the files within about a second, not after a count of
-#    rows: after 3.5 s of resnet20 steps (fewer than 50) its CSV has rows, and after kill -9
+#  - a running job's step rows reach the files within log.flush_s (1 here), not after a count
+#    of rows: after 3.5 s of resnet20 steps (fewer than 50) its CSV has rows, and after kill -9
 #    every row is complete, steps 1, 2, ... in order.
 # usage: sh tests/test_metrics.sh
 set -u
@@ -212,16 +212,16 @@ else fail "resume from step 20 with 28 deleted (rc $rc; $rows_before step rows, 
 check_logs "$TMP/logB" "$STEPS" "older checkpoint + resume"
 same_as_reference "$TMP/logB" "older checkpoint + resume"
 
-# --- a running job's rows reach the files within about a second (runtime/metrics.h), not after
-# a count of rows, so kill -9 loses at most that: resnet20 on generated CIFAR-10 images, 1 thread
-# (steps of 0.1-0.4 s at batch 128, 32 to an epoch: flushed every 50 rows, as before, none would
-# be in the files after 3.5 s), killed after ~3.5 s, has left rows in metrics_step.csv, each
-# complete, steps 1, 2, ... in order ---
+# --- a running job's rows reach the files within log.flush_s (runtime/metrics.h), not after a
+# count of rows, so kill -9 loses at most that: resnet20 on generated CIFAR-10 images, 1 thread,
+# log.flush_s = 1 (steps of 0.1-0.4 s at batch 128, 32 to an epoch: flushed every 50 rows, as
+# before, none would be in the files after 3.5 s), killed after ~3.5 s, has left rows in
+# metrics_step.csv, each complete, steps 1, 2, ... in order ---
 build/tests/tool_mkdata cifar "$TMP/cifK" 4096 16 > /dev/null 2>&1 || fail "tool_mkdata cifar"
 rm -rf "$TMP/logK"
 timeout -k 5 60 mpirun -np 1 $DT_MPIRUN_FLAGS $DT train --model resnet20 --data cifar10 \
     --data-dir "$TMP/cifK" --batch-size 128 --threads 1 --set train.progress=never --epochs 1000 \
-    --set log.dir="$TMP/logK" > "$TMP/outK" 2>&1 &
+    --set log.dir="$TMP/logK" --set log.flush_s=1 > "$TMP/outK" 2>&1 &
 kpid=$!
 for _ in $(seq 300); do [ -n "$(rank_pid "$kpid" 0)" ] && break; sleep 0.05; done
 sleep 3.5
@@ -235,7 +235,7 @@ if [ "$rows_live" -gt 0 ] && [ "$rows_after" -ge "$rows_live" ] &&
     [ -n "$victim" ] && ! grep -q '^final:' "$TMP/outK" &&
     awk -F, -v n="$(echo "$STEP_HDR" | awk -F, '{ print NF }')" \
         'NR > 1 && (NF != n || $1 != NR - 1) { bad = 1 } END { exit bad }' "$TMP/logK/metrics_step.csv"; then
-    pass "a running job's step rows reach the files within a second: $rows_live after 3.5 s, $rows_after after kill -9, each complete and in order"
+    pass "a running job's step rows reach the files within log.flush_s = 1 s: $rows_live after 3.5 s, $rows_after after kill -9, each complete and in order"
     # (50 or more: steps this fast would have been flushed by count as well; no claim then)
     [ "$rows_live" -lt 50 ] || echo "  (this machine's steps were fast: the 50-row flush would have written these too)"
 else
