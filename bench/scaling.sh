@@ -76,15 +76,15 @@ median_pct() {
 # train.grad_panels (the weight gradients of linear layers in bucket-sized panels); TAG = h: a
 # run at half the batch (named apart from the 1 x 128 run)
 dt() {
-    pan=${4:-}
+    tag=${4:-}
     rs=''
     [ "${5:-1}" -gt 1 ] && rs=-r$5
-    set -- "$1" "$2$pan$rs" "$3" $(data_of "$1") "$(steps_of "$1")" "$2"
+    set -- "$1" "$2$tag$rs" "$3" $(data_of "$1") "$(steps_of "$1")" "$2"
     rm -rf "$LOG/scaling-metrics-$1-$2"
     timeout -k 5 1800 mpirun -np "$7" $DT_MPIRUN_FLAGS ./dtrain train --model "$1" --data "$4" \
         --data-dir "$5" --epochs 1000 --set train.max_steps="$6" --batch-size "$3" --threads 1 \
         --set data.limit_test=1000 --set train.progress=never --set train.bucket_mb="$BMB" \
-        --set train.grad_panels="$([ "$pan" = p ] && echo true || echo false)" \
+        --set train.grad_panels="$([ "$tag" = p ] && echo true || echo false)" \
         --set log.dir="$LOG/scaling-metrics-$1-$2" > "$LOG/scaling-dt-$1-$2.log" 2>&1
     grep '^final: ' "$LOG/scaling-dt-$1-$2.log" | tail -n 1
 }

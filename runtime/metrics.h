@@ -12,8 +12,8 @@
  *                            configuration
  *
  * Rows are buffered in memory (dt_metrics_step is a copy, no I/O) and written by dt_metrics_flush:
- * at every epoch record, whenever `flush_every` step records are pending or (dt_metrics_set_flush_s)
- * a set time has passed since the last flush, and at close. A flush
+ * at every epoch record, whenever `flush_every` step records are pending or a set time has passed
+ * since the last flush (dt_metrics_set_flush_s), and at close. A flush
  * opens metrics.h5, extends and writes every column, H5Fflush + H5Fclose, then appends to the
  * CSVs and fflushes them. Between flushes the HDF5 file is closed, so h5py (or pandas on the
  * CSVs) can read it while the run goes on; the writer opens it without HDF5 file locking so a

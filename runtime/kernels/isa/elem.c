@@ -184,14 +184,10 @@ static void gap_backward(float *dinp, const float *dout, size_t planes, int HW, 
 }
 
 /* The BatchNorm sums' 4 double lanes (the order of every ISA: lane j takes the elements 4i + j,
- * the tail lane 0, then (l0 + l1) + (l2 + l3)) as one vector of 4 doubles, so that each step is
- * one vector operation on every ISA (the scalar lanes this replaces compiled to scalar code):
- * the same operations on the same values in the same order, the same bits. */
-typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
-typedef float vf4u __attribute__((vector_size(4 * sizeof(float)), aligned(4), may_alias));
-/* (macros: a 32-byte vector passed or returned by value changes the ABI without AVX, -Wpsabi) */
-#define ld4d(p) __builtin_convertvector(*(const vf4u *)(p), vd4)
-DT_KINL void fold4(const vd4 *a, double *s) { *s += ((*a)[0] + (*a)[1]) + ((*a)[2] + (*a)[3]); }
+ * the tail lane 0, then (l0 + l1) + (l2 + l3)) as one vd4 (vec.h), so that each step is one
+ * vector operation on every ISA (the scalar lanes this replaces compiled to scalar code): the
+ * same operations on the same values in the same order, the same bits. */
+DT_KINL void fold4(const vd4 *a, double *s) { *s += vd4_fold(*a); }
 
 /* s += sum x, ss += sum x^2 over n values, in the 4 double lanes */
 DT_KINL void sum_sumsq(const float *x, size_t n, double *s, double *ss)

@@ -240,7 +240,6 @@ static void fwd_block(float *ol, const float *xl, const int32_t *off, const floa
 
 /* r[0..n) += f[0..n) in double, n = 8 (or 4): converted and added as vectors */
 typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
-typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
 #define ADD_DOUBLES(VF, VD, r, f)                                                                  \
     do {                                                                                           \
         VF x_;                                                                                     \

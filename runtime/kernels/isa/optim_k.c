@@ -266,14 +266,8 @@ static void par_adam(const dt_kopt_adam *k, float *restrict p, const float *rest
     dt_tpool_for((long)n, GRAIN, 64, opt_part, &j);
 }
 
-/* sumsq's block: four vectors of 4 doubles (one vector operation per step on every ISA, the
- * order of optim_k.h) */
-typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
-typedef float vf4u __attribute__((vector_size(4 * sizeof(float)), aligned(4), may_alias));
-/* (macros: a 32-byte vector passed or returned by value changes the ABI without AVX, -Wpsabi) */
-#define ld4d(p) __builtin_convertvector(*(const vf4u *)(p), vd4)
-#define fold4(a) (((a)[0] + (a)[1]) + ((a)[2] + (a)[3]))
-
+/* sumsq's block: four vd4 (vec.h: one vector operation per step on every ISA), the order of
+ * optim_k.h */
 static double sumsq_block(const float *x, size_t n)
 {
     vd4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
@@ -288,7 +282,7 @@ static double sumsq_block(const float *x, size_t n)
     }
     for (; i < n; i++)
         a0[0] += (double)x[i] * (double)x[i];
-    return ((fold4(a0) + fold4(a1)) + fold4(a2)) + fold4(a3);
+    return ((vd4_fold(a0) + vd4_fold(a1)) + vd4_fold(a2)) + vd4_fold(a3);
 }
 
 typedef struct {

@@ -57,6 +57,15 @@ typedef uint32_t vu __attribute__((vector_size(DT_W * sizeof(uint32_t))));
  * on some cores) */
 typedef float vf_u __attribute__((vector_size(DT_W * sizeof(float)), aligned(4), may_alias));
 
+/* 4 doubles: the fixed-order double sums (BatchNorm's, the gradient norm's) keep their lanes in
+ * one of these on every ISA, so each step is one vector operation and the same bits everywhere.
+ * ld4d: 4 floats from p (unaligned) widened; vd4_fold: (l0 + l1) + (l2 + l3). Macros: a 32-byte
+ * vector passed or returned by value changes the ABI without AVX (-Wpsabi). */
+typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
+typedef float vf4u __attribute__((vector_size(4 * sizeof(float)), aligned(4), may_alias));
+#define ld4d(p) __builtin_convertvector(*(const vf4u *)(p), vd4)
+#define vd4_fold(a) (((a)[0] + (a)[1]) + ((a)[2] + (a)[3]))
+
 DT_KINL vf vf_load(const float *p) { return *(const vf_u *)p; }
 DT_KINL void vf_store(float *p, vf v) { *(vf_u *)p = v; }
 /* every lane x (bitwise: -0.0 stays -0.0; the form each width compiles to one broadcast) */
