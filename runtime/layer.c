@@ -207,6 +207,22 @@ void dt_layer_allreduce_sum(const dt_net *net, double *x, int n)
         net->ctx->allreduce_sum(net->ctx->comm_ctx, x, n);
 }
 
+int dt_layer_lanes(const dt_net *net, const dt_layer *l)
+{
+    return net->lanes && l->lanes_ok ? net->lanes : 0;
+}
+
+int dt_layer_in_lanes(const dt_net *net, const dt_layer *l)
+{
+    return l->input >= 0 ? dt_layer_lanes(net, &net->layers[l->input]) : 0;
+}
+
+int dt_layer_lanes_keep(const dt_layer *l, const dt_net *net, int N)
+{
+    (void)l, (void)net, (void)N;
+    return DT_LANES_KEEP;
+}
+
 int dt_layer_bf16_rounds_out(const dt_layer *l, const dt_net *net)
 {
     (void)l;

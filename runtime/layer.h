@@ -104,7 +104,15 @@ typedef struct dt_layer_ops {
      * k (a layer index) from its bf16 copy (dt_net_act_copy, net_act.h) or not at all, so that
      * dt_net_act_fetch need not widen it into its float32 slot; NULL or 0: it reads the slot. */
     int (*bwd_skips)(const dt_layer *l, const dt_net *net, int N, int k);
+    /* The lane layout (dt_net.lanes): what this step of the layer can do with it, DT_LANES_* bits
+     * (NULL or 0: its input and output are (N, C, H, W) only). */
+    int (*lanes)(const dt_layer *l, const dt_net *net, int N);
 } dt_layer_ops;
+/* DT_LANES_READ: reads its input(s) in either layout (its output stays (N, C, H, W) unless
+ * WRITE); DT_LANES_WRITE: writes its output in the lane layout when told (the bf16
+ * convolutions); DT_LANES_KEEP: its output in its input's layout (BatchNorm, ReLU, the add: both
+ * inputs then share it). */
+enum { DT_LANES_READ = 1, DT_LANES_WRITE = 2, DT_LANES_KEEP = 4 };
 enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
 
 struct dt_layer {
@@ -121,6 +129,7 @@ struct dt_layer {
     int accum;          /* backward adds into the input's dout instead of overwriting it */
     int accum2;         /* the same for input2 */
     int fused;          /* 1: an earlier layer's fused kernel does this layer's work (skipped) */
+    int lanes_ok;       /* 1: in a step with dt_net.lanes, out and dout are in the lane layout */
     size_t ws_floats;   /* scratch the layer needs per forward/backward (set by setup) */
     int param0, nparam; /* its tensors: net->params[param0 .. param0 + nparam) */
     int buf0, nbuf;     /* its non-trainable buffers: net->bufs[buf0 .. buf0 + nbuf) */
@@ -137,6 +146,7 @@ typedef struct dt_net_opts {
     int no_fusion;       /* 1: no graph passes (layers/registry.h: conv -> relu -> maxpool) */
     int no_grad_sharing; /* 1: every activation gradient gets memory of its own */
     int no_bf16_store;   /* 1: bf16 keeps float32 activations in the arena (no net_act.h) */
+    int no_lanes;        /* 1: bf16 keeps every activation (N, C, H, W) (no lane layout) */
 } dt_net_opts;
 
 struct dt_net {
@@ -174,6 +184,14 @@ struct dt_net {
      * lp_param then); the DT_PARAM_BF16_PACKED weights of a bf16 run are read from it */
     float *lp_master;
     struct dt_net_act *act; /* bf16: activations stored as bf16 (net_act.h); else NULL */
+    /* The lane layout of this step's forward and backward (net.c's plan_lanes): 0, or L (the
+     * kernel table's lanes) when the bf16 convolutions run and N is a multiple of L. Then the
+     * activations of the layers with lanes_ok (and their gradients) are blocks of L images, each
+     * (C, H, W, L): image n0 + l's value (c, h, w) at block n0 / L's ((c * H + h) * W + w) * L + l,
+     * the same floats as (N, C, H, W) in the same memory, transposed within each block. Between
+     * the bf16 convolutions, whose kernels work on such blocks, activations then need no
+     * transposes. Every kernel gives the bits of (N, C, H, W) on it. */
+    int lanes;
 };
 
 /* For a layer's setup, before it allocates or plans anything: checks that an output of
@@ -214,6 +232,13 @@ int dt_layer_bf16_rounds_dout(const dt_layer *l, const dt_net *net, int N);
 /* 1: the backward that reads layer i's dout (its own, or its fused group's head's) rounds it to
  * 16 bits itself as it reads it (dt_layer_ops.rounds_dout), so that dout may hold it unrounded */
 int dt_layer_reader_rounds(const dt_net *net, int i, int N);
+
+/* The layout of layer l's output (and of its gradient) in this step: dt_net.lanes (L) when it is
+ * in the lane layout, else 0; dt_layer_in_lanes the same of its input (0: the net's input). */
+int dt_layer_lanes(const dt_net *net, const dt_layer *l);
+int dt_layer_in_lanes(const dt_net *net, const dt_layer *l);
+/* dt_layer_ops.lanes of the kinds that keep their input's layout (DT_LANES_KEEP) */
+int dt_layer_lanes_keep(const dt_layer *l, const dt_net *net, int N);
 
 /* Sums x[0..n) over all processes of the current step context (nothing without one). */
 void dt_layer_allreduce_sum(const dt_net *net, double *x, int n);

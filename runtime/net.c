@@ -637,6 +637,63 @@ static void round_net_input(dt_net *net, const dt_layer *l, int N)
         dt_round_to(net->lowp, (float *)net->x, nx);
 }
 
+/* layer i reads layer k's output (as its input or its second input) */
+static int reads(const dt_layer *l, int k)
+{
+    return l->input == k || (l->ops->two_inputs && l->input2 == k);
+}
+
+/* The lane layout of a step at batch N (dt_net.lanes): off unless the bf16 convolutions run and
+ * N is a multiple of the table's lanes. Then a layer's output is in the lane layout (lanes_ok)
+ * when it can write it (a convolution told to, or a layer keeping its inputs' layout, inputs in
+ * lanes) and every layer that reads it can read it (a layer keeping the layout only when its own
+ * output is in lanes too): the largest such set, found by striking layers from the candidates
+ * until none is struck. A few dozen layers: microseconds a step. The bits are the same either
+ * way (layer.h), so a partial batch may run without the layout. */
+static void plan_lanes(dt_net *net, int N)
+{
+    const dt_kern *k = dt_kern_get();
+    const int L = k->lanes;
+    net->lanes = 0;
+    for (int i = 0; i < net->nlayers; i++)
+        net->layers[i].lanes_ok = 0;
+    if (net->lowp != DT_BF16 || net->opts.no_lanes || !k->bf16conv || N % L != 0)
+        return;
+    enum { MAXL = 1024 };
+    int cap[MAXL];
+    if (net->nlayers > MAXL)
+        return;
+    int any = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        dt_layer *l = &net->layers[i];
+        cap[i] = l->ops->lanes ? l->ops->lanes(l, net, N) : 0;
+        l->lanes_ok = (cap[i] & (DT_LANES_WRITE | DT_LANES_KEEP)) != 0 && i + 1 < net->nlayers;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 0; i < net->nlayers; i++) {
+            dt_layer *l = &net->layers[i];
+            if (!l->lanes_ok)
+                continue;
+            int bad = 0;
+            if (cap[i] & DT_LANES_KEEP)
+                bad = l->input < 0 || !net->layers[l->input].lanes_ok ||
+                      (l->ops->two_inputs && (l->input2 < 0 || !net->layers[l->input2].lanes_ok));
+            for (int j = i + 1; j < net->nlayers && !bad; j++) {
+                const dt_layer *r = &net->layers[j];
+                if (reads(r, i))
+                    bad = !(cap[j] & (DT_LANES_READ | DT_LANES_KEEP)) ||
+                          ((cap[j] & DT_LANES_KEEP) && !r->lanes_ok);
+            }
+            if (bad)
+                l->lanes_ok = 0, changed = 1;
+        }
+    }
+    for (int i = 0; i < net->nlayers; i++)
+        any |= net->layers[i].lanes_ok;
+    net->lanes = any ? L : 0;
+}
+
 /* the step context of a forward or backward given none: one process, seed 0, step 0 */
 static const dt_step_ctx no_ctx;
 
@@ -645,6 +702,7 @@ float *dt_net_forward(dt_net *net, const float *x, int N, int train, const dt_st
     DT_ASSERT(N > 0 && N <= net->max_batch);
     net->x = x;
     net->ctx = ctx ? ctx : &no_ctx;
+    plan_lanes(net, N);
     if (net->lowp)
         use_rounded_weights(net, 1);
     for (int i = 0; i < net->nlayers; i++) {
@@ -688,6 +746,7 @@ float *dt_net_dlogits(dt_net *net)
 void dt_net_backward(dt_net *net, int N, const dt_step_ctx *ctx)
 {
     net->ctx = ctx ? ctx : &no_ctx;
+    plan_lanes(net, N); /* the forward's (same N, same table) */
     /* low precision: the weights rounded by the forward (unchanged since) */
     if (net->lowp)
         use_rounded_weights(net, 0);

@@ -7,7 +7,8 @@
  * keep the test short): logits, every parameter gradient, over
  * two training steps (a forward at another batch size between them: an evaluation), threads 1
  * and 2. And it keeps less: the slots plus the bf16 copies under 60 % of the float32 outputs for
- * resnet20 (its peak RSS goal, issue 12: bf16 <= 0.7 x fp32).
+ * resnet20 (its peak RSS goal, issue 12: bf16 <= 0.7 x fp32). And the lane layout between the
+ * bf16 convolutions (dt_net.lanes) gives the bits of (N, C, H, W) (test_layout).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,74 @@ static void test_model(const char *model, int c, int h, int w, int N, int no_fus
     dt_tpool_init(1);
 }
 
+/* The lane layout (layer.h's dt_net.lanes): a bf16 net that keeps activations in blocks of the
+ * table's lanes between its convolutions computes bitwise what the same net in (N, C, H, W)
+ * computes (dt_net_opts.no_lanes), on every ISA with the bf16 family (2 threads on the best), training
+ * steps at N = 2 blocks (the layout on), evaluations at N - 3 (off: a partial block). And it is
+ * on: after a training forward, `lanes` is the table's and most layers' outputs are in it. */
+static void test_layout(const char *model, int c, int h, int w, int blocks, int min_layers)
+{
+    for (int isa = 0; isa < DT_ISA_COUNT; isa++) {
+        const dt_kern *k = dt_kern_table((dt_isa)isa);
+        if (!k || !k->bf16conv)
+            continue;
+        dt_kern_select((dt_isa)isa);
+        const int N = blocks * k->lanes;
+        /* 2 threads on the best ISA only: the emulated ones take long enough */
+        for (int threads = 1; threads <= (isa == (int)dt_isa_best() ? 2 : 1); threads++) {
+            dt_tpool_init(threads);
+            dt_net *a = NULL, *b = NULL;
+            DT_ASSERT(dt_net_build_opts(&a, model, N, c, h, w, &(dt_net_opts){0}) == 0);
+            DT_ASSERT(dt_net_build_opts(&b, model, N, c, h, w, &(dt_net_opts){.no_lanes = 1}) == 0);
+            dt_net_init(a, 7);
+            dt_net_init(b, 7);
+            dt_net_set_precision(a, DT_BF16);
+            dt_net_set_precision(b, DT_BF16);
+            char what[160];
+            snprintf(what, sizeof what, "%s lanes against (N, C, H, W) %s threads %d", model,
+                     dt_isa_name((dt_isa)isa), threads);
+            CHECK(compare(a, b, N, what) == 0);
+            /* the layout of a training forward at N */
+            const size_t nin = (size_t)c * h * w;
+            float *x = dt_xcalloc((size_t)N * nin, sizeof *x);
+            dt_net_forward(a, x, N, 1, NULL);
+            dt_net_forward(b, x, N, 1, NULL);
+            int on = 0;
+            for (int i = 0; i < a->nlayers; i++)
+                on += a->layers[i].lanes_ok;
+            CHECK(a->lanes == k->lanes && b->lanes == 0);
+            if (on < min_layers)
+                fprintf(stderr, "  %s: %d layers in lanes, expected at least %d\n", what, on,
+                        min_layers);
+            CHECK(on >= min_layers);
+            free(x);
+            dt_net_free(a);
+            dt_net_free(b);
+        }
+    }
+    dt_tpool_init(1);
+}
+
+/* A model for the lane layout's other paths (resnet20 has no conv bias and tiles that fit):
+ * biased convolutions (the bias sums read the rounded gradient), 5 and 1 output channels (tiles
+ * wider than the channels: the output through the workspace; the transposed input gradient's
+ * too), a 1-channel input (tap pairs), a stride-2 convolution (the GEMM form of the input
+ * gradient), a 1x1 one, and inputs read twice (gradients accumulated). */
+static const char lanes_model[] = "[net]\ninput = 3x8x8\nclasses = 10\n"
+                                  "[conv]\nname = c1\nout = 6\npad = 1\n"
+                                  "[batchnorm]\nname = b1\n[relu]\nname = r1\n"
+                                  "[conv]\nname = c2\nout = 5\npad = 1\n"
+                                  "[conv]\nname = c3\nout = 4\npad = 1\n"
+                                  "[batchnorm]\nname = b3\n"
+                                  "[conv]\nname = c4\nout = 1\npad = 1\n"
+                                  "[relu]\nname = r4\n"
+                                  "[conv]\nname = c5\nout = 4\npad = 1\n"
+                                  "[add]\nname = a5\nfrom = b3\n[relu]\nname = r5\n"
+                                  "[conv]\nname = c6\nout = 4\nstride = 2\npad = 1\n"
+                                  "[conv]\nname = c7\nout = 4\nkernel = 1\n"
+                                  "[add]\nname = a7\nfrom = c6\n"
+                                  "[gap]\n[flatten]\n[linear]\nname = fc\nout = 10\n";
+
 /* resnet20 at batch 128: slots + bf16 copies (2 bytes) against one float32 buffer per output */
 static void test_memory(void)
 {
@@ -138,6 +207,17 @@ int main(void)
     test_model("cnn", 1, 28, 28, 19, 2, 0);
     test_model("resnet20", 3, 32, 32, 5, 2, -1);
     test_model("resnet20", 3, 32, 32, 5, 0, -1);
+    /* resnet20 (on 16 x 16 images: planes of 16, 8 and 4 pixels a side): every layer but the
+     * pooling, the flatten and the linear one in lanes */
+    test_layout("resnet20", 3, 16, 16, 2, 70);
+    char dir[] = "/tmp/test_bf16_act.XXXXXX", path[64];
+    DT_ASSERT(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/lanes.cfg", dir);
+    FILE *f = fopen(path, "w");
+    DT_ASSERT(f && fputs(lanes_model, f) >= 0 && fclose(f) == 0);
+    test_layout(path, 3, 8, 8, 2, 14); /* all but gap, flatten and fc */
+    remove(path);
+    remove(dir);
     test_memory();
     return check_finish("test_bf16_act");
 }

@@ -468,6 +468,88 @@ static void test_copy_reads(const dt_kern *k, int HW)
 /* norm_u8 (the batch gather's normalization): bitwise the scalar expression of
  * dt_dataset_set_norm's table, every byte value, lengths with tails, MNIST's and CIFAR's
  * statistics, the identity and a zero std (infinities and NaN alike) */
+/* The lane layout's entries (kernels/elem.h: one block of `lanes` images as [C][HW][lanes]) give
+ * bitwise what the NCHW entries give on each image of the block: BatchNorm's per-image sums
+ * (bn_sums_l; bn_dots_l and bn_dots_lh with the fused ReLU's mask and rnd), global average
+ * pooling forward and backward. Values with zeros, -0, NaN and infinities (fill's specials). */
+static void test_lane_entries(const dt_kern *k, int HW)
+{
+    const int L = k->lanes, C = BN_C;
+    const size_t img = (size_t)C * HW, total = (size_t)L * img;
+    float *x = dt_xmalloc(total, 4), *dy = dt_xmalloc(total, 4), *ro = dt_xmalloc(total, 4);
+    float *xl = dt_xmalloc(total, 4), *dyl = dt_xmalloc(total, 4), *rol = dt_xmalloc(total, 4);
+    uint16_t *xh = dt_xmalloc(total, 2), *roh = dt_xmalloc(total, 2);
+    uint16_t *xhl = dt_xmalloc(total, 2), *rohl = dt_xmalloc(total, 2);
+    float *o = dt_xmalloc(total, 4), *ol = dt_xmalloc(total, 4);
+    double *s = dt_xmalloc((size_t)L * C, 8), *s2 = dt_xmalloc((size_t)L * C, 8);
+    double rs[BN_C], rs2[BN_C];
+    fill(x, (long)total, 1);
+    fill(dy, (long)total, 0);
+    fill_ro(ro, total);
+    for (size_t i = 0; i < total; i++) { /* bf16 copies of x and ro */
+        const float xr = dt_round_bf16_1(x[i]), rr = dt_round_bf16_1(ro[i]);
+        uint32_t u, v;
+        memcpy(&u, &xr, 4), memcpy(&v, &rr, 4);
+        xh[i] = (uint16_t)(u >> 16), roh[i] = (uint16_t)(v >> 16);
+    }
+    /* image l's (c, i) at [c][i][l] */
+    for (int l = 0; l < L; l++)
+        for (size_t e = 0; e < img; e++) {
+            const size_t a = (size_t)l * img + e, b = e * L + (size_t)l;
+            xl[b] = x[a], dyl[b] = dy[a], rol[b] = ro[a], xhl[b] = xh[a], rohl[b] = roh[a];
+        }
+    for (int pass = 0; pass < 5; pass++) {
+        const int rnd = pass == 4, relu = pass >= 2;
+        static const char *const what[] = {"bn_sums_l", "bn_dots_l", "bn_dots_l (relu)",
+                                           "bn_dots_lh (relu)", "bn_dots_lh (relu, rnd)"};
+        if (pass == 0)
+            k->elem->bn_sums_l(s, s2, xl, C, HW);
+        else if (pass <= 2)
+            k->elem->bn_dots_l(s, s2, dyl, xl, relu ? rol : NULL, C, HW, 0);
+        else
+            k->elem->bn_dots_lh(s, s2, dyl, xhl, rohl, C, HW, rnd);
+        for (int l = 0; l < L; l++) {
+            const size_t a = (size_t)l * img;
+            if (pass == 0)
+                k->elem->bn_sums(rs, rs2, x + a, 1, C, HW, 0, C);
+            else if (pass <= 2)
+                k->elem->bn_dots(rs, rs2, dy + a, x + a, relu ? ro + a : NULL, 1, C, HW, 0, C, 0);
+            else
+                k->elem->bn_dots_h(rs, rs2, dy + a, xh + a, roh + a, 1, C, HW, 0, C, rnd);
+            /* a NaN's sign is not fixed (test_copy_reads): any NaN for a NaN */
+            for (int c = 0; c < C; c++) {
+                double *p = s + (size_t)l * C + c, *p2 = s2 + (size_t)l * C + c;
+                if (isnan(*p) && isnan(rs[c]))
+                    *p = rs[c];
+                if (isnan(*p2) && isnan(rs2[c]))
+                    *p2 = rs2[c];
+            }
+            check_same(s + (size_t)l * C, rs, sizeof rs, what[pass], k, HW);
+            check_same(s2 + (size_t)l * C, rs2, sizeof rs2, what[pass], k, HW);
+        }
+    }
+    /* gap: forward into (L, C) rows; backward (=|+=) into the block */
+    k->elem->gap_forward_l(ol, xl, C, HW);
+    k->elem->gap_forward(o, x, (size_t)L * C, HW);
+    for (size_t i = 0; i < (size_t)L * C; i++) /* any NaN for a NaN */
+        if (isnan(ol[i]) && isnan(o[i]))
+            ol[i] = o[i];
+    check_same(ol, o, (size_t)L * C * 4, "gap_forward_l", k, HW);
+    for (int accum = 0; accum < 2; accum++) {
+        memcpy(o, x, total * 4);
+        memcpy(ol, xl, total * 4);
+        k->elem->gap_backward(o, dy, (size_t)L * C, HW, accum);
+        k->elem->gap_backward_l(ol, dy, C, HW, accum);
+        int bad = 0;
+        for (int l = 0; l < L; l++)
+            for (size_t e = 0; e < img; e++)
+                bad += !same(&ol[e * L + (size_t)l], &o[(size_t)l * img + e], 4);
+        check_same(&bad, &(int){0}, sizeof bad, "gap_backward_l", k, HW);
+    }
+    free(x), free(dy), free(ro), free(xl), free(dyl), free(rol), free(xh), free(roh), free(xhl);
+    free(rohl), free(o), free(ol), free(s), free(s2);
+}
+
 static void test_norm_u8(const dt_kern *k)
 {
     static uint8_t src[256 * 3 + 13];
@@ -770,6 +852,7 @@ int main(void)
                 test_bn_relu(k, (int)lens[l]);
                 test_rounded_reads(k, (int)lens[l]);
                 test_copy_reads(k, (int)lens[l]);
+                test_lane_entries(k, (int)lens[l]);
             }
         }
     }

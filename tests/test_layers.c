@@ -551,7 +551,7 @@ typedef struct {
 static double gap_loss(void *p)
 {
     gap_ctx *c = p;
-    dt_gap_forward(c->out, c->inp, c->N, c->C, c->HW);
+    dt_gap_forward(c->out, c->inp, c->N, c->C, c->HW, 0);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
@@ -563,7 +563,7 @@ static void test_gap(int N, int C, int HW)
     float *dx = falloc(ni), *fd = falloc(ni), *dx2 = falloc(ni), *ref = falloc(no);
     fill(c.inp, ni, -1, 1);
     fill(c.R, no, -1, 1);
-    dt_gap_forward(c.out, c.inp, N, C, HW);
+    dt_gap_forward(c.out, c.inp, N, C, HW, 0);
     for (size_t p = 0; p < no; p++) {
         double s = 0.0;
         for (int i = 0; i < HW; i++)
@@ -572,12 +572,12 @@ static void test_gap(int N, int C, int HW)
     }
     CHECK_TENSOR_CLOSE(c.out, ref, no, 1e-6, 1e-7);
     fill_nan(dx, ni);
-    dt_gap_backward(dx, c.R, N, C, HW, 0);
+    dt_gap_backward(dx, c.R, N, C, HW, 0, 0);
     central_diff_all(fd, gap_loss, &c, c.inp, ni, 1.0f / 64);
     check_grad(dx, fd, ni, 1e-3, 1e-5, "gap dinp");
     fill(dx2, ni, -1, 1);
     float *want = sum_of(dx2, dx, ni);
-    dt_gap_backward(dx2, c.R, N, C, HW, 1);
+    dt_gap_backward(dx2, c.R, N, C, HW, 1, 0);
     CHECK_TENSOR_CLOSE(dx2, want, ni, 0.0, 0.0);
     free(c.inp), free(c.R), free(c.out), free(dx), free(fd), free(dx2), free(ref), free(want);
 }
@@ -662,13 +662,13 @@ static void bn_train_step(float *out, float *dx, float *dw, float *db, float *me
                           int accum)
 {
     double *s = dt_xmalloc((size_t)C * 4, sizeof *s);
-    dt_bn_stats(s, s + C, x, N, C, HW);
+    dt_bn_stats(s, s + C, x, N, C, HW, 0);
     dt_bn_forward_train(out, mean, invstd, rm, rv, x, w, b, s, s + C, (double)N * HW, N, C, HW, eps,
-                        momentum, 0);
+                        momentum, 0, 0);
     if (dy) {
-        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0, 0);
         dt_bn_backward(dx, dw, db, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL, 0);
+                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL, 0, 0);
     }
     free(s);
 }
@@ -758,7 +758,7 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     CHECK_TENSOR_CLOSE(junk, out, n, 0.0, 0.0);
 
     /* eval: running statistics, and the backward through it (frozen statistics) */
-    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0);
+    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0, 0);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] =
@@ -770,9 +770,9 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     float *eval_invstd = falloc(C);
     for (int k = 0; k < C; k++)
         eval_invstd[k] = (float)(1.0 / sqrt((double)rv0[k] + eps));
-    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL, 0);
+    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL, 0, 0);
     dt_bn_backward(dx2, dw2, db2, dy, x, rm0, eval_invstd, wa, ls, ls + C, zeros, zeros + C, M, N,
-                   C, HW, 0, NULL, 0);
+                   C, HW, 0, NULL, 0, 0);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] = dy[i] * eval_invstd[k] * (affine ? w[k] : 1.0f);
@@ -816,7 +816,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
     float *out_p = falloc(n), *dx_p = falloc(n), *dw_p = falloc(2 * C), *db_p = falloc(2 * C);
     float *mean_p = falloc(2 * C), *invstd_p = falloc(2 * C);
     for (int r = 0; r < 2; r++) {
-        dt_bn_stats(loc + r * 4 * C, loc + r * 4 * C + C, x + off[r], cnt[r], C, HW);
+        dt_bn_stats(loc + r * 4 * C, loc + r * 4 * C + C, x + off[r], cnt[r], C, HW, 0);
         for (int k = 0; k < 2 * C; k++)
             glob[k] += loc[r * 4 * C + k];
     }
@@ -824,10 +824,11 @@ static void test_bn_sync(int N, int N1, int C, int HW)
     for (int r = 0; r < 2; r++)
         dt_bn_forward_train(out_p + off[r], mean_p + r * C, invstd_p + r * C, rm_p + r * C,
                             rv_p + r * C, x + off[r], w, b, glob, glob + C, M, cnt[r], C, HW, eps,
-                            momentum, 0);
+                            momentum, 0, 0);
     for (int r = 0; r < 2; r++) {
         dt_bn_backward_reduce(loc + r * 4 * C + 2 * C, loc + r * 4 * C + 3 * C, dy + off[r],
-                              x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW, NULL, 0);
+                              x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW, NULL, 0,
+                              0);
         for (int k = 2 * C; k < 4 * C; k++)
             glob[k] += loc[r * 4 * C + k];
     }
@@ -835,7 +836,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
         dt_bn_backward(dx_p + off[r], dw_p + r * C, db_p + r * C, dy + off[r], x + off[r],
                        mean_p + r * C, invstd_p + r * C, w, loc + r * 4 * C + 2 * C,
                        loc + r * 4 * C + 3 * C, glob + 2 * C, glob + 3 * C, M, cnt[r], C, HW, 0,
-                       NULL, 0);
+                       NULL, 0, 0);
 
     int ok = CHECK_TENSOR_CLOSE(out_p, out, n, 1e-6, 1e-6);
     ok &= CHECK_TENSOR_CLOSE(dx_p, dx, n, 1e-5, 1e-6);
@@ -852,7 +853,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
         fprintf(stderr, "  bn sync: N %d = %d + %d, C %d, HW %d\n", N, N1, N2, C, HW);
     /* a part with no samples contributes zero sums */
     double z[2] = {1, 1};
-    dt_bn_stats(z, z + 1, x, 0, 1, HW);
+    dt_bn_stats(z, z + 1, x, 0, 1, HW, 0);
     CHECK(z[0] == 0.0 && z[1] == 0.0);
 
     free(x), free(w), free(b), free(dy), free(out), free(dx), free(dw), free(db), free(mean);

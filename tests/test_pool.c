@@ -411,14 +411,14 @@ static void test_bn(void)
         float rm[C], rv[C];
         for (int c = 0; c < C; c++)
             rm[c] = 0.0f, rv[c] = 1.0f;
-        dt_bn_stats(s, s + C, x, N, C, HW);
+        dt_bn_stats(s, s + C, x, N, C, HW, 0);
         dt_bn_forward_train(o, o + 2 * n, o + 2 * n + C, rm, rv, x, w, b, s, s + C, (double)N * HW,
-                            N, C, HW, 1e-5f, 0.1f, 0);
+                            N, C, HW, 1e-5f, 0.1f, 0, 0);
         dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, o + 2 * n, o + 2 * n + C, N, C, HW, NULL,
-                              0);
+                              0, 0);
         dt_bn_backward(o + n, o + 2 * n + 2 * C, o + 2 * n + 3 * C, dy, x, o + 2 * n, o + 2 * n + C,
                        w, s + 2 * C, s + 3 * C, s + 2 * C, s + 3 * C, (double)N * HW, N, C, HW, 0,
-                       NULL, 0);
+                       NULL, 0, 0);
         memcpy(o + 2 * n, rm, sizeof rm); /* running stats in place of save_mean (also checked) */
         res[r] = o;
     }
@@ -441,7 +441,7 @@ static void test_bn_images(void)
     for (int T = 1; T <= 3; T++) {
         dt_tpool_init(T);
         double s[4 * C], r[4 * C];
-        dt_bn_stats(s, s + C, x, N, C, HW);
+        dt_bn_stats(s, s + C, x, N, C, HW, 0);
         k->bn_sums(r, r + C, x, N, C, HW, 0, C);
         CHECK(memcmp(s, r, 2 * C * sizeof *s) == 0);
         float mean[C], invstd[C], rm[C], rv[C];
@@ -450,7 +450,7 @@ static void test_bn_images(void)
             rm[c] = 0.0f, rv[c] = 1.0f;
         const double cnt = (double)N * HW;
         dt_bn_forward_train(o, mean, invstd, rm, rv, x, w, b, s, s + C, cnt, N, C, HW, 1e-5f, 0.1f,
-                            0);
+                            0, 0);
         for (int c = 0; c < C; c++) {
             const double mu = s[c] / cnt;
             double var = s[C + c] / cnt - mu * mu;
@@ -460,13 +460,13 @@ static void test_bn_images(void)
             k->bn_affine(e, x, N, C, HW, c, (float)mu, (float)is * w[c], b[c], 0);
         }
         CHECK(memcmp(o, e, n * sizeof *o) == 0);
-        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0);
+        dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0, 0);
         k->bn_dots(r + 2 * C, r + 3 * C, dy, x, NULL, N, C, HW, 0, C, 0);
         for (int c = 0; c < C; c++)
             r[3 * C + c] = (r[3 * C + c] - (double)mean[c] * r[2 * C + c]) * invstd[c];
         CHECK(memcmp(s + 2 * C, r + 2 * C, 2 * C * sizeof *s) == 0);
         dt_bn_backward(o + n, NULL, NULL, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, cnt, N, C, HW, 0, NULL, 0);
+                       s + 3 * C, cnt, N, C, HW, 0, NULL, 0, 0);
         for (int c = 0; c < C; c++)
             k->bn_backward(e + n, dy, x, NULL, N, C, HW, c, (float)((double)invstd[c] * w[c]),
                            (float)(s[2 * C + c] / cnt), mean[c],
@@ -497,8 +497,8 @@ static void test_pooling(void)
                 dt_maxpool_backward(o + n, dy, am, N, C, H, W, OH, OW, 0);
                 free(am);
             } else {
-                dt_gap_forward(o, x, N, C, H * W);
-                dt_gap_backward(o + n, dy, N, C, H * W, 1);
+                dt_gap_forward(o, x, N, C, H * W, 0);
+                dt_gap_backward(o + n, dy, N, C, H * W, 1, 0);
             }
             r[t] = o;
         }

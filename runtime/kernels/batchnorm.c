@@ -53,7 +53,8 @@ typedef struct {
     const double *gsum, *gsumsq;
     double count;
     int N, C, HW, accum;
-    int rnd; /* the backward's dout read rounded to bf16 (kernels/elem.h) */
+    int lanes; /* 0: (N, C, HW); L: blocks of L images as (C, HW, L) (layer_kernels.h) */
+    int rnd;   /* the backward's dout read rounded to bf16 (kernels/elem.h) */
     float eps, momentum;
 } bn_job;
 
@@ -71,7 +72,9 @@ static void bn_run(const bn_job *j)
     /* grain in channels: at least GRAIN values per part */
     long g = (long)GRAIN / ((long)j->N * j->HW > 0 ? (long)j->N * j->HW : 1);
     g = g < 1 ? 1 : g;
-    if (n < 2 * GRAIN)
+    if (j->lanes)
+        bn_images(j); /* its block path: the one that reads the lane layout */
+    else if (n < 2 * GRAIN)
         bn_channels(j, 0, j->C);
     else if (j->HW >= IMAGE_HW && j->N >= 2)
         bn_images(j);
@@ -158,9 +161,56 @@ static void channel_constants(const bn_job *j, int c, float *k0, float *k1, floa
     *k1 = (float)invstd * w;
 }
 
+/* img_part on blocks b0 <= b < b1 of the lane layout: each block's per-image sums (bn_sums_l,
+ * bn_dots_l: each image's NCHW sums) into its images' rows; the elementwise passes on the block's
+ * planes of HW * L values, whose bits do not depend on the layout */
+static void block_part(const bn_job *j, long b0, long b1)
+{
+    const struct dt_kelem *k = dt_kern_get()->elem;
+    const int C = j->C, HW = j->HW, L = j->lanes, LHW = HW * L;
+    const size_t blk = (size_t)L * C * HW, NC = (size_t)j->N * C;
+    for (long b = b0; b < b1; b++) {
+        const size_t off = (size_t)b * blk;
+        double *ps = img_sum + (size_t)b * L * C, *pss = img_sum + NC + (size_t)b * L * C;
+        switch (j->kind) {
+        case BN_STATS: k->bn_sums_l(ps, pss, j->inp + off, C, HW); break;
+        case BN_DOTS:
+            if (j->h)
+                k->bn_dots_lh(ps, pss, j->dout + off, j->inp16 + off,
+                              j->ro16 ? j->ro16 + off : NULL, C, HW, j->rnd);
+            else
+                k->bn_dots_l(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, C,
+                             HW, j->rnd);
+            break;
+        case BN_TRAIN:
+        case BN_EVAL:
+            for (int c = 0; c < C; c++)
+                k->bn_affine(j->out + off, j->inp + off, 1, C, LHW, c, chan_k[c], chan_k[C + c],
+                             chan_k[2 * C + c], j->flags);
+            break;
+        default:
+            for (int c = 0; c < C; c++)
+                if (j->h)
+                    k->bn_backward_h(j->out + off, j->dout + off, j->inp16 + off,
+                                     j->ro16 ? j->ro16 + off : NULL, 1, C, LHW, c, chan_k[c],
+                                     chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum,
+                                     j->rnd);
+                else
+                    k->bn_backward(j->out + off, j->dout + off, j->inp + off,
+                                   j->ro ? j->ro + off : NULL, 1, C, LHW, c, chan_k[c],
+                                   chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
+            break;
+        }
+    }
+}
+
 static void img_part(void *arg, long n0, long n1)
 {
     const bn_job *j = arg;
+    if (j->lanes) {
+        block_part(j, n0, n1);
+        return;
+    }
     const struct dt_kelem *k = dt_kern_get()->elem;
     const int C = j->C, HW = j->HW;
     const size_t img = (size_t)C * HW, NC = (size_t)j->N * C;
@@ -209,8 +259,12 @@ static void bn_images(const bn_job *j)
             channel_constants(j, c, &chan_k[c], &chan_k[C + c], &chan_k[2 * C + c]);
     /* images per part: at least GRAIN values */
     long g = (long)GRAIN / ((long)C * j->HW);
+    if (j->lanes) { /* blocks of L images */
+        DT_ASSERT(N % j->lanes == 0 && dt_kern_get()->lanes == j->lanes);
+        g /= j->lanes;
+    }
     g = g < 1 ? 1 : g;
-    dt_tpool_for(N, g, 1, img_part, (void *)j);
+    dt_tpool_for(j->lanes ? N / j->lanes : N, g, 1, img_part, (void *)j);
     if (j->kind != BN_STATS && j->kind != BN_DOTS)
         return;
     /* the fold over images, in image order for every channel */
@@ -228,10 +282,17 @@ static void bn_images(const bn_job *j)
             j->sumsq[c] = (j->sumsq[c] - (double)j->mean[c] * j->sum[c]) * j->var[c];
 }
 
-void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW)
+void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int lanes)
 {
     bn_shape(N, C, HW);
-    bn_job j = {.kind = BN_STATS, .sum = sum, .sumsq = sumsq, .inp = inp, .N = N, .C = C, .HW = HW};
+    bn_job j = {.kind = BN_STATS,
+                .sum = sum,
+                .sumsq = sumsq,
+                .inp = inp,
+                .N = N,
+                .C = C,
+                .HW = HW,
+                .lanes = N > 0 ? lanes : 0};
     bn_run(&j);
 }
 
@@ -278,7 +339,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum, int flags)
+                         int N, int C, int HW, float eps, float momentum, int flags, int lanes)
 {
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */
@@ -301,13 +362,14 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
                 .C = C,
                 .HW = HW,
                 .eps = eps,
-                .momentum = momentum};
+                .momentum = momentum,
+                .lanes = lanes};
     bn_run(&j);
 }
 
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int flags)
+                        int C, int HW, float eps, int flags, int lanes)
 {
     bn_shape(N, C, HW);
     bn_job j = {.kind = BN_EVAL,
@@ -321,7 +383,8 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                 .N = N,
                 .C = C,
                 .HW = HW,
-                .eps = eps};
+                .eps = eps,
+                .lanes = lanes};
     bn_run(&j);
 }
 
@@ -329,7 +392,7 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
 static void backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout,
                             const float *inp, const uint16_t *inp16, const float *save_mean,
                             const float *save_invstd, int N, int C, int HW, const float *relu_out,
-                            const uint16_t *relu_out16, int h, int rnd)
+                            const uint16_t *relu_out16, int h, int rnd, int lanes)
 {
     bn_shape(N, C, HW);
     /* sum_dy_xhat first holds sum dy * x */
@@ -347,24 +410,25 @@ static void backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *do
                 .var = save_invstd,
                 .N = N,
                 .C = C,
-                .HW = HW};
+                .HW = HW,
+                .lanes = N > 0 ? lanes : 0};
     bn_run(&j);
 }
 
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
                            const float *save_mean, const float *save_invstd, int N, int C, int HW,
-                           const float *relu_out, int rnd)
+                           const float *relu_out, int rnd, int lanes)
 {
     backward_reduce(sum_dy, sum_dy_xhat, dout, inp, NULL, save_mean, save_invstd, N, C, HW,
-                    relu_out, NULL, 0, rnd);
+                    relu_out, NULL, 0, rnd, lanes);
 }
 
 void dt_bn_backward_reduce_h(double *sum_dy, double *sum_dy_xhat, const float *dout,
                              const uint16_t *inp, const float *save_mean, const float *save_invstd,
-                             int N, int C, int HW, const uint16_t *relu_out, int rnd)
+                             int N, int C, int HW, const uint16_t *relu_out, int rnd, int lanes)
 {
     backward_reduce(sum_dy, sum_dy_xhat, dout, NULL, inp, save_mean, save_invstd, N, C, HW, NULL,
-                    relu_out, 1, rnd);
+                    relu_out, 1, rnd, lanes);
 }
 
 /* dt_bn_backward's work: inp and relu_out as floats, or (h) their bf16 copies */
@@ -374,7 +438,7 @@ static void backward_elemt(float *dinp, float *dweight, float *dbias, const floa
                            const double *local_sum_dy, const double *local_sum_dy_xhat,
                            const double *global_sum_dy, const double *global_sum_dy_xhat,
                            double count, int N, int C, int HW, int accum, const float *relu_out,
-                           const uint16_t *relu_out16, int h, int rnd)
+                           const uint16_t *relu_out16, int h, int rnd, int lanes)
 {
     bn_shape(N, C, HW);
     for (int c = 0; c < C; c++) {
@@ -404,7 +468,8 @@ static void backward_elemt(float *dinp, float *dweight, float *dbias, const floa
                 .C = C,
                 .HW = HW,
                 .accum = accum,
-                .rnd = rnd};
+                .rnd = rnd,
+                .lanes = lanes};
     bn_run(&j);
 }
 
@@ -412,11 +477,11 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out, int rnd)
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd, int lanes)
 {
     backward_elemt(dinp, dweight, dbias, dout, inp, NULL, save_mean, save_invstd, weight,
                    local_sum_dy, local_sum_dy_xhat, global_sum_dy, global_sum_dy_xhat, count, N, C,
-                   HW, accum, relu_out, NULL, 0, rnd);
+                   HW, accum, relu_out, NULL, 0, rnd, lanes);
 }
 
 void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -424,9 +489,9 @@ void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *do
                       const float *weight, const double *local_sum_dy,
                       const double *local_sum_dy_xhat, const double *global_sum_dy,
                       const double *global_sum_dy_xhat, double count, int N, int C, int HW,
-                      int accum, const uint16_t *relu_out, int rnd)
+                      int accum, const uint16_t *relu_out, int rnd, int lanes)
 {
     backward_elemt(dinp, dweight, dbias, dout, NULL, inp, save_mean, save_invstd, weight,
                    local_sum_dy, local_sum_dy_xhat, global_sum_dy, global_sum_dy_xhat, count, N, C,
-                   HW, accum, NULL, relu_out, 1, rnd);
+                   HW, accum, NULL, relu_out, 1, rnd, lanes);
 }

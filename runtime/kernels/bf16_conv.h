@@ -57,6 +57,10 @@ typedef struct {
     size_t total;   /* floats for one thread and no chunk sums (the shape's size test) */
     int transposed; /* dinp as a forward conv of dout (stride 1, same padding): workspace t_* */
     int round_dout; /* backward: dout rounded to bf16 (dt_round_bf16) as it is read; plan: 0 */
+    /* the lane layout (layer.h's dt_net.lanes, L = DT_W, N a multiple of it): the input and its
+     * gradient (in_lanes), the output and its gradient (out_lanes) as blocks [C][H][W][L]; plan:
+     * 0. Not with the fused pool. */
+    int in_lanes, out_lanes;
 } dt_bc_plan;
 
 /* Images per chunk of the kernels' parallel loops (kernels/tpool.h): the batch is split into

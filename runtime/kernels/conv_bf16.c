@@ -67,23 +67,25 @@ size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW)
 
 void dt_bf16conv_forward(float *out, const float *inp, const float *weight, const float *bias,
                          int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
-                         float *ws)
+                         float *ws, int io)
 {
     dt_bc_plan q;
     const struct dt_kbf16conv *t = plan(&q, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(t);
+    q.in_lanes = (io & DT_BC_IN_LANES) != 0, q.out_lanes = (io & DT_BC_OUT_LANES) != 0;
     t->forward(&q, out, NULL, inp, weight, bias, N, ws);
 }
 
 void dt_bf16conv_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const uint16_t *inp16, const float *weight, int N,
                           int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
-                          int accum, int round_dout, float *ws)
+                          int accum, int round_dout, float *ws, int io)
 {
     dt_bc_plan q;
     const struct dt_kbf16conv *t = plan(&q, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(t);
     q.round_dout = round_dout;
+    q.in_lanes = (io & DT_BC_IN_LANES) != 0, q.out_lanes = (io & DT_BC_OUT_LANES) != 0;
     t->backward(&q, dinp, dweight, dbias, dout, NULL, inp, inp16, weight, N, accum, ws);
 }
 

@@ -26,7 +26,11 @@ size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW);
  * accumulation. Shapes and ws as there; asserts _ok. */
 void dt_bf16conv_forward(float *out, const float *inp, const float *weight, const float *bias,
                          int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
-                         float *ws);
+                         float *ws, int io);
+/* io (forward and backward): DT_BC_IN_LANES, the input and its gradient in the lane layout
+ * (layer.h's dt_net.lanes, with the table's lanes; N a multiple of them), DT_BC_OUT_LANES the
+ * output and its gradient; 0: (N, C, H, W). The same bits either way. */
+enum { DT_BC_IN_LANES = 1, DT_BC_OUT_LANES = 2 };
 /* dt_conv2d_backward in bf16: dinp (+)= transposed conv of bf16(dout) with bf16(weight), dweight
  * = correlation of bf16(dout) with bf16(inp), dbias = sum of dout, all accumulated in fp32
  * (dweight and dbias: fp32 per image, then in double, image n in slot n % 16, the slots summed
@@ -37,7 +41,7 @@ void dt_bf16conv_forward(float *out, const float *inp, const float *weight, cons
 void dt_bf16conv_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const uint16_t *inp16, const float *weight, int N,
                           int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
-                          int accum, int round_dout, float *ws);
+                          int accum, int round_dout, float *ws, int io);
 /* dt_conv2d_relu_pool2_forward / _backward in bf16 (the conv as above, ReLU and the pool in
  * fp32, code as there but in this table's lanes layout: dt_bf16conv_code_size). OH, OW >= 2. */
 void dt_bf16conv_relu_pool2_forward(float *pout, int32_t *code, const float *inp,

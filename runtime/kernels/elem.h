@@ -80,6 +80,18 @@ struct dt_kelem {
     void (*bn_backward_h)(float *dx, const float *dy, const uint16_t *x, const uint16_t *ro, int N,
                           int C, int HW, int c, float k, float mean_dy, float mean, float slope,
                           int accum, int rnd);
+    /* The lane layout (net.h): one block of DT_W images, [C][HW][lanes]; the image sums of each
+     * bitwise those of the NCHW entries on its planes (bn_images's one-image calls: 0.0 + the
+     * plane's fold). gap_forward / gap_backward of the block (out, dout: its images' [C] rows) */
+    void (*gap_forward_l)(float *out, const float *inp, int C, int HW);
+    void (*gap_backward_l)(float *dinp, const float *dout, int C, int HW, int accum);
+    /* sum[l*C + c], sumsq[l*C + c]: bn_sums of image l's plane c, c < C */
+    void (*bn_sums_l)(double *sum, double *sumsq, const float *inp, int C, int HW);
+    /* sum[l*C + c], sxy[l*C + c]: bn_dots (and with x, ro bf16 copies bn_dots_h) of image l */
+    void (*bn_dots_l)(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
+                      int C, int HW, int rnd);
+    void (*bn_dots_lh)(double *sum, double *sxy, const float *dy, const uint16_t *x,
+                       const uint16_t *ro, int C, int HW, int rnd);
     /* x <- x rounded to bfloat16 / float16 (lowp.h) */
     void (*round_bf16)(float *x, size_t n);
     void (*round_fp16)(float *x, size_t n);

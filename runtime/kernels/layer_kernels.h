@@ -147,9 +147,11 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
                              int stride, int pad, int accum);
 
 /* Global average pool, torch.nn.AdaptiveAvgPool2d(1) + flatten: out (N, C) = mean over the HW
- * values of each plane of inp (N, C, HW). The backward spreads dout / HW: dinp (N, C, HW). */
-void dt_gap_forward(float *out, const float *inp, int N, int C, int HW);
-void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum);
+ * values of each plane of inp (N, C, HW). The backward spreads dout / HW: dinp (N, C, HW).
+ * lanes L > 0: inp and dinp in the lane layout (blocks of L images as (C, HW, L); N a multiple
+ * of L), out and dout (N, C) as always; the bits of lanes 0. */
+void dt_gap_forward(float *out, const float *inp, int N, int C, int HW, int lanes);
+void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum, int lanes);
 
 /* ---- batch norm: torch.nn.BatchNorm1d over (N, C) (pass HW = 1) and BatchNorm2d over
  * (N, C, H, W) (HW = H * W), and SyncBatchNorm ----
@@ -165,11 +167,13 @@ void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int a
  * max(out, 0) (dt_relu_forward's values) instead of out; the backwards' relu_out (the ReLU's
  * output, as inp) makes dout the ReLU's output gradient, and they use dt_relu_backward's gradient
  * (relu_out > 0 ? dout : 0) in its place without writing it: the same bits as the two layers.
- * relu 0, relu_out NULL: BatchNorm alone. */
+ * relu 0, relu_out NULL: BatchNorm alone.
+ * lanes 0: the tensors are (N, C, HW); lanes L > 0 (N a multiple of L): the lane layout of the
+ * bf16 convolutions (net.h), blocks of L images as (C, HW, L), with the bits of (N, C, HW). */
 
 /* sum[c] = sum of inp over n and HW, sumsq[c] = sum of inp^2, both (C), in double. N may be 0 (a
  * rank without samples contributes zeros). */
-void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW);
+void dt_bn_stats(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int lanes);
 /* The work space of the kernels below for batches of up to N images of C channels (they split
  * BatchNorm2d by images over the pool, with per-image partial sums): called when a net is built,
  * so that no step allocates; a larger call grows it. */
@@ -185,11 +189,11 @@ void dt_bn_reserve(int N, int C);
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum, int flags);
+                         int N, int C, int HW, float eps, float momentum, int flags, int lanes);
 /* Evaluation: out = (inp - running_mean) / sqrt(running_var + eps) * weight + bias. */
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int flags);
+                        int C, int HW, float eps, int flags, int lanes);
 /* The forwards' flags: DT_BN_RELU a fused ReLU on the output (max(out, 0)), DT_BN_ROUND the output
  * (after the ReLU) rounded to bfloat16 as dt_round_bf16 rounds (bf16 activations, net_act.h). */
 enum { DT_BN_RELU = 1, DT_BN_ROUND = 2 };
@@ -198,7 +202,7 @@ enum { DT_BN_RELU = 1, DT_BN_ROUND = 2 };
  * dt_bn_backward): dout read rounded to bfloat16 (kernels/elem.h). */
 void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dout, const float *inp,
                            const float *save_mean, const float *save_invstd, int N, int C, int HW,
-                           const float *relu_out, int rnd);
+                           const float *relu_out, int rnd, int lanes);
 /* PyTorch SyncBatchNorm's backward (torch/nn/modules/_functions.py, batch_norm_backward_elemt):
  *   dweight = local sum_dy_xhat, dbias = local sum_dy (the data-parallel gradient averaging of
  *   the caller does the rest; either may be NULL),
@@ -210,19 +214,19 @@ void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out, int rnd);
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd, int lanes);
 /* dt_bn_backward_reduce and dt_bn_backward with inp and relu_out read from their bf16 copies
  * (bf16 activations, net_act.h; relu_out NULL: none): the bits the float calls give on the
  * copies' values, without those floats in memory */
 void dt_bn_backward_reduce_h(double *sum_dy, double *sum_dy_xhat, const float *dout,
                              const uint16_t *inp, const float *save_mean, const float *save_invstd,
-                             int N, int C, int HW, const uint16_t *relu_out, int rnd);
+                             int N, int C, int HW, const uint16_t *relu_out, int rnd, int lanes);
 void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *dout,
                       const uint16_t *inp, const float *save_mean, const float *save_invstd,
                       const float *weight, const double *local_sum_dy,
                       const double *local_sum_dy_xhat, const double *global_sum_dy,
                       const double *global_sum_dy_xhat, double count, int N, int C, int HW,
-                      int accum, const uint16_t *relu_out, int rnd);
+                      int accum, const uint16_t *relu_out, int rnd, int lanes);
 
 /* ---- dropout: torch.nn.Dropout(p), inverted (training mode; in eval it is the identity) ---- */
 

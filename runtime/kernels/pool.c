@@ -172,8 +172,19 @@ static void planes_part(void *arg, long p0, long p1)
                          j->W, j->OH, j->OW, j->accum);
         break;
     case 2: dt_kern_get()->elem->gap_forward(j->out + p0, j->inp + p0 * HW, (size_t)n, j->H); break;
-    default:
+    case 3:
         dt_kern_get()->elem->gap_backward(j->out + p0 * HW, j->inp + p0, (size_t)n, j->H, j->accum);
+        break;
+    default: /* the lane layout: blocks p0 <= b < p1 of K images as (C, HW, K) (layer_kernels.h) */
+        for (long b = p0; b < p1; b++) {
+            const long img = (long)j->K * j->OW * (long)HW; /* K images of OW channels */
+            if (j->kind == 4)
+                dt_kern_get()->elem->gap_forward_l(j->out + (size_t)b * j->K * j->OW,
+                                                   j->inp + b * img, j->OW, j->H);
+            else
+                dt_kern_get()->elem->gap_backward_l(
+                    j->out + b * img, j->inp + (size_t)b * j->K * j->OW, j->OW, j->H, j->accum);
+        }
         break;
     }
 }
@@ -336,16 +347,32 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
 
 /* ---- global average pooling ---- */
 
-void dt_gap_forward(float *out, const float *inp, int N, int C, int HW)
+/* the lane layout's job: blocks of `lanes` images (K), C channels (OW) */
+static void gap_lanes(planes_job *j, int N, int C, int lanes)
 {
-    DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
-    planes_job j = {.out = out, .inp = inp, .H = HW, .W = 1, .kind = 2};
-    planes_run(&j, (long)N * C);
+    DT_ASSERT(N % lanes == 0 && dt_kern_get()->lanes == lanes);
+    j->K = lanes, j->OW = C;
+    const long per = (long)lanes * C * j->H;
+    dt_tpool_for(N / lanes, GRAIN / per + 1, 1, planes_part, (void *)j);
 }
 
-void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum)
+void dt_gap_forward(float *out, const float *inp, int N, int C, int HW, int lanes)
 {
     DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
-    planes_job j = {.out = dinp, .inp = dout, .H = HW, .W = 1, .accum = accum, .kind = 3};
-    planes_run(&j, (long)N * C);
+    planes_job j = {.out = out, .inp = inp, .H = HW, .W = 1, .kind = lanes ? 4 : 2};
+    if (lanes)
+        gap_lanes(&j, N, C, lanes);
+    else
+        planes_run(&j, (long)N * C);
+}
+
+void dt_gap_backward(float *dinp, const float *dout, int N, int C, int HW, int accum, int lanes)
+{
+    DT_ASSERT(N >= 1 && C >= 1 && HW >= 1);
+    planes_job j = {
+        .out = dinp, .inp = dout, .H = HW, .W = 1, .accum = accum, .kind = lanes ? 5 : 3};
+    if (lanes)
+        gap_lanes(&j, N, C, lanes);
+    else
+        planes_run(&j, (long)N * C);
 }

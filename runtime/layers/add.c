@@ -59,5 +59,6 @@ const dt_layer_ops dt_add_ops = {
     .rounds_out = dt_layer_bf16_rounds_out,
     .two_inputs = 1,
     .din_is_dout = 1,
-    .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
+    .bwd_reads = DT_BWD_NONE,     /* runtime/net_act.h */
+    .lanes = dt_layer_lanes_keep, /* elementwise: either layout */
 };

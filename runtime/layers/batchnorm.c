@@ -88,6 +88,7 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     bn_priv *p = l->priv;
     int C = l->in_c, HW = l->in_h * l->in_w;
+    const int L = dt_layer_lanes(net, l); /* its input's, its output's and a fused ReLU's */
     /* fused: max(BatchNorm, 0) straight into the ReLU's output */
     float *out = p->relu ? net->layers[p->relu].out : l->out;
     /* bf16 activations: the output rounded as it is written */
@@ -97,11 +98,11 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
     const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
     float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
     if (!train) {
-        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, flags);
+        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, flags, L);
         return;
     }
     double *sum = p->sums, *sumsq = p->sums + C;
-    dt_bn_stats(sum, sumsq, dt_layer_in(net, l), N, C, HW);
+    dt_bn_stats(sum, sumsq, dt_layer_in(net, l), N, C, HW, L);
     double count = (double)N * HW;
     /* SyncBatchNorm: statistics of the global batch. A refresh pass always synchronizes, so the
      * refreshed statistics do not depend on the number of ranks. */
@@ -121,11 +122,11 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
             rv2[c] = rv[c];
         }
         dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l), w, b,
-                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, flags);
+                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, flags, L);
         return;
     }
     dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b, sum,
-                        sumsq, count, N, C, HW, p->eps, p->momentum, flags);
+                        sumsq, count, N, C, HW, p->eps, p->momentum, flags, L);
     dt_layer_buffer(net, l, 2)[0] += 1.0f;
 }
 
@@ -144,6 +145,7 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
 {
     bn_priv *p = l->priv;
     int C = l->in_c, HW = l->in_h * l->in_w;
+    const int L = dt_layer_lanes(net, l);
     double count = p->count;
     double *lsum = p->sums, *lsumx = p->sums + C; /* reuse: forward sums are spent */
     double *gsum = p->sums + 2 * C, *gsumx = p->sums + 3 * C;
@@ -155,10 +157,10 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     const int h = from_copies(l, net, &x16, &ro16);
     if (h)
         dt_bn_backward_reduce_h(lsum, lsumx, dout, x16, p->save_mean, p->save_invstd, N, C, HW,
-                                ro16, rnd);
+                                ro16, rnd, L);
     else
         dt_bn_backward_reduce(lsum, lsumx, dout, dt_layer_in(net, l), p->save_mean, p->save_invstd,
-                              N, C, HW, ro, rnd);
+                              N, C, HW, ro, rnd, L);
     memcpy(gsum, lsum, (size_t)C * sizeof *gsum);
     memcpy(gsumx, lsumx, (size_t)C * sizeof *gsumx);
     if (net->ctx->sync_bn)
@@ -168,11 +170,11 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
     if (h)
         dt_bn_backward_h(dt_layer_din(net, l), dw, db, dout, x16, p->save_mean, p->save_invstd, w,
-                         lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro16, rnd);
+                         lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro16, rnd, L);
     else
         dt_bn_backward(dt_layer_din(net, l), dw, db, dout, dt_layer_in(net, l), p->save_mean,
                        p->save_invstd, w, lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro,
-                       rnd);
+                       rnd, L);
 }
 
 static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
@@ -241,4 +243,5 @@ const dt_layer_ops dt_batchnorm_ops = {
     .refresh = bn_refresh,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */
     .bwd_skips = bn_bwd_skips,
+    .lanes = dt_layer_lanes_keep, /* per channel: either layout (layer_kernels.h) */
 };

@@ -129,6 +129,22 @@ static int conv_rounds_dout(const dt_layer *l, const dt_net *net, int N)
     return use_bf16(l, net, N);
 }
 
+/* the lane layout of this step (layer.h) as the bf16 kernels' io */
+static int lanes_io(const dt_layer *l, const dt_net *net)
+{
+    return (dt_layer_in_lanes(net, l) ? DT_BC_IN_LANES : 0) |
+           (dt_layer_lanes(net, l) ? DT_BC_OUT_LANES : 0);
+}
+
+/* the bf16 kernels (not with the fused pool, not oneDNN's) read and write the lane layout */
+static int conv_lanes(const dt_layer *l, const dt_net *net, int N)
+{
+    const conv_priv *p = l->priv;
+    if (p->pool || !use_bf16(l, net, N) || use_dnnl((dt_layer *)l, net, N))
+        return 0;
+    return DT_LANES_READ | DT_LANES_WRITE;
+}
+
 static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
@@ -139,7 +155,8 @@ static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
                                        p->out, p->k, p->k, p->stride, p->pad, net->ws);
     else
         dt_bf16conv_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0), b, N, l->in_c,
-                            l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad, net->ws);
+                            l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad, net->ws,
+                            lanes_io(l, net));
 }
 
 static void conv_backward_bf16(dt_layer *l, dt_net *net, int N)
@@ -157,7 +174,7 @@ static void conv_backward_bf16(dt_layer *l, dt_net *net, int N)
     else
         dt_bf16conv_backward(dt_layer_din(net, l), dt_layer_grad(net, l, 0), db, l->dout, x, x16,
                              dt_layer_param(net, l, 0), N, l->in_c, l->in_h, l->in_w, p->out, p->k,
-                             p->k, p->stride, p->pad, l->accum, 1, net->ws);
+                             p->k, p->stride, p->pad, l->accum, 1, net->ws, lanes_io(l, net));
 }
 
 /* The bf16 kernels read the input from its bf16 copy, and the fused group's backward reads the
@@ -249,6 +266,7 @@ const dt_layer_ops dt_conv_ops = {
     .rounds_dout = conv_rounds_dout,
     .bwd_skips = conv_bwd_skips,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h: the input, not its own output */
+    .lanes = conv_lanes,
 };
 
 int dt_conv_fuse_relu_pool2(dt_net *net, dt_layer *cv, int pool)

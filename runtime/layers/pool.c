@@ -129,14 +129,23 @@ static int gap_setup(dt_layer *l, dt_net *net)
 static void gap_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     (void)train;
-    dt_gap_forward(l->out, dt_layer_in(net, l), N, l->in_c, l->in_h * l->in_w);
+    dt_gap_forward(l->out, dt_layer_in(net, l), N, l->in_c, l->in_h * l->in_w,
+                   dt_layer_in_lanes(net, l));
 }
 
 static void gap_backward(dt_layer *l, dt_net *net, int N)
 {
     float *din = dt_layer_din(net, l);
     if (din)
-        dt_gap_backward(din, l->dout, N, l->in_c, l->in_h * l->in_w, l->accum);
+        dt_gap_backward(din, l->dout, N, l->in_c, l->in_h * l->in_w, l->accum,
+                        dt_layer_in_lanes(net, l));
+}
+
+/* reads its input in the lane layout; its output (N, C) */
+static int gap_lanes(const dt_layer *l, const dt_net *net, int N)
+{
+    (void)l, (void)net, (void)N;
+    return DT_LANES_READ;
 }
 
 const dt_layer_ops dt_gap_ops = {
@@ -145,4 +154,5 @@ const dt_layer_ops dt_gap_ops = {
     .forward = gap_forward,
     .backward = gap_backward,
     .bwd_reads = DT_BWD_NONE, /* runtime/net_act.h */
+    .lanes = gap_lanes,
 };

@@ -49,4 +49,5 @@ const dt_layer_ops dt_relu_ops = {
     .rounds_out = dt_layer_bf16_rounds_out,
     .bwd_reads = DT_BWD_OUT, /* runtime/net_act.h */
     .bwd_skips = relu_bwd_skips,
+    .lanes = dt_layer_lanes_keep, /* elementwise: either layout */
 };

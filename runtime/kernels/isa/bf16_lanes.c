@@ -115,6 +115,7 @@ static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW
     q->PH = q->OH / 2, q->PW = q->OW / 2, q->PP = q->PH * q->PW;
     q->transposed = 0;
     q->round_dout = 0;
+    q->in_lanes = q->out_lanes = 0;
 }
 
 /* The input gradient of a stride-1 "same" conv (OH = H, OW = W) as a forward conv of the padded
@@ -319,6 +320,28 @@ static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, s
             }
             vbf_store(d + (e / (size_t)cols * q->Wp + e % (size_t)cols) * DT_W,
                       vbf_pack(vf_load(la), vf_load(lb)));
+        }
+    }
+}
+
+/* to_channel_pairs of a block already in lanes (bf16_conv.h's in_lanes): the same pairs, packed
+ * straight from the block's planes */
+static void lanes_channel_pairs(uint32_t *restrict xb, const float *restrict src,
+                                const dt_bc_plan *q)
+{
+    const int C = q->C;
+    const size_t HW = (size_t)q->H * q->W, n = (size_t)q->Hp * q->Wp;
+    const size_t interior = (size_t)q->pad * q->Wp + q->pad;
+    const vf zero = vf_zero();
+    for (int c = 0; c < C; c += 2) {
+        const float *a = src + (size_t)c * HW * DT_W, *b = a + HW * DT_W;
+        const int two = c + 1 < C;
+        uint32_t *d = xb + (size_t)c / 2 * n * DT_W + interior * DT_W;
+        for (int r = 0; r < q->H; r++) {
+            const size_t e0 = (size_t)r * q->W * DT_W;
+            uint32_t *o = d + (size_t)r * q->Wp * DT_W;
+            for (size_t k = 0; k < (size_t)q->W * DT_W; k += DT_W)
+                vbf_store(o + k, vbf_pack(vf_load(a + e0 + k), two ? vf_load(b + e0 + k) : zero));
         }
     }
 }
@@ -727,7 +750,13 @@ static void fwd_chunk(void *arg, int c, int thread)
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         const float *src = j->inp + (size_t)n0 * q->C * HW;
-        if (!q->tap_pairs && nv == DT_W) {
+        if (q->in_lanes && !q->tap_pairs) {
+            lanes_channel_pairs(xb, src, q);
+        } else if (q->in_lanes) {
+            block_to_planes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W,
+                            (size_t)q->Wp * DT_W, src, 0, q->C, q->H, q->W);
+            pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
+        } else if (!q->tap_pairs && nv == DT_W) {
             to_channel_pairs(xb, src, (size_t)q->C * HW, q);
         } else {
             to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W,
@@ -739,10 +768,19 @@ static void fwd_chunk(void *arg, int c, int thread)
                 pack_channel_pairs(xb, x8, q->C, HpWp);
         }
         /* the output a group of channels at a time: its lanes stay in L2 until written out */
+        float *ob = q->out_lanes ? j->out + (size_t)n0 * q->OC * P : NULL; /* the block's */
         for (int g0 = 0; g0 < q->OC; g0 += j->G) {
             const int g1 = g0 + j->G < q->OCf ? g0 + j->G : q->OCf,
                       m = (g1 < q->OC ? g1 : q->OC) - g0;
+            if (ob && g1 <= q->OC) { /* the lane layout is o8's: straight into the output */
+                fwd_block(ob + (size_t)g0 * P * DT_W, xb, off, wr, bp, q, g0, g1);
+                continue;
+            }
             fwd_block(o8, xb, off, wr, bp, q, g0, g1);
+            if (ob) {
+                memcpy(ob + (size_t)g0 * P * DT_W, o8, (size_t)m * P * DT_W * sizeof *o8);
+                continue;
+            }
             if (j->code) {
                 float *p8 = tw + q->p8;
                 /* the conv's output rounded to bf16 as it is read, as the separate layers read it:
@@ -765,6 +803,7 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                                const float *weight, const float *bias, int N, float *ws)
 {
     DT_ASSERT(N >= 1 && q->L == DT_W && (!code || q->PP >= 1));
+    DT_ASSERT(!(q->in_lanes || q->out_lanes) || (N % DT_W == 0 && !code));
     float *bp = ws + q->bias;
     pair_offsets((int32_t *)(ws + q->off), q);
     pack_fwd_weights((uint32_t *)(ws + q->wr), weight, q);
@@ -796,7 +835,7 @@ static void round_lanes(float *x, size_t n)
 /* d8 (channel g0 first) of channels g0 <= oc < g1 of the block at n0: dout transposed, or the
  * pooled gradient unpooled by code */
 static void block_dout(float *d8, const float *dout, const int32_t *code, int n0, int nv, float *ws,
-                       const dt_bc_plan *q, int g0, int g1)
+                       const dt_bc_plan *q, int g0, int g1, int rnd)
 {
     const int OC = q->OC, m = g1 - g0;
     const size_t P = (size_t)q->P, PP = (size_t)q->PP;
@@ -804,14 +843,14 @@ static void block_dout(float *d8, const float *dout, const int32_t *code, int n0
         float *dp8 = ws + q->p8;
         to_lanes(dp8, PP * DT_W, 0, dout + (size_t)n0 * OC * PP + (size_t)g0 * PP, (size_t)OC * PP,
                  PP, 0, m, 1, q->PP, nv);
-        if (q->round_dout)
+        if (rnd)
             round_lanes(dp8, (size_t)m * PP);
         lanes_unpool(d8, dp8, (const uint8_t *)code + (size_t)n0 * OC * PP + (size_t)g0 * PP * DT_W,
                      m, P, q->OW, q->PH, q->PW, 1);
     } else {
         to_lanes(d8, P * DT_W, 0, dout + (size_t)n0 * OC * P + (size_t)g0 * P, (size_t)OC * P, P, 0,
                  m, 1, q->P, nv);
-        if (q->round_dout)
+        if (rnd)
             round_lanes(d8, (size_t)m * P);
     }
 }
@@ -937,10 +976,38 @@ static void dinp_t_block(float *dinp, const dt_bc_plan *qt, const dt_bc_plan *q,
     float *o8 = tw + q->t_o8;
     const uint32_t *xb = (const uint32_t *)(tw + q->t_xb);
     const size_t HW = (size_t)q->H * q->W;
-    fwd_block(o8, xb, (const int32_t *)(ws + q->t_off), (const uint32_t *)(ws + q->t_wr),
-              ws + q->t_bias, qt, 0, qt->OCf);
-    from_lanes(dinp, (size_t)q->C * HW, HW, 0, o8, (size_t)qt->P * DT_W, 0, q->C, 1, qt->P, nv,
-               accum);
+    const int32_t *off = (const int32_t *)(ws + q->t_off);
+    const uint32_t *wr = (const uint32_t *)(ws + q->t_wr);
+    if (q->in_lanes && !accum && qt->OCf == q->C) { /* o8's layout: straight into dinp */
+        fwd_block(dinp, xb, off, wr, ws + q->t_bias, qt, 0, qt->OCf);
+        return;
+    }
+    fwd_block(o8, xb, off, wr, ws + q->t_bias, qt, 0, qt->OCf);
+    if (q->in_lanes)
+        planes_to_block(dinp, o8, HW * DT_W, 0, q->C, 1, (int)HW, accum);
+    else
+        from_lanes(dinp, (size_t)q->C * HW, HW, 0, o8, (size_t)qt->P * DT_W, 0, q->C, 1, qt->P, nv,
+                   accum);
+}
+
+/* the block's output gradient, channels g0 <= oc < g1, in the lane layout (out_lanes): the
+ * block's own planes, or (round_dout) d8 = them rounded as block_dout rounds */
+static const float *lanes_dout(float *d8, const float *dout, int n0, const dt_bc_plan *q, int g0,
+                               int g1, int rnd)
+{
+    const size_t P = (size_t)q->P;
+    const float *s = dout + (size_t)n0 * q->OC * P + (size_t)g0 * P * DT_W;
+    if (!rnd)
+        return s;
+    const size_t n = (size_t)(g1 - g0) * P * DT_W;
+    for (size_t i = 0; i < n; i += DT_W) {
+        vu u;
+        const vf v = vf_load(s + i);
+        memcpy(&u, &v, sizeof u);
+        u = vu_round_bf16(u);
+        memcpy(d8 + i, &u, sizeof u);
+    }
+    return d8;
 }
 
 /* The backward of one chunk of images on pool thread `thread`: its dinp, and its weight and bias
@@ -983,11 +1050,22 @@ static void bwd_chunk(void *arg, int c, int thread)
 #endif
     int n0, n1;
     chunk_images(j->N, DT_BC_CHUNK, c, &n0, &n1);
+    const float *dd = d8; /* the group's output gradient in lanes: d8, or (out_lanes) dout's */
+    /* round_dout: only the bias sums need the rounded floats. Everything else packs them into
+     * bf16 pairs, whose rounding (nearest even, a denormal flushed: vbf_pack) of a float gives the
+     * pair of the float rounded first (bf16 shares float32's exponents, so a normal float rounds
+     * to a normal bf16 and a denormal to a denormal or zero, flushed either way). */
+    const int rnd = q->round_dout && j->dbias;
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         const int slot = n0 % SLOTS; /* W = 16: 0, the chunk's one block */
         double *ba = j->dbias ? bacc + slot : NULL;
-        if (j->inp16)
+        if (q->in_lanes)
+            block_to_planes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
+                            j->inp16 ? (const void *)(j->inp16 + (size_t)n0 * q->C * HW)
+                                     : (const void *)(j->inp + (size_t)n0 * q->C * HW),
+                            j->inp16 != NULL, q->C, q->H, q->W);
+        else if (j->inp16)
             to_lanes_h(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
                        j->inp16 + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
                        q->H, q->W, nv);
@@ -1012,23 +1090,32 @@ static void bwd_chunk(void *arg, int c, int thread)
                 dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
                 continue;
             }
-            block_dout(d8, j->dout, j->code, n0, nv, tw, q, g0, g1c);
+            if (q->out_lanes) {
+                dd = lanes_dout(d8, j->dout, n0, q, g0, g1c, rnd);
+            } else {
+                block_dout(d8, j->dout, j->code, n0, nv, tw, q, g0, g1c, rnd);
+                dd = d8;
+            }
             if (ba && !j->fuse_bias)
-                bias_block(ba, d8, nv, q, g0, g1c);
-            pack_pixel_pairs(db, d8, q, g0, g1, j->fuse_bias ? ba : NULL, nv);
+                bias_block(ba, dd, nv, q, g0, g1c);
+            pack_pixel_pairs(db, dd, q, g0, g1, j->fuse_bias ? ba : NULL, nv);
             dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
             if (txb)
-                dinp_t_pack(txb, d8, qt, q, g0, g1c);
+                dinp_t_pack(txb, dd, qt, q, g0, g1c);
         }
         if (txb) {
             dinp_t_block(j->dinp + (size_t)n0 * q->C * HW, qt, q, ws, tw, nv, j->accum);
         } else if (j->dinp) {
-            pack_channel_pairs_d(db, d8, q);
+            pack_channel_pairs_d(db, dd, q); /* one group: dd holds every channel */
             memset(dx8, 0, plane * sizeof *dx8);
             dx_block(dx8, db, offk, wx, q);
-            from_lanes(j->dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
-                       dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
-                       j->accum);
+            if (q->in_lanes)
+                planes_to_block(j->dinp + (size_t)n0 * q->C * HW, dx8 + interior, HpWp * DT_W,
+                                (size_t)q->Wp * DT_W, q->C, q->H, q->W, j->accum);
+            else
+                from_lanes(j->dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
+                           dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
+                           j->accum);
         }
         dt_poll();
     }
@@ -1049,6 +1136,7 @@ static void DT_KFN(bc_backward)(const dt_bc_plan *q, float *dinp, float *dweight
                                 float *ws)
 {
     DT_ASSERT(N >= 1 && dweight && q->L == DT_W && (!code || q->PP >= 1));
+    DT_ASSERT(!(q->in_lanes || q->out_lanes) || (N % DT_W == 0 && !code));
     const int K = q->K, OC = q->OC, nch = (N + DT_BC_CHUNK - 1) / DT_BC_CHUNK;
     tap_offsets((int32_t *)(ws + q->offk), q->Kw > q->Kx ? q->Kw : q->Kx, q);
     dt_bc_plan qt;

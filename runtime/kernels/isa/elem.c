@@ -389,6 +389,123 @@ static void bn_backward_h(float *dx, const float *dy, const uint16_t *x, const u
     bn_backward_a(dx, dy, x, ro, 1, N, C, HW, c, k, mean_dy, mean, slope, accum, rnd);
 }
 
+/* ---- the lane layout (net.h's bf16 lane layout: a block of DT_W images as [C][HW][DT_W]) ----
+ * The per-image sums of one block, each image's in the order its NCHW entry above sums it: lane
+ * l of vector accumulator j is image l's double lane j (pixels 4i + j, the tail pixels lane 0),
+ * folded as vd4_fold folds, and 0.0 + the fold as bn_images's one-image calls give. So a block's
+ * sums are bitwise those of its images' planes in NCHW. */
+typedef double vdw __attribute__((vector_size(DT_W * sizeof(double))));
+
+/* a macro: a vector of doubles returned by value changes the ABI without AVX (-Wpsabi) */
+#define widen(v) __builtin_convertvector((v), vdw)
+
+/* sum[l*C + c] = 0.0 + sum of image l's plane c, sumsq the same of x^2, c < C */
+static void bn_sums_l(double *sum, double *sumsq, const float *inp, int C, int HW)
+{
+    const size_t n4 = (size_t)HW / 4 * 4;
+    for (int c = 0; c < C; c++) {
+        const float *x = inp + (size_t)c * HW * DT_W;
+        vdw a[4] = {{0}}, b[4] = {{0}};
+        size_t i = 0;
+        for (; i < n4; i += 4)
+            for (int k = 0; k < 4; k++) {
+                const vdw v = widen(vf_load(x + (i + k) * DT_W));
+                a[k] += v;
+                b[k] += v * v;
+            }
+        for (; i < (size_t)HW; i++) {
+            const vdw v = widen(vf_load(x + i * DT_W));
+            a[0] += v;
+            b[0] += v * v;
+        }
+        const vdw s = (a[0] + a[1]) + (a[2] + a[3]), ss = (b[0] + b[1]) + (b[2] + b[3]);
+        for (int l = 0; l < DT_W; l++) {
+            sum[(size_t)l * C + c] = 0.0 + s[l];
+            sumsq[(size_t)l * C + c] = 0.0 + ss[l];
+        }
+    }
+}
+
+/* bn_dots_a on one block: sum[l*C + c] = 0.0 + sum dy, sxy[l*C + c] = 0.0 + sum dy * x of image
+ * l's plane c, dy as sum_dot_g reads it (ro's mask, rnd), x and ro as ld_a reads them */
+DT_KINL void bn_dots_la(double *sum, double *sxy, const float *dy, const void *x, const void *ro,
+                        int h, int C, int HW, int rnd)
+{
+    const size_t n4 = (size_t)HW / 4 * 4;
+    for (int c = 0; c < C; c++) {
+        const size_t off = (size_t)c * HW * DT_W;
+        vdw a[4] = {{0}}, b[4] = {{0}};
+        for (size_t i = 0; i < (size_t)HW; i++) {
+            const size_t e = off + i * DT_W;
+            vf g = load_g(dy + e, rnd);
+            if (ro)
+                g = keep(vf_gt(ld_a(ro, e, h), vf_zero()), g);
+            const vdw gv = widen(g), xv = widen(ld_a(x, e, h));
+            const int k = i < n4 ? (int)(i % 4) : 0;
+            a[k] += gv;
+            b[k] += gv * xv;
+        }
+        const vdw s = (a[0] + a[1]) + (a[2] + a[3]), sx = (b[0] + b[1]) + (b[2] + b[3]);
+        for (int l = 0; l < DT_W; l++) {
+            sum[(size_t)l * C + c] = 0.0 + s[l];
+            sxy[(size_t)l * C + c] = 0.0 + sx[l];
+        }
+    }
+}
+
+static void bn_dots_l(double *sum, double *sxy, const float *dy, const float *x, const float *ro,
+                      int C, int HW, int rnd)
+{
+    bn_dots_la(sum, sxy, dy, x, ro, 0, C, HW, rnd);
+}
+
+static void bn_dots_lh(double *sum, double *sxy, const float *dy, const uint16_t *x,
+                       const uint16_t *ro, int C, int HW, int rnd)
+{
+    bn_dots_la(sum, sxy, dy, x, ro, 1, C, HW, rnd);
+}
+
+/* gap_forward of one block: out[l*C + c] = (float)(sum of image l's plane c / HW), the sum in
+ * dt_fsum's order (8 float lanes over runs of 256, then the tail one by one) per image */
+static void gap_forward_l(float *out, const float *inp, int C, int HW)
+{
+    const size_t n = (size_t)HW;
+    for (int c = 0; c < C; c++) {
+        const float *x = inp + (size_t)c * n * DT_W;
+        vdw total = {0};
+        size_t i = 0;
+        while (i + 8 <= n) {
+            vf acc[8];
+            for (int j = 0; j < 8; j++)
+                acc[j] = vf_zero();
+            const size_t end = i + 256 <= n ? i + 256 : n - (n - i) % 8;
+            for (; i < end; i += 8)
+                for (int j = 0; j < 8; j++)
+                    acc[j] += vf_load(x + (i + (size_t)j) * DT_W);
+            for (int j = 0; j < 8; j++)
+                total += widen(acc[j]);
+        }
+        for (; i < n; i++)
+            total += widen(vf_load(x + i * DT_W));
+        for (int l = 0; l < DT_W; l++)
+            out[(size_t)l * C + c] = (float)(total[l] / HW);
+    }
+}
+
+/* gap_backward of one block: image l's plane c (=|+=) dout[l*C + c] / (float)HW */
+static void gap_backward_l(float *dinp, const float *dout, int C, int HW, int accum)
+{
+    for (int c = 0; c < C; c++) {
+        float g[DT_W];
+        for (int l = 0; l < DT_W; l++)
+            g[l] = dout[(size_t)l * C + c] / (float)HW;
+        const vf gv = vf_load(g);
+        float *dx = dinp + (size_t)c * HW * DT_W;
+        for (size_t i = 0; i < (size_t)HW * DT_W; i += DT_W)
+            vf_store(dx + i, accum ? vf_load(dx + i) + gv : gv);
+    }
+}
+
 /* round to nearest even on the upper 16 bits (a carry into the exponent is right, up to
  * infinity); NaN kept */
 static void round_bf16(float *x, size_t n)
@@ -434,6 +551,11 @@ const struct dt_kelem DT_KFN(dt_kelem) = {
     .mask_apply = mask_apply,
     .gap_forward = gap_forward,
     .gap_backward = gap_backward,
+    .gap_forward_l = gap_forward_l,
+    .gap_backward_l = gap_backward_l,
+    .bn_sums_l = bn_sums_l,
+    .bn_dots_l = bn_dots_l,
+    .bn_dots_lh = bn_dots_lh,
     .bn_sums = bn_sums,
     .bn_dots = bn_dots,
     .bn_dots_h = bn_dots_h,

@@ -318,6 +318,38 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
         }
 }
 
+/* The lane layout (layer.h's dt_net.lanes): a block of W images as [C][R][cols][W], already in
+ * lanes, copied into (block_to_planes, src as src_v reads it) or out of (planes_to_block, dst
+ * (+)= as from_lanes adds) the kernels' padded planes l[c*lcs + r*lrs + k*W + i]: the values
+ * to_lanes / from_lanes move, without the transposes. */
+DT_KINL void block_to_planes(float *restrict l, size_t lcs, size_t lrs, const void *restrict src,
+                             int h, int C, int R, int cols)
+{
+    const size_t row = (size_t)cols * DT_W;
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            float *d = l + c * lcs + r * lrs;
+            const size_t e = ((size_t)c * R + r) * row;
+            for (size_t k = 0; k < row; k += DT_W)
+                vf_store(d + k, src_v(src, e + k, h));
+        }
+}
+
+static inline void planes_to_block(float *restrict dst, const float *restrict l, size_t lcs,
+                                   size_t lrs, int C, int R, int cols, int accum)
+{
+    const size_t row = (size_t)cols * DT_W;
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            const float *s = l + c * lcs + r * lrs;
+            float *d = dst + ((size_t)c * R + r) * row;
+            for (size_t k = 0; k < row; k += DT_W) {
+                const vf v = vf_load(s + k);
+                vf_store(d + k, accum ? vf_load(d + k) + v : v);
+            }
+        }
+}
+
 /* ---- fused ReLU + MaxPool2d(2, 2) ---- */
 
 /* Pool codes: int32 per value in the fp32 family, one byte per value in the bf16 family
