@@ -361,6 +361,33 @@ static void pack_shift_pairs(uint32_t *restrict xb, const float *restrict x8, si
     }
 }
 
+/* pack_shift_pairs of the zero-padded planes of a block in the lane layout (bf16_conv.h's
+ * in_lanes), straight from the block (src as src_v reads it: floats, or h its bf16 copy) without
+ * the padded float planes: the same pairs, each value read where it is and packed once per pair
+ * it is in. */
+static void lanes_shift_pairs(uint32_t *restrict xb, const void *restrict src, int h,
+                              const dt_bc_plan *q, int step)
+{
+    const int Hp = q->Hp, Wp = q->Wp, pad = q->pad, H = q->H, W = q->W;
+    const vf zero = vf_zero();
+    for (int c = 0; c < q->C; c++)
+        for (int r = 0; r < Hp; r++) {
+            uint32_t *d = xb + ((size_t)c * Hp + r) * Wp * DT_W;
+            const int ir = r - pad;
+            if (ir < 0 || ir >= H) {
+                memset(d, 0, (size_t)Wp * DT_W * sizeof *d); /* pairs of zeros */
+                continue;
+            }
+            const size_t row = ((size_t)c * H + ir) * W * DT_W;
+            for (int w = 0; w < Wp; w++) {
+                const int a = w - pad, b = a + step;
+                const vf lo = a >= 0 && a < W ? src_v(src, row + (size_t)a * DT_W, h) : zero;
+                const vf hi = b >= 0 && b < W ? src_v(src, row + (size_t)b * DT_W, h) : zero;
+                vbf_store(d + (size_t)w * DT_W, vbf_pack(lo, hi));
+            }
+        }
+}
+
 /* ---- forward: CB channels x PB pixels ----
  * o8[i*ostr + j*L] = bias[i] + sum over pair taps u of dot(xb[xp[j] + off[u]], wr[u*CB + i]) for
  * the n pixels j < n (xp[j] of the others: any valid pixel) */
@@ -753,9 +780,7 @@ static void fwd_chunk(void *arg, int c, int thread)
         if (q->in_lanes && !q->tap_pairs) {
             lanes_channel_pairs(xb, src, q);
         } else if (q->in_lanes) {
-            block_to_planes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W,
-                            (size_t)q->Wp * DT_W, src, 0, q->C, q->H, q->W);
-            pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
+            lanes_shift_pairs(xb, src, 0, q, 1);
         } else if (!q->tap_pairs && nv == DT_W) {
             to_channel_pairs(xb, src, (size_t)q->C * HW, q);
         } else {
@@ -1061,10 +1086,10 @@ static void bwd_chunk(void *arg, int c, int thread)
         const int slot = n0 % SLOTS; /* W = 16: 0, the chunk's one block */
         double *ba = j->dbias ? bacc + slot : NULL;
         if (q->in_lanes)
-            block_to_planes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
-                            j->inp16 ? (const void *)(j->inp16 + (size_t)n0 * q->C * HW)
-                                     : (const void *)(j->inp + (size_t)n0 * q->C * HW),
-                            j->inp16 != NULL, q->C, q->H, q->W);
+            lanes_shift_pairs(xb,
+                              j->inp16 ? (const void *)(j->inp16 + (size_t)n0 * q->C * HW)
+                                       : (const void *)(j->inp + (size_t)n0 * q->C * HW),
+                              j->inp16 != NULL, q, q->stride);
         else if (j->inp16)
             to_lanes_h(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
                        j->inp16 + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
@@ -1073,7 +1098,8 @@ static void bwd_chunk(void *arg, int c, int thread)
             to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
                      j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
                      q->H, q->W, nv);
-        pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
+        if (!q->in_lanes)
+            pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
         for (int g0 = 0; g0 < q->OCw; g0 += G) {
             const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
             if (j->direct) {

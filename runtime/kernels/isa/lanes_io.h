@@ -318,23 +318,9 @@ static inline void from_lanes(float *restrict dst, size_t simg, size_t scs, size
         }
 }
 
-/* The lane layout (layer.h's dt_net.lanes): a block of W images as [C][R][cols][W], already in
- * lanes, copied into (block_to_planes, src as src_v reads it) or out of (planes_to_block, dst
- * (+)= as from_lanes adds) the kernels' padded planes l[c*lcs + r*lrs + k*W + i]: the values
- * to_lanes / from_lanes move, without the transposes. */
-DT_KINL void block_to_planes(float *restrict l, size_t lcs, size_t lrs, const void *restrict src,
-                             int h, int C, int R, int cols)
-{
-    const size_t row = (size_t)cols * DT_W;
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++) {
-            float *d = l + c * lcs + r * lrs;
-            const size_t e = ((size_t)c * R + r) * row;
-            for (size_t k = 0; k < row; k += DT_W)
-                vf_store(d + k, src_v(src, e + k, h));
-        }
-}
-
+/* The lane layout (layer.h's dt_net.lanes): the kernels' padded planes l[c*lcs + r*lrs + k*W + i]
+ * added (accum) or copied into a block of W images already in lanes, [C][R][cols][W]: the values
+ * from_lanes moves, as from_lanes adds them, without the transposes. */
 static inline void planes_to_block(float *restrict dst, const float *restrict l, size_t lcs,
                                    size_t lrs, int C, int R, int cols, int accum)
 {
