@@ -230,6 +230,64 @@ static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const i
     free(code), free(am), free(relu), free(pool), free(dy), free(dy2), free(dx), free(dw), free(db);
 }
 
+/* NCHW -> the lane layout (layer.h's dt_net.lanes): image b*L + l's value e at (b*E + e)*L + l,
+ * and back (back 1) */
+static void lanes_of(float *dst, const float *src, int N, size_t E, int L, int back)
+{
+    for (int n = 0; n < N; n++)
+        for (size_t e = 0; e < E; e++) {
+            const size_t a = (size_t)n * E + e, b = ((size_t)(n / L) * E + e) * L + (size_t)(n % L);
+            if (back)
+                dst[a] = src[b];
+            else
+                dst[b] = src[a];
+        }
+}
+
+/* The lane-layout io (conv_bf16.h): on the first N - N % L images (at least one block), input,
+ * output and their gradients as blocks of L images give bitwise the NCHW results transposed:
+ * forward, backward (dinp plain and accumulated, dweight, dbias) */
+static void check_lanes(const struct dt_kbf16conv *k, const inputs *in, float *ws, const char *isa)
+{
+    const dims *d = &in->d;
+    dt_bc_plan q;
+    k->plan(&q, d->C, d->H, d->W, d->OC, d->KH, d->KW, d->stride, d->pad);
+    const int L = q.L, N = d->N / L * L;
+    if (N < L)
+        return;
+    const size_t Ei = (size_t)d->C * d->H * d->W, Eo = (size_t)d->OC * d->OH * d->OW;
+    const size_t ni = (size_t)N * Ei, no = (size_t)N * Eo,
+                 nw = (size_t)d->OC * d->C * d->KH * d->KW;
+    float *out = dt_xmalloc(no, 4), *lo = dt_xmalloc(no, 4),
+          *back = dt_xmalloc(ni > no ? ni : no, 4);
+    float *xl = dt_xmalloc(ni, 4), *dyl = dt_xmalloc(no, 4), *dx = dt_xmalloc(ni, 4);
+    float *dxl = dt_xmalloc(ni, 4), *dw = dt_xmalloc(nw, 4), *dwl = dt_xmalloc(nw, 4);
+    float *db = dt_xmalloc((size_t)d->OC, 4), *dbl = dt_xmalloc((size_t)d->OC, 4);
+    int bad = 0;
+    lanes_of(xl, in->x, N, Ei, L, 0);
+    lanes_of(dyl, in->dy, N, Eo, L, 0);
+    k->forward(&q, out, NULL, in->x, in->w, in->b, N, ws);
+    dt_bc_plan ql = q;
+    ql.in_lanes = ql.out_lanes = 1;
+    k->forward(&ql, lo, NULL, xl, in->w, in->b, N, ws);
+    lanes_of(back, lo, N, Eo, L, 1);
+    bad += memcmp(back, out, no * 4) != 0;
+    for (int accum = 0; accum < 2; accum++) {
+        memcpy(dx, in->dx0, ni * 4);
+        lanes_of(dxl, in->dx0, N, Ei, L, 0);
+        k->backward(&q, dx, dw, db, in->dy, NULL, in->x, NULL, in->w, N, accum, ws);
+        k->backward(&ql, dxl, dwl, dbl, dyl, NULL, xl, NULL, in->w, N, accum, ws);
+        lanes_of(back, dxl, N, Ei, L, 1);
+        bad += memcmp(back, dx, ni * 4) != 0 || memcmp(dw, dwl, nw * 4) != 0 ||
+               memcmp(db, dbl, (size_t)d->OC * 4) != 0;
+    }
+    CHECK(bad == 0);
+    if (bad)
+        fprintf(stderr, "  %s: the lane layout differs from NCHW (%d)\n", isa, bad);
+    free(out), free(lo), free(back), free(xl), free(dyl), free(dx), free(dxl), free(dw), free(dwl);
+    free(db), free(dbl);
+}
+
 /* every kernel on isa k; r gets its results */
 static void run_isa(const struct dt_kbf16conv *k, const inputs *in, results *r, int pool,
                     const char *isa)
@@ -259,6 +317,7 @@ static void run_isa(const struct dt_kbf16conv *k, const inputs *in, results *r, 
     CHECK(memcmp(dw, r->dw, nw * sizeof *dw) == 0);
     if (pool && d->OH >= 2 && d->OW >= 2)
         run_fused(k, &q, in, r, ws, isa);
+    check_lanes(k, in, ws, isa);
     free(dw), free(db), free(ws);
 }
 

@@ -435,16 +435,28 @@ DT_KINL void bn_dots_la(double *sum, double *sxy, const float *dy, const void *x
     for (int c = 0; c < C; c++) {
         const size_t off = (size_t)c * HW * DT_W;
         vdw a[4] = {{0}}, b[4] = {{0}};
-        for (size_t i = 0; i < (size_t)HW; i++) {
-            const size_t e = off + i * DT_W;
-            vf g = load_g(dy + e, rnd);
-            if (ro)
-                g = keep(vf_gt(ld_a(ro, e, h), vf_zero()), g);
-            const vdw gv = widen(g), xv = widen(ld_a(x, e, h));
-            const int k = i < n4 ? (int)(i % 4) : 0;
-            a[k] += gv;
-            b[k] += gv * xv;
+        /* pixel i's lane k = i % 4 (the tail's 0), k a constant in each step: the accumulators
+         * stay in registers */
+#define DOT_STEP(i, k)                                                                             \
+    do {                                                                                           \
+        const size_t e = off + (i)*DT_W;                                                           \
+        vf g = load_g(dy + e, rnd);                                                                \
+        if (ro)                                                                                    \
+            g = keep(vf_gt(ld_a(ro, e, h), vf_zero()), g);                                         \
+        const vdw gv = widen(g), xv = widen(ld_a(x, e, h));                                        \
+        a[k] += gv;                                                                                \
+        b[k] += gv * xv;                                                                           \
+    } while (0)
+        size_t i = 0;
+        for (; i < n4; i += 4) {
+            DOT_STEP(i, 0);
+            DOT_STEP(i + 1, 1);
+            DOT_STEP(i + 2, 2);
+            DOT_STEP(i + 3, 3);
         }
+        for (; i < (size_t)HW; i++)
+            DOT_STEP(i, 0);
+#undef DOT_STEP
         const vdw s = (a[0] + a[1]) + (a[2] + a[3]), sx = (b[0] + b[1]) + (b[2] + b[3]);
         for (int l = 0; l < DT_W; l++) {
             sum[(size_t)l * C + c] = 0.0 + s[l];
