@@ -111,7 +111,7 @@ static void test_model(const char *model, int c, int h, int w, int N, int no_fus
 /* The lane layout (layer.h's dt_net.lanes): a bf16 net that keeps activations in blocks of the
  * table's lanes between its convolutions computes bitwise what the same net in (N, C, H, W)
  * computes (dt_net_opts.no_lanes), on every ISA with the bf16 family (2 threads on the best), training
- * steps at N = 2 blocks (the layout on), evaluations at N - 3 (off: a partial block). And it is
+ * steps at N = 2 blocks (the layout on), evaluations at N - 3 (off: a partial block) and at N. And it is
  * on: after a training forward, `lanes` is the table's and most layers' outputs are in it. */
 static void test_layout(const char *model, int c, int h, int w, int blocks, int min_layers)
 {
@@ -138,6 +138,13 @@ static void test_layout(const char *model, int c, int h, int w, int blocks, int 
             /* the layout of a training forward at N */
             const size_t nin = (size_t)c * h * w;
             float *x = dt_xcalloc((size_t)N * nin, sizeof *x);
+            /* an evaluation at N: the layout on, BatchNorm on its running statistics */
+            for (size_t i = 0; i < (size_t)N * nin; i++)
+                x[i] = rnd_unit();
+            const float *ea = dt_net_forward(a, x, N, 0, NULL),
+                        *eb = dt_net_forward(b, x, N, 0, NULL);
+            CHECK(memcmp(ea, eb, (size_t)N * a->classes * sizeof *ea) == 0);
+            CHECK(a->lanes == k->lanes);
             dt_net_forward(a, x, N, 1, NULL);
             dt_net_forward(b, x, N, 1, NULL);
             int on = 0;
