@@ -935,6 +935,50 @@ static void dinp_t_pack(uint32_t *restrict xb, const float *restrict d8, const d
         }
 }
 
+/* pack_pixel_pairs (OW even, bacc its bias sums or NULL) and dinp_t_pack (qt not tap pairs) of
+ * channels g0 <= oc < g1 (g0 even) in one pass over d8: each value of the output gradient read
+ * once for both (it comes from L2 or memory; the two passes read it twice). The same words and
+ * the same sums in the same order as the two functions. */
+static void pack_both(uint32_t *restrict dbw, uint32_t *restrict xbt, const float *restrict d8,
+                      const dt_bc_plan *qt, const dt_bc_plan *q, int g0, int g1, double *bacc,
+                      int nv)
+{
+    const vf zero = vf_zero();
+    const size_t P = (size_t)q->P, pl = (size_t)q->OH * q->OW2 * DT_W;
+    const int OW = q->OW, Wp = qt->Wp, pad = qt->pad;
+    DT_ASSERT(OW % 2 == 0 && g0 % 2 == 0 && !qt->tap_pairs);
+    for (int oc = g0; oc < g1; oc += 2) {
+        const int two = oc + 1 < g1, real1 = oc + 1 < q->OC;
+        uint32_t *d0 = dbw + (size_t)(oc - g0) * pl, *d1 = d0 + pl;
+        if (oc >= q->OC) { /* padding channels of the weight-gradient tiles */
+            memset(d0, 0, (two ? 2 : 1) * pl * sizeof *d0);
+            continue;
+        }
+        const float *a = d8 + (size_t)(oc - g0) * P * DT_W, *b = a + P * DT_W;
+        vf a0 = zero, b0 = zero, a1 = zero, b1 = zero;
+        for (int oh = 0; oh < q->OH; oh++) {
+            uint32_t *t = xbt + (((size_t)oc / 2 * qt->Hp + oh + pad) * Wp + pad) * DT_W;
+            for (int w = 0; w < OW; w += 2) {
+                const size_t p = (size_t)oh * OW + (size_t)w;
+                const vf x00 = vf_load(a + p * DT_W), x01 = vf_load(a + (p + 1) * DT_W);
+                const vf x10 = real1 ? vf_load(b + p * DT_W) : zero;
+                const vf x11 = real1 ? vf_load(b + (p + 1) * DT_W) : zero;
+                vbf_store(d0 + p / 2 * DT_W, vbf_pack(x00, x01));
+                if (two)
+                    vbf_store(d1 + p / 2 * DT_W, vbf_pack(x10, x11));
+                a0 = a0 + x00, b0 = b0 + x01, a1 = a1 + x10, b1 = b1 + x11;
+                vbf_store(t + (size_t)w * DT_W, vbf_pack(x00, x10));
+                vbf_store(t + (size_t)(w + 1) * DT_W, vbf_pack(x01, x11));
+            }
+        }
+        if (bacc) {
+            add_slots(bacc + (size_t)oc * SLOTS, a0 + b0, nv);
+            if (real1)
+                add_slots(bacc + (size_t)(oc + 1) * SLOTS, a1 + b1, nv);
+        }
+    }
+}
+
 /* The fused pool's backward without d8 (OH = 2 PH, OW = 2 PW): for channels g0 <= oc < g1
  * (dp8 and code hold channel g0 first, dp8 rounded), straight from each window's pooled gradient
  * and code what pack_pixel_pairs (with bacc: and bias_block's sums), and with xbt dinp_t_pack's
@@ -1124,6 +1168,11 @@ static void bwd_chunk(void *arg, int c, int thread)
             }
             if (ba && !j->fuse_bias)
                 bias_block(ba, dd, nv, q, g0, g1c);
+            if (txb && !qt->tap_pairs && q->OW % 2 == 0) { /* both packings in one pass */
+                pack_both(db, txb, dd, qt, q, g0, g1, ba, nv);
+                dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
+                continue;
+            }
             pack_pixel_pairs(db, dd, q, g0, g1, j->fuse_bias ? ba : NULL, nv);
             dw_block(acc + slot, db, xb, offk, nv, q, g0, g1);
             if (txb)
