@@ -256,13 +256,15 @@ static void grad_lifetimes(const dt_net *net, int *lo, int *hi)
     }
     for (int j = 0; j < n; j++) {
         const dt_layer *l = &net->layers[j];
-        if (l->fused)
-            continue;
-        /* j's backward writes its inputs' gradients */
+        /* j's backward writes its inputs' gradients; a fused layer's, its group's head does, for
+         * the inputs from outside the group (a fused residual add's second input) */
+        int c = j;
+        while (c > 0 && net->layers[c].fused)
+            c--;
         const int in[2] = {l->input, l->input2 >= 0 ? l->input2 : -1};
         for (int k = 0; k < 2; k++)
-            if (in[k] >= 0 && j > hi[owner[in[k]]])
-                hi[owner[in[k]]] = j;
+            if (in[k] >= 0 && (!l->fused || in[k] < c) && c > hi[owner[in[k]]])
+                hi[owner[in[k]]] = c;
     }
     for (int i = 0; i < n; i++) {
         const dt_layer *l = &net->layers[i];

@@ -279,7 +279,7 @@ static void test_bn(const dt_kern *k, int HW)
                 }
             }
         if (accum == 2)
-            k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 0);
+            k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 0, NULL);
         else
             k->elem->bn_backward(out, dy, x, NULL, BN_N, BN_C, HW, c, kk, mdy, mean, slope, accum,
                                  0);
@@ -324,8 +324,8 @@ static void test_bn_relu(const dt_kern *k, int HW)
         }
         memcpy(out, dy, total * 4);
         memcpy(ref, dy, total * 4);
-        k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 1);
-        k->elem->bn_affine(ref, x, BN_N, BN_C, HW, c, mean, a, b, 0);
+        k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, mean, a, b, 1, NULL);
+        k->elem->bn_affine(ref, x, BN_N, BN_C, HW, c, mean, a, b, 0, NULL);
         k->elem->relu_forward(ref, ref, (long)total);
         for (size_t i = 0; i < total; i++) /* the planes bn_affine does not write */
             if ((i / HW) % BN_C != (size_t)c)
@@ -370,8 +370,9 @@ static void test_rounded_reads(const dt_kern *k, int HW)
     for (int flags = DT_BN_ROUND; flags <= (DT_BN_ROUND | DT_BN_RELU); flags++) {
         fill(out, n, 0);
         memcpy(ref, out, total * 4);
-        k->elem->bn_affine(out, dy, BN_N, BN_C, HW, 1, 0.25f, 1.5f, -0.125f, flags);
-        k->elem->bn_affine(ref, dy, BN_N, BN_C, HW, 1, 0.25f, 1.5f, -0.125f, flags & DT_BN_RELU);
+        k->elem->bn_affine(out, dy, BN_N, BN_C, HW, 1, 0.25f, 1.5f, -0.125f, flags, NULL);
+        k->elem->bn_affine(ref, dy, BN_N, BN_C, HW, 1, 0.25f, 1.5f, -0.125f, flags & DT_BN_RELU,
+                           NULL);
         for (int m = 0; m < BN_N; m++)
             k->elem->round_bf16(ref + ((size_t)m * BN_C + 1) * HW, (size_t)HW);
         check_same(out, ref, total * 4, "bn_affine (rnd)", k, HW);
@@ -783,7 +784,7 @@ static void test_across(void)
             continue;
         memcpy(out, x, sizeof out);
         k->elem->round_fp16(out, MAXLEN);
-        k->elem->bn_affine(out, out, 1, 1, MAXLEN, 0, 0.5f, 1.25f, -3.0f, 0);
+        k->elem->bn_affine(out, out, 1, 1, MAXLEN, 0, 0.5f, 1.25f, -3.0f, 0, NULL);
         k->elem->relu_forward(out, out, MAXLEN);
         if (!first) {
             first = k;

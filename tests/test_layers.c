@@ -32,6 +32,7 @@
 #include "kernels/kernels.h"
 #include "kernels/layer_kernels.h"
 #include "layers/registry.h"
+#include "lowp.h"
 #include "net.h"
 #include "rng.h"
 
@@ -336,20 +337,31 @@ static void check_same_training(dt_net *nets[2], int N, int steps, const char *w
     dt_net_free(nets[0]), dt_net_free(nets[1]);
 }
 
-/* a whole net with and without fusion */
-static void test_fused_net(const char *spec, int N, int expect_fused)
+/* a whole net with and without fusion, in fp32, bf16 and (fp16 1) fp16: the fused kernels round
+ * where the separate layers' inputs would be rounded. Not fp16 for the fused conv + ReLU + pool:
+ * its pool compares the convolution's float32 values, where the separate layers compare them
+ * rounded to fp16, so a tie after rounding may send the gradient to another pixel (bf16's fused
+ * kernels round first) */
+static void test_fused_net(const char *spec, int N, int expect_fused, int fp16)
 {
-    dt_net *nets[2];
-    const dt_net_opts plain = {.no_fusion = 1};
-    DT_ASSERT(dt_net_build_opts(&nets[0], spec, N, 0, 0, 0, &plain) == 0);
-    DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
-    int fused = 0;
-    for (int i = 0; i < nets[1]->nlayers; i++)
-        fused += nets[1]->layers[i].fused;
-    CHECK(fused == expect_fused);
-    for (int i = 0; i < nets[0]->nlayers; i++)
-        CHECK(!nets[0]->layers[i].fused);
-    check_same_training(nets, N, 1, "fused vs unfused");
+    static const int formats[] = {DT_FP32, DT_BF16, DT_FP16};
+    static const char *const what[] = {"fused vs unfused (fp32)", "fused vs unfused (bf16)",
+                                       "fused vs unfused (fp16)"};
+    for (int f = 0; f < 2 + fp16; f++) {
+        dt_net *nets[2];
+        const dt_net_opts plain = {.no_fusion = 1};
+        DT_ASSERT(dt_net_build_opts(&nets[0], spec, N, 0, 0, 0, &plain) == 0);
+        DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
+        int fused = 0;
+        for (int i = 0; i < nets[1]->nlayers; i++)
+            fused += nets[1]->layers[i].fused;
+        CHECK(fused == expect_fused);
+        for (int i = 0; i < nets[0]->nlayers; i++)
+            CHECK(!nets[0]->layers[i].fused);
+        dt_net_set_precision(nets[0], formats[f]);
+        dt_net_set_precision(nets[1], formats[f]);
+        check_same_training(nets, N, 1, what[f]);
+    }
 }
 
 /* a net with its activation gradients in shared slots vs one buffer each */
@@ -664,11 +676,11 @@ static void bn_train_step(float *out, float *dx, float *dw, float *db, float *me
     double *s = dt_xmalloc((size_t)C * 4, sizeof *s);
     dt_bn_stats(s, s + C, x, N, C, HW, 0);
     dt_bn_forward_train(out, mean, invstd, rm, rv, x, w, b, s, s + C, (double)N * HW, N, C, HW, eps,
-                        momentum, 0, 0);
+                        momentum, 0, 0, 0);
     if (dy) {
         dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0, 0);
         dt_bn_backward(dx, dw, db, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL, 0, 0);
+                       s + 3 * C, (double)N * HW, N, C, HW, accum, NULL, 0, 0, 0, 0);
     }
     free(s);
 }
@@ -758,7 +770,7 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
     CHECK_TENSOR_CLOSE(junk, out, n, 0.0, 0.0);
 
     /* eval: running statistics, and the backward through it (frozen statistics) */
-    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0, 0);
+    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0, 0, 0);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] =
@@ -772,7 +784,7 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
         eval_invstd[k] = (float)(1.0 / sqrt((double)rv0[k] + eps));
     dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL, 0, 0);
     dt_bn_backward(dx2, dw2, db2, dy, x, rm0, eval_invstd, wa, ls, ls + C, zeros, zeros + C, M, N,
-                   C, HW, 0, NULL, 0, 0);
+                   C, HW, 0, NULL, 0, 0, 0, 0);
     for (size_t i = 0; i < n; i++) {
         int k = (int)((i / HW) % C);
         want[i] = dy[i] * eval_invstd[k] * (affine ? w[k] : 1.0f);
@@ -824,7 +836,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
     for (int r = 0; r < 2; r++)
         dt_bn_forward_train(out_p + off[r], mean_p + r * C, invstd_p + r * C, rm_p + r * C,
                             rv_p + r * C, x + off[r], w, b, glob, glob + C, M, cnt[r], C, HW, eps,
-                            momentum, 0, 0);
+                            momentum, 0, 0, 0);
     for (int r = 0; r < 2; r++) {
         dt_bn_backward_reduce(loc + r * 4 * C + 2 * C, loc + r * 4 * C + 3 * C, dy + off[r],
                               x + off[r], mean_p + r * C, invstd_p + r * C, cnt[r], C, HW, NULL, 0,
@@ -836,7 +848,7 @@ static void test_bn_sync(int N, int N1, int C, int HW)
         dt_bn_backward(dx_p + off[r], dw_p + r * C, db_p + r * C, dy + off[r], x + off[r],
                        mean_p + r * C, invstd_p + r * C, w, loc + r * 4 * C + 2 * C,
                        loc + r * 4 * C + 3 * C, glob + 2 * C, glob + 3 * C, M, cnt[r], C, HW, 0,
-                       NULL, 0, 0);
+                       NULL, 0, 0, 0, 0);
 
     int ok = CHECK_TENSOR_CLOSE(out_p, out, n, 1e-6, 1e-6);
     ok &= CHECK_TENSOR_CLOSE(dx_p, dx, n, 1e-5, 1e-6);
@@ -998,9 +1010,12 @@ int main(void)
     const int c1 = dt_conv2d_relu_pool2_ok(8, 1, 28, 28, 32, 3, 3, 1, 1);
     const int c2 = dt_conv2d_relu_pool2_ok(8, 32, 14, 14, 64, 3, 3, 1, 1);
     CHECK(l1 && c1); /* every ISA */
-    test_fused_net("lenet5", 13, 2 * (l1 + l2));
-    test_fused_net("cnn", 8, 2 * (c1 + c2));
-    test_fused_net("resnet20", 3, 10); /* [batchnorm] -> [relu]: the stem and each block's first */
+    test_fused_net("lenet5", 13, 2 * (l1 + l2), 0);
+    test_fused_net("cnn", 8, 2 * (c1 + c2), 0);
+    /* [batchnorm] -> [relu]: the stem and each block's first (10); [batchnorm] -> [add] -> [relu]:
+     * the end of each block whose add follows its BatchNorm (7 x 2; in the two downsampling
+     * blocks the shortcut's layers come between) */
+    test_fused_net("resnet20", 3, 24, 1);
     /* residual adds (two writers per gradient), projections, BatchNorm, fused groups */
     test_shared_grads("resnet20", 4);
     test_shared_grads("lenet5", 9);

@@ -413,12 +413,12 @@ static void test_bn(void)
             rm[c] = 0.0f, rv[c] = 1.0f;
         dt_bn_stats(s, s + C, x, N, C, HW, 0);
         dt_bn_forward_train(o, o + 2 * n, o + 2 * n + C, rm, rv, x, w, b, s, s + C, (double)N * HW,
-                            N, C, HW, 1e-5f, 0.1f, 0, 0);
+                            N, C, HW, 1e-5f, 0.1f, 0, 0, 0);
         dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, o + 2 * n, o + 2 * n + C, N, C, HW, NULL,
                               0, 0);
         dt_bn_backward(o + n, o + 2 * n + 2 * C, o + 2 * n + 3 * C, dy, x, o + 2 * n, o + 2 * n + C,
                        w, s + 2 * C, s + 3 * C, s + 2 * C, s + 3 * C, (double)N * HW, N, C, HW, 0,
-                       NULL, 0, 0);
+                       NULL, 0, 0, 0, 0);
         memcpy(o + 2 * n, rm, sizeof rm); /* running stats in place of save_mean (also checked) */
         res[r] = o;
     }
@@ -450,14 +450,14 @@ static void test_bn_images(void)
             rm[c] = 0.0f, rv[c] = 1.0f;
         const double cnt = (double)N * HW;
         dt_bn_forward_train(o, mean, invstd, rm, rv, x, w, b, s, s + C, cnt, N, C, HW, 1e-5f, 0.1f,
-                            0, 0);
+                            0, 0, 0);
         for (int c = 0; c < C; c++) {
             const double mu = s[c] / cnt;
             double var = s[C + c] / cnt - mu * mu;
             var = var > 0.0 ? var : 0.0;
             const double is = 1.0 / sqrt(var + 1e-5f);
             CHECK(mean[c] == (float)mu && invstd[c] == (float)is);
-            k->bn_affine(e, x, N, C, HW, c, (float)mu, (float)is * w[c], b[c], 0);
+            k->bn_affine(e, x, N, C, HW, c, (float)mu, (float)is * w[c], b[c], 0, NULL);
         }
         CHECK(memcmp(o, e, n * sizeof *o) == 0);
         dt_bn_backward_reduce(s + 2 * C, s + 3 * C, dy, x, mean, invstd, N, C, HW, NULL, 0, 0);
@@ -466,7 +466,7 @@ static void test_bn_images(void)
             r[3 * C + c] = (r[3 * C + c] - (double)mean[c] * r[2 * C + c]) * invstd[c];
         CHECK(memcmp(s + 2 * C, r + 2 * C, 2 * C * sizeof *s) == 0);
         dt_bn_backward(o + n, NULL, NULL, dy, x, mean, invstd, w, s + 2 * C, s + 3 * C, s + 2 * C,
-                       s + 3 * C, cnt, N, C, HW, 0, NULL, 0, 0);
+                       s + 3 * C, cnt, N, C, HW, 0, NULL, 0, 0, 0, 0);
         for (int c = 0; c < C; c++)
             k->bn_backward(e + n, dy, x, NULL, N, C, HW, c, (float)((double)invstd[c] * w[c]),
                            (float)(s[2 * C + c] / cnt), mean[c],

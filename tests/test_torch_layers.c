@@ -328,10 +328,10 @@ static void run_bn(const ref_case *c)
     /* training step */
     dt_bn_stats(s, s + C, x, N, C, HW, 0);
     dt_bn_forward_train(out, mean, invstd, rm, rv, x, wa, ba, s, s + C, M, N, C, HW, eps, momentum,
-                        0, 0);
+                        0, 0, 0);
     dt_bn_backward_reduce(s + 2 * C, s + 3 * C, R, x, mean, invstd, N, C, HW, NULL, 0, 0);
     dt_bn_backward(dx, affine ? dw : NULL, affine ? db : NULL, R, x, mean, invstd, wa, s + 2 * C,
-                   s + 3 * C, s + 2 * C, s + 3 * C, M, N, C, HW, 0, NULL, 0, 0);
+                   s + 3 * C, s + 2 * C, s + 3 * C, M, N, C, HW, 0, NULL, 0, 0, 0, 0);
     snprintf(name, sizeof name, "%s.train", c->name);
     compare(name, "out", out, (long)n, "fast");
     compare(name, "save_mean", mean, C, "fast");
@@ -348,12 +348,12 @@ static void run_bn(const ref_case *c)
      * frozen statistics (global sums 0) */
     free(rm), free(rv);
     rm = gen(C, G_RM), rv = gen(C, G_RV);
-    dt_bn_forward_eval(out, x, rm, rv, wa, ba, N, C, HW, eps, 0, 0);
+    dt_bn_forward_eval(out, x, rm, rv, wa, ba, N, C, HW, eps, 0, 0, 0);
     for (int k = 0; k < C; k++)
         invstd[k] = (float)(1.0 / sqrt((double)rv[k] + eps));
     dt_bn_backward_reduce(s + 2 * C, s + 3 * C, R, x, rm, invstd, N, C, HW, NULL, 0, 0);
     dt_bn_backward(dx, affine ? dw : NULL, affine ? db : NULL, R, x, rm, invstd, wa, s + 2 * C,
-                   s + 3 * C, s + 4 * C, s + 5 * C, M, N, C, HW, 0, NULL, 0, 0);
+                   s + 3 * C, s + 4 * C, s + 5 * C, M, N, C, HW, 0, NULL, 0, 0, 0, 0);
     snprintf(name, sizeof name, "%s.eval", c->name);
     compare(name, "out", out, (long)n, "fast");
     compare(name, "dinp", dx, (long)n, "fast");

@@ -44,7 +44,8 @@ typedef struct {
     int kind;
     float *out, *save_mean, *save_invstd, *running_mean, *running_var;
     const float *inp, *dout, *weight, *bias, *mean, *var;
-    const float *ro; /* a fused ReLU's output (backward), NULL: none */
+    const float *ro;  /* a fused ReLU's output (backward), NULL: none */
+    const float *res; /* the forward's DT_BN_ADD residual (out's layout), NULL: none */
     /* the backward's inp and ro read from their bf16 copies (h: inp16, and ro16 for ro) */
     const uint16_t *inp16, *ro16;
     int h;
@@ -56,6 +57,10 @@ typedef struct {
     int lanes; /* 0: (N, C, HW); L: blocks of L images as (C, HW, L) (layer_kernels.h) */
     int rnd;   /* the backward's dout read rounded to bf16 (kernels/elem.h) */
     float eps, momentum;
+    /* the backward's d2 (NULL: none): (=|+= accum2) the gradient it reads, masked by the fused
+     * ReLU (relu_backward's values): a fused residual add's second input's gradient */
+    float *d2;
+    int accum2;
 } bn_job;
 
 enum { BN_STATS, BN_DOTS, BN_TRAIN, BN_EVAL, BN_BACK };
@@ -65,21 +70,34 @@ static void bn_images(const bn_job *j);
 
 static void bn_part(void *arg, long c0, long c1) { bn_channels(arg, (int)c0, (int)c1); }
 
-/* j's kernel over all channels: in parts over the pool when the tensor is large enough */
-static void bn_run(const bn_job *j)
+/* j's kernel over all channels: in parts over the pool when the tensor is large enough.
+ * Returns 1 when it split by images (their d2 done with them), 0 by channels. */
+static int bn_run(const bn_job *j)
 {
     const long n = (long)j->N * j->C * j->HW;
     /* grain in channels: at least GRAIN values per part */
     long g = (long)GRAIN / ((long)j->N * j->HW > 0 ? (long)j->N * j->HW : 1);
     g = g < 1 ? 1 : g;
-    if (j->lanes)
-        bn_images(j); /* its block path: the one that reads the lane layout */
-    else if (n < 2 * GRAIN)
+    if (j->lanes || (n >= 2 * GRAIN && j->HW >= IMAGE_HW && j->N >= 2)) {
+        bn_images(j); /* with lanes its block path: the one that reads the lane layout */
+        return 1;
+    }
+    if (n < 2 * GRAIN)
         bn_channels(j, 0, j->C);
-    else if (j->HW >= IMAGE_HW && j->N >= 2)
-        bn_images(j);
     else
         dt_tpool_for(j->C, g, 1, bn_part, (void *)j);
+    return 0;
+}
+
+/* the job's d2 over n values from off (an image's or a block's, while its gradient is in cache),
+ * as relu_backward(_h) writes a gradient */
+static void d2_part(const bn_job *j, size_t off, long n)
+{
+    const struct dt_kelem *k = dt_kern_get()->elem;
+    if (j->h)
+        k->relu_backward_h(j->d2 + off, j->dout + off, j->ro16 + off, n, j->accum2, j->rnd);
+    else
+        k->relu_backward(j->d2 + off, j->dout + off, j->ro + off, n, j->accum2, j->rnd);
 }
 
 /* ---- split by images ----
@@ -186,7 +204,7 @@ static void block_part(const bn_job *j, long b0, long b1)
         case BN_EVAL:
             for (int c = 0; c < C; c++)
                 k->bn_affine(j->out + off, j->inp + off, 1, C, LHW, c, chan_k[c], chan_k[C + c],
-                             chan_k[2 * C + c], j->flags);
+                             chan_k[2 * C + c], j->flags, j->res ? j->res + off : NULL);
             break;
         default:
             for (int c = 0; c < C; c++)
@@ -199,6 +217,8 @@ static void block_part(const bn_job *j, long b0, long b1)
                     k->bn_backward(j->out + off, j->dout + off, j->inp + off,
                                    j->ro ? j->ro + off : NULL, 1, C, LHW, c, chan_k[c],
                                    chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
+            if (j->d2)
+                d2_part(j, off, (long)blk);
             break;
         }
     }
@@ -231,7 +251,7 @@ static void img_part(void *arg, long n0, long n1)
         case BN_EVAL:
             for (int c = 0; c < C; c++)
                 k->bn_affine(j->out + off, j->inp + off, 1, C, HW, c, chan_k[c], chan_k[C + c],
-                             chan_k[2 * C + c], j->flags);
+                             chan_k[2 * C + c], j->flags, j->res ? j->res + off : NULL);
             break;
         default:
             for (int c = 0; c < C; c++)
@@ -244,6 +264,8 @@ static void img_part(void *arg, long n0, long n1)
                     k->bn_backward(j->out + off, j->dout + off, j->inp + off,
                                    j->ro ? j->ro + off : NULL, 1, C, HW, c, chan_k[c],
                                    chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
+            if (j->d2)
+                d2_part(j, off, (long)img);
             break;
         }
     }
@@ -318,7 +340,7 @@ static void bn_channels(const bn_job *j, int c0, int c1)
         for (int c = c0; c < c1; c++) {
             float mean, a, b;
             channel_constants(j, c, &mean, &a, &b);
-            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, mean, a, b, j->flags);
+            k->bn_affine(j->out, j->inp, j->N, j->C, j->HW, c, mean, a, b, j->flags, j->res);
         }
         break;
     default:
@@ -339,7 +361,8 @@ static void bn_channels(const bn_job *j, int c0, int c1)
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum, int flags, int lanes)
+                         int N, int C, int HW, float eps, float momentum, int flags, int lanes,
+                         const float *res)
 {
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */
@@ -363,13 +386,14 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
                 .HW = HW,
                 .eps = eps,
                 .momentum = momentum,
-                .lanes = lanes};
+                .lanes = lanes,
+                .res = res};
     bn_run(&j);
 }
 
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int flags, int lanes)
+                        int C, int HW, float eps, int flags, int lanes, const float *res)
 {
     bn_shape(N, C, HW);
     bn_job j = {.kind = BN_EVAL,
@@ -384,7 +408,8 @@ void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                 .C = C,
                 .HW = HW,
                 .eps = eps,
-                .lanes = lanes};
+                .lanes = lanes,
+                .res = res};
     bn_run(&j);
 }
 
@@ -438,17 +463,30 @@ static void backward_elemt(float *dinp, float *dweight, float *dbias, const floa
                            const double *local_sum_dy, const double *local_sum_dy_xhat,
                            const double *global_sum_dy, const double *global_sum_dy_xhat,
                            double count, int N, int C, int HW, int accum, const float *relu_out,
-                           const uint16_t *relu_out16, int h, int rnd, int lanes)
+                           const uint16_t *relu_out16, int h, int rnd, int lanes, float *din2,
+                           int accum2)
 {
     bn_shape(N, C, HW);
+    DT_ASSERT(!din2 || relu_out || relu_out16);
     for (int c = 0; c < C; c++) {
         if (dweight)
             dweight[c] = (float)local_sum_dy_xhat[c];
         if (dbias)
             dbias[c] = (float)local_sum_dy[c];
     }
-    if (!dinp)
+    if (!dinp) {
+        if (din2) { /* only the second input's gradient */
+            const bn_job j2 = {.ro = relu_out,
+                               .ro16 = relu_out16,
+                               .h = h,
+                               .dout = dout,
+                               .rnd = rnd,
+                               .d2 = din2,
+                               .accum2 = accum2};
+            d2_part(&j2, 0, (long)N * C * HW);
+        }
         return;
+    }
     DT_ASSERT(count > 0.0);
     bn_job j = {.kind = BN_BACK,
                 .ro = relu_out,
@@ -469,19 +507,23 @@ static void backward_elemt(float *dinp, float *dweight, float *dbias, const floa
                 .HW = HW,
                 .accum = accum,
                 .rnd = rnd,
-                .lanes = lanes};
-    bn_run(&j);
+                .lanes = lanes,
+                .d2 = din2,
+                .accum2 = accum2};
+    if (!bn_run(&j) && din2) /* split by channels: d2 in a pass of its own */
+        d2_part(&j, 0, (long)N * C * HW);
 }
 
 void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out, int rnd, int lanes)
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd, int lanes,
+                    float *din2, int accum2)
 {
     backward_elemt(dinp, dweight, dbias, dout, inp, NULL, save_mean, save_invstd, weight,
                    local_sum_dy, local_sum_dy_xhat, global_sum_dy, global_sum_dy_xhat, count, N, C,
-                   HW, accum, relu_out, NULL, 0, rnd, lanes);
+                   HW, accum, relu_out, NULL, 0, rnd, lanes, din2, accum2);
 }
 
 void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -489,9 +531,10 @@ void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *do
                       const float *weight, const double *local_sum_dy,
                       const double *local_sum_dy_xhat, const double *global_sum_dy,
                       const double *global_sum_dy_xhat, double count, int N, int C, int HW,
-                      int accum, const uint16_t *relu_out, int rnd, int lanes)
+                      int accum, const uint16_t *relu_out, int rnd, int lanes, float *din2,
+                      int accum2)
 {
     backward_elemt(dinp, dweight, dbias, dout, NULL, inp, save_mean, save_invstd, weight,
                    local_sum_dy, local_sum_dy_xhat, global_sum_dy, global_sum_dy_xhat, count, N, C,
-                   HW, accum, NULL, relu_out, 1, rnd, lanes);
+                   HW, accum, NULL, relu_out, 1, rnd, lanes, din2, accum2);
 }

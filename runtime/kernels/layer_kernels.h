@@ -189,14 +189,18 @@ void dt_bn_reserve(int N, int C);
 void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
-                         int N, int C, int HW, float eps, float momentum, int flags, int lanes);
+                         int N, int C, int HW, float eps, float momentum, int flags, int lanes,
+                         const float *res);
 /* Evaluation: out = (inp - running_mean) / sqrt(running_var + eps) * weight + bias. */
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int flags, int lanes);
+                        int C, int HW, float eps, int flags, int lanes, const float *res);
 /* The forwards' flags: DT_BN_RELU a fused ReLU on the output (max(out, 0)), DT_BN_ROUND the output
  * (after the ReLU) rounded to bfloat16 as dt_round_bf16 rounds (bf16 activations, net_act.h). */
-enum { DT_BN_RELU = 1, DT_BN_ROUND = 2 };
+/* DT_BN_ADD (with the forwards' res): BatchNorm, a residual add and a ReLU as one pass,
+ * max(out + res, 0), out (and the sum, DT_BN_ROUND) rounded as the separate layers would
+ * (layers/batchnorm.c's fusion; DT_BN_RELU then unused) */
+enum { DT_BN_RELU = 1, DT_BN_ROUND = 2, DT_BN_ADD = 4 };
 /* Local per-channel sums for the backward (C), in double: sum_dy = sum dout,
  * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. rnd 1 (here and in
  * dt_bn_backward): dout read rounded to bfloat16 (kernels/elem.h). */
@@ -209,12 +213,16 @@ void dt_bn_backward_reduce(double *sum_dy, double *sum_dy_xhat, const float *dou
  *   dinp (+)= weight * invstd * (dy - global_sum_dy / M - xhat * global_sum_dy_xhat / M).
  * With one rank (local == global) this is plain BatchNorm's backward. dinp may be NULL.
  * A backward through eval-mode BN (frozen statistics) is this call with save_mean = running_mean,
- * save_invstd = 1 / sqrt(running_var + eps) and global sums of zero. */
+ * save_invstd = 1 / sqrt(running_var + eps) and global sums of zero.
+ * din2 (not NULL; with relu_out): (=|+= accum2) dout masked by relu_out, dt_relu_backward's
+ * values: the gradient of a fused residual add's second input (layers/batchnorm.c), written
+ * image by image with the rest where the work is split by images. */
 void dt_bn_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *save_mean, const float *save_invstd, const float *weight,
                     const double *local_sum_dy, const double *local_sum_dy_xhat,
                     const double *global_sum_dy, const double *global_sum_dy_xhat, double count,
-                    int N, int C, int HW, int accum, const float *relu_out, int rnd, int lanes);
+                    int N, int C, int HW, int accum, const float *relu_out, int rnd, int lanes,
+                    float *din2, int accum2);
 /* dt_bn_backward_reduce and dt_bn_backward with inp and relu_out read from their bf16 copies
  * (bf16 activations, net_act.h; relu_out NULL: none): the bits the float calls give on the
  * copies' values, without those floats in memory */
@@ -226,7 +234,8 @@ void dt_bn_backward_h(float *dinp, float *dweight, float *dbias, const float *do
                       const float *weight, const double *local_sum_dy,
                       const double *local_sum_dy_xhat, const double *global_sum_dy,
                       const double *global_sum_dy_xhat, double count, int N, int C, int HW,
-                      int accum, const uint16_t *relu_out, int rnd, int lanes);
+                      int accum, const uint16_t *relu_out, int rnd, int lanes, float *din2,
+                      int accum2);
 
 /* ---- dropout: torch.nn.Dropout(p), inverted (training mode; in eval it is the identity) ---- */
 

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels/kernels.h"
 #include "kernels/layer_kernels.h"
+#include "lowp.h"
 #include "net_act.h"
 
 /* ---- batchnorm: torch.nn.BatchNorm1d/2d(C, eps, momentum, affine), or SyncBatchNorm ---- */
@@ -26,6 +28,7 @@ typedef struct {
     double *acc;                    /* (2C + 1): refresh accumulators: sum, sumsq, count */
     float *scratch;                 /* (2C): where a refresh pass sends the running update */
     int relu; /* > 0: the [relu] layer this BatchNorm's kernels do too (fused, dt_bn_fuse_relu) */
+    int add;  /* > 0: the residual [add] before that [relu] (dt_bn_fuse_add_relu) */
 } bn_priv;
 
 static const dt_layer_opt bn_opts[] = {
@@ -84,6 +87,20 @@ static void bn_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
     dt_layer_buffer(net, l, 2)[0] = 0.0f;
 }
 
+/* The fused add + ReLU's forward where one pass cannot give the separate layers' bits: in fp16,
+ * and in bf16 without bf16 activations, net.c would round each layer's input to the format
+ * (BatchNorm's output, then the sum): out holds BatchNorm's output (flags without the add); here
+ * the rest, as the separate layers and net.c would do it. */
+static void add_relu_passes(const dt_layer *l, dt_net *net, float *out, long n)
+{
+    const bn_priv *p = l->priv;
+    const dt_layer *ad = &net->layers[p->add];
+    dt_round_to(net->lowp, out, (size_t)n);
+    dt_add_forward(out, out, dt_layer_in2(net, ad), n, 0);
+    dt_round_to(net->lowp, out, (size_t)n);
+    dt_relu_forward(out, out, n);
+}
+
 static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
 {
     bn_priv *p = l->priv;
@@ -92,13 +109,21 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
     /* fused: max(BatchNorm, 0) straight into the ReLU's output */
     float *out = p->relu ? net->layers[p->relu].out : l->out;
     /* bf16 activations: the output rounded as it is written */
-    const int flags =
+    int flags =
         (p->relu > 0 ? DT_BN_RELU : 0) | (dt_layer_bf16_rounds_out(l, net) ? DT_BN_ROUND : 0);
+    /* fused with the residual add and its ReLU: one pass where that gives their bits */
+    const int passes = p->add > 0 && net->lowp && !net->act;
+    const float *res = p->add > 0 && !passes ? dt_layer_in2(net, &net->layers[p->add]) : NULL;
+    if (p->add > 0)
+        flags = passes ? 0 : DT_BN_ADD | (flags & DT_BN_ROUND);
+    const long n = (long)N * (long)l->out_size;
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
     const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
     float *rm = dt_layer_buffer(net, l, 0), *rv = dt_layer_buffer(net, l, 1);
     if (!train) {
-        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, flags, L);
+        dt_bn_forward_eval(out, dt_layer_in(net, l), rm, rv, w, b, N, C, HW, p->eps, flags, L, res);
+        if (passes)
+            add_relu_passes(l, net, out, n);
         return;
     }
     double *sum = p->sums, *sumsq = p->sums + C;
@@ -122,11 +147,15 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
             rv2[c] = rv[c];
         }
         dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm2, rv2, dt_layer_in(net, l), w, b,
-                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, flags, L);
+                            sum, sumsq, count, N, C, HW, p->eps, 0.0f, flags, L, res);
+        if (passes)
+            add_relu_passes(l, net, out, n);
         return;
     }
     dt_bn_forward_train(out, p->save_mean, p->save_invstd, rm, rv, dt_layer_in(net, l), w, b, sum,
-                        sumsq, count, N, C, HW, p->eps, p->momentum, flags, L);
+                        sumsq, count, N, C, HW, p->eps, p->momentum, flags, L, res);
+    if (passes)
+        add_relu_passes(l, net, out, n);
     dt_layer_buffer(net, l, 2)[0] += 1.0f;
 }
 
@@ -168,18 +197,28 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     float *dw = p->no_affine ? NULL : dt_layer_grad(net, l, 0);
     float *db = p->no_affine ? NULL : dt_layer_grad(net, l, 1);
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
+    /* a fused residual add's second input gets the gradient the add passes on: the ReLU's,
+     * masked (the add's copy of it adds nothing) */
+    const dt_layer *ad = p->add > 0 ? &net->layers[p->add] : NULL;
+    float *din2 = ad ? dt_layer_din2(net, ad) : NULL;
+    const int accum2 = ad ? ad->accum2 : 0;
     if (h)
         dt_bn_backward_h(dt_layer_din(net, l), dw, db, dout, x16, p->save_mean, p->save_invstd, w,
-                         lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro16, rnd, L);
+                         lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro16, rnd, L, din2,
+                         accum2);
     else
         dt_bn_backward(dt_layer_din(net, l), dw, db, dout, dt_layer_in(net, l), p->save_mean,
                        p->save_invstd, w, lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro,
-                       rnd, L);
+                       rnd, L, din2, accum2);
 }
 
 static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
 {
     (void)N;
+    const bn_priv *p = l->priv;
+    /* a fused add's second input: not read by the backward */
+    if (p->add > 0 && k == net->layers[p->add].input2)
+        return 1;
     const uint16_t *x16, *ro16, *h = dt_net_act_copy(net, k);
     return from_copies(l, net, &x16, &ro16) && h && (h == x16 || h == ro16);
 }
@@ -189,6 +228,16 @@ int dt_bn_fuse_relu(dt_layer *bn, int relu)
     bn_priv *p = bn->priv;
     if (bn->fused || p->relu)
         return 0;
+    p->relu = relu;
+    return 1;
+}
+
+int dt_bn_fuse_add_relu(dt_layer *bn, int add, int relu)
+{
+    bn_priv *p = bn->priv;
+    if (bn->fused || p->relu)
+        return 0;
+    p->add = add;
     p->relu = relu;
     return 1;
 }

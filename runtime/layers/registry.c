@@ -79,6 +79,24 @@ static void fuse_conv_relu_pool(dt_net *net)
     free(uses);
 }
 
+/* [batchnorm] -> [add] -> [relu] as one (a residual block's end): the add's first input the
+ * BatchNorm, read by it alone, its output by the ReLU alone */
+
+static void fuse_bn_add_relu(dt_net *net)
+{
+    int *uses = consumers(net);
+    for (int i = 0; i + 2 < net->nlayers; i++) {
+        dt_layer *bn = &net->layers[i], *ad = &net->layers[i + 1], *r = &net->layers[i + 2];
+        if (bn->ops != &dt_batchnorm_ops || ad->ops != &dt_add_ops || r->ops != &dt_relu_ops ||
+            bn->fused || ad->fused || r->fused || ad->input != i || ad->input2 == i ||
+            r->input != i + 1 || uses[i + 1] != 1 || uses[i + 2] != 1 ||
+            !dt_bn_fuse_add_relu(bn, i + 1, i + 2))
+            continue;
+        ad->fused = r->fused = 1;
+    }
+    free(uses);
+}
+
 /* [batchnorm] -> [relu] as one pass over memory (resnets) */
 
 static void fuse_bn_relu(dt_net *net)
@@ -98,6 +116,7 @@ void dt_layers_passes(dt_net *net)
 {
     if (!net->opts.no_fusion) {
         fuse_conv_relu_pool(net);
+        fuse_bn_add_relu(net);
         fuse_bn_relu(net);
     }
 }
