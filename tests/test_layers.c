@@ -364,26 +364,29 @@ static void test_fused_net(const char *spec, int N, int expect_fused, int fp16)
     }
 }
 
-/* a net with its activation gradients in shared slots vs one buffer each */
-static void test_shared_grads(const char *spec, int N)
+/* a net with its activation gradients in shared slots vs one buffer each; fused or not (the
+ * residual adds' in-place gradients exist where the adds are layers of their own) */
+static void test_shared_grads(const char *spec, int N, int no_fusion)
 {
     dt_net *nets[2];
-    const dt_net_opts plain = {.no_grad_sharing = 1};
+    const dt_net_opts plain = {.no_grad_sharing = 1, .no_fusion = no_fusion};
     DT_ASSERT(dt_net_build_opts(&nets[0], spec, N, 0, 0, 0, &plain) == 0);
-    DT_ASSERT(dt_net_build(&nets[1], spec, N) == 0);
+    DT_ASSERT(
+        dt_net_build_opts(&nets[1], spec, N, 0, 0, 0, &(dt_net_opts){.no_fusion = no_fusion}) == 0);
     CHECK(nets[1]->arena_floats < nets[0]->arena_floats);
     /* a residual add writes its first input's gradient in place over its own (net.c): there
      * the two share memory, and only there; the plain net gives each its own */
     int in_place = 0;
     for (int j = 0; j < nets[1]->nlayers; j++) {
         const dt_layer *l = &nets[1]->layers[j], *p = &nets[0]->layers[j];
-        if (l->ops->din_is_dout && l->input >= 0 && nets[1]->layers[l->input].dout == l->dout)
+        if (l->ops->din_is_dout && l->input >= 0 && l->dout &&
+            nets[1]->layers[l->input].dout == l->dout)
             in_place++;
         if (p->ops->din_is_dout && p->input >= 0)
             CHECK(nets[0]->layers[p->input].dout != p->dout);
     }
     if (strcmp(spec, "resnet20") == 0)
-        CHECK(in_place == 9); /* every basic block's add */
+        CHECK(in_place == (no_fusion ? 9 : 0)); /* every basic block's add, unless fused */
     printf("  %s: activation arena %.1f -> %.1f MiB at batch %d\n", spec,
            4.0 * (double)nets[0]->arena_floats / 1048576.0,
            4.0 * (double)nets[1]->arena_floats / 1048576.0, N);
@@ -1013,13 +1016,14 @@ int main(void)
     test_fused_net("lenet5", 13, 2 * (l1 + l2), 0);
     test_fused_net("cnn", 8, 2 * (c1 + c2), 0);
     /* [batchnorm] -> [relu]: the stem and each block's first (10); [batchnorm] -> [add] -> [relu]:
-     * the end of each block whose add follows its BatchNorm (7 x 2; in the two downsampling
-     * blocks the shortcut's layers come between) */
-    test_fused_net("resnet20", 3, 24, 1);
+     * each block's end (9 x 2; in the two downsampling blocks the BatchNorm is the shortcut's, the
+     * add's second input) */
+    test_fused_net("resnet20", 3, 28, 1);
     /* residual adds (two writers per gradient), projections, BatchNorm, fused groups */
-    test_shared_grads("resnet20", 4);
-    test_shared_grads("lenet5", 9);
-    test_shared_grads("mlp", 5);
+    test_shared_grads("resnet20", 4, 0);
+    test_shared_grads("resnet20", 4, 1);
+    test_shared_grads("lenet5", 9, 0);
+    test_shared_grads("mlp", 5, 0);
 
     /* N C H W K stride pad */
     test_maxpool(2, 3, 7, 6, 3, 2, 1);

@@ -87,16 +87,38 @@ static void bn_init(dt_layer *l, dt_net *net, dt_mt19937 *g)
     dt_layer_buffer(net, l, 2)[0] = 0.0f;
 }
 
+/* a fused add's other input (the one that is not this BatchNorm), its gradient and whether the
+ * add's backward accumulates into it */
+static int other_input(const dt_layer *l, const dt_net *net)
+{
+    const dt_layer *ad = &net->layers[((const bn_priv *)l->priv)->add];
+    return ad->input == l->index ? ad->input2 : ad->input;
+}
+static const float *add_other(const dt_layer *l, const dt_net *net)
+{
+    const dt_layer *ad = &net->layers[((const bn_priv *)l->priv)->add];
+    return ad->input == l->index ? dt_layer_in2(net, ad) : dt_layer_in(net, ad);
+}
+static float *add_other_grad(const dt_layer *l, const dt_net *net, int *accum)
+{
+    const dt_layer *ad = &net->layers[((const bn_priv *)l->priv)->add];
+    const int second = ad->input == l->index;
+    *accum = second ? ad->accum2 : ad->accum;
+    return second ? dt_layer_din2(net, ad) : dt_layer_din(net, ad);
+}
+
 /* The fused add + ReLU's forward where one pass cannot give the separate layers' bits: in fp16,
  * and in bf16 without bf16 activations, net.c would round each layer's input to the format
  * (BatchNorm's output, then the sum): out holds BatchNorm's output (flags without the add); here
  * the rest, as the separate layers and net.c would do it. */
 static void add_relu_passes(const dt_layer *l, dt_net *net, float *out, long n)
 {
-    const bn_priv *p = l->priv;
-    const dt_layer *ad = &net->layers[p->add];
+    /* the add's inputs: this BatchNorm's output and the other, rounded in place (its memory is
+     * the add's input, as net.c rounds it for the add) */
+    float *other = (float *)add_other(l, net);
     dt_round_to(net->lowp, out, (size_t)n);
-    dt_add_forward(out, out, dt_layer_in2(net, ad), n, 0);
+    dt_round_to(net->lowp, other, (size_t)n);
+    dt_add_forward(out, out, other, n, 0);
     dt_round_to(net->lowp, out, (size_t)n);
     dt_relu_forward(out, out, n);
 }
@@ -113,7 +135,7 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
         (p->relu > 0 ? DT_BN_RELU : 0) | (dt_layer_bf16_rounds_out(l, net) ? DT_BN_ROUND : 0);
     /* fused with the residual add and its ReLU: one pass where that gives their bits */
     const int passes = p->add > 0 && net->lowp && !net->act;
-    const float *res = p->add > 0 && !passes ? dt_layer_in2(net, &net->layers[p->add]) : NULL;
+    const float *res = p->add > 0 && !passes ? add_other(l, net) : NULL;
     if (p->add > 0)
         flags = passes ? 0 : DT_BN_ADD | (flags & DT_BN_ROUND);
     const long n = (long)N * (long)l->out_size;
@@ -197,11 +219,10 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
     float *dw = p->no_affine ? NULL : dt_layer_grad(net, l, 0);
     float *db = p->no_affine ? NULL : dt_layer_grad(net, l, 1);
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
-    /* a fused residual add's second input gets the gradient the add passes on: the ReLU's,
+    /* a fused residual add's other input gets the gradient the add passes on: the ReLU's,
      * masked (the add's copy of it adds nothing) */
-    const dt_layer *ad = p->add > 0 ? &net->layers[p->add] : NULL;
-    float *din2 = ad ? dt_layer_din2(net, ad) : NULL;
-    const int accum2 = ad ? ad->accum2 : 0;
+    int accum2 = 0;
+    float *din2 = p->add > 0 ? add_other_grad(l, net, &accum2) : NULL;
     if (h)
         dt_bn_backward_h(dt_layer_din(net, l), dw, db, dout, x16, p->save_mean, p->save_invstd, w,
                          lsum, lsumx, gsum, gsumx, count, N, C, HW, l->accum, ro16, rnd, L, din2,
@@ -216,8 +237,8 @@ static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
 {
     (void)N;
     const bn_priv *p = l->priv;
-    /* a fused add's second input: not read by the backward */
-    if (p->add > 0 && k == net->layers[p->add].input2)
+    /* a fused add's other input: not read by the backward */
+    if (p->add > 0 && k == other_input(l, net))
         return 1;
     const uint16_t *x16, *ro16, *h = dt_net_act_copy(net, k);
     return from_copies(l, net, &x16, &ro16) && h && (h == x16 || h == ro16);

@@ -79,8 +79,9 @@ static void fuse_conv_relu_pool(dt_net *net)
     free(uses);
 }
 
-/* [batchnorm] -> [add] -> [relu] as one (a residual block's end): the add's first input the
- * BatchNorm, read by it alone, its output by the ReLU alone */
+/* [batchnorm] -> [add] -> [relu] as one (a residual block's end): one of the add's inputs the
+ * BatchNorm, read by it alone (a downsampling block's shortcut BatchNorm is its second), its
+ * output by the ReLU alone */
 
 static void fuse_bn_add_relu(dt_net *net)
 {
@@ -88,7 +89,7 @@ static void fuse_bn_add_relu(dt_net *net)
     for (int i = 0; i + 2 < net->nlayers; i++) {
         dt_layer *bn = &net->layers[i], *ad = &net->layers[i + 1], *r = &net->layers[i + 2];
         if (bn->ops != &dt_batchnorm_ops || ad->ops != &dt_add_ops || r->ops != &dt_relu_ops ||
-            bn->fused || ad->fused || r->fused || ad->input != i || ad->input2 == i ||
+            bn->fused || ad->fused || r->fused || (ad->input == i) == (ad->input2 == i) ||
             r->input != i + 1 || uses[i + 1] != 1 || uses[i + 2] != 1 ||
             !dt_bn_fuse_add_relu(bn, i + 1, i + 2))
             continue;
