@@ -179,93 +179,55 @@ static void channel_constants(const bn_job *j, int c, float *k0, float *k1, floa
     *k1 = (float)invstd * w;
 }
 
-/* img_part on blocks b0 <= b < b1 of the lane layout: each block's per-image sums (bn_sums_l,
- * bn_dots_l: each image's NCHW sums) into its images' rows; the elementwise passes on the block's
- * planes of HW * L values, whose bits do not depend on the layout */
-static void block_part(const bn_job *j, long b0, long b1)
-{
-    const struct dt_kelem *k = dt_kern_get()->elem;
-    const int C = j->C, HW = j->HW, L = j->lanes, LHW = HW * L;
-    const size_t blk = (size_t)L * C * HW, NC = (size_t)j->N * C;
-    for (long b = b0; b < b1; b++) {
-        const size_t off = (size_t)b * blk;
-        double *ps = img_sum + (size_t)b * L * C, *pss = img_sum + NC + (size_t)b * L * C;
-        switch (j->kind) {
-        case BN_STATS: k->bn_sums_l(ps, pss, j->inp + off, C, HW); break;
-        case BN_DOTS:
-            if (j->h)
-                k->bn_dots_lh(ps, pss, j->dout + off, j->inp16 + off,
-                              j->ro16 ? j->ro16 + off : NULL, C, HW, j->rnd);
-            else
-                k->bn_dots_l(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, C,
-                             HW, j->rnd);
-            break;
-        case BN_TRAIN:
-        case BN_EVAL:
-            for (int c = 0; c < C; c++)
-                k->bn_affine(j->out + off, j->inp + off, 1, C, LHW, c, chan_k[c], chan_k[C + c],
-                             chan_k[2 * C + c], j->flags, j->res ? j->res + off : NULL);
-            break;
-        default:
-            for (int c = 0; c < C; c++)
-                if (j->h)
-                    k->bn_backward_h(j->out + off, j->dout + off, j->inp16 + off,
-                                     j->ro16 ? j->ro16 + off : NULL, 1, C, LHW, c, chan_k[c],
-                                     chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum,
-                                     j->rnd);
-                else
-                    k->bn_backward(j->out + off, j->dout + off, j->inp + off,
-                                   j->ro ? j->ro + off : NULL, 1, C, LHW, c, chan_k[c],
-                                   chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
-            if (j->d2)
-                d2_part(j, off, (long)blk);
-            break;
-        }
-    }
-}
-
+/* Images n0 <= n < n1, or with the lane layout blocks of L images (each block's per-image sums,
+ * bn_sums_l / bn_dots_l, are those images' NCHW sums, into their rows; the elementwise passes
+ * run on a block's planes of HW * L values, whose bits do not depend on the layout). */
 static void img_part(void *arg, long n0, long n1)
 {
     const bn_job *j = arg;
-    if (j->lanes) {
-        block_part(j, n0, n1);
-        return;
-    }
     const struct dt_kelem *k = dt_kern_get()->elem;
-    const int C = j->C, HW = j->HW;
-    const size_t img = (size_t)C * HW, NC = (size_t)j->N * C;
+    const int C = j->C, HW = j->HW, L = j->lanes ? j->lanes : 1, PHW = HW * L;
+    const size_t part = (size_t)L * C * HW, NC = (size_t)j->N * C;
     for (long n = n0; n < n1; n++) {
-        const size_t off = (size_t)n * img;
-        double *ps = img_sum + (size_t)n * C, *pss = img_sum + NC + (size_t)n * C;
+        const size_t off = (size_t)n * part;
+        double *ps = img_sum + (size_t)n * L * C, *pss = img_sum + NC + (size_t)n * L * C;
+        const float *ro = j->ro ? j->ro + off : NULL;
+        const uint16_t *ro16 = j->ro16 ? j->ro16 + off : NULL;
         switch (j->kind) {
-        case BN_STATS: k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C); break;
-        case BN_DOTS:
-            if (j->h)
-                k->bn_dots_h(ps, pss, j->dout + off, j->inp16 + off, j->ro16 ? j->ro16 + off : NULL,
-                             1, C, HW, 0, C, j->rnd);
+        case BN_STATS:
+            if (j->lanes)
+                k->bn_sums_l(ps, pss, j->inp + off, C, HW);
             else
-                k->bn_dots(ps, pss, j->dout + off, j->inp + off, j->ro ? j->ro + off : NULL, 1, C,
-                           HW, 0, C, j->rnd);
+                k->bn_sums(ps, pss, j->inp + off, 1, C, HW, 0, C);
+            break;
+        case BN_DOTS:
+            if (j->lanes && j->h)
+                k->bn_dots_lh(ps, pss, j->dout + off, j->inp16 + off, ro16, C, HW, j->rnd);
+            else if (j->lanes)
+                k->bn_dots_l(ps, pss, j->dout + off, j->inp + off, ro, C, HW, j->rnd);
+            else if (j->h)
+                k->bn_dots_h(ps, pss, j->dout + off, j->inp16 + off, ro16, 1, C, HW, 0, C, j->rnd);
+            else
+                k->bn_dots(ps, pss, j->dout + off, j->inp + off, ro, 1, C, HW, 0, C, j->rnd);
             break;
         case BN_TRAIN:
         case BN_EVAL:
             for (int c = 0; c < C; c++)
-                k->bn_affine(j->out + off, j->inp + off, 1, C, HW, c, chan_k[c], chan_k[C + c],
+                k->bn_affine(j->out + off, j->inp + off, 1, C, PHW, c, chan_k[c], chan_k[C + c],
                              chan_k[2 * C + c], j->flags, j->res ? j->res + off : NULL);
             break;
         default:
             for (int c = 0; c < C; c++)
                 if (j->h)
-                    k->bn_backward_h(j->out + off, j->dout + off, j->inp16 + off,
-                                     j->ro16 ? j->ro16 + off : NULL, 1, C, HW, c, chan_k[c],
-                                     chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum,
-                                     j->rnd);
+                    k->bn_backward_h(j->out + off, j->dout + off, j->inp16 + off, ro16, 1, C, PHW,
+                                     c, chan_k[c], chan_k[C + c], j->mean[c], chan_k[2 * C + c],
+                                     j->accum, j->rnd);
                 else
-                    k->bn_backward(j->out + off, j->dout + off, j->inp + off,
-                                   j->ro ? j->ro + off : NULL, 1, C, HW, c, chan_k[c],
-                                   chan_k[C + c], j->mean[c], chan_k[2 * C + c], j->accum, j->rnd);
+                    k->bn_backward(j->out + off, j->dout + off, j->inp + off, ro, 1, C, PHW, c,
+                                   chan_k[c], chan_k[C + c], j->mean[c], chan_k[2 * C + c],
+                                   j->accum, j->rnd);
             if (j->d2)
-                d2_part(j, off, (long)img);
+                d2_part(j, off, (long)part);
             break;
         }
     }
