@@ -104,6 +104,12 @@ typedef struct dt_layer_ops {
      * k (a layer index) from its bf16 copy (dt_net_act_copy, net_act.h) or not at all, so that
      * dt_net_act_fetch need not widen it into its float32 slot; NULL or 0: it reads the slot. */
     int (*bwd_skips)(const dt_layer *l, const dt_net *net, int N, int k);
+    /* bf16 activations: 1 when this layer's forward (its fused group's) reads stored activation k
+     * (a layer index) from its bf16 copy whenever k has one (dt_net_act_copy), not from its
+     * float32 slot, and its backward does not read k: k's slot is then free after its other
+     * readers, and its copy kept in evaluation forwards too. Fixed for the net (no N). NULL or
+     * 0: the slot. */
+    int (*fwd_copy)(const dt_layer *l, const dt_net *net, int k);
     /* The lane layout (dt_net.lanes): what this step of the layer can do with it, DT_LANES_* bits
      * (NULL or 0: its input and output are (N, C, H, W) only). */
     int (*lanes)(const dt_layer *l, const dt_net *net, int N);
@@ -113,7 +119,9 @@ typedef struct dt_layer_ops {
  * convolutions); DT_LANES_KEEP: its output in its input's layout (BatchNorm, ReLU, the add: both
  * inputs then share it). */
 enum { DT_LANES_READ = 1, DT_LANES_WRITE = 2, DT_LANES_KEEP = 4 };
-enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8 };
+/* DT_BWD_FUSED_OUT: heading a fused group, its backward reads the bits above of itself and the
+ * group's output (a fused ReLU's mask), nothing else the group touches (without it: all). */
+enum { DT_BWD_OUT = 1, DT_BWD_IN = 2, DT_BWD_IN2 = 4, DT_BWD_NONE = 8, DT_BWD_FUSED_OUT = 16 };
 
 struct dt_layer {
     const dt_layer_ops *ops;

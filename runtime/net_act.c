@@ -20,6 +20,7 @@ struct dt_net_act {
     size_t nh, nslot; /* their sizes (values) */
     size_t *h_off;    /* per layer: offset of its copy in h */
     int *copy;        /* per layer: 1 when a backward reads its output (it has a bf16 copy) */
+    int *fcopy;       /* per layer: 1 when a forward reads it from the copy (kept in evaluation) */
     int *slot;        /* per layer: its slot, -1: not stored */
     size_t *slot_off; /* per slot: offset in slots */
     int *holder;      /* per slot: the layer whose values it holds now, -1: none */
@@ -104,8 +105,18 @@ int dt_first_fit(int n, const size_t *size, const int *lo, const int *hi, int *s
 
 static int backward_reads(const dt_net *net, int i, int *a);
 
-/* each stored activation's interval [lo, hi] of (non-fused) layer indices touching it */
-static void intervals(const dt_net *net, int *lo, int *hi)
+/* 1: layer j's forward (not fused) reads activation k from its bf16 copy, not from its slot
+ * (dt_layer_ops.fwd_copy, where k has a copy); its backward then does not read k either
+ * (fwd_copy's promise), so j needs no slot of k's */
+static int reads_copy(const dt_net *net, const int *copy, int j, int k)
+{
+    const dt_layer *l = &net->layers[j];
+    return k >= 0 && copy[k] && l->ops->fwd_copy && l->ops->fwd_copy(l, net, k);
+}
+
+/* each stored activation's interval [lo, hi] of (non-fused) layer indices touching it in its
+ * float32 slot */
+static void intervals(const dt_net *net, const int *copy, int *lo, int *hi)
 {
     for (int i = 0; i < net->nlayers; i++)
         lo[i] = net->nlayers, hi[i] = -1;
@@ -115,6 +126,8 @@ static void intervals(const dt_net *net, int *lo, int *hi)
         int a[TOUCH_MAX];
         const int m = touched(net, j, a);
         for (int t = 0; t < m; t++) {
+            if (reads_copy(net, copy, j, a[t]))
+                continue;
             lo[a[t]] = j < lo[a[t]] ? j : lo[a[t]];
             hi[a[t]] = j > hi[a[t]] ? j : hi[a[t]];
         }
@@ -134,7 +147,7 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
     A->holder = dt_xmalloc((size_t)n + 1, sizeof *A->holder);
     A->out32 = dt_xmalloc((size_t)n + 1, sizeof *A->out32);
     A->copy = dt_xcalloc((size_t)n + 1, sizeof *A->copy);
-    intervals(net, lo, hi);
+    A->fcopy = dt_xcalloc((size_t)n + 1, sizeof *A->fcopy);
     /* a bf16 copy only of what a backward reads: the others (a residual block's last BatchNorm
      * and its sum) live in their slots for the forward only */
     for (int j = 0; j < n; j++) {
@@ -143,6 +156,14 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
         for (int t = 0; t < m; t++)
             A->copy[a[t]] = 1;
     }
+    /* a forward that reads a copy (a fused residual add's other input): kept in every forward */
+    for (int j = 0; j < n; j++) {
+        int a[TOUCH_MAX];
+        const int m = net->layers[j].fused ? 0 : touched(net, j, a);
+        for (int t = 0; t < m; t++)
+            A->fcopy[a[t]] |= reads_copy(net, A->copy, j, a[t]);
+    }
+    intervals(net, A->copy, lo, hi);
     for (int i = 0; i < n; i++) {
         A->out32[i] = net->layers[i].out;
         if (dt_net_keeps_output(net, i) && hi[i] >= lo[i]) {
@@ -183,7 +204,8 @@ void dt_net_act_free(dt_net *net)
     for (int i = 0; i < net->nlayers; i++)
         if (!net->layers[i].ops->alias)
             net->layers[i].out = A->out32[i];
-    free(A->h), free(A->slots), free(A->h_off), free(A->copy), free(A->slot), free(A->slot_off);
+    free(A->h), free(A->slots), free(A->h_off), free(A->copy), free(A->fcopy), free(A->slot);
+    free(A->slot_off);
     free(A->holder), free(A->out32), free(A);
     net->act = NULL;
 }
@@ -223,7 +245,7 @@ void dt_net_act_made(dt_net *net, int i, int N, int train)
             continue;
         const long n = (long)N * (long)net->layers[k].out_size;
         conv_job j = {net->layers[k].out, A->h + A->h_off[k]};
-        if (train && A->copy[k])
+        if ((train || A->fcopy[k]) && A->copy[k])
             dt_tpool_for(n, 1L << 14, 16, rounded ? pack_range : store_range, &j);
         else if (!rounded)
             dt_round_bf16(j.x, (size_t)n);
@@ -231,19 +253,23 @@ void dt_net_act_made(dt_net *net, int i, int N, int train)
     }
 }
 
-/* What the backward of layer i (not fused) reads: what its kind says (dt_layer_ops.bwd_reads),
- * else, and for a fused group, all it touches. */
+/* What the backward of layer i (not fused) reads: what its kind says (dt_layer_ops.bwd_reads;
+ * heading a fused group, only a kind that says DT_BWD_FUSED_OUT), else all it touches. */
 static int backward_reads(const dt_net *net, int i, int *a)
 {
     const dt_layer *l = &net->layers[i];
     const int r = l->ops->bwd_reads;
-    if (!r || (i + 1 < net->nlayers && net->layers[i + 1].fused))
+    int last = i; /* its fused group's last layer */
+    while (last + 1 < net->nlayers && net->layers[last + 1].fused)
+        last++;
+    if (!r || (last > i && !(r & DT_BWD_FUSED_OUT)))
         return touched(net, i, a);
-    const int c[3] = {r & DT_BWD_OUT ? owner(net, i) : -1,
+    const int c[4] = {r & DT_BWD_OUT ? owner(net, i) : -1,
                       r & DT_BWD_IN ? owner(net, l->input) : -1,
-                      r & DT_BWD_IN2 && l->input2 >= 0 ? owner(net, l->input2) : -1};
+                      r & DT_BWD_IN2 && l->input2 >= 0 ? owner(net, l->input2) : -1,
+                      last > i ? owner(net, last) : -1};
     int m = 0;
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < 4; t++)
         if (dt_net_keeps_output(net, c[t]) && !(m > 0 && a[m - 1] == c[t]))
             a[m++] = c[t];
     return m;
@@ -272,8 +298,8 @@ void dt_net_act_check(const dt_net *net, int i)
     const int m = touched(net, i, a);
     for (int t = 0; t < m; t++) {
         const int k = a[t];
-        /* an input made earlier in this forward is still in its slot */
-        DT_ASSERT(k >= i || A->holder[A->slot[k]] == k);
+        /* an input made earlier in this forward is still in its slot (or read from its copy) */
+        DT_ASSERT(k >= i || reads_copy(net, A->copy, i, k) || A->holder[A->slot[k]] == k);
     }
 }
 

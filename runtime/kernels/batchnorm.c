@@ -44,8 +44,8 @@ typedef struct {
     int kind;
     float *out, *save_mean, *save_invstd, *running_mean, *running_var;
     const float *inp, *dout, *weight, *bias, *mean, *var;
-    const float *ro;  /* a fused ReLU's output (backward), NULL: none */
-    const float *res; /* the forward's DT_BN_ADD residual (out's layout), NULL: none */
+    const float *ro; /* a fused ReLU's output (backward), NULL: none */
+    const void *res; /* the forward's DT_BN_ADD residual (out's layout; DT_BN_RES16: bf16) */
     /* the backward's inp and ro read from their bf16 copies (h: inp16, and ro16 for ro) */
     const uint16_t *inp16, *ro16;
     int h;
@@ -179,6 +179,16 @@ static void channel_constants(const bn_job *j, int c, float *k0, float *k1, floa
     *k1 = (float)invstd * w;
 }
 
+/* the forward's residual from value off on (NULL: none) */
+static const void *res_at(const bn_job *j, size_t off)
+{
+    if (!j->res)
+        return NULL;
+    if (j->flags & DT_BN_RES16)
+        return (const uint16_t *)j->res + off;
+    return (const float *)j->res + off;
+}
+
 /* Images n0 <= n < n1, or with the lane layout blocks of L images (each block's per-image sums,
  * bn_sums_l / bn_dots_l, are those images' NCHW sums, into their rows; the elementwise passes
  * run on a block's planes of HW * L values, whose bits do not depend on the layout). */
@@ -214,7 +224,7 @@ static void img_part(void *arg, long n0, long n1)
         case BN_EVAL:
             for (int c = 0; c < C; c++)
                 k->bn_affine(j->out + off, j->inp + off, 1, C, PHW, c, chan_k[c], chan_k[C + c],
-                             chan_k[2 * C + c], j->flags, j->res ? j->res + off : NULL);
+                             chan_k[2 * C + c], j->flags, res_at(j, off));
             break;
         default:
             for (int c = 0; c < C; c++)
@@ -324,7 +334,7 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
                          int N, int C, int HW, float eps, float momentum, int flags, int lanes,
-                         const float *res)
+                         const void *res)
 {
     bn_shape(N, C, HW);
     /* torch: "Expected more than 1 value per channel when training" */
@@ -355,7 +365,7 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
 
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int flags, int lanes, const float *res)
+                        int C, int HW, float eps, int flags, int lanes, const void *res)
 {
     bn_shape(N, C, HW);
     bn_job j = {.kind = BN_EVAL,

@@ -71,10 +71,10 @@ struct dt_kelem {
     /* channel c: y = (x - mean) * a + b (then max(y, 0) when flags has DT_BN_RELU, then rounded
      * to bfloat16 as round_bf16 rounds when it has DT_BN_ROUND; layer_kernels.h). DT_BN_ADD:
      * y = max(s, 0) with s = (x - mean) * a + b rounded (DT_BN_ROUND), plus res (same layout as
-     * y), rounded again: add_forward's and relu_forward's expressions after it (res NULL
-     * without) */
+     * y; DT_BN_RES16: its bf16 copy, uint16_t), rounded again: add_forward's and
+     * relu_forward's expressions after it (res NULL without) */
     void (*bn_affine)(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
-                      float b, int flags, const float *res);
+                      float b, int flags, const void *res);
     /* channel c: dx (=|+=) k * (dy - mean_dy - (x - mean) * slope) */
     void (*bn_backward)(float *dx, const float *dy, const float *x, const float *ro, int N, int C,
                         int HW, int c, float k, float mean_dy, float mean, float slope, int accum,

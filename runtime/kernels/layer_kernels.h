@@ -190,17 +190,18 @@ void dt_bn_forward_train(float *out, float *save_mean, float *save_invstd, float
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, const double *sum, const double *sumsq, double count,
                          int N, int C, int HW, float eps, float momentum, int flags, int lanes,
-                         const float *res);
+                         const void *res);
 /* Evaluation: out = (inp - running_mean) / sqrt(running_var + eps) * weight + bias. */
 void dt_bn_forward_eval(float *out, const float *inp, const float *running_mean,
                         const float *running_var, const float *weight, const float *bias, int N,
-                        int C, int HW, float eps, int flags, int lanes, const float *res);
+                        int C, int HW, float eps, int flags, int lanes, const void *res);
 /* The forwards' flags: DT_BN_RELU a fused ReLU on the output (max(out, 0)), DT_BN_ROUND the output
  * (after the ReLU) rounded to bfloat16 as dt_round_bf16 rounds (bf16 activations, net_act.h). */
 /* DT_BN_ADD (with the forwards' res): BatchNorm, a residual add and a ReLU as one pass,
  * max(out + res, 0), out (and the sum, DT_BN_ROUND) rounded as the separate layers would
- * (layers/batchnorm.c's fusion; DT_BN_RELU then unused) */
-enum { DT_BN_RELU = 1, DT_BN_ROUND = 2, DT_BN_ADD = 4 };
+ * (layers/batchnorm.c's fusion; DT_BN_RELU then unused); DT_BN_RES16: res is the residual's
+ * bf16 copy (uint16_t, net_act.h), widened as it is read */
+enum { DT_BN_RELU = 1, DT_BN_ROUND = 2, DT_BN_ADD = 4, DT_BN_RES16 = 8 };
 /* Local per-channel sums for the backward (C), in double: sum_dy = sum dout,
  * sum_dy_xhat = sum dout * xhat with xhat = (inp - save_mean) * save_invstd. rnd 1 (here and in
  * dt_bn_backward): dout read rounded to bfloat16 (kernels/elem.h). */

@@ -135,9 +135,13 @@ static void bn_forward(dt_layer *l, dt_net *net, int N, int train)
         (p->relu > 0 ? DT_BN_RELU : 0) | (dt_layer_bf16_rounds_out(l, net) ? DT_BN_ROUND : 0);
     /* fused with the residual add and its ReLU: one pass where that gives their bits */
     const int passes = p->add > 0 && net->lowp && !net->act;
-    const float *res = p->add > 0 && !passes ? add_other(l, net) : NULL;
+    /* the add's other input: its bf16 copy where bf16 activations keep one (bn_fwd_copy) */
+    const uint16_t *o16 = p->add > 0 ? dt_net_act_copy(net, other_input(l, net)) : NULL;
+    const void *res = NULL;
+    if (p->add > 0 && !passes)
+        res = o16 ? (const void *)o16 : (const void *)add_other(l, net);
     if (p->add > 0)
-        flags = passes ? 0 : DT_BN_ADD | (flags & DT_BN_ROUND);
+        flags = passes ? 0 : DT_BN_ADD | (flags & DT_BN_ROUND) | (o16 ? DT_BN_RES16 : 0);
     const long n = (long)N * (long)l->out_size;
     const float *w = p->no_affine ? NULL : dt_layer_param(net, l, 0);
     const float *b = p->no_affine ? NULL : dt_layer_param(net, l, 1);
@@ -244,6 +248,14 @@ static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
     return from_copies(l, net, &x16, &ro16) && h && (h == x16 || h == ro16);
 }
 
+/* a fused add's other input: from its bf16 copy (net_act.h; no float32 slot held for it from
+ * the block's start to its end) */
+static int bn_fwd_copy(const dt_layer *l, const dt_net *net, int k)
+{
+    const bn_priv *p = l->priv;
+    return p->add > 0 && k == other_input(l, net);
+}
+
 int dt_bn_fuse_relu(dt_layer *bn, int relu)
 {
     bn_priv *p = bn->priv;
@@ -311,7 +323,9 @@ const dt_layer_ops dt_batchnorm_ops = {
     .rounds_out = dt_layer_bf16_rounds_out,
     .free = bn_free,
     .refresh = bn_refresh,
-    .bwd_reads = DT_BWD_IN, /* runtime/net_act.h */
+    /* runtime/net_act.h: its input, and a fused ReLU's output (not a fused add's other input) */
+    .bwd_reads = DT_BWD_IN | DT_BWD_FUSED_OUT,
     .bwd_skips = bn_bwd_skips,
+    .fwd_copy = bn_fwd_copy,
     .lanes = dt_layer_lanes_keep, /* per channel: either layout (layer_kernels.h) */
 };

@@ -321,7 +321,7 @@ static void bn_dots_h(double *sum, double *sxy, const float *dy, const uint16_t 
 }
 
 static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, float mean, float a,
-                      float b, int flags, const float *res)
+                      float b, int flags, const void *res)
 {
     const vf mv = vf_set1(mean), av = vf_set1(a), bv = vf_set1(b);
     const int rnd = (flags & DT_BN_ROUND) != 0;
@@ -331,15 +331,16 @@ static void bn_affine(float *y, const float *x, int N, int C, int HW, int c, flo
         const float *xo = x + off;
         int i = 0;
         if (flags & DT_BN_ADD) { /* then add_forward's, then relu_forward's expressions */
-            const float *r = res + off;
+            const int h = (flags & DT_BN_RES16) != 0; /* res: its bf16 copy, widened (ld_a) */
+            const void *r = at_a(res, off, h);
             for (; i + DT_W <= HW; i += DT_W) {
                 const vf v = round_if((vf_load(xo + i) - mv) * av + bv, rnd);
-                vf_store(yo + i, vf_max(round_if(v + vf_load(r + i), rnd), vf_zero()));
+                vf_store(yo + i, vf_max(round_if(v + ld_a(r, (size_t)i, h), rnd), vf_zero()));
             }
             for (; i < HW; i++) {
                 float v = (xo[i] - mean) * a + b;
                 v = rnd ? round1_bf16(v) : v;
-                v = v + r[i];
+                v = v + ld1_a(r, (size_t)i, h);
                 v = rnd ? round1_bf16(v) : v;
                 yo[i] = v > 0.0f ? v : 0.0f;
             }
