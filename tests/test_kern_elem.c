@@ -469,6 +469,51 @@ static void test_copy_reads(const dt_kern *k, int HW)
 /* norm_u8 (the batch gather's normalization): bitwise the scalar expression of
  * dt_dataset_set_norm's table, every byte value, lengths with tails, MNIST's and CIFAR's
  * statistics, the identity and a zero std (infinities and NaN alike) */
+/* BatchNorm + residual add + ReLU in one pass (bn_affine's DT_BN_ADD): bitwise bn_affine, then
+ * add_forward, then relu_forward on the same ISA, rounded to bf16 or not, the residual as floats
+ * or (DT_BN_RES16) as its bf16 copy; values with zeros, -0, NaN and infinities */
+static void test_bn_add(const dt_kern *k, int HW)
+{
+    const size_t total = (size_t)BN_N * BN_C * HW;
+    float *x = dt_xmalloc(total, 4), *r = dt_xmalloc(total, 4), *out = dt_xmalloc(total, 4);
+    float *ref = dt_xmalloc(total, 4);
+    uint16_t *rh = dt_xmalloc(total, 2);
+    fill(x, (long)total, 1);
+    fill(r, (long)total, 1);
+    for (size_t i = 0; i < total; i++) { /* the residual's copy, and its widened values */
+        const float rr = dt_round_bf16_1(r[i]);
+        uint32_t u;
+        memcpy(&u, &rr, 4);
+        rh[i] = (uint16_t)(u >> 16);
+        u &= 0xffff0000u;
+        memcpy(&r[i], &u, 4);
+    }
+    for (int f = 0; f < 4; f++) {
+        const int rnd = f & 1, h = f >> 1;
+        for (int c = 0; c < BN_C; c++) {
+            memcpy(out, x, total * 4);
+            memcpy(ref, x, total * 4);
+            k->elem->bn_affine(out, x, BN_N, BN_C, HW, c, 0.25f, 1.5f, -0.125f,
+                               DT_BN_ADD | (rnd ? DT_BN_ROUND : 0) | (h ? DT_BN_RES16 : 0),
+                               h ? (const void *)rh : (const void *)r);
+            k->elem->bn_affine(ref, x, BN_N, BN_C, HW, c, 0.25f, 1.5f, -0.125f,
+                               rnd ? DT_BN_ROUND : 0, NULL);
+            for (int n = 0; n < BN_N; n++) { /* channel c's planes: add, then ReLU */
+                float *p = ref + ((size_t)n * BN_C + c) * HW;
+                const float *q = r + ((size_t)n * BN_C + c) * HW;
+                k->elem->add_forward(p, p, q, HW, rnd);
+                k->elem->relu_forward(p, p, HW);
+            }
+            for (size_t i = 0; i < total; i++) /* a NaN's payload and sign: any NaN */
+                if (isnan(out[i]) && isnan(ref[i]))
+                    out[i] = ref[i];
+            check_same(out, ref, total * 4,
+                       h ? "bn_affine (add, bf16 residual)" : "bn_affine (add)", k, HW);
+        }
+    }
+    free(x), free(r), free(out), free(ref), free(rh);
+}
+
 /* The lane layout's entries (kernels/elem.h: one block of `lanes` images as [C][HW][lanes]) give
  * bitwise what the NCHW entries give on each image of the block: BatchNorm's per-image sums
  * (bn_sums_l; bn_dots_l and bn_dots_lh with the fused ReLU's mask and rnd), global average
@@ -854,6 +899,7 @@ int main(void)
                 test_rounded_reads(k, (int)lens[l]);
                 test_copy_reads(k, (int)lens[l]);
                 test_lane_entries(k, (int)lens[l]);
+                test_bn_add(k, (int)lens[l]);
             }
         }
     }
