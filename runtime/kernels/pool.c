@@ -155,6 +155,7 @@ typedef struct {
     int32_t *argmax;
     const float *inp;
     int H, W, K, stride, pad, OH, OW, accum, kind;
+    int lanes, C; /* global pooling in the lane layout: blocks of `lanes` images of C channels */
 } planes_job;
 
 static void planes_part(void *arg, long p0, long p1)
@@ -175,15 +176,14 @@ static void planes_part(void *arg, long p0, long p1)
     case 3:
         dt_kern_get()->elem->gap_backward(j->out + p0 * HW, j->inp + p0, (size_t)n, j->H, j->accum);
         break;
-    default: /* the lane layout: blocks p0 <= b < p1 of K images as (C, HW, K) (layer_kernels.h) */
+    default: /* the lane layout: blocks p0 <= b < p1 as (C, HW, lanes) (layer_kernels.h) */
         for (long b = p0; b < p1; b++) {
-            const long img = (long)j->K * j->OW * (long)HW; /* K images of OW channels */
+            const long blk = (long)j->lanes * j->C * (long)HW, rows = (long)j->lanes * j->C;
             if (j->kind == 4)
-                dt_kern_get()->elem->gap_forward_l(j->out + (size_t)b * j->K * j->OW,
-                                                   j->inp + b * img, j->OW, j->H);
+                dt_kern_get()->elem->gap_forward_l(j->out + b * rows, j->inp + b * blk, j->C, j->H);
             else
-                dt_kern_get()->elem->gap_backward_l(
-                    j->out + b * img, j->inp + (size_t)b * j->K * j->OW, j->OW, j->H, j->accum);
+                dt_kern_get()->elem->gap_backward_l(j->out + b * blk, j->inp + b * rows, j->C, j->H,
+                                                    j->accum);
         }
         break;
     }
@@ -347,11 +347,11 @@ void dt_avgpool_backward_ref(float *dinp, const float *dout, int N, int C, int H
 
 /* ---- global average pooling ---- */
 
-/* the lane layout's job: blocks of `lanes` images (K), C channels (OW) */
+/* the lane layout's job: blocks of `lanes` images of C channels */
 static void gap_lanes(planes_job *j, int N, int C, int lanes)
 {
     DT_ASSERT(N % lanes == 0 && dt_kern_get()->lanes == lanes);
-    j->K = lanes, j->OW = C;
+    j->lanes = lanes, j->C = C;
     const long per = (long)lanes * C * j->H;
     dt_tpool_for(N / lanes, GRAIN / per + 1, 1, planes_part, (void *)j);
 }

@@ -240,10 +240,6 @@ static void bn_backward(dt_layer *l, dt_net *net, int N)
 static int bn_bwd_skips(const dt_layer *l, const dt_net *net, int N, int k)
 {
     (void)N;
-    const bn_priv *p = l->priv;
-    /* a fused add's other input: not read by the backward */
-    if (p->add > 0 && k == other_input(l, net))
-        return 1;
     const uint16_t *x16, *ro16, *h = dt_net_act_copy(net, k);
     return from_copies(l, net, &x16, &ro16) && h && (h == x16 || h == ro16);
 }

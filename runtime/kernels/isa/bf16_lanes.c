@@ -845,17 +845,18 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
     dt_tpool_run((N + DT_BC_CHUNK - 1) / DT_BC_CHUNK, fwd_chunk, &j);
 }
 
-/* x[0 .. n*W) rounded to bf16 in place, bitwise dt_round_bf16 (isa/elem.c): nearest even on the
- * upper 16 bits, NaN kept */
-static void round_lanes(float *x, size_t n)
+/* dst[0 .. n*W) = src's rounded to bf16 (round_lanes: in place), bitwise dt_round_bf16
+ * (isa/elem.c): nearest even on the upper 16 bits, NaN kept */
+static void round_lanes_to(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n * DT_W; i += DT_W) {
         vu u;
-        memcpy(&u, x + i, sizeof u);
+        memcpy(&u, src + i, sizeof u);
         u = vu_round_bf16(u);
-        memcpy(x + i, &u, sizeof u);
+        memcpy(dst + i, &u, sizeof u);
     }
 }
+static void round_lanes(float *x, size_t n) { round_lanes_to(x, x, n); }
 
 /* d8 (channel g0 first) of channels g0 <= oc < g1 of the block at n0: dout transposed, or the
  * pooled gradient unpooled by code */
@@ -1068,14 +1069,7 @@ static const float *lanes_dout(float *d8, const float *dout, int n0, const dt_bc
     const float *s = dout + (size_t)n0 * q->OC * P + (size_t)g0 * P * DT_W;
     if (!rnd)
         return s;
-    const size_t n = (size_t)(g1 - g0) * P * DT_W;
-    for (size_t i = 0; i < n; i += DT_W) {
-        vu u;
-        const vf v = vf_load(s + i);
-        memcpy(&u, &v, sizeof u);
-        u = vu_round_bf16(u);
-        memcpy(d8 + i, &u, sizeof u);
-    }
+    round_lanes_to(d8, s, (size_t)(g1 - g0) * P);
     return d8;
 }
 

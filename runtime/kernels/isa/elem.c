@@ -405,7 +405,7 @@ static void bn_backward_h(float *dx, const float *dy, const uint16_t *x, const u
     bn_backward_a(dx, dy, x, ro, 1, N, C, HW, c, k, mean_dy, mean, slope, accum, rnd);
 }
 
-/* ---- the lane layout (net.h's bf16 lane layout: a block of DT_W images as [C][HW][DT_W]) ----
+/* ---- the lane layout (layer.h's dt_net.lanes: a block of DT_W images as [C][HW][DT_W]) ----
  * The per-image sums of one block, each image's in the order its NCHW entry above sums it: lane
  * l of vector accumulator j is image l's double lane j (pixels 4i + j, the tail pixels lane 0),
  * folded as vd4_fold folds, and 0.0 + the fold as bn_images's one-image calls give. So a block's
