@@ -73,8 +73,8 @@ static void time_calls(double *t, const dt_conv_opts *o, int b16, const conv_sha
     float *dbias = s->bias ? db : NULL, *dx = s->first ? NULL : dinp;
     double t0 = now(), t1;
     if (b16) {
-        dt_bf16conv_forward(out, inp, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K, s->stride,
-                            s->pad, ws, 0);
+        dt_bf16conv_forward(out, inp, NULL, w, bias, N, s->C, s->H, s->W, s->OC, s->K, s->K,
+                            s->stride, s->pad, ws, 0);
         t1 = now();
         dt_bf16conv_backward(dx, dw, dbias, dout, inp, NULL, w, N, s->C, s->H, s->W, s->OC, s->K,
                              s->K, s->stride, s->pad, 0, 0, ws, 0);

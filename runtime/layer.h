@@ -110,6 +110,11 @@ typedef struct dt_layer_ops {
      * readers, and its copy kept in evaluation forwards too. Fixed for the net (no N). NULL or
      * 0: the slot. */
     int (*fwd_copy)(const dt_layer *l, const dt_net *net, int k);
+    /* bf16 activations: 1 when this layer's forward (its fused group's) may write the group's
+     * output over its input (the same size; each value read before its place is written, by the
+     * same thread): where the input's float32 slot is free after this layer, the output takes
+     * it (net_act.c). Fixed for the net. NULL or 0: separate slots. */
+    int (*fwd_in_place)(const dt_layer *l, const dt_net *net);
     /* The lane layout (dt_net.lanes): what this step of the layer can do with it, DT_LANES_* bits
      * (NULL or 0: its input and output are (N, C, H, W) only). */
     int (*lanes)(const dt_layer *l, const dt_net *net, int N);

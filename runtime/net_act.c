@@ -134,6 +134,55 @@ static void intervals(const dt_net *net, const int *copy, int *lo, int *hi)
     }
 }
 
+/* 1 when no backward reads both k and m from their float32 slots (one of them may share the
+ * other's slot then: a backward that needs one widens it there, the holder says which) */
+static int apart_in_backward(const dt_net *net, int k, int m)
+{
+    for (int j = 0; j < net->nlayers; j++) {
+        const dt_layer *l = &net->layers[j];
+        if (l->fused)
+            continue;
+        int a[TOUCH_MAX], hk = 0, hm = 0;
+        const int c = backward_reads(net, j, a);
+        for (int t = 0; t < c; t++) {
+            /* read from its copy (bwd_skips: fixed for the net where it says so, as
+             * BatchNorm's and the bf16 convolutions' are) */
+            const int skip = l->ops->bwd_skips && l->ops->bwd_skips(l, net, net->max_batch, a[t]);
+            hk |= a[t] == k && !skip;
+            hm |= a[t] == m && !skip;
+        }
+        if (hk && hm)
+            return 0;
+    }
+    return 1;
+}
+
+/* Outputs written over their inputs (dt_layer_ops.fwd_in_place): a group whose head's input k
+ * is last touched in its slot by the head, and whose output m (as large) is first touched there,
+ * gets k's slot: same[m] = k, k's interval grown to m's, m's size 0 for the fit. */
+static void in_place(const dt_net *net, size_t *size, int *lo, int *hi, int *same)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        same[i] = -1;
+    for (int i = 0; i < net->nlayers; i++) {
+        const dt_layer *l = &net->layers[i];
+        if (l->fused || !l->ops->fwd_in_place || !l->ops->fwd_in_place(l, net))
+            continue;
+        int m = i;
+        while (m + 1 < net->nlayers && net->layers[m + 1].fused)
+            m++;
+        int k = owner(net, l->input);
+        if (k < 0 || size[k] == 0 || size[m] != size[k] || hi[k] != i || lo[m] != i ||
+            !apart_in_backward(net, k, m))
+            continue;
+        while (same[k] >= 0)
+            k = same[k];
+        hi[k] = hi[m];
+        same[m] = k;
+        size[m] = 0;
+    }
+}
+
 struct dt_net_act *dt_net_act_new(dt_net *net)
 {
     const int n = net->nlayers;
@@ -176,14 +225,24 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
             A->copy[i] = 0;
         }
     }
+    /* written now (zeroed), so that the first step does not pay their page faults */
+    A->h = dt_xcalloc(A->nh ? A->nh : 1, sizeof *A->h);
+    /* the kinds' bwd_skips answer from the copies (dt_net_act_copy): this plan's, meanwhile */
+    struct dt_net_act *was = net->act;
+    net->act = A;
+    int *same = dt_xmalloc((size_t)n + 1, sizeof *same);
+    in_place(net, size, lo, hi, same);
+    net->act = was;
     const int nslots = dt_first_fit(n, size, lo, hi, A->slot, slot_size);
+    for (int i = 0; i < n; i++)
+        if (same[i] >= 0)
+            A->slot[i] = A->slot[same[i]];
+    free(same);
     for (int s = 0; s < nslots; s++) {
         A->slot_off[s] = A->nslot;
         A->nslot += slot_size[s];
         A->holder[s] = -1;
     }
-    /* written now (zeroed), so that the first step does not pay their page faults */
-    A->h = dt_xcalloc(A->nh ? A->nh : 1, sizeof *A->h);
     A->slots = dt_xcalloc(A->nslot ? A->nslot : 1, sizeof *A->slots);
     for (int i = 0; i < n; i++) {
         dt_layer *l = &net->layers[i];

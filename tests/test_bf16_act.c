@@ -7,7 +7,9 @@
  * keep the test short): logits, every parameter gradient, over
  * two training steps (a forward at another batch size between them: an evaluation), threads 1
  * and 2. And it keeps less: the slots plus the bf16 copies under 60 % of the float32 outputs for
- * resnet20 (its peak RSS goal, issue 12: bf16 <= 0.7 x fp32). And the lane layout between the
+ * resnet20 (its peak RSS goal, issue 12: bf16 <= 0.7 x fp32), the slots 12 MiB at batch 128
+ * (the convolutions' forward reads its input from the copy, BatchNorm's output takes its input's
+ * slot: dt_layer_ops.fwd_copy and fwd_in_place). And the lane layout between the
  * bf16 convolutions (dt_net.lanes) gives the bits of (N, C, H, W) (test_layout).
  */
 #include <stdio.h>
@@ -183,6 +185,20 @@ static const char lanes_model[] = "[net]\ninput = 3x8x8\nclasses = 10\n"
                                   "[add]\nname = a7\nfrom = c6\n"
                                   "[gap]\n[flatten]\n[linear]\nname = fc\nout = 10\n";
 
+/* A model for the float32 slots' sharing (net_act.c): a BatchNorm whose input is read again
+ * after it (an add: its output may not take that slot), one whose input is not (it may), with
+ * and without a fused ReLU, convolutions reading their inputs from the copies, one of them an
+ * input the add reads too. */
+static const char slots_model[] = "[net]\ninput = 3x8x8\nclasses = 10\n"
+                                  "[conv]\nname = c1\nout = 6\npad = 1\n"
+                                  "[batchnorm]\nname = b1\n[relu]\nname = r1\n"
+                                  "[conv]\nname = c2\nout = 6\npad = 1\n"
+                                  "[add]\nname = a2\nfrom = c1\n"
+                                  "[batchnorm]\nname = b2\n"
+                                  "[conv]\nname = c3\nout = 4\npad = 1\nstride = 2\n"
+                                  "[batchnorm]\nname = b3\n[relu]\nname = r3\n"
+                                  "[gap]\n[flatten]\n[linear]\nname = fc\nout = 10\n";
+
 /* resnet20 at batch 128: slots + bf16 copies (2 bytes) against one float32 buffer per output */
 static void test_memory(void)
 {
@@ -199,6 +215,10 @@ static void test_memory(void)
            "+ float32 slots %.1f MiB\n",
            outs * 4.0 / 1048576.0, half * 4.0 / 1048576.0, slots * 4.0 / 1048576.0);
     CHECK(slots + half < 0.6 * (double)outs);
+    /* the float32 slots: one stage-1 output (2 Mi floats: the convolutions read their inputs
+     * from the copies, BatchNorm writes over its input) and one stage-2 output (the
+     * downsampling block's shortcut, alive beside its second BatchNorm's output) */
+    CHECK(slots <= 3.0 * 1048576.0);
     dt_net_free(net);
 }
 
@@ -223,6 +243,11 @@ int main(void)
     FILE *f = fopen(path, "w");
     DT_ASSERT(f && fputs(lanes_model, f) >= 0 && fclose(f) == 0);
     test_layout(path, 3, 8, 8, 2, 14); /* all but gap, flatten and fc */
+    remove(path);
+    f = fopen(path, "w");
+    DT_ASSERT(f && fputs(slots_model, f) >= 0 && fclose(f) == 0);
+    test_model(path, 3, 8, 8, 19, 0, 1);
+    test_model(path, 3, 8, 8, 32, 2, 1); /* in lanes */
     remove(path);
     remove(dir);
     test_memory();

@@ -174,6 +174,16 @@ static void check_copy_input(const struct dt_kbf16conv *k, const dt_bc_plan *q, 
         u &= 0xffff0000u;
         memcpy(&xw[i], &u, 4);
     }
+    if (!code) { /* the forward from the copy: the floats it rounds, the same bits */
+        const size_t no = (size_t)d->N * d->OC * d->OH * d->OW;
+        float *o[2] = {dt_xmalloc(no, 4), dt_xmalloc(no, 4)};
+        k->forward(q, o[0], NULL, in->x, NULL, in->w, in->b, d->N, ws);
+        k->forward(q, o[1], NULL, NULL, xh, in->w, in->b, d->N, ws);
+        CHECK(memcmp(o[0], o[1], no * 4) == 0);
+        if (memcmp(o[0], o[1], no * 4) != 0)
+            fprintf(stderr, "  %s: forward from the bf16 copy differs from the floats\n", isa);
+        free(o[0]), free(o[1]);
+    }
     for (int h = 0; h < 2; h++) {
         r[h][0] = dt_xmalloc(ni, 4), r[h][1] = dt_xmalloc(nw, 4);
         r[h][2] = dt_xmalloc((size_t)d->OC, 4);
@@ -208,7 +218,7 @@ static void run_fused(const struct dt_kbf16conv *k, const dt_bc_plan *q, const i
     float *db = dt_xmalloc((size_t)d->OC, sizeof *db);
     r->pout = dt_xmalloc(np, sizeof *r->pout), r->pdx = dt_xmalloc(ni, sizeof *r->pdx);
     r->pdw = dt_xmalloc(nw, sizeof *r->pdw), r->pdb = dt_xmalloc((size_t)d->OC, sizeof *r->pdb);
-    k->forward(q, r->pout, code, in->x, in->w, in->b, d->N, ws);
+    k->forward(q, r->pout, code, in->x, NULL, in->w, in->b, d->N, ws);
     memcpy(relu, r->out, no * sizeof *relu); /* the separate layers see the conv's output in bf16 */
     dt_round_bf16(relu, no);
     dt_relu_forward(relu, relu, (long)no);
@@ -266,12 +276,23 @@ static void check_lanes(const struct dt_kbf16conv *k, const inputs *in, float *w
     int bad = 0;
     lanes_of(xl, in->x, N, Ei, L, 0);
     lanes_of(dyl, in->dy, N, Eo, L, 0);
-    k->forward(&q, out, NULL, in->x, in->w, in->b, N, ws);
+    k->forward(&q, out, NULL, in->x, NULL, in->w, in->b, N, ws);
     dt_bc_plan ql = q;
     ql.in_lanes = ql.out_lanes = 1;
-    k->forward(&ql, lo, NULL, xl, in->w, in->b, N, ws);
+    k->forward(&ql, lo, NULL, xl, NULL, in->w, in->b, N, ws);
     lanes_of(back, lo, N, Eo, L, 1);
     bad += memcmp(back, out, no * 4) != 0;
+    /* the block's input from its bf16 copy (bf16 activations: the same pairs) */
+    uint16_t *xl16 = dt_xmalloc(ni, sizeof *xl16);
+    for (size_t i = 0; i < ni; i++) {
+        const float v = dt_round_bf16_1(xl[i]);
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        xl16[i] = (uint16_t)(u >> 16);
+    }
+    k->forward(&ql, back, NULL, NULL, xl16, in->w, in->b, N, ws);
+    bad += memcmp(back, lo, no * 4) != 0;
+    free(xl16);
     for (int accum = 0; accum < 2; accum++) {
         memcpy(dx, in->dx0, ni * 4);
         lanes_of(dxl, in->dx0, N, Ei, L, 0);
@@ -304,7 +325,7 @@ static void run_isa(const struct dt_kbf16conv *k, const inputs *in, results *r, 
     r->out = dt_xmalloc(no, sizeof *r->out), r->dx = dt_xmalloc(ni, sizeof *r->dx);
     r->dx1 = dt_xmalloc(ni, sizeof *r->dx1), r->dw = dt_xmalloc(nw, sizeof *r->dw);
     r->db = dt_xmalloc((size_t)d->OC, sizeof *r->db);
-    k->forward(&q, r->out, NULL, in->x, in->w, in->b, d->N, ws);
+    k->forward(&q, r->out, NULL, in->x, NULL, in->w, in->b, d->N, ws);
     k->backward(&q, r->dx, r->dw, r->db, in->dy, NULL, in->x, NULL, in->w, d->N, 0, ws);
     check_copy_input(k, &q, in, in->dy, NULL, ws, isa);
     float *dw = dt_xmalloc(nw, sizeof *dw), *db = dt_xmalloc((size_t)d->OC, sizeof *db);

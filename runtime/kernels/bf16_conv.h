@@ -82,10 +82,11 @@ static inline size_t dt_bc_ws_floats(const dt_bc_plan *q, int N, int threads)
  * threads) floats of ws. They split the batch over the pool in chunks of DT_BC_CHUNK images. */
 struct dt_kbf16conv {
     void (*plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
+    /* inp16 not NULL (forward and backward): the input read from its bf16 copy (net_act.h)
+     * instead of inp (NULL then): the same bits */
     void (*forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
-                    const float *weight, const float *bias, int N, float *ws);
-    /* inp16 not NULL: the input read from its bf16 copy (net_act.h) instead of inp (NULL then):
-     * the same bits */
+                    const uint16_t *inp16, const float *weight, const float *bias, int N,
+                    float *ws);
     void (*backward)(const dt_bc_plan *q, float *dinp, float *dweight, float *dbias,
                      const float *dout, const int32_t *code, const float *inp,
                      const uint16_t *inp16, const float *weight, int N, int accum, float *ws);

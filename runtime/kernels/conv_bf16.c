@@ -65,15 +65,15 @@ size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW)
     return (bytes + 3) / 4;
 }
 
-void dt_bf16conv_forward(float *out, const float *inp, const float *weight, const float *bias,
-                         int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
-                         float *ws, int io)
+void dt_bf16conv_forward(float *out, const float *inp, const uint16_t *inp16, const float *weight,
+                         const float *bias, int N, int C, int H, int W, int OC, int KH, int KW,
+                         int stride, int pad, float *ws, int io)
 {
     dt_bc_plan q;
     const struct dt_kbf16conv *t = plan(&q, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(t);
     q.in_lanes = (io & DT_BC_IN_LANES) != 0, q.out_lanes = (io & DT_BC_OUT_LANES) != 0;
-    t->forward(&q, out, NULL, inp, weight, bias, N, ws);
+    t->forward(&q, out, NULL, inp, inp16, weight, bias, N, ws);
 }
 
 void dt_bf16conv_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -96,7 +96,7 @@ void dt_bf16conv_relu_pool2_forward(float *pout, int32_t *code, const float *inp
     dt_bc_plan q;
     const struct dt_kbf16conv *t = plan(&q, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(t && q.PP >= 1 && code);
-    t->forward(&q, pout, code, inp, weight, bias, N, ws);
+    t->forward(&q, pout, code, inp, NULL, weight, bias, N, ws);
 }
 
 void dt_bf16conv_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,

@@ -23,10 +23,11 @@ size_t dt_bf16conv_ws_floats(int N, int C, int H, int W, int OC, int KH, int KW,
 size_t dt_bf16conv_code_size(int N, int OC, int OH, int OW);
 
 /* dt_conv2d_forward (layer_kernels.h) in bf16: out = conv(bf16(inp), bf16(weight)) + bias, fp32
- * accumulation. Shapes and ws as there; asserts _ok. */
-void dt_bf16conv_forward(float *out, const float *inp, const float *weight, const float *bias,
-                         int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad,
-                         float *ws, int io);
+ * accumulation. Shapes and ws as there; asserts _ok. inp16 not NULL: the input read from its
+ * bf16 copy (bf16 activations, net_act.h) in place of inp (then NULL), the same bits. */
+void dt_bf16conv_forward(float *out, const float *inp, const uint16_t *inp16, const float *weight,
+                         const float *bias, int N, int C, int H, int W, int OC, int KH, int KW,
+                         int stride, int pad, float *ws, int io);
 /* io (forward and backward): DT_BC_IN_LANES, the input and its gradient in the lane layout
  * (layer.h's dt_net.lanes, with the table's lanes; N a multiple of them), DT_BC_OUT_LANES the
  * output and its gradient; 0: (N, C, H, W). The same bits either way. */

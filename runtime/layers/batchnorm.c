@@ -252,6 +252,14 @@ static int bn_fwd_copy(const dt_layer *l, const dt_net *net, int k)
     return p->add > 0 && k == other_input(l, net);
 }
 
+/* the affine pass is elementwise (isa/elem.c bn_affine, after the statistics' pass): its output,
+ * a fused ReLU's or add's, may overwrite its input */
+static int bn_fwd_in_place(const dt_layer *l, const dt_net *net)
+{
+    (void)l, (void)net;
+    return 1;
+}
+
 int dt_bn_fuse_relu(dt_layer *bn, int relu)
 {
     bn_priv *p = bn->priv;
@@ -323,5 +331,6 @@ const dt_layer_ops dt_batchnorm_ops = {
     .bwd_reads = DT_BWD_IN | DT_BWD_FUSED_OUT,
     .bwd_skips = bn_bwd_skips,
     .fwd_copy = bn_fwd_copy,
+    .fwd_in_place = bn_fwd_in_place,
     .lanes = dt_layer_lanes_keep, /* per channel: either layout (layer_kernels.h) */
 };

@@ -145,6 +145,25 @@ static int conv_lanes(const dt_layer *l, const dt_net *net, int N)
     return DT_LANES_READ | DT_LANES_WRITE;
 }
 
+/* bf16 activations: every forward of this layer runs dtrain's bf16 kernels without the fused
+ * pool (never oneDNN's, never the fp32 kernels), which read the input from its bf16 copy */
+static int conv_reads_copy(const dt_layer *l, const dt_net *net)
+{
+    const conv_priv *p = l->priv;
+    return net->lowp == DT_BF16 && !p->pool && own_ok(l, 1, net->max_batch) &&
+           !dt_dnnl_conv_wanted(l->in_c, p->k, p->k, 1, 1);
+}
+
+/* the input from its bf16 copy where it has one (net_act.h): its float32 slot is then free once
+ * its writer is done */
+static int conv_fwd_copy(const dt_layer *l, const dt_net *net, int k)
+{
+    int i = l->input; /* the activation it reads: its input, aliases followed */
+    while (i >= 0 && net->layers[i].ops->alias)
+        i = net->layers[i].input;
+    return i == k && conv_reads_copy(l, net);
+}
+
 static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
 {
     conv_priv *p = l->priv;
@@ -153,10 +172,13 @@ static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
         dt_bf16conv_relu_pool2_forward(net->layers[p->pool].out, p->code, dt_layer_in(net, l),
                                        dt_layer_param(net, l, 0), b, N, l->in_c, l->in_h, l->in_w,
                                        p->out, p->k, p->k, p->stride, p->pad, net->ws);
-    else
-        dt_bf16conv_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0), b, N, l->in_c,
-                            l->in_h, l->in_w, p->out, p->k, p->k, p->stride, p->pad, net->ws,
-                            lanes_io(l, net));
+    else {
+        /* bf16 activations: the input from its copy (conv_fwd_copy) */
+        const uint16_t *x16 = conv_reads_copy(l, net) ? dt_net_act_copy(net, l->input) : NULL;
+        dt_bf16conv_forward(l->out, x16 ? NULL : dt_layer_in(net, l), x16,
+                            dt_layer_param(net, l, 0), b, N, l->in_c, l->in_h, l->in_w, p->out,
+                            p->k, p->k, p->stride, p->pad, net->ws, lanes_io(l, net));
+    }
 }
 
 static void conv_backward_bf16(dt_layer *l, dt_net *net, int N)
@@ -266,6 +288,7 @@ const dt_layer_ops dt_conv_ops = {
     .rounds_dout = conv_rounds_dout,
     .bwd_skips = conv_bwd_skips,
     .bwd_reads = DT_BWD_IN, /* runtime/net_act.h: the input, not its own output */
+    .fwd_copy = conv_fwd_copy,
     .lanes = conv_lanes,
 };
 

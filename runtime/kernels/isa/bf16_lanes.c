@@ -272,15 +272,15 @@ static void pack_channel_pairs(uint32_t *restrict xb, const float *restrict x8, 
  * of W consecutive values of channels c and c + 1 (zeros past C), packed into pairs: in each row
  * when rows are a multiple of W long, else over the flattened plane as to_lanes_flat goes, the
  * last few values one by one. xb's border pairs are not written (zero: fwd_chunk). */
-static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, size_t simg,
-                             const dt_bc_plan *q)
+DT_KINL void to_channel_pairs(uint32_t *restrict xb, const void *restrict src, int h, size_t simg,
+                              const dt_bc_plan *q)
 {
     const int C = q->C, R = q->H, cols = q->W;
     const size_t HW = (size_t)R * cols, n = (size_t)q->Hp * q->Wp;
     const size_t interior = (size_t)q->pad * q->Wp + q->pad;
     const vf zero = vf_zero();
     for (int c = 0; c < C; c += 2) {
-        const float *a = src + (size_t)c * HW, *b = a + HW;
+        const size_t a = (size_t)c * HW, b = a + HW; /* channels c and c + 1 in src */
         const int two = c + 1 < C;
         uint32_t *d = xb + (size_t)c / 2 * n * DT_W + interior * DT_W;
         size_t e = 0;
@@ -289,8 +289,8 @@ static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, s
                 for (int k = 0; k < cols; k += DT_W, e += DT_W) {
                     vf va[DT_W], vb[DT_W];
                     for (int i = 0; i < DT_W; i++) {
-                        va[i] = vf_load(a + i * simg + e);
-                        vb[i] = two ? vf_load(b + i * simg + e) : zero;
+                        va[i] = src_v(src, a + i * simg + e, h);
+                        vb[i] = two ? src_v(src, b + i * simg + e, h) : zero;
                     }
                     tr_block(va), tr_block(vb);
                     uint32_t *o = d + ((size_t)r * q->Wp + k) * DT_W;
@@ -302,8 +302,8 @@ static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, s
         for (; e + DT_W <= HW; e += DT_W) {
             vf va[DT_W], vb[DT_W];
             for (int i = 0; i < DT_W; i++) {
-                va[i] = vf_load(a + i * simg + e);
-                vb[i] = two ? vf_load(b + i * simg + e) : zero;
+                va[i] = src_v(src, a + i * simg + e, h);
+                vb[i] = two ? src_v(src, b + i * simg + e, h) : zero;
             }
             tr_block(va), tr_block(vb);
             for (int j = 0; j < DT_W; j++) {
@@ -315,8 +315,8 @@ static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, s
         for (; e < HW; e++) {
             float la[DT_W], lb[DT_W];
             for (int i = 0; i < DT_W; i++) {
-                la[i] = a[i * simg + e];
-                lb[i] = two ? b[i * simg + e] : 0.0f;
+                la[i] = src_1(src, a + i * simg + e, h);
+                lb[i] = two ? src_1(src, b + i * simg + e, h) : 0.0f;
             }
             vbf_store(d + (e / (size_t)cols * q->Wp + e % (size_t)cols) * DT_W,
                       vbf_pack(vf_load(la), vf_load(lb)));
@@ -325,23 +325,24 @@ static void to_channel_pairs(uint32_t *restrict xb, const float *restrict src, s
 }
 
 /* to_channel_pairs of a block already in lanes (bf16_conv.h's in_lanes): the same pairs, packed
- * straight from the block's planes */
-static void lanes_channel_pairs(uint32_t *restrict xb, const float *restrict src,
-                                const dt_bc_plan *q)
+ * straight from the block's planes (src as src_v reads it: floats, or a bf16 copy) */
+DT_KINL void lanes_channel_pairs(uint32_t *restrict xb, const void *restrict src, int h,
+                                 const dt_bc_plan *q)
 {
     const int C = q->C;
     const size_t HW = (size_t)q->H * q->W, n = (size_t)q->Hp * q->Wp;
     const size_t interior = (size_t)q->pad * q->Wp + q->pad;
     const vf zero = vf_zero();
     for (int c = 0; c < C; c += 2) {
-        const float *a = src + (size_t)c * HW * DT_W, *b = a + HW * DT_W;
+        const size_t a = (size_t)c * HW * DT_W, b = a + HW * DT_W;
         const int two = c + 1 < C;
         uint32_t *d = xb + (size_t)c / 2 * n * DT_W + interior * DT_W;
         for (int r = 0; r < q->H; r++) {
             const size_t e0 = (size_t)r * q->W * DT_W;
             uint32_t *o = d + (size_t)r * q->Wp * DT_W;
             for (size_t k = 0; k < (size_t)q->W * DT_W; k += DT_W)
-                vbf_store(o + k, vbf_pack(vf_load(a + e0 + k), two ? vf_load(b + e0 + k) : zero));
+                vbf_store(o + k, vbf_pack(src_v(src, a + e0 + k, h),
+                                          two ? src_v(src, b + e0 + k, h) : zero));
         }
     }
 }
@@ -743,7 +744,7 @@ typedef struct {
     float *out;
     int32_t *code;
     const float *inp;
-    const uint16_t *inp16; /* backward: inp as its bf16 copy (net_act.h), NULL: inp */
+    const uint16_t *inp16; /* inp as its bf16 copy (net_act.h), NULL: inp */
     float *dinp;
     const float *dout;
     int accum, dbias, fuse_bias, direct, G;
@@ -774,19 +775,29 @@ static void fwd_chunk(void *arg, int c, int thread)
     }
     int n0, n1;
     chunk_images(j->N, DT_BC_CHUNK, c, &n0, &n1);
+    /* the input: floats, or its bf16 copy (the same pairs: the copy holds the rounded values
+     * vbf_pack rounds the floats to) */
+    const int h = j->inp16 != NULL;
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
-        const float *src = j->inp + (size_t)n0 * q->C * HW;
+        const size_t s0 = (size_t)n0 * q->C * HW;
+        const void *src = h ? (const void *)(j->inp16 + s0) : (const void *)(j->inp + s0);
         if (q->in_lanes && !q->tap_pairs) {
-            lanes_channel_pairs(xb, src, q);
+            if (h)
+                lanes_channel_pairs(xb, src, 1, q);
+            else
+                lanes_channel_pairs(xb, src, 0, q);
         } else if (q->in_lanes) {
-            lanes_shift_pairs(xb, src, 0, q, 1);
+            lanes_shift_pairs(xb, src, h, q, 1);
         } else if (!q->tap_pairs && nv == DT_W) {
-            to_channel_pairs(xb, src, (size_t)q->C * HW, q);
+            if (h)
+                to_channel_pairs(xb, src, 1, (size_t)q->C * HW, q);
+            else
+                to_channel_pairs(xb, src, 0, (size_t)q->C * HW, q);
         } else {
-            to_lanes(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W,
-                     (size_t)q->Wp * DT_W, src, (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H,
-                     q->W, nv);
+            to_lanes_any(x8 + ((size_t)q->pad * q->Wp + q->pad) * DT_W, HpWp * DT_W,
+                         (size_t)q->Wp * DT_W, src, h, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
+                         q->H, q->W, nv);
             if (q->tap_pairs)
                 pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, 1);
             else
@@ -825,8 +836,10 @@ static void fwd_chunk(void *arg, int c, int thread)
 }
 
 static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, const float *inp,
-                               const float *weight, const float *bias, int N, float *ws)
+                               const uint16_t *inp16, const float *weight, const float *bias, int N,
+                               float *ws)
 {
+    DT_ASSERT((inp == NULL) != (inp16 == NULL));
     DT_ASSERT(N >= 1 && q->L == DT_W && (!code || q->PP >= 1));
     DT_ASSERT(!(q->in_lanes || q->out_lanes) || (N % DT_W == 0 && !code));
     float *bp = ws + q->bias;
@@ -840,6 +853,7 @@ static void DT_KFN(bc_forward)(const dt_bc_plan *q, float *out, int32_t *code, c
                 .out = out,
                 .code = code,
                 .inp = inp,
+                .inp16 = inp16,
                 .G = out_group(q->OCf, q->fc, (size_t)q->P)};
     memset(j.zeroed, 0, (size_t)dt_tpool_threads());
     dt_tpool_run((N + DT_BC_CHUNK - 1) / DT_BC_CHUNK, fwd_chunk, &j);
