@@ -30,8 +30,7 @@ struct dt_net_act {
 /* the most stored activations one layer (with its fused group) touches: 3 per layer */
 enum { TOUCH_MAX = 12 };
 
-/* the layer that owns the memory of layer i's output (aliases followed); -1: the net's input */
-static int owner(const dt_net *net, int i)
+int dt_net_act_owner(const dt_net *net, int i)
 {
     while (i >= 0 && net->layers[i].ops->alias)
         i = net->layers[i].input;
@@ -51,8 +50,8 @@ static int touched(const dt_net *net, int i, int *a)
     int m = 0;
     for (int k = i; k < net->nlayers && (k == i || net->layers[k].fused); k++) {
         const dt_layer *l = &net->layers[k];
-        const int c[3] = {owner(net, k), owner(net, l->input),
-                          l->input2 >= 0 ? owner(net, l->input2) : -1};
+        const int c[3] = {dt_net_act_owner(net, k), dt_net_act_owner(net, l->input),
+                          l->input2 >= 0 ? dt_net_act_owner(net, l->input2) : -1};
         for (int t = 0; t < 3; t++) {
             if (!dt_net_keeps_output(net, c[t]))
                 continue;
@@ -171,13 +170,11 @@ static void in_place(const dt_net *net, size_t *size, int *lo, int *hi, int *sam
         int m = i;
         while (m + 1 < net->nlayers && net->layers[m + 1].fused)
             m++;
-        int k = owner(net, l->input);
+        int k = dt_net_act_owner(net, l->input);
         if (k < 0 || size[k] == 0 || size[m] != size[k] || hi[k] != i || lo[m] != i ||
             !apart_in_backward(net, k, m))
             continue;
-        while (same[k] >= 0)
-            k = same[k];
-        hi[k] = hi[m];
+        hi[k] = hi[m]; /* k is no member itself: a member's size is 0 */
         same[m] = k;
         size[m] = 0;
     }
@@ -205,7 +202,8 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
         for (int t = 0; t < m; t++)
             A->copy[a[t]] = 1;
     }
-    /* a forward that reads a copy (a fused residual add's other input): kept in every forward */
+    /* a forward that reads a copy (a bf16 convolution's input, a fused residual add's other
+     * input): kept in every forward */
     for (int j = 0; j < n; j++) {
         int a[TOUCH_MAX];
         const int m = net->layers[j].fused ? 0 : touched(net, j, a);
@@ -228,11 +226,11 @@ struct dt_net_act *dt_net_act_new(dt_net *net)
     /* written now (zeroed), so that the first step does not pay their page faults */
     A->h = dt_xcalloc(A->nh ? A->nh : 1, sizeof *A->h);
     /* the kinds' bwd_skips answer from the copies (dt_net_act_copy): this plan's, meanwhile */
-    struct dt_net_act *was = net->act;
+    DT_ASSERT(!net->act);
     net->act = A;
     int *same = dt_xmalloc((size_t)n + 1, sizeof *same);
     in_place(net, size, lo, hi, same);
-    net->act = was;
+    net->act = NULL; /* the caller's to set */
     const int nslots = dt_first_fit(n, size, lo, hi, A->slot, slot_size);
     for (int i = 0; i < n; i++)
         if (same[i] >= 0)
@@ -323,10 +321,10 @@ static int backward_reads(const dt_net *net, int i, int *a)
         last++;
     if (!r || (last > i && !(r & DT_BWD_FUSED_OUT)))
         return touched(net, i, a);
-    const int c[4] = {r & DT_BWD_OUT ? owner(net, i) : -1,
-                      r & DT_BWD_IN ? owner(net, l->input) : -1,
-                      r & DT_BWD_IN2 && l->input2 >= 0 ? owner(net, l->input2) : -1,
-                      last > i ? owner(net, last) : -1};
+    const int c[4] = {r & DT_BWD_OUT ? dt_net_act_owner(net, i) : -1,
+                      r & DT_BWD_IN ? dt_net_act_owner(net, l->input) : -1,
+                      r & DT_BWD_IN2 && l->input2 >= 0 ? dt_net_act_owner(net, l->input2) : -1,
+                      last > i ? dt_net_act_owner(net, last) : -1};
     int m = 0;
     for (int t = 0; t < 4; t++)
         if (dt_net_keeps_output(net, c[t]) && !(m > 0 && a[m - 1] == c[t]))
@@ -365,7 +363,7 @@ void dt_net_act_check(const dt_net *net, int i)
 uint16_t *dt_net_act_copy(const dt_net *net, int i)
 {
     const struct dt_net_act *A = net->act;
-    const int k = owner(net, i);
+    const int k = dt_net_act_owner(net, i);
     if (!A || k < 0 || !A->copy[k])
         return NULL;
     return A->h + A->h_off[k];

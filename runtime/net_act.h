@@ -64,6 +64,9 @@ void dt_net_act_check(const dt_net *net, int i);
  * (whose kernels write the group's last output only). net.c gives only those arena memory, and
  * in bf16 only those are stored activations. */
 int dt_net_keeps_output(const dt_net *net, int i);
+/* The layer that owns the memory of layer i's output (aliases followed); -1: the net's input.
+ * The activations dt_layer_ops.fwd_copy and bwd_skips are asked about are such owners. */
+int dt_net_act_owner(const dt_net *net, int i);
 /* Interval packing of buffers into shared slots, for the bf16 activations here and net.c's
  * gradient slots: largest first (ties: lower index first), each of the n buffers into the first
  * slot whose holders' intervals [lo, hi] miss its own. size[i] 0: no slot (slot[i] = -1).

@@ -158,10 +158,7 @@ static int conv_reads_copy(const dt_layer *l, const dt_net *net)
  * its writer is done */
 static int conv_fwd_copy(const dt_layer *l, const dt_net *net, int k)
 {
-    int i = l->input; /* the activation it reads: its input, aliases followed */
-    while (i >= 0 && net->layers[i].ops->alias)
-        i = net->layers[i].input;
-    return i == k && conv_reads_copy(l, net);
+    return k == dt_net_act_owner(net, l->input) && conv_reads_copy(l, net);
 }
 
 static void conv_forward_bf16(dt_layer *l, dt_net *net, int N)
