@@ -28,6 +28,7 @@
 #include "kernels/kernels.h"
 #include "kernels/lanes.h"
 #include "kernels/layer_kernels.h"
+#include "lowp.h"
 
 typedef struct {
     int N, C, H, W, OC, K, stride, pad;
@@ -178,9 +179,13 @@ static void test_shape(const shape *s)
 }
 
 /* the fused conv + ReLU + pool of kernel table k vs its separate kernels, bitwise; pf/dwf: the
- * fused outputs for the cross-ISA check */
+ * fused outputs for the cross-ISA check. round_to (DT_BF16, DT_FP16; 0 none): 16-bit training's
+ * fused forward against the separate layers with the conv's output rounded to that format
+ * (dt_round_to, as 16-bit training rounds the ReLU's input): a tie after rounding must send the
+ * gradient where the separate pool does */
 static void fused_isa(const dt_kern *k, const shape *s, const float *x, const float *w,
-                      const float *b, const float *R, float *pf, float *dxf, float *dwf, float *dbf)
+                      const float *b, const float *R, float *pf, float *dxf, float *dwf, float *dbf,
+                      int round_to)
 {
     const dt_conv_opts o = {DT_CONV_LANES, k};
     const int OH = dt_conv_out_size(s->H, s->K, s->stride, s->pad);
@@ -196,13 +201,14 @@ static void fused_isa(const dt_kern *k, const shape *s, const float *x, const fl
     float *dco = falloc(no), *dx = falloc(ni), *dw = falloc(nw), *db = falloc(s->OC);
     int32_t *arg = dt_xmalloc(np, sizeof *arg);
     dt_conv2d_forward_with(&o, co, x, w, b, ARGS, ws);
+    dt_round_to(round_to, co, no);
     dt_relu_forward(ro, co, (long)no);
     dt_maxpool_forward(po, arg, ro, s->N, s->OC, OH, OW, 2, 2, 0);
     dt_maxpool_backward(dro, R, arg, s->N, s->OC, OH, OW, OH / 2, OW / 2, 0);
     dt_relu_backward(dco, dro, ro, (long)no, 0, 0);
     dt_conv2d_backward_with(&o, dx, dw, db, dco, x, w, ARGS, 0, ws);
     int32_t *code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(s->N, s->OC, OH, OW), sizeof *code);
-    dt_conv2d_relu_pool2_forward_with(&o, pf, code, x, w, b, ARGS, ws);
+    dt_conv2d_relu_pool2_forward_with(&o, pf, code, x, w, b, ARGS, round_to, ws);
     dt_conv2d_relu_pool2_backward_with(&o, dxf, dwf, dbf, R, code, x, w, ARGS, 0, ws);
 #undef ARGS
     const int ok = same_bits(pf, po, np) && same_bits(dxf, dx, ni) && same_bits(dwf, dw, nw) &&
@@ -211,11 +217,46 @@ static void fused_isa(const dt_kern *k, const shape *s, const float *x, const fl
     CHECK(ws_guard_ok(ws, wsn));
     if (!ok)
         fprintf(stderr,
-                "  fused conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d %s: not the separate "
+                "  fused conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d %s%s: not the separate "
                 "kernels\n",
-                s->N, s->C, s->H, s->W, s->OC, s->K, s->stride, s->pad, k->name);
+                s->N, s->C, s->H, s->W, s->OC, s->K, s->stride, s->pad, k->name,
+                round_to == DT_FP16   ? " (fp16)"
+                : round_to == DT_BF16 ? " (bf16)"
+                                      : "");
     free(ws), free(co), free(ro), free(po), free(dro), free(dco), free(dx), free(dw), free(db);
     free(arg), free(code);
+}
+
+/* fused_isa on every table this CPU runs, and the x86 tables bitwise against each other */
+static void fused_isas(const shape *s, const float *x, const float *w, const float *b,
+                       const float *R, size_t np, size_t ni, size_t nw, int round_to)
+{
+    float *pf[DT_ISA_COUNT], *dxf[DT_ISA_COUNT], *dwf[DT_ISA_COUNT], *dbf[DT_ISA_COUNT];
+    int first = -1;
+    for (int i = 0; i < DT_ISA_COUNT; i++) {
+        if (!tables[i])
+            continue;
+        pf[i] = falloc(np), dxf[i] = falloc(ni), dwf[i] = falloc(nw), dbf[i] = falloc(s->OC);
+        fused_isa(tables[i], s, x, w, b, R, pf[i], dxf[i], dwf[i], dbf[i], round_to);
+        if (i == DT_ISA_GENERIC)
+            continue;
+        if (first < 0) {
+            first = i;
+            continue;
+        }
+        const int ok = same_bits(pf[i], pf[first], np) && same_bits(dxf[i], dxf[first], ni) &&
+                       same_bits(dwf[i], dwf[first], nw) && same_bits(dbf[i], dbf[first], s->OC);
+        CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  fused N%d C%d OC%d%s: %s differs from %s\n", s->N, s->C, s->OC,
+                    round_to == DT_FP16   ? " (fp16)"
+                    : round_to == DT_BF16 ? " (bf16)"
+                                          : "",
+                    tables[i]->name, tables[first]->name);
+    }
+    for (int i = 0; i < DT_ISA_COUNT; i++)
+        if (tables[i])
+            free(pf[i]), free(dxf[i]), free(dwf[i]), free(dbf[i]);
 }
 
 /* special: conv outputs that are exactly their channel's bias (zero weights) for every channel
@@ -238,29 +279,9 @@ static void test_fused(const shape *s, int special)
             memset(w + (size_t)oc * per, 0, per * sizeof *w);
         }
     }
-    float *pf[DT_ISA_COUNT], *dxf[DT_ISA_COUNT], *dwf[DT_ISA_COUNT], *dbf[DT_ISA_COUNT];
-    int first = -1;
-    for (int i = 0; i < DT_ISA_COUNT; i++) {
-        if (!tables[i])
-            continue;
-        pf[i] = falloc(np), dxf[i] = falloc(ni), dwf[i] = falloc(nw), dbf[i] = falloc(s->OC);
-        fused_isa(tables[i], s, x, w, b, R, pf[i], dxf[i], dwf[i], dbf[i]);
-        if (i == DT_ISA_GENERIC)
-            continue;
-        if (first < 0) {
-            first = i;
-            continue;
-        }
-        const int ok = same_bits(pf[i], pf[first], np) && same_bits(dxf[i], dxf[first], ni) &&
-                       same_bits(dwf[i], dwf[first], nw) && same_bits(dbf[i], dbf[first], s->OC);
-        CHECK(ok);
-        if (!ok)
-            fprintf(stderr, "  fused N%d C%d OC%d: %s differs from %s\n", s->N, s->C, s->OC,
-                    tables[i]->name, tables[first]->name);
-    }
-    for (int i = 0; i < DT_ISA_COUNT; i++)
-        if (tables[i])
-            free(pf[i]), free(dxf[i]), free(dwf[i]), free(dbf[i]);
+    static const int formats[] = {0, DT_BF16, DT_FP16};
+    for (int f = 0; f < 3; f++)
+        fused_isas(s, x, w, b, R, np, ni, nw, formats[f]);
     free(x), free(w), free(b), free(R);
 }
 

@@ -289,7 +289,7 @@ static float *conv_run(const dt_kern *k, int threads, const conv_shape *s, const
     if (s->fused) {
         int32_t *code = dt_xmalloc(dt_conv2d_relu_pool2_code_size(s->N, s->OC, OH, OW), 4);
         dt_conv2d_relu_pool2_forward_with(&o, out, code, inp, w, b, s->N, s->C, s->H, s->W, s->OC,
-                                          s->K, s->K, s->stride, s->pad, ws);
+                                          s->K, s->K, s->stride, s->pad, 0, ws);
         dt_conv2d_relu_pool2_backward_with(&o, dinp, dw, db, dout, code, inp, w, s->N, s->C, s->H,
                                            s->W, s->OC, s->K, s->K, s->stride, s->pad, 0, ws);
         free(code);

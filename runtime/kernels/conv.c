@@ -593,20 +593,21 @@ size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW)
 void dt_conv2d_relu_pool2_forward_with(const dt_conv_opts *o, float *pout, int32_t *code,
                                        const float *inp, const float *weight, const float *bias,
                                        int N, int C, int H, int W, int OC, int KH, int KW,
-                                       int stride, int pad, float *ws)
+                                       int stride, int pad, int round_to, float *ws)
 {
     conv_plan g;
     plan_conv(&g, o, N, C, H, W, OC, KH, KW, stride, pad);
     DT_ASSERT(g.lanes && g.OH >= 2 && g.OW >= 2 && code);
+    g.lp.round_to = round_to;
     g.lk->forward(&g.lp, pout, code, inp, weight, bias, N, ws);
 }
 
 void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp, const float *weight,
                                   const float *bias, int N, int C, int H, int W, int OC, int KH,
-                                  int KW, int stride, int pad, float *ws)
+                                  int KW, int stride, int pad, int round_to, float *ws)
 {
     dt_conv2d_relu_pool2_forward_with(NULL, pout, code, inp, weight, bias, N, C, H, W, OC, KH, KW,
-                                      stride, pad, ws);
+                                      stride, pad, round_to, ws);
 }
 
 void dt_conv2d_relu_pool2_backward_with(const dt_conv_opts *o, float *dinp, float *dweight,

@@ -25,6 +25,8 @@ typedef struct {
     int xt, xp;           /* input-gradient tile: xt taps x xp pixels */
     int OCf, OCw, Kw, Kx; /* OC rounded up to fc and to wc, K rounded up to wt and to xt */
     int PH, PW, PP;       /* fused 2x2 max pool: OH/2 x OW/2 */
+    int round_to;         /* fused forward: 0, or the format (lowp.h: DT_BF16, DT_FP16) the conv's
+                           * outputs are rounded to before the ReLU and the pool (set per call) */
     size_t off, wr, wx, bias, xl, ol, dxl, pl, acc, total; /* workspace offsets, size (floats) */
     size_t thr;   /* floats of each further pool thread's part (xl .. acc) */
     size_t chunk; /* floats of each chunk's weight and bias gradient sums (doubles) */
@@ -76,7 +78,8 @@ struct dt_klanes {
     /* dt_conv2d_forward's contract with q->total floats of ws; with code != NULL conv -> ReLU
      * -> MaxPool2d(2, 2) (dt_conv2d_relu_pool2_forward): out is then the pooled output and code
      * (ceil(N / lanes) * lanes * OC * PP int32, lanes layout) the window position of each
-     * maximum (0..3, row-major) or 4 where it is not positive. */
+     * maximum (0..3, row-major) or 4 where it is not positive; with q->round_to the maxima are
+     * those of the conv's outputs rounded to that format (what the separate layers compare). */
     void (*forward)(const dt_lanes_plan *q, float *out, int32_t *code, const float *inp,
                     const float *weight, const float *bias, int N, float *ws);
     /* dt_conv2d_backward's contract; with code != NULL dout is the pooled gradient and code

@@ -88,7 +88,10 @@ void dt_conv2d_backward_with(const dt_conv_opts *o, float *dinp, float *dweight,
  * pooled gradient dpout with it and gives what the three separate backwards give (dinp (+)=,
  * dweight and dbias =). _ok: 1 when this shape takes the batch-lane kernels with these options
  * (the fused kernels assert it) and the output is at least 2x2. Workspace: dt_conv2d_ws_floats
- * (with the same options). */
+ * (with the same options). round_to (16-bit training: DT_BF16 or DT_FP16 of lowp.h; 0 none): the
+ * conv's outputs are rounded to that format before the ReLU and the pool, as 16-bit training
+ * rounds each separate layer's input, so that a tie after rounding picks the pixel the separate
+ * layers pick (the pooled values are the same either way: rounding is monotonic). */
 int dt_conv2d_relu_pool2_ok(int N, int C, int H, int W, int OC, int KH, int KW, int stride,
                             int pad);
 int dt_conv2d_relu_pool2_ok_with(const dt_conv_opts *o, int N, int C, int H, int W, int OC, int KH,
@@ -96,11 +99,11 @@ int dt_conv2d_relu_pool2_ok_with(const dt_conv_opts *o, int N, int C, int H, int
 size_t dt_conv2d_relu_pool2_code_size(int N, int OC, int OH, int OW);
 void dt_conv2d_relu_pool2_forward(float *pout, int32_t *code, const float *inp, const float *weight,
                                   const float *bias, int N, int C, int H, int W, int OC, int KH,
-                                  int KW, int stride, int pad, float *ws);
+                                  int KW, int stride, int pad, int round_to, float *ws);
 void dt_conv2d_relu_pool2_forward_with(const dt_conv_opts *o, float *pout, int32_t *code,
                                        const float *inp, const float *weight, const float *bias,
                                        int N, int C, int H, int W, int OC, int KH, int KW,
-                                       int stride, int pad, float *ws);
+                                       int stride, int pad, int round_to, float *ws);
 void dt_conv2d_relu_pool2_backward(float *dinp, float *dweight, float *dbias, const float *dpout,
                                    const int32_t *code, const float *inp, const float *weight,
                                    int N, int C, int H, int W, int OC, int KH, int KW, int stride,

@@ -4,6 +4,8 @@
  * bf16 training (net->lowp == DT_BF16) where the table in use has them and they take the shape,
  * the bf16 batch-lane kernels dt_bf16conv_* (kernels/conv_bf16.h: vdpbf16ps or its emulation),
  * fused the same way. Forward and backward of a step choose alike (same precision, same shape).
+ * In 16-bit training the fused pool compares the conv's outputs rounded to that format, as the
+ * separate [relu] and [maxpool] would (their inputs are rounded), so fusion changes no bits.
  */
 #include "conv.h"
 
@@ -226,7 +228,7 @@ static void conv_forward(dt_layer *l, dt_net *net, int N, int train)
         dt_conv2d_relu_pool2_forward(
             net->layers[p->pool].out, p->code, dt_layer_in(net, l), dt_layer_param(net, l, 0),
             p->no_bias ? NULL : dt_layer_param(net, l, 1), N, l->in_c, l->in_h, l->in_w, p->out,
-            p->k, p->k, p->stride, p->pad, net->ws);
+            p->k, p->k, p->stride, p->pad, net->lowp, net->ws);
         return;
     }
     dt_conv2d_forward(l->out, dt_layer_in(net, l), dt_layer_param(net, l, 0),

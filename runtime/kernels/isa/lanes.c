@@ -51,9 +51,11 @@
 
 #include "common.h"
 #include "kernels/isa/vec.h"
+#include "kernels/elem.h"
 #include "kernels/lanes.h"
 #include "kernels/poll.h"
 #include "kernels/tpool.h"
+#include "lowp.h"
 
 #include "kernels/isa/lanes_io.h"
 
@@ -89,6 +91,7 @@ static void plan(dt_lanes_plan *q, int C, int H, int W, int OC, int KH, int KW, 
     q->lanes = DT_W;
     q->C = C, q->H = H, q->W = W, q->OC = OC, q->KH = KH, q->KW = KW;
     q->stride = stride, q->pad = pad;
+    q->round_to = 0; /* the fused forward sets it per call */
     DT_ASSERT(H + 2 * pad >= KH && W + 2 * pad >= KW);
     q->OH = (H + 2 * pad - KH) / stride + 1;
     q->OW = (W + 2 * pad - KW) / stride + 1;
@@ -488,6 +491,11 @@ static void forward_chunk(void *arg, int c, int thread)
                  (size_t)q->W, q->C, q->H, q->W, nv);
         fwd_block(ol, xl, off, wr, bp, q);
         if (j->code) {
+            /* 16-bit training: the pool compares what the separate layers would */
+            if (q->round_to)
+                (q->round_to == DT_FP16
+                     ? DT_KFN(dt_kelem).round_fp16
+                     : DT_KFN(dt_kelem).round_bf16)(ol, (size_t)q->OC * P * DT_W);
             lanes_relu_pool(pl, j->code + (size_t)n0 * q->OC * PP, ol, q->OC, P, q->OW, q->PH,
                             q->PW, 0);
             from_lanes(j->out + (size_t)n0 * q->OC * PP, (size_t)q->OC * PP, PP, 0, pl, PP * DT_W,
