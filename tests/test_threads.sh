@@ -5,6 +5,7 @@
 #     2 ranks x 1 and 2 ranks x 2 threads, in fp32 and bf16 (resnet9 on oneDNN where kernels.conv
 #     = auto picks it: its 64+ channel layers on AVX-512);
 #   - at 2 threads, avx2, avx2w16 and avx512 (those this CPU runs) end with the same params_crc;
+#   - oneDNN's convolutions give the same params_crc at OMP_NUM_THREADS 1, 2 and 3;
 #   - threads = auto: the run header shows the CPUs of the affinity mask shared by the ranks
 #     (1 rank: nproc; taskset to one CPU: 1; 2 unbound ranks: nproc / 2, at least 1);
 #   - more threads than CPUs: exactly one warning line (rank 0), the run still trains;
@@ -88,6 +89,19 @@ for model in lenet5 resnet20 mlp; do
         [ -n "$c" ] && [ "$c" = "$ref" ] && pass "$model $isa x 2 threads: $c" ||
             fail "$model $isa x 2 threads: '$c', $refisa gave $ref"
     done
+done
+
+# --- oneDNN's convolutions (kernels.conv = onednn, every ISA) on one OpenMP thread whatever
+# OMP_NUM_THREADS says: its kernels fix their thread count when they are made, and a weight
+# gradient summed by 2 or 3 OpenMP threads has other bits (resnet20's first layer did) ---
+ref=
+for o in 1 2 3; do
+    OMP_NUM_THREADS=$o run_dtrain 300 1 train $BASE --model resnet20 --threads 1 \
+        --set kernels.conv=onednn > "$TMP/omp.out" 2>&1
+    c=$(crc "$TMP/omp.out")
+    [ -z "$ref" ] && ref=$c
+    [ -n "$c" ] && [ "$c" = "$ref" ] && pass "kernels.conv = onednn, OMP_NUM_THREADS=$o: $c" ||
+        fail "kernels.conv = onednn, OMP_NUM_THREADS=$o: '$c', OMP_NUM_THREADS=1 gave $ref"
 done
 
 # --- DT_POOL_STATS=1: per-loop statistics at exit, and the same bits (at 1 thread the kernels then

@@ -173,6 +173,13 @@ static kprim *kp(set *s, int i) { return i < NP ? &s->pr[i] : &s->ro[i - NP]; }
 /* the set of n images, or NULL (no kernel but oneDNN's reference code) */
 static set *set_new(dt_dnnl_conv *c, int n)
 {
+    /* One OpenMP thread before anything is created: oneDNN's kernels fix their thread count
+     * (omp_get_max_threads() of the creating thread) when the primitive is made, and a later
+     * omp_set_num_threads does not change it. The first layer's primitives were made on a thread
+     * still at OpenMP's default (every core, or OMP_NUM_THREADS): that layer then ran on all of
+     * them whatever `threads` said (resnet9's res1a: 2x faster at 1 rank, 5x slower at 2 ranks
+     * on 2 cores), and its weight gradient's bits depended on OMP_NUM_THREADS. */
+    omp_set_num_threads(1);
     const dnnl_dims_t sd = {n, c->C, c->H, c->W}, wd = {c->OC, c->C, c->KH, c->KW};
     const dnnl_dims_t dd = {n, c->OC, c->OH, c->OW}, bd = {c->OC};
     const dnnl_dims_t st = {c->stride, c->stride}, pd = {c->pad, c->pad};
