@@ -8,10 +8,10 @@
 # Knobs (environment): BENCH_QUICK (0), BENCH_REPEAT (3, quick 1: each number is the median over
 # that many rounds), BENCH_EPOCHS (1: MNIST epochs of the mlp runs), BENCH_STEPS_MLP (0 = whole
 # epochs, quick 100), BENCH_STEPS_LENET5 (200, quick 40), BENCH_STEPS_CNN (30, quick 6),
-# BENCH_STEPS_RESNET20 (10, quick 2), BENCH_CONFIGS (dtrain dtrain-avx2 dtrain-bf16 torch
+# BENCH_STEPS_RESNET20 (10, quick 2), BENCH_STEPS_RESNET9 (10, quick 2), BENCH_CONFIGS (dtrain dtrain-avx2 dtrain-bf16 torch
 # torch-bf16), BENCH_SCALING (1, quick 0: the mlp 2-rank rows), BENCH_FMA_MS (200, quick 50: ms
 # per FMA peak measurement), BENCH_LR (0.05, dtrain's default), BENCH_PYTHON (/usr/bin/python3),
-# BENCH_MODELS (mlp lenet5 cnn resnet20), BENCH_WAIT (0: seconds to wait for a 1-minute load
+# BENCH_MODELS (mlp lenet5 cnn resnet20 resnet9), BENCH_WAIT (0: seconds to wait for a 1-minute load
 # average below BENCH_MAX_LOAD, default 1, before starting), BENCH_PROFILE (1: instead of the
 # benchmark, run each model's dtrain workload once under perf record and print where the time
 # goes); BENCH_THREADS (1: the threads rows of issue 13: per model of mlp lenet5 cnn resnet20,
@@ -35,12 +35,13 @@ EPOCHS=${BENCH_EPOCHS:-1}
 REPEAT=${BENCH_REPEAT:-$(q 3 1)}
 LR=${BENCH_LR:-0.05}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
-MODELS=${BENCH_MODELS:-mlp lenet5 cnn resnet20}
+MODELS=${BENCH_MODELS:-mlp lenet5 cnn resnet20 resnet9}
 CONFIGS=${BENCH_CONFIGS:-dtrain dtrain-avx2 dtrain-bf16 torch torch-bf16}
 STEPS_MLP=${BENCH_STEPS_MLP:-$(q 0 100)}
 STEPS_LENET5=${BENCH_STEPS_LENET5:-$(q 200 40)}
 STEPS_CNN=${BENCH_STEPS_CNN:-$(q 30 6)}
 STEPS_RESNET20=${BENCH_STEPS_RESNET20:-$(q 10 2)}
+STEPS_RESNET9=${BENCH_STEPS_RESNET9:-$(q 10 2)}
 SCALING=${BENCH_SCALING:-$(q 1 0)}
 THREADS_ROWS=${BENCH_THREADS:-1}
 FMA_MS=${BENCH_FMA_MS:-$(q 200 50)}
@@ -68,12 +69,13 @@ case $STEPS_MLP in '' | *[!0-9]*) die "BENCH_STEPS_MLP must be a number of steps
 posint BENCH_STEPS_LENET5 "$STEPS_LENET5"
 posint BENCH_STEPS_CNN "$STEPS_CNN"
 posint BENCH_STEPS_RESNET20 "$STEPS_RESNET20"
+posint BENCH_STEPS_RESNET9 "$STEPS_RESNET9"
 posint BENCH_FMA_MS "$FMA_MS"
 case $SCALING in 0 | 1) ;; *) die "BENCH_SCALING must be 0 or 1, not '$SCALING'" ;; esac
 case $THREADS_ROWS in 0 | 1) ;; *) die "BENCH_THREADS must be 0 or 1, not '$THREADS_ROWS'" ;; esac
 case $WAIT in '' | *[!0-9]*) die "BENCH_WAIT must be a number of seconds, not '$WAIT'" ;; esac
 for m in $MODELS; do
-    case $m in mlp | lenet5 | cnn | resnet20) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20)" ;; esac
+    case $m in mlp | lenet5 | cnn | resnet20 | resnet9) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20 resnet9)" ;; esac
 done
 case $ISA_MAIN in
 auto | generic | avx2 | avx2w16 | avx512 | avx512bf16) ;;
@@ -84,8 +86,8 @@ for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte 
     [ -f "data/mnist/$f" ] || die "data/mnist/$f is missing: fetch MNIST with 'make data'"
 done
 command -v mpirun >/dev/null 2>&1 || die "mpirun not found: install Open MPI with 'make deps'"
-case " $MODELS " in *" resnet20 "*)
-    [ -x "$MKDATA" ] || die "$MKDATA is missing (it writes the CIFAR-format data for resnet20): build it with 'make all'" ;;
+case " $MODELS " in *" resnet20 "* | *" resnet9 "*)
+    [ -x "$MKDATA" ] || die "$MKDATA is missing (it writes the CIFAR-format data for resnet20 and resnet9): build it with 'make all'" ;;
 esac
 
 # before the exports below: GNU nproc honours OMP_NUM_THREADS
@@ -391,8 +393,8 @@ model_args() {
         PT_ARGS="--data mnist --data-dir data --epochs 1000 --max-steps $s --limit-test 1000"
         EXCL=$((s / 10 + 1))
         DESC="MNIST, $s steps" ;;
-    resnet20)
-        s=$STEPS_RESNET20
+    resnet20 | resnet9)
+        if [ "$1" = resnet20 ]; then s=$STEPS_RESNET20; else s=$STEPS_RESNET9; fi
         DT_ARGS="--data cifar10 --data-dir $CIFAR_DIR --epochs 1000 --set train.max_steps=$s"
         PT_ARGS="--data cifar10 --data-dir $CIFAR_DIR --epochs 1000 --max-steps $s"
         EXCL=1
@@ -531,7 +533,7 @@ fi
 [ -n "$cfg_notes" ] && echo "configurations:${cfg_notes%;}"
 
 # ---- data ----------------------------------------------------------------------------------
-case " $MODELS " in *" resnet20 "*)
+case " $MODELS " in *" resnet20 "* | *" resnet9 "*)
     if [ ! -f "$CIFAR_DIR/cifar10/test_batch.bin" ] ||
         [ "$(wc -c <"$CIFAR_DIR/cifar10/data_batch_1.bin")" -ne $((CIFAR_PER_BATCH * 3073)) ]; then
         rm -rf "$CIFAR_DIR/cifar10"

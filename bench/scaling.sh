@@ -11,11 +11,12 @@
 #   make bench                      (after bench/run.sh)
 #   sh bench/scaling.sh             (needs ./dtrain, build/tests/tool_mkdata, data/mnist/)
 #   BENCH_QUICK=1 sh bench/scaling.sh   (a smoke run: few steps)
-# Knobs (environment): BENCH_QUICK (0), BENCH_MODELS (mlp lenet5 cnn resnet20), BENCH_PYTHON
+# Knobs (environment): BENCH_QUICK (0), BENCH_MODELS (mlp lenet5 cnn resnet20 resnet9), BENCH_PYTHON
 # (/usr/bin/python3; no torch: dtrain's rows only), BENCH_BUCKET_MB (0.25: dtrain's
 # train.bucket_mb and DDP's bucket_cap_mb; 25 is both defaults, one bucket for these models),
 # BENCH_STEPS_MLP (600, quick 30), BENCH_STEPS_LENET5 (300, quick 10), BENCH_STEPS_CNN (60, quick
-# 3), BENCH_STEPS_RESNET20 (16, quick 2), BENCH_SCALING_ROUNDS (3, quick 1: dtrain's 1x128,
+# 3), BENCH_STEPS_RESNET20 (16, quick 2), BENCH_STEPS_RESNET9 (10, quick 2), BENCH_SCALING_ROUNDS
+# (3, quick 1: dtrain's 1x128,
 # 1x64 and 2x64 runs, interleaved; the speedup is the median of each round's 2x64 / 1x128, the
 # samples/s, exposed shares and 1x64 bound (2 x the 1x64 rate over the 1x128 rate: 2x64 with
 # nothing exchanged) those of the median round; grad_panels and PyTorch run once).
@@ -27,7 +28,7 @@ cd "$(dirname "$0")/.." || exit 1
 QUICK=${BENCH_QUICK:-0}
 case $QUICK in 0 | 1) ;; *) echo "bench: BENCH_QUICK must be 0 or 1, not '$QUICK'" >&2 && exit 1 ;; esac
 q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-MODELS=${BENCH_MODELS:-mlp lenet5 cnn resnet20}
+MODELS=${BENCH_MODELS:-mlp lenet5 cnn resnet20 resnet9}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 BMB=${BENCH_BUCKET_MB:-0.25}
 ROUNDS=${BENCH_SCALING_ROUNDS:-$(q 3 1)}
@@ -37,14 +38,14 @@ MD=$OUT/scaling.md
 CIFAR=$OUT/data
 die() { echo "bench: $*" >&2; exit 1; }
 for m in $MODELS; do
-    case $m in mlp | lenet5 | cnn | resnet20) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20)" ;; esac
+    case $m in mlp | lenet5 | cnn | resnet20 | resnet9) ;; *) die "BENCH_MODELS: unknown model '$m' (mlp lenet5 cnn resnet20 resnet9)" ;; esac
 done
 case $BMB in '' | *[!0-9.]* | *.*.*) die "BENCH_BUCKET_MB must be a number of MiB, not '$BMB'" ;; esac
 case $ROUNDS in '' | *[!0-9]* | 0) die "BENCH_SCALING_ROUNDS must be a positive integer, not '$ROUNDS'" ;; esac
 [ -x ./dtrain ] || die "./dtrain is missing: build it with 'make all', or run 'make bench'"
 [ -f data/mnist/train-images-idx3-ubyte ] || die "data/mnist is missing: fetch it with 'make data'"
 mkdir -p "$LOG"
-if echo " $MODELS " | grep -q ' resnet20 ' && ! [ -f "$CIFAR/cifar10/test_batch.bin" ]; then
+if echo " $MODELS " | grep -q ' resnet20 \| resnet9 ' && ! [ -f "$CIFAR/cifar10/test_batch.bin" ]; then
     [ -x build/tests/tool_mkdata ] || die "build/tests/tool_mkdata is missing (make all)"
     build/tests/tool_mkdata cifar "$CIFAR" 256 128 > "$LOG/scaling-mkdata.log" 2>&1 ||
         die "tool_mkdata cifar $CIFAR failed: $(cat "$LOG/scaling-mkdata.log")"
@@ -54,13 +55,14 @@ if "$PY" -c 'import torch' > /dev/null 2>&1; then torch=1; fi
 
 # data_args MODEL STEPS: the data and length of a model's runs (dtrain; torch_ddp.py takes the same
 # words but for the option names, mapped below)
-data_of() { if [ "$1" = resnet20 ]; then echo "cifar10 $CIFAR"; else echo "mnist data"; fi; }
+data_of() { case $1 in resnet*) echo "cifar10 $CIFAR" ;; *) echo "mnist data" ;; esac; }
 steps_of() {
     case $1 in
     mlp) echo "${BENCH_STEPS_MLP:-$(q 600 30)}" ;;
     lenet5) echo "${BENCH_STEPS_LENET5:-$(q 300 10)}" ;;
     cnn) echo "${BENCH_STEPS_CNN:-$(q 60 3)}" ;;
     resnet20) echo "${BENCH_STEPS_RESNET20:-$(q 16 2)}" ;;
+    resnet9) echo "${BENCH_STEPS_RESNET9:-$(q 10 2)}" ;;
     esac
 }
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }

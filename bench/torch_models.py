@@ -1,7 +1,7 @@
 """PyTorch reference for `dtrain train --model M` on one rank (bench/run.sh runs it; bench/README.md).
 
 Models: the PyTorch module given in the header comment of models/M.cfg, for mlp, lenet5, cnn
-(MNIST, 1x28x28) and resnet20 (CIFAR-10 binary files, 3x32x32). The training is dtrain's on one
+(MNIST, 1x28x28), resnet20 and resnet9 (CIFAR-10 binary files, 3x32x32). The training is dtrain's on one
 rank: default module init after torch.manual_seed(seed) (dtrain reproduces it), SGD (momentum 0.9,
 dampening 0, no weight decay), CrossEntropyLoss (batch mean), per-step cosine LR from --lr to 0 over
 the run (min(epochs * steps_per_epoch, max_steps) steps), a fresh permutation every epoch from a
@@ -46,9 +46,9 @@ import torch.nn.functional as F
 # defined once in tests/fixtures/dtrain_torch_models.py (shared with load_dtrain_checkpoint.py)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "fixtures"))
-from dtrain_torch_models import CNN, MLP, LeNet5, ResNet20  # noqa: E402
+from dtrain_torch_models import CNN, MLP, LeNet5, ResNet9, ResNet20  # noqa: E402
 
-MODELS = {"mlp": MLP, "lenet5": LeNet5, "cnn": CNN, "resnet20": ResNet20}
+MODELS = {"mlp": MLP, "lenet5": LeNet5, "cnn": CNN, "resnet20": ResNet20, "resnet9": ResNet9}
 
 # dtrain's built-in normalizations (README "Data"), per channel
 NORM = {"mnist": ((0.1307,), (0.3081,)),
