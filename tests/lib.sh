@@ -47,6 +47,10 @@ run_dtrain() {
     _rd_secs=$1 _rd_np=$2
     shift 2
     timeout -k 5 "$_rd_secs" mpirun -np "$_rd_np" $DT_MPIRUN_FLAGS $DT "$@"
+    _rd_rc=$?
+    # a run the time-out killed says so in its output (a hang, not an error of dtrain's)
+    [ "$_rd_rc" != 124 ] || echo "run_dtrain: killed after $_rd_secs s: dtrain $* on $_rd_np rank(s)" >&2
+    return "$_rd_rc"
 }
 
 # expect_dtrain_error NAME PATTERN ARGS...: `dtrain ARGS` on NP ranks exits non-zero (no hang)

@@ -29,8 +29,11 @@ declare -A ALONE
 alone() {
     local key="$1/$2/$3"
     if [ -z "${ALONE[$key]:-}" ]; then
-        run_dtrain 120 "$1" train "${BASE[@]}" --set optim.lr="$2" --seed "$3" < /dev/null > "$TMP/alone" 2>&1
+        local rc=0
+        run_dtrain 120 "$1" train "${BASE[@]}" --set optim.lr="$2" --seed "$3" < /dev/null > "$TMP/alone" 2>&1 || rc=$?
         ALONE[$key]=$(crc "$TMP/alone")
+        # no final line: say how the run ended (124: killed by the time-out), for the log
+        [ -n "${ALONE[$key]}" ] || { echo "  dtrain train alone ($1 rank(s), lr $2, seed $3): exit $rc, no final line; its last lines:" >&2; tail -n 8 "$TMP/alone" >&2; }
     fi
     echo "${ALONE[$key]}"
 }
