@@ -776,7 +776,8 @@ static void fwd_chunk(void *arg, int c, int thread)
     int n0, n1;
     chunk_images(j->N, DT_BC_CHUNK, c, &n0, &n1);
     /* the input: floats, or its bf16 copy (the same pairs: the copy holds the rounded values
-     * vbf_pack rounds the floats to) */
+     * vbf_pack rounds the floats to). The two inlined packers are called with h as a constant,
+     * so each source type gets its own loop instead of a test at every load. */
     const int h = j->inp16 != NULL;
     for (; n0 < n1; n0 += DT_W) {
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
