@@ -164,7 +164,7 @@ static void test_rounding(const dt_kern *k, long n)
 
 /* ---- pooling and BatchNorm (N planes of C channels of HW values) ---- */
 
-enum { BN_N = 3, BN_C = 2 };
+enum { BN_N = 3, BN_C = 6 }; /* 6: bn_sums' group of 4 channels and 2 more */
 
 /* dt_fsum's order: 8 float lanes over blocks of 256, lanes added in double, then the tail */
 static double fsum_ref(const float *x, size_t n)

@@ -279,10 +279,52 @@ DT_KINL void sum_dot_g(const float *dy, const void *ro, const void *x, int h, si
     fold4(&b, sxy);
 }
 
+/* sum_sumsq of BN_GROUP planes of one image (channels c .. c + BN_GROUP - 1) at once: each plane
+ * in its own accumulators, summed exactly as sum_sumsq sums it, so the same bits; one plane keeps
+ * only its two chains of additions in flight, which bounds the loop (resnet20's 16 x 32 x 32
+ * planes: 7.9 values a ns on the Zen 5) */
+#define BN_GROUP 4
+DT_KINL void sum_sumsq_group(const float *const *x, size_t n, double *s, double *ss)
+{
+    vd4 a[BN_GROUP], b[BN_GROUP];
+    for (int g = 0; g < BN_GROUP; g++)
+        a[g] = b[g] = (vd4){0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int g = 0; g < BN_GROUP; g++) {
+            const vd4 v = ld4d(x[g] + i);
+            a[g] += v;
+            b[g] += v * v;
+        }
+    for (int g = 0; g < BN_GROUP; g++) {
+        for (size_t j = i; j < n; j++) {
+            double v = x[g][j];
+            a[g][0] += v;
+            b[g][0] += v * v;
+        }
+        fold4(&a[g], &s[g]);
+        fold4(&b[g], &ss[g]);
+    }
+}
+
 static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
                     int c1)
 {
-    for (int c = c0; c < c1; c++) {
+    int c = c0;
+    for (; c + BN_GROUP <= c1; c += BN_GROUP) {
+        double s[BN_GROUP] = {0}, ss[BN_GROUP] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *x[BN_GROUP];
+            for (int g = 0; g < BN_GROUP; g++)
+                x[g] = inp + ((size_t)n * C + c + g) * HW;
+            sum_sumsq_group(x, (size_t)HW, s, ss);
+        }
+        for (int g = 0; g < BN_GROUP; g++) {
+            sum[c + g] = s[g];
+            sumsq[c + g] = ss[g];
+        }
+    }
+    for (; c < c1; c++) {
         double s = 0.0, ss = 0.0;
         for (int n = 0; n < N; n++)
             sum_sumsq(inp + ((size_t)n * C + c) * HW, (size_t)HW, &s, &ss);
