@@ -178,6 +178,12 @@ static void test_shape(const shape *s)
     free(dxa);
 }
 
+/* " (bf16)", " (fp16)" or "" for a round_to format, in failure messages */
+static const char *fmt_tag(int round_to)
+{
+    return round_to == DT_FP16 ? " (fp16)" : round_to == DT_BF16 ? " (bf16)" : "";
+}
+
 /* the fused conv + ReLU + pool of kernel table k vs its separate kernels, bitwise; pf/dwf: the
  * fused outputs for the cross-ISA check. round_to (DT_BF16, DT_FP16; 0 none): 16-bit training's
  * fused forward against the separate layers with the conv's output rounded to that format
@@ -219,10 +225,7 @@ static void fused_isa(const dt_kern *k, const shape *s, const float *x, const fl
         fprintf(stderr,
                 "  fused conv+relu+pool N%d C%d %dx%d OC%d K%d s%d p%d %s%s: not the separate "
                 "kernels\n",
-                s->N, s->C, s->H, s->W, s->OC, s->K, s->stride, s->pad, k->name,
-                round_to == DT_FP16   ? " (fp16)"
-                : round_to == DT_BF16 ? " (bf16)"
-                                      : "");
+                s->N, s->C, s->H, s->W, s->OC, s->K, s->stride, s->pad, k->name, fmt_tag(round_to));
     free(ws), free(co), free(ro), free(po), free(dro), free(dco), free(dx), free(dw), free(db);
     free(arg), free(code);
 }
@@ -249,10 +252,7 @@ static void fused_isas(const shape *s, const float *x, const float *w, const flo
         CHECK(ok);
         if (!ok)
             fprintf(stderr, "  fused N%d C%d OC%d%s: %s differs from %s\n", s->N, s->C, s->OC,
-                    round_to == DT_FP16   ? " (fp16)"
-                    : round_to == DT_BF16 ? " (bf16)"
-                                          : "",
-                    tables[i]->name, tables[first]->name);
+                    fmt_tag(round_to), tables[i]->name, tables[first]->name);
     }
     for (int i = 0; i < DT_ISA_COUNT; i++)
         if (tables[i])

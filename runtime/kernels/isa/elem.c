@@ -189,26 +189,36 @@ static void gap_backward(float *dinp, const float *dout, size_t planes, int HW, 
  * same operations on the same values in the same order, the same bits. */
 DT_KINL void fold4(const vd4 *a, double *s) { *s += vd4_fold(*a); }
 
-/* s += sum x, ss += sum x^2 over n values, in the 4 double lanes */
-DT_KINL void sum_sumsq(const float *x, size_t n, double *s, double *ss)
+/* For each of G <= BN_GROUP planes x[g] of n values (G a constant at every call: the loops unroll):
+ * s[g] += sum x, ss[g] += sum x^2, each plane in its own 4 double lanes. One plane keeps only its
+ * two chains of additions in flight, which bounds the loop (resnet20's 16 x 32 x 32 planes: 7.9
+ * values a ns on the Zen 5); bn_sums takes BN_GROUP channels' planes at once, each summed as it
+ * is alone, so the same bits. */
+#define BN_GROUP 4
+DT_KINL void sum_sumsq(const float *const *x, int G, size_t n, double *s, double *ss)
 {
-    vd4 a = {0}, b = {0};
+    vd4 a[BN_GROUP], b[BN_GROUP];
+    for (int g = 0; g < G; g++)
+        a[g] = b[g] = (vd4){0};
     size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const vd4 v = ld4d(x + i);
-        a += v;
-        b += v * v;
+    for (; i + 4 <= n; i += 4)
+        for (int g = 0; g < G; g++) {
+            const vd4 v = ld4d(x[g] + i);
+            a[g] += v;
+            b[g] += v * v;
+        }
+    for (int g = 0; g < G; g++) {
+        for (size_t j = i; j < n; j++) {
+            double v = x[g][j];
+            a[g][0] += v;
+            b[g][0] += v * v;
+        }
+        fold4(&a[g], &s[g]);
+        fold4(&b[g], &ss[g]);
     }
-    for (; i < n; i++) {
-        double v = x[i];
-        a[0] += v;
-        b[0] += v * v;
-    }
-    fold4(&a, s);
-    fold4(&b, ss);
 }
 
-/* s += sum dy, sxy += sum dy * x over n values, as sum_sumsq */
+/* s += sum dy, sxy += sum dy * x over n values, as sum_sumsq sums one plane */
 DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, double *sxy)
 {
     vd4 a = {0}, b = {0};
@@ -279,34 +289,6 @@ DT_KINL void sum_dot_g(const float *dy, const void *ro, const void *x, int h, si
     fold4(&b, sxy);
 }
 
-/* sum_sumsq of BN_GROUP planes of one image (channels c .. c + BN_GROUP - 1) at once: each plane
- * in its own accumulators, summed exactly as sum_sumsq sums it, so the same bits; one plane keeps
- * only its two chains of additions in flight, which bounds the loop (resnet20's 16 x 32 x 32
- * planes: 7.9 values a ns on the Zen 5) */
-#define BN_GROUP 4
-DT_KINL void sum_sumsq_group(const float *const *x, size_t n, double *s, double *ss)
-{
-    vd4 a[BN_GROUP], b[BN_GROUP];
-    for (int g = 0; g < BN_GROUP; g++)
-        a[g] = b[g] = (vd4){0};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int g = 0; g < BN_GROUP; g++) {
-            const vd4 v = ld4d(x[g] + i);
-            a[g] += v;
-            b[g] += v * v;
-        }
-    for (int g = 0; g < BN_GROUP; g++) {
-        for (size_t j = i; j < n; j++) {
-            double v = x[g][j];
-            a[g][0] += v;
-            b[g][0] += v * v;
-        }
-        fold4(&a[g], &s[g]);
-        fold4(&b[g], &ss[g]);
-    }
-}
-
 static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, int HW, int c0,
                     int c1)
 {
@@ -317,7 +299,7 @@ static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, 
             const float *x[BN_GROUP];
             for (int g = 0; g < BN_GROUP; g++)
                 x[g] = inp + ((size_t)n * C + c + g) * HW;
-            sum_sumsq_group(x, (size_t)HW, s, ss);
+            sum_sumsq(x, BN_GROUP, (size_t)HW, s, ss);
         }
         for (int g = 0; g < BN_GROUP; g++) {
             sum[c + g] = s[g];
@@ -326,8 +308,10 @@ static void bn_sums(double *sum, double *sumsq, const float *inp, int N, int C, 
     }
     for (; c < c1; c++) {
         double s = 0.0, ss = 0.0;
-        for (int n = 0; n < N; n++)
-            sum_sumsq(inp + ((size_t)n * C + c) * HW, (size_t)HW, &s, &ss);
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + ((size_t)n * C + c) * HW;
+            sum_sumsq(&x, 1, (size_t)HW, &s, &ss);
+        }
         sum[c] = s;
         sumsq[c] = ss;
     }
