@@ -130,7 +130,9 @@ done
 
 # --- threads = auto ---
 header() { grep -o '^# dtrain [^:]*: [0-9]* ranks* x [0-9]* threads*' "$1" | sed 's/.*: //'; }
-n=$(nproc)
+# the CPUs of the affinity mask, what threads = auto counts (GNU nproc would honour OMP_NUM_THREADS
+# and OMP_THREAD_LIMIT, which dtrain does not read for its pool)
+n=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 run_dtrain 120 1 train $BASE > "$TMP/auto1.out" 2>&1
 want="1 rank x $n thread"
 [ "$n" -gt 1 ] && want="${want}s"
