@@ -297,7 +297,8 @@ static void fill_ro(float *ro, size_t total)
 }
 
 /* BatchNorm with a fused ReLU (kernels/elem.h): bitwise BatchNorm's kernels composed with the
- * same ISA's relu_forward / relu_backward, ReLU outputs with zeros, -0, negatives and NaN */
+ * same ISA's relu_forward / relu_backward, ReLU outputs with zeros, -0, negatives and NaN,
+ * gradients with NaN, infinities, -0 and a denormal */
 static void test_bn_relu(const dt_kern *k, int HW)
 {
     const size_t total = (size_t)BN_N * BN_C * HW;
@@ -306,6 +307,11 @@ static void test_bn_relu(const dt_kern *k, int HW)
     fill(x, (long)total, 0);
     fill(dy, (long)total, 0);
     fill_ro(ro, total);
+    /* gradients the mask must drop or keep as relu_backward does: NaN, infinities, -0, a denormal
+     * (every 11th value: under kept and dropped positions of ro both) */
+    static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 1e-45f};
+    for (size_t i = 5; i < total; i += 11)
+        dy[i] = special[(i / 11) % 5];
     k->elem->relu_backward(gm, dy, ro, (long)total, 0, 0); /* the unfused layers' BatchNorm dout */
     double s[BN_C], s2[BN_C], rs[BN_C], rs2[BN_C];
     k->elem->bn_dots(s, s2, dy, x, ro, BN_N, BN_C, HW, 0, BN_C, 0);
