@@ -240,7 +240,9 @@ DT_KINL void sum_dot(const float *dy, const float *x, size_t n, double *s, doubl
 /* sum_dot of relu_backward's gradient, ro > 0 ? dy : +0 (ro the fused ReLU's output), fp32 values
  * only: the mask taken on the widened values (a float compares with 0 as its exact double does,
  * and +0.0f widens to +0.0), so the same bits as sum_dot_g's buffer at no pass through L1. One
- * plane: the chains of additions, not the loads, bound it (relu's buffer made it 1.8x sum_dot). */
+ * plane: the chains of additions, not the loads, bound it (relu's buffer made it 1.8x sum_dot).
+ * Not folded into sum_dot as an optional mask: GCC 12 stops with an internal compiler error
+ * (convert_mode_scalar) on the generic ISA's 4-lane build of the masked select under a branch. */
 DT_KINL void sum_dot_relu(const float *dy, const float *ro, const float *x, size_t n, double *s,
                           double *sxy)
 {
