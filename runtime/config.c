@@ -413,16 +413,22 @@ static int set_value(dt_config *c, const dt_cfg_key *k, const char *value, const
     return DT_ERR;
 }
 
-int dt_config_set(dt_config *c, const char *key, const char *value, const char *where)
+/* dt_config_set; how: DT_GIVEN_CLI or DT_GIVEN_FILE (0: a default, not given) */
+static int config_set(dt_config *c, const char *key, const char *value, const char *where, int how)
 {
     int i = dt_config_find(key);
     if (i < 0)
         return dt_err("%s: unknown key '%s' (dtrain train --help lists the keys)", where, key);
     if (set_value(c, &dt_cfg_keys[i], value, where) != 0) /* i < DT_CFG_MAX_KEYS: defaults */
         return DT_ERR;
-    if (strcmp(where, "default") != 0)
-        c->given[i] = 1;
+    if (how)
+        c->given[i] = (unsigned char)how;
     return DT_OK;
+}
+
+int dt_config_set(dt_config *c, const char *key, const char *value, const char *where)
+{
+    return config_set(c, key, value, where, strcmp(where, "default") != 0 ? DT_GIVEN_CLI : 0);
 }
 
 void dt_config_forget_given(dt_config *c) { memset(c->given, 0, sizeof c->given); }
@@ -448,7 +454,7 @@ static int load_cb(void *ud, const char *section, const char *key, const char *v
     else
         snprintf(full, sizeof full, "%s", key);
     snprintf(where, sizeof where, "%s:%d", source, line);
-    return dt_config_set(ud, full, value, where);
+    return config_set(ud, full, value, where, DT_GIVEN_FILE);
 }
 
 int dt_config_load(dt_config *c, const char *path) { return dt_ini_parse_file(path, load_cb, c); }
@@ -625,9 +631,27 @@ static const struct {
 
 static void value_text(const dt_config *c, const dt_cfg_key *k, char *buf, size_t n);
 
+/* The defaults with c's optimizer, schedule and SWA mode, resolved as c was (`auto` is the
+ * chosen kind's default: the value a printed configuration shows) */
+static dt_config *resolved_defaults(const dt_config *c)
+{
+    dt_config *d = dt_xmalloc(1, sizeof *d);
+    dt_config_defaults(d);
+    static const char *const choices[] = {"optim.name", "sched.kind", "swa.mode"};
+    for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
+        char v[DT_STR_MAX + 8];
+        value_text(c, &dt_cfg_keys[dt_config_find(choices[i])], v, sizeof v);
+        DT_ASSERT(dt_config_set(d, choices[i], v, "default") == DT_OK);
+    }
+    if (dt_config_resolve(d) != DT_OK) /* never seen: then `auto` stays, and more is news */
+        dt_err_clear();
+    return d;
+}
+
 int dt_config_warn_ignored(const dt_config *c, FILE *f)
 {
     int count = 0;
+    dt_config *def_cfg = NULL;
     for (size_t u = 0; u < sizeof key_users / sizeof key_users[0]; u++) {
         int i = dt_config_find(key_users[u].key), j = dt_config_find(key_users[u].by);
         DT_ASSERT(i >= 0 && j >= 0);
@@ -638,6 +662,17 @@ int dt_config_warn_ignored(const dt_config *c, FILE *f)
         if (choice_index(key_users[u].users, by) >= 0)
             continue;
         value_text(c, &dt_cfg_keys[i], val, sizeof val);
+        /* a config file that lists every key (--print-config's, log.dir/config.ini) sets the
+         * keys the choice does not read to their defaults: no news; one the user typed on the
+         * command line, or changed in the file, is */
+        if (c->given[i] == DT_GIVEN_FILE) {
+            if (!def_cfg)
+                def_cfg = resolved_defaults(c);
+            char def[DT_STR_MAX + 8];
+            value_text(def_cfg, &dt_cfg_keys[i], def, sizeof def);
+            if (strcmp(val, def) == 0)
+                continue;
+        }
         /* a short list of readers says who would; a long one is every choice but a few */
         const char *users = key_users[u].users;
         int many = strchr(users, '|') && strchr(strchr(users, '|') + 1, '|') &&
@@ -647,6 +682,7 @@ int dt_config_warn_ignored(const dt_config *c, FILE *f)
                 many ? "" : users, many ? "" : ")");
         count++;
     }
+    free(def_cfg);
     return count;
 }
 

@@ -18,6 +18,8 @@
 
 #define DT_STR_MAX 256
 #define DT_CFG_MAX_KEYS 256 /* room for the table (dt_config.given) */
+/* dt_config.given[i]: how key i was set (0: it holds its default) */
+enum { DT_GIVEN_CLI = 1, DT_GIVEN_FILE = 2 };
 
 /* dt_config.lr_auto bits: the value `auto`, given explicitly, asks for the LR range test. */
 #define DT_LR_AUTO_OPTIM 1 /* optim.lr = auto */
@@ -92,7 +94,7 @@ typedef struct dt_config {
     int kernels_conv; /* DT_CONV_BACKEND_* (kernels/conv_dnnl.h) */
     /* not keys: how the values came */
     int lr_auto;                          /* DT_LR_AUTO_* bits: run the range test first */
-    unsigned char given[DT_CFG_MAX_KEYS]; /* 1: key i was set by a file or the command line */
+    unsigned char given[DT_CFG_MAX_KEYS]; /* key i was set: DT_GIVEN_CLI or _FILE; 0: not */
 } dt_config;
 
 /* STRING and ENUM fill a char[DT_STR_MAX]; CHOICE stores the index of the value among `choices`
@@ -173,7 +175,9 @@ int dt_config_find(const char *key);
 void dt_config_forget_given(dt_config *c);
 
 /* Writes one line "dtrain: warning: KEY = V is ignored: WHY" to f for each key the user set
- * explicitly that the chosen optimizer, schedule or SWA mode does not read. Returns the count. */
+ * explicitly that the chosen optimizer, schedule or SWA mode does not read: on the command
+ * line, or in a config file to a value other than its default (a file that lists every key,
+ * as --print-config writes, warns of nothing). Returns the count. */
 int dt_config_warn_ignored(const dt_config *c, FILE *f);
 
 #endif

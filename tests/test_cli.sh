@@ -169,7 +169,7 @@ sets=$($DT --help | awk '/^  [a-z_]+(\.[a-z_0-9]+)? / { k = $1 } /^ +default / {
 if [ -n "$sets" ] && $DT train $sets --print-config > /dev/null 2> "$TMP/err"; then pass; else fail "a printed default is rejected: $(cat "$TMP/err")"; fi
 
 # --- silent traps ---
-run() { timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@"; }
+run() { timeout_dump 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train --set train.progress=never "$@"; }
 small="--epochs 1 --set data.limit_train=3000 --set data.limit_test=500"
 # a key the optimizer / schedule / SWA mode does not read: one warning naming it, on rank 0 only
 run $small --optim adamw --momentum 0.9 --set sched.t_0=7 --set swa.ema_decay=0.9 > "$TMP/w.out" 2> "$TMP/w.err"; rc=$?
@@ -237,12 +237,28 @@ grep -v '^#' "$TMP/log/config.ini" > "$TMP/logcfg.ini"
 $DT train --set train.progress=never $small --set log.dir="$TMP/log" --print-config > "$TMP/resolved3.ini"
 cmp -s "$TMP/logcfg.ini" "$TMP/resolved3.ini" && pass || fail "log.dir/config.ini differs from --print-config"
 run $small --lr 0.07 --seed 3 > "$TMP/a" 2>&1
+rca=$?
 run -c "$TMP/resolved.ini" > "$TMP/b" 2>&1
+rcb=$?
 strip() { grep '^final:' "$1" | sed 's/ samples_per_s=.*//'; }
 if [ -n "$(strip "$TMP/a")" ] && [ "$(strip "$TMP/a")" = "$(strip "$TMP/b")" ] && grep -q '^lr = 0.07$' "$TMP/resolved.ini"; then
     pass
 else
-    fail "resolved config round trip: '$(strip "$TMP/a")' vs '$(strip "$TMP/b")'"
+    fail "resolved config round trip: '$(strip "$TMP/a")' (exit $rca) vs '$(strip "$TMP/b")' (exit $rcb); the second run's last lines:"
+    tail -n 150 "$TMP/b" >&2
+fi
+# a file that lists every key warns of none the choice does not read; one changed in it, and one
+# typed on the command line, are named
+grep -q 'warning' "$TMP/b" && fail "warnings for the printed configuration read back: $(grep warning "$TMP/b")" || pass
+sed 's/^rho = .*/rho = 0.8/' "$TMP/resolved.ini" > "$TMP/edited.ini"
+$DT train -c "$TMP/edited.ini" --set sched.t_0=3 --set train.max_steps=1 > "$TMP/e.out" 2> "$TMP/e.err"
+if [ "$(grep -c warning "$TMP/e.err")" = 2 ] &&
+    grep -q '^dtrain: warning: optim.rho = 0.8 is ignored: optim.name = sgd does not read it' "$TMP/e.err" &&
+    grep -q '^dtrain: warning: sched.t_0 = 3 is ignored: sched.kind = cosine' "$TMP/e.err"; then
+    pass
+else
+    fail "a config file's changed key and a typed one, both ignored: expected 2 warnings:"
+    cat "$TMP/e.err" >&2
 fi
 
 echo "test_cli ($NP ranks): $passed passed, $failed failed"
