@@ -10,6 +10,8 @@
 #   - skip_all REASON: "SKIP: $T: REASON", the summary line, exit 0 (nothing counted);
 #   - die MSG: one failure, the summary line, exit 1 (a check the rest cannot do without);
 #   - run_dtrain SECONDS NP ARGS...: `dtrain ARGS` on NP ranks under a hard time limit;
+#   - timeout_dump SECONDS CMD...: timeout(1), printing the stacks of CMD's dtrain processes
+#     before it kills them (stacks_of PID);
 #   - expect_dtrain_error; par_begin / par_end: the expect_dtrain_error calls between them run
 #     up to DT_TEST_PAR (default 4) at a time (each mostly waits on MPI start-up), their results
 #     counted and printed in the order of the calls.
@@ -41,12 +43,59 @@ die() {
     exit 1
 }
 
+# stacks_of PID: the stacks of every dtrain process under PID (gdb where installed, else the
+# kernel's wait channel of each thread), on stderr: what a time-out killed was doing
+stacks_of() {
+    ps -eo pid=,ppid=,comm= | awk -v root="$1" '
+        { par[$1] = $2; name[$1] = $3 }
+        END { for (p in par) if (name[p] == "dtrain") { q = p
+                  while (q in par && q != root && q > 1) q = par[q]
+                  if (q == root) print p } }' | while read -r _sp; do
+        echo "stacks_of: dtrain pid $_sp: $(tr '\0' ' ' < "/proc/$_sp/cmdline" 2> /dev/null)" >&2
+        if command -v gdb > /dev/null; then
+            timeout 30 gdb -p "$_sp" -batch -ex 'thread apply all bt' 2>&1 |
+                grep -a '^#\|^Thread' >&2
+        else
+            for _st in /proc/"$_sp"/task/*; do
+                echo "  thread ${_st##*/}: $(cat "$_st/wchan" 2> /dev/null) $(cut -d' ' -f3 "$_st/stat")" >&2
+            done
+        fi
+    done
+}
+
+# timeout_dump SECONDS CMD...: `timeout -k 5 SECONDS CMD`; when the time is nearly up (10 s
+# before, 3 s under 30 s) with CMD still running, first the stacks of its dtrain processes
+# (stacks_of), so that a hang seen once, on a CI machine, says where it was
+timeout_dump() {
+    _td_secs=$1
+    shift
+    timeout -k 5 "$_td_secs" "$@" &
+    _td_pid=$!
+    # gdb takes a few seconds a process: 10 s before the kill (3 s under 30 s)
+    _td_at=$((_td_secs > 30 ? _td_secs - 10 : (_td_secs > 6 ? _td_secs - 3 : _td_secs)))
+    (
+        sleep "$_td_at"
+        if kill -0 "$_td_pid" 2> /dev/null; then
+            echo "timeout_dump: still running after $_td_at s: $*" >&2
+            stacks_of "$_td_pid"
+        fi
+    ) < /dev/null &
+    _td_watch=$!
+    wait "$_td_pid"
+    _td_rc=$?
+    pkill -P "$_td_watch" sleep 2> /dev/null
+    kill "$_td_watch" 2> /dev/null
+    wait "$_td_watch" 2> /dev/null
+    return "$_td_rc"
+}
+
 # run_dtrain SECONDS NP ARGS...: mpirun -np NP ./dtrain ARGS, killed after SECONDS (a rank stuck
-# in a collective must not hang the suite); its status is dtrain's (124/137 on time-out).
+# in a collective must not hang the suite; timeout_dump prints its stacks first); its status is
+# dtrain's (124/137 on time-out).
 run_dtrain() {
     _rd_secs=$1 _rd_np=$2
     shift 2
-    timeout -k 5 "$_rd_secs" mpirun -np "$_rd_np" $DT_MPIRUN_FLAGS $DT "$@"
+    timeout_dump "$_rd_secs" mpirun -np "$_rd_np" $DT_MPIRUN_FLAGS $DT "$@"
     _rd_rc=$?
     # a run the time-out killed says so in its output (a hang, not an error of dtrain's)
     [ "$_rd_rc" != 124 ] || echo "run_dtrain: killed after $_rd_secs s: dtrain $* on $_rd_np rank(s)" >&2

@@ -44,7 +44,7 @@ BASE="--model $TMP/tiny.cfg --data mnist --epochs $EPOCHS --set data.limit_train
 train() {
     d=$1
     shift
-    timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $BASE --ckpt-dir "$d" "$@" \
+    timeout_dump 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $BASE --ckpt-dir "$d" "$@" \
         > "$TMP/out" 2> "$TMP/err"
     rc=$?
 }

@@ -24,7 +24,7 @@ MK=${BUILD:-build}/tests/tool_mkdata
 [ -x "$MK" ] || { echo "test_eval: $MK missing (make)" >&2; exit 1; }
 [ -f data/mnist/train-images-idx3-ubyte ] || { echo "test_eval: data/mnist missing (make data)" >&2; exit 1; }
 
-run() { timeout -k 5 120 mpirun -np "$@"; } # run NP ARGS...
+run() { timeout_dump 120 mpirun -np "$@"; } # run NP ARGS...
 # field NAME FILE: NAME=value of the last final: line of FILE
 field() { grep '^final:' "$2" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # eval_line FILE: "loss=.. acc=.. top5=.." of the eval: line of FILE, the loss rounded to the

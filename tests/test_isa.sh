@@ -76,9 +76,9 @@ unset DTRAIN_CPU_MASK
 hi=avx512
 runs avx512 || hi=avx2w16
 if runs avx2 && runs "$hi"; then
-    timeout -k 5 120 mpirun -np 1 $DT_MPIRUN_FLAGS -x DTRAIN_KERNELS_ISA=avx2 $DT train $BASE : \
+    timeout_dump 120 mpirun -np 1 $DT_MPIRUN_FLAGS -x DTRAIN_KERNELS_ISA=avx2 $DT train $BASE : \
         -np 1 $DT_MPIRUN_FLAGS -x DTRAIN_KERNELS_ISA=$hi $DT train $BASE > "$TMP/mixed.out" 2>&1
-    timeout -k 5 120 mpirun -np 2 $DT_MPIRUN_FLAGS -x DTRAIN_KERNELS_ISA=avx2 $DT train $BASE \
+    timeout_dump 120 mpirun -np 2 $DT_MPIRUN_FLAGS -x DTRAIN_KERNELS_ISA=avx2 $DT train $BASE \
         > "$TMP/both.out" 2>&1
     m=$(crc "$TMP/mixed.out") b=$(crc "$TMP/both.out")
     if [ -n "$m" ] && [ "$m" = "$b" ] && grep -q '^# kernels: avx2 (' "$TMP/mixed.out" &&

@@ -13,7 +13,7 @@ EDIT=$BUILD/tests/tool_ckedit
 RUN="--model mlp --epochs 2 --set data.limit_test=500 --set train.progress=never"
 
 # a checkpoint at step 15 (epoch 1, 1920 of 2560 samples done), one every 5 steps
-timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $RUN --set data.limit_train=2560 \
+timeout_dump 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $RUN --set data.limit_train=2560 \
     --ckpt-dir "$TMP/ck" --set ckpt.every_steps=5 --set train.stop_at_step=15 > "$TMP/out" 2>&1 ||
     fail "setup run: exit $?"
 GOOD=$TMP/ck/ckpt-step00000015.h5
@@ -96,7 +96,7 @@ expect_dtrain_error more_steps "$TMP/steps.h5: train/step = 50 in epoch 1: beyon
 par_end
 # --resume auto: the newest checkpoint invalid -> skipped, named with the reason; the older used
 "$EDIT" "$GOOD" "$GOOD" set train/world_size 0 0 || fail "auto: tool_ckedit failed"
-timeout -k 5 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $RUN --set data.limit_train=2560 \
+timeout_dump 120 mpirun -np "$NP" $DT_MPIRUN_FLAGS $DT train $RUN --set data.limit_train=2560 \
     --ckpt-dir "$TMP/ck" --set train.stop_at_step=12 --resume auto > "$TMP/out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] &&

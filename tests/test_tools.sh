@@ -16,7 +16,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 T=test_tools
 . tests/lib.sh
-run() { timeout -k 5 120 mpirun -np "$@"; } # run NP ARGS...: mpirun with a time limit
+run() { timeout_dump 120 mpirun -np "$@"; } # run NP ARGS...: mpirun with a time limit
 
 [ -x "$DT" ] || { echo "test_tools: $DT missing (make)" >&2; exit 1; }
 [ -f data/mnist/train-images-idx3-ubyte ] || { echo "test_tools: data/mnist missing (make data)" >&2; exit 1; }
