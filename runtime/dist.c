@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "dist_shm.h"
@@ -446,13 +447,39 @@ int dt_dist_launcher_rank(void)
 
 /* Started without an MPI launcher (no mpirun, no srun with PMI/PMIx), Open MPI's MPI_Init makes
  * the process a singleton and forks a daemon (orted) for it, which inherits stdout: a pipe from
- * `dtrain ... | grep` then ends when the daemon ends, and once (test_cli, 2026-12-04) a daemon
- * outlived dtrain and the pipe never ended. A singleton that spawns no processes needs no
- * daemon: Open MPI's ess_singleton_isolated (a user's own setting wins). */
+ * `dtrain ... | grep` then ends when the daemon ends, and once (test_cli) a daemon outlived
+ * dtrain and the pipe never ended. A singleton that spawns no processes needs no daemon: Open
+ * MPI's ess_singleton_isolated (a user's own setting wins).
+ *
+ * An isolated singleton is always named [[0,1],0] (Open MPI 4.1's pmix/isolated), so every one
+ * on a host shares the session directory TMP/ompi.HOST.UID/jf.0/1/0, and the first to finish
+ * removes it under the others: 4 loops of short runs at once (half of them singletons) saw 2 of
+ * about 1,600 singleton starts fail in MPI_Init ("A call to mkdir was unable to create the
+ * desired directory: /tmp/ompi.vm.0/jf.0/1", "... /tmp/ompi.vm.0/jf.0: File exists").
+ * So an isolated singleton gets a session tree of its own, TMP/ompi.HOST.UID.dtrain-PID (Open
+ * MPI removes it at MPI_Finalize, as it does its own), unless the user chose one
+ * (orte_top_session_dir). TMP: orte_tmpdir_base, else TMPDIR, else /tmp, as Open MPI's. */
 static void singleton_isolated(void)
 {
-    if (dt_dist_launcher_rank() < 0)
-        setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    if (dt_dist_launcher_rank() >= 0)
+        return;
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    const char *iso = getenv("OMPI_MCA_ess_singleton_isolated");
+    if (!iso || strcmp(iso, "1") != 0 || getenv("OMPI_MCA_orte_top_session_dir"))
+        return;
+    const char *tmp = getenv("OMPI_MCA_orte_tmpdir_base");
+    if (!tmp || !*tmp)
+        tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    char host[256] = "localhost", dir[PATH_MAX];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    int n = snprintf(dir, sizeof dir, "%s/ompi.%s.%u.dtrain-%ld", tmp, host, (unsigned)getuid(),
+                     (long)getpid());
+    if (n > 0 && (size_t)n < sizeof dir)
+        setenv("OMPI_MCA_orte_top_session_dir", dir, 0);
 }
 
 int dt_dist_init(int *argc, char ***argv)

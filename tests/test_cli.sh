@@ -261,5 +261,35 @@ else
     cat "$TMP/e.err" >&2
 fi
 
+# --- runs started without mpirun (Open MPI singletons) each have their own session directory ---
+# (Open MPI names every isolated singleton [[0,1],0]: in one shared directory, the first to finish
+# removed it under the others' MPI_Init, 2 starts in about 1,600 with 4 at a time)
+mkdir -p "$TMP/tmpdir"
+one="--set train.progress=never --set data.limit_train=256 --set data.limit_test=64 --epochs 1"
+env -u OMPI_MCA_orte_tmpdir_base TMPDIR="$TMP/tmpdir" $DT train $one --epochs 300 > "$TMP/s.out" 2>&1 &
+spid=$!
+sdir="$TMP/tmpdir/ompi.$(hostname).$(id -u).dtrain-$spid"
+i=0
+while [ ! -d "$sdir" ] && [ $i -lt 100 ] && kill -0 $spid 2> /dev/null; do
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -d "$sdir" ] && seen=1 || seen=0
+wait $spid
+src=$?
+if [ $seen = 1 ] && [ $src = 0 ] && [ -z "$(ls -A "$TMP/tmpdir")" ]; then
+    pass "a singleton's session directory: TMPDIR/ompi.HOST.UID.dtrain-PID, removed at the end"
+else
+    fail "singleton session directory $sdir: seen $seen, exit $src, left in TMPDIR: $(ls -A "$TMP/tmpdir")"
+fi
+bad=0
+for round in 1 2 3 4 5 6 7 8; do
+    for k in 1 2 3 4; do env -u OMPI_MCA_orte_tmpdir_base TMPDIR="$TMP/tmpdir" $DT train $one > "$TMP/s$k.out" 2>&1 & done
+    wait
+    for k in 1 2 3 4; do grep -q '^final: ' "$TMP/s$k.out" || { bad=$((bad + 1)); tail -n 5 "$TMP/s$k.out" >&2; }; done
+done
+[ $bad = 0 ] && [ -z "$(ls -A "$TMP/tmpdir")" ] && pass "32 singletons, 4 at a time: all trained, no session directory left" ||
+    fail "singletons 4 at a time: $bad of 32 did not finish; left in TMPDIR: $(ls -A "$TMP/tmpdir")"
+
 echo "test_cli ($NP ranks): $passed passed, $failed failed"
 [ $failed -eq 0 ]
