@@ -77,7 +77,11 @@ suite() {
     while [ $running -ge "$JOBS" ]; do reap; done
     n_started=$((n_started + 1))
     log=$LOGS/$n_started.log
-    "$@" > "$log" 2>&1 &
+    # its own Open MPI session tree: jobs that share one race on its directories when they start
+    # and end side by side (open-mpi/ompi#8510: "A call to mkdir was unable to create the
+    # desired directory"; a singleton can hang on it, #3818)
+    mkdir -p "$LOGS/ompi.$n_started"
+    (export OMPI_MCA_orte_tmpdir_base="$LOGS/ompi.$n_started" && exec "$@") > "$log" 2>&1 &
     NAME[$!]=$name
     T0[$!]=$(date +%s)
     LOG[$!]=$log
