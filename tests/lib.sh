@@ -73,8 +73,14 @@ timeout_dump() {
     _td_pid=$!
     # gdb takes a few seconds a process: 10 s before the kill (3 s under 30 s)
     _td_at=$((_td_secs > 30 ? _td_secs - 10 : (_td_secs > 6 ? _td_secs - 3 : _td_secs)))
+    # the watcher polls (5 a second) rather than sleeping once: killing a sleeping subshell
+    # makes the shell print "Terminated" into the caller's output
     (
-        sleep "$_td_at"
+        _td_t=0
+        while [ $_td_t -lt $((_td_at * 5)) ] && kill -0 "$_td_pid" 2> /dev/null; do
+            sleep 0.2
+            _td_t=$((_td_t + 1))
+        done
         if kill -0 "$_td_pid" 2> /dev/null; then
             echo "timeout_dump: still running after $_td_at s: $*" >&2
             stacks_of "$_td_pid"
@@ -83,9 +89,7 @@ timeout_dump() {
     _td_watch=$!
     wait "$_td_pid"
     _td_rc=$?
-    pkill -P "$_td_watch" sleep 2> /dev/null
-    kill "$_td_watch" 2> /dev/null
-    wait "$_td_watch" 2> /dev/null
+    wait "$_td_watch"
     return "$_td_rc"
 }
 
