@@ -924,6 +924,33 @@ static void test_metrics_kill(void)
     CHECK(check_set(kdir, "step", step_cols, se, 10));
 }
 
+/* by time (dt_metrics_set_flush_s, the trainer's second): rows stay pending while the time has
+ * not passed, however few; the first row after it flushes them all (se: room for 4 rows) */
+static void test_metrics_by_time(const char *dir, double *se)
+{
+    double v[3];
+    dt_metrics *m = NULL;
+    CHECK(dt_metrics_open(&m, dir, step_cols, 3, epoch_cols, 3, 0, 0, 1000) == DT_OK);
+    if (!m)
+        return;
+    dt_metrics_set_flush_s(m, 0.3);
+    const double t0 = dt_now();
+    for (int i = 0; i < 3; i++) {
+        step_vals(v, i, 0);
+        memcpy(&se[i * 3], v, sizeof v);
+        CHECK(dt_metrics_step(m, v) == DT_OK);
+    }
+    if (dt_now() - t0 < 0.25) /* (a stalled machine may have flushed: no claim then) */
+        CHECK(check_set(dir, "step", step_cols, se, 0));
+    while (dt_now() - t0 < 0.35)
+        ;
+    step_vals(v, 3, 0);
+    memcpy(&se[3 * 3], v, sizeof v);
+    CHECK(dt_metrics_step(m, v) == DT_OK);
+    CHECK(check_set(dir, "step", step_cols, se, 4));
+    CHECK(dt_metrics_close(m) == DT_OK);
+}
+
 static void test_metrics(void)
 {
     char dir[600];
@@ -1006,28 +1033,7 @@ static void test_metrics(void)
     CHECK(check_set(dir, "epoch", epoch_cols, ee, 0));
     CHECK(dt_metrics_close(NULL) == DT_OK);
 
-    /* by time (dt_metrics_set_flush_s, the trainer's second): rows stay pending while the time
-     * has not passed, however few; the first row after it flushes them all */
-    CHECK(dt_metrics_open(&m, dir, step_cols, 3, epoch_cols, 3, 0, 0, 1000) == DT_OK);
-    if (!m)
-        return;
-    dt_metrics_set_flush_s(m, 0.3);
-    const double t0 = dt_now();
-    for (int i = 0; i < 3; i++) {
-        step_vals(v, i, 0);
-        memcpy(&se[i * 3], v, sizeof v);
-        CHECK(dt_metrics_step(m, v) == DT_OK);
-    }
-    if (dt_now() - t0 < 0.25) /* (a stalled machine may have flushed: no claim then) */
-        CHECK(check_set(dir, "step", step_cols, se, 0));
-    while (dt_now() - t0 < 0.35)
-        ;
-    step_vals(v, 3, 0);
-    memcpy(&se[3 * 3], v, sizeof v);
-    CHECK(dt_metrics_step(m, v) == DT_OK);
-    CHECK(check_set(dir, "step", step_cols, se, 4));
-    CHECK(dt_metrics_close(m) == DT_OK);
-
+    test_metrics_by_time(dir, se);
     test_metrics_kill();
 }
 

@@ -170,6 +170,27 @@ static const dnnl_memory_desc_t *qmd(dnnl_primitive_desc_t pd, dnnl_query_t q)
 
 static kprim *kp(set *s, int i) { return i < NP ? &s->pr[i] : &s->ro[i - NP]; }
 
+/* A thread's arena: the forward's two buffers and the backward's over the same bytes, since a
+ * layer's forward and backward never run at once; then the scratchpad, shared by every primitive
+ * of the set; then a chunk's float32 input gradient (a backward that adds to it). Sets s->off[]
+ * of the buffers (s->md, s->dy_shared) and returns where they end. */
+static size_t buffer_offsets(set *s)
+{
+    size_t at = 0, end = 0;
+    for (int i = 0; i < NM; i++) {
+        if (i == M_BDDY)
+            at = 0; /* the backward's buffers start over */
+        if (i == M_BWDY && s->dy_shared) {
+            s->off[i] = s->off[M_BDDY];
+            continue;
+        }
+        s->off[i] = at;
+        at += (dnnl_memory_desc_get_size(&s->md[i]) + 63) / 64 * 64;
+        end = at > end ? at : end;
+    }
+    return end;
+}
+
 /* the set of n images, or NULL (no kernel but oneDNN's reference code) */
 static set *set_new(dt_dnnl_conv *c, int n)
 {
@@ -226,21 +247,7 @@ static set *set_new(dt_dnnl_conv *c, int n)
     /* the two backward primitives usually take the output gradient in one layout: one buffer and
      * one reorder then */
     s->dy_shared = dnnl_memory_desc_equal(&s->md[M_BDDY], &s->md[M_BWDY]);
-    /* a thread's arena: the forward's two buffers and the backward's over the same bytes, since a
-     * layer's forward and backward never run at once; then the scratchpad, shared by every
-     * primitive of the set; then a chunk's float32 input gradient (a backward that adds to it) */
-    size_t at = 0, end = 0;
-    for (int i = 0; i < NM; i++) {
-        if (i == M_BDDY)
-            at = 0; /* the backward's buffers start over */
-        if (i == M_BWDY && s->dy_shared) {
-            s->off[i] = s->off[M_BDDY];
-            continue;
-        }
-        s->off[i] = at;
-        at += (dnnl_memory_desc_get_size(&s->md[i]) + 63) / 64 * 64;
-        end = at > end ? at : end;
-    }
+    const size_t end = buffer_offsets(s);
     s->wfwd_md = *qmd(fpd, dnnl_query_weights_md);
     s->wbd_md = *qmd(bdpd, dnnl_query_weights_md);
     dnnl_memory_desc_t xs, ys, ws;

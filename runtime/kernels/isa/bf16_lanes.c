@@ -72,114 +72,9 @@ static uint32_t bf16_nd(float f)
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 static uint32_t pair_of(float lo, float hi) { return bf16_nd(lo) | bf16_nd(hi) << 16; }
-static int round_up(int x, int m) { return (x + m - 1) / m * m; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
-/* ---- plan ---- */
-
-/* channels of a register tile: divides n where possible */
-static int tile_channels(int n)
-{
-    if (n % 4 == 0)
-        return 4;
-    if (n % 3 == 0)
-        return 3;
-    if (n % 2 == 0 || n < 4)
-        return 2;
-    return 4;
-}
-
-/* the shapes of the plan (no workspace offsets: layout) */
-static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
-                      int pad)
-{
-    DT_ASSERT(C >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1 && stride >= 1 &&
-              pad >= 0);
-    DT_ASSERT(H + 2 * pad >= KH && W + 2 * pad >= KW);
-    const int L = DT_W;
-    q->C = C, q->H = H, q->W = W, q->OC = OC, q->KH = KH, q->KW = KW;
-    q->stride = stride, q->pad = pad, q->L = L;
-    q->OH = (H + 2 * pad - KH) / stride + 1, q->OW = (W + 2 * pad - KW) / stride + 1;
-    q->Hp = H + 2 * pad, q->Wp = W + 2 * pad;
-    DT_ASSERT((long)C * q->Hp * q->Wp * L <= INT32_MAX);
-    q->P = q->OH * q->OW, q->K = C * KH * KW;
-    /* pairs of channels waste C % 2 / (C + 1) of the dots, pairs of taps KW % 2 / (KW + 1) */
-    const int C2 = (C + 1) / 2, KW2 = (KW + 1) / 2;
-    q->tap_pairs = (C % 2) * (KW + 1) > (KW % 2) * (C + 1);
-    q->T2 = q->tap_pairs ? C * KH * KW2 : C2 * KH * KW;
-    q->OC2 = (OC + 1) / 2, q->OW2 = (q->OW + 1) / 2;
-    q->fc = tile_channels(OC), q->fp = ACCS / q->fc, q->OCf = round_up(OC, q->fc);
-    q->wc = q->fc, q->wt = ACCS / q->wc, q->OCw = round_up(OC, q->wc),
-    q->Kw = round_up(q->K, q->wt);
-    q->xt = XT, q->xp = XP, q->Kx = round_up(q->K, XT);
-    q->PH = q->OH / 2, q->PW = q->OW / 2, q->PP = q->PH * q->PW;
-    q->transposed = 0;
-    q->round_dout = 0;
-    q->in_lanes = q->out_lanes = 0;
-}
-
-/* The input gradient of a stride-1 "same" conv (OH = H, OW = W) as a forward conv of the padded
- * dout with the flipped, transposed weight wt[c][oc][kh][kw] = w[oc][c][KH-1-kh][KW-1-kw]: its
- * sums run over OC*KH*KW terms in registers, not over OC with a scatter per tap (the GEMM form),
- * and need no scatter. Everything else as the forward (the sub-plan qt). */
-static void plan_transposed(dt_bc_plan *qt, const dt_bc_plan *q)
-{
-    plan_core(qt, q->OC, q->OH, q->OW, q->C, q->KH, q->KW, 1, q->pad);
-}
-
-/* The workspace: the part the threads share (written before the parallel loop), then each pool
- * thread's part (thread t's at the same offsets + t thr), then the chunks' sums. A thread's
- * double slots: the bias's (OC x SLOTS), and where W < 16 the weights' (a block fills W of a
- * weight's 16 slots; at W = 16 dw_tile sums each weight's lanes in registers). t: the transposed
- * input gradient's plan, or NULL. */
-static void layout(dt_bc_plan *q, const dt_bc_plan *t)
-{
-    const int L = DT_W, OC = q->OC;
-    const size_t plane = (size_t)q->C * q->Hp * q->Wp * L;
-    size_t at = 0;
-    q->off = at, at += (size_t)q->T2;
-    q->offk = at, at += (size_t)(q->Kw > q->Kx ? q->Kw : q->Kx);
-    q->wr = at, at += (size_t)q->OCf * q->T2;
-    q->wx = at, at += (size_t)q->Kx * q->OC2;
-    q->bias = at, at += (size_t)q->OCf;
-    if (t) {
-        q->t_w = at, at += (size_t)OC * q->K;
-        q->t_wr = at, at += (size_t)t->OCf * t->T2;
-        q->t_off = at, at += (size_t)t->T2;
-        q->t_bias = at, at += (size_t)t->OCf;
-    }
-    at = (at + 15) / 16 * 16;
-    q->x8 = at, at += plane;
-    q->xb = at, at += plane;
-    q->o8 = at, at += (size_t)(q->OCf > q->OCw ? q->OCf : q->OCw) * q->P * L;
-    /* dweight's pixel pairs [OCw][OH][OW2], then dinp's channel pairs [OC2][P] */
-    q->db = at, at += zmax((size_t)q->OCw * q->OH * q->OW2, (size_t)q->OC2 * q->P) * L;
-    q->dx8 = at, at += plane;
-    q->p8 = at, at += (size_t)OC * q->PP * L;
-    if (t) {
-        q->t_xb = at, at += (size_t)OC * t->Hp * t->Wp * L;
-        q->t_o8 = at, at += (size_t)t->OCf * t->P * L;
-    }
-    const size_t slots = (size_t)OC * SLOTS + (DT_W < SLOTS ? (size_t)OC * q->K * SLOTS : 0);
-    q->acc = at, at += 2 * slots + 2; /* doubles, and room to align them */
-    q->thr = (at - q->x8 + 15) / 16 * 16;
-    q->total = q->x8 + q->thr;
-    q->chunk = 2 * ((size_t)OC * q->K + OC);
-}
-
-static void DT_KFN(bc_plan)(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,
-                            int pad)
-{
-    plan_core(q, C, H, W, OC, KH, KW, stride, pad);
-    if (!(stride == 1 && 2 * pad == KH - 1 && 2 * pad == KW - 1)) {
-        layout(q, NULL);
-        return;
-    }
-    dt_bc_plan t;
-    plan_transposed(&t, q);
-    q->transposed = 1;
-    layout(q, &t);
-}
+/* ---- plan: tiles and workspace (its own file for length) ---- */
+#include "kernels/isa/bf16_plan.h"
 
 /* ---- packing ---- */
 
@@ -1088,6 +983,66 @@ static const float *lanes_dout(float *d8, const float *dout, int n0, const dt_bc
     return d8;
 }
 
+/* bwd_chunk's first call on a thread: the thread's planes zeroed where later writes leave
+ * borders (x8's padding, d8's pixels outside the pool windows, the packed planes' frames) */
+static void bwd_zero(const bc_job *j, float *x8, float *d8, uint32_t *txb, size_t plane)
+{
+    const dt_bc_plan *q = j->q, *qt = j->qt;
+    memset(x8, 0, plane * sizeof *x8);
+    if (!j->direct) /* lanes_unpool writes only the pool windows: d8's other pixels stay 0 */
+        memset(d8, 0, (size_t)j->G * q->P * DT_W * sizeof *d8);
+    if (txb) {
+        /* the packed planes' zero border (pairs of zeros: vbf_pack(0, 0) is 0); dinp_t_pack
+         * writes only their interiors; channel pairs fill (OC + 1) / 2 planes, tap pairs OC */
+        const size_t planes = qt->tap_pairs ? (size_t)q->OC : (size_t)(q->OC + 1) / 2;
+        memset(txb, 0, planes * qt->Hp * qt->Wp * DT_W * sizeof *txb);
+    }
+}
+
+/* bwd_chunk: images n0.. (nv of them) of the input as the shifted channel pairs xb (through the
+ * padded lanes x8 unless the input is in lanes already) */
+static void bwd_input(uint32_t *xb, float *x8, const bc_job *j, int n0, int nv)
+{
+    const dt_bc_plan *q = j->q;
+    const size_t HpWp = (size_t)q->Hp * q->Wp, HW = (size_t)q->H * q->W;
+    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
+    if (q->in_lanes) {
+        lanes_shift_pairs(xb,
+                          j->inp16 ? (const void *)(j->inp16 + (size_t)n0 * q->C * HW)
+                                   : (const void *)(j->inp + (size_t)n0 * q->C * HW),
+                          j->inp16 != NULL, q, q->stride);
+        return;
+    }
+    if (j->inp16)
+        to_lanes_h(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
+                   j->inp16 + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
+                   q->H, q->W, nv);
+    else
+        to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, j->inp + (size_t)n0 * q->C * HW,
+                 (size_t)q->C * HW, HW, (size_t)q->W, q->C, q->H, q->W, nv);
+    pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
+}
+
+/* bwd_chunk without the transposed plan: images n0.. (nv) of dinp from the group's output
+ * gradient dd (one group: every channel) through the padded lanes dx8 */
+static void bwd_dinp(const bc_job *j, uint32_t *db, const float *dd, float *dx8,
+                     const int32_t *offk, const uint32_t *wx, int n0, int nv)
+{
+    const dt_bc_plan *q = j->q;
+    const size_t HpWp = (size_t)q->Hp * q->Wp, HW = (size_t)q->H * q->W;
+    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
+    pack_channel_pairs_d(db, dd, q);
+    memset(dx8, 0, (size_t)q->C * HpWp * DT_W * sizeof *dx8);
+    dx_block(dx8, db, offk, wx, q);
+    if (q->in_lanes)
+        planes_to_block(j->dinp + (size_t)n0 * q->C * HW, dx8 + interior, HpWp * DT_W,
+                        (size_t)q->Wp * DT_W, q->C, q->H, q->W, j->accum);
+    else
+        from_lanes(j->dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
+                   dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
+                   j->accum);
+}
+
 /* The backward of one chunk of images on pool thread `thread`: its dinp, and its weight and bias
  * gradient sums (sum_slots of its 16 images) in the chunk's part of j->res. */
 static void bwd_chunk(void *arg, int c, int thread)
@@ -1102,19 +1057,9 @@ static void bwd_chunk(void *arg, int c, int thread)
     float *x8 = tw + q->x8, *d8 = tw + q->o8, *dx8 = tw + q->dx8;
     double *bacc = align_d(tw + q->acc), *wacc = bacc + (size_t)q->OC * SLOTS;
     const int K = q->K, OC = q->OC, G = j->G;
-    const size_t HpWp = (size_t)q->Hp * q->Wp, plane = (size_t)q->C * HpWp * DT_W;
     const size_t HW = (size_t)q->H * q->W;
-    const size_t interior = ((size_t)q->pad * q->Wp + q->pad) * DT_W;
     if (!j->zeroed[thread]) {
-        memset(x8, 0, plane * sizeof *x8);
-        if (!j->direct) /* lanes_unpool writes only the pool windows: d8's other pixels stay 0 */
-            memset(d8, 0, (size_t)G * q->P * DT_W * sizeof *d8);
-        if (txb) {
-            /* the packed planes' zero border (pairs of zeros: vbf_pack(0, 0) is 0); dinp_t_pack
-             * writes only their interiors; channel pairs fill (OC + 1) / 2 planes, tap pairs OC */
-            const size_t planes = qt->tap_pairs ? (size_t)OC : (size_t)(OC + 1) / 2;
-            memset(txb, 0, planes * qt->Hp * qt->Wp * DT_W * sizeof *txb);
-        }
+        bwd_zero(j, x8, d8, txb, (size_t)q->C * q->Hp * q->Wp * DT_W);
         j->zeroed[thread] = 1;
     }
     double *res = j->res + (size_t)c * (q->chunk / 2);
@@ -1138,21 +1083,7 @@ static void bwd_chunk(void *arg, int c, int thread)
         const int nv = n1 - n0 < DT_W ? n1 - n0 : DT_W;
         const int slot = n0 % SLOTS; /* W = 16: 0, the chunk's one block */
         double *ba = j->dbias ? bacc + slot : NULL;
-        if (q->in_lanes)
-            lanes_shift_pairs(xb,
-                              j->inp16 ? (const void *)(j->inp16 + (size_t)n0 * q->C * HW)
-                                       : (const void *)(j->inp + (size_t)n0 * q->C * HW),
-                              j->inp16 != NULL, q, q->stride);
-        else if (j->inp16)
-            to_lanes_h(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
-                       j->inp16 + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
-                       q->H, q->W, nv);
-        else
-            to_lanes(x8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W,
-                     j->inp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W, q->C,
-                     q->H, q->W, nv);
-        if (!q->in_lanes)
-            pack_shift_pairs(xb, x8, (size_t)q->C * q->Hp, q->Wp, q->stride);
+        bwd_input(xb, x8, j, n0, nv);
         for (int g0 = 0; g0 < q->OCw; g0 += G) {
             const int g1 = g0 + G < q->OCw ? g0 + G : q->OCw, g1c = g1 < OC ? g1 : OC;
             if (j->direct) {
@@ -1187,20 +1118,10 @@ static void bwd_chunk(void *arg, int c, int thread)
             if (txb)
                 dinp_t_pack(txb, dd, qt, q, g0, g1c);
         }
-        if (txb) {
+        if (txb)
             dinp_t_block(j->dinp + (size_t)n0 * q->C * HW, qt, q, ws, tw, nv, j->accum);
-        } else if (j->dinp) {
-            pack_channel_pairs_d(db, dd, q); /* one group: dd holds every channel */
-            memset(dx8, 0, plane * sizeof *dx8);
-            dx_block(dx8, db, offk, wx, q);
-            if (q->in_lanes)
-                planes_to_block(j->dinp + (size_t)n0 * q->C * HW, dx8 + interior, HpWp * DT_W,
-                                (size_t)q->Wp * DT_W, q->C, q->H, q->W, j->accum);
-            else
-                from_lanes(j->dinp + (size_t)n0 * q->C * HW, (size_t)q->C * HW, HW, (size_t)q->W,
-                           dx8 + interior, HpWp * DT_W, (size_t)q->Wp * DT_W, q->C, q->H, q->W, nv,
-                           j->accum);
-        }
+        else if (j->dinp)
+            bwd_dinp(j, db, dd, dx8, offk, wx, n0, nv);
         dt_poll();
     }
 #if DT_W < 16
