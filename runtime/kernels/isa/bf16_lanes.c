@@ -41,18 +41,10 @@
 #include "common.h"
 #include "kernels/bf16.h"
 #include "kernels/bf16_conv.h"
+#include "kernels/isa/bf16_plan.h" /* the tiles, ACCS, XT, XP, SLOTS; the plan: bc_plan */
 #include "kernels/isa/lanes_io.h"
 #include "kernels/poll.h"
 #include "kernels/tpool.h"
-
-#if DT_W == 16
-#define ACCS 24 /* accumulators of a forward / dweight tile */
-#else
-#define ACCS 12
-#endif
-#define XT 4     /* input-gradient tile: taps */
-#define XP 6     /* and pixels (fixed: the order of dx8's additions) */
-#define SLOTS 16 /* double accumulators per weight: image n goes to slot n % 16 */
 
 typedef double vd __attribute__((vector_size(DT_W * sizeof(double))));
 
@@ -72,9 +64,6 @@ static uint32_t bf16_nd(float f)
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 static uint32_t pair_of(float lo, float hi) { return bf16_nd(lo) | bf16_nd(hi) << 16; }
-
-/* ---- plan: tiles and workspace (its own file for length) ---- */
-#include "kernels/isa/bf16_plan.h"
 
 /* ---- packing ---- */
 

@@ -1,11 +1,22 @@
 /*
  * bf16_plan.h - the plan of isa/bf16_lanes.c's convolutions (dt_bc_plan, kernels/bf16_conv.h):
  * the register tiles for DT_W lanes, the transposed plan of the stride-1 "same" input gradient,
- * and the workspace layout. Included by isa/bf16_lanes.c only, after its tile constants (ACCS,
- * XT, XP, SLOTS); per ISA, as it is.
+ * and the workspace layout. Included by isa/bf16_lanes.c only (per ISA, as it is).
  */
 #ifndef DT_KERNELS_ISA_BF16_PLAN_H
 #define DT_KERNELS_ISA_BF16_PLAN_H
+
+#include "kernels/bf16_conv.h"
+#include "kernels/isa/vec.h"
+
+#if DT_W == 16
+#define ACCS 24 /* accumulators of a forward / dweight tile */
+#else
+#define ACCS 12
+#endif
+#define XT 4     /* input-gradient tile: taps */
+#define XP 6     /* and pixels (fixed: the order of dx8's additions) */
+#define SLOTS 16 /* double accumulators per weight: image n goes to slot n % 16 */
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
