@@ -20,6 +20,8 @@ NATIVE ?= 0
 NP ?= 2
 # 1 (default): make test also runs make format-check.
 FORMAT_CHECK ?= 1
+# make test runs make lint first (cppcheck, the structure limits: a few seconds); LINT=0 skips it
+LINT ?= 1
 # 1 (default): make lint fails on module circles and files over 1,200 lines too; 0 only warns.
 LINT_STRICT ?= 1
 
@@ -161,6 +163,7 @@ san-tools:
 
 test: deps data san-tools
 	@if [ "$(FORMAT_CHECK)" = 1 ]; then $(MAKE) --no-print-directory format-check; fi
+	@if [ "$(LINT)" = 1 ]; then $(MAKE) --no-print-directory lint; fi
 	@$(MAKE) --no-print-directory $(BUILD_J) WERROR=1 all
 	@bash tests/run.sh $(BUILD)
 
