@@ -7,6 +7,7 @@
 #define DT_KERNELS_ISA_BF16_PLAN_H
 
 #include "kernels/bf16_conv.h"
+#include "kernels/isa/lanes_io.h" /* round_up, tile_channels */
 #include "kernels/isa/vec.h"
 
 #if DT_W == 16
@@ -18,22 +19,7 @@
 #define XP 6     /* and pixels (fixed: the order of dx8's additions) */
 #define SLOTS 16 /* double accumulators per weight: image n goes to slot n % 16 */
 
-static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
-
-/* ---- plan ---- */
-
-/* channels of a register tile: divides n where possible */
-static int tile_channels(int n)
-{
-    if (n % 4 == 0)
-        return 4;
-    if (n % 3 == 0)
-        return 3;
-    if (n % 2 == 0 || n < 4)
-        return 2;
-    return 4;
-}
 
 /* the shapes of the plan (no workspace offsets: layout) */
 static void plan_core(dt_bc_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride,

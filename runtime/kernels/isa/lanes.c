@@ -70,20 +70,7 @@
 #define XP 3            /* dinp tile: pixels (fixed: it sets the order of dxl's sums) */
 #define SLOTS 8         /* images per group of the weight gradient's reduction */
 
-static int round_up(int x, int m) { return (x + m - 1) / m * m; }
-
-/* tile shapes: ACC accumulators (4, 3 or 2 channels) that divide the channel count if possible */
-static int tile_channels(int n)
-{
-    if (n % 4 == 0)
-        return 4;
-    if (n % 3 == 0)
-        return 3;
-    if (n % 2 == 0 || n < 4)
-        return 2;
-    return 4;
-}
-
+/* tile shapes: ACC accumulators over tile_channels (lanes_io.h) channels */
 static void plan(dt_lanes_plan *q, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
 {
     DT_ASSERT(C >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1 && stride >= 1 &&

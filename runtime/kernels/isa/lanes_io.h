@@ -3,8 +3,9 @@
  * (isa/bf16_lanes.c) families: W x W register transposes (tr_block: AVX-512 16x16, AVX2 8x8 and
  * its 16-lane composition, SSE 4x4, a plain loop elsewhere) and the NCHW <-> lanes copies built on
  * them (to_lanes, from_lanes), the fused ReLU + 2x2 max pool over lanes (lanes_relu_pool,
- * lanes_unpool), and the pairwise sums of 8 double vectors at once (pairwise8) with which both
- * families reduce a weight gradient's lanes in registers. Included by per-ISA sources only
+ * lanes_unpool), the pairwise sums of 8 double vectors at once (pairwise8) with which both
+ * families reduce a weight gradient's lanes in registers, and the tiles' channel count
+ * (tile_channels, round_up). Included by per-ISA sources only
  * (isa/vec.h: DT_W lanes).
  */
 #ifndef DT_KERNELS_ISA_LANES_IO_H
@@ -482,6 +483,22 @@ static inline void lanes_unpool(float *dl, const float *dpl, const void *code, i
                 vf_store(x + row + DT_W, (vf)((k == 3) & d));
             }
         }
+}
+
+/* ---- tiles ---- */
+
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/* channels of a register tile (4, 3 or 2): one that divides the channel count where possible */
+static inline int tile_channels(int n)
+{
+    if (n % 4 == 0)
+        return 4;
+    if (n % 3 == 0)
+        return 3;
+    if (n % 2 == 0 || n < 4)
+        return 2;
+    return 4;
 }
 
 #endif
