@@ -20,8 +20,11 @@ NATIVE ?= 0
 NP ?= 2
 # 1 (default): make test also runs make format-check.
 FORMAT_CHECK ?= 1
-# make test runs make lint first (cppcheck, the structure limits: a few seconds); LINT=0 skips it
-LINT ?= 1
+# make test runs make lint first (cppcheck, the structure limits: a few seconds); LINT=0 skips it.
+# (GNU make predefines LINT = lint, which ?= would keep)
+ifeq ($(origin LINT),default)
+LINT := 1
+endif
 # 1 (default): make lint fails on module circles and files over 1,200 lines too; 0 only warns.
 LINT_STRICT ?= 1
 
