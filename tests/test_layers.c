@@ -688,6 +688,44 @@ static void bn_train_step(float *out, float *dx, float *dw, float *db, float *me
     free(s);
 }
 
+/* test_bn's eval mode: the forward with running statistics rm0, rv0, and the backward through
+ * it (frozen statistics: dx = dy * invstd * w) */
+static void test_bn_eval(const char *what, const float *x, const float *w, const float *b,
+                         const float *dy, const float *rm0, const float *rv0, int N, int C, int HW,
+                         int affine, float eps)
+{
+    const size_t n = (size_t)N * C * HW;
+    const float *wa = affine ? w : NULL, *ba = affine ? b : NULL;
+    float *junk = falloc(n), *want = falloc(n), *dx2 = falloc(n), *dw2 = falloc(C),
+          *db2 = falloc(C);
+    const double M = (double)N * HW;
+    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0, 0, 0);
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)((i / HW) % C);
+        want[i] =
+            (float)(((double)x[i] - rm0[k]) / sqrt((double)rv0[k] + eps) * (affine ? w[k] : 1.0) +
+                    (affine ? b[k] : 0.0));
+    }
+    int ok = CHECK_TENSOR_CLOSE(junk, want, n, 1e-5, 1e-5);
+    double *zeros = dt_xcalloc(2 * (size_t)C, sizeof *zeros), *ls = dt_xmalloc(2 * C, sizeof *ls);
+    float *eval_invstd = falloc(C);
+    for (int k = 0; k < C; k++)
+        eval_invstd[k] = (float)(1.0 / sqrt((double)rv0[k] + eps));
+    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL, 0, 0);
+    dt_bn_backward(dx2, dw2, db2, dy, x, rm0, eval_invstd, wa, ls, ls + C, zeros, zeros + C, M, N,
+                   C, HW, 0, NULL, 0, 0, 0, 0);
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)((i / HW) % C);
+        want[i] = dy[i] * eval_invstd[k] * (affine ? w[k] : 1.0f);
+    }
+    ok &= CHECK_TENSOR_CLOSE(dx2, want, n, 1e-5, 1e-6);
+    if (!ok)
+        fprintf(stderr, "  %s: eval\n", what);
+
+    free(junk), free(want), free(dx2), free(dw2), free(db2), free(zeros), free(ls);
+    free(eval_invstd);
+}
+
 static void test_bn(int N, int C, int HW, int affine, float offset)
 {
     char what[96];
@@ -772,35 +810,12 @@ static void test_bn(int N, int C, int HW, int affine, float offset)
                   momentum, 0);
     CHECK_TENSOR_CLOSE(junk, out, n, 0.0, 0.0);
 
-    /* eval: running statistics, and the backward through it (frozen statistics) */
-    dt_bn_forward_eval(junk, x, rm0, rv0, wa, ba, N, C, HW, eps, 0, 0, 0);
-    for (size_t i = 0; i < n; i++) {
-        int k = (int)((i / HW) % C);
-        want[i] =
-            (float)(((double)x[i] - rm0[k]) / sqrt((double)rv0[k] + eps) * (affine ? w[k] : 1.0) +
-                    (affine ? b[k] : 0.0));
-    }
-    ok = CHECK_TENSOR_CLOSE(junk, want, n, 1e-5, 1e-5);
-    double *zeros = dt_xcalloc(2 * (size_t)C, sizeof *zeros), *ls = dt_xmalloc(2 * C, sizeof *ls);
-    float *eval_invstd = falloc(C);
-    for (int k = 0; k < C; k++)
-        eval_invstd[k] = (float)(1.0 / sqrt((double)rv0[k] + eps));
-    dt_bn_backward_reduce(ls, ls + C, dy, x, rm0, eval_invstd, N, C, HW, NULL, 0, 0);
-    dt_bn_backward(dx2, dw2, db2, dy, x, rm0, eval_invstd, wa, ls, ls + C, zeros, zeros + C, M, N,
-                   C, HW, 0, NULL, 0, 0, 0, 0);
-    for (size_t i = 0; i < n; i++) {
-        int k = (int)((i / HW) % C);
-        want[i] = dy[i] * eval_invstd[k] * (affine ? w[k] : 1.0f);
-    }
-    ok &= CHECK_TENSOR_CLOSE(dx2, want, n, 1e-5, 1e-6);
-    if (!ok)
-        fprintf(stderr, "  %s: eval\n", what);
+    test_bn_eval(what, x, w, b, dy, rm0, rv0, N, C, HW, affine, eps);
 
     free(x), free(w), free(b), free(dy), free(out), free(dx), free(dw), free(db), free(mean);
     free(invstd), free(rm), free(rv), free(rm0), free(rv0), free(fd), free(c.x), free(c.w);
     free(c.b), free(c.y), free(c.R), free(dmean), free(dvar), free(want), free(want_c);
-    free(dx2), free(dw2), free(db2), free(junk), free(sum), free(zeros), free(ls);
-    free(eval_invstd);
+    free(dx2), free(dw2), free(db2), free(junk), free(sum);
 }
 
 /* SyncBatchNorm without MPI: the batch cut into two uneven "ranks" whose statistics are summed
